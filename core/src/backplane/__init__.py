@@ -1,0 +1,64 @@
+"""Backplane kernel: the public API that plugins may import.
+
+Everything a plugin needs is re-exported here; any other ``backplane.*`` module is internal and
+may change without notice (a test keeps first-party and sample plugins honest about this).
+Heavy names (SQLAlchemy, Litestar) are resolved lazily so that importing a plugin module, which
+happens for every ``backplane`` command including ``--help``, stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from backplane._contract import (
+    AuthBackend,
+    BillingProvider,
+    InferenceModel,
+    InferenceRuntime,
+    Meter,
+    Migrations,
+    Permission,
+    PluginInfo,
+    Task,
+)
+from backplane.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from backplane.db.base import Base
+    from backplane.settings import Settings
+
+# name -> module that defines it; imported on first attribute access (PEP 562).
+_LAZY: dict[str, str] = {
+    "Base": "backplane.db.base",
+    "Settings": "backplane.settings",
+    "create_app": "backplane.app",
+}
+
+__all__ = [
+    "AuthBackend",
+    "Base",
+    "BillingProvider",
+    "InferenceModel",
+    "InferenceRuntime",
+    "Meter",
+    "Migrations",
+    "Permission",
+    "PluginInfo",
+    "Settings",
+    "Task",
+    "__version__",
+    "create_app",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backplane' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,148 @@
+"""``create_app(settings)``: the only place a Backplane Litestar application is built."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Controller, Litestar, Router
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane import __version__
+from backplane.db.engine import create_engine, create_sessionmaker, session_scope
+from backplane.health import HealthController
+from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
+from backplane.settings import Settings, load_settings
+from backplane.telemetry import configure_from_environment, tracing_enabled
+
+log = logging.getLogger(__name__)
+
+SWAGGER_STATIC = "/schema/static"
+
+
+def _route_items(plugin: str, *handlers: Any) -> list[Any]:
+    for handler in handlers:
+        ok = isinstance(handler, BaseRouteHandler | Router) or (
+            inspect.isclass(handler) and issubclass(handler, Controller)
+        )
+        if not ok:
+            raise TypeError(
+                f"plugin {plugin!r}: register_routes expects controllers, routers or route "
+                f"handlers, got {handler!r}"
+            )
+    return list(handlers)
+
+
+def _plugin_routers(plugins: PluginSet) -> list[Router]:
+    """One router per plugin under ``/api/<plugin>``, tagged with the plugin name.
+
+    The kernel's own routes (plugin ``core``) are mounted under ``/api`` and keep their tags.
+    """
+    grouped: dict[str, list[Any]] = {}
+    for plugin, handler in plugins.collect("register_routes", _route_items):
+        grouped.setdefault(plugin, []).append(handler)
+    routers = []
+    for plugin, handlers in grouped.items():
+        if plugin == KERNEL_PLUGIN:
+            routers.append(Router(path="/api", route_handlers=handlers))
+            continue
+        value = plugins.settings_for(plugin)
+        routers.append(
+            Router(
+                path=f"/api/{plugin}",
+                route_handlers=handlers,
+                tags=[plugin],
+                dependencies={
+                    "plugin_settings": Provide(lambda v=value: v, sync_to_thread=False)
+                },
+            )
+        )
+    return routers
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Backplane",
+        version=__version__,
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER_STATIC}/swagger-ui-standalone-preset.js",
+            ),
+            JsonRenderPlugin(path="/openapi.json"),
+        ],
+    )
+
+
+def create_app(settings: Settings | None = None, plugins: PluginSet | None = None) -> Litestar:
+    """Build the application: load plugins, mount their routes, wire the database and telemetry.
+
+    ``plugins`` lets a caller that already loaded them (the CLI) avoid loading twice.
+    """
+    from swagger_ui_bundle import swagger_ui_path
+
+    settings = settings or load_settings()
+    configure_from_environment()
+    plugins = plugins or load_plugins(settings)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+
+    async def provide_db() -> AsyncIterator[AsyncSession]:
+        async for session in session_scope(sessionmaker):
+            yield session
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await plugins.acall("startup", app=app)
+        try:
+            yield
+        finally:
+            try:
+                await plugins.acall("shutdown", app=app)
+            finally:
+                await engine.dispose()
+
+    route_handlers: list[Any] = [
+        HealthController,
+        create_static_files_router(
+            path=SWAGGER_STATIC, directories=[str(swagger_ui_path)], include_in_schema=False
+        ),
+        *_plugin_routers(plugins),
+    ]
+    config = AppConfig(
+        route_handlers=route_handlers,
+        dependencies={
+            "db": Provide(provide_db),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+        },
+        openapi_config=_openapi(),
+        lifespan=[lifespan],
+        debug=False,
+    )
+    if tracing_enabled():
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        config.plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig()))
+    app = Litestar.from_config(config)
+    app.state.settings = settings
+    app.state.plugins = plugins
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    return app
+
+
+def create_app_from_environment() -> Litestar:
+    """Factory for ``uvicorn --factory`` (each worker process builds its own app)."""
+    return create_app(load_settings())

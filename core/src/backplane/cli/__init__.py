@@ -1,0 +1,64 @@
+"""The ``backplane`` command.
+
+Start-up must stay fast (``backplane --help`` under half a second), so this module imports only
+click; each subcommand group lives in its own module, imported when it is invoked, and plugin
+commands are added through the ``register_commands`` hook when the command list is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from backplane import __version__
+
+_KERNEL_COMMANDS = {
+    "serve": "backplane.cli.serve:serve",
+    "db": "backplane.cli.db:db",
+    "plugins": "backplane.cli.plugins:plugins",
+    "demo": "backplane.cli.demo:demo",
+}
+
+
+class BackplaneGroup(click.Group):
+    """A group that imports kernel subcommands lazily and asks plugins for theirs once."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugin_commands_loaded:
+            return
+        self._plugin_commands_loaded = True
+        from backplane.cli._context import plugin_set_or_none
+
+        plugins = plugin_set_or_none()
+        if plugins is not None:
+            plugins.call("register_commands", cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return sorted(set(super().list_commands(ctx)) | set(_KERNEL_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _KERNEL_COMMANDS.get(cmd_name)
+        if target is not None:
+            module, _, attr = target.partition(":")
+            command: Any = getattr(importlib.import_module(module), attr)
+            return command  # type: ignore[no-any-return]
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group(cls=BackplaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="backplane")
+def main() -> None:
+    """Backplane: a self-hostable platform core for AI products.
+
+    Settings come from BACKPLANE_* environment variables and the optional TOML file named by
+    BACKPLANE_CONFIG (see the README).
+    """

@@ -1,0 +1,81 @@
+"""``backplane db``: alembic commands over the kernel's and enabled plugins' branches."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from backplane.cli import _context
+
+
+def _migrations():  # type: ignore[no-untyped-def]
+    from backplane.db import migrations
+
+    return migrations
+
+
+def _run(function_name: str, *args: object, **kwargs: object) -> None:
+    migrations = _migrations()
+    try:
+        getattr(migrations, function_name)(_context.plugin_set(), *args, stdout=sys.stdout,
+                                           **kwargs)
+    except migrations.MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command()
+@click.option("--target", default="heads", show_default=True,
+              help="Revision or branch@head to upgrade to.")
+def upgrade(target: str) -> None:
+    """Apply pending migrations of the kernel and every enabled plugin."""
+    _run("upgrade", target)
+    click.echo(f"database upgraded to {target}")
+
+
+@db.command()
+@click.argument("target")
+def downgrade(target: str) -> None:
+    """Revert to TARGET (a revision, -1, branch@base, or base)."""
+    _run("downgrade", target)
+    click.echo(f"database downgraded to {target}")
+
+
+@db.command()
+def current() -> None:
+    """Show the revision each branch is at."""
+    _run("current")
+
+
+@db.command()
+def history() -> None:
+    """List revisions of all branches."""
+    _run("history")
+
+
+@db.command()
+def check() -> None:
+    """Fail if the models of enabled plugins differ from the migrated database."""
+    _run("check")
+    click.echo("models and migrations agree")
+
+
+@db.command()
+@click.option("--plugin", "plugin", required=True, help="Plugin whose branch gets the revision.")
+@click.option("-m", "--message", required=True, help="Revision message.")
+@click.option("--autogenerate/--empty", default=True, show_default=True,
+              help="Compare models with the database to fill in the revision.")
+def revision(plugin: str, message: str, autogenerate: bool) -> None:
+    """Create a migration revision on a plugin's branch (for plugin authors)."""
+    migrations = _migrations()
+    try:
+        path = migrations.revision(_context.plugin_set(), plugin, message, autogenerate,
+                                   stdout=sys.stdout)
+    except migrations.MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {path}")

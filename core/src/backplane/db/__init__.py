@@ -1,0 +1,1 @@
+"""Database layer: engines and sessions, the declarative base, and the migration runner."""

@@ -1,0 +1,72 @@
+"""Async engines and sessions for SQLite (embedded) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy.ext.asyncio
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backplane.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool."""
+    from backplane.telemetry import instrument_database
+
+    instrument_database()
+    create_async_engine = sqlalchemy.ext.asyncio.create_async_engine  # see instrument_database
+    url = settings.resolved_database_url()
+    options: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
+        engine = create_async_engine(url, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    options["pool_size"] = settings.db.pool_size
+    options["max_overflow"] = settings.db.max_overflow
+    options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
+    return create_async_engine(url, **options)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed when the handler returns, rolled back if it raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+async def ping(engine: AsyncEngine, timeout_s: float) -> str | None:
+    """Return None if the database answers within ``timeout_s``, else the problem."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"no answer within {timeout_s} s"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: this is a health check
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -1,0 +1,99 @@
+"""The plugin contract: every hook a plugin may implement, and nothing else.
+
+Registration hooks receive a ``register`` callback instead of returning values (the ``llm``
+pattern): the kernel controls how contributions are merged and attributes each one to the
+plugin that made it, and new keyword arguments can be added to ``register`` without breaking
+old plugins. An implementation may also return a value, a callable (called with no arguments)
+or an awaitable; for registration hooks a returned item, or list of items, is registered as if
+passed to ``register``. Hooks are called once per plugin, in dependency order, kernel first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "backplane"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_routes(register: Any) -> Any:
+    """Register Litestar controllers, routers or handlers: ``register(*handlers)``; mounted
+    under ``/api/<plugin>/`` and tagged with the plugin name in OpenAPI."""
+
+
+@hookspec
+def register_migrations(register: Any) -> Any:
+    """Register an alembic version directory: ``register(directory, branch=name, metadata=None)``;
+    ``metadata`` holds the tables that ``backplane db check`` compares with the database."""
+
+
+@hookspec
+def register_tasks(register: Any) -> Any:
+    """Register background tasks: ``register(actor, queue=..., max_retries=..., time_limit_ms=...,
+    schedule=None)``, where ``schedule`` is a cron expression for periodic jobs."""
+
+
+@hookspec
+def register_inference_models(register: Any) -> Any:
+    """Register ONNX models shipped with the plugin: ``register(InferenceModel(...))``."""
+
+
+@hookspec
+def register_meters(register: Any) -> Any:
+    """Register billable metrics: ``register(*meters)`` with :class:`backplane.Meter` values."""
+
+
+@hookspec
+def register_permissions(register: Any) -> Any:
+    """Register permission codes and the roles holding them: ``register(*permissions)``."""
+
+
+@hookspec
+def register_commands(cli: Any) -> Any:
+    """Add subcommands to the ``backplane`` click group ``cli`` (keep imports inside them lazy)."""
+
+
+@hookspec
+def register_auth_backends(register: Any) -> Any:
+    """Register a way to authenticate requests: ``register(name, backend)``."""
+
+
+@hookspec
+def register_inference_runtimes(register: Any) -> Any:
+    """Register a model execution runtime: ``register(name, runtime)``."""
+
+
+@hookspec
+def register_billing_providers(register: Any) -> Any:
+    """Register a billing provider: ``register(name, provider)``."""
+
+
+@hookspec
+def seed_demo_data(session: Any) -> Any:
+    """Add demo rows on the first ``backplane demo seed`` of a database (``session`` is an
+    ``AsyncSession``; the kernel commits)."""
+
+
+@hookspec
+def startup(app: Any) -> Any:
+    """Run when the application starts, after the kernel's own start-up."""
+
+
+@hookspec
+def shutdown(app: Any) -> Any:
+    """Run when the application stops, before the kernel releases its resources."""
+
+
+@hookspec
+def tenant_created(tenant: Any) -> Any:
+    """React to a new tenant (create its defaults, send a welcome, ...)."""
+
+
+@hookspec
+def plugin_enabled(tenant: Any, name: str) -> Any:
+    """React to plugin ``name`` being enabled for ``tenant``."""

@@ -1,0 +1,1 @@
+"""The kernel's alembic environment (``env.py``) and revisions (``versions/``)."""

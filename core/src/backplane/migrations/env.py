@@ -1,0 +1,62 @@
+"""Alembic environment shared by the kernel and all plugins.
+
+It is driven by :mod:`backplane.db.migrations`, which puts the settings, the target metadata
+and the version locations of the enabled plugins into the alembic ``Config``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from backplane.db.engine import create_engine
+
+config = context.config
+settings = config.attributes["backplane_settings"]
+target_metadata = config.attributes["target_metadata"]
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Ignore tables that exist only in the database: they belong to plugins not enabled here."""
+    if type_ == "table" and reflected and compare_to is None:
+        return False
+    return True
+
+
+def _configure_and_run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=include_object,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_configure_and_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=settings.resolved_database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_async())

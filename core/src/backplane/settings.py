@@ -1,0 +1,256 @@
+"""Kernel settings: msgspec structs filled from an optional TOML file and ``BACKPLANE_*`` vars.
+
+Precedence is environment over file over defaults. Nested fields use a double underscore
+(``BACKPLANE_SERVER__PORT``); plugin sections use ``BACKPLANE_PLUGIN__<NAME>__<FIELD>`` or
+``[plugins.<name>]`` in the file and are validated later by each plugin's own struct. Every
+error names the variable (or file key) and what was expected, because a typo in a deployment's
+environment should fail at start, loudly, not be ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "BACKPLANE_"
+CONFIG_ENV = "BACKPLANE_CONFIG"
+PLUGIN_ENV_PREFIX = "BACKPLANE_PLUGIN__"
+# Variables that belong to tooling around Backplane rather than to the kernel's settings.
+IGNORED_ENV_PREFIXES = ("BACKPLANE_TEST_", "BACKPLANE_BENCH_")
+SECRET_KEY_FILE = "secret_key"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid; the message names where it came from."""
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How ``backplane serve`` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+
+class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Connection pool and health-check limits for the database."""
+
+    echo: bool = False
+    pool_size: int = 5
+    max_overflow: int = 10
+    connect_timeout_s: float = 5.0
+    health_timeout_s: float = 2.0
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything the kernel needs to start. Build it with :func:`load_settings`."""
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    plugins: list[str] | None = None
+    """Plugin names to load; ``None`` loads every installed plugin, ``[]`` loads none."""
+    strict_plugins: bool = False
+    """Turn any skipped plugin into a start-up error."""
+    secret_key: str | None = None
+    """Signing secret shared by every process; generated once into the data directory if unset."""
+    demo_data: bool = True
+    """Whether ``backplane demo seed`` (run by ``make run``) adds demo rows on first start."""
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
+    sources: dict[str, str] = msgspec.field(default_factory=dict)
+    """Where each non-default value came from (a variable name or ``file:key``), for messages."""
+
+    def __repr__(self) -> str:
+        shown = {
+            "data_dir": str(self.data_dir),
+            "database_url": redact_url(self.resolved_database_url()),
+            "plugins": self.plugins,
+            "strict_plugins": self.strict_plugins,
+            "secret_key": "***" if self.secret_key else None,
+        }
+        return f"Settings({shown})"
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL; SQLite in the data directory unless configured."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'backplane.sqlite3'}"
+        return normalise_database_url(self.database_url, self.sources.get("database_url"))
+
+    def source_of(self, key: str, default: str) -> str:
+        return self.sources.get(key, default)
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or the one kept in the data directory (created once).
+
+        Generated with ``O_EXCL`` so that concurrently starting workers agree on one value.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database or broker URL so it can be logged."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def normalise_database_url(url: str, source: str | None = None) -> str:
+    """Map plain ``postgresql://`` and ``sqlite://`` URLs onto the async drivers we ship."""
+    where = source or "BACKPLANE_DATABASE_URL"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(f"{where}: expected a URL such as postgresql://host/db, got {url!r}")
+    driverless = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+                  "sqlite": "sqlite+aiosqlite"}
+    scheme = driverless.get(scheme, scheme)
+    if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        raise SettingsError(
+            f"{where}: unsupported database scheme {scheme!r}; expected postgresql:// or sqlite://"
+        )
+    return f"{scheme}://{rest}"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read settings from ``BACKPLANE_CONFIG`` (TOML), then ``BACKPLANE_*`` variables.
+
+    ``overrides`` (keyword arguments named like the struct fields) win over both; tests and
+    embedding applications use them instead of mutating ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    plugin_sections: dict[str, dict[str, Any]] = {}
+
+    config_path = env.get(CONFIG_ENV)
+    if config_path:
+        _merge_file(Path(config_path), data, sources, plugin_sections)
+    _merge_environment(env, data, sources, plugin_sections)
+    for key, value in overrides.items():
+        data[key] = value
+        sources[key] = f"argument {key}"
+
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(exc, sources)) from None
+    settings.plugin_settings = plugin_sections
+    settings.sources = sources
+    settings.data_dir = settings.data_dir.expanduser().resolve()
+    settings.resolved_database_url()  # validate the URL now, not at first query
+    return settings
+
+
+def _merge_file(
+    path: Path,
+    data: dict[str, Any],
+    sources: dict[str, str],
+    plugin_sections: dict[str, dict[str, Any]],
+) -> None:
+    try:
+        content = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"{CONFIG_ENV}: no such file {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{CONFIG_ENV}: cannot read {str(path)!r}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_ENV}: {str(path)!r} is not valid TOML: {exc}") from None
+    sections = content.pop("plugins", {})
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise SettingsError(f"{path}: [plugins.<name>] sections must be tables")
+    for name, section in sections.items():
+        plugin_sections.setdefault(name, {}).update(section)
+        for key in section:
+            sources[f"plugins.{name}.{key}"] = f"{path}: plugins.{name}.{key}"
+    data.update(content)
+    for key, value in content.items():
+        if isinstance(value, dict):
+            for sub in value:
+                sources[f"{key}.{sub}"] = f"{path}: {key}.{sub}"
+        sources[key] = f"{path}: {key}"
+
+
+def _merge_environment(
+    env: Mapping[str, str],
+    data: dict[str, Any],
+    sources: dict[str, str],
+    plugin_sections: dict[str, dict[str, Any]],
+) -> None:
+    top_level = {f.lower() for f in Settings.__struct_fields__} - {"plugin_settings", "sources"}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name.startswith(IGNORED_ENV_PREFIXES):
+            continue
+        value = env[name]
+        if name.startswith(PLUGIN_ENV_PREFIX):
+            plugin, sep, field = name[len(PLUGIN_ENV_PREFIX):].lower().partition("__")
+            if not sep or not plugin or not field:
+                raise SettingsError(
+                    f"{name}: expected BACKPLANE_PLUGIN__<PLUGIN>__<FIELD>=value"
+                )
+            plugin_sections.setdefault(plugin, {})[field] = value
+            sources[f"plugins.{plugin}.{field}"] = name
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        if path[0] not in top_level:
+            raise SettingsError(f"{name}: unknown setting (known: {_known_vars()})")
+        if path[0] == "plugins":
+            data["plugins"] = [p.strip() for p in value.split(",") if p.strip()]
+        elif len(path) == 1:
+            data[path[0]] = value
+        elif len(path) == 2:
+            section = data.setdefault(path[0], {})
+            if not isinstance(section, dict):
+                raise SettingsError(f"{name}: {path[0]} is not a section")
+            section[path[1]] = value
+        else:
+            raise SettingsError(f"{name}: settings nest at most one level ({path[0]}__FIELD)")
+        sources[".".join(path)] = name
+        if len(path) == 2:
+            sources.setdefault(path[0], name)
+
+
+def _known_vars() -> str:
+    fields = sorted(set(Settings.__struct_fields__) - {"plugin_settings", "sources"})
+    return ", ".join(ENV_PREFIX + f.upper() for f in fields)
+
+
+_PATH_RE = re.compile(r"at `\$\.([^`]+)`")
+
+
+def _explain(exc: msgspec.ValidationError, sources: Mapping[str, str]) -> str:
+    """Turn msgspec's ``... - at `$.server.port``` into ``BACKPLANE_SERVER__PORT: ...``."""
+    message = str(exc)
+    match = _PATH_RE.search(message)
+    if not match:
+        return f"invalid settings: {message}"
+    path = re.sub(r"\[\d+\]", "", match.group(1))
+    reason = message[: match.start()].rstrip(" -")
+    if reason.startswith("Object contains unknown field"):
+        field = path.rsplit(".", 1)[-1]
+        reason = f"unknown setting {field!r}"
+    where = sources.get(path) or ENV_PREFIX + path.upper().replace(".", "__")
+    return f"{where}: {reason}"

@@ -1,0 +1,125 @@
+"""OpenTelemetry traces and metrics, configured by the standard ``OTEL_*`` variables.
+
+Off unless configured: with no ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (or with
+``OTEL_SDK_DISABLED=true``) the API's no-op providers stay in place and nothing is instrumented.
+An application or test that installs its own SDK ``TracerProvider`` before ``create_app`` turns
+instrumentation on as well. Exporters: ``console`` ships with the kernel; ``otlp`` needs the
+``opentelemetry-exporter-otlp`` distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+TRACER_NAME = "backplane"
+_configured = False
+
+
+class TelemetryError(RuntimeError):
+    """An ``OTEL_*`` variable asks for something that is not installed or not understood."""
+
+
+def _exporter_names(variable: str) -> list[str]:
+    value = os.environ.get(variable, "")
+    return [n.strip() for n in value.split(",") if n.strip() and n.strip() != "none"]
+
+
+def configure_from_environment() -> None:
+    """Install SDK providers and exporters named by ``OTEL_*`` variables, once per process."""
+    global _configured
+    if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return
+    _configured = True
+    trace_exporters = _exporter_names("OTEL_TRACES_EXPORTER")
+    metric_exporters = _exporter_names("OTEL_METRICS_EXPORTER")
+    if not trace_exporters and not metric_exporters:
+        return
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "backplane")})
+    if trace_exporters:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(resource=resource)
+        for name in trace_exporters:
+            provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
+        trace.set_tracer_provider(provider)
+    if metric_exporters:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers = [PeriodicExportingMetricReader(_metric_exporter(n)) for n in metric_exporters]
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+def _span_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if name == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            raise TelemetryError(
+                "OTEL_TRACES_EXPORTER=otlp needs the opentelemetry-exporter-otlp distribution"
+            ) from None
+        return OTLPSpanExporter()
+    raise TelemetryError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (console, otlp, none)")
+
+
+def _metric_exporter(name: str) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+    if name == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        except ImportError:
+            raise TelemetryError(
+                "OTEL_METRICS_EXPORTER=otlp needs the opentelemetry-exporter-otlp distribution"
+            ) from None
+        return OTLPMetricExporter()
+    raise TelemetryError(f"OTEL_METRICS_EXPORTER: unknown exporter {name!r} (console, otlp, none)")
+
+
+def tracing_enabled() -> bool:
+    """True when an SDK tracer provider is installed (by the environment or by the embedder)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+@contextlib.contextmanager
+def hook_span(hook: str, plugin: str) -> Iterator[None]:
+    """A span around one plugin's implementation of one hook."""
+    with tracer().start_as_current_span(
+        f"hook {hook}", attributes={"backplane.hook": hook, "backplane.plugin": plugin}
+    ):
+        yield
+
+
+def instrument_database() -> None:
+    """Emit a span per database statement for engines created from now on (when tracing is on).
+
+    The instrumentor wraps ``sqlalchemy.ext.asyncio.create_async_engine`` once per process,
+    which is why :mod:`backplane.db.engine` calls it through the module attribute.
+    """
+    if not tracing_enabled():
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    instrumentor = SQLAlchemyInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(enable_commenter=False)
