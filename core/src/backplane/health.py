@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any
 
 import msgspec
@@ -10,6 +12,7 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from backplane.db.engine import ping
+from backplane.telemetry import hook_span
 
 
 class ComponentHealth(msgspec.Struct):
@@ -31,6 +34,26 @@ class Readiness(msgspec.Struct):
     plugins: list[PluginHealth]
 
 
+async def _plugin_reports(app: Any, timeout_s: float) -> dict[str, str]:
+    """Problems reported by plugins' ``check_health`` hooks, each bounded by ``timeout_s``."""
+    plugins = app.state.plugins
+    problems: dict[str, str] = {}
+    for name, function in plugins.implementations("check_health"):
+        try:
+            async with asyncio.timeout(timeout_s):
+                with hook_span("check_health", name):
+                    result = function(app=app)
+                    if inspect.isawaitable(result):
+                        result = await result
+        except TimeoutError:
+            result = f"health check gave no answer within {timeout_s} s"
+        except Exception as exc:  # noqa: BLE001 - a failing check is a report, not a crash
+            result = f"health check raised {type(exc).__name__}: {exc}"
+        if result:
+            problems[name] = str(result)
+    return problems
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
@@ -40,18 +63,29 @@ class HealthController(Controller):
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Database reachable; status of every plugin", status_code=HTTP_200_OK)
+    @get(
+        "/ready",
+        summary="Database reachable; status of every plugin",
+        description="200 when the database answers (status `degraded` if a plugin's own health "
+        "check reports a problem); 503 when it does not.",
+        status_code=HTTP_200_OK,
+    )
     async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
         from backplane import __version__
 
         state = request.app.state
         problem = await ping(state.engine, state.settings.db.health_timeout_s)
         database = ComponentHealth(status="ok" if problem is None else "error", detail=problem)
-        plugins = [
-            PluginHealth(name=r.name, status=r.status.value, version=r.version, reason=r.reason)
-            for r in state.plugins.records.values()
-        ]
+        reports = await _plugin_reports(request.app, state.settings.db.health_timeout_s)
+        plugins = []
+        for record in state.plugins.records.values():
+            status, reason = record.status.value, record.reason
+            if record.name in reports:
+                status, reason = "unhealthy", reports[record.name]
+            plugins.append(PluginHealth(name=record.name, status=status, version=record.version,
+                                        reason=reason))
         ok = problem is None
-        body = Readiness(status="ok" if ok else "error", version=__version__, database=database,
+        overall = "error" if not ok else ("degraded" if reports else "ok")
+        body = Readiness(status=overall, version=__version__, database=database,
                          plugins=plugins)
         return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)

@@ -90,6 +90,12 @@ def shutdown(app: Any) -> Any:
 
 
 @hookspec
+def check_health(app: Any) -> Any:
+    """Report the plugin's own readiness for ``/health/ready``: return None when healthy, else a
+    short problem description (may be async; bounded by ``db.health_timeout_s``)."""
+
+
+@hookspec
 def tenant_created(tenant: Any) -> Any:
     """React to a new tenant (create its defaults, send a welcome, ...)."""
 

@@ -53,6 +53,7 @@ class SkipReason(enum.StrEnum):
     DEPENDENCY_SKIPPED = "dependency-skipped"
     DEPENDENCY_CYCLE = "dependency-cycle"
     INVALID_SETTINGS = "invalid-settings"
+    HOOK_ERROR = "hook-error"
     NOT_FOUND = "not-found"
 
 
@@ -156,26 +157,51 @@ class PluginSet:
         """Call a registration hook and gather ``(plugin, item)`` pairs.
 
         ``make(plugin_name, *args, **options)`` turns one ``register(...)`` call into a list of
-        items; a non-None return value of the implementation is registered the same way.
+        items; a non-None return value of the implementation is registered the same way. A
+        plugin whose implementation raises (or registers something invalid) is unregistered and
+        recorded as skipped, its items from this call discarded; in strict mode, or for the
+        kernel itself, the error propagates as :class:`PluginLoadError`.
         """
         gathered: list[tuple[str, Any]] = []
         from backplane.telemetry import hook_span
 
-        for name, function in self.implementations(hook):
+        for name, function in list(self.implementations(hook)):
+            mine: list[Any] = []
 
-            def register(*args: Any, _plugin: str = name, **options: Any) -> None:
-                gathered.extend((_plugin, item) for item in make(_plugin, *args, **options))
+            def register(*args: Any, _plugin: str = name, _into: list[Any] = mine,
+                         **options: Any) -> None:
+                _into.extend(make(_plugin, *args, **options))
 
-            with hook_span(hook, name):
-                result = function(register=register, **kwargs)
-                if callable(result) and not inspect.isclass(result):
-                    result = result()
-                if inspect.isawaitable(result):
-                    raise TypeError(f"plugin {name!r}: {hook} must not be async")
-                if result is not None:
-                    items = result if isinstance(result, list | tuple) else [result]
-                    register(*items)
+            try:
+                with hook_span(hook, name):
+                    result = function(register=register, **kwargs)
+                    if callable(result) and not inspect.isclass(result):
+                        result = result()
+                    if inspect.isawaitable(result):
+                        if inspect.iscoroutine(result):
+                            result.close()
+                        raise TypeError(f"{hook} must not be async")
+                    if result is not None:
+                        register(*(result if isinstance(result, list | tuple) else [result]))
+            except Exception as exc:
+                self._hook_failed(name, hook, exc)
+                continue
+            gathered.extend((name, item) for item in mine)
         return gathered
+
+    def _hook_failed(self, name: str, hook: str, exc: Exception) -> None:
+        """Isolate a plugin whose registration hook raised: unregister and record why."""
+        reason = f"{hook} raised {type(exc).__name__}: {exc}"
+        if name == KERNEL_PLUGIN or self.settings.strict_plugins:
+            raise PluginLoadError(f"plugin {name!r}: {reason}") from exc
+        log.error("plugin %r disabled: %s", name, reason)
+        plugin = self.manager.get_plugin(name)
+        if plugin is not None:
+            self.manager.unregister(plugin)
+        self.order.remove(name)
+        record = self.records[name]
+        record.status, record.reason_code, record.reason = (
+            Status.SKIPPED, SkipReason.HOOK_ERROR, reason)
 
 
 def load_plugins(settings: Settings) -> PluginSet:

@@ -153,7 +153,7 @@ def load_settings(
         sources[key] = f"argument {key}"
 
     try:
-        settings = msgspec.convert(data, Settings, strict=False)
+        settings = msgspec.convert(data, Settings, strict=False, dec_hook=_decode_extra)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(exc, sources)) from None
     settings.plugin_settings = plugin_sections
@@ -161,6 +161,12 @@ def load_settings(
     settings.data_dir = settings.data_dir.expanduser().resolve()
     settings.resolved_database_url()  # validate the URL now, not at first query
     return settings
+
+
+def _decode_extra(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot convert {type(value).__name__} to {kind.__name__}")
 
 
 def _merge_file(

@@ -1,0 +1,123 @@
+"""Shared fixtures: isolated settings per test, an app with migrated SQLite, real PostgreSQL.
+
+Suites that need a server (PostgreSQL now; Redis and RabbitMQ later) skip with a reason when no
+server answers, unless ``BACKPLANE_TEST_REQUIRE_SERVICES`` names the service (CI sets it), in
+which case they fail: a skipped PostgreSQL suite must never count as a pass in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backplane.app import create_app
+from backplane.db import migrations
+from backplane.plugins import PluginSet, load_plugins
+from backplane.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get(
+    "BACKPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRED_SERVICES = {
+    s.strip() for s in os.environ.get("BACKPLANE_TEST_REQUIRE_SERVICES", "").split(",") if s.strip()
+}
+GOOD_PLUGINS = ["kitchen_sink"]
+
+
+def make_settings(data_dir: Path, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from an explicit environment only (never the developer's own variables)."""
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), **(environ or {})}
+    return load_settings(environ=env, **overrides)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """Every installed plugin (the broken samples are skipped, kitchen_sink loads)."""
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+def plugins(settings: Settings) -> PluginSet:
+    return load_plugins(settings)
+
+
+@pytest.fixture
+def migrated(plugins: PluginSet) -> PluginSet:
+    migrations.upgrade(plugins)
+    return plugins
+
+
+@pytest.fixture
+def app(migrated: PluginSet) -> Litestar:
+    return create_app(migrated.settings, plugins=migrated)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _service_unavailable(service: str, reason: str) -> None:
+    if service in REQUIRED_SERVICES:
+        pytest.fail(f"{service} is required (BACKPLANE_TEST_REQUIRE_SERVICES) but {reason}")
+    pytest.skip(f"{service} not available: {reason}")
+
+
+async def _pg_admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"),
+                                       timeout=3)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of a reachable PostgreSQL server."""
+    try:
+        asyncio.run(_pg_admin(POSTGRES_URL, "SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        _service_unavailable("postgres", f"{POSTGRES_URL} did not answer: {exc}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"bp_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(postgres_server, f'CREATE DATABASE "{name}"'))
+    base = postgres_server.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In CI, a required service whose suite was deselected or never collected is an error."""
+    for service in REQUIRED_SERVICES:
+        if not any(item.get_closest_marker(service) for item in items) and items:
+            if config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]:
+                continue  # a deliberately narrowed run
+            raise pytest.UsageError(
+                f"BACKPLANE_TEST_REQUIRE_SERVICES names {service!r} but no test marked "
+                f"@pytest.mark.{service} was collected"
+            )

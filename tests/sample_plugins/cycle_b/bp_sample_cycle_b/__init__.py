@@ -1,0 +1,1 @@
+"""Sample plugin used by the kernel tests."""

@@ -1,0 +1,134 @@
+"""A plugin that implements every hook of the contract, as a third party would.
+
+Imports of Litestar, SQLAlchemy and the plugin's own modules happen inside the hooks so that
+loading the plugin (which every ``backplane`` command does) stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+
+from backplane import (
+    InferenceModel,
+    Meter,
+    Permission,
+    PluginInfo,
+    hookimpl,
+)
+
+
+class KitchenSinkSettings(msgspec.Struct, forbid_unknown_fields=True):
+    greeting: str = "hello"
+    max_notes: int = 100
+
+
+plugin = PluginInfo(
+    name="kitchen_sink",
+    requires_core=">=0.1,<0.2",
+    settings=KitchenSinkSettings,
+    description="Implements every hook; used by the kernel's tests.",
+)
+
+EVENTS: list[tuple[str, Any]] = []
+"""Lifecycle hook calls, in order, for tests to inspect."""
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from bp_sample_kitchen_sink.routes import GreetingController, NotesController
+
+    register(NotesController, GreetingController)
+
+
+@hookimpl
+def register_migrations(register: Any) -> None:
+    from bp_sample_kitchen_sink.models import Note
+
+    register(files(__package__) / "migrations", branch="kitchen_sink",
+             metadata=Note.metadata)
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from bp_sample_kitchen_sink.tasks import count_notes
+
+    register(count_notes, queue="kitchen_sink", max_retries=3, schedule="*/5 * * * *")
+
+
+@hookimpl
+def register_inference_models(register: Any) -> None:
+    register(InferenceModel(name="kitchen_sink_double", version="1",
+                            path=files(__package__) / "shipped_models" / "double.onnx"))
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    register(Meter(code="kitchen_sink.notes", unit="note", aggregation="count"))
+
+
+@hookimpl
+def register_permissions(register: Any) -> Any:
+    # Returning items instead of calling register() is part of the contract too.
+    return [Permission(code="kitchen_sink.notes.write", roles=("owner", "admin", "member"))]
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    import click
+
+    @cli.command("kitchen-sink-hello")
+    @click.argument("name")
+    def hello(name: str) -> None:
+        """Say hello (a plugin-provided command)."""
+        click.echo(f"hello, {name}, from kitchen_sink")
+
+
+@hookimpl
+def register_auth_backends(register: Any) -> None:
+    register("kitchen_sink_header", object())
+
+
+@hookimpl
+def register_inference_runtimes(register: Any) -> None:
+    register("kitchen_sink_echo", object())
+
+
+@hookimpl
+def register_billing_providers(register: Any) -> None:
+    register("kitchen_sink_ledger", object())
+
+
+@hookimpl
+async def seed_demo_data(session: Any) -> None:
+    from bp_sample_kitchen_sink.models import Note
+
+    session.add(Note(body="demo note"))
+
+
+@hookimpl
+async def startup(app: Any) -> None:
+    EVENTS.append(("startup", app))
+    app.state.kitchen_sink_started = True
+
+
+@hookimpl
+def shutdown(app: Any) -> None:
+    EVENTS.append(("shutdown", app))
+
+
+@hookimpl
+def tenant_created(tenant: Any) -> None:
+    EVENTS.append(("tenant_created", tenant))
+
+
+@hookimpl
+def plugin_enabled(tenant: Any, name: str) -> None:
+    EVENTS.append(("plugin_enabled", (tenant, name)))
+
+
+@hookimpl
+async def check_health(app: Any) -> str | None:
+    return getattr(app.state, "kitchen_sink_health_problem", None)

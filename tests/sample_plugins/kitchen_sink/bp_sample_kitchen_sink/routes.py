@@ -1,0 +1,49 @@
+"""HTTP routes, mounted by the kernel under ``/api/kitchen_sink``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.exceptions import ClientException
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bp_sample_kitchen_sink.models import Note
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: str
+
+
+class NoteOut(msgspec.Struct):
+    id: int
+    body: str
+
+
+class NotesController(Controller):
+    path = "/notes"
+
+    @get("/")
+    async def list_notes(self, db: AsyncSession) -> list[NoteOut]:
+        rows = (await db.scalars(select(Note).order_by(Note.id))).all()
+        return [NoteOut(id=n.id, body=n.body) for n in rows]
+
+    @post("/")
+    async def create_note(self, data: NoteIn, db: AsyncSession, plugin_settings: Any) -> NoteOut:
+        count = await db.scalar(select(func.count()).select_from(Note))
+        if (count or 0) >= plugin_settings.max_notes:
+            raise ClientException(f"at most {plugin_settings.max_notes} notes")
+        note = Note(body=data.body)
+        db.add(note)
+        await db.flush()
+        return NoteOut(id=note.id, body=note.body)
+
+
+class GreetingController(Controller):
+    path = "/greeting"
+
+    @get("/", sync_to_thread=False)
+    def greeting(self, plugin_settings: Any) -> dict[str, str]:
+        return {"greeting": plugin_settings.greeting}
