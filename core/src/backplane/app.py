@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,6 +42,15 @@ def _route_items(plugin: str, *handlers: Any) -> list[Any]:
     return list(handlers)
 
 
+def _constant(value: Any) -> Callable[[], Any]:
+    """A dependency provider returning ``value`` (Litestar inspects providers' signatures)."""
+
+    def provide() -> Any:
+        return value
+
+    return provide
+
+
 def _plugin_routers(plugins: PluginSet) -> list[Router]:
     """One router per plugin under ``/api/<plugin>``, tagged with the plugin name.
 
@@ -61,9 +70,7 @@ def _plugin_routers(plugins: PluginSet) -> list[Router]:
                 path=f"/api/{plugin}",
                 route_handlers=handlers,
                 tags=[plugin],
-                dependencies={
-                    "plugin_settings": Provide(lambda v=value: v, sync_to_thread=False)
-                },
+                dependencies={"plugin_settings": Provide(_constant(value), sync_to_thread=False)},
             )
         )
     return routers
@@ -126,10 +133,11 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         route_handlers=route_handlers,
         dependencies={
             "db": Provide(provide_db),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "settings": Provide(_constant(settings), sync_to_thread=False),
         },
         openapi_config=_openapi(),
         lifespan=[lifespan],
+        request_max_body_size=settings.server.max_request_body_bytes,
         debug=False,
     )
     if tracing_enabled():
@@ -138,6 +146,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         config.plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig()))
     app = Litestar.from_config(config)
     app.state.settings = settings
+    app.state.secret_key = settings.resolved_secret_key()
     app.state.plugins = plugins
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker

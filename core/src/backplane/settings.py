@@ -37,6 +37,8 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    max_request_body_bytes: int = 10 * 1024 * 1024
+    """Requests with a larger body are refused with 413 (routes may set their own limit)."""
 
 
 class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -62,3 +62,12 @@ def main() -> None:
     Settings come from BACKPLANE_* environment variables and the optional TOML file named by
     BACKPLANE_CONFIG (see the README).
     """
+    _configure_logging()
+
+
+def _configure_logging() -> None:
+    """Warnings (such as skipped plugins) and alembic's progress lines go to stderr."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)

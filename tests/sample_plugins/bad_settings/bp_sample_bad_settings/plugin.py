@@ -18,9 +18,10 @@ plugin = PluginInfo(name="bad_settings", requires_core=">=0.1", settings=BadSett
 @hookimpl
 def register_routes(register: Any) -> None:
     from litestar import get
+    from litestar.di import NamedDependency
 
     @get("/ping", sync_to_thread=False)
-    def ping(plugin_settings: Any) -> dict[str, str]:
+    def ping(plugin_settings: NamedDependency[Any]) -> dict[str, str]:
         return {"endpoint": plugin_settings.endpoint}
 
     register(ping)

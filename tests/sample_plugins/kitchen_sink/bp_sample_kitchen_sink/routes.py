@@ -6,7 +6,9 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
+from litestar.params import JSONBody
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +28,17 @@ class NotesController(Controller):
     path = "/notes"
 
     @get("/")
-    async def list_notes(self, db: AsyncSession) -> list[NoteOut]:
+    async def list_notes(self, db: NamedDependency[AsyncSession]) -> list[NoteOut]:
         rows = (await db.scalars(select(Note).order_by(Note.id))).all()
         return [NoteOut(id=n.id, body=n.body) for n in rows]
 
     @post("/")
-    async def create_note(self, data: NoteIn, db: AsyncSession, plugin_settings: Any) -> NoteOut:
+    async def create_note(
+        self,
+        data: JSONBody[NoteIn],
+        db: NamedDependency[AsyncSession],
+        plugin_settings: NamedDependency[Any],
+    ) -> NoteOut:
         count = await db.scalar(select(func.count()).select_from(Note))
         if (count or 0) >= plugin_settings.max_notes:
             raise ClientException(f"at most {plugin_settings.max_notes} notes")
@@ -45,5 +52,5 @@ class GreetingController(Controller):
     path = "/greeting"
 
     @get("/", sync_to_thread=False)
-    def greeting(self, plugin_settings: Any) -> dict[str, str]:
+    def greeting(self, plugin_settings: NamedDependency[Any]) -> dict[str, str]:
         return {"greeting": plugin_settings.greeting}

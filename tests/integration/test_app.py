@@ -1,0 +1,134 @@
+"""The application: health, plugin routes and settings injection, OpenAPI, lifecycle hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backplane.app import create_app
+from backplane.db import migrations
+from backplane.plugins import load_plugins
+from tests.conftest import make_settings
+from tests.unit.test_plugins import EXPECTED_SKIPS
+
+
+def test_live(client: TestClient[Litestar]) -> None:
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_lists_loaded_and_skipped_plugins(client: TestClient[Litestar]) -> None:
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"status": "ok", "detail": None}
+    plugins = {p["name"]: p for p in body["plugins"]}
+    assert plugins["core"]["status"] == "loaded"
+    assert plugins["kitchen_sink"]["status"] == "loaded"
+    for name in EXPECTED_SKIPS:
+        assert plugins[name]["status"] == "skipped"
+        assert plugins[name]["reason"]
+
+
+def test_ready_reports_a_plugin_health_problem_as_degraded(
+    app: Litestar, client: TestClient[Litestar]
+) -> None:
+    app.state.kitchen_sink_health_problem = "upstream unreachable"
+    body = client.get("/health/ready").json()
+    assert body["status"] == "degraded"
+    sink = next(p for p in body["plugins"] if p["name"] == "kitchen_sink")
+    assert sink == {"name": "kitchen_sink", "status": "unhealthy", "version": "0.1.0",
+                    "reason": "upstream unreachable"}
+
+
+def test_ready_is_503_when_the_database_does_not_answer(data_dir: Path) -> None:
+    # Nothing listens on port 9 of the loopback interface.
+    settings = make_settings(data_dir, {
+        "BACKPLANE_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "BACKPLANE_DB__HEALTH_TIMEOUT_S": "2",
+        "BACKPLANE_PLUGINS": "",
+    })
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["database"]["status"] == "error"
+
+
+def test_plugin_routes_are_mounted_under_its_prefix(client: TestClient[Litestar]) -> None:
+    created = client.post("/api/kitchen_sink/notes", json={"body": "first"})
+    assert created.status_code == 201, created.text
+    assert created.json()["body"] == "first"
+    listed = client.get("/api/kitchen_sink/notes")
+    assert listed.status_code == 200
+    assert [n["body"] for n in listed.json()] == ["first"]
+
+
+def test_invalid_body_gets_a_400_naming_the_problem(client: TestClient[Litestar]) -> None:
+    response = client.post("/api/kitchen_sink/notes", json={"text": "wrong field"})
+    assert response.status_code == 400
+    assert "body" in response.text
+
+
+def test_plugin_settings_are_injected(data_dir: Path) -> None:
+    settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING": "bonjour"})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/kitchen_sink/greeting").json() == {"greeting": "bonjour"}
+
+
+def test_plugin_limit_setting_is_enforced(data_dir: Path) -> None:
+    settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1"})
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    with TestClient(create_app(settings, plugins=plugins)) as client:
+        assert client.post("/api/kitchen_sink/notes", json={"body": "a"}).status_code == 201
+        refused = client.post("/api/kitchen_sink/notes", json={"body": "b"})
+    assert refused.status_code == 400
+    assert "at most 1 notes" in refused.text
+
+
+def test_skipped_plugins_have_no_routes(data_dir: Path) -> None:
+    settings = make_settings(data_dir)
+    with TestClient(create_app(settings)) as client:
+        paths = client.get("/schema/openapi.json").json()["paths"]
+    assert not any(p.startswith("/api/bad_settings") for p in paths)
+    assert any(p.startswith("/api/kitchen_sink/") for p in paths)
+
+
+def test_openapi_tags_routes_with_their_plugin(client: TestClient[Litestar]) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    operations = [op for path, item in schema["paths"].items()
+                  if path.startswith("/api/kitchen_sink/") for op in item.values()]
+    assert operations
+    assert all(op["tags"] == ["kitchen_sink"] for op in operations)
+
+
+def test_schema_ui_is_served_without_any_external_asset(client: TestClient[Litestar]) -> None:
+    page = client.get("/schema")
+    assert page.status_code == 200
+    assert "swagger" in page.text.lower()
+    assert "http://" not in page.text and "https://" not in page.text
+    script = client.get("/schema/static/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
+
+
+def test_lifecycle_hooks_run_with_the_app(app: Litestar) -> None:
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    kitchen_sink.EVENTS.clear()
+    with TestClient(app):
+        assert app.state.kitchen_sink_started is True
+        assert kitchen_sink.EVENTS == [("startup", app)]
+    assert kitchen_sink.EVENTS == [("startup", app), ("shutdown", app)]
+
+
+def test_secret_is_shared_by_every_app_on_a_data_directory(data_dir: Path) -> None:
+    first = create_app(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""}))
+    second = create_app(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""}))
+    assert first.state.secret_key == second.state.secret_key
+    assert len(first.state.secret_key) >= 32
+    assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
