@@ -9,9 +9,11 @@ environment should fail at start, loudly, not be ignored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -93,22 +95,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def resolved_secret_key(self) -> str:
         """The configured secret, or the one kept in the data directory (created once).
 
-        Generated with ``O_EXCL`` so that concurrently starting workers agree on one value.
+        Written to a private temporary file and published with ``os.link``, which fails if the
+        file exists: concurrently starting workers all end up reading the one complete value.
         """
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / SECRET_KEY_FILE
-        try:
+        if path.exists():
             return path.read_text().strip()
-        except FileNotFoundError:
-            pass
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+            with os.fdopen(fd, "w") as handle:  # mkstemp creates the file with mode 0600
+                handle.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
         return path.read_text().strip()
 
 

@@ -1,0 +1,125 @@
+"""The ``backplane`` command as an operator meets it: in a subprocess, with real output."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cli import BACKPLANE, clean_environ, run_cli
+from tests.unit.test_plugins import EXPECTED_SKIPS
+
+
+def test_version(data_dir: Path) -> None:
+    result = run_cli("--version", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0
+    assert result.stdout.strip() == "backplane, version 0.1.0"
+
+
+def test_help_lists_kernel_and_plugin_commands(data_dir: Path) -> None:
+    result = run_cli("--help", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0
+    for command in ("serve", "db", "plugins", "demo", "kitchen-sink-hello"):
+        assert command in result.stdout
+
+
+def test_plugin_command_runs(data_dir: Path) -> None:
+    result = run_cli("kitchen-sink-hello", "ada", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0
+    assert result.stdout == "hello, ada, from kitchen_sink\n"
+
+
+def test_invalid_setting_is_reported_without_traceback(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_SERVER__PORT": "eighty"}
+    result = run_cli("plugins", "list", env=env)
+    assert result.returncode == 1
+    assert "BACKPLANE_SERVER__PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plugins_list_json_reports_each_skip_reason(data_dir: Path) -> None:
+    result = run_cli("plugins", "list", "--json", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0, result.stderr
+    records = {r["name"]: r for r in json.loads(result.stdout)}
+    assert records["core"]["status"] == "loaded"
+    assert records["kitchen_sink"]["status"] == "loaded"
+    assert "register_routes" in records["kitchen_sink"]["hooks"]
+    for name, (code, fragment) in EXPECTED_SKIPS.items():
+        assert records[name]["status"] == "skipped"
+        assert records[name]["reason_code"] == code.value
+        assert fragment in records[name]["reason"]
+
+
+def test_plugins_list_table(data_dir: Path) -> None:
+    result = run_cli("plugins", "list", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "VERSION", "STATUS"]
+    assert any(line.startswith("incompatible") and "skipped" in line for line in lines)
+
+
+def test_purge_refuses_the_kernel_and_unknown_plugins(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}
+    kernel = run_cli("plugins", "purge", "core", "--yes", env=env)
+    assert kernel.returncode == 2
+    assert "kernel cannot be purged" in kernel.stderr
+    broken = run_cli("plugins", "purge", "incompatible", "--yes", env=env)
+    assert broken.returncode == 1
+    assert "not loaded" in broken.stderr and ">=99.0" in broken.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    port = free_port()
+    server = subprocess.Popen([BACKPLANE, "serve", "--port", str(port)], env=clean_environ(env),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready = httpx.get(f"{base}/health/ready", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "server exited early"
+                assert time.monotonic() < deadline, "server did not answer within 30 s"
+                time.sleep(0.2)
+        assert ready.status_code == 200
+        statuses = {p["name"]: p["status"] for p in ready.json()["plugins"]}
+        assert statuses["kitchen_sink"] == "loaded"
+        assert statuses["broken_import"] == "skipped"
+        greeting = httpx.get(f"{base}/api/kitchen_sink/greeting", timeout=5)
+        assert greeting.json() == {"greeting": "hello"}
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_strict_mode_start_up_fails_naming_the_plugin(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_STRICT_PLUGINS": "1"}
+    result = run_cli("serve", "--port", str(free_port()), env=env, timeout=60)
+    assert result.returncode == 1
+    for name in EXPECTED_SKIPS:
+        assert name in result.stderr
+    assert "strict plugin mode" in result.stderr
+
+
+def test_demo_seed_runs_once(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "kitchen_sink"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    first = run_cli("demo", "seed", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "demo data seeded"
+    second = run_cli("demo", "seed", env=env)
+    assert second.stdout.strip() == "demo data already present"
