@@ -61,7 +61,7 @@ def say(message: str) -> None:
 def uv_command() -> list[str]:
     """uv from this interpreter's environment (the tox env), else the one on PATH."""
     try:
-        import uv  # noqa: PLC0415 - optional: fall back to PATH
+        import uv
 
         return [uv.find_uv_bin()]
     except (ImportError, FileNotFoundError):
