@@ -32,7 +32,9 @@ REQUIRED_SERVICES = {
 GOOD_PLUGINS = ["kitchen_sink"]
 
 
-def make_settings(data_dir: Path, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+def make_settings(
+    data_dir: Path, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Settings from an explicit environment only (never the developer's own variables)."""
     env = {"BACKPLANE_DATA_DIR": str(data_dir), **(environ or {})}
     return load_settings(environ=env, **overrides)
@@ -80,8 +82,9 @@ def _service_unavailable(service: str, reason: str) -> None:
 async def _pg_admin(url: str, *statements: str) -> None:
     import asyncpg
 
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"),
-                                       timeout=3)
+    connection = await asyncpg.connect(
+        url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3
+    )
     try:
         for statement in statements:
             await connection.execute(statement)

@@ -41,17 +41,24 @@ def test_ready_reports_a_plugin_health_problem_as_degraded(
     body = client.get("/health/ready").json()
     assert body["status"] == "degraded"
     sink = next(p for p in body["plugins"] if p["name"] == "kitchen_sink")
-    assert sink == {"name": "kitchen_sink", "status": "unhealthy", "version": "0.1.0",
-                    "reason": "upstream unreachable"}
+    assert sink == {
+        "name": "kitchen_sink",
+        "status": "unhealthy",
+        "version": "0.1.0",
+        "reason": "upstream unreachable",
+    }
 
 
 def test_ready_is_503_when_the_database_does_not_answer(data_dir: Path) -> None:
     # Nothing listens on port 9 of the loopback interface.
-    settings = make_settings(data_dir, {
-        "BACKPLANE_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
-        "BACKPLANE_DB__HEALTH_TIMEOUT_S": "2",
-        "BACKPLANE_PLUGINS": "",
-    })
+    settings = make_settings(
+        data_dir,
+        {
+            "BACKPLANE_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+            "BACKPLANE_DB__HEALTH_TIMEOUT_S": "2",
+            "BACKPLANE_PLUGINS": "",
+        },
+    )
     with TestClient(create_app(settings)) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503
@@ -100,8 +107,12 @@ def test_skipped_plugins_have_no_routes(data_dir: Path) -> None:
 
 def test_openapi_tags_routes_with_their_plugin(client: TestClient[Litestar]) -> None:
     schema = client.get("/schema/openapi.json").json()
-    operations = [op for path, item in schema["paths"].items()
-                  if path.startswith("/api/kitchen_sink/") for op in item.values()]
+    operations = [
+        op
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/kitchen_sink/")
+        for op in item.values()
+    ]
     assert operations
     assert all(op["tags"] == ["kitchen_sink"] for op in operations)
 
@@ -110,7 +121,8 @@ def test_schema_ui_is_served_without_any_external_asset(client: TestClient[Lites
     page = client.get("/schema")
     assert page.status_code == 200
     assert "swagger" in page.text.lower()
-    assert "http://" not in page.text and "https://" not in page.text
+    assert "http://" not in page.text
+    assert "https://" not in page.text
     script = client.get("/schema/static/swagger-ui-bundle.js")
     assert script.status_code == 200
     assert len(script.content) > 100_000
@@ -122,8 +134,8 @@ def test_lifecycle_hooks_run_with_the_app(app: Litestar) -> None:
     kitchen_sink.EVENTS.clear()
     with TestClient(app):
         assert app.state.kitchen_sink_started is True
-        assert kitchen_sink.EVENTS == [("startup", app)]
-    assert kitchen_sink.EVENTS == [("startup", app), ("shutdown", app)]
+        assert [("startup", app)] == kitchen_sink.EVENTS
+    assert [("startup", app), ("shutdown", app)] == kitchen_sink.EVENTS
 
 
 def test_secret_is_shared_by_every_app_on_a_data_directory(data_dir: Path) -> None:

@@ -69,7 +69,8 @@ def test_purge_refuses_the_kernel_and_unknown_plugins(data_dir: Path) -> None:
     assert "kernel cannot be purged" in kernel.stderr
     broken = run_cli("plugins", "purge", "incompatible", "--yes", env=env)
     assert broken.returncode == 1
-    assert "not loaded" in broken.stderr and ">=99.0" in broken.stderr
+    assert "not loaded" in broken.stderr
+    assert ">=99.0" in broken.stderr
 
 
 def free_port() -> int:
@@ -82,8 +83,13 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
     env = {"BACKPLANE_DATA_DIR": str(data_dir)}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     port = free_port()
-    server = subprocess.Popen([BACKPLANE, "serve", "--port", str(port)], env=clean_environ(env),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [BACKPLANE, "serve", "--port", str(port)],
+        env=clean_environ(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -37,9 +37,7 @@ def table_names(settings: Settings) -> set[str]:
     return asyncio.run(read())
 
 
-def test_cli_upgrade_then_check_succeed_on_a_fresh_database(
-    database_env: dict[str, str]
-) -> None:
+def test_cli_upgrade_then_check_succeed_on_a_fresh_database(database_env: dict[str, str]) -> None:
     env = {**database_env, "BACKPLANE_PLUGINS": "kitchen_sink"}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -52,10 +50,11 @@ def test_cli_upgrade_then_check_succeed_on_a_fresh_database(
 
 
 def test_plugin_table_exists_only_after_its_branch_is_applied_and_purge_removes_it(
-    database_env: dict[str, str]
+    database_env: dict[str, str],
 ) -> None:
-    kernel_only = make_settings(Path(database_env["BACKPLANE_DATA_DIR"]),
-                                {**database_env, "BACKPLANE_PLUGINS": ""})
+    kernel_only = make_settings(
+        Path(database_env["BACKPLANE_DATA_DIR"]), {**database_env, "BACKPLANE_PLUGINS": ""}
+    )
     migrations.upgrade(load_plugins(kernel_only))
     assert "backplane_kernel_state" in table_names(kernel_only)
     assert "kitchen_sink_notes" not in table_names(kernel_only)
@@ -84,7 +83,7 @@ def test_plugin_table_exists_only_after_its_branch_is_applied_and_purge_removes_
 
 
 def test_check_fails_when_the_database_differs_from_the_models(
-    database_env: dict[str, str]
+    database_env: dict[str, str],
 ) -> None:
     env = {**database_env, "BACKPLANE_PLUGINS": "kitchen_sink"}
     assert run_cli("db", "upgrade", env=env).returncode == 0
@@ -97,7 +96,8 @@ def test_check_fails_when_the_database_differs_from_the_models(
         try:
             async with engine.begin() as connection:
                 await connection.execute(
-                    text("ALTER TABLE kitchen_sink_notes ADD COLUMN stray INTEGER"))
+                    text("ALTER TABLE kitchen_sink_notes ADD COLUMN stray INTEGER")
+                )
         finally:
             await engine.dispose()
 
@@ -112,17 +112,22 @@ def test_downgrade_and_history(database_env: dict[str, str]) -> None:
     env = {**database_env, "BACKPLANE_PLUGINS": "kitchen_sink"}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     history = run_cli("db", "history", env=env)
-    assert "core_0001" in history.stdout and "kitchen_sink_0001" in history.stdout
+    assert "core_0001" in history.stdout
+    assert "kitchen_sink_0001" in history.stdout
     down = run_cli("db", "downgrade", "kitchen_sink@base", env=env)
     assert down.returncode == 0, down.stderr
     assert "kitchen_sink_0001" not in run_cli("db", "current", env=env).stdout
 
 
 def test_upgrade_with_revisions_of_a_disabled_plugin_explains_itself(
-    database_env: dict[str, str]
+    database_env: dict[str, str],
 ) -> None:
-    assert run_cli("db", "upgrade", env={**database_env,
-                                         "BACKPLANE_PLUGINS": "kitchen_sink"}).returncode == 0
+    assert (
+        run_cli(
+            "db", "upgrade", env={**database_env, "BACKPLANE_PLUGINS": "kitchen_sink"}
+        ).returncode
+        == 0
+    )
     result = run_cli("db", "upgrade", env={**database_env, "BACKPLANE_PLUGINS": ""})
     assert result.returncode == 1
     assert "kitchen_sink_0001" in result.stderr

@@ -68,6 +68,9 @@ def test_request_span_has_hook_and_database_children(
 def test_registration_hooks_are_traced(spans: InMemorySpanExporter, data_dir: Path) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGINS": "kitchen_sink"})
     create_app(settings)
-    names = {(s.name, s.attributes["backplane.plugin"]) for s in spans.get_finished_spans()
-             if s.name.startswith("hook ")}
+    names = {
+        (s.name, s.attributes["backplane.plugin"])
+        for s in spans.get_finished_spans()
+        if s.name.startswith("hook ")
+    }
     assert ("hook register_routes", "kitchen_sink") in names

@@ -160,7 +160,7 @@ def test_async_lifecycle_hooks_are_awaited(data_dir: Path) -> None:
     from bp_sample_kitchen_sink import plugin as kitchen_sink
 
     class FakeApp:
-        class state:  # noqa: N801 - mimics app.state
+        class state:
             pass
 
     plugins = load_plugins(make_settings(data_dir))

@@ -14,8 +14,13 @@ import pytest
 import backplane
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_SOURCE_ROOTS = ["plugins", "marketplace", "contrib", "plugin_template",
-                       "tests/sample_plugins"]
+PLUGIN_SOURCE_ROOTS = [
+    "plugins",
+    "marketplace",
+    "contrib",
+    "plugin_template",
+    "tests/sample_plugins",
+]
 # Modules a plugin may import besides the package itself: the contract and the test fixtures.
 PUBLIC_MODULES = {"backplane", "backplane.testing"}
 
@@ -32,7 +37,8 @@ def private_imports(source: str) -> list[str]:
             module = node.module
             if module == "backplane":
                 problems.extend(
-                    f"from backplane import {a.name}" for a in node.names
+                    f"from backplane import {a.name}"
+                    for a in node.names
                     if a.name not in backplane.__all__
                 )
             elif module.startswith("backplane.") and module not in PUBLIC_MODULES:

@@ -14,20 +14,24 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(environ={})
     assert settings.data_dir == tmp_path / "var"
-    assert settings.resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path}/var/backplane.sqlite3"
+    assert (
+        settings.resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path}/var/backplane.sqlite3"
+    )
     assert settings.plugins is None
     assert settings.strict_plugins is False
     assert settings.server.port == 8000
 
 
 def test_environment_values_are_converted(tmp_path: Path) -> None:
-    settings = load_settings(environ={
-        "BACKPLANE_DATA_DIR": str(tmp_path),
-        "BACKPLANE_STRICT_PLUGINS": "1",
-        "BACKPLANE_SERVER__PORT": "9000",
-        "BACKPLANE_PLUGINS": " a, b ,,c ",
-        "BACKPLANE_DB__HEALTH_TIMEOUT_S": "0.5",
-    })
+    settings = load_settings(
+        environ={
+            "BACKPLANE_DATA_DIR": str(tmp_path),
+            "BACKPLANE_STRICT_PLUGINS": "1",
+            "BACKPLANE_SERVER__PORT": "9000",
+            "BACKPLANE_PLUGINS": " a, b ,,c ",
+            "BACKPLANE_DB__HEALTH_TIMEOUT_S": "0.5",
+        }
+    )
     assert settings.strict_plugins is True
     assert settings.server.port == 9000
     assert settings.plugins == ["a", "b", "c"]
@@ -88,10 +92,12 @@ def test_unsupported_database_url_is_refused(url: str) -> None:
 
 
 def test_repr_hides_secrets() -> None:
-    settings = load_settings(environ={
-        "BACKPLANE_DATABASE_URL": "postgresql://app:hunter2hunter2@db/prod",
-        "BACKPLANE_SECRET_KEY": "s3cr3t-value-not-to-log",
-    })
+    settings = load_settings(
+        environ={
+            "BACKPLANE_DATABASE_URL": "postgresql://app:hunter2hunter2@db/prod",
+            "BACKPLANE_SECRET_KEY": "s3cr3t-value-not-to-log",
+        }
+    )
     text = repr(settings)
     assert "hunter2hunter2" not in text
     assert "s3cr3t-value-not-to-log" not in text
@@ -104,11 +110,13 @@ def test_toml_file_with_environment_override(tmp_path: Path) -> None:
         'strict_plugins = true\n[server]\nport = 8100\nhost = "0.0.0.0"\n'
         '[plugins.kitchen_sink]\ngreeting = "hi"\n'
     )
-    settings = load_settings(environ={
-        "BACKPLANE_CONFIG": str(config),
-        "BACKPLANE_SERVER__PORT": "8200",
-        "BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "3",
-    })
+    settings = load_settings(
+        environ={
+            "BACKPLANE_CONFIG": str(config),
+            "BACKPLANE_SERVER__PORT": "8200",
+            "BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "3",
+        }
+    )
     assert settings.strict_plugins is True
     assert settings.server.host == "0.0.0.0"
     assert settings.server.port == 8200
@@ -143,8 +151,12 @@ def test_malformed_plugin_variable() -> None:
 def test_generated_secret_is_stable_private_and_shared(tmp_path: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(tmp_path / "var")}
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        load_settings(environ=env).resolved_secret_key())) for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(load_settings(environ=env).resolved_secret_key())
+        )
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -87,7 +87,7 @@ def _openapi() -> OpenAPIConfig:
                 js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
                 css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
                 standalone_preset_js_url=f"{SWAGGER_STATIC}/swagger-ui-standalone-preset.js",
-                favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_STATIC}/favicon-32x32.png'>",
+                favicon=f"<link rel='icon' href='{SWAGGER_STATIC}/favicon-32x32.png'>",
             ),
             JsonRenderPlugin(path="/openapi.json"),
         ],

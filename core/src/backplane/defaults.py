@@ -14,9 +14,7 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane.db.models  # noqa: F401 - registers the kernel's tables on Base.metadata
     from backplane.db.base import Base
 
-    import backplane.db.models  # noqa: F401 - registers the kernel's tables on Base.metadata
-
-    register(files("backplane") / "migrations" / "versions", branch="core",
-             metadata=Base.metadata)
+    register(files("backplane") / "migrations" / "versions", branch="core", metadata=Base.metadata)

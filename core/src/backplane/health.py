@@ -82,10 +82,10 @@ class HealthController(Controller):
             status, reason = record.status.value, record.reason
             if record.name in reports:
                 status, reason = "unhealthy", reports[record.name]
-            plugins.append(PluginHealth(name=record.name, status=status, version=record.version,
-                                        reason=reason))
+            plugins.append(
+                PluginHealth(name=record.name, status=status, version=record.version, reason=reason)
+            )
         ok = problem is None
         overall = "error" if not ok else ("degraded" if reports else "ok")
-        body = Readiness(status=overall, version=__version__, database=database,
-                         plugins=plugins)
+        body = Readiness(status=overall, version=__version__, database=database, plugins=plugins)
         return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)

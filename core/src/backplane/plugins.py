@@ -11,13 +11,14 @@ defaults (:mod:`backplane.defaults`) are registered first, through the same hook
 from __future__ import annotations
 
 import enum
+import functools
 import graphlib
 import importlib
 import importlib.metadata
 import inspect
 import logging
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -25,7 +26,7 @@ import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from backplane import __version__ as CORE_VERSION
+from backplane import __version__ as core_version
 from backplane import hookspecs
 from backplane._contract import PLUGIN_NAME_PATTERN, PluginInfo
 from backplane.settings import Settings
@@ -151,9 +152,7 @@ class PluginSet:
             results.append((name, result))
         return results
 
-    def collect(
-        self, hook: str, make: Callable[..., Any], **kwargs: Any
-    ) -> list[tuple[str, Any]]:
+    def collect(self, hook: str, make: Callable[..., Any], **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a registration hook and gather ``(plugin, item)`` pairs.
 
         ``make(plugin_name, *args, **options)`` turns one ``register(...)`` call into a list of
@@ -168,8 +167,9 @@ class PluginSet:
         for name, function in list(self.implementations(hook)):
             mine: list[Any] = []
 
-            def register(*args: Any, _plugin: str = name, _into: list[Any] = mine,
-                         **options: Any) -> None:
+            def register(
+                *args: Any, _plugin: str = name, _into: list[Any] = mine, **options: Any
+            ) -> None:
                 _into.extend(make(_plugin, *args, **options))
 
             try:
@@ -183,7 +183,7 @@ class PluginSet:
                         raise TypeError(f"{hook} must not be async")
                     if result is not None:
                         register(*(result if isinstance(result, list | tuple) else [result]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
                 self._hook_failed(name, hook, exc)
                 continue
             gathered.extend((name, item) for item in mine)
@@ -201,7 +201,10 @@ class PluginSet:
         self.order.remove(name)
         record = self.records[name]
         record.status, record.reason_code, record.reason = (
-            Status.SKIPPED, SkipReason.HOOK_ERROR, reason)
+            Status.SKIPPED,
+            SkipReason.HOOK_ERROR,
+            reason,
+        )
 
 
 def load_plugins(settings: Settings) -> PluginSet:
@@ -214,7 +217,7 @@ def load_plugins(settings: Settings) -> PluginSet:
     plugin_set.records[KERNEL_PLUGIN] = PluginRecord(
         name=KERNEL_PLUGIN,
         status=Status.LOADED,
-        version=CORE_VERSION,
+        version=core_version,
         distribution="backplane-core",
         module=defaults.__name__,
         hooks=_hooks_of(plugin_set.manager, defaults),
@@ -232,8 +235,12 @@ def load_plugins(settings: Settings) -> PluginSet:
         unknown = _unknown_hooks(plugin_set.manager, candidate.module)
         if unknown:
             plugin_set.manager.unregister(candidate.module)
-            _skip(plugin_set.records, candidate, SkipReason.INVALID_PLUGIN,
-                  f"implements unknown hook(s) {', '.join(unknown)}")
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INVALID_PLUGIN,
+                f"implements unknown hook(s) {', '.join(unknown)}",
+            )
             continue
         plugin_set.order.append(candidate.name)
         plugin_set.plugin_settings[candidate.name] = candidate.settings
@@ -252,9 +259,7 @@ def load_plugins(settings: Settings) -> PluginSet:
     return plugin_set
 
 
-def _import_candidates(
-    settings: Settings, records: dict[str, PluginRecord]
-) -> list[_Candidate]:
+def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> list[_Candidate]:
     """Import the selected entry points through stevedore, recording failures as skips."""
     from stevedore import ExtensionManager, NamedExtensionManager
 
@@ -274,10 +279,11 @@ def _import_candidates(
             on_load_failure_callback=on_failure,
             on_missing_entrypoints_callback=lambda names: None,
         )
-        for missing in sorted(set(selected) - set(manager.names())
-                              - {f[0] for f in failures}):
+        for missing in sorted(set(selected) - set(manager.names()) - {f[0] for f in failures}):
             records[missing] = PluginRecord(
-                name=missing, status=Status.SKIPPED, reason_code=SkipReason.NOT_FOUND,
+                name=missing,
+                status=Status.SKIPPED,
+                reason_code=SkipReason.NOT_FOUND,
                 reason=f"BACKPLANE_PLUGINS names {missing!r} but no installed distribution "
                 f"provides an entry point of that name in group {ENTRY_POINT_GROUP!r}",
             )
@@ -286,7 +292,9 @@ def _import_candidates(
 
     for name, target, exc in failures:
         records[name] = PluginRecord(
-            name=name, status=Status.SKIPPED, module=target.split(":")[0],
+            name=name,
+            status=Status.SKIPPED,
+            module=target.split(":")[0],
             distribution=_distribution_of(target),
             version=_version_of(_distribution_of(target)),
             reason_code=SkipReason.IMPORT_ERROR,
@@ -298,14 +306,20 @@ def _import_candidates(
         name, module = extension.name, extension.plugin
         distribution = _distribution_of(extension.entry_point.value)
         record = PluginRecord(
-            name=name, status=Status.LOADED, module=getattr(module, "__name__", None),
-            distribution=distribution, version=_version_of(distribution),
+            name=name,
+            status=Status.LOADED,
+            module=getattr(module, "__name__", None),
+            distribution=distribution,
+            version=_version_of(distribution),
         )
         records[name] = record
         problem = _check_shape(name, module)
         if problem:
             record.status, record.reason_code, record.reason = (
-                Status.SKIPPED, SkipReason.INVALID_PLUGIN, problem)
+                Status.SKIPPED,
+                SkipReason.INVALID_PLUGIN,
+                problem,
+            )
             continue
         info = getattr(module, "plugin", None) or PluginInfo(name=name)
         record.requires_core = info.requires_core
@@ -331,19 +345,27 @@ def _check_shape(name: str, module: Any) -> str | None:
 
 def _validate(candidates: list[_Candidate], plugin_set: PluginSet) -> None:
     """Check core compatibility and settings; drop failures from ``candidates`` in place."""
-    core = Version(CORE_VERSION)
+    core = Version(core_version)
     for candidate in list(candidates):
         spec_text = candidate.info.requires_core
         try:
             spec = SpecifierSet(spec_text)
         except InvalidSpecifier:
-            _skip(plugin_set.records, candidate, SkipReason.INVALID_PLUGIN,
-                  f"requires_core {spec_text!r} is not a valid version specifier")
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INVALID_PLUGIN,
+                f"requires_core {spec_text!r} is not a valid version specifier",
+            )
             candidates.remove(candidate)
             continue
         if spec_text and not spec.contains(core, prereleases=True):
-            _skip(plugin_set.records, candidate, SkipReason.INCOMPATIBLE_CORE,
-                  f"requires backplane-core {spec_text}, running {CORE_VERSION}")
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INCOMPATIBLE_CORE,
+                f"requires backplane-core {spec_text}, running {core_version}",
+            )
             candidates.remove(candidate)
             continue
         problem = _load_settings(candidate, plugin_set.settings)
@@ -368,8 +390,10 @@ def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
             field = message.split("`")[1]
         where = settings.sources.get(f"plugins.{candidate.name}.{field}") if field else None
         where = where or (
-            f"BACKPLANE_PLUGIN__{candidate.name.upper()}__{field.upper()}" if field else
-            f"[plugins.{candidate.name}]")
+            f"BACKPLANE_PLUGIN__{candidate.name.upper()}__{field.upper()}"
+            if field
+            else f"[plugins.{candidate.name}]"
+        )
         return f"{where}: {message}"
     return None
 
@@ -387,11 +411,19 @@ def _order(candidates: list[_Candidate], records: dict[str, PluginRecord]) -> li
                     continue
                 dep_record = records.get(dep)
                 if dep_record is None:
-                    _skip(records, candidate, SkipReason.MISSING_DEPENDENCY,
-                          f"depends on plugin {dep!r}, which is not installed or not selected")
+                    _skip(
+                        records,
+                        candidate,
+                        SkipReason.MISSING_DEPENDENCY,
+                        f"depends on plugin {dep!r}, which is not installed or not selected",
+                    )
                 else:
-                    _skip(records, candidate, SkipReason.DEPENDENCY_SKIPPED,
-                          f"depends on plugin {dep!r}, which was skipped")
+                    _skip(
+                        records,
+                        candidate,
+                        SkipReason.DEPENDENCY_SKIPPED,
+                        f"depends on plugin {dep!r}, which was skipped",
+                    )
                 del by_name[candidate.name]
                 changed = True
                 break
@@ -406,16 +438,24 @@ def _order(candidates: list[_Candidate], records: dict[str, PluginRecord]) -> li
             members = sorted(set(cycle))
             text = " -> ".join(reversed(cycle))
             for member in members:
-                _skip(records, by_name[member], SkipReason.DEPENDENCY_CYCLE,
-                      f"dependency cycle {text}")
+                _skip(
+                    records,
+                    by_name[member],
+                    SkipReason.DEPENDENCY_CYCLE,
+                    f"dependency cycle {text}",
+                )
                 del graph[member]
                 del by_name[member]
             # Dependents of cycle members can no longer load either.
             for name in list(graph):
                 if any(dep not in graph for dep in graph[name]):
                     bad = [d for d in graph[name] if d not in graph]
-                    _skip(records, by_name[name], SkipReason.DEPENDENCY_SKIPPED,
-                          f"depends on plugin {bad[0]!r}, which was skipped")
+                    _skip(
+                        records,
+                        by_name[name],
+                        SkipReason.DEPENDENCY_SKIPPED,
+                        f"depends on plugin {bad[0]!r}, which was skipped",
+                    )
                     del graph[name]
                     del by_name[name]
             continue
@@ -430,9 +470,7 @@ def _skip(
 
 
 def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
-    return sorted(
-        caller.name for caller in manager.get_hookcallers(module) or []
-    )
+    return sorted(caller.name for caller in manager.get_hookcallers(module) or [])
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
@@ -445,18 +483,15 @@ def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
 
 
 def _distribution_of(target: str) -> str | None:
-    top = target.split(":")[0].split(".")[0]
-    return (_packages_distributions().get(top) or [None])[0]
+    top = target.split(":", maxsplit=1)[0].split(".", maxsplit=1)[0]
+    distributions = _packages_distributions().get(top)
+    return distributions[0] if distributions else None
 
 
-_PACKAGES: dict[str, list[str]] | None = None
-
-
-def _packages_distributions() -> dict[str, list[str]]:
-    global _PACKAGES
-    if _PACKAGES is None:
-        _PACKAGES = importlib.metadata.packages_distributions()
-    return _PACKAGES
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Top-level import name -> distributions (scans all metadata once: only on demand)."""
+    return importlib.metadata.packages_distributions()
 
 
 def _version_of(distribution: str | None) -> str | None:

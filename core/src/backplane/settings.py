@@ -26,7 +26,7 @@ CONFIG_ENV = "BACKPLANE_CONFIG"
 PLUGIN_ENV_PREFIX = "BACKPLANE_PLUGIN__"
 # Variables that belong to tooling around Backplane rather than to the kernel's settings.
 IGNORED_ENV_PREFIXES = ("BACKPLANE_TEST_", "BACKPLANE_BENCH_")
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
 class SettingsError(ValueError):
@@ -126,8 +126,11 @@ def normalise_database_url(url: str, source: str | None = None) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise SettingsError(f"{where}: expected a URL such as postgresql://host/db, got {url!r}")
-    driverless = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
-                  "sqlite": "sqlite+aiosqlite"}
+    driverless = {
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }
     scheme = driverless.get(scheme, scheme)
     if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
         raise SettingsError(
@@ -136,9 +139,7 @@ def normalise_database_url(url: str, source: str | None = None) -> str:
     return f"{scheme}://{rest}"
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read settings from ``BACKPLANE_CONFIG`` (TOML), then ``BACKPLANE_*`` variables.
 
     ``overrides`` (keyword arguments named like the struct fields) win over both; tests and
@@ -217,15 +218,13 @@ def _merge_environment(
             continue
         value = env[name]
         if name.startswith(PLUGIN_ENV_PREFIX):
-            plugin, sep, field = name[len(PLUGIN_ENV_PREFIX):].lower().partition("__")
+            plugin, sep, field = name[len(PLUGIN_ENV_PREFIX) :].lower().partition("__")
             if not sep or not plugin or not field:
-                raise SettingsError(
-                    f"{name}: expected BACKPLANE_PLUGIN__<PLUGIN>__<FIELD>=value"
-                )
+                raise SettingsError(f"{name}: expected BACKPLANE_PLUGIN__<PLUGIN>__<FIELD>=value")
             plugin_sections.setdefault(plugin, {})[field] = value
             sources[f"plugins.{plugin}.{field}"] = name
             continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
+        path = name[len(ENV_PREFIX) :].lower().split("__")
         if path[0] not in top_level:
             raise SettingsError(f"{name}: unknown setting (known: {_known_vars()})")
         if path[0] == "plugins":

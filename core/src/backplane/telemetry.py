@@ -10,6 +10,7 @@ instrumentation on as well. Exporters: ``console`` ships with the kernel; ``otlp
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 TRACER_NAME = "backplane"
-_configured = False
 
 
 class TelemetryError(RuntimeError):
@@ -29,12 +29,11 @@ def _exporter_names(variable: str) -> list[str]:
     return [n.strip() for n in value.split(",") if n.strip() and n.strip() != "none"]
 
 
+@functools.cache
 def configure_from_environment() -> None:
     """Install SDK providers and exporters named by ``OTEL_*`` variables, once per process."""
-    global _configured
-    if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
-    _configured = True
     trace_exporters = _exporter_names("OTEL_TRACES_EXPORTER")
     metric_exporters = _exporter_names("OTEL_METRICS_EXPORTER")
     if not trace_exporters and not metric_exporters:

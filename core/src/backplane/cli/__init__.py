@@ -8,7 +8,6 @@ commands are added through the ``register_commands`` hook when the command list 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
@@ -45,8 +44,8 @@ class BackplaneGroup(click.Group):
         target = _KERNEL_COMMANDS.get(cmd_name)
         if target is not None:
             module, _, attr = target.partition(":")
-            command: Any = getattr(importlib.import_module(module), attr)
-            return command  # type: ignore[no-any-return]
+            kernel_command: click.Command = getattr(importlib.import_module(module), attr)
+            return kernel_command
         command = super().get_command(ctx, cmd_name)
         if command is None:
             self._load_plugin_commands(ctx)

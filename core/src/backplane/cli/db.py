@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 import click
 
 from backplane.cli import _context
 
 
-def _migrations():  # type: ignore[no-untyped-def]
+def _migrations() -> ModuleType:
+    """Imported on use: alembic and SQLAlchemy are too heavy for ``backplane --help``."""
     from backplane.db import migrations
 
     return migrations
@@ -18,8 +20,9 @@ def _migrations():  # type: ignore[no-untyped-def]
 def _run(function_name: str, *args: object, **kwargs: object) -> None:
     migrations = _migrations()
     try:
-        getattr(migrations, function_name)(_context.plugin_set(), *args, stdout=sys.stdout,
-                                           **kwargs)
+        getattr(migrations, function_name)(
+            _context.plugin_set(), *args, stdout=sys.stdout, **kwargs
+        )
     except migrations.MigrationError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -30,8 +33,9 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--target", default="heads", show_default=True,
-              help="Revision or branch@head to upgrade to.")
+@click.option(
+    "--target", default="heads", show_default=True, help="Revision or branch@head to upgrade to."
+)
 def upgrade(target: str) -> None:
     """Apply pending migrations of the kernel and every enabled plugin."""
     _run("upgrade", target)
@@ -68,14 +72,19 @@ def check() -> None:
 @db.command()
 @click.option("--plugin", "plugin", required=True, help="Plugin whose branch gets the revision.")
 @click.option("-m", "--message", required=True, help="Revision message.")
-@click.option("--autogenerate/--empty", default=True, show_default=True,
-              help="Compare models with the database to fill in the revision.")
+@click.option(
+    "--autogenerate/--empty",
+    default=True,
+    show_default=True,
+    help="Compare models with the database to fill in the revision.",
+)
 def revision(plugin: str, message: str, autogenerate: bool) -> None:
     """Create a migration revision on a plugin's branch (for plugin authors)."""
     migrations = _migrations()
     try:
-        path = migrations.revision(_context.plugin_set(), plugin, message, autogenerate,
-                                   stdout=sys.stdout)
+        path = migrations.revision(
+            _context.plugin_set(), plugin, message, autogenerate, stdout=sys.stdout
+        )
     except migrations.MigrationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {path}")

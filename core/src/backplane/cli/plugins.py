@@ -31,8 +31,9 @@ def list_plugins(as_json: bool) -> None:
         rows.append((record.name, record.version or "-", record.status.value, detail))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
-                   + "  " + row[3])
+        click.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+        )
 
 
 @plugins.command()

@@ -29,14 +29,16 @@ class MigrationError(RuntimeError):
 def registered_migrations(plugins: PluginSet) -> list[tuple[str, Migrations]]:
     """Every ``(plugin, Migrations)`` registered through ``register_migrations``."""
 
-    def make(plugin: str, directory: Any = None, *, branch: str | None = None,
-             metadata: Any = None) -> list[Migrations]:
+    def make(
+        plugin: str, directory: Any = None, *, branch: str | None = None, metadata: Any = None
+    ) -> list[Migrations]:
         if isinstance(directory, Migrations):
             return [directory]
         if directory is None:
             raise TypeError(f"plugin {plugin!r}: register_migrations needs a directory")
-        return [Migrations(directory=Path(str(directory)), branch=branch or plugin,
-                           metadata=metadata)]
+        return [
+            Migrations(directory=Path(str(directory)), branch=branch or plugin, metadata=metadata)
+        ]
 
     registered = plugins.collect("register_migrations", make)
     for plugin, migrations in registered:
@@ -77,8 +79,10 @@ def _run(action: str, function: Any, *args: Any, **kwargs: Any) -> None:
         text = str(exc)
         hint = ""
         if "Can't locate revision" in text:
-            hint = (" — the database holds revisions of a branch whose plugin is not enabled; "
-                    "enable that plugin (BACKPLANE_PLUGINS) or purge it while it is enabled")
+            hint = (
+                " — the database holds revisions of a branch whose plugin is not enabled; "
+                "enable that plugin (BACKPLANE_PLUGINS) or purge it while it is enabled"
+            )
         raise MigrationError(f"db {action} failed: {text}{hint}") from None
 
 
@@ -111,8 +115,9 @@ def check(plugins: PluginSet, stdout: Any = None) -> None:
         raise MigrationError(f"db check failed: {exc}") from None
 
 
-def revision(plugins: PluginSet, plugin: str, message: str, autogenerate: bool,
-             stdout: Any = None) -> str:
+def revision(
+    plugins: PluginSet, plugin: str, message: str, autogenerate: bool, stdout: Any = None
+) -> str:
     """Create a revision on ``plugin``'s branch (starting the branch if it has none yet)."""
     config = alembic_config(plugins, stdout)
     owned = [m for owner, m in registered_migrations(plugins) if owner == plugin]
@@ -127,12 +132,18 @@ def revision(plugins: PluginSet, plugin: str, message: str, autogenerate: bool,
         has_branch = False
     try:
         if has_branch:
-            result = command.revision(config, message=message, autogenerate=autogenerate,
-                                      head=f"{branch.branch}@head")
+            result = command.revision(
+                config, message=message, autogenerate=autogenerate, head=f"{branch.branch}@head"
+            )
         else:
-            result = command.revision(config, message=message, autogenerate=autogenerate,
-                                      head="base", branch_label=branch.branch,
-                                      version_path=str(branch.directory))
+            result = command.revision(
+                config,
+                message=message,
+                autogenerate=autogenerate,
+                head="base",
+                branch_label=branch.branch,
+                version_path=str(branch.directory),
+            )
     except CommandError as exc:
         raise MigrationError(f"db revision failed: {exc}") from None
     scripts = result if isinstance(result, list) else [result]

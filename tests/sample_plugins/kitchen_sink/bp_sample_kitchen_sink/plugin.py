@@ -47,8 +47,7 @@ def register_routes(register: Any) -> None:
 def register_migrations(register: Any) -> None:
     from bp_sample_kitchen_sink.models import Note
 
-    register(files(__package__) / "migrations", branch="kitchen_sink",
-             metadata=Note.metadata)
+    register(files(__package__) / "migrations", branch="kitchen_sink", metadata=Note.metadata)
 
 
 @hookimpl
@@ -60,8 +59,13 @@ def register_tasks(register: Any) -> None:
 
 @hookimpl
 def register_inference_models(register: Any) -> None:
-    register(InferenceModel(name="kitchen_sink_double", version="1",
-                            path=files(__package__) / "shipped_models" / "double.onnx"))
+    register(
+        InferenceModel(
+            name="kitchen_sink_double",
+            version="1",
+            path=files(__package__) / "shipped_models" / "double.onnx",
+        )
+    )
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Build ``double.onnx`` (y = 2x over float32[N, 1]) with onnx.helper; run by hand, output shipped."""
+"""Build ``double.onnx`` (y = 2x, float32[N, 1]) with onnx.helper; run by hand, output shipped."""
 
 from pathlib import Path
 
