@@ -226,9 +226,9 @@ def record(section: str, key: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Start-up benchmark results\n"
     parts = re.split(r"(?m)^(?=## )", text)
     head, runs = parts[0], parts[1:]
-    runs = [r for r in runs if marker not in r]
-    runs.append(section.rstrip() + "\n\n")
-    RESULTS.write_text(head.rstrip() + "\n\n" + "".join(runs).rstrip() + "\n")
+    runs = [r.rstrip() for r in runs if marker not in r]
+    runs.append(section.rstrip())
+    RESULTS.write_text("\n\n".join([head.rstrip(), *runs]) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
