@@ -8,6 +8,7 @@ which case they fail: a skipped PostgreSQL suite must never count as a pass in C
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import uuid
 from collections.abc import Iterator
@@ -92,13 +93,21 @@ async def _pg_admin(url: str, *statements: str) -> None:
         await connection.close()
 
 
+def pg_admin(url: str, *statements: str) -> None:
+    """Run admin statements from sync or async code (in a thread with its own event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _pg_admin(url, *statements)).result()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The admin URL of a reachable PostgreSQL server."""
+    import asyncpg
+
     try:
-        asyncio.run(_pg_admin(POSTGRES_URL, "SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        _service_unavailable("postgres", f"{POSTGRES_URL} did not answer: {exc}")
+        pg_admin(POSTGRES_URL, "SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        _service_unavailable("postgres", f"{POSTGRES_URL} did not answer: {exc!r}")
     return POSTGRES_URL
 
 
@@ -106,12 +115,12 @@ def postgres_server() -> str:
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     name = f"bp_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(postgres_server, f'CREATE DATABASE "{name}"'))
+    pg_admin(postgres_server, f'CREATE DATABASE "{name}"')
     base = postgres_server.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

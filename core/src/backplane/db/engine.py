@@ -42,7 +42,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions that enforce tenant isolation (see :mod:`backplane.db.tenancy`)."""
+    from backplane.db.tenancy import TenantSession
+
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession)
 
 
 async def session_scope(

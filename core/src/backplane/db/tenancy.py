@@ -1,0 +1,136 @@
+"""Tenant isolation in the ORM: every session is bound to one tenant or it sees nothing.
+
+Two layers, because either alone leaks: (1) this module scopes every ORM ``SELECT``, relationship
+load and ORM-enabled bulk ``UPDATE``/``DELETE`` of a :class:`TenantScoped` entity to the session's
+tenant with ``with_loader_criteria`` and stamps/checks ``tenant_id`` before every flush;
+(2) on PostgreSQL, row-level security (see :mod:`backplane.db.rls`) filters raw SQL too, keyed on
+``app.tenant_id``, which :class:`TenantSession` sets with ``set_config(..., true)`` at the start
+of every transaction. A session with no tenant fails closed: no rows, and flushes of tenant rows
+are refused. Kernel administration that must cross tenants uses :func:`bypass_tenancy`, which
+is explicit, named and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Uuid, event, false, text
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    UOWTransaction,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+
+log = logging.getLogger("backplane.audit")
+
+TENANT_KEY = "backplane.tenant_id"
+BYPASS_KEY = "backplane.tenancy_bypass"
+
+
+class TenantIsolationError(PermissionError):
+    """A flush would write a row of another tenant, or a tenant row without a tenant."""
+
+
+class TenantScoped:
+    """Mixin for tenant-owned tables: an indexed, non-null ``tenant_id``, enforced by sessions.
+
+    On PostgreSQL also call :func:`backplane.db.rls.enable_tenant_rls` in the table's migration.
+    """
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(Uuid, index=True, nullable=False)
+
+
+class TenantSession(Session):
+    """The sync session behind every kernel ``AsyncSession``; carries its tenant in ``info``."""
+
+
+def bind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
+    """Scope ``session`` (sync or async) to ``tenant_id`` for its next transactions."""
+    _sync(session).info[TENANT_KEY] = tenant_id
+
+
+def bypass_tenancy(session: Any, reason: str) -> None:
+    """Let ``session`` read and write every tenant's rows, for kernel admin paths only.
+
+    The reason is logged to the ``backplane.audit`` logger; plugins never receive such a session.
+    """
+    if not reason.strip():
+        raise ValueError("bypassing tenant isolation needs a reason for the audit log")
+    log.warning("tenant isolation bypassed: %s", reason)
+    _sync(session).info[BYPASS_KEY] = reason
+
+
+def session_tenant(session: Any) -> uuid.UUID | None:
+    value: uuid.UUID | None = _sync(session).info.get(TENANT_KEY)
+    return value
+
+
+def _sync(session: Any) -> Session:
+    return session.sync_session if hasattr(session, "sync_session") else session  # type: ignore[no-any-return]
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    """Add ``tenant_id = :tenant`` (or ``false``) to ORM reads and bulk updates/deletes."""
+    if state.session.info.get(BYPASS_KEY):
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_select and (state.is_column_load or state.is_relationship_load):
+        return  # the criteria already ride along from the parent statement's options
+    tenant_id = state.session.info.get(TENANT_KEY)
+    if tenant_id is None:
+        criteria: Any = with_loader_criteria(
+            TenantScoped, lambda cls: false(), include_aliases=True
+        )
+    else:
+        criteria = with_loader_criteria(
+            TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
+        )
+    state.statement = state.statement.options(criteria)
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _stamp_and_check(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    """Stamp new rows with the session's tenant; refuse rows and changes of another tenant."""
+    if session.info.get(BYPASS_KEY):
+        return
+    tenant_id = session.info.get(TENANT_KEY)
+    for obj in session.new:
+        if not isinstance(obj, TenantScoped):
+            continue
+        if tenant_id is None:
+            raise TenantIsolationError(
+                f"cannot add {type(obj).__name__} without a tenant bound to the session"
+            )
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant_id
+        elif obj.tenant_id != tenant_id:
+            raise TenantIsolationError(f"{type(obj).__name__} belongs to another tenant")
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, TenantScoped) and obj.tenant_id != tenant_id:
+            raise TenantIsolationError(f"{type(obj).__name__} belongs to another tenant")
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -> None:
+    """On PostgreSQL, expose the tenant to row-level security for this transaction only."""
+    if connection.dialect.name != "postgresql":
+        return
+    tenant_id = session.info.get(TENANT_KEY)
+    bypass = "on" if session.info.get(BYPASS_KEY) else "off"
+    connection.execute(
+        text(
+            "SELECT set_config('app.tenant_id', :tenant_id, true), "
+            "set_config('app.tenancy_bypass', :bypass, true)"
+        ),
+        {"tenant_id": str(tenant_id) if tenant_id else "", "bypass": bypass},
+    )
