@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.rls import enable_tenant_rls
-from backplane.db.tenancy import TenantScoped, TenantIsolationError, bind_tenant, bypass_tenancy
+from backplane.db.tenancy import TenantIsolationError, TenantScoped, bind_tenant, bypass_tenancy
 from tests.conftest import make_settings, pg_admin
 
 
