@@ -28,11 +28,16 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from backplane.db.base import Base
+    from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+    from backplane.db.tenancy import TenantScoped
     from backplane.settings import Settings
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
     "Base": "backplane.db.base",
+    "TenantScoped": "backplane.db.tenancy",
+    "enable_tenant_rls": "backplane.db.rls",
+    "disable_tenant_rls": "backplane.db.rls",
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
 }
@@ -49,8 +54,11 @@ __all__ = [
     "PluginInfo",
     "Settings",
     "Task",
+    "TenantScoped",
     "__version__",
     "create_app",
+    "disable_tenant_rls",
+    "enable_tenant_rls",
     "hookimpl",
 ]
 

@@ -51,6 +51,10 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     max_overflow: int = 10
     connect_timeout_s: float = 5.0
     health_timeout_s: float = 2.0
+    migration_url: str | None = None
+    """Owner connection for ``backplane db`` commands (PostgreSQL); defaults to the app's URL."""
+    app_role: str | None = None
+    """The non-owner role the application connects as; granted DML after every upgrade."""
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -88,6 +92,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not self.database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'backplane.sqlite3'}"
         return normalise_database_url(self.database_url, self.sources.get("database_url"))
+
+    def resolved_migration_url(self) -> str:
+        """The URL migrations run with: the table owner's, when one is configured."""
+        if self.db.migration_url:
+            return normalise_database_url(self.db.migration_url, "BACKPLANE_DB__MIGRATION_URL")
+        return self.resolved_database_url()
 
     def source_of(self, key: str, default: str) -> str:
         return self.sources.get(key, default)

@@ -13,13 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from backplane.settings import Settings
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool."""
+def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncEngine:
+    """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
+
+    ``for_migrations`` connects with ``db.migration_url`` (the tables' owner) when it is set.
+    """
     from backplane.telemetry import instrument_database
 
     instrument_database()
     create_async_engine = sqlalchemy.ext.asyncio.create_async_engine  # see instrument_database
-    url = settings.resolved_database_url()
+    url = settings.resolved_migration_url() if for_migrations else settings.resolved_database_url()
     options: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from backplane.db.engine import create_engine
+from backplane.db.roles import grant_app_role
 
 config = context.config
 settings = config.attributes["backplane_settings"]
@@ -36,10 +37,12 @@ def _configure_and_run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if settings.db.app_role:
+            grant_app_role(connection, settings.db.app_role)
 
 
 async def _run_async() -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings, for_migrations=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_configure_and_run)
@@ -50,7 +53,7 @@ async def _run_async() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=settings.resolved_database_url(),
+        url=settings.resolved_migration_url(),
         target_metadata=target_metadata,
         literal_binds=True,
     )
