@@ -1,0 +1,1 @@
+"""Identity: users, tenants, memberships, permissions, access/refresh tokens and API keys."""
