@@ -18,6 +18,7 @@ _KERNEL_COMMANDS = {
     "db": "backplane.cli.db:db",
     "plugins": "backplane.cli.plugins:plugins",
     "demo": "backplane.cli.demo:demo",
+    "tenants": "backplane.cli.tenants:tenants",
 }
 
 

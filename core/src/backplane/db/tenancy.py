@@ -64,7 +64,7 @@ def bypass_tenancy(session: Any, reason: str) -> None:
     """
     if not reason.strip():
         raise ValueError("bypassing tenant isolation needs a reason for the audit log")
-    log.warning("tenant isolation bypassed: %s", reason)
+    log.info("tenant isolation bypassed: %s", reason)
     _sync(session).info[BYPASS_KEY] = reason
 
 

@@ -1,0 +1,111 @@
+"""``backplane tenants``: operator commands for tenants and their plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from backplane.cli import _context
+
+T = TypeVar("T")
+
+
+def _admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(session)`` in one transaction on an audited, tenancy-bypassing session."""
+    from backplane.db.engine import create_engine, create_sessionmaker
+    from backplane.db.tenancy import bypass_tenancy
+    from backplane.identity.tenants import IdentityError
+
+    async def run() -> T:
+        engine = create_engine(_context.settings())
+        try:
+            async with create_sessionmaker(engine)() as session:
+                bypass_tenancy(session, reason)
+                async with session.begin():
+                    return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def tenants() -> None:
+    """Create and inspect tenants."""
+
+
+@tenants.command()
+@click.argument("slug")
+@click.option("--owner-email", required=True, help="Email of the owner (created if new).")
+@click.option("--name", default=None, help="Display name (default: the slug).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None:
+    """Create tenant SLUG with its owner."""
+    from backplane.identity.tenants import create_tenant
+
+    plugins = _context.plugin_set()
+
+    async def work(session: Any) -> dict[str, str]:
+        tenant, owner = await create_tenant(
+            session, plugins, slug=slug, owner_email=owner_email, name=name
+        )
+        return {
+            "tenant_id": str(tenant.id),
+            "slug": tenant.slug,
+            "owner_user_id": str(owner.id),
+            "owner_email": owner.email,
+        }
+
+    result = _admin(f"operator: tenants create {slug}", work)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"created tenant {result['slug']} ({result['tenant_id']}), "
+            f"owner {result['owner_email']} ({result['owner_user_id']})"
+        )
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_tenants(as_json: bool) -> None:
+    """List tenants."""
+    from sqlalchemy import select
+
+    from backplane.identity.models import Tenant
+
+    async def work(session: Any) -> list[dict[str, str]]:
+        rows = await session.scalars(select(Tenant).order_by(Tenant.slug))
+        return [{"tenant_id": str(t.id), "slug": t.slug, "name": t.name} for t in rows]
+
+    result = _admin("operator: tenants list", work)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for row in result:
+        click.echo(f"{row['slug']:<30} {row['tenant_id']}  {row['name']}")
+
+
+@tenants.command("plugin")
+@click.argument("slug")
+@click.argument("plugin")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def plugin_switch(slug: str, plugin: str, state: str) -> None:
+    """Turn PLUGIN on or off for tenant SLUG."""
+    from backplane.identity.tenants import set_plugin_enabled, tenant_by_slug
+
+    plugins = _context.plugin_set()
+
+    async def work(session: Any) -> None:
+        tenant = await tenant_by_slug(session, slug)
+        await set_plugin_enabled(session, plugins, tenant, plugin, state == "on")
+
+    _admin(f"operator: tenants plugin {slug} {plugin} {state}", work)
+    click.echo(f"plugin {plugin} is {state} for tenant {slug}")

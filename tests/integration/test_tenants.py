@@ -1,0 +1,113 @@
+"""Tenant administration: creation with an owner, roles, the last owner, plugin switches."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.db.engine import create_engine, create_sessionmaker
+from backplane.db.tenancy import bypass_tenancy
+from backplane.identity.tenants import (
+    IdentityError,
+    create_tenant,
+    enabled_plugins,
+    get_or_create_user,
+    set_member_role,
+    set_plugin_enabled,
+)
+from backplane.plugins import PluginSet
+from tests.cli import run_cli
+
+
+@pytest.fixture
+async def admin_session(migrated: PluginSet) -> AsyncSession:
+    engine = create_engine(migrated.settings)
+    async with create_sessionmaker(engine)() as session:
+        bypass_tenancy(session, "test")
+        yield session
+    await engine.dispose()
+
+
+async def test_create_tenant_with_owner_fires_the_hook(
+    admin_session: AsyncSession, migrated: PluginSet
+) -> None:
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    kitchen_sink.EVENTS.clear()
+    tenant, owner = await create_tenant(
+        admin_session, migrated, slug="acme", owner_email=" Ada@Example.ORG "
+    )
+    assert owner.email == "ada@example.org"
+    assert [("tenant_created", tenant)] == kitchen_sink.EVENTS
+    with pytest.raises(IdentityError, match="already exists"):
+        await create_tenant(admin_session, migrated, slug="acme", owner_email="b@example.org")
+
+
+@pytest.mark.parametrize("slug", ["A", "has space", "-dash", "x" * 64, "ünï"])
+async def test_bad_slugs_are_refused(
+    admin_session: AsyncSession, migrated: PluginSet, slug: str
+) -> None:
+    with pytest.raises(IdentityError, match="slug"):
+        await create_tenant(admin_session, migrated, slug=slug, owner_email="a@example.org")
+
+
+async def test_bad_email_is_refused(admin_session: AsyncSession, migrated: PluginSet) -> None:
+    with pytest.raises(IdentityError, match="not an email"):
+        await create_tenant(admin_session, migrated, slug="acme", owner_email="nobody")
+
+
+async def test_last_owner_cannot_be_removed_or_demoted(
+    admin_session: AsyncSession, migrated: PluginSet
+) -> None:
+    tenant, owner = await create_tenant(
+        admin_session, migrated, slug="acme", owner_email="a@example.org"
+    )
+    with pytest.raises(IdentityError, match="last owner"):
+        await set_member_role(admin_session, tenant.id, owner.id, None)
+    with pytest.raises(IdentityError, match="last owner"):
+        await set_member_role(admin_session, tenant.id, owner.id, "admin")
+    second = await get_or_create_user(admin_session, "b@example.org")
+    await set_member_role(admin_session, tenant.id, second.id, "owner")
+    await set_member_role(admin_session, tenant.id, owner.id, "viewer")
+    with pytest.raises(IdentityError, match="role must be"):
+        await set_member_role(admin_session, tenant.id, owner.id, "god")
+
+
+async def test_plugin_switch_per_tenant(admin_session: AsyncSession, migrated: PluginSet) -> None:
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    tenant, _ = await create_tenant(
+        admin_session, migrated, slug="acme", owner_email="a@example.org"
+    )
+    other, _ = await create_tenant(
+        admin_session, migrated, slug="other", owner_email="b@example.org"
+    )
+    kitchen_sink.EVENTS.clear()
+    await set_plugin_enabled(admin_session, migrated, tenant, "kitchen_sink", False)
+    assert kitchen_sink.EVENTS == []
+    await admin_session.commit()
+    assert await enabled_plugins(admin_session, migrated, tenant.id) == {"kitchen_sink": False}
+    assert await enabled_plugins(admin_session, migrated, other.id) == {"kitchen_sink": True}
+    await set_plugin_enabled(admin_session, migrated, tenant, "kitchen_sink", True)
+    assert [("plugin_enabled", (tenant, "kitchen_sink"))] == kitchen_sink.EVENTS
+    with pytest.raises(IdentityError, match="not an installed"):
+        await set_plugin_enabled(admin_session, migrated, tenant, "incompatible", True)
+
+
+def test_cli_tenants_create_json(data_dir: Path) -> None:
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "kitchen_sink"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    result = run_cli(
+        "tenants", "create", "acme", "--owner-email", "ada@example.org", "--json", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    uuid.UUID(body["tenant_id"])
+    uuid.UUID(body["owner_user_id"])
+    again = run_cli("tenants", "create", "acme", "--owner-email", "x@example.org", env=env)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
