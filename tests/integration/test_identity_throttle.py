@@ -1,0 +1,280 @@
+"""Login throttling in memory and on a real Redis server (backplane.identity.throttle).
+
+The Redis tests skip when no server answers at ``BACKPLANE_TEST_REDIS_URL`` (default
+``redis://127.0.0.1:6379/15``) and fail instead when ``BACKPLANE_TEST_REQUIRE_SERVICES``
+names ``redis``, like the PostgreSQL suite (see ``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backplane.identity.throttle import (
+    MemoryThrottle,
+    RedisThrottle,
+    Throttle,
+    ThrottleDecision,
+    ThrottleSettings,
+    ThrottleUnavailableError,
+    make_throttle,
+)
+
+REDIS_URL = os.environ.get("BACKPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRED_SERVICES = {
+    s.strip() for s in os.environ.get("BACKPLANE_TEST_REQUIRE_SERVICES", "").split(",") if s.strip()
+}
+LIMIT = ThrottleSettings(max_attempts=5, window_s=300)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def memory(clock: FakeClock) -> MemoryThrottle:
+    return MemoryThrottle(LIMIT, clock=clock)
+
+
+async def hits(throttle: Throttle, key: str, count: int) -> list[ThrottleDecision]:
+    return [await throttle.hit(key) for _ in range(count)]
+
+
+# -- in memory --------------------------------------------------------------------------------
+
+
+async def test_memory_blocks_after_max_attempts_with_retry_after(
+    memory: MemoryThrottle, clock: FakeClock
+) -> None:
+    assert all(d.allowed for d in await hits(memory, "alice", 5))
+    clock.advance(100)
+    refused = await memory.hit("alice")
+    assert refused == ThrottleDecision(allowed=False, retry_after_s=200)
+    clock.advance(199.5)
+    assert await memory.hit("alice") == ThrottleDecision(allowed=False, retry_after_s=1)
+    assert (await memory.hit("bob")).allowed  # other keys are independent
+
+
+async def test_memory_unblocks_when_the_window_ends(
+    memory: MemoryThrottle, clock: FakeClock
+) -> None:
+    await hits(memory, "alice", 6)
+    clock.advance(299)
+    assert not (await memory.hit("alice")).allowed
+    clock.advance(1)
+    decisions = await hits(memory, "alice", 6)
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert decisions[-1].retry_after_s == 300  # a fresh window, not extended by refusals
+
+
+async def test_refused_hits_do_not_extend_the_window(
+    memory: MemoryThrottle, clock: FakeClock
+) -> None:
+    await hits(memory, "alice", 5)
+    for _ in range(29):
+        clock.advance(10)
+        assert not (await memory.hit("alice")).allowed
+    clock.advance(10)
+    assert (await memory.hit("alice")).allowed
+
+
+async def test_memory_reset_forgets_the_key(memory: MemoryThrottle) -> None:
+    await hits(memory, "alice", 6)
+    await memory.reset("alice")
+    assert all(d.allowed for d in await hits(memory, "alice", 5))
+    await memory.reset("never-seen")
+
+
+async def test_memory_evicts_expired_entries(memory: MemoryThrottle, clock: FakeClock) -> None:
+    for i in range(100):
+        await memory.hit(f"user-{i}")
+    assert len(memory) == 100
+    clock.advance(301)
+    await memory.hit("late")
+    assert len(memory) == 1
+
+
+async def test_memory_caps_the_number_of_keys(clock: FakeClock) -> None:
+    throttle = MemoryThrottle(LIMIT, clock=clock, max_keys=10)
+    await hits(throttle, "victim", 6)
+    for i in range(10):
+        clock.advance(1)
+        await throttle.hit(f"flood-{i}")
+    assert len(throttle) == 10
+    # The oldest window went first: the flood shortened the victim's lock-out, nothing else.
+    assert (await throttle.hit("flood-9")).allowed
+    assert (await throttle.hit("victim")).allowed
+
+
+async def test_memory_keys_are_hashed(memory: MemoryThrottle) -> None:
+    await memory.hit("alice@example.com")
+    assert "alice@example.com" not in repr(memory._windows)
+    assert "alice" not in repr(memory)
+
+
+async def test_memory_counts_concurrent_hits_exactly(memory: MemoryThrottle) -> None:
+    decisions = await asyncio.gather(*(memory.hit("alice") for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 5
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ThrottleSettings(max_attempts=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        ThrottleSettings(window_s=0)
+    with pytest.raises(ValueError, match="max_keys"):
+        MemoryThrottle(max_keys=0)
+
+
+async def test_make_throttle_picks_the_implementation() -> None:
+    memory = make_throttle(None, LIMIT)
+    assert isinstance(memory, MemoryThrottle)
+    assert memory.settings == LIMIT
+    assert isinstance(make_throttle("", None), MemoryThrottle)
+    shared = make_throttle("redis://user:secret@127.0.0.1:6379/15", LIMIT)
+    try:
+        assert isinstance(shared, RedisThrottle)
+        assert isinstance(shared, Throttle)
+        assert "secret" not in repr(shared)
+    finally:
+        await shared.aclose()
+
+
+async def test_unreachable_redis_raises_rather_than_failing_open() -> None:
+    throttle = RedisThrottle("redis://127.0.0.1:9/0", LIMIT, timeout_s=0.5)
+    try:
+        with pytest.raises(ThrottleUnavailableError):
+            await throttle.hit("alice")
+        with pytest.raises(ThrottleUnavailableError):
+            await throttle.reset("alice")
+    finally:
+        await throttle.aclose()
+
+
+# -- Redis ------------------------------------------------------------------------------------
+
+
+def _service_unavailable(reason: str) -> None:
+    if "redis" in REQUIRED_SERVICES:
+        pytest.fail(f"redis is required (BACKPLANE_TEST_REQUIRE_SERVICES) but {reason}")
+    pytest.skip(f"redis not available: {reason}")
+
+
+async def _ping(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    """The URL of a reachable Redis server (skip, or fail when required)."""
+    try:
+        asyncio.run(_ping(REDIS_URL))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        _service_unavailable(f"{REDIS_URL} did not answer: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_throttle(redis_url: str) -> AsyncIterator[RedisThrottle]:
+    """A throttle under a key prefix of its own; its keys are deleted afterwards."""
+    prefix = f"bp:test:{uuid.uuid4().hex}:"
+    throttle = RedisThrottle(redis_url, LIMIT, prefix=prefix)
+    try:
+        yield throttle
+    finally:
+        client = throttle._redis
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await throttle.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_blocks_after_max_attempts_with_retry_after(
+    redis_throttle: RedisThrottle,
+) -> None:
+    decisions = await hits(redis_throttle, "alice", 7)
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert 295 <= decisions[-1].retry_after_s <= 300
+    assert (await redis_throttle.hit("bob")).allowed
+
+
+@pytest.mark.redis
+async def test_redis_reset_forgets_the_key(redis_throttle: RedisThrottle) -> None:
+    await hits(redis_throttle, "alice", 6)
+    await redis_throttle.reset("alice")
+    assert all(d.allowed for d in await hits(redis_throttle, "alice", 5))
+
+
+@pytest.mark.redis
+async def test_redis_window_expires(redis_url: str) -> None:
+    """A one-second window, waited out for real (the only sleep in this module)."""
+    prefix = f"bp:test:{uuid.uuid4().hex}:"
+    throttle = RedisThrottle(redis_url, ThrottleSettings(max_attempts=2, window_s=1), prefix=prefix)
+    try:
+        assert [d.allowed for d in await hits(throttle, "alice", 3)] == [True, True, False]
+        await asyncio.sleep(1.1)
+        assert (await throttle.hit("alice")).allowed
+    finally:
+        await throttle.reset("alice")
+        await throttle.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_keys_are_hashed_and_expire(redis_throttle: RedisThrottle) -> None:
+    await redis_throttle.hit("alice@example.com")
+    client = redis_throttle._redis
+    keys = [key async for key in client.scan_iter(match=redis_throttle.prefix + "*")]
+    assert len(keys) == 1
+    assert b"alice" not in keys[0]
+    assert 0 < await client.ttl(keys[0]) <= 300
+
+
+@pytest.mark.redis
+async def test_redis_heals_a_counter_without_ttl(redis_throttle: RedisThrottle) -> None:
+    await redis_throttle.hit("alice")
+    key = redis_throttle._key("alice")
+    await redis_throttle._redis.persist(key)
+    await redis_throttle.hit("alice")
+    assert 0 < await redis_throttle._redis.ttl(key) <= 300
+
+
+@pytest.mark.redis
+async def test_redis_counts_concurrent_hits_exactly(redis_throttle: RedisThrottle) -> None:
+    decisions = await asyncio.gather(*(redis_throttle.hit("alice") for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 5
+
+
+@pytest.mark.redis
+async def test_redis_is_shared_between_clients(
+    redis_url: str, redis_throttle: RedisThrottle
+) -> None:
+    """Two processes (two clients) count against the same limit."""
+    other = RedisThrottle(redis_url, LIMIT, prefix=redis_throttle.prefix)
+    try:
+        await hits(redis_throttle, "alice", 3)
+        assert [d.allowed for d in await hits(other, "alice", 3)] == [True, True, False]
+    finally:
+        await other.aclose()
