@@ -23,6 +23,7 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.plugins import PluginSet, load_plugins
 from backplane.settings import Settings, load_settings
+from tests.identity_helpers import Seeded, seed_tenant
 
 POSTGRES_URL = os.environ.get(
     "BACKPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,7 +38,9 @@ def make_settings(
     data_dir: Path, environ: dict[str, str] | None = None, **overrides: Any
 ) -> Settings:
     """Settings from an explicit environment only (never the developer's own variables)."""
-    env = {"BACKPLANE_DATA_DIR": str(data_dir), **(environ or {})}
+    from tests.identity_helpers import TEST_PASSWORD_ENV
+
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), **TEST_PASSWORD_ENV, **(environ or {})}
     return load_settings(environ=env, **overrides)
 
 
@@ -72,6 +75,24 @@ def app(migrated: PluginSet) -> Litestar:
 def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def tenant_a(migrated: PluginSet) -> Seeded:
+    """Tenant ``acme`` with an owner (password ``PASSWORD``) and an owner-role API key."""
+    return seed_tenant(migrated, "acme")
+
+
+@pytest.fixture
+def tenant_b(migrated: PluginSet) -> Seeded:
+    return seed_tenant(migrated, "globex")
+
+
+@pytest.fixture
+def authed(client: TestClient[Litestar], tenant_a: Seeded) -> TestClient[Litestar]:
+    """The client, authenticated as tenant A's owner API key."""
+    client.headers.update(tenant_a.headers)
+    return client
 
 
 def _service_unavailable(service: str, reason: str) -> None:

@@ -11,6 +11,7 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.plugins import load_plugins
 from tests.conftest import make_settings
+from tests.identity_helpers import seed_tenant
 from tests.unit.test_plugins import EXPECTED_SKIPS
 
 
@@ -65,7 +66,8 @@ def test_ready_is_503_when_the_database_does_not_answer(data_dir: Path) -> None:
     assert response.json()["database"]["status"] == "error"
 
 
-def test_plugin_routes_are_mounted_under_its_prefix(client: TestClient[Litestar]) -> None:
+def test_plugin_routes_are_mounted_under_its_prefix(authed: TestClient[Litestar]) -> None:
+    client = authed
     created = client.post("/api/kitchen_sink/notes", json={"body": "first"})
     assert created.status_code == 201, created.text
     assert created.json()["body"] == "first"
@@ -74,15 +76,19 @@ def test_plugin_routes_are_mounted_under_its_prefix(client: TestClient[Litestar]
     assert [n["body"] for n in listed.json()] == ["first"]
 
 
-def test_invalid_body_gets_a_400_naming_the_problem(client: TestClient[Litestar]) -> None:
-    response = client.post("/api/kitchen_sink/notes", json={"text": "wrong field"})
+def test_invalid_body_gets_a_400_naming_the_problem(authed: TestClient[Litestar]) -> None:
+    response = authed.post("/api/kitchen_sink/notes", json={"text": "wrong field"})
     assert response.status_code == 400
     assert "body" in response.text
 
 
 def test_plugin_settings_are_injected(data_dir: Path) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING": "bonjour"})
-    with TestClient(create_app(settings)) as client:
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    seeded = seed_tenant(plugins, "acme")
+    with TestClient(create_app(settings, plugins=plugins)) as client:
+        client.headers.update(seeded.headers)
         assert client.get("/api/kitchen_sink/greeting").json() == {"greeting": "bonjour"}
 
 
@@ -90,7 +96,9 @@ def test_plugin_limit_setting_is_enforced(data_dir: Path) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1"})
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
+    seeded = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
+        client.headers.update(seeded.headers)
         assert client.post("/api/kitchen_sink/notes", json={"body": "a"}).status_code == 201
         refused = client.post("/api/kitchen_sink/notes", json={"body": "b"})
     assert refused.status_code == 400

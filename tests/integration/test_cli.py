@@ -82,6 +82,11 @@ def free_port() -> int:
 def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir)}
     assert run_cli("db", "upgrade", env=env).returncode == 0
+    created = run_cli(
+        "tenants", "create", "acme", "--owner-email", "a@example.org", "--json", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    api_key = json.loads(created.stdout)["api_key"]
     port = free_port()
     server = subprocess.Popen(
         [BACKPLANE, "serve", "--port", str(port)],
@@ -105,7 +110,13 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
         statuses = {p["name"]: p["status"] for p in ready.json()["plugins"]}
         assert statuses["kitchen_sink"] == "loaded"
         assert statuses["broken_import"] == "skipped"
-        greeting = httpx.get(f"{base}/api/kitchen_sink/greeting", timeout=5)
+        anonymous = httpx.get(f"{base}/api/kitchen_sink/greeting", timeout=5)
+        assert anonymous.status_code == 401
+        greeting = httpx.get(
+            f"{base}/api/kitchen_sink/greeting",
+            timeout=5,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
         assert greeting.json() == {"greeting": "hello"}
     finally:
         server.terminate()

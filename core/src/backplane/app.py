@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Controller, Litestar, Router
+from litestar import Controller, Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -19,7 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
 from backplane.db.engine import create_engine, create_sessionmaker, session_scope
+from backplane.db.tenancy import bind_tenant
 from backplane.health import HealthController
+from backplane.identity.auth import (
+    PLUGIN_OPT,
+    PUBLIC_OPT,
+    AuthenticationMiddleware,
+    Principal,
+    plugin_enabled_guard,
+)
+from backplane.identity.holder import IdentityHolder
+from backplane.identity.permissions import role_permissions
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
 from backplane.settings import Settings, load_settings
 from backplane.telemetry import configure_from_environment, tracing_enabled
@@ -64,16 +75,32 @@ def _plugin_routers(plugins: PluginSet) -> list[Router]:
         if plugin == KERNEL_PLUGIN:
             routers.append(Router(path="/api", route_handlers=handlers))
             continue
+        # Plugin routes: only for tenants that have the plugin on (404 otherwise).
         value = plugins.settings_for(plugin)
         routers.append(
             Router(
                 path=f"/api/{plugin}",
                 route_handlers=handlers,
                 tags=[plugin],
+                opt={PLUGIN_OPT: plugin},
+                guards=[plugin_enabled_guard],
                 dependencies={"plugin_settings": Provide(_constant(value), sync_to_thread=False)},
             )
         )
     return routers
+
+
+@get(
+    "/.well-known/jwks.json",
+    opt={PUBLIC_OPT: True},
+    tags=["auth"],
+    summary="Public keys that verify access tokens",
+)
+async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    identity = await request.app.state.identity_holder.get()
+    await identity.refresh_keyring()
+    keys: dict[str, Any] = identity.tokens.jwks()
+    return keys
 
 
 def _openapi() -> OpenAPIConfig:
@@ -107,12 +134,19 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
 
-    async def provide_db() -> AsyncIterator[AsyncSession]:
+    async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+        """A session scoped to the caller's tenant (public routes: no tenant, no tenant rows)."""
+        principal = request.scope.get("user")
         async for session in session_scope(sessionmaker):
+            if isinstance(principal, Principal):
+                bind_tenant(session, principal.tenant_id)
             yield session
+
+    identity = IdentityHolder(settings, sessionmaker, role_permissions(plugins))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await identity.try_start()
         await plugins.acall("startup", app=app)
         try:
             yield
@@ -120,12 +154,17 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             try:
                 await plugins.acall("shutdown", app=app)
             finally:
+                await identity.close()
                 await engine.dispose()
 
     route_handlers: list[Any] = [
         HealthController,
+        jwks,
         create_static_files_router(
-            path=SWAGGER_STATIC, directories=[str(swagger_ui_path)], include_in_schema=False
+            path=SWAGGER_STATIC,
+            directories=[str(swagger_ui_path)],
+            include_in_schema=False,
+            opt={PUBLIC_OPT: True},
         ),
         *_plugin_routers(plugins),
     ]
@@ -136,6 +175,14 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             "settings": Provide(_constant(settings), sync_to_thread=False),
         },
         openapi_config=_openapi(),
+        middleware=[
+            DefineMiddleware(
+                AuthenticationMiddleware,
+                exclude_from_auth_key=PUBLIC_OPT,
+                # The one path pattern: the OpenAPI routes Litestar builds (anchored).
+                exclude=["^/schema(/|$)"],
+            )
+        ],
         lifespan=[lifespan],
         request_max_body_size=settings.server.max_request_body_bytes,
         debug=False,
@@ -149,6 +196,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.secret_key = settings.resolved_secret_key()
     app.state.plugins = plugins
     app.state.engine = engine
+    app.state.identity_holder = identity
     app.state.sessionmaker = sessionmaker
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
+from backplane._contract import Permission, Role
 from backplane.hookspecs import hookimpl
 
 
@@ -19,3 +20,37 @@ def register_migrations(register: Any) -> None:
     from backplane.db.base import Base
 
     register(files("backplane") / "migrations" / "versions", branch="core", metadata=Base.metadata)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane.identity.routes import ROUTES
+
+    register(*ROUTES)
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    everyone: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
+    register(
+        Permission(
+            code="tenant.read",
+            roles=everyone,
+            description="See the tenant, its members and plugins",
+        ),
+        Permission(
+            code="tenant.members.manage",
+            roles=("owner", "admin"),
+            description="Add, change and remove members (never above one's own role)",
+        ),
+        Permission(
+            code="tenant.plugins.manage",
+            roles=("owner", "admin"),
+            description="Switch plugins on and off for the tenant",
+        ),
+        Permission(
+            code="apikeys.manage",
+            roles=("owner", "admin"),
+            description="Create, list and revoke the tenant's API keys",
+        ),
+    )

@@ -59,6 +59,8 @@ class HealthController(Controller):
     tags = ["health"]
     include_in_schema = True
 
+    opt = {"public": True}
+
     @get("/live", summary="The process is up")
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}

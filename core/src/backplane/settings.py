@@ -57,6 +57,29 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """The non-owner role the application connects as; granted DML after every upgrade."""
 
 
+class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Token lifetimes and identity limits."""
+
+    issuer: str = "backplane"
+    audience: str = "backplane-api"
+    access_ttl_s: int = 900
+    """Access tokens are short-lived: a stolen one is useful for at most this long."""
+    refresh_ttl_s: int = 30 * 86_400
+    leeway_s: int = 30
+    keyring_reload_s: int = 60
+    """How often a process re-reads the signing keyring (to see another process's rotation)."""
+    api_key_touch_interval_s: int = 60
+    """``last_used_at`` of an API key is written at most this often (a write per request is
+    too expensive)."""
+    login_max_attempts: int = 5
+    login_window_s: int = 300
+    """Failed logins per account and per client address allowed per window before 429."""
+    password_memory_kib: int = 19_456
+    password_time_cost: int = 2
+    password_max_concurrency: int | None = None
+    password_min_length: int = 12
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -70,6 +93,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Signing secret shared by every process; generated once into the data directory if unset."""
     demo_data: bool = True
     """Whether ``backplane demo seed`` (run by ``make run``) adds demo rows on first start."""
+    redis_url: str | None = None
+    """Redis for shared login throttling and token revocation across processes (optional)."""
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)

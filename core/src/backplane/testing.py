@@ -6,7 +6,9 @@ Fixtures, all isolated in a temporary data directory with migrations applied:
   fixture to select plugins or set plugin settings), never from the developer's environment;
 - ``backplane_plugins``: the loaded :class:`~backplane.plugins.PluginSet`, migrated;
 - ``backplane_app``: the Litestar app from ``create_app``;
-- ``backplane_client``: a Litestar ``TestClient`` with the app's lifespan running.
+- ``backplane_tenant``: a tenant with an owner and an owner-role API key (:class:`SeededTenant`);
+- ``backplane_client``: a Litestar ``TestClient`` authenticated with that key, lifespan running;
+- ``backplane_anonymous_client``: the same without credentials.
 
 Heavy imports happen inside the fixtures so that merely having the kernel installed does not
 slow down unrelated pytest runs.
@@ -14,17 +16,88 @@ slow down unrelated pytest runs.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+TEST_PASSWORD = "correct horse battery staple 42"  # noqa: S105 - a fixture's known password
+CHEAP_PASSWORD_HASHING = {
+    "BACKPLANE_AUTH__PASSWORD_MEMORY_KIB": "1024",
+    "BACKPLANE_AUTH__PASSWORD_TIME_COST": "1",
+}
+
+
+@dataclass
+class SeededTenant:
+    """A tenant made for a test: its owner logs in with ``TEST_PASSWORD`` or uses ``api_key``."""
+
+    slug: str
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    api_key: str
+    api_key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def seed_tenant(
+    plugins: Any, slug: str, email: str | None = None, key_role: str = "owner"
+) -> SeededTenant:
+    """Create tenant ``slug`` with an owner (password ``TEST_PASSWORD``) and an API key."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(
+            asyncio.run, _seed(plugins, slug, email or f"owner@{slug}.example.org", key_role)
+        ).result()
+
+
+async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTenant:
+    from backplane.db.engine import create_engine, create_sessionmaker
+    from backplane.db.tenancy import bypass_tenancy
+    from backplane.identity.apikeys import create_api_key
+    from backplane.identity.passwords import PasswordHasher, PasswordSettings
+    from backplane.identity.tenants import create_tenant
+
+    settings = plugins.settings
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            bypass_tenancy(session, f"test seeds tenant {slug}")
+            tenant, owner = await create_tenant(session, plugins, slug=slug, owner_email=email)
+            hasher = PasswordHasher(
+                PasswordSettings(
+                    memory_cost_kib=settings.auth.password_memory_kib,
+                    time_cost=settings.auth.password_time_cost,
+                )
+            )
+            owner.password_hash = await hasher.hash(TEST_PASSWORD)
+            hasher.close()
+            key = await create_api_key(
+                session,
+                settings.resolved_secret_key(),
+                tenant_id=tenant.id,
+                name="test",
+                role=key_role,
+                created_by=owner.id,
+            )
+            await session.commit()
+            return SeededTenant(slug, tenant.id, owner.id, owner.email, key.key, key.id)
+    finally:
+        await engine.dispose()
+
 
 @pytest.fixture
 def backplane_environ(tmp_path: Path) -> dict[str, str]:
     """The ``BACKPLANE_*`` variables the test's settings are read from."""
-    return {"BACKPLANE_DATA_DIR": str(tmp_path / "backplane-data")}
+    return {"BACKPLANE_DATA_DIR": str(tmp_path / "backplane-data"), **CHEAP_PASSWORD_HASHING}
 
 
 @pytest.fixture
@@ -52,8 +125,19 @@ def backplane_app(backplane_plugins: Any) -> Any:
 
 
 @pytest.fixture
-def backplane_client(backplane_app: Any) -> Iterator[Any]:
+def backplane_tenant(backplane_plugins: Any) -> SeededTenant:
+    return seed_tenant(backplane_plugins, "test-tenant")
+
+
+@pytest.fixture
+def backplane_anonymous_client(backplane_app: Any) -> Iterator[Any]:
     from litestar.testing import TestClient
 
     with TestClient(backplane_app) as client:
         yield client
+
+
+@pytest.fixture
+def backplane_client(backplane_anonymous_client: Any, backplane_tenant: SeededTenant) -> Any:
+    backplane_anonymous_client.headers.update(backplane_tenant.headers)
+    return backplane_anonymous_client

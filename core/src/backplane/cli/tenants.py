@@ -47,20 +47,32 @@ def tenants() -> None:
 @click.option("--name", default=None, help="Display name (default: the slug).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None:
-    """Create tenant SLUG with its owner."""
+    """Create tenant SLUG with its owner, and print a one-time owner API key."""
+    from backplane.identity.apikeys import create_api_key
     from backplane.identity.tenants import create_tenant
 
     plugins = _context.plugin_set()
+    secret = _context.settings().resolved_secret_key()
 
     async def work(session: Any) -> dict[str, str]:
         tenant, owner = await create_tenant(
             session, plugins, slug=slug, owner_email=owner_email, name=name
+        )
+        key = await create_api_key(
+            session,
+            secret,
+            tenant_id=tenant.id,
+            name="created with the tenant",
+            role="owner",
+            created_by=owner.id,
         )
         return {
             "tenant_id": str(tenant.id),
             "slug": tenant.slug,
             "owner_user_id": str(owner.id),
             "owner_email": owner.email,
+            "api_key": key.key,
+            "api_key_id": key.id,
         }
 
     result = _admin(f"operator: tenants create {slug}", work)
@@ -69,7 +81,8 @@ def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None
     else:
         click.echo(
             f"created tenant {result['slug']} ({result['tenant_id']}), "
-            f"owner {result['owner_email']} ({result['owner_user_id']})"
+            f"owner {result['owner_email']} ({result['owner_user_id']})\n"
+            f"owner API key (shown once; only its hash is stored): {result['api_key']}"
         )
 
 

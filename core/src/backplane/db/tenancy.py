@@ -57,14 +57,17 @@ def bind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
     _sync(session).info[TENANT_KEY] = tenant_id
 
 
-def bypass_tenancy(session: Any, reason: str) -> None:
-    """Let ``session`` read and write every tenant's rows, for kernel admin paths only.
+def bypass_tenancy(session: Any, reason: str, *, audit: bool = True) -> None:
+    """Let ``session`` read and write every tenant's rows, for kernel paths only.
 
-    The reason is logged to the ``backplane.audit`` logger; plugins never receive such a session.
+    The reason is logged to the ``backplane.audit`` logger (``audit=False`` only for the
+    kernel's per-request credential lookups, which would flood it); plugins never receive such
+    a session.
     """
     if not reason.strip():
         raise ValueError("bypassing tenant isolation needs a reason for the audit log")
-    log.info("tenant isolation bypassed: %s", reason)
+    if audit:
+        log.info("tenant isolation bypassed: %s", reason)
     _sync(session).info[BYPASS_KEY] = reason
 
 

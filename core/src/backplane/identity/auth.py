@@ -1,0 +1,285 @@
+"""One authentication path for access tokens and API keys, and the guards built on it.
+
+``Authorization: Bearer <token>`` carries either a JWT access token or an API key
+(``bp_<id>_<secret>``; ``X-API-Key`` is accepted too). The :class:`Authenticator` turns it into a
+:class:`Principal` (user, tenant, role, permissions) or raises 401. Handlers opt out explicitly
+with ``opt={"public": True}``; nothing is public by path pattern except the OpenAPI schema.
+
+Two small in-process caches keep authentication off the database on the hot path, each
+bounded in staleness by ``auth.keyring_reload_s``-style settings: verified API keys (so a
+revoked key stops working on other processes within ``REVALIDATE_S``; on the revoking process at
+once) and the access-token denylist (logout), synchronised from the database on the same period.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backplane.db.tenancy import bypass_tenancy
+from backplane.identity.models import ApiKey, RevokedAccessToken, TenantPlugin
+from backplane.identity.tokens import (
+    InvalidToken,
+    TokenService,
+    parse_api_key,
+    verify_api_key_digest,
+)
+from backplane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REVALIDATE_S = 2.0
+"""Cached API keys, denylist and plugin switches are re-read from the database this often."""
+
+PUBLIC_OPT = "public"
+PLUGIN_OPT = "backplane_plugin"
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling and for which tenant; ``request.user`` on authenticated routes."""
+
+    user_id: uuid.UUID | None
+    tenant_id: uuid.UUID
+    role: str
+    permissions: frozenset[str]
+    via: Literal["token", "api_key"]
+    token_id: str
+    """The access token's ``jti`` or the API key's id."""
+    token_expires_at: int | None = None
+    scopes: tuple[str, ...] = ()
+
+    def has(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+class _CachedKey(msgspec.Struct, frozen=True):
+    tenant_id: uuid.UUID
+    digest: str
+    role: str
+    scopes: tuple[str, ...]
+    created_by: uuid.UUID | None
+    expires_at: float | None
+    revoked: bool
+    read_at: float
+
+
+class Authenticator:
+    """Verifies credentials; shared by the middleware and the identity routes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenService,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        role_permissions: dict[str, frozenset[str]],
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.sessionmaker = sessionmaker
+        self.role_permissions = role_permissions
+        self.secret = settings.resolved_secret_key()
+        self._keys: dict[str, _CachedKey] = {}
+        self._touched: dict[str, float] = {}
+        self._revoked: dict[str, float] = {}
+        self._revoked_synced = 0.0
+        self._switches: dict[tuple[uuid.UUID, str], tuple[bool, float]] = {}
+        self.reload_keyring: Callable[[], Awaitable[None]] | None = None
+
+    async def authenticate(
+        self, authorization: str | None, api_key_header: str | None
+    ) -> Principal:
+        credential = api_key_header
+        if credential is None and authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise NotAuthorizedException("expected 'Authorization: Bearer <credential>'")
+            credential = value.strip()
+        if not credential:
+            raise NotAuthorizedException("authentication required")
+        if credential.startswith("bp_"):
+            return await self._api_key(credential)
+        return await self._access_token(credential)
+
+    # -- access tokens --------------------------------------------------------------------
+    async def _access_token(self, token: str) -> Principal:
+        try:
+            try:
+                claims = await self.tokens.averify_access_token(token, is_revoked=self.is_revoked)
+            except InvalidToken as exc:
+                if exc.reason != "unknown_kid" or self.reload_keyring is None:
+                    raise
+                # Another process may have rotated the keyring: re-read it once and retry.
+                await self.reload_keyring()
+                claims = await self.tokens.averify_access_token(token, is_revoked=self.is_revoked)
+        except InvalidToken as exc:
+            log.info("access token refused: %s", exc.reason)
+            raise NotAuthorizedException("invalid or expired access token") from None
+        if claims.tid is None:
+            raise NotAuthorizedException("the access token has no active tenant")
+        role = claims.extra.get("role") if claims.extra else None
+        if role not in self.role_permissions:
+            raise NotAuthorizedException("invalid access token: no role")
+        return Principal(
+            user_id=uuid.UUID(claims.sub),
+            tenant_id=uuid.UUID(claims.tid),
+            role=role,
+            permissions=self.role_permissions[role],
+            via="token",
+            token_id=claims.jti,
+            token_expires_at=claims.exp,
+        )
+
+    async def is_revoked(self, jti: str) -> bool:
+        now = time.monotonic()
+        if now - self._revoked_synced > REVALIDATE_S:
+            async with self.sessionmaker() as session:
+                rows = await session.execute(
+                    select(RevokedAccessToken.jti, RevokedAccessToken.expires_at).where(
+                        RevokedAccessToken.expires_at > datetime.now(UTC)
+                    )
+                )
+                self._revoked = {j: e.timestamp() for j, e in rows}
+            self._revoked_synced = now
+        return jti in self._revoked
+
+    async def revoke_access_token(self, session: AsyncSession, jti: str, expires_at: int) -> None:
+        """Deny ``jti`` from now on (here at once, elsewhere within ``REVALIDATE_S``)."""
+        session.add(RevokedAccessToken(jti=jti, expires_at=datetime.fromtimestamp(expires_at, UTC)))
+        self._revoked[jti] = expires_at
+
+    # -- API keys ---------------------------------------------------------------------------
+    async def _api_key(self, credential: str) -> Principal:
+        try:
+            key_id, secret = parse_api_key(credential)
+        except InvalidToken:
+            raise NotAuthorizedException("malformed API key") from None
+        now = time.time()
+        cached = self._keys.get(key_id)
+        if cached is None or time.monotonic() - cached.read_at > REVALIDATE_S:
+            cached = await self._load_key(key_id)
+        if cached is None or not verify_api_key_digest(secret, self.secret, cached.digest):
+            raise NotAuthorizedException("unknown API key")
+        if cached.revoked:
+            raise NotAuthorizedException("the API key was revoked")
+        if cached.expires_at is not None and cached.expires_at <= now:
+            raise NotAuthorizedException("the API key expired")
+        await self._touch(key_id, now)
+        return Principal(
+            user_id=cached.created_by,
+            tenant_id=cached.tenant_id,
+            role=cached.role,
+            permissions=self.role_permissions.get(cached.role, frozenset()),
+            via="api_key",
+            token_id=key_id,
+            scopes=cached.scopes,
+        )
+
+    async def _load_key(self, key_id: str) -> _CachedKey | None:
+        async with self.sessionmaker() as session:
+            # Looking a key up by id must precede knowing its tenant; nothing else is read.
+            bypass_tenancy(session, "authenticate API key", audit=False)
+            key = await session.get(ApiKey, key_id)
+        if key is None:
+            self._keys.pop(key_id, None)
+            return None
+        cached = _CachedKey(
+            tenant_id=key.tenant_id,
+            digest=key.digest,
+            role=key.role,
+            scopes=tuple(key.scopes),
+            created_by=key.created_by,
+            revoked=key.revoked_at is not None,
+            expires_at=key.expires_at.replace(tzinfo=key.expires_at.tzinfo or UTC).timestamp()
+            if key.expires_at
+            else None,
+            read_at=time.monotonic(),
+        )
+        self._keys[key_id] = cached
+        return cached
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key from the cache (after revocation in this process)."""
+        self._keys.pop(key_id, None)
+
+    async def _touch(self, key_id: str, now: float) -> None:
+        """Record use at most once per ``auth.api_key_touch_interval_s`` per key and process."""
+        if now - self._touched.get(key_id, 0.0) < self.settings.auth.api_key_touch_interval_s:
+            return
+        self._touched[key_id] = now
+        async with self.sessionmaker() as session, session.begin():
+            bypass_tenancy(session, "record API key use", audit=False)
+            await session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id)
+                .values(last_used_at=datetime.fromtimestamp(now, UTC))
+            )
+
+    # -- per-tenant plugin switches -----------------------------------------------------------
+    async def plugin_enabled(self, tenant_id: uuid.UUID, plugin: str) -> bool:
+        cached = self._switches.get((tenant_id, plugin))
+        if cached is not None and time.monotonic() - cached[1] <= REVALIDATE_S:
+            return cached[0]
+        async with self.sessionmaker() as session:
+            bypass_tenancy(session, "read plugin switch", audit=False)
+            row = await session.get(TenantPlugin, {"tenant_id": tenant_id, "plugin": plugin})
+        enabled = True if row is None else row.enabled
+        self._switches[(tenant_id, plugin)] = (enabled, time.monotonic())
+        return enabled
+
+    def forget_switch(self, tenant_id: uuid.UUID, plugin: str) -> None:
+        self._switches.pop((tenant_id, plugin), None)
+
+
+class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Litestar middleware: every route needs a principal unless its handler is public."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        identity = await connection.app.state.identity_holder.get()
+        principal = await identity.authenticator.authenticate(
+            connection.headers.get("authorization"), connection.headers.get("x-api-key")
+        )
+        return AuthenticationResult(user=principal, auth=principal)
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+def requires(permission: str) -> Any:
+    """A guard: the caller's role must hold ``permission`` (403 otherwise)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if principal is None or not principal.has(permission):
+            raise PermissionDeniedException(f"missing permission {permission!r}")
+
+    guard.__name__ = f"requires_{permission.replace('.', '_')}"
+    return guard
+
+
+async def plugin_enabled_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """404 on a plugin's routes when the caller's tenant has the plugin switched off."""
+    plugin = handler.opt.get(PLUGIN_OPT)
+    principal = current_principal(connection)
+    if plugin is None or principal is None:
+        return
+    identity = await connection.app.state.identity_holder.get()
+    if not await identity.authenticator.plugin_enabled(principal.tenant_id, plugin):
+        raise NotFoundException(f"plugin {plugin!r} is not enabled for this tenant")

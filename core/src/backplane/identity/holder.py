@@ -1,0 +1,60 @@
+"""Start identity services lazily, so a database that is down at boot does not stop the app.
+
+Start-up tries once; if the database cannot be read (not reachable, not migrated) the app still
+serves its public routes (health reports the database), and authentication retries on use and
+answers 503 until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from litestar.exceptions import HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backplane.identity.runtime import Identity
+from backplane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class IdentityHolder:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        role_permissions: dict[str, frozenset[str]],
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.role_permissions = role_permissions
+        self.identity: Identity | None = None
+        self._lock = asyncio.Lock()
+
+    async def try_start(self) -> None:
+        try:
+            await self.get()
+        except HTTPException as exc:
+            log.error("identity services not started yet: %s", exc.detail)
+
+    async def get(self) -> Identity:
+        if self.identity is not None:
+            return self.identity
+        async with self._lock:
+            if self.identity is None:
+                try:
+                    self.identity = await Identity.start(
+                        self.settings, self.sessionmaker, self.role_permissions
+                    )
+                except Exception as exc:
+                    raise HTTPException(
+                        status_code=503,
+                        detail=f"identity services unavailable ({type(exc).__name__}); "
+                        "is the database reachable and migrated (backplane db upgrade)?",
+                    ) from exc
+        return self.identity
+
+    async def close(self) -> None:
+        if self.identity is not None:
+            await self.identity.close()

@@ -1,0 +1,375 @@
+"""The identity API: login sessions, the caller, tenant members and plugins, API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_429_TOO_MANY_REQUESTS
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.db.tenancy import bypass_tenancy
+from backplane.identity import sessions
+from backplane.identity.apikeys import create_api_key
+from backplane.identity.auth import PUBLIC_OPT, Principal, requires
+from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, User
+from backplane.identity.runtime import Identity
+from backplane.identity.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    CreateTenantRequest,
+    LoginRequest,
+    LogoutRequest,
+    MemberIn,
+    MemberOut,
+    MembershipOut,
+    MeOut,
+    PluginStateOut,
+    PluginSwitch,
+    RefreshRequest,
+    RoleIn,
+    SwitchTenantRequest,
+    TenantOut,
+    TokenPair,
+)
+from backplane.identity.tenants import (
+    IdentityError,
+    create_tenant,
+    enabled_plugins,
+    get_or_create_user,
+    normalise_email,
+    set_member_role,
+    set_plugin_enabled,
+)
+from backplane.identity.throttle import ThrottleUnavailableError
+
+Req = Request[Principal, Any, Any]
+PUBLIC = {PUBLIC_OPT: True}
+ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
+
+
+def _identity(request: Request[Any, Any, Any]) -> Identity:
+    """Started by the time a route runs: authentication (or login) needed it first."""
+    identity: Identity | None = request.app.state.identity_holder.identity
+    if identity is None:
+        raise HTTPException(status_code=503, detail="identity services unavailable")
+    return identity
+
+
+def _refuse(error: IdentityError) -> ClientException:
+    return ClientException(str(error))
+
+
+class TooManyRequests(HTTPException):
+    status_code = HTTP_429_TOO_MANY_REQUESTS
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/login", opt=PUBLIC, status_code=200, summary="Log in with email and password")
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginRequest],
+        db: NamedDependency[AsyncSession],
+    ) -> TokenPair:
+        identity = _identity(request)
+        try:
+            email = normalise_email(data.email)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        client = request.client.host if request.client else "unknown"
+        account_key, address_key = f"account:{email}", f"address:{client}"
+        try:
+            for throttle, key in (
+                (identity.account_throttle, account_key),
+                (identity.address_throttle, address_key),
+            ):
+                decision = await throttle.hit(key)
+                if not decision.allowed:
+                    raise TooManyRequests(
+                        detail="too many login attempts; try again later",
+                        headers={"Retry-After": str(max(1, decision.retry_after_s))},
+                    )
+        except ThrottleUnavailableError:
+            raise HTTPException(status_code=503, detail="login throttle unavailable") from None
+        user = await db.scalar(select(User).where(User.email == email))
+        ok = await identity.hasher.verify(user.password_hash if user else None, data.password)
+        if not ok or user is None or not user.is_active:
+            raise NotAuthorizedException("invalid email or password")
+        await identity.account_throttle.reset(account_key)
+        if user.password_hash and identity.hasher.needs_rehash(user.password_hash):
+            user.password_hash = await identity.hasher.hash(data.password)
+        membership, _tenant = await sessions.choose_membership(identity, user.id, data.tenant)
+        return await sessions.issue_pair(identity, db, user.id, membership)
+
+    @post("/refresh", opt=PUBLIC, status_code=200, summary="Exchange a refresh token")
+    async def refresh(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RefreshRequest],
+        db: NamedDependency[AsyncSession],
+    ) -> TokenPair:
+        return await sessions.rotate_refresh_token(_identity(request), db, data.refresh_token)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End the session")
+    async def logout(
+        self, request: Req, data: JSONBody[LogoutRequest], db: NamedDependency[AsyncSession]
+    ) -> None:
+        principal = request.user
+        identity = _identity(request)
+        if principal.via == "token" and principal.token_expires_at is not None:
+            await identity.authenticator.revoke_access_token(
+                db, principal.token_id, principal.token_expires_at
+            )
+        if data.refresh_token:
+            family = await sessions.family_of(db, data.refresh_token)
+            if family is not None:
+                await sessions.revoke_family(db, family)
+
+    @post("/switch-tenant", status_code=200, summary="Act in another tenant of yours")
+    async def switch_tenant(
+        self, request: Req, data: JSONBody[SwitchTenantRequest], db: NamedDependency[AsyncSession]
+    ) -> TokenPair:
+        principal = request.user
+        if principal.user_id is None or principal.via != "token":
+            raise PermissionDeniedException("only a user's access token can switch tenants")
+        identity = _identity(request)
+        membership, _ = await sessions.choose_membership(identity, principal.user_id, data.tenant)
+        if principal.token_expires_at is not None:
+            await identity.authenticator.revoke_access_token(
+                db, principal.token_id, principal.token_expires_at
+            )
+        return await sessions.issue_pair(identity, db, principal.user_id, membership)
+
+
+class MeController(Controller):
+    path = "/me"
+    tags = ["auth"]
+
+    @get("/", summary="Who is calling, for which tenant, with which permissions")
+    async def me(self, request: Req, db: NamedDependency[AsyncSession]) -> MeOut:
+        principal = request.user
+        email = None
+        memberships: list[MembershipOut] = []
+        if principal.user_id is not None:
+            user = await db.get(User, principal.user_id)
+            email = user.email if user else None
+            if principal.via == "token":
+                memberships = [
+                    MembershipOut(tenant_id=t.id, tenant_slug=t.slug, role=m.role)
+                    for m, t in await sessions.memberships_of(_identity(request), principal.user_id)
+                ]
+        return MeOut(
+            user_id=principal.user_id,
+            email=email,
+            tenant_id=principal.tenant_id,
+            role=principal.role,
+            permissions=sorted(principal.permissions),
+            authenticated_by=principal.via,
+            memberships=memberships,
+        )
+
+
+class TenantsController(Controller):
+    path = "/tenants"
+    tags = ["tenants"]
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Create a tenant you own")
+    async def create(self, request: Req, data: JSONBody[CreateTenantRequest]) -> TenantOut:
+        principal = request.user
+        if principal.user_id is None or principal.via != "token":
+            raise PermissionDeniedException("tenants are created by users, not API keys")
+        identity = _identity(request)
+        async with identity.sessionmaker() as session:
+            bypass_tenancy(session, f"user {principal.user_id} creates tenant {data.slug}")
+            user = await session.get(User, principal.user_id)
+            if user is None:
+                raise NotAuthorizedException("unknown user")
+            try:
+                tenant, _ = await create_tenant(
+                    session,
+                    request.app.state.plugins,
+                    slug=data.slug,
+                    owner_email=user.email,
+                    name=data.name,
+                )
+            except IdentityError as exc:
+                raise _refuse(exc) from None
+            await session.commit()
+        return TenantOut(id=tenant.id, slug=tenant.slug, name=tenant.name)
+
+
+class TenantController(Controller):
+    """The caller's own tenant: members and plugins. Every query is tenant-scoped."""
+
+    path = "/tenant"
+    tags = ["tenant"]
+
+    @get("/members", guards=[requires("tenant.read")])
+    async def list_members(self, db: NamedDependency[AsyncSession]) -> list[MemberOut]:
+        rows = await db.execute(
+            select(Membership, User).join(User, User.id == Membership.user_id).order_by(User.email)
+        )
+        return [MemberOut(user_id=u.id, email=u.email, role=m.role) for m, u in rows.tuples()]
+
+    @post("/members", guards=[requires("tenant.members.manage")], status_code=HTTP_201_CREATED)
+    async def add_member(
+        self, request: Req, data: JSONBody[MemberIn], db: NamedDependency[AsyncSession]
+    ) -> MemberOut:
+        _may_grant(request.user, data.role)
+        try:
+            user = await get_or_create_user(db, data.email)
+            await set_member_role(db, request.user.tenant_id, user.id, data.role)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        return MemberOut(user_id=user.id, email=user.email, role=data.role)
+
+    @patch("/members/{user_id:uuid}", guards=[requires("tenant.members.manage")])
+    async def change_role(
+        self,
+        request: Req,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[RoleIn],
+        db: NamedDependency[AsyncSession],
+    ) -> MemberOut:
+        membership, user = await _member(db, user_id)
+        _may_grant(request.user, data.role)
+        _may_grant(request.user, membership.role)
+        try:
+            await set_member_role(db, request.user.tenant_id, user_id, data.role)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        return MemberOut(user_id=user.id, email=user.email, role=data.role)
+
+    @delete("/members/{user_id:uuid}", guards=[requires("tenant.members.manage")])
+    async def remove_member(
+        self, request: Req, user_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> None:
+        membership, _ = await _member(db, user_id)
+        _may_grant(request.user, membership.role)
+        try:
+            await set_member_role(db, request.user.tenant_id, user_id, None)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+
+    @get("/plugins", guards=[requires("tenant.read")])
+    async def list_plugins(
+        self, request: Req, db: NamedDependency[AsyncSession]
+    ) -> list[PluginStateOut]:
+        states = await enabled_plugins(db, request.app.state.plugins, request.user.tenant_id)
+        return [PluginStateOut(plugin=p, enabled=e) for p, e in states.items()]
+
+    @put("/plugins/{plugin:str}", guards=[requires("tenant.plugins.manage")])
+    async def switch_plugin(
+        self,
+        request: Req,
+        plugin: FromPath[str],
+        data: JSONBody[PluginSwitch],
+        db: NamedDependency[AsyncSession],
+    ) -> PluginStateOut:
+        tenant = await db.get(Tenant, request.user.tenant_id)
+        if tenant is None:
+            raise NotFoundException("tenant not found")
+        try:
+            await set_plugin_enabled(db, request.app.state.plugins, tenant, plugin, data.enabled)
+        except IdentityError as exc:
+            raise NotFoundException(str(exc)) from None
+        _identity(request).authenticator.forget_switch(tenant.id, plugin)
+        return PluginStateOut(plugin=plugin, enabled=data.enabled)
+
+
+class ApiKeysController(Controller):
+    path = "/apikeys"
+    tags = ["apikeys"]
+    guards = [requires("apikeys.manage")]
+
+    @get("/")
+    async def list_keys(self, db: NamedDependency[AsyncSession]) -> list[ApiKeyOut]:
+        keys = await db.scalars(select(ApiKey).order_by(ApiKey.created_at))
+        return [_key_out(k) for k in keys]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create_key(
+        self, request: Req, data: JSONBody[ApiKeyIn], db: NamedDependency[AsyncSession]
+    ) -> ApiKeyCreated:
+        _may_grant(request.user, data.role)
+        expires = (
+            datetime.now(UTC) + timedelta(days=data.expires_in_days)
+            if data.expires_in_days
+            else None
+        )
+        return await create_api_key(
+            db,
+            _identity(request).secret,
+            tenant_id=request.user.tenant_id,
+            name=data.name,
+            role=data.role,
+            scopes=data.scopes,
+            created_by=request.user.user_id,
+            expires_at=expires,
+        )
+
+    @delete("/{key_id:str}")
+    async def revoke_key(
+        self, request: Req, key_id: FromPath[str], db: NamedDependency[AsyncSession]
+    ) -> None:
+        key = await db.get(ApiKey, key_id)
+        if key is None:
+            raise NotFoundException("no such API key")
+        key.revoked_at = key.revoked_at or datetime.now(UTC)
+        _identity(request).authenticator.forget_key(key_id)
+
+
+def _may_grant(principal: Principal, role: str) -> None:
+    """Nobody grants, changes or removes a role above their own."""
+    if ROLE_RANK.get(role, 99) > ROLE_RANK.get(principal.role, -1):
+        raise PermissionDeniedException(f"a {principal.role} cannot manage the {role} role")
+
+
+async def _member(db: AsyncSession, user_id: uuid.UUID) -> tuple[Membership, User]:
+    row = (
+        (
+            await db.execute(
+                select(Membership, User)
+                .join(User, User.id == Membership.user_id)
+                .where(Membership.user_id == user_id)
+            )
+        )
+        .tuples()
+        .first()
+    )
+    if row is None:
+        raise NotFoundException("no such member in this tenant")
+    return row
+
+
+def _key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
+    )
+
+
+ROUTES = [AuthController, MeController, TenantsController, TenantController, ApiKeysController]

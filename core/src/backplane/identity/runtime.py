@@ -1,0 +1,96 @@
+"""The identity services of one running application, built at start-up and kept on app.state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backplane.identity.auth import Authenticator
+from backplane.identity.keystore import load_or_create_keyring
+from backplane.identity.passwords import PasswordHasher, PasswordSettings
+from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
+from backplane.identity.tokens import TokenService
+from backplane.settings import Settings
+
+IP_ATTEMPTS_FACTOR = 10
+"""Per client address, allow this many times the per-account attempts (offices share NAT)."""
+
+
+class Identity:
+    """Tokens, password hashing, login throttles and the authenticator, wired to settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tokens: TokenService,
+        role_permissions: dict[str, frozenset[str]],
+    ) -> None:
+        auth = settings.auth
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.tokens = tokens
+        self.secret = settings.resolved_secret_key()
+        self.hasher = PasswordHasher(
+            PasswordSettings(
+                time_cost=auth.password_time_cost,
+                memory_cost_kib=auth.password_memory_kib,
+                max_concurrency=auth.password_max_concurrency,
+                min_length=auth.password_min_length,
+            )
+        )
+        window = auth.login_window_s
+        self.account_throttle: Throttle = make_throttle(
+            settings.redis_url,
+            ThrottleSettings(max_attempts=auth.login_max_attempts, window_s=window),
+        )
+        self.address_throttle: Throttle = make_throttle(
+            settings.redis_url,
+            ThrottleSettings(
+                max_attempts=auth.login_max_attempts * IP_ATTEMPTS_FACTOR, window_s=window
+            ),
+        )
+        self.authenticator = Authenticator(settings, tokens, sessionmaker, role_permissions)
+        self.authenticator.reload_keyring = lambda: self.refresh_keyring(force=True)
+        self._keyring_read = time.monotonic()
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        role_permissions: dict[str, frozenset[str]],
+    ) -> Identity:
+        keyring = await load_or_create_keyring(sessionmaker, settings.resolved_secret_key())
+        auth = settings.auth
+        tokens = TokenService(
+            issuer=auth.issuer,
+            audience=auth.audience,
+            keyring=keyring,
+            access_ttl_s=auth.access_ttl_s,
+            leeway_s=auth.leeway_s,
+        )
+        return cls(settings, sessionmaker, tokens, role_permissions)
+
+    async def refresh_keyring(self, force: bool = False) -> None:
+        """Re-read the keyring if it is older than ``auth.keyring_reload_s`` (or ``force``)."""
+        age = time.monotonic() - self._keyring_read
+        # Even forced re-reads (unknown kid) happen at most once a second: forged tokens with
+        # random kids must not turn into a database query each.
+        if age < (1.0 if force else self.settings.auth.keyring_reload_s):
+            return
+        self.tokens.update_keyring(await load_or_create_keyring(self.sessionmaker, self.secret))
+        self._keyring_read = time.monotonic()
+
+    async def close(self) -> None:
+        for throttle in (self.account_throttle, self.address_throttle):
+            await throttle.aclose()
+        self.hasher.close()
+
+    def __repr__(self) -> str:
+        return f"Identity(tokens={self.tokens!r})"
+
+    def state(self) -> dict[str, Any]:
+        return {"identity": self, "authenticator": self.authenticator}

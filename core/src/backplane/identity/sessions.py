@@ -1,0 +1,123 @@
+"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.db.tenancy import bypass_tenancy
+from backplane.identity.models import Membership, RefreshToken, Tenant
+from backplane.identity.runtime import Identity
+from backplane.identity.schemas import TokenPair
+from backplane.identity.tokens import hash_opaque_token, new_opaque_token
+
+REFRESH_PREFIX = "bprt"
+
+
+async def memberships_of(identity: Identity, user_id: uuid.UUID) -> list[tuple[Membership, Tenant]]:
+    """Every tenant the user belongs to (reading across tenants is the point here)."""
+    async with identity.sessionmaker() as session:
+        bypass_tenancy(session, "list a user's own memberships", audit=False)
+        rows = await session.execute(
+            select(Membership, Tenant)
+            .join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.user_id == user_id)
+            .order_by(Membership.created_at, Tenant.slug)
+        )
+        return [(m, t) for m, t in rows.tuples()]
+
+
+async def choose_membership(
+    identity: Identity, user_id: uuid.UUID, tenant: str | None
+) -> tuple[Membership, Tenant]:
+    """The membership to act with: the named tenant (slug or id) or the first one."""
+    memberships = await memberships_of(identity, user_id)
+    if not memberships:
+        raise PermissionDeniedException("this account belongs to no tenant")
+    if tenant is None:
+        return memberships[0]
+    for membership, row in memberships:
+        if tenant in (row.slug, str(row.id)):
+            return membership, row
+    raise PermissionDeniedException(f"not a member of tenant {tenant!r}")
+
+
+async def issue_pair(
+    identity: Identity,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    membership: Membership,
+    family_id: uuid.UUID | None = None,
+) -> TokenPair:
+    """A new access token and a new refresh token (in ``family_id``, or a new family)."""
+    await identity.refresh_keyring()
+    issued = identity.tokens.issue_access_token(
+        user_id=str(user_id), tenant_id=str(membership.tenant_id), extra={"role": membership.role}
+    )
+    refresh, digest = new_opaque_token(REFRESH_PREFIX)
+    session.add(
+        RefreshToken(
+            token_hash=digest,
+            family_id=family_id or uuid.uuid4(),
+            user_id=user_id,
+            active_tenant_id=membership.tenant_id,
+            expires_at=datetime.now(UTC) + timedelta(seconds=identity.settings.auth.refresh_ttl_s),
+        )
+    )
+    return TokenPair(
+        access_token=issued.token,
+        refresh_token=refresh,
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
+        expires_in=identity.settings.auth.access_ttl_s,
+        tenant_id=membership.tenant_id,
+        role=membership.role,
+    )
+
+
+async def rotate_refresh_token(identity: Identity, session: AsyncSession, token: str) -> TokenPair:
+    """Exchange a refresh token for a new pair; a second use revokes its whole family."""
+    now = datetime.now(UTC)
+    row = await session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == hash_opaque_token(token))
+        .with_for_update()
+    )
+    if row is None or row.revoked_at is not None:
+        raise NotAuthorizedException("invalid refresh token")
+    if row.used_at is not None:
+        await revoke_family(session, row.family_id)
+        await session.commit()  # the revocation must stick although the request fails
+        raise NotAuthorizedException("refresh token reuse detected: the session was revoked")
+    if _aware(row.expires_at) <= now:
+        raise NotAuthorizedException("refresh token expired")
+    row.used_at = now
+    memberships = await memberships_of(identity, row.user_id)
+    for membership, _tenant in memberships:
+        if membership.tenant_id == row.active_tenant_id:
+            return await issue_pair(identity, session, row.user_id, membership, row.family_id)
+    await revoke_family(session, row.family_id)
+    raise NotAuthorizedException("no longer a member of the session's tenant")
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+async def family_of(session: AsyncSession, token: str) -> uuid.UUID | None:
+    row = await session.scalar(
+        select(RefreshToken.family_id).where(RefreshToken.token_hash == hash_opaque_token(token))
+    )
+    return row
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
