@@ -1,26 +1,86 @@
-"""Seeding demo data once per database through the ``seed_demo_data`` hook."""
+"""Demo data, once per database: tenant ``demo`` with its owner, then each plugin's rows.
+
+The kernel creates the demo tenant itself (it needs the plugin set, to fire ``tenant_created``),
+then calls every plugin's ``seed_demo_data`` with the session bound to that tenant: plugins never
+receive a tenancy-bypassing session. The owner's password and API key are printed once.
+"""
 
 from __future__ import annotations
 
+import inspect
+import secrets
+import uuid
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.models import KernelState
+from backplane.db.tenancy import BYPASS_KEY, bind_tenant, bypass_tenancy
 from backplane.plugins import PluginSet
+from backplane.telemetry import hook_span
 
 DEMO_MARKER = "demo_seeded_at"
+DEMO_OWNER = "owner@demo.example.org"
 
 
-async def seed_demo_data(plugins: PluginSet) -> bool:
-    """Call ``seed_demo_data`` on every plugin in one transaction; False if already seeded."""
+async def _kernel_demo(session: AsyncSession, plugins: PluginSet) -> dict[str, Any]:
+    from backplane.identity.apikeys import create_api_key
+    from backplane.identity.passwords import PasswordHasher, PasswordSettings
+    from backplane.identity.tenants import create_tenant
+
+    settings = plugins.settings
+    tenant, owner = await create_tenant(
+        session, plugins, slug="demo", name="Demo", owner_email=DEMO_OWNER
+    )
+    password = secrets.token_urlsafe(12)
+    hasher = PasswordHasher(
+        PasswordSettings(
+            memory_cost_kib=settings.auth.password_memory_kib,
+            time_cost=settings.auth.password_time_cost,
+        )
+    )
+    owner.password_hash = await hasher.hash(password)
+    hasher.close()
+    key = await create_api_key(
+        session,
+        settings.resolved_secret_key(),
+        tenant_id=tenant.id,
+        name="demo",
+        role="owner",
+        created_by=owner.id,
+    )
+    return {
+        "tenant": "demo",
+        "tenant_id": str(tenant.id),
+        "login": owner.email,
+        "password": password,
+        "api_key": key.key,
+    }
+
+
+async def seed_demo_data(plugins: PluginSet) -> list[tuple[str, Any]] | None:
+    """Seed in one transaction; return what was reported, or None if already seeded."""
     engine = create_engine(plugins.settings)
     try:
-        async with create_sessionmaker(engine)() as session:
-            async with session.begin():
-                if await session.get(KernelState, DEMO_MARKER) is not None:
-                    return False
-                await plugins.acall("seed_demo_data", session=session)
-                session.add(KernelState(key=DEMO_MARKER, value=datetime.now(UTC).isoformat()))
-            return True
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if await session.get(KernelState, DEMO_MARKER) is not None:
+                return None
+            bypass_tenancy(session, "seed the demo tenant")
+            kernel = await _kernel_demo(session, plugins)
+            reports: list[tuple[str, Any]] = [("core", kernel)]
+            session.sync_session.info.pop(BYPASS_KEY, None)
+            bind_tenant(session, uuid.UUID(kernel["tenant_id"]))
+            for name, function in plugins.implementations("seed_demo_data"):
+                with hook_span("seed_demo_data", name):
+                    result = function(session=session, settings=plugins.settings)
+                    if inspect.isawaitable(result):
+                        result = await result
+                if result:
+                    reports.append((name, result))
+            await session.flush()
+            session.add(KernelState(key=DEMO_MARKER, value=datetime.now(UTC).isoformat()))
+        return reports
     finally:
         await engine.dispose()

@@ -74,9 +74,10 @@ def register_billing_providers(register: Any) -> Any:
 
 
 @hookspec
-def seed_demo_data(session: Any) -> Any:
-    """Add demo rows on the first ``backplane demo seed`` of a database (``session`` is an
-    ``AsyncSession``; the kernel commits)."""
+def seed_demo_data(session: Any, settings: Any) -> Any:
+    """Add demo rows on the first ``backplane demo seed`` of a database. ``session`` is an
+    ``AsyncSession`` bound to the demo tenant (the kernel commits); a returned dict of
+    credentials or hints is printed once."""
 
 
 @hookspec

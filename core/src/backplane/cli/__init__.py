@@ -19,6 +19,9 @@ _KERNEL_COMMANDS = {
     "plugins": "backplane.cli.plugins:plugins",
     "demo": "backplane.cli.demo:demo",
     "tenants": "backplane.cli.tenants:tenants",
+    "users": "backplane.cli.users:users",
+    "apikeys": "backplane.cli.apikeys:apikeys",
+    "keys": "backplane.cli.keys:keys",
 }
 
 

@@ -23,5 +23,17 @@ def seed() -> None:
     if not settings.demo_data:
         click.echo("demo data disabled (BACKPLANE_DEMO_DATA=false)")
         return
-    seeded = asyncio.run(seed_demo_data(_context.plugin_set()))
-    click.echo("demo data seeded" if seeded else "demo data already present")
+    reports = asyncio.run(seed_demo_data(_context.plugin_set()))
+    if reports is None:
+        click.echo("demo data already present (credentials were printed at first start)")
+        return
+    click.echo("demo data seeded")
+    for plugin, report in reports:
+        if plugin == "core":
+            click.echo(
+                f"  tenant {report['tenant']}: log in as {report['login']} with password "
+                f"{report['password']}\n  API key (shown once): {report['api_key']}"
+            )
+        elif isinstance(report, dict):
+            for key, value in report.items():
+                click.echo(f"  {plugin}: {key}: {value}")

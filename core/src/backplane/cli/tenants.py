@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from backplane.cli import _context
-
-T = TypeVar("T")
-
-
-def _admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(session)`` in one transaction on an audited, tenancy-bypassing session."""
-    from backplane.db.engine import create_engine, create_sessionmaker
-    from backplane.db.tenancy import bypass_tenancy
-    from backplane.identity.tenants import IdentityError
-
-    async def run() -> T:
-        engine = create_engine(_context.settings())
-        try:
-            async with create_sessionmaker(engine)() as session:
-                bypass_tenancy(session, reason)
-                async with session.begin():
-                    return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except IdentityError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -75,7 +49,7 @@ def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None
             "api_key_id": key.id,
         }
 
-    result = _admin(f"operator: tenants create {slug}", work)
+    result = _context.admin(f"operator: tenants create {slug}", work)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -98,7 +72,7 @@ def list_tenants(as_json: bool) -> None:
         rows = await session.scalars(select(Tenant).order_by(Tenant.slug))
         return [{"tenant_id": str(t.id), "slug": t.slug, "name": t.name} for t in rows]
 
-    result = _admin("operator: tenants list", work)
+    result = _context.admin("operator: tenants list", work)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -120,5 +94,5 @@ def plugin_switch(slug: str, plugin: str, state: str) -> None:
         tenant = await tenant_by_slug(session, slug)
         await set_plugin_enabled(session, plugins, tenant, plugin, state == "on")
 
-    _admin(f"operator: tenants plugin {slug} {plugin} {state}", work)
+    _context.admin(f"operator: tenants plugin {slug} {plugin} {state}", work)
     click.echo(f"plugin {plugin} is {state} for tenant {slug}")

@@ -69,13 +69,16 @@ async def load_or_create_keyring(
 
 
 async def rotate_keyring(
-    sessionmaker: async_sessionmaker[AsyncSession], secret: str, access_ttl_s: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    secret: str,
+    access_ttl_s: int,
+    leeway_s: int,
 ) -> Keyring:
     """Add a new signing key; the previous one keeps verifying until its tokens expire."""
     async with sessionmaker() as session, session.begin():
         row = await session.get(KernelState, KEYRING_STATE_KEY, with_for_update=True)
         current = _open(row.value, secret) if row is not None else Keyring.generate()
-        rotated = current.rotate(int(time.time()), access_ttl_s)
+        rotated = current.rotate(int(time.time()), access_ttl_s, leeway_s)
         if row is None:
             session.add(KernelState(key=KEYRING_STATE_KEY, value=_seal(rotated, secret)))
         else:

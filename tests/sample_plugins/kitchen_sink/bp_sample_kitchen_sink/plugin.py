@@ -106,7 +106,7 @@ def register_billing_providers(register: Any) -> None:
 
 
 @hookimpl
-async def seed_demo_data(session: Any) -> None:
+async def seed_demo_data(session: Any, settings: Any) -> None:
     from bp_sample_kitchen_sink.models import Note
 
     session.add(Note(body="demo note"))

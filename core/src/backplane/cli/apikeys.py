@@ -1,0 +1,121 @@
+"""``backplane apikeys``: create, list and revoke a tenant's API keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from backplane.cli import _context
+
+ROLE = click.Choice(["owner", "admin", "member", "viewer"])
+
+
+@click.group()
+def apikeys() -> None:
+    """Manage API keys."""
+
+
+@apikeys.command()
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--name", required=True, help="What the key is for.")
+@click.option("--role", type=ROLE, default="member", show_default=True)
+@click.option("--scope", "scopes", multiple=True, help="A scope (repeatable).")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def create(
+    slug: str,
+    name: str,
+    role: str,
+    scopes: tuple[str, ...],
+    expires_in_days: int | None,
+    as_json: bool,
+) -> None:
+    """Create an API key; the key is printed once and never stored."""
+    from backplane.identity.apikeys import create_api_key
+    from backplane.identity.tenants import tenant_by_slug
+
+    secret = _context.settings().resolved_secret_key()
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def work(session: Any) -> dict[str, Any]:
+        tenant = await tenant_by_slug(session, slug)
+        created = await create_api_key(
+            session,
+            secret,
+            tenant_id=tenant.id,
+            name=name,
+            role=role,
+            scopes=list(scopes),
+            expires_at=expires,
+        )
+        return {
+            "id": created.id,
+            "key": created.key,
+            "tenant": slug,
+            "role": role,
+            "expires_at": expires.isoformat() if expires else None,
+        }
+
+    result = _context.admin(f"operator: apikeys create for {slug}", work)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"API key {result['id']} for tenant {slug} (shown once): {result['key']}")
+
+
+@apikeys.command("list")
+@click.option("--tenant", "slug", required=True, help="Tenant slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_keys(slug: str, as_json: bool) -> None:
+    """List a tenant's API keys (never their secrets)."""
+    from sqlalchemy import select
+
+    from backplane.identity.models import ApiKey
+    from backplane.identity.tenants import tenant_by_slug
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        tenant = await tenant_by_slug(session, slug)
+        keys = await session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.created_at)
+        )
+        return [
+            {
+                "id": k.id,
+                "name": k.name,
+                "role": k.role,
+                "revoked": k.revoked_at is not None,
+                "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+            }
+            for k in keys
+        ]
+
+    rows = _context.admin(f"operator: apikeys list for {slug}", work)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked"] else "active"
+        click.echo(f"{row['id']}  {state:<8} {row['role']:<7} {row['name']}")
+
+
+@apikeys.command()
+@click.argument("key_id")
+@click.option("--tenant", "slug", required=True, help="Tenant slug the key belongs to.")
+def revoke(key_id: str, slug: str) -> None:
+    """Revoke API key KEY_ID (effective everywhere within seconds)."""
+    from backplane.identity.models import ApiKey
+    from backplane.identity.tenants import IdentityError, tenant_by_slug
+
+    async def work(session: Any) -> None:
+        tenant = await tenant_by_slug(session, slug)
+        key = await session.get(ApiKey, key_id)
+        if key is None or key.tenant_id != tenant.id:
+            raise IdentityError(f"tenant {slug!r} has no API key {key_id!r}")
+        key.revoked_at = key.revoked_at or datetime.now(UTC)
+
+    _context.admin(f"operator: apikeys revoke {key_id} of {slug}", work)
+    click.echo(f"revoked API key {key_id}")
