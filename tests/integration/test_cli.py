@@ -137,6 +137,10 @@ def test_demo_seed_runs_once(data_dir: Path) -> None:
     assert run_cli("db", "upgrade", env=env).returncode == 0
     first = run_cli("demo", "seed", env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "demo data seeded"
+    lines = first.stdout.splitlines()
+    assert lines[0] == "demo data seeded"
+    assert "log in as owner@demo.example.org with password" in lines[1]
+    assert lines[2].startswith("  API key (shown once): bp_")
     second = run_cli("demo", "seed", env=env)
-    assert second.stdout.strip() == "demo data already present"
+    assert second.stdout.startswith("demo data already present")
+    assert "bp_" not in second.stdout

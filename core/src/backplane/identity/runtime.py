@@ -72,7 +72,11 @@ class Identity:
             access_ttl_s=auth.access_ttl_s,
             leeway_s=auth.leeway_s,
         )
-        return cls(settings, sessionmaker, tokens, role_permissions)
+        identity = cls(settings, sessionmaker, tokens, role_permissions)
+        # The dummy hash for unknown accounts is computed now, not on the first failed login
+        # (which would otherwise take visibly longer than later ones).
+        await identity.hasher.warm_up()
+        return identity
 
     async def refresh_keyring(self, force: bool = False) -> None:
         """Re-read the keyring if it is older than ``auth.keyring_reload_s`` (or ``force``)."""
