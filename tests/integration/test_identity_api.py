@@ -372,3 +372,68 @@ def test_users_create_tenants_they_own(
         "/api/auth/switch-tenant", headers=bearer(token), json={"tenant": "newco"}
     )
     assert switched.json()["role"] == "owner"
+
+
+def test_change_password_applies_the_policy(
+    client: TestClient[Litestar], tenant_a: SeededTenant
+) -> None:
+    token = login(client, tenant_a.email)["access_token"]
+    url, headers = "/api/me/password", bearer(token)
+    wrong = client.put(
+        url,
+        headers=headers,
+        json={"current_password": "nope" * 4, "new_password": "a fresh long passphrase"},
+    )
+    assert wrong.status_code == 403
+    for weak, reason in (("short", "12 characters"), ("password1234", "common")):
+        refused = client.put(
+            url, headers=headers, json={"current_password": TEST_PASSWORD, "new_password": weak}
+        )
+        assert refused.status_code == 400
+        assert reason in refused.json()["detail"]
+    changed = client.put(
+        url,
+        headers=headers,
+        json={"current_password": TEST_PASSWORD, "new_password": "a fresh long passphrase"},
+    )
+    assert changed.status_code == 204
+    assert login(client, tenant_a.email, "a fresh long passphrase")["role"] == "owner"
+
+
+def test_cli_members_and_passwords(data_dir: Path) -> None:
+    from tests.cli import run_cli
+
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": ""}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    assert (
+        run_cli("tenants", "create", "acme", "--owner-email", "a@acme.org", env=env).returncode == 0
+    )
+    added = run_cli("tenants", "member", "acme", "b@acme.org", "admin", env=env)
+    assert added.returncode == 0, added.stderr
+    last = run_cli("tenants", "member", "acme", "a@acme.org", "remove", env=env)
+    assert last.returncode == 1
+    assert "last owner" in last.stderr
+    weak = run_cli(
+        "users", "set-password", "b@acme.org", "--password-stdin", env=env, stdin="password1234\n"
+    )
+    assert weak.returncode == 1
+    assert "common" in weak.stderr
+    ok = run_cli(
+        "users",
+        "set-password",
+        "b@acme.org",
+        "--password-stdin",
+        env=env,
+        stdin="b's long passphrase\n",
+    )
+    assert ok.returncode == 0, ok.stderr
+    missing = run_cli(
+        "users",
+        "set-password",
+        "nobody@acme.org",
+        "--password-stdin",
+        env=env,
+        stdin="another long passphrase\n",
+    )
+    assert missing.returncode == 1
+    assert "no user" in missing.stderr

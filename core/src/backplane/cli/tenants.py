@@ -96,3 +96,20 @@ def plugin_switch(slug: str, plugin: str, state: str) -> None:
 
     _context.admin(f"operator: tenants plugin {slug} {plugin} {state}", work)
     click.echo(f"plugin {plugin} is {state} for tenant {slug}")
+
+
+@tenants.command("member")
+@click.argument("slug")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["owner", "admin", "member", "viewer", "remove"]))
+def member(slug: str, email: str, role: str) -> None:
+    """Add EMAIL to tenant SLUG with ROLE, change their role, or `remove` them."""
+    from backplane.identity.tenants import get_or_create_user, set_member_role, tenant_by_slug
+
+    async def work(session: Any) -> None:
+        tenant = await tenant_by_slug(session, slug)
+        user = await get_or_create_user(session, email)
+        await set_member_role(session, tenant.id, user.id, None if role == "remove" else role)
+
+    _context.admin(f"operator: tenants member {slug} {email} {role}", work)
+    click.echo(f"{email}: {'removed from' if role == 'remove' else role + ' of'} tenant {slug}")

@@ -37,6 +37,7 @@ from backplane.identity.schemas import (
     MemberOut,
     MembershipOut,
     MeOut,
+    PasswordChange,
     PluginStateOut,
     PluginSwitch,
     RefreshRequest,
@@ -184,6 +185,26 @@ class MeController(Controller):
             authenticated_by=principal.via,
             memberships=memberships,
         )
+
+    @put("/password", status_code=HTTP_204_NO_CONTENT, summary="Change your password")
+    async def change_password(
+        self, request: Req, data: JSONBody[PasswordChange], db: NamedDependency[AsyncSession]
+    ) -> None:
+        principal = request.user
+        if principal.user_id is None or principal.via != "token":
+            raise PermissionDeniedException("passwords are changed with a user's access token")
+        identity = _identity(request)
+        user = await db.get(User, principal.user_id)
+        if user is None:
+            raise NotAuthorizedException("unknown user")
+        if user.password_hash is not None and not await identity.hasher.verify(
+            user.password_hash, data.current_password or ""
+        ):
+            raise PermissionDeniedException("the current password is wrong")
+        problems = identity.hasher.check_policy(data.new_password, email=user.email)
+        if problems:
+            raise ClientException("password refused: " + "; ".join(problems))
+        user.password_hash = await identity.hasher.hash(data.new_password)
 
 
 class TenantsController(Controller):

@@ -119,3 +119,9 @@ class ApiKeyCreated(msgspec.Struct):
     name: str
     role: str
     expires_at: datetime | None
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    current_password: Password | None = None
+    """Required when the account already has a password."""
+    new_password: Password
