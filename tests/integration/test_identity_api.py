@@ -437,3 +437,22 @@ def test_cli_members_and_passwords(data_dir: Path) -> None:
     )
     assert missing.returncode == 1
     assert "no user" in missing.stderr
+
+
+def test_a_removed_member_loses_access_before_the_token_expires(
+    authed: TestClient[Litestar], migrated: PluginSet
+) -> None:
+    from backplane.testing import seed_tenant as seed
+
+    other = seed(migrated, "other", email="bob@acme.example.org")
+    added = authed.post("/api/tenant/members", json={"email": other.email, "role": "member"})
+    assert added.status_code == 201
+    token = login(authed, other.email, tenant="acme")["access_token"]
+    assert authed.get("/api/me", headers=bearer(token)).json()["role"] == "member"
+    assert (
+        authed.patch(f"/api/tenant/members/{other.user_id}", json={"role": "viewer"}).status_code
+        == 200
+    )
+    assert authed.get("/api/me", headers=bearer(token)).json()["role"] == "viewer"
+    assert authed.delete(f"/api/tenant/members/{other.user_id}").status_code == 204
+    assert authed.get("/api/me", headers=bearer(token)).status_code == 401

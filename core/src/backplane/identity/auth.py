@@ -28,8 +28,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backplane.db.tenancy import bypass_tenancy
-from backplane.identity.models import ApiKey, RevokedAccessToken, TenantPlugin
+from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.identity.models import ApiKey, Membership, RevokedAccessToken, TenantPlugin
 from backplane.identity.tokens import (
     InvalidToken,
     TokenService,
@@ -95,6 +95,7 @@ class Authenticator:
         self._revoked: dict[str, float] = {}
         self._revoked_synced = 0.0
         self._switches: dict[tuple[uuid.UUID, str], tuple[bool, float]] = {}
+        self._roles: dict[tuple[uuid.UUID, uuid.UUID], tuple[str | None, float]] = {}
         self.reload_keyring: Callable[[], Awaitable[None]] | None = None
 
     async def authenticate(
@@ -128,18 +129,36 @@ class Authenticator:
             raise NotAuthorizedException("invalid or expired access token") from None
         if claims.tid is None:
             raise NotAuthorizedException("the access token has no active tenant")
-        role = claims.extra.get("role") if claims.extra else None
-        if role not in self.role_permissions:
-            raise NotAuthorizedException("invalid access token: no role")
+        user_id, tenant_id = uuid.UUID(claims.sub), uuid.UUID(claims.tid)
+        # The role in the token may be stale: a removed member or a changed role takes effect
+        # within REVALIDATE_S, not when the token expires.
+        role = await self.membership_role(user_id, tenant_id)
+        if role is None or role not in self.role_permissions:
+            raise NotAuthorizedException("no longer a member of this tenant")
         return Principal(
-            user_id=uuid.UUID(claims.sub),
-            tenant_id=uuid.UUID(claims.tid),
+            user_id=user_id,
+            tenant_id=tenant_id,
             role=role,
             permissions=self.role_permissions[role],
             via="token",
             token_id=claims.jti,
             token_expires_at=claims.exp,
         )
+
+    async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
+        cached = self._roles.get((user_id, tenant_id))
+        if cached is not None and time.monotonic() - cached[1] <= REVALIDATE_S:
+            return cached[0]
+        async with self.sessionmaker() as session:
+            bind_tenant(session, tenant_id)
+            role = await session.scalar(
+                select(Membership.role).where(Membership.user_id == user_id)
+            )
+        self._roles[(user_id, tenant_id)] = (role, time.monotonic())
+        return role
+
+    def forget_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+        self._roles.pop((user_id, tenant_id), None)
 
     async def is_revoked(self, jti: str) -> bool:
         now = time.monotonic()

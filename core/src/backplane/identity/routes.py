@@ -276,6 +276,7 @@ class TenantController(Controller):
             await set_member_role(db, request.user.tenant_id, user_id, data.role)
         except IdentityError as exc:
             raise _refuse(exc) from None
+        _identity(request).authenticator.forget_membership(user_id, request.user.tenant_id)
         return MemberOut(user_id=user.id, email=user.email, role=data.role)
 
     @delete("/members/{user_id:uuid}", guards=[requires("tenant.members.manage")])
@@ -288,6 +289,7 @@ class TenantController(Controller):
             await set_member_role(db, request.user.tenant_id, user_id, None)
         except IdentityError as exc:
             raise _refuse(exc) from None
+        _identity(request).authenticator.forget_membership(user_id, request.user.tenant_id)
 
     @get("/plugins", guards=[requires("tenant.read")])
     async def list_plugins(
