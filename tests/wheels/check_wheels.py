@@ -198,17 +198,22 @@ def free_port() -> int:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes, str]:
+def http_get(
+    url: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, str]:
     """GET ``url``; (status, body, content type). HTTP errors are returned, not raised."""
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read(), response.headers.get("content-type", "")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), exc.headers.get("content-type", "")
 
 
-def get_json(base: str, path: str, expected_status: int = 200) -> object:
-    status, body, ctype = http_get(base + path)
+def get_json(
+    base: str, path: str, expected_status: int = 200, headers: dict[str, str] | None = None
+) -> object:
+    status, body, ctype = http_get(base + path, headers=headers)
     if status != expected_status:
         raise CheckFailed(
             f"GET {path}: status {status}, expected {expected_status}: {body[:500]!r}"
@@ -295,12 +300,15 @@ def check_plugins_loaded(records: object, where: str) -> None:
     say(f"ok: {where}: {', '.join(f'{n}={s}' for n, s in status.items())}")
 
 
-def check_server(base: str, proc: subprocess.Popen[bytes]) -> None:
+def check_server(base: str, proc: subprocess.Popen[bytes], api_key: str) -> None:
     ready = wait_ready(base, proc)
     say(f"ok: GET /health/ready 200 (status {ready.get('status')!r})")
     check_plugins_loaded(ready.get("plugins"), "GET /health/ready plugins")
 
-    greeting = get_json(base, "/api/kitchen_sink/greeting/")
+    get_json(base, "/api/kitchen_sink/greeting/", expected_status=401)
+    say("ok: GET /api/kitchen_sink/greeting/ without credentials -> 401")
+    auth = {"Authorization": f"Bearer {api_key}"}
+    greeting = get_json(base, "/api/kitchen_sink/greeting/", headers=auth)
     if greeting != {"greeting": "hello"}:
         raise CheckFailed(f"GET /api/kitchen_sink/greeting/: got {greeting!r}")
     say("ok: GET /api/kitchen_sink/greeting/ -> {'greeting': 'hello'}")
@@ -402,10 +410,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             raise CheckFailed(f"plugins list --json printed invalid JSON: {listing!r}") from exc
         check_plugins_loaded(records, "backplane plugins list --json")
+        created = run(
+            [
+                backplane,
+                "tenants",
+                "create",
+                "wheels",
+                "--owner-email",
+                "o@wheels.example.org",
+                "--json",
+            ],
+            what="backplane tenants create",
+            timeout=COMMAND_TIMEOUT_S,
+            env=env,
+            cwd=work,
+        )
+        api_key = json.loads(created)["api_key"]
+        say("ok: backplane tenants create printed a one-time API key")
 
         log = tmp / "serve.log"
         with server(backplane, free_port(), env, work, log) as (base, proc):
-            check_server(base, proc)
+            check_server(base, proc, api_key)
         output = log.read_text(errors="replace")
         if "Traceback" in output:
             raise CheckFailed(f"the server logged a traceback:\n{output}")
