@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import dramatiq
 from litestar import Controller, Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -33,6 +35,9 @@ from backplane.identity.holder import IdentityHolder
 from backplane.identity.permissions import role_permissions
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
 from backplane.settings import Settings, load_settings
+from backplane.tasks.broker import EMBEDDED
+from backplane.tasks.context import TaskQueue
+from backplane.tasks.runtime import TaskRuntime
 from backplane.telemetry import configure_from_environment, tracing_enabled
 
 log = logging.getLogger(__name__)
@@ -143,10 +148,16 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             yield session
 
     identity = IdentityHolder(settings, sessionmaker, role_permissions(plugins))
+    task_runtime = TaskRuntime(plugins)
+    embedded_worker: list[dramatiq.Worker] = []
+
+    def provide_tasks(db: AsyncSession) -> TaskQueue:
+        return task_runtime.queue_for(db)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await identity.try_start()
+        await asyncio.to_thread(_start_tasks, task_runtime, embedded_worker)
         await plugins.acall("startup", app=app)
         try:
             yield
@@ -154,6 +165,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             try:
                 await plugins.acall("shutdown", app=app)
             finally:
+                await asyncio.to_thread(_stop_tasks, task_runtime, embedded_worker)
                 await identity.close()
                 await engine.dispose()
 
@@ -173,6 +185,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         dependencies={
             "db": Provide(provide_db),
             "settings": Provide(_constant(settings), sync_to_thread=False),
+            "tasks": Provide(provide_tasks, sync_to_thread=False),
         },
         openapi_config=_openapi(),
         middleware=[
@@ -197,8 +210,30 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.plugins = plugins
     app.state.engine = engine
     app.state.identity_holder = identity
+    app.state.tasks = task_runtime
     app.state.sessionmaker = sessionmaker
     return app
+
+
+def _start_tasks(runtime: TaskRuntime, worker: list[dramatiq.Worker]) -> None:
+    """Relay always; in embedded mode also the scheduler and an in-process dramatiq worker
+    (with a real broker, `backplane worker` processes consume and schedule)."""
+    embedded = runtime.kind == EMBEDDED
+    runtime.start(relay=True, scheduler=embedded)
+    if embedded:
+        worker.append(
+            dramatiq.Worker(
+                runtime.broker, worker_threads=runtime.settings.tasks.threads, worker_timeout=100
+            )
+        )
+        worker[0].start()
+
+
+def _stop_tasks(runtime: TaskRuntime, worker: list[dramatiq.Worker]) -> None:
+    if worker:
+        worker[0].stop(timeout=int(runtime.settings.tasks.shutdown_timeout_s * 1000))
+        worker.clear()
+    runtime.stop()
 
 
 def create_app_from_environment() -> Litestar:

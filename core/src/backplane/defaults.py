@@ -16,7 +16,8 @@ from backplane.hookspecs import hookimpl
 @hookimpl
 def register_migrations(register: Any) -> None:
     import backplane.db.models
-    import backplane.identity.models  # noqa: F401
+    import backplane.identity.models
+    import backplane.tasks.models  # noqa: F401
     from backplane.db.base import Base
 
     register(files("backplane") / "migrations" / "versions", branch="core", metadata=Base.metadata)

@@ -80,6 +80,27 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password_min_length: int = 12
 
 
+class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Background task limits: worker threads, relay cadence, retry backoff."""
+
+    threads: int = 4
+    """Worker threads per process (embedded: inside ``backplane serve``)."""
+    relay_interval_s: float = 0.2
+    """How often committed outbox rows are handed to the broker."""
+    relay_batch: int = 500
+    resend_after_s: float = 600.0
+    """A row handed over but not finished after this long is handed over again (the broker
+    lost it); actors are idempotent, duplicates are acknowledged without running."""
+    min_backoff_ms: int = 1_000
+    max_backoff_ms: int = 300_000
+    scheduler_interval_s: float = 1.0
+    redis_heartbeat_timeout_ms: int = 60_000
+    """Redis broker: a worker silent this long is dead and its unacknowledged messages return
+    to the queue."""
+    shutdown_timeout_s: float = 30.0
+    """How long shutdown waits for running tasks before returning them to the queue."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -93,6 +114,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Signing secret shared by every process; generated once into the data directory if unset."""
     demo_data: bool = True
     """Whether ``backplane demo seed`` (run by ``make run``) adds demo rows on first start."""
+    broker_url: str | None = None
+    """``amqp://`` (RabbitMQ), ``redis://`` (Redis), or unset: an in-process worker."""
+    tasks: TaskSettings = msgspec.field(default_factory=TaskSettings)
     redis_url: str | None = None
     """Redis for shared login throttling and token revocation across processes (optional)."""
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)

@@ -22,6 +22,8 @@ _KERNEL_COMMANDS = {
     "users": "backplane.cli.users:users",
     "apikeys": "backplane.cli.apikeys:apikeys",
     "keys": "backplane.cli.keys:keys",
+    "tasks": "backplane.cli.tasks:tasks",
+    "worker": "backplane.cli.worker:worker",
 }
 
 

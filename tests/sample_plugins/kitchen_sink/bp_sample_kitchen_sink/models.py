@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backplane import Base
+from backplane import Base, TenantScoped
 
 
 class Note(Base):
@@ -13,3 +13,14 @@ class Note(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     body: Mapped[str] = mapped_column(String(500))
+
+
+class TaskLog(TenantScoped, Base):
+    """Rows written by the sample actors, one per successful run."""
+
+    __tablename__ = "kitchen_sink_task_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str] = mapped_column(String(64))

@@ -38,9 +38,9 @@ EVENTS: list[tuple[str, Any]] = []
 
 @hookimpl
 def register_routes(register: Any) -> None:
-    from bp_sample_kitchen_sink.routes import GreetingController, NotesController
+    from bp_sample_kitchen_sink.routes import GreetingController, JobsController, NotesController
 
-    register(NotesController, GreetingController)
+    register(NotesController, GreetingController, JobsController)
 
 
 @hookimpl
@@ -52,9 +52,14 @@ def register_migrations(register: Any) -> None:
 
 @hookimpl
 def register_tasks(register: Any) -> None:
-    from bp_sample_kitchen_sink.tasks import count_notes
+    from bp_sample_kitchen_sink import tasks
 
-    register(count_notes, queue="kitchen_sink", max_retries=3, schedule="*/5 * * * *")
+    register(tasks.count_notes, queue="kitchen_sink", max_retries=3, schedule="*/5 * * * *")
+    register(tasks.log_label, queue="kitchen_sink")
+    register(tasks.flaky, queue="kitchen_sink", max_retries=5)
+    register(tasks.always_fails, queue="kitchen_sink", max_retries=2)
+    register(tasks.sleepy, queue="kitchen_sink", max_retries=0, time_limit_ms=500)
+    register(tasks.slow_log, queue="kitchen_sink", time_limit_ms=60_000)
 
 
 @hookimpl

@@ -54,3 +54,23 @@ class GreetingController(Controller):
     @get("/", sync_to_thread=False)
     def greeting(self, plugin_settings: NamedDependency[Any]) -> dict[str, str]:
         return {"greeting": plugin_settings.greeting}
+
+
+class JobIn(msgspec.Struct, forbid_unknown_fields=True):
+    label: str
+    fail_after_enqueue: bool = False
+
+
+class JobsController(Controller):
+    """Enqueue a task in the request's transaction (the transactional outbox)."""
+
+    path = "/jobs"
+
+    @post("/")
+    async def enqueue(self, data: JSONBody[JobIn], tasks: NamedDependency[Any]) -> dict[str, str]:
+        from bp_sample_kitchen_sink.tasks import log_label
+
+        message_id = await tasks.enqueue(log_label, data.label)
+        if data.fail_after_enqueue:
+            raise ClientException("failing after enqueue: the task must not run")
+        return {"message_id": str(message_id)}

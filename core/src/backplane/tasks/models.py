@@ -1,0 +1,48 @@
+"""Outbox and schedule tables (kernel-internal: never exposed to plugins through the ORM)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, Uuid, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backplane.db.base import Base
+
+PENDING, SENT, DONE, FAILED = "pending", "sent", "done", "failed"
+
+
+class OutboxMessage(Base):
+    """One task: written with the business data, handed to the broker after commit.
+
+    ``context_tenant_id`` is the tenant the actor runs for (a context, not row ownership: the
+    relay reads across tenants, so the table carries no ``tenant_id`` and no row-level security).
+    """
+
+    __tablename__ = "backplane_task_outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    actor: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    context_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduleRun(Base):
+    """One period of one periodic job; the primary key makes each period run exactly once."""
+
+    __tablename__ = "backplane_task_schedule_runs"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    outbox_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -1,0 +1,410 @@
+"""The task runtime of one process: actors declared on the broker, the relay, the scheduler.
+
+Actors are thin dramatiq actors taking one argument, the outbox row id; arguments, tenant and
+trace context live in the row. Actor code runs as a coroutine on the runtime's own event loop
+(one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
+retries, backoff, dead-lettering and graceful shutdown apply unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import dramatiq
+import msgspec
+from croniter import croniter
+from dramatiq.middleware import CurrentMessage
+from opentelemetry import metrics, propagate, trace
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backplane._contract import Task
+from backplane.db.engine import create_engine, create_sessionmaker
+from backplane.db.tenancy import bind_tenant
+from backplane.plugins import PluginSet
+from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
+from backplane.tasks.context import TaskContext, TaskQueue
+from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, ScheduleRun
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+TIME_LIMIT_GRACE_MS = 5_000
+
+_meter = metrics.get_meter("backplane.tasks")
+_run_time = _meter.create_histogram(
+    "backplane.tasks.run_time", unit="s", description="Time actors spent running"
+)
+_queue_latency = _meter.create_histogram(
+    "backplane.tasks.queue_latency", unit="s", description="From enqueue to the start of a run"
+)
+_failures = _meter.create_counter("backplane.tasks.failures", description="Actor runs that raised")
+
+
+class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    plugin: str
+    function: Any
+    queue: str
+    max_retries: int
+    time_limit_ms: int
+    schedule: str | None
+
+
+def _task_items(plugin: str, actor: Any = None, **options: Any) -> list[Task]:
+    if isinstance(actor, Task):
+        return [actor]
+    if not callable(actor):
+        raise TypeError(f"register_tasks expects a function, got {actor!r}")
+    task = Task(actor=actor, **options)
+    if task.schedule is not None and not croniter.is_valid(task.schedule):
+        raise ValueError(f"task {actor.__name__}: invalid cron expression {task.schedule!r}")
+    return [task]
+
+
+def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
+    """Every task registered through ``register_tasks``, named ``<plugin>.<function>``."""
+    tasks = []
+    for plugin, task in plugins.collect("register_tasks", _task_items):
+        function = task.actor
+        tasks.append(
+            RegisteredTask(
+                name=f"{plugin}.{function.__name__}",
+                plugin=plugin,
+                function=function,
+                queue=task.queue,
+                max_retries=task.max_retries,
+                time_limit_ms=task.time_limit_ms,
+                schedule=task.schedule,
+            )
+        )
+    return tasks
+
+
+class _LoopThread(threading.Thread):
+    """An event loop in a thread: actor coroutines, the relay and the scheduler run here."""
+
+    def __init__(self) -> None:
+        super().__init__(name="backplane-tasks", daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+
+    def start_and_wait(self) -> None:
+        self.start()
+        self._ready.wait(10)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.join(10)
+
+
+class TaskRuntime:
+    """Declares actors on a broker and runs the outbox relay and the periodic scheduler."""
+
+    def __init__(self, plugins: PluginSet, broker: dramatiq.Broker | None = None) -> None:
+        self.settings = plugins.settings
+        self.kind = broker_kind(self.settings)
+        self.broker = broker or make_broker(self.settings)
+        self.tasks = {t.name: t for t in collect_tasks(plugins)}
+        self.names: dict[Callable[..., Any], str] = {
+            t.function: t.name for t in self.tasks.values()
+        }
+        self.queues = {t.name: t.queue for t in self.tasks.values()}
+        self._thread: _LoopThread | None = None
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._background: list[Future[Any]] = []
+        self._stopping = asyncio.Event()
+        self._last_period: dict[str, datetime] = {}
+        self._requeue_pending = False
+        for task in self.tasks.values():
+            self._declare(task)
+
+    # -- actors ----------------------------------------------------------------------------
+    def _declare(self, task: RegisteredTask) -> None:
+        def run(outbox_id: str) -> None:
+            self._run_sync(task, outbox_id)
+
+        run.__name__ = task.name.replace(".", "_")
+        tasks_settings = self.settings.tasks
+        dramatiq.Actor(
+            run,
+            broker=self.broker,
+            actor_name=task.name,
+            queue_name=task.queue,
+            priority=0,
+            options={
+                "max_retries": task.max_retries,
+                "min_backoff": tasks_settings.min_backoff_ms,
+                "max_backoff": tasks_settings.max_backoff_ms,
+                "time_limit": task.time_limit_ms + TIME_LIMIT_GRACE_MS,
+            },
+        )
+
+    def _run_sync(self, task: RegisteredTask, outbox_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        retries = int(message.options.get("retries", 0)) if message is not None else 0
+        final = retries >= task.max_retries
+        if self._thread is None:
+            raise RuntimeError("the task runtime is not started")
+        future = self._thread.submit(self._run(task, uuid.UUID(outbox_id), retries + 1, final))
+        try:
+            future.result(timeout=task.time_limit_ms / 1000 + 1)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    async def _run(
+        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
+    ) -> None:
+        assert self._sessions is not None
+        async with self._sessions() as session:
+            row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
+            if row is None:
+                log.warning("task %s: no outbox row %s; dropped", task.name, outbox_id)
+                return
+            if row.status == DONE:
+                log.info(
+                    "task %s: %s already done; duplicate delivery acknowledged",
+                    task.name,
+                    outbox_id,
+                )
+                return
+            created = (
+                row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            )
+            _queue_latency.record(
+                (datetime.now(UTC) - created).total_seconds(), {"task": task.name}
+            )
+            bind_tenant(session, row.context_tenant_id)
+            context = TaskContext(
+                session=session,
+                tenant_id=row.context_tenant_id,
+                message_id=outbox_id,
+                attempt=attempt,
+            )
+            parent = propagate.extract(row.trace_context or {})
+            tracer = trace.get_tracer("backplane.tasks")
+            started = time.perf_counter()
+            with tracer.start_as_current_span(
+                f"task {task.name}",
+                context=parent,
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "backplane.task": task.name,
+                    "backplane.attempt": attempt,
+                    "messaging.message.id": str(outbox_id),
+                },
+            ):
+                try:
+                    async with asyncio.timeout(task.time_limit_ms / 1000):
+                        result = task.function(context, *row.args, **row.kwargs)
+                        if inspect.isawaitable(result):
+                            await result
+                    row.status, row.attempts, row.error = DONE, attempt, None
+                    row.finished_at = datetime.now(UTC)
+                    await session.commit()
+                except BaseException as exc:
+                    await session.rollback()
+                    _failures.add(1, {"task": task.name})
+                    await self._record_failure(outbox_id, attempt, final, exc)
+                    raise
+                finally:
+                    _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    async def _record_failure(
+        self, outbox_id: uuid.UUID, attempt: int, final: bool, exc: BaseException
+    ) -> None:
+        assert self._sessions is not None
+        text = f"{type(exc).__name__}: {exc}"[:2000]
+        if isinstance(exc, TimeoutError):
+            text = "time limit exceeded"
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, OutboxMessage.status != DONE)
+                .values(
+                    attempts=attempt,
+                    error=text,
+                    status=FAILED if final else SENT,
+                    sent_at=datetime.now(UTC),
+                    finished_at=datetime.now(UTC) if final else None,
+                )
+            )
+
+    def queue_for(self, session: AsyncSession) -> TaskQueue:
+        return TaskQueue(session, self.names, self.queues)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, *, relay: bool = True, scheduler: bool = True) -> None:
+        """Start the loop thread, and the relay and scheduler on it."""
+        self._thread = _LoopThread()
+        self._thread.start_and_wait()
+        self._thread.submit(self._open()).result(30)
+        if relay:
+            self._background.append(self._thread.submit(self._relay_forever()))
+        if scheduler and any(t.schedule for t in self.tasks.values()):
+            self._background.append(self._thread.submit(self._schedule_forever()))
+
+    async def _open(self) -> None:
+        self._engine = create_engine(self.settings)
+        self._sessions = create_sessionmaker(self._engine)
+        self._stopping = asyncio.Event()
+        # Done by the relay loop (which retries while the database is unreachable).
+        self._requeue_pending = self.kind == EMBEDDED
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._thread.loop.call_soon_threadsafe(self._stopping.set)
+        for future in self._background:
+            try:
+                future.result(10)
+            except Exception:
+                log.exception("task runtime background job failed at shutdown")
+        if self._engine is not None:
+            self._thread.submit(self._engine.dispose()).result(10)
+        self._thread.stop()
+        self._thread = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run a coroutine on the runtime's loop (for commands and tests)."""
+        if self._thread is None:
+            raise RuntimeError("the task runtime is not started")
+        return self._thread.submit(coro).result(timeout)
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessions is None:
+            raise RuntimeError("the task runtime is not started")
+        return self._sessions
+
+    # -- relay -------------------------------------------------------------------------------
+    async def _requeue_in_memory_losses(self) -> None:
+        """Embedded mode keeps messages in memory: whatever was handed over and not finished
+        when the process stopped is handed over again."""
+        assert self._sessions is not None
+        async with self._sessions() as session, session.begin():
+            result: Any = await session.execute(
+                update(OutboxMessage).where(OutboxMessage.status == SENT).values(status=PENDING)
+            )
+        if result.rowcount:
+            log.warning("re-queued %d task(s) interrupted by the last shutdown", result.rowcount)
+
+    async def relay_once(self) -> int:
+        """Hand committed pending rows (and long-unfinished ones) to the broker; return count."""
+        assert self._sessions is not None
+        settings = self.settings.tasks
+        stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
+        async with self._sessions() as session, session.begin():
+            query = (
+                select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue)
+                .where(
+                    or_(
+                        OutboxMessage.status == PENDING,
+                        and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale),
+                    )
+                )
+                .order_by(OutboxMessage.created_at)
+                .limit(settings.relay_batch)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            messages: list[dramatiq.Message[Any]] = [
+                dramatiq.Message(
+                    queue_name=queue,
+                    actor_name=actor,
+                    args=(str(row_id),),
+                    kwargs={},
+                    options={},
+                    message_id=str(row_id),
+                )
+                for row_id, actor, queue in rows
+                if actor in self.tasks
+            ]
+            await asyncio.to_thread(self._send, messages)
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([r[0] for r in rows]))
+                .values(status=SENT, sent_at=datetime.now(UTC))
+            )
+        return len(rows)
+
+    def _send(self, messages: list[dramatiq.Message[Any]]) -> None:
+        for message in messages:
+            self.broker.enqueue(message)
+
+    async def _relay_forever(self) -> None:
+        interval = self.settings.tasks.relay_interval_s
+        while not self._stopping.is_set():
+            try:
+                if self._requeue_pending:
+                    await self._requeue_in_memory_losses()
+                    self._requeue_pending = False
+                await self.relay_once()
+            except Exception:
+                log.exception("task relay failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+
+    # -- scheduler ---------------------------------------------------------------------------
+    async def schedule_once(self, now: datetime | None = None) -> list[str]:
+        """Enqueue each periodic job whose current period has not run yet, anywhere.
+
+        The ``(job, period_start)`` primary key is the lease: of any number of schedulers,
+        exactly one inserts it, in the same transaction as the job's outbox row.
+        """
+        assert self._sessions is not None
+        now = now or datetime.now(UTC)
+        started = []
+        for task in self.tasks.values():
+            if task.schedule is None:
+                continue
+            period: datetime = croniter(task.schedule, now).get_prev(datetime)
+            if self._last_period.get(task.name) == period:
+                continue
+            try:
+                async with self._sessions() as session, session.begin():
+                    row = OutboxMessage(
+                        actor=task.name, queue=task.queue, args=[], kwargs={}, trace_context={}
+                    )
+                    session.add(row)
+                    await session.flush()
+                    session.add(ScheduleRun(job=task.name, period_start=period, outbox_id=row.id))
+                    await session.flush()
+                started.append(task.name)
+            except IntegrityError:
+                pass  # another scheduler took this period
+            self._last_period[task.name] = period
+        return started
+
+    async def _schedule_forever(self) -> None:
+        interval = self.settings.tasks.scheduler_interval_s
+        while not self._stopping.is_set():
+            try:
+                await self.schedule_once()
+            except Exception:
+                log.exception("task scheduler failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
