@@ -1,0 +1,1 @@
+"""Benchmark plugin for ``bench/auth``: a tenant-scoped table read by one authenticated GET."""
