@@ -144,6 +144,39 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+REDIS_TASKS_URL = os.environ.get("BACKPLANE_TEST_REDIS_TASKS_URL", "redis://127.0.0.1:6379/14")
+RABBITMQ_URL = os.environ.get(
+    "BACKPLANE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_tasks_url() -> str:
+    """A reachable Redis for the task broker tests (its own database number)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TASKS_URL, socket_connect_timeout=3).ping()
+    except (OSError, redis.RedisError) as exc:
+        _service_unavailable("redis", f"{REDIS_TASKS_URL} did not answer: {exc!r}")
+    return REDIS_TASKS_URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """A reachable RabbitMQ."""
+    import pika
+    import pika.exceptions
+
+    try:
+        parameters = pika.URLParameters(RABBITMQ_URL)
+        parameters.socket_timeout = 3
+        pika.BlockingConnection(parameters).close()
+    except (OSError, pika.exceptions.AMQPError) as exc:
+        _service_unavailable("rabbitmq", f"{RABBITMQ_URL} did not answer: {exc!r}")
+    return RABBITMQ_URL
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In CI, a required service whose suite was deselected or never collected is an error."""
     for service in REQUIRED_SERVICES:

@@ -12,7 +12,7 @@ from typing import Any
 import dramatiq
 from litestar import Controller, Litestar, Request, Router, get
 from litestar.config.app import AppConfig
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     task_runtime = TaskRuntime(plugins)
     embedded_worker: list[dramatiq.Worker] = []
 
-    def provide_tasks(db: AsyncSession) -> TaskQueue:
+    def provide_tasks(db: NamedDependency[AsyncSession]) -> TaskQueue:
         return task_runtime.queue_for(db)
 
     @asynccontextmanager

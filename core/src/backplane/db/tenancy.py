@@ -137,3 +137,15 @@ def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -
         ),
         {"tenant_id": str(tenant_id) if tenant_id else "", "bypass": bypass},
     )
+
+
+async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
+    """Bind an async session already inside a transaction to ``tenant_id``, including the
+    PostgreSQL setting row-level security reads (normally set when the transaction begins)."""
+    bind_tenant(session, tenant_id)
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
+            {"tenant_id": str(tenant_id) if tenant_id else ""},
+        )

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant
+from backplane.db.tenancy import rebind_tenant
 from backplane.plugins import PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
@@ -39,7 +39,10 @@ from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, S
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TIME_LIMIT_GRACE_MS = 5_000
+TIME_LIMIT_GRACE_MS = 15_000
+"""The coroutine enforces the actor's limit itself; the worker thread waits this much longer
+(so recording the failure is never cut short) before dramatiq's own time limit applies."""
+BACKSTOP_S = 10.0
 
 _meter = metrics.get_meter("backplane.tasks")
 _run_time = _meter.create_histogram(
@@ -167,7 +170,7 @@ class TaskRuntime:
             raise RuntimeError("the task runtime is not started")
         future = self._thread.submit(self._run(task, uuid.UUID(outbox_id), retries + 1, final))
         try:
-            future.result(timeout=task.time_limit_ms / 1000 + 1)
+            future.result(timeout=task.time_limit_ms / 1000 + BACKSTOP_S)
         except TimeoutError:
             future.cancel()
             raise
@@ -176,32 +179,41 @@ class TaskRuntime:
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
         assert self._sessions is not None
+        now = datetime.now(UTC)
         async with self._sessions() as session:
-            row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
-            if row is None:
-                log.warning("task %s: no outbox row %s; dropped", task.name, outbox_id)
-                return
-            if row.status == DONE:
+            # One statement claims the task and reads it: the row is marked done inside the
+            # actor's own transaction, so the mark commits exactly when the actor's writes do,
+            # and a concurrent or later duplicate finds nothing to claim.
+            claimed = (
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == outbox_id, OutboxMessage.status != DONE)
+                    .values(status=DONE, attempts=attempt, error=None, finished_at=now)
+                    .returning(
+                        OutboxMessage.args,
+                        OutboxMessage.kwargs,
+                        OutboxMessage.context_tenant_id,
+                        OutboxMessage.trace_context,
+                        OutboxMessage.created_at,
+                    )
+                )
+            ).first()
+            if claimed is None:
+                await session.rollback()
                 log.info(
-                    "task %s: %s already done; duplicate delivery acknowledged",
+                    "task %s: %s already done or unknown; delivery acknowledged",
                     task.name,
                     outbox_id,
                 )
                 return
-            created = (
-                row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-            )
-            _queue_latency.record(
-                (datetime.now(UTC) - created).total_seconds(), {"task": task.name}
-            )
-            bind_tenant(session, row.context_tenant_id)
+            args, kwargs, tenant_id, trace_context, created = claimed
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            _queue_latency.record((now - created).total_seconds(), {"task": task.name})
+            await rebind_tenant(session, tenant_id)
             context = TaskContext(
-                session=session,
-                tenant_id=row.context_tenant_id,
-                message_id=outbox_id,
-                attempt=attempt,
+                session=session, tenant_id=tenant_id, message_id=outbox_id, attempt=attempt
             )
-            parent = propagate.extract(row.trace_context or {})
+            parent = propagate.extract(trace_context or {})
             tracer = trace.get_tracer("backplane.tasks")
             started = time.perf_counter()
             with tracer.start_as_current_span(
@@ -216,11 +228,9 @@ class TaskRuntime:
             ):
                 try:
                     async with asyncio.timeout(task.time_limit_ms / 1000):
-                        result = task.function(context, *row.args, **row.kwargs)
+                        result = task.function(context, *args, **kwargs)
                         if inspect.isawaitable(result):
                             await result
-                    row.status, row.attempts, row.error = DONE, attempt, None
-                    row.finished_at = datetime.now(UTC)
                     await session.commit()
                 except BaseException as exc:
                     await session.rollback()
@@ -344,9 +354,14 @@ class TaskRuntime:
                 if actor in self.tasks
             ]
             await asyncio.to_thread(self._send, messages)
+            # Only rows still waiting: a fast worker may already have finished one of them
+            # (on SQLite the select above holds no lock), and done must stay done.
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_([r[0] for r in rows]))
+                .where(
+                    OutboxMessage.id.in_([r[0] for r in rows]),
+                    OutboxMessage.status.in_([PENDING, SENT]),
+                )
                 .values(status=SENT, sent_at=datetime.now(UTC))
             )
         return len(rows)

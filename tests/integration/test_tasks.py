@@ -1,0 +1,245 @@
+"""Background tasks on the embedded broker: success, retries, failure, time limit, duplicates,
+rollback, tenant context and trace propagation, and the per-period scheduler lease."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import func, select
+
+from backplane.app import create_app
+from backplane.db import migrations
+from backplane.db.tenancy import bind_tenant
+from backplane.plugins import load_plugins
+from backplane.tasks.models import DONE, FAILED, OutboxMessage, ScheduleRun
+from backplane.tasks.runtime import TaskRuntime
+from backplane.testing import SeededTenant, seed_tenant
+from tests.conftest import make_settings
+
+FAST_TASKS = {
+    "BACKPLANE_TASKS__MIN_BACKOFF_MS": "10",
+    "BACKPLANE_TASKS__MAX_BACKOFF_MS": "50",
+    "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.05",
+    "BACKPLANE_PLUGINS": "kitchen_sink",
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+class World:
+    def __init__(
+        self, app: Litestar, client: TestClient[Litestar], a: SeededTenant, b: SeededTenant
+    ) -> None:
+        self.app, self.client, self.a, self.b = app, client, a, b
+        self.runtime: TaskRuntime = app.state.tasks
+
+    def enqueue(self, tenant: SeededTenant, function: str, *args: Any) -> uuid.UUID:
+        async def go() -> uuid.UUID:
+            async with self.runtime.sessionmaker() as session:
+                bind_tenant(session, tenant.tenant_id)
+                message_id = await self.runtime.queue_for(session).enqueue(
+                    f"kitchen_sink.{function}", *args
+                )
+                await session.commit()
+                return message_id
+
+        return self.runtime.run(go())
+
+    def outbox(self, message_id: uuid.UUID) -> OutboxMessage:
+        async def go() -> OutboxMessage:
+            async with self.runtime.sessionmaker() as session:
+                row = await session.get(OutboxMessage, message_id)
+                assert row is not None
+                return row
+
+        return self.runtime.run(go())
+
+    def log(self, tenant: SeededTenant) -> list[tuple[str, int]]:
+        from bp_sample_kitchen_sink.models import TaskLog
+
+        async def go() -> list[tuple[str, int]]:
+            async with self.runtime.sessionmaker() as session:
+                bind_tenant(session, tenant.tenant_id)
+                rows = await session.execute(
+                    select(TaskLog.label, TaskLog.attempt).order_by(TaskLog.id)
+                )
+                return [(label, attempt) for label, attempt in rows]
+
+        return self.runtime.run(go())
+
+
+def purge(broker: dramatiq.Broker) -> None:
+    """Empty the real broker's queues (and their delay/dead-letter queues) between tests."""
+    if hasattr(broker, "channel"):  # RabbitMQ declares queues lazily: declare, then purge
+        for queue in list(broker.get_declared_queues()):
+            broker.declare_queue(queue, ensure=True)
+    broker.flush_all()
+
+
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
+def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
+    """The same app on each broker; with a real broker, a dramatiq worker in this process
+    consumes (as `backplane worker` would)."""
+    env = dict(FAST_TASKS)
+    if request.param == "redis":
+        env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("redis_tasks_url")
+    elif request.param == "rabbitmq":
+        env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
+    app = create_app(settings, plugins=plugins)
+    runtime: TaskRuntime = app.state.tasks
+    worker = None
+    if request.param != "embedded":
+        purge(runtime.broker)
+    with TestClient(app) as client:
+        if request.param != "embedded":
+            worker = dramatiq.Worker(runtime.broker, worker_threads=2, worker_timeout=100)
+            worker.start()
+        try:
+            yield World(app, client, a, b)
+        finally:
+            if worker is not None:
+                worker.stop()
+    if request.param != "embedded":
+        purge(runtime.broker)
+        runtime.broker.close()
+
+
+def test_success_runs_in_the_enqueuing_tenant(world: World) -> None:
+    message_id = world.enqueue(world.a, "log_label", "hello")
+    wait_for(lambda: world.outbox(message_id).status == DONE)
+    assert world.log(world.a) == [("hello", 1)]
+    assert world.log(world.b) == []
+
+
+def test_retry_then_success_rolls_back_failed_attempts(world: World) -> None:
+    message_id = world.enqueue(world.a, "flaky", "third time lucky", 2)
+    wait_for(lambda: world.outbox(message_id).status == DONE)
+    assert world.log(world.a) == [("third time lucky", 3)]
+    assert world.outbox(message_id).attempts == 3
+
+
+def test_permanent_failure_is_recorded_after_the_retries(world: World) -> None:
+    message_id = world.enqueue(world.a, "always_fails")
+    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    assert row.attempts == 3  # the first run and max_retries=2
+    assert row.error == "ValueError: this task always fails"
+
+
+def test_time_limit_stops_a_task(world: World) -> None:
+    message_id = world.enqueue(world.a, "sleepy", 3.0)
+    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    assert row.error == "time limit exceeded"
+    time.sleep(0.2)
+    assert world.log(world.a) == []
+
+
+def test_duplicate_delivery_is_acknowledged_without_running(world: World) -> None:
+    message_id = world.enqueue(world.a, "log_label", "once")
+    wait_for(lambda: world.outbox(message_id).status == DONE)
+    broker = world.runtime.broker
+    duplicate = dramatiq.Message(
+        queue_name="kitchen_sink",
+        actor_name="kitchen_sink.log_label",
+        args=(str(message_id),),
+        kwargs={},
+        options={},
+        message_id=str(uuid.uuid4()),
+    )
+    for _ in range(3):
+        broker.enqueue(duplicate.copy(message_id=str(uuid.uuid4())))
+    broker.join("kitchen_sink", timeout=10_000)
+    assert world.log(world.a) == [("once", 1)]
+
+
+def test_rollback_enqueues_nothing_and_commit_enqueues(world: World) -> None:
+    url = "/api/kitchen_sink/jobs"
+    refused = world.client.post(
+        url, headers=world.a.headers, json={"label": "never", "fail_after_enqueue": True}
+    )
+    assert refused.status_code == 400
+    accepted = world.client.post(url, headers=world.a.headers, json={"label": "via http"})
+    assert accepted.status_code == 201, accepted.text
+    message_id = uuid.UUID(accepted.json()["message_id"])
+    wait_for(lambda: world.outbox(message_id).status == DONE)
+
+    async def count() -> int:
+        async with world.runtime.sessionmaker() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.actor == "kitchen_sink.log_label")
+                )
+                or 0
+            )
+
+    assert world.runtime.run(count()) == 1
+    assert world.log(world.a) == [("via http", 1)]
+
+
+def test_unknown_task_and_unserialisable_arguments_are_refused(world: World) -> None:
+    from backplane.tasks.context import UnknownTaskError
+
+    with pytest.raises(UnknownTaskError):
+        world.enqueue(world.a, "no_such_task")
+    with pytest.raises(TypeError, match="JSON"):
+        world.enqueue(world.a, "log_label", object())
+
+
+def test_two_schedulers_run_each_period_exactly_once(data_dir: Path) -> None:
+    settings = make_settings(data_dir, FAST_TASKS)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    first = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    second = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    first.start(relay=False, scheduler=False)
+    second.start(relay=False, scheduler=False)
+    try:
+        start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        for step in range(0, 31):  # every minute for half an hour: periods of five minutes
+            now = start + timedelta(minutes=step, seconds=1)
+            for runtime in (first, second, first):
+                runtime.run(runtime.schedule_once(now))
+
+        async def periods() -> list[datetime]:
+            async with first.sessionmaker() as session:
+                rows = await session.scalars(
+                    select(ScheduleRun.period_start)
+                    .where(ScheduleRun.job == "kitchen_sink.count_notes")
+                    .order_by(ScheduleRun.period_start)
+                )
+                return list(rows)
+
+        runs = first.run(periods())
+        assert len(runs) == 7  # 12:00, 12:05, ..., 12:30
+        assert len(set(runs)) == 7
+    finally:
+        first.stop()
+        second.stop()
