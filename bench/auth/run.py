@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,36 @@ async def _insert_rows(settings: Any, tenants: list[uuid.UUID]) -> dict[uuid.UUI
         return ids
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(url: str) -> Iterator[str]:
+    """Create a throw-away database on the server of ``url``; yield its URL; drop it after.
+
+    The database named in ``url`` is only used to connect for ``CREATE``/``DROP DATABASE``.
+    """
+    import asyncpg  # type: ignore[import-untyped]
+
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        sys.exit(f"bench: --database-url must be postgresql://..., got {scheme}://")
+    base, _, query = rest.partition("?")
+    server_part = base.rsplit("/", 1)[0] if "/" in base else base
+    name = f"bench_auth_{uuid.uuid4().hex[:12]}"
+    plain = f"postgresql://{base}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(plain, timeout=10)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://{server_part}/{name}" + (f"?{query}" if query else "")
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # -- servers --------------------------------------------------------------------------------
@@ -523,7 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="load generator (wrk when installed, else an asyncio httpx client)",
     )
     parser.add_argument(
-        "--database-url", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)"
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: a fresh "
+        "database is created there for the run and dropped after (default: SQLite in a temp dir)",
     )
     parser.add_argument(
         "--backplane-via",
@@ -552,9 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--profile: no `py-spy` next to this Python or on PATH (pip install py-spy)")
 
     backplane = backplane_command()
-    with tempfile.TemporaryDirectory(prefix="backplane-bench-auth-") as tmp:
-        work = Path(tmp)
-        env = clean_env(work / "data", options.database_url)
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-auth-")))
+        database_url = (
+            stack.enter_context(fresh_postgres_database(options.database_url))
+            if options.database_url
+            else None
+        )
+        env = clean_env(work / "data", database_url)
         print(f"bench: {backplane} with {sys.executable}", flush=True)
         run_checked([backplane, "db", "upgrade"], env, work)
         seeded = seed(env)
