@@ -550,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--client",
         choices=("wrk", "httpx"),
         default="wrk" if shutil.which("wrk") else "httpx",
-        help="load generator (wrk when installed, else an asyncio httpx client)",
+        help="load generator (wrk when installed, else an asyncio httpx client, which on a "
+        "2-core machine is itself the bottleneck and flattens the ratios towards 1)",
     )
     parser.add_argument(
         "--database-url",
