@@ -53,12 +53,7 @@ OWN_SCOPE: dict[Op, str] = {
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
 NOTES_LEAK: Op = ("GET", "/api/kitchen_sink/notes")
-KNOWN_LEAKS: dict[Op, str] = {
-    NOTES_LEAK: (
-        "kitchen_sink's Note table has no tenant_id (not TenantScoped): every tenant lists "
-        "every tenant's notes"
-    ),
-}
+KNOWN_LEAKS: dict[Op, str] = {}
 """Leaks reproduced on their own (xfail, strict) by a test below; nothing else is excused.
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
@@ -418,9 +413,6 @@ def test_walk_covers_every_operation_and_nothing_reaches_tenant_b(
 
     # B's data, re-read as B, is exactly what it was; both of B's keys still authenticate.
     after = _b_state(client, b.seeded.headers)
-    if NOTES_LEAK in KNOWN_LEAKS:
-        # A's walked notes show in B's list too (the known leak); B's own must be untouched.
-        after["notes"] = [note for note in after["notes"] if note in b.snapshot["notes"]]
     assert after == b.snapshot
     for key in b.keys:
         me = client.get("/api/me", headers={"Authorization": f"Bearer {key}"})
@@ -458,11 +450,10 @@ def test_a_member_shared_with_b_is_managed_in_a_only(
     assert user_id not in {m["user_id"] for m in listed}
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_LEAKS.get(NOTES_LEAK, ""))
 def test_kitchen_sink_notes_are_tenant_scoped(
     client: TestClient[Litestar], tenant_a: Seeded, tenant_b_data: TenantB
 ) -> None:
-    """The walk's one known finding, on its own: A lists B's kitchen_sink note."""
+    """Found by the walk (fixed by making ``Note`` tenant-scoped): A must not list B's note."""
     listed = client.get("/api/kitchen_sink/notes", headers=tenant_a.headers)
     assert listed.status_code == 200, listed.text
     assert tenant_b_data.note_bodies[0] not in listed.text

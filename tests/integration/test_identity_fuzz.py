@@ -112,8 +112,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[PluginSet, Seeded]
 def fuzz(seeded: tuple[PluginSet, Seeded]) -> Iterator[Fuzz]:
     """A fresh app per test on the module's database.
 
-    schemathesis' pytest plugin ends every ASGI lifespan when a test ends, and a restarted
-    app cannot verify passwords (see the xfail test at the end), so no app outlives a test.
+    schemathesis' pytest plugin ends every ASGI lifespan when a test ends; a fresh app per test
+    keeps the tests independent (restarting one app is covered by its own test at the end).
     """
     plugins, tenant = seeded
     app = create_app(plugins.settings, plugins=plugins)
@@ -181,11 +181,6 @@ def test_identity_operation_never_answers_5xx(fuzz: Fuzz, label: str, mode: Gene
     assert calls, f"schemathesis generated no {mode} case for {label}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="IdentityHolder.close() keeps the closed Identity: after a second lifespan start of "
-    "the same app, password checks hit a shut-down executor (500)",
-)
 def test_a_restarted_app_still_verifies_passwords(seeded: tuple[PluginSet, Seeded]) -> None:
     """Found by the fuzz: stop and start one app's lifespan (as test clients do), then log in."""
     from litestar.testing import TestClient

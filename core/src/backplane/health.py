@@ -12,6 +12,7 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from backplane.db.engine import ping
+from backplane.tasks.broker import broker_kind, broker_problem
 from backplane.telemetry import hook_span
 
 
@@ -31,6 +32,7 @@ class Readiness(msgspec.Struct):
     status: str
     version: str
     database: ComponentHealth
+    broker: ComponentHealth
     plugins: list[PluginHealth]
 
 
@@ -76,8 +78,15 @@ class HealthController(Controller):
         from backplane import __version__
 
         state = request.app.state
-        problem = await ping(state.engine, state.settings.db.health_timeout_s)
+        timeout = state.settings.db.health_timeout_s
+        problem, broker_issue = await asyncio.gather(
+            ping(state.engine, timeout), broker_problem(state.settings, timeout)
+        )
         database = ComponentHealth(status="ok" if problem is None else "error", detail=problem)
+        broker = ComponentHealth(
+            status="ok" if broker_issue is None else "error",
+            detail=broker_issue or broker_kind(state.settings),
+        )
         reports = await _plugin_reports(request.app, state.settings.db.health_timeout_s)
         plugins = []
         for record in state.plugins.records.values():
@@ -87,7 +96,9 @@ class HealthController(Controller):
             plugins.append(
                 PluginHealth(name=record.name, status=status, version=record.version, reason=reason)
             )
-        ok = problem is None
+        ok = problem is None and broker_issue is None
         overall = "error" if not ok else ("degraded" if reports else "ok")
-        body = Readiness(status=overall, version=__version__, database=database, plugins=plugins)
+        body = Readiness(
+            status=overall, version=__version__, database=database, broker=broker, plugins=plugins
+        )
         return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)

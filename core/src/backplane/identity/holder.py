@@ -56,5 +56,7 @@ class IdentityHolder:
         return self.identity
 
     async def close(self) -> None:
-        if self.identity is not None:
-            await self.identity.close()
+        """Release the services; a later lifespan (the same app started again) builds anew."""
+        identity, self.identity = self.identity, None
+        if identity is not None:
+            await identity.close()

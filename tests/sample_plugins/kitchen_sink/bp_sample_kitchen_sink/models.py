@@ -8,7 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backplane import Base, TenantScoped
 
 
-class Note(Base):
+class Note(TenantScoped, Base):
+    """A tenant's note."""
+
     __tablename__ = "kitchen_sink_notes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

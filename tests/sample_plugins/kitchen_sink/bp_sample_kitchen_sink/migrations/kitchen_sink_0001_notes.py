@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from backplane import disable_tenant_rls, enable_tenant_rls
+
 revision: str = "kitchen_sink_0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("kitchen_sink",)
@@ -23,9 +25,14 @@ def upgrade() -> None:
         "kitchen_sink_notes",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("body", sa.String(length=500), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_kitchen_sink_notes")),
     )
+    op.create_index(op.f("ix_kitchen_sink_notes_tenant_id"), "kitchen_sink_notes", ["tenant_id"])
+    enable_tenant_rls(op, "kitchen_sink_notes")
 
 
 def downgrade() -> None:
+    disable_tenant_rls(op, "kitchen_sink_notes")
+    op.drop_index(op.f("ix_kitchen_sink_notes_tenant_id"), table_name="kitchen_sink_notes")
     op.drop_table("kitchen_sink_notes")
