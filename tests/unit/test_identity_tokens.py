@@ -539,3 +539,40 @@ def test_invalid_token_message_never_contains_the_token(service: TokenService) -
         service.verify_access_token(token, now=NOW + 10 * TTL)
     assert token not in str(caught.value)
     assert token.split(".")[1] not in str(caught.value)
+
+
+def test_repeated_verification_reuses_the_signature_check(
+    service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issue(service)
+    first = service.verify_access_token(token, now=NOW)
+    checks: list[str] = []
+    original = service._verify_uncached
+
+    def counting(text: str, now: int) -> Any:
+        checks.append(text)
+        return original(text, now)
+
+    monkeypatch.setattr(service, "_verify_uncached", counting)
+    assert service.verify_access_token(token, now=NOW + 10) == first
+    assert checks == []
+    # Expiry is still enforced on a cached token, and revocation is still asked.
+    with pytest.raises(InvalidToken) as expired:
+        service.verify_access_token(token, now=NOW + 10_000)
+    assert expired.value.reason == "expired"
+    with pytest.raises(InvalidToken) as revoked:
+        service.verify_access_token(issue(service), now=NOW, is_revoked=lambda jti: True)
+    assert revoked.value.reason == "revoked"
+    # A different (tampered) text is never served from the cache.
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(InvalidToken):
+        service.verify_access_token(tampered, now=NOW)
+
+
+def test_a_new_keyring_clears_verified_tokens(service: TokenService) -> None:
+    token = issue(service)
+    service.verify_access_token(token, now=NOW)
+    service.update_keyring(Keyring.generate(NOW))  # the signing key is gone entirely
+    with pytest.raises(InvalidToken) as info:
+        service.verify_access_token(token, now=NOW)
+    assert info.value.reason == "unknown_kid"

@@ -223,7 +223,9 @@ def _start_tasks(runtime: TaskRuntime, worker: list[dramatiq.Worker]) -> None:
     if embedded:
         worker.append(
             dramatiq.Worker(
-                runtime.broker, worker_threads=runtime.settings.tasks.threads, worker_timeout=100
+                runtime.broker,
+                worker_threads=runtime.settings.tasks.threads,
+                worker_timeout=runtime.settings.tasks.poll_interval_ms,
             )
         )
         worker[0].start()

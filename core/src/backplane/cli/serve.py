@@ -18,7 +18,12 @@ from backplane.cli import _context
     default=None,
     help="Worker processes (default: server.workers, 1).",
 )
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="Log every request (default: server.access_log, on).",
+)
+def serve(host: str | None, port: int | None, workers: int | None, access_log: bool | None) -> None:
     """Serve the HTTP API (run `backplane db upgrade` first)."""
     import uvicorn
 
@@ -31,5 +36,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         port=port or settings.server.port,
         workers=workers or settings.server.workers,
         proxy_headers=False,
+        access_log=settings.server.access_log if access_log is None else access_log,
         server_header=False,
     )

@@ -163,6 +163,7 @@ class Authenticator:
     async def is_revoked(self, jti: str) -> bool:
         now = time.monotonic()
         if now - self._revoked_synced > REVALIDATE_S:
+            self._revoked_synced = now  # first: concurrent requests don't all re-read
             async with self.sessionmaker() as session:
                 rows = await session.execute(
                     select(RevokedAccessToken.jti, RevokedAccessToken.expires_at).where(
