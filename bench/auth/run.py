@@ -563,8 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backplane-via",
         choices=("serve", "uvicorn"),
         default="serve",
-        help="serve Backplane with `backplane serve` (default; uvicorn's access log on, as "
-        "serve configures it) or with `uvicorn backplane.app:create_app_from_environment "
+        help="serve Backplane with `backplane serve --no-access-log` (default) or with "
+        "`uvicorn backplane.app:create_app_from_environment "
         "--factory --no-access-log --log-level warning` (the same app, quiet like the bare one)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md")
@@ -606,7 +606,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--workers", "1", "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
         if options.backplane_via == "serve":
-            bp_args = [backplane, "serve", "--host", "127.0.0.1", "--port", str(bp_port)]
+            # Quiet like the bare server: both without access log lines.
+            bp_args = [
+                backplane,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(bp_port),
+                "--no-access-log",
+            ]
         else:
             bp_args = [
                 sys.executable, "-m", "uvicorn", "backplane.app:create_app_from_environment",
@@ -680,8 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = "PostgreSQL (asyncpg)" if options.database_url else "SQLite (aiosqlite, WAL)"
     rows = table(targets, bare)
     bp_how = (
-        f"`backplane serve` (1 worker, plugin `{PLUGIN}` only; uvicorn's access log on, as "
-        "`serve` configures it, written to a temporary file)"
+        f"`backplane serve --no-access-log` (1 worker, plugin `{PLUGIN}` only)"
         if options.backplane_via == "serve"
         else "Backplane's app factory under `uvicorn --no-access-log` "
         f"(1 worker, plugin `{PLUGIN}` only)"
