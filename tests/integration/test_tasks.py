@@ -244,3 +244,42 @@ def test_two_schedulers_run_each_period_exactly_once(data_dir: Path) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None:
+    from opentelemetry.trace import SpanKind
+
+    from tests.integration.test_telemetry import install_memory_exporter
+
+    exporter = install_memory_exporter()
+    settings = make_settings(data_dir, FAST_TASKS)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    app = create_app(settings, plugins=plugins)
+    with TestClient(app) as client:
+        world = World(app, client, a, a)
+        exporter.clear()
+        response = client.post(
+            "/api/kitchen_sink/jobs", headers=a.headers, json={"label": "traced"}
+        )
+        assert response.status_code == 201
+        message_id = uuid.UUID(response.json()["message_id"])
+        wait_for(lambda: world.outbox(message_id).status == DONE)
+        spans = wait_for(
+            lambda: [
+                s for s in exporter.get_finished_spans() if s.name == "task kitchen_sink.log_label"
+            ]
+        )
+    finished = exporter.get_finished_spans()
+    request = next(s for s in finished if s.kind is SpanKind.SERVER and "jobs" in s.name)
+    task = spans[0]
+    assert task.context.trace_id == request.context.trace_id
+    assert task.parent is not None
+    request_span_ids = {
+        s.context.span_id
+        for s in finished
+        if s.context.trace_id == request.context.trace_id and s is not task
+    }
+    assert task.parent.span_id in request_span_ids
+    assert task.attributes["backplane.task"] == "kitchen_sink.log_label"

@@ -21,15 +21,20 @@ from tests.conftest import make_settings
 _EXPORTER = InMemorySpanExporter()
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+def install_memory_exporter() -> InMemorySpanExporter:
+    """Install (once per process) an SDK tracer provider exporting to memory."""
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
     _EXPORTER.clear()
-    yield _EXPORTER
+    return _EXPORTER
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield install_memory_exporter()
     _EXPORTER.clear()
 
 

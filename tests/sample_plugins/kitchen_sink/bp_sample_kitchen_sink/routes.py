@@ -59,6 +59,8 @@ class GreetingController(Controller):
 class JobIn(msgspec.Struct, forbid_unknown_fields=True):
     label: str
     fail_after_enqueue: bool = False
+    seconds: float = 0.0
+    """If positive, the task sleeps this long before writing (to kill a worker mid-task)."""
 
 
 class JobsController(Controller):
@@ -68,9 +70,12 @@ class JobsController(Controller):
 
     @post("/")
     async def enqueue(self, data: JSONBody[JobIn], tasks: NamedDependency[Any]) -> dict[str, str]:
-        from bp_sample_kitchen_sink.tasks import log_label
+        from bp_sample_kitchen_sink.tasks import log_label, slow_log
 
-        message_id = await tasks.enqueue(log_label, data.label)
+        if data.seconds > 0:
+            message_id = await tasks.enqueue(slow_log, data.label, data.seconds)
+        else:
+            message_id = await tasks.enqueue(log_label, data.label)
         if data.fail_after_enqueue:
             raise ClientException("failing after enqueue: the task must not run")
         return {"message_id": str(message_id)}

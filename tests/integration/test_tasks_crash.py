@@ -1,0 +1,219 @@
+"""Kill -9 in the middle of a task: it completes after a restart, exactly once in effect.
+
+Embedded: ``backplane serve`` is killed and started again. RabbitMQ and Redis: a
+``backplane worker`` process group is killed and started again (RabbitMQ redelivers the
+unacknowledged message; for Redis the relay hands a long-unfinished task over again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli import BACKPLANE, clean_environ, run_cli
+
+SLOW_SECONDS = 4.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (httpx.TransportError, OSError):
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.1)
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args,
+            env=clean_environ(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def kill_9(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def task_state(env: dict[str, str]) -> dict[str, Any]:
+    listed = run_cli("tasks", "status", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    return {r["status"]: r["count"] for r in rows if r["actor"] == "kitchen_sink.slow_log"}
+
+
+@pytest.fixture
+def setup(data_dir: Path) -> dict[str, Any]:
+    env = {
+        "BACKPLANE_DATA_DIR": str(data_dir),
+        "BACKPLANE_PLUGINS": "kitchen_sink",
+        "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.1",
+        "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
+    }
+    return env
+
+
+def _prepare(env: dict[str, str]) -> str:
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    created = run_cli("tenants", "create", "acme", "--owner-email", "a@acme.org", "--json", env=env)
+    assert created.returncode == 0, created.stderr
+    return str(json.loads(created.stdout)["api_key"])
+
+
+def _log_rows(env: dict[str, str]) -> list[tuple[str, int]]:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from backplane.db.engine import create_engine
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        Path(env["BACKPLANE_DATA_DIR"]),
+        {k: v for k, v in env.items() if k in ("BACKPLANE_DATABASE_URL",)},
+    )
+
+    async def read() -> list[tuple[str, int]]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    text("SELECT label, attempt FROM kitchen_sink_task_log ORDER BY id")
+                )
+                return [(label, attempt) for label, attempt in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def _serve(env: dict[str, str], port: int, log: Path) -> Any:
+    return process([BACKPLANE, "serve", "--port", str(port), "--no-access-log"], env, log)
+
+
+def _enqueue_slow(base: str, key: str) -> str:
+    """Enqueue the slow task through the HTTP API (the outbox, in the request's transaction)."""
+    response = httpx.post(
+        f"{base}/api/kitchen_sink/jobs",
+        timeout=10,
+        headers={"Authorization": f"Bearer {key}"},
+        json={"label": "survivor", "seconds": SLOW_SECONDS},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["message_id"])
+
+
+def _ready(base: str) -> bool:
+    return httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
+
+
+def test_embedded_server_killed_mid_task_finishes_it_after_restart(
+    setup: dict[str, str], tmp_path: Path
+) -> None:
+    env = setup
+    key = _prepare(env)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with _serve(env, port, log) as server:
+        wait_for(lambda: _ready(base), 30, "server start")
+        _enqueue_slow(base, key)
+        wait_for(lambda: task_state(env).get("sent"), 10, "task pick-up")
+        time.sleep(1.0)  # inside the task's sleep
+        kill_9(server)
+    assert _log_rows(env) == []
+    with _serve(env, port, log):
+        wait_for(
+            lambda: task_state(env).get("done"), 30 + SLOW_SECONDS, "task completion after restart"
+        )
+    assert _log_rows(env) == [("survivor", 1)]
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
+def test_worker_killed_mid_task_finishes_it_exactly_once(
+    request: pytest.FixtureRequest, broker: str, setup: dict[str, str], tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("rabbitmq_url" if broker == "rabbitmq" else "redis_tasks_url")
+    env = {**setup, "BACKPLANE_BROKER_URL": url, "BACKPLANE_TASKS__RESEND_AFTER_S": "6"}
+    key = _prepare(env)
+    _purge(env)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    worker_args = [BACKPLANE, "worker", "--processes", "1", "--threads", "2"]
+    with _serve(env, port, tmp_path / "serve.log"):
+        wait_for(lambda: _ready(base), 30, "server start")
+        with process(worker_args, env, tmp_path / "worker.log") as worker:
+            _enqueue_slow(base, key)
+            wait_for(lambda: task_state(env).get("sent"), 20, "hand-over")
+            time.sleep(1.5)  # the worker is inside the task's sleep
+            kill_9(worker)
+        assert _log_rows(env) == []
+        with process(worker_args, env, tmp_path / "worker.log"):
+            wait_for(
+                lambda: task_state(env).get("done"),
+                60,
+                "task completion after the worker restarted",
+            )
+            time.sleep(1.0)  # let any duplicate delivery arrive and be acknowledged
+    rows = _log_rows(env)
+    assert [label for label, _attempt in rows] == ["survivor"]  # once in effect
+
+
+def _purge(env: dict[str, str]) -> None:
+    """Leftovers of other tests must not be delivered to this test's worker."""
+    from backplane.plugins import load_plugins
+    from backplane.settings import load_settings
+    from backplane.tasks.broker import make_broker
+    from backplane.tasks.runtime import TaskRuntime
+
+    settings = load_settings(environ={k: v for k, v in env.items() if k.startswith("BACKPLANE_")})
+    broker = make_broker(settings)
+    TaskRuntime(load_plugins(settings), broker=broker)  # declares the queues on the broker
+    if hasattr(broker, "channel"):
+        for queue in list(broker.get_declared_queues()):
+            broker.declare_queue(queue, ensure=True)
+    broker.flush_all()
+    broker.close()
