@@ -95,7 +95,7 @@ def test_repr_hides_secrets() -> None:
     settings = load_settings(
         environ={
             "BACKPLANE_DATABASE_URL": "postgresql://app:hunter2hunter2@db/prod",
-            "BACKPLANE_SECRET_KEY": "s3cr3t-value-not-to-log",
+            "BACKPLANE_SECRET_KEY": "s3cr3t-value-not-to-log-0123456789abcdef",
         }
     )
     text = repr(settings)
@@ -165,6 +165,11 @@ def test_generated_secret_is_stable_private_and_shared(tmp_path: Path) -> None:
     assert len(results[0]) >= 43  # 48 random bytes, base64url
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
     assert load_settings(environ=env).resolved_secret_key() == results[0]
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(SettingsError, match="BACKPLANE_SECRET_KEY: .* at least 32"):
+        load_settings(environ={"BACKPLANE_SECRET_KEY": "hunter2"})
 
 
 def test_configured_secret_wins(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ CONFIG_ENV = "BACKPLANE_CONFIG"
 PLUGIN_ENV_PREFIX = "BACKPLANE_PLUGIN__"
 # Variables that belong to tooling around Backplane rather than to the kernel's settings.
 IGNORED_ENV_PREFIXES = ("BACKPLANE_TEST_", "BACKPLANE_BENCH_")
+MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
@@ -231,6 +232,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings.sources = sources
     settings.data_dir = settings.data_dir.expanduser().resolve()
     settings.resolved_database_url()  # validate the URL now, not at first query
+    if settings.secret_key is not None and len(settings.secret_key) < MIN_SECRET_LENGTH:
+        where = sources.get("secret_key", "BACKPLANE_SECRET_KEY")
+        raise SettingsError(
+            f"{where}: the secret signs API keys and seals token keys; use at least "
+            f"{MIN_SECRET_LENGTH} random characters (or leave it unset to generate one)"
+        )
     return settings
 
 
