@@ -168,7 +168,7 @@ def test_generated_secret_is_stable_private_and_shared(tmp_path: Path) -> None:
 
 
 def test_a_short_secret_is_refused() -> None:
-    with pytest.raises(SettingsError, match="BACKPLANE_SECRET_KEY: .* at least 32"):
+    with pytest.raises(SettingsError, match=r"BACKPLANE_SECRET_KEY: .* at least 32"):
         load_settings(environ={"BACKPLANE_SECRET_KEY": "hunter2"})
 
 
