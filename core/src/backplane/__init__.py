@@ -27,10 +27,13 @@ from backplane.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from backplane.billing.usage import QuotaExceeded, UsageRecorder
     from backplane.db.base import Base
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
+    from backplane.identity.auth import Principal
     from backplane.settings import Settings
+    from backplane.tasks.context import TaskContext, TaskQueue
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
@@ -40,6 +43,11 @@ _LAZY: dict[str, str] = {
     "disable_tenant_rls": "backplane.db.rls",
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
+    "Principal": "backplane.identity.auth",
+    "TaskContext": "backplane.tasks.context",
+    "TaskQueue": "backplane.tasks.context",
+    "UsageRecorder": "backplane.billing.usage",
+    "QuotaExceeded": "backplane.billing.usage",
 }
 
 __all__ = [
@@ -52,9 +60,14 @@ __all__ = [
     "Migrations",
     "Permission",
     "PluginInfo",
+    "Principal",
+    "QuotaExceeded",
     "Settings",
     "Task",
+    "TaskContext",
+    "TaskQueue",
     "TenantScoped",
+    "UsageRecorder",
     "__version__",
     "create_app",
     "disable_tenant_rls",

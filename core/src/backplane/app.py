@@ -7,7 +7,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import dramatiq
 from litestar import Controller, Litestar, Request, Router, get
@@ -21,6 +21,9 @@ from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
+from backplane.billing.http import RESULTS_KEY, add_quota_headers, quota_exceeded_handler
+from backplane.billing.meters import collect_meters
+from backplane.billing.usage import QuotaExceeded, UsageRecorder, UsageResult
 from backplane.db.engine import create_engine, create_sessionmaker, session_scope
 from backplane.db.tenancy import bind_tenant
 from backplane.health import HealthController
@@ -154,6 +157,15 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     def provide_tasks(db: NamedDependency[AsyncSession]) -> TaskQueue:
         return task_runtime.queue_for(db)
 
+    meters = collect_meters(plugins)
+
+    def provide_usage(
+        request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
+    ) -> UsageRecorder:
+        results: list[UsageResult] = []
+        cast(dict[str, Any], request.scope)[RESULTS_KEY] = results
+        return UsageRecorder(db, meters, results)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await identity.try_start()
@@ -186,6 +198,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             "db": Provide(provide_db),
             "settings": Provide(_constant(settings), sync_to_thread=False),
             "tasks": Provide(provide_tasks, sync_to_thread=False),
+            "usage": Provide(provide_usage, sync_to_thread=False),
         },
         openapi_config=_openapi(),
         middleware=[
@@ -198,6 +211,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         ],
         lifespan=[lifespan],
         request_max_body_size=settings.server.max_request_body_bytes,
+        exception_handlers={QuotaExceeded: quota_exceeded_handler},
+        before_send=[add_quota_headers],
         debug=False,
     )
     if tracing_enabled():
@@ -211,6 +226,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.engine = engine
     app.state.identity_holder = identity
     app.state.tasks = task_runtime
+    app.state.meters = meters
     app.state.sessionmaker = sessionmaker
     return app
 

@@ -15,6 +15,7 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane.billing.models
     import backplane.db.models
     import backplane.identity.models
     import backplane.tasks.models  # noqa: F401
@@ -28,6 +29,20 @@ def register_routes(register: Any) -> None:
     from backplane.identity.routes import ROUTES
 
     register(*ROUTES)
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    from backplane._contract import Meter
+
+    register(
+        Meter(
+            code="api.requests",
+            unit="request",
+            aggregation="count",
+            description="Authenticated API requests (recorded by later issues' middleware)",
+        )
+    )
 
 
 @hookimpl

@@ -24,6 +24,7 @@ _KERNEL_COMMANDS = {
     "keys": "backplane.cli.keys:keys",
     "tasks": "backplane.cli.tasks:tasks",
     "worker": "backplane.cli.worker:worker",
+    "quotas": "backplane.cli.quotas:quotas",
 }
 
 

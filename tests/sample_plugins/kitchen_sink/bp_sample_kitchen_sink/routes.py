@@ -38,10 +38,12 @@ class NotesController(Controller):
         data: JSONBody[NoteIn],
         db: NamedDependency[AsyncSession],
         plugin_settings: NamedDependency[Any],
+        usage: NamedDependency[Any],
     ) -> NoteOut:
         count = await db.scalar(select(func.count()).select_from(Note))
         if (count or 0) >= plugin_settings.max_notes:
             raise ClientException(f"at most {plugin_settings.max_notes} notes")
+        await usage.record("kitchen_sink.notes")  # 429 when the tenant's hard limit is spent
         note = Note(body=data.body)
         db.add(note)
         await db.flush()
