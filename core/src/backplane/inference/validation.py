@@ -1,0 +1,335 @@
+"""Validation of untrusted ONNX uploads, before anything stores or serves them.
+
+One call does it all::
+
+    from backplane.inference.validation import ModelRejected, ValidationLimits, validate_onnx
+
+    try:
+        model = validate_onnx(data, ValidationLimits())  # blocking: run it in a worker thread
+    except ModelRejected as exc:
+        ...  # respond exc.status_code with {"error": exc.message}; exc.rule is a stable code
+
+The rules run in the order of :data:`RULES` and the first one broken raises
+:class:`ModelRejected`. The static rules work on the bytes alone and never open a path named in
+the model (external data is rejected, not followed); the last step loads and runs the model
+once in a separate process (``python -m backplane.inference._trial``) under an address-space
+limit and a wall-clock timeout, and reads the model's input/output signature from it.
+:func:`check_static` and :func:`run_trial` are the two halves, for callers that need only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Final
+
+import msgspec
+
+__all__ = [
+    "RULES",
+    "ModelRejected",
+    "ModelSignature",
+    "StaticReport",
+    "TensorSpec",
+    "ValidatedModel",
+    "ValidationLimits",
+    "check_static",
+    "run_trial",
+    "validate_onnx",
+]
+
+_MIB: Final = 1 << 20
+
+#: Every rule, in the order the checks run: stable code -> what breaking it means.
+RULES: Final[dict[str, str]] = {
+    "file-too-large": "the file is larger than the upload size cap",
+    "unparseable": "the bytes are not a serialized ONNX model",
+    "external-data": "a tensor refers to data outside the file (anywhere in the model)",
+    "custom-op-domain": "an operator set or node domain is not on the allowlist",
+    "too-many-nodes": "the graph, subgraphs and functions hold more nodes than allowed",
+    "too-deep": "subgraphs (If/Loop/Scan bodies) nest deeper than allowed",
+    "initializer-too-large": "embedded tensor data is larger than allowed",
+    "shape-bomb": "a constant or declared shape has more elements than allowed",
+    "checker": "onnx.checker's full check failed",
+    "trial-timeout": "loading and running the model once took too long",
+    "trial-memory": "loading and running the model once needed too much memory",
+    "trial-failed": "onnxruntime could not load or run the model",
+    "unsupported-io": "an input or output is not a tensor of a V2 datatype",
+}
+
+
+class ModelRejected(Exception):  # noqa: N818  (a rejection is the expected outcome, not an error)
+    """An upload broke a validation rule; `message` names the rule and the offending part."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(rule, message)
+        self.rule = rule
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status to answer with: 413 for the size cap, 422 for every other rule."""
+        return 413 if self.rule == "file-too-large" else 422
+
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ValidationLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The explicit limits an upload must fit; every field may be configured."""
+
+    max_file_bytes: Positive = 200 * _MIB
+    #: nodes in the main graph, every subgraph and every model-local function together
+    max_nodes: Positive = 100_000
+    #: subgraph nesting: the main graph is depth 0, an If branch in it depth 1, and so on
+    #: (protobuf's own decoder refuses files nested beyond ~30 levels: "unparseable")
+    max_nesting_depth: Annotated[int, msgspec.Meta(ge=0)] = 8
+    #: bytes of tensor data embedded in the file: initializers, sparse ones, Constant values
+    max_initializer_bytes: Positive = 256 * _MIB
+    #: elements in any declared tensor shape or any constant shape feeding a shape input
+    #: (ConstantOfShape, Expand, Tile, Reshape, Resize sizes, OneHot depth, Range, Random*)
+    max_shape_elements: Positive = 1 << 28
+    #: operator set domains nodes may use ("" and "ai.onnx" are the same standard domain)
+    allowed_domains: tuple[str, ...] = ("", "ai.onnx", "ai.onnx.ml")
+    #: whether nodes may call the model's own functions (whose bodies are checked like graphs)
+    allow_model_local_functions: bool = True
+    #: wall-clock seconds the trial gets to load and run the model (then it is killed)
+    trial_timeout_seconds: PositiveFloat = 20.0
+    #: seconds the trial process gets to start, import onnxruntime and read the model; not
+    #: the model's fault when exceeded, but still a rejection (the host is overloaded)
+    trial_startup_seconds: PositiveFloat = 30.0
+    #: address-space limit (RLIMIT_AS) of the trial process, interpreter included (~250 MiB)
+    trial_memory_bytes: Positive = 2048 * _MIB
+    #: run the model once on zero-filled inputs (dynamic dims = 1), not only load it
+    trial_run: bool = True
+
+
+class TensorSpec(msgspec.Struct, frozen=True):
+    """One input or output: its name, V2 datatype (FP32, INT64, BYTES, ...) and shape (-1 =
+    dynamic)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+class ModelSignature(msgspec.Struct, frozen=True):
+    """The inputs and outputs onnxruntime reports for the model."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether every input has a dynamic first dimension, so requests can be batched."""
+        return bool(self.inputs) and all(s.shape and s.shape[0] == -1 for s in self.inputs)
+
+
+class StaticReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What the static rules learnt about a model that passed them."""
+
+    ir_version: int
+    opset_imports: dict[str, int]  # domain ("ai.onnx" for the standard one) -> version
+    node_count: int
+
+
+class ValidatedModel(msgspec.Struct, frozen=True, kw_only=True):
+    """A model that passed every rule, with what the registry needs to know about it."""
+
+    sha256: str
+    size: int
+    ir_version: int
+    opset_imports: dict[str, int]
+    node_count: int
+    signature: ModelSignature
+    dynamic_batch: bool
+
+
+def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> ValidatedModel:
+    """Check `data` against every rule; raise :class:`ModelRejected` on the first one broken.
+
+    Blocking (it waits for the trial process): call it from a worker thread in async code.
+    """
+    limits = limits or ValidationLimits()
+    report = check_static(data, limits)
+    signature = run_trial(data, limits)
+    return ValidatedModel(
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        ir_version=report.ir_version,
+        opset_imports=report.opset_imports,
+        node_count=report.node_count,
+        signature=signature,
+        dynamic_batch=signature.dynamic_batch,
+    )
+
+
+def check_static(data: bytes, limits: ValidationLimits) -> StaticReport:
+    """The rules from ``file-too-large`` to ``checker``, in process; no file is opened."""
+    from backplane.inference import _validation_static
+
+    return _validation_static.check_static(data, limits)
+
+
+class _TrialTensor(msgspec.Struct):
+    name: str
+    type: str
+    shape: list[int | str | None]
+
+
+class _TrialVerdict(msgspec.Struct):
+    ok: bool
+    kind: str = ""
+    error: str = ""
+    inputs: list[_TrialTensor] = []
+    outputs: list[_TrialTensor] = []
+
+
+_OUTPUT_CAP: Final = 16 * _MIB
+
+
+def _rejected(rule: str, detail: str) -> ModelRejected:
+    return ModelRejected(rule, f"{rule}: {detail}")
+
+
+def _trial_env() -> dict[str, str]:
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])  # the directory holding `backplane`
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _communicate(
+    process: subprocess.Popen[bytes], data: bytes, limits: ValidationLimits
+) -> tuple[bytes, bytes, str | None]:
+    """Feed stdin, collect stdout/stderr; return them and which deadline passed, if any."""
+    assert process.stdin is not None  # the three pipes were requested
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stdin, stdout, stderr = (p.fileno() for p in (process.stdin, process.stdout, process.stderr))
+    chunks: dict[int, list[bytes]] = {stdout: [], stderr: []}
+    view, offset = memoryview(data), 0
+    deadline, phase = time.monotonic() + limits.trial_startup_seconds, "startup"
+    with selectors.DefaultSelector() as selector:
+        os.set_blocking(stdin, False)
+        selector.register(stdin, selectors.EVENT_WRITE)
+        selector.register(stdout, selectors.EVENT_READ)
+        selector.register(stderr, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return b"".join(chunks[stdout]), b"".join(chunks[stderr]), phase
+            for key, _events in selector.select(remaining):
+                fd = int(key.fd)
+                if fd == stdin:
+                    try:
+                        offset += os.write(fd, view[offset : offset + 65536])
+                    except BrokenPipeError:
+                        offset = len(data)
+                    if offset >= len(data):
+                        selector.unregister(fd)
+                        process.stdin.close()
+                    continue
+                block = os.read(fd, 65536)
+                if not block or sum(map(len, chunks[fd])) > _OUTPUT_CAP:
+                    selector.unregister(fd)
+                    continue
+                chunks[fd].append(block)
+                if phase == "startup" and fd == stdout and b"ready\n" in b"".join(chunks[fd]):
+                    deadline, phase = time.monotonic() + limits.trial_timeout_seconds, "trial"
+    return b"".join(chunks[stdout]), b"".join(chunks[stderr]), None
+
+
+def _spec(tensor: _TrialTensor) -> TensorSpec:
+    from backplane.inference._trial import ORT_TYPES
+
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in tensor.shape)
+    return TensorSpec(tensor.name, ORT_TYPES[tensor.type][1], shape)
+
+
+def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
+    """Load (and run once) the model in a resource-limited subprocess; return its signature.
+
+    The process starts in an empty temporary directory, with the address-space limit set
+    before onnxruntime is imported, and is killed when a deadline passes.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "backplane.inference._trial",
+        str(limits.trial_memory_bytes),
+        "1" if limits.trial_run else "0",
+    ]
+    with tempfile.TemporaryDirectory(prefix="backplane-trial-") as workdir:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env=_trial_env(),
+            start_new_session=True,
+        )
+        try:
+            out, err, expired = _communicate(process, data, limits)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+    if expired == "trial":
+        raise _rejected(
+            "trial-timeout",
+            f"loading and running the model once took longer than "
+            f"{limits.trial_timeout_seconds:g} s; the trial was killed",
+        )
+    if expired == "startup":
+        raise _rejected(
+            "trial-timeout",
+            f"the trial process did not start within {limits.trial_startup_seconds:g} s",
+        )
+    return _verdict(out, err, process.returncode, limits)
+
+
+def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) -> ModelSignature:
+    lines = [line for line in out.splitlines() if line.startswith(b"{")]
+    if not lines:
+        tail = " ".join(err.decode("utf-8", "replace").split())[-500:]
+        how = f"signal {-returncode}" if returncode < 0 else f"status {returncode}"
+        rule = "trial-memory" if "bad_alloc" in tail or "MemoryError" in tail else "trial-failed"
+        raise _rejected(rule, f"the trial process ended with {how} without a verdict: {tail}")
+    try:
+        verdict = msgspec.json.decode(lines[-1], type=_TrialVerdict)
+    except msgspec.DecodeError as exc:
+        raise _rejected("trial-failed", f"unreadable trial verdict ({exc})") from None
+    if verdict.ok:
+        return ModelSignature(
+            inputs=tuple(_spec(t) for t in verdict.inputs),
+            outputs=tuple(_spec(t) for t in verdict.outputs),
+        )
+    if verdict.kind == "memory":
+        raise _rejected(
+            "trial-memory",
+            f"the model needed more than {limits.trial_memory_bytes} bytes of address space "
+            f"to load and run once: {verdict.error}",
+        )
+    if verdict.kind == "unsupported-io":
+        raise _rejected(
+            "unsupported-io", f"{verdict.error}; only tensors of V2 datatypes can be served"
+        )
+    raise _rejected("trial-failed", f"onnxruntime could not load or run the model: {verdict.error}")
