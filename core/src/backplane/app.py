@@ -5,41 +5,40 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import dramatiq
 from litestar import Controller, Litestar, Request, Router, get
 from litestar.config.app import AppConfig
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
-from backplane.billing.http import RESULTS_KEY, add_quota_headers, quota_exceeded_handler
+from backplane._providers import constant, request_dependencies
+from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.meters import collect_meters
-from backplane.billing.usage import QuotaExceeded, UsageRecorder, UsageResult
-from backplane.db.engine import create_engine, create_sessionmaker, session_scope
-from backplane.db.tenancy import bind_tenant
+from backplane.billing.usage import QuotaExceeded
+from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.health import HealthController
 from backplane.identity.auth import (
     PLUGIN_OPT,
     PUBLIC_OPT,
     AuthenticationMiddleware,
-    Principal,
     plugin_enabled_guard,
 )
 from backplane.identity.holder import IdentityHolder
 from backplane.identity.permissions import role_permissions
+from backplane.inference.routes import V2Controller
+from backplane.inference.runtime import ModelCatalog
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
 from backplane.settings import Settings, load_settings
 from backplane.tasks.broker import EMBEDDED
-from backplane.tasks.context import TaskQueue
 from backplane.tasks.runtime import TaskRuntime
 from backplane.telemetry import configure_from_environment, tracing_enabled
 
@@ -59,15 +58,6 @@ def _route_items(plugin: str, *handlers: Any) -> list[Any]:
                 f"handlers, got {handler!r}"
             )
     return list(handlers)
-
-
-def _constant(value: Any) -> Callable[[], Any]:
-    """A dependency provider returning ``value`` (Litestar inspects providers' signatures)."""
-
-    def provide() -> Any:
-        return value
-
-    return provide
 
 
 def _plugin_routers(plugins: PluginSet) -> list[Router]:
@@ -92,7 +82,7 @@ def _plugin_routers(plugins: PluginSet) -> list[Router]:
                 tags=[plugin],
                 opt={PLUGIN_OPT: plugin},
                 guards=[plugin_enabled_guard],
-                dependencies={"plugin_settings": Provide(_constant(value), sync_to_thread=False)},
+                dependencies={"plugin_settings": Provide(constant(value), sync_to_thread=False)},
             )
         )
     return routers
@@ -142,29 +132,12 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
 
-    async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
-        """A session scoped to the caller's tenant (public routes: no tenant, no tenant rows)."""
-        principal = request.scope.get("user")
-        async for session in session_scope(sessionmaker):
-            if isinstance(principal, Principal):
-                bind_tenant(session, principal.tenant_id)
-            yield session
-
     identity = IdentityHolder(settings, sessionmaker, role_permissions(plugins))
     task_runtime = TaskRuntime(plugins)
     embedded_worker: list[dramatiq.Worker] = []
 
-    def provide_tasks(db: NamedDependency[AsyncSession]) -> TaskQueue:
-        return task_runtime.queue_for(db)
-
     meters = collect_meters(plugins)
-
-    def provide_usage(
-        request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
-    ) -> UsageRecorder:
-        results: list[UsageResult] = []
-        cast(dict[str, Any], request.scope)[RESULTS_KEY] = results
-        return UsageRecorder(db, meters, results)
+    catalog = ModelCatalog(plugins)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -178,11 +151,13 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 await plugins.acall("shutdown", app=app)
             finally:
                 await asyncio.to_thread(_stop_tasks, task_runtime, embedded_worker)
+                catalog.close()
                 await identity.close()
                 await engine.dispose()
 
     route_handlers: list[Any] = [
         HealthController,
+        V2Controller,
         jwks,
         create_static_files_router(
             path=SWAGGER_STATIC,
@@ -194,12 +169,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     ]
     config = AppConfig(
         route_handlers=route_handlers,
-        dependencies={
-            "db": Provide(provide_db),
-            "settings": Provide(_constant(settings), sync_to_thread=False),
-            "tasks": Provide(provide_tasks, sync_to_thread=False),
-            "usage": Provide(provide_usage, sync_to_thread=False),
-        },
+        dependencies=request_dependencies(settings, sessionmaker, task_runtime, meters),
         openapi_config=_openapi(),
         middleware=[
             DefineMiddleware(
@@ -227,6 +197,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.identity_holder = identity
     app.state.tasks = task_runtime
     app.state.meters = meters
+    app.state.models = catalog
     app.state.sessionmaker = sessionmaker
     return app
 

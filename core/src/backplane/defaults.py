@@ -41,7 +41,37 @@ def register_meters(register: Any) -> None:
             unit="request",
             aggregation="count",
             description="Authenticated API requests (recorded by later issues' middleware)",
-        )
+        ),
+        Meter(
+            code="inference.requests",
+            unit="request",
+            aggregation="count",
+            group_by=("model",),
+            description="V2 inference requests",
+        ),
+        Meter(
+            code="inference.rows",
+            unit="row",
+            aggregation="sum",
+            group_by=("model",),
+            description="Rows (batch entries) sent to models",
+        ),
+    )
+
+
+@hookimpl
+def register_inference_models(register: Any) -> None:
+    """The example models built from scikit-learn (``scripts/build_example_models.py``)."""
+    from backplane._contract import InferenceModel
+    from backplane.models import example_models, resource
+
+    register(
+        *[
+            InferenceModel(
+                name=m.name, version=m.version, path=resource(m.file), description=m.description
+            )
+            for m in example_models()
+        ]
     )
 
 

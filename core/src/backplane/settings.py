@@ -40,6 +40,8 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    inference_timeout_s: float = 30.0
+    """A V2 inference request gets at most this long to run (504 after)."""
     access_log: bool = True
     """One log line per request (uvicorn's access log); off saves a few percent of CPU."""
     max_request_body_bytes: int = 10 * 1024 * 1024

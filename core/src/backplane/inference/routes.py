@@ -1,0 +1,136 @@
+"""The V2 inference API (Open Inference Protocol), as Triton, KServe and MLServer speak it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from backplane import __version__
+from backplane.billing.usage import UsageRecorder
+from backplane.identity.auth import PUBLIC_OPT
+from backplane.inference import v2
+from backplane.inference.runtime import LoadedModel, ModelCatalog, ModelNotFoundError
+
+JSON = "application/json"
+
+
+def _error(message: str, status: int) -> Response[bytes]:
+    return Response(v2.ErrorResponse(error=message), status_code=status)  # type: ignore[arg-type]
+
+
+def _catalog(request: Request[Any, Any, Any]) -> ModelCatalog:
+    catalog: ModelCatalog = request.app.state.models
+    return catalog
+
+
+class V2Controller(Controller):
+    path = "/v2"
+    tags = ["inference"]
+
+    @get("/health/live", opt={PUBLIC_OPT: True}, summary="Server liveness (V2)")
+    async def live(self) -> Response[bytes]:
+        return Response(b"", status_code=200)
+
+    @get("/health/ready", opt={PUBLIC_OPT: True}, summary="Server readiness (V2)")
+    async def ready(self) -> Response[bytes]:
+        return Response(b"", status_code=200)
+
+    @get("/", summary="Server metadata")
+    async def server(self) -> v2.ServerMetadata:
+        return v2.ServerMetadata(
+            name="backplane", version=__version__, extensions=["binary_tensor_data"]
+        )
+
+    @get(
+        ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
+        summary="Model metadata",
+    )
+    async def metadata(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        version: FromPath[str | None] = None,
+    ) -> Response[Any]:
+        try:
+            model = _load(request, name, version)
+        except ModelNotFoundError as exc:
+            return _error(str(exc), 404)
+        return Response(model.metadata())
+
+    @get(
+        ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
+        summary="Model readiness",
+    )
+    async def model_ready(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        version: FromPath[str | None] = None,
+    ) -> Response[Any]:
+        try:
+            _load(request, name, version)
+        except ModelNotFoundError as exc:
+            return _error(str(exc), 404)
+        return Response(b"", status_code=200)
+
+    @post(
+        ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
+        summary="Run inference (JSON tensors or the binary tensor data extension)",
+        status_code=200,
+    )
+    async def infer(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        usage: NamedDependency[UsageRecorder],
+        version: FromPath[str | None] = None,
+    ) -> Response[Any]:
+        settings = request.app.state.settings
+        try:
+            model = _load(request, name, version)
+        except ModelNotFoundError as exc:
+            return _error(str(exc), 404)
+        try:
+            header_length = v2.parse_header_length(
+                request.headers.get("inference-header-content-length")
+            )
+            body = await request.body()
+            infer_request, tensors = v2.decode_request(body, header_length)
+            feed = model.check_inputs(tensors)
+        except v2.V2Error as exc:
+            return _error(str(exc), exc.status_code)
+        rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
+        # Metered before running: a spent quota refuses the request without using the model.
+        await usage.record("inference.requests", properties={"model": name})
+        await usage.record("inference.rows", rows, properties={"model": name})
+        try:
+            outputs = await _catalog(request).infer(
+                model,
+                feed,
+                v2.requested_output_names(infer_request),
+                settings.server.inference_timeout_s,
+            )
+        except TimeoutError:
+            return _error(
+                f"inference did not finish within {settings.server.inference_timeout_s} s", 504
+            )
+        except v2.V2Error as exc:
+            return _error(str(exc), exc.status_code)
+        content, length = v2.encode_infer_response(
+            infer_request, model.spec.name, model.spec.version, outputs
+        )
+        if length is None:
+            return Response(content, media_type=JSON)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(length)},
+        )
+
+
+def _load(request: Request[Any, Any, Any], name: str, version: str | None) -> LoadedModel:
+    catalog = _catalog(request)
+    return catalog.load(catalog.resolve(name, version))
