@@ -7,6 +7,7 @@ They are plain msgspec structs so that the kernel can validate, serialise (``plu
 from __future__ import annotations
 
 import re
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,11 +61,15 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InferenceModel(msgspec.Struct, frozen=True, kw_only=True):
-    """An ONNX model file shipped inside a plugin's package data."""
+    """An ONNX model file shipped inside a plugin's package data.
+
+    ``path`` may be a ``Path`` or what ``importlib.resources.files(...) / "x.onnx"`` returns,
+    so models load from an installed wheel as well as from a source tree.
+    """
 
     name: str
     version: str
-    path: Path
+    path: Path | Traversable
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     description: str = ""
