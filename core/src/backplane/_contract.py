@@ -7,11 +7,13 @@ They are plain msgspec structs so that the kernel can validate, serialise (``plu
 from __future__ import annotations
 
 import re
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
+
+if TYPE_CHECKING:  # msgspec resolves annotations lazily; keep `backplane --help` lean
+    from importlib.resources.abc import Traversable
 
 PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 """Plugin names become URL segments (``/api/<name>/``), alembic branch labels and settings
