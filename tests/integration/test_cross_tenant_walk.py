@@ -36,6 +36,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/health/live"): "public liveness",
     ("GET", "/health/ready"): "public readiness",
     ("GET", "/.well-known/jwks.json"): "public signing keys",
+    ("GET", "/v2/health/live"): "public V2 liveness",
+    ("GET", "/v2/health/ready"): "public V2 readiness",
+    ("GET", "/v2"): "V2 server metadata, no tenant data",
     ("GET", "/api/me"): "the caller itself",
     ("PUT", "/api/me/password"): "the caller's own password (set to the same one)",
     ("POST", "/api/auth/logout"): "ends A's own session (A's token is fresh per request)",
@@ -58,7 +61,23 @@ KNOWN_LEAKS: dict[Op, str] = {}
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
 
-RANDOM_PATH_PARAMS: set[str] = set()
+_V2_MODEL_PATHS = [
+    "/v2/models/{name}",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/ready",
+    "/v2/models/{name}/versions/{version}",
+    "/v2/models/{name}/versions/{version}/infer",
+    "/v2/models/{name}/versions/{version}/ready",
+]
+RANDOM_PATH_PARAMS: set[str] = {
+    f"{path} {{{param}}}"
+    for path in _V2_MODEL_PATHS
+    for param in ("name", "version")
+    if f"{{{param}}}" in path
+}
+# The models served today are shipped with the kernel and plugins, shared by every tenant, so B
+# has no model of its own: model names are walked with random values. When tenant-uploaded
+# models land (issue 6), map `name` to B's private model names in RequestBuilder.candidates().
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
 
