@@ -26,37 +26,24 @@ DEMO_OWNER = "owner@demo.example.org"
 
 
 async def _kernel_demo(session: AsyncSession, plugins: PluginSet) -> dict[str, Any]:
-    from backplane.identity.apikeys import create_api_key
-    from backplane.identity.passwords import PasswordHasher, PasswordSettings
-    from backplane.identity.tenants import create_tenant
+    from backplane.identity.provision import provision_tenant
 
-    settings = plugins.settings
-    tenant, owner = await create_tenant(
-        session, plugins, slug="demo", name="Demo", owner_email=DEMO_OWNER
-    )
     password = secrets.token_urlsafe(12)
-    hasher = PasswordHasher(
-        PasswordSettings(
-            memory_cost_kib=settings.auth.password_memory_kib,
-            time_cost=settings.auth.password_time_cost,
-        )
-    )
-    owner.password_hash = await hasher.hash(password)
-    hasher.close()
-    key = await create_api_key(
+    made = await provision_tenant(
         session,
-        settings.resolved_secret_key(),
-        tenant_id=tenant.id,
-        name="demo",
-        role="owner",
-        created_by=owner.id,
+        plugins,
+        slug="demo",
+        name="Demo",
+        owner_email=DEMO_OWNER,
+        password=password,
+        key_name="demo",
     )
     return {
         "tenant": "demo",
-        "tenant_id": str(tenant.id),
-        "login": owner.email,
+        "tenant_id": str(made.tenant.id),
+        "login": made.owner.email,
         "password": password,
-        "api_key": key.key,
+        "api_key": made.api_key.key,
     }
 
 

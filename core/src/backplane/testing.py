@@ -64,34 +64,30 @@ def seed_tenant(
 async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTenant:
     from backplane.db.engine import create_engine, create_sessionmaker
     from backplane.db.tenancy import bypass_tenancy
-    from backplane.identity.apikeys import create_api_key
-    from backplane.identity.passwords import PasswordHasher, PasswordSettings
-    from backplane.identity.tenants import create_tenant
+    from backplane.identity.provision import provision_tenant
 
-    settings = plugins.settings
-    engine = create_engine(settings)
+    engine = create_engine(plugins.settings)
     try:
         async with create_sessionmaker(engine)() as session:
             bypass_tenancy(session, f"test seeds tenant {slug}")
-            tenant, owner = await create_tenant(session, plugins, slug=slug, owner_email=email)
-            hasher = PasswordHasher(
-                PasswordSettings(
-                    memory_cost_kib=settings.auth.password_memory_kib,
-                    time_cost=settings.auth.password_time_cost,
-                )
-            )
-            owner.password_hash = await hasher.hash(TEST_PASSWORD)
-            hasher.close()
-            key = await create_api_key(
+            made = await provision_tenant(
                 session,
-                settings.resolved_secret_key(),
-                tenant_id=tenant.id,
-                name="test",
-                role=key_role,
-                created_by=owner.id,
+                plugins,
+                slug=slug,
+                owner_email=email,
+                password=TEST_PASSWORD,
+                key_name="test",
+                key_role=key_role,
             )
             await session.commit()
-            return SeededTenant(slug, tenant.id, owner.id, owner.email, key.key, key.id)
+            return SeededTenant(
+                slug,
+                made.tenant.id,
+                made.owner.id,
+                made.owner.email,
+                made.api_key.key,
+                made.api_key.id,
+            )
     finally:
         await engine.dispose()
 

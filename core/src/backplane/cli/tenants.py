@@ -22,31 +22,26 @@ def tenants() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None:
     """Create tenant SLUG with its owner, and print a one-time owner API key."""
-    from backplane.identity.apikeys import create_api_key
-    from backplane.identity.tenants import create_tenant
+    from backplane.identity.provision import provision_tenant
 
     plugins = _context.plugin_set()
-    secret = _context.settings().resolved_secret_key()
 
     async def work(session: Any) -> dict[str, str]:
-        tenant, owner = await create_tenant(
-            session, plugins, slug=slug, owner_email=owner_email, name=name
-        )
-        key = await create_api_key(
+        made = await provision_tenant(
             session,
-            secret,
-            tenant_id=tenant.id,
-            name="created with the tenant",
-            role="owner",
-            created_by=owner.id,
+            plugins,
+            slug=slug,
+            owner_email=owner_email,
+            name=name,
+            key_name="created with the tenant",
         )
         return {
-            "tenant_id": str(tenant.id),
-            "slug": tenant.slug,
-            "owner_user_id": str(owner.id),
-            "owner_email": owner.email,
-            "api_key": key.key,
-            "api_key_id": key.id,
+            "tenant_id": str(made.tenant.id),
+            "slug": made.tenant.slug,
+            "owner_user_id": str(made.owner.id),
+            "owner_email": made.owner.email,
+            "api_key": made.api_key.key,
+            "api_key_id": made.api_key.id,
         }
 
     result = _context.admin(f"operator: tenants create {slug}", work)

@@ -27,7 +27,7 @@ def set_password(email: str, password_stdin: bool) -> None:
     from sqlalchemy import select
 
     from backplane.identity.models import User
-    from backplane.identity.passwords import PasswordHasher, PasswordSettings
+    from backplane.identity.provision import hasher_for
     from backplane.identity.tenants import IdentityError, normalise_email
 
     if password_stdin:
@@ -36,14 +36,7 @@ def set_password(email: str, password_stdin: bool) -> None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:
         raise click.UsageError("no terminal to prompt on: pass --password-stdin")
-    auth = _context.settings().auth
-    hasher = PasswordHasher(
-        PasswordSettings(
-            memory_cost_kib=auth.password_memory_kib,
-            time_cost=auth.password_time_cost,
-            min_length=auth.password_min_length,
-        )
-    )
+    hasher = hasher_for(_context.settings())
     try:
         address = normalise_email(email)
     except IdentityError as exc:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane.identity.auth import Authenticator
 from backplane.identity.keystore import load_or_create_keyring
-from backplane.identity.passwords import PasswordHasher, PasswordSettings
+from backplane.identity.provision import hasher_for
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
 from backplane.identity.tokens import TokenService
 from backplane.settings import Settings
@@ -33,14 +33,7 @@ class Identity:
         self.sessionmaker = sessionmaker
         self.tokens = tokens
         self.secret = settings.resolved_secret_key()
-        self.hasher = PasswordHasher(
-            PasswordSettings(
-                time_cost=auth.password_time_cost,
-                memory_cost_kib=auth.password_memory_kib,
-                max_concurrency=auth.password_max_concurrency,
-                min_length=auth.password_min_length,
-            )
-        )
+        self.hasher = hasher_for(settings)
         window = auth.login_window_s
         self.account_throttle: Throttle = make_throttle(
             settings.redis_url,
