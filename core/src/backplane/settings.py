@@ -157,9 +157,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return normalise_database_url(self.db.migration_url, "BACKPLANE_DB__MIGRATION_URL")
         return self.resolved_database_url()
 
-    def source_of(self, key: str, default: str) -> str:
-        return self.sources.get(key, default)
-
     def resolved_secret_key(self) -> str:
         """The configured secret, or the one kept in the data directory (created once).
 

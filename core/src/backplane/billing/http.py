@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from litestar import Request, Response
@@ -27,7 +28,7 @@ def quota_headers(result: UsageResult | QuotaExceeded) -> dict[str, str]:
 
 
 def quota_exceeded_handler(request: Request[Any, Any, Any], exc: QuotaExceeded) -> Response[Any]:
-    retry_after = max(1, int((exc.reset_at - _now()).total_seconds()))
+    retry_after = max(1, int((exc.reset_at - datetime.now(UTC)).total_seconds()))
     return Response(
         {
             "status_code": 429,
@@ -53,9 +54,3 @@ async def add_quota_headers(message: Message, scope: Scope) -> None:
     for result in results:
         for name, value in quota_headers(result).items():
             headers[name] = value
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)

@@ -224,9 +224,7 @@ class RedisThrottle:
         try:
             hits, ttl_ms = await self._script(keys=[self._key(key)], args=[window_ms])
         except RedisError as exc:
-            raise ThrottleUnavailableError(
-                f"throttle store unavailable: {type(exc).__name__}"
-            ) from exc
+            raise _unavailable(exc) from exc
         if int(hits) <= self.settings.max_attempts:
             return ThrottleDecision(allowed=True)
         return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(int(ttl_ms) / 1000)))
@@ -237,9 +235,7 @@ class RedisThrottle:
         try:
             await self._redis.delete(self._key(key))
         except RedisError as exc:
-            raise ThrottleUnavailableError(
-                f"throttle store unavailable: {type(exc).__name__}"
-            ) from exc
+            raise _unavailable(exc) from exc
 
     async def aclose(self) -> None:
         await self._redis.aclose()

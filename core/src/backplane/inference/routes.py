@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -26,9 +27,20 @@ def _catalog(request: Request[Any, Any, Any]) -> ModelCatalog:
     return catalog
 
 
+def _not_found(_: Request[Any, Any, Any], exc: ModelNotFoundError) -> Response[Any]:
+    return _error(str(exc), 404)
+
+
+def _bad_request(_: Request[Any, Any, Any], exc: v2.V2Error) -> Response[Any]:
+    return _error(str(exc), exc.status_code)
+
+
 class V2Controller(Controller):
+    """Every failure answers ``{"error": "..."}``, as the protocol specifies."""
+
     path = "/v2"
     tags = ["inference"]
+    exception_handlers = {ModelNotFoundError: _not_found, v2.V2Error: _bad_request}
 
     @get("/health/live", opt={PUBLIC_OPT: True}, summary="Server liveness (V2)")
     async def live(self) -> Response[bytes]:
@@ -54,11 +66,7 @@ class V2Controller(Controller):
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
-        try:
-            model = _load(request, name, version)
-        except ModelNotFoundError as exc:
-            return _error(str(exc), 404)
-        return Response(model.metadata())
+        return Response((await _load(request, name, version)).metadata())
 
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
@@ -70,10 +78,7 @@ class V2Controller(Controller):
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
-        try:
-            _load(request, name, version)
-        except ModelNotFoundError as exc:
-            return _error(str(exc), 404)
+        await _load(request, name, version)
         return Response(b"", status_code=200)
 
     @post(
@@ -89,19 +94,12 @@ class V2Controller(Controller):
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
         settings = request.app.state.settings
-        try:
-            model = _load(request, name, version)
-        except ModelNotFoundError as exc:
-            return _error(str(exc), 404)
-        try:
-            header_length = v2.parse_header_length(
-                request.headers.get("inference-header-content-length")
-            )
-            body = await request.body()
-            infer_request, tensors = v2.decode_request(body, header_length)
-            feed = model.check_inputs(tensors)
-        except v2.V2Error as exc:
-            return _error(str(exc), exc.status_code)
+        model = await _load(request, name, version)
+        header_length = v2.parse_header_length(
+            request.headers.get("inference-header-content-length")
+        )
+        infer_request, tensors = v2.decode_request(await request.body(), header_length)
+        feed = model.check_inputs(tensors)
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
         # Metered before running: a spent quota refuses the request without using the model.
         await usage.record("inference.requests", properties={"model": name})
@@ -117,8 +115,6 @@ class V2Controller(Controller):
             return _error(
                 f"inference did not finish within {settings.server.inference_timeout_s} s", 504
             )
-        except v2.V2Error as exc:
-            return _error(str(exc), exc.status_code)
         content, length = v2.encode_infer_response(
             infer_request, model.spec.name, model.spec.version, outputs
         )
@@ -131,6 +127,8 @@ class V2Controller(Controller):
         )
 
 
-def _load(request: Request[Any, Any, Any], name: str, version: str | None) -> LoadedModel:
+async def _load(request: Request[Any, Any, Any], name: str, version: str | None) -> LoadedModel:
+    """The model's session, created off the event loop on first use (loading can take a while)."""
     catalog = _catalog(request)
-    return catalog.load(catalog.resolve(name, version))
+    spec = catalog.resolve(name, version)
+    return await asyncio.to_thread(catalog.load, spec)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -78,10 +77,3 @@ async def broker_problem(settings: Settings, timeout_s: float) -> str | None:
     except Exception as exc:  # noqa: BLE001 - reported by /health/ready
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    return {
-        "kind": broker_kind(settings),
-        "url": redact_url(settings.broker_url) if settings.broker_url else None,
-    }
