@@ -100,3 +100,10 @@ def register_permissions(register: Any) -> None:
             description="Create, list and revoke the tenant's API keys",
         ),
     )
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from backplane.identity.maintenance import prune_expired_credentials
+
+    register(prune_expired_credentials, queue="backplane", schedule="17 * * * *")
