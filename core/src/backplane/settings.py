@@ -109,6 +109,37 @@ class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How long shutdown waits for running tasks before returning them to the queue."""
 
 
+class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Model uploads, onnxruntime sessions and dynamic batching (``BACKPLANE_INFERENCE__*``)."""
+
+    max_upload_bytes: int = 200 * 1024 * 1024
+    """Model files larger than this are refused (413) before they are parsed."""
+    max_nodes: int = 100_000
+    max_nesting_depth: int = 8
+    max_initializer_bytes: int = 256 * 1024 * 1024
+    max_shape_elements: int = 1 << 28
+    trial_timeout_s: float = 20.0
+    """An upload's trial load-and-run (in a subprocess) is killed after this long (422)."""
+    trial_memory_bytes: int = 2048 * 1024 * 1024
+    """Address-space limit of the trial subprocess."""
+    session_cache_bytes: int = 1024 * 1024 * 1024
+    """Loaded sessions are kept while their model files add up to at most this (LRU)."""
+    arena_max_bytes: int = 1024 * 1024 * 1024
+    """Cap of the CPU memory arena all sessions share (onnxruntime's ``max_mem``)."""
+    threads: int | None = None
+    """Threads running ``session.run`` (each session itself runs single-threaded); default:
+    the number of cores."""
+    dynamic_batching: bool = True
+    """Master switch; each model still needs ``max_batch_size`` > 1 and a batch dimension."""
+    default_max_batch_size: int = 32
+    """Batching for uploads that do not say (0 or 1 = off)."""
+    default_max_queue_delay_us: int = 0
+    """How long a batch waits for more requests once it has one; 0 = take what is queued."""
+    registry_cache_s: float = 2.0
+    """How long a process trusts its cached view of a tenant's models (other processes' deletes
+    reach it within this; its own at once)."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -130,6 +161,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)
