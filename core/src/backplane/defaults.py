@@ -16,6 +16,7 @@ from backplane.hookspecs import hookimpl
 @hookimpl
 def register_migrations(register: Any) -> None:
     import backplane.billing.models
+    import backplane.billing.webhooks.models
     import backplane.db.models
     import backplane.identity.models
     import backplane.tasks.models  # noqa: F401
