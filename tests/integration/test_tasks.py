@@ -94,21 +94,51 @@ def purge(broker: dramatiq.Broker) -> None:
     broker.flush_all()
 
 
+def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """A fresh PostgreSQL database that the app reaches as a role owning nothing and unable to
+    bypass row-level security (as in production); migrations run as the owner."""
+    from tests.conftest import pg_admin
+
+    admin_url = request.getfixturevalue("postgres_url")
+    server = request.getfixturevalue("postgres_server")
+    role = f"bp_app_{uuid.uuid4().hex[:10]}"
+    pg_admin(admin_url, f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
+
+    def drop_role() -> None:
+        pg_admin(admin_url, f'DROP OWNED BY "{role}"')
+        pg_admin(server, f'DROP ROLE "{role}"')
+
+    request.addfinalizer(drop_role)
+    user = admin_url.split("://", 1)[1].split("@", 1)[0]
+    return {
+        "BACKPLANE_DATABASE_URL": admin_url.replace(f"://{user}@", f"://{role}@", 1),
+        "BACKPLANE_DB__MIGRATION_URL": admin_url,
+        "BACKPLANE_DB__APP_ROLE": role,
+    }
+
+
 @pytest.fixture(
     params=[
         "embedded",
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+        pytest.param("embedded-postgres", marks=pytest.mark.postgres),
+        pytest.param("redis-postgres", marks=[pytest.mark.redis, pytest.mark.postgres]),
+        pytest.param("rabbitmq-postgres", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]),
     ]
 )
 def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
-    """The same app on each broker; with a real broker, a dramatiq worker in this process
-    consumes (as `backplane worker` would)."""
+    """The same app on each broker, with the outbox and the actors' tables in SQLite or in
+    PostgreSQL (row-level security on, the claim on the driver connection); with a real
+    broker, a dramatiq worker in this process consumes (as `backplane worker` would)."""
+    broker, _, database = str(request.param).partition("-")
     env = dict(FAST_TASKS)
-    if request.param == "redis":
+    if broker == "redis":
         env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("redis_tasks_url")
-    elif request.param == "rabbitmq":
+    elif broker == "rabbitmq":
         env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
+    if database == "postgres":
+        env.update(postgres_env(request))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -116,10 +146,10 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
     app = create_app(settings, plugins=plugins)
     runtime: TaskRuntime = app.state.tasks
     worker = None
-    if request.param != "embedded":
+    if broker != "embedded":
         purge(runtime.broker)
     with TestClient(app) as client:
-        if request.param != "embedded":
+        if broker != "embedded":
             worker = dramatiq.Worker(runtime.broker, worker_threads=2, worker_timeout=100)
             worker.start()
         try:
@@ -127,7 +157,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
         finally:
             if worker is not None:
                 worker.stop()
-    if request.param != "embedded":
+    if broker != "embedded":
         purge(runtime.broker)
         runtime.broker.close()
 
@@ -312,3 +342,119 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
     }
     assert task.parent.span_id in request_span_ids
     assert task.attributes["backplane.task"] == "kitchen_sink.log_label"
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker's claim, driven directly: the actor's session sees only its tenant's rows
+    (on PostgreSQL through row-level security too, with raw SQL), an actor that never opens
+    its session is still marked done, a failure rolls back its writes and the mark, a done
+    task is not run again, and (PostgreSQL, no pool pre-ping) a claim on a connection the
+    server dropped is made again on a fresh one."""
+    from bp_sample_kitchen_sink.models import Note, TaskLog
+    from sqlalchemy import text
+
+    from backplane.tasks.runtime import RegisteredTask
+
+    env = dict(FAST_TASKS)
+    if database == "postgres":
+        env.update(postgres_env(request))
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+    seen: dict[str, Any] = {}
+
+    async def probe(ctx: Any, label: str) -> None:
+        session = ctx.session
+        seen["tenant"] = ctx.tenant_id
+        seen["notes"] = sorted(
+            (await session.execute(text("SELECT body FROM kitchen_sink_notes"))).scalars()
+        )
+        seen["orm"] = sorted((await session.scalars(select(Note.body))).all())
+        session.add(TaskLog(label=label, attempt=ctx.attempt, message_id=str(ctx.message_id)))
+        if label == "fail":
+            await session.flush()
+            raise RuntimeError("fails after writing")
+
+    async def idle(ctx: Any) -> None:
+        seen["idle"] = (ctx.tenant_id, ctx.attempt, ctx.session_opened)
+
+    def registered(function: Any) -> RegisteredTask:
+        return RegisteredTask(
+            name="kitchen_sink.log_label", plugin="kitchen_sink", function=function,
+            queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
+        )  # fmt: skip
+
+    async def seed() -> None:
+        for tenant, body in ((a, "a-note"), (b, "b-note")):
+            async with runtime.sessionmaker() as session:
+                bind_tenant(session, tenant.tenant_id)
+                session.add(Note(body=body))
+                await session.commit()
+
+    async def enqueue(tenant: SeededTenant, *args: Any) -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, tenant.tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", *args)
+            await session.commit()
+            return message_id
+
+    async def status(message_id: uuid.UUID) -> tuple[str, int]:
+        async with runtime.sessionmaker() as session:
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            return row.status, row.attempts
+
+    async def logged(tenant: SeededTenant) -> list[str]:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, tenant.tenant_id)
+            return list(await session.scalars(select(TaskLog.label).order_by(TaskLog.id)))
+
+    try:
+        runtime.run(seed())
+        ok = runtime.run(enqueue(a, "ok"))
+        runtime.run(runtime._run(registered(probe), ok, 1, False))
+        assert seen["tenant"] == a.tenant_id
+        assert seen["orm"] == ["a-note"]
+        assert seen["notes"] == (["a-note"] if database == "postgres" else ["a-note", "b-note"])
+        assert runtime.run(status(ok)) == (DONE, 1)
+        assert runtime.run(logged(a)) == ["ok"]
+        seen.clear()
+        runtime.run(runtime._run(registered(probe), ok, 2, False))  # a duplicate delivery
+        assert seen == {}
+        assert runtime.run(logged(a)) == ["ok"]
+
+        failing = runtime.run(enqueue(b, "fail"))
+        with pytest.raises(RuntimeError, match="fails after writing"):
+            runtime.run(runtime._run(registered(probe), failing, 1, True))
+        assert seen["notes"] == (["b-note"] if database == "postgres" else ["a-note", "b-note"])
+        assert runtime.run(status(failing)) == (FAILED, 1)
+        assert runtime.run(logged(b)) == []
+
+        quiet = runtime.run(enqueue(b))
+        if database == "postgres":  # every pooled connection of the runtime dies
+            from tests.conftest import pg_admin
+
+            role = env["BACKPLANE_DB__APP_ROLE"]
+            pg_admin(
+                env["BACKPLANE_DB__MIGRATION_URL"],
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'",
+            )
+        runtime.run(runtime._run(registered(idle), quiet, 1, False))
+        if database == "postgres":
+            assert "claiming again on a new one" in caplog.text
+        # SQLite claims in the session itself; on PostgreSQL an unused session is never opened.
+        assert seen["idle"] == (b.tenant_id, 1, database == "sqlite")
+        assert runtime.run(status(quiet)) == (DONE, 1)
+    finally:
+        runtime.stop()

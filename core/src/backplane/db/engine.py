@@ -13,17 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from backplane.settings import Settings
 
 
-def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, for_migrations: bool = False, pre_ping: bool = True
+) -> AsyncEngine:
     """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
 
     ``for_migrations`` connects with ``db.migration_url`` (the tables' owner) when it is set.
+    ``pre_ping=False`` skips the liveness check on every checkout (on asyncpg a ``BEGIN``,
+    ``SELECT``, ``ROLLBACK``: three round trips); only for callers that retry a statement that
+    failed on a dead connection themselves, as the task runtime does.
     """
     from backplane.telemetry import instrument_database
 
     instrument_database()
     create_async_engine = sqlalchemy.ext.asyncio.create_async_engine  # see instrument_database
     url = settings.resolved_migration_url() if for_migrations else settings.resolved_database_url()
-    options: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": True}
+    options: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": pre_ping}
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": settings.db.connect_timeout_s}

@@ -15,23 +15,23 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import dramatiq
 import msgspec
 from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import rebind_tenant
+from backplane.db.tenancy import bind_tenant
 from backplane.plugins import PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
@@ -52,6 +52,51 @@ _queue_latency = _meter.create_histogram(
     "backplane.tasks.queue_latency", unit="s", description="From enqueue to the start of a run"
 )
 _failures = _meter.create_counter("backplane.tasks.failures", description="Actor runs that raised")
+
+
+_tracer = trace.get_tracer("backplane.tasks")
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_CLAIMED = ("args", "kwargs", "context_tenant_id", "trace_context", "created_at")
+
+_CLAIM = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("claim_id"), _OUTBOX.c.status != DONE)
+    .values(
+        status=DONE,
+        attempts=bindparam("claim_attempt"),
+        error=None,
+        finished_at=bindparam("claim_now"),
+    )
+    .returning(*(_OUTBOX.c[name] for name in _CLAIMED))
+)
+"""The claim: one statement marks the task done (only if it is not yet) and reads it. It runs
+inside the actor's transaction, so the mark commits exactly when the actor's writes do, and a
+concurrent or later duplicate finds nothing to claim. Built once: no per-call construction or
+cache-key generation."""
+
+_CLAIM_ASYNCPG = """
+WITH claimed AS (
+    UPDATE backplane_task_outbox
+    SET status = 'done', attempts = $2, error = NULL, finished_at = $3
+    WHERE id = $1 AND status <> 'done'
+    RETURNING args, kwargs, context_tenant_id, trace_context, created_at
+)
+SELECT args::text, kwargs::text, context_tenant_id, trace_context::text, created_at,
+       set_config('app.tenant_id', coalesce(context_tenant_id::text, ''), true),
+       set_config('app.tenancy_bypass', 'off', true)
+FROM claimed
+"""
+""":data:`_CLAIM` for PostgreSQL on the asyncpg connection itself, also setting the tenant that
+row-level security reads (what :class:`backplane.db.tenancy.TenantSession` does at the start of
+each transaction) in the same round trip. JSON comes back as text, decoded with msgspec."""
+
+
+def _json_list(text: str | None) -> list[Any]:
+    return [] if text is None else msgspec.json.decode(text, type=list[Any])
+
+
+def _json_dict(text: str | None) -> dict[str, Any]:
+    return {} if text is None else msgspec.json.decode(text, type=dict[str, Any])
 
 
 class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +183,7 @@ class TaskRuntime:
         self._stopping = asyncio.Event()
         self._last_period: dict[str, datetime] = {}
         self._requeue_pending = False
+        self._asyncpg = False
         for task in self.tasks.values():
             self._declare(task)
 
@@ -178,67 +224,190 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        assert self._sessions is not None
+        if self._asyncpg:
+            await self._run_on_asyncpg(task, outbox_id, attempt, final)
+        else:
+            await self._run_in_session(task, outbox_id, attempt, final)
+
+    async def _run_on_asyncpg(
+        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
+    ) -> None:
+        """PostgreSQL: claim on the driver connection, open the ORM session only if used.
+
+        Three round trips for an actor that does not touch the database (``BEGIN``, the claim,
+        ``COMMIT``); an actor that does gets a session on the same connection, inside a savepoint
+        of the claiming transaction, so its writes and the done-mark still commit together.
+        """
+        assert self._engine is not None
         now = datetime.now(UTC)
-        async with self._sessions() as session:
-            # One statement claims the task and reads it: the row is marked done inside the
-            # actor's own transaction, so the mark commits exactly when the actor's writes do,
-            # and a concurrent or later duplicate finds nothing to claim.
+        connection, transaction, claimed = await self._claim_on_asyncpg(outbox_id, attempt, now)
+        session: AsyncSession | None = None
+        try:
+            if claimed is None:
+                await transaction.rollback()
+                self._log_duplicate(task, outbox_id)
+                return
+            args_json, kwargs_json, tenant_id, trace_json, created = claimed[:5]
+            if tenant_id is not None and type(tenant_id) is not uuid.UUID:
+                tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
+
+            def open_session() -> AsyncSession:
+                nonlocal session
+                session = self.sessionmaker(bind=connection)
+                bind_tenant(session, tenant_id)
+                return session
+
+            context = TaskContext(
+                tenant_id=tenant_id,
+                message_id=outbox_id,
+                attempt=attempt,
+                open_session=open_session,
+            )
+
+            async def commit() -> None:
+                if session is not None:
+                    await session.commit()  # ends the actor's savepoint, if it began one
+                await transaction.commit()
+
+            async def rollback() -> None:
+                try:
+                    if session is not None:
+                        await session.close()
+                    await transaction.rollback()
+                except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
+                    log.warning("task %s: rollback failed; dropping the connection", task.name)
+                    await connection.invalidate()
+
+            await self._invoke(
+                task,
+                context,
+                _json_list(args_json),
+                _json_dict(kwargs_json),
+                _json_dict(trace_json),
+                now,
+                created,
+                commit,
+                rollback,
+                final,
+            )
+        finally:
+            if session is not None:
+                await session.close()
+            await connection.close()
+
+    async def _claim_on_asyncpg(
+        self, outbox_id: uuid.UUID, attempt: int, now: datetime
+    ) -> tuple[AsyncConnection, Any, Any]:
+        """Begin a transaction and claim the row in it; one retry on a dead connection.
+
+        The claim is one prepared statement: it marks the row done, returns the task, and sets
+        the tenant for row-level security, so no separate ``set_config`` round trip is needed.
+        Without a pool pre-ping a connection may have died idle; nothing has run yet, so trying
+        again on a fresh one is safe.
+        """
+        assert self._engine is not None
+        for retry in (False, True):
+            connection = await self._engine.connect()
+            driver: Any = None
+            try:
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert driver is not None
+                transaction = driver.transaction()
+                await transaction.start()
+                claimed = await driver.fetchrow(_CLAIM_ASYNCPG, outbox_id, attempt, now)
+            except BaseException:
+                broken = driver is None or driver.is_closed()
+                if broken:
+                    await connection.invalidate()
+                    await self._engine.dispose(close=False)  # its siblings died too
+                await connection.close()
+                if broken and not retry:
+                    log.warning("task database connection lost; claiming again on a new one")
+                    continue
+                raise
+            return connection, transaction, claimed
+        raise AssertionError("unreachable")
+
+    async def _run_in_session(
+        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
+    ) -> None:
+        """SQLite (embedded): the claim is the first statement of the actor's session."""
+        now = datetime.now(UTC)
+        async with self.sessionmaker() as session:
+            connection = await session.connection()
             claimed = (
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == outbox_id, OutboxMessage.status != DONE)
-                    .values(status=DONE, attempts=attempt, error=None, finished_at=now)
-                    .returning(
-                        OutboxMessage.args,
-                        OutboxMessage.kwargs,
-                        OutboxMessage.context_tenant_id,
-                        OutboxMessage.trace_context,
-                        OutboxMessage.created_at,
-                    )
+                await connection.execute(
+                    _CLAIM, {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
                 )
             ).first()
             if claimed is None:
                 await session.rollback()
-                log.info(
-                    "task %s: %s already done or unknown; delivery acknowledged",
-                    task.name,
-                    outbox_id,
-                )
+                self._log_duplicate(task, outbox_id)
                 return
             args, kwargs, tenant_id, trace_context, created = claimed
-            created = created if created.tzinfo else created.replace(tzinfo=UTC)
-            _queue_latency.record((now - created).total_seconds(), {"task": task.name})
-            await rebind_tenant(session, tenant_id)
+            bind_tenant(session, tenant_id)  # no row-level security here: the ORM enforces it
             context = TaskContext(
                 session=session, tenant_id=tenant_id, message_id=outbox_id, attempt=attempt
             )
-            parent = propagate.extract(trace_context or {})
-            tracer = trace.get_tracer("backplane.tasks")
-            started = time.perf_counter()
-            with tracer.start_as_current_span(
-                f"task {task.name}",
-                context=parent,
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "backplane.task": task.name,
-                    "backplane.attempt": attempt,
-                    "messaging.message.id": str(outbox_id),
-                },
-            ):
-                try:
-                    async with asyncio.timeout(task.time_limit_ms / 1000):
-                        result = task.function(context, *args, **kwargs)
-                        if inspect.isawaitable(result):
-                            await result
-                    await session.commit()
-                except BaseException as exc:
-                    await session.rollback()
-                    _failures.add(1, {"task": task.name})
-                    await self._record_failure(outbox_id, attempt, final, exc)
-                    raise
-                finally:
-                    _run_time.record(time.perf_counter() - started, {"task": task.name})
+            await self._invoke(
+                task,
+                context,
+                args,
+                kwargs,
+                trace_context,
+                now,
+                created,
+                session.commit,
+                session.rollback,
+                final,
+            )
+
+    async def _invoke(
+        self,
+        task: RegisteredTask,
+        context: TaskContext,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        trace_context: dict[str, str] | None,
+        now: datetime,
+        created: datetime,
+        commit: Callable[[], Awaitable[None]],
+        rollback: Callable[[], Awaitable[None]],
+        final: bool,
+    ) -> None:
+        """Run the claimed task's actor in its span and time limit; commit, or roll back and
+        record the failure (after the rollback, which releases the row)."""
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        _queue_latency.record((now - created).total_seconds(), {"task": task.name})
+        parent = propagate.extract(trace_context or {})
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"task {task.name}",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "backplane.task": task.name,
+                "backplane.attempt": context.attempt,
+                "messaging.message.id": str(context.message_id),
+            },
+        ):
+            try:
+                async with asyncio.timeout(task.time_limit_ms / 1000):
+                    result = task.function(context, *args, **kwargs)
+                    if inspect.isawaitable(result):
+                        await result
+                await commit()
+            except BaseException as exc:
+                await rollback()
+                _failures.add(1, {"task": task.name})
+                await self._record_failure(context.message_id, context.attempt, final, exc)
+                raise
+            finally:
+                _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    @staticmethod
+    def _log_duplicate(task: RegisteredTask, outbox_id: uuid.UUID) -> None:
+        log.info("task %s: %s already done or unknown; delivery acknowledged", task.name, outbox_id)
 
     async def _record_failure(
         self, outbox_id: uuid.UUID, attempt: int, final: bool, exc: BaseException
@@ -275,8 +444,11 @@ class TaskRuntime:
             self._background.append(self._thread.submit(self._schedule_forever()))
 
     async def _open(self) -> None:
-        self._engine = create_engine(self.settings)
+        # No pre-ping (three round trips per checkout on asyncpg): the claim retries once on a
+        # dead connection, and the relay and scheduler retry on their next tick.
+        self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
+        self._asyncpg = self._engine.dialect.driver == "asyncpg"
         self._stopping = asyncio.Event()
         # Done by the relay loop (which retries while the database is unreachable).
         self._requeue_pending = self.kind == EMBEDDED
