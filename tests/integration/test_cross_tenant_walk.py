@@ -52,6 +52,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("POST", "/api/kitchen_sink/notes"): "a note for A",
     ("GET", "/api/kitchen_sink/greeting"): "plugin settings, no tenant data",
     ("POST", "/api/kitchen_sink/jobs"): "a task for A",
+    ("GET", "/api/billing/webhooks"): "A's webhook endpoints",
+    ("POST", "/api/billing/webhooks"): "a webhook endpoint for A (a public address literal)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -99,6 +101,9 @@ class TenantB:
     note_ids: list[int]
     note_bodies: list[str]
     emails: list[str]
+    webhook_ids: list[str] = field(default_factory=list)
+    webhook_urls: list[str] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -111,6 +116,9 @@ class TenantB:
             *self.keys,
             *self.note_bodies,
             *self.emails,
+            *self.webhook_ids,
+            *self.webhook_urls,
+            *self.delivery_ids,
         ]
         return [v.lower() for v in values]
 
@@ -128,10 +136,16 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("notes", "/api/kitchen_sink/notes"),
         ("apikeys", "/api/apikeys"),
         ("me", "/api/me"),
+        ("webhooks", "/api/billing/webhooks"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
         state[name] = response.json()
+    for hook in state["webhooks"]:
+        path = f"/api/billing/webhooks/{hook['id']}/deliveries"
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.status_code, response.text)
+        state[f"deliveries {hook['id']}"] = response.json()
     for key in state["apikeys"]:
         key.pop("last_used_at", None)  # touched by B's own re-reads
     return state
@@ -158,6 +172,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     for name in names:  # an explicit switch row for every plugin (on, so B's notes stay readable)
         switch = client.put(f"/api/tenant/plugins/{name}", json={"enabled": True}, headers=as_b)
         assert switch.status_code == 200, switch.text
+    hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
+    hook = client.post("/api/billing/webhooks", json={"url": hook_url}, headers=as_b)
+    assert hook.status_code == 201, hook.text
+    delivery_id = _seed_failed_delivery(client, tenant_b, hook.json()["id"])
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -167,9 +185,46 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         note_ids=[note.json()["id"]],
         note_bodies=[note_body],
         emails=[tenant_b.email, "second@globex.example.org"],
+        webhook_ids=[hook.json()["id"]],
+        webhook_urls=[hook_url],
+        delivery_ids=[delivery_id],
     )
     b.snapshot = _b_state(client, as_b)
     return b
+
+
+def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint_id: str) -> str:
+    """A finished (failed) delivery of B's, written directly: a real one would reach out to the
+    endpoint's address, and a failed one is what A's walk of ``retry`` must not restart."""
+    from backplane.billing.webhooks.models import WebhookDelivery, WebhookEvent
+    from backplane.db.tenancy import bind_tenant
+
+    runtime = client.app.state.tasks
+    now = datetime.now(UTC)
+
+    async def seed() -> str:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, tenant.tenant_id)
+            event = WebhookEvent(id=uuid.uuid4(), type="webhook.test", payload="{}", created_at=now)
+            session.add(event)
+            await session.flush()
+            delivery = WebhookDelivery(
+                id=uuid.uuid4(),
+                endpoint_id=uuid.UUID(endpoint_id),
+                event_id=event.id,
+                event_type=event.type,
+                status="failed",
+                attempts=1,
+                last_error="seeded",
+                created_at=now,
+                completed_at=now,
+            )
+            session.add(delivery)
+            await session.commit()
+            return str(delivery.id)
+
+    delivery_id: str = runtime.run(seed())
+    return delivery_id
 
 
 class TokenSource:
@@ -212,6 +267,10 @@ class RequestBuilder:
             return list(b.plugins)
         if key == "note_id":
             return list(b.note_ids)
+        if key == "endpoint_id":
+            return list(b.webhook_ids)
+        if key == "delivery_id":
+            return list(b.delivery_ids)
         if key in ("tenant", "tenant_id", "tenant_slug", "slug"):
             if key == "slug" or key == "tenant_slug":
                 return [b.seeded.slug]
@@ -271,6 +330,8 @@ class RequestBuilder:
             return PASSWORD
         if key == "role":
             return "viewer"  # a demotion: visible if it ever lands on B's owner
+        if key == "url":
+            return "https://93.184.216.34/walk"  # a public address literal: valid, no DNS
         if key == "refresh_token":
             return f"not-a-refresh-token-{uuid.uuid4().hex}"
         for combinator in ("oneOf", "anyOf"):

@@ -24,6 +24,7 @@ from backplane._providers import constant, request_dependencies
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.meters import collect_meters
 from backplane.billing.usage import QuotaExceeded
+from backplane.billing.webhooks.config import configure as configure_webhooks
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.health import HealthController
 from backplane.identity.auth import (
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.meters = meters
     app.state.models = catalog
     app.state.sessionmaker = sessionmaker
+    configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app
 
 

@@ -27,9 +27,10 @@ def register_migrations(register: Any) -> None:
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane.billing.webhooks.routes import ROUTES as WEBHOOK_ROUTES
     from backplane.identity.routes import ROUTES
 
-    register(*ROUTES)
+    register(*ROUTES, *WEBHOOK_ROUTES)
 
 
 @hookimpl
@@ -100,11 +101,22 @@ def register_permissions(register: Any) -> None:
             roles=("owner", "admin"),
             description="Create, list and revoke the tenant's API keys",
         ),
+        Permission(
+            code="billing.webhooks.manage",
+            roles=("owner", "admin"),
+            description="Register billing webhook endpoints, see their secrets once and their "
+            "delivery history",
+        ),
     )
 
 
 @hookimpl
 def register_tasks(register: Any) -> None:
+    from backplane.billing.webhooks.delivery import deliver_webhook, dispatch_webhooks
     from backplane.identity.maintenance import prune_expired_credentials
 
     register(prune_expired_credentials, queue="backplane", schedule="17 * * * *")
+    # Retries are the delivery's own (webhooks settings), so the task itself is not retried;
+    # its time limit covers the HTTP attempt (webhooks.timeout_s) with room to record it.
+    register(deliver_webhook, queue="backplane", max_retries=0, time_limit_ms=120_000)
+    register(dispatch_webhooks, queue="backplane", schedule="* * * * *")

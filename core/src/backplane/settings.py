@@ -140,6 +140,29 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     reach it within this; its own at once)."""
 
 
+class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Billing webhook delivery (``BACKPLANE_WEBHOOKS__*``)."""
+
+    timeout_s: float = 10.0
+    """One attempt (connect, send, and read the answer) gets at most this long."""
+    max_attempts: int = 8
+    """After this many failed attempts a delivery is ``failed`` (retry it through the API)."""
+    backoff_s: float = 30.0
+    """Wait before the second attempt; it doubles after each further failure ..."""
+    max_backoff_s: float = 6 * 3600.0
+    """... up to this (defaults: 30 s, 1, 2, 4, 8, 16, 32 min: about an hour in all)."""
+    max_response_body_bytes: int = 1024
+    """How much of a receiver's answer is read and kept in the delivery history."""
+    max_endpoints: int = 16
+    """Endpoints per tenant."""
+    dispatch_batch: int = 200
+    """Due deliveries the periodic dispatcher queues per run."""
+    allow_http: bool = False
+    """Development only: accept ``http://`` endpoint URLs (otherwise HTTPS is required)."""
+    allow_private_addresses: bool = False
+    """Development and tests only: accept URLs resolving to loopback or private addresses."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -162,6 +185,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

@@ -1,0 +1,155 @@
+"""The delivery tasks: ``core.deliver_webhook`` (one attempt of one delivery) and
+``core.dispatch_webhooks`` (every minute: queue the deliveries whose next attempt is due).
+
+A delivery row is claimed before its HTTP attempt by moving ``next_attempt_at`` past the
+attempt's time limit and committing, so the attempt runs outside any database transaction,
+duplicates of the task find nothing to claim, and a process that dies mid-attempt leaves a row
+the dispatcher queues again once the claim lapses. Delivery is therefore at least once; the
+event id in the body (and the ``Backplane-Event-Id`` header) lets receivers de-duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.billing.webhooks.config import settings_for
+from backplane.billing.webhooks.events import enqueue_delivery
+from backplane.billing.webhooks.models import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from backplane.billing.webhooks.sealing import unseal
+from backplane.db.tenancy import bypass_tenancy
+from backplane.settings import Settings, WebhookSettings
+
+if TYPE_CHECKING:
+    from backplane.billing.webhooks.sender import Outcome
+
+CLAIM_MARGIN_S = 30.0
+"""A claim outlasts the attempt's timeout by this much before the dispatcher may retry it."""
+
+
+def backoff(settings: WebhookSettings, attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: ``backoff_s`` doubling, capped."""
+    seconds = settings.backoff_s * (2 ** max(attempts - 1, 0))
+    return timedelta(seconds=min(seconds, settings.max_backoff_s))
+
+
+async def deliver_webhook(ctx: Any, delivery_id: str) -> None:
+    """Task: one attempt of one delivery (runs for the delivery's tenant)."""
+    await attempt_delivery(ctx.session, uuid.UUID(delivery_id), settings_for(ctx.session))
+
+
+async def attempt_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID, settings: Settings
+) -> Outcome | None:
+    """Claim, send and record one attempt; None if the delivery is not due (or not ours)."""
+    from backplane.billing.webhooks.sender import Outcome, send  # httpx: off the start-up path
+
+    config = settings.webhooks
+    now = datetime.now(UTC)
+    claim = now + timedelta(seconds=config.timeout_s + CLAIM_MARGIN_S)
+    result: Any = await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=claim)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    row = (
+        await session.execute(
+            select(WebhookDelivery, WebhookEndpoint, WebhookEvent)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id == delivery_id)
+        )
+    ).first()
+    if row is None:  # pragma: no cover - foreign keys cascade; nothing left to deliver
+        return None
+    delivery, endpoint, event = row
+    if not endpoint.enabled and event.type != "webhook.test":
+        outcome = Outcome(ok=False, error="the endpoint is disabled")
+        _record(delivery, outcome, now, config, final=True)
+        return outcome
+    secret = unseal(endpoint.secret_sealed, settings.resolved_secret_key())
+    url, payload = endpoint.url, event.payload
+    # Commit the claim: the HTTP attempt below holds no transaction (no lock on SQLite, no
+    # idle-in-transaction connection on PostgreSQL), and a duplicate task now finds no work.
+    await session.commit()
+    outcome = await send(
+        url,
+        payload,
+        secret,
+        config,
+        {
+            "Backplane-Event-Id": str(event.id),
+            "Backplane-Event-Type": event.type,
+            "Backplane-Delivery-Id": str(delivery.id),
+        },
+    )
+    _record(delivery, outcome, datetime.now(UTC), config)
+    await session.flush()
+    return outcome
+
+
+def _record(
+    delivery: WebhookDelivery,
+    outcome: Outcome,
+    at: datetime,
+    config: WebhookSettings,
+    *,
+    final: bool = False,
+) -> None:
+    delivery.attempts += 1
+    delivery.last_attempt_at = at
+    delivery.last_status_code = outcome.status_code
+    delivery.last_error = outcome.error
+    delivery.last_response_body = outcome.body
+    if outcome.ok:
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = SUCCEEDED, None, at
+    elif final or delivery.attempts >= config.max_attempts:
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = FAILED, None, at
+    else:
+        delivery.next_attempt_at = at + backoff(config, delivery.attempts)
+
+
+async def dispatch_webhooks(ctx: Any) -> None:
+    """Task (every minute): queue every tenant's due deliveries (retries, lapsed claims)."""
+    await dispatch_due(ctx.session, settings_for(ctx.session).webhooks)
+
+
+async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
+    """Add a delivery task for each due pending delivery, oldest first; return how many."""
+    bypass_tenancy(session, "webhook dispatcher queues due deliveries of every tenant")
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":  # the transaction began before the bypass
+        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))
+    rows = (
+        await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.tenant_id)
+            .where(
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= datetime.now(UTC),
+            )
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(config.dispatch_batch)
+        )
+    ).all()
+    for delivery_id, tenant_id in rows:
+        enqueue_delivery(session, tenant_id, delivery_id)
+    await session.flush()
+    return len(rows)

@@ -1,0 +1,279 @@
+"""The webhooks API under ``/api/billing/webhooks``: a tenant's endpoints, their secrets,
+test events and delivery history. Every query is tenant-scoped by the session; another
+tenant's ids answer 404."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.billing.webhooks.events import (
+    EVENT_TYPES,
+    WEBHOOK_TEST,
+    emit_event,
+    enqueue_delivery,
+)
+from backplane.billing.webhooks.models import (
+    DELIVERY_STATUSES,
+    FAILED,
+    PENDING,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from backplane.billing.webhooks.schemas import (
+    DeliveryOut,
+    EndpointCreated,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    SecretOut,
+)
+from backplane.billing.webhooks.sealing import seal
+from backplane.billing.webhooks.signing import new_secret
+from backplane.billing.webhooks.urls import UrlRefusedError, check_url
+from backplane.identity.auth import Principal, requires
+from backplane.settings import Settings
+
+Req = Request[Principal, Any, Any]
+PERMISSION = "billing.webhooks.manage"
+
+
+class UnprocessableError(HTTPException):
+    status_code = HTTP_422_UNPROCESSABLE_ENTITY
+
+
+class ConflictError(HTTPException):
+    status_code = HTTP_409_CONFLICT
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
+    return EndpointOut(
+        id=endpoint.id,
+        url=endpoint.url,
+        event_types=list(endpoint.event_types),
+        description=endpoint.description,
+        enabled=endpoint.enabled,
+        created_at=_utc(endpoint.created_at) or datetime.now(UTC),
+        secret_rotated_at=_utc(endpoint.secret_rotated_at),
+    )
+
+
+def _delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        event_id=delivery.event_id,
+        event_type=delivery.event_type,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        next_attempt_at=_utc(delivery.next_attempt_at),
+        last_attempt_at=_utc(delivery.last_attempt_at),
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        last_response_body=delivery.last_response_body,
+        created_at=_utc(delivery.created_at) or datetime.now(UTC),
+        completed_at=_utc(delivery.completed_at),
+    )
+
+
+def _check_event_types(event_types: list[str]) -> list[str]:
+    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+    if unknown:
+        raise UnprocessableError(
+            detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+        )
+    return sorted(set(event_types))
+
+
+async def _checked_url(url: str, settings: Settings) -> str:
+    try:
+        return (await check_url(url, settings.webhooks)).url
+    except UrlRefusedError as exc:
+        raise UnprocessableError(detail=f"endpoint URL refused: {exc}") from None
+
+
+async def _endpoint(db: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    endpoint = await db.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFoundException("no such webhook endpoint")
+    return endpoint
+
+
+class WebhooksController(Controller):
+    path = "/billing/webhooks"
+    tags = ["billing"]
+    guards = [requires(PERMISSION)]
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Register a webhook endpoint")
+    async def create(
+        self,
+        request: Req,
+        data: JSONBody[EndpointIn],
+        db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> EndpointCreated:
+        count = await db.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
+        if count >= settings.webhooks.max_endpoints:
+            raise ConflictError(
+                detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints"
+            )
+        event_types = _check_event_types(data.event_types)
+        url = await _checked_url(data.url, settings)
+        secret = new_secret()
+        endpoint = WebhookEndpoint(
+            id=uuid.uuid4(),
+            url=url,
+            event_types=event_types,
+            description=data.description,
+            enabled=data.enabled,
+            secret_sealed=seal(secret, request.app.state.secret_key),
+            created_at=datetime.now(UTC),
+        )
+        db.add(endpoint)
+        await db.flush()
+        out = _endpoint_out(endpoint)
+        return EndpointCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, secret=secret)
+
+    @get("/", summary="The tenant's webhook endpoints")
+    async def list_endpoints(self, db: NamedDependency[AsyncSession]) -> list[EndpointOut]:
+        rows = await db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))
+        return [_endpoint_out(e) for e in rows]
+
+    @get("/{endpoint_id:uuid}", summary="One webhook endpoint")
+    async def get_endpoint(
+        self, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> EndpointOut:
+        return _endpoint_out(await _endpoint(db, endpoint_id))
+
+    @patch("/{endpoint_id:uuid}", summary="Change a webhook endpoint")
+    async def update(
+        self,
+        endpoint_id: FromPath[uuid.UUID],
+        data: JSONBody[EndpointPatch],
+        db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> EndpointOut:
+        endpoint = await _endpoint(db, endpoint_id)
+        if data.url is not None:
+            endpoint.url = await _checked_url(data.url, settings)
+        if data.event_types is not None:
+            endpoint.event_types = _check_event_types(data.event_types)
+        if data.description is not None:
+            endpoint.description = data.description
+        if data.enabled is not None:
+            endpoint.enabled = data.enabled
+        await db.flush()
+        return _endpoint_out(endpoint)
+
+    @delete("/{endpoint_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Remove an endpoint")
+    async def remove(
+        self, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> None:
+        """Its delivery history goes with it."""
+        await db.delete(await _endpoint(db, endpoint_id))
+
+    @post("/{endpoint_id:uuid}/rotate-secret", status_code=200, summary="Replace the secret")
+    async def rotate_secret(
+        self, request: Req, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> SecretOut:
+        endpoint = await _endpoint(db, endpoint_id)
+        secret = new_secret()
+        endpoint.secret_sealed = seal(secret, request.app.state.secret_key)
+        endpoint.secret_rotated_at = datetime.now(UTC)
+        return SecretOut(id=endpoint.id, secret=secret)
+
+    @post(
+        "/{endpoint_id:uuid}/test",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Send a webhook.test event to this endpoint (even if disabled)",
+    )
+    async def send_test(
+        self, request: Req, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> DeliveryOut:
+        endpoint = await _endpoint(db, endpoint_id)
+        event_id = await emit_event(
+            db,
+            WEBHOOK_TEST,
+            {"endpoint_id": str(endpoint.id), "message": "a test event from Backplane"},
+            endpoints=[endpoint],
+        )
+        delivery = await db.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
+        )
+        assert delivery is not None
+        return _delivery_out(delivery)
+
+    @get("/{endpoint_id:uuid}/deliveries", summary="Delivery history of an endpoint, newest first")
+    async def deliveries(
+        self,
+        endpoint_id: FromPath[uuid.UUID],
+        db: NamedDependency[AsyncSession],
+        status: Annotated[str | None, QueryParameter(name="status")] = None,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=500)] = 100,
+    ) -> list[DeliveryOut]:
+        await _endpoint(db, endpoint_id)
+        query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        if status is not None:
+            if status not in DELIVERY_STATUSES:
+                raise ClientException(
+                    f"status must be one of {', '.join(DELIVERY_STATUSES)}, not {status!r}"
+                )
+            query = query.where(WebhookDelivery.status == status)
+        rows = await db.scalars(query.order_by(WebhookDelivery.created_at.desc()).limit(limit))
+        return [_delivery_out(d) for d in rows]
+
+    @get("/deliveries/{delivery_id:uuid}", summary="One delivery")
+    async def get_delivery(
+        self, delivery_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> DeliveryOut:
+        delivery = await db.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise NotFoundException("no such webhook delivery")
+        return _delivery_out(delivery)
+
+    @post(
+        "/deliveries/{delivery_id:uuid}/retry",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Attempt a failed delivery again now (with a fresh set of attempts)",
+    )
+    async def retry(
+        self, request: Req, delivery_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> DeliveryOut:
+        delivery = await db.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise NotFoundException("no such webhook delivery")
+        if delivery.status != FAILED:
+            raise ConflictError(
+                detail=f"only failed deliveries are retried (this one is {delivery.status})"
+            )
+        now = datetime.now(UTC)
+        delivery.status, delivery.attempts = PENDING, 0
+        delivery.next_attempt_at, delivery.completed_at = now, None
+        enqueue_delivery(db, request.user.tenant_id, delivery.id)
+        await db.flush()
+        return _delivery_out(delivery)
+
+
+ROUTES = [WebhooksController]

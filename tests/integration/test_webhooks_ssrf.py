@@ -1,0 +1,159 @@
+"""Issue 5, acceptance 4 (SSRF): with the production defaults, webhook URLs that are not
+https or that resolve to private, loopback, link-local or otherwise non-public addresses are
+refused at registration (422 naming the rule), and again at delivery time when a name that
+was public at registration resolves to a private address later (DNS rebinding)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backplane.billing.webhooks import urls as webhook_urls
+from tests.identity_helpers import Seeded
+from tests.integration.test_webhooks import (
+    BASE,
+    Receiver,
+    dispatch,
+    finished,
+    running_receiver,
+    wait_for,
+)
+
+PRIVATE_URLS = [
+    "https://127.0.0.1/hook",
+    "https://127.1.2.3:8443/hook",
+    "https://10.0.0.5/hook",
+    "https://172.16.0.1/hook",
+    "https://192.168.1.10/hook",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://100.64.0.1/hook",
+    "https://0.0.0.0/hook",
+    "https://[::1]/hook",
+    "https://[::ffff:127.0.0.1]/hook",
+    "https://[::ffff:10.0.0.1]/hook",
+    "https://[fe80::1]/hook",
+    "https://[fc00::1]/hook",
+    "https://[2002:7f00:1::1]/hook",
+    "https://224.0.0.1/hook",
+    "https://localhost/hook",
+]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as r:
+        yield r
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+def test_private_addresses_are_refused_at_registration(
+    authed: TestClient[Litestar], tenant_a: Seeded, url: str
+) -> None:
+    answer = authed.post(BASE, json={"url": url}, headers=tenant_a.headers)
+    assert answer.status_code == 422, answer.text
+    assert "non-public address" in answer.text
+    assert "allow_private_addresses" in answer.text
+    changed = authed.get(BASE, headers=tenant_a.headers)
+    assert changed.json() == []
+
+
+def test_http_is_refused_without_the_development_setting(
+    authed: TestClient[Litestar], tenant_a: Seeded
+) -> None:
+    answer = authed.post(BASE, json={"url": "http://93.184.216.34/hook"}, headers=tenant_a.headers)
+    assert answer.status_code == 422, answer.text
+    assert "must use https" in answer.text
+    assert "allow_http" in answer.text
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(
+    authed: TestClient[Litestar], tenant_a: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def split_horizon(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.1.2.3"]  # one public answer is not enough: all must be
+
+    monkeypatch.setattr(webhook_urls, "resolve", split_horizon)
+    answer = authed.post(
+        BASE, json={"url": "https://hooks.example.test/x"}, headers=tenant_a.headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert "10.1.2.3" in answer.text
+
+
+def test_patching_to_a_private_address_is_refused(
+    authed: TestClient[Litestar], tenant_a: Seeded
+) -> None:
+    created = authed.post(BASE, json={"url": "https://93.184.216.34/x"}, headers=tenant_a.headers)
+    assert created.status_code == 201, created.text
+    endpoint = created.json()["id"]
+    answer = authed.patch(
+        f"{BASE}/{endpoint}", json={"url": "https://169.254.169.254/"}, headers=tenant_a.headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert "non-public address 169.254.169.254" in answer.text
+    kept = authed.get(f"{BASE}/{endpoint}", headers=tenant_a.headers).json()
+    assert kept["url"] == "https://93.184.216.34/x"
+
+
+def test_rebinding_to_a_private_address_is_refused_at_delivery(
+    app: Litestar,
+    authed: TestClient[Litestar],
+    tenant_a: Seeded,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Public at registration, loopback at delivery: the attempt is refused, nothing is sent."""
+    answers = {"rebind.example.test": ["93.184.216.34"]}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    monkeypatch.setattr(webhook_urls, "resolve", resolve)
+    # The receiver listens on loopback, on the port the URL names.
+    url = f"https://rebind.example.test:{receiver.port}/hook"
+    created = authed.post(BASE, json={"url": url}, headers=tenant_a.headers)
+    assert created.status_code == 201, created.text
+    receiver.secrets["/hook"] = created.json()["secret"]
+    answers["rebind.example.test"] = ["127.0.0.1"]
+
+    sent = authed.post(f"{BASE}/{created.json()['id']}/test", headers=tenant_a.headers)
+    assert sent.status_code == 202, sent.text
+    rows: list[dict[str, Any]] = wait_for(
+        lambda: finished(authed, created.json()["id"], tenant_a.headers), lambda: _due_now(app)
+    )
+    [delivery] = rows
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == 8  # the default webhooks.max_attempts
+    assert delivery["last_status_code"] is None
+    assert "refused" in delivery["last_error"]
+    assert "non-public address 127.0.0.1" in delivery["last_error"]
+    time.sleep(0.2)
+    assert receiver.received == []
+
+
+def _due_now(app: Litestar) -> None:
+    """Make the pending retry due (the default backoff is 30 s and more), then dispatch."""
+    from sqlalchemy import update
+
+    from backplane.billing.webhooks.models import PENDING, WebhookDelivery
+    from backplane.db.tenancy import bypass_tenancy
+
+    runtime = app.state.tasks
+
+    async def go() -> None:
+        async with runtime.sessionmaker() as session:
+            bypass_tenancy(session, "test: make retries due")
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.status == PENDING)
+                .values(next_attempt_at=WebhookDelivery.created_at)
+            )
+            await session.commit()
+
+    runtime.run(go())
+    dispatch(app)
