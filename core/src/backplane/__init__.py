@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from backplane.billing.usage import QuotaExceeded, UsageRecorder
+    from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.db.base import Base
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
@@ -48,6 +49,8 @@ _LAZY: dict[str, str] = {
     "TaskQueue": "backplane.tasks.context",
     "UsageRecorder": "backplane.billing.usage",
     "QuotaExceeded": "backplane.billing.usage",
+    "verify_signature": "backplane.billing.webhooks.signing",
+    "InvalidSignatureError": "backplane.billing.webhooks.signing",
 }
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "BillingProvider",
     "InferenceModel",
     "InferenceRuntime",
+    "InvalidSignatureError",
     "Meter",
     "Migrations",
     "Permission",
@@ -73,6 +77,7 @@ __all__ = [
     "disable_tenant_rls",
     "enable_tenant_rls",
     "hookimpl",
+    "verify_signature",
 ]
 
 

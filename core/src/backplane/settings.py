@@ -144,7 +144,8 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Billing webhook delivery (``BACKPLANE_WEBHOOKS__*``)."""
 
     timeout_s: float = 10.0
-    """One attempt (connect, send, and read the answer) gets at most this long."""
+    """One attempt (connect, send, and read the answer) gets at most this long; keep it under
+    90 s (the delivery task's own time limit is 120 s)."""
     max_attempts: int = 8
     """After this many failed attempts a delivery is ``failed`` (retry it through the API)."""
     backoff_s: float = 30.0
