@@ -2,10 +2,14 @@
 ``core.dispatch_webhooks`` (every minute: queue the deliveries whose next attempt is due).
 
 A delivery row is claimed before its HTTP attempt by moving ``next_attempt_at`` past the
-attempt's time limit and committing, so the attempt runs outside any database transaction,
-duplicates of the task find nothing to claim, and a process that dies mid-attempt leaves a row
-the dispatcher queues again once the claim lapses. Delivery is therefore at least once; the
-event id in the body (and the ``Backplane-Event-Id`` header) lets receivers de-duplicate.
+attempt's time limit, so duplicates of the task find nothing to claim and a process that dies
+mid-attempt leaves a row the dispatcher queues again once the claim lapses. The claim is
+committed before the HTTP call: on SQLite that ends the task's transaction and releases the
+database's single write lock for the duration of the call; on PostgreSQL, where the task
+runtime runs the actor in a savepoint of its claiming transaction, the delivery row stays
+locked until the attempt is recorded, which holds concurrent duplicates off the same way.
+Delivery is therefore at least once; the event id in the body (and the
+``Backplane-Event-Id`` header) lets receivers de-duplicate.
 """
 
 from __future__ import annotations
@@ -87,8 +91,8 @@ async def attempt_delivery(
         return outcome
     secret = unseal(endpoint.secret_sealed, settings.resolved_secret_key())
     url, payload = endpoint.url, event.payload
-    # Commit the claim: the HTTP attempt below holds no transaction (no lock on SQLite, no
-    # idle-in-transaction connection on PostgreSQL), and a duplicate task now finds no work.
+    # Commit the claim before the HTTP attempt (see the module docstring for what that means
+    # on each database): a duplicate task now finds no work.
     await session.commit()
     outcome = await send(
         url,
