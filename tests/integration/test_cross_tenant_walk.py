@@ -54,6 +54,11 @@ OWN_SCOPE: dict[Op, str] = {
     ("POST", "/api/kitchen_sink/jobs"): "a task for A",
     ("GET", "/api/billing/webhooks"): "A's webhook endpoints",
     ("POST", "/api/billing/webhooks"): "a webhook endpoint for A (a public address literal)",
+    ("GET", "/api/billing/plans"): "the self-service catalogue and A's own plan",
+    ("GET", "/api/billing/subscription"): "A's plan",
+    ("GET", "/api/billing/usage"): "A's usage",
+    ("GET", "/api/billing/invoices"): "A's invoices",
+    ("POST", "/api/billing/events"): "usage events for A (per-event errors for made-up meters)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -104,6 +109,8 @@ class TenantB:
     webhook_ids: list[str] = field(default_factory=list)
     webhook_urls: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
+    plan_codes: list[str] = field(default_factory=list)
+    invoice_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -119,6 +126,8 @@ class TenantB:
             *self.webhook_ids,
             *self.webhook_urls,
             *self.delivery_ids,
+            *self.plan_codes,
+            *self.invoice_ids,
         ]
         return [v.lower() for v in values]
 
@@ -137,6 +146,9 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("apikeys", "/api/apikeys"),
         ("me", "/api/me"),
         ("webhooks", "/api/billing/webhooks"),
+        ("subscription", "/api/billing/subscription"),
+        ("usage", "/api/billing/usage"),
+        ("invoices", "/api/billing/invoices"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -172,10 +184,18 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     for name in names:  # an explicit switch row for every plugin (on, so B's notes stay readable)
         switch = client.put(f"/api/tenant/plugins/{name}", json={"enabled": True}, headers=as_b)
         assert switch.status_code == 200, switch.text
+    # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
+    plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
     hook = client.post("/api/billing/webhooks", json={"url": hook_url}, headers=as_b)
     assert hook.status_code == 201, hook.text
     delivery_id = _seed_failed_delivery(client, tenant_b, hook.json()["id"])
+    events = client.post(
+        "/api/billing/events",
+        json={"events": [{"transaction_id": "globex-tx", "code": "inference.requests"}]},
+        headers=as_b,
+    )
+    assert events.json()["recorded"] == 1, events.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -188,6 +208,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         webhook_ids=[hook.json()["id"]],
         webhook_urls=[hook_url],
         delivery_ids=[delivery_id],
+        plan_codes=[plan_code],
+        invoice_ids=[invoice_id],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -225,6 +247,46 @@ def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint
 
     delivery_id: str = runtime.run(seed())
     return delivery_id
+
+
+def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded) -> tuple[str, str]:
+    """B on a private (operator-made) plan since last month, and last month's invoice: made
+    by operator paths, which have no API."""
+    from backplane.billing.context import configure
+    from backplane.billing.invoices import close_tenant_period, previous_period
+    from backplane.billing.plans import PlanSpec, store_plan
+    from backplane.billing.subscriptions import subscribe
+    from backplane.db.tenancy import bind_tenant, bypass_tenancy
+
+    runtime = client.app.state.tasks
+    context = configure(client.app.state.plugins)
+    code = f"globex-enterprise-{uuid.uuid4().hex[:6]}"
+    last_month = previous_period(datetime.now(UTC))
+
+    async def seed() -> str:
+        async with runtime.sessionmaker() as session:
+            bypass_tenancy(session, "test: operator makes B's private plan")
+            plan = await store_plan(
+                session, PlanSpec(code=code, name="Globex enterprise", fee=100_000), {}
+            )
+            from sqlalchemy import delete
+
+            from backplane.billing.plan_models import Subscription
+
+            await session.execute(
+                delete(Subscription).where(Subscription.tenant_id == tenant.tenant_id)
+            )
+            await subscribe(session, tenant.tenant_id, plan, at=last_month)
+            await session.commit()
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, tenant.tenant_id)
+            invoice = await close_tenant_period(session, tenant.tenant_id, last_month, context)
+            assert invoice is not None
+            await session.commit()
+            return str(invoice.id)
+
+    invoice_id: str = runtime.run(seed())
+    return code, invoice_id
 
 
 class TokenSource:
@@ -271,6 +333,10 @@ class RequestBuilder:
             return list(b.webhook_ids)
         if key == "delivery_id":
             return list(b.delivery_ids)
+        if key in ("plan", "plan_code"):
+            return list(b.plan_codes)
+        if key == "invoice_id":
+            return list(b.invoice_ids)
         if key in ("tenant", "tenant_id", "tenant_slug", "slug"):
             if key == "slug" or key == "tenant_slug":
                 return [b.seeded.slug]

@@ -21,8 +21,10 @@ from litestar.static_files import create_static_files_router
 
 from backplane import __version__
 from backplane._providers import constant, request_dependencies
+from backplane.billing.context import configure as configure_billing
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.meters import collect_meters
+from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
 from backplane.billing.webhooks.config import configure as configure_webhooks
 from backplane.db.engine import create_engine, create_sessionmaker
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     embedded_worker: list[dramatiq.Worker] = []
 
     meters = collect_meters(plugins)
+    billing = configure_billing(plugins)  # for tasks and hooks, which get no app
+    active_provider(billing.providers, settings.billing.provider)  # a typo fails at start
     catalog = ModelCatalog(plugins)
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from backplane.hookspecs import hookimpl
 @hookimpl
 def register_migrations(register: Any) -> None:
     import backplane.billing.models
+    import backplane.billing.plan_models
     import backplane.billing.webhooks.models
     import backplane.db.models
     import backplane.identity.models
@@ -27,10 +28,11 @@ def register_migrations(register: Any) -> None:
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane.billing.routes import ROUTES as BILLING_ROUTES
     from backplane.billing.webhooks.routes import ROUTES as WEBHOOK_ROUTES
     from backplane.identity.routes import ROUTES
 
-    register(*ROUTES, *WEBHOOK_ROUTES)
+    register(*ROUTES, *BILLING_ROUTES, *WEBHOOK_ROUTES)
 
 
 @hookimpl
@@ -102,6 +104,21 @@ def register_permissions(register: Any) -> None:
             description="Create, list and revoke the tenant's API keys",
         ),
         Permission(
+            code="billing.read",
+            roles=("owner", "admin"),
+            description="See the tenant's plan, usage and invoices",
+        ),
+        Permission(
+            code="billing.manage",
+            roles=("owner",),
+            description="Change the tenant's plan (to self-service plans)",
+        ),
+        Permission(
+            code="billing.events.write",
+            roles=("owner", "admin"),
+            description="Send usage events (POST /api/billing/events)",
+        ),
+        Permission(
             code="billing.webhooks.manage",
             roles=("owner", "admin"),
             description="Register billing webhook endpoints, see their secrets once and their "
@@ -116,7 +133,27 @@ def register_tasks(register: Any) -> None:
     from backplane.identity.maintenance import prune_expired_credentials
 
     register(prune_expired_credentials, queue="backplane", schedule="17 * * * *")
+    from backplane.billing.jobs import close_ended_period
+
+    # Hourly: acts once per period, billing.close_grace_s after it ended; many tenants take time.
+    register(close_ended_period, queue="backplane", schedule="23 * * * *", time_limit_ms=3_600_000)
     # Retries are the delivery's own (webhooks settings), so the task itself is not retried;
     # its time limit covers the HTTP attempt (webhooks.timeout_s) with room to record it.
     register(deliver_webhook, queue="backplane", max_retries=0, time_limit_ms=120_000)
     register(dispatch_webhooks, queue="backplane", schedule="* * * * *")
+
+
+@hookimpl
+def register_billing_providers(register: Any) -> None:
+    """The kernel's own ledger (``billing.provider = "ledger"``, the default)."""
+    from backplane.billing.hooks import ledger
+
+    ledger(register)
+
+
+@hookimpl
+async def tenant_created(tenant: Any) -> None:
+    """New tenants start on the default plan (``billing.default_plan``)."""
+    from backplane.billing.hooks import on_tenant_created
+
+    await on_tenant_created(tenant)

@@ -164,6 +164,27 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Development and tests only: accept URLs resolving to loopback or private addresses."""
 
 
+class BillingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Plans, usage events and invoices (``BACKPLANE_BILLING__*``)."""
+
+    default_plan: str | None = "free"
+    """Plan code new tenants are subscribed to; the kernel creates an empty ``free`` plan
+    (no fee, no charges, no limits) on first use if no plan with this code exists. ``None``
+    leaves new tenants without a subscription (nothing is billed or limited)."""
+    currency: str = "USD"
+    """Currency of the built-in free plan (ISO 4217)."""
+    provider: str = "ledger"
+    """The billing provider finalized invoices are handed to (``register_billing_providers``)."""
+    max_batch_events: int = 1000
+    """Events per ``POST /api/billing/events`` request (larger batches are refused with 413)."""
+    max_future_skew_s: int = 300
+    """Event timestamps further ahead of the server's clock than this are refused."""
+    close_grace_s: int = 3600
+    """A period is closed into an invoice this long after it ends (late events still count)."""
+    entitlement_cache_s: float = 2.0
+    """How long a process trusts its cached view of a tenant's boolean entitlements."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -187,6 +208,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

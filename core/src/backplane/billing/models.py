@@ -1,4 +1,4 @@
-"""Usage tables. All tenant-owned, with row-level security on PostgreSQL."""
+"""Usage tables: events, counters, limits, hourly roll-ups. All tenant-owned, with RLS."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -67,3 +68,58 @@ class Entitlement(TenantScoped, Base):
     meter: Mapped[str] = mapped_column(String(100))
     limit: Mapped[float] = mapped_column(Float)
     hard: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class UsageRollup(TenantScoped, Base):
+    """Usage of one meter in one hour for one group (the meter's ``group_by`` values).
+
+    Maintained in the same statement batch as the events it summarises (so it is exact and
+    commits with them); current-usage reads fold at most ~744 rows per meter and group per
+    month instead of scanning events.
+    """
+
+    __tablename__ = "backplane_usage_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "meter", "hour", "group_key"),
+        _tenant_fk(),
+    )
+
+    meter: Mapped[str] = mapped_column(String(100))
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    group_key: Mapped[str] = mapped_column(String(500))
+    """Canonical JSON of the group-by values (``""`` for meters without ``group_by``)."""
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+    maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latest: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class UsageDistinct(TenantScoped, Base):
+    """The distinct values a ``unique_count`` meter saw per day and group.
+
+    Distinct counts cannot be summed across hours, so they get their own set per day; a period's
+    count is ``COUNT(DISTINCT value)`` over its days.
+    """
+
+    __tablename__ = "backplane_usage_distinct"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "meter", "day", "group_key", "value"),
+        _tenant_fk(),
+    )
+
+    meter: Mapped[str] = mapped_column(String(100))
+    day: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    group_key: Mapped[str] = mapped_column(String(500))
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class QuotaNotice(TenantScoped, Base):
+    """That a metered limit was reached in a period (``quota.reached`` is sent once)."""
+
+    __tablename__ = "backplane_quota_notices"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "period_start"), _tenant_fk())
+
+    meter: Mapped[str] = mapped_column(String(100))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -3,8 +3,9 @@
 ``UsageRecorder.record`` inserts the event with ``ON CONFLICT DO NOTHING`` on
 ``(tenant_id, transaction_id)`` (a repeated id is ignored, even concurrently), then adds the
 value to the period's counter with one conditional ``UPDATE ... WHERE value + :v <= :limit``
-when the tenant has a hard limit on the meter. Both writes belong to the caller's transaction:
-usage commits exactly when the business action does, and a refused request leaves nothing.
+when the tenant has a hard limit on the meter, then adds the event to the hourly roll-ups
+(:mod:`backplane.billing.recording`). Every write belongs to the caller's transaction: usage
+commits exactly when the business action does, and a refused request leaves nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
 from backplane.billing.meters import ADDITIVE
-from backplane.billing.models import Entitlement, UsageCounter, UsageEvent
+from backplane.billing.models import Entitlement, UsageEvent
+from backplane.billing.recording import (
+    Recorded,
+    add_to_counter,
+    counter_value,
+    insert_for,
+    notice_if_reached,
+    resolve,
+    summarise,
+)
 from backplane.db.tenancy import session_tenant
 
 
@@ -90,43 +97,55 @@ class UsageRecorder:
             raise PermissionError("usage can only be recorded for a tenant")
         if value < 0:
             raise ValueError("usage values cannot be negative")
-        if meter.aggregation == "count":
-            value = 1
-        occurred = occurred_at or datetime.now(UTC)
+        properties = properties or {}
+        resolved = resolve(meter, value, properties)  # EventError is a ValueError
+        occurred = (occurred_at or datetime.now(UTC)).astimezone(UTC)
         event = {
             "id": uuid.uuid4(),
             "tenant_id": tenant_id,
             "meter": code,
             "transaction_id": transaction_id or uuid.uuid4().hex,
-            "value": float(value),
-            "properties": properties or {},
+            "value": resolved.value,
+            "properties": properties,
             "occurred_at": occurred,
         }
-        dialect = self.session.bind.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         inserted = await self.session.execute(
-            insert(UsageEvent)
+            insert_for(self.session)(UsageEvent)
             .values(**event)
             .on_conflict_do_nothing(index_elements=["tenant_id", "transaction_id"])
             .returning(UsageEvent.id)
         )
         if inserted.first() is None:
             return UsageResult(recorded=False, meter=code)
-        if meter.aggregation not in ADDITIVE:
-            return UsageResult(recorded=True, meter=code)
+        result = UsageResult(recorded=True, meter=code)
+        if meter.aggregation in ADDITIVE:
+            result = await self._count(tenant_id, code, occurred, resolved.value)
+        await summarise(self.session, tenant_id, [Recorded(meter, occurred, resolved)])
+        return result
+
+    async def _count(
+        self, tenant_id: uuid.UUID, code: str, occurred: datetime, value: float
+    ) -> UsageResult:
+        """Add to the period's counter, held by the tenant's hard limit if it has one."""
         start, end = period_bounds(occurred)
         entitlement = await self.session.get(Entitlement, {"tenant_id": tenant_id, "meter": code})
         limit = entitlement.limit if entitlement is not None and entitlement.hard else None
-        used = await self._add(tenant_id, code, start, float(value), limit, insert)
+        used = await add_to_counter(self.session, tenant_id, code, start, value, limit)
         if used is None:
             if limit is None:
                 raise RuntimeError(f"could not add usage of {code} to its counter")
-            current = await self.session.scalar(
-                select(UsageCounter.value).where(
-                    UsageCounter.meter == code, UsageCounter.period_start == start
-                )
+            current = await counter_value(self.session, tenant_id, code, start)
+            raise QuotaExceeded(code, limit, current, end)
+        if entitlement is not None:
+            await notice_if_reached(
+                self.session,
+                tenant_id,
+                code,
+                (start, end),
+                entitlement.limit,
+                entitlement.hard,
+                used,
             )
-            raise QuotaExceeded(code, limit, float(current or 0), end)
         result = UsageResult(
             recorded=True,
             meter=code,
@@ -136,48 +155,3 @@ class UsageRecorder:
         )
         self.results.append(result)
         return result
-
-    async def _add(
-        self,
-        tenant_id: uuid.UUID,
-        code: str,
-        start: datetime,
-        value: float,
-        limit: float | None,
-        insert: Any,
-    ) -> float | None:
-        """Add ``value`` to the period's counter unless that crosses ``limit``; the new total,
-        or None when refused. One statement per attempt, so the check and the increment are
-        one atomic step under the database's row lock."""
-        condition = [UsageCounter.meter == code, UsageCounter.period_start == start]
-        for _ in range(5):
-            guarded = (
-                condition if limit is None else [*condition, UsageCounter.value + value <= limit]
-            )
-            row = (
-                await self.session.execute(
-                    update(UsageCounter)
-                    .where(*guarded)
-                    .values(value=UsageCounter.value + value)
-                    .returning(UsageCounter.value)
-                )
-            ).first()
-            if row is not None:
-                return float(row[0])
-            current = await self.session.scalar(select(UsageCounter.value).where(*condition))
-            if current is not None:
-                if limit is not None and current + value > limit:
-                    return None  # the limit refused the increment
-                continue  # the row appeared after our update looked: try again
-            if limit is not None and value > limit:
-                return None
-            created = await self.session.execute(
-                insert(UsageCounter)
-                .values(tenant_id=tenant_id, meter=code, period_start=start, value=value)
-                .on_conflict_do_nothing(index_elements=["tenant_id", "meter", "period_start"])
-                .returning(UsageCounter.value)
-            )
-            if created.first() is not None:
-                return value
-            # Another transaction created the row first: try the conditional update again.
-        return None

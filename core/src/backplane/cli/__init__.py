@@ -25,6 +25,9 @@ _KERNEL_COMMANDS = {
     "tasks": "backplane.cli.tasks:tasks",
     "worker": "backplane.cli.worker:worker",
     "quotas": "backplane.cli.quotas:quotas",
+    "plans": "backplane.cli.plans:plans",
+    "subscriptions": "backplane.cli.subscriptions:subscriptions",
+    "billing": "backplane.cli.billing:billing",
 }
 
 

@@ -50,6 +50,9 @@ async def provision_tenant(
 ) -> ProvisionedTenant:
     """Tenant ``slug``, its owner (with ``password`` if given) and an API key, in ``session``."""
     settings = plugins.settings
+    from backplane.billing.context import configure as configure_billing
+
+    configure_billing(plugins)  # the default plan ``tenant_created`` subscribes the tenant to
     tenant, owner = await create_tenant(
         session, plugins, slug=slug, owner_email=owner_email, name=name
     )

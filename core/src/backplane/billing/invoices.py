@@ -1,0 +1,206 @@
+"""Closing a billing period into an invoice: draft, one line per charge, finalized, handed over.
+
+Lines, for every subscription segment of the period (a plan change makes two segments):
+
+- the plan's fixed fee, **prorated by time**: ``fee x segment seconds / period seconds``;
+- one line per charge of the segment's plan, priced on the usage **within the segment** alone
+  (tiers start again in each segment), with the meter's own aggregation over that window.
+
+Each line is rounded half-up to a minor unit (see :mod:`backplane.billing.pricing`); the total
+is the sum of the lines. ``(tenant, period_start)`` is unique, so closing twice — concurrently or
+not — makes one invoice; a finalized invoice is never recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.billing.aggregate import window_usage
+from backplane.billing.context import BillingContext
+from backplane.billing.plan_models import DRAFT, FINALIZED, Invoice, InvoiceLine, PlanCharge
+from backplane.billing.pricing import ChargeSpec, price, prorate, quantity_decimal
+from backplane.billing.providers import active_provider
+from backplane.billing.recording import insert_for
+from backplane.billing.schemas import InvoiceLineOut, InvoiceOut
+from backplane.billing.subscriptions import segments, utc
+from backplane.billing.usage import period_bounds
+
+log = logging.getLogger(__name__)
+
+
+async def draft_lines(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    context: BillingContext,
+    start: datetime,
+    end: datetime,
+) -> tuple[str | None, list[InvoiceLine]]:
+    """The lines of ``[start, end)`` and their currency (None: no subscription then)."""
+    found = await segments(session, tenant_id, start, end)
+    whole = (end - start).total_seconds()
+    lines: list[InvoiceLine] = []
+    for seg_start, seg_end, plan in found:
+        span = f"{seg_start:%Y-%m-%d %H:%M} to {seg_end:%Y-%m-%d %H:%M} UTC"
+        common = {
+            "tenant_id": tenant_id,
+            "plan_code": plan.code,
+            "segment_start": seg_start,
+            "segment_end": seg_end,
+        }
+        if plan.fee:
+            fee = prorate(plan.fee, (seg_end - seg_start).total_seconds(), whole)
+            share = fee.breakdown[0]["share"] if fee.breakdown else "0"
+            lines.append(
+                InvoiceLine(
+                    kind="fee",
+                    meter=None,
+                    description=f"{plan.name} fee, {span}",
+                    quantity=share,
+                    amount=fee.amount,
+                    details=fee.breakdown,
+                    **common,
+                )
+            )
+        charges = await session.scalars(
+            select(PlanCharge).where(PlanCharge.plan_id == plan.id).order_by(PlanCharge.position)
+        )
+        for charge in charges:
+            meter = context.meters.get(charge.meter)
+            if meter is None:
+                log.warning("plan %s charges unregistered meter %s", plan.code, charge.meter)
+                continue
+            usage = await window_usage(session, tenant_id, meter, seg_start, seg_end)
+            quantity = quantity_decimal(usage.total.value(meter.aggregation))
+            priced = price(msgspec.convert(charge.spec, ChargeSpec), quantity)
+            lines.append(
+                InvoiceLine(
+                    kind="usage",
+                    meter=meter.code,
+                    description=f"{meter.code} ({meter.unit}, {meter.aggregation}), {span}",
+                    quantity=format(quantity.normalize(), "f"),
+                    amount=priced.amount,
+                    details=priced.breakdown,
+                    **common,
+                )
+            )
+    currency = found[-1][2].currency if found else None
+    return currency, lines
+
+
+async def close_tenant_period(
+    session: AsyncSession, tenant_id: uuid.UUID, period_start: datetime, context: BillingContext
+) -> Invoice | None:
+    """Invoice ``tenant_id`` for the period starting ``period_start``; idempotent.
+
+    None when the tenant had no subscription during the period.
+    """
+    start, end = period_bounds(period_start)
+    existing = await _invoice_for(session, tenant_id, start)
+    if existing is not None and existing.status == FINALIZED:
+        return existing
+    currency, lines = await draft_lines(session, tenant_id, context, start, end)
+    if currency is None:
+        return None
+    if existing is None:
+        claimed = await session.execute(
+            insert_for(session)(Invoice)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=tenant_id,
+                number=f"INV-{start:%Y%m}-{tenant_id.hex[:8].upper()}",
+                period_start=start,
+                period_end=end,
+                currency=currency,
+                status=DRAFT,
+                total=0,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "period_start"])
+            .returning(Invoice.id)
+        )
+        if claimed.first() is None:  # another closer got here first (and has committed)
+            return await _invoice_for(session, tenant_id, start)
+        existing = await _invoice_for(session, tenant_id, start)
+        assert existing is not None
+    await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == existing.id))
+    for position, line in enumerate(lines, start=1):
+        line.invoice_id, line.position = existing.id, position
+    session.add_all(lines)
+    existing.currency = currency
+    existing.total = sum((line.amount for line in lines), 0)
+    existing.status, existing.finalized_at = FINALIZED, datetime.now(UTC)
+    name = context.settings.billing.provider
+    existing.provider = name
+    await session.flush()
+    out = invoice_out(existing, lines)
+    existing.provider_reference = await active_provider(context.providers, name).invoice_finalized(
+        session, out
+    )
+    await session.flush()
+    from backplane.billing.webhooks.events import emit_billing_event
+
+    data = msgspec.to_builtins(invoice_out(existing, lines))
+    await emit_billing_event(session, "invoice.finalized", data, tenant_id=tenant_id)
+    return existing
+
+
+async def _invoice_for(
+    session: AsyncSession, tenant_id: uuid.UUID, start: datetime
+) -> Invoice | None:
+    invoice: Invoice | None = await session.scalar(
+        select(Invoice)
+        .where(Invoice.tenant_id == tenant_id, Invoice.period_start == start)
+        .execution_options(populate_existing=True)
+    )
+    return invoice
+
+
+async def invoice_lines(session: AsyncSession, invoice: Invoice) -> list[InvoiceLine]:
+    rows = await session.scalars(
+        select(InvoiceLine)
+        .where(InvoiceLine.invoice_id == invoice.id)
+        .order_by(InvoiceLine.position)
+    )
+    return list(rows.all())
+
+
+def invoice_out(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> InvoiceOut:
+    return InvoiceOut(
+        id=invoice.id,
+        tenant_id=invoice.tenant_id,
+        number=invoice.number,
+        status=invoice.status,
+        period_start=utc(invoice.period_start),
+        period_end=utc(invoice.period_end),
+        currency=invoice.currency,
+        total=invoice.total,
+        provider=invoice.provider,
+        provider_reference=invoice.provider_reference,
+        finalized_at=utc(invoice.finalized_at) if invoice.finalized_at else None,
+        lines=[
+            InvoiceLineOut(
+                position=line.position,
+                kind=line.kind,
+                plan=line.plan_code,
+                meter=line.meter,
+                description=line.description,
+                segment_start=utc(line.segment_start),
+                segment_end=utc(line.segment_end),
+                quantity=line.quantity,
+                amount=line.amount,
+                details=line.details,
+            )
+            for line in lines or []
+        ],
+    )
+
+
+def previous_period(now: datetime) -> datetime:
+    """Start of the period before the one containing ``now``."""
+    current, _ = period_bounds(now)
+    return period_bounds(current - timedelta(microseconds=1))[0]

@@ -1,0 +1,265 @@
+"""The writes behind every recorded event, shared by the injected recorder and the events API.
+
+For each batch of newly inserted events (a batch of one for ``UsageRecorder.record``): the
+period counters of additive meters (hard limits held by one conditional ``UPDATE``), the hourly
+roll-ups (one multi-row upsert), the daily distinct-value sets of ``unique_count`` meters, and
+the once-per-period ``quota.reached`` notice. All in the caller's transaction, so the summaries
+commit exactly with the events they summarise, and rows are always touched in sorted key order
+(concurrent batches queue on the same rows instead of deadlocking).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane._contract import Meter
+from backplane.billing.models import QuotaNotice, UsageCounter, UsageDistinct, UsageRollup
+
+MAX_DISTINCT_LENGTH = 200
+MAX_GROUP_KEY_LENGTH = 500
+
+
+class EventError(ValueError):
+    """An event cannot be recorded as given (unknown meter, missing property, ...)."""
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's ``INSERT`` (both support ``ON CONFLICT`` and ``RETURNING``)."""
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What an event contributes: its numeric value, its group and its distinct value."""
+
+    value: float
+    group_key: str
+    distinct: str | None
+
+
+def resolve(meter: Meter, value: float | None, properties: dict[str, Any]) -> Resolved:
+    """Apply the meter's definition to one event.
+
+    ``count`` counts 1 per event. ``sum``, ``max`` and ``latest`` take ``properties[property]``
+    when the meter names a property and the event carries it, else ``value`` (1 by default).
+    ``unique_count`` counts distinct ``properties[property]`` (required).
+    """
+    if meter.aggregation in ("count", "unique_count"):
+        number = 1.0
+    else:
+        given = properties.get(meter.property) if meter.property else None
+        raw = given if given is not None else (1.0 if value is None else value)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise EventError(f"{meter.code}: property {meter.property!r} must be a number")
+        number = float(raw)
+        if not math.isfinite(number) or number < 0:
+            raise EventError(f"{meter.code}: usage values must be finite and not negative")
+    distinct = None
+    if meter.aggregation == "unique_count":
+        found = properties.get(meter.property) if meter.property else None
+        if found is None or isinstance(found, dict | list):
+            raise EventError(f"{meter.code}: needs a scalar property {meter.property!r}")
+        distinct = found if isinstance(found, str) else msgspec.json.encode(found).decode()
+        if len(distinct) > MAX_DISTINCT_LENGTH:
+            raise EventError(f"{meter.code}: {meter.property!r} is over 200 characters")
+    return Resolved(number, group_key(meter, properties), distinct)
+
+
+def group_key(meter: Meter, properties: dict[str, Any]) -> str:
+    """Canonical JSON of the meter's group-by values (missing ones are ``null``)."""
+    if not meter.group_by:
+        return ""
+    key = msgspec.json.encode({g: properties.get(g) for g in sorted(meter.group_by)}).decode()
+    if len(key) > MAX_GROUP_KEY_LENGTH:
+        raise EventError(f"{meter.code}: group-by values are over 500 characters together")
+    return key
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A newly inserted event, ready to be summarised."""
+
+    meter: Meter
+    occurred_at: datetime
+    resolved: Resolved
+
+
+async def summarise(
+    session: AsyncSession, tenant_id: uuid.UUID, events: Iterable[Recorded]
+) -> None:
+    """Add newly inserted events to the hourly roll-ups and the distinct-value sets."""
+    rollups: dict[tuple[str, datetime, str], dict[str, Any]] = {}
+    distinct: set[tuple[str, datetime, str, str]] = set()
+    for event in events:
+        code, resolved = event.meter.code, event.resolved
+        key = (code, hour_of(event.occurred_at), resolved.group_key)
+        row = rollups.get(key)
+        if row is None:
+            row = rollups[key] = {
+                "tenant_id": tenant_id,
+                "meter": key[0],
+                "hour": key[1],
+                "group_key": key[2],
+                "count": 0,
+                "total": 0.0,
+                "maximum": resolved.value,
+                "latest": resolved.value,
+                "latest_at": event.occurred_at,
+            }
+        row["count"] += 1
+        row["total"] += resolved.value
+        row["maximum"] = max(row["maximum"], resolved.value)
+        if event.occurred_at >= row["latest_at"]:
+            row["latest"], row["latest_at"] = resolved.value, event.occurred_at
+        if resolved.distinct is not None:
+            day = day_of(event.occurred_at)
+            distinct.add((code, day, resolved.group_key, resolved.distinct))
+    insert = insert_for(session)
+    if rollups:
+        statement = insert(UsageRollup).values([rollups[k] for k in sorted(rollups)])
+        new = statement.excluded
+        newer = or_null(UsageRollup.latest_at, new.latest_at)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "meter", "hour", "group_key"],
+                set_={
+                    "count": UsageRollup.count + new.count,
+                    "total": UsageRollup.total + new.total,
+                    "maximum": case(
+                        (new.maximum > UsageRollup.maximum, new.maximum),
+                        else_=UsageRollup.maximum,
+                    ),
+                    "latest": case((newer, new.latest), else_=UsageRollup.latest),
+                    "latest_at": case((newer, new.latest_at), else_=UsageRollup.latest_at),
+                },
+            )
+        )
+    if distinct:
+        rows = [
+            {"tenant_id": tenant_id, "meter": m, "day": d, "group_key": g, "value": v}
+            for m, d, g, v in sorted(distinct)
+        ]
+        await session.execute(insert(UsageDistinct).values(rows).on_conflict_do_nothing())
+
+
+def or_null(current: Any, incoming: Any) -> Any:
+    """Whether the incoming latest value replaces the stored one."""
+    return (current.is_(None)) | (incoming >= current)
+
+
+async def add_to_counter(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    code: str,
+    start: datetime,
+    value: float,
+    limit: float | None,
+) -> float | None:
+    """Add ``value`` to the period's counter unless that crosses ``limit``; the new total, or
+    None when refused. One statement per attempt, so the check and the increment are one atomic
+    step under the database's row lock."""
+    insert = insert_for(session)
+    condition = [
+        UsageCounter.tenant_id == tenant_id,
+        UsageCounter.meter == code,
+        UsageCounter.period_start == start,
+    ]
+    for _ in range(5):
+        guarded = condition if limit is None else [*condition, UsageCounter.value + value <= limit]
+        row = (
+            await session.execute(
+                update(UsageCounter)
+                .where(*guarded)
+                .values(value=UsageCounter.value + value)
+                .returning(UsageCounter.value)
+            )
+        ).first()
+        if row is not None:
+            return float(row[0])
+        current = await session.scalar(select(UsageCounter.value).where(*condition))
+        if current is not None:
+            if limit is not None and current + value > limit:
+                return None  # the limit refused the increment
+            continue  # the row appeared after our update looked: try again
+        if limit is not None and value > limit:
+            return None
+        created = await session.execute(
+            insert(UsageCounter)
+            .values(tenant_id=tenant_id, meter=code, period_start=start, value=value)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "meter", "period_start"])
+            .returning(UsageCounter.value)
+        )
+        if created.first() is not None:
+            return value
+        # Another transaction created the row first: try the conditional update again.
+    return None
+
+
+async def counter_value(
+    session: AsyncSession, tenant_id: uuid.UUID, code: str, start: datetime
+) -> float:
+    current = await session.scalar(
+        select(UsageCounter.value).where(
+            UsageCounter.tenant_id == tenant_id,
+            UsageCounter.meter == code,
+            UsageCounter.period_start == start,
+        )
+    )
+    return float(current or 0)
+
+
+async def notice_if_reached(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    code: str,
+    period: tuple[datetime, datetime],
+    limit: float,
+    hard: bool,
+    used: float,
+) -> None:
+    """Send ``quota.reached`` the first time a period's usage reaches the meter's limit."""
+    if used < limit:
+        return
+    start, end = period
+    inserted = await session.execute(
+        insert_for(session)(QuotaNotice)
+        .values(tenant_id=tenant_id, meter=code, period_start=start)
+        .on_conflict_do_nothing()
+        .returning(QuotaNotice.meter)
+    )
+    if inserted.first() is None:
+        return
+    from backplane.billing.webhooks.events import emit_billing_event
+
+    await emit_billing_event(
+        session,
+        "quota.reached",
+        {
+            "meter": code,
+            "limit": limit,
+            "used": used,
+            "hard": hard,
+            "period_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reset_at": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        tenant_id=tenant_id,
+    )

@@ -1,0 +1,92 @@
+"""``backplane billing``: operator actions on billing periods."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from backplane.cli import _context
+
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@click.group()
+def billing() -> None:
+    """Billing periods and invoices."""
+
+
+@billing.command("close-period")
+@click.option("--tenant", "slug", default=None, help="Only this tenant (default: all).")
+@click.option("--period", default=None, help="YYYY-MM (default: the previous month).")
+def close_period(slug: str | None, period: str | None) -> None:
+    """Close an ended period into finalized invoices (idempotent: a closed tenant is skipped).
+
+    Each tenant is closed in its own transaction; one failing does not stop the others.
+    """
+    from backplane.billing.invoices import previous_period
+
+    now = datetime.now(UTC)
+    if period is None:
+        start = previous_period(now)
+    else:
+        match = PERIOD.match(period)
+        if match is None:
+            raise click.BadParameter("expected YYYY-MM", param_hint="--period")
+        start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
+    from backplane.billing.usage import period_bounds
+
+    if period_bounds(start)[1] > now:
+        raise click.BadParameter(f"{start:%Y-%m} has not ended yet", param_hint="--period")
+    closed, failed = asyncio.run(_close(slug, start))
+    click.echo(f"{start:%Y-%m}: {closed} invoice(s) finalized, {failed} failure(s)")
+    if failed:
+        raise SystemExit(1)
+
+
+async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
+    from sqlalchemy import select
+
+    from backplane.billing.context import configure
+    from backplane.billing.invoices import close_tenant_period
+    from backplane.db.engine import create_engine, create_sessionmaker
+    from backplane.db.tenancy import bypass_tenancy
+    from backplane.identity.models import Tenant
+
+    context = configure(_context.plugin_set())
+    engine = create_engine(_context.settings())
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            bypass_tenancy(session, "operator: billing close-period lists tenants")
+            query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
+            if slug is not None:
+                query = query.where(Tenant.slug == slug)
+            tenants: list[tuple[uuid.UUID, str]] = [tuple(r) for r in await session.execute(query)]
+        if slug is not None and not tenants:
+            raise click.ClickException(f"no tenant with slug {slug!r}")
+        closed = failed = 0
+        bar: Any
+        with click.progressbar(
+            tenants, label="closing", hidden=len(tenants) < 20, item_show_func=_name
+        ) as bar:
+            for tenant_id, name in bar:
+                try:
+                    async with sessions() as session, session.begin():
+                        bypass_tenancy(session, f"operator: billing close-period {name}")
+                        if await close_tenant_period(session, tenant_id, start, context):
+                            closed += 1
+                except Exception as exc:  # noqa: BLE001 - reported per tenant, others go on
+                    failed += 1
+                    click.echo(f"\n{name}: {type(exc).__name__}: {exc}", err=True)
+        return closed, failed
+    finally:
+        await engine.dispose()
+
+
+def _name(item: tuple[uuid.UUID, str] | None) -> str | None:
+    return item[1] if item else None
