@@ -42,14 +42,16 @@ class PricingError(ValueError):
     """A charge definition is inconsistent (the message says which field and why)."""
 
 
-class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    up_to: Annotated[float, msgspec.Meta(gt=0)] | None
-    """Inclusive upper bound of the tier; ``None`` for the last, open-ended tier."""
+class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    up_to: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Inclusive upper bound of the tier; ``None`` (or left out) for the last, open tier."""
     unit_price: DecimalText = "0"
     flat_fee: Minor = 0
 
 
-class ChargeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ChargeSpec(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """How one meter is priced on a plan."""
 
     meter: str
@@ -60,7 +62,7 @@ class ChargeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     package_price: Minor | None = None
     """``package``: price of each started package of ``package_size`` units."""
     tiers: list[Tier] | None = None
-    """``graduated`` and ``volume``: ascending tiers, the last with ``up_to = None``."""
+    """``graduated`` and ``volume``: ascending tiers, the last without ``up_to``."""
 
     def check(self) -> None:
         """Raise :class:`PricingError` unless the fields fit the model."""
