@@ -8,9 +8,11 @@ from typing import Any
 
 import msgspec
 from opentelemetry import propagate
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from backplane.db.tenancy import session_tenant
+from backplane.db.tenancy import TenantSession, session_tenant
 from backplane.tasks.models import OutboxMessage
 
 
@@ -74,11 +76,16 @@ class TaskQueue:
     """
 
     def __init__(
-        self, session: AsyncSession, names: dict[Callable[..., Any], str], queues: dict[str, str]
+        self,
+        session: AsyncSession,
+        names: dict[Callable[..., Any], str],
+        queues: dict[str, str],
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
         self._names = names
         self._queues = queues
+        self._on_commit = on_commit
 
     def name_of(self, actor: Callable[..., Any] | str) -> str:
         name = actor if isinstance(actor, str) else self._names.get(actor)
@@ -109,4 +116,17 @@ class TaskQueue:
             trace_context=carrier,
         )
         self.session.add(row)
+        if self._on_commit is not None:
+            self.session.sync_session.info[_ON_COMMIT] = self._on_commit
         return row.id
+
+
+_ON_COMMIT = "backplane.tasks.on_commit"
+
+
+@event.listens_for(TenantSession, "after_commit")
+def _wake_relay(session: Session) -> None:
+    """After a transaction that enqueued tasks commits, wake this process's relay."""
+    callback = session.info.pop(_ON_COMMIT, None)
+    if callback is not None:
+        callback()

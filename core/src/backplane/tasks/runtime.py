@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -43,6 +43,8 @@ TIME_LIMIT_GRACE_MS = 15_000
 """The coroutine enforces the actor's limit itself; the worker thread waits this much longer
 (so recording the failure is never cut short) before dramatiq's own time limit applies."""
 BACKSTOP_S = 10.0
+RELAY_SENDERS = 4
+"""RabbitMQ: threads (each with its own connection) a relay batch is published over."""
 
 _meter = metrics.get_meter("backplane.tasks")
 _run_time = _meter.create_histogram(
@@ -181,6 +183,8 @@ class TaskRuntime:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._background: list[Future[Any]] = []
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._senders: ThreadPoolExecutor | None = None
         self._last_period: dict[str, datetime] = {}
         self._requeue_pending = False
         self._asyncpg = False
@@ -430,13 +434,15 @@ class TaskRuntime:
             )
 
     def queue_for(self, session: AsyncSession) -> TaskQueue:
-        return TaskQueue(session, self.names, self.queues)
+        return TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, relay: bool = True, scheduler: bool = True) -> None:
         """Start the loop thread, and the relay and scheduler on it."""
         self._thread = _LoopThread()
         self._thread.start_and_wait()
+        if self.kind == "rabbitmq":
+            self._senders = ThreadPoolExecutor(RELAY_SENDERS, thread_name_prefix="backplane-relay")
         self._thread.submit(self._open()).result(30)
         if relay:
             self._background.append(self._thread.submit(self._relay_forever()))
@@ -450,6 +456,7 @@ class TaskRuntime:
         self._sessions = create_sessionmaker(self._engine)
         self._asyncpg = self._engine.dialect.driver == "asyncpg"
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         # Done by the relay loop (which retries while the database is unreachable).
         self._requeue_pending = self.kind == EMBEDDED
 
@@ -457,6 +464,7 @@ class TaskRuntime:
         if self._thread is None:
             return
         self._thread.loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.loop.call_soon_threadsafe(self._wake.set)
         for future in self._background:
             try:
                 future.result(10)
@@ -466,6 +474,9 @@ class TaskRuntime:
             self._thread.submit(self._engine.dispose()).result(10)
         self._thread.stop()
         self._thread = None
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+            self._senders = None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run a coroutine on the runtime's loop (for commands and tests)."""
@@ -525,7 +536,7 @@ class TaskRuntime:
                 for row_id, actor, queue in rows
                 if actor in self.tasks
             ]
-            await asyncio.to_thread(self._send, messages)
+            await self._send_all(messages)
             # Only rows still waiting: a fast worker may already have finished one of them
             # (on SQLite the select above holds no lock), and done must stay done.
             await session.execute(
@@ -538,22 +549,53 @@ class TaskRuntime:
             )
         return len(rows)
 
+    async def _send_all(self, messages: list[dramatiq.Message[Any]]) -> None:
+        """Hand messages to the broker off the loop.
+
+        RabbitMQ confirms every publish (``confirm_delivery``) and dramatiq waits for each
+        confirm, so one channel sends about one message per round trip; the batch is split over
+        a few sender threads, each with its own connection and channel (dramatiq's are
+        per-thread), so the confirm round trips overlap. Every message is still confirmed
+        before the rows are marked sent.
+        """
+        if self._senders is None or len(messages) < 2 * RELAY_SENDERS:
+            await asyncio.to_thread(self._send, messages)
+            return
+        loop = asyncio.get_running_loop()
+        chunks = [messages[i::RELAY_SENDERS] for i in range(RELAY_SENDERS)]
+        await asyncio.gather(
+            *(loop.run_in_executor(self._senders, self._send, chunk) for chunk in chunks)
+        )
+
+    def nudge(self) -> None:
+        """Run the relay now rather than at its next tick (thread-safe; a no-op when stopped).
+
+        Called after a transaction that enqueued tasks commits, so a task does not wait up to
+        ``relay_interval_s`` to be handed over when the committing process runs a relay."""
+        thread = self._thread
+        if thread is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                thread.loop.call_soon_threadsafe(self._wake.set)
+
     def _send(self, messages: list[dramatiq.Message[Any]]) -> None:
         for message in messages:
             self.broker.enqueue(message)
 
     async def _relay_forever(self) -> None:
         interval = self.settings.tasks.relay_interval_s
+        batch = self.settings.tasks.relay_batch
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
                 if self._requeue_pending:
                     await self._requeue_in_memory_losses()
                     self._requeue_pending = False
-                await self.relay_once()
+                while await self.relay_once() >= batch and not self._stopping.is_set():
+                    pass  # a full batch: more are probably waiting
             except Exception:
                 log.exception("task relay failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), interval)
 
     # -- scheduler ---------------------------------------------------------------------------
     async def schedule_once(self, now: datetime | None = None) -> list[str]:
