@@ -197,30 +197,56 @@ class MeterReport:
 
 
 async def period_report(
-    session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    latest_meters: frozenset[str] = frozenset(),
 ) -> dict[str, MeterReport]:
     """Every meter's usage over an hour-aligned window (a billing period) from roll-ups only:
-    per meter, per group and per day. Reads O(hours x groups) rows, never the events."""
+    per meter, per group and per day, grouped by the database (two small result sets whatever
+    the number of events; the roll-ups of ``latest_meters`` are folded here, for their order)."""
     reports: dict[str, MeterReport] = defaultdict(MeterReport)
-    rows = await session.execute(
-        select(
-            UsageRollup.meter,
-            UsageRollup.hour,
-            UsageRollup.group_key,
-            UsageRollup.count,
-            UsageRollup.total,
-            UsageRollup.maximum,
-            UsageRollup.latest,
-            UsageRollup.latest_at,
-        ).where(
-            UsageRollup.tenant_id == tenant_id,
-            UsageRollup.hour >= start,
-            UsageRollup.hour < end,
-        )
+    r = UsageRollup
+    window = (r.tenant_id == tenant_id, r.hour >= start, r.hour < end)
+    sums = (func.sum(r.count), func.sum(r.total), func.max(r.maximum))
+    postgres = session.bind.dialect.name == "postgresql"
+    day = func.date_trunc("day", r.hour, "UTC") if postgres else func.substr(r.hour, 1, 10)
+    groups = await session.execute(
+        select(r.meter, r.group_key, *sums).where(*window).group_by(r.meter, r.group_key)
     )
-    for meter, hour, group, count, total, maximum, latest, at in rows.tuples():
+    for meter, group, count, total, maximum in groups.tuples():
         report = reports[meter]
-        stamp = utc(at) if at is not None else None
-        for fold in (report.total, report.groups[group], report.days[day_of(utc(hour))]):
-            fold.add(count, total, maximum, latest, stamp)
+        for fold in (report.total, report.groups[group]):
+            fold.add(int(count), float(total), maximum, None, None)
+    days = await session.execute(select(r.meter, day, *sums).where(*window).group_by(r.meter, day))
+    for meter, when, count, total, maximum in days.tuples():
+        moment = utc(when) if isinstance(when, datetime) else datetime.fromisoformat(when)
+        reports[meter].days[day_of(utc(moment))].add(int(count), float(total), maximum, None, None)
+    if latest_meters:
+        # The row holding the last value per (meter, group) and per (meter, day): a join on
+        # the grouped maximum of ``latest_at``, so only those rows leave the database.
+        latest = (*window, r.meter.in_(sorted(latest_meters)))
+        for key, into_days in ((r.group_key, False), (day, True)):
+            last = (
+                select(r.meter.label("m"), key.label("k"), func.max(r.latest_at).label("at"))
+                .where(*latest)
+                .group_by(r.meter, key)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(r.meter, key, r.latest, r.latest_at)
+                .join(last, (last.c.m == r.meter) & (last.c.k == key) & (last.c.at == r.latest_at))
+                .where(*latest)
+            )
+            for meter, found, value, at in rows.tuples():
+                report, stamp = reports[meter], utc(at)
+                if into_days:
+                    when = (
+                        utc(found) if isinstance(found, datetime) else datetime.fromisoformat(found)
+                    )
+                    report.days[day_of(utc(when))].add(0, 0.0, None, value, stamp)
+                else:
+                    report.groups[found].add(0, 0.0, None, value, stamp)
+                    report.total.add(0, 0.0, None, value, stamp)
     return reports

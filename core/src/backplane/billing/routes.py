@@ -150,7 +150,8 @@ class UsageController(Controller):
         tenant_id = request.user.tenant_id
         start, end = period_bounds(datetime.now(UTC))
         meters = request.app.state.meters
-        reports = await period_report(db, tenant_id, start, end)
+        latest = frozenset(c for c, m in meters.items() if m.aggregation == "latest")
+        reports = await period_report(db, tenant_id, start, end, latest)
         uniques = [m for m in meters.values() if m.aggregation == "unique_count"]
         distinct = await distinct_counts(db, tenant_id, start, end) if uniques else ({}, {}, {})
         limits = {e.meter: e for e in await db.scalars(select(Entitlement))}
