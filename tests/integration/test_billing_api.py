@@ -13,8 +13,8 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient, TestClient
 from sqlalchemy import func, select
 
+from backplane import requires_entitlement
 from backplane.app import create_app
-from backplane.billing.entitlements import requires_entitlement
 from backplane.billing.invoices import close_tenant_period
 from backplane.billing.models import UsageEvent, UsageRollup
 from backplane.billing.webhooks.models import WebhookEvent

@@ -27,6 +27,8 @@ from backplane.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from backplane.billing.entitlements import requires_entitlement
+    from backplane.billing.schemas import InvoiceOut
     from backplane.billing.usage import QuotaExceeded, UsageRecorder
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.db.base import Base
@@ -49,6 +51,8 @@ _LAZY: dict[str, str] = {
     "TaskQueue": "backplane.tasks.context",
     "UsageRecorder": "backplane.billing.usage",
     "QuotaExceeded": "backplane.billing.usage",
+    "requires_entitlement": "backplane.billing.entitlements",
+    "InvoiceOut": "backplane.billing.schemas",
     "verify_signature": "backplane.billing.webhooks.signing",
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
 }
@@ -60,6 +64,7 @@ __all__ = [
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
+    "InvoiceOut",
     "Meter",
     "Migrations",
     "Permission",
@@ -77,6 +82,7 @@ __all__ = [
     "disable_tenant_rls",
     "enable_tenant_rls",
     "hookimpl",
+    "requires_entitlement",
     "verify_signature",
 ]
 
