@@ -26,8 +26,11 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import metrics, propagate, trace
 from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
@@ -239,13 +242,16 @@ class TaskRuntime:
         """PostgreSQL: claim on the driver connection, open the ORM session only if used.
 
         Three round trips for an actor that does not touch the database (``BEGIN``, the claim,
-        ``COMMIT``); an actor that does gets a session on the same connection, inside a savepoint
-        of the claiming transaction, so its writes and the done-mark still commit together.
+        ``COMMIT``), on a pooled connection taken without SQLAlchemy's connection wrapper; an
+        actor that does gets a session on the same connection, inside a savepoint of the
+        claiming transaction, so its writes and the done-mark still commit together.
         """
         assert self._engine is not None
+        engine = self._engine
         now = datetime.now(UTC)
-        connection, transaction, claimed = await self._claim_on_asyncpg(outbox_id, attempt, now)
+        pooled, transaction, claimed = await self._claim_on_asyncpg(outbox_id, attempt, now)
         session: AsyncSession | None = None
+        wrapper: AsyncConnection | None = None
         try:
             if claimed is None:
                 await transaction.rollback()
@@ -256,8 +262,9 @@ class TaskRuntime:
                 tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
 
             def open_session() -> AsyncSession:
-                nonlocal session
-                session = self.sessionmaker(bind=connection)
+                nonlocal session, wrapper
+                wrapper = AsyncConnection(engine, Connection(engine.sync_engine, pooled))
+                session = self.sessionmaker(bind=wrapper)
                 bind_tenant(session, tenant_id)
                 return session
 
@@ -280,7 +287,7 @@ class TaskRuntime:
                     await transaction.rollback()
                 except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
                     log.warning("task %s: rollback failed; dropping the connection", task.name)
-                    await connection.invalidate()
+                    await greenlet_spawn(pooled.invalidate)
 
             await self._invoke(
                 task,
@@ -297,11 +304,14 @@ class TaskRuntime:
         finally:
             if session is not None:
                 await session.close()
-            await connection.close()
+            if wrapper is not None:
+                await wrapper.close()  # returns the pooled connection it wraps
+            else:
+                await greenlet_spawn(pooled.close)
 
     async def _claim_on_asyncpg(
         self, outbox_id: uuid.UUID, attempt: int, now: datetime
-    ) -> tuple[AsyncConnection, Any, Any]:
+    ) -> tuple[PoolProxiedConnection, Any, Any]:
         """Begin a transaction and claim the row in it; one retry on a dead connection.
 
         The claim is one prepared statement: it marks the row done, returns the task, and sets
@@ -311,25 +321,28 @@ class TaskRuntime:
         """
         assert self._engine is not None
         for retry in (False, True):
-            connection = await self._engine.connect()
-            driver: Any = None
+            pooled = await self._engine.raw_connection()
+            driver: Any = pooled.driver_connection
             try:
-                driver = (await connection.get_raw_connection()).driver_connection
-                assert driver is not None
                 transaction = driver.transaction()
                 await transaction.start()
                 claimed = await driver.fetchrow(_CLAIM_ASYNCPG, outbox_id, attempt, now)
             except BaseException:
-                broken = driver is None or driver.is_closed()
+                broken = driver.is_closed()
+                if not broken and driver.is_in_transaction():
+                    try:  # never return a connection to the pool inside a transaction
+                        await transaction.rollback()
+                    except Exception:  # noqa: BLE001
+                        broken = True
                 if broken:
-                    await connection.invalidate()
+                    await greenlet_spawn(pooled.invalidate)
                     await self._engine.dispose(close=False)  # its siblings died too
-                await connection.close()
-                if broken and not retry:
+                await greenlet_spawn(pooled.close)
+                if broken and not retry and driver.is_closed():
                     log.warning("task database connection lost; claiming again on a new one")
                     continue
                 raise
-            return connection, transaction, claimed
+            return pooled, transaction, claimed
         raise AssertionError("unreachable")
 
     async def _run_in_session(
