@@ -4,6 +4,15 @@ Actors are thin dramatiq actors taking one argument, the outbox row id; argument
 trace context live in the row. Actor code runs as a coroutine on the runtime's own event loop
 (one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
 retries, backoff, dead-lettering and graceful shutdown apply unchanged.
+
+A run is one transaction: its first statement claims the row (marks it done if it is not yet,
+and reads it), the actor runs, and the commit makes the done-mark and the actor's writes durable
+together; a duplicate delivery finds nothing to claim (a concurrent one waits on the row lock).
+On PostgreSQL the claim runs on the asyncpg connection itself and also sets the tenant for
+row-level security; the actor's ORM session is opened only if the actor uses it, inside a
+savepoint of that transaction (so ``ctx.session.commit()`` in an actor ends the savepoint; the
+work becomes durable when the actor returns). An actor that never touches its session costs
+three round trips: ``BEGIN``, the claim, ``COMMIT``.
 """
 
 from __future__ import annotations
