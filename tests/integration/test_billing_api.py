@@ -348,3 +348,35 @@ async def test_concurrent_batches_on_postgres_count_once_and_roll_up_exactly(
             select(func.count()).select_from(UsageEvent).where(UsageEvent.meter == "test.tokens")
         )
     assert rolled == raw == 300
+
+
+async def test_the_recorder_notifies_a_soft_limit_once_and_keeps_counting(
+    migrated: Any, tenant_a: SeededTenant
+) -> None:
+    from backplane.billing.models import Entitlement
+    from backplane.billing.usage import UsageRecorder
+
+    settings = migrated.settings
+    async with session_for(settings, None, "test sets a soft limit") as session:
+        session.add(
+            Entitlement(tenant_id=tenant_a.tenant_id, meter="test.calls", limit=2, hard=False)
+        )
+    results = []
+    for i in range(4):
+        async with session_for(settings, tenant_a.tenant_id) as session:
+            results.append(
+                await UsageRecorder(session, METERS).record("test.calls", transaction_id=f"r{i}")
+            )
+    assert [(r.recorded, r.used, r.limit) for r in results] == [
+        (True, 1.0, 2.0),
+        (True, 2.0, 2.0),
+        (True, 3.0, 2.0),
+        (True, 4.0, 2.0),
+    ]
+    async with session_for(settings, tenant_a.tenant_id) as session:
+        rows = (
+            await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "quota.reached"))
+        ).all()
+    assert len(rows) == 1
+    assert '"used":2.0' in rows[0].payload
+    assert '"hard":false' in rows[0].payload
