@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -380,3 +381,58 @@ async def test_the_recorder_notifies_a_soft_limit_once_and_keeps_counting(
     assert len(rows) == 1
     assert '"used":2.0' in rows[0].payload
     assert '"hard":false' in rows[0].payload
+
+
+def test_tenants_created_through_the_api_start_on_the_default_plan(
+    client: TestClient[Litestar], tenant_a: SeededTenant
+) -> None:
+    from tests.identity_helpers import PASSWORD
+
+    login = client.post("/api/auth/login", json={"email": tenant_a.email, "password": PASSWORD})
+    token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    made = client.post("/api/tenants", json={"slug": "second"}, headers=token)
+    assert made.status_code == 201, made.text
+    switched = client.post("/api/auth/switch-tenant", json={"tenant": "second"}, headers=token)
+    as_second = {"Authorization": f"Bearer {switched.json()['access_token']}"}
+
+    async def plans() -> list[str]:
+        from backplane.billing.plan_models import Plan, Subscription
+
+        async with session_for(client.app.state.settings, None, "test reads plans") as session:
+            rows = await session.execute(
+                select(Plan.code)
+                .join(Subscription, Subscription.plan_id == Plan.id)
+                .where(Subscription.tenant_id == uuid.UUID(made.json()["id"]))
+            )
+            return [code for (code,) in rows]
+
+    assert asyncio.run(plans()) == ["free"]  # written with the tenant, not on first read
+    shown = client.get("/api/billing/subscription", headers=as_second)
+    assert shown.json()["plan"]["code"] == "free"
+
+
+@pytest.mark.parametrize(("default", "expected"), [("team", ["team"]), ("", [])])
+def test_the_default_plan_is_a_setting(data_dir: Path, default: str, expected: list[str]) -> None:
+    settings = make_settings(
+        data_dir, {"BACKPLANE_PLUGINS": "", "BACKPLANE_BILLING__DEFAULT_PLAN": default}
+    )
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    team = {"code": "team", "name": "Team", "limits": [{"meter": "test.calls", "limit": 7}]}
+    asyncio.run(put_plans(settings, team))
+    tenant = seed_tenant(plugins, "acme")
+
+    async def state() -> tuple[list[str], dict[str, float]]:
+        from backplane.billing.models import Entitlement
+        from backplane.billing.plan_models import Plan, Subscription
+
+        async with session_for(settings, tenant.tenant_id) as session:
+            rows = await session.execute(
+                select(Plan.code).join(Subscription, Subscription.plan_id == Plan.id)
+            )
+            limits = {e.meter: e.limit for e in await session.scalars(select(Entitlement))}
+            return [code for (code,) in rows], limits
+
+    codes, limits = asyncio.run(state())
+    assert codes == expected
+    assert limits == ({"test.calls": 7.0} if expected else {})

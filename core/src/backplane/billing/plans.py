@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
@@ -195,4 +196,11 @@ async def ensure_plan(session: AsyncSession, code: str, currency: str) -> Plan:
     if code != FREE_PLAN:
         raise PlanError(f"no plan {code!r} (create it with `backplane plans create`)")
     spec = PlanSpec(code=FREE_PLAN, name="Free", currency=currency, self_service=True)
-    return await store_plan(session, spec, {})
+    try:
+        async with session.begin_nested():  # two first tenants at once: one creates it
+            return await store_plan(session, spec, {})
+    except IntegrityError:
+        found = await plan_by_code(session, code)
+        if found is None:
+            raise
+        return found
