@@ -180,6 +180,8 @@ async def _count(session: AsyncSession, tenant_id: uuid.UUID, new: list[Pending]
         limit = entitlement.limit if entitlement is not None and entitlement.hard else None
         total = sum(r.resolved.value for _, _, r in items)
         used = await add_to_counter(session, tenant_id, code, start, total, limit)
+        if used is None and limit is None:
+            raise RuntimeError(f"could not add usage of {code} to its counter")
         if used is None and limit is not None:
             used, kept = await _fit(session, tenant_id, code, start, limit, items)
             end = period_bounds(start)[1]
