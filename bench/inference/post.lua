@@ -1,0 +1,21 @@
+-- wrk script for bench/inference: POST the body in the file named by BENCH_BODY_FILE (headers
+-- come from wrk's -H options) and print a machine-readable summary line at the end.
+local path = os.getenv("BENCH_BODY_FILE")
+if path == nil then
+   error("BENCH_BODY_FILE is not set")
+end
+local file = assert(io.open(path, "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH-RESULT {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p90_us\": %d, " ..
+      "\"p99_us\": %d, \"max_us\": %d, \"mean_us\": %.1f, \"status_errors\": %d, " ..
+      "\"connect_errors\": %d, \"read_errors\": %d, \"write_errors\": %d, \"timeouts\": %d}\n",
+      summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+      latency:percentile(99), latency.max, latency.mean, e.status, e.connect, e.read, e.write,
+      e.timeout))
+end
