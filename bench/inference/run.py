@@ -601,6 +601,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra BACKPLANE_* variable for both Backplane servers",
     )
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=None,
+        help="use ports BASE, BASE+1, ... on 127.0.0.1 (6 in all) instead of free ephemeral "
+        "ones; the run stops with a clear error if one is taken",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip MLServer (no goal (c))")
     parser.add_argument(
         "--peer-python",
@@ -662,6 +669,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             expected,
         )
 
+    if options.base_port is not None:
+        fixed = iter(range(options.base_port, options.base_port + 6))
+        next_port = lambda: next(fixed)  # noqa: E731
+    else:
+        next_port = free_port
     targets: dict[str, Target] = {}
     inproc: list[InProcess] = []
     batch_stats: dict[str, list[float]] = {}
@@ -680,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, batching in (("bp-batched", True), ("bp-unbatched", False)):
             env = backplane_env(work / key, batching, extra)
             api_key = prepare_backplane(backplane, env, work)
-            port = free_port()
+            port = next_port()
             base = f"http://{HOST}:{port}"
             headers = {"Authorization": f"Bearer {api_key}"}
             args = [backplane, "serve", "--host", HOST, "--port", str(port), "--workers", "1",
@@ -693,9 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if peer_python is not None:
             mlserver = peer_python.parent / "mlserver"
             for key, batch in (("mls-batched", options.max_batch_size), ("mls-unbatched", 0)):
-                http_port, grpc_port = free_port(), free_port()
+                http_port, grpc_port = next_port(), next_port()
                 while grpc_port == http_port:
-                    grpc_port = free_port()
+                    grpc_port = next_port()
                 repo = mlserver_repository(work / key, model_file, http_port, grpc_port, batch,
                                            options.max_queue_delay_us)  # fmt: skip
                 base = f"http://{HOST}:{http_port}"
