@@ -372,17 +372,22 @@ class KernelSide(Side):
         async def go() -> dict[str, int]:
             async with self.runtime.sessionmaker() as session:
                 rows = await session.execute(
-                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                    select(OutboxMessage.status, func.count())
+                    .where(OutboxMessage.actor == TASK)
+                    .group_by(OutboxMessage.status)
                 )
                 return {status: int(count) for status, count in rows}
 
         return self.runtime.run(go())
 
     def unfinished(self) -> str | None:
-        """The status of one row not yet done (``pending``/``sent``/``failed``), or None.
+        """The status of one benchmark row not yet done (``pending``/``sent``/``failed``), or
+        None.
 
-        Cheap (the status index, LIMIT 1), so polling it costs the kernel side no more than the
-        plain side's queue-size polling costs the broker."""
+        Only ``bench_tasks.noop`` rows: the workers' schedulers also enqueue the kernel's own
+        periodic jobs (one runs every minute) on a queue these workers do not consume, and such
+        a row must not stall the run. Cheap (the status index, LIMIT 1), so polling it costs the
+        kernel side no more than the plain side's queue-size polling costs the broker."""
         from sqlalchemy import text
 
         async def go() -> str | None:
@@ -391,8 +396,9 @@ class KernelSide(Side):
                     await session.execute(
                         text(
                             "SELECT status FROM backplane_task_outbox "
-                            "WHERE status IN ('pending', 'sent', 'failed') LIMIT 1"
-                        )
+                            "WHERE status <> 'done' AND actor = :actor LIMIT 1"
+                        ),
+                        {"actor": TASK},
                     )
                 ).scalar()
 
