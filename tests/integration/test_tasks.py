@@ -458,3 +458,20 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         assert runtime.run(status(quiet)) == (DONE, 1)
     finally:
         runtime.stop()
+
+
+def test_commit_wakes_the_relay(data_dir: Path) -> None:
+    """A transaction that enqueued through ``queue_for`` wakes the relay when it commits: the
+    task runs long before the relay's next tick (30 s here)."""
+    settings = make_settings(data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RELAY_INTERVAL_S": "30"})
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    app = create_app(settings, plugins=plugins)
+    with TestClient(app) as client:
+        world = World(app, client, a, a)
+        time.sleep(0.5)  # the relay's first pass is over; it now sleeps until woken
+        started = time.monotonic()
+        message_id = world.enqueue(a, "log_label", "prompt")
+        wait_for(lambda: world.outbox(message_id).status == DONE, timeout=10)
+        assert time.monotonic() - started < 5
