@@ -144,9 +144,11 @@ def _stop_group(process: subprocess.Popen[Any], timeout: float) -> None:
 
 
 def log_tail(log: IO[bytes], chars: int = 4000) -> str:
+    """The end of a server's log, read through a new file description: seeking the shared one
+    would move the server's write position."""
     log.flush()
-    log.seek(0)
-    return log.read().decode(errors="replace")[-chars:]
+    with open(f"/proc/self/fd/{log.fileno()}", "rb") as reader:
+        return reader.read().decode(errors="replace")[-chars:]
 
 
 @contextmanager

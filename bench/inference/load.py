@@ -31,6 +31,7 @@ async def load(
 ) -> dict[str, float]:
     latencies: list[int] = []
     errors = {"status": 0, "connect": 0, "read": 0, "timeout": 0}
+    statuses: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(
@@ -60,6 +61,7 @@ async def load(
                     continue
                 if not ok:
                     errors["status"] += 1
+                    statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
                 latencies.append((time.perf_counter_ns() - began) // 1000)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -82,6 +84,7 @@ async def load(
         "read_errors": errors["read"],
         "write_errors": 0,
         "timeouts": errors["timeout"],
+        "statuses": statuses,
     }
 
 
