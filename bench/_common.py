@@ -94,6 +94,43 @@ def record(section: str, marker: str) -> None:
     RESULTS.write_text("\n\n".join([head.rstrip(), *runs]) + "\n")
 
 
+# -- databases ------------------------------------------------------------------------------
+@contextmanager
+def fresh_postgres_database(url: str, prefix: str) -> Iterator[str]:
+    """Create a throw-away database on the server of ``url``; yield its URL; drop it after.
+
+    The database named in ``url`` is only used to connect for ``CREATE``/``DROP DATABASE``.
+    """
+    import asyncio
+    import uuid
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        raise BenchError(f"--database-url must be postgresql://..., got {scheme}://")
+    base, _, query = rest.partition("?")
+    server_part = base.rsplit("/", 1)[0] if "/" in base else base
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    plain = f"postgresql://{base}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(plain, timeout=10)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(f"cannot create a database on {server_part}: {exc}") from None
+    try:
+        yield f"postgresql://{server_part}/{name}" + (f"?{query}" if query else "")
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 # -- ports ----------------------------------------------------------------------------------
 HOST = "127.0.0.1"
 

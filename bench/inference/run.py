@@ -77,6 +77,7 @@ from _common import (  # noqa: E402 - after the path set-up above
     cpu_seconds,
     exit_on_sigterm,
     free_port,
+    fresh_postgres_database,
     git_revision,
     load_average,
     log_tail,
@@ -267,7 +268,9 @@ def backplane_command() -> str:
     return found
 
 
-def backplane_env(data_dir: Path, batching: bool, extra: dict[str, str]) -> dict[str, str]:
+def backplane_env(
+    data_dir: Path, batching: bool, extra: dict[str, str], database_url: str | None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPLANE_", "OTEL_"))}
     env |= {
         "BACKPLANE_DATA_DIR": str(data_dir),
@@ -276,6 +279,8 @@ def backplane_env(data_dir: Path, batching: bool, extra: dict[str, str]) -> dict
         "BACKPLANE_DEMO_DATA": "false",
         "BACKPLANE_INFERENCE__DYNAMIC_BATCHING": "true" if batching else "false",
     }
+    if database_url:
+        env["BACKPLANE_DATABASE_URL"] = database_url
     return env | extra
 
 
@@ -640,6 +645,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="use ports BASE, BASE+1, ... on 127.0.0.1 (6 in all) instead of free ephemeral "
         "ones; the run stops with a clear error if one is taken",
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: a fresh "
+        "database per Backplane server is created there and dropped after (default: SQLite)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip MLServer (no goal (c))")
     parser.add_argument(
         "--peer-python",
@@ -722,7 +733,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth: dict[str, dict[str, str]] = {}
         pids: dict[str, int] = {}
         for key, batching in (("bp-batched", True), ("bp-unbatched", False)):
-            env = backplane_env(work / key, batching, extra)
+            database_url = (
+                stack.enter_context(
+                    fresh_postgres_database(options.database_url, "bench_inference")
+                )
+                if options.database_url
+                else None
+            )
+            env = backplane_env(work / key, batching, extra, database_url)
             api_key = prepare_backplane(backplane, env, work)
             port = next_port()
             base = f"http://{HOST}:{port}"
@@ -876,6 +894,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [text for text, ok in verdicts if not ok]
     verdict = "all goals met" if not failed else "goal missed: " + "; ".join(failed)
 
+    database = (
+        "PostgreSQL (asyncpg, a fresh database per server)"
+        if options.database_url
+        else "SQLite (aiosqlite, WAL)"
+    )
     facts = machine()
     revision = git_revision(["core", "bench/inference", "bench/_common.py"])
     peer_info = peer_versions(peer_python) if peer_python else {}
@@ -890,7 +913,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- machine: {facts['arch']}, {facts['cpus']} CPUs ({facts['cpu']}), {facts['memory']}, "
         f"Linux {facts['kernel']}, Python {facts['python']}; load average before {load_before}, "
         f"after {load_after} (the machine is shared; whole run {elapsed:.0f} s)",
-        f"- Backplane: `backplane serve --workers 1 --no-access-log`, kernel only, SQLite, "
+        f"- Backplane: `backplane serve --workers 1 --no-access-log`, kernel only, {database}, "
         f"metering on (as shipped); {versions(['backplane-core', 'onnxruntime', 'numpy'])}, "
         f"{versions(['litestar', 'uvicorn', 'msgspec'])}; dynamic batching per the kernel's "
         f"`{MODEL}` registration, on/off by `BACKPLANE_INFERENCE__DYNAMIC_BATCHING`"
@@ -946,7 +969,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not options.no_record:
         key = (
             f"{revision}; {facts['arch']}; {facts['cpus']}; {facts['cpu']}; {facts['python']}; "
-            f"{options.client}; c={options.concurrency}; peer={bool(peer_python)}; "
+            f"{options.client}; c={options.concurrency}; peer={bool(peer_python)}; {database}; "
             f"set={','.join(options.set)}"
         )
         marker = f"<!-- bench-inference-key: {key} -->"
