@@ -20,6 +20,7 @@ def register_migrations(register: Any) -> None:
     import backplane.billing.webhooks.models
     import backplane.db.models
     import backplane.identity.models
+    import backplane.inference.models
     import backplane.tasks.models  # noqa: F401
     from backplane.db.base import Base
 

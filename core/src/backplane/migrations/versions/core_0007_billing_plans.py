@@ -1,7 +1,7 @@
 """billing: plans, entitlements, charges, subscriptions, invoices, usage roll-ups
 
 Revision ID: core_0007
-Revises: core_0005
+Revises: core_0006
 Create Date: 2026-11-25
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "core_0007"
-down_revision: str | Sequence[str] | None = "core_0005"
+down_revision: str | Sequence[str] | None = "core_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,79 @@
+"""Where model files live: content-addressed, behind a small interface a deployment can replace.
+
+Files are named by their sha256, so a version's bytes can never change under it, two tenants
+uploading the same file store it once, and a read can be checked against its name. The local
+store writes to a temporary file and renames it into place, so a crash never leaves a partial
+artifact under a valid name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArtifactMissingError(LookupError):
+    """No artifact with that hash is stored (or its bytes no longer match it)."""
+
+
+class ArtifactStore(Protocol):
+    """Model files by content hash."""
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (idempotently) and return its sha256."""
+        ...
+
+    def get(self, sha256: str) -> bytes:
+        """The stored bytes, verified against ``sha256``; :class:`ArtifactMissingError` if not."""
+        ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+
+class LocalArtifactStore:
+    """``<root>/<sha[:2]>/<sha>.onnx`` on the local filesystem (the data directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise ArtifactMissingError(f"not a sha256: {sha256!r}")
+        return self.root / sha256[:2] / f"{sha256}.onnx"
+
+    def put(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        path = self._path(sha256)
+        if path.exists():
+            return sha256
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        path = self._path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactMissingError(f"artifact {sha256} is not stored") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ArtifactMissingError(f"artifact {sha256} is corrupt (its hash changed)")
+        return data
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).exists()
