@@ -36,7 +36,7 @@ from dramatiq.middleware import CurrentMessage
 from opentelemetry import metrics, propagate, trace
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -474,7 +474,7 @@ class TaskRuntime:
     async def _open(self) -> None:
         # No pre-ping (three round trips per checkout on asyncpg): the claim retries once on a
         # dead connection, and the relay and scheduler retry on their next tick.
-        self._engine = create_engine(self.settings, pre_ping=False)
+        self._engine = create_engine(self.settings, pre_ping=False, sqlite_write_transactions=True)
         self._sessions = create_sessionmaker(self._engine)
         self._asyncpg = self._engine.dialect.driver == "asyncpg"
         self._stopping = asyncio.Event()
@@ -558,7 +558,9 @@ class TaskRuntime:
                 for row_id, actor, queue in rows
                 if actor in self.tasks
             ]
-            await self._send_all(messages)
+            embedded = self.kind == EMBEDDED
+            if not embedded:
+                await self._send_all(messages)
             # Only rows still waiting: a fast worker may already have finished one of them
             # (on SQLite the select above holds no lock), and done must stay done.
             await session.execute(
@@ -569,6 +571,12 @@ class TaskRuntime:
                 )
                 .values(status=SENT, sent_at=datetime.now(UTC))
             )
+        if embedded:
+            # The in-process worker claims a message the moment it gets it, and on SQLite its
+            # claim holds the write lock for the whole task: mark the rows sent (and commit)
+            # first, or this update would wait behind that task. Nothing is lost: sent rows an
+            # embedded process did not finish are handed over again when it starts.
+            await self._send_all(messages)
         return len(rows)
 
     async def _send_all(self, messages: list[dramatiq.Message[Any]]) -> None:
@@ -647,6 +655,12 @@ class TaskRuntime:
                 started.append(task.name)
             except IntegrityError:
                 pass  # another scheduler took this period
+            except OperationalError as exc:
+                # Typically SQLite's write lock still held by another writer after its busy
+                # timeout. The period stays open: the next tick tries it again, and another
+                # scheduler that held the lock is already through this job or next to it.
+                log.warning("task scheduler could not start %s now: %s", task.name, exc.orig)
+                continue
             self._last_period[task.name] = period
         return started
 
