@@ -27,6 +27,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from backplane.models import resource
 from tests.identity_helpers import PASSWORD, Seeded
 
 Op = tuple[str, str]
@@ -59,6 +60,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/billing/usage"): "A's usage",
     ("GET", "/api/billing/invoices"): "A's invoices",
     ("POST", "/api/billing/events"): "usage events for A (per-event errors for made-up meters)",
+    ("GET", "/api/models"): "the shipped models and A's own",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -68,23 +70,7 @@ KNOWN_LEAKS: dict[Op, str] = {}
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
 
-_V2_MODEL_PATHS = [
-    "/v2/models/{name}",
-    "/v2/models/{name}/infer",
-    "/v2/models/{name}/ready",
-    "/v2/models/{name}/versions/{version}",
-    "/v2/models/{name}/versions/{version}/infer",
-    "/v2/models/{name}/versions/{version}/ready",
-]
-RANDOM_PATH_PARAMS: set[str] = {
-    f"{path} {{{param}}}"
-    for path in _V2_MODEL_PATHS
-    for param in ("name", "version")
-    if f"{{{param}}}" in path
-}
-# The models served today are shipped with the kernel and plugins, shared by every tenant, so B
-# has no model of its own: model names are walked with random values. When tenant-uploaded
-# models land (issue 6), map `name` to B's private model names in RequestBuilder.candidates().
+RANDOM_PATH_PARAMS: set[str] = set()
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
 
@@ -111,6 +97,7 @@ class TenantB:
     delivery_ids: list[str] = field(default_factory=list)
     plan_codes: list[str] = field(default_factory=list)
     invoice_ids: list[str] = field(default_factory=list)
+    model_names: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -128,6 +115,7 @@ class TenantB:
             *self.delivery_ids,
             *self.plan_codes,
             *self.invoice_ids,
+            *self.model_names,
         ]
         return [v.lower() for v in values]
 
@@ -196,6 +184,14 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert events.json()["recorded"] == 1, events.text
+    model_name = f"globex-private-{uuid.uuid4().hex[:12]}"
+    model = client.post(
+        "/api/models",
+        files={"file": ("m.onnx", resource("iris_classifier.onnx").read_bytes())},
+        data={"name": model_name},
+        headers=as_b,
+    )
+    assert model.status_code == 201, model.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -210,6 +206,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         delivery_ids=[delivery_id],
         plan_codes=[plan_code],
         invoice_ids=[invoice_id],
+        model_names=[model_name],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -317,8 +314,11 @@ class RequestBuilder:
         self.fallbacks: list[str] = []
         self._n = itertools.count()
 
-    def candidates(self, name: str) -> list[Any]:
-        """B's values for a parameter or body field called ``name`` (several when B has several)."""
+    def candidates(self, name: str, in_path: bool = False) -> list[Any]:
+        """B's values for a parameter or body field called ``name`` (several when B has several).
+
+        ``name`` and ``version`` are model names and versions only as path parameters (a body's
+        ``name`` is what A calls its own new thing)."""
         b = self.b
         key = name.lower()
         if key in ("user_id", "member_id", "owner_id"):
@@ -337,6 +337,10 @@ class RequestBuilder:
             return list(b.plan_codes)
         if key == "invoice_id":
             return list(b.invoice_ids)
+        if in_path and key == "name":  # model names (the only `name` path parameter)
+            return list(b.model_names)
+        if in_path and key == "version":
+            return ["1"]
         if key in ("tenant", "tenant_id", "tenant_slug", "slug"):
             if key == "slug" or key == "tenant_slug":
                 return [b.seeded.slug]
@@ -351,7 +355,7 @@ class RequestBuilder:
         options: list[list[Any]] = []
         for name in names:
             schema = by_name.get(name, {}).get("schema", {})
-            values = self.candidates(name)
+            values = self.candidates(name, in_path=True)
             if not values:
                 self.fallbacks.append(f"{path} {{{name}}}")
                 values = [self.value(name, schema)]

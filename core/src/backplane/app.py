@@ -37,6 +37,7 @@ from backplane.identity.auth import (
 )
 from backplane.identity.holder import IdentityHolder
 from backplane.identity.permissions import role_permissions
+from backplane.inference.api import models_router
 from backplane.inference.routes import V2Controller
 from backplane.inference.runtime import ModelCatalog
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     route_handlers: list[Any] = [
         HealthController,
         V2Controller,
+        models_router(settings),
         jwks,
         create_static_files_router(
             path=SWAGGER_STATIC,

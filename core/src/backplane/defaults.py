@@ -73,7 +73,12 @@ def register_inference_models(register: Any) -> None:
     register(
         *[
             InferenceModel(
-                name=m.name, version=m.version, path=resource(m.file), description=m.description
+                name=m.name,
+                version=m.version,
+                path=resource(m.file),
+                description=m.description,
+                # every example takes a batch of rows (dynamic first dimension)
+                max_batch_size=32,
             )
             for m in example_models()
         ]
@@ -103,6 +108,21 @@ def register_permissions(register: Any) -> None:
             code="apikeys.manage",
             roles=("owner", "admin"),
             description="Create, list and revoke the tenant's API keys",
+        ),
+        Permission(
+            code="models.read",
+            roles=everyone,
+            description="See the models the tenant can call, their metadata and statistics",
+        ),
+        Permission(
+            code="models.infer",
+            roles=("owner", "admin", "member"),
+            description="Run inference on the tenant's models (metered)",
+        ),
+        Permission(
+            code="models.manage",
+            roles=("owner", "admin"),
+            description="Upload and delete the tenant's own models",
         ),
         Permission(
             code="billing.read",

@@ -28,6 +28,7 @@ _KERNEL_COMMANDS = {
     "plans": "backplane.cli.plans:plans",
     "subscriptions": "backplane.cli.subscriptions:subscriptions",
     "billing": "backplane.cli.billing:billing",
+    "models": "backplane.cli.models:models",
 }
 
 

@@ -8,12 +8,14 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
 from backplane.billing.usage import UsageRecorder
-from backplane.identity.auth import PUBLIC_OPT
+from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import LoadedModel, ModelCatalog, ModelNotFoundError
+from backplane.inference.stats import ModelStatsResponse
 
 JSON = "application/json"
 
@@ -50,7 +52,7 @@ class V2Controller(Controller):
     async def ready(self) -> Response[bytes]:
         return Response(b"", status_code=200)
 
-    @get("/", summary="Server metadata")
+    @get("/", guards=[requires("models.read")], summary="Server metadata")
     async def server(self) -> v2.ServerMetadata:
         return v2.ServerMetadata(
             name="backplane", version=__version__, extensions=["binary_tensor_data"]
@@ -58,43 +60,72 @@ class V2Controller(Controller):
 
     @get(
         ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
+        guards=[requires("models.read")],
         summary="Model metadata",
     )
     async def metadata(
         self,
-        request: Request[Any, Any, Any],
+        request: Request[Principal, Any, Any],
+        db: NamedDependency[AsyncSession],
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
-        return Response((await _load(request, name, version)).metadata())
+        catalog = _catalog(request)
+        refs = await catalog.versions(db, request.user.tenant_id, name)
+        model = await _load(request, db, name, version)
+        return Response(model.metadata([r.version for r in refs]))
 
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
+        guards=[requires("models.read")],
         summary="Model readiness",
     )
     async def model_ready(
         self,
-        request: Request[Any, Any, Any],
+        request: Request[Principal, Any, Any],
+        db: NamedDependency[AsyncSession],
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
-        await _load(request, name, version)
+        await _load(request, db, name, version)
         return Response(b"", status_code=200)
+
+    @get(
+        ["/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
+        guards=[requires("models.read")],
+        summary="Model statistics (Triton's statistics extension): this tenant's traffic",
+    )
+    async def model_stats(
+        self,
+        request: Request[Principal, Any, Any],
+        db: NamedDependency[AsyncSession],
+        name: FromPath[str],
+        version: FromPath[str | None] = None,
+    ) -> ModelStatsResponse:
+        catalog = _catalog(request)
+        tenant = request.user.tenant_id
+        if version is None:
+            versions = [r.version for r in await catalog.versions(db, tenant, name)]
+        else:
+            versions = [(await catalog.resolve(db, tenant, name, version)).version]
+        return catalog.stats.read(tenant, name, versions)
 
     @post(
         ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
+        guards=[requires("models.infer")],
         summary="Run inference (JSON tensors or the binary tensor data extension)",
         status_code=200,
     )
     async def infer(
         self,
-        request: Request[Any, Any, Any],
+        request: Request[Principal, Any, Any],
+        db: NamedDependency[AsyncSession],
         name: FromPath[str],
         usage: NamedDependency[UsageRecorder],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
         settings = request.app.state.settings
-        model = await _load(request, name, version)
+        model = await _load(request, db, name, version)
         header_length = v2.parse_header_length(
             request.headers.get("inference-header-content-length")
         )
@@ -102,10 +133,12 @@ class V2Controller(Controller):
         feed = model.check_inputs(tensors)
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
         # Metered before running: a spent quota refuses the request without using the model.
-        await usage.record("inference.requests", properties={"model": name})
-        await usage.record("inference.rows", rows, properties={"model": name})
+        properties = {"model": name}
+        await usage.record("inference.requests", properties=properties)
+        await usage.record("inference.rows", rows, properties=properties)
         try:
             outputs = await _catalog(request).infer(
+                request.user.tenant_id,
                 model,
                 feed,
                 v2.requested_output_names(infer_request),
@@ -116,7 +149,7 @@ class V2Controller(Controller):
                 f"inference did not finish within {settings.server.inference_timeout_s} s", 504
             )
         content, length = v2.encode_infer_response(
-            infer_request, model.spec.name, model.spec.version, outputs
+            infer_request, model.ref.name, model.ref.version, outputs
         )
         if length is None:
             return Response(content, media_type=JSON)
@@ -127,8 +160,13 @@ class V2Controller(Controller):
         )
 
 
-async def _load(request: Request[Any, Any, Any], name: str, version: str | None) -> LoadedModel:
-    """The model's session, created off the event loop on first use (loading can take a while)."""
+async def _load(
+    request: Request[Principal, Any, Any], db: AsyncSession, name: str, version: str | None
+) -> LoadedModel:
+    """The model's session, created off the event loop on first use (loading can take a while).
+
+    Resolved for the caller's tenant: another tenant's model is as unknown as a missing one.
+    """
     catalog = _catalog(request)
-    spec = catalog.resolve(name, version)
-    return await asyncio.to_thread(catalog.load, spec)
+    ref = await catalog.resolve(db, request.user.tenant_id, name, version)
+    return await asyncio.to_thread(catalog.load, ref)

@@ -1,9 +1,13 @@
-"""Serving shipped models: the kernel's examples and plugins' ``register_inference_models``.
+"""Serving models: shipped ones (kernel examples, plugins' ``register_inference_models``) and
+the tenant's own uploads (the registry), through one catalog.
 
-Sessions are created on first use with small, explicit thread counts and spinning off (a busy
-spin per session would eat the cores other requests need), and run in a thread pool sized to
-the cores (``session.run`` releases the GIL). Tenant-uploaded and marketplace models, dynamic
-batching and statistics arrive with the rest of issue 6.
+Resolution is by tenant: a shipped model is visible to every tenant; an uploaded one only to
+the tenant that owns it (its rows are tenant-scoped, and row-level secured on PostgreSQL), and
+an unknown or invisible model is the same 404. Sessions are built on first use
+(:mod:`backplane.inference.sessions`), kept in an LRU cache bounded by bytes and shared by
+every tenant allowed to call the same file; ``session.run`` happens in a thread pool sized to
+the cores, through a :class:`~backplane.inference.batching.DynamicBatcher` when the model
+allows it.
 """
 
 from __future__ import annotations
@@ -11,14 +15,23 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import InferenceModel
 from backplane.inference import v2
+from backplane.inference.batching import DynamicBatcher, Timing
+from backplane.inference.models import ModelVersion
+from backplane.inference.sessions import SessionCache, create_session
+from backplane.inference.stats import StatsBook
+from backplane.inference.storage import LocalArtifactStore
 from backplane.plugins import PluginSet
 
 
@@ -32,19 +45,41 @@ class Tensor(msgspec.Struct, frozen=True):
     shape: list[int]
 
 
-class LoadedModel:
-    """An onnxruntime session and its V2 signature."""
+class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
+    """One servable model version, wherever it comes from; ``key`` names its session."""
 
-    def __init__(self, spec: InferenceModel, session: Any) -> None:
-        self.spec = spec
+    name: str
+    version: str
+    source: str
+    """``shipped`` (kernel or plugin) or a registry source (``upload``, ``marketplace``)."""
+    key: str
+    """``sha256`` of an uploaded file, ``shipped:<name>:<version>`` otherwise."""
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    description: str = ""
+
+
+class LoadedModel:
+    """An onnxruntime session, its V2 signature and (when the model allows it) its batcher."""
+
+    def __init__(self, ref: ModelRef, session: Any, cost: int) -> None:
+        self.ref = ref
         self.session = session
+        self.cost = cost
         self.inputs = [_tensor(i) for i in session.get_inputs()]
         self.outputs = [_tensor(o) for o in session.get_outputs()]
+        self.output_names = [t.name for t in self.outputs]
+        self.batcher: DynamicBatcher | None = None
 
-    def metadata(self) -> v2.ModelMetadata:
+    @property
+    def batchable(self) -> bool:
+        """Every input has a dynamic first dimension and the model asks for batches of 2+."""
+        return self.ref.max_batch_size > 1 and all(t.shape[:1] == [-1] for t in self.inputs)
+
+    def metadata(self, versions: list[str]) -> v2.ModelMetadata:
         return v2.ModelMetadata(
-            name=self.spec.name,
-            versions=[self.spec.version],
+            name=self.ref.name,
+            versions=versions,
             inputs=[
                 v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape)
                 for t in self.inputs
@@ -60,7 +95,7 @@ class LoadedModel:
         expected = {t.name: t for t in self.inputs}
         if set(tensors) != set(expected):
             raise v2.V2Error(
-                f"model {self.spec.name} takes inputs {sorted(expected)}, got {sorted(tensors)}"
+                f"model {self.ref.name} takes inputs {sorted(expected)}, got {sorted(tensors)}"
             )
         feed: dict[str, Any] = {}
         for name, array in tensors.items():
@@ -92,60 +127,201 @@ def _models(plugin: str, *models: Any) -> list[InferenceModel]:
     return list(models)
 
 
+def version_key(version: str) -> tuple[int, int, str]:
+    """Numeric versions order numerically and after any other; the rest by text."""
+    return (1, int(version), version) if version.isdigit() else (0, 0, version)
+
+
 class ModelCatalog:
-    """Shipped models by name and version, loaded lazily, run off the event loop."""
+    """Every model a tenant may call, loaded lazily, run off the event loop."""
 
     def __init__(self, plugins: PluginSet) -> None:
         self.settings = plugins.settings
-        self.specs: dict[str, dict[str, InferenceModel]] = {}
+        config = self.settings.inference
+        self.shipped: dict[str, dict[str, InferenceModel]] = {}
         for _plugin, spec in plugins.collect("register_inference_models", _models):
-            self.specs.setdefault(spec.name, {})[spec.version] = spec
-        self._loaded: dict[tuple[str, str], LoadedModel] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 1, thread_name_prefix="backplane-inference"
+            self.shipped.setdefault(spec.name, {})[spec.version] = spec
+        self.store = LocalArtifactStore(self.settings.data_dir / "models")
+        self.stats = StatsBook()
+        self.threads = config.threads or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backplane-inference")
+        self._sessions: SessionCache[LoadedModel] = SessionCache(
+            config.session_cache_bytes, on_evict=self._evicted
+        )
+        self._registry: dict[tuple[uuid.UUID, str], tuple[float, list[ModelRef]]] = {}
+        self._registry_lock = threading.Lock()
+
+    # -- resolution ---------------------------------------------------------------------------
+    def shipped_refs(self, name: str) -> list[ModelRef]:
+        return [
+            ModelRef(
+                name=spec.name,
+                version=spec.version,
+                source="shipped",
+                key=f"shipped:{spec.name}:{spec.version}",
+                max_batch_size=spec.max_batch_size,
+                max_queue_delay_us=spec.max_queue_delay_us,
+                description=spec.description,
+            )
+            for spec in self.shipped.get(name, {}).values()
+        ]
+
+    async def versions(self, db: AsyncSession, tenant_id: uuid.UUID, name: str) -> list[ModelRef]:
+        """The versions of ``name`` the tenant can call, oldest first (a shipped name wins:
+        uploads cannot take one)."""
+        refs = self.shipped_refs(name)
+        if not refs:
+            refs = await self._tenant_versions(db, tenant_id, name)
+        if not refs:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        return sorted(refs, key=lambda r: version_key(r.version))
+
+    async def resolve(
+        self, db: AsyncSession, tenant_id: uuid.UUID, name: str, version: str | None
+    ) -> ModelRef:
+        refs = await self.versions(db, tenant_id, name)
+        if version is None:
+            return refs[-1]
+        for ref in refs:
+            if ref.version == version:
+                return ref
+        raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
+
+    async def _tenant_versions(
+        self, db: AsyncSession, tenant_id: uuid.UUID, name: str
+    ) -> list[ModelRef]:
+        key = (tenant_id, name)
+        now = time.monotonic()
+        with self._registry_lock:
+            cached = self._registry.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rows = await db.scalars(
+            select(ModelVersion).where(
+                ModelVersion.tenant_id == tenant_id,
+                ModelVersion.name == name,
+                ModelVersion.status == "ready",
+            )
+        )
+        refs = [
+            ModelRef(
+                name=row.name,
+                version=row.version,
+                source=row.source,
+                key=row.sha256,
+                max_batch_size=row.max_batch_size if row.dynamic_batch else 0,
+                max_queue_delay_us=row.max_queue_delay_us,
+                description=row.description,
+            )
+            for row in rows
+        ]
+        with self._registry_lock:
+            self._registry[key] = (now + self.settings.inference.registry_cache_s, refs)
+        return refs
+
+    def forget(self, tenant_id: uuid.UUID, name: str) -> None:
+        """Drop the cached view of a tenant's model (after this process changed it)."""
+        with self._registry_lock:
+            self._registry.pop((tenant_id, name), None)
+
+    # -- sessions -----------------------------------------------------------------------------
+    def load(self, ref: ModelRef) -> LoadedModel:
+        """The model's session (blocking on first use: call it in a thread)."""
+
+        def build() -> tuple[LoadedModel, int]:
+            data = self._read(ref)
+            session = create_session(data, self.settings.inference.arena_max_bytes)
+            return LoadedModel(ref, session, len(data)), len(data)
+
+        return self._sessions.get_or_load(ref.key, build)
+
+    def _read(self, ref: ModelRef) -> bytes:
+        if ref.source == "shipped":
+            return self.shipped[ref.name][ref.version].path.read_bytes()
+        return self.store.get(ref.key)
+
+    def loaded_keys(self) -> list[str]:
+        return self._sessions.keys()
+
+    def _evicted(self, model: LoadedModel) -> None:
+        if model.batcher is not None:
+            batcher = model.batcher
+            model.batcher = None
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                batcher.close()
+            else:
+                loop.call_soon(batcher.close)
+
+    # -- running ------------------------------------------------------------------------------
+    async def infer(
+        self,
+        tenant_id: uuid.UUID,
+        model: LoadedModel,
+        feed: dict[str, Any],
+        outputs: list[str] | None,
+        timeout_s: float,
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """Run ``feed`` (batched with other requests when the model allows it); record stats."""
+        started = time.perf_counter_ns()
+        rows = max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
+        try:
+            async with asyncio.timeout(timeout_s):
+                results, timing = await self._run(model, feed)
+        except BaseException:
+            self.stats.failure(
+                tenant_id, model.ref.name, model.ref.version, time.perf_counter_ns() - started
+            )
+            raise
+        self.stats.success(
+            tenant_id,
+            model.ref.name,
+            model.ref.version,
+            rows,
+            timing,
+            time.perf_counter_ns() - started,
+        )
+        if outputs:
+            return {name: results[name] for name in outputs}
+        return results
+
+    async def _run(
+        self, model: LoadedModel, feed: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], Timing]:
+        batcher = self._batcher(model, feed)
+        if batcher is not None:
+            return await batcher.submit(feed)
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter_ns()
+        results = await loop.run_in_executor(
+            self._pool, model.session.run, model.output_names, feed
+        )
+        return dict(zip(model.output_names, results, strict=True)), Timing(
+            compute_ns=time.perf_counter_ns() - started, batch_rows=0
         )
 
-    def resolve(self, name: str, version: str | None) -> InferenceModel:
-        versions = self.specs.get(name)
-        if not versions:
-            raise ModelNotFoundError(f"unknown model {name!r}")
-        if version is None:
-            return versions[max(versions, key=_version_key)]
-        if version not in versions:
-            raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
-        return versions[version]
-
-    def load(self, spec: InferenceModel) -> LoadedModel:
-        key = (spec.name, spec.version)
-        with self._lock:
-            loaded = self._loaded.get(key)
-            if loaded is None:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = 1
-                options.inter_op_num_threads = 1
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-                session = ort.InferenceSession(
-                    spec.path.read_bytes(), options, providers=["CPUExecutionProvider"]
-                )
-                loaded = self._loaded[key] = LoadedModel(spec, session)
-            return loaded
-
-    async def infer(
-        self, model: LoadedModel, feed: dict[str, Any], outputs: list[str] | None, timeout_s: float
-    ) -> dict[str, np.ndarray[Any, Any]]:
-        names = outputs or [t.name for t in model.outputs]
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout_s):
-            results = await loop.run_in_executor(self._pool, model.session.run, names, feed)
-        return dict(zip(names, results, strict=True))
+    def _batcher(self, model: LoadedModel, feed: dict[str, Any]) -> DynamicBatcher | None:
+        if not (self.settings.inference.dynamic_batching and model.batchable):
+            return None
+        if any(not isinstance(a, np.ndarray) or a.ndim == 0 for a in feed.values()):
+            return None
+        if model.batcher is None:
+            model.batcher = DynamicBatcher(
+                model.session.run,
+                model.output_names,
+                self._pool,
+                max_batch_size=model.ref.max_batch_size,
+                max_queue_delay_us=model.ref.max_queue_delay_us,
+                concurrency=self.threads,
+            )
+        if model.batcher.disabled_reason is not None:
+            return None
+        return model.batcher
 
     def close(self) -> None:
+        for model in self._sessions.values():
+            if model.batcher is not None:
+                model.batcher.close()
+        self._sessions.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), version) if version.isdigit() else (-1, version)

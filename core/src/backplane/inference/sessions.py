@@ -78,11 +78,12 @@ class SessionCache(Generic[T]):
             self._items.move_to_end(key)
             return entry[0]
 
-    def get_or_load(self, key: str, cost: int, load: Callable[[], T]) -> T:
+    def get_or_load(self, key: str, load: Callable[[], tuple[T, int]]) -> T:
+        """The cached value, or what ``load`` returns (with its cost in bytes), cached."""
         found = self.get(key)
         if found is not None:
             return found
-        value = load()
+        value, cost = load()
         evicted: list[T] = []
         with self._lock:
             entry = self._items.get(key)
@@ -104,6 +105,10 @@ class SessionCache(Generic[T]):
     def keys(self) -> list[str]:
         with self._lock:
             return list(self._items)
+
+    def values(self) -> list[T]:
+        with self._lock:
+            return [value for value, _ in self._items.values()]
 
     def clear(self) -> None:
         with self._lock:

@@ -1,0 +1,148 @@
+"""``backplane models``: a tenant's own models, for operators (the API is ``/api/models``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from backplane.cli import _context
+
+
+@click.group()
+def models() -> None:
+    """Tenants' uploaded ONNX models."""
+
+
+def _catalog() -> Any:
+    from backplane.inference.runtime import ModelCatalog
+
+    return ModelCatalog(_context.plugin_set())
+
+
+@models.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The tenant that owns the model.")
+@click.option("--version", default=None, help="Default: the next whole number.")
+@click.option("--description", default="", help="Shown in model listings.")
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Largest dynamic batch (0 or 1: none); default from inference settings.",
+)
+@click.option("--max-queue-delay-us", type=click.IntRange(0, 1_000_000), default=None)
+def add(
+    name: str,
+    file: Path,
+    slug: str,
+    version: str | None,
+    description: str,
+    max_batch_size: int | None,
+    max_queue_delay_us: int | None,
+) -> None:
+    """Validate FILE and register it as tenant SLUG's model NAME."""
+    from backplane.identity.tenants import tenant_by_slug
+    from backplane.inference.registry import RegistryError, add_model
+    from backplane.inference.validation import ModelRejected
+
+    limit = _context.settings().inference.max_upload_bytes
+    size = file.stat().st_size
+    if size > limit:
+        raise click.BadParameter(
+            f"{file} is {size} bytes, the upload limit (inference.max_upload_bytes) is {limit}",
+            param_hint="FILE",
+        )
+    catalog = _catalog()
+    steps = ["reading", "validating", "storing", "registering"]
+    stderr = sys.stderr
+    progressbar: Any = click.progressbar(length=len(steps), label=f"adding {name}", file=stderr)
+    with progressbar as bar:
+
+        def progress(step: str) -> None:
+            bar.label = f"adding {name}: {step}"
+            bar.update(1)
+
+        async def work(session: Any) -> Any:
+            tenant = await tenant_by_slug(session, slug)
+            data = file.read_bytes()
+            progress("reading")
+            row = await add_model(
+                session,
+                catalog,
+                tenant_id=tenant.id,
+                name=name,
+                data=data,
+                version=version,
+                description=description,
+                max_batch_size=max_batch_size,
+                max_queue_delay_us=max_queue_delay_us,
+                progress=progress,
+            )
+            progress("registered")
+            return row
+
+        try:
+            row = _context.admin(f"operator: models add {slug} {name}", work)
+        except ModelRejected as exc:
+            raise click.ClickException(f"{file} rejected: {exc.message}") from None
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            catalog.close()
+    click.echo(f"{row.name} version {row.version} added for {slug} (sha256 {row.sha256})")
+
+
+@models.command("list")
+@click.option("--tenant", "slug", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(slug: str, as_json: bool) -> None:
+    """The models tenant SLUG can call (shipped and its own)."""
+    import msgspec
+
+    from backplane.identity.tenants import tenant_by_slug
+    from backplane.inference.registry import list_models
+
+    catalog = _catalog()
+
+    async def work(session: Any) -> Any:
+        tenant = await tenant_by_slug(session, slug)
+        return await list_models(session, catalog, tenant.id)
+
+    try:
+        rows = _context.admin(f"operator: models list {slug}", work)
+    finally:
+        catalog.close()
+    if as_json:
+        click.echo(json.dumps(msgspec.to_builtins(rows), indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row.name:<24} {row.version:<10} {row.source:<9} {row.description}")
+
+
+@models.command("remove")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True)
+@click.option("--version", default=None, help="Only this version (default: every version).")
+def remove(name: str, slug: str, version: str | None) -> None:
+    """Delete tenant SLUG's model NAME (or one version of it)."""
+    from backplane.identity.tenants import tenant_by_slug
+    from backplane.inference.registry import RegistryError, delete_model
+
+    catalog = _catalog()
+
+    async def work(session: Any) -> int:
+        tenant = await tenant_by_slug(session, slug)
+        return await delete_model(session, catalog, tenant.id, name, version)
+
+    try:
+        count = _context.admin(f"operator: models remove {slug} {name}", work)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        catalog.close()
+    click.echo(f"removed {count} version(s) of {name} for {slug}")

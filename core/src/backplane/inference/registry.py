@@ -1,0 +1,223 @@
+"""Adding, listing and removing a tenant's own models: what the API and the CLI share.
+
+An upload is validated (every static rule, then a trial load and run in a resource-limited
+subprocess: :mod:`backplane.inference.validation`) before its bytes are stored or a row is
+written, so nothing invalid is ever served. Versions are immutable: re-uploading a version is
+a conflict, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.inference.models import ModelVersion
+from backplane.inference.runtime import ModelCatalog, version_key
+from backplane.inference.validation import ModelRejected, ValidatedModel, ValidationLimits
+from backplane.settings import InferenceSettings
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; ``status_code`` is the HTTP answer."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelOut(msgspec.Struct, kw_only=True):
+    name: str
+    version: str
+    source: str
+    """``shipped`` (kernel or plugin, every tenant sees it) or ``upload``."""
+    sha256: str | None = None
+    size_bytes: int | None = None
+    description: str = ""
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    signature: dict[str, Any] | None = None
+    created_at: str | None = None
+
+
+def limits_from(settings: InferenceSettings) -> ValidationLimits:
+    """The configured upload limits (``BACKPLANE_INFERENCE__*``) as the validator takes them."""
+    return ValidationLimits(
+        max_file_bytes=settings.max_upload_bytes,
+        max_nodes=settings.max_nodes,
+        max_nesting_depth=settings.max_nesting_depth,
+        max_initializer_bytes=settings.max_initializer_bytes,
+        max_shape_elements=settings.max_shape_elements,
+        trial_timeout_seconds=settings.trial_timeout_s,
+        trial_memory_bytes=settings.trial_memory_bytes,
+    )
+
+
+def check_name(catalog: ModelCatalog, name: str, version: str | None) -> None:
+    if not NAME.match(name):
+        raise RegistryError(
+            f"model name {name!r}: 1-100 of a-z, 0-9, '_', '.', '-', starting with a letter "
+            "or digit",
+            422,
+        )
+    if version is not None and not VERSION.match(version):
+        raise RegistryError(f"version {version!r}: 1-50 of letters, digits, '_', '.', '-'", 422)
+    if name in catalog.shipped:
+        raise RegistryError(
+            f"{name!r} is the name of a model every tenant has; choose another", 409
+        )
+
+
+async def add_model(
+    db: AsyncSession,
+    catalog: ModelCatalog,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    data: bytes,
+    version: str | None = None,
+    description: str = "",
+    max_batch_size: int | None = None,
+    max_queue_delay_us: int | None = None,
+    created_by: uuid.UUID | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ModelVersion:
+    """Validate ``data``, store it and register it as the tenant's ``name``/``version``.
+
+    :class:`ModelRejected` (4xx naming the rule) or :class:`RegistryError` when refused.
+    """
+    settings = catalog.settings.inference
+    check_name(catalog, name, version)
+    if max_batch_size is not None and max_batch_size < 0:
+        raise RegistryError("max_batch_size cannot be negative", 422)
+    if max_queue_delay_us is not None and not 0 <= max_queue_delay_us <= 1_000_000:
+        raise RegistryError("max_queue_delay_us must be between 0 and 1000000", 422)
+    if len(data) > settings.max_upload_bytes:  # before a thread or a subprocess is spent on it
+        raise ModelRejected(
+            "file-too-large",
+            f"file-too-large: {len(data)} bytes, the limit is {settings.max_upload_bytes}",
+        )
+    existing = list(
+        await db.scalars(
+            select(ModelVersion.version).where(
+                ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
+            )
+        )
+    )
+    if version is None:
+        numeric = [int(v) for v in existing if v.isdigit()]
+        version = str(max(numeric, default=0) + 1)
+    elif version in existing:
+        raise RegistryError(
+            f"model {name!r} already has version {version!r} (versions are immutable)", 409
+        )
+    if progress:
+        progress("validating")
+    validated: ValidatedModel = await asyncio.to_thread(_validate, data, limits_from(settings))
+    if progress:
+        progress("storing")
+    await asyncio.to_thread(catalog.store.put, data)
+    batch = settings.default_max_batch_size if max_batch_size is None else max_batch_size
+    row = ModelVersion(
+        tenant_id=tenant_id,
+        name=name,
+        version=version,
+        sha256=validated.sha256,
+        size_bytes=validated.size,
+        source="upload",
+        description=description[:500],
+        signature=msgspec.to_builtins(validated.signature),
+        dynamic_batch=validated.dynamic_batch and batch > 1,
+        max_batch_size=batch if validated.dynamic_batch else 0,
+        max_queue_delay_us=(
+            settings.default_max_queue_delay_us
+            if max_queue_delay_us is None
+            else max_queue_delay_us
+        ),
+        created_by=created_by,
+    )
+    db.add(row)
+    await db.flush()
+    catalog.forget(tenant_id, name)
+    return row
+
+
+def _validate(data: bytes, limits: ValidationLimits) -> ValidatedModel:
+    from backplane.inference.validation import validate_onnx
+
+    return validate_onnx(data, limits)
+
+
+async def list_models(
+    db: AsyncSession, catalog: ModelCatalog, tenant_id: uuid.UUID
+) -> list[ModelOut]:
+    """Every model the tenant can call: the shipped ones, then its own."""
+    shipped = [
+        ModelOut(
+            name=ref.name,
+            version=ref.version,
+            source="shipped",
+            description=ref.description,
+            max_batch_size=ref.max_batch_size,
+            max_queue_delay_us=ref.max_queue_delay_us,
+        )
+        for name in sorted(catalog.shipped)
+        for ref in sorted(catalog.shipped_refs(name), key=lambda r: version_key(r.version))
+    ]
+    rows = await db.scalars(
+        select(ModelVersion).where(ModelVersion.tenant_id == tenant_id).order_by(ModelVersion.name)
+    )
+    own = sorted(rows, key=lambda r: (r.name, version_key(r.version)))
+    return shipped + [model_out(r) for r in own]
+
+
+def model_out(row: ModelVersion) -> ModelOut:
+    return ModelOut(
+        name=row.name,
+        version=row.version,
+        source=row.source,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        description=row.description,
+        max_batch_size=row.max_batch_size,
+        max_queue_delay_us=row.max_queue_delay_us,
+        signature=row.signature,
+        created_at=row.created_at.isoformat() if row.created_at else None,
+    )
+
+
+async def delete_model(
+    db: AsyncSession,
+    catalog: ModelCatalog,
+    tenant_id: uuid.UUID,
+    name: str,
+    version: str | None,
+) -> int:
+    """Remove a version (or every version) of the tenant's model; the count removed.
+
+    The stored file stays (another tenant or version may share its hash; files are small next
+    to what a re-upload would cost, and a sweep can collect unreferenced ones).
+    """
+    query = select(ModelVersion).where(
+        ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
+    )
+    if version is not None:
+        query = query.where(ModelVersion.version == version)
+    rows = list(await db.scalars(query))
+    if not rows:
+        what = f"model {name!r}" + (f" version {version!r}" if version else "")
+        raise RegistryError(f"no {what}", 404)
+    for row in rows:
+        await db.delete(row)
+    await db.flush()
+    catalog.forget(tenant_id, name)
+    return len(rows)
