@@ -39,7 +39,7 @@ class ModelOut(msgspec.Struct, kw_only=True):
     name: str
     version: str
     source: str
-    """``shipped`` (kernel or plugin, every tenant sees it) or ``upload``."""
+    """``kernel`` or ``plugin`` (shipped: every tenant sees it), or ``upload``."""
     sha256: str | None = None
     size_bytes: int | None = None
     description: str = ""
@@ -165,7 +165,7 @@ async def list_models(
         ModelOut(
             name=ref.name,
             version=ref.version,
-            source="shipped",
+            source=ref.source,
             description=ref.description,
             max_batch_size=ref.max_batch_size,
             max_queue_delay_us=ref.max_queue_delay_us,

@@ -32,7 +32,9 @@ from backplane.inference.models import ModelVersion
 from backplane.inference.sessions import SessionCache, create_session
 from backplane.inference.stats import StatsBook
 from backplane.inference.storage import LocalArtifactStore
-from backplane.plugins import PluginSet
+from backplane.plugins import KERNEL_PLUGIN, PluginSet
+
+SHIPPED = ("kernel", "plugin")
 
 
 class ModelNotFoundError(LookupError):
@@ -51,7 +53,8 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     version: str
     source: str
-    """``shipped`` (kernel or plugin) or a registry source (``upload``, ``marketplace``)."""
+    """``kernel`` or ``plugin`` (shipped: every tenant sees them), or a registry row's source
+    (``upload``, ``marketplace``)."""
     key: str
     """``sha256`` of an uploaded file, ``shipped:<name>:<version>`` otherwise."""
     max_batch_size: int = 0
@@ -139,8 +142,12 @@ class ModelCatalog:
         self.settings = plugins.settings
         config = self.settings.inference
         self.shipped: dict[str, dict[str, InferenceModel]] = {}
-        for _plugin, spec in plugins.collect("register_inference_models", _models):
+        self._shipped_by: dict[tuple[str, str], str] = {}
+        for plugin, spec in plugins.collect("register_inference_models", _models):
             self.shipped.setdefault(spec.name, {})[spec.version] = spec
+            self._shipped_by[spec.name, spec.version] = (
+                "kernel" if plugin == KERNEL_PLUGIN else "plugin"
+            )
         self.store = LocalArtifactStore(self.settings.data_dir / "models")
         self.stats = StatsBook()
         self.threads = config.threads or os.cpu_count() or 1
@@ -157,7 +164,7 @@ class ModelCatalog:
             ModelRef(
                 name=spec.name,
                 version=spec.version,
-                source="shipped",
+                source=self._shipped_by[spec.name, spec.version],
                 key=f"shipped:{spec.name}:{spec.version}",
                 max_batch_size=spec.max_batch_size,
                 max_queue_delay_us=spec.max_queue_delay_us,
@@ -236,7 +243,7 @@ class ModelCatalog:
         return self._sessions.get_or_load(ref.key, build)
 
     def _read(self, ref: ModelRef) -> bytes:
-        if ref.source == "shipped":
+        if ref.source in SHIPPED:
             return self.shipped[ref.name][ref.version].path.read_bytes()
         return self.store.get(ref.key)
 
