@@ -426,12 +426,6 @@ async def test_an_empty_request_gets_an_empty_answer(pool: ThreadPoolExecutor) -
     assert len(recorder.feeds) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG batching.py: requests whose inputs disagree on the first dimension are batched "
-    "(_shape_key keys on shape[1:] only; rows come from the first input), so another "
-    "request's rows leak into the answer",
-)
 async def test_inputs_disagreeing_on_rows_do_not_mix_with_other_requests(
     pool: ThreadPoolExecutor,
 ) -> None:

@@ -49,6 +49,14 @@ class _Item:
 
 
 def _shape_key(feed: Feed) -> tuple[Any, ...]:
+    """What requests must agree on to share a run: every input's dtype and non-batch shape.
+
+    A request whose inputs disagree on the batch dimension (one broadcasts against another)
+    gets a key equal to no other, so it always runs alone: concatenating it with others would
+    mix their rows.
+    """
+    if len({a.shape[0] for a in feed.values()}) > 1:
+        return (object(),)
     return tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(feed.items()))
 
 
@@ -82,7 +90,7 @@ class DynamicBatcher:
 
     async def submit(self, feed: Feed) -> tuple[Feed, Timing]:
         """Queue ``feed`` (every input with a batch axis) and wait for its own outputs."""
-        rows = next(iter(feed.values())).shape[0]
+        rows = max(a.shape[0] for a in feed.values())
         item = _Item(feed, rows, _shape_key(feed), asyncio.get_running_loop().create_future())
         self._pending.append(item)
         self._wakeup.set()
@@ -105,8 +113,12 @@ class DynamicBatcher:
                 await self._wakeup.wait()
                 continue
             await self._slots.acquire()
-            if self.max_queue_delay_s > 0:
-                await self._wait_for_more()
+            try:
+                if self.max_queue_delay_s > 0:
+                    await self._wait_for_more()
+            except asyncio.CancelledError:
+                self._slots.release()  # closed while waiting: the slot is not lost
+                raise
             batch = self._take()
             if not batch:
                 self._slots.release()

@@ -73,6 +73,8 @@ class LoadedModel:
         self.outputs = [_tensor(o) for o in session.get_outputs()]
         self.output_names = [t.name for t in self.outputs]
         self.batcher: DynamicBatcher | None = None
+        self.evicted = False
+        """Out of the cache: requests still holding it finish unbatched, nothing new starts."""
 
     @property
     def batchable(self) -> bool:
@@ -251,6 +253,7 @@ class ModelCatalog:
         return self._sessions.keys()
 
     def _evicted(self, model: LoadedModel) -> None:
+        model.evicted = True
         if model.batcher is not None:
             batcher = model.batcher
             model.batcher = None
@@ -309,7 +312,7 @@ class ModelCatalog:
         )
 
     def _batcher(self, model: LoadedModel, feed: dict[str, Any]) -> DynamicBatcher | None:
-        if not (self.settings.inference.dynamic_batching and model.batchable):
+        if model.evicted or not (self.settings.inference.dynamic_batching and model.batchable):
             return None
         if any(not isinstance(a, np.ndarray) or a.ndim == 0 for a in feed.values()):
             return None
