@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -105,12 +106,22 @@ row-level security reads (what :class:`backplane.db.tenancy.TenantSession` does 
 each transaction) in the same round trip. JSON comes back as text, decoded with msgspec."""
 
 
+_LIST_DECODER = msgspec.json.Decoder(list[Any])
+_DICT_DECODER = msgspec.json.Decoder(dict[str, Any])
+"""Built once: ``msgspec.json.decode(text, type=...)`` looks the type up again on every call,
+which cost more than the decoding of a task's (usually empty) arguments."""
+
+
 def _json_list(text: str | None) -> list[Any]:
-    return [] if text is None else msgspec.json.decode(text, type=list[Any])
+    if text is None or text == "[]":
+        return []
+    return _LIST_DECODER.decode(text)
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
-    return {} if text is None else msgspec.json.decode(text, type=dict[str, Any])
+    if text is None or text == "{}":
+        return {}
+    return _DICT_DECODER.decode(text)
 
 
 class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +164,41 @@ def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
     return tasks
 
 
+class _Handoff:
+    """One coroutine run on the loop for one waiting thread (see :meth:`_LoopThread.call`)."""
+
+    __slots__ = ("_coro", "_done", "_exception", "_task")
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+        self._done = threading.Lock()
+        self._done.acquire()  # released when the task is done
+        self._exception: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop
+        self._task = loop.create_task(self._coro)
+        self._task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:  # on the loop
+        if task.cancelled():
+            self._exception = CancelledError()
+        else:
+            self._exception = task.exception()
+        self._done.release()
+
+    def _cancel(self) -> None:  # on the loop, after start (callbacks run in order)
+        if self._task is not None:
+            self._task.cancel()
+
+    def wait(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        if not self._done.acquire(timeout=timeout):
+            loop.call_soon_threadsafe(self._cancel)
+            raise TimeoutError
+        if self._exception is not None:
+            raise self._exception
+
+
 class _LoopThread(threading.Thread):
     """An event loop in a thread: actor coroutines, the relay and the scheduler run here."""
 
@@ -172,6 +218,18 @@ class _LoopThread(threading.Thread):
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, None], timeout: float) -> None:
+        """Run ``coro`` on the loop and wait for it in the calling thread; on ``timeout``
+        cancel it and raise :class:`TimeoutError`.
+
+        What :meth:`submit` plus ``Future.result`` do, for the hot path of every task run,
+        without a ``concurrent.futures.Future`` chained to the task (its state copying,
+        condition variable and ``notify_all``): the task's done callback releases a lock the
+        calling thread waits on."""
+        handoff = _Handoff(coro)
+        self.loop.call_soon_threadsafe(handoff.start, self.loop)
+        handoff.wait(self.loop, timeout)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -230,12 +288,10 @@ class TaskRuntime:
         final = retries >= task.max_retries
         if self._thread is None:
             raise RuntimeError("the task runtime is not started")
-        future = self._thread.submit(self._run(task, uuid.UUID(outbox_id), retries + 1, final))
-        try:
-            future.result(timeout=task.time_limit_ms / 1000 + BACKSTOP_S)
-        except TimeoutError:
-            future.cancel()
-            raise
+        self._thread.call(
+            self._run(task, uuid.UUID(outbox_id), retries + 1, final),
+            task.time_limit_ms / 1000 + BACKSTOP_S,
+        )
 
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
@@ -405,7 +461,9 @@ class TaskRuntime:
         record the failure (after the rollback, which releases the row)."""
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
         _queue_latency.record((now - created).total_seconds(), {"task": task.name})
-        parent = propagate.extract(trace_context or {})
+        # No carrier (nothing was traced when it was enqueued): the current context, as
+        # extract({}) would return, without the propagators' work.
+        parent = propagate.extract(trace_context) if trace_context else None
         started = time.perf_counter()
         with _tracer.start_as_current_span(
             f"task {task.name}",
@@ -608,8 +666,33 @@ class TaskRuntime:
                 thread.loop.call_soon_threadsafe(self._wake.set)
 
     def _send(self, messages: list[dramatiq.Message[Any]]) -> None:
+        if self.kind == "redis" and len(messages) > 1:
+            self._send_pipelined(messages)
+            return
         for message in messages:
             self.broker.enqueue(message)
+
+    def _send_pipelined(self, messages: list[dramatiq.Message[Any]]) -> None:
+        """Redis: send a relay batch in one pipeline (one round trip, not one per message).
+
+        Each message still goes through the broker's own ``enqueue`` (its Redis message id,
+        middleware, the same dispatch script with the same arguments), on a shallow copy of
+        the broker whose dispatch script is bound to a non-transactional pipeline; the batch is
+        written by ``execute``, which raises if any command failed, before the caller marks the
+        rows sent (middleware ``after_enqueue`` hooks run as each message is queued in the
+        pipeline, just before; the kernel's middleware has none). A partly written batch is
+        sent again later, and a duplicate delivery finds its row already claimed. A copy, not
+        the broker itself: worker threads use the broker (their acks) concurrently."""
+        broker: Any = self.broker
+        pipeline = broker.client.pipeline(transaction=False)
+        batch = copy.copy(broker)
+        batch.scripts = {
+            **broker.scripts,
+            "dispatch": pipeline.register_script(broker.scripts["dispatch"].script),
+        }
+        for message in messages:
+            batch.enqueue(message)
+        pipeline.execute()
 
     async def _relay_forever(self) -> None:
         interval = self.settings.tasks.relay_interval_s
