@@ -1,30 +1,43 @@
 """The writes behind every recorded event, shared by the injected recorder and the events API.
 
-For each batch of newly inserted events (a batch of one for ``UsageRecorder.record``): the
-period counters of additive meters (hard limits held by one conditional ``UPDATE``), the hourly
-roll-ups (one multi-row upsert), the daily distinct-value sets of ``unique_count`` meters, and
-the once-per-period ``quota.reached`` notice. All in the caller's transaction, so the summaries
-commit exactly with the events they summarise, and rows are always touched in sorted key order
-(concurrent batches queue on the same rows instead of deadlocking).
+For each batch of newly inserted events (``UsageRecorder.record_many``, of which ``record`` is
+a batch of one, and ``POST /api/billing/events``): the period counters of additive meters (hard
+limits held by one conditional ``UPDATE``), the hourly roll-ups (one upsert), the daily
+distinct-value sets of ``unique_count`` meters, and the once-per-period ``quota.reached``
+notice. All in the caller's transaction, so the summaries commit exactly with the events they
+summarise, and rows are always touched in sorted key order (concurrent batches queue on the
+same rows instead of deadlocking).
+
+The statements run on the session's connection and each is compiled once per process (see
+:func:`cached_insert`): on the inference path, building and compiling a statement through the
+ORM used to cost more than the database spent running it.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, lambda_stmt, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.lambdas import StatementLambdaElement
 
 from backplane._contract import Meter
-from backplane.billing.models import QuotaNotice, UsageCounter, UsageDistinct, UsageRollup
+from backplane.billing.models import (
+    Entitlement,
+    QuotaNotice,
+    UsageCounter,
+    UsageDistinct,
+    UsageEvent,
+    UsageRollup,
+)
 
 MAX_DISTINCT_LENGTH = 200
 MAX_GROUP_KEY_LENGTH = 500
@@ -37,6 +50,50 @@ class EventError(ValueError):
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's ``INSERT`` (both support ``ON CONFLICT`` and ``RETURNING``)."""
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def cached_insert(session: AsyncSession, build: Callable[[Any], Any]) -> StatementLambdaElement:
+    """``build(insert_for(session))``, compiled once per dialect instead of once per call.
+
+    SQLAlchemy 2.0 never caches the compiled form of the dialects' ``INSERT`` constructs
+    (their ``ON CONFLICT`` clauses have no cache key), so the event insert and the roll-up
+    upsert were compiled afresh for every recorded event. A lambda statement's
+    cache key is its code plus the functions it closes over, so each ``build`` is run and
+    compiled once per dialect and process. ``build`` must be a module-level function whose
+    statement depends on nothing but the ``insert`` it is given, and the rows go in as
+    execution parameters (``connection.execute(statement, rows)``), never into the statement.
+    """
+    insert = insert_for(session)
+    return lambda_stmt(lambda: build(insert))
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, for the Core statements below: each names ``tenant_id``
+    itself (what the ORM's tenant criteria would add; row-level security still applies on
+    PostgreSQL), and skipping the ORM's per-statement work matters on the request path. They
+    read none of the session's pending objects, so nothing needs flushing first."""
+    return await session.connection()
+
+
+# Built once with named parameters: building and hashing a statement per call costs more
+# Python time than the database spends running it.
+_LIMITS = select(Entitlement.meter, Entitlement.limit, Entitlement.hard).where(
+    Entitlement.tenant_id == bindparam("tenant"),
+    Entitlement.meter.in_(bindparam("codes", expanding=True)),
+)
+_COUNTER_ROW = (
+    UsageCounter.tenant_id == bindparam("tenant"),
+    UsageCounter.meter == bindparam("code"),
+    UsageCounter.period_start == bindparam("start"),
+)
+_COUNTER = select(UsageCounter.value).where(*_COUNTER_ROW)
+_ADD = (
+    update(UsageCounter)
+    .where(*_COUNTER_ROW)
+    .values(value=UsageCounter.value + bindparam("amount"))
+    .returning(UsageCounter.value)
+)
+_ADD_WITHIN = _ADD.where(UsageCounter.value + bindparam("amount") <= bindparam("ceiling"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +151,46 @@ def day_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert events, skipping transaction ids the tenant recorded before; the ids inserted.
+
+    One statement for the whole list (SQLAlchemy's "insertmanyvalues" batches the rows into
+    one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``). The rows go in sorted by
+    transaction id: two batches that share ids wait on each other's index entries in the same
+    order instead of deadlocking.
+    """
+    if not rows:
+        return set()
+    rows = sorted(rows, key=lambda row: str(row["transaction_id"]))
+    connection = await connection_of(session)
+    inserted = await connection.execute(cached_insert(session, _event_insert), rows)
+    return set(inserted.scalars().all())
+
+
+def _event_insert(insert: Any) -> Any:
+    return (
+        insert(UsageEvent)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "transaction_id"])
+        .returning(UsageEvent.transaction_id)
+    )
+
+
+class Limit(NamedTuple):
+    """A tenant's limit on a meter (``hard``: refused beyond, else only notified)."""
+
+    limit: float
+    hard: bool
+
+
+async def entitlements_for(
+    session: AsyncSession, tenant_id: uuid.UUID, codes: list[str]
+) -> dict[str, Limit]:
+    """The tenant's limits on ``codes``, in one ``SELECT``."""
+    connection = await connection_of(session)
+    rows = await connection.execute(_LIMITS, {"tenant": tenant_id, "codes": codes})
+    return {meter: Limit(limit, hard) for meter, limit, hard in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """A newly inserted event, ready to be summarised."""
@@ -133,32 +230,44 @@ async def summarise(
         if resolved.distinct is not None:
             day = day_of(event.occurred_at)
             distinct.add((code, day, resolved.group_key, resolved.distinct))
-    insert = insert_for(session)
+    if not (rollups or distinct):
+        return
+    connection = await connection_of(session)
     if rollups:
-        statement = insert(UsageRollup).values([rollups[k] for k in sorted(rollups)])
-        new = statement.excluded
-        newer = or_null(UsageRollup.latest_at, new.latest_at)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant_id", "meter", "hour", "group_key"],
-                set_={
-                    "count": UsageRollup.count + new.count,
-                    "total": UsageRollup.total + new.total,
-                    "maximum": case(
-                        (new.maximum > UsageRollup.maximum, new.maximum),
-                        else_=UsageRollup.maximum,
-                    ),
-                    "latest": case((newer, new.latest), else_=UsageRollup.latest),
-                    "latest_at": case((newer, new.latest_at), else_=UsageRollup.latest_at),
-                },
-            )
-        )
+        # Sorted: concurrent transactions lock the same rows in the same order.
+        rows = [rollups[k] for k in sorted(rollups)]
+        await connection.execute(cached_insert(session, _rollup_upsert), rows)
     if distinct:
-        rows = [
+        values = [
             {"tenant_id": tenant_id, "meter": m, "day": d, "group_key": g, "value": v}
             for m, d, g, v in sorted(distinct)
         ]
-        await session.execute(insert(UsageDistinct).values(rows).on_conflict_do_nothing())
+        await connection.execute(cached_insert(session, _distinct_insert), values)
+
+
+def _rollup_upsert(insert: Any) -> Any:
+    """Merge a roll-up row into the stored one: counts and totals add, the maximum and the
+    latest value (by time) win."""
+    statement = insert(UsageRollup)
+    new = statement.excluded
+    newer = or_null(UsageRollup.latest_at, new.latest_at)
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "meter", "hour", "group_key"],
+        set_={
+            "count": UsageRollup.count + new.count,
+            "total": UsageRollup.total + new.total,
+            "maximum": case(
+                (new.maximum > UsageRollup.maximum, new.maximum),
+                else_=UsageRollup.maximum,
+            ),
+            "latest": case((newer, new.latest), else_=UsageRollup.latest),
+            "latest_at": case((newer, new.latest_at), else_=UsageRollup.latest_at),
+        },
+    )
+
+
+def _distinct_insert(insert: Any) -> Any:
+    return insert(UsageDistinct).on_conflict_do_nothing()
 
 
 def or_null(current: Any, incoming: Any) -> Any:
@@ -177,36 +286,27 @@ async def add_to_counter(
     """Add ``value`` to the period's counter unless that crosses ``limit``; the new total, or
     None when refused. One statement per attempt, so the check and the increment are one atomic
     step under the database's row lock."""
-    insert = insert_for(session)
-    condition = [
-        UsageCounter.tenant_id == tenant_id,
-        UsageCounter.meter == code,
-        UsageCounter.period_start == start,
-    ]
+    connection = await connection_of(session)
+    row_of = {"tenant": tenant_id, "code": code, "start": start}
+    adding = (
+        (_ADD, {**row_of, "amount": value})
+        if limit is None
+        else (_ADD_WITHIN, {**row_of, "amount": value, "ceiling": limit})
+    )
     for _ in range(5):
-        guarded = condition if limit is None else [*condition, UsageCounter.value + value <= limit]
-        row = (
-            await session.execute(
-                update(UsageCounter)
-                .where(*guarded)
-                .values(value=UsageCounter.value + value)
-                .returning(UsageCounter.value)
-            )
-        ).first()
+        row = (await connection.execute(*adding)).first()
         if row is not None:
             return float(row[0])
-        current = await session.scalar(select(UsageCounter.value).where(*condition))
+        current = await connection.scalar(_COUNTER, row_of)
         if current is not None:
             if limit is not None and current + value > limit:
                 return None  # the limit refused the increment
             continue  # the row appeared after our update looked: try again
         if limit is not None and value > limit:
             return None
-        created = await session.execute(
-            insert(UsageCounter)
-            .values(tenant_id=tenant_id, meter=code, period_start=start, value=value)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "meter", "period_start"])
-            .returning(UsageCounter.value)
+        created = await connection.execute(
+            cached_insert(session, _counter_insert),
+            {"tenant_id": tenant_id, "meter": code, "period_start": start, "value": value},
         )
         if created.first() is not None:
             return value
@@ -214,16 +314,19 @@ async def add_to_counter(
     return None
 
 
+def _counter_insert(insert: Any) -> Any:
+    return (
+        insert(UsageCounter)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "meter", "period_start"])
+        .returning(UsageCounter.value)
+    )
+
+
 async def counter_value(
     session: AsyncSession, tenant_id: uuid.UUID, code: str, start: datetime
 ) -> float:
-    current = await session.scalar(
-        select(UsageCounter.value).where(
-            UsageCounter.tenant_id == tenant_id,
-            UsageCounter.meter == code,
-            UsageCounter.period_start == start,
-        )
-    )
+    connection = await connection_of(session)
+    current = await connection.scalar(_COUNTER, {"tenant": tenant_id, "code": code, "start": start})
     return float(current or 0)
 
 
@@ -240,11 +343,10 @@ async def notice_if_reached(
     if used < limit:
         return
     start, end = period
-    inserted = await session.execute(
-        insert_for(session)(QuotaNotice)
-        .values(tenant_id=tenant_id, meter=code, period_start=start)
-        .on_conflict_do_nothing()
-        .returning(QuotaNotice.meter)
+    connection = await connection_of(session)
+    inserted = await connection.execute(
+        cached_insert(session, _notice_insert),
+        {"tenant_id": tenant_id, "meter": code, "period_start": start},
     )
     if inserted.first() is None:
         return
@@ -263,3 +365,7 @@ async def notice_if_reached(
         },
         tenant_id=tenant_id,
     )
+
+
+def _notice_insert(insert: Any) -> Any:
+    return insert(QuotaNotice).on_conflict_do_nothing().returning(QuotaNotice.meter)

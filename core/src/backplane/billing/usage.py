@@ -1,16 +1,19 @@
 """Recording usage in the caller's transaction, idempotently, with hard quotas held atomically.
 
-``UsageRecorder.record`` inserts the event with ``ON CONFLICT DO NOTHING`` on
-``(tenant_id, transaction_id)`` (a repeated id is ignored, even concurrently), then adds the
-value to the period's counter with one conditional ``UPDATE ... WHERE value + :v <= :limit``
-when the tenant has a hard limit on the meter, then adds the event to the hourly roll-ups
-(:mod:`backplane.billing.recording`). Every write belongs to the caller's transaction: usage
-commits exactly when the business action does, and a refused request leaves nothing.
+``UsageRecorder.record_many`` (and ``record``, a batch of one) inserts the events with one
+multi-row ``INSERT ... ON CONFLICT DO NOTHING`` on ``(tenant_id, transaction_id)`` (a repeated
+id is ignored, even concurrently), reads the tenant's limits on the batch's meters in one
+``SELECT``, adds each additive meter's share to the period's counter with one conditional
+``UPDATE ... WHERE value + :v <= :limit`` when the tenant has a hard limit on the meter, then
+adds the new events to the hourly roll-ups in one upsert (:mod:`backplane.billing.recording`).
+Every write belongs to the caller's transaction: usage commits exactly when the business action
+does, and a refused request leaves nothing once the caller rolls back.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
 from backplane.billing.meters import ADDITIVE
-from backplane.billing.models import Entitlement, UsageEvent
 from backplane.billing.recording import (
+    Limit,
     Recorded,
     add_to_counter,
     counter_value,
-    insert_for,
+    entitlements_for,
+    insert_events,
     notice_if_reached,
     resolve,
     summarise,
@@ -53,6 +57,19 @@ class UsageResult(msgspec.Struct, frozen=True):
     limit: float | None = None
     used: float | None = None
     reset_at: datetime | None = None
+
+
+class UsageItem(msgspec.Struct, frozen=True):
+    """One use for :meth:`UsageRecorder.record_many`: the arguments of one ``record`` call, so
+    that a handler metering several things per request pays for one batch of statements."""
+
+    code: str
+    value: float = 1
+    properties: dict[str, Any] | None = None
+    transaction_id: str | None = None
+    """Idempotency key per tenant (a fresh one when None: every call counts)."""
+    occurred_at: datetime | None = None
+    """When the use happened (now when None); decides the period and the roll-up hour."""
 
 
 def period_bounds(moment: datetime) -> tuple[datetime, datetime]:
@@ -89,69 +106,133 @@ class UsageRecorder:
         properties: dict[str, Any] | None = None,
         occurred_at: datetime | None = None,
     ) -> UsageResult:
-        meter = self.meters.get(code)
-        if meter is None:
-            raise UnknownMeterError(f"no meter {code!r} is registered")
+        """Record one use (a batch of one, so both entry points share every rule)."""
+        item = UsageItem(code, value, properties, transaction_id, occurred_at)
+        return (await self.record_many([item]))[0]
+
+    async def record_many(self, items: Sequence[UsageItem]) -> list[UsageResult]:
+        """Record ``items`` as if by one ``record`` call each, in order, in a few statements.
+
+        The results, the idempotency (a transaction id seen before, or earlier in the batch,
+        is not counted again), :class:`QuotaExceeded` (for the first item in batch order that
+        would cross a hard limit, with the usage it would have seen), ``self.results`` and
+        the ``quota.reached`` notice are those of the one-by-one calls. Every item is checked
+        before anything is written, so an invalid item leaves the transaction untouched; after
+        :class:`QuotaExceeded` the caller rolls back, as after ``record``.
+        """
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        recorded: list[Recorded] = []
+        for item in items:
+            meter = self.meters.get(item.code)
+            if meter is None:
+                raise UnknownMeterError(f"no meter {item.code!r} is registered")
+            if item.value < 0:
+                raise ValueError("usage values cannot be negative")
+            properties = item.properties or {}
+            resolved = resolve(meter, item.value, properties)  # EventError is a ValueError
+            occurred = (item.occurred_at or now).astimezone(UTC)
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "meter": item.code,
+                    "transaction_id": item.transaction_id or uuid.uuid4().hex,
+                    "value": resolved.value,
+                    "properties": properties,
+                    "occurred_at": occurred,
+                }
+            )
+            recorded.append(Recorded(meter, occurred, resolved))
+        if not rows:
+            return []
         tenant_id = session_tenant(self.session)
         if tenant_id is None:
             raise PermissionError("usage can only be recorded for a tenant")
-        if value < 0:
-            raise ValueError("usage values cannot be negative")
-        properties = properties or {}
-        resolved = resolve(meter, value, properties)  # EventError is a ValueError
-        occurred = (occurred_at or datetime.now(UTC)).astimezone(UTC)
-        event = {
-            "id": uuid.uuid4(),
-            "tenant_id": tenant_id,
-            "meter": code,
-            "transaction_id": transaction_id or uuid.uuid4().hex,
-            "value": resolved.value,
-            "properties": properties,
-            "occurred_at": occurred,
-        }
-        inserted = await self.session.execute(
-            insert_for(self.session)(UsageEvent)
-            .values(**event)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "transaction_id"])
-            .returning(UsageEvent.id)
-        )
-        if inserted.first() is None:
-            return UsageResult(recorded=False, meter=code)
-        result = UsageResult(recorded=True, meter=code)
-        if meter.aggregation in ADDITIVE:
-            result = await self._count(tenant_id, code, occurred, resolved.value)
-        await summarise(self.session, tenant_id, [Recorded(meter, occurred, resolved)])
-        return result
+        fresh, seen = [], set()  # an id repeated within the batch is a duplicate too
+        for position, row in enumerate(rows):
+            row["tenant_id"] = tenant_id
+            if row["transaction_id"] not in seen:
+                seen.add(row["transaction_id"])
+                fresh.append(position)
+        inserted = await insert_events(self.session, [rows[i] for i in fresh])
+        new = [i for i in fresh if rows[i]["transaction_id"] in inserted]
+        results = [UsageResult(recorded=False, meter=row["meter"]) for row in rows]
+        for i in new:
+            results[i] = UsageResult(recorded=True, meter=rows[i]["meter"])
+        await self._count(tenant_id, [(i, recorded[i]) for i in new], results)
+        await summarise(self.session, tenant_id, [recorded[i] for i in new])
+        return results
 
     async def _count(
-        self, tenant_id: uuid.UUID, code: str, occurred: datetime, value: float
-    ) -> UsageResult:
-        """Add to the period's counter, held by the tenant's hard limit if it has one."""
-        start, end = period_bounds(occurred)
-        entitlement = await self.session.get(Entitlement, {"tenant_id": tenant_id, "meter": code})
-        limit = entitlement.limit if entitlement is not None and entitlement.hard else None
-        used = await add_to_counter(self.session, tenant_id, code, start, value, limit)
-        if used is None:
-            if limit is None:
-                raise RuntimeError(f"could not add usage of {code} to its counter")
-            current = await counter_value(self.session, tenant_id, code, start)
-            raise QuotaExceeded(code, limit, current, end)
-        if entitlement is not None:
+        self, tenant_id: uuid.UUID, new: list[tuple[int, Recorded]], results: list[UsageResult]
+    ) -> None:
+        """Add the new events of additive meters to their period counters: one conditional
+        ``UPDATE`` per (meter, period), in sorted order so that concurrent batches queue on
+        the same rows instead of deadlocking, each held by the tenant's hard limit.
+
+        The results (and ``QuotaExceeded``) carry the running totals one call per event would
+        have seen, so headers and 429 bodies do not depend on how the events were batched.
+        """
+        groups: dict[tuple[str, datetime], list[int]] = {}
+        for position, event in new:
+            if event.meter.aggregation in ADDITIVE:
+                key = (event.meter.code, period_bounds(event.occurred_at)[0])
+                groups.setdefault(key, []).append(position)
+        if not groups:
+            return
+        values = {position: event.resolved.value for position, event in new}
+        limits = await entitlements_for(self.session, tenant_id, sorted({c for c, _ in groups}))
+        refusal: tuple[int, QuotaExceeded] | None = None
+        notices: list[tuple[str, tuple[datetime, datetime], Limit, list[float]]] = []
+        for (code, start), positions in sorted(groups.items()):
+            period = period_bounds(start)
+            entitlement = limits.get(code)
+            hard = entitlement.limit if entitlement is not None and entitlement.hard else None
+            added = [values[p] for p in positions]
+            total = sum(added)
+            used = await add_to_counter(self.session, tenant_id, code, start, total, hard)
+            if used is None:
+                if hard is None:
+                    raise RuntimeError(f"could not add usage of {code} to its counter")
+                # The item one call per item would have stopped at, and the usage it would
+                # have seen (the first item when none crosses: the counter moved meanwhile).
+                before = await counter_value(self.session, tenant_id, code, start)
+                totals = running_totals(before, added)
+                stop = next((i for i, t in enumerate(totals) if t > hard), 0)
+                if refusal is None or positions[stop] < refusal[0]:
+                    seen = totals[stop - 1] if stop else before
+                    refusal = (positions[stop], QuotaExceeded(code, hard, seen, period[1]))
+                totals = totals[:stop]
+            else:
+                totals = running_totals(used - total, added)
+                totals[-1] = used  # exactly what the database holds
+                if entitlement is not None:
+                    notices.append((code, period, entitlement, totals))
+            for position, so_far in zip(positions, totals, strict=False):
+                results[position] = UsageResult(
+                    recorded=True,
+                    meter=code,
+                    limit=entitlement.limit if entitlement is not None else None,
+                    used=so_far,
+                    reset_at=period[1],
+                )
+        counted = sorted(p for positions in groups.values() for p in positions)
+        if refusal is not None:  # the caller rolls back: the counters above go with it
+            self.results.extend(results[p] for p in counted if p < refusal[0])
+            raise refusal[1]
+        for code, period, entitlement, totals in notices:
+            # The total a one-by-one call first reached the limit with (the notice reports it).
+            reached = next((t for t in totals if t >= entitlement.limit), totals[-1])
             await notice_if_reached(
-                self.session,
-                tenant_id,
-                code,
-                (start, end),
-                entitlement.limit,
-                entitlement.hard,
-                used,
+                self.session, tenant_id, code, period, entitlement.limit, entitlement.hard, reached
             )
-        result = UsageResult(
-            recorded=True,
-            meter=code,
-            limit=entitlement.limit if entitlement else None,
-            used=used,
-            reset_at=end,
-        )
-        self.results.append(result)
-        return result
+        self.results.extend(results[p] for p in counted)
+
+
+def running_totals(start: float, values: list[float]) -> list[float]:
+    """The counter after each value, as adding them one by one would leave it."""
+    totals, current = [], start
+    for value in values:
+        current += value
+        totals.append(current)
+    return totals
