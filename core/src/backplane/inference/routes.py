@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
-from backplane.billing.usage import UsageRecorder
+from backplane.billing.usage import UsageItem, UsageRecorder
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import LoadedModel, ModelCatalog, ModelNotFoundError
@@ -134,8 +134,12 @@ class V2Controller(Controller):
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
         # Metered before running: a spent quota refuses the request without using the model.
         properties = {"model": name}
-        await usage.record("inference.requests", properties=properties)
-        await usage.record("inference.rows", rows, properties=properties)
+        await usage.record_many(
+            [
+                UsageItem("inference.requests", 1, properties),
+                UsageItem("inference.rows", rows, properties),
+            ]
+        )
         try:
             outputs = await _catalog(request).infer(
                 request.user.tenant_id,
