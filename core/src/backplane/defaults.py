@@ -162,6 +162,10 @@ def register_tasks(register: Any) -> None:
     # its time limit covers the HTTP attempt (webhooks.timeout_s) with room to record it.
     register(deliver_webhook, queue="backplane", max_retries=0, time_limit_ms=120_000)
     register(dispatch_webhooks, queue="backplane", schedule="* * * * *")
+    from backplane.retention import prune_history
+
+    # Hourly: finished tasks, past schedule periods and finished webhook deliveries, once old.
+    register(prune_history, queue="backplane", schedule="41 * * * *", time_limit_ms=600_000)
 
 
 @hookimpl

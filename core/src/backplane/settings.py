@@ -107,6 +107,10 @@ class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     more idle CPU)."""
     shutdown_timeout_s: float = 30.0
     """How long shutdown waits for running tasks before returning them to the queue."""
+    keep_finished_s: float = 7 * 86400.0
+    """Finished tasks' outbox rows and past schedule periods are deleted after this long (an
+    hourly kernel task). A done row is what acknowledges a redelivered duplicate without running
+    it: keep this far above ``resend_after_s``. Failed tasks stay until retried or removed."""
 
 
 class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -158,6 +162,8 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Endpoints per tenant."""
     dispatch_batch: int = 200
     """Due deliveries the periodic dispatcher queues per run."""
+    keep_history_s: float = 30 * 86400.0
+    """Finished deliveries (succeeded or failed) and their events are deleted after this long."""
     allow_http: bool = False
     """Development only: accept ``http://`` endpoint URLs (otherwise HTTPS is required)."""
     allow_private_addresses: bool = False

@@ -1,0 +1,66 @@
+"""History the kernel keeps for a while, then deletes: finished tasks, past schedule periods
+and finished billing webhook deliveries (an hourly kernel task).
+
+Without this the outbox gains a row per task, the schedule table one per job per period (the
+webhook dispatcher alone: 1,440 a day) and the webhook tables one per event and delivery,
+forever. Failed tasks and pending deliveries are never deleted here: they wait for an operator
+or a retry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.billing.webhooks.config import settings_for
+from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
+from backplane.db.tenancy import bypass_tenancy
+from backplane.settings import Settings
+from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
+
+
+async def prune_history(ctx: Any) -> None:
+    """Task (hourly): delete what :func:`prune` selects, with the application's settings."""
+    await prune(ctx.session, settings_for(ctx.session))
+
+
+async def prune(
+    session: AsyncSession, settings: Settings, now: datetime | None = None
+) -> dict[str, int]:
+    """Delete history older than the configured ``keep`` settings; the counts deleted."""
+    now = now or datetime.now(UTC)
+    tasks_before = now - timedelta(seconds=settings.tasks.keep_finished_s)
+    hooks_before = now - timedelta(seconds=settings.webhooks.keep_history_s)
+    counts: dict[str, int] = {}
+    result: Any = await session.execute(
+        delete(ScheduleRun).where(ScheduleRun.period_start < tasks_before)
+    )
+    counts["schedule_periods"] = result.rowcount
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status == DONE, OutboxMessage.finished_at < tasks_before
+        )
+    )
+    counts["tasks"] = result.rowcount
+    bypass_tenancy(session, "retention deletes every tenant's old webhook deliveries")
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":  # the transaction began before the bypass
+        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))
+    result = await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status.in_([SUCCEEDED, FAILED]),
+            WebhookDelivery.created_at < hooks_before,
+        )
+    )
+    counts["webhook_deliveries"] = result.rowcount
+    undelivered = ~exists(
+        select(WebhookDelivery.id).where(WebhookDelivery.event_id == WebhookEvent.id)
+    )
+    result = await session.execute(
+        delete(WebhookEvent).where(WebhookEvent.created_at < hooks_before, undelivered)
+    )
+    counts["webhook_events"] = result.rowcount
+    return counts

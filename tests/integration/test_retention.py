@@ -1,0 +1,128 @@
+"""History retention: old finished tasks, schedule periods and webhook deliveries are deleted;
+failed tasks, pending deliveries and anything recent stay (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from backplane.billing.webhooks.models import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from backplane.db import migrations
+from backplane.plugins import load_plugins
+from backplane.retention import prune
+from backplane.settings import Settings
+from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
+from backplane.tasks.models import FAILED as TASK_FAILED
+from tests.billing_helpers import session_for
+from tests.conftest import make_settings
+from tests.identity_helpers import seed_tenant
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+OLD_TASK = NOW - timedelta(days=8)  # past the 7-day default
+NEW_TASK = NOW - timedelta(days=6)
+OLD_HOOK = NOW - timedelta(days=31)  # past the 30-day default
+NEW_HOOK = NOW - timedelta(days=29)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Settings, list[uuid.UUID]]:
+    """Migrated settings (kernel only) and two tenants."""
+    env = {"BACKPLANE_PLUGINS": ""}
+    if request.param == "postgres":
+        env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    return settings, [seed_tenant(plugins, s).tenant_id for s in ("acme", "globex")]
+
+
+async def test_prune_deletes_only_old_finished_history(
+    world: tuple[Settings, list[uuid.UUID]],
+) -> None:
+    settings, tenants = world
+
+    def task(status: str, finished: datetime | None) -> OutboxMessage:
+        return OutboxMessage(
+            id=uuid.uuid4(), actor="core.x", queue="backplane", args=[], kwargs={},
+            trace_context={}, status=status, finished_at=finished,
+        )  # fmt: skip
+
+    kept_tasks = [task(DONE, NEW_TASK), task(TASK_FAILED, OLD_TASK), task("pending", None)]
+    old_done = task(DONE, OLD_TASK)
+    async with session_for(settings, None) as session:
+        session.add_all([*kept_tasks, old_done])
+        await session.flush()
+        session.add_all(
+            [
+                ScheduleRun(job="core.x", period_start=OLD_TASK, outbox_id=old_done.id),
+                ScheduleRun(job="core.x", period_start=NEW_TASK, outbox_id=kept_tasks[0].id),
+            ]
+        )
+    kept_deliveries: list[uuid.UUID] = []
+    old_events: list[uuid.UUID] = []
+    for tenant in tenants:
+        async with session_for(settings, tenant) as session:
+            endpoint = WebhookEndpoint(url="https://93.184.216.34/x", secret_sealed="s")
+            session.add(endpoint)
+            await session.flush()
+            for when, status in [
+                (OLD_HOOK, SUCCEEDED),  # deleted, and its event with it
+                (OLD_HOOK, FAILED),  # deleted
+                (OLD_HOOK, PENDING),  # kept: still to be sent (and its event)
+                (NEW_HOOK, SUCCEEDED),  # kept: recent
+            ]:
+                event = WebhookEvent(type="webhook.test", payload="{}", created_at=when)
+                session.add(event)
+                await session.flush()
+                delivery = WebhookDelivery(
+                    endpoint_id=endpoint.id, event_id=event.id, event_type=event.type,
+                    status=status, created_at=when,
+                )  # fmt: skip
+                session.add(delivery)
+                await session.flush()
+                if when == OLD_HOOK and status != PENDING:
+                    old_events.append(event.id)
+                else:
+                    kept_deliveries.append(delivery.id)
+
+    async with session_for(settings, None) as session:
+        counts = await prune(session, settings, NOW)
+    assert counts == {
+        "schedule_periods": 1,
+        "tasks": 1,
+        "webhook_deliveries": 4,
+        "webhook_events": 4,
+    }
+
+    async with session_for(settings, None) as session:
+        tasks_left = set(await session.scalars(select(OutboxMessage.id)))
+        assert tasks_left == {t.id for t in kept_tasks}
+        periods = list(await session.scalars(select(ScheduleRun.period_start)))
+        assert [p.replace(tzinfo=UTC) if p.tzinfo is None else p for p in periods] == [NEW_TASK]
+        deliveries = set(await session.scalars(select(WebhookDelivery.id)))
+        assert deliveries == set(kept_deliveries)
+        events = set(await session.scalars(select(WebhookEvent.id)))
+        assert not events & set(old_events)
+        assert len(events) == len(kept_deliveries)
+
+    async with session_for(settings, None) as session:  # nothing more to do: idempotent
+        assert set((await prune(session, settings, NOW)).values()) == {0}
+
+
+def test_the_kernel_schedules_it_hourly(data_dir: Path) -> None:
+    from backplane.tasks.runtime import TaskRuntime
+
+    runtime = TaskRuntime(load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""})))
+    task = runtime.tasks["core.prune_history"]
+    assert task.schedule == "41 * * * *"
