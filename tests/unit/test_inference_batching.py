@@ -446,3 +446,31 @@ async def test_inputs_disagreeing_on_rows_do_not_mix_with_other_requests(
     for expected, result in zip(alone, results, strict=True):
         assert not isinstance(result, BaseException), result
         np.testing.assert_array_equal(result[0]["y"], expected)
+
+
+async def test_closing_from_another_thread_happens_on_the_batchers_loop(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """The session cache evicts in the thread that loads another model: the queued request
+    still learns its model was unloaded, through the batcher's own event loop."""
+    started, gate = threading.Event(), threading.Event()
+
+    def run(names: list[str], feed: Feed) -> list[Any]:
+        started.set()
+        gate.wait(WAIT)
+        return [feed["x"] * 2]
+
+    batcher = _batcher(run, ["y"], pool, concurrency=1)
+    try:
+        running_task = asyncio.create_task(batcher.submit(_tagged(0, 1)))
+        await _started(started)
+        queued_task = asyncio.create_task(batcher.submit(_tagged(1, 1)))
+        await asyncio.sleep(0.01)
+        closer = threading.Thread(target=batcher.close_from_any_thread)
+        closer.start()
+        closer.join(WAIT)
+        with pytest.raises(RuntimeError, match="unloaded"):
+            await asyncio.wait_for(queued_task, WAIT)
+    finally:
+        gate.set()
+    await asyncio.wait_for(running_task, WAIT)

@@ -86,6 +86,7 @@ class DynamicBatcher:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.disabled_reason: str | None = None
 
     async def submit(self, feed: Feed) -> tuple[Feed, Timing]:
@@ -95,8 +96,23 @@ class DynamicBatcher:
         self._pending.append(item)
         self._wakeup.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._dispatch())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._dispatch())
         return await item.future
+
+    def close_from_any_thread(self) -> None:
+        """:meth:`close` on the batcher's own loop (eviction happens in a loading thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.close()
+        else:
+            loop.call_soon_threadsafe(self.close)
 
     def close(self) -> None:
         if self._task is not None:

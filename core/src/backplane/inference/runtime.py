@@ -253,16 +253,11 @@ class ModelCatalog:
         return self._sessions.keys()
 
     def _evicted(self, model: LoadedModel) -> None:
+        """Called by the cache, usually in the thread that loaded another model."""
         model.evicted = True
-        if model.batcher is not None:
-            batcher = model.batcher
-            model.batcher = None
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                batcher.close()
-            else:
-                loop.call_soon(batcher.close)
+        batcher, model.batcher = model.batcher, None
+        if batcher is not None:
+            batcher.close_from_any_thread()
 
     # -- running ------------------------------------------------------------------------------
     async def infer(
