@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from backplane import __version__
 from backplane._providers import constant, request_dependencies
 from backplane.billing.context import configure as configure_billing
+from backplane.billing.group import UsageWriter
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.meters import collect_meters
 from backplane.billing.providers import active_provider
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.tasks = task_runtime
     app.state.meters = meters
     app.state.models = catalog
+    app.state.usage_writer = UsageWriter(sessionmaker, meters)
     app.state.sessionmaker = sessionmaker
     configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app

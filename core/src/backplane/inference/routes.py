@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
+from backplane.billing.group import UsageWriter
 from backplane.billing.usage import UsageItem, UsageRecorder
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
@@ -132,14 +133,18 @@ class V2Controller(Controller):
         infer_request, tensors = v2.decode_request(await request.body(), header_length)
         feed = model.check_inputs(tensors)
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
-        # Metered before running: a spent quota refuses the request without using the model.
+        # Metered (and committed, group-committed with concurrent requests) before running: a
+        # spent quota refuses the request without using the model.
         properties = {"model": name}
-        await usage.record_many(
+        writer: UsageWriter = request.app.state.usage_writer
+        metered = await writer.record(
+            request.user.tenant_id,
             [
                 UsageItem("inference.requests", 1, properties),
                 UsageItem("inference.rows", rows, properties),
-            ]
+            ],
         )
+        usage.results.extend(r for r in metered if r.used is not None)  # quota headers
         try:
             outputs = await _catalog(request).infer(
                 request.user.tenant_id,

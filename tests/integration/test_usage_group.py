@@ -1,0 +1,134 @@
+"""Group-committed metering (the V2 inference path): concurrent requests share transactions,
+and a hard limit still admits exactly as many as fit (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from backplane.app import create_app
+from backplane.billing.group import UsageWriter
+from backplane.billing.meters import collect_meters
+from backplane.billing.models import Entitlement, UsageCounter, UsageEvent
+from backplane.billing.usage import QuotaExceeded, UsageItem
+from backplane.db import migrations
+from backplane.db.engine import create_engine, create_sessionmaker
+from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.plugins import PluginSet, load_plugins
+from backplane.settings import Settings
+from backplane.testing import SeededTenant, seed_tenant
+from tests.conftest import make_settings
+
+METER = "inference.requests"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, data_dir: Path) -> tuple[PluginSet, SeededTenant]:
+    env = {"BACKPLANE_PLUGINS": "", "BACKPLANE_DB__POOL_SIZE": "10"}
+    if request.param == "postgres":
+        env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    return plugins, seed_tenant(plugins, "acme")
+
+
+async def set_limit(settings: Settings, tenant: SeededTenant, limit: float) -> None:
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        bypass_tenancy(session, "test sets a quota")
+        session.add(Entitlement(tenant_id=tenant.tenant_id, meter=METER, limit=limit, hard=True))
+        await session.commit()
+    await engine.dispose()
+
+
+async def totals(settings: Settings, tenant: SeededTenant) -> tuple[float, int]:
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        bind_tenant(session, tenant.tenant_id)
+        counted = await session.scalar(
+            select(func.sum(UsageCounter.value)).where(UsageCounter.meter == METER)
+        )
+        events = await session.scalar(
+            select(func.count()).select_from(UsageEvent).where(UsageEvent.meter == METER)
+        )
+    await engine.dispose()
+    return float(counted or 0), int(events or 0)
+
+
+async def test_concurrent_requests_share_rounds_and_the_limit_admits_exactly(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    plugins, tenant = world
+    settings = plugins.settings
+    await set_limit(settings, tenant, 20)
+    engine = create_engine(settings)
+    writer = UsageWriter(create_sessionmaker(engine), collect_meters(plugins))
+
+    async def request(i: int) -> Any:
+        try:
+            return await writer.record(
+                tenant.tenant_id,
+                [
+                    UsageItem(METER, 1, {"model": "m"}),
+                    UsageItem("inference.rows", 3, {"model": "m"}),
+                ],
+            )
+        except QuotaExceeded as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*[request(i) for i in range(60)])
+    await engine.dispose()
+    admitted = [o for o in outcomes if isinstance(o, list)]
+    refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
+    assert (len(admitted), len(refused)) == (20, 40)
+    assert all(r[0].used is not None and r[0].used <= 20 for r in admitted)
+    assert sorted(r[0].used for r in admitted) == [float(n) for n in range(1, 21)]
+    assert all(e.meter == METER and e.limit == 20 for e in refused)
+    assert await totals(settings, tenant) == (20.0, 20)
+
+
+async def test_without_a_limit_in_reach_concurrent_requests_share_transactions(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    plugins, tenant = world
+    engine = create_engine(plugins.settings)
+    writer = UsageWriter(create_sessionmaker(engine), collect_meters(plugins))
+    results = await asyncio.gather(
+        *[writer.record(tenant.tenant_id, [UsageItem(METER)]) for _ in range(60)]
+    )
+    await engine.dispose()
+    assert all(r[0].recorded for r in results)
+    # 60 requests, one or two transactions (all queued before the writer's first round, or the
+    # first alone and the rest together); a transaction per request before group commit.
+    assert writer.rounds <= 2
+    assert await totals(plugins.settings, tenant) == (60.0, 60)
+
+
+async def test_v2_requests_over_the_quota_get_429_before_running(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    plugins, tenant = world
+    settings = plugins.settings
+    await set_limit(settings, tenant, 10)
+    body = {
+        "inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1] * 4}]
+    }
+    async with AsyncTestClient(create_app(settings, plugins=plugins), timeout=60) as client:
+        client.headers.update(tenant.headers)
+        responses = await asyncio.gather(
+            *[client.post("/v2/models/iris_classifier/infer", json=body) for _ in range(30)]
+        )
+        statuses = sorted(r.status_code for r in responses)
+        assert (statuses.count(200), statuses.count(429)) == (10, 20), statuses
+        accepted = next(r for r in responses if r.status_code == 200)
+        assert accepted.headers["X-Quota-Limit"] == "10"
+        refused = next(r for r in responses if r.status_code == 429)
+        assert refused.json()["meter"] == METER
+        stats = (await client.get("/v2/models/iris_classifier/stats")).json()
+        assert stats["model_stats"][0]["inference_stats"]["success"]["count"] == 10  # ran: 10
+    assert await totals(settings, tenant) == (10.0, 10)
