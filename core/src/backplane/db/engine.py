@@ -14,11 +14,7 @@ from backplane.settings import Settings
 
 
 def create_engine(
-    settings: Settings,
-    *,
-    for_migrations: bool = False,
-    pre_ping: bool = True,
-    sqlite_write_transactions: bool = False,
+    settings: Settings, *, for_migrations: bool = False, pre_ping: bool = True
 ) -> AsyncEngine:
     """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
 
@@ -26,12 +22,6 @@ def create_engine(
     ``pre_ping=False`` skips the liveness check on every checkout (on asyncpg a ``BEGIN``,
     ``SELECT``, ``ROLLBACK``: three round trips); only for callers that retry a statement that
     failed on a dead connection themselves, as the task runtime does.
-
-    ``sqlite_write_transactions`` makes every SQLite transaction ``BEGIN IMMEDIATE``, for an
-    engine whose transactions all write (the task runtime's claim, relay and scheduler). The
-    driver's deferred ``BEGIN`` starts as a reader and upgrades on its first write, which in
-    WAL mode fails at once when another writer committed in between; an immediate one queues
-    for the write lock instead.
     """
     from backplane.telemetry import instrument_database
 
@@ -44,11 +34,6 @@ def create_engine(
         options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
         engine = create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if sqlite_write_transactions:
-            # SQLAlchemy's recipe for the pysqlite family: the driver emits no BEGIN of its
-            # own, the engine emits the one we choose.
-            event.listen(engine.sync_engine, "connect", _sqlite_driver_begins_nothing)
-            event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     options["pool_size"] = settings.db.pool_size
     options["max_overflow"] = settings.db.max_overflow
@@ -62,14 +47,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-def _sqlite_driver_begins_nothing(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -532,7 +532,7 @@ class TaskRuntime:
     async def _open(self) -> None:
         # No pre-ping (three round trips per checkout on asyncpg): the claim retries once on a
         # dead connection, and the relay and scheduler retry on their next tick.
-        self._engine = create_engine(self.settings, pre_ping=False, sqlite_write_transactions=True)
+        self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
         self._asyncpg = self._engine.dialect.driver == "asyncpg"
         self._stopping = asyncio.Event()
