@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, text
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
-from backplane.db.tenancy import bypass_tenancy
+from backplane.db.tenancy import bypass_tenancy_now
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 
@@ -45,10 +45,7 @@ async def prune(
         )
     )
     counts["tasks"] = result.rowcount
-    bypass_tenancy(session, "retention deletes every tenant's old webhook deliveries")
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":  # the transaction began before the bypass
-        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))
+    await bypass_tenancy_now(session, "retention deletes every tenant's old webhook deliveries")
     result = await session.execute(
         delete(WebhookDelivery).where(
             WebhookDelivery.status.in_([SUCCEEDED, FAILED]),

@@ -149,3 +149,13 @@ async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
             text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
             {"tenant_id": str(tenant_id) if tenant_id else ""},
         )
+
+
+async def bypass_tenancy_now(session: Any, reason: str) -> None:
+    """:func:`bypass_tenancy` for an async session already inside a transaction, including the
+    PostgreSQL setting row-level security reads (normally set when the transaction begins), as
+    :func:`rebind_tenant` does for a tenant. For kernel tasks whose session was opened for them."""
+    bypass_tenancy(session, reason)
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))

@@ -14,13 +14,10 @@ from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.auth import Principal, requires
-from backplane.inference.models import ModelVersion
 from backplane.inference.registry import (
     ModelOut,
     RegistryError,
@@ -28,8 +25,9 @@ from backplane.inference.registry import (
     delete_model,
     list_models,
     model_out,
+    model_versions,
 )
-from backplane.inference.runtime import ModelCatalog, version_key
+from backplane.inference.runtime import ModelCatalog
 from backplane.inference.validation import ModelRejected
 from backplane.settings import Settings
 
@@ -122,24 +120,7 @@ def models_router(settings: Settings) -> Router:
         async def show(
             self, request: Req, db: NamedDependency[AsyncSession], name: FromPath[str]
         ) -> list[ModelOut]:
-            catalog = _catalog(request)
-            if name in catalog.shipped:
-                return [
-                    m
-                    for m in await list_models(db, catalog, request.user.tenant_id)
-                    if m.name == name
-                ]
-            rows = list(
-                await db.scalars(
-                    select(ModelVersion).where(
-                        ModelVersion.tenant_id == request.user.tenant_id,
-                        ModelVersion.name == name,
-                    )
-                )
-            )
-            if not rows:
-                raise NotFoundException(f"unknown model {name!r}")
-            return [model_out(r) for r in sorted(rows, key=lambda r: version_key(r.version))]
+            return await model_versions(db, _catalog(request), request.user.tenant_id, name)
 
         @delete(
             ["/{name:str}", "/{name:str}/versions/{version:str}"],

@@ -180,6 +180,21 @@ async def list_models(
     return shipped + [model_out(r) for r in own]
 
 
+async def model_versions(
+    db: AsyncSession, catalog: ModelCatalog, tenant_id: uuid.UUID, name: str
+) -> list[ModelOut]:
+    """The versions of one model the tenant can call, oldest first; 404 if none."""
+    if name in catalog.shipped:
+        return [m for m in await list_models(db, catalog, tenant_id) if m.name == name]
+    rows = await db.scalars(
+        select(ModelVersion).where(ModelVersion.tenant_id == tenant_id, ModelVersion.name == name)
+    )
+    found = sorted(rows, key=lambda r: version_key(r.version))
+    if not found:
+        raise RegistryError(f"unknown model {name!r}", 404)
+    return [model_out(r) for r in found]
+
+
 def model_out(row: ModelVersion) -> ModelOut:
     return ModelOut(
         name=row.name,

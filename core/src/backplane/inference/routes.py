@@ -15,7 +15,12 @@ from backplane.billing.group import UsageWriter
 from backplane.billing.usage import UsageItem, UsageRecorder
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
-from backplane.inference.runtime import LoadedModel, ModelCatalog, ModelNotFoundError
+from backplane.inference.runtime import (
+    LoadedModel,
+    ModelCatalog,
+    ModelNotFoundError,
+    pick_version,
+)
 from backplane.inference.stats import ModelStatsResponse
 
 JSON = "application/json"
@@ -73,7 +78,7 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = _catalog(request)
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await _load(request, db, name, version)
+        model = await asyncio.to_thread(catalog.load, pick_version(refs, version))
         return Response(model.metadata([r.version for r in refs]))
 
     @get(

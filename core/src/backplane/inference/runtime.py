@@ -137,6 +137,17 @@ def version_key(version: str) -> tuple[int, int, str]:
     return (1, int(version), version) if version.isdigit() else (0, 0, version)
 
 
+def pick_version(refs: list[ModelRef], version: str | None) -> ModelRef:
+    """``version`` of a model's versions (oldest first, as :meth:`ModelCatalog.versions` gives
+    them), or the latest when ``version`` is None."""
+    if version is None:
+        return refs[-1]
+    for ref in refs:
+        if ref.version == version:
+            return ref
+    raise ModelNotFoundError(f"model {refs[-1].name!r} has no version {version!r}")
+
+
 class ModelCatalog:
     """Every model a tenant may call, loaded lazily, run off the event loop."""
 
@@ -188,13 +199,7 @@ class ModelCatalog:
     async def resolve(
         self, db: AsyncSession, tenant_id: uuid.UUID, name: str, version: str | None
     ) -> ModelRef:
-        refs = await self.versions(db, tenant_id, name)
-        if version is None:
-            return refs[-1]
-        for ref in refs:
-            if ref.version == version:
-                return ref
-        raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
+        return pick_version(await self.versions(db, tenant_id, name), version)
 
     async def _tenant_versions(
         self, db: AsyncSession, tenant_id: uuid.UUID, name: str

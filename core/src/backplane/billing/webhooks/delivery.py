@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.webhooks.config import settings_for
@@ -32,7 +32,7 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.billing.webhooks.sealing import unseal
-from backplane.db.tenancy import bypass_tenancy
+from backplane.db.tenancy import bypass_tenancy_now
 from backplane.settings import Settings, WebhookSettings
 
 if TYPE_CHECKING:
@@ -138,10 +138,7 @@ async def dispatch_webhooks(ctx: Any) -> None:
 
 async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
     """Add a delivery task for each due pending delivery, oldest first; return how many."""
-    bypass_tenancy(session, "webhook dispatcher queues due deliveries of every tenant")
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":  # the transaction began before the bypass
-        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))
+    await bypass_tenancy_now(session, "webhook dispatcher queues due deliveries of every tenant")
     rows = (
         await session.execute(
             select(WebhookDelivery.id, WebhookDelivery.tenant_id)
