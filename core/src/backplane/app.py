@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     meters = collect_meters(plugins)
     billing = configure_billing(plugins)  # for tasks and hooks, which get no app
     active_provider(billing.providers, settings.billing.provider)  # a typo fails at start
-    catalog = ModelCatalog(plugins)
+    catalog = ModelCatalog(plugins, sessionmaker)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -60,6 +60,10 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Owner connection for ``backplane db`` commands (PostgreSQL); defaults to the app's URL."""
     app_role: str | None = None
     """The non-owner role the application connects as; granted DML after every upgrade."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
+    """SQLite only (WAL mode). ``NORMAL`` does not fsync each commit: a crash of the process
+    loses nothing, a power cut may lose the last commits but never corrupts the database.
+    ``FULL`` fsyncs every commit (durable across power loss, several ms per commit)."""
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -33,7 +33,12 @@ def create_engine(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
         engine = create_async_engine(url, **options)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        synchronous = settings.db.sqlite_synchronous
+
+        def pragmas(dbapi_connection: Any, _record: Any) -> None:
+            _sqlite_pragmas(dbapi_connection, synchronous)
+
+        event.listen(engine.sync_engine, "connect", pragmas)
         return engine
     options["pool_size"] = settings.db.pool_size
     options["max_overflow"] = settings.db.max_overflow
@@ -41,11 +46,14 @@ def create_engine(
     return create_async_engine(url, **options)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
+    if synchronous not in ("FULL", "NORMAL"):  # settings validate it; never interpolate others
+        raise ValueError(f"db.sqlite_synchronous must be FULL or NORMAL, got {synchronous!r}")
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
 

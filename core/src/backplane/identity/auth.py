@@ -281,9 +281,12 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
 
 
 def requires(permission: str) -> Any:
-    """A guard: the caller's role must hold ``permission`` (403 otherwise)."""
+    """A guard: the caller's role must hold ``permission`` (403 otherwise).
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    A coroutine function although it awaits nothing: Litestar runs a plain function guard in
+    its thread pool (``sync_to_thread``), a thread hop on every request."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = current_principal(connection)
         if principal is None or not principal.has(permission):
             raise PermissionDeniedException(f"missing permission {permission!r}")

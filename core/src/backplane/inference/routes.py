@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
 from backplane.billing.group import UsageWriter
-from backplane.billing.usage import UsageItem, UsageRecorder
+from backplane.billing.http import RESULTS_KEY
+from backplane.billing.usage import UsageItem
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import (
@@ -125,13 +126,13 @@ class V2Controller(Controller):
     async def infer(
         self,
         request: Request[Principal, Any, Any],
-        db: NamedDependency[AsyncSession],
         name: FromPath[str],
-        usage: NamedDependency[UsageRecorder],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
+        # The hot path takes no request session: the catalog reads the registry only when its
+        # cache has nothing current, and metering goes through the group-committing writer.
         settings = request.app.state.settings
-        model = await _load(request, db, name, version)
+        model = await _load(request, None, name, version)
         header_length = v2.parse_header_length(
             request.headers.get("inference-header-content-length")
         )
@@ -149,7 +150,10 @@ class V2Controller(Controller):
                 UsageItem("inference.rows", rows, properties),
             ],
         )
-        usage.results.extend(r for r in metered if r.used is not None)  # quota headers
+        # for the quota headers (billing.http.add_quota_headers)
+        cast(dict[str, Any], request.scope)[RESULTS_KEY] = [
+            r for r in metered if r.used is not None
+        ]
         try:
             outputs = await _catalog(request).infer(
                 request.user.tenant_id,
@@ -175,7 +179,7 @@ class V2Controller(Controller):
 
 
 async def _load(
-    request: Request[Principal, Any, Any], db: AsyncSession, name: str, version: str | None
+    request: Request[Principal, Any, Any], db: AsyncSession | None, name: str, version: str | None
 ) -> LoadedModel:
     """The model's session, created off the event loop on first use (loading can take a while).
 
@@ -183,4 +187,5 @@ async def _load(
     """
     catalog = _catalog(request)
     ref = await catalog.resolve(db, request.user.tenant_id, name, version)
-    return await asyncio.to_thread(catalog.load, ref)
+    loaded = catalog.loaded(ref)  # the usual case: no thread hop
+    return loaded if loaded is not None else await asyncio.to_thread(catalog.load, ref)

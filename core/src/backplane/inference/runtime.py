@@ -23,9 +23,10 @@ from typing import Any
 import msgspec
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import InferenceModel
+from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
 from backplane.inference.models import ModelVersion
@@ -151,8 +152,15 @@ def pick_version(refs: list[ModelRef], version: str | None) -> ModelRef:
 class ModelCatalog:
     """Every model a tenant may call, loaded lazily, run off the event loop."""
 
-    def __init__(self, plugins: PluginSet) -> None:
+    def __init__(
+        self,
+        plugins: PluginSet,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = plugins.settings
+        self._sessionmaker = sessionmaker
+        """Reads a tenant's registry rows when a caller passes no session (the V2 hot path
+        opens none: shipped and recently resolved models need no database)."""
         config = self.settings.inference
         self.shipped: dict[str, dict[str, InferenceModel]] = {}
         self._shipped_by: dict[tuple[str, str], str] = {}
@@ -170,9 +178,13 @@ class ModelCatalog:
         )
         self._registry: dict[tuple[uuid.UUID, str], tuple[float, list[ModelRef]]] = {}
         self._registry_lock = threading.Lock()
+        self._shipped_refs = {name: self._build_shipped_refs(name) for name in self.shipped}
 
     # -- resolution ---------------------------------------------------------------------------
     def shipped_refs(self, name: str) -> list[ModelRef]:
+        return self._shipped_refs.get(name, [])
+
+    def _build_shipped_refs(self, name: str) -> list[ModelRef]:
         return [
             ModelRef(
                 name=spec.name,
@@ -186,9 +198,12 @@ class ModelCatalog:
             for spec in self.shipped.get(name, {}).values()
         ]
 
-    async def versions(self, db: AsyncSession, tenant_id: uuid.UUID, name: str) -> list[ModelRef]:
+    async def versions(
+        self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
+    ) -> list[ModelRef]:
         """The versions of ``name`` the tenant can call, oldest first (a shipped name wins:
-        uploads cannot take one)."""
+        uploads cannot take one). With no ``db``, the catalog's own session reads the registry
+        when its cache has nothing current."""
         refs = self.shipped_refs(name)
         if not refs:
             refs = await self._tenant_versions(db, tenant_id, name)
@@ -197,12 +212,12 @@ class ModelCatalog:
         return sorted(refs, key=lambda r: version_key(r.version))
 
     async def resolve(
-        self, db: AsyncSession, tenant_id: uuid.UUID, name: str, version: str | None
+        self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str, version: str | None
     ) -> ModelRef:
         return pick_version(await self.versions(db, tenant_id, name), version)
 
     async def _tenant_versions(
-        self, db: AsyncSession, tenant_id: uuid.UUID, name: str
+        self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
     ) -> list[ModelRef]:
         key = (tenant_id, name)
         now = time.monotonic()
@@ -210,13 +225,19 @@ class ModelCatalog:
             cached = self._registry.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        rows = await db.scalars(
-            select(ModelVersion).where(
-                ModelVersion.tenant_id == tenant_id,
-                ModelVersion.name == name,
-                ModelVersion.status == "ready",
-            )
+        query = select(ModelVersion).where(
+            ModelVersion.tenant_id == tenant_id,
+            ModelVersion.name == name,
+            ModelVersion.status == "ready",
         )
+        if db is not None:
+            rows = list(await db.scalars(query))
+        elif self._sessionmaker is not None:
+            async with self._sessionmaker() as session:
+                bind_tenant(session, tenant_id)
+                rows = list(await session.scalars(query))
+        else:
+            raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
         refs = [
             ModelRef(
                 name=row.name,
@@ -248,6 +269,10 @@ class ModelCatalog:
             return LoadedModel(ref, session, len(data)), len(data)
 
         return self._sessions.get_or_load(ref.key, build)
+
+    def loaded(self, ref: ModelRef) -> LoadedModel | None:
+        """The model's session if it is already loaded (never blocks: no thread hop needed)."""
+        return self._sessions.get(ref.key)
 
     def _read(self, ref: ModelRef) -> bytes:
         if ref.source in SHIPPED:
