@@ -28,6 +28,7 @@ versions reproduces the same files byte for byte.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -211,7 +212,51 @@ def build() -> None:
     print(f"  wrote {buf_path.name}: {buf_path.stat().st_size} bytes, manifest.json")
 
 
-def main() -> int:
+def build_benchmark_mlp(path: Path, features: int, hidden: int) -> None:
+    """A wide MLPRegressor (``features`` -> ``hidden`` -> ``hidden`` -> 1) for ``bench/inference``.
+
+    Too big to ship (tens of MB at the sizes the benchmark uses) and not needed by any test, so
+    it is built on demand, trained for a few epochs on seeded synthetic data like ``wide_mlp``,
+    checked against scikit-learn's own predictions, and written to ``path``. Its point is a
+    single-row run that costs more than a request's fixed cost, so that batching can pay.
+    """
+    rng = np.random.RandomState(SEED)
+    x, y = make_regression(
+        n_samples=512, n_features=features, n_informative=64, noise=0.1, random_state=rng
+    )
+    y = y / np.std(y)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(hidden, hidden), max_iter=2, batch_size=128, random_state=SEED
+    )
+    with warnings.catch_warnings():  # 2 epochs on purpose: a real model, built in seconds
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(x, y)
+    rows = _rows(x)
+    data = _convert(mlp, features)
+    _check_with_onnxruntime(
+        path.stem, data, rows, {"variable": mlp.predict(rows.astype(np.float64)).reshape(-1, 1)}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    print(f"  wrote {path}: {len(data)} bytes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--benchmark-mlp",
+        type=Path,
+        metavar="FILE",
+        help="instead of the shipped models, write only the benchmark's wide MLP to FILE",
+    )
+    parser.add_argument("--features", type=int, default=1024, help="its input width (1024)")
+    parser.add_argument("--hidden", type=int, default=4096, help="its hidden width (4096)")
+    options = parser.parse_args(argv)
+    if options.features < 64 or options.hidden < 1:
+        parser.error("--features must be >= 64 and --hidden >= 1")
+    if options.benchmark_mlp is not None:
+        build_benchmark_mlp(options.benchmark_mlp, options.features, options.hidden)
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     with threadpool_limits(limits=1):
         build()

@@ -87,7 +87,10 @@ from _common import (  # noqa: E402 - after the path set-up above
 )
 from v2client import Body, binary_request, decode_response, json_request  # noqa: E402
 
-MODEL = "wide_mlp"
+SHIPPED_MODEL = "wide_mlp"
+BENCH_MODEL = "bench_mlp"
+MODEL = SHIPPED_MODEL
+"""The model served; ``main`` sets it from ``--model`` before anything uses it."""
 MLSERVER_VERSION = "1.7.1"
 PEERS = HERE / ".peers"
 SLUG = "bench"
@@ -114,17 +117,70 @@ class ModelInfo:
     features: int
 
 
-def model_info() -> ModelInfo:
-    from backplane.models import example_model, resource
+def model_info(model_file: Path | None) -> ModelInfo:
+    """The shipped ``wide_mlp`` (``model_file`` None) or a built model's signature and bytes."""
+    if model_file is None:
+        from backplane.models import example_model, resource
 
-    spec = example_model(MODEL)
-    data = resource(spec.file).read_bytes()
+        spec = example_model(SHIPPED_MODEL)
+        data = resource(spec.file).read_bytes()
+        return ModelInfo(
+            data=data,
+            input_name=spec.inputs[0].name,
+            output_names=[o.name for o in spec.outputs],
+            features=int(spec.inputs[0].shape[1]),
+        )
+    data = model_file.read_bytes()
+    session = make_session(data)
+    (first,) = session.get_inputs()
     return ModelInfo(
         data=data,
-        input_name=spec.inputs[0].name,
-        output_names=[o.name for o in spec.outputs],
-        features=int(spec.inputs[0].shape[1]),
+        input_name=first.name,
+        output_names=[o.name for o in session.get_outputs()],
+        features=int(first.shape[1]),
     )
+
+
+def build_bench_model(features: int, hidden: int) -> Path:
+    """``scripts/build_example_models.py --benchmark-mlp``, cached under ``.peers/models``.
+
+    Trained by scikit-learn and converted by skl2onnx in this environment (the bench's tox
+    environment has both); the cache key holds the sizes and both libraries' versions."""
+    try:
+        key = f"{version('scikit-learn')}-{version('skl2onnx')}"
+    except PackageNotFoundError:
+        raise BenchError(
+            "--model bench_mlp needs scikit-learn and skl2onnx here (tox -e bench-inference "
+            "has them), or use --model wide_mlp"
+        ) from None
+    path = PEERS / "models" / f"{BENCH_MODEL}-{features}x{hidden}-{key}.onnx"
+    if path.exists():
+        return path
+    print(f"bench: building {path.name} (scikit-learn, skl2onnx)", flush=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_example_models.py"),
+         "--benchmark-mlp", str(tmp), "--features", str(features), "--hidden", str(hidden)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise BenchError(f"building {BENCH_MODEL} failed:\n{result.stdout}\n{result.stderr}")
+    tmp.replace(path)
+    return path
+
+
+def upload_bench_model(
+    backplane: str, env: dict[str, str], cwd: Path, model_file: Path, batch: int, delay_us: int
+) -> None:
+    """``backplane models add``: the model goes through upload validation like any tenant's."""
+    result = subprocess.run(
+        [backplane, "models", "add", BENCH_MODEL, str(model_file), "--tenant", SLUG,
+         "--max-batch-size", str(batch), "--max-queue-delay-us", str(delay_us)],
+        capture_output=True, text=True, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        timeout=600, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise BenchError(f"backplane models add failed:\n{result.stdout}\n{result.stderr}")
 
 
 def make_session(data: bytes) -> Any:
@@ -651,6 +707,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/postgres: a fresh "
         "database per Backplane server is created there and dropped after (default: SQLite)",
     )
+    parser.add_argument(
+        "--model",
+        choices=(BENCH_MODEL, SHIPPED_MODEL),
+        default=BENCH_MODEL,
+        help=f"{BENCH_MODEL} (default): a wide MLP built here by scikit-learn and skl2onnx "
+        "(--features -> --hidden -> --hidden -> 1) and uploaded with `backplane models add`, "
+        f"big enough that a run costs more than a request; {SHIPPED_MODEL}: the kernel's "
+        "shipped example (0.05 ms a row: nothing for batching to share)",
+    )
+    parser.add_argument("--features", type=int, default=1024, help="bench_mlp input width")
+    parser.add_argument("--hidden", type=int, default=4096, help="bench_mlp hidden width")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="`backplane serve --workers` (1: one process, the shape MLServer serves HTTP in)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip MLServer (no goal (c))")
     parser.add_argument(
         "--peer-python",
@@ -673,8 +746,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         options.rounds, options.duration, options.warmup = 1, 3, 1
         options.latency_duration, options.runs = 2, 500
         options.no_record = True
-    if min(options.rounds, options.duration, options.latency_duration, options.concurrency) < 1:
-        parser.error("--rounds, --duration, --latency-duration, --concurrency must be >= 1")
+    if min(options.rounds, options.duration, options.latency_duration, options.concurrency,
+           options.workers) < 1:  # fmt: skip
+        parser.error(
+            "--rounds, --duration, --latency-duration, --concurrency, --workers must be >= 1"
+        )
+    if options.features < 64 or options.hidden < 1:
+        parser.error("--features must be >= 64, --hidden >= 1")
     if options.client == "wrk" and not shutil.which("wrk"):
         parser.error("--client wrk: no `wrk` on PATH (apt-get install wrk)")
     if options.profile is not None and py_spy() is None:
@@ -686,12 +764,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global MODEL  # noqa: PLW0603 - read by the helpers above; set once, before any use
     options = parse_args(argv)
     exit_on_sigterm()
     started = time.monotonic()
     load_before = load_average()
     extra = dict(item.split("=", 1) for item in options.set)
-    info = model_info()
+    MODEL = options.model
+    built = build_bench_model(options.features, options.hidden) if MODEL == BENCH_MODEL else None
+    info = model_info(built)
     ort_version = version("onnxruntime")
     peer_python = None
     if not options.no_peer:
@@ -742,11 +823,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             env = backplane_env(work / key, batching, extra, database_url)
             api_key = prepare_backplane(backplane, env, work)
+            if MODEL == BENCH_MODEL:
+                upload_bench_model(backplane, env, work, model_file, options.max_batch_size,
+                                   options.max_queue_delay_us)  # fmt: skip
             port = next_port()
             base = f"http://{HOST}:{port}"
             headers = {"Authorization": f"Bearer {api_key}"}
-            args = [backplane, "serve", "--host", HOST, "--port", str(port), "--workers", "1",
-                    "--no-access-log"]  # fmt: skip
+            args = [backplane, "serve", "--host", HOST, "--port", str(port), "--workers",
+                    str(options.workers), "--no-access-log"]  # fmt: skip
             process = stack.enter_context(
                 server(SERVERS[key], args, env, work,
                        lambda b=base, h=headers: wait_ready(b, h), [port], START_TIMEOUT_S)
@@ -909,14 +993,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if k.startswith("a:bp-unbatched")
     ]
     batches = {k: statistics.median(v) for k, v in batch_stats.items()}
+    shape = (
+        "1 process"
+        if options.workers == 1
+        else f"process (Backplane: {options.workers} worker processes, MLServer: 1)"
+    )
     summary = [
         f"- machine: {facts['arch']}, {facts['cpus']} CPUs ({facts['cpu']}), {facts['memory']}, "
         f"Linux {facts['kernel']}, Python {facts['python']}; load average before {load_before}, "
         f"after {load_after} (the machine is shared; whole run {elapsed:.0f} s)",
-        f"- Backplane: `backplane serve --workers 1 --no-access-log`, kernel only, {database}, "
-        f"metering on (as shipped); {versions(['backplane-core', 'onnxruntime', 'numpy'])}, "
-        f"{versions(['litestar', 'uvicorn', 'msgspec'])}; dynamic batching per the kernel's "
-        f"`{MODEL}` registration, on/off by `BACKPLANE_INFERENCE__DYNAMIC_BATCHING`"
+        f"- Backplane: `backplane serve --workers {options.workers} --no-access-log`, kernel "
+        f"only, {database}, metering on (as shipped); "
+        f"{versions(['backplane-core', 'onnxruntime', 'numpy'])}, "
+        f"{versions(['litestar', 'uvicorn', 'uvloop', 'httptools', 'msgspec'])}; dynamic "
+        + (
+            f"batching per the kernel's `{MODEL}` registration"
+            if MODEL == SHIPPED_MODEL
+            else f"batching as uploaded (`backplane models add {MODEL} ... --max-batch-size "
+            f"{options.max_batch_size} --max-queue-delay-us {options.max_queue_delay_us}`)"
+        )
+        + ", on/off by `BACKPLANE_INFERENCE__DYNAMIC_BATCHING`"
         + (f"; extra settings: {', '.join(options.set)}" if options.set else ""),
         (
             f"- peer: MLServer {peer_info.get('mlserver')} in its own venv "
@@ -929,10 +1025,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if peer_python
             else "- peer: not measured (--no-peer)"
         ),
-        f"- shape: every server 1 process, 1 event loop, {os.cpu_count()} threads calling "
+        f"- shape: every server {shape}, 1 event loop, {os.cpu_count()} threads calling "
         "`session.run` (intra/inter-op threads 1, sequential, spinning off); no CPU pinning; "
         "all on 127.0.0.1",
-        f"- load: `{MODEL}` (FP32 [1, {info.features}] -> [1, 1]), single-row requests; client "
+        f"- load: `{MODEL}` (FP32 [1, {info.features}] -> [1, 1]"
+        + (
+            f", {len(info.data) / 1e6:.1f} MB, hidden {options.hidden} x 2, built by "
+            "`scripts/build_example_models.py --benchmark-mlp`"
+            if MODEL == BENCH_MODEL
+            else ""
+        )
+        + "), single-row requests; client "
         f"{client_version(options.client)}, one thread, separate process; {options.rounds} "
         f"interleaved rounds; (a) concurrency 1, 1 s warm-up + {options.latency_duration} s, "
         f"in-process `session.run` x {options.runs}; (b, c) concurrency {options.concurrency}, "
@@ -970,6 +1073,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = (
             f"{revision}; {facts['arch']}; {facts['cpus']}; {facts['cpu']}; {facts['python']}; "
             f"{options.client}; c={options.concurrency}; peer={bool(peer_python)}; {database}; "
+            f"model={MODEL}"
+            + (f"-{options.features}x{options.hidden}" if MODEL == BENCH_MODEL else "")
+            + f"; workers={options.workers}; "
             f"set={','.join(options.set)}"
         )
         marker = f"<!-- bench-inference-key: {key} -->"

@@ -474,3 +474,32 @@ async def test_closing_from_another_thread_happens_on_the_batchers_loop(
     finally:
         gate.set()
     await asyncio.wait_for(running_task, WAIT)
+
+
+async def test_stats_count_a_shared_run_once_per_tenant(pool: ThreadPoolExecutor) -> None:
+    """``execution_count`` is runs (Triton's meaning), ``inference_count`` rows: requests that
+    shared one run count one execution for their tenant, each tenant sharing it counts it."""
+    import uuid
+
+    from backplane.inference.stats import StatsBook
+
+    recorder = Recorder(_doubled)
+    batcher = _batcher(recorder, ["y"], pool, max_batch_size=64, max_queue_delay_us=200_000)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(batcher.submit(_tagged(i, 1)) for i in range(12))), WAIT
+    )
+    runs = {timing.run_id for _, timing in results}
+    assert 0 not in runs
+    assert len(runs) == len(recorder.feeds) < 12  # requests shared runs, one id per run
+
+    book, tenant_a, tenant_b = StatsBook(), uuid.uuid4(), uuid.uuid4()
+    for i, (_, timing) in enumerate(results):
+        book.success(tenant_a if i % 2 else tenant_b, "m", "1", 1, timing, 1)
+    book.success(tenant_a, "m", "1", 3, Timing(compute_ns=1), 1)  # an unbatched run of its own
+    (stats_a,) = book.read(tenant_a, "m", ["1"]).model_stats
+    (stats_b,) = book.read(tenant_b, "m", ["1"]).model_stats
+    runs_a = {t.run_id for i, (_, t) in enumerate(results) if i % 2}
+    runs_b = {t.run_id for i, (_, t) in enumerate(results) if not i % 2}
+    assert (stats_a.inference_count, stats_a.execution_count) == (6 + 3, len(runs_a) + 1)
+    assert (stats_b.inference_count, stats_b.execution_count) == (6, len(runs_b))
+    assert stats_a.inference_stats.success.count == 7  # requests, not runs

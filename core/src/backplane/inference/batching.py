@@ -16,6 +16,7 @@ kernels work on larger blocks.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +38,11 @@ class Timing:
     compute_ns: int = 0
     batch_requests: int = 1
     batch_rows: int = 0
+    run_id: int = 0
+    """The batched run this request shared (unique per process); 0: a run of its own."""
+
+
+_run_ids = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -189,9 +195,12 @@ class DynamicBatcher:
             self._slots.release()
         compute = time.perf_counter_ns() - started
         total_rows = sum(i.rows for i in batch)
+        run_id = next(_run_ids)
         for item, result in zip(batch, outputs, strict=True):
             if not item.future.done():
-                timing = Timing(started - item.enqueued_ns, compute, len(batch), total_rows)
+                timing = Timing(
+                    started - item.enqueued_ns, compute, len(batch), total_rows, run_id
+                )
                 item.future.set_result((result, timing))
 
     def _run_batch(self, batch: list[_Item]) -> list[Feed]:

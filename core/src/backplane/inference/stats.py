@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
@@ -17,6 +18,7 @@ from opentelemetry import metrics
 
 from backplane.inference.batching import Timing
 
+RECENT_RUNS = 1024
 _meter = metrics.get_meter("backplane.inference")
 _requests = _meter.create_counter(
     "backplane.inference.requests", unit="{request}", description="V2 inference requests"
@@ -69,6 +71,8 @@ class StatsBook:
     def __post_init__(self) -> None:
         self._stats: dict[tuple[uuid.UUID, str, str], ModelStats] = {}
         self._lock = threading.Lock()
+        # Batched runs already counted per entry: the requests of one run report one by one.
+        self._counted_runs: dict[tuple[uuid.UUID, str, str], OrderedDict[int, None]] = {}
 
     def _entry(self, tenant: uuid.UUID, name: str, version: str) -> ModelStats:
         key = (tenant, name, version)
@@ -84,7 +88,8 @@ class StatsBook:
             entry = self._entry(tenant, name, version)
             entry.last_inference = time.time_ns() // 1_000_000
             entry.inference_count += rows
-            entry.execution_count += 1
+            if self._first_of_run((tenant, name, version), timing.run_id):
+                entry.execution_count += 1
             stats = entry.inference_stats
             stats.success.count += 1
             stats.success.ns += total_ns
@@ -97,6 +102,21 @@ class StatsBook:
         _queue.record(timing.queue_ns / 1e9, attributes)
         _compute.record(timing.compute_ns / 1e9, attributes)
         _batch.record(timing.batch_requests, attributes)
+
+    def _first_of_run(self, key: tuple[uuid.UUID, str, str], run_id: int) -> bool:
+        """Whether this entry has not counted ``run_id`` yet (0, a run of one: never has).
+
+        Remembers the last ``RECENT_RUNS`` batched runs per entry: a run's requests all finish
+        within moments of each other, far fewer runs apart than that."""
+        if run_id == 0:
+            return True
+        counted = self._counted_runs.setdefault(key, OrderedDict())
+        if run_id in counted:
+            return False
+        counted[run_id] = None
+        if len(counted) > RECENT_RUNS:
+            counted.popitem(last=False)
+        return True
 
     def failure(self, tenant: uuid.UUID, name: str, version: str, total_ns: int) -> None:
         with self._lock:
