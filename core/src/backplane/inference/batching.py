@@ -198,9 +198,7 @@ class DynamicBatcher:
         run_id = next(_run_ids)
         for item, result in zip(batch, outputs, strict=True):
             if not item.future.done():
-                timing = Timing(
-                    started - item.enqueued_ns, compute, len(batch), total_rows, run_id
-                )
+                timing = Timing(started - item.enqueued_ns, compute, len(batch), total_rows, run_id)
                 item.future.set_result((result, timing))
 
     def _run_batch(self, batch: list[_Item]) -> list[Feed]:
