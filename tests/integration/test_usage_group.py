@@ -132,3 +132,87 @@ async def test_v2_requests_over_the_quota_get_429_before_running(
         stats = (await client.get("/v2/models/iris_classifier/stats")).json()
         assert stats["model_stats"][0]["inference_stats"]["success"]["count"] == 10  # ran: 10
     assert await totals(settings, tenant) == (10.0, 10)
+
+
+IRIS_BODY = {
+    "inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1] * 4}]
+}
+IRIS_METERS = frozenset({"inference.requests", "inference.rows"})
+
+
+async def test_a_tenant_without_limits_runs_while_its_usage_commits(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    """After a round that found no limit on the tenant's meters, requests start running while
+    their usage commits; each still answers only once its usage is in, and usage is exact."""
+    plugins, tenant = world
+    settings = plugins.settings
+    app = create_app(settings, plugins=plugins)
+    async with AsyncTestClient(app, timeout=60) as client:
+        client.headers.update(tenant.headers)
+        writer: UsageWriter = app.state.usage_writer
+        assert not writer.unlimited(tenant.tenant_id, IRIS_METERS)  # nothing learnt yet
+        first = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+        assert first.status_code == 200
+        assert "X-Quota-Limit" not in first.headers
+        assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
+        responses = await asyncio.gather(
+            *[client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY) for _ in range(20)]
+        )
+        assert [r.status_code for r in responses] == [200] * 20
+        assert {r.json()["outputs"][0]["data"][0] for r in responses} == {
+            first.json()["outputs"][0]["data"][0]
+        }
+    assert await totals(settings, tenant) == (21.0, 21)
+
+
+async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    """A hard limit added while the writer still trusts "no limit" for the tenant: the request
+    it refuses may have run, but gets the 429 and no outputs, and is not counted; from then on
+    refusals come before the run again."""
+    plugins, tenant = world
+    settings = plugins.settings
+    app = create_app(settings, plugins=plugins)
+    async with AsyncTestClient(app, timeout=60) as client:
+        client.headers.update(tenant.headers)
+        writer: UsageWriter = app.state.usage_writer
+        assert (await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)).is_success
+        assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
+        await set_limit(settings, tenant, 1)  # already used up
+
+        refused = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+        assert refused.status_code == 429
+        assert "outputs" not in refused.json()
+        assert refused.json()["meter"] == METER
+        assert not writer.unlimited(tenant.tenant_id, IRIS_METERS)
+
+        def runs(stats: dict[str, Any]) -> int:
+            return int(stats["model_stats"][0]["inference_stats"]["success"]["count"])
+
+        before = runs((await client.get("/v2/models/iris_classifier/stats")).json())
+        again = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+        assert again.status_code == 429
+        after = runs((await client.get("/v2/models/iris_classifier/stats")).json())
+        assert after == before  # refused before running
+    assert await totals(settings, tenant) == (1.0, 1)
+
+
+@pytest.fixture
+def no_overlap(data_dir: Path) -> tuple[PluginSet, SeededTenant]:
+    env = {"BACKPLANE_PLUGINS": "", "BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0"}
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    return plugins, seed_tenant(plugins, "acme")
+
+
+async def test_overlap_off_always_meters_first(no_overlap: tuple[PluginSet, SeededTenant]) -> None:
+    plugins, tenant = no_overlap
+    app = create_app(plugins.settings, plugins=plugins)
+    async with AsyncTestClient(app, timeout=60) as client:
+        client.headers.update(tenant.headers)
+        for _ in range(2):
+            response = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+            assert response.status_code == 200
+        assert not app.state.usage_writer.unlimited(tenant.tenant_id, IRIS_METERS)

@@ -206,7 +206,9 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.tasks = task_runtime
     app.state.meters = meters
     app.state.models = catalog
-    app.state.usage_writer = UsageWriter(sessionmaker, meters)
+    app.state.usage_writer = UsageWriter(
+        sessionmaker, meters, unlimited_s=settings.inference.metering_overlap_s
+    )
     app.state.sessionmaker = sessionmaker
     configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app

@@ -17,7 +17,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -143,6 +143,17 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     """Batching for uploads that do not say (0 or 1 = off)."""
     default_max_queue_delay_us: int = 0
     """How long a batch waits for more requests once it has one; 0 = take what is queued."""
+    batch_concurrency: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """Batched runs of one model in flight at once (Triton's instance count); 0 = ``threads``.
+    One keeps batches full and leaves the other cores to the requests feeding them: on a
+    model whose weights dwarf the caches, two concurrent batches each ran ~3x slower per row
+    than one. Unbatched requests and other models still use the whole pool."""
+    metering_overlap_s: float = 2.0
+    """A V2 request of a tenant whose inference meters had no limit (soft or hard) in a
+    metering round at most this long ago starts running while its usage commits; it is
+    answered only once both are done, so nothing is served unmetered. A limit set since then
+    applies from the next round: a request refused by it may have run, but gets only the 429.
+    0 = always commit usage first (every refusal comes before the run)."""
     registry_cache_s: float = 2.0
     """How long a process trusts its cached view of a tenant's models (other processes' deletes
     reach it within this; its own at once)."""

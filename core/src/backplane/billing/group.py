@@ -10,11 +10,17 @@ Hard limits stay exact: within a process the writer is the only one metering the
 one round at a time; across processes the counters' conditional updates hold as before. When a
 tenant's group would cross a hard limit, the group is rolled back and its requests are metered
 one by one, in arrival order, so exactly those that fit are admitted.
+
+:meth:`UsageWriter.unlimited` tells a caller whether a round within the last ``unlimited_s``
+seconds found no limit at all (soft or hard) on the tenant's meters: such usage cannot be
+refused, so the caller may start its work while the usage commits, and answer once both are
+done (V2 inference does). A limit set since is honoured from the next round on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,14 +47,34 @@ class UsageWriter:
         sessionmaker: async_sessionmaker[AsyncSession],
         meters: dict[str, Meter],
         max_requests: int = 512,
+        unlimited_s: float = 0.0,
     ) -> None:
         self._sessions = sessionmaker
         self._meters = meters
         self._max_requests = max_requests
+        self._unlimited_s = unlimited_s
+        self._unlimited: dict[tuple[uuid.UUID, frozenset[str]], float] = {}
+        """(tenant, meter codes) -> until when a round's "no limit on these" is trusted."""
         self._waiting: list[_Waiting] = []
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
         """Transactions written so far (a test and a benchmark read it)."""
+
+    def unlimited(self, tenant_id: uuid.UUID, codes: frozenset[str]) -> bool:
+        """Whether a recent round saw no limit on any of ``codes`` for ``tenant_id``."""
+        until = self._unlimited.get((tenant_id, codes))
+        return until is not None and until > time.monotonic()
+
+    def _learn(
+        self, tenant_id: uuid.UUID, group: list[_Waiting], results: list[UsageResult]
+    ) -> None:
+        if self._unlimited_s <= 0:
+            return
+        for codes in {frozenset(i.code for i in w.items) for w in group}:
+            if all(r.recorded and r.limit is None for r in results if r.meter in codes):
+                self._unlimited[tenant_id, codes] = time.monotonic() + self._unlimited_s
+            else:
+                self._unlimited.pop((tenant_id, codes), None)
 
     async def record(self, tenant_id: uuid.UUID, items: Sequence[UsageItem]) -> list[UsageResult]:
         """Meter ``items`` for ``tenant_id``, committed; :class:`QuotaExceeded` if refused."""
@@ -73,6 +99,7 @@ class UsageWriter:
         try:
             results = await self._write(tenant_id, [i for w in group for i in w.items])
         except QuotaExceeded as refused:
+            self._forget(tenant_id)
             if len(group) == 1:
                 _fail(group[0], refused)
                 return
@@ -86,10 +113,15 @@ class UsageWriter:
             for waiting in group:
                 _fail(waiting, exc)
             return
+        self._learn(tenant_id, group, results)
         start = 0
         for waiting in group:
             _succeed(waiting, results[start : start + len(waiting.items)])
             start += len(waiting.items)
+
+    def _forget(self, tenant_id: uuid.UUID) -> None:
+        for key in [k for k in self._unlimited if k[0] == tenant_id]:
+            del self._unlimited[key]
 
     async def _write(self, tenant_id: uuid.UUID, items: list[UsageItem]) -> list[UsageResult]:
         self.rounds += 1

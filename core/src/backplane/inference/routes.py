@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Coroutine
 from typing import Any, cast
 
+import numpy as np
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -13,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane import __version__
 from backplane.billing.group import UsageWriter
 from backplane.billing.http import RESULTS_KEY
-from backplane.billing.usage import UsageItem
+from backplane.billing.usage import UsageItem, UsageResult
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import (
@@ -25,6 +28,7 @@ from backplane.inference.runtime import (
 from backplane.inference.stats import ModelStatsResponse
 
 JSON = "application/json"
+_METERS = frozenset({"inference.requests", "inference.rows"})
 
 
 def _error(message: str, status: int) -> Response[bytes]:
@@ -139,33 +143,43 @@ class V2Controller(Controller):
         infer_request, tensors = v2.decode_request(await request.body(), header_length)
         feed = model.check_inputs(tensors)
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
-        # Metered (and committed, group-committed with concurrent requests) before running: a
-        # spent quota refuses the request without using the model.
+        # Metered (and committed, group-committed with concurrent requests) before running, so
+        # a spent quota refuses the request without using the model; for a tenant with no limit
+        # on these meters (as of a recent round) the run starts while the usage commits. Either
+        # way the answer waits for the commit: nothing is served unmetered.
         properties = {"model": name}
+        items = [
+            UsageItem("inference.requests", 1, properties),
+            UsageItem("inference.rows", rows, properties),
+        ]
         writer: UsageWriter = request.app.state.usage_writer
-        metered = await writer.record(
-            request.user.tenant_id,
-            [
-                UsageItem("inference.requests", 1, properties),
-                UsageItem("inference.rows", rows, properties),
-            ],
+        tenant = request.user.tenant_id
+        run = _run(
+            _catalog(request),
+            tenant,
+            model,
+            feed,
+            v2.requested_output_names(infer_request),
+            settings.server.inference_timeout_s,
         )
+        try:
+            if writer.unlimited(tenant, _METERS):
+                metered, outputs = await _both(writer.record(tenant, items), run)
+            else:
+                try:
+                    metered = await writer.record(tenant, items)
+                except BaseException:
+                    run.close()  # never started
+                    raise
+                outputs = await run
+        except _RunTimeoutError:
+            return _error(
+                f"inference did not finish within {settings.server.inference_timeout_s} s", 504
+            )
         # for the quota headers (billing.http.add_quota_headers)
         cast(dict[str, Any], request.scope)[RESULTS_KEY] = [
             r for r in metered if r.used is not None
         ]
-        try:
-            outputs = await _catalog(request).infer(
-                request.user.tenant_id,
-                model,
-                feed,
-                v2.requested_output_names(infer_request),
-                settings.server.inference_timeout_s,
-            )
-        except TimeoutError:
-            return _error(
-                f"inference did not finish within {settings.server.inference_timeout_s} s", 504
-            )
         content, length = v2.encode_infer_response(
             infer_request, model.ref.name, model.ref.version, outputs
         )
@@ -176,6 +190,38 @@ class V2Controller(Controller):
             media_type="application/octet-stream",
             headers={"Inference-Header-Content-Length": str(length)},
         )
+
+
+class _RunTimeoutError(Exception):
+    """The model's run passed ``server.inference_timeout_s`` (not a metering timeout)."""
+
+
+async def _run(
+    catalog: ModelCatalog,
+    tenant: uuid.UUID,
+    model: LoadedModel,
+    feed: dict[str, Any],
+    outputs: list[str] | None,
+    timeout_s: float,
+) -> dict[str, np.ndarray[Any, Any]]:
+    try:
+        return await catalog.infer(tenant, model, feed, outputs, timeout_s)
+    except TimeoutError:
+        raise _RunTimeoutError from None
+
+
+async def _both(
+    metering: Coroutine[Any, Any, list[UsageResult]],
+    run: Coroutine[Any, Any, dict[str, np.ndarray[Any, Any]]],
+) -> tuple[list[UsageResult], dict[str, np.ndarray[Any, Any]]]:
+    """Usage and outputs, both awaited to the end; the metering outcome wins: a refusal or a
+    failed commit answers for the request even when its outputs are ready."""
+    metered, outputs = await asyncio.gather(metering, run, return_exceptions=True)
+    if isinstance(metered, BaseException):
+        raise metered
+    if isinstance(outputs, BaseException):
+        raise outputs
+    return metered, outputs
 
 
 async def _load(

@@ -348,7 +348,7 @@ class ModelCatalog:
                 self._pool,
                 max_batch_size=model.ref.max_batch_size,
                 max_queue_delay_us=model.ref.max_queue_delay_us,
-                concurrency=self.threads,
+                concurrency=self.settings.inference.batch_concurrency or self.threads,
             )
         if model.batcher.disabled_reason is not None:
             return None
