@@ -178,7 +178,10 @@ class ModelCatalog:
         )
         self._registry: dict[tuple[uuid.UUID, str], tuple[float, list[ModelRef]]] = {}
         self._registry_lock = threading.Lock()
-        self._shipped_refs = {name: self._build_shipped_refs(name) for name in self.shipped}
+        self._shipped_refs = {
+            name: sorted(self._build_shipped_refs(name), key=lambda r: version_key(r.version))
+            for name in self.shipped
+        }
 
     # -- resolution ---------------------------------------------------------------------------
     def shipped_refs(self, name: str) -> list[ModelRef]:
@@ -209,7 +212,7 @@ class ModelCatalog:
             refs = await self._tenant_versions(db, tenant_id, name)
         if not refs:
             raise ModelNotFoundError(f"unknown model {name!r}")
-        return sorted(refs, key=lambda r: version_key(r.version))
+        return refs  # both sources keep their lists sorted, oldest first
 
     async def resolve(
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str, version: str | None
@@ -251,6 +254,7 @@ class ModelCatalog:
             for row in rows
         ]
         with self._registry_lock:
+            refs.sort(key=lambda r: version_key(r.version))
             self._registry[key] = (now + self.settings.inference.registry_cache_s, refs)
         return refs
 
