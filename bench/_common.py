@@ -158,12 +158,25 @@ def ensure_port_free(port: int, what: str) -> None:
 
 # -- processes ------------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and its waited-for children, from ``/proc``."""
+    """User + system CPU time of process ``pid``, its waited-for children and its live
+    descendants (the worker processes of ``backplane serve --workers N``), from ``/proc``."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for child in _children(pid):
+        total += cpu_seconds(child)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def _stop_group(process: subprocess.Popen[Any], timeout: float) -> None:
