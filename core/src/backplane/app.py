@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -239,4 +240,20 @@ def _stop_tasks(runtime: TaskRuntime, worker: list[dramatiq.Worker]) -> None:
 
 def create_app_from_environment() -> Litestar:
     """Factory for ``uvicorn --factory`` (each worker process builds its own app)."""
-    return create_app(load_settings())
+    settings = load_settings()
+    app = create_app(settings)
+    if settings.server.gc_freeze:
+        app.on_startup.append(_freeze_startup_objects)
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up out of the garbage collector's reach.
+
+    The imported libraries, the app and the loaded plugins are hundreds of thousands of
+    long-lived objects; every full collection scanned them all, stopping the event loop for
+    50-100 ms several times a minute under load (the p99 of V2 inference). Frozen, they are
+    never scanned again; only what requests create is. For the serving process only: a test
+    process building many apps would keep each one's garbage forever."""
+    gc.collect()
+    gc.freeze()
