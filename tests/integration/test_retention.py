@@ -103,6 +103,7 @@ async def test_prune_deletes_only_old_finished_history(
         "tasks": 1,
         "webhook_deliveries": 4,
         "webhook_events": 4,
+        "model_files": 0,
     }
 
     async with session_for(settings, None) as session:
@@ -118,6 +119,55 @@ async def test_prune_deletes_only_old_finished_history(
 
     async with session_for(settings, None) as session:  # nothing more to do: idempotent
         assert set((await prune(session, settings, NOW)).values()) == {0}
+
+
+async def test_prune_deletes_model_files_no_version_refers_to_once_old(
+    world: tuple[Settings, list[uuid.UUID]],
+) -> None:
+    """A deleted model's file goes after ``inference.keep_unreferenced_s`` (a day); a file a
+    version of any tenant still uses stays, however old, and so does a recent one (an upload
+    may be between storing its file and committing its row)."""
+    import os
+
+    from backplane.inference.models import ModelVersion
+    from backplane.inference.storage import local_store
+
+    settings, tenants = world
+    store = local_store(settings.data_dir)
+    used = store.put(b"model of globex")
+    old_unused = store.put(b"a deleted model")
+    new_unused = store.put(b"an upload about to be registered")
+    leftover = store.root / old_unused[:2] / ".upload.abc123"
+    leftover.write_bytes(b"half an upload")
+    two_days_ago = (NOW - timedelta(days=2)).timestamp()
+    for path in (store._path(used), store._path(old_unused), leftover):
+        os.utime(path, (two_days_ago, two_days_ago))
+    an_hour_ago = (NOW - timedelta(hours=1)).timestamp()
+    os.utime(store._path(new_unused), (an_hour_ago, an_hour_ago))
+    async with session_for(settings, tenants[1]) as session:
+        session.add(
+            ModelVersion(
+                tenant_id=tenants[1], name="m", version="1", sha256=used, size_bytes=15,
+                source="upload", description="", signature={}, dynamic_batch=False,
+                max_batch_size=0, max_queue_delay_us=0, status="ready",
+            )
+        )  # fmt: skip
+
+    async with session_for(settings, None) as session:
+        counts = await prune(session, settings, NOW)
+    assert counts["model_files"] == 2
+    assert store.exists(used)
+    assert store.exists(new_unused)
+    assert not store.exists(old_unused)
+    assert not leftover.exists()
+    assert store.get(used) == b"model of globex"
+
+    again = store.put(b"uploaded long ago, deleted, uploaded again")
+    os.utime(store._path(again), (two_days_ago, two_days_ago))
+    assert store.put(b"uploaded long ago, deleted, uploaded again") == again  # age starts over
+    async with session_for(settings, None) as session:
+        assert (await prune(session, settings, NOW))["model_files"] == 0
+    assert store.exists(again)
 
 
 def test_the_kernel_schedules_it_hourly(data_dir: Path) -> None:

@@ -1,5 +1,6 @@
-"""History the kernel keeps for a while, then deletes: finished tasks, past schedule periods
-and finished billing webhook deliveries (an hourly kernel task).
+"""History the kernel keeps for a while, then deletes: finished tasks, past schedule periods,
+finished billing webhook deliveries and model files no version refers to (an hourly kernel
+task).
 
 Without this the outbox gains a row per task, the schedule table one per job per period (the
 webhook dispatcher alone: 1,440 a day) and the webhook tables one per event and delivery,
@@ -9,6 +10,7 @@ or a retry.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
 from backplane.db.tenancy import bypass_tenancy_now
+from backplane.inference.models import ModelVersion
+from backplane.inference.storage import local_store
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 
@@ -60,4 +64,8 @@ async def prune(
         delete(WebhookEvent).where(WebhookEvent.created_at < hooks_before, undelivered)
     )
     counts["webhook_events"] = result.rowcount
+    referenced = set(await session.scalars(select(ModelVersion.sha256).distinct()))
+    store = local_store(settings.data_dir)
+    cutoff = now.timestamp() - settings.inference.keep_unreferenced_s
+    counts["model_files"] = await asyncio.to_thread(store.sweep, referenced, cutoff)
     return counts

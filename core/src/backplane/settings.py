@@ -157,6 +157,9 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     answered only once both are done, so nothing is served unmetered. A limit set since then
     applies from the next round: a request refused by it may have run, but gets only the 429.
     0 = always commit usage first (every refusal comes before the run)."""
+    keep_unreferenced_s: int = 86_400
+    """Model files no version refers to any more (deleted models) are removed by the hourly
+    retention task once they are this old (and so is an interrupted upload's temporary file)."""
     registry_cache_s: float = 2.0
     """How long a process trusts its cached view of a tenant's models (other processes' deletes
     reach it within this; its own at once)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_DIR = re.compile(r"^[0-9a-f]{2}$")
 
 
 class ArtifactMissingError(LookupError):
@@ -35,6 +36,16 @@ class ArtifactStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def sweep(self, keep: set[str], older_than: float) -> int:
+        """Delete artifacts not in ``keep`` last stored before ``older_than`` (a Unix time);
+        how many were deleted."""
+        ...
+
+
+def local_store(data_dir: Path) -> LocalArtifactStore:
+    """The data directory's model store (``<data dir>/models``)."""
+    return LocalArtifactStore(data_dir / "models")
+
 
 class LocalArtifactStore:
     """``<root>/<sha[:2]>/<sha>.onnx`` on the local filesystem (the data directory)."""
@@ -51,6 +62,9 @@ class LocalArtifactStore:
         sha256 = hashlib.sha256(data).hexdigest()
         path = self._path(sha256)
         if path.exists():
+            # Stored again: a sweep must count its age from now, or it could delete the file
+            # of an old, unreferenced copy between this put and the new version's row.
+            os.utime(path)
             return sha256
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload.")
@@ -77,3 +91,25 @@ class LocalArtifactStore:
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()
+
+    def sweep(self, keep: set[str], older_than: float) -> int:
+        """Unreferenced artifacts (and temporary files an interrupted upload left), by mtime.
+
+        The grace period (``older_than``) covers an upload between storing its file and
+        committing its row; a file is deleted only when both say it is unused."""
+        deleted = 0
+        if not self.root.is_dir():
+            return 0
+        for path in self.root.glob("??/*"):
+            name = path.name
+            stale_upload = name.startswith(".upload.")
+            unreferenced = name.endswith(".onnx") and name[:-5] not in keep
+            if not (stale_upload or unreferenced) or not _SHA256_DIR.match(path.parent.name):
+                continue
+            try:
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+        return deleted
