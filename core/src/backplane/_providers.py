@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backplane.billing.http import RESULTS_KEY
-from backplane.billing.usage import UsageRecorder, UsageResult
+from backplane.billing.http import header_results
+from backplane.billing.usage import UsageRecorder
 from backplane.db.engine import session_scope
 from backplane.db.tenancy import bind_tenant
 from backplane.identity.auth import Principal
@@ -50,9 +50,7 @@ def request_dependencies(
     def provide_usage(
         request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
     ) -> UsageRecorder:
-        results: list[UsageResult] = []
-        cast(dict[str, Any], request.scope)[RESULTS_KEY] = results
-        return UsageRecorder(db, meters, results)
+        return UsageRecorder(db, meters, header_results(request.scope))
 
     return {
         "db": Provide(provide_db),

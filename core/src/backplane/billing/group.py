@@ -13,8 +13,9 @@ one by one, in arrival order, so exactly those that fit are admitted.
 
 :meth:`UsageWriter.unlimited` tells a caller whether a round within the last ``unlimited_s``
 seconds found no limit at all (soft or hard) on the tenant's meters: such usage cannot be
-refused, so the caller may start its work while the usage commits, and answer once both are
-done (V2 inference does). A limit set since is honoured from the next round on.
+refused, so :meth:`UsageWriter.record_around` starts the caller's work while the usage commits and
+returns once both are done (V2 inference uses it). A limit set since is honoured from the next
+round on.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import Meter
 from backplane.billing.usage import QuotaExceeded, UsageItem, UsageRecorder, UsageResult
 from backplane.db.tenancy import bind_tenant
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -84,6 +88,28 @@ class UsageWriter:
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
         return await waiting.future
+
+    async def record_around(
+        self, tenant_id: uuid.UUID, items: Sequence[UsageItem], work: Coroutine[Any, Any, T]
+    ) -> tuple[list[UsageResult], T]:
+        """Meter ``items`` and do ``work``, returning both once the usage is committed.
+
+        ``work`` starts only after the commit (so a refusal comes before it), except while
+        :meth:`unlimited` holds for these meters: then both run at once, both are awaited to
+        the end, and a refusal or a failed commit still wins over ``work``'s result."""
+        if not self.unlimited(tenant_id, frozenset(i.code for i in items)):
+            try:
+                metered = await self.record(tenant_id, items)
+            except BaseException:
+                work.close()  # never started
+                raise
+            return metered, await work
+        results = await asyncio.gather(self.record(tenant_id, items), work, return_exceptions=True)
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        metered, done = results
+        return cast(list[UsageResult], metered), cast(T, done)
 
     async def _drain(self) -> None:
         while self._waiting:

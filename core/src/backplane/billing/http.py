@@ -15,6 +15,13 @@ RESULTS_KEY = "backplane.usage_results"
 """Key in the ASGI scope under which a request's usage results wait for the response."""
 
 
+def header_results(scope: Scope) -> list[UsageResult]:
+    """This request's usage results that :func:`add_quota_headers` turns into headers (the
+    list is created on first use; append to it)."""
+    results: list[UsageResult] = cast(dict[str, Any], scope).setdefault(RESULTS_KEY, [])
+    return results
+
+
 def quota_headers(result: UsageResult | QuotaExceeded) -> dict[str, str]:
     limit, used, reset = result.limit, result.used, result.reset_at
     if limit is None or used is None or reset is None:

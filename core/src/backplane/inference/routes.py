@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Coroutine
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from litestar import Controller, Request, Response, get, post
@@ -15,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
 from backplane.billing.group import UsageWriter
-from backplane.billing.http import RESULTS_KEY
-from backplane.billing.usage import UsageItem, UsageResult
+from backplane.billing.http import header_results
+from backplane.billing.usage import UsageItem
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import (
@@ -28,7 +26,6 @@ from backplane.inference.runtime import (
 from backplane.inference.stats import ModelStatsResponse
 
 JSON = "application/json"
-_METERS = frozenset({"inference.requests", "inference.rows"})
 
 
 def _error(message: str, status: int) -> Response[bytes]:
@@ -83,7 +80,7 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = _catalog(request)
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await asyncio.to_thread(catalog.load, pick_version(refs, version))
+        model = await catalog.aload(pick_version(refs, version))
         return Response(model.metadata([r.version for r in refs]))
 
     @get(
@@ -163,23 +160,12 @@ class V2Controller(Controller):
             settings.server.inference_timeout_s,
         )
         try:
-            if writer.unlimited(tenant, _METERS):
-                metered, outputs = await _both(writer.record(tenant, items), run)
-            else:
-                try:
-                    metered = await writer.record(tenant, items)
-                except BaseException:
-                    run.close()  # never started
-                    raise
-                outputs = await run
+            metered, outputs = await writer.record_around(tenant, items, run)
         except _RunTimeoutError:
             return _error(
                 f"inference did not finish within {settings.server.inference_timeout_s} s", 504
             )
-        # for the quota headers (billing.http.add_quota_headers)
-        cast(dict[str, Any], request.scope)[RESULTS_KEY] = [
-            r for r in metered if r.used is not None
-        ]
+        header_results(request.scope).extend(r for r in metered if r.used is not None)
         content, length = v2.encode_infer_response(
             infer_request, model.ref.name, model.ref.version, outputs
         )
@@ -210,20 +196,6 @@ async def _run(
         raise _RunTimeoutError from None
 
 
-async def _both(
-    metering: Coroutine[Any, Any, list[UsageResult]],
-    run: Coroutine[Any, Any, dict[str, np.ndarray[Any, Any]]],
-) -> tuple[list[UsageResult], dict[str, np.ndarray[Any, Any]]]:
-    """Usage and outputs, both awaited to the end; the metering outcome wins: a refusal or a
-    failed commit answers for the request even when its outputs are ready."""
-    metered, outputs = await asyncio.gather(metering, run, return_exceptions=True)
-    if isinstance(metered, BaseException):
-        raise metered
-    if isinstance(outputs, BaseException):
-        raise outputs
-    return metered, outputs
-
-
 async def _load(
     request: Request[Principal, Any, Any], db: AsyncSession | None, name: str, version: str | None
 ) -> LoadedModel:
@@ -232,6 +204,4 @@ async def _load(
     Resolved for the caller's tenant: another tenant's model is as unknown as a missing one.
     """
     catalog = _catalog(request)
-    ref = await catalog.resolve(db, request.user.tenant_id, name, version)
-    loaded = catalog.loaded(ref)  # the usual case: no thread hop
-    return loaded if loaded is not None else await asyncio.to_thread(catalog.load, ref)
+    return await catalog.aload(await catalog.resolve(db, request.user.tenant_id, name, version))

@@ -274,9 +274,10 @@ class ModelCatalog:
 
         return self._sessions.get_or_load(ref.key, build)
 
-    def loaded(self, ref: ModelRef) -> LoadedModel | None:
-        """The model's session if it is already loaded (never blocks: no thread hop needed)."""
-        return self._sessions.get(ref.key)
+    async def aload(self, ref: ModelRef) -> LoadedModel:
+        """:meth:`load` for the event loop: a loaded model at once, a new one in a thread."""
+        loaded = self._sessions.get(ref.key)
+        return loaded if loaded is not None else await asyncio.to_thread(self.load, ref)
 
     def _read(self, ref: ModelRef) -> bytes:
         if ref.source in SHIPPED:
