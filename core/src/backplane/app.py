@@ -30,7 +30,6 @@ from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
 from backplane.billing.webhooks.config import configure as configure_webhooks
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.inline import create_inline_engine
 from backplane.health import HealthController
 from backplane.identity.auth import (
     PLUGIN_OPT,
@@ -138,11 +137,6 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     plugins = plugins or load_plugins(settings)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    inline_engine = (
-        create_inline_engine(settings, settings.db.sqlite_synchronous)
-        if settings.db.sqlite_inline_metering
-        else None
-    )
 
     identity = IdentityHolder(settings, sessionmaker, role_permissions(plugins))
     task_runtime = TaskRuntime(plugins)
@@ -168,8 +162,6 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 catalog.close()
                 await identity.close()
                 await engine.dispose()
-                if inline_engine is not None:
-                    await inline_engine.dispose()
 
     route_handlers: list[Any] = [
         HealthController,
@@ -216,10 +208,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.meters = meters
     app.state.models = catalog
     app.state.usage_writer = UsageWriter(
-        sessionmaker,
-        meters,
-        unlimited_s=settings.inference.metering_overlap_s,
-        inline=create_sessionmaker(inline_engine) if inline_engine is not None else None,
+        sessionmaker, meters, unlimited_s=settings.inference.metering_overlap_s
     )
     app.state.sessionmaker = sessionmaker
     configure_webhooks(settings)  # the settings webhook delivery tasks run with

@@ -67,10 +67,6 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """SQLite only (WAL mode). ``NORMAL`` does not fsync each commit: a crash of the process
     loses nothing, a power cut may lose the last commits but never corrupts the database.
     ``FULL`` fsyncs every commit (durable across power loss, several ms per commit)."""
-    sqlite_inline_metering: bool = True
-    """SQLite only: group-committed usage (V2 inference) is written on the event loop's thread
-    in one go, never waiting for a lock (a locked database falls back to the ordinary path),
-    instead of some thirty hand-offs to aiosqlite's thread (see :mod:`backplane.db.inline`)."""
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

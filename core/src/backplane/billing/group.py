@@ -27,12 +27,10 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import Meter
 from backplane.billing.usage import QuotaExceeded, UsageItem, UsageRecorder, UsageResult
-from backplane.db.inline import is_lock_conflict
 from backplane.db.tenancy import bind_tenant
 
 T = TypeVar("T")
@@ -54,11 +52,8 @@ class UsageWriter:
         meters: dict[str, Meter],
         max_requests: int = 512,
         unlimited_s: float = 0.0,
-        inline: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessionmaker
-        self._inline = inline
-        """Sessions on :func:`backplane.db.inline.create_inline_engine` (SQLite), tried first."""
         self._meters = meters
         self._max_requests = max_requests
         self._unlimited_s = unlimited_s
@@ -68,8 +63,6 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
         """Transactions written so far (a test and a benchmark read it)."""
-        self.contended = 0
-        """Inline rounds that met a locked database and were written the ordinary way."""
 
     def unlimited(self, tenant_id: uuid.UUID, codes: frozenset[str]) -> bool:
         """Whether a recent round saw no limit on any of ``codes`` for ``tenant_id``."""
@@ -158,22 +151,7 @@ class UsageWriter:
 
     async def _write(self, tenant_id: uuid.UUID, items: list[UsageItem]) -> list[UsageResult]:
         self.rounds += 1
-        if self._inline is not None:
-            try:
-                return await self._transaction(self._inline, tenant_id, items)
-            except OperationalError as exc:
-                if not is_lock_conflict(exc):
-                    raise
-                self.contended += 1  # rolled back; the ordinary engine may wait for the lock
-        return await self._transaction(self._sessions, tenant_id, items)
-
-    async def _transaction(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant_id: uuid.UUID,
-        items: list[UsageItem],
-    ) -> list[UsageResult]:
-        async with sessions() as session:
+        async with self._sessions() as session:
             bind_tenant(session, tenant_id)
             async with session.begin():
                 return await UsageRecorder(session, self._meters).record_many(items)

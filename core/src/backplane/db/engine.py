@@ -36,7 +36,7 @@ def create_engine(
         synchronous = settings.db.sqlite_synchronous
 
         def pragmas(dbapi_connection: Any, _record: Any) -> None:
-            sqlite_pragmas(dbapi_connection, synchronous)
+            _sqlite_pragmas(dbapi_connection, synchronous)
 
         event.listen(engine.sync_engine, "connect", pragmas)
         return engine
@@ -46,15 +46,13 @@ def create_engine(
     return create_async_engine(url, **options)
 
 
-def sqlite_pragmas(dbapi_connection: Any, synchronous: str, busy_timeout_ms: int = 5000) -> None:
-    """WAL, foreign keys, how long a statement waits for another connection's lock, and how
-    often commits are flushed to disk."""
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
     if synchronous not in ("FULL", "NORMAL"):  # settings validate it; never interpolate others
         raise ValueError(f"db.sqlite_synchronous must be FULL or NORMAL, got {synchronous!r}")
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
