@@ -5,10 +5,12 @@
 :class:`Principal` (user, tenant, role, permissions) or raises 401. Handlers opt out explicitly
 with ``opt={"public": True}``; nothing is public by path pattern except the OpenAPI schema.
 
-Two small in-process caches keep authentication off the database on the hot path, each
-bounded in staleness by ``auth.keyring_reload_s``-style settings: verified API keys (so a
-revoked key stops working on other processes within ``REVALIDATE_S``; on the revoking process at
-once) and the access-token denylist (logout), synchronised from the database on the same period.
+In-process caches keep authentication off the database on the hot path, each bounded in
+staleness by ``REVALIDATE_S``: API keys (a revoked key stops working on other processes within
+it; on the revoking process at once), memberships and plugin switches
+(:class:`~backplane.caching.RefreshAheadCache`: re-read in the background before they expire,
+so requests under load never wait for the read), and the access-token denylist (logout),
+synchronised from the database on the same period.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant, bypass_tenancy
 from backplane.identity.models import ApiKey, Membership, RevokedAccessToken, TenantPlugin
 from backplane.identity.tokens import (
@@ -72,7 +75,6 @@ class _CachedKey(msgspec.Struct, frozen=True):
     created_by: uuid.UUID | None
     expires_at: float | None
     revoked: bool
-    read_at: float
 
 
 class Authenticator:
@@ -90,12 +92,18 @@ class Authenticator:
         self.sessionmaker = sessionmaker
         self.role_permissions = role_permissions
         self.secret = settings.resolved_secret_key()
-        self._keys: dict[str, _CachedKey] = {}
+        self._keys: RefreshAheadCache[str, _CachedKey | None] = RefreshAheadCache(
+            self._load_key, REVALIDATE_S, remember_none=False, name="API keys"
+        )
         self._touched: dict[str, float] = {}
         self._revoked: dict[str, float] = {}
         self._revoked_synced = 0.0
-        self._switches: dict[tuple[uuid.UUID, str], tuple[bool, float]] = {}
-        self._roles: dict[tuple[uuid.UUID, uuid.UUID], tuple[str | None, float]] = {}
+        self._switches: RefreshAheadCache[tuple[uuid.UUID, str], bool] = RefreshAheadCache(
+            self._read_switch, REVALIDATE_S, name="plugin switches"
+        )
+        self._roles: RefreshAheadCache[tuple[uuid.UUID, uuid.UUID], str | None] = RefreshAheadCache(
+            self._read_role, REVALIDATE_S, name="memberships"
+        )
         self.reload_keyring: Callable[[], Awaitable[None]] | None = None
 
     async def authenticate(
@@ -146,19 +154,19 @@ class Authenticator:
         )
 
     async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
-        cached = self._roles.get((user_id, tenant_id))
-        if cached is not None and time.monotonic() - cached[1] <= REVALIDATE_S:
-            return cached[0]
+        return await self._roles.get((user_id, tenant_id))
+
+    async def _read_role(self, member: tuple[uuid.UUID, uuid.UUID]) -> str | None:
+        user_id, tenant_id = member
         async with self.sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            role = await session.scalar(
+            role: str | None = await session.scalar(
                 select(Membership.role).where(Membership.user_id == user_id)
             )
-        self._roles[(user_id, tenant_id)] = (role, time.monotonic())
         return role
 
     def forget_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
-        self._roles.pop((user_id, tenant_id), None)
+        self._roles.forget((user_id, tenant_id))
 
     async def is_revoked(self, jti: str) -> bool:
         now = time.monotonic()
@@ -186,9 +194,7 @@ class Authenticator:
         except InvalidToken:
             raise NotAuthorizedException("malformed API key") from None
         now = time.time()
-        cached = self._keys.get(key_id)
-        if cached is None or time.monotonic() - cached.read_at > REVALIDATE_S:
-            cached = await self._load_key(key_id)
+        cached = await self._keys.get(key_id)
         if cached is None or not verify_api_key_digest(secret, self.secret, cached.digest):
             raise NotAuthorizedException("unknown API key")
         if cached.revoked:
@@ -212,9 +218,8 @@ class Authenticator:
             bypass_tenancy(session, "authenticate API key", audit=False)
             key = await session.get(ApiKey, key_id)
         if key is None:
-            self._keys.pop(key_id, None)
             return None
-        cached = _CachedKey(
+        return _CachedKey(
             tenant_id=key.tenant_id,
             digest=key.digest,
             role=key.role,
@@ -224,14 +229,11 @@ class Authenticator:
             expires_at=key.expires_at.replace(tzinfo=key.expires_at.tzinfo or UTC).timestamp()
             if key.expires_at
             else None,
-            read_at=time.monotonic(),
         )
-        self._keys[key_id] = cached
-        return cached
 
     def forget_key(self, key_id: str) -> None:
         """Drop a key from the cache (after revocation in this process)."""
-        self._keys.pop(key_id, None)
+        self._keys.forget(key_id)
 
     async def _touch(self, key_id: str, now: float) -> None:
         """Record use at most once per ``auth.api_key_touch_interval_s`` per key and process."""
@@ -248,18 +250,17 @@ class Authenticator:
 
     # -- per-tenant plugin switches -----------------------------------------------------------
     async def plugin_enabled(self, tenant_id: uuid.UUID, plugin: str) -> bool:
-        cached = self._switches.get((tenant_id, plugin))
-        if cached is not None and time.monotonic() - cached[1] <= REVALIDATE_S:
-            return cached[0]
+        return await self._switches.get((tenant_id, plugin))
+
+    async def _read_switch(self, switch: tuple[uuid.UUID, str]) -> bool:
+        tenant_id, plugin = switch
         async with self.sessionmaker() as session:
             bypass_tenancy(session, "read plugin switch", audit=False)
             row = await session.get(TenantPlugin, {"tenant_id": tenant_id, "plugin": plugin})
-        enabled = True if row is None else row.enabled
-        self._switches[(tenant_id, plugin)] = (enabled, time.monotonic())
-        return enabled
+        return True if row is None else row.enabled
 
     def forget_switch(self, tenant_id: uuid.UUID, plugin: str) -> None:
-        self._switches.pop((tenant_id, plugin), None)
+        self._switches.forget((tenant_id, plugin))
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import InferenceModel
+from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
@@ -149,6 +150,31 @@ def pick_version(refs: list[ModelRef], version: str | None) -> ModelRef:
     raise ModelNotFoundError(f"model {refs[-1].name!r} has no version {version!r}")
 
 
+def _versions_query(tenant_id: uuid.UUID, name: str) -> Any:
+    return select(ModelVersion).where(
+        ModelVersion.tenant_id == tenant_id,
+        ModelVersion.name == name,
+        ModelVersion.status == "ready",
+    )
+
+
+def _refs(rows: Iterable[ModelVersion]) -> list[ModelRef]:
+    """Registry rows as refs, oldest version first."""
+    refs = [
+        ModelRef(
+            name=row.name,
+            version=row.version,
+            source=row.source,
+            key=row.sha256,
+            max_batch_size=row.max_batch_size if row.dynamic_batch else 0,
+            max_queue_delay_us=row.max_queue_delay_us,
+            description=row.description,
+        )
+        for row in rows
+    ]
+    return sorted(refs, key=lambda r: version_key(r.version))
+
+
 class ModelCatalog:
     """Every model a tenant may call, loaded lazily, run off the event loop."""
 
@@ -176,8 +202,9 @@ class ModelCatalog:
         self._sessions: SessionCache[LoadedModel] = SessionCache(
             config.session_cache_bytes, on_evict=self._evicted
         )
-        self._registry: dict[tuple[uuid.UUID, str], tuple[float, list[ModelRef]]] = {}
-        self._registry_lock = threading.Lock()
+        self._registry: RefreshAheadCache[tuple[uuid.UUID, str], list[ModelRef]] = (
+            RefreshAheadCache(self._read_versions, config.registry_cache_s, name="model registry")
+        )
         self._shipped_refs = {
             name: sorted(self._build_shipped_refs(name), key=lambda r: version_key(r.version))
             for name in self.shipped
@@ -223,45 +250,28 @@ class ModelCatalog:
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
     ) -> list[ModelRef]:
         key = (tenant_id, name)
-        now = time.monotonic()
-        with self._registry_lock:
-            cached = self._registry.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        query = select(ModelVersion).where(
-            ModelVersion.tenant_id == tenant_id,
-            ModelVersion.name == name,
-            ModelVersion.status == "ready",
-        )
-        if db is not None:
-            rows = list(await db.scalars(query))
-        elif self._sessionmaker is not None:
-            async with self._sessionmaker() as session:
-                bind_tenant(session, tenant_id)
-                rows = list(await session.scalars(query))
-        else:
+        if self._sessionmaker is not None:
+            return await self._registry.get(key)
+        cached = self._registry.peek(key)  # the CLI: no sessionmaker, the caller's session
+        if cached is not None:
+            return cached
+        if db is None:
             raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
-        refs = [
-            ModelRef(
-                name=row.name,
-                version=row.version,
-                source=row.source,
-                key=row.sha256,
-                max_batch_size=row.max_batch_size if row.dynamic_batch else 0,
-                max_queue_delay_us=row.max_queue_delay_us,
-                description=row.description,
-            )
-            for row in rows
-        ]
-        with self._registry_lock:
-            refs.sort(key=lambda r: version_key(r.version))
-            self._registry[key] = (now + self.settings.inference.registry_cache_s, refs)
+        began = time.monotonic()
+        refs = _refs(await db.scalars(_versions_query(tenant_id, name)))
+        self._registry.put(key, refs, began)
         return refs
+
+    async def _read_versions(self, key: tuple[uuid.UUID, str]) -> list[ModelRef]:
+        tenant_id, name = key
+        assert self._sessionmaker is not None
+        async with self._sessionmaker() as session:
+            bind_tenant(session, tenant_id)
+            return _refs(await session.scalars(_versions_query(tenant_id, name)))
 
     def forget(self, tenant_id: uuid.UUID, name: str) -> None:
         """Drop the cached view of a tenant's model (after this process changed it)."""
-        with self._registry_lock:
-            self._registry.pop((tenant_id, name), None)
+        self._registry.forget((tenant_id, name))
 
     # -- sessions -----------------------------------------------------------------------------
     def load(self, ref: ModelRef) -> LoadedModel:
