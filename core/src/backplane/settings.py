@@ -41,10 +41,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: int = 8000
     workers: int = 1
     inference_timeout_s: float = 30.0
+    """A V2 inference request gets at most this long to run (504 after)."""
     gc_freeze: bool = True
     """``backplane serve``: after start-up, exclude every object alive then from garbage
     collection (``gc.freeze``): full collections otherwise stall requests for tens of ms."""
-    """A V2 inference request gets at most this long to run (504 after)."""
     access_log: bool = True
     """One log line per request (uvicorn's access log); off saves a few percent of CPU."""
     max_request_body_bytes: int = 10 * 1024 * 1024
