@@ -97,7 +97,7 @@ def _prepare(env: dict[str, str]) -> str:
     return str(json.loads(created.stdout)["api_key"])
 
 
-def _log_rows(env: dict[str, str]) -> list[tuple[str, int]]:
+def _query(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
     import asyncio
 
     from sqlalchemy import text
@@ -111,18 +111,30 @@ def _log_rows(env: dict[str, str]) -> list[tuple[str, int]]:
         Path(env["BACKPLANE_DATA_DIR"]), {"BACKPLANE_DATABASE_URL": url} if url else {}
     )
 
-    async def read() -> list[tuple[str, int]]:
+    async def read() -> list[tuple[Any, ...]]:
         engine = create_engine(settings)
         try:
             async with engine.connect() as connection:
-                rows = await connection.execute(
-                    text("SELECT label, attempt FROM kitchen_sink_task_log ORDER BY id")
-                )
-                return [(label, attempt) for label, attempt in rows]
+                return [tuple(row) for row in await connection.execute(text(sql))]
         finally:
             await engine.dispose()
 
     return asyncio.run(read())
+
+
+def _log_rows(env: dict[str, str]) -> list[tuple[str, int]]:
+    rows = _query(env, "SELECT label, attempt FROM kitchen_sink_task_log ORDER BY id")
+    return [(str(label), int(attempt)) for label, attempt in rows]
+
+
+def _picked_up(env: dict[str, str]) -> bool:
+    """The slow task's row is handed over (read directly: polling through the CLI costs a
+    process start per look, seconds on a loaded machine, and the kill must land while the
+    task still sleeps)."""
+    rows = _query(
+        env, "SELECT status FROM backplane_task_outbox WHERE actor = 'kitchen_sink.slow_log'"
+    )
+    return [status for (status,) in rows] == ["sent"]
 
 
 def _serve(env: dict[str, str], port: int, log: Path) -> Any:
@@ -156,7 +168,7 @@ def test_embedded_server_killed_mid_task_finishes_it_after_restart(
     with _serve(env, port, log) as server:
         wait_for(lambda: _ready(base), 30, "server start")
         _enqueue_slow(base, key)
-        wait_for(lambda: task_state(env).get("sent"), 20, "task pick-up")
+        wait_for(lambda: _picked_up(env), 20, "task pick-up")
         time.sleep(1.0)  # inside the task's sleep
         kill_9(server)
     assert _log_rows(env) == []
@@ -201,7 +213,7 @@ def test_worker_killed_mid_task_finishes_it_exactly_once(
         wait_for(lambda: _ready(base), 30, "server start")
         with process(worker_args, env, tmp_path / "worker.log") as worker:
             _enqueue_slow(base, key)
-            wait_for(lambda: task_state(env).get("sent"), 20, "hand-over")
+            wait_for(lambda: _picked_up(env), 20, "hand-over")
             time.sleep(1.5)  # the worker is inside the task's sleep
             kill_9(worker)
         assert _log_rows(env) == []
