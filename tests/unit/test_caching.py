@@ -4,6 +4,7 @@ read, nothing is served past its bound, and ``forget`` beats a read in flight.""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -137,3 +138,24 @@ async def test_a_failed_refresh_keeps_the_value_until_its_bound_then_raises(
     clock.now += 1.0
     with pytest.raises(ConnectionError, match="database down"):
         await cache.get("k")
+
+
+REQUEST = contextvars.ContextVar[str]("request", default="none")
+
+
+async def test_reads_run_outside_the_context_of_the_caller_that_started_them(
+    clock: Clock,
+) -> None:
+    seen: list[str] = []
+
+    async def load(key: str) -> str:
+        seen.append(REQUEST.get())
+        return key
+
+    cache = RefreshAheadCache(load, 2.0)
+    REQUEST.set("request 1")
+    await cache.get("k")
+    clock.now += 1.5
+    await cache.get("k")
+    await settle()
+    assert seen == ["none", "none"]  # neither the waited read nor the background one

@@ -22,6 +22,7 @@ one small class on the asyncio primitives, bound to the loop that uses it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -90,7 +91,9 @@ class RefreshAheadCache(Generic[K, V]):
         running = self._loading.get(key)
         if running is not None and not running.done() and running.get_loop() is loop:
             return running
-        task = loop.create_task(self._read(key))
+        # In an empty context: the read is shared and may outlive the request that started
+        # it, so it must not run inside that request's span or carry its context variables.
+        task = loop.create_task(self._read(key), context=contextvars.Context())
         self._loading[key] = task
         task.add_done_callback(lambda done: self._finished(key, done))
         return task
