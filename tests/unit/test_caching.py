@@ -8,7 +8,6 @@ import contextvars
 
 import pytest
 
-from backplane import caching
 from backplane.caching import RefreshAheadCache
 
 
@@ -40,10 +39,8 @@ class Source:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(caching.time, "monotonic", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 async def settle() -> None:
@@ -54,7 +51,7 @@ async def settle() -> None:
 async def test_concurrent_misses_share_one_read(clock: Clock) -> None:
     source = Source()
     source.gate.clear()
-    cache = RefreshAheadCache(source.load, 2.0)
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
     waiting = [asyncio.ensure_future(cache.get("k")) for _ in range(20)]
     await settle()
     source.gate.set()
@@ -64,7 +61,7 @@ async def test_concurrent_misses_share_one_read(clock: Clock) -> None:
 
 async def test_a_value_is_refreshed_in_the_background_before_it_expires(clock: Clock) -> None:
     source = Source()
-    cache = RefreshAheadCache(source.load, 2.0)
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
     assert await cache.get("k") == "k=v1"
     source.value = "v2"
     clock.now += 0.9  # younger than half the bound: served, nothing read
@@ -84,7 +81,7 @@ async def test_a_value_is_refreshed_in_the_background_before_it_expires(clock: C
 
 async def test_past_its_bound_a_value_is_never_served(clock: Clock) -> None:
     source = Source()
-    cache = RefreshAheadCache(source.load, 2.0)
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
     await cache.get("k")
     source.value = "v2"
     source.gate.clear()
@@ -97,26 +94,44 @@ async def test_past_its_bound_a_value_is_never_served(clock: Clock) -> None:
     assert await pending == "k=v2"
 
 
-async def test_forget_drops_a_read_already_in_flight(clock: Clock) -> None:
+async def test_forget_detaches_a_read_already_in_flight(clock: Clock) -> None:
     source = Source()
-    cache = RefreshAheadCache(source.load, 2.0)
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
     source.gate.clear()
     first = asyncio.ensure_future(cache.get("k"))
     await settle()
-    source.value = "v2"
     cache.forget("k")  # e.g. the key was revoked while the read was running
+    source.value = "v2"
+    later = asyncio.ensure_future(cache.get("k"))  # does not join the old read
+    await settle()
     source.gate.set()
     assert await first == "k=v1"  # the caller that started it gets its answer ...
-    assert cache.peek("k") is None  # ... but it is not kept
-    assert await cache.get("k") == "k=v2"
+    assert await later == "k=v2"
     assert source.calls == 2
+
+
+async def test_after_forget_nothing_is_kept_for_a_while(clock: Clock) -> None:
+    """A read that raced the change's commit (started after forget, saw the old row) is
+    returned to its callers but not kept; once the bound has passed, caching resumes."""
+    source = Source()
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
+    await cache.get("k")
+    cache.forget("k")
+    assert await cache.get("k") == "k=v1"  # the change is not committed yet
+    source.value = "v2"  # committed
+    assert await cache.get("k") == "k=v2"
+    assert source.calls == 3
+    clock.now += 2.1
+    assert await cache.get("k") == "k=v2"
+    assert await cache.get("k") == "k=v2"
+    assert source.calls == 4  # cached again
 
 
 async def test_none_can_be_left_out_of_the_cache(clock: Clock) -> None:
     source = Source()
     source.value = "missing"
-    remembering = RefreshAheadCache(source.load, 2.0)
-    forgetting = RefreshAheadCache(source.load, 2.0, remember_none=False)
+    remembering = RefreshAheadCache(source.load, 2.0, clock=clock)
+    forgetting = RefreshAheadCache(source.load, 2.0, remember=lambda v: v is not None, clock=clock)
     for cache in (remembering, forgetting):
         assert await cache.get("k") is None
         assert await cache.get("k") is None
@@ -128,7 +143,7 @@ async def test_a_failed_refresh_keeps_the_value_until_its_bound_then_raises(
     clock: Clock,
 ) -> None:
     source = Source()
-    cache = RefreshAheadCache(source.load, 2.0)
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
     await cache.get("k")
     source.fail = ConnectionError("database down")
     clock.now += 1.5
@@ -152,10 +167,24 @@ async def test_reads_run_outside_the_context_of_the_caller_that_started_them(
         seen.append(REQUEST.get())
         return key
 
-    cache = RefreshAheadCache(load, 2.0)
+    cache = RefreshAheadCache(load, 2.0, clock=clock)
     REQUEST.set("request 1")
     await cache.get("k")
     clock.now += 1.5
     await cache.get("k")
     await settle()
     assert seen == ["none", "none"]  # neither the waited read nor the background one
+
+
+async def test_a_waiter_never_joins_a_read_older_than_the_bound(clock: Clock) -> None:
+    source = Source()
+    cache = RefreshAheadCache(source.load, 2.0, clock=clock)
+    source.gate.clear()
+    slow = asyncio.ensure_future(cache.get("k"))
+    await settle()
+    clock.now += 2.5  # the first read is still running, and too old to answer a new caller
+    fresh = asyncio.ensure_future(cache.get("k"))
+    await settle()
+    assert source.calls == 2
+    source.gate.set()
+    assert (await slow, await fresh) == ("k=v1", "k=v1")

@@ -44,7 +44,8 @@ from backplane.settings import Settings
 log = logging.getLogger(__name__)
 
 REVALIDATE_S = 2.0
-"""Cached API keys, denylist and plugin switches are re-read from the database this often."""
+"""Cached API keys, memberships, the denylist and plugin switches are re-read from the
+database at least this often."""
 
 PUBLIC_OPT = "public"
 PLUGIN_OPT = "backplane_plugin"
@@ -77,6 +78,11 @@ class _CachedKey(msgspec.Struct, frozen=True):
     revoked: bool
 
 
+def _is_known(key: _CachedKey | None) -> bool:
+    """Unknown key ids are not cached: a caller can invent any number of them."""
+    return key is not None
+
+
 class Authenticator:
     """Verifies credentials; shared by the middleware and the identity routes."""
 
@@ -93,7 +99,7 @@ class Authenticator:
         self.role_permissions = role_permissions
         self.secret = settings.resolved_secret_key()
         self._keys: RefreshAheadCache[str, _CachedKey | None] = RefreshAheadCache(
-            self._load_key, REVALIDATE_S, remember_none=False, name="API keys"
+            self._load_key, REVALIDATE_S, remember=_is_known, name="API keys"
         )
         self._touched: dict[str, float] = {}
         self._revoked: dict[str, float] = {}

@@ -203,7 +203,12 @@ class ModelCatalog:
             config.session_cache_bytes, on_evict=self._evicted
         )
         self._registry: RefreshAheadCache[tuple[uuid.UUID, str], list[ModelRef]] = (
-            RefreshAheadCache(self._read_versions, config.registry_cache_s, name="model registry")
+            RefreshAheadCache(
+                self._read_versions,
+                config.registry_cache_s,
+                remember=bool,  # not names nobody uploaded: any caller can invent those
+                name="model registry",
+            )
         )
         self._shipped_refs = {
             name: sorted(self._build_shipped_refs(name), key=lambda r: version_key(r.version))
@@ -232,8 +237,8 @@ class ModelCatalog:
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
     ) -> list[ModelRef]:
         """The versions of ``name`` the tenant can call, oldest first (a shipped name wins:
-        uploads cannot take one). With no ``db``, the catalog's own session reads the registry
-        when its cache has nothing current."""
+        uploads cannot take one). The server's catalog (with a sessionmaker) reads the registry
+        with its own session, through its cache, and ignores ``db``; the CLI's uses ``db``."""
         refs = self.shipped_refs(name)
         if not refs:
             refs = await self._tenant_versions(db, tenant_id, name)
