@@ -83,17 +83,6 @@ class RefreshAheadCache(Generic[K, V]):
                 return entry[1]
         return await asyncio.shield(self._start(key, now))
 
-    def peek(self, key: K) -> V | None:
-        """The value if it is within ``max_age_s``, else None; never reads."""
-        entry = self._entries.get(key)
-        if entry is None or self._clock() - entry[0] > self.max_age_s:
-            return None
-        return entry[1]
-
-    def put(self, key: K, value: V, read_at: float | None = None) -> None:
-        """Store a value the caller read itself (``read_at``: when its read began)."""
-        self._store(key, value, self._clock() if read_at is None else read_at)
-
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)
         self._loading.pop(key, None)  # the read runs on for its waiters; nobody new joins it

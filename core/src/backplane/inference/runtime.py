@@ -254,18 +254,11 @@ class ModelCatalog:
     async def _tenant_versions(
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
     ) -> list[ModelRef]:
-        key = (tenant_id, name)
         if self._sessionmaker is not None:
-            return await self._registry.get(key)
-        cached = self._registry.peek(key)  # the CLI: no sessionmaker, the caller's session
-        if cached is not None:
-            return cached
-        if db is None:
+            return await self._registry.get((tenant_id, name))
+        if db is None:  # the CLI's catalog: no sessionmaker, one-shot, so no cache either
             raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
-        began = time.monotonic()
-        refs = _refs(await db.scalars(_versions_query(tenant_id, name)))
-        self._registry.put(key, refs, began)
-        return refs
+        return _refs(await db.scalars(_versions_query(tenant_id, name)))
 
     async def _read_versions(self, key: tuple[uuid.UUID, str]) -> list[ModelRef]:
         tenant_id, name = key
