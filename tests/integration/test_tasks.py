@@ -20,7 +20,7 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.plugins import load_plugins
-from backplane.tasks.models import DONE, FAILED, OutboxMessage, ScheduleRun
+from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings
@@ -381,6 +381,10 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
             (await session.execute(text("SELECT body FROM kitchen_sink_notes"))).scalars()
         )
         seen["orm"] = sorted((await session.scalars(select(Note.body))).all())
+        if session.bind.dialect.name == "postgresql":
+            seen["synchronous_commit"] = (
+                await session.execute(text("SELECT current_setting('synchronous_commit')"))
+            ).scalar()
         session.add(TaskLog(label=label, attempt=ctx.attempt, message_id=str(ctx.message_id)))
         if label == "fail":
             await session.flush()
@@ -420,6 +424,18 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
             bind_tenant(session, tenant.tenant_id)
             return list(await session.scalars(select(TaskLog.label).order_by(TaskLog.id)))
 
+    async def claimed_setting(message_id: uuid.UUID) -> str:
+        pooled, transaction, claimed = await runtime._claim_on_asyncpg(
+            message_id, 1, datetime.now(UTC)
+        )
+        try:
+            assert claimed is not None
+            driver: Any = pooled.driver_connection
+            return str(await driver.fetchval("SELECT current_setting('synchronous_commit')"))
+        finally:
+            await transaction.rollback()
+            await runtime._release_connection(pooled)
+
     try:
         runtime.run(seed())
         ok = runtime.run(enqueue(a, "ok"))
@@ -427,6 +443,8 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         assert seen["tenant"] == a.tenant_id
         assert seen["orm"] == ["a-note"]
         assert seen["notes"] == (["a-note"] if database == "postgres" else ["a-note", "b-note"])
+        if database == "postgres":  # an actor that writes commits durably
+            assert seen["synchronous_commit"] == "on"
         assert runtime.run(status(ok)) == (DONE, 1)
         assert runtime.run(logged(a)) == ["ok"]
         seen.clear()
@@ -440,6 +458,11 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         assert seen["notes"] == (["b-note"] if database == "postgres" else ["a-note", "b-note"])
         assert runtime.run(status(failing)) == (FAILED, 1)
         assert runtime.run(logged(b)) == []
+
+        if database == "postgres":  # until the actor writes, the claim's commit is relaxed
+            spare = runtime.run(enqueue(a, "spare"))
+            assert runtime.run(claimed_setting(spare)) == "off"
+            assert runtime.run(status(spare)) == (PENDING, 0)  # rolled back: claimable again
 
         quiet = runtime.run(enqueue(b))
         if database == "postgres":  # every pooled connection of the runtime dies
