@@ -395,8 +395,8 @@ class KernelSide(Side):
                 return (
                     await session.execute(
                         text(
-                            "SELECT status FROM backplane_task_outbox "
-                            "WHERE status <> 'done' AND actor = :actor LIMIT 1"
+                            "SELECT status FROM backplane_task_outbox WHERE status IN "
+                            "('pending', 'sent', 'failed') AND actor = :actor LIMIT 1"
                         ),
                         {"actor": TASK},
                     )

@@ -498,3 +498,40 @@ def test_commit_wakes_the_relay(data_dir: Path) -> None:
         message_id = world.enqueue(a, "log_label", "prompt")
         wait_for(lambda: world.outbox(message_id).status == DONE, timeout=10)
         assert time.monotonic() - started < 5
+
+
+def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
+    """The relay's frequent pass hands over pending rows only; rows handed over and not
+    finished for longer than ``resend_after_s`` (the broker lost them) are handed over again by
+    the pass that also looks for those, which the relay loop makes every tenth of that bound."""
+    settings = make_settings(data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"})
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+
+    async def enqueue() -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", "x")
+            await session.commit()
+            return message_id
+
+    async def handed_over_long_ago(message_id: uuid.UUID) -> None:
+        async with runtime.sessionmaker() as session, session.begin():
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            assert row.status == "sent"
+            row.sent_at = datetime.now(UTC) - timedelta(seconds=120)
+
+    try:
+        message_id = runtime.run(enqueue())
+        assert runtime.run(runtime.relay_once(stale_too=False)) == 1
+        assert runtime.run(runtime.relay_once(stale_too=False)) == 0
+        runtime.run(handed_over_long_ago(message_id))
+        assert runtime.run(runtime.relay_once(stale_too=False)) == 0
+        assert runtime.run(runtime.relay_once()) == 1  # handed over again
+        assert runtime.run(runtime.relay_once()) == 0  # and marked: not again at once
+    finally:
+        runtime.stop()

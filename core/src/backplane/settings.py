@@ -102,7 +102,8 @@ class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     relay_batch: int = 500
     resend_after_s: float = 600.0
     """A row handed over but not finished after this long is handed over again (the broker
-    lost it); actors are idempotent, duplicates are acknowledged without running."""
+    lost it); actors are idempotent, duplicates are acknowledged without running. Relays look
+    for such rows every tenth of this."""
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
     scheduler_interval_s: float = 1.0

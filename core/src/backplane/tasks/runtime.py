@@ -634,20 +634,24 @@ class TaskRuntime:
         if result.rowcount:
             log.warning("re-queued %d task(s) interrupted by the last shutdown", result.rowcount)
 
-    async def relay_once(self) -> int:
-        """Hand committed pending rows (and long-unfinished ones) to the broker; return count."""
+    async def relay_once(self, *, stale_too: bool = True) -> int:
+        """Hand committed pending rows (and, with ``stale_too``, long-unfinished ones) to the
+        broker; return how many.
+
+        Pending rows are few and found through the status index; finding stale ones means
+        looking at every row handed over and not finished yet (a whole backlog), so the relay
+        loop does that only every tenth of ``tasks.resend_after_s``."""
         assert self._sessions is not None
         settings = self.settings.tasks
-        stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
+        waiting = OutboxMessage.status == PENDING
+        if stale_too:
+            stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
+            lost = and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale)
+            waiting = or_(waiting, lost)
         async with self._sessions() as session, session.begin():
             query = (
                 select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue)
-                .where(
-                    or_(
-                        OutboxMessage.status == PENDING,
-                        and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale),
-                    )
-                )
+                .where(waiting)
                 .order_by(OutboxMessage.created_at)
                 .limit(settings.relay_batch)
             )
@@ -753,14 +757,22 @@ class TaskRuntime:
     async def _relay_forever(self) -> None:
         interval = self.settings.tasks.relay_interval_s
         batch = self.settings.tasks.relay_batch
+        sweep_every = self.settings.tasks.resend_after_s / 10
+        next_sweep = time.monotonic()
         while not self._stopping.is_set():
             self._wake.clear()
             try:
                 if self._requeue_pending:
                     await self._requeue_in_memory_losses()
                     self._requeue_pending = False
-                while await self.relay_once() >= batch and not self._stopping.is_set():
+                stale_too = time.monotonic() >= next_sweep
+                while (
+                    await self.relay_once(stale_too=stale_too) >= batch
+                    and not self._stopping.is_set()
+                ):
                     pass  # a full batch: more are probably waiting
+                if stale_too:
+                    next_sweep = time.monotonic() + sweep_every
             except Exception:
                 log.exception("task relay failed; retrying")
             with contextlib.suppress(TimeoutError):
