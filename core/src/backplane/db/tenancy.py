@@ -31,7 +31,6 @@ log = logging.getLogger("backplane.audit")
 
 TENANT_KEY = "backplane.tenant_id"
 BYPASS_KEY = "backplane.tenancy_bypass"
-DURABLE_KEY = "backplane.durable_commit"
 
 
 class TenantIsolationError(PermissionError):
@@ -56,16 +55,6 @@ class TenantSession(Session):
 def bind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
     """Scope ``session`` (sync or async) to ``tenant_id`` for its next transactions."""
     _sync(session).info[TENANT_KEY] = tenant_id
-
-
-def commit_durably(session: Any) -> None:
-    """On PostgreSQL, set ``synchronous_commit`` back on in each transaction ``session`` begins,
-    in the statement that sets its tenant (no extra round trip).
-
-    For a session joined to an outer transaction that turned it off: the task runtime's claim
-    does, so that a run that wrote nothing is not held up by the WAL flush; once the actor writes
-    through its session, the whole transaction commits durably again."""
-    _sync(session).info[DURABLE_KEY] = True
 
 
 def bypass_tenancy(session: Any, reason: str, *, audit: bool = True) -> None:
@@ -144,12 +133,9 @@ def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -
     # Inlined, not bound: the value is a UUID's canonical text (or empty), so there is nothing
     # to escape, and the statement skips parameter processing on every transaction.
     value = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
-    durable = ""
-    if session.info.get(DURABLE_KEY):
-        durable = ", set_config('synchronous_commit', 'on', true)"
     connection.exec_driver_sql(
         f"SELECT set_config('app.tenant_id', '{value}', true), "
-        f"set_config('app.tenancy_bypass', '{bypass}', true){durable}"
+        f"set_config('app.tenancy_bypass', '{bypass}', true)"
     )
 
 

@@ -5,14 +5,18 @@ trace context live in the row. Actor code runs as a coroutine on the runtime's o
 (one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
 retries, backoff, dead-lettering and graceful shutdown apply unchanged.
 
-A run is one transaction: its first statement claims the row (marks it done if it is not yet,
-and reads it), the actor runs, and the commit makes the done-mark and the actor's writes durable
-together; a duplicate delivery finds nothing to claim (a concurrent one waits on the row lock).
-On PostgreSQL the claim runs on the asyncpg connection itself and also sets the tenant for
-row-level security; the actor's ORM session is opened only if the actor uses it, inside a
-savepoint of that transaction (so ``ctx.session.commit()`` in an actor ends the savepoint; the
-work becomes durable when the actor returns). An actor that never touches its session costs
-three round trips: ``BEGIN``, the claim, ``COMMIT``.
+On SQLite (embedded) a run is one transaction: its first statement claims the row (marks it
+done if it is not yet, and reads it), the actor runs in that session, and the commit makes the
+done-mark and the actor's writes durable together; a duplicate delivery finds nothing to claim
+(a concurrent one waits on the write lock).
+
+On PostgreSQL a run takes the task's advisory lock and reads its row in one statement, runs the
+actor and marks the row done in a second (:mod:`backplane.tasks.pgclaim`): two round trips and no
+transaction of its own for an actor that never touches its session. A duplicate delivery of a
+done task, or of one running elsewhere, is acknowledged without running. The actor's ORM
+session is opened only if the actor uses it, on the same connection, working in savepoints of
+one transaction whose last statement marks the row (so ``ctx.session.commit()`` in an actor
+ends a savepoint; the work becomes durable, with the mark, when the actor returns).
 """
 
 from __future__ import annotations
@@ -39,16 +43,16 @@ from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, commit_durably
+from backplane.db.tenancy import bind_tenant
 from backplane.plugins import PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
 from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, ScheduleRun
+from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,36 +88,10 @@ _CLAIM = (
     )
     .returning(*(_OUTBOX.c[name] for name in _CLAIMED))
 )
-"""The claim: one statement marks the task done (only if it is not yet) and reads it. It runs
-inside the actor's transaction, so the mark commits exactly when the actor's writes do, and a
-concurrent or later duplicate finds nothing to claim. Built once: no per-call construction or
-cache-key generation."""
-
-_CLAIM_ASYNCPG = """
-WITH claimed AS (
-    UPDATE backplane_task_outbox
-    SET status = 'done', attempts = $2, error = NULL, finished_at = $3
-    WHERE id = $1 AND status <> 'done'
-    RETURNING args, kwargs, context_tenant_id, trace_context, created_at
-)
-SELECT args::text, kwargs::text, context_tenant_id, trace_context::text, created_at,
-       set_config('app.tenant_id', coalesce(context_tenant_id::text, ''), true),
-       set_config('app.tenancy_bypass', 'off', true),
-       set_config('synchronous_commit', 'off', true)
-FROM claimed
-"""
-""":data:`_CLAIM` for PostgreSQL on the asyncpg connection itself, also setting the tenant that
-row-level security reads (what :class:`backplane.db.tenancy.TenantSession` does at the start of
-each transaction) in the same round trip. JSON comes back as text, decoded with msgspec.
-
-It also makes the commit asynchronous; the actor's session, once opened, makes it durable
-again (:func:`backplane.db.tenancy.commit_durably`). While the actor wrote nothing, the commit
-carries only the done-mark, and losing it in a database crash (the last few hundred milliseconds
-of commits, never a torn one) is the same as the worker dying just before its commit, which
-every actor already tolerates: the row stays ``sent`` and is handed over again after
-``tasks.resend_after_s``. Waiting for the WAL flush there cost about a sixth of the kernel's
-task throughput."""
-
+"""The claim inside the actor's transaction: one statement marks the task done (only if it is not
+yet) and reads it, so the mark commits exactly when the actor's writes do, and a concurrent or
+later duplicate finds nothing to claim. SQLite runs it first; on PostgreSQL an actor that used
+its session runs it last. Built once: no per-call construction or cache-key generation."""
 
 _LIST_DECODER = msgspec.json.Decoder(list[Any])
 _DICT_DECODER = msgspec.json.Decoder(dict[str, Any])
@@ -278,11 +256,7 @@ class TaskRuntime:
         self._senders: ThreadPoolExecutor | None = None
         self._last_period: dict[str, datetime] = {}
         self._requeue_pending = False
-        self._asyncpg = False
-        self._idle_connections: list[PoolProxiedConnection] = []
-        """PostgreSQL: connections the task path keeps checked out between runs (loop thread
-        only), at most one per worker thread: a pool checkout and check-in (two greenlet hops
-        and the pool's reset) per task cost more than the claim's own round trip."""
+        self._claimer: PostgresClaimer | None = None
         for task in self.tasks.values():
             self._declare(task)
 
@@ -321,43 +295,74 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        if self._asyncpg:
-            await self._run_on_asyncpg(task, outbox_id, attempt, final)
+        if self._claimer is not None:
+            await self._run_on_postgres(self._claimer, task, outbox_id, attempt, final)
         else:
             await self._run_in_session(task, outbox_id, attempt, final)
 
-    async def _run_on_asyncpg(
-        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
+    async def _run_on_postgres(
+        self,
+        claimer: PostgresClaimer,
+        task: RegisteredTask,
+        outbox_id: uuid.UUID,
+        attempt: int,
+        final: bool,
     ) -> None:
-        """PostgreSQL: claim on the driver connection, open the ORM session only if used.
+        """PostgreSQL: lock and read the task, run the actor, mark the task done.
 
-        Three round trips for an actor that does not touch the database (``BEGIN``, the claim,
-        ``COMMIT``), on a pooled connection taken without SQLAlchemy's connection wrapper; an
-        actor that does gets a session on the same connection, inside a savepoint of the
-        claiming transaction, so its writes and the done-mark still commit together.
+        Two round trips for an actor that never opens its session, and no transaction of its
+        own (:mod:`backplane.tasks.pgclaim`). One that does works in savepoints of a transaction
+        on the same connection, begun when it first uses the session; the row is marked in that
+        transaction, last, under its row lock, so what the actor wrote and the mark commit
+        together (``ctx.session.commit()`` in an actor ends a savepoint).
         """
         assert self._engine is not None
         engine = self._engine
         now = datetime.now(UTC)
-        pooled, transaction, claimed = await self._claim_on_asyncpg(outbox_id, attempt, now)
+        claim, row = await claimer.look(outbox_id)
         session: AsyncSession | None = None
         wrapper: AsyncConnection | None = None
+        marked = False
         try:
-            if claimed is None:
-                await transaction.rollback()
+            if row is None or not row.runnable:
                 self._log_duplicate(task, outbox_id)
+                marked = row is not None  # done already (or running elsewhere): keep no lock
                 return
-            args_json, kwargs_json, tenant_id, trace_json, created = claimed[:5]
-            if tenant_id is not None and type(tenant_id) is not uuid.UUID:
-                tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
+            tenant_id = row.tenant_id
 
             def open_session() -> AsyncSession:
                 nonlocal session, wrapper
-                wrapper = AsyncConnection(engine, Connection(engine.sync_engine, pooled))
-                session = self.sessionmaker(bind=wrapper)
+                connection = Connection(engine.sync_engine, claim.pooled)
+                connection.begin()  # no I/O: the driver begins with the first statement
+                wrapper = AsyncConnection(engine, connection)
+                session = self.sessionmaker(bind=wrapper, join_transaction_mode="create_savepoint")
                 bind_tenant(session, tenant_id)
-                commit_durably(session)  # what the actor writes is on disk before the ack
                 return session
+
+            async def commit() -> None:
+                nonlocal marked
+                if session is None or wrapper is None:
+                    if not await claimer.mark_done(claim, outbox_id, attempt):
+                        self._log_duplicate(task, outbox_id)
+                    marked = True
+                    return
+                await session.commit()  # releases the actor's savepoint, if it holds one
+                values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
+                if (await wrapper.execute(_CLAIM, values)).first() is None:
+                    await wrapper.rollback()  # done meanwhile, by a delivery that ran elsewhere
+                    self._log_duplicate(task, outbox_id)
+                    return
+                await wrapper.commit()
+
+            async def rollback() -> None:
+                if session is None or wrapper is None:
+                    return
+                try:
+                    await session.close()
+                    await wrapper.rollback()
+                except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
+                    log.warning("task %s: rollback failed; dropping the connection", task.name)
+                    await greenlet_spawn(claim.pooled.invalidate)
 
             context = TaskContext(
                 tenant_id=tenant_id,
@@ -365,101 +370,47 @@ class TaskRuntime:
                 attempt=attempt,
                 open_session=open_session,
             )
-
-            async def commit() -> None:
-                if session is not None:
-                    await session.commit()  # ends the actor's savepoint, if it began one
-                await transaction.commit()
-
-            async def rollback() -> None:
-                try:
-                    if session is not None:
-                        await session.close()
-                    await transaction.rollback()
-                except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
-                    log.warning("task %s: rollback failed; dropping the connection", task.name)
-                    await greenlet_spawn(pooled.invalidate)
-
             await self._invoke(
                 task,
                 context,
-                _json_list(args_json),
-                _json_dict(kwargs_json),
-                _json_dict(trace_json),
+                _json_list(row.args),
+                _json_dict(row.kwargs),
+                _json_dict(row.trace),
                 now,
-                created,
+                row.created,
                 commit,
                 rollback,
                 final,
             )
         finally:
-            if session is not None:
-                await session.close()
-            if wrapper is not None:
-                await wrapper.close()  # returns the pooled connection it wraps
-            else:
-                await self._release_connection(pooled)
+            await self._end_claim(claimer, claim, session, wrapper, keep_lock=marked)
 
-    async def _release_connection(self, pooled: PoolProxiedConnection) -> None:
-        """Keep a healthy connection for the next run, or return it to the pool."""
-        driver: Any = pooled.driver_connection
-        if (
-            pooled.is_valid
-            and driver is not None
-            and not driver.is_closed()
-            and not driver.is_in_transaction()
-            and len(self._idle_connections) < self.settings.tasks.threads
-        ):
-            self._idle_connections.append(pooled)
+    async def _end_claim(
+        self,
+        claimer: PostgresClaimer,
+        claim: ClaimConnection,
+        session: AsyncSession | None,
+        wrapper: AsyncConnection | None,
+        *,
+        keep_lock: bool,
+    ) -> None:
+        """Give the run's connection back: its lock released unless the task was marked done
+        by the shared mark (the next look releases it then), and, after a session, to the pool
+        (or dropped, if its transaction could not be ended)."""
+        if session is not None:
+            await session.close()
+        try:
+            if wrapper is not None and wrapper.in_transaction():
+                await wrapper.rollback()  # the commit itself failed
+            if not keep_lock and claim.pooled.is_valid:
+                await claimer.unlock(claim)
+        except Exception:  # noqa: BLE001 - closing the connection releases its lock
+            log.warning("task connection could not be reset; dropping it")
+            await greenlet_spawn(claim.pooled.invalidate)
+        if wrapper is not None:
+            await wrapper.close()  # returns the connection to the pool
         else:
-            await greenlet_spawn(pooled.close)
-
-    async def _drop_idle_connections(self, *, invalidate: bool) -> None:
-        idle, self._idle_connections = self._idle_connections, []
-        for pooled in idle:
-            with contextlib.suppress(Exception):
-                await greenlet_spawn(pooled.invalidate if invalidate else pooled.close)
-
-    async def _claim_on_asyncpg(
-        self, outbox_id: uuid.UUID, attempt: int, now: datetime
-    ) -> tuple[PoolProxiedConnection, Any, Any]:
-        """Begin a transaction and claim the row in it; one retry on a dead connection.
-
-        The claim is one prepared statement: it marks the row done, returns the task, and sets
-        the tenant for row-level security, so no separate ``set_config`` round trip is needed.
-        Without a pool pre-ping a connection may have died idle; nothing has run yet, so trying
-        again on a fresh one is safe (the kept idle connections are dropped with it: they are
-        likely dead too).
-        """
-        assert self._engine is not None
-        for retry in (False, True):
-            if self._idle_connections:
-                pooled = self._idle_connections.pop()
-            else:
-                pooled = await self._engine.raw_connection()
-            driver: Any = pooled.driver_connection
-            try:
-                transaction = driver.transaction()
-                await transaction.start()
-                claimed = await driver.fetchrow(_CLAIM_ASYNCPG, outbox_id, attempt, now)
-            except BaseException:
-                broken = driver.is_closed()
-                if not broken and driver.is_in_transaction():
-                    try:  # never return a connection to the pool inside a transaction
-                        await transaction.rollback()
-                    except Exception:  # noqa: BLE001
-                        broken = True
-                if broken:
-                    await greenlet_spawn(pooled.invalidate)
-                    await self._drop_idle_connections(invalidate=True)
-                    await self._engine.dispose(close=False)  # its siblings died too
-                await greenlet_spawn(pooled.close)
-                if broken and not retry and driver.is_closed():
-                    log.warning("task database connection lost; claiming again on a new one")
-                    continue
-                raise
-            return pooled, transaction, claimed
-        raise AssertionError("unreachable")
+            await claimer.release(claim)
 
     async def _run_in_session(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
@@ -585,7 +536,8 @@ class TaskRuntime:
         # dead connection, and the relay and scheduler retry on their next tick.
         self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
-        self._asyncpg = self._engine.dialect.driver == "asyncpg"
+        if self._engine.dialect.driver == "asyncpg":
+            self._claimer = PostgresClaimer(self._engine, keep=self.settings.tasks.threads)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         # Done by the relay loop (which retries while the database is unreachable).
@@ -602,7 +554,8 @@ class TaskRuntime:
             except Exception:
                 log.exception("task runtime background job failed at shutdown")
         if self._engine is not None:
-            self._thread.submit(self._drop_idle_connections(invalidate=False)).result(10)
+            if self._claimer is not None:
+                self._thread.submit(self._claimer.close()).result(10)
             self._thread.submit(self._engine.dispose()).result(10)
         self._thread.stop()
         self._thread = None

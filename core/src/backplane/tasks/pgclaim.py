@@ -1,0 +1,191 @@
+"""The task claim on PostgreSQL: an advisory lock and two statements, no transaction of its own.
+
+A run of an actor that never opens its session costs two round trips on a connection the
+claimer keeps between runs:
+
+1. :data:`_LOOK` takes the task's advisory lock (``pg_try_advisory_lock``) and reads its row
+   (arguments, tenant, trace context, status). A row already ``done`` is a duplicate delivery; a
+   lock held elsewhere means the task is running in another worker, whose own delivery is still
+   unacknowledged (the broker hands it over again if that worker dies), so this one is
+   acknowledged without running too.
+2. :data:`_MARK` marks the row done, in its own transaction, committed asynchronously: losing
+   it in a database crash (the last few hundred milliseconds of commits, never a torn one) is the
+   same as the worker dying just before it, which every actor already tolerates (the row stays
+   ``sent`` and is handed over again after ``tasks.resend_after_s``).
+
+The lock of a task marked done is released by the connection's next look, in the same statement
+(the task is done, so keeping it a little longer refuses only duplicates); a run that did not
+mark its task releases it at once. ``BEGIN``, a claiming ``UPDATE ... RETURNING`` and ``COMMIT``
+per run, which this replaces, were the round trips that bounded the kernel's task throughput.
+
+An actor that opens its session works in savepoints of one transaction on the same connection
+(the runtime's ``open_session``), whose last statement marks the row under its row lock,
+committed durably: what it wrote and the mark commit together or not at all.
+
+Connections are kept checked out between runs, at most ``keep``: a pool checkout and check-in per
+run (two greenlet hops and the pool's reset) cost more than a round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
+
+log = logging.getLogger(__name__)
+
+_LOOK = """
+SELECT pg_advisory_unlock($3) IS NOT FALSE, pg_try_advisory_lock($2),
+       o.args::text, o.kwargs::text, o.context_tenant_id, o.trace_context::text, o.created_at,
+       o.status
+FROM (SELECT 1) AS one LEFT JOIN backplane_task_outbox AS o ON o.id = $1
+"""
+"""Release the lock this connection still holds (``$3``, NULL if none), take the task's lock
+and read its row: one row even when the task's row is missing, so both locks are always seen
+to."""
+_MARK = """
+WITH marked AS (
+    UPDATE backplane_task_outbox
+    SET status = 'done', attempts = $2, error = NULL, finished_at = now()
+    WHERE id = $1 AND status <> 'done'
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked), set_config('synchronous_commit', 'off', true)
+"""
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+
+def lock_key(outbox_id: uuid.UUID) -> int:
+    """The task's advisory lock: its id's first 64 bits (a collision only refuses a delivery
+    while the other task runs; the broker hands it over again later)."""
+    return int.from_bytes(outbox_id.bytes[:8], "big", signed=True)
+
+
+class TaskRow(NamedTuple):
+    """What the look found: the row (JSON as text), and whether this run may go ahead."""
+
+    args: str
+    kwargs: str
+    tenant_id: uuid.UUID | None
+    trace: str | None
+    created: datetime
+    runnable: bool
+    """False: done already, or running elsewhere."""
+
+
+class ClaimConnection:
+    """A connection the claimer lends to one run, with the advisory lock it holds."""
+
+    __slots__ = ("held", "pooled")
+
+    def __init__(self, pooled: PoolProxiedConnection) -> None:
+        self.pooled = pooled
+        self.held: int | None = None
+
+    @property
+    def driver(self) -> Any:
+        return self.pooled.driver_connection
+
+
+class PostgresClaimer:
+    """Looks up, locks and marks tasks; used on the runtime's loop only."""
+
+    def __init__(self, engine: AsyncEngine, keep: int) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: list[ClaimConnection] = []
+
+    async def look(self, outbox_id: uuid.UUID) -> tuple[ClaimConnection, TaskRow | None]:
+        """Lock the task and read its row on a kept connection; None if there is no row.
+
+        Made again once on a fresh connection if the first one turns out dead (without a pool
+        pre-ping, a connection may have died idle; the kept ones are dropped with it, as they
+        are likely dead too, and their locks went with them)."""
+        key = lock_key(outbox_id)
+        for retry in (False, True):
+            connection = await self._take()
+            try:
+                row = await connection.driver.fetchrow(_LOOK, outbox_id, key, connection.held)
+            except BaseException:
+                dead = connection.driver.is_closed()
+                if dead:
+                    await self._drop(connection)
+                else:
+                    await self.release(connection)
+                if dead and not retry:
+                    log.warning("task database connection lost; claiming again on a new one")
+                    continue
+                raise
+            connection.held = key if row[1] else None
+            if row[7] is None:
+                return connection, None
+            tenant_id = row[4]
+            if tenant_id is not None and type(tenant_id) is not uuid.UUID:
+                tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
+            runnable = bool(row[1]) and row[7] != "done"
+            return connection, TaskRow(row[2], row[3], tenant_id, row[5], row[6], runnable)
+        raise AssertionError("unreachable")
+
+    async def mark_done(
+        self, connection: ClaimConnection, outbox_id: uuid.UUID, attempt: int
+    ) -> bool:
+        """Mark the task done (asynchronous commit); False if it already was."""
+        marked = await connection.driver.fetchval(_MARK, outbox_id, attempt)
+        return bool(marked)
+
+    async def unlock(self, connection: ClaimConnection) -> None:
+        """Release the task's lock now: a run that did not mark its task done (it failed, or
+        its session's transaction marked it) must not keep its next delivery out."""
+        if connection.held is not None:
+            await connection.driver.fetchval(_UNLOCK, connection.held)
+            connection.held = None
+
+    async def release(self, connection: ClaimConnection) -> None:
+        """Keep a healthy connection for the next run, or return it to the pool unlocked."""
+        driver = connection.driver
+        healthy = (
+            connection.pooled.is_valid
+            and driver is not None
+            and not driver.is_closed()
+            and not driver.is_in_transaction()
+        )
+        if healthy and len(self._idle) < self._keep:
+            self._idle.append(connection)
+            return
+        try:
+            if healthy:
+                await self.unlock(connection)
+        except Exception:  # noqa: BLE001 - closing it releases its lock
+            healthy = False
+        if healthy:
+            await greenlet_spawn(connection.pooled.close)
+        else:
+            await self._invalidate(connection)
+
+    async def close(self) -> None:
+        """Close the kept connections (their locks go with them)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self._invalidate(connection)
+
+    async def _take(self) -> ClaimConnection:
+        if self._idle:
+            return self._idle.pop()
+        return ClaimConnection(await self._engine.raw_connection())
+
+    async def _drop(self, connection: ClaimConnection) -> None:
+        """A dead connection: drop it, the kept ones and the pool's idle ones."""
+        await self._invalidate(connection)
+        await self.close()
+        await self._engine.dispose(close=False)
+
+    @staticmethod
+    async def _invalidate(connection: ClaimConnection) -> None:
+        with contextlib.suppress(Exception):
+            await greenlet_spawn(connection.pooled.invalidate)
