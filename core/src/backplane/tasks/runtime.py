@@ -39,6 +39,7 @@ import msgspec
 from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -463,20 +464,8 @@ class TaskRuntime:
         record the failure (after the rollback, which releases the row)."""
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
         _queue_latency.record((now - created).total_seconds(), {"task": task.name})
-        # No carrier (nothing was traced when it was enqueued): the current context, as
-        # extract({}) would return, without the propagators' work.
-        parent = propagate.extract(trace_context) if trace_context else None
         started = time.perf_counter()
-        with _tracer.start_as_current_span(
-            f"task {task.name}",
-            context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "backplane.task": task.name,
-                "backplane.attempt": context.attempt,
-                "messaging.message.id": str(context.message_id),
-            },
-        ):
+        with self._span(task, context, trace_context):
             try:
                 async with asyncio.timeout(task.time_limit_ms / 1000):
                     result = task.function(context, *args, **kwargs)
@@ -490,6 +479,28 @@ class TaskRuntime:
                 raise
             finally:
                 _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    @staticmethod
+    def _span(
+        task: RegisteredTask, context: TaskContext, trace_context: dict[str, str] | None
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The run's span, child of the enqueuing request's; nothing while no SDK tracer provider
+        is installed (the no-op span still cost about 15 µs per run)."""
+        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+            return contextlib.nullcontext()
+        # No carrier (nothing was traced when it was enqueued): the current context, as
+        # extract({}) would return, without the propagators' work.
+        parent = propagate.extract(trace_context) if trace_context else None
+        return _tracer.start_as_current_span(
+            f"task {task.name}",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "backplane.task": task.name,
+                "backplane.attempt": context.attempt,
+                "messaging.message.id": str(context.message_id),
+            },
+        )
 
     @staticmethod
     def _log_duplicate(task: RegisteredTask, outbox_id: uuid.UUID) -> None:
