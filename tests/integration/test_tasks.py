@@ -3,6 +3,7 @@ rollback, tenant context and trace propagation, and the per-period scheduler lea
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -464,10 +465,13 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
             other = runtime.run(locked_elsewhere(failing))
             runtime.run(other.close())
 
-        if database == "postgres":  # a delivery of a task running elsewhere does not run
+        if database == "postgres":  # a delivery of a task running elsewhere is retried later
+            from backplane.tasks.pgclaim import TaskRunningElsewhere
+
             busy = runtime.run(enqueue(a, "busy"))
             other = runtime.run(locked_elsewhere(busy))
-            runtime.run(runtime._run(registered(probe), busy, 1, False))
+            with pytest.raises(TaskRunningElsewhere):
+                runtime.run(runtime._run(registered(probe), busy, 1, False))
             assert runtime.run(status(busy)) == (PENDING, 0)
             assert runtime.run(logged(a)) == ["ok"]
             runtime.run(other.execute("SELECT pg_advisory_unlock_all()"))  # it ended, unmarked
@@ -547,3 +551,74 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
         assert runtime.run(runtime.relay_once()) == 0  # and marked: not again at once
     finally:
         runtime.stop()
+
+
+@pytest.mark.postgres
+def test_postgres_runs_leave_no_stray_advisory_lock(
+    request: pytest.FixtureRequest, data_dir: Path
+) -> None:
+    """A kept connection holds at most the lock of the last task it marked done (a duplicate
+    reads the row as done anyway), a run that did not mark its task releases its lock at once,
+    and stopping the runtime releases every lock."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from backplane.tasks.runtime import RegisteredTask
+
+    env = {**FAST_TASKS, **postgres_env(request)}
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+    admin_url = env["BACKPLANE_DB__MIGRATION_URL"].replace("postgresql+asyncpg://", "postgresql://")
+
+    async def quiet(ctx: Any, fail: bool = False) -> None:
+        if fail:
+            raise RuntimeError("fails without writing")
+
+    task = RegisteredTask(
+        name="kitchen_sink.log_label", plugin="kitchen_sink", function=quiet,
+        queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
+    )  # fmt: skip
+
+    async def enqueue(*args: Any) -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", *args)
+            await session.commit()
+            return message_id
+
+    async def advisory_locks() -> int:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                )
+            )
+        finally:
+            await connection.close()
+
+    async def done(message_id: uuid.UUID) -> bool:
+        async with runtime.sessionmaker() as session:
+            row = await session.get(OutboxMessage, message_id)
+            return row is not None and row.status == DONE
+
+    try:
+        first, second = runtime.run(enqueue()), runtime.run(enqueue())
+        runtime.run(runtime._run(task, first, 1, False))
+        assert runtime.run(done(first))
+        assert runtime.run(advisory_locks()) == 1  # kept until the connection's next look
+        runtime.run(runtime._run(task, second, 1, False))
+        assert runtime.run(done(second))
+        assert runtime.run(advisory_locks()) == 1  # the first one's went with that look
+        runtime.run(runtime._run(task, first, 2, False))  # a duplicate: acknowledged
+        failing = runtime.run(enqueue(True))
+        with pytest.raises(RuntimeError, match="fails without writing"):
+            runtime.run(runtime._run(task, failing, 1, False))
+        assert not runtime.run(done(failing))
+        assert runtime.run(advisory_locks()) == 0  # released at once: its retry may run
+    finally:
+        runtime.stop()
+    wait_for(lambda: asyncio.run(advisory_locks()) == 0, timeout=5)  # the backends exit

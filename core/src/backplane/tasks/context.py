@@ -22,7 +22,7 @@ class TaskContext:
     when the actor returns; raising rolls everything back and retries.
 
     The session is opened on first use of :attr:`session`, so an actor that never touches the
-    database costs no session (the task is still claimed and marked done in one transaction).
+    database costs no session (the task is still marked done when it returns).
     """
 
     __slots__ = ("_open_session", "_session", "attempt", "message_id", "tenant_id")

@@ -4,19 +4,30 @@ A run of an actor that never opens its session costs two round trips on a connec
 claimer keeps between runs:
 
 1. :data:`_LOOK` takes the task's advisory lock (``pg_try_advisory_lock``) and reads its row
-   (arguments, tenant, trace context, status). A row already ``done`` is a duplicate delivery; a
-   lock held elsewhere means the task is running in another worker, whose own delivery is still
-   unacknowledged (the broker hands it over again if that worker dies), so this one is
-   acknowledged without running too.
+   (arguments, tenant, trace context, status). A row already ``done`` is a duplicate delivery,
+   acknowledged without running. A lock held elsewhere on a row not done means the task is
+   running in another worker (or its worker just died and the server has not noticed yet):
+   this delivery raises :class:`TaskRunningElsewhere`, so dramatiq hands it over again after
+   its backoff, when the task is done or its lock is free.
 2. :data:`_MARK` marks the row done, in its own transaction, committed asynchronously: losing
    it in a database crash (the last few hundred milliseconds of commits, never a torn one) is the
    same as the worker dying just before it, which every actor already tolerates (the row stays
    ``sent`` and is handed over again after ``tasks.resend_after_s``).
 
 The lock of a task marked done is released by the connection's next look, in the same statement
-(the task is done, so keeping it a little longer refuses only duplicates); a run that did not
-mark its task releases it at once. ``BEGIN``, a claiming ``UPDATE ... RETURNING`` and ``COMMIT``
-per run, which this replaces, were the round trips that bounded the kernel's task throughput.
+(``pg_advisory_unlock_all``: the task is done, and the look reads the row whether or not it got
+the lock, so a duplicate meanwhile is still acknowledged as one); a run that did not mark its
+task releases it at once, and a connection whose state is in doubt (a look or a reset
+interrupted) is closed, which releases whatever it held.
+
+One race is left, and it is narrow: the look's snapshot is taken when its statement starts and
+the lock is taken while it runs, so if another delivery of the same task marks it done and
+releases the lock in between (microseconds), this one runs it again. Its done-mark then finds
+the row done; what an actor wrote through its session is rolled back, other effects are not
+(actors are expected to be idempotent).
+
+``BEGIN``, a claiming ``UPDATE ... RETURNING`` and ``COMMIT`` per run, which this replaces, were
+the round trips that bounded the kernel's task throughput.
 
 An actor that opens its session works in savepoints of one transaction on the same connection
 (the runtime's ``open_session``), whose last statement marks the row under its row lock,
@@ -34,6 +45,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import dramatiq
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -41,14 +53,14 @@ from sqlalchemy.util import greenlet_spawn
 log = logging.getLogger(__name__)
 
 _LOOK = """
-SELECT pg_advisory_unlock($3) IS NOT FALSE, pg_try_advisory_lock($2),
+SELECT pg_advisory_unlock_all() IS NULL, pg_try_advisory_lock($2),
        o.args::text, o.kwargs::text, o.context_tenant_id, o.trace_context::text, o.created_at,
        o.status
 FROM (SELECT 1) AS one LEFT JOIN backplane_task_outbox AS o ON o.id = $1
 """
-"""Release the lock this connection still holds (``$3``, NULL if none), take the task's lock
-and read its row: one row even when the task's row is missing, so both locks are always seen
-to."""
+"""Release the lock this connection still holds (a kept connection holds at most the last
+task's), take the task's lock and read its row: one row even when the task's row is missing, so
+both locks are always seen to."""
 _MARK = """
 WITH marked AS (
     UPDATE backplane_task_outbox
@@ -58,12 +70,17 @@ WITH marked AS (
 )
 SELECT (SELECT count(*) FROM marked), set_config('synchronous_commit', 'off', true)
 """
-_UNLOCK = "SELECT pg_advisory_unlock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock_all()"
+
+
+class TaskRunningElsewhere(dramatiq.Retry):
+    """The task's lock is held by another run and its row is not done: dramatiq hands this
+    delivery over again after its backoff (a ``Retry``: logged as information, not an error)."""
 
 
 def lock_key(outbox_id: uuid.UUID) -> int:
-    """The task's advisory lock: its id's first 64 bits (a collision only refuses a delivery
-    while the other task runs; the broker hands it over again later)."""
+    """The task's advisory lock: its id's first 64 bits (a collision only delays a delivery
+    while the other task runs: it is retried)."""
     return int.from_bytes(outbox_id.bytes[:8], "big", signed=True)
 
 
@@ -75,8 +92,9 @@ class TaskRow(NamedTuple):
     tenant_id: uuid.UUID | None
     trace: str | None
     created: datetime
-    runnable: bool
-    """False: done already, or running elsewhere."""
+    done: bool
+    locked: bool
+    """This run holds the task's lock (False: another run does)."""
 
 
 class ClaimConnection:
@@ -100,6 +118,7 @@ class PostgresClaimer:
         self._engine = engine
         self._keep = keep
         self._idle: list[ClaimConnection] = []
+        self._closed = False
 
     async def look(self, outbox_id: uuid.UUID) -> tuple[ClaimConnection, TaskRow | None]:
         """Lock the task and read its row on a kept connection; None if there is no row.
@@ -111,13 +130,13 @@ class PostgresClaimer:
         for retry in (False, True):
             connection = await self._take()
             try:
-                row = await connection.driver.fetchrow(_LOOK, outbox_id, key, connection.held)
+                row = await connection.driver.fetchrow(_LOOK, outbox_id, key)
             except BaseException:
                 dead = connection.driver.is_closed()
                 if dead:
                     await self._drop(connection)
-                else:
-                    await self.release(connection)
+                else:  # the look may have run (and taken the lock): close, releasing it
+                    await self._invalidate(connection)
                 if dead and not retry:
                     log.warning("task database connection lost; claiming again on a new one")
                     continue
@@ -128,8 +147,8 @@ class PostgresClaimer:
             tenant_id = row[4]
             if tenant_id is not None and type(tenant_id) is not uuid.UUID:
                 tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
-            runnable = bool(row[1]) and row[7] != "done"
-            return connection, TaskRow(row[2], row[3], tenant_id, row[5], row[6], runnable)
+            done, locked = row[7] == "done", bool(row[1])
+            return connection, TaskRow(row[2], row[3], tenant_id, row[5], row[6], done, locked)
         raise AssertionError("unreachable")
 
     async def mark_done(
@@ -143,7 +162,7 @@ class PostgresClaimer:
         """Release the task's lock now: a run that did not mark its task done (it failed, or
         its session's transaction marked it) must not keep its next delivery out."""
         if connection.held is not None:
-            await connection.driver.fetchval(_UNLOCK, connection.held)
+            await connection.driver.fetchval(_UNLOCK)
             connection.held = None
 
     async def release(self, connection: ClaimConnection) -> None:
@@ -155,7 +174,7 @@ class PostgresClaimer:
             and not driver.is_closed()
             and not driver.is_in_transaction()
         )
-        if healthy and len(self._idle) < self._keep:
+        if healthy and not self._closed and len(self._idle) < self._keep:
             self._idle.append(connection)
             return
         try:
@@ -169,7 +188,8 @@ class PostgresClaimer:
             await self._invalidate(connection)
 
     async def close(self) -> None:
-        """Close the kept connections (their locks go with them)."""
+        """Close the kept connections (their locks go with them), and any given back later."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             await self._invalidate(connection)
@@ -182,10 +202,18 @@ class PostgresClaimer:
     async def _drop(self, connection: ClaimConnection) -> None:
         """A dead connection: drop it, the kept ones and the pool's idle ones."""
         await self._invalidate(connection)
-        await self.close()
+        idle, self._idle = self._idle, []
+        for kept in idle:
+            await self._invalidate(kept)
         await self._engine.dispose(close=False)
 
     @staticmethod
     async def _invalidate(connection: ClaimConnection) -> None:
+        """Close the connection (releasing its locks) instead of returning it to the pool."""
+        connection.held = None
         with contextlib.suppress(Exception):
             await greenlet_spawn(connection.pooled.invalidate)
+
+    async def forget(self, connection: ClaimConnection) -> None:
+        """Close a connection whose state is in doubt (an interrupted reset)."""
+        await self._invalidate(connection)

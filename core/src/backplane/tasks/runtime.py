@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -38,6 +38,7 @@ import dramatiq
 import msgspec
 from croniter import croniter
 from dramatiq.middleware import CurrentMessage
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from sqlalchemy import Table, and_, bindparam, or_, select, text, update
@@ -53,7 +54,7 @@ from backplane.plugins import PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
 from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, ScheduleRun
-from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer
+from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer, TaskRunningElsewhere
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +99,15 @@ _LIST_DECODER = msgspec.json.Decoder(list[Any])
 _DICT_DECODER = msgspec.json.Decoder(dict[str, Any])
 """Built once: ``msgspec.json.decode(text, type=...)`` looks the type up again on every call,
 which cost more than the decoding of a task's (usually empty) arguments."""
+
+
+@contextlib.contextmanager
+def _attached(context: otel_context.Context) -> Iterator[None]:
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _json_list(text: str | None) -> list[Any]:
@@ -325,10 +335,12 @@ class TaskRuntime:
         wrapper: AsyncConnection | None = None
         marked = False
         try:
-            if row is None or not row.runnable:
+            if row is None or row.done:
                 self._log_duplicate(task, outbox_id)
-                marked = row is not None  # done already (or running elsewhere): keep no lock
+                marked = row is not None  # done: a lock it holds only refuses duplicates
                 return
+            if not row.locked:
+                raise TaskRunningElsewhere(f"task {task.name} {outbox_id} is running elsewhere")
             tenant_id = row.tenant_id
 
             def open_session() -> AsyncSession:
@@ -348,7 +360,11 @@ class TaskRuntime:
                     marked = True
                     return
                 await session.commit()  # releases the actor's savepoint, if it holds one
-                values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
+                values = {
+                    "claim_id": outbox_id,
+                    "claim_attempt": attempt,
+                    "claim_now": datetime.now(UTC),
+                }
                 if (await wrapper.execute(_CLAIM, values)).first() is None:
                     await wrapper.rollback()  # done meanwhile, by a delivery that ran elsewhere
                     self._log_duplicate(task, outbox_id)
@@ -396,22 +412,26 @@ class TaskRuntime:
         keep_lock: bool,
     ) -> None:
         """Give the run's connection back: its lock released unless the task was marked done
-        by the shared mark (the next look releases it then), and, after a session, to the pool
-        (or dropped, if its transaction could not be ended)."""
-        if session is not None:
-            await session.close()
+        by the shared mark (the next look releases it then), and, after a session, to the pool.
+        A connection that cannot be reset (an error, or the run cancelled meanwhile) is closed,
+        which releases its lock; a reset error is logged, not raised over the run's outcome."""
         try:
+            if session is not None:
+                await session.close()
             if wrapper is not None and wrapper.in_transaction():
                 await wrapper.rollback()  # the commit itself failed
             if not keep_lock and claim.pooled.is_valid:
                 await claimer.unlock(claim)
-        except Exception:  # noqa: BLE001 - closing the connection releases its lock
-            log.warning("task connection could not be reset; dropping it")
-            await greenlet_spawn(claim.pooled.invalidate)
-        if wrapper is not None:
-            await wrapper.close()  # returns the connection to the pool
-        else:
-            await claimer.release(claim)
+        except BaseException as exc:
+            log.warning("task connection could not be reset (%r); closing it", exc)
+            await claimer.forget(claim)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if wrapper is not None:
+                await wrapper.close()  # returns the connection to the pool (or closes it)
+            else:
+                await claimer.release(claim)
 
     async def _run_in_session(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
@@ -484,13 +504,14 @@ class TaskRuntime:
     def _span(
         task: RegisteredTask, context: TaskContext, trace_context: dict[str, str] | None
     ) -> contextlib.AbstractContextManager[Any]:
-        """The run's span, child of the enqueuing request's; nothing while no SDK tracer provider
-        is installed (the no-op span still cost about 15 µs per run)."""
-        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
-            return contextlib.nullcontext()
+        """The run's span, child of the enqueuing request's; while no SDK tracer provider is
+        installed, only the enqueuer's context (the no-op span cost about 15 µs per run)."""
         # No carrier (nothing was traced when it was enqueued): the current context, as
         # extract({}) would return, without the propagators' work.
         parent = propagate.extract(trace_context) if trace_context else None
+        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+            # Still pass the enqueuer's context on (to tasks this one enqueues, say).
+            return _attached(parent) if parent is not None else contextlib.nullcontext()
         return _tracer.start_as_current_span(
             f"task {task.name}",
             context=parent,
@@ -548,7 +569,11 @@ class TaskRuntime:
         self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
         if self._engine.dialect.driver == "asyncpg":
-            self._claimer = PostgresClaimer(self._engine, keep=self.settings.tasks.threads)
+            # Kept connections never return to the pool: leave room for the relay, the
+            # scheduler and a failure being recorded while its run holds a connection.
+            capacity = self.settings.db.pool_size + self.settings.db.max_overflow
+            keep = max(0, min(self.settings.tasks.threads, capacity - 3))
+            self._claimer = PostgresClaimer(self._engine, keep=keep)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         # Done by the relay loop (which retries while the database is unreachable).

@@ -6,8 +6,9 @@ attempt's time limit, so duplicates of the task find nothing to claim and a proc
 mid-attempt leaves a row the dispatcher queues again once the claim lapses. The claim is
 committed before the HTTP call: on SQLite that ends the task's transaction and releases the
 database's single write lock for the duration of the call; on PostgreSQL, where the task
-runtime runs the actor in a savepoint of its claiming transaction, the delivery row stays
-locked until the attempt is recorded, which holds concurrent duplicates off the same way.
+runtime runs the actor's session in savepoints of one transaction that ends when the actor
+returns, the delivery row stays locked until the attempt is recorded, which holds concurrent
+duplicates off the same way.
 Delivery is therefore at least once; the event id in the body (and the
 ``Backplane-Event-Id`` header) lets receivers de-duplicate.
 """
