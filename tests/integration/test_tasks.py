@@ -431,8 +431,7 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
 
         from backplane.tasks.pgclaim import lock_key
 
-        url = env["BACKPLANE_DB__MIGRATION_URL"].replace("postgresql+asyncpg://", "postgresql://")
-        other = await asyncpg.connect(url)
+        other = await asyncpg.connect(env["BACKPLANE_DB__MIGRATION_URL"])
         locked = await other.fetchval(
             "SELECT pg_try_advisory_lock($1)", lock_key(message_id), timeout=5
         )
@@ -571,7 +570,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
     a = seed_tenant(plugins, "acme")
     runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
-    admin_url = env["BACKPLANE_DB__MIGRATION_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
 
     async def quiet(ctx: Any, fail: bool = False) -> None:
         if fail:

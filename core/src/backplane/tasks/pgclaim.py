@@ -98,13 +98,14 @@ class TaskRow(NamedTuple):
 
 
 class ClaimConnection:
-    """A connection the claimer lends to one run, with the advisory lock it holds."""
+    """A connection the claimer lends to one run, and whether it holds a task's advisory lock
+    (at most one: each look releases the previous one)."""
 
-    __slots__ = ("held", "pooled")
+    __slots__ = ("locked", "pooled")
 
     def __init__(self, pooled: PoolProxiedConnection) -> None:
         self.pooled = pooled
-        self.held: int | None = None
+        self.locked = False
 
     @property
     def driver(self) -> Any:
@@ -126,29 +127,29 @@ class PostgresClaimer:
         Made again once on a fresh connection if the first one turns out dead (without a pool
         pre-ping, a connection may have died idle; the kept ones are dropped with it, as they
         are likely dead too, and their locks went with them)."""
-        key = lock_key(outbox_id)
         for retry in (False, True):
             connection = await self._take()
             try:
-                row = await connection.driver.fetchrow(_LOOK, outbox_id, key)
+                row = await connection.driver.fetchrow(_LOOK, outbox_id, lock_key(outbox_id))
             except BaseException:
                 dead = connection.driver.is_closed()
                 if dead:
                     await self._drop(connection)
                 else:  # the look may have run (and taken the lock): close, releasing it
-                    await self._invalidate(connection)
+                    await self.forget(connection)
                 if dead and not retry:
                     log.warning("task database connection lost; claiming again on a new one")
                     continue
                 raise
-            connection.held = key if row[1] else None
+            connection.locked = bool(row[1])
             if row[7] is None:
                 return connection, None
             tenant_id = row[4]
             if tenant_id is not None and type(tenant_id) is not uuid.UUID:
                 tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # asyncpg's own UUID type
-            done, locked = row[7] == "done", bool(row[1])
-            return connection, TaskRow(row[2], row[3], tenant_id, row[5], row[6], done, locked)
+            done = row[7] == "done"
+            found = TaskRow(row[2], row[3], tenant_id, row[5], row[6], done, connection.locked)
+            return connection, found
         raise AssertionError("unreachable")
 
     async def mark_done(
@@ -161,9 +162,9 @@ class PostgresClaimer:
     async def unlock(self, connection: ClaimConnection) -> None:
         """Release the task's lock now: a run that did not mark its task done (it failed, or
         its session's transaction marked it) must not keep its next delivery out."""
-        if connection.held is not None:
+        if connection.locked:
             await connection.driver.fetchval(_UNLOCK)
-            connection.held = None
+            connection.locked = False
 
     async def release(self, connection: ClaimConnection) -> None:
         """Keep a healthy connection for the next run, or return it to the pool unlocked."""
@@ -185,14 +186,12 @@ class PostgresClaimer:
         if healthy:
             await greenlet_spawn(connection.pooled.close)
         else:
-            await self._invalidate(connection)
+            await self.forget(connection)
 
     async def close(self) -> None:
         """Close the kept connections (their locks go with them), and any given back later."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await self._invalidate(connection)
+        await self._forget_idle()
 
     async def _take(self) -> ClaimConnection:
         if self._idle:
@@ -201,19 +200,19 @@ class PostgresClaimer:
 
     async def _drop(self, connection: ClaimConnection) -> None:
         """A dead connection: drop it, the kept ones and the pool's idle ones."""
-        await self._invalidate(connection)
-        idle, self._idle = self._idle, []
-        for kept in idle:
-            await self._invalidate(kept)
+        await self.forget(connection)
+        await self._forget_idle()
         await self._engine.dispose(close=False)
 
+    async def _forget_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self.forget(connection)
+
     @staticmethod
-    async def _invalidate(connection: ClaimConnection) -> None:
-        """Close the connection (releasing its locks) instead of returning it to the pool."""
-        connection.held = None
+    async def forget(connection: ClaimConnection) -> None:
+        """Close the connection (releasing its lock) instead of returning it to the pool: it is
+        dead, or its state is in doubt (an interrupted look or reset)."""
+        connection.locked = False
         with contextlib.suppress(Exception):
             await greenlet_spawn(connection.pooled.invalidate)
-
-    async def forget(self, connection: ClaimConnection) -> None:
-        """Close a connection whose state is in doubt (an interrupted reset)."""
-        await self._invalidate(connection)

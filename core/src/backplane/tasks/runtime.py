@@ -40,12 +40,10 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.util import greenlet_spawn
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
@@ -55,6 +53,7 @@ from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
 from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, ScheduleRun
 from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer, TaskRunningElsewhere
+from backplane.telemetry import tracing_enabled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -379,7 +378,7 @@ class TaskRuntime:
                     await wrapper.rollback()
                 except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
                     log.warning("task %s: rollback failed; dropping the connection", task.name)
-                    await greenlet_spawn(claim.pooled.invalidate)
+                    await claimer.forget(claim)
 
             context = TaskContext(
                 tenant_id=tenant_id,
@@ -509,7 +508,7 @@ class TaskRuntime:
         # No carrier (nothing was traced when it was enqueued): the current context, as
         # extract({}) would return, without the propagators' work.
         parent = propagate.extract(trace_context) if trace_context else None
-        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+        if not tracing_enabled():
             # Still pass the enqueuer's context on (to tasks this one enqueues, say).
             return _attached(parent) if parent is not None else contextlib.nullcontext()
         return _tracer.start_as_current_span(
@@ -644,7 +643,8 @@ class TaskRuntime:
                 .order_by(OutboxMessage.created_at)
                 .limit(settings.relay_batch)
             )
-            if session.bind.dialect.name == "postgresql":
+            postgres = session.bind.dialect.name == "postgresql"
+            if postgres:
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             if not rows:
@@ -664,7 +664,7 @@ class TaskRuntime:
             embedded = self.kind == EMBEDDED
             if not embedded:
                 await self._send_all(messages)
-            if session.bind.dialect.name == "postgresql":
+            if postgres:
                 # Losing this mark in a database crash only hands the rows over again, and a
                 # duplicate delivery is acknowledged without running: no WAL flush to wait for.
                 await session.execute(text("SET LOCAL synchronous_commit TO off"))
