@@ -33,6 +33,9 @@ FAST_TASKS = {
     "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
     "BACKPLANE_PLUGINS": "kitchen_sink",
 }
+MARK_AT_ONCE = {"BACKPLANE_TASKS__MARK_DELAY_MS": "0"}
+"""For tests that look at a task's row right after its run (PostgreSQL defers the done-mark of
+an actor that wrote nothing by default)."""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -364,7 +367,7 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
 
     from backplane.tasks.runtime import RegisteredTask
 
-    env = dict(FAST_TASKS)
+    env = {**FAST_TASKS, **MARK_AT_ONCE}
     if database == "postgres":
         env.update(postgres_env(request))
     settings = make_settings(data_dir, env)
@@ -563,7 +566,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
 
     from backplane.tasks.runtime import RegisteredTask
 
-    env = {**FAST_TASKS, **postgres_env(request)}
+    env = {**FAST_TASKS, **MARK_AT_ONCE, **postgres_env(request)}
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -621,3 +624,116 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
     finally:
         runtime.stop()
     wait_for(lambda: asyncio.run(advisory_locks()) == 0, timeout=5)  # the backends exit
+
+
+@pytest.mark.postgres
+def test_postgres_deferred_done_mark(
+    request: pytest.FixtureRequest, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a mark delay, the done-mark of an actor that wrote nothing rides on its connection's
+    next look, or is sent on its own once the connection has idled that long, or at stop. Until
+    it is committed the task's lock stays held, so a delivery elsewhere waits (it is retried);
+    a duplicate on the same connection is acknowledged; a mark lost with its connection leaves
+    the task to be handed over again."""
+    import asyncpg
+
+    from backplane.tasks.pgclaim import TaskRunningElsewhere, lock_key
+    from backplane.tasks.runtime import RegisteredTask
+
+    delay_s = 0.4
+    env = {
+        **FAST_TASKS,
+        **postgres_env(request),
+        "BACKPLANE_TASKS__MARK_DELAY_MS": str(int(delay_s * 1000)),
+    }
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
+    runs: list[int] = []
+
+    async def counted(ctx: Any) -> None:
+        runs.append(ctx.attempt)
+
+    task = RegisteredTask(
+        name="kitchen_sink.log_label", plugin="kitchen_sink", function=counted,
+        queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
+    )  # fmt: skip
+
+    def start() -> TaskRuntime:
+        runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+        runtime.start(relay=False, scheduler=False)
+        return runtime
+
+    async def enqueue(runtime: TaskRuntime) -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label")
+            await session.commit()
+            return message_id
+
+    async def status(message_id: uuid.UUID) -> tuple[str, int]:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            row = await connection.fetchrow(
+                "SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id
+            )
+            return str(row[0]), int(row[1])
+        finally:
+            await connection.close()
+
+    async def lock_is_free(message_id: uuid.UUID) -> bool:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            return bool(
+                await connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(message_id))
+            )
+        finally:
+            await connection.close()  # and its lock, if it took it
+
+    runtime = start()
+    try:
+        first, second, third = (runtime.run(enqueue(runtime)) for _ in range(3))
+        runtime.run(runtime._run(task, first, 1, False))
+        assert asyncio.run(status(first)) == (PENDING, 0)  # deferred
+        assert not asyncio.run(lock_is_free(first))  # held until the mark is committed
+        runtime.run(runtime._run(task, first, 2, False))  # a duplicate on the same connection
+        assert runs == [1]
+        assert asyncio.run(status(first)) == (DONE, 1)
+        runtime.run(runtime._run(task, second, 1, False))  # would carry a pending mark, had one
+        assert asyncio.run(status(second)) == (PENDING, 0)
+        runtime.run(runtime._run(task, third, 1, False))  # carries second's mark
+        assert asyncio.run(status(second)) == (DONE, 1)
+        assert asyncio.run(status(third)) == (PENDING, 0)
+        wait_for(lambda: asyncio.run(status(third)) == (DONE, 1), timeout=delay_s * 10)
+        assert asyncio.run(lock_is_free(second))  # released by the statement after its mark
+
+        fourth = runtime.run(enqueue(runtime))
+        runtime.run(runtime._run(task, fourth, 1, False))
+        other = start()  # another worker: its delivery of the task waits for the lock
+        try:
+            with pytest.raises(TaskRunningElsewhere):
+                other.run(other._run(task, fourth, 2, False))
+        finally:
+            other.stop()
+        assert runs == [1, 1, 1, 1]
+    finally:
+        runtime.stop()
+    assert asyncio.run(status(fourth)) == (DONE, 1)  # sent at stop
+
+    runtime = start()
+    try:
+        lost = runtime.run(enqueue(runtime))
+        runtime.run(runtime._run(task, lost, 1, False))
+        from tests.conftest import pg_admin
+
+        pg_admin(
+            admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE usename = '{env['BACKPLANE_DB__APP_ROLE']}'",
+        )
+        wait_for(lambda: "its done-mark may be lost" in caplog.text, timeout=delay_s * 10)
+    finally:
+        runtime.stop()
+    assert asyncio.run(status(lost)) == (PENDING, 0)  # the relay hands it over again later

@@ -39,10 +39,11 @@ run (two greenlet hops and the pool's reset) cost more than a round trip.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import dramatiq
@@ -61,15 +62,33 @@ FROM (SELECT 1) AS one LEFT JOIN backplane_task_outbox AS o ON o.id = $1
 """Release the lock this connection still holds (a kept connection holds at most the last
 task's), take the task's lock and read its row: one row even when the task's row is missing, so
 both locks are always seen to."""
-_MARK = """
+_LOOK_AFTER_MARK = """
 WITH marked AS (
     UPDATE backplane_task_outbox
-    SET status = 'done', attempts = $2, error = NULL, finished_at = now()
+    SET status = 'done', attempts = $2, error = NULL, finished_at = $3
     WHERE id = $1 AND status <> 'done'
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM marked), set_config('synchronous_commit', 'off', true)
+SELECT pg_advisory_unlock($4) IS NULL, pg_try_advisory_lock($6),
+       o.args::text, o.kwargs::text, o.context_tenant_id, o.trace_context::text, o.created_at,
+       o.status, (SELECT count(*) FROM marked), set_config('synchronous_commit', 'off', true)
+FROM (SELECT 1) AS one LEFT JOIN backplane_task_outbox AS o ON o.id = $5
 """
+"""The look carrying the connection's deferred mark, committed asynchronously: marks the last
+task done (only if it is not yet), releases the lock of the one before (marked by an earlier
+statement, so committed; NULL for none), takes the new task's lock and reads its row. The last
+task's own lock is kept: its mark is not committed until this statement is."""
+_FLUSH_MARK = """
+WITH marked AS (
+    UPDATE backplane_task_outbox
+    SET status = 'done', attempts = $2, error = NULL, finished_at = $3
+    WHERE id = $1 AND status <> 'done'
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked), pg_advisory_unlock($4) IS NULL,
+       set_config('synchronous_commit', 'off', true)
+"""
+"""A deferred mark on its own (no look came to carry it in time), as in :data:`_LOOK_AFTER_MARK`."""
 _UNLOCK = "SELECT pg_advisory_unlock_all()"
 
 
@@ -97,15 +116,31 @@ class TaskRow(NamedTuple):
     """This run holds the task's lock (False: another run does)."""
 
 
-class ClaimConnection:
-    """A connection the claimer lends to one run, and whether it holds a task's advisory lock
-    (at most one: each look releases the previous one)."""
+class PendingMark(NamedTuple):
+    """A task whose actor returned and whose done-mark waits for the connection's next
+    statement (its lock is held until a later statement than the one that marks it)."""
 
-    __slots__ = ("locked", "pooled")
+    outbox_id: uuid.UUID
+    attempt: int
+    finished: datetime
+    key: int
+
+
+class ClaimConnection:
+    """A connection the claimer lends to one run, and the advisory locks it holds.
+
+    ``locked``: it holds the current run's task lock. ``pending``: a finished task whose mark is
+    deferred (lock held). ``marked_key``: the lock of a task marked by this connection's last
+    statement, still held (released by the next one)."""
+
+    __slots__ = ("key", "locked", "marked_key", "pending", "pooled")
 
     def __init__(self, pooled: PoolProxiedConnection) -> None:
         self.pooled = pooled
         self.locked = False
+        self.key = 0
+        self.pending: PendingMark | None = None
+        self.marked_key: int | None = None
 
     @property
     def driver(self) -> Any:
@@ -113,13 +148,20 @@ class ClaimConnection:
 
 
 class PostgresClaimer:
-    """Looks up, locks and marks tasks; used on the runtime's loop only."""
+    """Looks up, locks and marks tasks; used on the runtime's loop only.
 
-    def __init__(self, engine: AsyncEngine, keep: int) -> None:
+    ``mark_delay_s`` > 0 defers the done-mark of a task whose actor wrote nothing: it is carried
+    by the connection's next look (one round trip fewer per run under load), or sent on its own
+    once the connection has been idle that long."""
+
+    def __init__(self, engine: AsyncEngine, keep: int, mark_delay_s: float = 0.0) -> None:
         self._engine = engine
         self._keep = keep
+        self._mark_delay_s = mark_delay_s
         self._idle: list[ClaimConnection] = []
         self._closed = False
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def look(self, outbox_id: uuid.UUID) -> tuple[ClaimConnection, TaskRow | None]:
         """Lock the task and read its row on a kept connection; None if there is no row.
@@ -127,10 +169,33 @@ class PostgresClaimer:
         Made again once on a fresh connection if the first one turns out dead (without a pool
         pre-ping, a connection may have died idle; the kept ones are dropped with it, as they
         are likely dead too, and their locks went with them)."""
+        key = lock_key(outbox_id)
         for retry in (False, True):
             connection = await self._take()
             try:
-                row = await connection.driver.fetchrow(_LOOK, outbox_id, lock_key(outbox_id))
+                pending = connection.pending
+                if pending is not None and pending.key == key:
+                    # The same task again (or its key's twin): mark it first, then look as usual
+                    # (a lock is never taken twice by one connection).
+                    await self._flush(connection)
+                    pending = None
+                if pending is None:
+                    row = await connection.driver.fetchrow(_LOOK, outbox_id, key)
+                    connection.marked_key = None  # released by the look
+                else:
+                    row = await connection.driver.fetchrow(
+                        _LOOK_AFTER_MARK,
+                        pending.outbox_id,
+                        pending.attempt,
+                        pending.finished,
+                        connection.marked_key,
+                        outbox_id,
+                        key,
+                    )
+                    connection.pending = None
+                    connection.marked_key = pending.key
+                    if not row[8]:
+                        _log_marked_elsewhere(pending)
             except BaseException:
                 dead = connection.driver.is_closed()
                 if dead:
@@ -142,6 +207,7 @@ class PostgresClaimer:
                     continue
                 raise
             connection.locked = bool(row[1])
+            connection.key = key
             if row[7] is None:
                 return connection, None
             tenant_id = row[4]
@@ -154,17 +220,21 @@ class PostgresClaimer:
 
     async def mark_done(
         self, connection: ClaimConnection, outbox_id: uuid.UUID, attempt: int
-    ) -> bool:
-        """Mark the task done (asynchronous commit); False if it already was."""
-        marked = await connection.driver.fetchval(_MARK, outbox_id, attempt)
-        return bool(marked)
+    ) -> None:
+        """Mark the task done (asynchronous commit), now or, with a mark delay, with the
+        connection's next statement. The run keeps the task's lock either way."""
+        connection.pending = PendingMark(outbox_id, attempt, datetime.now(UTC), connection.key)
+        connection.locked = False  # now the pending mark's
+        if self._mark_delay_s <= 0:
+            await self._flush(connection)
 
     async def unlock(self, connection: ClaimConnection) -> None:
         """Release the task's lock now: a run that did not mark its task done (it failed, or
         its session's transaction marked it) must not keep its next delivery out."""
         if connection.locked:
-            await connection.driver.fetchval(_UNLOCK)
+            await connection.driver.fetchval(_UNLOCK)  # all: any other is a committed mark's
             connection.locked = False
+            connection.marked_key = None
 
     async def release(self, connection: ClaimConnection) -> None:
         """Keep a healthy connection for the next run, or return it to the pool unlocked."""
@@ -177,9 +247,13 @@ class PostgresClaimer:
         )
         if healthy and not self._closed and len(self._idle) < self._keep:
             self._idle.append(connection)
+            if connection.pending is not None:
+                self._schedule_flush()
             return
         try:
             if healthy:
+                await self._flush(connection)
+                connection.locked = True  # whatever it holds now is released below
                 await self.unlock(connection)
         except Exception:  # noqa: BLE001 - closing it releases its lock
             healthy = False
@@ -189,9 +263,56 @@ class PostgresClaimer:
             await self.forget(connection)
 
     async def close(self) -> None:
-        """Close the kept connections (their locks go with them), and any given back later."""
+        """Send the deferred marks, close the kept connections (their locks go with them), and
+        any given back later."""
         self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        await self._flush_idle()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         await self._forget_idle()
+
+    async def _flush(self, connection: ClaimConnection) -> None:
+        """Send the connection's deferred mark on its own (nothing if it has none)."""
+        pending = connection.pending
+        if pending is None:
+            return
+        marked = await connection.driver.fetchval(
+            _FLUSH_MARK, pending.outbox_id, pending.attempt, pending.finished, connection.marked_key
+        )
+        connection.pending = None
+        connection.marked_key = pending.key
+        if not marked:
+            _log_marked_elsewhere(pending)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(self._mark_delay_s, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        task = asyncio.get_running_loop().create_task(self._flush_idle())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush_idle(self) -> None:
+        """Send the deferred marks of the connections still idle (those taken meanwhile carry
+        theirs with their look)."""
+        waiting = [c for c in self._idle if c.pending is not None]
+        if not waiting:
+            return
+        self._idle = [c for c in self._idle if c.pending is None]
+        for connection in waiting:
+            try:
+                await self._flush(connection)
+            except Exception as exc:  # noqa: BLE001 - the next flush or look must still run
+                log.warning("a deferred task done-mark could not be sent: %r", exc)
+                await self.forget(connection)
+                continue
+            await self.release(connection)
 
     async def _take(self) -> ClaimConnection:
         if self._idle:
@@ -211,8 +332,21 @@ class PostgresClaimer:
 
     @staticmethod
     async def forget(connection: ClaimConnection) -> None:
-        """Close the connection (releasing its lock) instead of returning it to the pool: it is
-        dead, or its state is in doubt (an interrupted look or reset)."""
+        """Close the connection (releasing its locks) instead of returning it to the pool: it is
+        dead, or its state is in doubt (an interrupted look or reset). A deferred mark it held
+        is lost: its task is handed over again after ``tasks.resend_after_s``."""
+        if connection.pending is not None:
+            log.warning(
+                "task %s: its done-mark may be lost with its connection (then the task is "
+                "handed over again after tasks.resend_after_s)",
+                connection.pending.outbox_id,
+            )
+            connection.pending = None
         connection.locked = False
+        connection.marked_key = None
         with contextlib.suppress(Exception):
             await greenlet_spawn(connection.pooled.invalidate)
+
+
+def _log_marked_elsewhere(pending: PendingMark) -> None:
+    log.info("task %s was already marked done by another run", pending.outbox_id)

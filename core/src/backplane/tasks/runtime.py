@@ -354,8 +354,7 @@ class TaskRuntime:
             async def commit() -> None:
                 nonlocal marked
                 if session is None or wrapper is None:
-                    if not await claimer.mark_done(claim, outbox_id, attempt):
-                        self._log_duplicate(task, outbox_id)
+                    await claimer.mark_done(claim, outbox_id, attempt)
                     marked = True
                     return
                 await session.commit()  # releases the actor's savepoint, if it holds one
@@ -572,7 +571,9 @@ class TaskRuntime:
             # scheduler and a failure being recorded while its run holds a connection.
             capacity = self.settings.db.pool_size + self.settings.db.max_overflow
             keep = max(0, min(self.settings.tasks.threads, capacity - 3))
-            self._claimer = PostgresClaimer(self._engine, keep=keep)
+            self._claimer = PostgresClaimer(
+                self._engine, keep=keep, mark_delay_s=self.settings.tasks.mark_delay_ms / 1000
+            )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         # Done by the relay loop (which retries while the database is unreachable).
