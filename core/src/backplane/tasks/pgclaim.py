@@ -100,7 +100,8 @@ class TaskRunningElsewhere(dramatiq.Retry):
 def lock_key(outbox_id: uuid.UUID) -> int:
     """The task's advisory lock: its id's first 64 bits (a collision only delays a delivery
     while the other task runs: it is retried)."""
-    return int.from_bytes(outbox_id.bytes[:8], "big", signed=True)
+    high = outbox_id.int >> 64  # int.from_bytes(outbox_id.bytes[:8], "big", signed=True)
+    return high - (1 << 64) if high >= 1 << 63 else high
 
 
 class TaskRow(NamedTuple):
