@@ -134,7 +134,7 @@ class ClaimConnection:
     deferred (lock held). ``marked_key``: the lock of a task marked by this connection's last
     statement, still held (released by the next one)."""
 
-    __slots__ = ("key", "locked", "marked_key", "pending", "pooled")
+    __slots__ = ("idle_since", "key", "locked", "marked_key", "pending", "pooled")
 
     def __init__(self, pooled: PoolProxiedConnection) -> None:
         self.pooled = pooled
@@ -142,6 +142,7 @@ class ClaimConnection:
         self.key = 0
         self.pending: PendingMark | None = None
         self.marked_key: int | None = None
+        self.idle_since = 0.0
 
     @property
     def driver(self) -> Any:
@@ -149,13 +150,14 @@ class ClaimConnection:
 
 
 class PostgresClaimer:
-    """Looks up, locks and marks tasks; used on the runtime's loop only.
+    """Looks up, locks and marks tasks; made and used on the runtime's loop only.
 
     ``mark_delay_s`` > 0 defers the done-mark of a task whose actor wrote nothing: it is carried
     by the connection's next look (one round trip fewer per run under load), or sent on its own
     once the connection has been idle that long."""
 
     def __init__(self, engine: AsyncEngine, keep: int, mark_delay_s: float = 0.0) -> None:
+        self._loop = asyncio.get_running_loop()
         self._engine = engine
         self._keep = keep
         self._mark_delay_s = mark_delay_s
@@ -249,7 +251,8 @@ class PostgresClaimer:
         if healthy and not self._closed and len(self._idle) < self._keep:
             self._idle.append(connection)
             if connection.pending is not None:
-                self._schedule_flush()
+                connection.idle_since = self._loop.time()
+                self._schedule_flush(connection.idle_since + self._mark_delay_s)
             return
         try:
             if healthy:
@@ -270,7 +273,7 @@ class PostgresClaimer:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        await self._flush_idle()
+        await self._flush_idle(everything=True)
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
         await self._forget_idle()
@@ -288,24 +291,31 @@ class PostgresClaimer:
         if not marked:
             _log_marked_elsewhere(pending)
 
-    def _schedule_flush(self) -> None:
-        if self._flush_timer is None:
-            loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(self._mark_delay_s, self._start_flush)
+    def _schedule_flush(self, when: float) -> None:
+        if self._flush_timer is None and not self._closed:
+            self._flush_timer = self._loop.call_at(when, self._start_flush)
 
     def _start_flush(self) -> None:
         self._flush_timer = None
-        task = asyncio.get_running_loop().create_task(self._flush_idle())
+        task = self._loop.create_task(self._flush_idle())
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _flush_idle(self) -> None:
-        """Send the deferred marks of the connections still idle (those taken meanwhile carry
-        theirs with their look)."""
-        waiting = [c for c in self._idle if c.pending is not None]
+    async def _flush_idle(self, *, everything: bool = False) -> None:
+        """Send the deferred marks of the connections idle for the mark delay (``everything``:
+        of all idle ones); those taken meanwhile carry theirs with their look."""
+        due_by = self._loop.time() - self._mark_delay_s
+        waiting = [
+            c
+            for c in self._idle
+            if c.pending is not None and (everything or c.idle_since <= due_by)
+        ]
+        later = [c.idle_since for c in self._idle if c.pending is not None and c not in waiting]
+        if later:
+            self._schedule_flush(min(later) + self._mark_delay_s)
         if not waiting:
             return
-        self._idle = [c for c in self._idle if c.pending is None]
+        self._idle = [c for c in self._idle if c not in waiting]
         for connection in waiting:
             try:
                 await self._flush(connection)
