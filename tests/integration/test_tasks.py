@@ -493,7 +493,7 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
             )
         runtime.run(runtime._run(registered(idle), quiet, 1, False))
         if database == "postgres":
-            assert "claiming again on a new one" in caplog.text
+            assert "claiming again on a new connection" in caplog.text
         # SQLite claims in the session itself; on PostgreSQL an unused session is never opened.
         assert seen["idle"] == (b.tenant_id, 1, database == "sqlite")
         assert runtime.run(status(quiet)) == (DONE, 1)
@@ -628,19 +628,23 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
 
 @pytest.mark.postgres
 def test_postgres_deferred_done_mark(
-    request: pytest.FixtureRequest, data_dir: Path, caplog: pytest.LogCaptureFixture
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With a mark delay, the done-mark of an actor that wrote nothing rides on its connection's
-    next look, or is sent on its own once the connection has idled that long, or at stop. Until
-    it is committed the task's lock stays held, so a delivery elsewhere waits (it is retried);
-    a duplicate on the same connection is acknowledged; a mark lost with its connection leaves
-    the task to be handed over again."""
+    """With a mark delay, the done-mark of an actor that did not open its session rides on its
+    connection's next look (no statement of its own), or is sent on its own once the connection
+    has idled that long, or at stop. A task's lock is released only by a statement after the one
+    that committed its mark, so a delivery elsewhere meanwhile is retried; a duplicate in the
+    same worker is acknowledged; a mark lost with its connection leaves the task unfinished (the
+    relay hands it over again later)."""
     import asyncpg
 
-    from backplane.tasks.pgclaim import TaskRunningElsewhere, lock_key
+    from backplane.tasks.pgclaim import PostgresClaimer, TaskRunningElsewhere, lock_key
     from backplane.tasks.runtime import RegisteredTask
 
-    delay_s = 0.4
+    delay_s = 2.0
     env = {
         **FAST_TASKS,
         **postgres_env(request),
@@ -652,6 +656,15 @@ def test_postgres_deferred_done_mark(
     a = seed_tenant(plugins, "acme")
     admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
     runs: list[int] = []
+    flushes: list[uuid.UUID] = []
+    flush = PostgresClaimer._flush
+
+    async def counted_flush(self: Any, connection: Any, timeout: float | None = None) -> None:
+        if connection.pending is not None:
+            flushes.append(connection.pending.outbox_id)
+        await flush(self, connection, timeout)
+
+    monkeypatch.setattr(PostgresClaimer, "_flush", counted_flush)
 
     async def counted(ctx: Any) -> None:
         runs.append(ctx.attempt)
@@ -673,54 +686,63 @@ def test_postgres_deferred_done_mark(
             await session.commit()
             return message_id
 
-    async def status(message_id: uuid.UUID) -> tuple[str, int]:
+    async def admin(query: str, *args: Any) -> Any:
         connection = await asyncpg.connect(admin_url)
         try:
-            row = await connection.fetchrow(
-                "SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id
-            )
-            return str(row[0]), int(row[1])
+            return await connection.fetchrow(query, *args)
         finally:
-            await connection.close()
+            await connection.close()  # and any lock it took
 
-    async def lock_is_free(message_id: uuid.UUID) -> bool:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            return bool(
-                await connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(message_id))
-            )
-        finally:
-            await connection.close()  # and its lock, if it took it
+    def status(message_id: uuid.UUID) -> tuple[str, int]:
+        row = asyncio.run(
+            admin("SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id)
+        )
+        return str(row[0]), int(row[1])
+
+    def lock_is_free(message_id: uuid.UUID) -> bool:
+        row = asyncio.run(admin("SELECT pg_try_advisory_lock($1)", lock_key(message_id)))
+        return bool(row[0])
+
+    def advisory_locks() -> int:
+        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        return int(asyncio.run(admin(query))[0])
 
     runtime = start()
     try:
-        first, second, third = (runtime.run(enqueue(runtime)) for _ in range(3))
+        first, second, third, fourth = (runtime.run(enqueue(runtime)) for _ in range(4))
         runtime.run(runtime._run(task, first, 1, False))
-        assert asyncio.run(status(first)) == (PENDING, 0)  # deferred
-        assert not asyncio.run(lock_is_free(first))  # held until the mark is committed
-        runtime.run(runtime._run(task, first, 2, False))  # a duplicate on the same connection
+        assert status(first) == (PENDING, 0)  # deferred
+        assert not lock_is_free(first)  # held until the mark is committed
+        runtime.run(runtime._run(task, first, 2, False))  # a duplicate in the same worker
         assert runs == [1]
-        assert asyncio.run(status(first)) == (DONE, 1)
-        runtime.run(runtime._run(task, second, 1, False))  # would carry a pending mark, had one
-        assert asyncio.run(status(second)) == (PENDING, 0)
-        runtime.run(runtime._run(task, third, 1, False))  # carries second's mark
-        assert asyncio.run(status(second)) == (DONE, 1)
-        assert asyncio.run(status(third)) == (PENDING, 0)
-        wait_for(lambda: asyncio.run(status(third)) == (DONE, 1), timeout=delay_s * 10)
-        assert asyncio.run(lock_is_free(second))  # released by the statement after its mark
+        assert status(first) == (DONE, 1)  # marked first, then looked up: done
+        runtime.run(runtime._run(task, second, 1, False))
+        assert status(second) == (PENDING, 0)
+        flushes.clear()
+        runtime.run(runtime._run(task, third, 1, False))
+        assert flushes == []  # second's mark rode on third's look
+        assert status(second) == (DONE, 1)
+        assert not lock_is_free(second)  # committed by the look: released by a later statement
+        assert status(third) == (PENDING, 0)
+        assert advisory_locks() == 2  # second's (marked) and third's (pending)
 
-        fourth = runtime.run(enqueue(runtime))
-        runtime.run(runtime._run(task, fourth, 1, False))
-        other = start()  # another worker: its delivery of the task waits for the lock
+        other = start()  # another worker: its delivery of third waits for the lock
         try:
             with pytest.raises(TaskRunningElsewhere):
-                other.run(other._run(task, fourth, 2, False))
+                other.run(other._run(task, third, 2, False))
         finally:
             other.stop()
-        assert runs == [1, 1, 1, 1]
+        assert runs == [1, 1, 1]
+        wait_for(lambda: status(third) == (DONE, 1), timeout=delay_s * 5)  # idle long enough
+        assert flushes == [third]
+        assert lock_is_free(second)  # released by the statement after its mark
+
+        runtime.run(runtime._run(task, fourth, 1, False))
+        assert status(fourth) == (PENDING, 0)
     finally:
         runtime.stop()
-    assert asyncio.run(status(fourth)) == (DONE, 1)  # sent at stop
+    assert status(fourth) == (DONE, 1)  # sent at stop
+    assert advisory_locks() == 0
 
     runtime = start()
     try:
@@ -733,7 +755,7 @@ def test_postgres_deferred_done_mark(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             f"WHERE usename = '{env['BACKPLANE_DB__APP_ROLE']}'",
         )
-        wait_for(lambda: "its done-mark may be lost" in caplog.text, timeout=delay_s * 10)
+        wait_for(lambda: "its done-mark may be lost" in caplog.text, timeout=delay_s * 5)
     finally:
         runtime.stop()
-    assert asyncio.run(status(lost)) == (PENDING, 0)  # the relay hands it over again later
+    assert status(lost) == (PENDING, 0)  # the relay hands it over again later

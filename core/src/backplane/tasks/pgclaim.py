@@ -1,27 +1,31 @@
-"""The task claim on PostgreSQL: an advisory lock and two statements, no transaction of its own.
+"""The task claim on PostgreSQL: an advisory lock and one statement per run, no transaction.
 
-A run of an actor that never opens its session costs two round trips on a connection the
-claimer keeps between runs:
+A run of an actor that never opens its session costs one round trip under load, on a connection
+the claimer keeps between runs:
 
-1. :data:`_LOOK` takes the task's advisory lock (``pg_try_advisory_lock``) and reads its row
-   (arguments, tenant, trace context, status). A row already ``done`` is a duplicate delivery,
-   acknowledged without running. A lock held elsewhere on a row not done means the task is
-   running in another worker (or its worker just died and the server has not noticed yet):
-   this delivery raises :class:`TaskRunningElsewhere`, so dramatiq hands it over again after
-   its backoff, when the task is done or its lock is free.
-2. :data:`_MARK` marks the row done, in its own transaction, committed asynchronously: losing
-   it in a database crash (the last few hundred milliseconds of commits, never a torn one) is the
-   same as the worker dying just before it, which every actor already tolerates (the row stays
-   ``sent`` and is handed over again after ``tasks.resend_after_s``).
+1. The look (:data:`_LOOK`) takes the task's advisory lock (``pg_try_advisory_lock``) and reads
+   its row (arguments, tenant, trace context, status). A row already ``done`` is a duplicate
+   delivery, acknowledged without running. A lock held elsewhere on a row not done means the
+   task is running in another worker (or its worker just died and the server has not noticed
+   yet): this delivery raises :class:`TaskRunningElsewhere`, so dramatiq hands it over again
+   after its backoff, when the task is done or its lock is free.
+2. The actor runs; its done-mark is deferred (``tasks.mark_delay_ms``) and carried by the same
+   connection's next look (:data:`_LOOK_AFTER_MARK`), or sent on its own (:data:`_FLUSH_MARK`)
+   once the connection has idled that long, and at stop. Marks commit asynchronously: losing one
+   in a database crash, or in a worker killed before it was sent, is the same as the worker
+   dying just before it, which every actor already tolerates (the row stays ``sent`` and is
+   handed over again after ``tasks.resend_after_s``). With no delay the mark is sent at once.
 
-The lock of a task marked done is released by the connection's next look, in the same statement
-(``pg_advisory_unlock_all``: the task is done, and the look reads the row whether or not it got
-the lock, so a duplicate meanwhile is still acknowledged as one); a run that did not mark its
-task releases it at once, and a connection whose state is in doubt (a look or a reset
-interrupted) is closed, which releases whatever it held.
+A task's lock is released only by a statement after the one that committed its mark: a delivery
+elsewhere meanwhile finds the lock held (and is retried later) or the row done. So a connection
+holds at most two locks: the pending task's, and the one marked by its last statement
+(``marked_key``); the next look releases the latter (``pg_advisory_unlock``) or, with no mark to
+carry, all (``pg_advisory_unlock_all``). A run that did not mark its task releases at once, and
+a connection whose state is in doubt (a statement or reset interrupted) is closed, which releases
+whatever it held (a pending mark is then lost, as above, and logged).
 
 One race is left, and it is narrow: the look's snapshot is taken when its statement starts and
-the lock is taken while it runs, so if another delivery of the same task marks it done and
+the lock is taken while it runs, so if another delivery of the same task commits its mark and
 releases the lock in between (microseconds), this one runs it again. Its done-mark then finds
 the row done; what an actor wrote through its session is rolled back, other effects are not
 (actors are expected to be idempotent).
@@ -52,6 +56,10 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT_S = 5.0
+"""At stop, how long a deferred mark may take to be sent before its connection is closed."""
+DROP_TIMEOUT_S = 1.0
+"""The same when another connection was found dead (the server may be gone; a look waits)."""
 
 _LOOK = """
 SELECT pg_advisory_unlock_all() IS NULL, pg_try_advisory_lock($2),
@@ -59,9 +67,9 @@ SELECT pg_advisory_unlock_all() IS NULL, pg_try_advisory_lock($2),
        o.status
 FROM (SELECT 1) AS one LEFT JOIN backplane_task_outbox AS o ON o.id = $1
 """
-"""Release the lock this connection still holds (a kept connection holds at most the last
-task's), take the task's lock and read its row: one row even when the task's row is missing, so
-both locks are always seen to."""
+"""Release the locks this connection still holds (all of committed marks), take the task's lock
+and read its row: one row even when the task's row is missing, so both locks are always seen
+to."""
 _LOOK_AFTER_MARK = """
 WITH marked AS (
     UPDATE backplane_task_outbox
@@ -152,9 +160,9 @@ class ClaimConnection:
 class PostgresClaimer:
     """Looks up, locks and marks tasks; made and used on the runtime's loop only.
 
-    ``mark_delay_s`` > 0 defers the done-mark of a task whose actor wrote nothing: it is carried
-    by the connection's next look (one round trip fewer per run under load), or sent on its own
-    once the connection has been idle that long."""
+    ``mark_delay_s`` > 0 defers the done-mark of a task whose actor did not open its session:
+    it is carried by the connection's next look (one round trip fewer per run under load), or
+    sent on its own once the connection has been idle that long."""
 
     def __init__(self, engine: AsyncEngine, keep: int, mark_delay_s: float = 0.0) -> None:
         self._loop = asyncio.get_running_loop()
@@ -171,10 +179,13 @@ class PostgresClaimer:
 
         Made again once on a fresh connection if the first one turns out dead (without a pool
         pre-ping, a connection may have died idle; the kept ones are dropped with it, as they
-        are likely dead too, and their locks went with them)."""
+        are likely dead too, and their locks went with them), or if the mark it carried failed
+        (that mark is lost, as a worker crash would lose it: this task should not fail for it).
+        """
         key = lock_key(outbox_id)
         for retry in (False, True):
-            connection = await self._take()
+            connection = await self._take(key)
+            carried = False
             try:
                 pending = connection.pending
                 if pending is not None and pending.key == key:
@@ -186,6 +197,7 @@ class PostgresClaimer:
                     row = await connection.driver.fetchrow(_LOOK, outbox_id, key)
                     connection.marked_key = None  # released by the look
                 else:
+                    carried = True
                     row = await connection.driver.fetchrow(
                         _LOOK_AFTER_MARK,
                         pending.outbox_id,
@@ -199,14 +211,14 @@ class PostgresClaimer:
                     connection.marked_key = pending.key
                     if not row[8]:
                         _log_marked_elsewhere(pending)
-            except BaseException:
+            except BaseException as exc:
                 dead = connection.driver.is_closed()
                 if dead:
                     await self._drop(connection)
                 else:  # the look may have run (and taken the lock): close, releasing it
                     await self.forget(connection)
-                if dead and not retry:
-                    log.warning("task database connection lost; claiming again on a new one")
+                if (dead or (carried and isinstance(exc, Exception))) and not retry:
+                    log.warning("task claim failed (%r); claiming again on a new connection", exc)
                     continue
                 raise
             connection.locked = bool(row[1])
@@ -225,11 +237,19 @@ class PostgresClaimer:
         self, connection: ClaimConnection, outbox_id: uuid.UUID, attempt: int
     ) -> None:
         """Mark the task done (asynchronous commit), now or, with a mark delay, with the
-        connection's next statement. The run keeps the task's lock either way."""
+        connection's next statement. The run's lock is kept until a later statement.
+
+        Sent now and failing, the connection is closed (releasing the lock; the run fails)."""
         connection.pending = PendingMark(outbox_id, attempt, datetime.now(UTC), connection.key)
         connection.locked = False  # now the pending mark's
-        if self._mark_delay_s <= 0:
+        if self._mark_delay_s > 0:
+            return
+        try:
             await self._flush(connection)
+        except BaseException:
+            connection.pending = None  # not lost: the run fails, and its failure is recorded
+            await self.forget(connection)
+            raise
 
     async def unlock(self, connection: ClaimConnection) -> None:
         """Release the task's lock now: a run that did not mark its task done (it failed, or
@@ -240,7 +260,8 @@ class PostgresClaimer:
             connection.marked_key = None
 
     async def release(self, connection: ClaimConnection) -> None:
-        """Keep a healthy connection for the next run, or return it to the pool unlocked."""
+        """Keep a healthy connection for the next run, or send its mark, release its locks and
+        return it to the pool (closing it if any of that fails)."""
         driver = connection.driver
         healthy = (
             connection.pooled.is_valid
@@ -257,34 +278,41 @@ class PostgresClaimer:
         try:
             if healthy:
                 await self._flush(connection)
-                connection.locked = True  # whatever it holds now is released below
+                if connection.marked_key is not None:
+                    connection.locked = True  # so that unlock releases it
                 await self.unlock(connection)
-        except Exception:  # noqa: BLE001 - closing it releases its lock
-            healthy = False
-        if healthy:
-            await greenlet_spawn(connection.pooled.close)
-        else:
+                await greenlet_spawn(connection.pooled.close)
+                return
+        except BaseException as exc:
             await self.forget(connection)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        await self.forget(connection)
 
     async def close(self) -> None:
-        """Send the deferred marks, close the kept connections (their locks go with them), and
-        any given back later."""
+        """Send the deferred marks (each within ``CLOSE_TIMEOUT_S``), close the kept
+        connections (their locks go with them), and any given back later."""
         self._closed = True
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        await self._flush_idle(everything=True)
         if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
-        await self._forget_idle()
+            await asyncio.wait(self._flushing, timeout=CLOSE_TIMEOUT_S)
+        await self._flush_and_forget_idle(CLOSE_TIMEOUT_S)
 
-    async def _flush(self, connection: ClaimConnection) -> None:
+    async def _flush(self, connection: ClaimConnection, timeout: float | None = None) -> None:
         """Send the connection's deferred mark on its own (nothing if it has none)."""
         pending = connection.pending
         if pending is None:
             return
         marked = await connection.driver.fetchval(
-            _FLUSH_MARK, pending.outbox_id, pending.attempt, pending.finished, connection.marked_key
+            _FLUSH_MARK,
+            pending.outbox_id,
+            pending.attempt,
+            pending.finished,
+            connection.marked_key,
+            timeout=timeout,
         )
         connection.pending = None
         connection.marked_key = pending.key
@@ -292,54 +320,74 @@ class PostgresClaimer:
             _log_marked_elsewhere(pending)
 
     def _schedule_flush(self, when: float) -> None:
-        if self._flush_timer is None and not self._closed:
-            self._flush_timer = self._loop.call_at(when, self._start_flush)
+        """Have the timer fire at ``when`` at the latest."""
+        if self._closed:
+            return
+        if self._flush_timer is not None:
+            if self._flush_timer.when() <= when:
+                return
+            self._flush_timer.cancel()
+        self._flush_timer = self._loop.call_at(when, self._start_flush)
 
     def _start_flush(self) -> None:
         self._flush_timer = None
-        task = self._loop.create_task(self._flush_idle())
+        task = self._loop.create_task(self._flush_due())
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _flush_idle(self, *, everything: bool = False) -> None:
-        """Send the deferred marks of the connections idle for the mark delay (``everything``:
-        of all idle ones); those taken meanwhile carry theirs with their look."""
+    async def _flush_due(self) -> None:
+        """Send the deferred marks of the connections idle for the whole mark delay, one at a
+        time, each taken out of the idle list only when its turn comes (one a run took meanwhile
+        carries its mark with its look); the timer is set again for the others."""
         due_by = self._loop.time() - self._mark_delay_s
-        waiting = [
-            c
-            for c in self._idle
-            if c.pending is not None and (everything or c.idle_since <= due_by)
+        later = [
+            c.idle_since for c in self._idle if c.pending is not None and c.idle_since > due_by
         ]
-        later = [c.idle_since for c in self._idle if c.pending is not None and c not in waiting]
         if later:
             self._schedule_flush(min(later) + self._mark_delay_s)
-        if not waiting:
-            return
-        self._idle = [c for c in self._idle if c not in waiting]
-        for connection in waiting:
+        due = [c for c in self._idle if c.pending is not None and c.idle_since <= due_by]
+        for connection in due:
+            if connection not in self._idle:
+                continue
+            self._idle.remove(connection)
             try:
                 await self._flush(connection)
-            except Exception as exc:  # noqa: BLE001 - the next flush or look must still run
-                log.warning("a deferred task done-mark could not be sent: %r", exc)
+            except BaseException as exc:
                 await self.forget(connection)
+                if not isinstance(exc, Exception):
+                    raise
+                log.warning("a deferred task done-mark could not be sent: %r", exc)
                 continue
             await self.release(connection)
 
-    async def _take(self) -> ClaimConnection:
+    async def _flush_and_forget_idle(self, timeout: float) -> None:
+        """Close the idle connections, sending their deferred marks first where the server
+        still answers (within ``timeout`` each)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            if connection.pending is not None and not connection.driver.is_closed():
+                try:
+                    await self._flush(connection, timeout=timeout)
+                except Exception as exc:  # noqa: BLE001 - forget() below logs the lost mark
+                    log.warning("a deferred task done-mark could not be sent: %r", exc)
+            await self.forget(connection)
+
+    async def _take(self, key: int) -> ClaimConnection:
+        """An idle connection (the one whose deferred mark is this task's, if any: a duplicate
+        delivery is then acknowledged rather than retried), else a new one from the pool."""
+        for index, connection in enumerate(self._idle):
+            if connection.pending is not None and connection.pending.key == key:
+                return self._idle.pop(index)
         if self._idle:
             return self._idle.pop()
         return ClaimConnection(await self._engine.raw_connection())
 
     async def _drop(self, connection: ClaimConnection) -> None:
-        """A dead connection: drop it, the kept ones and the pool's idle ones."""
+        """A dead connection: drop it, the kept ones (after sending their marks where they
+        still can) and the pool's idle ones."""
         await self.forget(connection)
-        await self._forget_idle()
+        await self._flush_and_forget_idle(DROP_TIMEOUT_S)
         await self._engine.dispose(close=False)
-
-    async def _forget_idle(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await self.forget(connection)
 
     @staticmethod
     async def forget(connection: ClaimConnection) -> None:

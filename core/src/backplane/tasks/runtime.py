@@ -11,9 +11,10 @@ done-mark and the actor's writes durable together; a duplicate delivery finds no
 (a concurrent one waits on the write lock).
 
 On PostgreSQL a run takes the task's advisory lock and reads its row in one statement, runs the
-actor and marks the row done in a second (:mod:`backplane.tasks.pgclaim`): two round trips and no
-transaction of its own for an actor that never touches its session. A duplicate delivery of a
-done task, or of one running elsewhere, is acknowledged without running. The actor's ORM
+actor, and marks the row done (:mod:`backplane.tasks.pgclaim`): the mark of an actor that never
+touches its session is deferred and rides on its connection's next look, so under load a run
+costs one round trip and no transaction of its own. A duplicate delivery of a done task is
+acknowledged without running; one of a task running elsewhere is retried later. The actor's ORM
 session is opened only if the actor uses it, on the same connection, working in savepoints of
 one transaction whose last statement marks the row (so ``ctx.session.commit()`` in an actor
 ends a savepoint; the work becomes durable, with the mark, when the actor returns).
@@ -188,8 +189,9 @@ class _TimeLimit:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
         self._handle.cancel()
-        # As asyncio.Timeout: our cancellation is withdrawn; it becomes a TimeoutError unless
-        # somebody else asked to cancel the task meanwhile.
+        # As asyncio.Timeout (Python 3.12's, which 3.11's equals unless the task was already
+        # being cancelled on entry): our cancellation is withdrawn, and becomes a TimeoutError
+        # unless somebody else asked to cancel the task meanwhile.
         if (
             self._expired
             and self._task.uncancel() <= self._cancelling
@@ -306,7 +308,8 @@ class TaskRuntime:
         self._claimer: PostgresClaimer | None = None
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
-        every run cost an environment lookup and an ABC instance check)."""
+        every run cost an environment lookup and an ABC instance check). As for the database
+        instrumentation, a provider must be installed before the app (or worker) is built."""
         for task in self.tasks.values():
             self._declare(task)
 
@@ -360,11 +363,12 @@ class TaskRuntime:
     ) -> None:
         """PostgreSQL: lock and read the task, run the actor, mark the task done.
 
-        Two round trips for an actor that never opens its session, and no transaction of its
-        own (:mod:`backplane.tasks.pgclaim`). One that does works in savepoints of a transaction
-        on the same connection, begun when it first uses the session; the row is marked in that
-        transaction, last, under its row lock, so what the actor wrote and the mark commit
-        together (``ctx.session.commit()`` in an actor ends a savepoint).
+        For an actor that never opens its session, one statement and a deferred mark, and no
+        transaction of its own (:mod:`backplane.tasks.pgclaim`). One that does works in
+        savepoints of a transaction on the same connection, begun when it first uses the
+        session; the row is marked in that transaction, last, under its row lock, so what the
+        actor wrote and the mark commit together (``ctx.session.commit()`` in an actor ends a
+        savepoint).
         """
         assert self._engine is not None
         engine = self._engine
@@ -450,7 +454,7 @@ class TaskRuntime:
         keep_lock: bool,
     ) -> None:
         """Give the run's connection back: its lock released unless the task was marked done
-        by the shared mark (the next look releases it then), and, after a session, to the pool.
+        (a later statement releases it then), and, after a session, to the pool.
         A connection that cannot be reset (an error, or the run cancelled meanwhile) is closed,
         which releases its lock; a reset error is logged, not raised over the run's outcome."""
         try:
