@@ -759,3 +759,98 @@ def test_postgres_deferred_done_mark(
     finally:
         runtime.stop()
     assert status(lost) == (PENDING, 0)  # the relay hands it over again later
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("delay_ms", [0, 5_000])
+def test_postgres_failing_done_mark(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    delay_ms: int,
+) -> None:
+    """A done-mark the server refuses (here a trigger; in life a statement timeout or a read-only
+    failover) on a live connection. Sent at once, it fails the run, whose failure is recorded and
+    whose lock is released. Carried by the next look, only that mark is lost (logged; the relay
+    hands the task over again later): the next task still runs, on a fresh connection."""
+    import asyncpg
+
+    from backplane.tasks.pgclaim import lock_key
+    from backplane.tasks.runtime import RegisteredTask
+    from tests.conftest import pg_admin
+
+    env = {
+        **FAST_TASKS,
+        **postgres_env(request),
+        "BACKPLANE_TASKS__MARK_DELAY_MS": str(delay_ms),
+    }
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
+    runs: list[str] = []
+
+    async def counted(ctx: Any, label: str) -> None:
+        runs.append(label)
+
+    task = RegisteredTask(
+        name="kitchen_sink.log_label", plugin="kitchen_sink", function=counted,
+        queue="kitchen_sink", max_retries=3, time_limit_ms=10_000, schedule=None,
+    )  # fmt: skip
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+
+    async def enqueue(label: str) -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", label)
+            await session.commit()
+            return message_id
+
+    async def admin(query: str, *args: Any) -> Any:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            return await connection.fetchrow(query, *args)
+        finally:
+            await connection.close()
+
+    def row(message_id: uuid.UUID) -> tuple[str, str | None]:
+        found = asyncio.run(
+            admin("SELECT status, error FROM backplane_task_outbox WHERE id = $1", message_id)
+        )
+        return str(found[0]), found[1]
+
+    try:
+        refused, after = runtime.run(enqueue("refused")), runtime.run(enqueue("after"))
+        pg_admin(
+            admin_url,
+            "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.id = '{refused}' AND NEW.status = 'done' THEN "
+            "RAISE EXCEPTION 'mark refused'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_mark BEFORE UPDATE ON backplane_task_outbox "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_mark()",
+        )
+        if delay_ms == 0:
+            with pytest.raises(asyncpg.RaiseError, match="mark refused"):
+                runtime.run(runtime._run(task, refused, 1, False))
+            status, error = row(refused)
+            assert status == "sent"
+            assert error is not None
+            assert "mark refused" in error  # the failure is recorded
+            # its connection was closed: the server releases the lock as the backend exits
+            wait_for(
+                lambda: asyncio.run(admin("SELECT pg_try_advisory_lock($1)", lock_key(refused)))[0],
+                timeout=10,
+            )
+        else:
+            runtime.run(runtime._run(task, refused, 1, False))  # its mark is deferred
+            runtime.run(runtime._run(task, after, 1, False))  # carries it: refused
+            assert "claiming again on a new connection" in caplog.text
+            assert "its done-mark may be lost" in caplog.text
+            assert row(refused) == (PENDING, None)  # the relay hands it over again later
+        assert runs == ["refused", "after"] if delay_ms else ["refused"]
+    finally:
+        runtime.stop()
+    if delay_ms:
+        assert row(after) == (DONE, None)  # its own mark was sent at stop

@@ -403,8 +403,9 @@ class PostgresClaimer:
             connection.pending = None
         connection.locked = False
         connection.marked_key = None
-        with contextlib.suppress(Exception):
-            await greenlet_spawn(connection.pooled.invalidate)
+        if connection.pooled.is_valid:  # not forgotten already (a failed mark, then release)
+            with contextlib.suppress(Exception):
+                await greenlet_spawn(connection.pooled.invalidate)
 
 
 def _log_marked_elsewhere(pending: PendingMark) -> None:
