@@ -515,7 +515,7 @@ def _frame(frame: str) -> str:
 
 
 THREADS = (
-    ("tasks loop thread", "backplane/tasks/runtime.py:_LoopThread.run"),
+    ("tasks loop thread", "backplane/tasks/loop.py:LoopThread.run"),
     ("dramatiq worker threads", "dramatiq/worker.py:WorkerThread.run"),
     ("dramatiq consumer threads", "dramatiq/worker.py:ConsumerThread.run"),
     ("relay sends (to_thread)", "concurrent/futures/thread.py:_worker"),

@@ -555,6 +555,41 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
         runtime.stop()
 
 
+def test_relay_leaves_rows_of_actors_it_does_not_know_pending(data_dir: Path) -> None:
+    """A row whose actor this process did not declare (its plugin is installed elsewhere) is
+    neither sent nor marked sent here: it stays pending for a process that knows the actor."""
+    settings = make_settings(data_dir, FAST_TASKS)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+
+    async def add_row(actor: str, queue: str) -> uuid.UUID:
+        async with runtime.sessionmaker() as session, session.begin():
+            row = OutboxMessage(
+                id=uuid.uuid4(), actor=actor, queue=queue, args=[], kwargs={},
+                trace_context={},
+            )  # fmt: skip
+            session.add(row)
+            return row.id
+
+    async def status(message_id: uuid.UUID) -> str:
+        async with runtime.sessionmaker() as session:
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            return row.status
+
+    try:
+        foreign = runtime.run(add_row("other_plugin.job", "other_plugin"))
+        known = runtime.run(add_row("kitchen_sink.log_label", "kitchen_sink"))
+        assert runtime.run(runtime.relay_once()) == 1
+        assert runtime.run(status(foreign)) == PENDING
+        assert runtime.run(status(known)) == "sent"
+        assert runtime.run(runtime.relay_once()) == 0
+    finally:
+        runtime.stop()
+
+
 @pytest.mark.postgres
 def test_postgres_runs_leave_no_stray_advisory_lock(
     request: pytest.FixtureRequest, data_dir: Path

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from backplane.tasks.runtime import _TimeLimit
+from backplane.tasks.loop import TimeLimit
 
 
 async def _limited(seconds: float, work: float) -> str:
-    with _TimeLimit(asyncio.get_running_loop(), seconds):
+    with TimeLimit(asyncio.get_running_loop(), seconds):
         await asyncio.sleep(work)
     return "done"
 
@@ -51,7 +51,7 @@ def test_an_outer_cancellation_is_not_turned_into_a_timeout() -> None:
 def test_an_outer_cancellation_after_expiry_still_cancels() -> None:
     async def main() -> None:
         async def victim() -> None:
-            with _TimeLimit(asyncio.get_running_loop(), 0.01):
+            with TimeLimit(asyncio.get_running_loop(), 0.01):
                 try:
                     await asyncio.sleep(5.0)
                 finally:

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import inspect
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import dramatiq
@@ -41,7 +39,7 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import Table, and_, bindparam, or_, select, text, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -52,8 +50,10 @@ from backplane.db.tenancy import bind_tenant
 from backplane.plugins import PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
-from backplane.tasks.models import DONE, FAILED, PENDING, SENT, OutboxMessage, ScheduleRun
+from backplane.tasks.loop import LoopThread, TimeLimit
+from backplane.tasks.models import DONE, FAILED, SENT, OutboxMessage, ScheduleRun
 from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer, TaskRunningElsewhere
+from backplane.tasks.relay import OutboxRelay
 from backplane.telemetry import tracing_enabled
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,6 @@ TIME_LIMIT_GRACE_MS = 15_000
 """The coroutine enforces the actor's limit itself; the worker thread waits this much longer
 (so recording the failure is never cut short) before dramatiq's own time limit applies."""
 BACKSTOP_S = 10.0
-RELAY_SENDERS = 4
-"""RabbitMQ: threads (each with its own connection) a relay batch is published over."""
 
 _meter = metrics.get_meter("backplane.tasks")
 _run_time = _meter.create_histogram(
@@ -162,128 +160,6 @@ def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
     return tasks
 
 
-class _TimeLimit:
-    """``asyncio.timeout`` for the current task of a known loop: cancels it after ``seconds``
-    and turns that cancellation into :class:`TimeoutError`.
-
-    Why not ``asyncio.timeout``: on Python 3.11 it asks for the running loop three times per use,
-    and each time that is a ``getpid()`` system call, measured at 7 % of a task run's CPU."""
-
-    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        task = asyncio.current_task(loop)
-        if task is None:
-            raise RuntimeError("_TimeLimit is used inside a task on its loop")
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._expired = False
-        self._handle = loop.call_later(seconds, self._expire)
-
-    def _expire(self) -> None:
-        self._expired = True
-        self._task.cancel()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        self._handle.cancel()
-        # As asyncio.Timeout (Python 3.12's, which 3.11's equals unless the task was already
-        # being cancelled on entry): our cancellation is withdrawn, and becomes a TimeoutError
-        # unless somebody else asked to cancel the task meanwhile.
-        if (
-            self._expired
-            and self._task.uncancel() <= self._cancelling
-            and kind is asyncio.CancelledError
-        ):
-            raise TimeoutError from exc
-
-
-class _Handoff:
-    """One coroutine run on the loop for one waiting thread (see :meth:`_LoopThread.call`)."""
-
-    __slots__ = ("_coro", "_done", "_exception", "_task")
-
-    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._coro = coro
-        self._done = threading.Lock()
-        self._done.acquire()  # released when the task is done
-        self._exception: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop
-        self._task = loop.create_task(self._coro)
-        self._task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:  # on the loop
-        if task.cancelled():
-            self._exception = CancelledError()
-        else:
-            self._exception = task.exception()
-        self._done.release()
-
-    def _cancel(self) -> None:  # on the loop, after start (callbacks run in order)
-        if self._task is not None:
-            self._task.cancel()
-
-    def wait(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        if not self._done.acquire(timeout=timeout):
-            loop.call_soon_threadsafe(self._cancel)
-            raise TimeoutError
-        if self._exception is not None:
-            raise self._exception
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where it is installed (a dependency except on Windows), else asyncio's.
-
-    Every task run is a few hops between dramatiq's thread and this loop plus database round
-    trips on it; uvloop (and asyncpg's fast path on it) roughly halves the loop's own cost."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-class _LoopThread(threading.Thread):
-    """An event loop in a thread: actor coroutines, the relay and the scheduler run here."""
-
-    def __init__(self) -> None:
-        super().__init__(name="backplane-tasks", daemon=True)
-        self.loop = new_event_loop()
-        self._ready = threading.Event()
-
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(self._ready.set)
-        self.loop.run_forever()
-
-    def start_and_wait(self) -> None:
-        self.start()
-        self._ready.wait(10)
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def call(self, coro: Coroutine[Any, Any, None], timeout: float) -> None:
-        """Run ``coro`` on the loop and wait for it in the calling thread; on ``timeout``
-        cancel it and raise :class:`TimeoutError`.
-
-        What :meth:`submit` plus ``Future.result`` do, for the hot path of every task run,
-        without a ``concurrent.futures.Future`` chained to the task (its state copying,
-        condition variable and ``notify_all``): the task's done callback releases a lock the
-        calling thread waits on."""
-        handoff = _Handoff(coro)
-        self.loop.call_soon_threadsafe(handoff.start, self.loop)
-        handoff.wait(self.loop, timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.join(10)
-
-
 class TaskRuntime:
     """Declares actors on a broker and runs the outbox relay and the periodic scheduler."""
 
@@ -296,15 +172,14 @@ class TaskRuntime:
             t.function: t.name for t in self.tasks.values()
         }
         self.queues = {t.name: t.queue for t in self.tasks.values()}
-        self._thread: _LoopThread | None = None
+        self._thread: LoopThread | None = None
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._background: list[Future[Any]] = []
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._senders: ThreadPoolExecutor | None = None
+        self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
-        self._requeue_pending = False
         self._claimer: PostgresClaimer | None = None
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
@@ -530,7 +405,7 @@ class TaskRuntime:
         with self._span(task, context, trace_context):
             try:
                 assert self._thread is not None
-                with _TimeLimit(self._thread.loop, task.time_limit_ms / 1000):
+                with TimeLimit(self._thread.loop, task.time_limit_ms / 1000):
                     result = task.function(context, *args, **kwargs)
                     if inspect.isawaitable(result):
                         await result
@@ -596,13 +471,15 @@ class TaskRuntime:
     def start(self, *, relay: bool = True, scheduler: bool = True) -> None:
         """Start the loop thread, and the relay and scheduler on it."""
         self._traced = tracing_enabled()
-        self._thread = _LoopThread()
+        self._thread = LoopThread()
         self._thread.start_and_wait()
-        if self.kind == "rabbitmq":
-            self._senders = ThreadPoolExecutor(RELAY_SENDERS, thread_name_prefix="backplane-relay")
         self._thread.submit(self._open()).result(30)
         if relay:
-            self._background.append(self._thread.submit(self._relay_forever()))
+            assert self._relay is not None
+            relaying = self._relay.run_forever(
+                self._stopping, self._wake, requeue_first=self.kind == EMBEDDED
+            )
+            self._background.append(self._thread.submit(relaying))
         if scheduler and any(t.schedule for t in self.tasks.values()):
             self._background.append(self._thread.submit(self._schedule_forever()))
 
@@ -619,10 +496,11 @@ class TaskRuntime:
             self._claimer = PostgresClaimer(
                 self._engine, keep=keep, mark_delay_s=self.settings.tasks.mark_delay_ms / 1000
             )
+        self._relay = OutboxRelay(
+            self.settings.tasks, self.kind, self.broker, self.tasks, self._sessions
+        )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        # Done by the relay loop (which retries while the database is unreachable).
-        self._requeue_pending = self.kind == EMBEDDED
 
     def stop(self) -> None:
         if self._thread is None:
@@ -640,9 +518,9 @@ class TaskRuntime:
             self._thread.submit(self._engine.dispose()).result(10)
         self._thread.stop()
         self._thread = None
-        if self._senders is not None:
-            self._senders.shutdown(wait=True)
-            self._senders = None
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run a coroutine on the runtime's loop (for commands and tests)."""
@@ -657,98 +535,11 @@ class TaskRuntime:
         return self._sessions
 
     # -- relay -------------------------------------------------------------------------------
-    async def _requeue_in_memory_losses(self) -> None:
-        """Embedded mode keeps messages in memory: whatever was handed over and not finished
-        when the process stopped is handed over again."""
-        assert self._sessions is not None
-        async with self._sessions() as session, session.begin():
-            result: Any = await session.execute(
-                update(OutboxMessage).where(OutboxMessage.status == SENT).values(status=PENDING)
-            )
-        if result.rowcount:
-            log.warning("re-queued %d task(s) interrupted by the last shutdown", result.rowcount)
-
     async def relay_once(self, *, stale_too: bool = True) -> int:
-        """Hand committed pending rows (and, with ``stale_too``, long-unfinished ones) to the
-        broker; return how many.
-
-        Pending rows are few and found through the status index; finding stale ones means
-        looking at every row handed over and not finished yet (a whole backlog), so the relay
-        loop does that only every tenth of ``tasks.resend_after_s``."""
-        assert self._sessions is not None
-        settings = self.settings.tasks
-        waiting = OutboxMessage.status == PENDING
-        if stale_too:
-            stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
-            lost = and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale)
-            waiting = or_(waiting, lost)
-        async with self._sessions() as session, session.begin():
-            query = (
-                select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue)
-                .where(waiting)
-                .order_by(OutboxMessage.created_at)
-                .limit(settings.relay_batch)
-            )
-            postgres = session.bind.dialect.name == "postgresql"
-            if postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).all()
-            if not rows:
-                return 0
-            messages: list[dramatiq.Message[Any]] = [
-                dramatiq.Message(
-                    queue_name=queue,
-                    actor_name=actor,
-                    args=(str(row_id),),
-                    kwargs={},
-                    options={},
-                    message_id=str(row_id),
-                )
-                for row_id, actor, queue in rows
-                if actor in self.tasks
-            ]
-            embedded = self.kind == EMBEDDED
-            if not embedded:
-                await self._send_all(messages)
-            if postgres:
-                # Losing this mark in a database crash only hands the rows over again, and a
-                # duplicate delivery is acknowledged without running: no WAL flush to wait for.
-                await session.execute(text("SET LOCAL synchronous_commit TO off"))
-            # Only rows still waiting: a fast worker may already have finished one of them
-            # (on SQLite the select above holds no lock), and done must stay done.
-            await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_([r[0] for r in rows]),
-                    OutboxMessage.status.in_([PENDING, SENT]),
-                )
-                .values(status=SENT, sent_at=datetime.now(UTC))
-            )
-        if embedded:
-            # The in-process worker claims a message the moment it gets it, and on SQLite its
-            # claim holds the write lock for the whole task: mark the rows sent (and commit)
-            # first, or this update would wait behind that task. Nothing is lost: sent rows an
-            # embedded process did not finish are handed over again when it starts.
-            await self._send_all(messages)
-        return len(rows)
-
-    async def _send_all(self, messages: list[dramatiq.Message[Any]]) -> None:
-        """Hand messages to the broker off the loop.
-
-        RabbitMQ confirms every publish (``confirm_delivery``) and dramatiq waits for each
-        confirm, so one channel sends about one message per round trip; the batch is split over
-        a few sender threads, each with its own connection and channel (dramatiq's are
-        per-thread), so the confirm round trips overlap. Every message is still confirmed
-        before the rows are marked sent.
-        """
-        if self._senders is None or len(messages) < 2 * RELAY_SENDERS:
-            await asyncio.to_thread(self._send, messages)
-            return
-        loop = asyncio.get_running_loop()
-        chunks = [messages[i::RELAY_SENDERS] for i in range(RELAY_SENDERS)]
-        await asyncio.gather(
-            *(loop.run_in_executor(self._senders, self._send, chunk) for chunk in chunks)
-        )
+        """Hand committed rows to the broker now; see :meth:`OutboxRelay.relay_once`."""
+        if self._relay is None:
+            raise RuntimeError("the task runtime is not started")
+        return await self._relay.relay_once(stale_too=stale_too)
 
     def nudge(self) -> None:
         """Run the relay now rather than at its next tick (thread-safe; a no-op when stopped).
@@ -759,59 +550,6 @@ class TaskRuntime:
         if thread is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 thread.loop.call_soon_threadsafe(self._wake.set)
-
-    def _send(self, messages: list[dramatiq.Message[Any]]) -> None:
-        if self.kind == "redis" and len(messages) > 1:
-            self._send_pipelined(messages)
-            return
-        for message in messages:
-            self.broker.enqueue(message)
-
-    def _send_pipelined(self, messages: list[dramatiq.Message[Any]]) -> None:
-        """Redis: send a relay batch in one pipeline (one round trip, not one per message).
-
-        Each message still goes through the broker's own ``enqueue`` (its Redis message id,
-        middleware, the same dispatch script with the same arguments), on a shallow copy of
-        the broker whose dispatch script is bound to a non-transactional pipeline; the batch is
-        written by ``execute``, which raises if any command failed, before the caller marks the
-        rows sent (middleware ``after_enqueue`` hooks run as each message is queued in the
-        pipeline, just before; the kernel's middleware has none). A partly written batch is
-        sent again later, and a duplicate delivery finds its row already claimed. A copy, not
-        the broker itself: worker threads use the broker (their acks) concurrently."""
-        broker: Any = self.broker
-        pipeline = broker.client.pipeline(transaction=False)
-        batch = copy.copy(broker)
-        batch.scripts = {
-            **broker.scripts,
-            "dispatch": pipeline.register_script(broker.scripts["dispatch"].script),
-        }
-        for message in messages:
-            batch.enqueue(message)
-        pipeline.execute()
-
-    async def _relay_forever(self) -> None:
-        interval = self.settings.tasks.relay_interval_s
-        batch = self.settings.tasks.relay_batch
-        sweep_every = self.settings.tasks.resend_after_s / 10
-        next_sweep = time.monotonic()
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                if self._requeue_pending:
-                    await self._requeue_in_memory_losses()
-                    self._requeue_pending = False
-                stale_too = time.monotonic() >= next_sweep
-                while (
-                    await self.relay_once(stale_too=stale_too) >= batch
-                    and not self._stopping.is_set()
-                ):
-                    pass  # a full batch: more are probably waiting
-                if stale_too:
-                    next_sweep = time.monotonic() + sweep_every
-            except Exception:
-                log.exception("task relay failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
 
     # -- scheduler ---------------------------------------------------------------------------
     async def schedule_once(self, now: datetime | None = None) -> list[str]:
