@@ -98,6 +98,17 @@ def purge(broker: dramatiq.Broker) -> None:
     broker.flush_all()
 
 
+async def fetch_one_as_admin(url: str, query: str, *args: Any) -> Any:
+    """One row from a connection of its own (closed after, with any advisory lock it took)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchrow(query, *args)
+    finally:
+        await connection.close()
+
+
 def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """A fresh PostgreSQL database that the app reaches as a role owning nothing and unable to
     bypass row-level security (as in production); migrations run as the owner."""
@@ -674,7 +685,6 @@ def test_postgres_deferred_done_mark(
     that committed its mark, so a delivery elsewhere meanwhile is retried; a duplicate in the
     same worker is acknowledged; a mark lost with its connection leaves the task unfinished (the
     relay hands it over again later)."""
-    import asyncpg
 
     from backplane.tasks.pgclaim import PostgresClaimer, TaskRunningElsewhere, lock_key
     from backplane.tasks.runtime import RegisteredTask
@@ -721,26 +731,20 @@ def test_postgres_deferred_done_mark(
             await session.commit()
             return message_id
 
-    async def admin(query: str, *args: Any) -> Any:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            return await connection.fetchrow(query, *args)
-        finally:
-            await connection.close()  # and any lock it took
+    def admin(query: str, *args: Any) -> Any:
+        return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
 
     def status(message_id: uuid.UUID) -> tuple[str, int]:
-        row = asyncio.run(
-            admin("SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id)
-        )
+        row = admin("SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id)
         return str(row[0]), int(row[1])
 
     def lock_is_free(message_id: uuid.UUID) -> bool:
-        row = asyncio.run(admin("SELECT pg_try_advisory_lock($1)", lock_key(message_id)))
+        row = admin("SELECT pg_try_advisory_lock($1)", lock_key(message_id))
         return bool(row[0])
 
     def advisory_locks() -> int:
         query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        return int(asyncio.run(admin(query))[0])
+        return int(admin(query)[0])
 
     runtime = start()
     try:
@@ -843,17 +847,11 @@ def test_postgres_failing_done_mark(
             await session.commit()
             return message_id
 
-    async def admin(query: str, *args: Any) -> Any:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            return await connection.fetchrow(query, *args)
-        finally:
-            await connection.close()
+    def admin(query: str, *args: Any) -> Any:
+        return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
 
     def row(message_id: uuid.UUID) -> tuple[str, str | None]:
-        found = asyncio.run(
-            admin("SELECT status, error FROM backplane_task_outbox WHERE id = $1", message_id)
-        )
+        found = admin("SELECT status, error FROM backplane_task_outbox WHERE id = $1", message_id)
         return str(found[0]), found[1]
 
     try:
@@ -875,7 +873,7 @@ def test_postgres_failing_done_mark(
             assert "mark refused" in error  # the failure is recorded
             # its connection was closed: the server releases the lock as the backend exits
             wait_for(
-                lambda: asyncio.run(admin("SELECT pg_try_advisory_lock($1)", lock_key(refused)))[0],
+                lambda: admin("SELECT pg_try_advisory_lock($1)", lock_key(refused))[0],
                 timeout=10,
             )
         else:
