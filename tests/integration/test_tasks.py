@@ -566,10 +566,22 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
         runtime.stop()
 
 
-def test_relay_leaves_rows_of_actors_it_does_not_know_pending(data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A row whose actor this process did not declare (its plugin is installed elsewhere) is
-    neither sent nor marked sent here: it stays pending for a process that knows the actor."""
-    settings = make_settings(data_dir, FAST_TASKS)
+    neither sent nor marked sent here: it stays pending for a process that knows the actor, and
+    once it has waited longer than ``resend_after_s`` the relay's sweep warns about it."""
+    env = {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
+    if database == "postgres":
+        env.update(postgres_env(request))
+    settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
@@ -590,6 +602,12 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(data_dir: Path) ->
             assert row is not None
             return row.status
 
+    async def created_long_ago(message_id: uuid.UUID) -> None:
+        async with runtime.sessionmaker() as session, session.begin():
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            row.created_at = datetime.now(UTC) - timedelta(seconds=120)
+
     try:
         foreign = runtime.run(add_row("other_plugin.job", "other_plugin"))
         known = runtime.run(add_row("kitchen_sink.log_label", "kitchen_sink"))
@@ -597,6 +615,13 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(data_dir: Path) ->
         assert runtime.run(status(foreign)) == PENDING
         assert runtime.run(status(known)) == "sent"
         assert runtime.run(runtime.relay_once()) == 0
+        assert "other_plugin.job" not in caplog.text  # not waiting long yet
+        runtime.run(created_long_ago(foreign))
+        assert runtime.run(runtime.relay_once(stale_too=False)) == 0
+        assert "other_plugin.job" not in caplog.text  # the frequent pass does not look
+        assert runtime.run(runtime.relay_once()) == 0
+        assert "1 task(s) of other_plugin.job have waited" in caplog.text
+        assert runtime.run(status(foreign)) == PENDING
     finally:
         runtime.stop()
 

@@ -5,7 +5,8 @@ the runtime's one loop (with its database engine) and the worker thread waits fo
 dramatiq's retries, time limits, dead-lettering and graceful shutdown apply unchanged. The
 hand-off and the time limit are the per-run costs here, which is why both are hand-made:
 see :class:`Handoff` and :class:`TimeLimit`. (One loop per worker thread instead was measured: no
-faster, since the threads then wait on the database each in their own loop.)
+faster, since the threads then wait on the database each in their own loop; ``bench/RESULTS.md``,
+session 7 notes.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The outbox relay: committed outbox rows handed to the broker, and lost ones handed again.
 
+A relay hands over only rows of actors its own process declared: a row for a plugin installed
+in other processes only is left for their relays.
+
 Every process that runs a task runtime runs a relay (``backplane serve``, ``backplane worker``);
 rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so relays never send a row
 twice at once, and a row sent twice (a crash between the send and the mark) is a duplicate
@@ -19,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane.settings import TaskSettings
@@ -69,13 +72,15 @@ class OutboxRelay:
 
         Pending rows are few and found through the status index; finding stale ones means
         looking at every row handed over and not finished yet (a whole backlog), so the relay
-        loop does that only every tenth of ``tasks.resend_after_s``."""
+        loop does that only every tenth of ``tasks.resend_after_s``, and warns then about
+        pending rows no actor here can run (see :meth:`_warn_about_orphans`)."""
         settings = self._settings
         waiting = OutboxMessage.status == PENDING
         if stale_too:
             stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
             lost = and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale)
             waiting = or_(waiting, lost)
+            await self._warn_about_orphans(stale)
         async with self._sessions() as session, session.begin():
             query = (
                 select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue)
@@ -124,6 +129,32 @@ class OutboxRelay:
             # embedded process did not finish are handed over again when it starts.
             await self._send_all(messages)
         return len(rows)
+
+    async def _warn_about_orphans(self, stale: datetime) -> None:
+        """Log pending rows older than ``stale`` whose actor this process did not declare.
+
+        They wait for a process that has the actor's plugin; if none has (the plugin was
+        uninstalled, the task renamed), they wait forever and every relay pass reads past them:
+        an operator should install the plugin somewhere or delete them."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxMessage.actor, func.count())
+                    .where(
+                        OutboxMessage.status == PENDING,
+                        OutboxMessage.created_at < stale,
+                        OutboxMessage.actor.not_in(self._actors),
+                    )
+                    .group_by(OutboxMessage.actor)
+                )
+            ).all()
+        for actor, count in rows:
+            log.warning(
+                "%d task(s) of %s have waited longer than tasks.resend_after_s for a process "
+                "that declares that actor (is its plugin installed anywhere?)",
+                count,
+                actor,
+            )
 
     async def _send_all(self, messages: list[dramatiq.Message[Any]]) -> None:
         """Hand messages to the broker off the loop.

@@ -512,6 +512,7 @@ class TaskRuntime:
                 future.result(10)
             except Exception:
                 log.exception("task runtime background job failed at shutdown")
+        self._background.clear()
         if self._engine is not None:
             if self._claimer is not None:
                 self._thread.submit(self._claimer.close()).result(10)
