@@ -22,7 +22,7 @@ from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.plugins import load_plugins
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
-from backplane.tasks.runtime import TaskRuntime
+from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings
 
@@ -96,6 +96,28 @@ def purge(broker: dramatiq.Broker) -> None:
         for queue in list(broker.get_declared_queues()):
             broker.declare_queue(queue, ensure=True)
     broker.flush_all()
+
+
+def log_label_task(function: Any, *, max_retries: int = 0) -> RegisteredTask:
+    """``function`` registered as the sample plugin's ``log_label`` task, to drive the claim
+    directly (``runtime._run``) with an actor of the test's own."""
+    return RegisteredTask(
+        name="kitchen_sink.log_label", plugin="kitchen_sink", function=function,
+        queue="kitchen_sink", max_retries=max_retries, time_limit_ms=10_000, schedule=None,
+    )  # fmt: skip
+
+
+def enqueue_log_label(runtime: TaskRuntime, tenant_id: uuid.UUID, *args: Any) -> uuid.UUID:
+    """Enqueue ``kitchen_sink.log_label`` for a tenant in a transaction of its own."""
+
+    async def enqueue() -> uuid.UUID:
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, tenant_id)
+            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", *args)
+            await session.commit()
+            return message_id
+
+    return runtime.run(enqueue())
 
 
 async def fetch_one_as_admin(url: str, query: str, *args: Any) -> Any:
@@ -376,8 +398,6 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
     from bp_sample_kitchen_sink.models import Note, TaskLog
     from sqlalchemy import text
 
-    from backplane.tasks.runtime import RegisteredTask
-
     env = {**FAST_TASKS, **MARK_AT_ONCE}
     if database == "postgres":
         env.update(postgres_env(request))
@@ -408,25 +428,12 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
     async def idle(ctx: Any) -> None:
         seen["idle"] = (ctx.tenant_id, ctx.attempt, ctx.session_opened)
 
-    def registered(function: Any) -> RegisteredTask:
-        return RegisteredTask(
-            name="kitchen_sink.log_label", plugin="kitchen_sink", function=function,
-            queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
-        )  # fmt: skip
-
     async def seed() -> None:
         for tenant, body in ((a, "a-note"), (b, "b-note")):
             async with runtime.sessionmaker() as session:
                 bind_tenant(session, tenant.tenant_id)
                 session.add(Note(body=body))
                 await session.commit()
-
-    async def enqueue(tenant: SeededTenant, *args: Any) -> uuid.UUID:
-        async with runtime.sessionmaker() as session:
-            bind_tenant(session, tenant.tenant_id)
-            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", *args)
-            await session.commit()
-            return message_id
 
     async def status(message_id: uuid.UUID) -> tuple[str, int]:
         async with runtime.sessionmaker() as session:
@@ -454,8 +461,8 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
 
     try:
         runtime.run(seed())
-        ok = runtime.run(enqueue(a, "ok"))
-        runtime.run(runtime._run(registered(probe), ok, 1, False))
+        ok = enqueue_log_label(runtime, a.tenant_id, "ok")
+        runtime.run(runtime._run(log_label_task(probe), ok, 1, False))
         assert seen["tenant"] == a.tenant_id
         assert seen["orm"] == ["a-note"]
         assert seen["notes"] == (["a-note"] if database == "postgres" else ["a-note", "b-note"])
@@ -464,13 +471,13 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         assert runtime.run(status(ok)) == (DONE, 1)
         assert runtime.run(logged(a)) == ["ok"]
         seen.clear()
-        runtime.run(runtime._run(registered(probe), ok, 2, False))  # a duplicate delivery
+        runtime.run(runtime._run(log_label_task(probe), ok, 2, False))  # a duplicate delivery
         assert seen == {}
         assert runtime.run(logged(a)) == ["ok"]
 
-        failing = runtime.run(enqueue(b, "fail"))
+        failing = enqueue_log_label(runtime, b.tenant_id, "fail")
         with pytest.raises(RuntimeError, match="fails after writing"):
-            runtime.run(runtime._run(registered(probe), failing, 1, True))
+            runtime.run(runtime._run(log_label_task(probe), failing, 1, True))
         assert seen["notes"] == (["b-note"] if database == "postgres" else ["a-note", "b-note"])
         assert runtime.run(status(failing)) == (FAILED, 1)
         assert runtime.run(logged(b)) == []
@@ -481,19 +488,19 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         if database == "postgres":  # a delivery of a task running elsewhere is retried later
             from backplane.tasks.pgclaim import TaskRunningElsewhere
 
-            busy = runtime.run(enqueue(a, "busy"))
+            busy = enqueue_log_label(runtime, a.tenant_id, "busy")
             other = runtime.run(locked_elsewhere(busy))
             with pytest.raises(TaskRunningElsewhere):
-                runtime.run(runtime._run(registered(probe), busy, 1, False))
+                runtime.run(runtime._run(log_label_task(probe), busy, 1, False))
             assert runtime.run(status(busy)) == (PENDING, 0)
             assert runtime.run(logged(a)) == ["ok"]
             runtime.run(other.execute("SELECT pg_advisory_unlock_all()"))  # it ended, unmarked
             runtime.run(other.close())
-            runtime.run(runtime._run(registered(probe), busy, 2, False))
+            runtime.run(runtime._run(log_label_task(probe), busy, 2, False))
             assert runtime.run(status(busy)) == (DONE, 2)
             assert runtime.run(logged(a)) == ["ok", "busy"]
 
-        quiet = runtime.run(enqueue(b))
+        quiet = enqueue_log_label(runtime, b.tenant_id)
         if database == "postgres":  # every pooled connection of the runtime dies
             from tests.conftest import pg_admin
 
@@ -502,7 +509,7 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
                 env["BACKPLANE_DB__MIGRATION_URL"],
                 f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'",
             )
-        runtime.run(runtime._run(registered(idle), quiet, 1, False))
+        runtime.run(runtime._run(log_label_task(idle), quiet, 1, False))
         if database == "postgres":
             assert "claiming again on a new connection" in caplog.text
         # SQLite claims in the session itself; on PostgreSQL an unused session is never opened.
@@ -540,13 +547,6 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
     runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
 
-    async def enqueue() -> uuid.UUID:
-        async with runtime.sessionmaker() as session:
-            bind_tenant(session, a.tenant_id)
-            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", "x")
-            await session.commit()
-            return message_id
-
     async def handed_over_long_ago(message_id: uuid.UUID) -> None:
         async with runtime.sessionmaker() as session, session.begin():
             row = await session.get(OutboxMessage, message_id)
@@ -555,7 +555,7 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
             row.sent_at = datetime.now(UTC) - timedelta(seconds=120)
 
     try:
-        message_id = runtime.run(enqueue())
+        message_id = enqueue_log_label(runtime, a.tenant_id, "x")
         assert runtime.run(runtime.relay_once(stale_too=False)) == 1
         assert runtime.run(runtime.relay_once(stale_too=False)) == 0
         runtime.run(handed_over_long_ago(message_id))
@@ -635,8 +635,6 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
     and stopping the runtime releases every lock."""
     import asyncpg  # type: ignore[import-untyped]
 
-    from backplane.tasks.runtime import RegisteredTask
-
     env = {**FAST_TASKS, **MARK_AT_ONCE, **postgres_env(request)}
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
@@ -650,17 +648,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
         if fail:
             raise RuntimeError("fails without writing")
 
-    task = RegisteredTask(
-        name="kitchen_sink.log_label", plugin="kitchen_sink", function=quiet,
-        queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
-    )  # fmt: skip
-
-    async def enqueue(*args: Any) -> uuid.UUID:
-        async with runtime.sessionmaker() as session:
-            bind_tenant(session, a.tenant_id)
-            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", *args)
-            await session.commit()
-            return message_id
+    task = log_label_task(quiet)
 
     async def advisory_locks() -> int:
         connection = await asyncpg.connect(admin_url)
@@ -679,7 +667,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
             return row is not None and row.status == DONE
 
     try:
-        first, second = runtime.run(enqueue()), runtime.run(enqueue())
+        first, second = (enqueue_log_label(runtime, a.tenant_id) for _ in range(2))
         runtime.run(runtime._run(task, first, 1, False))
         assert runtime.run(done(first))
         assert runtime.run(advisory_locks()) == 1  # kept until the connection's next look
@@ -687,7 +675,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
         assert runtime.run(done(second))
         assert runtime.run(advisory_locks()) == 1  # the first one's went with that look
         runtime.run(runtime._run(task, first, 2, False))  # a duplicate: acknowledged
-        failing = runtime.run(enqueue(True))
+        failing = enqueue_log_label(runtime, a.tenant_id, True)
         with pytest.raises(RuntimeError, match="fails without writing"):
             runtime.run(runtime._run(task, failing, 1, False))
         assert not runtime.run(done(failing))
@@ -712,7 +700,6 @@ def test_postgres_deferred_done_mark(
     relay hands it over again later)."""
 
     from backplane.tasks.pgclaim import PostgresClaimer, TaskRunningElsewhere, lock_key
-    from backplane.tasks.runtime import RegisteredTask
 
     delay_s = 2.0
     env = {
@@ -739,22 +726,12 @@ def test_postgres_deferred_done_mark(
     async def counted(ctx: Any) -> None:
         runs.append(ctx.attempt)
 
-    task = RegisteredTask(
-        name="kitchen_sink.log_label", plugin="kitchen_sink", function=counted,
-        queue="kitchen_sink", max_retries=0, time_limit_ms=10_000, schedule=None,
-    )  # fmt: skip
+    task = log_label_task(counted)
 
     def start() -> TaskRuntime:
         runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
         runtime.start(relay=False, scheduler=False)
         return runtime
-
-    async def enqueue(runtime: TaskRuntime) -> uuid.UUID:
-        async with runtime.sessionmaker() as session:
-            bind_tenant(session, a.tenant_id)
-            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label")
-            await session.commit()
-            return message_id
 
     def admin(query: str, *args: Any) -> Any:
         return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
@@ -773,7 +750,7 @@ def test_postgres_deferred_done_mark(
 
     runtime = start()
     try:
-        first, second, third, fourth = (runtime.run(enqueue(runtime)) for _ in range(4))
+        first, second, third, fourth = (enqueue_log_label(runtime, a.tenant_id) for _ in range(4))
         runtime.run(runtime._run(task, first, 1, False))
         assert status(first) == (PENDING, 0)  # deferred
         assert not lock_is_free(first)  # held until the mark is committed
@@ -810,7 +787,7 @@ def test_postgres_deferred_done_mark(
 
     runtime = start()
     try:
-        lost = runtime.run(enqueue(runtime))
+        lost = enqueue_log_label(runtime, a.tenant_id)
         runtime.run(runtime._run(task, lost, 1, False))
         from tests.conftest import pg_admin
 
@@ -840,7 +817,6 @@ def test_postgres_failing_done_mark(
     import asyncpg
 
     from backplane.tasks.pgclaim import lock_key
-    from backplane.tasks.runtime import RegisteredTask
     from tests.conftest import pg_admin
 
     env = {
@@ -858,19 +834,9 @@ def test_postgres_failing_done_mark(
     async def counted(ctx: Any, label: str) -> None:
         runs.append(label)
 
-    task = RegisteredTask(
-        name="kitchen_sink.log_label", plugin="kitchen_sink", function=counted,
-        queue="kitchen_sink", max_retries=3, time_limit_ms=10_000, schedule=None,
-    )  # fmt: skip
+    task = log_label_task(counted, max_retries=3)
     runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
-
-    async def enqueue(label: str) -> uuid.UUID:
-        async with runtime.sessionmaker() as session:
-            bind_tenant(session, a.tenant_id)
-            message_id = await runtime.queue_for(session).enqueue("kitchen_sink.log_label", label)
-            await session.commit()
-            return message_id
 
     def admin(query: str, *args: Any) -> Any:
         return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
@@ -880,7 +846,8 @@ def test_postgres_failing_done_mark(
         return str(found[0]), found[1]
 
     try:
-        refused, after = runtime.run(enqueue("refused")), runtime.run(enqueue("after"))
+        refused = enqueue_log_label(runtime, a.tenant_id, "refused")
+        after = enqueue_log_label(runtime, a.tenant_id, "after")
         pg_admin(
             admin_url,
             "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
