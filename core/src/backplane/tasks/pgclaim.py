@@ -252,10 +252,13 @@ class PostgresClaimer:
             raise
 
     async def unlock(self, connection: ClaimConnection) -> None:
-        """Release the task's lock now: a run that did not mark its task done (it failed, or
-        its session's transaction marked it) must not keep its next delivery out."""
-        if connection.locked:
-            await connection.driver.fetchval(_UNLOCK)  # all: any other is a committed mark's
+        """Release the connection's locks now: the run's (a run that did not mark its task done
+        must not keep its next delivery out) and a committed mark's. Never called with a
+        deferred mark pending: its lock must outlive the statement that commits it."""
+        if connection.pending is not None:
+            raise RuntimeError("unlock() with a deferred done-mark pending")
+        if connection.locked or connection.marked_key is not None:
+            await connection.driver.fetchval(_UNLOCK)
             connection.locked = False
             connection.marked_key = None
 
@@ -278,8 +281,6 @@ class PostgresClaimer:
         try:
             if healthy:
                 await self._flush(connection)
-                if connection.marked_key is not None:
-                    connection.locked = True  # so that unlock releases it
                 await self.unlock(connection)
                 await greenlet_spawn(connection.pooled.close)
                 return
