@@ -144,6 +144,66 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def postgres_app_env(request: pytest.FixtureRequest, postgres_url: str) -> dict[str, str]:
+    """A fresh PostgreSQL database reached as in production: the app connects as a role that
+    owns nothing and cannot bypass row-level security; migrations and kernel maintenance use
+    the owner's connection (here the server's superuser)."""
+    server = request.getfixturevalue("postgres_server")
+    role = f"bp_app_{uuid.uuid4().hex[:10]}"
+    pg_admin(postgres_url, f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
+
+    def drop_role() -> None:
+        pg_admin(postgres_url, f'DROP OWNED BY "{role}"')
+        pg_admin(server, f'DROP ROLE "{role}"')
+
+    request.addfinalizer(drop_role)  # noqa: PT021 - must run before the database is dropped
+    user = postgres_url.split("://", 1)[1].split("@", 1)[0]
+    return {
+        "BACKPLANE_DATABASE_URL": postgres_url.replace(f"://{user}@", f"://{role}@", 1),
+        "BACKPLANE_DB__MIGRATION_URL": postgres_url,
+        "BACKPLANE_DB__APP_ROLE": role,
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The database variables of a test that must hold on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return {}
+    env: dict[str, str] = request.getfixturevalue("postgres_app_env")
+    return env
+
+
+@pytest.fixture
+def dual_plugins(data_dir: Path, db_env: dict[str, str]) -> PluginSet:
+    """Every installed plugin, migrated, on SQLite and on PostgreSQL (``db_env``)."""
+    plugins = load_plugins(make_settings(data_dir, db_env))
+    migrations.upgrade(plugins)
+    return plugins
+
+
+@pytest.fixture
+def dual_app(dual_plugins: PluginSet) -> Litestar:
+    return create_app(dual_plugins.settings, plugins=dual_plugins)
+
+
+@pytest.fixture
+def dual_client(dual_app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(dual_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def dual_tenant_a(dual_plugins: PluginSet) -> Seeded:
+    return seed_tenant(dual_plugins, "acme")
+
+
+@pytest.fixture
+def dual_tenant_b(dual_plugins: PluginSet) -> Seeded:
+    return seed_tenant(dual_plugins, "globex")
+
+
 REDIS_TASKS_URL = os.environ.get("BACKPLANE_TEST_REDIS_TASKS_URL", "redis://127.0.0.1:6379/14")
 RABBITMQ_URL = os.environ.get(
     "BACKPLANE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
