@@ -18,8 +18,8 @@ from backplane.billing.plan_models import Subscription
 from backplane.billing.plans import PlanSpec, store_plan
 from backplane.billing.providers import LedgerProvider
 from backplane.billing.subscriptions import subscribe
-from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.db.engine import Database
+from backplane.db.tenancy import bind_tenant
 from backplane.settings import Settings
 
 METERS = {
@@ -49,17 +49,16 @@ async def session_for(
     settings: Settings, tenant_id: uuid.UUID | None, reason: str = "test"
 ) -> AsyncIterator[AsyncSession]:
     """One committed transaction, bound to ``tenant_id`` (or bypassing tenancy if None)."""
-    engine = create_engine(settings)
+    database = Database(settings)
     try:
-        async with create_sessionmaker(engine)() as session:
-            if tenant_id is None:
-                bypass_tenancy(session, reason)
-            else:
+        session = database.maintenance(reason) if tenant_id is None else database.sessions()
+        async with session:
+            if tenant_id is not None:
                 bind_tenant(session, tenant_id)
             async with session.begin():
                 yield session
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 async def put_plans(settings: Settings, *specs: dict[str, Any]) -> None:

@@ -253,7 +253,8 @@ def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded)
     from backplane.billing.invoices import close_tenant_period, previous_period
     from backplane.billing.plans import PlanSpec, store_plan
     from backplane.billing.subscriptions import subscribe
-    from backplane.db.tenancy import bind_tenant, bypass_tenancy
+    from backplane.db.tenancy import bind_tenant
+    from tests.db_helpers import admin_session
 
     runtime = client.app.state.tasks
     context = configure(client.app.state.plugins)
@@ -261,8 +262,8 @@ def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded)
     last_month = previous_period(datetime.now(UTC))
 
     async def seed() -> str:
-        async with runtime.sessionmaker() as session:
-            bypass_tenancy(session, "test: operator makes B's private plan")
+        reason = "test: operator makes B's private plan"
+        async with admin_session(client.app.state.settings, reason) as session:
             plan = await store_plan(
                 session, PlanSpec(code=code, name="Globex enterprise", fee=100_000), {}
             )

@@ -65,8 +65,8 @@ def _create_schema(connection: object) -> None:
         enable_tenant_rls(op, table)
 
 
-async def _seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
-    async with sessions() as session:
+async def _seed(maintenance: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
+    async with maintenance() as session:
         bypass_tenancy(session, "test fixture seeds two tenants")
         a = Project(name="a-project", tenant_id=TENANT_A)
         b = Project(name="b-project", tenant_id=TENANT_B)
@@ -110,15 +110,21 @@ async def world(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterator
         await admin_engine.dispose()
         user = admin_url.split("://", 1)[1].split("@", 1)[0]
         env["BACKPLANE_DATABASE_URL"] = admin_url.replace(f"://{user}@", f"://{role}@", 1)
+        env["BACKPLANE_DB__MAINTENANCE_URL"] = admin_url
         assert role in env["BACKPLANE_DATABASE_URL"]
-    engine = create_engine(make_settings(data_dir, env))
+    settings = make_settings(data_dir, env)
+    engine = create_engine(settings)
     if request.param == "sqlite":
         async with engine.begin() as connection:
             await connection.run_sync(_create_schema)
-    sessions = create_sessionmaker(engine)
-    a_project, b_project, sneaky = await _seed(sessions)
+    # Seeding crosses tenants: the owner's maintenance connection (the app role's on SQLite).
+    maintenance_engine = create_engine(settings, purpose="maintenance")
+    a_project, b_project, sneaky = await _seed(
+        create_sessionmaker(maintenance_engine, maintenance=True)
+    )
+    await maintenance_engine.dispose()
     try:
-        yield World(sessions, request.param, a_project, b_project, sneaky)
+        yield World(create_sessionmaker(engine), request.param, a_project, b_project, sneaky)
     finally:
         await engine.dispose()
 

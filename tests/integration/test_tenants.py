@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bypass_tenancy
 from backplane.identity.tenants import (
     IdentityError,
     create_tenant,
@@ -21,15 +19,13 @@ from backplane.identity.tenants import (
 )
 from backplane.plugins import PluginSet
 from tests.cli import run_cli
+from tests.db_helpers import admin_session as open_admin_session
 
 
 @pytest.fixture
 async def admin_session(migrated: PluginSet) -> AsyncSession:
-    engine = create_engine(migrated.settings)
-    async with create_sessionmaker(engine)() as session:
-        bypass_tenancy(session, "test")
+    async with open_admin_session(migrated.settings) as session:
         yield session
-    await engine.dispose()
 
 
 async def test_create_tenant_with_owner_fires_the_hook(

@@ -14,10 +14,11 @@ from backplane.billing.models import Entitlement, UsageCounter, UsageEvent
 from backplane.billing.usage import UsageRecorder
 from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.db.tenancy import bind_tenant
 from backplane.plugins import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings
+from tests.db_helpers import admin_session
 
 METER = "kitchen_sink.notes"
 
@@ -31,12 +32,9 @@ def env(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, str]:
 
 
 async def set_limit(settings: object, tenant: SeededTenant, limit: float) -> None:
-    engine = create_engine(settings)  # type: ignore[arg-type]
-    async with create_sessionmaker(engine)() as session:
-        bypass_tenancy(session, "test sets a quota")
+    async with admin_session(settings, "test sets a quota") as session:  # type: ignore[arg-type]
         session.add(Entitlement(tenant_id=tenant.tenant_id, meter=METER, limit=limit, hard=True))
         await session.commit()
-    await engine.dispose()
 
 
 async def totals(settings: object, tenant: SeededTenant) -> tuple[float, int]:

@@ -18,11 +18,12 @@ from backplane.billing.models import Entitlement, UsageCounter, UsageEvent
 from backplane.billing.usage import QuotaExceeded, UsageItem
 from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.db.tenancy import bind_tenant
 from backplane.plugins import PluginSet, load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings
+from tests.db_helpers import admin_session
 
 METER = "inference.requests"
 
@@ -38,12 +39,9 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> tuple[PluginSet, Se
 
 
 async def set_limit(settings: Settings, tenant: SeededTenant, limit: float) -> None:
-    engine = create_engine(settings)
-    async with create_sessionmaker(engine)() as session:
-        bypass_tenancy(session, "test sets a quota")
+    async with admin_session(settings, "test sets a quota") as session:  # type: ignore[arg-type]
         session.add(Entitlement(tenant_id=tenant.tenant_id, meter=METER, limit=limit, hard=True))
         await session.commit()
-    await engine.dispose()
 
 
 async def totals(settings: Settings, tenant: SeededTenant) -> tuple[float, int]:

@@ -42,6 +42,7 @@ from backplane.settings import Settings
 from backplane.tasks.models import OutboxMessage
 from backplane.tasks.runtime import TaskRuntime
 from tests.conftest import make_settings
+from tests.db_helpers import admin_session
 from tests.identity_helpers import Seeded
 
 DEV_WEBHOOKS = {
@@ -168,7 +169,7 @@ def dispatch(app: Litestar) -> int:
     settings: Settings = app.state.settings
 
     async def go() -> int:
-        async with runtime.sessionmaker() as session:
+        async with admin_session(settings, "test: dispatch due deliveries") as session:
             count = await dispatch_due(session, settings.webhooks)
             await session.commit()
         return count

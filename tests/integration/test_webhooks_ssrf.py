@@ -141,13 +141,12 @@ def _due_now(app: Litestar) -> None:
     from sqlalchemy import update
 
     from backplane.billing.webhooks.models import PENDING, WebhookDelivery
-    from backplane.db.tenancy import bypass_tenancy
+    from tests.db_helpers import admin_session
 
     runtime = app.state.tasks
 
     async def go() -> None:
-        async with runtime.sessionmaker() as session:
-            bypass_tenancy(session, "test: make retries due")
+        async with admin_session(app.state.settings, "test: make retries due") as session:
             await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.status == PENDING)

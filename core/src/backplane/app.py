@@ -29,7 +29,8 @@ from backplane.billing.meters import collect_meters
 from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
 from backplane.billing.webhooks.config import configure as configure_webhooks
-from backplane.db.engine import create_engine, create_sessionmaker
+from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
+from backplane.db.engine import Database
 from backplane.health import HealthController
 from backplane.identity.auth import (
     PLUGIN_OPT,
@@ -135,10 +136,10 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     settings = settings or load_settings()
     configure_from_environment()
     plugins = plugins or load_plugins(settings)
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    database = Database(settings)
+    sessionmaker = database.sessions
 
-    identity = IdentityHolder(settings, sessionmaker, role_permissions(plugins))
+    identity = IdentityHolder(settings, database, role_permissions(plugins))
     task_runtime = TaskRuntime(plugins)
     embedded_worker: list[dramatiq.Worker] = []
 
@@ -161,7 +162,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 await asyncio.to_thread(_stop_tasks, task_runtime, embedded_worker)
                 catalog.close()
                 await identity.close()
-                await engine.dispose()
+                await database.dispose()
 
     route_handlers: list[Any] = [
         HealthController,
@@ -190,7 +191,10 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         ],
         lifespan=[lifespan],
         request_max_body_size=settings.server.max_request_body_bytes,
-        exception_handlers={QuotaExceeded: quota_exceeded_handler},
+        exception_handlers={
+            QuotaExceeded: quota_exceeded_handler,
+            PoolTimeoutError: pool_timeout_handler,
+        },
         before_send=[add_quota_headers],
         debug=False,
     )
@@ -202,7 +206,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     app.state.settings = settings
     app.state.secret_key = settings.resolved_secret_key()
     app.state.plugins = plugins
-    app.state.engine = engine
+    app.state.engine = database.engine
+    app.state.database = database
     app.state.identity_holder = identity
     app.state.tasks = task_runtime
     app.state.meters = meters

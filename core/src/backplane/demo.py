@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.db.engine import create_engine, create_sessionmaker
+from backplane.db.engine import Database
 from backplane.db.models import KernelState
-from backplane.db.tenancy import BYPASS_KEY, bind_tenant, bypass_tenancy
+from backplane.db.tenancy import BYPASS_KEY, bind_tenant
 from backplane.plugins import PluginSet
 from backplane.telemetry import hook_span
 
@@ -49,12 +49,11 @@ async def _kernel_demo(session: AsyncSession, plugins: PluginSet) -> dict[str, A
 
 async def seed_demo_data(plugins: PluginSet) -> list[tuple[str, Any]] | None:
     """Seed in one transaction; return what was reported, or None if already seeded."""
-    engine = create_engine(plugins.settings)
+    database = Database(plugins.settings)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        async with database.maintenance("seed the demo tenant") as session, session.begin():
             if await session.get(KernelState, DEMO_MARKER) is not None:
                 return None
-            bypass_tenancy(session, "seed the demo tenant")
             kernel = await _kernel_demo(session, plugins)
             reports: list[tuple[str, Any]] = [("core", kernel)]
             session.sync_session.info.pop(BYPASS_KEY, None)
@@ -70,4 +69,4 @@ async def seed_demo_data(plugins: PluginSet) -> list[tuple[str, Any]] | None:
             session.add(KernelState(key=DEMO_MARKER, value=datetime.now(UTC).isoformat()))
         return reports
     finally:
-        await engine.dispose()
+        await database.dispose()

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
-from backplane.db.tenancy import bypass_tenancy_now
 from backplane.inference.models import ModelVersion
 from backplane.inference.storage import local_store
 from backplane.settings import Settings
@@ -28,13 +27,17 @@ from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 
 async def prune_history(ctx: Any) -> None:
     """Task (hourly): delete what :func:`prune` selects, with the application's settings."""
-    await prune(ctx.session, settings_for(ctx.session))
+    settings = settings_for(ctx.session)
+    async with ctx.maintenance("retention deletes every tenant's old history") as session:
+        await prune(session, settings)
 
 
 async def prune(
     session: AsyncSession, settings: Settings, now: datetime | None = None
 ) -> dict[str, int]:
-    """Delete history older than the configured ``keep`` settings; the counts deleted."""
+    """Delete history older than the configured ``keep`` settings; the counts deleted.
+
+    ``session`` sees every tenant (a maintenance session)."""
     now = now or datetime.now(UTC)
     tasks_before = now - timedelta(seconds=settings.tasks.keep_finished_s)
     hooks_before = now - timedelta(seconds=settings.webhooks.keep_history_s)
@@ -49,7 +52,6 @@ async def prune(
         )
     )
     counts["tasks"] = result.rowcount
-    await bypass_tenancy_now(session, "retention deletes every tenant's old webhook deliveries")
     result = await session.execute(
         delete(WebhookDelivery).where(
             WebhookDelivery.status.in_([SUCCEEDED, FAILED]),

@@ -59,8 +59,19 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     max_overflow: int = 10
     connect_timeout_s: float = 5.0
     health_timeout_s: float = 2.0
+    pool_timeout_s: float = 5.0
+    """How long a request or task waits for a pooled connection when all are in use; past
+    it the request is answered 503 with ``Retry-After`` (never a stall of every request)."""
     migration_url: str | None = None
     """Owner connection for ``backplane db`` commands (PostgreSQL); defaults to the app's URL."""
+    maintenance_url: str | None = None
+    """PostgreSQL: the connection of kernel work that must see every tenant (finding an API
+    key's tenant, a user's memberships, operator commands, cross-tenant jobs). Its role must
+    bypass row-level security (a superuser, or ``ALTER ROLE ... BYPASSRLS``); nothing a request
+    session can set widens what the application role sees. Defaults to ``migration_url``, then
+    to the app's URL (one role for everything: development only)."""
+    maintenance_pool_size: int = 2
+    maintenance_max_overflow: int = 8
     app_role: str | None = None
     """The non-owner role the application connects as; granted DML after every upgrade."""
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
@@ -263,6 +274,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not self.database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'backplane.sqlite3'}"
         return normalise_database_url(self.database_url, self.sources.get("database_url"))
+
+    def resolved_maintenance_url(self) -> str:
+        """The URL of kernel maintenance sessions (see ``db.maintenance_url``)."""
+        if self.db.maintenance_url:
+            return normalise_database_url(self.db.maintenance_url, "BACKPLANE_DB__MAINTENANCE_URL")
+        return self.resolved_migration_url()
 
     def resolved_migration_url(self) -> str:
         """The URL migrations run with: the table owner's, when one is configured."""

@@ -62,14 +62,12 @@ def seed_tenant(
 
 
 async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTenant:
-    from backplane.db.engine import create_engine, create_sessionmaker
-    from backplane.db.tenancy import bypass_tenancy
+    from backplane.db.engine import Database
     from backplane.identity.provision import provision_tenant
 
-    engine = create_engine(plugins.settings)
+    database = Database(plugins.settings)
     try:
-        async with create_sessionmaker(engine)() as session:
-            bypass_tenancy(session, f"test seeds tenant {slug}")
+        async with database.maintenance(f"test seeds tenant {slug}") as session:
             made = await provision_tenant(
                 session,
                 plugins,
@@ -89,7 +87,7 @@ async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTen
                 made.api_key.id,
             )
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 @pytest.fixture

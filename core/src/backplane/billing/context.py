@@ -47,6 +47,8 @@ def configure(plugins: PluginSet) -> BillingContext:
         return found
     context = BillingContext(plugins.settings, collect_meters(plugins), collect_providers(plugins))
     _by_database[key] = context
+    # Kernel work across tenants (maintenance sessions) connects with another URL.
+    _by_database[_key(plugins.settings.resolved_maintenance_url())] = context
     return context
 
 

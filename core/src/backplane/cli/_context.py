@@ -42,23 +42,20 @@ def plugin_set_or_none() -> PluginSet | None:
 
 
 def admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(session)`` in one transaction on an audited, tenancy-bypassing session.
+    """Run ``work(session)`` in one transaction on an audited maintenance session.
 
     Operator commands act across tenants by design; the reason goes to the audit log.
     """
-    from backplane.db.engine import create_engine, create_sessionmaker
-    from backplane.db.tenancy import bypass_tenancy
+    from backplane.db.engine import Database
     from backplane.identity.tenants import IdentityError
 
     async def run() -> T:
-        engine = create_engine(settings())
+        database = Database(settings())
         try:
-            async with create_sessionmaker(engine)() as session:
-                bypass_tenancy(session, reason)
-                async with session.begin():
-                    return await work(session)
+            async with database.maintenance(reason) as session, session.begin():
+                return await work(session)
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     try:
         return asyncio.run(run())

@@ -53,16 +53,13 @@ async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
 
     from backplane.billing.context import configure
     from backplane.billing.invoices import close_tenant_period
-    from backplane.db.engine import create_engine, create_sessionmaker
-    from backplane.db.tenancy import bypass_tenancy
+    from backplane.db.engine import Database
     from backplane.identity.models import Tenant
 
     context = configure(_context.plugin_set())
-    engine = create_engine(_context.settings())
-    sessions = create_sessionmaker(engine)
+    database = Database(_context.settings())
     try:
-        async with sessions() as session:
-            bypass_tenancy(session, "operator: billing close-period lists tenants")
+        async with database.maintenance("operator: billing close-period lists tenants") as session:
             query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
             if slug is not None:
                 query = query.where(Tenant.slug == slug)
@@ -76,8 +73,8 @@ async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
         ) as bar:
             for tenant_id, name in bar:
                 try:
-                    async with sessions() as session, session.begin():
-                        bypass_tenancy(session, f"operator: billing close-period {name}")
+                    reason = f"operator: billing close-period {name}"
+                    async with database.maintenance(reason) as session, session.begin():
                         if await close_tenant_period(session, tenant_id, start, context):
                             closed += 1
                 except Exception as exc:  # noqa: BLE001 - reported per tenant, others go on
@@ -85,7 +82,7 @@ async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
                     click.echo(f"\n{name}: {type(exc).__name__}: {exc}", err=True)
         return closed, failed
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def _name(item: tuple[uuid.UUID, str] | None) -> str | None:

@@ -23,7 +23,7 @@ def rotate() -> None:
     settings = _context.settings()
 
     async def run() -> list[tuple[str, bool]]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, purpose="maintenance")
         try:
             keyring = await rotate_keyring(
                 create_sessionmaker(engine),

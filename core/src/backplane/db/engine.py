@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy.ext.asyncio
 from sqlalchemy import event, text
@@ -12,13 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane.settings import Settings
 
+log = logging.getLogger(__name__)
+
+
+Purpose = Literal["app", "maintenance", "migrations"]
+
 
 def create_engine(
-    settings: Settings, *, for_migrations: bool = False, pre_ping: bool = True
+    settings: Settings, *, purpose: Purpose = "app", pre_ping: bool = True
 ) -> AsyncEngine:
-    """Build the process's engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
+    """Build an engine; SQLite gets WAL and foreign keys, every engine a bounded pool.
 
-    ``for_migrations`` connects with ``db.migration_url`` (the tables' owner) when it is set.
+    ``purpose`` picks the connection: ``app`` (the application role, bound by row-level
+    security), ``maintenance`` (``db.maintenance_url``: kernel work across tenants) or
+    ``migrations`` (``db.migration_url``, the tables' owner). A checkout waits at most
+    ``db.pool_timeout_s`` for a free connection (``sqlalchemy.exc.TimeoutError`` after).
     ``pre_ping=False`` skips the liveness check on every checkout (on asyncpg a ``BEGIN``,
     ``SELECT``, ``ROLLBACK``: three round trips); only for callers that retry a statement that
     failed on a dead connection themselves, as the task runtime does.
@@ -27,23 +36,33 @@ def create_engine(
 
     instrument_database()
     create_async_engine = sqlalchemy.ext.asyncio.create_async_engine  # see instrument_database
-    url = settings.resolved_migration_url() if for_migrations else settings.resolved_database_url()
-    options: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": pre_ping}
-    if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
-        engine = create_async_engine(url, **options)
-        synchronous = settings.db.sqlite_synchronous
+    db = settings.db
+    url = {
+        "app": settings.resolved_database_url,
+        "maintenance": settings.resolved_maintenance_url,
+        "migrations": settings.resolved_migration_url,
+    }[purpose]()
+    options: dict[str, Any] = {
+        "echo": db.echo,
+        "pool_pre_ping": pre_ping,
+        "pool_timeout": db.pool_timeout_s,
+        "pool_size": db.maintenance_pool_size if purpose == "maintenance" else db.pool_size,
+        "max_overflow": db.maintenance_max_overflow
+        if purpose == "maintenance"
+        else db.max_overflow,
+        "connect_args": {"timeout": db.connect_timeout_s},
+    }
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, **options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, **options)
+    synchronous = db.sqlite_synchronous
 
-        def pragmas(dbapi_connection: Any, _record: Any) -> None:
-            _sqlite_pragmas(dbapi_connection, synchronous)
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, synchronous)
 
-        event.listen(engine.sync_engine, "connect", pragmas)
-        return engine
-    options["pool_size"] = settings.db.pool_size
-    options["max_overflow"] = settings.db.max_overflow
-    options["connect_args"] = {"timeout": settings.db.connect_timeout_s}
-    return create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "connect", pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
@@ -57,11 +76,84 @@ def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that enforce tenant isolation (see :mod:`backplane.db.tenancy`)."""
-    from backplane.db.tenancy import TenantSession
+def create_sessionmaker(
+    engine: AsyncEngine, *, maintenance: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that enforce tenant isolation (see :mod:`backplane.db.tenancy`);
+    ``maintenance`` marks those of the maintenance connection, the only ones that may bypass."""
+    from backplane.db.tenancy import MAINTENANCE_KEY, TenantSession
 
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession)
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        sync_session_class=TenantSession,
+        info={MAINTENANCE_KEY: True} if maintenance else None,
+    )
+
+
+class DatabaseRoleError(RuntimeError):
+    """The maintenance connection cannot see through row-level security (PostgreSQL)."""
+
+
+class Database:
+    """The database of one process, through two pools that never wait on each other.
+
+    ``sessions`` are the application role's, bound to a tenant by the caller and held by row-
+    level security on PostgreSQL: requests, tasks and plugins use them. :meth:`maintenance`
+    sessions are the kernel's, for work that must see every tenant (finding an API key's
+    tenant, a user's memberships, logging in, operator commands, cross-tenant jobs); they
+    connect with ``db.maintenance_url`` as a role that bypasses row-level security, from a
+    pool of their own, and are never held while waiting for an application connection.
+    """
+
+    def __init__(self, settings: Settings, *, pre_ping: bool = True) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings, pre_ping=pre_ping)
+        self.sessions = create_sessionmaker(self.engine)
+        self.maintenance_engine = create_engine(settings, purpose="maintenance", pre_ping=pre_ping)
+        self._maintenance = create_sessionmaker(self.maintenance_engine, maintenance=True)
+
+    def maintenance(self, reason: str, *, audit: bool = True) -> AsyncSession:
+        """A new session that reads and writes every tenant's rows; ``reason`` is audited
+        (``audit=False`` only for per-request credential lookups)."""
+        from backplane.db.tenancy import bypass_tenancy
+
+        session = self._maintenance()
+        bypass_tenancy(session, reason, audit=audit)
+        return session
+
+    async def check_roles(self) -> None:
+        """PostgreSQL: refuse a maintenance role that row-level security would blind, and warn
+        when the application role is not bound by it (one role for everything)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        query = text(
+            "SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles "
+            "WHERE rolname = current_user"
+        )
+        async with self.maintenance_engine.connect() as connection:
+            role, bypasses = (await connection.execute(query)).one()
+        if not bypasses:
+            raise DatabaseRoleError(
+                f"the maintenance connection (BACKPLANE_DB__MAINTENANCE_URL, else "
+                f"BACKPLANE_DB__MIGRATION_URL, else BACKPLANE_DATABASE_URL) connects as {role!r}, "
+                "which row-level security binds, so kernel work across tenants would see "
+                f'nothing: use a superuser, or run ALTER ROLE "{role}" BYPASSRLS as one'
+            )
+        async with self.engine.connect() as connection:
+            role, bypasses = (await connection.execute(query)).one()
+        if bypasses:
+            log.warning(
+                "row-level security does not bind the application's database role %r (a "
+                "superuser or BYPASSRLS role): tenant isolation rests on the ORM alone. In "
+                "production connect as a role without them (BACKPLANE_DB__APP_ROLE grants it "
+                "what it needs at every upgrade)",
+                role,
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        await self.maintenance_engine.dispose()
 
 
 async def session_scope(

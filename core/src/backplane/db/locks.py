@@ -25,4 +25,3 @@ async def lock_row(session: AsyncSession, model: Any, key: Any) -> None:
         await connection.execute(select(table.c.id).where(table.c.id == key).with_for_update())
     else:
         await connection.execute(update(table).where(table.c.id == key).values(id=table.c.id))
-

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 POLICY = "tenant_isolation"
-_PREDICATE = (
-    "current_setting('app.tenancy_bypass', true) = 'on' "
-    "OR tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
-)
+PREDICATE = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+"""Rows of the session's tenant only. Nothing else: a setting that widened it could be set by
+the application role itself (by any SQL injection); kernel work across tenants connects as a
+role that bypasses row-level security instead (``db.maintenance_url``)."""
 
 
 def enable_tenant_rls(op: Any, table: str) -> None:
@@ -24,7 +24,7 @@ def enable_tenant_rls(op: Any, table: str) -> None:
     quoted = _quote(table)
     op.execute(f"ALTER TABLE {quoted} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {quoted} FORCE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY {POLICY} ON {quoted} USING ({_PREDICATE}) WITH CHECK ({_PREDICATE})")
+    op.execute(f"CREATE POLICY {POLICY} ON {quoted} USING ({PREDICATE}) WITH CHECK ({PREDICATE})")
 
 
 def disable_tenant_rls(op: Any, table: str) -> None:

@@ -12,8 +12,10 @@ is explicit, named and logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Uuid, event, false, text
@@ -31,6 +33,8 @@ log = logging.getLogger("backplane.audit")
 
 TENANT_KEY = "backplane.tenant_id"
 BYPASS_KEY = "backplane.tenancy_bypass"
+MAINTENANCE_KEY = "backplane.maintenance"
+"""Set in ``Session.info`` by the maintenance sessionmaker: only such sessions may bypass."""
 
 
 class TenantIsolationError(PermissionError):
@@ -58,17 +62,44 @@ def bind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
 
 
 def bypass_tenancy(session: Any, reason: str, *, audit: bool = True) -> None:
-    """Let ``session`` read and write every tenant's rows, for kernel paths only.
+    """Let a maintenance ``session`` read and write every tenant's rows, for kernel paths only.
 
-    The reason is logged to the ``backplane.audit`` logger (``audit=False`` only for the
-    kernel's per-request credential lookups, which would flood it); plugins never receive such
-    a session.
+    Only sessions of the maintenance connection may (:class:`TenantIsolationError` otherwise):
+    on PostgreSQL only its role can see through row-level security, so a bypass on an
+    application session would silently see nothing. The reason is logged to the
+    ``backplane.audit`` logger (``audit=False`` only for the kernel's per-request credential
+    lookups, which would flood it); plugins never receive such a session.
     """
     if not reason.strip():
         raise ValueError("bypassing tenant isolation needs a reason for the audit log")
+    sync = _sync(session)
+    if not sync.info.get(MAINTENANCE_KEY):
+        raise TenantIsolationError(
+            "only maintenance sessions (Database.maintenance) may bypass tenant isolation"
+        )
     if audit:
         log.info("tenant isolation bypassed: %s", reason)
-    _sync(session).info[BYPASS_KEY] = reason
+    sync.info[BYPASS_KEY] = reason
+
+
+@contextlib.contextmanager
+def sqlite_bypass(session: Any, reason: str) -> Iterator[None]:
+    """SQLite only: let a kernel task's own session see every tenant for a block.
+
+    SQLite has no row-level security and one writer at a time: a second connection of the
+    task's would wait for the write lock its own session holds, so the kernel's cross-tenant
+    tasks use that session, marked for the ORM layer for the duration of the block.
+    """
+    sync = _sync(session)
+    if sync.get_bind().dialect.name != "sqlite":
+        raise TenantIsolationError("only SQLite sessions may be bypassed in place")
+    sync.info[MAINTENANCE_KEY] = True
+    try:
+        bypass_tenancy(session, reason)
+        yield
+    finally:
+        sync.info.pop(BYPASS_KEY, None)
+        sync.info.pop(MAINTENANCE_KEY, None)
 
 
 def session_tenant(session: Any) -> uuid.UUID | None:
@@ -129,14 +160,10 @@ def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -
     if connection.dialect.name != "postgresql":
         return
     tenant_id = session.info.get(TENANT_KEY)
-    bypass = "on" if session.info.get(BYPASS_KEY) else "off"
     # Inlined, not bound: the value is a UUID's canonical text (or empty), so there is nothing
     # to escape, and the statement skips parameter processing on every transaction.
     value = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
-    connection.exec_driver_sql(
-        f"SELECT set_config('app.tenant_id', '{value}', true), "
-        f"set_config('app.tenancy_bypass', '{bypass}', true)"
-    )
+    connection.exec_driver_sql(f"SELECT set_config('app.tenant_id', '{value}', true)")
 
 
 async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
@@ -149,13 +176,3 @@ async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
             text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
             {"tenant_id": str(tenant_id) if tenant_id else ""},
         )
-
-
-async def bypass_tenancy_now(session: Any, reason: str) -> None:
-    """:func:`bypass_tenancy` for an async session already inside a transaction, including the
-    PostgreSQL setting row-level security reads (normally set when the transaction begins), as
-    :func:`rebind_tenant` does for a tenant. For kernel tasks whose session was opened for them."""
-    bypass_tenancy(session, reason)
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        await connection.execute(text("SELECT set_config('app.tenancy_bypass', 'on', true)"))

@@ -28,10 +28,11 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Permi
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.caching import RefreshAheadCache
-from backplane.db.tenancy import bind_tenant, bypass_tenancy
+from backplane.db.engine import Database
+from backplane.db.tenancy import bind_tenant
 from backplane.identity.models import ApiKey, Membership, RevokedAccessToken, TenantPlugin
 from backplane.identity.tokens import (
     InvalidToken,
@@ -90,12 +91,13 @@ class Authenticator:
         self,
         settings: Settings,
         tokens: TokenService,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         role_permissions: dict[str, frozenset[str]],
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.sessionmaker = sessionmaker
+        self.database = database
+        self.sessionmaker = database.sessions
         self.role_permissions = role_permissions
         self.secret = settings.resolved_secret_key()
         self._keys: RefreshAheadCache[str, _CachedKey | None] = RefreshAheadCache(
@@ -219,9 +221,8 @@ class Authenticator:
         )
 
     async def _load_key(self, key_id: str) -> _CachedKey | None:
-        async with self.sessionmaker() as session:
-            # Looking a key up by id must precede knowing its tenant; nothing else is read.
-            bypass_tenancy(session, "authenticate API key", audit=False)
+        # Looking a key up by id must precede knowing its tenant; nothing else is read.
+        async with self.database.maintenance("authenticate API key", audit=False) as session:
             key = await session.get(ApiKey, key_id)
         if key is None:
             return None
@@ -246,8 +247,8 @@ class Authenticator:
         if now - self._touched.get(key_id, 0.0) < self.settings.auth.api_key_touch_interval_s:
             return
         self._touched[key_id] = now
-        async with self.sessionmaker() as session, session.begin():
-            bypass_tenancy(session, "record API key use", audit=False)
+        maintenance = self.database.maintenance("record API key use", audit=False)
+        async with maintenance as session, session.begin():
             await session.execute(
                 update(ApiKey)
                 .where(ApiKey.id == key_id)
@@ -261,7 +262,7 @@ class Authenticator:
     async def _read_switch(self, switch: tuple[uuid.UUID, str]) -> bool:
         tenant_id, plugin = switch
         async with self.sessionmaker() as session:
-            bypass_tenancy(session, "read plugin switch", audit=False)
+            bind_tenant(session, tenant_id)
             row = await session.get(TenantPlugin, {"tenant_id": tenant_id, "plugin": plugin})
         return True if row is None else row.enabled
 

@@ -11,8 +11,8 @@ import asyncio
 import logging
 
 from litestar.exceptions import HTTPException
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backplane.db.engine import Database, DatabaseRoleError
 from backplane.identity.runtime import Identity
 from backplane.settings import Settings
 
@@ -23,11 +23,11 @@ class IdentityHolder:
     def __init__(
         self,
         settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         role_permissions: dict[str, frozenset[str]],
     ) -> None:
         self.settings = settings
-        self.sessionmaker = sessionmaker
+        self.database = database
         self.role_permissions = role_permissions
         self.identity: Identity | None = None
         self._lock = asyncio.Lock()
@@ -45,8 +45,11 @@ class IdentityHolder:
             if self.identity is None:
                 try:
                     self.identity = await Identity.start(
-                        self.settings, self.sessionmaker, self.role_permissions
+                        self.settings, self.database, self.role_permissions
                     )
+                except DatabaseRoleError as exc:
+                    log.error("identity services cannot start: %s", exc)
+                    raise HTTPException(status_code=503, detail=str(exc)) from exc
                 except Exception as exc:
                     raise HTTPException(
                         status_code=503,

@@ -17,10 +17,9 @@ from litestar.exceptions import (
 )
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_429_TOO_MANY_REQUESTS
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.db.tenancy import bypass_tenancy
 from backplane.identity import sessions
 from backplane.identity.apikeys import create_api_key
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
@@ -70,6 +69,12 @@ def _identity(request: Request[Any, Any, Any]) -> Identity:
     return identity
 
 
+def _sign_in(identity: Identity) -> AsyncSession:
+    """A maintenance session for the caller's own account: a user's memberships span tenants.
+    The request's own session stays unused, so a request holds one pooled connection."""
+    return identity.database.maintenance("a user's own account and memberships", audit=False)
+
+
 def _refuse(error: IdentityError) -> ClientException:
     return ClientException(str(error))
 
@@ -84,10 +89,7 @@ class AuthController(Controller):
 
     @post("/login", opt=PUBLIC, status_code=200, summary="Log in with email and password")
     async def login(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[LoginRequest],
-        db: NamedDependency[AsyncSession],
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest]
     ) -> TokenPair:
         identity = _identity(request)
         try:
@@ -109,24 +111,32 @@ class AuthController(Controller):
                     )
         except ThrottleUnavailableError:
             raise HTTPException(status_code=503, detail="login throttle unavailable") from None
-        user = await db.scalar(select(User).where(User.email == email))
+        # The account is read, and its connection given back, before the password is hashed:
+        # a pooled connection is never held for the duration of a hash.
+        async with _sign_in(identity) as session:
+            user = await session.scalar(select(User).where(User.email == email))
         ok = await identity.hasher.verify(user.password_hash if user else None, data.password)
         if not ok or user is None or not user.is_active:
             raise NotAuthorizedException("invalid email or password")
         await identity.account_throttle.reset(account_key)
+        rehashed = None
         if user.password_hash and identity.hasher.needs_rehash(user.password_hash):
-            user.password_hash = await identity.hasher.hash(data.password)
-        membership, _tenant = await sessions.choose_membership(identity, user.id, data.tenant)
-        return await sessions.issue_pair(identity, db, user.id, membership)
+            rehashed = await identity.hasher.hash(data.password)
+        async with _sign_in(identity) as session, session.begin():
+            if rehashed is not None:
+                await session.execute(
+                    update(User).where(User.id == user.id).values(password_hash=rehashed)
+                )
+            membership, _tenant = await sessions.choose_membership(session, user.id, data.tenant)
+            return await sessions.issue_pair(identity, session, user.id, membership)
 
     @post("/refresh", opt=PUBLIC, status_code=200, summary="Exchange a refresh token")
     async def refresh(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[RefreshRequest],
-        db: NamedDependency[AsyncSession],
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]
     ) -> TokenPair:
-        return await sessions.rotate_refresh_token(_identity(request), db, data.refresh_token)
+        identity = _identity(request)
+        async with _sign_in(identity) as session, session.begin():
+            return await sessions.rotate_refresh_token(identity, session, data.refresh_token)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End the session")
     async def logout(
@@ -144,19 +154,20 @@ class AuthController(Controller):
                 await sessions.revoke_family(db, family)
 
     @post("/switch-tenant", status_code=200, summary="Act in another tenant of yours")
-    async def switch_tenant(
-        self, request: Req, data: JSONBody[SwitchTenantRequest], db: NamedDependency[AsyncSession]
-    ) -> TokenPair:
+    async def switch_tenant(self, request: Req, data: JSONBody[SwitchTenantRequest]) -> TokenPair:
         principal = request.user
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("only a user's access token can switch tenants")
         identity = _identity(request)
-        membership, _ = await sessions.choose_membership(identity, principal.user_id, data.tenant)
-        if principal.token_expires_at is not None:
-            await identity.authenticator.revoke_access_token(
-                db, principal.token_id, principal.token_expires_at
+        async with _sign_in(identity) as session, session.begin():
+            membership, _ = await sessions.choose_membership(
+                session, principal.user_id, data.tenant
             )
-        return await sessions.issue_pair(identity, db, principal.user_id, membership)
+            if principal.token_expires_at is not None:
+                await identity.authenticator.revoke_access_token(
+                    session, principal.token_id, principal.token_expires_at
+                )
+            return await sessions.issue_pair(identity, session, principal.user_id, membership)
 
 
 class MeController(Controller):
@@ -164,18 +175,18 @@ class MeController(Controller):
     tags = ["auth"]
 
     @get("/", summary="Who is calling, for which tenant, with which permissions")
-    async def me(self, request: Req, db: NamedDependency[AsyncSession]) -> MeOut:
+    async def me(self, request: Req) -> MeOut:
         principal = request.user
         email = None
         memberships: list[MembershipOut] = []
         if principal.user_id is not None:
-            user = await db.get(User, principal.user_id)
-            email = user.email if user else None
-            if principal.via == "token":
-                memberships = [
-                    MembershipOut(tenant_id=t.id, tenant_slug=t.slug, role=m.role)
-                    for m, t in await sessions.memberships_of(_identity(request), principal.user_id)
-                ]
+            async with _sign_in(_identity(request)) as session:
+                email = await session.scalar(select(User.email).where(User.id == principal.user_id))
+                if principal.via == "token":
+                    memberships = [
+                        MembershipOut(tenant_id=t.id, tenant_slug=t.slug, role=m.role)
+                        for m, t in await sessions.memberships_of(session, principal.user_id)
+                    ]
         return MeOut(
             user_id=principal.user_id,
             email=email,
@@ -217,8 +228,8 @@ class TenantsController(Controller):
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("tenants are created by users, not API keys")
         identity = _identity(request)
-        async with identity.sessionmaker() as session:
-            bypass_tenancy(session, f"user {principal.user_id} creates tenant {data.slug}")
+        reason = f"user {principal.user_id} creates tenant {data.slug}"
+        async with identity.database.maintenance(reason) as session:
             user = await session.get(User, principal.user_id)
             if user is None:
                 raise NotAuthorizedException("unknown user")

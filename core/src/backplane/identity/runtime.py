@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from backplane.db.engine import Database
 from backplane.identity.auth import Authenticator
 from backplane.identity.keystore import load_or_create_keyring
 from backplane.identity.provision import hasher_for
@@ -24,13 +23,14 @@ class Identity:
     def __init__(
         self,
         settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         tokens: TokenService,
         role_permissions: dict[str, frozenset[str]],
     ) -> None:
         auth = settings.auth
         self.settings = settings
-        self.sessionmaker = sessionmaker
+        self.database = database
+        self.sessionmaker = database.sessions
         self.tokens = tokens
         self.secret = settings.resolved_secret_key()
         self.hasher = hasher_for(settings)
@@ -45,7 +45,7 @@ class Identity:
                 max_attempts=auth.login_max_attempts * IP_ATTEMPTS_FACTOR, window_s=window
             ),
         )
-        self.authenticator = Authenticator(settings, tokens, sessionmaker, role_permissions)
+        self.authenticator = Authenticator(settings, tokens, database, role_permissions)
         self.authenticator.reload_keyring = lambda: self.refresh_keyring(force=True)
         self._keyring_read = time.monotonic()
 
@@ -53,10 +53,11 @@ class Identity:
     async def start(
         cls,
         settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         role_permissions: dict[str, frozenset[str]],
     ) -> Identity:
-        keyring = await load_or_create_keyring(sessionmaker, settings.resolved_secret_key())
+        await database.check_roles()
+        keyring = await load_or_create_keyring(database.sessions, settings.resolved_secret_key())
         auth = settings.auth
         tokens = TokenService(
             issuer=auth.issuer,
@@ -65,7 +66,7 @@ class Identity:
             access_ttl_s=auth.access_ttl_s,
             leeway_s=auth.leeway_s,
         )
-        identity = cls(settings, sessionmaker, tokens, role_permissions)
+        identity = cls(settings, database, tokens, role_permissions)
         # The dummy hash for unknown accounts is computed now, not on the first failed login
         # (which would otherwise take visibly longer than later ones).
         await identity.hasher.warm_up()

@@ -1,4 +1,8 @@
-"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse."""
+"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse.
+
+Every function takes the caller's session: a *maintenance* session (a user's memberships cross
+tenants), one per request, so that a login or a refresh never holds two pooled connections.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.db.tenancy import bypass_tenancy
 from backplane.identity.models import Membership, RefreshToken, Tenant
 from backplane.identity.runtime import Identity
 from backplane.identity.schemas import TokenPair
@@ -18,24 +21,25 @@ from backplane.identity.tokens import hash_opaque_token, new_opaque_token
 REFRESH_PREFIX = "bprt"
 
 
-async def memberships_of(identity: Identity, user_id: uuid.UUID) -> list[tuple[Membership, Tenant]]:
-    """Every tenant the user belongs to (reading across tenants is the point here)."""
-    async with identity.sessionmaker() as session:
-        bypass_tenancy(session, "list a user's own memberships", audit=False)
-        rows = await session.execute(
-            select(Membership, Tenant)
-            .join(Tenant, Tenant.id == Membership.tenant_id)
-            .where(Membership.user_id == user_id)
-            .order_by(Membership.created_at, Tenant.slug)
-        )
-        return [(m, t) for m, t in rows.tuples()]
+async def memberships_of(
+    session: AsyncSession, user_id: uuid.UUID
+) -> list[tuple[Membership, Tenant]]:
+    """Every tenant the user belongs to (``session``: a maintenance session, since reading
+    across tenants is the point here)."""
+    rows = await session.execute(
+        select(Membership, Tenant)
+        .join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Tenant.slug)
+    )
+    return [(m, t) for m, t in rows.tuples()]
 
 
 async def choose_membership(
-    identity: Identity, user_id: uuid.UUID, tenant: str | None
+    session: AsyncSession, user_id: uuid.UUID, tenant: str | None
 ) -> tuple[Membership, Tenant]:
     """The membership to act with: the named tenant (slug or id) or the first one."""
-    memberships = await memberships_of(identity, user_id)
+    memberships = await memberships_of(session, user_id)
     if not memberships:
         raise PermissionDeniedException("this account belongs to no tenant")
     if tenant is None:
@@ -95,7 +99,7 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
     if _aware(row.expires_at) <= now:
         raise NotAuthorizedException("refresh token expired")
     row.used_at = now
-    memberships = await memberships_of(identity, row.user_id)
+    memberships = await memberships_of(session, row.user_id)
     for membership, _tenant in memberships:
         if membership.tenant_id == row.active_tenant_id:
             return await issue_pair(identity, session, row.user_id, membership, row.family_id)

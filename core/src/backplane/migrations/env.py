@@ -42,7 +42,7 @@ def _configure_and_run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(settings, for_migrations=True)
+    engine = create_engine(settings, purpose="migrations")
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_configure_and_run)

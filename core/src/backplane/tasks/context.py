@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -25,7 +26,14 @@ class TaskContext:
     database costs no session (the task is still marked done when it returns).
     """
 
-    __slots__ = ("_open_session", "_session", "attempt", "message_id", "tenant_id")
+    __slots__ = (
+        "_maintenance",
+        "_open_session",
+        "_session",
+        "attempt",
+        "message_id",
+        "tenant_id",
+    )
 
     def __init__(
         self,
@@ -35,6 +43,7 @@ class TaskContext:
         attempt: int,
         session: AsyncSession | None = None,
         open_session: Callable[[], AsyncSession] | None = None,
+        maintenance: Callable[[str], AbstractAsyncContextManager[AsyncSession]] | None = None,
     ) -> None:
         if (session is None) == (open_session is None):
             raise TypeError("TaskContext needs exactly one of session and open_session")
@@ -44,6 +53,7 @@ class TaskContext:
         """1 on the first delivery, 2 on the first retry, ..."""
         self._session = session
         self._open_session = open_session
+        self._maintenance = maintenance
 
     @property
     def session(self) -> AsyncSession:
@@ -52,6 +62,15 @@ class TaskContext:
             assert self._open_session is not None
             self._session = self._open_session()
         return self._session
+
+    def maintenance(self, reason: str) -> AbstractAsyncContextManager[AsyncSession]:
+        """The kernel's own tasks only: a session that sees every tenant (on PostgreSQL the
+        maintenance connection's, committed when the block ends; on SQLite this task's own,
+        committed with it). ``reason`` goes to the audit log. Plugins' tasks work per tenant.
+        """
+        if self._maintenance is None:
+            raise PermissionError("only the kernel's own tasks may act across tenants")
+        return self._maintenance(reason)
 
     @property
     def session_opened(self) -> bool:

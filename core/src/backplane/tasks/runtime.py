@@ -28,7 +28,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -46,8 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant
-from backplane.plugins import PluginSet
+from backplane.db.tenancy import bind_tenant, bypass_tenancy, sqlite_bypass
+from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
 from backplane.tasks.loop import LoopThread, TimeLimit
@@ -181,6 +181,7 @@ class TaskRuntime:
         self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
         self._claimer: PostgresClaimer | None = None
+        self._maintenance: async_sessionmaker[AsyncSession] | None = None
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
         every run cost an environment lookup and an ABC instance check). As for the database
@@ -303,6 +304,7 @@ class TaskRuntime:
                 message_id=outbox_id,
                 attempt=attempt,
                 open_session=open_session,
+                maintenance=self._maintenance_session if task.plugin == KERNEL_PLUGIN else None,
             )
             await self._invoke(
                 task,
@@ -368,8 +370,19 @@ class TaskRuntime:
                 return
             args, kwargs, tenant_id, trace_context, created = claimed
             bind_tenant(session, tenant_id)  # no row-level security here: the ORM enforces it
+            kernel = task.plugin == KERNEL_PLUGIN
+
+            @contextlib.asynccontextmanager
+            async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
+                with sqlite_bypass(session, reason):
+                    yield session
+
             context = TaskContext(
-                session=session, tenant_id=tenant_id, message_id=outbox_id, attempt=attempt
+                session=session,
+                tenant_id=tenant_id,
+                message_id=outbox_id,
+                attempt=attempt,
+                maintenance=in_place if kernel else None,
             )
             await self._invoke(
                 task,
@@ -464,6 +477,17 @@ class TaskRuntime:
                 )
             )
 
+    @contextlib.asynccontextmanager
+    async def _maintenance_session(self, reason: str) -> AsyncIterator[AsyncSession]:
+        """PostgreSQL: a transaction on the maintenance connection, for the kernel's tasks."""
+        if self._maintenance is None:
+            engine = create_engine(self.settings, purpose="maintenance", pre_ping=False)
+            self._maintenance = create_sessionmaker(engine, maintenance=True)
+        async with self._maintenance() as session:
+            bypass_tenancy(session, reason)
+            async with session.begin():
+                yield session
+
     def queue_for(self, session: AsyncSession) -> TaskQueue:
         return TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
 
@@ -517,6 +541,10 @@ class TaskRuntime:
             if self._claimer is not None:
                 self._thread.submit(self._claimer.close()).result(10)
             self._thread.submit(self._engine.dispose()).result(10)
+        if self._maintenance is not None:
+            maintenance_engine = self._maintenance.kw["bind"]
+            self._thread.submit(maintenance_engine.dispose()).result(10)
+            self._maintenance = None
         self._thread.stop()
         self._thread = None
         if self._relay is not None:

@@ -27,7 +27,8 @@ def _key(url: str | URL) -> str:
 
 def configure(settings: Settings) -> None:
     """Make ``settings`` the ones actors on this settings' database run with."""
-    _by_database[_key(settings.resolved_database_url())] = settings
+    for url in (settings.resolved_database_url(), settings.resolved_maintenance_url()):
+        _by_database[_key(url)] = settings
 
 
 @functools.cache

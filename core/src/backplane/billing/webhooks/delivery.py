@@ -33,7 +33,6 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.billing.webhooks.sealing import unseal
-from backplane.db.tenancy import bypass_tenancy_now
 from backplane.settings import Settings, WebhookSettings
 
 if TYPE_CHECKING:
@@ -134,12 +133,15 @@ def _record(
 
 async def dispatch_webhooks(ctx: Any) -> None:
     """Task (every minute): queue every tenant's due deliveries (retries, lapsed claims)."""
-    await dispatch_due(ctx.session, settings_for(ctx.session).webhooks)
+    config = settings_for(ctx.session).webhooks
+    async with ctx.maintenance("webhook dispatcher queues due deliveries of every tenant") as s:
+        await dispatch_due(s, config)
 
 
 async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
-    """Add a delivery task for each due pending delivery, oldest first; return how many."""
-    await bypass_tenancy_now(session, "webhook dispatcher queues due deliveries of every tenant")
+    """Add a delivery task for each due pending delivery, oldest first; return how many.
+
+    ``session`` sees every tenant (a maintenance session)."""
     rows = (
         await session.execute(
             select(WebhookDelivery.id, WebhookDelivery.tenant_id)
