@@ -46,7 +46,9 @@ from backplane.billing.webhooks.schemas import (
 from backplane.billing.webhooks.sealing import seal
 from backplane.billing.webhooks.signing import new_secret
 from backplane.billing.webhooks.urls import UrlRefusedError, check_url
+from backplane.db.locks import lock_row
 from backplane.identity.auth import Principal, requires
+from backplane.identity.models import Tenant
 from backplane.settings import Settings
 
 Req = Request[Principal, Any, Any]
@@ -134,13 +136,17 @@ class WebhooksController(Controller):
         db: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> EndpointCreated:
+        event_types = _check_event_types(data.event_types)
+        url = await _checked_url(data.url, settings)
+        # The cap holds under concurrency: with the tenant's row locked before counting,
+        # concurrent creations count one after another. The URL check (a DNS lookup) comes
+        # first, so the lock (on SQLite: the database's write lock) is never held across it.
+        await lock_row(db, Tenant, request.user.tenant_id)
         count = await db.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
         if count >= settings.webhooks.max_endpoints:
             raise ConflictError(
                 detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints"
             )
-        event_types = _check_event_types(data.event_types)
-        url = await _checked_url(data.url, settings)
         secret = new_secret()
         endpoint = WebhookEndpoint(
             id=uuid.uuid4(),
