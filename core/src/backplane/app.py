@@ -43,6 +43,7 @@ from backplane.inference.api import models_router
 from backplane.inference.routes import V2Controller
 from backplane.inference.runtime import ModelCatalog
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
+from backplane.ratelimit import RateLimits
 from backplane.settings import Settings, load_settings
 from backplane.tasks.broker import EMBEDDED
 from backplane.tasks.runtime import TaskRuntime
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     billing = configure_billing(plugins)  # for tasks and hooks, which get no app
     active_provider(billing.providers, settings.billing.provider)  # a typo fails at start
     catalog = ModelCatalog(plugins, sessionmaker)
+    rate_limits = RateLimits(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 await asyncio.to_thread(_stop_tasks, task_runtime, embedded_worker)
                 catalog.close()
                 await identity.close()
+                await rate_limits.aclose()
                 await engine.dispose()
 
     route_handlers: list[Any] = [
@@ -211,6 +214,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         sessionmaker, meters, unlimited_s=settings.inference.metering_overlap_s
     )
     app.state.sessionmaker = sessionmaker
+    app.state.rate_limits = rate_limits
     configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app
 
