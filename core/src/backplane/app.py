@@ -44,6 +44,7 @@ from backplane.inference.api import models_router
 from backplane.inference.routes import V2Controller
 from backplane.inference.runtime import ModelCatalog
 from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
+from backplane.ratelimit import RateLimits
 from backplane.settings import Settings, load_settings
 from backplane.tasks.broker import EMBEDDED
 from backplane.tasks.runtime import TaskRuntime
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     billing = configure_billing(plugins)  # for tasks and hooks, which get no app
     active_provider(billing.providers, settings.billing.provider)  # a typo fails at start
     catalog = ModelCatalog(plugins, sessionmaker)
+    rate_limits = RateLimits(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -162,6 +164,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 await asyncio.to_thread(_stop_tasks, task_runtime, embedded_worker)
                 catalog.close()
                 await identity.close()
+                await rate_limits.aclose()
                 await database.dispose()
 
     route_handlers: list[Any] = [
@@ -203,19 +206,22 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
 
         config.plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig()))
     app = Litestar.from_config(config)
-    app.state.settings = settings
-    app.state.secret_key = settings.resolved_secret_key()
-    app.state.plugins = plugins
-    app.state.engine = database.engine
-    app.state.database = database
-    app.state.identity_holder = identity
-    app.state.tasks = task_runtime
-    app.state.meters = meters
-    app.state.models = catalog
-    app.state.usage_writer = UsageWriter(
-        sessionmaker, meters, unlimited_s=settings.inference.metering_overlap_s
+    app.state.update(
+        settings=settings,
+        secret_key=settings.resolved_secret_key(),
+        plugins=plugins,
+        engine=database.engine,
+        database=database,
+        identity_holder=identity,
+        tasks=task_runtime,
+        meters=meters,
+        models=catalog,
+        usage_writer=UsageWriter(
+            sessionmaker, meters, unlimited_s=settings.inference.metering_overlap_s
+        ),
+        sessionmaker=sessionmaker,
+        rate_limits=rate_limits,
     )
-    app.state.sessionmaker = sessionmaker
     configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app
 

@@ -209,6 +209,26 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Development and tests only: accept URLs resolving to loopback or private addresses."""
 
 
+PerWindow = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class LimitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-tenant rate limits of expensive actions (``BACKPLANE_LIMITS__*``; see
+    :mod:`backplane.ratelimit`): beyond them 429 with ``Retry-After``. Counted in each process,
+    or across processes when ``redis_url`` is set."""
+
+    webhook_tests_per_minute: PerWindow = 10
+    """``POST /api/billing/webhooks/{id}/test``: each sends an HTTP request to the tenant's URL."""
+    webhook_retries_per_minute: PerWindow = 30
+    """``POST /api/billing/webhooks/deliveries/{id}/retry``: each starts a delivery's attempts
+    (up to ``webhooks.max_attempts`` HTTP requests) again."""
+    webhook_url_checks_per_minute: PerWindow = 30
+    """Endpoint URLs given to ``POST``/``PATCH /api/billing/webhooks``: each check resolves a
+    host name the tenant chose."""
+    model_uploads_per_hour: PerWindow = 60
+    """``POST /api/models``: each upload is parsed, checked and trial-run in a subprocess."""
+
+
 class BillingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Plans, usage events and invoices (``BACKPLANE_BILLING__*``)."""
 
@@ -247,13 +267,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``amqp://`` (RabbitMQ), ``redis://`` (Redis), or unset: an in-process worker."""
     tasks: TaskSettings = msgspec.field(default_factory=TaskSettings)
     redis_url: str | None = None
-    """Redis for shared login throttling and token revocation across processes (optional)."""
+    """Redis for login throttling and rate limits shared across processes (optional)."""
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

@@ -29,6 +29,7 @@ from backplane.inference.registry import (
 )
 from backplane.inference.runtime import ModelCatalog
 from backplane.inference.validation import ModelRejected
+from backplane.ratelimit import rate_limit
 from backplane.settings import Settings
 
 Req = Request[Principal, Any, Any]
@@ -77,14 +78,16 @@ def models_router(settings: Settings) -> Router:
 
         @post(
             "/",
-            guards=[requires("models.manage")],
+            guards=[requires("models.manage"), rate_limit("models.upload")],
             request_max_body_size=upload_limit,
             summary="Upload a model version (multipart: name, file, optional version)",
             description=(
                 "The file is validated before anything is stored: size, no external data, "
                 "allowed operator domains only, node/nesting/initializer/shape limits, "
                 "onnx.checker, and a trial load and run in a resource-limited subprocess. "
-                "A rejection answers 413 (too large) or 422 with the rule broken."
+                "A rejection answers 413 (too large) or 422 with the rule broken. "
+                "Uploads, accepted or not, count towards the tenant's "
+                "`limits.model_uploads_per_hour` (then 429)."
             ),
         )
         async def upload(

@@ -45,6 +45,16 @@ def _bad_request(_: Request[Any, Any, Any], exc: v2.V2Error) -> Response[Any]:
     return _error(str(exc), exc.status_code)
 
 
+STATS_SCOPE = (
+    "The caller's tenant's requests to the model as handled by the server process that answers, "
+    "since that process started: kept in memory, reset by a restart, and with several server "
+    "processes each counts only its own. For durable, exact counts use the usage meters "
+    "`inference.requests` and `inference.rows` (`GET /api/billing/usage`, grouped by model); "
+    "for latency history across processes (per model, every tenant together), the "
+    "OpenTelemetry metrics `backplane.inference.*`."
+)
+
+
 class V2Controller(Controller):
     """Every failure answers ``{"error": "..."}``, as the protocol specifies."""
 
@@ -102,6 +112,7 @@ class V2Controller(Controller):
         ["/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
         guards=[requires("models.read")],
         summary="Model statistics (Triton's statistics extension): this tenant's traffic",
+        description=STATS_SCOPE,
     )
     async def model_stats(
         self,

@@ -1,8 +1,21 @@
 """Per-model statistics: for ``/v2/models/{name}/stats`` and as OpenTelemetry metrics.
 
-Kept per process and per (tenant, model, version): a tenant sees the traffic it sent, never
-another tenant's, even on a shared model. The OpenTelemetry instruments carry the model and
-version (not the tenant: unbounded label values would swamp a metrics backend).
+Kept per (tenant, model, version): a tenant sees the traffic it sent, never another tenant's,
+even on a shared model. The OpenTelemetry instruments carry the model and version (not the
+tenant: unbounded label values would swamp a metrics backend).
+
+**In memory, on purpose.** The counters cover the requests *this server process* handled
+*since it started*: a restart resets them, and with N server processes each answers with its
+own share. That keeps the inference hot path free of writes (one lock, a few additions). What
+they are for is what Triton's are for: watching a running server's latency split (queue vs
+compute) and batching. Durable numbers live elsewhere:
+
+- the usage meters ``inference.requests`` and ``inference.rows`` (per tenant, grouped by the
+  ``model`` property; ``GET /api/billing/usage``) are committed with every request, exact
+  across processes and restarts, and are what is billed;
+- the OpenTelemetry metrics ``backplane.inference.*`` (requests by outcome, queue and compute
+  durations, batch sizes; per model, every tenant together), exported to a metrics backend,
+  which aggregates the processes and keeps the history.
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ from backplane.billing.webhooks.schemas import (
 from backplane.billing.webhooks.sealing import seal
 from backplane.billing.webhooks.signing import new_secret
 from backplane.billing.webhooks.urls import UrlRefusedError, check_url
+from backplane.db.locks import lock_row
 from backplane.identity.auth import Principal, requires
+from backplane.identity.models import Tenant
+from backplane.ratelimit import check_rate, rate_limit
 from backplane.settings import Settings
 
 Req = Request[Principal, Any, Any]
@@ -107,7 +110,10 @@ def _check_event_types(event_types: list[str]) -> list[str]:
     return sorted(set(event_types))
 
 
-async def _checked_url(url: str, settings: Settings) -> str:
+async def _checked_url(request: Req, url: str, settings: Settings) -> str:
+    """The normalised URL if it passes the SSRF rules; each check (a DNS lookup of a name the
+    tenant chose) counts towards ``limits.webhook_url_checks_per_minute``."""
+    await check_rate(request, "webhooks.url_check")
     try:
         return (await check_url(url, settings.webhooks)).url
     except UrlRefusedError as exc:
@@ -121,12 +127,24 @@ async def _endpoint(db: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint
     return endpoint
 
 
+URL_RULES = (
+    "The URL must use https and its host must resolve to public addresses only (checked now "
+    "and before every delivery). Each URL check counts towards the tenant's "
+    "`limits.webhook_url_checks_per_minute` (then 429)."
+)
+
+
 class WebhooksController(Controller):
     path = "/billing/webhooks"
     tags = ["billing"]
     guards = [requires(PERMISSION)]
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Register a webhook endpoint")
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Register a webhook endpoint",
+        description=URL_RULES + " A tenant has at most `webhooks.max_endpoints` endpoints (409).",
+    )
     async def create(
         self,
         request: Req,
@@ -134,13 +152,17 @@ class WebhooksController(Controller):
         db: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> EndpointCreated:
+        event_types = _check_event_types(data.event_types)
+        url = await _checked_url(request, data.url, settings)
+        # The cap holds under concurrency: with the tenant's row locked before counting,
+        # concurrent creations count one after another. The URL check (a DNS lookup) comes
+        # first, so the lock (on SQLite: the database's write lock) is never held across it.
+        await lock_row(db, Tenant, request.user.tenant_id)
         count = await db.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
         if count >= settings.webhooks.max_endpoints:
             raise ConflictError(
                 detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints"
             )
-        event_types = _check_event_types(data.event_types)
-        url = await _checked_url(data.url, settings)
         secret = new_secret()
         endpoint = WebhookEndpoint(
             id=uuid.uuid4(),
@@ -167,9 +189,10 @@ class WebhooksController(Controller):
     ) -> EndpointOut:
         return _endpoint_out(await _endpoint(db, endpoint_id))
 
-    @patch("/{endpoint_id:uuid}", summary="Change a webhook endpoint")
+    @patch("/{endpoint_id:uuid}", summary="Change a webhook endpoint", description=URL_RULES)
     async def update(
         self,
+        request: Req,
         endpoint_id: FromPath[uuid.UUID],
         data: JSONBody[EndpointPatch],
         db: NamedDependency[AsyncSession],
@@ -177,7 +200,7 @@ class WebhooksController(Controller):
     ) -> EndpointOut:
         endpoint = await _endpoint(db, endpoint_id)
         if data.url is not None:
-            endpoint.url = await _checked_url(data.url, settings)
+            endpoint.url = await _checked_url(request, data.url, settings)
         if data.event_types is not None:
             endpoint.event_types = _check_event_types(data.event_types)
         if data.description is not None:
@@ -208,6 +231,8 @@ class WebhooksController(Controller):
         "/{endpoint_id:uuid}/test",
         status_code=HTTP_202_ACCEPTED,
         summary="Send a webhook.test event to this endpoint (even if disabled)",
+        description="At most `limits.webhook_tests_per_minute` per tenant (then 429).",
+        guards=[rate_limit("webhooks.test")],
     )
     async def send_test(
         self, request: Req, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
@@ -257,6 +282,8 @@ class WebhooksController(Controller):
         "/deliveries/{delivery_id:uuid}/retry",
         status_code=HTTP_202_ACCEPTED,
         summary="Attempt a failed delivery again now (with a fresh set of attempts)",
+        description="At most `limits.webhook_retries_per_minute` per tenant (then 429).",
+        guards=[rate_limit("webhooks.retry")],
     )
     async def retry(
         self, request: Req, delivery_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]

@@ -64,6 +64,41 @@ def pinned_request(
     return request
 
 
+_FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ConnectError, "could not connect to the endpoint"),
+    (httpx.RemoteProtocolError, "the endpoint's answer was not valid HTTP"),
+    (httpx.NetworkError, "the connection failed during the request"),
+)
+"""Phrases for the failures that got no answer, most specific first."""
+
+
+def describe_failure(exc: BaseException, timeout_s: float) -> str:
+    """What the delivery history says of an attempt that got no answer: a fixed phrase per
+    kind of failure, never the library's message, which may name the address connected to
+    (what the tenant's host name resolved to). A certificate problem is named, as it concerns
+    the host the tenant gave."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"timed out after {timeout_s:g} s"
+    tls = _tls_error(exc)
+    if tls is not None:
+        detail = tls.verify_message if isinstance(tls, ssl.SSLCertVerificationError) else None
+        return "TLS handshake failed" + (f": {detail}" if detail else "")
+    for kind, phrase in _FAILURES:
+        if isinstance(exc, kind):
+            return phrase
+    return f"the request failed ({type(exc).__name__})"
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``exc`` (httpx wraps httpcore's error, which wraps ssl's)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 async def send(
     url: str,
     payload: str,
@@ -102,12 +137,8 @@ async def send(
                         break
             finally:
                 await response.aclose()
-    except TimeoutError:
-        return Outcome(ok=False, error=f"timed out after {settings.timeout_s:g} s")
-    except httpx.HTTPError as exc:
-        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
-    except OSError as exc:
-        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    except (TimeoutError, httpx.HTTPError, OSError) as exc:
+        return Outcome(ok=False, error=describe_failure(exc, settings.timeout_s))
     text = bytes(received[:limit]).decode("utf-8", errors="replace")
     status = response.status_code
     ok = 200 <= status < 300

@@ -8,6 +8,9 @@ not private, loopback, link-local, multicast, reserved, unspecified or shared, a
 embedded in IPv6 as IPv4-mapped or 6to4, and no Teredo). ``webhooks.allow_private_addresses``
 lifts the address rule for development and tests. The delivery connects to the very address
 that was checked (see :mod:`backplane.billing.webhooks.delivery`), never resolving twice.
+
+Refusals are shown to the tenant (a 422, the delivery history): they may name what the tenant
+typed, never what the server's resolver answered.
 """
 
 from __future__ import annotations
@@ -91,28 +94,44 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+NOT_PUBLIC = (
+    "the URL's host must resolve to public addresses only "
+    "(webhooks.allow_private_addresses is for development)"
+)
+"""The one refusal for a host name that does not resolve and for one that resolves to a
+non-public address: saying which, or what it resolved to, would let tenants map internal DNS."""
+
+UNRESOLVED = "the URL's host does not resolve"
+"""With ``webhooks.allow_private_addresses`` (development) every address is allowed, so there
+is nothing to hide and a name that does not resolve is called that."""
+
+
 async def check_url(url: str, settings: WebhookSettings) -> Target:
-    """Apply every rule, resolving the host now; return the target with its checked addresses."""
+    """Apply every rule, resolving the host now; return the target with its checked addresses.
+
+    A refusal names a literal address the caller typed, but never what a host name resolves
+    to, nor the resolver's error (see :data:`NOT_PUBLIC`)."""
     target = parse_url(url, settings)
     try:
         literal: IPAddress | None = ipaddress.ip_address(target.host)
     except ValueError:
         literal = None
     if literal is not None:
-        addresses = [str(literal)]
-    else:
-        try:
-            addresses = await resolve(target.host, target.port)
-        except (OSError, UnicodeError) as exc:
-            raise UrlRefusedError(f"the host {target.host!r} does not resolve ({exc})") from None
-        if not addresses:
-            raise UrlRefusedError(f"the host {target.host!r} does not resolve")
+        if not settings.allow_private_addresses and not is_public(literal):
+            raise UrlRefusedError(
+                f"the URL names the non-public address {literal}; only public addresses are "
+                "allowed (webhooks.allow_private_addresses is for development)"
+            )
+        return msgspec.structs.replace(target, addresses=(str(literal),))
+    refusal = UNRESOLVED if settings.allow_private_addresses else NOT_PUBLIC
+    try:
+        addresses = await resolve(target.host, target.port)
+    except (OSError, UnicodeError):
+        raise UrlRefusedError(refusal) from None
+    if not addresses:
+        raise UrlRefusedError(refusal)
     if not settings.allow_private_addresses:
         for text in addresses:
-            address = ipaddress.ip_address(text.split("%", 1)[0])
-            if not is_public(address):
-                raise UrlRefusedError(
-                    f"the URL resolves to the non-public address {address}; only public "
-                    "addresses are allowed (webhooks.allow_private_addresses is for development)"
-                )
+            if not is_public(ipaddress.ip_address(text.split("%", 1)[0])):
+                raise UrlRefusedError(NOT_PUBLIC)
     return msgspec.structs.replace(target, addresses=tuple(addresses))
