@@ -14,8 +14,8 @@ their response starts pay for it once, in :func:`add_response_headers`.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import secrets
 from collections.abc import Iterable
 from typing import Any, Final, cast
 
@@ -56,7 +56,7 @@ def request_id(scope: Scope) -> str:
     state = cast(dict[str, Any], scope)
     found: str | None = state.get(_SCOPE_KEY)
     if found is None:
-        found = _incoming(scope["headers"]) or secrets.token_hex(16)
+        found = _incoming(scope["headers"]) or os.urandom(16).hex()
         state[_SCOPE_KEY] = found
     return found
 
