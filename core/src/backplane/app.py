@@ -49,6 +49,7 @@ from backplane.settings import Settings, load_settings
 from backplane.tasks.broker import EMBEDDED
 from backplane.tasks.runtime import TaskRuntime
 from backplane.telemetry import configure_from_environment, tracing_enabled
+from backplane.web import harden, tag_request_span
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +202,12 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         before_send=[add_quota_headers],
         debug=False,
     )
+    harden(config)  # screened request bodies and URLs, request ids, 500 logging, nosniff
     if tracing_enabled():
         from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-        config.plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig()))
+        otel = OpenTelemetryConfig(server_request_hook_handler=tag_request_span)
+        config.plugins.append(OpenTelemetryPlugin(otel))
     app = Litestar.from_config(config)
     app.state.update(
         settings=settings,

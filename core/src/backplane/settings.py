@@ -49,6 +49,11 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One log line per request (uvicorn's access log); off saves a few percent of CPU."""
     max_request_body_bytes: int = 10 * 1024 * 1024
     """Requests with a larger body are refused with 413 (routes may set their own limit)."""
+    max_json_depth: Annotated[int, msgspec.Meta(ge=1, le=256)] = 64
+    """JSON bodies nesting arrays and objects deeper than this are refused with 400 before
+    they are decoded (the decoder recurses per level). The kernel's deepest bodies: V2
+    inference tensors sent as nested lists, 3 + rank levels (35 for the 32 dimensions a tensor
+    may have), and usage event ``properties``, 4 levels before their own nesting."""
 
 
 class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -24,8 +24,16 @@ from backplane.inference.runtime import (
     pick_version,
 )
 from backplane.inference.stats import ModelStatsResponse
+from backplane.settings import ServerSettings
+from backplane.web import (
+    content_type_message,
+    is_json_media_type,
+    json_nesting_exceeds,
+    nesting_message,
+)
 
 JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
 
 
 def _error(message: str, status: int) -> Response[bytes]:
@@ -144,11 +152,13 @@ class V2Controller(Controller):
         # The hot path takes no request session: the catalog reads the registry only when its
         # cache has nothing current, and metering goes through the group-committing writer.
         settings = request.app.state.settings
-        model = await _load(request, None, name, version)
         header_length = v2.parse_header_length(
             request.headers.get("inference-header-content-length")
         )
-        infer_request, tensors = v2.decode_request(await request.body(), header_length)
+        body = await request.body()
+        _screen(request.headers.get("content-type"), body, header_length, settings.server)
+        model = await _load(request, None, name, version)
+        infer_request, tensors = v2.decode_request(body, header_length)
         feed = model.check_inputs(tensors)
         rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
         # Metered (and committed, group-committed with concurrent requests) before running, so
@@ -184,9 +194,36 @@ class V2Controller(Controller):
             return Response(content, media_type=JSON)
         return Response(
             content,
-            media_type="application/octet-stream",
+            media_type=OCTET_STREAM,
             headers={"Inference-Header-Content-Length": str(length)},
         )
+
+
+def _screen(
+    content_type: str | None, body: bytes, header_length: int | None, server: ServerSettings
+) -> None:
+    """What every JSON route refuses (:mod:`backplane.web`), in the protocol's error format.
+
+    The body is JSON, or the binary tensor data extension (``application/octet-stream``)
+    whose JSON is its first ``header_length`` bytes; no ``Content-Type`` at all is taken as
+    either, as Triton does (``tritonclient`` sends none). Only the JSON is checked for depth;
+    not for NUL characters: a ``BYTES`` tensor is data, not text to store, and may hold them.
+    """
+    if content_type is not None and not (
+        is_json_media_type(content_type) or _media_type(content_type) == OCTET_STREAM
+    ):
+        raise v2.V2Error(
+            content_type_message(
+                content_type, f"application/json or {OCTET_STREAM} (binary tensor data)"
+            ),
+            415,
+        )
+    if json_nesting_exceeds(body, server.max_json_depth, header_length):
+        raise v2.V2Error(nesting_message(server.max_json_depth))
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
 
 
 class _RunTimeoutError(Exception):

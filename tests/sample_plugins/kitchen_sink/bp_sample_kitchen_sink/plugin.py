@@ -38,9 +38,14 @@ EVENTS: list[tuple[str, Any]] = []
 
 @hookimpl
 def register_routes(register: Any) -> None:
-    from bp_sample_kitchen_sink.routes import GreetingController, JobsController, NotesController
+    from bp_sample_kitchen_sink.routes import (
+        FailureController,
+        GreetingController,
+        JobsController,
+        NotesController,
+    )
 
-    register(NotesController, GreetingController, JobsController)
+    register(NotesController, GreetingController, JobsController, FailureController)
 
 
 @hookimpl

@@ -81,3 +81,16 @@ class JobsController(Controller):
         if data.fail_after_enqueue:
             raise ClientException("failing after enqueue: the task must not run")
         return {"message_id": str(message_id)}
+
+
+class FailureController(Controller):
+    """A route that fails on purpose, for the kernel's tests of unhandled errors (500, logged
+    with a request id). Left out of the OpenAPI schema: the schema-driven walks and fuzzers
+    expect no operation to answer 5xx."""
+
+    path = "/failure"
+    include_in_schema = False
+
+    @get("/", sync_to_thread=False)
+    def fail(self) -> None:
+        raise RuntimeError("kitchen_sink fails on purpose")
