@@ -161,6 +161,33 @@ def test_nul_in_paths_and_query_strings_is_refused(
     assert dual_client.get("/api/billing/plans/a%00b").status_code == 400
 
 
+def test_nul_in_a_multipart_text_field_is_refused(
+    dual_client: TestClient[Litestar], dual_tenant_a: Seeded
+) -> None:
+    """A model upload's description is text headed for a column (PostgreSQL answered 500);
+    the file part itself is data and may hold any byte."""
+    from backplane.models import resource
+
+    model = resource("iris_classifier.onnx").read_bytes()
+    assert b"\x00" in model
+    files = {"file": ("model.onnx", model, "application/octet-stream")}
+    refused = dual_client.post(
+        "/api/models",
+        data={"name": "nul-test", "description": "a\x00b"},
+        files=files,
+        headers=dual_tenant_a.headers,
+    )
+    assert refused.status_code == 400, refused.text
+    assert "NUL" in refused.json()["detail"]
+    accepted = dual_client.post(
+        "/api/models",
+        data={"name": "nul-test", "description": "ab"},
+        files=files,
+        headers=dual_tenant_a.headers,
+    )
+    assert accepted.status_code == 201, accepted.text
+
+
 # ------------------------------------------------------------------- item 7: deep nesting
 
 

@@ -31,6 +31,7 @@ from backplane.inference.runtime import ModelCatalog
 from backplane.inference.validation import ModelRejected
 from backplane.ratelimit import rate_limit
 from backplane.settings import Settings
+from backplane.web import refuse_nul_in_fields
 
 Req = Request[Principal, Any, Any]
 
@@ -96,6 +97,7 @@ def models_router(settings: Settings) -> Router:
             db: NamedDependency[AsyncSession],
             data: Annotated[ModelUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
         ) -> Response[ModelOut]:
+            refuse_nul_in_fields(name=data.name, version=data.version, description=data.description)
             content = await data.file.read()
             row = await add_model(
                 db,

@@ -25,6 +25,7 @@ from backplane.web._screening import (
     check_json_body,
     content_type_message,
     nesting_message,
+    refuse_nul_in_fields,
     refuse_nul_in_url,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "is_json_media_type",
     "json_nesting_exceeds",
     "nesting_message",
+    "refuse_nul_in_fields",
     "refuse_nul_in_url",
     "request_id",
     "tag_request_span",

@@ -3,9 +3,10 @@
 Once for every route, kernel and plugins alike. JSON bodies are screened where Litestar decodes
 them (:meth:`ScreenedRequest.json`, what ``data: JSONBody[...]`` handlers get); paths and query
 strings by a middleware before authentication. Bodies that are not text meant to become
-strings are left alone: multipart uploads, ``application/octet-stream`` model files and the V2
-binary tensor extension never go through ``json()`` (the V2 route checks its JSON header
-itself, see :mod:`backplane.inference.routes`).
+strings are left alone: multipart uploads (Litestar parses them without ``json()`` or ``form()``;
+a route checks its text fields with :func:`refuse_nul_in_fields`), ``application/octet-stream``
+model files and the V2 binary tensor extension never go through ``json()`` (the V2 route checks
+its JSON header itself, see :mod:`backplane.inference.routes`).
 
 PostgreSQL cannot store a NUL in a text or JSON column and answered 500 to one; SQLite stored it.
 Refusing it here answers 400 on both, whatever the route.
@@ -27,6 +28,7 @@ __all__ = [
     "ScreenedRequest",
     "UnsupportedMediaTypeError",
     "check_json_body",
+    "refuse_nul_in_fields",
     "refuse_nul_in_url",
 ]
 
@@ -84,6 +86,13 @@ class ScreenedRequest(Request[UserT, AuthT, StateT]):
             depth: int = self.app.state.settings.server.max_json_depth
             check_json_body(self.headers.get("content-type"), body, depth)
         return await super().json()
+
+
+def refuse_nul_in_fields(**fields: str | None) -> None:
+    """400 when a text field of a multipart form holds a NUL (its file parts are data)."""
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise ClientException(f"form field {name!r} contains a NUL character")
 
 
 def refuse_nul_in_url(app: ASGIApp) -> ASGIApp:
