@@ -106,6 +106,11 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password_time_cost: int = 2
     password_max_concurrency: int | None = None
     password_min_length: int = 12
+    max_api_keys_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 100
+    """Keys not revoked a tenant may hold; creating one more answers 409."""
+    max_tenants_per_user: Annotated[int, msgspec.Meta(ge=1)] = 20
+    """Tenants a user may own when creating one through the API (409 beyond); the operator's
+    ``backplane tenants create`` is not limited."""
 
 
 class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -33,11 +33,18 @@ def create(
     expires_in_days: int | None,
     as_json: bool,
 ) -> None:
-    """Create an API key; the key is printed once and never stored."""
-    from backplane.identity.apikeys import create_api_key
+    """Create an API key; the key is printed once and never stored.
+
+    Scopes are permission codes (an unknown one is refused, naming the known ones); a key
+    with scopes holds only those of its role's permissions. An operator key has no creator, so
+    it keeps its role whoever leaves the tenant."""
+    from backplane.identity.apikeys import check_scopes, create_api_key
+    from backplane.identity.permissions import permission_codes, role_permissions
     from backplane.identity.tenants import tenant_by_slug
 
-    secret = _context.settings().resolved_secret_key()
+    settings = _context.settings()
+    secret = settings.resolved_secret_key()
+    known = permission_codes(role_permissions(_context.plugin_set()))
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def work(session: Any) -> dict[str, Any]:
@@ -48,14 +55,16 @@ def create(
             tenant_id=tenant.id,
             name=name,
             role=role,
-            scopes=list(scopes),
+            scopes=check_scopes(list(scopes), known),
             expires_at=expires,
+            max_keys=settings.auth.max_api_keys_per_tenant,
         )
         return {
             "id": created.id,
             "key": created.key,
             "tenant": slug,
             "role": role,
+            "scopes": created.scopes,
             "expires_at": expires.isoformat() if expires else None,
         }
 

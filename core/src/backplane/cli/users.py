@@ -23,11 +23,15 @@ def users() -> None:
     help="Read the password from standard input instead of prompting.",
 )
 def set_password(email: str, password_stdin: bool) -> None:
-    """Set the password of the user EMAIL (checked against the password policy)."""
+    """Set the password of the user EMAIL (checked against the password policy).
+
+    Ends every session of the user: refresh tokens are revoked, and access tokens issued
+    before are refused (by running servers within two seconds)."""
     from sqlalchemy import select
 
     from backplane.identity.models import User
     from backplane.identity.provision import hasher_for
+    from backplane.identity.sessions import end_sessions
     from backplane.identity.tenants import IdentityError, normalise_email
 
     if password_stdin:
@@ -51,6 +55,7 @@ def set_password(email: str, password_stdin: bool) -> None:
         if user is None:
             raise IdentityError(f"no user with email {address!r}")
         user.password_hash = await hasher.hash(password)
+        await end_sessions(session, user.id)
 
     try:
         _context.admin(f"operator: users set-password {address}", work)

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Set
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.identity.models import ROLES, ApiKey
+from backplane.db.locks import lock_row
+from backplane.identity.models import ROLES, ApiKey, Tenant
 from backplane.identity.schemas import ApiKeyCreated
-from backplane.identity.tenants import IdentityError
+from backplane.identity.tenants import IdentityError, LimitReachedError
 from backplane.identity.tokens import api_key_digest, new_api_key
+
+
+def check_scopes(scopes: list[str], known: Set[str]) -> list[str]:
+    """The scopes, deduplicated and sorted, if each is a registered permission code."""
+    unknown = sorted(set(scopes) - known)
+    if unknown:
+        raise IdentityError(
+            f"unknown scope(s) {', '.join(map(repr, unknown))}: a scope is a permission code "
+            f"({', '.join(sorted(known))})"
+        )
+    return sorted(set(scopes))
 
 
 async def create_api_key(
@@ -23,10 +37,30 @@ async def create_api_key(
     scopes: list[str] | None = None,
     created_by: uuid.UUID | None = None,
     expires_at: datetime | None = None,
+    max_keys: int | None = None,
 ) -> ApiKeyCreated:
-    """Store a new key's HMAC and return the full key, which is never retrievable again."""
+    """Store a new key's HMAC and return the full key, which is never retrievable again.
+
+    ``scopes`` are stored as given (callers check them with :func:`check_scopes`). ``max_keys``
+    refuses (:class:`LimitReachedError`) a key beyond that many unrevoked keys of the tenant,
+    atomically: the tenant's row stays locked until the caller's transaction ends (seeding a
+    new tenant's first key passes none).
+    """
     if role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
+    stored = sorted(set(scopes or []))
+    if max_keys is not None:
+        await lock_row(session, Tenant, tenant_id)
+        held = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        )
+        if (held or 0) >= max_keys:
+            raise LimitReachedError(
+                f"the tenant already holds {held} API keys; the limit is {max_keys} "
+                "(auth.max_api_keys_per_tenant): revoke unused keys first"
+            )
     parts = new_api_key()
     session.add(
         ApiKey(
@@ -34,7 +68,7 @@ async def create_api_key(
             tenant_id=tenant_id,
             name=name,
             role=role,
-            scopes=scopes or [],
+            scopes=stored,
             digest=api_key_digest(parts.secret, server_secret),
             created_by=created_by,
             expires_at=expires_at,
@@ -42,5 +76,5 @@ async def create_api_key(
     )
     await session.flush()
     return ApiKeyCreated(
-        id=parts.key_id, key=parts.full, name=name, role=role, expires_at=expires_at
+        id=parts.key_id, key=parts.full, name=name, role=role, scopes=stored, expires_at=expires_at
     )

@@ -11,6 +11,13 @@ it; on the revoking process at once), memberships and plugin switches
 (:class:`~backplane.caching.RefreshAheadCache`: re-read in the background before they expire,
 so requests under load never wait for the read), and the access-token denylist (logout),
 synchronised from the database on the same period.
+
+An API key acts with at most its creator's current role in the tenant, and only while the
+creator is a member (keys made by operators, ``created_by`` empty, keep their own role); a key
+with scopes holds only the permissions of its role that its scopes name. A user's access tokens
+carry the user's session epoch (claim ``sep``), read with the membership: raising the epoch (a
+password change) ends every token issued before, at once in the process that raised it and
+within ``REVALIDATE_S`` elsewhere.
 """
 
 from __future__ import annotations
@@ -33,7 +40,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.caching import RefreshAheadCache
 from backplane.db.engine import Database
 from backplane.db.tenancy import bind_tenant
-from backplane.identity.models import ApiKey, Membership, RevokedAccessToken, TenantPlugin
+from backplane.identity.models import (
+    ApiKey,
+    Membership,
+    RevokedAccessToken,
+    TenantPlugin,
+    User,
+    lower_role,
+)
 from backplane.identity.tokens import (
     InvalidToken,
     TokenService,
@@ -50,6 +64,8 @@ database at least this often."""
 
 PUBLIC_OPT = "public"
 PLUGIN_OPT = "backplane_plugin"
+SESSION_EPOCH_CLAIM = "sep"
+"""Access-token claim: the user's session epoch when the token was issued (absent: 0)."""
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +83,19 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions
+
+    @property
+    def scoped(self) -> bool:
+        """An API key limited to some permissions of its role (not all of them)."""
+        return bool(self.scopes)
+
+
+class MemberState(msgspec.Struct, frozen=True):
+    """What authentication needs of a membership, read (and cached) in one query."""
+
+    role: str
+    session_epoch: int
+    """The user's, not the membership's: tokens issued in an older epoch are refused."""
 
 
 class _CachedKey(msgspec.Struct, frozen=True):
@@ -109,8 +138,8 @@ class Authenticator:
         self._switches: RefreshAheadCache[tuple[uuid.UUID, str], bool] = RefreshAheadCache(
             self._read_switch, REVALIDATE_S, name="plugin switches"
         )
-        self._roles: RefreshAheadCache[tuple[uuid.UUID, uuid.UUID], str | None] = RefreshAheadCache(
-            self._read_role, REVALIDATE_S, name="memberships"
+        self._members: RefreshAheadCache[tuple[uuid.UUID, uuid.UUID], MemberState | None] = (
+            RefreshAheadCache(self._read_member, REVALIDATE_S, name="memberships")
         )
         self.reload_keyring: Callable[[], Awaitable[None]] | None = None
 
@@ -145,36 +174,54 @@ class Authenticator:
             raise NotAuthorizedException("invalid or expired access token") from None
         if claims.tid is None:
             raise NotAuthorizedException("the access token has no active tenant")
-        user_id, tenant_id = uuid.UUID(claims.sub), uuid.UUID(claims.tid)
+        try:
+            user_id, tenant_id = uuid.UUID(claims.sub), uuid.UUID(claims.tid)
+        except ValueError:
+            # Only our key signs tokens; still, claims we never issue are refused, not a 500.
+            log.warning("access token refused: sub or tid is not a UUID (jti %s)", claims.jti)
+            raise NotAuthorizedException("invalid or expired access token") from None
         # The role in the token may be stale: a removed member or a changed role takes effect
         # within REVALIDATE_S, not when the token expires.
-        role = await self.membership_role(user_id, tenant_id)
-        if role is None or role not in self.role_permissions:
+        member = await self.membership(user_id, tenant_id)
+        if member is None or member.role not in self.role_permissions:
             raise NotAuthorizedException("no longer a member of this tenant")
+        epoch = claims.extra.get(SESSION_EPOCH_CLAIM, 0)
+        if type(epoch) is not int or epoch < member.session_epoch:
+            raise NotAuthorizedException("the session ended (the password was changed)")
         return Principal(
             user_id=user_id,
             tenant_id=tenant_id,
-            role=role,
-            permissions=self.role_permissions[role],
+            role=member.role,
+            permissions=self.role_permissions[member.role],
             via="token",
             token_id=claims.jti,
             token_expires_at=claims.exp,
         )
 
-    async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
-        return await self._roles.get((user_id, tenant_id))
+    async def membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> MemberState | None:
+        """The user's role in the tenant and session epoch (``None``: not a member)."""
+        return await self._members.get((user_id, tenant_id))
 
-    async def _read_role(self, member: tuple[uuid.UUID, uuid.UUID]) -> str | None:
+    async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
+        member = await self.membership(user_id, tenant_id)
+        return None if member is None else member.role
+
+    async def _read_member(self, member: tuple[uuid.UUID, uuid.UUID]) -> MemberState | None:
         user_id, tenant_id = member
         async with self.sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            role: str | None = await session.scalar(
-                select(Membership.role).where(Membership.user_id == user_id)
-            )
-        return role
+            # backplane_users is global (no row-level security): one join, one round trip.
+            row = (
+                await session.execute(
+                    select(Membership.role, User.session_epoch)
+                    .join(User, User.id == Membership.user_id)
+                    .where(Membership.user_id == user_id)
+                )
+            ).first()
+        return None if row is None else MemberState(role=row[0], session_epoch=row[1])
 
     def forget_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
-        self._roles.forget((user_id, tenant_id))
+        self._members.forget((user_id, tenant_id))
 
     async def is_revoked(self, jti: str) -> bool:
         now = time.monotonic()
@@ -209,16 +256,29 @@ class Authenticator:
             raise NotAuthorizedException("the API key was revoked")
         if cached.expires_at is not None and cached.expires_at <= now:
             raise NotAuthorizedException("the API key expired")
+        role = cached.role
+        if cached.created_by is not None:
+            # Removing a member revokes their keys; this also refuses keys whose revocation
+            # another process has not seen yet, and keys of members removed by other means.
+            creator_role = await self.membership_role(cached.created_by, cached.tenant_id)
+            if creator_role is None:
+                raise NotAuthorizedException("the API key's creator is no longer a member")
+            role = lower_role(role, creator_role)
         await self._touch(key_id, now)
         return Principal(
             user_id=cached.created_by,
             tenant_id=cached.tenant_id,
-            role=cached.role,
-            permissions=self.role_permissions.get(cached.role, frozenset()),
+            role=role,
+            permissions=self.key_permissions(role, cached.scopes),
             via="api_key",
             token_id=key_id,
             scopes=cached.scopes,
         )
+
+    def key_permissions(self, role: str, scopes: tuple[str, ...]) -> frozenset[str]:
+        """An API key's permissions: its role's, narrowed to its scopes when it has any."""
+        granted = self.role_permissions.get(role, frozenset())
+        return granted.intersection(scopes) if scopes else granted
 
     async def _load_key(self, key_id: str) -> _CachedKey | None:
         # Looking a key up by id must precede knowing its tenant; nothing else is read.

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Integer,
     PrimaryKeyConstraint,
     String,
     UniqueConstraint,
@@ -28,6 +29,13 @@ from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
 
 ROLES = ("owner", "admin", "member", "viewer")
+ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
+"""Higher is more powerful: viewer 0 ... owner 3."""
+
+
+def lower_role(first: str, second: str) -> str:
+    """The less powerful of two roles (an API key acts with at most its creator's role)."""
+    return first if ROLE_RANK.get(first, -1) <= ROLE_RANK.get(second, -1) else second
 
 
 class Tenant(Base):
@@ -50,6 +58,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Raised to end every session of the user (a password change): access tokens and
+    refresh tokens carry the epoch they were issued in, older ones are refused."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -107,6 +118,9 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The user's ``session_epoch`` when the family began; a later epoch refuses the token,
+    even one inserted by a rotation that raced the password change."""
 
 
 class ApiKey(TenantScoped, Base):

@@ -6,6 +6,7 @@ say which roles get it without the kernel knowing the plugin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from backplane._contract import Permission
@@ -30,3 +31,8 @@ def role_permissions(plugins: PluginSet) -> dict[str, frozenset[str]]:
         for role in permission.roles:
             by_role[role].add(permission.code)
     return {role: frozenset(codes) for role, codes in by_role.items()}
+
+
+def permission_codes(by_role: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """Every permission some role holds: the codes an API key's scopes may name."""
+    return frozenset[str]().union(*by_role.values())

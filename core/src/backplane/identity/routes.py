@@ -1,4 +1,8 @@
-"""The identity API: login sessions, the caller, tenant members and plugins, API keys."""
+"""The identity API: login sessions, the caller, tenant members and plugins, API keys.
+
+Responses that carry a credential (token pairs, a new API key) are marked ``Cache-Control:
+no-store`` and ``Pragma: no-cache``: no browser, proxy or CDN may keep them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import (
     ClientException,
@@ -16,14 +21,21 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_429_TOO_MANY_REQUESTS
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_204_NO_CONTENT,
+    HTTP_409_CONFLICT,
+    HTTP_429_TOO_MANY_REQUESTS,
+)
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.db.locks import lock_row
 from backplane.identity import sessions
-from backplane.identity.apikeys import create_api_key
+from backplane.identity.apikeys import check_scopes, create_api_key
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
-from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, User
+from backplane.identity.models import ROLE_RANK, ApiKey, Membership, Tenant, User
+from backplane.identity.permissions import permission_codes
 from backplane.identity.runtime import Identity
 from backplane.identity.schemas import (
     ApiKeyCreated,
@@ -47,6 +59,8 @@ from backplane.identity.schemas import (
 )
 from backplane.identity.tenants import (
     IdentityError,
+    LimitReachedError,
+    check_owned_tenants,
     create_tenant,
     enabled_plugins,
     get_or_create_user,
@@ -58,7 +72,9 @@ from backplane.identity.throttle import ThrottleUnavailableError
 
 Req = Request[Principal, Any, Any]
 PUBLIC = {PUBLIC_OPT: True}
-ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
+NO_STORE = CacheControlHeader(no_store=True)
+NO_CACHE = [ResponseHeader(name="Pragma", value="no-cache")]
+"""For HTTP/1.0 caches, which ignore ``Cache-Control``."""
 
 
 def _identity(request: Request[Any, Any, Any]) -> Identity:
@@ -75,7 +91,10 @@ def _sign_in(identity: Identity) -> AsyncSession:
     return identity.database.maintenance("a user's own account and memberships", audit=False)
 
 
-def _refuse(error: IdentityError) -> ClientException:
+def _refuse(error: IdentityError) -> HTTPException:
+    """400, or 409 for a reached limit (the request was fine; the state refuses it)."""
+    if isinstance(error, LimitReachedError):
+        return HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error))
     return ClientException(str(error))
 
 
@@ -83,11 +102,36 @@ class TooManyRequests(HTTPException):
     status_code = HTTP_429_TOO_MANY_REQUESTS
 
 
+async def _throttle(identity: Identity, account: str, address: str | None = None) -> None:
+    """Count a password attempt against the account (and the client address): 429 past the
+    login throttle's limit, 503 when its shared store does not answer."""
+    checks = [(identity.account_throttle, account)]
+    if address is not None:
+        checks.append((identity.address_throttle, address))
+    try:
+        for throttle, key in checks:
+            decision = await throttle.hit(key)
+            if not decision.allowed:
+                raise TooManyRequests(
+                    detail="too many password attempts; try again later",
+                    headers={"Retry-After": str(max(1, decision.retry_after_s))},
+                )
+    except ThrottleUnavailableError:
+        raise HTTPException(status_code=503, detail="login throttle unavailable") from None
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/login", opt=PUBLIC, status_code=200, summary="Log in with email and password")
+    @post(
+        "/login",
+        opt=PUBLIC,
+        status_code=200,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Log in with email and password",
+    )
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest]
     ) -> TokenPair:
@@ -97,20 +141,8 @@ class AuthController(Controller):
         except IdentityError as exc:
             raise _refuse(exc) from None
         client = request.client.host if request.client else "unknown"
-        account_key, address_key = f"account:{email}", f"address:{client}"
-        try:
-            for throttle, key in (
-                (identity.account_throttle, account_key),
-                (identity.address_throttle, address_key),
-            ):
-                decision = await throttle.hit(key)
-                if not decision.allowed:
-                    raise TooManyRequests(
-                        detail="too many login attempts; try again later",
-                        headers={"Retry-After": str(max(1, decision.retry_after_s))},
-                    )
-        except ThrottleUnavailableError:
-            raise HTTPException(status_code=503, detail="login throttle unavailable") from None
+        account_key = f"account:{email}"
+        await _throttle(identity, account_key, address=f"address:{client}")
         # The account is read, and its connection given back, before the password is hashed:
         # a pooled connection is never held for the duration of a hash.
         async with _sign_in(identity) as session:
@@ -130,7 +162,14 @@ class AuthController(Controller):
             membership, _tenant = await sessions.choose_membership(session, user.id, data.tenant)
             return await sessions.issue_pair(identity, session, user.id, membership)
 
-    @post("/refresh", opt=PUBLIC, status_code=200, summary="Exchange a refresh token")
+    @post(
+        "/refresh",
+        opt=PUBLIC,
+        status_code=200,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Exchange a refresh token (reuse of a used one revokes its whole session)",
+    )
     async def refresh(
         self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]
     ) -> TokenPair:
@@ -153,7 +192,13 @@ class AuthController(Controller):
             if family is not None:
                 await sessions.revoke_family(db, family)
 
-    @post("/switch-tenant", status_code=200, summary="Act in another tenant of yours")
+    @post(
+        "/switch-tenant",
+        status_code=200,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Act in another tenant of yours",
+    )
     async def switch_tenant(self, request: Req, data: JSONBody[SwitchTenantRequest]) -> TokenPair:
         principal = request.user
         if principal.user_id is None or principal.via != "token":
@@ -197,17 +242,29 @@ class MeController(Controller):
             memberships=memberships,
         )
 
-    @put("/password", status_code=HTTP_204_NO_CONTENT, summary="Change your password")
-    async def change_password(
-        self, request: Req, data: JSONBody[PasswordChange], db: NamedDependency[AsyncSession]
-    ) -> None:
+    @put(
+        "/password",
+        status_code=200,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Change your password: ends every session of yours and answers a new token pair",
+        description="Every access and refresh token of the user issued before stops working "
+        "(other server processes refuse old access tokens within two seconds); the answer is a "
+        "fresh pair for the caller's tenant, so the client that changed the password stays "
+        "logged in. Answered 204 without a body before the pair was added.",
+    )
+    async def change_password(self, request: Req, data: JSONBody[PasswordChange]) -> TokenPair:
         principal = request.user
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("passwords are changed with a user's access token")
         identity = _identity(request)
-        user = await db.get(User, principal.user_id)
+        # As at login: read, give the connection back, then hash; guesses of the current
+        # password count against the account's login throttle.
+        async with _sign_in(identity) as session:
+            user = await session.get(User, principal.user_id)
         if user is None:
             raise NotAuthorizedException("unknown user")
+        await _throttle(identity, f"account:{user.email}")
         if user.password_hash is not None and not await identity.hasher.verify(
             user.password_hash, data.current_password or ""
         ):
@@ -215,7 +272,19 @@ class MeController(Controller):
         problems = identity.hasher.check_policy(data.new_password, email=user.email)
         if problems:
             raise ClientException("password refused: " + "; ".join(problems))
-        user.password_hash = await identity.hasher.hash(data.new_password)
+        new_hash = await identity.hasher.hash(data.new_password)
+        async with _sign_in(identity) as session, session.begin():
+            await session.execute(
+                update(User).where(User.id == user.id).values(password_hash=new_hash)
+            )
+            await sessions.end_sessions(session, user.id)
+            memberships = await sessions.memberships_of(session, user.id)
+            for membership, _tenant in memberships:
+                identity.authenticator.forget_membership(user.id, membership.tenant_id)
+            current = next((m for m, _ in memberships if m.tenant_id == principal.tenant_id), None)
+            if current is None:
+                raise NotAuthorizedException("no longer a member of this tenant")
+            return await sessions.issue_pair(identity, session, user.id, current)
 
 
 class TenantsController(Controller):
@@ -230,16 +299,23 @@ class TenantsController(Controller):
         identity = _identity(request)
         reason = f"user {principal.user_id} creates tenant {data.slug}"
         async with identity.database.maintenance(reason) as session:
+            # One creation per user at a time, so that the cap holds under concurrency.
+            await lock_row(session, User, principal.user_id)
             user = await session.get(User, principal.user_id)
             if user is None:
                 raise NotAuthorizedException("unknown user")
             try:
+                await check_owned_tenants(
+                    session, user.id, identity.settings.auth.max_tenants_per_user
+                )
+                # A taken slug gets a random suffix: the answer must not tell which exist.
                 tenant, _ = await create_tenant(
                     session,
                     request.app.state.plugins,
                     slug=data.slug,
                     owner_email=user.email,
                     name=data.name,
+                    if_taken="suffix",
                 )
             except IdentityError as exc:
                 raise _refuse(exc) from None
@@ -264,7 +340,7 @@ class TenantController(Controller):
     async def add_member(
         self, request: Req, data: JSONBody[MemberIn], db: NamedDependency[AsyncSession]
     ) -> MemberOut:
-        _may_grant(request.user, data.role)
+        _may_manage_member(request, data.role)
         try:
             user = await get_or_create_user(db, data.email)
             await set_member_role(db, request.user.tenant_id, user.id, data.role)
@@ -281,8 +357,8 @@ class TenantController(Controller):
         db: NamedDependency[AsyncSession],
     ) -> MemberOut:
         membership, user = await _member(db, user_id)
-        _may_grant(request.user, data.role)
-        _may_grant(request.user, membership.role)
+        _may_manage_member(request, data.role)
+        _may_manage_member(request, membership.role)
         try:
             await set_member_role(db, request.user.tenant_id, user_id, data.role)
         except IdentityError as exc:
@@ -295,12 +371,15 @@ class TenantController(Controller):
         self, request: Req, user_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> None:
         membership, _ = await _member(db, user_id)
-        _may_grant(request.user, membership.role)
+        _may_manage_member(request, membership.role)
         try:
-            await set_member_role(db, request.user.tenant_id, user_id, None)
+            revoked = await set_member_role(db, request.user.tenant_id, user_id, None)
         except IdentityError as exc:
             raise _refuse(exc) from None
-        _identity(request).authenticator.forget_membership(user_id, request.user.tenant_id)
+        authenticator = _identity(request).authenticator
+        authenticator.forget_membership(user_id, request.user.tenant_id)
+        for key_id in revoked:
+            authenticator.forget_key(key_id)
 
     @get("/plugins", guards=[requires("tenant.read")])
     async def list_plugins(
@@ -338,26 +417,52 @@ class ApiKeysController(Controller):
         keys = await db.scalars(select(ApiKey).order_by(ApiKey.created_at))
         return [_key_out(k) for k in keys]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Create an API key (shown once); its scopes narrow its role's permissions",
+    )
     async def create_key(
         self, request: Req, data: JSONBody[ApiKeyIn], db: NamedDependency[AsyncSession]
     ) -> ApiKeyCreated:
-        _may_grant(request.user, data.role)
+        principal = request.user
+        identity = _identity(request)
+        _may_grant(principal, data.role)
+        try:
+            scopes = check_scopes(
+                data.scopes, permission_codes(identity.authenticator.role_permissions)
+            )
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        beyond = sorted(set(scopes) - principal.permissions)
+        if beyond:
+            raise PermissionDeniedException(
+                f"a key cannot be given scopes its creator lacks: {', '.join(beyond)}"
+            )
+        if not scopes and principal.scoped:
+            # Unscoped, the new key would hold every permission of its role.
+            scopes = sorted(principal.permissions)
         expires = (
             datetime.now(UTC) + timedelta(days=data.expires_in_days)
             if data.expires_in_days
             else None
         )
-        return await create_api_key(
-            db,
-            _identity(request).secret,
-            tenant_id=request.user.tenant_id,
-            name=data.name,
-            role=data.role,
-            scopes=data.scopes,
-            created_by=request.user.user_id,
-            expires_at=expires,
-        )
+        try:
+            return await create_api_key(
+                db,
+                identity.secret,
+                tenant_id=principal.tenant_id,
+                name=data.name,
+                role=data.role,
+                scopes=scopes,
+                created_by=principal.user_id,
+                expires_at=expires,
+                max_keys=identity.settings.auth.max_api_keys_per_tenant,
+            )
+        except IdentityError as exc:
+            raise _refuse(exc) from None
 
     @delete("/{key_id:str}")
     async def revoke_key(
@@ -371,9 +476,25 @@ class ApiKeysController(Controller):
 
 
 def _may_grant(principal: Principal, role: str) -> None:
-    """Nobody grants, changes or removes a role above their own."""
+    """Nobody grants, changes or removes a role above their own (for a key: its effective
+    role, at most its creator's)."""
     if ROLE_RANK.get(role, 99) > ROLE_RANK.get(principal.role, -1):
         raise PermissionDeniedException(f"a {principal.role} cannot manage the {role} role")
+
+
+def _may_manage_member(request: Req, role: str) -> None:
+    """:func:`_may_grant`, and a scoped key manages only roles whose permissions it holds:
+    otherwise adding a member (say, its holder's own account) would hand out more than it has.
+    """
+    principal = request.user
+    _may_grant(principal, role)
+    if principal.scoped:
+        held = _identity(request).authenticator.role_permissions.get(role, frozenset())
+        missing = sorted(held - principal.permissions)
+        if missing:
+            raise PermissionDeniedException(
+                f"this key's scopes lack {', '.join(missing)}, which the {role} role holds"
+            )
 
 
 async def _member(db: AsyncSession, user_id: uuid.UUID) -> tuple[Membership, User]:

@@ -118,6 +118,8 @@ class ApiKeyCreated(msgspec.Struct):
     """Shown once: only an HMAC of its secret is stored."""
     name: str
     role: str
+    scopes: list[str]
+    """Empty: every permission of the role; else only these (of the role's)."""
     expires_at: datetime | None
 
 

@@ -1,4 +1,12 @@
-"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse.
+"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse, ending
+every session of a user.
+
+A session is a refresh-token family. Each rotation marks the presented token used and adds the
+next one to the family; presenting a used token again is reuse and revokes the whole family,
+including tokens a concurrent winner just received (one of two racing holders is a thief, and
+which one cannot be told). Access tokens already issued are stateless and live out their
+``auth.access_ttl_s``. A user's ``session_epoch`` ends all their sessions at once: tokens of
+both kinds carry the epoch they were issued in, and older ones are refused.
 
 Every function takes the caller's session: a *maintenance* session (a user's memberships cross
 tenants), one per request, so that a login or a refresh never holds two pooled connections.
@@ -13,7 +21,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.identity.models import Membership, RefreshToken, Tenant
+from backplane.identity.auth import SESSION_EPOCH_CLAIM
+from backplane.identity.models import Membership, RefreshToken, Tenant, User
 from backplane.identity.runtime import Identity
 from backplane.identity.schemas import TokenPair
 from backplane.identity.tokens import hash_opaque_token, new_opaque_token
@@ -57,10 +66,14 @@ async def issue_pair(
     membership: Membership,
     family_id: uuid.UUID | None = None,
 ) -> TokenPair:
-    """A new access token and a new refresh token (in ``family_id``, or a new family)."""
+    """A new access token and a new refresh token (in ``family_id``, or a new family), both
+    in the user's current session epoch."""
     await identity.refresh_keyring()
+    epoch = await session.scalar(select(User.session_epoch).where(User.id == user_id)) or 0
     issued = identity.tokens.issue_access_token(
-        user_id=str(user_id), tenant_id=str(membership.tenant_id), extra={"role": membership.role}
+        user_id=str(user_id),
+        tenant_id=str(membership.tenant_id),
+        extra={"role": membership.role, SESSION_EPOCH_CLAIM: epoch},
     )
     refresh, digest = new_opaque_token(REFRESH_PREFIX)
     session.add(
@@ -70,6 +83,7 @@ async def issue_pair(
             user_id=user_id,
             active_tenant_id=membership.tenant_id,
             expires_at=datetime.now(UTC) + timedelta(seconds=identity.settings.auth.refresh_ttl_s),
+            session_epoch=epoch,
         )
     )
     return TokenPair(
@@ -83,27 +97,54 @@ async def issue_pair(
 
 
 async def rotate_refresh_token(identity: Identity, session: AsyncSession, token: str) -> TokenPair:
-    """Exchange a refresh token for a new pair; a second use revokes its whole family."""
+    """Exchange a refresh token for a new pair; any other use of it revokes its whole family.
+
+    Marking the token used is one conditional ``UPDATE`` that only one caller can win, on
+    every database: concurrent callers wait for the winner's commit (PostgreSQL's row lock,
+    SQLite's write lock), then find the token used, which is reuse.
+    """
     now = datetime.now(UTC)
-    row = await session.scalar(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == hash_opaque_token(token))
-        .with_for_update()
-    )
-    if row is None or row.revoked_at is not None:
-        raise NotAuthorizedException("invalid refresh token")
-    if row.used_at is not None:
+    digest = hash_opaque_token(token)
+    claimed = (
+        await session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == digest,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=now)
+            .returning(
+                RefreshToken.family_id,
+                RefreshToken.user_id,
+                RefreshToken.active_tenant_id,
+                RefreshToken.expires_at,
+                RefreshToken.session_epoch,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if claimed is None:
+        row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest))
+        if row is None or row.revoked_at is not None:
+            raise NotAuthorizedException("invalid refresh token")
         await revoke_family(session, row.family_id)
         await session.commit()  # the revocation must stick although the request fails
         raise NotAuthorizedException("refresh token reuse detected: the session was revoked")
-    if _aware(row.expires_at) <= now:
+    family_id, user_id, tenant_id, expires_at, epoch = claimed
+    if _aware(expires_at) <= now:
         raise NotAuthorizedException("refresh token expired")
-    row.used_at = now
-    memberships = await memberships_of(session, row.user_id)
+    current = await session.scalar(select(User.session_epoch).where(User.id == user_id))
+    if current is None or epoch < current:
+        await revoke_family(session, family_id)
+        await session.commit()
+        raise NotAuthorizedException("the session ended (the password was changed)")
+    memberships = await memberships_of(session, user_id)
     for membership, _tenant in memberships:
-        if membership.tenant_id == row.active_tenant_id:
-            return await issue_pair(identity, session, row.user_id, membership, row.family_id)
-    await revoke_family(session, row.family_id)
+        if membership.tenant_id == tenant_id:
+            return await issue_pair(identity, session, user_id, membership, family_id)
+    await revoke_family(session, family_id)
+    await session.commit()
     raise NotAuthorizedException("no longer a member of the session's tenant")
 
 
@@ -111,6 +152,23 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """End every session of the user: revoke all their refresh tokens and raise their session
+    epoch, which refuses every access token issued before (in a server process at once if it
+    forgets the user's cached memberships, in the others within ``auth.REVALIDATE_S``)."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_epoch=User.session_epoch + 1)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
 

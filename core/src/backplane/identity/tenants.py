@@ -9,20 +9,32 @@ on a session bound to the caller's tenant.
 from __future__ import annotations
 
 import re
+import secrets
+import string
 import uuid
+from datetime import UTC, datetime
+from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.identity.models import ROLES, Membership, Tenant, TenantPlugin, User
+from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+SLUG_SUFFIX_LENGTH = 4
+"""``acme-7k2q``: 36**4 (1.7 million) suffixes per slug, tried at random."""
+SLUG_ATTEMPTS = 8
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
 class IdentityError(ValueError):
     """An identity operation was refused; the message says why (shown to the caller)."""
+
+
+class LimitReachedError(IdentityError):
+    """A configured cap (``auth.max_*``) was reached; the message names it."""
 
 
 def normalise_email(email: str) -> str:
@@ -49,22 +61,56 @@ async def create_tenant(
     slug: str,
     owner_email: str,
     name: str | None = None,
+    if_taken: Literal["refuse", "suffix"] = "refuse",
 ) -> tuple[Tenant, User]:
-    """Create tenant ``slug`` with ``owner_email`` as its owner; fire ``tenant_created``."""
+    """Create tenant ``slug`` with ``owner_email`` as its owner; fire ``tenant_created``.
+
+    A taken slug is refused (the operator's CLI), or with ``if_taken="suffix"`` replaced by
+    the slug with a random suffix (``acme-7k2q``): self-service creation must not tell a caller
+    which slugs other tenants use. The name stays what was asked for (default: the slug).
+    """
     if not SLUG_PATTERN.match(slug):
         raise IdentityError(
             f"tenant slug {slug!r} must be 2-63 lower-case letters, digits or hyphens"
         )
-    if await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
-        raise IdentityError(f"a tenant with slug {slug!r} already exists")
+    chosen = await _free_slug(session, slug, suffix=if_taken == "suffix")
     owner = await get_or_create_user(session, owner_email)
-    tenant = Tenant(slug=slug, name=name or slug)
+    tenant = Tenant(slug=chosen, name=name or slug)
     session.add(tenant)
     await session.flush()
     session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role="owner"))
     await session.flush()
     await plugins.acall("tenant_created", tenant=tenant)
     return tenant, owner
+
+
+async def _free_slug(session: AsyncSession, slug: str, *, suffix: bool) -> str:
+    candidate = slug
+    for _ in range(SLUG_ATTEMPTS):
+        if await session.scalar(select(Tenant.id).where(Tenant.slug == candidate)) is None:
+            return candidate
+        if not suffix:
+            raise IdentityError(f"a tenant with slug {slug!r} already exists")
+        random = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(SLUG_SUFFIX_LENGTH))
+        candidate = f"{slug[: 63 - SLUG_SUFFIX_LENGTH - 1]}-{random}"
+    raise IdentityError(f"no free slug like {slug!r} found; choose another")
+
+
+async def check_owned_tenants(session: AsyncSession, user_id: uuid.UUID, limit: int) -> None:
+    """Refuse (:class:`LimitReachedError`) if the user already owns ``limit`` tenants.
+
+    Counts across tenants (the session must bypass tenancy); atomic only if the caller locked
+    the user's row first (:func:`backplane.db.locks.lock_row`).
+    """
+    owned = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.user_id == user_id, Membership.role == "owner")
+    )
+    if (owned or 0) >= limit:
+        raise LimitReachedError(
+            f"you already own {owned} tenants; the limit is {limit} (auth.max_tenants_per_user)"
+        )
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
@@ -76,8 +122,13 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
 
 async def set_member_role(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str | None
-) -> None:
-    """Add, change (``role``) or remove (``None``) a membership; the last owner stays."""
+) -> list[str]:
+    """Add, change (``role``) or remove (``None``) a membership; the last owner stays.
+
+    Removing a member revokes the API keys they created in the tenant: a key must not outlive
+    its creator's membership, and re-adding the member does not revive it. Returns the ids of
+    the keys revoked (for the caller to drop from its caches).
+    """
     if role is not None and role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
     membership = await session.scalar(
@@ -91,14 +142,28 @@ async def set_member_role(
         )
         if (owners or 0) <= 1:
             raise IdentityError("the last owner of a tenant cannot be removed or demoted")
+    revoked: list[str] = []
     if role is None:
         if membership is not None:
             await session.delete(membership)
+            rows = await session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.tenant_id == tenant_id,
+                    ApiKey.created_by == user_id,
+                    ApiKey.revoked_at.is_(None),
+                )
+                .values(revoked_at=datetime.now(UTC))
+                .returning(ApiKey.id)
+                .execution_options(synchronize_session=False)
+            )
+            revoked = list(rows.scalars())
     elif membership is None:
         session.add(Membership(tenant_id=tenant_id, user_id=user_id, role=role))
     else:
         membership.role = role
     await session.flush()
+    return revoked
 
 
 async def set_plugin_enabled(

@@ -1,7 +1,7 @@
 """row-level security: the tenant policy no longer reads app.tenancy_bypass
 
-Revision ID: core_0009
-Revises: core_0008
+Revision ID: core_0010
+Revises: core_0009
 Create Date: 2026-12-05
 
 The policy used to let a session through when ``app.tenancy_bypass`` was ``on``, a setting the
@@ -20,8 +20,8 @@ from alembic import op
 
 from backplane.db.rls import POLICY, PREDICATE
 
-revision: str = "core_0009"
-down_revision: str | Sequence[str] | None = "core_0008"
+revision: str = "core_0010"
+down_revision: str | Sequence[str] | None = "core_0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
