@@ -374,6 +374,24 @@ def test_a_password_change_ends_every_other_session(
     assert dual_client.get("/api/me", headers=dual_tenant_a.headers).status_code == 200
 
 
+def test_guessing_the_current_password_is_throttled_like_logins(
+    dual_client: TestClient[Litestar], dual_tenant_a: SeededTenant
+) -> None:
+    """A stolen access token must not buy unlimited guesses of the account's password: wrong
+    current passwords count against the account's login throttle (auth.login_max_attempts)."""
+    token = bearer(login(dual_client, dual_tenant_a.email)["access_token"])
+    guess = {"current_password": "not the password 1", "new_password": NEW_PASSWORD}
+    answers = [
+        dual_client.put("/api/me/password", headers=token, json=guess).status_code
+        for _ in range(6)
+    ]
+    assert answers == [403] * 5 + [429]
+    right = {"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD}
+    throttled = dual_client.put("/api/me/password", headers=token, json=right)
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) >= 1
+
+
 def test_setting_a_password_with_the_cli_ends_every_session(
     dual_client: TestClient[Litestar],
     dual_tenant_a: SeededTenant,
