@@ -39,8 +39,9 @@ EVENTS: list[tuple[str, Any]] = []
 @hookimpl
 def register_routes(register: Any) -> None:
     from bp_sample_kitchen_sink.routes import GreetingController, JobsController, NotesController
+    from bp_sample_kitchen_sink.slow import SlowController
 
-    register(NotesController, GreetingController, JobsController)
+    register(NotesController, GreetingController, JobsController, SlowController)
 
 
 @hookimpl
