@@ -288,6 +288,14 @@ Plan = list[tuple[int, str, bool]]
 """A round: (caller index, kind, use the API key rather than an access token) per request."""
 
 
+def how(call: Call) -> str:
+    """Which credential ``call`` carries, for its label."""
+    authorization = call.headers.get("Authorization", "")
+    if not authorization:
+        return " (refresh token)"
+    return " (API key)" if authorization.startswith("Bearer bp_") else " (access token)"
+
+
 def mixed_round() -> Plan:
     """Every kind in one round: the callers alternate, the kinds cycle, and each kind is sent
     with an access token and with the API key."""
@@ -319,9 +327,8 @@ async def load_round(client: httpx.AsyncClient, callers: list[Caller], plan: Pla
     for who, name, use_key in plan:
         caller = callers[who]
         auth = caller.seeded.headers if use_key else bearer(caller.access_token)
-        how = "API key" if use_key else "access token"
-        label = f"{name} as {caller.seeded.slug} ({how})"
-        calls.append((caller, replace(KINDS[name](caller, auth), label=label)))
+        call = KINDS[name](caller, auth)
+        calls.append((caller, replace(call, label=f"{name} as {caller.seeded.slug}{how(call)}")))
     answers = await asyncio.gather(*(send(client, call) for _, call in calls))
     for (caller, call), answer in zip(calls, answers, strict=True):
         if call.path == "/api/auth/refresh" and answer.status == 200:
@@ -379,8 +386,8 @@ async def one_at_a_time(base: str, deployment: Deployment) -> list[str]:
         for name, kind in KINDS.items():
             for use_key in (False, True):
                 auth = caller.seeded.headers if use_key else bearer(caller.access_token)
-                label = f"{name} ({'API key' if use_key else 'access token'})"
-                answer = await send(client, replace(kind(caller, auth), label=label))
+                call = kind(caller, auth)
+                answer = await send(client, replace(call, label=f"{name}{how(call)}"))
                 if answer.status != answer.call.expect or answer.elapsed_s > ANSWER_BOUND_S:
                     return [answer.describe()]
     return []
