@@ -17,6 +17,10 @@ in-process ASGI client would not exercise.
   requests hold a connection for milliseconds, so one that waited the whole pool queue timeout
   means a connection was held far longer than any of them needs (the double checkout of issue 15
   item 1: a request holding one pooled connection while it waits for a second).
+- :func:`test_every_kind_of_request_is_served_by_a_pool_of_one_connection`: login, then every
+  kind once, one at a time, with ``db.pool_size`` 1: a request path that holds two pooled
+  connections waits for itself, on any machine (the 64 concurrent requests only meet it when
+  enough such requests overlap, which depends on the machine's speed).
 - :func:`test_a_tenant_saturating_the_pool_does_not_stall_another_tenant`: a small pool
   (``db.pool_size`` 2, ``db.max_overflow`` 0, ``db.pool_timeout_s`` 1) and tenant A sending more
   requests that hold their session for ``SLOW_S`` (the kitchen_sink sample plugin's ``/slow``
@@ -25,8 +29,9 @@ in-process ASGI client would not exercise.
   end; A's requests beyond the pool must get 503 with ``Retry-After`` as quickly, never 500; and
   B is served normally once A's requests are done.
 
-The pool settings apply on SQLite too (the saturation test needs them to): SQLAlchemy gives an
-async SQLite file database a queue pool of its own, which is what stalled in issue 15 item 1.
+The last two need ``db.pool_size``, ``db.max_overflow`` and ``db.pool_timeout_s`` to apply on
+SQLite too: SQLAlchemy gives an async SQLite file database a queue pool of its own (5 + 10
+connections, 30 s), which is what stalled in issue 15 item 1.
 
 Bounded: a fixed number of rounds (stopping after the first that shows a problem), a timeout on
 every request, and the server process is killed if it does not stop.
