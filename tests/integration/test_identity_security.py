@@ -382,8 +382,7 @@ def test_guessing_the_current_password_is_throttled_like_logins(
     token = bearer(login(dual_client, dual_tenant_a.email)["access_token"])
     guess = {"current_password": "not the password 1", "new_password": NEW_PASSWORD}
     answers = [
-        dual_client.put("/api/me/password", headers=token, json=guess).status_code
-        for _ in range(6)
+        dual_client.put("/api/me/password", headers=token, json=guess).status_code for _ in range(6)
     ]
     assert answers == [403] * 5 + [429]
     right = {"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD}

@@ -44,8 +44,9 @@ def register_routes(register: Any) -> None:
         JobsController,
         NotesController,
     )
+    from bp_sample_kitchen_sink.slow import SlowController
 
-    register(NotesController, GreetingController, JobsController, FailureController)
+    register(NotesController, GreetingController, JobsController, FailureController, SlowController)
 
 
 @hookimpl
