@@ -489,6 +489,16 @@ def test_responses_carrying_credentials_are_not_cached(
         headers=bearer(answers["switch tenant"].json()["access_token"]),
         json={"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD},
     )
+    endpoint = dual_client.post(
+        "/api/billing/webhooks",
+        headers=dual_tenant_a.headers,
+        json={"url": "https://93.184.216.34/hook"},
+    )
+    answers["webhook secret"] = endpoint
+    answers["rotated webhook secret"] = dual_client.post(
+        f"/api/billing/webhooks/{endpoint.json()['id']}/rotate-secret",
+        headers=dual_tenant_a.headers,
+    )
     for name, answer in answers.items():
         assert answer.status_code in (200, 201), (name, answer.text)
         assert "no-store" in answer.headers.get("cache-control", ""), name

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import (
     ClientException,
@@ -69,11 +68,10 @@ from backplane.identity.tenants import (
     set_plugin_enabled,
 )
 from backplane.identity.throttle import ThrottleUnavailableError
+from backplane.web import NO_CACHE, NO_STORE
 
 Req = Request[Principal, Any, Any]
 PUBLIC = {PUBLIC_OPT: True}
-NO_STORE = CacheControlHeader(no_store=True)
-NO_CACHE = [ResponseHeader(name="Pragma", value="no-cache")]
 """For HTTP/1.0 caches, which ignore ``Cache-Control``."""
 
 

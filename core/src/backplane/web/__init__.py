@@ -28,8 +28,11 @@ from backplane.web._screening import (
     refuse_nul_in_fields,
     refuse_nul_in_url,
 )
+from backplane.web._secret_responses import NO_CACHE, NO_STORE
 
 __all__ = [
+    "NO_CACHE",
+    "NO_STORE",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_SPAN_ATTRIBUTE",
     "ScreenedRequest",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
@@ -16,7 +16,8 @@ from bp_sample_kitchen_sink.models import Note
 
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
-    body: str
+    body: Annotated[str, msgspec.Meta(max_length=500)]
+    """As long as the column (longer: 400, not a database error)."""
 
 
 class NoteOut(msgspec.Struct):

@@ -51,6 +51,7 @@ from backplane.identity.auth import Principal, requires
 from backplane.identity.models import Tenant
 from backplane.ratelimit import check_rate, rate_limit
 from backplane.settings import Settings
+from backplane.web import NO_CACHE, NO_STORE
 
 Req = Request[Principal, Any, Any]
 PERMISSION = "billing.webhooks.manage"
@@ -142,6 +143,8 @@ class WebhooksController(Controller):
     @post(
         "/",
         status_code=HTTP_201_CREATED,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
         summary="Register a webhook endpoint",
         description=URL_RULES + " A tenant has at most `webhooks.max_endpoints` endpoints (409).",
     )
@@ -217,7 +220,13 @@ class WebhooksController(Controller):
         """Its delivery history goes with it."""
         await db.delete(await _endpoint(db, endpoint_id))
 
-    @post("/{endpoint_id:uuid}/rotate-secret", status_code=200, summary="Replace the secret")
+    @post(
+        "/{endpoint_id:uuid}/rotate-secret",
+        status_code=200,
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE,
+        summary="Replace the secret",
+    )
     async def rotate_secret(
         self, request: Req, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> SecretOut:
