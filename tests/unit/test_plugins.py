@@ -106,15 +106,42 @@ def test_invalid_plugin_setting_names_the_variable(data_dir: Path) -> None:
     }
     record = load_plugins(make_settings(data_dir, env)).records["bad_settings"]
     assert record.reason_code is SkipReason.INVALID_SETTINGS
-    assert "BACKPLANE_PLUGIN__BAD_SETTINGS__TIMEOUT_S" in (record.reason or "")
-    assert "int" in (record.reason or "")
+    assert record.reason == "BACKPLANE_PLUGIN__BAD_SETTINGS__TIMEOUT_S: Expected `int`, got `str`"
+
+
+def test_missing_required_plugin_setting_names_the_variable_to_set(data_dir: Path) -> None:
+    record = load_plugins(make_settings(data_dir)).records["bad_settings"]
+    assert record.reason == "BACKPLANE_PLUGIN__BAD_SETTINGS__ENDPOINT: required, not set"
+
+
+def test_invalid_plugin_setting_in_the_file_names_the_file_key(data_dir: Path) -> None:
+    config = data_dir.parent / "backplane.toml"
+    config.write_text('[plugins.bad_settings]\nendpoint = 9\ntimeout_s = "7"\n')
+    env = {"BACKPLANE_CONFIG": str(config)}
+    record = load_plugins(make_settings(data_dir, env)).records["bad_settings"]
+    assert record.reason == f"{config}: plugins.bad_settings.endpoint: Expected `str`, got `int`"
+
+
+def test_plugin_variable_nested_too_deep_names_itself(data_dir: Path) -> None:
+    env = {
+        "BACKPLANE_PLUGIN__BAD_SETTINGS__ENDPOINT": "http://127.0.0.1:9",
+        "BACKPLANE_PLUGIN__BAD_SETTINGS__TIMEOUT_S__MAX": "7",
+    }
+    record = load_plugins(make_settings(data_dir, env)).records["bad_settings"]
+    assert record.reason == (
+        "BACKPLANE_PLUGIN__BAD_SETTINGS__TIMEOUT_S__MAX: "
+        "BACKPLANE_PLUGIN__BAD_SETTINGS__TIMEOUT_S is a single value, not a section"
+    )
 
 
 def test_unknown_plugin_setting_is_rejected(data_dir: Path) -> None:
     env = {"BACKPLANE_PLUGIN__KITCHEN_SINK__GREETNG": "typo"}
     record = load_plugins(make_settings(data_dir, env)).records["kitchen_sink"]
     assert record.reason_code is SkipReason.INVALID_SETTINGS
-    assert "greetng" in (record.reason or "")
+    assert record.reason == (
+        "BACKPLANE_PLUGIN__KITCHEN_SINK__GREETNG: unknown setting 'greetng' (known: "
+        "BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING, BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES)"
+    )
 
 
 def test_registration_hook_collects_items_per_plugin(data_dir: Path) -> None:

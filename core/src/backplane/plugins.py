@@ -28,8 +28,9 @@ from packaging.version import Version
 
 from backplane import __version__ as core_version
 from backplane import hookspecs
+from backplane._config import Schema, SettingsError
 from backplane._contract import PLUGIN_NAME_PATTERN, PluginInfo
-from backplane.settings import Settings
+from backplane.settings import Settings, variable_name
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +376,7 @@ def _validate(candidates: list[_Candidate], plugin_set: PluginSet) -> None:
 
 
 def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
+    """Build the plugin's settings struct; a problem names the variable or file key to fix."""
     struct = candidate.info.settings
     raw = settings.plugin_settings.get(candidate.name, {})
     if struct is None:
@@ -382,19 +384,14 @@ def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
             return f"settings given ({', '.join(sorted(raw))}) but the plugin declares none"
         return None
     try:
-        candidate.settings = msgspec.convert(raw, struct, strict=False)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else None
-        if field is None and "missing required field" in message:
-            field = message.split("`")[1]
-        where = settings.sources.get(f"plugins.{candidate.name}.{field}") if field else None
-        where = where or (
-            f"BACKPLANE_PLUGIN__{candidate.name.upper()}__{field.upper()}"
-            if field
-            else f"[plugins.{candidate.name}]"
+        schema = Schema(struct, functools.partial(variable_name, plugin=candidate.name))
+        section = ("plugins", candidate.name)
+        given = schema.from_table(
+            raw, lambda key: settings.sources.get(".".join((*section, *key))) or schema.name(key)
         )
-        return f"{where}: {message}"
+        candidate.settings = schema.build(given)
+    except SettingsError as exc:
+        return str(exc)
     return None
 
 

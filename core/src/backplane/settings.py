@@ -1,25 +1,30 @@
 """Kernel settings: msgspec structs filled from an optional TOML file and ``BACKPLANE_*`` vars.
 
-Precedence is environment over file over defaults. Nested fields use a double underscore
-(``BACKPLANE_SERVER__PORT``); plugin sections use ``BACKPLANE_PLUGIN__<NAME>__<FIELD>`` or
-``[plugins.<name>]`` in the file and are validated later by each plugin's own struct. Every
-error names the variable (or file key) and what was expected, because a typo in a deployment's
-environment should fail at start, loudly, not be ignored.
+Precedence is keyword arguments over environment over file over defaults. Nested fields use a
+double underscore (``BACKPLANE_SERVER__PORT``); plugin sections use
+``BACKPLANE_PLUGIN__<NAME>__<FIELD>`` or ``[plugins.<name>]`` in the file and are validated later
+by each plugin's own struct. Every error names the variable (or file key) and what was expected,
+because a typo in a deployment's environment should fail at start, loudly, not be ignored; how
+values are read (text, comma lists, what an empty variable means) is in :mod:`backplane._config`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from backplane._config import Given, Key, Schema
+from backplane._config import SettingsError as SettingsError  # noqa: PLC0414 - public API
 
 ENV_PREFIX = "BACKPLANE_"
 CONFIG_ENV = "BACKPLANE_CONFIG"
@@ -28,10 +33,6 @@ PLUGIN_ENV_PREFIX = "BACKPLANE_PLUGIN__"
 IGNORED_ENV_PREFIXES = ("BACKPLANE_TEST_", "BACKPLANE_BENCH_")
 MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
-
-
-class SettingsError(ValueError):
-    """A setting is missing, unknown or invalid; the message names where it came from."""
 
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -309,13 +310,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def resolved_maintenance_url(self) -> str:
         """The URL of kernel maintenance sessions (see ``db.maintenance_url``)."""
         if self.db.maintenance_url:
-            return normalise_database_url(self.db.maintenance_url, "BACKPLANE_DB__MAINTENANCE_URL")
+            where = self.sources.get("db.maintenance_url", "BACKPLANE_DB__MAINTENANCE_URL")
+            return normalise_database_url(self.db.maintenance_url, where)
         return self.resolved_migration_url()
 
     def resolved_migration_url(self) -> str:
         """The URL migrations run with: the table owner's, when one is configured."""
         if self.db.migration_url:
-            return normalise_database_url(self.db.migration_url, "BACKPLANE_DB__MIGRATION_URL")
+            where = self.sources.get("db.migration_url", "BACKPLANE_DB__MIGRATION_URL")
+            return normalise_database_url(self.db.migration_url, where)
         return self.resolved_database_url()
 
     def resolved_secret_key(self) -> str:
@@ -372,28 +375,25 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     embedding applications use them instead of mutating ``os.environ``.
     """
     env = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
+    schema = _kernel_schema()
+    given: dict[Key, Given] = {}
     sources: dict[str, str] = {}
     plugin_sections: dict[str, dict[str, Any]] = {}
-
     config_path = env.get(CONFIG_ENV)
     if config_path:
-        _merge_file(Path(config_path), data, sources, plugin_sections)
-    _merge_environment(env, data, sources, plugin_sections)
-    for key, value in overrides.items():
-        data[key] = value
-        sources[key] = f"argument {key}"
+        given |= _read_file(Path(config_path), schema, plugin_sections, sources)
+    given |= _read_environment(env, plugin_sections, sources)
+    given |= {(key,): Given(value, f"argument {key}") for key, value in overrides.items()}
+    # A whole section given as an argument replaces what the file and environment set in it.
+    given = {k: v for k, v in given.items() if not any(k[:d] in given for d in range(1, len(k)))}
 
-    try:
-        settings = msgspec.convert(data, Settings, strict=False, dec_hook=_decode_extra)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(_explain(exc, sources)) from None
+    settings = schema.build(given)
     settings.plugin_settings = plugin_sections
-    settings.sources = sources
+    settings.sources = sources | {".".join(key): item.where for key, item in given.items()}
     settings.data_dir = settings.data_dir.expanduser().resolve()
     settings.resolved_database_url()  # validate the URL now, not at first query
     if settings.secret_key is not None and len(settings.secret_key) < MIN_SECRET_LENGTH:
-        where = sources.get("secret_key", "BACKPLANE_SECRET_KEY")
+        where = settings.sources.get("secret_key", "BACKPLANE_SECRET_KEY")
         raise SettingsError(
             f"{where}: the secret signs API keys and seals token keys; use at least "
             f"{MIN_SECRET_LENGTH} random characters (or leave it unset to generate one)"
@@ -401,18 +401,25 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
-def _decode_extra(kind: type, value: Any) -> Any:
-    if kind is Path and isinstance(value, str):
-        return Path(value)
-    raise NotImplementedError(f"cannot convert {type(value).__name__} to {kind.__name__}")
+@functools.cache
+def _kernel_schema() -> Schema[Settings]:
+    """Built once: walking the structs' type hints takes about a millisecond."""
+    return Schema(Settings, variable_name, skip=("plugin_settings", "sources"))
 
 
-def _merge_file(
+def variable_name(key: Key, plugin: str | None = None) -> str:
+    """The environment variable setting ``key`` of the kernel's or of ``plugin``'s settings."""
+    prefix = ENV_PREFIX if plugin is None else f"{PLUGIN_ENV_PREFIX}{plugin.upper()}__"
+    return prefix + "__".join(key).upper()
+
+
+def _read_file(
     path: Path,
-    data: dict[str, Any],
-    sources: dict[str, str],
+    schema: Schema[Settings],
     plugin_sections: dict[str, dict[str, Any]],
-) -> None:
+    sources: dict[str, str],
+) -> dict[Key, Given]:
+    """The file's kernel settings; its ``[plugins.<name>]`` tables go to ``plugin_sections``."""
     try:
         content = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -424,75 +431,41 @@ def _merge_file(
     sections = content.pop("plugins", {})
     if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
         raise SettingsError(f"{path}: [plugins.<name>] sections must be tables")
-    for name, section in sections.items():
-        plugin_sections.setdefault(name, {}).update(section)
-        for key in section:
-            sources[f"plugins.{name}.{key}"] = f"{path}: plugins.{name}.{key}"
-    data.update(content)
-    for key, value in content.items():
+    plugin_sections.update(sections)
+    sources.update((key, f"{path}: {key}") for key in _dotted_keys(sections, "plugins"))
+    return schema.from_table(content, lambda key: f"{path}: {'.'.join(key)}")
+
+
+def _dotted_keys(table: Mapping[str, Any], parent: str) -> Iterator[str]:
+    """Every key of a nested table, spelled like ``plugins.name.field``."""
+    for name, value in table.items():
+        yield f"{parent}.{name}"
         if isinstance(value, dict):
-            for sub in value:
-                sources[f"{key}.{sub}"] = f"{path}: {key}.{sub}"
-        sources[key] = f"{path}: {key}"
+            yield from _dotted_keys(value, f"{parent}.{name}")
 
 
-def _merge_environment(
-    env: Mapping[str, str],
-    data: dict[str, Any],
-    sources: dict[str, str],
-    plugin_sections: dict[str, dict[str, Any]],
-) -> None:
-    top_level = {f.lower() for f in Settings.__struct_fields__} - {"plugin_settings", "sources"}
+def _read_environment(
+    env: Mapping[str, str], plugin_sections: dict[str, dict[str, Any]], sources: dict[str, str]
+) -> dict[Key, Given]:
+    """``BACKPLANE_*`` variables by key; plugin variables go to ``plugin_sections``."""
+    given: dict[Key, Given] = {}
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         if name.startswith(IGNORED_ENV_PREFIXES):
             continue
-        value = env[name]
-        if name.startswith(PLUGIN_ENV_PREFIX):
-            plugin, sep, field = name[len(PLUGIN_ENV_PREFIX) :].lower().partition("__")
-            if not sep or not plugin or not field:
-                raise SettingsError(f"{name}: expected BACKPLANE_PLUGIN__<PLUGIN>__<FIELD>=value")
-            plugin_sections.setdefault(plugin, {})[field] = value
-            sources[f"plugins.{plugin}.{field}"] = name
+        if not name.startswith(PLUGIN_ENV_PREFIX):
+            given[tuple(name[len(ENV_PREFIX) :].lower().split("__"))] = Given(env[name], name)
             continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in top_level:
-            raise SettingsError(f"{name}: unknown setting (known: {_known_vars()})")
-        if path[0] == "plugins":
-            data["plugins"] = [p.strip() for p in value.split(",") if p.strip()]
-        elif len(path) == 1:
-            data[path[0]] = value
-        elif len(path) == 2:
-            section = data.setdefault(path[0], {})
-            if not isinstance(section, dict):
-                raise SettingsError(f"{name}: {path[0]} is not a section")
-            section[path[1]] = value
-        else:
-            raise SettingsError(f"{name}: settings nest at most one level ({path[0]}__FIELD)")
-        sources[".".join(path)] = name
-        if len(path) == 2:
-            sources.setdefault(path[0], name)
-
-
-def _known_vars() -> str:
-    fields = sorted(set(Settings.__struct_fields__) - {"plugin_settings", "sources"})
-    return ", ".join(ENV_PREFIX + f.upper() for f in fields)
-
-
-_PATH_RE = re.compile(r"at `\$\.([^`]+)`")
-
-
-def _explain(exc: msgspec.ValidationError, sources: Mapping[str, str]) -> str:
-    """Turn msgspec's ``... - at `$.server.port``` into ``BACKPLANE_SERVER__PORT: ...``."""
-    message = str(exc)
-    match = _PATH_RE.search(message)
-    if not match:
-        return f"invalid settings: {message}"
-    path = re.sub(r"\[\d+\]", "", match.group(1))
-    reason = message[: match.start()].rstrip(" -")
-    if reason.startswith("Object contains unknown field"):
-        field = path.rsplit(".", 1)[-1]
-        reason = f"unknown setting {field!r}"
-    where = sources.get(path) or ENV_PREFIX + path.upper().replace(".", "__")
-    return f"{where}: {reason}"
+        plugin, _, rest = name[len(PLUGIN_ENV_PREFIX) :].lower().partition("__")
+        if not plugin or not rest:
+            raise SettingsError(f"{name}: expected BACKPLANE_PLUGIN__<PLUGIN>__<FIELD>=value")
+        *parents, field = rest.split("__")
+        table = plugin_sections.setdefault(plugin, {})
+        for part in parents:
+            if not isinstance(table.get(part), dict):
+                table[part] = {}
+            table = table[part]
+        table[field] = env[name]
+        sources[".".join(("plugins", plugin, *parents, field))] = name
+    return given
