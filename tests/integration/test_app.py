@@ -10,6 +10,8 @@ from litestar.testing import TestClient
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.plugins import load_plugins
+from backplane.secret_key import secret_key
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import seed_tenant
 from tests.unit.test_plugins import EXPECTED_SKIPS
@@ -38,8 +40,13 @@ def test_ready_lists_loaded_and_skipped_plugins(client: TestClient[Litestar]) ->
 def test_ready_reports_a_plugin_health_problem_as_degraded(
     app: Litestar, client: TestClient[Litestar]
 ) -> None:
-    app.state.kitchen_sink_health_problem = "upstream unreachable"
-    body = client.get("/health/ready").json()
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    kitchen_sink.HEALTH_PROBLEM.append("upstream unreachable")
+    try:
+        body = client.get("/health/ready").json()
+    finally:
+        kitchen_sink.HEALTH_PROBLEM.clear()
     assert body["status"] == "degraded"
     sink = next(p for p in body["plugins"] if p["name"] == "kitchen_sink")
     assert sink == {
@@ -141,14 +148,16 @@ def test_lifecycle_hooks_run_with_the_app(app: Litestar) -> None:
 
     kitchen_sink.EVENTS.clear()
     with TestClient(app):
-        assert app.state.kitchen_sink_started is True
-        assert [("startup", app)] == kitchen_sink.EVENTS
-    assert [("startup", app), ("shutdown", app)] == kitchen_sink.EVENTS
+        assert [event for event, _ in kitchen_sink.EVENTS] == ["startup"]
+    assert [event for event, _ in kitchen_sink.EVENTS] == ["startup", "shutdown"]
+    for _event, kernel in kitchen_sink.EVENTS:  # each hook gets its own plugin's kernel view
+        assert kernel.plugin == "kitchen_sink"
+        assert kernel.plugin_settings.greeting == "hello"
 
 
 def test_secret_is_shared_by_every_app_on_a_data_directory(data_dir: Path) -> None:
     first = create_app(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""}))
     second = create_app(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""}))
-    assert first.state.secret_key == second.state.secret_key
-    assert len(first.state.secret_key) >= 32
+    assert secret_key(rails(first).settings) == secret_key(rails(second).settings)
+    assert len(secret_key(rails(first).settings)) >= 32
     assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600

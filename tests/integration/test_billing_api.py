@@ -22,6 +22,7 @@ from backplane.billing.webhooks.models import WebhookEvent
 from backplane.db import migrations
 from backplane.plugins import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
+from tests.app_helpers import rails
 from tests.billing_helpers import METERS, billing_context, history, put_plans, session_for
 from tests.conftest import make_settings
 
@@ -44,7 +45,7 @@ def export_route() -> dict[str, str]:
 
 @pytest.fixture
 def billing_app(app: Litestar) -> Litestar:
-    app.state.meters.update(METERS)  # the same dict the recorder and the routes read
+    rails(app).meters.update(METERS)  # the same dict the recorder and the routes read
     app.register(export_route)
     return app
 
@@ -159,7 +160,7 @@ def test_usage_reports_each_aggregation_per_group_and_day(api: TestClient[Litest
 def test_a_batch_keeps_what_fits_under_a_hard_limit_and_notifies_once(
     api: TestClient[Litestar], billing_app: Litestar, tenant_a: SeededTenant
 ) -> None:
-    asyncio.run(put_plans(billing_app.state.settings, LIMITED))
+    asyncio.run(put_plans(rails(billing_app).settings, LIMITED))
     assert api.put("/api/billing/subscription", json={"plan": "limited"}).status_code == 200
     calls = [{"transaction_id": f"c{i}", "code": "test.calls"} for i in range(8)]
     out = api.post("/api/billing/events", json=batch(*calls)).json()
@@ -173,7 +174,7 @@ def test_a_batch_keeps_what_fits_under_a_hard_limit_and_notifies_once(
     assert (usage["test.calls"]["value"], usage["test.calls"]["limit"]) == (5, 5)
 
     async def count() -> tuple[int, int]:
-        async with session_for(billing_app.state.settings, tenant_a.tenant_id) as session:
+        async with session_for(rails(billing_app).settings, tenant_a.tenant_id) as session:
             notices = await session.scalar(
                 select(func.count()).where(WebhookEvent.type == "quota.reached")
             )
@@ -186,7 +187,7 @@ def test_a_batch_keeps_what_fits_under_a_hard_limit_and_notifies_once(
 def test_plans_and_self_service_plan_changes_keep_usage(
     api: TestClient[Litestar], billing_app: Litestar, tenant_b: SeededTenant
 ) -> None:
-    settings = billing_app.state.settings
+    settings = rails(billing_app).settings
     asyncio.run(put_plans(settings, LIMITED, PRIVATE))
     listed = [p["code"] for p in api.get("/api/billing/plans").json()]
     assert listed == ["free", "limited"]  # self-service ones, free being A's own too
@@ -229,7 +230,7 @@ def test_only_owners_change_plans_and_viewers_cannot_bill(
 
 
 def test_batches_over_the_cap_are_refused(api: TestClient[Litestar], billing_app: Litestar) -> None:
-    cap = billing_app.state.settings.billing.max_batch_events
+    cap = rails(billing_app).settings.billing.max_batch_events
     events = [{"transaction_id": f"e{i}", "code": "test.calls"} for i in range(cap + 1)]
     response = api.post("/api/billing/events", json=batch(*events))
     assert response.status_code == 413
@@ -240,7 +241,7 @@ def test_batches_over_the_cap_are_refused(api: TestClient[Litestar], billing_app
 def test_invoices_are_listed_to_their_tenant_only(
     api: TestClient[Litestar], billing_app: Litestar, tenant_a: SeededTenant, tenant_b: SeededTenant
 ) -> None:
-    settings = billing_app.state.settings
+    settings = rails(billing_app).settings
     asyncio.run(put_plans(settings, LIMITED))
     september = datetime(2026, 9, 1, tzinfo=UTC)
     asyncio.run(history(settings, tenant_a.tenant_id, ("limited", september)))
@@ -287,7 +288,7 @@ def test_a_missing_feature_answers_402(api: TestClient[Litestar], billing_app: L
     refused = api.get("/api/test-export")
     assert refused.status_code == 402
     assert refused.json()["extra"] == {"entitlement": "test.export"}
-    asyncio.run(put_plans(billing_app.state.settings, LIMITED))
+    asyncio.run(put_plans(rails(billing_app).settings, LIMITED))
     assert api.put("/api/billing/subscription", json={"plan": "limited"}).status_code == 200
     assert api.get("/api/test-export").status_code == 200
 
@@ -303,7 +304,7 @@ async def test_concurrent_batches_on_postgres_count_once_and_roll_up_exactly(
     await asyncio.to_thread(migrations.upgrade, plugins)
     tenant = seed_tenant(plugins, "acme")
     app = create_app(settings, plugins=plugins)
-    app.state.meters.update(METERS)
+    rails(app).meters.update(METERS)
     await put_plans(settings, LIMITED)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
@@ -398,7 +399,7 @@ def test_tenants_created_through_the_api_start_on_the_default_plan(
     async def plans() -> list[str]:
         from backplane.billing.plan_models import Plan, Subscription
 
-        async with session_for(client.app.state.settings, None, "test reads plans") as session:
+        async with session_for(rails(client.app).settings, None, "test reads plans") as session:
             rows = await session.execute(
                 select(Plan.code)
                 .join(Subscription, Subscription.plan_id == Plan.id)

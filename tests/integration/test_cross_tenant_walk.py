@@ -29,6 +29,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.models import resource
+from tests.app_helpers import rails
 from tests.identity_helpers import PASSWORD, Seeded
 
 Op = tuple[str, str]
@@ -224,7 +225,7 @@ def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint
     from backplane.billing.webhooks.models import WebhookDelivery, WebhookEvent
     from backplane.db.tenancy import bind_tenant
 
-    runtime = client.app.state.tasks
+    runtime = rails(client.app).tasks
     now = datetime.now(UTC)
 
     async def seed() -> str:
@@ -262,14 +263,14 @@ def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded)
     from backplane.db.tenancy import bind_tenant
     from tests.db_helpers import admin_session
 
-    runtime = client.app.state.tasks
-    context = configure(client.app.state.plugins)
+    runtime = rails(client.app).tasks
+    context = configure(rails(client.app).plugins)
     code = f"globex-enterprise-{uuid.uuid4().hex[:6]}"
     last_month = previous_period(datetime.now(UTC))
 
     async def seed() -> str:
         reason = "test: operator makes B's private plan"
-        async with admin_session(client.app.state.settings, reason) as session:
+        async with admin_session(rails(client.app).settings, reason) as session:
             plan = await store_plan(
                 session, PlanSpec(code=code, name="Globex enterprise", fee=100_000), {}
             )

@@ -20,7 +20,9 @@ from backplane.identity.apikeys import create_api_key
 from backplane.identity.keystore import rotate_keyring
 from backplane.identity.tokens import TokenService
 from backplane.plugins import PluginSet, load_plugins
+from backplane.secret_key import secret_key
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 
 
@@ -98,7 +100,7 @@ def test_tampered_expired_wrong_audience_and_alg_none_tokens_get_401(
     forged_claims = b64(
         json.dumps({**claims, "tid": "00000000-0000-0000-0000-000000000000"}).encode()
     )
-    identity = app.state.identity_holder.identity
+    identity = rails(app).identity.identity
     tokens: TokenService = identity.tokens
     expired = tokens.issue_access_token(
         user_id=str(tenant_a.user_id),
@@ -183,13 +185,13 @@ def test_api_keys_revoked_expired_malformed_and_unknown_get_401(
     assert authed.get("/api/me", headers=bearer(key["key"])).status_code == 401
 
     async def expired_key() -> str:
-        async with app.state.sessionmaker() as session:
+        async with rails(app).database.sessions() as session:
             from backplane.db.tenancy import bind_tenant
 
             bind_tenant(session, tenant_a.tenant_id)
             made = await create_api_key(
                 session,
-                migrated.settings.resolved_secret_key(),
+                secret_key(migrated.settings),
                 tenant_id=tenant_a.tenant_id,
                 name="old",
                 expires_at=datetime.now(UTC) - timedelta(seconds=1),
@@ -218,8 +220,8 @@ def test_keys_rotate_keeps_old_tokens_valid_and_signs_with_the_new_kid(data_dir:
         old_kid = json.loads(base64.urlsafe_b64decode(old.split(".")[0] + "=="))["kid"]
         asyncio.run(
             rotate_keyring(
-                app.state.sessionmaker,
-                settings.resolved_secret_key(),
+                rails(app).database.sessions,
+                secret_key(settings),
                 settings.auth.access_ttl_s,
                 settings.auth.leeway_s,
             )

@@ -28,6 +28,7 @@ from backplane.identity.models import ApiKey, Membership
 from backplane.identity.tenants import SLUG_PATTERN
 from backplane.plugins import PluginSet, load_plugins
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
+from tests.app_helpers import rails
 from tests.cli import run_cli
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
@@ -457,7 +458,7 @@ def test_creating_a_tenant_does_not_reveal_whether_the_slug_is_taken(
 def test_signed_tokens_with_a_non_uuid_subject_or_tenant_get_401(
     dual_client: TestClient[Litestar], dual_app: Litestar, dual_tenant_a: SeededTenant, bad: str
 ) -> None:
-    tokens = dual_app.state.identity_holder.identity.tokens
+    tokens = rails(dual_app).identity.identity.tokens
     ids = {"sub": str(dual_tenant_a.user_id), "tid": str(dual_tenant_a.tenant_id), bad: "acme"}
     forged = tokens.issue_access_token(user_id=ids["sub"], tenant_id=ids["tid"])
     response = dual_client.get("/api/me", headers=bearer(forged.token))
@@ -524,7 +525,7 @@ def capped_app(data_dir: Path, db_env: dict[str, str]) -> Litestar:
 
 
 def test_the_api_key_cap_holds_under_concurrency(capped_app: Litestar) -> None:
-    tenant = seed_tenant(capped_app.state.plugins, "acme")
+    tenant = seed_tenant(rails(capped_app).plugins, "acme")
     with TestClient(capped_app, timeout=60) as client:
         client.headers.update(bearer(login(client, tenant.email)["access_token"]))
         # Revoked keys do not count: revoke the seeded one, so the tenant holds none.
@@ -545,7 +546,7 @@ def test_the_api_key_cap_holds_under_concurrency(capped_app: Litestar) -> None:
 
 
 def test_the_tenants_per_user_cap_holds_under_concurrency(capped_app: Litestar) -> None:
-    tenant = seed_tenant(capped_app.state.plugins, "acme")
+    tenant = seed_tenant(rails(capped_app).plugins, "acme")
     with TestClient(capped_app, timeout=60) as client:
         client.headers.update(bearer(login(client, tenant.email)["access_token"]))
         answers = concurrently(

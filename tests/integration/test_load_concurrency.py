@@ -203,7 +203,13 @@ def client_for(base: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base,
         timeout=REQUEST_TIMEOUT_S,
-        limits=httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY),
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: sending on
+        # one the server is closing at that moment is a client race (ReadError), not an answer.
+        limits=httpx.Limits(
+            max_connections=CONCURRENCY * 2,
+            max_keepalive_connections=CONCURRENCY,
+            keepalive_expiry=2.0,
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from backplane.db import migrations
 from backplane.models import resource
 from backplane.plugins import load_plugins
 from backplane.testing import SeededTenant
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.fixtures.hostile_onnx import make_corpus as corpus
 from tests.identity_helpers import seed_tenant
@@ -176,7 +177,7 @@ def test_versions_are_immutable_and_names_checked(stack: Stack) -> None:
 
 def test_only_managers_upload(stack: Stack) -> None:
     """A member-role API key may call models but not upload them."""
-    member = seed_tenant(stack.client.app.state.plugins, "initech", key_role="member")
+    member = seed_tenant(rails(stack.client.app).plugins, "initech", key_role="member")
     refused = stack.upload(member, "x", IRIS)
     assert refused.status_code == 403
     assert "models.manage" in refused.text

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.plugins import load_plugins
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
@@ -115,7 +116,7 @@ def test_a_full_pool_answers_503_with_retry_after_then_recovers(
     client = one_connection_client
     tenant: Seeded = client.app.state.seeded
     assert client.get("/api/apikeys", headers=tenant.headers).status_code == 200
-    engine = client.app.state.database.engine
+    engine = rails(client.app).database.engine
     held: list[AsyncConnection] = []
 
     async def take() -> None:

@@ -24,6 +24,7 @@ from backplane.plugins import load_plugins
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 
 FAST_TASKS = {
@@ -53,7 +54,7 @@ class World:
         self, app: Litestar, client: TestClient[Litestar], a: SeededTenant, b: SeededTenant
     ) -> None:
         self.app, self.client, self.a, self.b = app, client, a, b
-        self.runtime: TaskRuntime = app.state.tasks
+        self.runtime: TaskRuntime = rails(app).tasks
 
     def enqueue(self, tenant: SeededTenant, function: str, *args: Any) -> uuid.UUID:
         async def go() -> uuid.UUID:
@@ -181,7 +182,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
     migrations.upgrade(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     app = create_app(settings, plugins=plugins)
-    runtime: TaskRuntime = app.state.tasks
+    runtime: TaskRuntime = rails(app).tasks
     worker = None
     if broker != "embedded":
         purge(runtime.broker)

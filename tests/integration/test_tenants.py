@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from backplane.identity.tenants import (
     set_member_role,
     set_plugin_enabled,
 )
+from backplane.kernel import Kernel, Rails
 from backplane.plugins import PluginSet
 from tests.cli import run_cli
 from tests.db_helpers import admin_session as open_admin_session
@@ -28,39 +30,49 @@ async def admin_session(migrated: PluginSet) -> AsyncSession:
         yield session
 
 
+@pytest.fixture
+async def kernel(migrated: PluginSet) -> AsyncIterator[Kernel]:
+    """The kernel an operator command has (hooks get their own plugin's view of it)."""
+    rails = Rails.build(migrated.settings, migrated)
+    yield rails.kernel()
+    await rails.close()
+
+
 async def test_create_tenant_with_owner_fires_the_hook(
-    admin_session: AsyncSession, migrated: PluginSet
+    admin_session: AsyncSession, kernel: Kernel
 ) -> None:
     from bp_sample_kitchen_sink import plugin as kitchen_sink
 
     kitchen_sink.EVENTS.clear()
     tenant, owner = await create_tenant(
-        admin_session, migrated, slug="acme", owner_email=" Ada@Example.ORG "
+        admin_session, kernel, slug="acme", owner_email=" Ada@Example.ORG "
     )
     assert owner.email == "ada@example.org"
-    assert [("tenant_created", tenant)] == kitchen_sink.EVENTS
+    [(event, (view, created))] = kitchen_sink.EVENTS
+    assert (event, created) == ("tenant_created", tenant)
+    assert (view.plugin, view.tenant_id, view.db) == ("kitchen_sink", tenant.id, admin_session)
     with pytest.raises(IdentityError, match="already exists"):
-        await create_tenant(admin_session, migrated, slug="acme", owner_email="b@example.org")
+        await create_tenant(admin_session, kernel, slug="acme", owner_email="b@example.org")
 
 
 @pytest.mark.parametrize("slug", ["A", "has space", "-dash", "x" * 64, "ünï"])
 async def test_bad_slugs_are_refused(
-    admin_session: AsyncSession, migrated: PluginSet, slug: str
+    admin_session: AsyncSession, kernel: Kernel, slug: str
 ) -> None:
     with pytest.raises(IdentityError, match="slug"):
-        await create_tenant(admin_session, migrated, slug=slug, owner_email="a@example.org")
+        await create_tenant(admin_session, kernel, slug=slug, owner_email="a@example.org")
 
 
-async def test_bad_email_is_refused(admin_session: AsyncSession, migrated: PluginSet) -> None:
+async def test_bad_email_is_refused(admin_session: AsyncSession, kernel: Kernel) -> None:
     with pytest.raises(IdentityError, match="not an email"):
-        await create_tenant(admin_session, migrated, slug="acme", owner_email="nobody")
+        await create_tenant(admin_session, kernel, slug="acme", owner_email="nobody")
 
 
 async def test_last_owner_cannot_be_removed_or_demoted(
-    admin_session: AsyncSession, migrated: PluginSet
+    admin_session: AsyncSession, kernel: Kernel
 ) -> None:
     tenant, owner = await create_tenant(
-        admin_session, migrated, slug="acme", owner_email="a@example.org"
+        admin_session, kernel, slug="acme", owner_email="a@example.org"
     )
     with pytest.raises(IdentityError, match="last owner"):
         await set_member_role(admin_session, tenant.id, owner.id, None)
@@ -73,25 +85,23 @@ async def test_last_owner_cannot_be_removed_or_demoted(
         await set_member_role(admin_session, tenant.id, owner.id, "god")
 
 
-async def test_plugin_switch_per_tenant(admin_session: AsyncSession, migrated: PluginSet) -> None:
+async def test_plugin_switch_per_tenant(admin_session: AsyncSession, kernel: Kernel) -> None:
     from bp_sample_kitchen_sink import plugin as kitchen_sink
 
-    tenant, _ = await create_tenant(
-        admin_session, migrated, slug="acme", owner_email="a@example.org"
-    )
-    other, _ = await create_tenant(
-        admin_session, migrated, slug="other", owner_email="b@example.org"
-    )
+    tenant, _ = await create_tenant(admin_session, kernel, slug="acme", owner_email="a@example.org")
+    other, _ = await create_tenant(admin_session, kernel, slug="other", owner_email="b@example.org")
     kitchen_sink.EVENTS.clear()
-    await set_plugin_enabled(admin_session, migrated, tenant, "kitchen_sink", False)
+    await set_plugin_enabled(admin_session, kernel, tenant, "kitchen_sink", False)
     assert kitchen_sink.EVENTS == []
     await admin_session.commit()
-    assert (await enabled_plugins(admin_session, migrated, tenant.id))["kitchen_sink"] is False
-    assert (await enabled_plugins(admin_session, migrated, other.id))["kitchen_sink"] is True
-    await set_plugin_enabled(admin_session, migrated, tenant, "kitchen_sink", True)
-    assert [("plugin_enabled", (tenant, "kitchen_sink"))] == kitchen_sink.EVENTS
+    assert (await enabled_plugins(admin_session, kernel, tenant.id))["kitchen_sink"] is False
+    assert (await enabled_plugins(admin_session, kernel, other.id))["kitchen_sink"] is True
+    await set_plugin_enabled(admin_session, kernel, tenant, "kitchen_sink", True)
+    [(event, (view, switched, name))] = kitchen_sink.EVENTS
+    assert (event, switched, name) == ("plugin_enabled", tenant, "kitchen_sink")
+    assert (view.plugin, view.tenant_id) == ("kitchen_sink", tenant.id)
     with pytest.raises(IdentityError, match="not an installed"):
-        await set_plugin_enabled(admin_session, migrated, tenant, "incompatible", True)
+        await set_plugin_enabled(admin_session, kernel, tenant, "incompatible", True)
 
 
 def test_cli_tenants_create_json(data_dir: Path) -> None:

@@ -22,6 +22,7 @@ from backplane.db.tenancy import bind_tenant
 from backplane.plugins import PluginSet, load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 
@@ -148,7 +149,7 @@ async def test_a_tenant_without_limits_runs_while_its_usage_commits(
     app = create_app(settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
-        writer: UsageWriter = app.state.usage_writer
+        writer: UsageWriter = rails(app).usage_writer
         assert not writer.unlimited(tenant.tenant_id, IRIS_METERS)  # nothing learnt yet
         first = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
         assert first.status_code == 200
@@ -175,7 +176,7 @@ async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
     app = create_app(settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
-        writer: UsageWriter = app.state.usage_writer
+        writer: UsageWriter = rails(app).usage_writer
         assert (await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)).is_success
         assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
         await set_limit(settings, tenant, 1)  # already used up
@@ -213,4 +214,4 @@ async def test_overlap_off_always_meters_first(no_overlap: tuple[PluginSet, Seed
         for _ in range(2):
             response = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
             assert response.status_code == 200
-        assert not app.state.usage_writer.unlimited(tenant.tenant_id, IRIS_METERS)
+        assert not rails(app).usage_writer.unlimited(tenant.tenant_id, IRIS_METERS)

@@ -41,6 +41,7 @@ from backplane.db.tenancy import bind_tenant
 from backplane.settings import Settings
 from backplane.tasks.models import OutboxMessage
 from backplane.tasks.runtime import TaskRuntime
+from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 from tests.identity_helpers import Seeded
@@ -159,14 +160,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def runtime_of(app: Litestar) -> TaskRuntime:
-    runtime: TaskRuntime = app.state.tasks
+    runtime: TaskRuntime = rails(app).tasks
     return runtime
 
 
 def dispatch(app: Litestar) -> int:
     """One run of the periodic dispatcher (the scheduler runs it once a minute)."""
     runtime = runtime_of(app)
-    settings: Settings = app.state.settings
+    settings: Settings = rails(app).settings
 
     async def go() -> int:
         async with admin_session(settings, "test: dispatch due deliveries") as session:

@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 
 from backplane.billing.webhooks import urls as webhook_urls
 from backplane.billing.webhooks.urls import NOT_PUBLIC
+from tests.app_helpers import rails
 from tests.identity_helpers import Seeded
 from tests.integration.test_webhooks import (
     BASE,
@@ -237,10 +238,10 @@ def _due_now(app: Litestar) -> None:
     from backplane.billing.webhooks.models import PENDING, WebhookDelivery
     from tests.db_helpers import admin_session
 
-    runtime = app.state.tasks
+    runtime = rails(app).tasks
 
     async def go() -> None:
-        async with admin_session(app.state.settings, "test: make retries due") as session:
+        async with admin_session(rails(app).settings, "test: make retries due") as session:
             await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.status == PENDING)

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from backplane._config import Given, Key, Schema
+from backplane.secret_key import secret_key
 from backplane.settings import SettingsError, load_settings
 
 
@@ -156,9 +157,7 @@ def test_generated_secret_is_stable_private_and_shared(tmp_path: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(tmp_path / "var")}
     results: list[str] = []
     threads = [
-        threading.Thread(
-            target=lambda: results.append(load_settings(environ=env).resolved_secret_key())
-        )
+        threading.Thread(target=lambda: results.append(secret_key(load_settings(environ=env))))
         for _ in range(8)
     ]
     for thread in threads:
@@ -168,7 +167,7 @@ def test_generated_secret_is_stable_private_and_shared(tmp_path: Path) -> None:
     assert len(set(results)) == 1
     assert len(results[0]) >= 43  # 48 random bytes, base64url
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
-    assert load_settings(environ=env).resolved_secret_key() == results[0]
+    assert secret_key(load_settings(environ=env)) == results[0]
 
 
 def test_a_short_secret_is_refused() -> None:
@@ -178,7 +177,7 @@ def test_a_short_secret_is_refused() -> None:
 
 def test_configured_secret_wins(tmp_path: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(tmp_path), "BACKPLANE_SECRET_KEY": "x" * 40}
-    assert load_settings(environ=env).resolved_secret_key() == "x" * 40
+    assert secret_key(load_settings(environ=env)) == "x" * 40
     assert not (tmp_path / "secret_key").exists()
 
 

@@ -20,6 +20,7 @@ from backplane._contract import (
     Migrations,
     Permission,
     PluginInfo,
+    StorageBackend,
     Task,
 )
 from backplane.hookspecs import hookimpl
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
     from backplane.identity.auth import Principal
+    from backplane.inference.storage import ArtifactMissingError, ArtifactStore
+    from backplane.kernel import Kernel, NoSessionError
     from backplane.settings import Settings
     from backplane.tasks.context import TaskContext, TaskQueue
 
@@ -47,6 +50,10 @@ _LAZY: dict[str, str] = {
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
     "Principal": "backplane.identity.auth",
+    "Kernel": "backplane.kernel",
+    "ArtifactStore": "backplane.inference.storage",
+    "ArtifactMissingError": "backplane.inference.storage",
+    "NoSessionError": "backplane.kernel",
     "TaskContext": "backplane.tasks.context",
     "TaskQueue": "backplane.tasks.context",
     "UsageRecorder": "backplane.billing.usage",
@@ -58,6 +65,8 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "ArtifactMissingError",
+    "ArtifactStore",
     "AuthBackend",
     "Base",
     "BillingProvider",
@@ -65,13 +74,16 @@ __all__ = [
     "InferenceRuntime",
     "InvalidSignatureError",
     "InvoiceOut",
+    "Kernel",
     "Meter",
     "Migrations",
+    "NoSessionError",
     "Permission",
     "PluginInfo",
     "Principal",
     "QuotaExceeded",
     "Settings",
+    "StorageBackend",
     "Task",
     "TaskContext",
     "TaskQueue",

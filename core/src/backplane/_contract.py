@@ -75,6 +75,8 @@ class InferenceModel(msgspec.Struct, frozen=True, kw_only=True):
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     description: str = ""
+    runtime: str = "onnxruntime"
+    """The :class:`InferenceRuntime` that runs it."""
 
 
 class Meter(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,17 +99,36 @@ class Permission(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AuthBackend(msgspec.Struct, frozen=True, kw_only=True):
-    """A named way of turning request credentials into a principal."""
+    """A named way of turning request credentials into a principal.
+
+    ``authenticate(connection)`` is an async callable returning a :class:`backplane.Principal`,
+    or None when the request carries no credential of its kind (the next backend is asked);
+    it raises ``litestar.exceptions.NotAuthorizedException`` for a bad credential of its kind.
+    """
 
     name: str
-    backend: Any
+    authenticate: Any
 
 
 class InferenceRuntime(msgspec.Struct, frozen=True, kw_only=True):
-    """A named model execution runtime (in-process onnxruntime, a remote V2 server, ...)."""
+    """A named model execution runtime (in-process onnxruntime, a remote V2 server, ...).
+
+    ``load(data, model)`` builds a session from a model file's bytes (called in a thread): an
+    object with onnxruntime's ``get_inputs()``, ``get_outputs()`` (each item with ``name``,
+    ``type`` and ``shape``) and ``run(output_names, feed)``. A shipped model names its runtime
+    (:attr:`InferenceModel.runtime`); uploads use ``inference.runtime``.
+    """
 
     name: str
-    runtime: Any
+    load: Any
+
+
+class StorageBackend(msgspec.Struct, frozen=True, kw_only=True):
+    """A named place for stored objects: ``open(settings)`` returns the store
+    (``backplane.inference.storage.ArtifactStore``: ``put``, ``get``, ``exists``, ``sweep``)."""
+
+    name: str
+    open: Any
 
 
 class BillingProvider(msgspec.Struct, frozen=True, kw_only=True):

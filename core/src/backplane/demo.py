@@ -1,13 +1,13 @@
 """Demo data, once per database: tenant ``demo`` with its owner, then each plugin's rows.
 
-The kernel creates the demo tenant itself (it needs the plugin set, to fire ``tenant_created``),
-then calls every plugin's ``seed_demo_data`` with the session bound to that tenant: plugins never
-receive a tenancy-bypassing session. The owner's password and API key are printed once.
+The kernel creates the demo tenant itself, then calls every plugin's ``seed_demo_data`` with a
+kernel whose session acts as that tenant alone (the ORM scopes it; the bypass of the kernel's
+own maintenance session is suspended meanwhile). The owner's password and API key are printed
+once.
 """
 
 from __future__ import annotations
 
-import inspect
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -15,23 +15,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.db.engine import Database
 from backplane.db.models import KernelState
-from backplane.db.tenancy import BYPASS_KEY, bind_tenant
+from backplane.kernel import Rails
 from backplane.plugins import PluginSet
-from backplane.telemetry import hook_span
+from backplane.secret_key import secret_key
 
 DEMO_MARKER = "demo_seeded_at"
 DEMO_OWNER = "owner@demo.example.org"
 
 
-async def _kernel_demo(session: AsyncSession, plugins: PluginSet) -> dict[str, Any]:
+async def _kernel_demo(session: AsyncSession, rails: Rails) -> dict[str, Any]:
     from backplane.identity.provision import provision_tenant
 
     password = secrets.token_urlsafe(12)
     made = await provision_tenant(
         session,
-        plugins,
+        rails.kernel(),
+        server_secret=secret_key(rails.settings),
         slug="demo",
         name="Demo",
         owner_email=DEMO_OWNER,
@@ -49,24 +49,20 @@ async def _kernel_demo(session: AsyncSession, plugins: PluginSet) -> dict[str, A
 
 async def seed_demo_data(plugins: PluginSet) -> list[tuple[str, Any]] | None:
     """Seed in one transaction; return what was reported, or None if already seeded."""
-    database = Database(plugins.settings)
+    rails = Rails.build(plugins.settings, plugins)
     try:
-        async with database.maintenance("seed the demo tenant") as session, session.begin():
+        async with rails.database.maintenance("seed the demo tenant") as session, session.begin():
             if await session.get(KernelState, DEMO_MARKER) is not None:
                 return None
-            kernel = await _kernel_demo(session, plugins)
+            kernel = await _kernel_demo(session, rails)
             reports: list[tuple[str, Any]] = [("core", kernel)]
-            session.sync_session.info.pop(BYPASS_KEY, None)
-            bind_tenant(session, uuid.UUID(kernel["tenant_id"]))
-            for name, function in plugins.implementations("seed_demo_data"):
-                with hook_span("seed_demo_data", name):
-                    result = function(session=session, settings=plugins.settings)
-                    if inspect.isawaitable(result):
-                        result = await result
-                if result:
-                    reports.append((name, result))
+            tenant_id = uuid.UUID(kernel["tenant_id"])
+            seeded = await rails.kernel().notify(
+                "seed_demo_data", session=session, tenant_id=tenant_id
+            )
+            reports.extend((name, result) for name, result in seeded if result)
             await session.flush()
             session.add(KernelState(key=DEMO_MARKER, value=datetime.now(UTC).isoformat()))
         return reports
     finally:
-        await database.dispose()
+        await rails.close()

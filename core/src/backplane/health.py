@@ -12,6 +12,8 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from backplane.db.engine import ping
+from backplane.kernel import Rails
+from backplane.state import rails_of
 from backplane.tasks.broker import broker_kind, broker_problem
 from backplane.telemetry import hook_span
 
@@ -36,15 +38,15 @@ class Readiness(msgspec.Struct):
     plugins: list[PluginHealth]
 
 
-async def _plugin_reports(app: Any, timeout_s: float) -> dict[str, str]:
+async def _plugin_reports(rails: Rails, timeout_s: float) -> dict[str, str]:
     """Problems reported by plugins' ``check_health`` hooks, each bounded by ``timeout_s``."""
-    plugins = app.state.plugins
     problems: dict[str, str] = {}
-    for name, function in plugins.implementations("check_health"):
+    kernel = rails.kernel()
+    for name, function in rails.plugins.implementations("check_health"):
         try:
             async with asyncio.timeout(timeout_s):
                 with hook_span("check_health", name):
-                    result = function(app=app)
+                    result = function(kernel=kernel.for_plugin(name))
                     if inspect.isawaitable(result):
                         result = await result
         except TimeoutError:
@@ -77,19 +79,20 @@ class HealthController(Controller):
     async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
         from backplane import __version__
 
-        state = request.app.state
-        timeout = state.settings.db.health_timeout_s
+        rails = rails_of(request)
+        settings = rails.settings
+        timeout = settings.db.health_timeout_s
         problem, broker_issue = await asyncio.gather(
-            ping(state.engine, timeout), broker_problem(state.settings, timeout)
+            ping(rails.database.engine, timeout), broker_problem(settings, timeout)
         )
         database = ComponentHealth(status="ok" if problem is None else "error", detail=problem)
         broker = ComponentHealth(
             status="ok" if broker_issue is None else "error",
-            detail=broker_issue or broker_kind(state.settings),
+            detail=broker_issue or broker_kind(settings),
         )
-        reports = await _plugin_reports(request.app, state.settings.db.health_timeout_s)
+        reports = await _plugin_reports(rails, timeout)
         plugins = []
-        for record in state.plugins.records.values():
+        for record in rails.plugins.records.values():
             status, reason = record.status.value, record.reason
             if record.name in reports:
                 status, reason = "unhealthy", reports[record.name]

@@ -5,7 +5,9 @@ pattern): the kernel controls how contributions are merged and attributes each o
 plugin that made it, and new keyword arguments can be added to ``register`` without breaking
 old plugins. An implementation may also return a value, a callable (called with no arguments)
 or an awaitable; for registration hooks a returned item, or list of items, is registered as if
-passed to ``register``. Hooks are called once per plugin, in dependency order, kernel first.
+passed to ``register``. Hooks are called once per plugin, in dependency order, kernel first;
+an implementation declares only the arguments it uses, so hooks gain arguments without breaking
+older plugins. Lifecycle hooks receive ``kernel``: the plugin's own :class:`backplane.Kernel`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_routes(register: Any) -> Any:
+def register_routes(register: Any, settings: Any) -> Any:
     """Register Litestar controllers, routers or handlers: ``register(*handlers)``; mounted
-    under ``/api/<plugin>/`` and tagged with the plugin name in OpenAPI."""
+    under ``/api/<plugin>/`` and tagged with the plugin name in OpenAPI. ``settings`` (the
+    kernel's, without secrets) is there for routes built from them, such as a body limit."""
 
 
 @hookspec
@@ -69,38 +72,44 @@ def register_inference_runtimes(register: Any) -> Any:
 
 
 @hookspec
+def register_storage_backends(register: Any) -> Any:
+    """Register where stored objects (model files) may live:
+    ``register(StorageBackend(name=..., open=...))``; ``storage.backend`` picks one by name."""
+
+
+@hookspec
 def register_billing_providers(register: Any) -> Any:
     """Register a billing provider: ``register(name, provider)``."""
 
 
 @hookspec
-def seed_demo_data(session: Any, settings: Any) -> Any:
-    """Add demo rows on the first ``backplane demo seed`` of a database. ``session`` is an
-    ``AsyncSession`` bound to the demo tenant (the kernel commits); a returned dict of
-    credentials or hints is printed once."""
+def seed_demo_data(kernel: Any) -> Any:
+    """Add demo rows on the first ``backplane demo seed`` of a database; ``kernel.db`` is the
+    demo tenant's session (the kernel commits). A returned dict of credentials or hints is
+    printed once."""
 
 
 @hookspec
-def startup(app: Any) -> Any:
+def startup(kernel: Any) -> Any:
     """Run when the application starts, after the kernel's own start-up."""
 
 
 @hookspec
-def shutdown(app: Any) -> Any:
+def shutdown(kernel: Any) -> Any:
     """Run when the application stops, before the kernel releases its resources."""
 
 
 @hookspec
-def check_health(app: Any) -> Any:
+def check_health(kernel: Any) -> Any:
     """Report the plugin's own readiness for ``/health/ready``: return None when healthy, else a
     short problem description (may be async; bounded by ``db.health_timeout_s``)."""
 
 
 @hookspec
-def tenant_created(tenant: Any) -> Any:
-    """React to a new tenant (create its defaults, send a welcome, ...)."""
+def tenant_created(kernel: Any, tenant: Any) -> Any:
+    """React to a new tenant, in the transaction that creates it (``kernel.db``)."""
 
 
 @hookspec
-def plugin_enabled(tenant: Any, name: str) -> Any:
-    """React to plugin ``name`` being enabled for ``tenant``."""
+def plugin_enabled(kernel: Any, tenant: Any, name: str) -> Any:
+    """React to plugin ``name`` being enabled for ``tenant`` (``kernel.db`` is its session)."""

@@ -5,7 +5,8 @@ stevedore once per process. Each may declare a :class:`backplane.PluginInfo` as 
 A plugin that fails to import, is incompatible with the running kernel, misses a dependency,
 sits in a dependency cycle or has invalid settings is *skipped with its reason*: the kernel keeps
 starting (``strict_plugins`` turns any skip into :class:`PluginLoadError`). The kernel's own
-defaults (:mod:`backplane.defaults`) are registered first, through the same hooks, as ``core``.
+defaults (:mod:`backplane.defaults`, a module a concern) are registered first, through the same
+hooks, as ``core``.
 """
 
 from __future__ import annotations
@@ -115,15 +116,21 @@ class PluginSet:
 
     # -- calling hooks -------------------------------------------------------------------
     def implementations(self, hook: str) -> Iterator[tuple[str, Callable[..., Any]]]:
+        """``(plugin, function)`` for every implementation of ``hook``, in plugin order; the
+        kernel's default modules (``core.<concern>``) all count as plugin ``core``."""
         caller = getattr(self.manager.hook, hook)
-        by_plugin = {impl.plugin_name: impl.function for impl in caller.get_hookimpls()}
+        by_plugin: dict[str, list[Callable[..., Any]]] = {}
+        for impl in caller.get_hookimpls():
+            owner = impl.plugin_name.partition(".")[0]
+            by_plugin.setdefault(owner, []).append(_taking_what_it_declares(impl))
         for name in self.order:
-            if name in by_plugin:
-                yield name, by_plugin[name]
+            for function in by_plugin.get(name, ()):
+                yield name, function
 
     def call(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call ``hook`` on every plugin that implements it; return ``(plugin, result)`` pairs.
 
+        A ``kernel`` argument reaches each plugin as its own view (``kernel.for_plugin``).
         Callables returned are called; awaitables are *returned* for an async caller to await
         (use :meth:`acall` from async code).
         """
@@ -132,7 +139,7 @@ class PluginSet:
         results = []
         for name, function in self.implementations(hook):
             with hook_span(hook, name):
-                result = function(**kwargs)
+                result = function(**_for(name, kwargs))
                 if callable(result) and not inspect.isclass(result):
                     result = result()
             results.append((name, result))
@@ -145,7 +152,7 @@ class PluginSet:
         results = []
         for name, function in self.implementations(hook):
             with hook_span(hook, name):
-                result = function(**kwargs)
+                result = function(**_for(name, kwargs))
                 if callable(result) and not inspect.isclass(result):
                     result = result()
                 if inspect.isawaitable(result):
@@ -208,22 +215,31 @@ class PluginSet:
         )
 
 
+def _taking_what_it_declares(impl: pluggy.HookImpl) -> Callable[..., Any]:
+    """The implementation, called with only the hook arguments it declares: as through pluggy,
+    a hook can gain arguments without breaking plugins written before."""
+    declared = set(impl.argnames) | set(impl.kwargnames)
+    function = impl.function
+
+    def call(**kwargs: Any) -> Any:
+        return function(**{k: v for k, v in kwargs.items() if k in declared})
+
+    call.__name__ = getattr(function, "__name__", "hook")
+    return call
+
+
+def _for(plugin: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The hook arguments of one plugin: its own view of the kernel, if one is passed."""
+    kernel = kwargs.get("kernel")
+    if kernel is None or kernel.plugin == plugin:
+        return kwargs
+    return {**kwargs, "kernel": kernel.for_plugin(plugin)}
+
+
 def load_plugins(settings: Settings) -> PluginSet:
     """Discover, validate and register plugins according to ``settings``."""
     plugin_set = PluginSet(settings)
-    from backplane import defaults
-
-    plugin_set.manager.register(defaults, name=KERNEL_PLUGIN)
-    plugin_set.order.append(KERNEL_PLUGIN)
-    plugin_set.records[KERNEL_PLUGIN] = PluginRecord(
-        name=KERNEL_PLUGIN,
-        status=Status.LOADED,
-        version=core_version,
-        distribution="backplane-core",
-        module=defaults.__name__,
-        hooks=_hooks_of(plugin_set.manager, defaults),
-    )
-
+    _register_defaults(plugin_set)
     candidates = _import_candidates(settings, plugin_set.records)
     _validate(candidates, plugin_set)
     ordered = _order(candidates, plugin_set.records)
@@ -258,6 +274,26 @@ def load_plugins(settings: Settings) -> PluginSet:
     for record in plugin_set.skipped:
         log.warning("plugin %r skipped (%s): %s", record.name, record.reason_code, record.reason)
     return plugin_set
+
+
+def _register_defaults(plugin_set: PluginSet) -> None:
+    """The kernel's own modules (:mod:`backplane.defaults`), first, as plugin ``core``."""
+    from backplane import defaults
+
+    hooks: set[str] = set()
+    for concern in defaults.CONCERNS:
+        module = importlib.import_module(f"{defaults.__name__}.{concern}")
+        plugin_set.manager.register(module, name=f"{KERNEL_PLUGIN}.{concern}")
+        hooks.update(_hooks_of(plugin_set.manager, module))
+    plugin_set.order.append(KERNEL_PLUGIN)
+    plugin_set.records[KERNEL_PLUGIN] = PluginRecord(
+        name=KERNEL_PLUGIN,
+        status=Status.LOADED,
+        version=core_version,
+        distribution="backplane-core",
+        module=defaults.__name__,
+        hooks=sorted(hooks),
+    )
 
 
 def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> list[_Candidate]:

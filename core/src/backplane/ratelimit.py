@@ -39,6 +39,7 @@ from backplane.identity.throttle import (
     make_throttle,
 )
 from backplane.settings import LimitSettings, Settings
+from backplane.state import rails_of
 
 __all__ = [
     "ACTIONS",
@@ -133,7 +134,7 @@ class RateLimits:
 
 def rate_limits_of(connection: ASGIConnection[Any, Any, Any, Any]) -> RateLimits:
     """The application's rate limits (the one place that knows where they are kept)."""
-    limits: RateLimits = connection.app.state.rate_limits
+    limits: RateLimits = rails_of(connection).rate_limits
     return limits
 
 

@@ -10,12 +10,9 @@ values are read (text, comma lists, what an empty variable means) is in :mod:`ba
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
-import secrets
-import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -189,9 +186,19 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     keep_unreferenced_s: int = 86_400
     """Model files no version refers to any more (deleted models) are removed by the hourly
     retention task once they are this old (and so is an interrupted upload's temporary file)."""
+    runtime: str = "onnxruntime"
+    """The inference runtime (``register_inference_runtimes``) that runs uploaded models."""
     registry_cache_s: float = 2.0
     """How long a process trusts its cached view of a tenant's models (other processes' deletes
     reach it within this; its own at once)."""
+
+
+class StorageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where stored objects live (``BACKPLANE_STORAGE__*``)."""
+
+    backend: str = "local"
+    """A backend registered through ``register_storage_backends``: ``local`` (the data
+    directory) by default."""
 
 
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -283,6 +290,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
@@ -320,28 +328,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             where = self.sources.get("db.migration_url", "BACKPLANE_DB__MIGRATION_URL")
             return normalise_database_url(self.db.migration_url, where)
         return self.resolved_database_url()
-
-    def resolved_secret_key(self) -> str:
-        """The configured secret, or the one kept in the data directory (created once).
-
-        Written to a private temporary file and published with ``os.link``, which fails if the
-        file exists: concurrently starting workers all end up reading the one complete value.
-        """
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / SECRET_KEY_FILE
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
-        try:
-            with os.fdopen(fd, "w") as handle:  # mkstemp creates the file with mode 0600
-                handle.write(secrets.token_urlsafe(48))
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
-        return path.read_text().strip()
 
 
 def redact_url(url: str) -> str:

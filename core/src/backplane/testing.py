@@ -62,15 +62,17 @@ def seed_tenant(
 
 
 async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTenant:
-    from backplane.db.engine import Database
     from backplane.identity.provision import provision_tenant
+    from backplane.kernel import Rails
+    from backplane.secret_key import secret_key
 
-    database = Database(plugins.settings)
+    rails = Rails.build(plugins.settings, plugins)
     try:
-        async with database.maintenance(f"test seeds tenant {slug}") as session:
+        async with rails.database.maintenance(f"test seeds tenant {slug}") as session:
             made = await provision_tenant(
                 session,
-                plugins,
+                rails.kernel(),
+                server_secret=secret_key(plugins.settings),
                 slug=slug,
                 owner_email=email,
                 password=TEST_PASSWORD,
@@ -87,7 +89,7 @@ async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTen
                 made.api_key.id,
             )
     finally:
-        await database.dispose()
+        await rails.close()
 
 
 @pytest.fixture

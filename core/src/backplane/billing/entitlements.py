@@ -17,39 +17,37 @@ from litestar.handlers import BaseRouteHandler
 
 from backplane.billing.subscriptions import features_of
 from backplane.caching import RefreshAheadCache
+from backplane.db.engine import Database
 from backplane.db.tenancy import bind_tenant
 from backplane.identity.auth import current_principal
-
-CACHE_KEY = "billing_features"
+from backplane.settings import Settings
+from backplane.state import rails_of
 
 
 class EntitlementMissing(HTTPException):
     status_code = 402
 
 
-def _cache(state: Any) -> RefreshAheadCache[uuid.UUID, frozenset[str]]:
-    cache: RefreshAheadCache[uuid.UUID, frozenset[str]] | None = getattr(state, CACHE_KEY, None)
-    if cache is None:
+def features_cache(
+    database: Database, settings: Settings
+) -> RefreshAheadCache[uuid.UUID, frozenset[str]]:
+    """The per-process cache of tenants' plan features (one per application)."""
 
-        async def read(tenant_id: uuid.UUID) -> frozenset[str]:
-            async with state.sessionmaker() as session:
-                bind_tenant(session, tenant_id)
-                return await features_of(session, tenant_id)
+    async def read(tenant_id: uuid.UUID) -> frozenset[str]:
+        async with database.sessions() as session:
+            bind_tenant(session, tenant_id)
+            return await features_of(session, tenant_id)
 
-        cache = RefreshAheadCache(
-            read, state.settings.billing.entitlement_cache_s, name="plan features"
-        )
-        setattr(state, CACHE_KEY, cache)
-    return cache
+    return RefreshAheadCache(read, settings.billing.entitlement_cache_s, name="plan features")
 
 
-def forget_features(state: Any, tenant_id: uuid.UUID) -> None:
+def forget_features(connection: Any, tenant_id: uuid.UUID) -> None:
     """Drop a tenant's cached features (after its plan changed in this process)."""
-    _cache(state).forget(tenant_id)
+    rails_of(connection).features.forget(tenant_id)
 
 
-async def tenant_features(state: Any, tenant_id: uuid.UUID) -> frozenset[str]:
-    return await _cache(state).get(tenant_id)
+async def tenant_features(connection: Any, tenant_id: uuid.UUID) -> frozenset[str]:
+    return await rails_of(connection).features.get(tenant_id)
 
 
 def requires_entitlement(feature: str) -> Any:
@@ -59,7 +57,7 @@ def requires_entitlement(feature: str) -> Any:
         principal = current_principal(connection)
         if principal is None:
             raise EntitlementMissing(detail=f"plan feature {feature!r} needs a tenant")
-        if feature not in await tenant_features(connection.app.state, principal.tenant_id):
+        if feature not in await tenant_features(connection, principal.tenant_id):
             raise EntitlementMissing(
                 detail=f"your plan does not include {feature!r}",
                 extra={"entitlement": feature},

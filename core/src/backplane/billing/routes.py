@@ -39,6 +39,7 @@ from backplane.billing.subscriptions import ensure_subscription, subscribe, utc
 from backplane.billing.usage import period_bounds
 from backplane.identity.auth import Principal, requires
 from backplane.settings import Settings
+from backplane.state import rails_of
 
 Req = Request[Principal, Any, Any]
 
@@ -106,7 +107,7 @@ class SubscriptionController(Controller):
             raise ClientException(str(exc)) from None
         from backplane.billing.entitlements import forget_features
 
-        forget_features(request.app.state, tenant_id)
+        forget_features(request, tenant_id)
         return await _subscription_out(db, subscription, plan)
 
 
@@ -142,14 +143,14 @@ class UsageController(Controller):
         limit = settings.billing.max_batch_events
         if len(data.events) > limit:
             raise HTTPException(status_code=413, detail=f"at most {limit} events per batch")
-        meters = request.app.state.meters
+        meters = rails_of(request).meters
         return await record_batch(db, request.user.tenant_id, meters, data.events, settings.billing)
 
     @get("/usage", guards=[requires("billing.read")], summary="Usage in the current period")
     async def usage(self, request: Req, db: NamedDependency[AsyncSession]) -> UsageOut:
         tenant_id = request.user.tenant_id
         start, end = period_bounds(datetime.now(UTC))
-        meters = request.app.state.meters
+        meters = rails_of(request).meters
         latest = frozenset(c for c, m in meters.items() if m.aggregation == "latest")
         reports = await period_report(db, tenant_id, start, end, latest)
         uniques = [m for m in meters.values() if m.aggregation == "unique_count"]

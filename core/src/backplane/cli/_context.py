@@ -46,16 +46,22 @@ def admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
 
     Operator commands act across tenants by design; the reason goes to the audit log.
     """
-    from backplane.db.engine import Database
+    return operate(reason, lambda session, _kernel: work(session))
+
+
+def operate(reason: str, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """:func:`admin` for work that also fires hooks: ``work(session, kernel)``, ``kernel`` the
+    command's :class:`backplane.Kernel` (the process's rails, closed when the work is done)."""
     from backplane.identity.tenants import IdentityError
+    from backplane.kernel import Rails
 
     async def run() -> T:
-        database = Database(settings())
+        rails = Rails.build(settings(), plugin_set())
         try:
-            async with database.maintenance(reason) as session, session.begin():
-                return await work(session)
+            async with rails.database.maintenance(reason) as session, session.begin():
+                return await work(session, rails.kernel())
         finally:
-            await database.dispose()
+            await rails.close()
 
     try:
         return asyncio.run(run())

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from backplane.cli import _context
+from backplane.secret_key import secret_key
 
 ROLE = click.Choice(["owner", "admin", "member", "viewer"])
 
@@ -43,7 +44,7 @@ def create(
     from backplane.identity.tenants import tenant_by_slug
 
     settings = _context.settings()
-    secret = settings.resolved_secret_key()
+    secret = secret_key(settings)
     known = permission_codes(role_permissions(_context.plugin_set()))
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
 

@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from backplane.cli import _context
+from backplane.secret_key import secret_key
 
 
 @click.group()
@@ -27,7 +28,7 @@ def rotate() -> None:
         try:
             keyring = await rotate_keyring(
                 create_sessionmaker(engine),
-                settings.resolved_secret_key(),
+                secret_key(settings),
                 settings.auth.access_ttl_s,
                 settings.auth.leeway_s,
             )

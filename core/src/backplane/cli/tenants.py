@@ -23,13 +23,13 @@ def tenants() -> None:
 def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None:
     """Create tenant SLUG with its owner, and print a one-time owner API key."""
     from backplane.identity.provision import provision_tenant
+    from backplane.secret_key import secret_key
 
-    plugins = _context.plugin_set()
-
-    async def work(session: Any) -> dict[str, str]:
+    async def work(session: Any, kernel: Any) -> dict[str, str]:
         made = await provision_tenant(
             session,
-            plugins,
+            kernel,
+            server_secret=secret_key(_context.settings()),
             slug=slug,
             owner_email=owner_email,
             name=name,
@@ -44,7 +44,7 @@ def create(slug: str, owner_email: str, name: str | None, as_json: bool) -> None
             "api_key_id": made.api_key.id,
         }
 
-    result = _context.admin(f"operator: tenants create {slug}", work)
+    result = _context.operate(f"operator: tenants create {slug}", work)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -83,13 +83,11 @@ def plugin_switch(slug: str, plugin: str, state: str) -> None:
     """Turn PLUGIN on or off for tenant SLUG."""
     from backplane.identity.tenants import set_plugin_enabled, tenant_by_slug
 
-    plugins = _context.plugin_set()
-
-    async def work(session: Any) -> None:
+    async def work(session: Any, kernel: Any) -> None:
         tenant = await tenant_by_slug(session, slug)
-        await set_plugin_enabled(session, plugins, tenant, plugin, state == "on")
+        await set_plugin_enabled(session, kernel, tenant, plugin, state == "on")
 
-    _context.admin(f"operator: tenants plugin {slug} {plugin} {state}", work)
+    _context.operate(f"operator: tenants plugin {slug} {plugin} {state}", work)
     click.echo(f"plugin {plugin} is {state} for tenant {slug}")
 
 

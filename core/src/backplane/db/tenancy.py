@@ -102,6 +102,21 @@ def sqlite_bypass(session: Any, reason: str) -> Iterator[None]:
         sync.info.pop(MAINTENANCE_KEY, None)
 
 
+@contextlib.contextmanager
+def acting_as(session: Any, tenant_id: uuid.UUID) -> Iterator[None]:
+    """Let ``session`` act as ``tenant_id`` alone for a block (its ORM reads and writes scoped,
+    a bypass suspended), then restore it: for plugin hooks called inside a kernel transaction
+    that crosses tenants, such as ``tenant_created`` while a tenant is being made."""
+    info = _sync(session).info
+    saved = {key: info.pop(key) for key in (TENANT_KEY, BYPASS_KEY) if key in info}
+    info[TENANT_KEY] = tenant_id
+    try:
+        yield
+    finally:
+        info.pop(TENANT_KEY, None)
+        info.update(saved)
+
+
 def session_tenant(session: Any) -> uuid.UUID | None:
     value: uuid.UUID | None = _sync(session).info.get(TENANT_KEY)
     return value

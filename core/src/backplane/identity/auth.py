@@ -54,7 +54,9 @@ from backplane.identity.tokens import (
     parse_api_key,
     verify_api_key_digest,
 )
+from backplane.secret_key import secret_key
 from backplane.settings import Settings
+from backplane.state import rails_of
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ class Authenticator:
         self.database = database
         self.sessionmaker = database.sessions
         self.role_permissions = role_permissions
-        self.secret = settings.resolved_secret_key()
+        self.secret = secret_key(settings)
         self._keys: RefreshAheadCache[str, _CachedKey | None] = RefreshAheadCache(
             self._load_key, REVALIDATE_S, remember=_is_known, name="API keys"
         )
@@ -336,7 +338,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        identity = await connection.app.state.identity_holder.get()
+        identity = await rails_of(connection).identity.get()
         principal = await identity.authenticator.authenticate(
             connection.headers.get("authorization"), connection.headers.get("x-api-key")
         )
@@ -371,6 +373,6 @@ async def plugin_enabled_guard(
     principal = current_principal(connection)
     if plugin is None or principal is None:
         return
-    identity = await connection.app.state.identity_holder.get()
+    identity = await rails_of(connection).identity.get()
     if not await identity.authenticator.plugin_enabled(principal.tenant_id, plugin):
         raise NotFoundException(f"plugin {plugin!r} is not enabled for this tenant")

@@ -4,6 +4,7 @@ test fixtures all do this, so they share one implementation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,6 @@ from backplane.identity.models import Tenant, User
 from backplane.identity.passwords import PasswordHasher, PasswordSettings
 from backplane.identity.schemas import ApiKeyCreated
 from backplane.identity.tenants import create_tenant
-from backplane.plugins import PluginSet
 from backplane.settings import Settings
 
 
@@ -39,8 +39,9 @@ class ProvisionedTenant:
 
 async def provision_tenant(
     session: AsyncSession,
-    plugins: PluginSet,
+    kernel: Any,
     *,
+    server_secret: str,
     slug: str,
     owner_email: str,
     name: str | None = None,
@@ -48,13 +49,12 @@ async def provision_tenant(
     key_name: str = "first key",
     key_role: str = "owner",
 ) -> ProvisionedTenant:
-    """Tenant ``slug``, its owner (with ``password`` if given) and an API key, in ``session``."""
-    settings = plugins.settings
-    from backplane.billing.context import configure as configure_billing
-
-    configure_billing(plugins)  # the default plan ``tenant_created`` subscribes the tenant to
+    """Tenant ``slug``, its owner (with ``password`` if given) and an API key, in ``session``
+    (``kernel``: the caller's :class:`backplane.Kernel`, for the ``tenant_created`` hooks;
+    ``server_secret`` signs the key)."""
+    settings = kernel.settings
     tenant, owner = await create_tenant(
-        session, plugins, slug=slug, owner_email=owner_email, name=name
+        session, kernel, slug=slug, owner_email=owner_email, name=name
     )
     if password is not None:
         hasher = hasher_for(settings)
@@ -64,7 +64,7 @@ async def provision_tenant(
             hasher.close()
     key = await create_api_key(
         session,
-        settings.resolved_secret_key(),
+        server_secret,
         tenant_id=tenant.id,
         name=key_name,
         role=key_role,

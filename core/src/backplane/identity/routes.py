@@ -68,6 +68,8 @@ from backplane.identity.tenants import (
     set_plugin_enabled,
 )
 from backplane.identity.throttle import ThrottleUnavailableError
+from backplane.kernel import Kernel
+from backplane.state import rails_of
 from backplane.web import NO_CACHE, NO_STORE
 
 Req = Request[Principal, Any, Any]
@@ -77,7 +79,7 @@ PUBLIC = {PUBLIC_OPT: True}
 
 def _identity(request: Request[Any, Any, Any]) -> Identity:
     """Started by the time a route runs: authentication (or login) needed it first."""
-    identity: Identity | None = request.app.state.identity_holder.identity
+    identity: Identity | None = rails_of(request).identity.identity
     if identity is None:
         raise HTTPException(status_code=503, detail="identity services unavailable")
     return identity
@@ -309,7 +311,7 @@ class TenantsController(Controller):
                 # A taken slug gets a random suffix: the answer must not tell which exist.
                 tenant, _ = await create_tenant(
                     session,
-                    request.app.state.plugins,
+                    rails_of(request).kernel(),
                     slug=data.slug,
                     owner_email=user.email,
                     name=data.name,
@@ -381,9 +383,9 @@ class TenantController(Controller):
 
     @get("/plugins", guards=[requires("tenant.read")])
     async def list_plugins(
-        self, request: Req, db: NamedDependency[AsyncSession]
+        self, request: Req, db: NamedDependency[AsyncSession], kernel: NamedDependency[Kernel]
     ) -> list[PluginStateOut]:
-        states = await enabled_plugins(db, request.app.state.plugins, request.user.tenant_id)
+        states = await enabled_plugins(db, kernel, request.user.tenant_id)
         return [PluginStateOut(plugin=p, enabled=e) for p, e in states.items()]
 
     @put("/plugins/{plugin:str}", guards=[requires("tenant.plugins.manage")])
@@ -393,12 +395,13 @@ class TenantController(Controller):
         plugin: FromPath[str],
         data: JSONBody[PluginSwitch],
         db: NamedDependency[AsyncSession],
+        kernel: NamedDependency[Kernel],
     ) -> PluginStateOut:
         tenant = await db.get(Tenant, request.user.tenant_id)
         if tenant is None:
             raise NotFoundException("tenant not found")
         try:
-            await set_plugin_enabled(db, request.app.state.plugins, tenant, plugin, data.enabled)
+            await set_plugin_enabled(db, kernel, tenant, plugin, data.enabled)
         except IdentityError as exc:
             raise NotFoundException(str(exc)) from None
         _identity(request).authenticator.forget_switch(tenant.id, plugin)
@@ -523,6 +526,19 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
         revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
     )
+
+
+@get(
+    "/.well-known/jwks.json",
+    opt=PUBLIC,
+    tags=["auth"],
+    summary="Public keys that verify access tokens",
+)
+async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    identity = await rails_of(request).identity.get()
+    await identity.refresh_keyring()
+    keys: dict[str, Any] = identity.tokens.jwks()
+    return keys
 
 
 ROUTES = [AuthController, MeController, TenantsController, TenantController, ApiKeysController]

@@ -11,6 +11,7 @@ from backplane.identity.keystore import load_or_create_keyring
 from backplane.identity.provision import hasher_for
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
 from backplane.identity.tokens import TokenService
+from backplane.secret_key import secret_key
 from backplane.settings import Settings
 
 IP_ATTEMPTS_FACTOR = 10
@@ -32,7 +33,7 @@ class Identity:
         self.database = database
         self.sessionmaker = database.sessions
         self.tokens = tokens
-        self.secret = settings.resolved_secret_key()
+        self.secret = secret_key(settings)
         self.hasher = hasher_for(settings)
         window = auth.login_window_s
         self.account_throttle: Throttle = make_throttle(
@@ -57,7 +58,7 @@ class Identity:
         role_permissions: dict[str, frozenset[str]],
     ) -> Identity:
         await database.check_roles()
-        keyring = await load_or_create_keyring(database.sessions, settings.resolved_secret_key())
+        keyring = await load_or_create_keyring(database.sessions, secret_key(settings))
         auth = settings.auth
         tokens = TokenService(
             issuer=auth.issuer,

@@ -1,9 +1,10 @@
 """Tenant administration: creating tenants with their owner, members and roles, plugin switches.
 
 These functions take an ``AsyncSession`` the caller controls (one transaction per operation) and
-the loaded plugins (for the ``tenant_created`` and ``plugin_enabled`` hooks). Operator paths (the
-CLI) call them on a session that bypasses tenancy with an audited reason; HTTP paths call them
-on a session bound to the caller's tenant.
+the caller's :class:`backplane.Kernel` (for the ``tenant_created`` and ``plugin_enabled`` hooks,
+whose implementations get views bound to that session acting as the tenant). Operator paths
+(the CLI) call them on a maintenance session with an audited reason; HTTP paths call them on a
+session bound to the caller's tenant.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import secrets
 import string
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
-from backplane.plugins import KERNEL_PLUGIN, PluginSet
+from backplane.plugins import KERNEL_PLUGIN
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -56,7 +57,7 @@ async def get_or_create_user(session: AsyncSession, email: str) -> User:
 
 async def create_tenant(
     session: AsyncSession,
-    plugins: PluginSet,
+    kernel: Any,
     *,
     slug: str,
     owner_email: str,
@@ -80,7 +81,7 @@ async def create_tenant(
     await session.flush()
     session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role="owner"))
     await session.flush()
-    await plugins.acall("tenant_created", tenant=tenant)
+    await kernel.notify("tenant_created", session=session, tenant_id=tenant.id, tenant=tenant)
     return tenant, owner
 
 
@@ -167,10 +168,12 @@ async def set_member_role(
 
 
 async def set_plugin_enabled(
-    session: AsyncSession, plugins: PluginSet, tenant: Tenant, plugin: str, enabled: bool
+    session: AsyncSession, kernel: Any, tenant: Tenant, plugin: str, enabled: bool
 ) -> None:
-    """Switch an installed plugin on or off for ``tenant``; fire ``plugin_enabled`` on enable."""
-    if plugin == KERNEL_PLUGIN or plugin not in plugins.loaded:
+    """Switch an installed plugin on or off for ``tenant``; fire ``plugin_enabled`` on enable
+    (``kernel``: a :class:`backplane.Kernel`, whose plugins are asked)."""
+    loaded = {r.name for r in kernel.plugins if r.status == "loaded"}
+    if plugin == KERNEL_PLUGIN or plugin not in loaded:
         raise IdentityError(f"{plugin!r} is not an installed, loaded plugin")
     row = await session.get(TenantPlugin, {"tenant_id": tenant.id, "plugin": plugin})
     if row is None:
@@ -179,13 +182,16 @@ async def set_plugin_enabled(
         row.enabled = enabled
     await session.flush()
     if enabled:
-        await plugins.acall("plugin_enabled", tenant=tenant, name=plugin)
+        await kernel.notify(
+            "plugin_enabled", session=session, tenant_id=tenant.id, tenant=tenant, name=plugin
+        )
 
 
 async def enabled_plugins(
-    session: AsyncSession, plugins: PluginSet, tenant_id: uuid.UUID
+    session: AsyncSession, kernel: Any, tenant_id: uuid.UUID
 ) -> dict[str, bool]:
     """Every loaded plugin with whether ``tenant_id`` has it on (default: on)."""
     rows = await session.scalars(select(TenantPlugin).where(TenantPlugin.tenant_id == tenant_id))
     switches = {row.plugin: row.enabled for row in rows}
-    return {name: switches.get(name, True) for name in plugins.loaded if name != KERNEL_PLUGIN}
+    loaded = [r.name for r in kernel.plugins if r.status == "loaded" and r.name != KERNEL_PLUGIN]
+    return {name: switches.get(name, True) for name in loaded}

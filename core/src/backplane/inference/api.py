@@ -1,6 +1,6 @@
 """``/api/models``: the tenant's model registry (upload, list, show, delete).
 
-Built per application (:func:`models_router`) because the upload route's body limit is the
+Built per application (:func:`models_controller`) because the upload route's body limit is the
 configured ``inference.max_upload_bytes``, larger than the server-wide request limit. Every
 route is the caller's tenant only; another tenant's model answers 404, like a missing one.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, Router, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
@@ -31,6 +31,7 @@ from backplane.inference.runtime import ModelCatalog
 from backplane.inference.validation import ModelRejected
 from backplane.ratelimit import rate_limit
 from backplane.settings import Settings
+from backplane.state import rails_of
 from backplane.web import refuse_nul_in_fields
 
 Req = Request[Principal, Any, Any]
@@ -50,7 +51,7 @@ class ModelUpload:
 
 
 def _catalog(request: Req) -> ModelCatalog:
-    catalog: ModelCatalog = request.app.state.models
+    catalog: ModelCatalog = rails_of(request).models
     return catalog
 
 
@@ -67,7 +68,7 @@ def _rejected(_: Request[Any, Any, Any], exc: ModelRejected) -> Response[Any]:
     )
 
 
-def models_router(settings: Settings) -> Router:
+def models_controller(settings: Settings) -> type[Controller]:
     """The registry routes, with the upload limit from ``settings``."""
     # multipart framing (boundaries, part headers, the small fields) on top of the file
     upload_limit = settings.inference.max_upload_bytes + 64 * 1024
@@ -147,4 +148,4 @@ def models_router(settings: Settings) -> Router:
                 )
             await delete_model(db, catalog, request.user.tenant_id, name, version)
 
-    return Router(path="/api", route_handlers=[ModelsController])
+    return ModelsController

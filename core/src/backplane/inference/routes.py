@@ -25,6 +25,7 @@ from backplane.inference.runtime import (
 )
 from backplane.inference.stats import ModelStatsResponse
 from backplane.settings import ServerSettings
+from backplane.state import rails_of
 from backplane.web import (
     content_type_message,
     is_json_media_type,
@@ -41,7 +42,7 @@ def _error(message: str, status: int) -> Response[bytes]:
 
 
 def _catalog(request: Request[Any, Any, Any]) -> ModelCatalog:
-    catalog: ModelCatalog = request.app.state.models
+    catalog: ModelCatalog = rails_of(request).models
     return catalog
 
 
@@ -151,7 +152,7 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         # The hot path takes no request session: the catalog reads the registry only when its
         # cache has nothing current, and metering goes through the group-committing writer.
-        settings = request.app.state.settings
+        settings = rails_of(request).settings
         header_length = v2.parse_header_length(
             request.headers.get("inference-header-content-length")
         )
@@ -170,7 +171,7 @@ class V2Controller(Controller):
             UsageItem("inference.requests", 1, properties),
             UsageItem("inference.rows", rows, properties),
         ]
-        writer: UsageWriter = request.app.state.usage_writer
+        writer: UsageWriter = rails_of(request).usage_writer
         tenant = request.user.tenant_id
         run = _run(
             _catalog(request),

@@ -33,7 +33,7 @@ from backplane.inference.batching import DynamicBatcher, Timing
 from backplane.inference.models import ModelVersion
 from backplane.inference.sessions import SessionCache, create_session
 from backplane.inference.stats import StatsBook
-from backplane.inference.storage import local_store
+from backplane.inference.storage import open_store
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
 SHIPPED = ("kernel", "plugin")
@@ -195,7 +195,7 @@ class ModelCatalog:
             self._shipped_by[spec.name, spec.version] = (
                 "kernel" if plugin == KERNEL_PLUGIN else "plugin"
             )
-        self.store = local_store(self.settings.data_dir)
+        self.store = open_store(plugins)
         self.stats = StatsBook()
         self.threads = config.threads or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backplane-inference")

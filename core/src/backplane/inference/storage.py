@@ -13,7 +13,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from backplane._contract import StorageBackend
+from backplane.plugins import PluginSet
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA256_DIR = re.compile(r"^[0-9a-f]{2}$")
@@ -40,6 +43,32 @@ class ArtifactStore(Protocol):
         """Delete artifacts not in ``keep`` last stored before ``older_than`` (a Unix time);
         how many were deleted."""
         ...
+
+
+class UnknownStorageBackendError(LookupError):
+    """``storage.backend`` names no backend registered through ``register_storage_backends``."""
+
+
+def _backend_items(plugin: str, *backends: Any) -> list[StorageBackend]:
+    for backend in backends:
+        if not isinstance(backend, StorageBackend):
+            raise TypeError(f"register_storage_backends expects StorageBackend, got {backend!r}")
+    return list(backends)
+
+
+def open_store(plugins: PluginSet) -> ArtifactStore:
+    """The store ``storage.backend`` names, among every registered backend (a later plugin's
+    backend of the same name replaces an earlier one's, the kernel's included)."""
+    settings = plugins.settings
+    backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backend_items)}
+    chosen = backends.get(settings.storage.backend)
+    if chosen is None:
+        raise UnknownStorageBackendError(
+            f"BACKPLANE_STORAGE__BACKEND: no storage backend {settings.storage.backend!r} "
+            f"(registered: {', '.join(sorted(backends)) or 'none'})"
+        )
+    store: ArtifactStore = chosen.open(settings)
+    return store
 
 
 def local_store(data_dir: Path) -> LocalArtifactStore:

@@ -56,7 +56,7 @@ __all__ = [
 def harden(config: AppConfig) -> None:
     """Screen every request and label every response of the app ``config`` builds.
 
-    The JSON depth limit is read per request from ``app.state.settings`` (``server``).
+    The JSON depth limit is read per request from the application's settings (``server``).
     Exception handlers already in ``config`` keep precedence for the exceptions they name;
     the 500 handler takes what nothing else handles.
     """

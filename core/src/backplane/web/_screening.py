@@ -22,6 +22,7 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from backplane.state import rails_of
 from backplane.web._scan import contains_nul_escape, is_json_media_type, json_nesting_exceeds
 
 __all__ = [
@@ -83,7 +84,7 @@ class ScreenedRequest(Request[UserT, AuthT, StateT]):
         is not screened: Litestar reads it as ``null``, and ``data`` handlers as missing)."""
         body = await self.body()
         if body:
-            depth: int = self.app.state.settings.server.max_json_depth
+            depth: int = rails_of(self).settings.server.max_json_depth
             check_json_body(self.headers.get("content-type"), body, depth)
         return await super().json()
 

@@ -16,6 +16,7 @@ from backplane import (
     Meter,
     Permission,
     PluginInfo,
+    StorageBackend,
     hookimpl,
 )
 
@@ -112,38 +113,48 @@ def register_inference_runtimes(register: Any) -> None:
 
 
 @hookimpl
+def register_storage_backends(register: Any) -> None:
+    from bp_sample_kitchen_sink.storage import open_memory_store
+
+    register(StorageBackend(name="kitchen_sink_memory", open=open_memory_store))
+
+
+@hookimpl
 def register_billing_providers(register: Any) -> None:
     register("kitchen_sink_ledger", object())
 
 
 @hookimpl
-async def seed_demo_data(session: Any, settings: Any) -> None:
+async def seed_demo_data(kernel: Any) -> None:
     from bp_sample_kitchen_sink.models import Note
 
-    session.add(Note(body="demo note"))
+    kernel.db.add(Note(body="demo note"))
 
 
 @hookimpl
-async def startup(app: Any) -> None:
-    EVENTS.append(("startup", app))
-    app.state.kitchen_sink_started = True
+async def startup(kernel: Any) -> None:
+    EVENTS.append(("startup", kernel))
 
 
 @hookimpl
-def shutdown(app: Any) -> None:
-    EVENTS.append(("shutdown", app))
+def shutdown(kernel: Any) -> None:
+    EVENTS.append(("shutdown", kernel))
 
 
 @hookimpl
-def tenant_created(tenant: Any) -> None:
-    EVENTS.append(("tenant_created", tenant))
+def tenant_created(kernel: Any, tenant: Any) -> None:
+    EVENTS.append(("tenant_created", (kernel, tenant)))
 
 
 @hookimpl
-def plugin_enabled(tenant: Any, name: str) -> None:
-    EVENTS.append(("plugin_enabled", (tenant, name)))
+def plugin_enabled(kernel: Any, tenant: Any, name: str) -> None:
+    EVENTS.append(("plugin_enabled", (kernel, tenant, name)))
+
+
+HEALTH_PROBLEM: list[str] = []
+"""What ``check_health`` reports (tests put a problem here)."""
 
 
 @hookimpl
-async def check_health(app: Any) -> str | None:
-    return getattr(app.state, "kitchen_sink_health_problem", None)
+async def check_health(kernel: Any) -> str | None:
+    return HEALTH_PROBLEM[-1] if HEALTH_PROBLEM else None

@@ -33,6 +33,7 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.billing.webhooks.sealing import unseal
+from backplane.secret_key import secret_key
 from backplane.settings import Settings, WebhookSettings
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ async def attempt_delivery(
         outcome = Outcome(ok=False, error="the endpoint is disabled")
         _record(delivery, outcome, now, config, final=True)
         return outcome
-    secret = unseal(endpoint.secret_sealed, settings.resolved_secret_key())
+    secret = unseal(endpoint.secret_sealed, secret_key(settings))
     url, payload = endpoint.url, event.payload
     # Commit the claim before the HTTP attempt (see the module docstring for what that means
     # on each database): a duplicate task now finds no work.

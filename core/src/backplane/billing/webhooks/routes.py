@@ -50,7 +50,9 @@ from backplane.db.locks import lock_row
 from backplane.identity.auth import Principal, requires
 from backplane.identity.models import Tenant
 from backplane.ratelimit import check_rate, rate_limit
+from backplane.secret_key import secret_key
 from backplane.settings import Settings
+from backplane.state import rails_of
 from backplane.web import NO_CACHE, NO_STORE
 
 Req = Request[Principal, Any, Any]
@@ -173,7 +175,7 @@ class WebhooksController(Controller):
             event_types=event_types,
             description=data.description,
             enabled=data.enabled,
-            secret_sealed=seal(secret, request.app.state.secret_key),
+            secret_sealed=seal(secret, secret_key(rails_of(request).settings)),
             created_at=datetime.now(UTC),
         )
         db.add(endpoint)
@@ -232,7 +234,7 @@ class WebhooksController(Controller):
     ) -> SecretOut:
         endpoint = await _endpoint(db, endpoint_id)
         secret = new_secret()
-        endpoint.secret_sealed = seal(secret, request.app.state.secret_key)
+        endpoint.secret_sealed = seal(secret, secret_key(rails_of(request).settings))
         endpoint.secret_rotated_at = datetime.now(UTC)
         return SecretOut(id=endpoint.id, secret=secret)
 

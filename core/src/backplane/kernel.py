@@ -1,0 +1,266 @@
+"""The kernel facade: the one object plugin code receives, wherever it runs.
+
+Hooks, route handlers (the ``kernel`` dependency), tasks, scheduled jobs, CLI commands and
+lifecycle hooks all get a :class:`Kernel` — as datasette hands its plugins the ``datasette``
+object. It carries settings without secrets, the plugin's own validated settings, and the
+kernel's services bound to one tenant and one transaction: the session, the task queue, usage
+metering, the tenant's models. Nothing it hands out is the application, an engine, or a secret.
+
+A kernel is a cheap view: :meth:`Kernel.for_plugin` and :meth:`Kernel.tenant` make new views of
+the same process-wide services (:class:`Rails`, kernel-internal).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from backplane.db.tenancy import acting_as, bind_tenant
+from backplane.plugins import KERNEL_PLUGIN, PluginRecord, PluginSet
+from backplane.secret_key import PUBLIC_VIEW
+from backplane.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from backplane._contract import Meter
+    from backplane.billing.group import UsageWriter
+    from backplane.billing.usage import UsageRecorder, UsageResult
+    from backplane.caching import RefreshAheadCache
+    from backplane.db.engine import Database
+    from backplane.identity.auth import Principal
+    from backplane.identity.holder import IdentityHolder
+    from backplane.inference.runtime import ModelCatalog
+    from backplane.ratelimit import RateLimits
+    from backplane.tasks.context import TaskQueue
+    from backplane.tasks.runtime import TaskRuntime
+
+
+class NoSessionError(LookupError):
+    """``kernel.db`` (or a service on it) was used where no tenant session is bound."""
+
+
+def public_settings(settings: Settings) -> Settings:
+    """``settings`` as plugins see them: no secret key, no credentials in any URL."""
+    db = settings.db
+    return msgspec.structs.replace(
+        settings,
+        sources={**settings.sources, PUBLIC_VIEW: "the kernel's settings without secrets"},
+        secret_key=None,
+        database_url=redact_url(settings.database_url) if settings.database_url else None,
+        broker_url=redact_url(settings.broker_url) if settings.broker_url else None,
+        redis_url=redact_url(settings.redis_url) if settings.redis_url else None,
+        db=msgspec.structs.replace(
+            db,
+            migration_url=redact_url(db.migration_url) if db.migration_url else None,
+            maintenance_url=redact_url(db.maintenance_url) if db.maintenance_url else None,
+        ),
+    )
+
+
+@dataclass(eq=False)
+class Rails:
+    """The process-wide services behind every :class:`Kernel` view (kernel-internal: plugins
+    reach them only through a kernel). One per process: the server's app, a worker, a command.
+    """
+
+    settings: Settings
+    plugins: PluginSet
+    database: Database
+    tasks: TaskRuntime
+    meters: dict[str, Meter]
+    models: ModelCatalog
+    identity: IdentityHolder
+    usage_writer: UsageWriter
+    rate_limits: RateLimits
+    features: RefreshAheadCache[uuid.UUID, frozenset[str]]
+    """Tenants' plan features, for ``requires_entitlement`` guards."""
+    public: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.public = public_settings(self.settings)
+
+    @classmethod
+    def build(cls, settings: Settings, plugins: PluginSet) -> Rails:
+        """Everything a process needs, from its settings and loaded plugins (no I/O yet)."""
+        from backplane.billing.entitlements import features_cache
+        from backplane.billing.group import UsageWriter
+        from backplane.billing.meters import collect_meters
+        from backplane.db.engine import Database
+        from backplane.identity.holder import IdentityHolder
+        from backplane.identity.permissions import role_permissions
+        from backplane.inference.runtime import ModelCatalog
+        from backplane.ratelimit import RateLimits
+        from backplane.tasks.runtime import TaskRuntime
+
+        database = Database(settings)
+        meters = collect_meters(plugins)
+        return cls(
+            settings=settings,
+            plugins=plugins,
+            database=database,
+            tasks=TaskRuntime(plugins),
+            meters=meters,
+            models=ModelCatalog(plugins, database.sessions),
+            identity=IdentityHolder(settings, database, role_permissions(plugins)),
+            usage_writer=UsageWriter(
+                database.sessions, meters, unlimited_s=settings.inference.metering_overlap_s
+            ),
+            rate_limits=RateLimits(settings),
+            features=features_cache(database, settings),
+        )
+
+    async def close(self) -> None:
+        """Release what :meth:`build` opened (after the task runtime stopped)."""
+        self.models.close()
+        await self.identity.close()
+        await self.rate_limits.aclose()
+        await self.database.dispose()
+
+    def kernel(self) -> Kernel:
+        """The kernel's own view (plugin ``core``), bound to no tenant."""
+        return Kernel(self)
+
+
+class Kernel:
+    """What plugin code receives: settings, its own settings, and the kernel's services.
+
+    Bound to a tenant (``tenant_id``) and a session (``db``) in request handlers, tasks and
+    inside :meth:`tenant`; unbound in start-up hooks and commands, where :meth:`tenant` opens a
+    tenant's session. ``principal`` is the caller in request handlers; ``message_id`` and
+    ``attempt`` say which delivery of a task this is.
+    """
+
+    __slots__ = (
+        "_db",
+        "_rails",
+        "_tasks",
+        "_usage",
+        "attempt",
+        "message_id",
+        "plugin",
+        "principal",
+        "tenant_id",
+        "usage_results",
+    )
+
+    def __init__(
+        self,
+        rails: Rails,
+        plugin: str = KERNEL_PLUGIN,
+        *,
+        db: AsyncSession | None = None,
+        tenant_id: uuid.UUID | None = None,
+        principal: Principal | None = None,
+        message_id: uuid.UUID | None = None,
+        attempt: int = 0,
+        usage_results: list[UsageResult] | None = None,
+    ) -> None:
+        self._rails = rails
+        self.plugin = plugin
+        """The plugin this view is for (``core`` for the kernel's own code)."""
+        self._db = db
+        self.tenant_id = tenant_id
+        self.principal = principal
+        self.message_id = message_id
+        """The task's id (tasks only)."""
+        self.attempt = attempt
+        """1 on a task's first delivery, 2 on its first retry, ... (0 outside tasks)."""
+        self.usage_results = usage_results
+        """Where a request's usage results wait to become quota headers (requests only)."""
+        self._tasks: TaskQueue | None = None
+        self._usage: UsageRecorder | None = None
+
+    def __repr__(self) -> str:
+        return f"Kernel(plugin={self.plugin!r}, tenant_id={self.tenant_id!r})"
+
+    # -- configuration ----------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The kernel's settings without secrets (no secret key, no URL credentials)."""
+        return self._rails.public
+
+    @property
+    def plugin_settings(self) -> Any:
+        """This plugin's validated settings struct (None when it declares none)."""
+        return self._rails.plugins.settings_for(self.plugin)
+
+    @property
+    def plugins(self) -> list[PluginRecord]:
+        """What the kernel knows about every plugin, loaded or skipped (copies)."""
+        return [msgspec.structs.replace(r) for r in self._rails.plugins.records.values()]
+
+    # -- services bound to the tenant's session -----------------------------------------------
+    @property
+    def db(self) -> AsyncSession:
+        """The tenant's session: row-level secured, committed by whoever opened it."""
+        if self._db is None:
+            raise NoSessionError(
+                "no tenant session here: use `async with kernel.tenant(tenant_id) as k:`"
+            )
+        return self._db
+
+    @property
+    def tasks(self) -> TaskQueue:
+        """Enqueue tasks in this session's transaction (the transactional outbox)."""
+        if self._tasks is None:
+            self._tasks = self._rails.tasks.queue_for(self.db)
+        return self._tasks
+
+    @property
+    def usage(self) -> UsageRecorder:
+        """Meter usage in this session's transaction (hard quotas refuse with 429)."""
+        if self._usage is None:
+            from backplane.billing.usage import UsageRecorder
+
+            self._usage = UsageRecorder(self.db, self._rails.meters, self.usage_results)
+        return self._usage
+
+    # -- other views ----------------------------------------------------------------------------
+    def for_plugin(self, name: str) -> Kernel:
+        """The same binding seen as plugin ``name`` (its settings)."""
+        return Kernel(
+            self._rails,
+            name,
+            db=self._db,
+            tenant_id=self.tenant_id,
+            principal=self.principal,
+            message_id=self.message_id,
+            attempt=self.attempt,
+            usage_results=self.usage_results,
+        )
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Kernel]:
+        """A view bound to a new session of ``tenant_id``, committed when the block ends (rolled
+        back if it raises): for start-up hooks, commands and jobs that go tenant by tenant."""
+        async with self._rails.database.sessions() as session:
+            bind_tenant(session, tenant_id)
+            async with session.begin():
+                yield Kernel(self._rails, self.plugin, db=session, tenant_id=tenant_id)
+
+    async def notify(
+        self,
+        hook: str,
+        *,
+        session: AsyncSession | None = None,
+        tenant_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[str, Any]]:
+        """Call lifecycle hook ``hook`` of every plugin, each with its own view of this kernel
+        (``kernel=``) and ``kwargs``; the ``(plugin, result)`` pairs, in plugin order.
+
+        With ``session`` and ``tenant_id``, the views are bound to that session acting as that
+        tenant for the duration (the transaction that creates a tenant, say)."""
+        if session is None or tenant_id is None:
+            return await self._rails.plugins.acall(hook, kernel=self, **kwargs)
+        bound = Kernel(self._rails, self.plugin, db=session, tenant_id=tenant_id)
+        with acting_as(session, tenant_id):
+            results = await self._rails.plugins.acall(hook, kernel=bound, **kwargs)
+            await session.flush()  # what the hooks added is stamped as the tenant's
+        return results

@@ -1,0 +1,44 @@
+"""The server's signing secret (kernel-internal: never on what plugins receive).
+
+It signs API keys (an HMAC), seals the token keyring and webhook secrets. It comes from
+``secret_key`` in the settings, or from ``<data dir>/secret_key``, generated once. The settings a
+plugin's kernel carries have no secret key, and nothing public returns one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+
+from backplane.settings import SECRET_KEY_FILE, Settings
+
+PUBLIC_VIEW = "public view"
+"""Marks settings made for plugins (``Settings.sources``): they lead to no secret."""
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret, or the one kept in the data directory (created once); refused
+    for the settings a kernel hands plugins, which have none.
+
+    Written to a private temporary file and published with ``os.link``, which fails if the
+    file exists: concurrently starting workers all end up reading the one complete value.
+    """
+    if PUBLIC_VIEW in settings.sources:
+        raise PermissionError("settings handed to plugins carry no secret key")
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=settings.data_dir, prefix=".secret_key.")
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp creates the file with mode 0600
+            handle.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()
