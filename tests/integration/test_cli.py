@@ -33,6 +33,24 @@ def test_plugin_command_runs(data_dir: Path) -> None:
     assert result.stdout == "hello, ada, from kitchen_sink\n"
 
 
+def test_plugin_command_reaches_the_database_through_its_kernel(data_dir: Path) -> None:
+    """``pass_kernel`` hands the command its plugin's kernel: its validated settings and a
+    tenant's session by slug; an unknown tenant is a clear error, not a traceback."""
+    env = {
+        "BACKPLANE_DATA_DIR": str(data_dir),
+        "BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING": "hi",
+    }
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    assert run_cli("demo", "seed", env=env).returncode == 0
+    result = run_cli("kitchen-sink-notes", "demo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi: demo has 1 notes\n"
+    missing = run_cli("kitchen-sink-notes", "nobody", env=env)
+    assert missing.returncode == 1
+    assert "no tenant nobody" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_invalid_setting_is_reported_without_traceback(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_SERVER__PORT": "eighty"}
     result = run_cli("plugins", "list", env=env)

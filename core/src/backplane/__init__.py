@@ -32,12 +32,13 @@ if TYPE_CHECKING:
     from backplane.billing.schemas import InvoiceOut
     from backplane.billing.usage import QuotaExceeded, UsageRecorder
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
+    from backplane.commands import pass_kernel
     from backplane.db.base import Base
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
     from backplane.identity.auth import Principal
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
-    from backplane.kernel import Kernel, NoSessionError
+    from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.settings import Settings
     from backplane.tasks.context import TaskContext, TaskQueue
 
@@ -51,6 +52,8 @@ _LAZY: dict[str, str] = {
     "create_app": "backplane.app",
     "Principal": "backplane.identity.auth",
     "Kernel": "backplane.kernel",
+    "UnknownTenantError": "backplane.kernel",
+    "pass_kernel": "backplane.commands",
     "ArtifactStore": "backplane.inference.storage",
     "ArtifactMissingError": "backplane.inference.storage",
     "NoSessionError": "backplane.kernel",
@@ -88,12 +91,14 @@ __all__ = [
     "TaskContext",
     "TaskQueue",
     "TenantScoped",
+    "UnknownTenantError",
     "UsageRecorder",
     "__version__",
     "create_app",
     "disable_tenant_rls",
     "enable_tenant_rls",
     "hookimpl",
+    "pass_kernel",
     "requires_entitlement",
     "verify_signature",
 ]

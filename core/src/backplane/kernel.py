@@ -45,6 +45,26 @@ class NoSessionError(LookupError):
     """``kernel.db`` (or a service on it) was used where no tenant session is bound."""
 
 
+class UnknownTenantError(LookupError):
+    """``kernel.tenant(...)`` named no tenant."""
+
+
+async def _tenant_id(session: AsyncSession, tenant: uuid.UUID | str) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from backplane.identity.models import Tenant
+
+    if isinstance(tenant, uuid.UUID):
+        query = select(Tenant.id).where(Tenant.id == tenant)
+    else:
+        query = select(Tenant.id).where(Tenant.slug == tenant)
+    found = await session.scalar(query)
+    await session.rollback()  # the tenant's own transaction starts after the lookup
+    if found is None:
+        raise UnknownTenantError(f"no tenant {tenant!s}")
+    return found
+
+
 def public_settings(settings: Settings) -> Settings:
     """``settings`` as plugins see them: no secret key, no credentials in any URL."""
     db = settings.db
@@ -236,10 +256,12 @@ class Kernel:
         )
 
     @asynccontextmanager
-    async def tenant(self, tenant_id: uuid.UUID) -> AsyncIterator[Kernel]:
-        """A view bound to a new session of ``tenant_id``, committed when the block ends (rolled
-        back if it raises): for start-up hooks, commands and jobs that go tenant by tenant."""
+    async def tenant(self, tenant: uuid.UUID | str) -> AsyncIterator[Kernel]:
+        """A view bound to a new session of ``tenant`` (its id, or its slug), committed when the
+        block ends (rolled back if it raises): for start-up hooks, commands and jobs that go
+        tenant by tenant. :class:`UnknownTenantError` if there is no such tenant."""
         async with self._rails.database.sessions() as session:
+            tenant_id = await _tenant_id(session, tenant)
             bind_tenant(session, tenant_id)
             async with session.begin():
                 yield Kernel(self._rails, self.plugin, db=session, tenant_id=tenant_id)

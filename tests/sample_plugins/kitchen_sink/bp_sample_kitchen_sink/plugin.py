@@ -18,6 +18,7 @@ from backplane import (
     PluginInfo,
     StorageBackend,
     hookimpl,
+    pass_kernel,
 )
 
 
@@ -100,6 +101,19 @@ def register_commands(cli: Any) -> None:
     def hello(name: str) -> None:
         """Say hello (a plugin-provided command)."""
         click.echo(f"hello, {name}, from kitchen_sink")
+
+    @cli.command("kitchen-sink-notes")
+    @click.argument("tenant")
+    @pass_kernel
+    async def notes(kernel: Any, tenant: str) -> None:
+        """Count TENANT's notes (a command that reaches the database through the kernel)."""
+        from sqlalchemy import func, select
+
+        from bp_sample_kitchen_sink.models import Note
+
+        async with kernel.tenant(tenant) as scoped:
+            count = await scoped.db.scalar(select(func.count()).select_from(Note))
+        click.echo(f"{kernel.plugin_settings.greeting}: {tenant} has {count} notes")
 
 
 @hookimpl
