@@ -62,6 +62,7 @@ from backplane.identity.tenants import (
     IdentityError,
     LimitReachedError,
     check_owned_tenants,
+    check_slug,
     create_tenant,
     enabled_plugins,
     get_or_create_user,
@@ -328,7 +329,12 @@ class TenantsController(Controller):
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("tenants are created by users, not API keys")
         identity = _identity(request)
-        reason = f"user {principal.user_id} creates tenant {data.slug}"
+        try:
+            # Checked before the slug reaches the audit log's reason.
+            slug = check_slug(data.slug)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        reason = f"user {principal.user_id} creates tenant {slug!r}"
         async with identity.database.maintenance(reason) as session:
             # One creation per user at a time, so that the cap holds under concurrency.
             await lock_row(session, User, principal.user_id)
@@ -343,7 +349,7 @@ class TenantsController(Controller):
                 tenant, _ = await create_tenant(
                     session,
                     rails_of(request).kernel(),
-                    slug=data.slug,
+                    slug=slug,
                     owner_email=user.email,
                     name=data.name,
                     if_taken="suffix",
