@@ -285,7 +285,7 @@ class RedisThrottle:
         from redis.exceptions import RedisError
 
         window_ms = self.settings.window_s * 1000
-        args = [window_ms, self.settings.max_attempts, uuid.uuid4().hex]
+        args: list[int | str] = [window_ms, self.settings.max_attempts, uuid.uuid4().hex]
         try:
             allowed, ttl_ms, window = await self._hit_script(keys=[self._key(key)], args=args)
         except RedisError as exc:
