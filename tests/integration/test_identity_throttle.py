@@ -133,6 +133,75 @@ async def test_memory_counts_concurrent_hits_exactly(memory: MemoryThrottle) -> 
     assert sum(d.allowed for d in decisions) == 5
 
 
+async def test_memory_forget_gives_back_one_hit(memory: MemoryThrottle) -> None:
+    """A successful login's hit is given back: only failures use up the limit."""
+    decisions = await hits(memory, "alice", 5)
+    await memory.forget("alice", decisions[-1])
+    assert [d.allowed for d in await hits(memory, "alice", 2)] == [True, False]
+
+
+async def test_memory_refused_hits_are_not_counted(memory: MemoryThrottle) -> None:
+    """Refusals in between do not eat into what a given-back hit frees."""
+    decisions = await hits(memory, "alice", 8)
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+    await memory.forget("alice", decisions[0])
+    await memory.forget("alice", decisions[1])
+    assert [d.allowed for d in await hits(memory, "alice", 3)] == [True, True, False]
+
+
+async def test_memory_forget_frees_nothing_in_a_later_window(
+    memory: MemoryThrottle, clock: FakeClock
+) -> None:
+    """A hit counted in a closed window is not given back to the next one (that would let
+    successes timed across the boundary buy extra guesses)."""
+    old = await memory.hit("alice")
+    clock.advance(300)
+    await hits(memory, "alice", 5)
+    await memory.forget("alice", old)
+    assert not (await memory.hit("alice")).allowed
+
+
+async def test_memory_forget_of_a_refused_or_unknown_hit_changes_nothing(
+    memory: MemoryThrottle,
+) -> None:
+    decisions = await hits(memory, "alice", 6)
+    await memory.forget("alice", decisions[-1])
+    await memory.forget("bob", decisions[0])
+    assert not (await memory.hit("alice")).allowed
+    assert all(d.allowed for d in await hits(memory, "bob", 5))
+
+
+async def test_memory_giving_back_every_hit_drops_the_key(memory: MemoryThrottle) -> None:
+    decisions = await hits(memory, "alice", 2)
+    for decision in decisions:
+        await memory.forget("alice", decision)
+    assert len(memory) == 0
+
+
+async def attempts_at_once(throttle: Throttle, count: int) -> tuple[int, int]:
+    """``count`` attempts at once, each counted before it is made and given back if it
+    succeeds (every other one); answers (failed attempts let through, hits then left)."""
+
+    async def attempt(succeeds: bool) -> bool:
+        decision = await throttle.hit("alice")
+        await asyncio.sleep(0)  # the attempt is in flight
+        if decision.allowed and succeeds:
+            await throttle.forget("alice", decision)
+        return decision.allowed and not succeeds
+
+    failures = sum(await asyncio.gather(*(attempt(i % 2 == 0) for i in range(count))))
+    left = [d.allowed for d in await hits(throttle, "alice", LIMIT.max_attempts + 1)]
+    return failures, left.count(True)
+
+
+async def test_memory_lets_no_more_failures_through_than_the_limit_at_once(
+    memory: MemoryThrottle,
+) -> None:
+    failures, left = await attempts_at_once(memory, 50)
+    assert 1 <= failures <= LIMIT.max_attempts
+    assert left == LIMIT.max_attempts - failures  # the successes used up nothing
+
+
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ThrottleSettings(max_attempts=0)
@@ -163,6 +232,8 @@ async def test_unreachable_redis_raises_rather_than_failing_open() -> None:
             await throttle.hit("alice")
         with pytest.raises(ThrottleUnavailableError):
             await throttle.reset("alice")
+        with pytest.raises(ThrottleUnavailableError):
+            await throttle.forget("alice", ThrottleDecision(allowed=True, window="w"))
     finally:
         await throttle.aclose()
 
@@ -278,3 +349,52 @@ async def test_redis_is_shared_between_clients(
         assert [d.allowed for d in await hits(other, "alice", 3)] == [True, True, False]
     finally:
         await other.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_forget_gives_back_one_hit_and_refusals_are_not_counted(
+    redis_throttle: RedisThrottle,
+) -> None:
+    decisions = await hits(redis_throttle, "alice", 8)
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+    await redis_throttle.forget("alice", decisions[0])
+    await redis_throttle.forget("alice", decisions[-1])  # refused: nothing to give back
+    assert [d.allowed for d in await hits(redis_throttle, "alice", 2)] == [True, False]
+
+
+@pytest.mark.redis
+async def test_redis_forget_keeps_the_window_and_drops_an_empty_key(
+    redis_throttle: RedisThrottle,
+) -> None:
+    decisions = await hits(redis_throttle, "alice", 2)
+    key = redis_throttle._key("alice")
+    await redis_throttle.forget("alice", decisions[0])
+    assert 0 < await redis_throttle._redis.ttl(key) <= 300
+    await redis_throttle.forget("alice", decisions[1])
+    assert not await redis_throttle._redis.exists(key)
+
+
+@pytest.mark.redis
+async def test_redis_forget_frees_nothing_in_a_later_window(redis_url: str) -> None:
+    """A one-second window, waited out for real: a hit of the closed window given back does
+    not free an attempt in the next one."""
+    prefix = f"bp:test:{uuid.uuid4().hex}:"
+    throttle = RedisThrottle(redis_url, ThrottleSettings(max_attempts=2, window_s=1), prefix=prefix)
+    try:
+        old = await throttle.hit("alice")
+        await asyncio.sleep(1.1)
+        assert [d.allowed for d in await hits(throttle, "alice", 2)] == [True, True]
+        await throttle.forget("alice", old)
+        assert not (await throttle.hit("alice")).allowed
+    finally:
+        await throttle.reset("alice")
+        await throttle.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_lets_no_more_failures_through_than_the_limit_at_once(
+    redis_throttle: RedisThrottle,
+) -> None:
+    failures, left = await attempts_at_once(redis_throttle, 50)
+    assert 1 <= failures <= LIMIT.max_attempts
+    assert left == LIMIT.max_attempts - failures

@@ -44,7 +44,9 @@ answers with ``app.tenant_id``, an ordinary setting that any statement may chang
   forge (a tenant ticket signed with a key only the kernel and a ``SECURITY DEFINER`` checker
   hold); that is a design change, not part of issue 15.
 
-Today's code fails the bypass-setting part: its policy accepts ``app.tenancy_bypass = on``.
+The bypass-setting part failed before migration ``core_0010_rls_tenant_only``, whose policy
+accepted ``app.tenancy_bypass = on``; the policy now reads ``app.tenant_id`` only, and kernel
+work that must see every tenant connects as a role that bypasses row-level security.
 """
 
 from __future__ import annotations

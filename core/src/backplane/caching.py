@@ -129,4 +129,4 @@ class RefreshAheadCache(Generic[K, V]):
         if not task.cancelled() and task.exception() is not None:
             # Waiters got the error; a background refresh's error only leaves the old value
             # to expire (then the next caller's read raises it to that caller).
-            log.warning("%s: reading %r failed: %s", self._name, key, task.exception())
+            log.warning("%s: reading %r failed: %r", self._name, key, task.exception())

@@ -22,7 +22,7 @@ __all__ = ["PoolTimeoutError", "pool_timeout_handler"]
 
 def pool_timeout_handler(request: Request[Any, Any, Any], exc: PoolTimeoutError) -> Response[Any]:
     log.warning(
-        "no database connection free within the pool timeout: %s %s",
+        "no database connection free within the pool timeout: %s %r",
         request.method,
         request.url.path,
     )

@@ -68,7 +68,8 @@ def bypass_tenancy(session: Any, reason: str, *, audit: bool = True) -> None:
     on PostgreSQL only its role can see through row-level security, so a bypass on an
     application session would silently see nothing. The reason is logged to the
     ``backplane.audit`` logger (``audit=False`` only for the kernel's per-request credential
-    lookups, which would flood it); plugins never receive such a session.
+    lookups, which would flood it), quoted with ``repr`` so that one reason is one log line
+    whatever a request put in it; plugins never receive such a session.
     """
     if not reason.strip():
         raise ValueError("bypassing tenant isolation needs a reason for the audit log")
@@ -78,7 +79,7 @@ def bypass_tenancy(session: Any, reason: str, *, audit: bool = True) -> None:
             "only maintenance sessions (Database.maintenance) may bypass tenant isolation"
         )
     if audit:
-        log.info("tenant isolation bypassed: %s", reason)
+        log.info("tenant isolation bypassed: %r", reason)
     sync.info[BYPASS_KEY] = reason
 
 

@@ -6,7 +6,9 @@ no-store`` and ``Pragma: no-cache``: no browser, proxy or CDN may keep them.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +62,7 @@ from backplane.identity.tenants import (
     IdentityError,
     LimitReachedError,
     check_owned_tenants,
+    check_slug,
     create_tenant,
     enabled_plugins,
     get_or_create_user,
@@ -67,10 +70,12 @@ from backplane.identity.tenants import (
     set_member_role,
     set_plugin_enabled,
 )
-from backplane.identity.throttle import ThrottleUnavailableError
+from backplane.identity.throttle import ThrottleDecision, ThrottleUnavailableError
 from backplane.kernel import Kernel
 from backplane.state import rails_of
 from backplane.web import NO_CACHE, NO_STORE
+
+log = logging.getLogger(__name__)
 
 Req = Request[Principal, Any, Any]
 PUBLIC = {PUBLIC_OPT: True}
@@ -102,22 +107,49 @@ class TooManyRequests(HTTPException):
     status_code = HTTP_429_TOO_MANY_REQUESTS
 
 
-async def _throttle(identity: Identity, account: str, address: str | None = None) -> None:
-    """Count a password attempt against the account (and the client address): 429 past the
-    login throttle's limit, 503 when its shared store does not answer."""
-    checks = [(identity.account_throttle, account)]
-    if address is not None:
-        checks.append((identity.address_throttle, address))
+@dataclass(frozen=True)
+class _Attempt:
+    """A password attempt counted against the login throttles before the password is checked
+    (:func:`_count_attempt`), so that attempts in flight count too: at most the limit of
+    guesses is ever made in a window, however many arrive at once."""
+
+    identity: Identity
+    account: str
+    address: tuple[str, ThrottleDecision] | None
+
+    async def succeeded(self) -> None:
+        """The password was right, and only failed attempts use up the limits: the account's
+        count starts again (its owner has just proved the password) and the attempt is given
+        back to the client address, whose count other people's failures share. If the
+        throttle's store does not answer, the attempt stays counted (the stricter outcome)."""
+        try:
+            await self.identity.account_throttle.reset(self.account)
+            if self.address is not None:
+                await self.identity.address_throttle.forget(*self.address)
+        except ThrottleUnavailableError:
+            log.warning("login throttle unavailable: a successful attempt stays counted")
+
+
+async def _count_attempt(identity: Identity, account: str, address: str | None = None) -> _Attempt:
+    """Count a password attempt against the account (and the client address): 429 once a
+    limit is reached, 503 when the throttle's shared store does not answer. A refused attempt
+    checks no password, so what it counted against the account is given back."""
+    at_address: tuple[str, ThrottleDecision] | None = None
     try:
-        for throttle, key in checks:
-            decision = await throttle.hit(key)
-            if not decision.allowed:
-                raise TooManyRequests(
-                    detail="too many password attempts; try again later",
-                    headers={"Retry-After": str(max(1, decision.retry_after_s))},
-                )
+        decision = await identity.account_throttle.hit(account)
+        if decision.allowed and address is not None:
+            at_address = (address, await identity.address_throttle.hit(address))
+            if not at_address[1].allowed:
+                await identity.account_throttle.forget(account, decision)
+                decision = at_address[1]
     except ThrottleUnavailableError:
         raise HTTPException(status_code=503, detail="login throttle unavailable") from None
+    if not decision.allowed:
+        raise TooManyRequests(
+            detail="too many password attempts; try again later",
+            headers={"Retry-After": str(max(1, decision.retry_after_s))},
+        )
+    return _Attempt(identity, account, at_address)
 
 
 class AuthController(Controller):
@@ -141,8 +173,7 @@ class AuthController(Controller):
         except IdentityError as exc:
             raise _refuse(exc) from None
         client = request.client.host if request.client else "unknown"
-        account_key = f"account:{email}"
-        await _throttle(identity, account_key, address=f"address:{client}")
+        attempt = await _count_attempt(identity, f"account:{email}", address=f"address:{client}")
         # The account is read, and its connection given back, before the password is hashed:
         # a pooled connection is never held for the duration of a hash.
         async with _sign_in(identity) as session:
@@ -150,7 +181,7 @@ class AuthController(Controller):
         ok = await identity.hasher.verify(user.password_hash if user else None, data.password)
         if not ok or user is None or not user.is_active:
             raise NotAuthorizedException("invalid email or password")
-        await identity.account_throttle.reset(account_key)
+        await attempt.succeeded()
         rehashed = None
         if user.password_hash and identity.hasher.needs_rehash(user.password_hash):
             rehashed = await identity.hasher.hash(data.password)
@@ -259,16 +290,17 @@ class MeController(Controller):
             raise PermissionDeniedException("passwords are changed with a user's access token")
         identity = _identity(request)
         # As at login: read, give the connection back, then hash; guesses of the current
-        # password count against the account's login throttle.
+        # password count against the account's login throttle, a right one does not.
         async with _sign_in(identity) as session:
             user = await session.get(User, principal.user_id)
         if user is None:
             raise NotAuthorizedException("unknown user")
-        await _throttle(identity, f"account:{user.email}")
+        attempt = await _count_attempt(identity, f"account:{user.email}")
         if user.password_hash is not None and not await identity.hasher.verify(
             user.password_hash, data.current_password or ""
         ):
             raise PermissionDeniedException("the current password is wrong")
+        await attempt.succeeded()
         problems = identity.hasher.check_policy(data.new_password, email=user.email)
         if problems:
             raise ClientException("password refused: " + "; ".join(problems))
@@ -297,7 +329,12 @@ class TenantsController(Controller):
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("tenants are created by users, not API keys")
         identity = _identity(request)
-        reason = f"user {principal.user_id} creates tenant {data.slug}"
+        try:
+            # Checked before the slug reaches the audit log's reason.
+            slug = check_slug(data.slug)
+        except IdentityError as exc:
+            raise _refuse(exc) from None
+        reason = f"user {principal.user_id} creates tenant {slug!r}"
         async with identity.database.maintenance(reason) as session:
             # One creation per user at a time, so that the cap holds under concurrency.
             await lock_row(session, User, principal.user_id)
@@ -312,7 +349,7 @@ class TenantsController(Controller):
                 tenant, _ = await create_tenant(
                     session,
                     rails_of(request).kernel(),
-                    slug=data.slug,
+                    slug=slug,
                     owner_email=user.email,
                     name=data.name,
                     if_taken="suffix",

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
 from backplane.plugins import KERNEL_PLUGIN
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+# Anchored with \Z: ``$`` also matches before a trailing newline ("acme\n" was a valid slug).
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}\Z")
 SLUG_SUFFIX_LENGTH = 4
 """``acme-7k2q``: 36**4 (1.7 million) suffixes per slug, tried at random."""
 SLUG_ATTEMPTS = 8
@@ -43,6 +44,16 @@ def normalise_email(email: str) -> str:
     if not EMAIL_PATTERN.match(email):
         raise IdentityError(f"{email!r} is not an email address")
     return email
+
+
+def check_slug(slug: str) -> str:
+    """``slug`` if it is a valid tenant slug, else :class:`IdentityError` (quoting it with
+    ``repr``, so that control characters never reach a log or an answer raw)."""
+    if not SLUG_PATTERN.match(slug):
+        raise IdentityError(
+            f"tenant slug {slug!r} must be 2-63 lower-case letters, digits or hyphens"
+        )
+    return slug
 
 
 async def get_or_create_user(session: AsyncSession, email: str) -> User:
@@ -70,11 +81,7 @@ async def create_tenant(
     the slug with a random suffix (``acme-7k2q``): self-service creation must not tell a caller
     which slugs other tenants use. The name stays what was asked for (default: the slug).
     """
-    if not SLUG_PATTERN.match(slug):
-        raise IdentityError(
-            f"tenant slug {slug!r} must be 2-63 lower-case letters, digits or hyphens"
-        )
-    chosen = await _free_slug(session, slug, suffix=if_taken == "suffix")
+    chosen = await _free_slug(session, check_slug(slug), suffix=if_taken == "suffix")
     owner = await get_or_create_user(session, owner_email)
     tenant = Tenant(slug=chosen, name=name or slug)
     session.add(tenant)

@@ -5,11 +5,20 @@ window of ``window_s`` seconds; hits number 1..``max_attempts`` inside it are al
 ones are refused with ``retry_after_s`` = the time left in the window; when it closes the
 count starts again. Unlike clock-aligned windows there is no boundary at which an attacker
 gets a double burst, and it needs one counter per key (one Redis key with a TTL), unlike a
-sliding log. Refused hits do not extend the window, so a locked-out user is never locked out
-for longer than one window by someone who keeps guessing.
+sliding log. Refused hits are not counted and do not extend the window, so a locked-out user
+is never locked out for longer than one window by someone who keeps guessing.
+
+To count only *failed* attempts without a race, a caller counts an attempt before making it
+(:meth:`Throttle.hit`) and gives it back once it turns out to have succeeded
+(:meth:`Throttle.forget`). Checking first and counting failures afterwards would let any
+number of attempts in flight at once pass the check; counting first, at most ``max_attempts``
+attempts of a window are ever made, and only failed ones stay counted. A hit is given back to
+the window it was counted in only: one given back after that window closed must not free an
+attempt in the next one.
 
 Callers throttle several keys per login (the account and the client address, with separate
-:class:`ThrottleSettings` if wanted) and reset the account key after a successful login.
+:class:`ThrottleSettings` if wanted), give a successful login's hit back to the address, and
+reset the account key (its owner has just proved the password).
 Keys are hashed before they are stored, so e-mail and IP addresses never sit in Redis or in
 memory in clear, and key length cannot be used to grow memory.
 
@@ -20,9 +29,11 @@ Two implementations: :class:`MemoryThrottle` for one process (the embedded mode)
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -42,7 +53,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_KEYS: Final = 100_000
-DEFAULT_REDIS_PREFIX: Final = "bp:throttle:"
+DEFAULT_REDIS_PREFIX: Final = "bp:throttle2:"
+"""Keys are hashes since hits can be given back; versions before that kept plain counters
+under ``bp:throttle:``, left there to expire (a shared prefix would have made the old scripts
+and the new fail on each other's keys while processes of both run)."""
 
 
 class ThrottleSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -57,10 +71,15 @@ class ThrottleSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class ThrottleDecision(msgspec.Struct, frozen=True):
-    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``)."""
+    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``).
+
+    An allowed hit names the window it was counted in (an opaque id), so that
+    :meth:`Throttle.forget` gives it back to that window and no other; a refused hit was not
+    counted and has none."""
 
     allowed: bool
     retry_after_s: int = 0
+    window: str = ""
 
 
 class ThrottleUnavailableError(RuntimeError):
@@ -74,7 +93,13 @@ class Throttle(Protocol):
     settings: ThrottleSettings
 
     async def hit(self, key: str) -> ThrottleDecision:
-        """Count one attempt for ``key`` and say whether it is allowed."""
+        """Count one attempt for ``key`` if it is allowed, and say whether it is."""
+        ...
+
+    async def forget(self, key: str, decision: ThrottleDecision) -> None:
+        """Give back the hit that answered ``decision`` (an attempt that turned out not to
+        count, such as a successful login) if its window is still open; nothing for a
+        refused hit."""
         ...
 
     async def reset(self, key: str) -> None:
@@ -100,7 +125,8 @@ class MemoryThrottle:
     flood can shorten someone else's lock-out, never lengthen it.
 
     ``hit`` never awaits between reading and writing a counter, and a lock guards the dict for
-    use from several threads, so concurrent hits are counted exactly.
+    use from several threads, so concurrent hits are counted exactly. Window ids are numbers
+    from a counter of this throttle's.
     """
 
     def __init__(
@@ -115,7 +141,9 @@ class MemoryThrottle:
         self.settings = settings or ThrottleSettings()
         self.max_keys = max_keys
         self._clock = clock
-        self._windows: dict[str, tuple[float, int]] = {}  # digest -> (window end, hits)
+        # digest -> (window end, hits, window id)
+        self._windows: dict[str, tuple[float, int, str]] = {}
+        self._window_ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -138,14 +166,28 @@ class MemoryThrottle:
                 self._windows.pop(digest, None)
                 if len(self._windows) >= self.max_keys:
                     del self._windows[next(iter(self._windows))]
-                self._windows[digest] = (now + self.settings.window_s, 1)
-                return ThrottleDecision(allowed=True)
-            ends, hits = entry
-            hits += 1
-            self._windows[digest] = (ends, min(hits, self.settings.max_attempts + 1))
-            if hits <= self.settings.max_attempts:
-                return ThrottleDecision(allowed=True)
-            return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(ends - now)))
+                window = str(next(self._window_ids))
+                self._windows[digest] = (now + self.settings.window_s, 1, window)
+                return ThrottleDecision(allowed=True, window=window)
+            ends, hits, window = entry
+            if hits >= self.settings.max_attempts:
+                return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(ends - now)))
+            self._windows[digest] = (ends, hits + 1, window)
+            return ThrottleDecision(allowed=True, window=window)
+
+    async def forget(self, key: str, decision: ThrottleDecision) -> None:
+        if not decision.allowed:
+            return
+        digest = _digest(key)
+        with self._lock:
+            entry = self._windows.get(digest)
+            if entry is None or entry[2] != decision.window or entry[0] <= self._clock():
+                return
+            ends, hits, window = entry
+            if hits > 1:
+                self._windows[digest] = (ends, hits - 1, window)
+            else:
+                del self._windows[digest]
 
     async def reset(self, key: str) -> None:
         with self._lock:
@@ -164,28 +206,49 @@ class MemoryThrottle:
             del windows[oldest]
 
 
-# INCR and the first hit's PEXPIRE run atomically in one script, so no hit can see a counter
-# without a TTL (which would lock a key forever). The PTTL < 0 branch also heals such a key if
-# one was ever written by other means. Time is Redis's own, so app servers' clocks don't matter.
+# A key is a hash: ``n`` hits counted in its window, ``w`` the window's id (ARGV[3], a random id
+# the caller sends in case this hit opens a window). KEYS[1]; ARGV: window ms, max_attempts, id.
+# The check, the count and the first hit's PEXPIRE run atomically in one script, so no hit can
+# see a counter without a TTL (which would lock a key forever). The PTTL < 0 branch also heals
+# such a key if one was ever written by other means. A refused hit is not counted. Time is
+# Redis's own, so app servers' clocks don't matter. Answers {allowed 1/0, ms left, window id}.
 _HIT_SCRIPT: Final = """
-local hits = redis.call('INCR', KEYS[1])
-if hits == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  return {hits, tonumber(ARGV[1])}
+local window_ms = tonumber(ARGV[1])
+local hits = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+if hits < 1 then
+  redis.call('HSET', KEYS[1], 'n', 1, 'w', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window_ms)
+  return {1, window_ms, ARGV[3]}
 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], window_ms)
+  ttl = window_ms
 end
-return {hits, ttl}
+if hits >= tonumber(ARGV[2]) then
+  return {0, ttl, ''}
+end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+return {1, ttl, redis.call('HGET', KEYS[1], 'w')}
+"""
+
+# Give one hit back to window ARGV[1] of KEYS[1] if that window is still the key's; the TTL
+# stays. A count that reaches 0 deletes the key (the next hit opens a window afresh).
+_FORGET_SCRIPT: Final = """
+if redis.call('HGET', KEYS[1], 'w') ~= ARGV[1] then
+  return 0
+end
+if redis.call('HINCRBY', KEYS[1], 'n', -1) < 1 then
+  redis.call('DEL', KEYS[1])
+end
+return 1
 """
 
 
 class RedisThrottle:
     """Throttle shared by every process through Redis (one counter key with a TTL per key).
 
-    Uses redis-py's asyncio client and a Lua script (sent once, then run by SHA). A Redis
+    Uses redis-py's asyncio client and Lua scripts (sent once, then run by SHA). A Redis
     error raises :class:`ThrottleUnavailableError`: failing open would let a brute force through
     whenever Redis is down.
     """
@@ -206,7 +269,8 @@ class RedisThrottle:
         self._redis: Redis = client or Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-        self._script = self._redis.register_script(_HIT_SCRIPT)
+        self._hit_script = self._redis.register_script(_HIT_SCRIPT)
+        self._forget_script = self._redis.register_script(_FORGET_SCRIPT)
         self._url = url
 
     def __repr__(self) -> str:
@@ -221,13 +285,24 @@ class RedisThrottle:
         from redis.exceptions import RedisError
 
         window_ms = self.settings.window_s * 1000
+        args: list[int | str] = [window_ms, self.settings.max_attempts, uuid.uuid4().hex]
         try:
-            hits, ttl_ms = await self._script(keys=[self._key(key)], args=[window_ms])
+            allowed, ttl_ms, window = await self._hit_script(keys=[self._key(key)], args=args)
         except RedisError as exc:
             raise _unavailable(exc) from exc
-        if int(hits) <= self.settings.max_attempts:
-            return ThrottleDecision(allowed=True)
+        if int(allowed):
+            return ThrottleDecision(allowed=True, window=_text(window))
         return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(int(ttl_ms) / 1000)))
+
+    async def forget(self, key: str, decision: ThrottleDecision) -> None:
+        from redis.exceptions import RedisError
+
+        if not decision.allowed:
+            return
+        try:
+            await self._forget_script(keys=[self._key(key)], args=[decision.window])
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
 
     async def reset(self, key: str) -> None:
         from redis.exceptions import RedisError
@@ -239,6 +314,11 @@ class RedisThrottle:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    """A script's string answer (bytes unless the client decodes responses)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _unavailable(exc: Exception) -> ThrottleUnavailableError:
