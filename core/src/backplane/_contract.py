@@ -101,9 +101,19 @@ class Permission(msgspec.Struct, frozen=True, kw_only=True):
 class AuthBackend(msgspec.Struct, frozen=True, kw_only=True):
     """A named way of turning request credentials into a principal.
 
-    ``authenticate(connection)`` is an async callable returning a :class:`backplane.Principal`,
-    or None when the request carries no credential of its kind (the next backend is asked);
-    it raises ``litestar.exceptions.NotAuthorizedException`` for a bad credential of its kind.
+    ``authenticate(connection, kernel)`` is an async callable: ``connection`` is the request
+    (read its headers), ``kernel`` the plugin's own :class:`backplane.Kernel` (its settings in
+    ``kernel.plugin_settings``). It returns the :class:`backplane.Principal` built by
+    ``await kernel.principal_for(tenant, role, subject=...)`` (tenant by id or slug; the
+    permissions come from the registered role map; 401 when the tenant does not exist), or
+    None when the request carries no credential of its kind (the next backend is asked); it
+    raises ``litestar.exceptions.NotAuthorizedException`` for a bad credential of its kind.
+
+    The kernel admits what a plugin's backend returns only if it is a principal of an existing
+    tenant, for no user, with no permission beyond its role's; its ``via`` (``authenticated_by``
+    in ``GET /api/me``) becomes ``name``. It then passes the same guards as any caller:
+    permissions, the tenant's plugin switches, plan entitlements. ``name`` must not be
+    ``token`` or ``api_key`` (the kernel's own principals); ``bearer`` is the kernel's backend.
     """
 
     name: str

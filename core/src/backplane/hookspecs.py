@@ -63,7 +63,11 @@ def register_commands(cli: Any) -> Any:
 
 @hookspec
 def register_auth_backends(register: Any) -> Any:
-    """Register a way to authenticate requests: ``register(name, backend)``."""
+    """Register ways to authenticate requests: ``register(*backends)`` with
+    :class:`backplane.AuthBackend` values. Every request asks plugins' backends in plugin order,
+    then the kernel's ``bearer`` (access tokens, API keys); the first principal wins, none is
+    401. A name registered again replaces the earlier backend (later plugins win);
+    ``auth.backends`` may pick and order them."""
 
 
 @hookspec

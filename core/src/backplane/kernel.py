@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from backplane.caching import RefreshAheadCache
     from backplane.db.engine import Database
     from backplane.identity.auth import Principal
+    from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
     from backplane.inference.runtime import ModelCatalog
     from backplane.ratelimit import RateLimits
@@ -101,6 +102,8 @@ class Rails:
     features: RefreshAheadCache[uuid.UUID, frozenset[str]]
     """Tenants' plan features, for ``requires_entitlement`` guards."""
     public: Settings = field(init=False)
+    auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
+    """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
 
     def __post_init__(self) -> None:
         self.public = public_settings(self.settings)
@@ -112,6 +115,7 @@ class Rails:
         from backplane.billing.group import UsageWriter
         from backplane.billing.meters import collect_meters
         from backplane.db.engine import Database
+        from backplane.identity.backends import auth_backends
         from backplane.identity.holder import IdentityHolder
         from backplane.identity.permissions import role_permissions
         from backplane.inference.runtime import ModelCatalog
@@ -120,7 +124,7 @@ class Rails:
 
         database = Database(settings)
         meters = collect_meters(plugins)
-        return cls(
+        rails = cls(
             settings=settings,
             plugins=plugins,
             database=database,
@@ -134,6 +138,9 @@ class Rails:
             rate_limits=RateLimits(settings),
             features=features_cache(database, settings),
         )
+        kernel = rails.kernel()
+        rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
+        return rails
 
     async def close(self) -> None:
         """Release what :meth:`build` opened (after the task runtime stopped)."""
@@ -240,6 +247,15 @@ class Kernel:
 
             self._usage = UsageRecorder(self.db, self._rails.meters, self.usage_results)
         return self._usage
+
+    # -- authentication ---------------------------------------------------------------------
+    async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:
+        """What an auth backend returns for a credential it accepts: a principal acting for
+        ``tenant`` (its id or slug) with the permissions the registered role map gives ``role``,
+        not as a user. ``subject`` names the credential (``token_id``, for logs). 401 when the
+        tenant does not exist; ``via`` becomes the backend's name when the kernel admits it."""
+        identity = await self._rails.identity.get()
+        return await identity.authenticator.principal_for(tenant, role, subject=subject)
 
     # -- other views ----------------------------------------------------------------------------
     def for_plugin(self, name: str) -> Kernel:

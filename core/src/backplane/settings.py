@@ -109,6 +109,9 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_tenants_per_user: Annotated[int, msgspec.Meta(ge=1)] = 20
     """Tenants a user may own when creating one through the API (409 beyond); the operator's
     ``backplane tenants create`` is not limited."""
+    backends: Annotated[list[str], msgspec.Meta(min_length=1)] | None = None
+    """The authentication backends (``register_auth_backends``) asked, in this order; None asks
+    every registered one, plugins' in plugin order, then the kernel's ``bearer``."""
 
 
 class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane._contract import Permission, Role
+from backplane._contract import AuthBackend, Permission, Role
 from backplane.hookspecs import hookimpl
 
 EVERYONE: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
@@ -50,3 +50,10 @@ def register_tasks(register: Any) -> None:
     from backplane.identity.maintenance import prune_expired_credentials
 
     register(prune_expired_credentials, queue="backplane", schedule="17 * * * *")
+
+
+@hookimpl
+def register_auth_backends(register: Any) -> None:
+    from backplane.identity.auth import authenticate_bearer
+
+    register(AuthBackend(name="bearer", authenticate=authenticate_bearer))

@@ -1,9 +1,16 @@
-"""One authentication path for access tokens and API keys, and the guards built on it.
+"""The kernel's authentication backend (access tokens and API keys), the middleware that asks
+every backend, and the guards built on the principal it gives.
 
-``Authorization: Bearer <token>`` carries either a JWT access token or an API key
-(``bp_<id>_<secret>``; ``X-API-Key`` is accepted too). The :class:`Authenticator` turns it into a
-:class:`Principal` (user, tenant, role, permissions) or raises 401. Handlers opt out explicitly
-with ``opt={"public": True}``; nothing is public by path pattern except the OpenAPI schema.
+:class:`AuthenticationMiddleware` asks the backends registered through ``register_auth_backends``
+in order (:mod:`backplane.identity.backends`); the first to return a :class:`Principal` (user,
+tenant, role, permissions) wins, one that finds a bad credential of its kind answers 401, and
+when none claims the request the answer is 401 too. Handlers opt out explicitly with
+``opt={"public": True}``; nothing is public by path pattern except the OpenAPI schema.
+
+The kernel's own backend, ``bearer`` (:func:`authenticate_bearer`, registered by
+:mod:`backplane.defaults.identity`): ``Authorization: Bearer <token>`` carries either a JWT
+access token or an API key (``bp_<id>_<secret>``; ``X-API-Key`` is accepted too), which the
+:class:`Authenticator` turns into a principal or refuses with 401.
 
 In-process caches keep authentication off the database on the hot path, each bounded in
 staleness by ``REVALIDATE_S``: API keys (a revoked key stops working on other processes within
@@ -27,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -44,6 +51,7 @@ from backplane.identity.models import (
     ApiKey,
     Membership,
     RevokedAccessToken,
+    Tenant,
     TenantPlugin,
     User,
     lower_role,
@@ -77,9 +85,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: uuid.UUID
     role: str
     permissions: frozenset[str]
-    via: Literal["token", "api_key"]
+    via: str
+    """How the caller authenticated: ``token`` (an access token) or ``api_key``, through the
+    kernel's ``bearer`` backend; else the name of the plugin's auth backend that admitted it
+    (set by the kernel). Only ``token`` principals act as a user's session (log out, switch
+    tenant, change the password, create tenants)."""
     token_id: str
-    """The access token's ``jti`` or the API key's id."""
+    """The access token's ``jti``, the API key's id, or a plugin backend's ``subject``."""
     token_expires_at: int | None = None
     scopes: tuple[str, ...] = ()
 
@@ -110,9 +122,9 @@ class _CachedKey(msgspec.Struct, frozen=True):
     revoked: bool
 
 
-def _is_known(key: _CachedKey | None) -> bool:
-    """Unknown key ids are not cached: a caller can invent any number of them."""
-    return key is not None
+def _is_known(found: object) -> bool:
+    """Unknown key ids (tenants) are not cached: a caller can invent any number of them."""
+    return found is not None
 
 
 class Authenticator:
@@ -143,25 +155,13 @@ class Authenticator:
         self._members: RefreshAheadCache[tuple[uuid.UUID, uuid.UUID], MemberState | None] = (
             RefreshAheadCache(self._read_member, REVALIDATE_S, name="memberships")
         )
+        self._tenants: RefreshAheadCache[uuid.UUID | str, uuid.UUID | None] = RefreshAheadCache(
+            self._read_tenant, REVALIDATE_S, remember=_is_known, name="tenants"
+        )
         self.reload_keyring: Callable[[], Awaitable[None]] | None = None
 
-    async def authenticate(
-        self, authorization: str | None, api_key_header: str | None
-    ) -> Principal:
-        credential = api_key_header
-        if credential is None and authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise NotAuthorizedException("expected 'Authorization: Bearer <credential>'")
-            credential = value.strip()
-        if not credential:
-            raise NotAuthorizedException("authentication required")
-        if credential.startswith("bp_"):
-            return await self._api_key(credential)
-        return await self._access_token(credential)
-
     # -- access tokens --------------------------------------------------------------------
-    async def _access_token(self, token: str) -> Principal:
+    async def access_token_principal(self, token: str) -> Principal:
         try:
             try:
                 claims = await self.tokens.averify_access_token(token, is_revoked=self.is_revoked)
@@ -245,7 +245,7 @@ class Authenticator:
         self._revoked[jti] = expires_at
 
     # -- API keys ---------------------------------------------------------------------------
-    async def _api_key(self, credential: str) -> Principal:
+    async def api_key_principal(self, credential: str) -> Principal:
         try:
             key_id, secret = parse_api_key(credential)
         except InvalidToken:
@@ -317,6 +317,60 @@ class Authenticator:
                 .values(last_used_at=datetime.fromtimestamp(now, UTC))
             )
 
+    # -- principals of plugins' auth backends -------------------------------------------------
+    async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:
+        """A principal acting for ``tenant`` (its id or slug) with ``role``'s permissions, not
+        as a user (``user_id`` None, like an operator's API key); 401 if no such tenant."""
+        granted = self.role_permissions.get(role)
+        if granted is None:
+            raise ValueError(f"unknown role {role!r} (known: {', '.join(self.role_permissions)})")
+        tenant_id = await self._tenants.get(tenant)
+        if tenant_id is None:
+            raise NotAuthorizedException("the credential names no existing tenant")
+        return Principal(
+            user_id=None,
+            tenant_id=tenant_id,
+            role=role,
+            permissions=granted,
+            via="",
+            token_id=subject,
+        )
+
+    async def admit(self, principal: object, backend: str) -> Principal:
+        """What a plugin's backend returned, checked and named after ``backend``: a principal of
+        an existing tenant, for no user, holding exactly its role's permissions (narrowed to
+        its scopes if it has any, as an API key's).
+
+        Those are what :meth:`principal_for` builds; a principal a backend made by hand is held
+        to the same rules, so no backend grants other than the role map does, acts as a user,
+        or points at a tenant that does not exist. A principal that breaks them is the plugin's
+        bug (500), not the caller's."""
+        if not isinstance(principal, Principal):
+            raise TypeError(f"auth backend {backend!r} returned {principal!r}, not a Principal")
+        if (
+            principal.role not in self.role_permissions
+            or principal.permissions != self.key_permissions(principal.role, principal.scopes)
+            or principal.user_id is not None
+        ):
+            raise TypeError(
+                f"auth backend {backend!r} returned a principal with a user, an unknown role or "
+                "permissions its role does not give: build it with kernel.principal_for"
+            )
+        if await self._tenants.get(principal.tenant_id) is None:
+            raise NotAuthorizedException("the credential names no existing tenant")
+        if principal.via == backend:
+            return principal
+        return msgspec.structs.replace(principal, via=backend)
+
+    async def _read_tenant(self, tenant: uuid.UUID | str) -> uuid.UUID | None:
+        # backplane_tenants is global (no row-level security): any session reads it.
+        column = Tenant.id if isinstance(tenant, uuid.UUID) else Tenant.slug
+        async with self.sessionmaker() as session:
+            found: uuid.UUID | None = await session.scalar(
+                select(Tenant.id).where(column == tenant)
+            )
+        return found
+
     # -- per-tenant plugin switches -----------------------------------------------------------
     async def plugin_enabled(self, tenant_id: uuid.UUID, plugin: str) -> bool:
         return await self._switches.get((tenant_id, plugin))
@@ -332,17 +386,45 @@ class Authenticator:
         self._switches.forget((tenant_id, plugin))
 
 
+async def authenticate_bearer(
+    connection: ASGIConnection[Any, Any, Any, Any], kernel: Any
+) -> Principal | None:
+    """The kernel's ``bearer`` backend: an access token or an API key in ``Authorization:
+    Bearer``, or an API key in ``X-API-Key``; None when the request carries neither header
+    (or an empty one). Any other ``Authorization`` scheme is refused: this backend is asked
+    last, after every plugin's, so a plugin backend for another scheme has had its turn."""
+    identity = await rails_of(connection).identity.get()
+    headers = connection.headers
+    credential = headers.get("x-api-key")
+    if credential is None:
+        authorization = headers.get("authorization")
+        if not authorization:
+            return None
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise NotAuthorizedException("expected 'Authorization: Bearer <credential>'")
+        credential = value.strip()
+    if not credential:
+        return None
+    if credential.startswith("bp_"):
+        return await identity.authenticator.api_key_principal(credential)
+    return await identity.authenticator.access_token_principal(credential)
+
+
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Litestar middleware: every route needs a principal unless its handler is public."""
+    """Litestar middleware: every route needs a principal unless its handler is public.
+
+    The backends are asked in order; the first principal wins. None claiming the request is a
+    401, as is a bad credential that a backend recognised as its own."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        identity = await rails_of(connection).identity.get()
-        principal = await identity.authenticator.authenticate(
-            connection.headers.get("authorization"), connection.headers.get("x-api-key")
-        )
-        return AuthenticationResult(user=principal, auth=principal)
+        for authenticate, kernel in rails_of(connection).auth_backends:
+            principal = await authenticate(connection, kernel)
+            if principal is not None:
+                return AuthenticationResult(user=principal, auth=principal)
+        raise NotAuthorizedException("authentication required")
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

@@ -7,11 +7,12 @@ loading the plugin (which every ``backplane`` command does) stays cheap.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from backplane import (
+    AuthBackend,
     InferenceModel,
     Meter,
     Permission,
@@ -25,6 +26,11 @@ from backplane import (
 class KitchenSinkSettings(msgspec.Struct, forbid_unknown_fields=True):
     greeting: str = "hello"
     max_notes: int = 100
+    auth_token: str | None = None
+    """The ``X-Kitchen-Sink-Token`` its auth backend accepts (None: the backend is inactive)."""
+    auth_tenant: str | None = None
+    """The slug of the tenant that token acts for (None: the backend is inactive)."""
+    auth_role: Literal["owner", "admin", "member", "viewer"] = "viewer"
 
 
 plugin = PluginInfo(
@@ -118,7 +124,9 @@ def register_commands(cli: Any) -> None:
 
 @hookimpl
 def register_auth_backends(register: Any) -> None:
-    register("kitchen_sink_header", object())
+    from bp_sample_kitchen_sink.auth import authenticate
+
+    register(AuthBackend(name="kitchen_sink_header", authenticate=authenticate))
 
 
 @hookimpl

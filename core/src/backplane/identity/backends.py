@@ -1,0 +1,89 @@
+"""Authentication backends: what ``register_auth_backends`` gave, in the order they are asked.
+
+Collected once per process (:meth:`backplane.kernel.Rails.build`). Plugins' backends are asked
+first, in plugin order, the kernel's own (``bearer``: access tokens and API keys) last, so a
+plugin can claim a header or scheme before the kernel refuses it; a backend registered under
+a name already taken replaces the earlier one in its place (later plugins win).
+``auth.backends`` may name the backends to ask, in its order.
+
+A plugin's backend answers through :meth:`~backplane.identity.auth.Authenticator.admit`: its
+principal must be of an existing tenant, for no user and within its role's permissions, and
+``via`` becomes the backend's name. The kernel's own backends (plugin ``core``) are trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from backplane._contract import AuthBackend
+from backplane.identity.auth import Principal
+from backplane.plugins import KERNEL_PLUGIN, PluginSet
+from backplane.state import rails_of
+
+Authenticate = Callable[[Any, Any], Awaitable[Principal | None]]
+"""``authenticate(connection, kernel)``: a principal, or None when the request is not its kind."""
+
+KERNEL_VIAS = frozenset({"token", "api_key"})
+"""What the kernel's ``bearer`` backend calls its principals; no backend may take these names."""
+
+
+class UnknownAuthBackendError(LookupError):
+    """``auth.backends`` names a backend that no plugin registered."""
+
+
+def _backend_items(plugin: str, *backends: Any) -> list[AuthBackend]:
+    for backend in backends:
+        if not isinstance(backend, AuthBackend):
+            raise TypeError(
+                f"plugin {plugin!r}: register_auth_backends expects AuthBackend values, "
+                f"got {backend!r}"
+            )
+        if not backend.name or backend.name in KERNEL_VIAS:
+            raise TypeError(f"plugin {plugin!r}: auth backend name {backend.name!r} is reserved")
+        if not callable(backend.authenticate):
+            raise TypeError(
+                f"plugin {plugin!r}: auth backend {backend.name!r} needs an async callable "
+                "authenticate(connection, kernel)"
+            )
+    return list(backends)
+
+
+def _admitted(backend: AuthBackend) -> Authenticate:
+    """A plugin's backend, its principals checked and named by the kernel."""
+    name, authenticate = backend.name, backend.authenticate
+
+    async def admitted(connection: Any, kernel: Any) -> Principal | None:
+        principal = await authenticate(connection, kernel)
+        if principal is None:
+            return None
+        identity = await rails_of(connection).identity.get()
+        return await identity.authenticator.admit(principal, name)
+
+    return admitted
+
+
+def auth_backends(
+    plugins: PluginSet, view: Callable[[str], Any], selected: Sequence[str] | None = None
+) -> tuple[tuple[Authenticate, Any], ...]:
+    """``(authenticate, kernel)`` per backend, in the order the middleware asks them; ``view``
+    gives a plugin's kernel view, ``selected`` (``auth.backends``) picks and orders by name."""
+    by_name: dict[str, tuple[str, AuthBackend]] = {}
+    for plugin, backend in plugins.collect("register_auth_backends", _backend_items):
+        by_name[backend.name] = (plugin, backend)
+    if selected is None:
+        names = sorted(by_name, key=lambda n: by_name[n][0] == KERNEL_PLUGIN)
+    else:
+        unknown = [n for n in selected if n not in by_name]
+        if unknown:
+            raise UnknownAuthBackendError(
+                f"auth.backends names {', '.join(map(repr, unknown))}; registered: "
+                f"{', '.join(by_name)}"
+            )
+        names = list(dict.fromkeys(selected))
+    chosen = []
+    for name in names:
+        plugin, backend = by_name[name]
+        trusted = plugin == KERNEL_PLUGIN
+        chosen.append((backend.authenticate if trusted else _admitted(backend), view(plugin)))
+    return tuple(chosen)
