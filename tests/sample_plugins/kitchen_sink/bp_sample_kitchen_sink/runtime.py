@@ -5,11 +5,12 @@ file)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from backplane import ModelRef
+if TYPE_CHECKING:
+    from backplane import ModelRef
 
 
 class Tensor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
