@@ -19,6 +19,7 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.db import migrations
+from backplane.inference.storage import local_store
 from backplane.plugins import load_plugins
 from backplane.retention import prune
 from backplane.settings import Settings
@@ -51,6 +52,7 @@ async def test_prune_deletes_only_old_finished_history(
     world: tuple[Settings, list[uuid.UUID]],
 ) -> None:
     settings, tenants = world
+    store = local_store(settings.data_dir)
 
     def task(status: str, finished: datetime | None) -> OutboxMessage:
         return OutboxMessage(
@@ -97,7 +99,7 @@ async def test_prune_deletes_only_old_finished_history(
                     kept_deliveries.append(delivery.id)
 
     async with session_for(settings, None) as session:
-        counts = await prune(session, settings, NOW)
+        counts = await prune(session, settings, store, NOW)
     assert counts == {
         "schedule_periods": 1,
         "tasks": 1,
@@ -118,7 +120,7 @@ async def test_prune_deletes_only_old_finished_history(
         assert len(events) == len(kept_deliveries)
 
     async with session_for(settings, None) as session:  # nothing more to do: idempotent
-        assert set((await prune(session, settings, NOW)).values()) == {0}
+        assert set((await prune(session, settings, store, NOW)).values()) == {0}
 
 
 async def test_prune_deletes_model_files_no_version_refers_to_once_old(
@@ -130,7 +132,6 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
     import os
 
     from backplane.inference.models import ModelVersion
-    from backplane.inference.storage import local_store
 
     settings, tenants = world
     store = local_store(settings.data_dir)
@@ -154,7 +155,7 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
         )  # fmt: skip
 
     async with session_for(settings, None) as session:
-        counts = await prune(session, settings, NOW)
+        counts = await prune(session, settings, store, NOW)
     assert counts["model_files"] == 2
     assert store.exists(used)
     assert store.exists(new_unused)
@@ -166,7 +167,7 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
     os.utime(store._path(again), (two_days_ago, two_days_ago))
     assert store.put(b"uploaded long ago, deleted, uploaded again") == again  # age starts over
     async with session_for(settings, None) as session:
-        assert (await prune(session, settings, NOW))["model_files"] == 0
+        assert (await prune(session, settings, store, NOW))["model_files"] == 0
     assert store.exists(again)
 
 

@@ -321,6 +321,7 @@ def test_metadata_documents():
     meta = v2.ModelMetadata(
         name="wide_mlp",
         versions=["1"],
+        platform="onnxruntime_onnx",
         inputs=[v2.MetadataTensor(name="float_input", datatype="FP32", shape=[-1, 256])],
         outputs=[v2.MetadataTensor(name="variable", datatype="FP32", shape=[-1, 1])],
     )

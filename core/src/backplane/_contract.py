@@ -7,6 +7,7 @@ They are plain msgspec structs so that the kernel can validate, serialise (``plu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,11 +63,18 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     """A cron expression for periodic jobs, or None."""
 
 
+ONNXRUNTIME = "onnxruntime"
+"""The kernel's own inference runtime: onnxruntime in process."""
+
+
 class InferenceModel(msgspec.Struct, frozen=True, kw_only=True):
-    """An ONNX model file shipped inside a plugin's package data.
+    """A model file shipped inside a plugin's package data (an ONNX file, unless ``runtime``
+    names a runtime that reads another format).
 
     ``path`` may be a ``Path`` or what ``importlib.resources.files(...) / "x.onnx"`` returns,
-    so models load from an installed wheel as well as from a source tree.
+    so models load from an installed wheel as well as from a source tree. With
+    ``max_batch_size`` above 1 (and a dynamic first dimension on every input) requests are
+    batched dynamically, whatever the runtime.
     """
 
     name: str
@@ -75,8 +83,27 @@ class InferenceModel(msgspec.Struct, frozen=True, kw_only=True):
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     description: str = ""
-    runtime: str = "onnxruntime"
-    """The :class:`InferenceRuntime` that runs it."""
+    runtime: str = ONNXRUNTIME
+    """The name of the :class:`InferenceRuntime` that loads and runs the file (registered
+    through ``register_inference_runtimes``); a name no plugin registered skips the plugin
+    that ships the model, with that reason (or stops start-up, in strict mode)."""
+
+
+class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
+    """One servable model version, wherever it comes from: what an
+    :class:`InferenceRuntime` is told about the file it loads."""
+
+    name: str
+    version: str
+    source: str
+    """``kernel`` or ``plugin`` (shipped: every tenant sees them), or a registry row's source
+    (``upload``, ``marketplace``)."""
+    key: str
+    """Names the loaded session: the file's ``sha256`` for uploads, ``shipped:<name>:<version>``
+    otherwise."""
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    description: str = ""
 
 
 class Meter(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,21 +148,48 @@ class AuthBackend(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InferenceRuntime(msgspec.Struct, frozen=True, kw_only=True):
-    """A named model execution runtime (in-process onnxruntime, a remote V2 server, ...).
+    """A named way of running models: the kernel's in-process ``onnxruntime``, a remote V2
+    server, anything that can answer the protocol below.
 
-    ``load(data, model)`` builds a session from a model file's bytes (called in a thread): an
-    object with onnxruntime's ``get_inputs()``, ``get_outputs()`` (each item with ``name``,
-    ``type`` and ``shape``) and ``run(output_names, feed)``. A shipped model names its runtime
-    (:attr:`InferenceModel.runtime`); uploads use ``inference.runtime``.
+    ``load(data, model)`` builds a session from a model file's bytes (``data``; ``model`` says
+    which version of which model they are). It is called once per model version a process
+    loads, in a worker thread, never per request. The session it returns needs, as
+    onnxruntime's ``InferenceSession`` has them:
+
+    - ``get_inputs()`` and ``get_outputs()``: sequences of items with ``name``, ``type`` (a
+      V2 datatype such as ``"FP32"``, or an onnxruntime type string such as
+      ``"tensor(float)"``) and ``shape`` (a list; a dimension that is not a non-negative int,
+      such as ``-1``, ``None`` or ``"batch"``, is dynamic);
+    - ``run(output_names, feed)``: the outputs named, in that order, as numpy arrays, for
+      ``feed`` (input name to numpy array, already checked against the signature). It is
+      called from several threads at once.
+
+    Dynamic batching works with every runtime: when a model asks for it (``max_batch_size``
+    above 1) the kernel concatenates the rows of queued requests along the first axis, calls
+    ``run`` once and splits the outputs by rows; a model whose outputs do not have one row per
+    input row is then run request by request. Shipped models name their runtime
+    (:attr:`InferenceModel.runtime`); uploads, always validated as ONNX files first, use the
+    ``inference.runtime`` setting. A runtime of the same name registered by a later plugin
+    replaces an earlier one (the kernel's ``onnxruntime`` included).
     """
 
     name: str
-    load: Any
+    load: Callable[[bytes, ModelRef], Any]
+    platform: str = ""
+    """What V2 model metadata reports as the ``platform`` of its models (Triton's names, such
+    as ``onnxruntime_onnx``); the runtime's name when empty."""
 
 
 class StorageBackend(msgspec.Struct, frozen=True, kw_only=True):
-    """A named place for stored objects: ``open(settings)`` returns the store
-    (``backplane.inference.storage.ArtifactStore``: ``put``, ``get``, ``exists``, ``sweep``)."""
+    """A named place for stored objects (model files), chosen by ``storage.backend``.
+
+    ``open(settings)`` is called once per process with the kernel's settings and returns the
+    store: ``backplane.ArtifactStore``, content-addressed (``put(data)`` returns the sha256,
+    ``get(sha256)`` raises ``backplane.ArtifactMissingError`` for what it does not hold,
+    ``exists(sha256)``, and ``sweep(keep, older_than)`` for the hourly retention task). Its
+    methods are called from worker threads. A backend of the same name registered by a later
+    plugin replaces an earlier one (the kernel's ``local`` included).
+    """
 
     name: str
     open: Any

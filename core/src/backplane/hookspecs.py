@@ -71,8 +71,10 @@ def register_auth_backends(register: Any) -> Any:
 
 
 @hookspec
-def register_inference_runtimes(register: Any) -> Any:
-    """Register a model execution runtime: ``register(name, runtime)``."""
+def register_inference_runtimes(register: Any, settings: Any) -> Any:
+    """Register ways of running models: ``register(InferenceRuntime(name=..., load=...))``;
+    shipped models name theirs (``InferenceModel.runtime``), uploads use ``inference.runtime``.
+    ``settings`` (the kernel's) is there for runtimes built from them (onnxruntime's arena)."""
 
 
 @hookspec

@@ -20,22 +20,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
 from backplane.inference.models import ModelVersion
-from backplane.inference.storage import local_store
+from backplane.inference.storage import ArtifactStore, store_for
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 
 
 async def prune_history(ctx: Any) -> None:
-    """Task (hourly): delete what :func:`prune` selects, with the application's settings."""
+    """Task (hourly): delete what :func:`prune` selects, with the application's settings and
+    the store ``storage.backend`` configures."""
     settings = settings_for(ctx.session)
+    # FACADE: the one line to change once tasks receive the kernel (its models' store).
+    store = await asyncio.to_thread(store_for, settings)
     async with ctx.maintenance("retention deletes every tenant's old history") as session:
-        await prune(session, settings)
+        await prune(session, settings, store)
 
 
 async def prune(
-    session: AsyncSession, settings: Settings, now: datetime | None = None
+    session: AsyncSession, settings: Settings, store: ArtifactStore, now: datetime | None = None
 ) -> dict[str, int]:
-    """Delete history older than the configured ``keep`` settings; the counts deleted.
+    """Delete history older than the configured ``keep`` settings, and the files in ``store``
+    no model version refers to; the counts deleted.
 
     ``session`` sees every tenant (a maintenance session)."""
     now = now or datetime.now(UTC)
@@ -67,7 +71,6 @@ async def prune(
     )
     counts["webhook_events"] = result.rowcount
     referenced = set(await session.scalars(select(ModelVersion.sha256).distinct()))
-    store = local_store(settings.data_dir)
     cutoff = now.timestamp() - settings.inference.keep_unreferenced_s
     counts["model_files"] = await asyncio.to_thread(store.sweep, referenced, cutoff)
     return counts

@@ -1,11 +1,11 @@
 """Inference: the V2 (Open Inference Protocol) API, the tenant's model registry API, the
-example models, and inference meters and permissions."""
+in-process onnxruntime runtime, the example models, and inference meters and permissions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backplane._contract import Meter, Permission
+from backplane._contract import ONNXRUNTIME, InferenceRuntime, Meter, ModelRef, Permission
 from backplane.defaults.identity import EVERYONE
 from backplane.hookspecs import hookimpl
 
@@ -36,6 +36,31 @@ def register_meters(register: Any) -> None:
             group_by=("model",),
             description="Rows (batch entries) sent to models",
         ),
+    )
+
+
+class _OnnxRuntime:
+    """Sessions from onnxruntime in this process, all sharing one CPU arena capped at
+    ``inference.arena_max_bytes`` (:func:`backplane.inference.sessions.create_session`)."""
+
+    def __init__(self, arena_max_bytes: int) -> None:
+        self.arena_max_bytes = arena_max_bytes
+
+    def load(self, data: bytes, model: ModelRef) -> Any:
+        from backplane.inference.sessions import create_session
+
+        return create_session(data, self.arena_max_bytes)
+
+
+@hookimpl
+def register_inference_runtimes(register: Any, settings: Any) -> None:
+    """``onnxruntime``: the runtime of the example models, and of uploads by default."""
+    register(
+        InferenceRuntime(
+            name=ONNXRUNTIME,
+            load=_OnnxRuntime(settings.inference.arena_max_bytes).load,
+            platform="onnxruntime_onnx",
+        )
     )
 
 

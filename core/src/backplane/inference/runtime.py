@@ -3,11 +3,12 @@ the tenant's own uploads (the registry), through one catalog.
 
 Resolution is by tenant: a shipped model is visible to every tenant; an uploaded one only to
 the tenant that owns it (its rows are tenant-scoped, and row-level secured on PostgreSQL), and
-an unknown or invisible model is the same 404. Sessions are built on first use
-(:mod:`backplane.inference.sessions`), kept in an LRU cache bounded by bytes and shared by
-every tenant allowed to call the same file; ``session.run`` happens in a thread pool sized to
-the cores, through a :class:`~backplane.inference.batching.DynamicBatcher` when the model
-allows it.
+an unknown or invisible model is the same 404. Sessions are built on first use by the model's
+inference runtime (``register_inference_runtimes``: a shipped model names its own, uploads use
+``inference.runtime``; the kernel's is onnxruntime, :mod:`backplane.inference.sessions`), kept
+in an LRU cache bounded by bytes and shared by every tenant allowed to call the same file;
+``session.run`` happens in a thread pool sized to the cores, through a
+:class:`~backplane.inference.batching.DynamicBatcher` when the model allows it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,13 +26,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backplane._contract import InferenceModel
+from backplane._contract import InferenceModel, InferenceRuntime, ModelRef
 from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
 from backplane.inference.models import ModelVersion
-from backplane.inference.sessions import SessionCache, create_session
+from backplane.inference.sessions import SessionCache
 from backplane.inference.stats import StatsBook
 from backplane.inference.storage import open_store
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
@@ -49,28 +50,18 @@ class Tensor(msgspec.Struct, frozen=True):
     shape: list[int]
 
 
-class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
-    """One servable model version, wherever it comes from; ``key`` names its session."""
-
-    name: str
-    version: str
-    source: str
-    """``kernel`` or ``plugin`` (shipped: every tenant sees them), or a registry row's source
-    (``upload``, ``marketplace``)."""
-    key: str
-    """``sha256`` of an uploaded file, ``shipped:<name>:<version>`` otherwise."""
-    max_batch_size: int = 0
-    max_queue_delay_us: int = 0
-    description: str = ""
+class UnknownInferenceRuntimeError(LookupError):
+    """``inference.runtime`` names no runtime registered through ``register_inference_runtimes``."""
 
 
 class LoadedModel:
-    """An onnxruntime session, its V2 signature and (when the model allows it) its batcher."""
+    """A runtime's session, its V2 signature and (when the model allows it) its batcher."""
 
-    def __init__(self, ref: ModelRef, session: Any, cost: int) -> None:
+    def __init__(self, ref: ModelRef, session: Any, cost: int, platform: str) -> None:
         self.ref = ref
         self.session = session
         self.cost = cost
+        self.platform = platform
         self.inputs = [_tensor(i) for i in session.get_inputs()]
         self.outputs = [_tensor(o) for o in session.get_outputs()]
         self.output_names = [t.name for t in self.outputs]
@@ -87,6 +78,7 @@ class LoadedModel:
         return v2.ModelMetadata(
             name=self.ref.name,
             versions=versions,
+            platform=self.platform,
             inputs=[
                 v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape)
                 for t in self.inputs
@@ -122,16 +114,51 @@ class LoadedModel:
 
 def _tensor(node: Any) -> Tensor:
     shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (node.shape or [])]
-    return Tensor(name=node.name, datatype=v2.datatype_from_onnx(node.type), shape=shape)
+    kind = node.type
+    datatype = kind if kind in v2.DATATYPES else v2.datatype_from_onnx(kind)
+    return Tensor(name=node.name, datatype=datatype, shape=shape)
 
 
-def _models(plugin: str, *models: Any) -> list[InferenceModel]:
-    for model in models:
-        if not isinstance(model, InferenceModel):
+def _runtimes(plugin: str, *runtimes: Any) -> list[InferenceRuntime]:
+    for runtime in runtimes:
+        if not isinstance(runtime, InferenceRuntime) or not callable(runtime.load):
             raise TypeError(
-                f"register_inference_models expects InferenceModel values, got {model!r}"
+                "register_inference_runtimes expects InferenceRuntime values with a callable "
+                f"load, got {runtime!r}"
             )
-    return list(models)
+    return list(runtimes)
+
+
+def collect_runtimes(plugins: PluginSet) -> dict[str, InferenceRuntime]:
+    """Every registered runtime by name (a later plugin's replaces an earlier one's)."""
+    return {
+        runtime.name: runtime
+        for _, runtime in plugins.collect(
+            "register_inference_runtimes", _runtimes, settings=plugins.settings
+        )
+    }
+
+
+def _models_for(
+    runtimes: dict[str, InferenceRuntime],
+) -> Callable[..., list[InferenceModel]]:
+    """Checks ``register_inference_models`` items: models, run by a registered runtime."""
+
+    def check(plugin: str, *models: Any) -> list[InferenceModel]:
+        for model in models:
+            if not isinstance(model, InferenceModel):
+                raise TypeError(
+                    f"register_inference_models expects InferenceModel values, got {model!r}"
+                )
+            if model.runtime not in runtimes:
+                raise LookupError(
+                    f"model {model.name!r} version {model.version!r} names inference runtime "
+                    f"{model.runtime!r}, which no plugin registered "
+                    f"(registered: {', '.join(sorted(runtimes))})"
+                )
+        return list(models)
+
+    return check
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -188,9 +215,20 @@ class ModelCatalog:
         """Reads a tenant's registry rows when a caller passes no session (the V2 hot path
         opens none: shipped and recently resolved models need no database)."""
         config = self.settings.inference
+        self._runtimes = collect_runtimes(plugins)
+        uploads = self._runtimes.get(config.runtime)
+        if uploads is None:
+            where = self.settings.sources.get("inference.runtime", "BACKPLANE_INFERENCE__RUNTIME")
+            raise UnknownInferenceRuntimeError(
+                f"{where}: no inference runtime {config.runtime!r} "
+                f"(registered: {', '.join(sorted(self._runtimes)) or 'none'})"
+            )
+        self._upload_runtime = uploads
         self.shipped: dict[str, dict[str, InferenceModel]] = {}
         self._shipped_by: dict[tuple[str, str], str] = {}
-        for plugin, spec in plugins.collect("register_inference_models", _models):
+        for plugin, spec in plugins.collect(
+            "register_inference_models", _models_for(self._runtimes)
+        ):
             self.shipped.setdefault(spec.name, {})[spec.version] = spec
             self._shipped_by[spec.name, spec.version] = (
                 "kernel" if plugin == KERNEL_PLUGIN else "plugin"
@@ -273,14 +311,23 @@ class ModelCatalog:
 
     # -- sessions -----------------------------------------------------------------------------
     def load(self, ref: ModelRef) -> LoadedModel:
-        """The model's session (blocking on first use: call it in a thread)."""
+        """The model's session, built by its runtime (blocking on first use: call it in a
+        thread). The runtime is chosen here, once per load; requests use the session."""
 
         def build() -> tuple[LoadedModel, int]:
             data = self._read(ref)
-            session = create_session(data, self.settings.inference.arena_max_bytes)
-            return LoadedModel(ref, session, len(data)), len(data)
+            runtime = self._runtime(ref)
+            session = runtime.load(data, ref)
+            loaded = LoadedModel(ref, session, len(data), runtime.platform or runtime.name)
+            return loaded, len(data)
 
         return self._sessions.get_or_load(ref.key, build)
+
+    def _runtime(self, ref: ModelRef) -> InferenceRuntime:
+        """A shipped model's own runtime (checked when it was registered), else the uploads'."""
+        if ref.source in SHIPPED:
+            return self._runtimes[self.shipped[ref.name][ref.version].runtime]
+        return self._upload_runtime
 
     async def aload(self, ref: ModelRef) -> LoadedModel:
         """:meth:`load` for the event loop: a loaded model at once, a new one in a thread."""

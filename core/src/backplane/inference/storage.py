@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from backplane._contract import StorageBackend
 from backplane.plugins import PluginSet
+from backplane.settings import Settings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA256_DIR = re.compile(r"^[0-9a-f]{2}$")
@@ -56,6 +57,25 @@ def _backend_items(plugin: str, *backends: Any) -> list[StorageBackend]:
     return list(backends)
 
 
+_opened: dict[int, tuple[Settings, ArtifactStore]] = {}
+"""The stores :func:`open_store` opened in this process, by the identity of their settings
+(kept with them, so an identity is never reused): see :func:`store_for`."""
+
+
+def store_for(settings: Settings) -> ArtifactStore:
+    """The store this process opened for ``settings``, or one opened now from the plugins they
+    select (a ``backplane worker`` serves no models, so opens none until asked; then once).
+
+    Kernel-internal, and only for tasks, which receive a session rather than the kernel: once
+    they receive the kernel facade, its models' store replaces this."""
+    found = _opened.get(id(settings))
+    if found is not None:
+        return found[1]
+    from backplane.plugins import load_plugins
+
+    return open_store(load_plugins(settings))
+
+
 def open_store(plugins: PluginSet) -> ArtifactStore:
     """The store ``storage.backend`` names, among every registered backend (a later plugin's
     backend of the same name replaces an earlier one's, the kernel's included)."""
@@ -63,11 +83,13 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
     backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backend_items)}
     chosen = backends.get(settings.storage.backend)
     if chosen is None:
+        where = settings.sources.get("storage.backend", "BACKPLANE_STORAGE__BACKEND")
         raise UnknownStorageBackendError(
-            f"BACKPLANE_STORAGE__BACKEND: no storage backend {settings.storage.backend!r} "
+            f"{where}: no storage backend {settings.storage.backend!r} "
             f"(registered: {', '.join(sorted(backends)) or 'none'})"
         )
     store: ArtifactStore = chosen.open(settings)
+    _opened[id(settings)] = (settings, store)
     return store
 
 

@@ -204,7 +204,8 @@ class ModelMetadata(msgspec.Struct, kw_only=True):
 
     name: str
     versions: list[str] = msgspec.field(default_factory=list)
-    platform: str = "onnxruntime_onnx"
+    platform: str
+    """The model's runtime (:attr:`backplane.InferenceRuntime.platform`)."""
     inputs: list[MetadataTensor]
     outputs: list[MetadataTensor]
 

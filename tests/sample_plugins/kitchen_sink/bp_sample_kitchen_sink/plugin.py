@@ -14,6 +14,7 @@ import msgspec
 from backplane import (
     AuthBackend,
     InferenceModel,
+    InferenceRuntime,
     Meter,
     Permission,
     PluginInfo,
@@ -83,7 +84,16 @@ def register_inference_models(register: Any) -> None:
             name="kitchen_sink_double",
             version="1",
             path=files(__package__) / "shipped_models" / "double.onnx",
-        )
+        ),
+        InferenceModel(
+            name="kitchen_sink_echo",
+            version="1",
+            path=files(__package__) / "shipped_models" / "echo.json",
+            runtime="kitchen_sink_echo",  # not ONNX: only the runtime below can load it
+            description="Echoes x and label back (the kitchen_sink_echo runtime)",
+            max_batch_size=4,
+            max_queue_delay_us=20_000,
+        ),
     )
 
 
@@ -131,7 +141,9 @@ def register_auth_backends(register: Any) -> None:
 
 @hookimpl
 def register_inference_runtimes(register: Any) -> None:
-    register("kitchen_sink_echo", object())
+    from bp_sample_kitchen_sink import runtime
+
+    register(InferenceRuntime(name="kitchen_sink_echo", load=runtime.load))
 
 
 @hookimpl
