@@ -141,7 +141,12 @@ def test_a_plugin_principal_meets_the_same_guards(data_dir: Path, db_env: dict[s
             "/api/tenant/plugins/kitchen_sink", headers=acme.headers, json={"enabled": False}
         )
         assert off.status_code == 200
-        assert client.get("/api/kitchen_sink/greeting", headers=SINK).status_code == 404
+        # ... and the plugin's backend no longer lets anyone into that tenant, kernel routes
+        # included (the switch is read through a cache that this process forgot at once).
+        refused = client.get("/api/me", headers=SINK)
+        assert refused.status_code == 401
+        assert "switched off" in refused.json()["detail"]
+        assert client.get("/api/me", headers=acme.headers).status_code == 200
 
 
 def test_an_unknown_tenant_is_refused(data_dir: Path, db_env: dict[str, str]) -> None:

@@ -7,7 +7,9 @@ old plugins. An implementation may also return a value, a callable (called with 
 or an awaitable; for registration hooks a returned item, or list of items, is registered as if
 passed to ``register``. Hooks are called once per plugin, in dependency order, kernel first;
 an implementation declares only the arguments it uses, so hooks gain arguments without breaking
-older plugins. Lifecycle hooks receive ``kernel``: the plugin's own :class:`backplane.Kernel`.
+older plugins. Every registration hook may also take ``settings`` (the kernel's settings without
+secrets) and ``plugin_settings`` (the plugin's own validated settings struct). Lifecycle hooks
+receive ``kernel``: the plugin's own :class:`backplane.Kernel`.
 """
 
 from __future__ import annotations
@@ -23,36 +25,36 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_routes(register: Any, settings: Any) -> Any:
+def register_routes(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register Litestar controllers, routers or handlers: ``register(*handlers)``; mounted
     under ``/api/<plugin>/`` and tagged with the plugin name in OpenAPI. ``settings`` (the
     kernel's, without secrets) is there for routes built from them, such as a body limit."""
 
 
 @hookspec
-def register_migrations(register: Any) -> Any:
+def register_migrations(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register an alembic version directory: ``register(directory, branch=name, metadata=None)``;
     ``metadata`` holds the tables that ``backplane db check`` compares with the database."""
 
 
 @hookspec
-def register_tasks(register: Any) -> Any:
+def register_tasks(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register background tasks: ``register(actor, queue=..., max_retries=..., time_limit_ms=...,
     schedule=None)``, where ``schedule`` is a cron expression for periodic jobs."""
 
 
 @hookspec
-def register_inference_models(register: Any) -> Any:
+def register_inference_models(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register ONNX models shipped with the plugin: ``register(InferenceModel(...))``."""
 
 
 @hookspec
-def register_meters(register: Any) -> Any:
+def register_meters(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register billable metrics: ``register(*meters)`` with :class:`backplane.Meter` values."""
 
 
 @hookspec
-def register_permissions(register: Any) -> Any:
+def register_permissions(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register permission codes and the roles holding them: ``register(*permissions)``."""
 
 
@@ -62,7 +64,7 @@ def register_commands(cli: Any) -> Any:
 
 
 @hookspec
-def register_auth_backends(register: Any) -> Any:
+def register_auth_backends(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register ways to authenticate requests: ``register(*backends)`` with
     :class:`backplane.AuthBackend` values. Every request asks plugins' backends in plugin order,
     then the kernel's ``bearer`` (access tokens, API keys); the first principal wins, none is
@@ -71,20 +73,20 @@ def register_auth_backends(register: Any) -> Any:
 
 
 @hookspec
-def register_inference_runtimes(register: Any, settings: Any) -> Any:
+def register_inference_runtimes(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register ways of running models: ``register(InferenceRuntime(name=..., load=...))``;
     shipped models name theirs (``InferenceModel.runtime``), uploads use ``inference.runtime``.
     ``settings`` (the kernel's) is there for runtimes built from them (onnxruntime's arena)."""
 
 
 @hookspec
-def register_storage_backends(register: Any) -> Any:
+def register_storage_backends(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register where stored objects (model files) may live:
     ``register(StorageBackend(name=..., open=...))``; ``storage.backend`` picks one by name."""
 
 
 @hookspec
-def register_billing_providers(register: Any) -> Any:
+def register_billing_providers(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register a billing provider: ``register(name, provider)``."""
 
 

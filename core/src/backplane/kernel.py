@@ -22,8 +22,7 @@ import msgspec
 
 from backplane.db.tenancy import acting_as, bind_tenant
 from backplane.plugins import KERNEL_PLUGIN, PluginRecord, PluginSet
-from backplane.secret_key import PUBLIC_VIEW
-from backplane.settings import Settings, redact_url
+from backplane.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,24 +65,6 @@ async def _tenant_id(session: AsyncSession, tenant: uuid.UUID | str) -> uuid.UUI
     return found
 
 
-def public_settings(settings: Settings) -> Settings:
-    """``settings`` as plugins see them: no secret key, no credentials in any URL."""
-    db = settings.db
-    return msgspec.structs.replace(
-        settings,
-        sources={**settings.sources, PUBLIC_VIEW: "the kernel's settings without secrets"},
-        secret_key=None,
-        database_url=redact_url(settings.database_url) if settings.database_url else None,
-        broker_url=redact_url(settings.broker_url) if settings.broker_url else None,
-        redis_url=redact_url(settings.redis_url) if settings.redis_url else None,
-        db=msgspec.structs.replace(
-            db,
-            migration_url=redact_url(db.migration_url) if db.migration_url else None,
-            maintenance_url=redact_url(db.maintenance_url) if db.maintenance_url else None,
-        ),
-    )
-
-
 @dataclass(eq=False)
 class Rails:
     """The process-wide services behind every :class:`Kernel` view (kernel-internal: plugins
@@ -106,7 +87,7 @@ class Rails:
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
 
     def __post_init__(self) -> None:
-        self.public = public_settings(self.settings)
+        self.public = self.settings.public()
 
     @classmethod
     def build(cls, settings: Settings, plugins: PluginSet) -> Rails:

@@ -110,6 +110,11 @@ class PluginSet:
     def skipped(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status is Status.SKIPPED]
 
+    @functools.cached_property
+    def public_settings(self) -> Settings:
+        """The kernel's settings as plugins see them (no secret key, no URL credentials)."""
+        return self.settings.public()
+
     def settings_for(self, name: str) -> Any:
         """The validated settings struct of plugin ``name`` (None when it declares none)."""
         return self.plugin_settings.get(name)
@@ -160,8 +165,11 @@ class PluginSet:
             results.append((name, result))
         return results
 
-    def collect(self, hook: str, make: Callable[..., Any], **kwargs: Any) -> list[tuple[str, Any]]:
+    def collect(self, hook: str, make: Callable[..., Any]) -> list[tuple[str, Any]]:
         """Call a registration hook and gather ``(plugin, item)`` pairs.
+
+        Each implementation may take ``settings`` (the kernel's, without secrets) and
+        ``plugin_settings`` (its own plugin's validated settings) besides ``register``.
 
         ``make(plugin_name, *args, **options)`` turns one ``register(...)`` call into a list of
         items; a non-None return value of the implementation is registered the same way. A
@@ -182,7 +190,11 @@ class PluginSet:
 
             try:
                 with hook_span(hook, name):
-                    result = function(register=register, **kwargs)
+                    result = function(
+                        register=register,
+                        settings=self.public_settings,
+                        plugin_settings=self.settings_for(name),
+                    )
                     if callable(result) and not inspect.isclass(result):
                         result = result()
                     if inspect.isawaitable(result):

@@ -44,10 +44,7 @@ def plugin_routers(plugins: PluginSet) -> list[Router]:
     404 to tenants that switched the plugin off; the kernel's routes where they asked."""
     kernel: dict[str, list[Any]] = {}
     grouped: dict[str, list[Any]] = {}
-    settings = plugins.settings
-    for plugin, (prefix, handler) in plugins.collect(
-        "register_routes", _route_items, settings=settings
-    ):
+    for plugin, (prefix, handler) in plugins.collect("register_routes", _route_items):
         if plugin == KERNEL_PLUGIN:
             kernel.setdefault(prefix, []).append(handler)
         else:

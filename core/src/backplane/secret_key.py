@@ -12,10 +12,7 @@ import os
 import secrets
 import tempfile
 
-from backplane.settings import SECRET_KEY_FILE, Settings
-
-PUBLIC_VIEW = "public view"
-"""Marks settings made for plugins (``Settings.sources``): they lead to no secret."""
+from backplane.settings import PUBLIC_VIEW, SECRET_KEY_FILE, Settings
 
 
 def secret_key(settings: Settings) -> str:

@@ -30,6 +30,8 @@ PLUGIN_ENV_PREFIX = "BACKPLANE_PLUGIN__"
 IGNORED_ENV_PREFIXES = ("BACKPLANE_TEST_", "BACKPLANE_BENCH_")
 MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+PUBLIC_VIEW = "public view"
+"""Marks settings made for plugins (in ``Settings.sources``): they lead to no secret."""
 
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -311,6 +313,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "secret_key": "***" if self.secret_key else None,
         }
         return f"Settings({shown})"
+
+    def public(self) -> Settings:
+        """These settings as plugins see them: no secret key, no credentials in any URL."""
+        db = self.db
+        return msgspec.structs.replace(
+            self,
+            sources={**self.sources, PUBLIC_VIEW: "the kernel's settings without secrets"},
+            secret_key=None,
+            database_url=redact_url(self.database_url) if self.database_url else None,
+            broker_url=redact_url(self.broker_url) if self.broker_url else None,
+            redis_url=redact_url(self.redis_url) if self.redis_url else None,
+            db=msgspec.structs.replace(
+                db,
+                migration_url=redact_url(db.migration_url) if db.migration_url else None,
+                maintenance_url=redact_url(db.maintenance_url) if db.maintenance_url else None,
+            ),
+        )
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL; SQLite in the data directory unless configured."""

@@ -7,14 +7,17 @@ a name already taken replaces the earlier one in its place (later plugins win).
 ``auth.backends`` may name the backends to ask, in its order.
 
 A plugin's backend answers through :meth:`~backplane.identity.auth.Authenticator.admit`: its
-principal must be of an existing tenant, for no user and within its role's permissions, and
-``via`` becomes the backend's name. The kernel's own backends (plugin ``core``) are trusted.
+principal must be of an existing tenant that has the plugin switched on, for no user and within
+its role's permissions, and ``via`` becomes the backend's name. The kernel's own backends
+(plugin ``core``) are trusted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from litestar.exceptions import NotAuthorizedException
 
 from backplane._contract import AuthBackend
 from backplane.identity.auth import Principal
@@ -49,16 +52,20 @@ def _backend_items(plugin: str, *backends: Any) -> list[AuthBackend]:
     return list(backends)
 
 
-def _admitted(backend: AuthBackend) -> Authenticate:
-    """A plugin's backend, its principals checked and named by the kernel."""
+def _admitted(backend: AuthBackend, plugin: str) -> Authenticate:
+    """A plugin's backend, its principals checked and named by the kernel; a tenant that
+    switched the plugin off is not entered through it (401)."""
     name, authenticate = backend.name, backend.authenticate
 
     async def admitted(connection: Any, kernel: Any) -> Principal | None:
         principal = await authenticate(connection, kernel)
         if principal is None:
             return None
-        identity = await rails_of(connection).identity.get()
-        return await identity.authenticator.admit(principal, name)
+        authenticator = (await rails_of(connection).identity.get()).authenticator
+        admitted = await authenticator.admit(principal, name)
+        if not await authenticator.plugin_enabled(admitted.tenant_id, plugin):
+            raise NotAuthorizedException(f"plugin {plugin!r} is switched off for this tenant")
+        return admitted
 
     return admitted
 
@@ -85,5 +92,7 @@ def auth_backends(
     for name in names:
         plugin, backend = by_name[name]
         trusted = plugin == KERNEL_PLUGIN
-        chosen.append((backend.authenticate if trusted else _admitted(backend), view(plugin)))
+        chosen.append(
+            (backend.authenticate if trusted else _admitted(backend, plugin), view(plugin))
+        )
     return tuple(chosen)

@@ -133,9 +133,7 @@ def collect_runtimes(plugins: PluginSet) -> dict[str, InferenceRuntime]:
     """Every registered runtime by name (a later plugin's replaces an earlier one's)."""
     return {
         runtime.name: runtime
-        for _, runtime in plugins.collect(
-            "register_inference_runtimes", _runtimes, settings=plugins.settings
-        )
+        for _, runtime in plugins.collect("register_inference_runtimes", _runtimes)
     }
 
 

@@ -88,7 +88,7 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
             f"{where}: no storage backend {settings.storage.backend!r} "
             f"(registered: {', '.join(sorted(backends)) or 'none'})"
         )
-    store: ArtifactStore = chosen.open(settings)
+    store: ArtifactStore = chosen.open(plugins.public_settings)
     _opened[id(settings)] = (settings, store)
     return store
 
