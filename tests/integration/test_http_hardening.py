@@ -188,6 +188,20 @@ def test_nul_in_a_multipart_text_field_is_refused(
     assert accepted.status_code == 201, accepted.text
 
 
+def test_a_trailing_newline_does_not_pass_a_name_pattern(
+    dual_client: TestClient[Litestar], dual_tenant_a: Seeded
+) -> None:
+    """``$`` also matches before a final newline: every anchored name pattern uses ``\\Z``."""
+    from backplane.models import resource
+
+    files = {"file": ("m.onnx", resource("iris_classifier.onnx").read_bytes(), "x/y")}
+    for fields in ({"name": "iris-copy\n"}, {"name": "iris-copy", "version": "2\n"}):
+        refused = dual_client.post(
+            "/api/models", data=fields, files=files, headers=dual_tenant_a.headers
+        )
+        assert refused.status_code in (400, 422), (fields, refused.text)
+
+
 # ------------------------------------------------------------------- item 7: deep nesting
 
 

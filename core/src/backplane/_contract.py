@@ -16,7 +16,7 @@ import msgspec
 if TYPE_CHECKING:  # msgspec resolves annotations lazily; keep `backplane --help` lean
     from importlib.resources.abc import Traversable
 
-PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 """Plugin names become URL segments (``/api/<name>/``), alembic branch labels and settings
 sections, so they are restricted to lower-case identifiers."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from backplane._contract import Meter
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
-CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 ADDITIVE = ("count", "sum")
 """Aggregations whose running total can back a quota."""
 

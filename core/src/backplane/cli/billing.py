@@ -12,7 +12,7 @@ import click
 
 from backplane.cli import _context
 
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])\Z")
 
 
 @click.group()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def grant_app_role(connection: Any, role: str) -> None:

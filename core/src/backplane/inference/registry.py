@@ -23,8 +23,8 @@ from backplane.inference.runtime import ModelCatalog, version_key
 from backplane.inference.validation import ModelRejected, ValidatedModel, ValidationLimits
 from backplane.settings import InferenceSettings
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}\Z")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}\Z")
 
 
 class RegistryError(Exception):

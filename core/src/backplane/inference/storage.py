@@ -19,8 +19,8 @@ from backplane._contract import StorageBackend
 from backplane.plugins import PluginSet
 from backplane.settings import Settings
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SHA256_DIR = re.compile(r"^[0-9a-f]{2}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_SHA256_DIR = re.compile(r"^[0-9a-f]{2}\Z")
 
 
 class ArtifactMissingError(LookupError):
