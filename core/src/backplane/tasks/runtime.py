@@ -5,19 +5,12 @@ trace context live in the row. Actor code runs as a coroutine on the runtime's o
 (one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
 retries, backoff, dead-lettering and graceful shutdown apply unchanged.
 
-On SQLite (embedded) a run is one transaction: its first statement claims the row (marks it
-done if it is not yet, and reads it), the actor runs in that session, and the commit makes the
-done-mark and the actor's writes durable together; a duplicate delivery finds nothing to claim
-(a concurrent one waits on the write lock).
-
-On PostgreSQL a run takes the task's advisory lock and reads its row in one statement, runs the
-actor, and marks the row done (:mod:`backplane.tasks.pgclaim`): the mark of an actor that never
-touches its session is deferred and rides on its connection's next look, so under load a run
-costs one round trip and no transaction of its own. A duplicate delivery of a done task is
-acknowledged without running; one of a task running elsewhere is retried later. The actor's ORM
-session is opened only if the actor uses it, on the same connection, working in savepoints of
-one transaction whose last statement marks the row (so ``ctx.session.commit()`` in an actor
-ends a savepoint; the work becomes durable, with the mark, when the actor returns).
+A run is one transaction on SQLite and on PostgreSQL alike (:meth:`TaskRuntime._run`): its
+first statement claims the row (marks it done if it is not yet, and reads it), the actor runs in
+that session, and the commit makes the done-mark and the actor's writes durable together; a
+duplicate delivery finds nothing to claim, or waits on the row lock until the run holding it
+ends. An actor that never touches its session still costs that transaction (``BEGIN``, the
+claim, ``COMMIT``): the price of running it exactly once.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -39,20 +32,18 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import Table, bindparam, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Row, Table, bindparam, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, bypass_tenancy, sqlite_bypass
+from backplane.db.tenancy import bypass_tenancy, rebind_tenant, sqlite_bypass
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
-from backplane.tasks.loop import LoopThread, TimeLimit
+from backplane.tasks.loop import LoopThread
 from backplane.tasks.models import DONE, FAILED, SENT, OutboxMessage, ScheduleRun
-from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer, TaskRunningElsewhere
 from backplane.tasks.relay import OutboxRelay
 from backplane.telemetry import tracing_enabled
 
@@ -88,15 +79,10 @@ _CLAIM = (
     )
     .returning(*(_OUTBOX.c[name] for name in _CLAIMED))
 )
-"""The claim inside the actor's transaction: one statement marks the task done (only if it is not
+"""The claim, first statement of the actor's transaction: marks the task done (only if it is not
 yet) and reads it, so the mark commits exactly when the actor's writes do, and a concurrent or
-later duplicate finds nothing to claim. SQLite runs it first; on PostgreSQL an actor that used
-its session runs it last. Built once: no per-call construction or cache-key generation."""
-
-_LIST_DECODER = msgspec.json.Decoder(list[Any])
-_DICT_DECODER = msgspec.json.Decoder(dict[str, Any])
-"""Built once: ``msgspec.json.decode(text, type=...)`` looks the type up again on every call,
-which cost more than the decoding of a task's (usually empty) arguments."""
+later duplicate finds nothing to claim. Built once: no per-call construction or cache-key
+generation."""
 
 
 @contextlib.contextmanager
@@ -106,18 +92,6 @@ def _attached(context: otel_context.Context) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
-
-
-def _json_list(text: str | None) -> list[Any]:
-    if text is None or text == "[]":
-        return []
-    return _LIST_DECODER.decode(text)
-
-
-def _json_dict(text: str | None) -> dict[str, Any]:
-    if text is None or text == "{}":
-        return {}
-    return _DICT_DECODER.decode(text)
 
 
 class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,7 +154,6 @@ class TaskRuntime:
         self._wake = asyncio.Event()
         self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
-        self._claimer: PostgresClaimer | None = None
         self._maintenance: async_sessionmaker[AsyncSession] | None = None
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
@@ -214,9 +187,7 @@ class TaskRuntime:
         message = CurrentMessage.get_current_message()
         retries = int(message.options.get("retries", 0)) if message is not None else 0
         final = retries >= task.max_retries
-        if self._thread is None:
-            raise RuntimeError("the task runtime is not started")
-        self._thread.call(
+        self.run(
             self._run(task, uuid.UUID(outbox_id), retries + 1, final),
             task.time_limit_ms / 1000 + BACKSTOP_S,
         )
@@ -224,212 +195,85 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        if self._claimer is not None:
-            await self._run_on_postgres(self._claimer, task, outbox_id, attempt, final)
-        else:
-            await self._run_in_session(task, outbox_id, attempt, final)
+        """Claim the task, run its actor and commit, in one transaction of one session.
 
-    async def _run_on_postgres(
-        self,
-        claimer: PostgresClaimer,
-        task: RegisteredTask,
-        outbox_id: uuid.UUID,
-        attempt: int,
-        final: bool,
-    ) -> None:
-        """PostgreSQL: lock and read the task, run the actor, mark the task done.
-
-        For an actor that never opens its session, one statement and a deferred mark, and no
-        transaction of its own (:mod:`backplane.tasks.pgclaim`). One that does works in
-        savepoints of a transaction on the same connection, begun when it first uses the
-        session; the row is marked in that transaction, last, under its row lock, so what the
-        actor wrote and the mark commit together (``ctx.session.commit()`` in an actor ends a
-        savepoint).
+        The first statement claims the row (marks it done if it is not yet, and reads it); the
+        actor runs in that session; the commit makes the mark and the actor's writes durable
+        together. A duplicate delivery finds nothing to claim, or waits on the row lock (on
+        SQLite the write lock) until the run holding it commits (then finds nothing) or rolls
+        back (then claims it). Raising rolls back the actor's writes and the mark, records the
+        failure and lets dramatiq retry.
         """
-        assert self._engine is not None
-        engine = self._engine
         now = datetime.now(UTC)
-        claim, row = await claimer.look(outbox_id)
-        session: AsyncSession | None = None
-        wrapper: AsyncConnection | None = None
-        marked = False
-        try:
-            if row is None or row.done:
-                self._log_duplicate(task, outbox_id)
-                marked = row is not None  # done: a lock it holds only refuses duplicates
-                return
-            if not row.locked:
-                raise TaskRunningElsewhere(f"task {task.name} {outbox_id} is running elsewhere")
-            tenant_id = row.tenant_id
-
-            def open_session() -> AsyncSession:
-                nonlocal session, wrapper
-                connection = Connection(engine.sync_engine, claim.pooled)
-                connection.begin()  # no I/O: the driver begins with the first statement
-                wrapper = AsyncConnection(engine, connection)
-                session = self.sessionmaker(bind=wrapper, join_transaction_mode="create_savepoint")
-                bind_tenant(session, tenant_id)
-                return session
-
-            async def commit() -> None:
-                nonlocal marked
-                if session is None or wrapper is None:
-                    await claimer.mark_done(claim, outbox_id, attempt)
-                    marked = True
-                    return
-                await session.commit()  # releases the actor's savepoint, if it holds one
-                values = {
-                    "claim_id": outbox_id,
-                    "claim_attempt": attempt,
-                    "claim_now": datetime.now(UTC),
-                }
-                if (await wrapper.execute(_CLAIM, values)).first() is None:
-                    await wrapper.rollback()  # done meanwhile, by a delivery that ran elsewhere
-                    self._log_duplicate(task, outbox_id)
-                    return
-                await wrapper.commit()
-
-            async def rollback() -> None:
-                if session is None or wrapper is None:
-                    return
-                try:
-                    await session.close()
-                    await wrapper.rollback()
-                except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
-                    log.warning("task %s: rollback failed; dropping the connection", task.name)
-                    await claimer.forget(claim)
-
-            context = TaskContext(
-                tenant_id=tenant_id,
-                message_id=outbox_id,
-                attempt=attempt,
-                open_session=open_session,
-                maintenance=self._maintenance_session if task.plugin == KERNEL_PLUGIN else None,
-            )
-            await self._invoke(
-                task,
-                context,
-                _json_list(row.args),
-                _json_dict(row.kwargs),
-                _json_dict(row.trace),
-                now,
-                row.created,
-                commit,
-                rollback,
-                final,
-            )
-        finally:
-            await self._end_claim(claimer, claim, session, wrapper, keep_lock=marked)
-
-    async def _end_claim(
-        self,
-        claimer: PostgresClaimer,
-        claim: ClaimConnection,
-        session: AsyncSession | None,
-        wrapper: AsyncConnection | None,
-        *,
-        keep_lock: bool,
-    ) -> None:
-        """Give the run's connection back: its lock released unless the task was marked done
-        (a later statement releases it then), and, after a session, to the pool.
-        A connection that cannot be reset (an error, or the run cancelled meanwhile) is closed,
-        which releases its lock; a reset error is logged, not raised over the run's outcome."""
-        try:
-            if session is not None:
-                await session.close()
-            if wrapper is not None and wrapper.in_transaction():
-                await wrapper.rollback()  # the commit itself failed
-            if not keep_lock and claim.pooled.is_valid:
-                await claimer.unlock(claim)
-        except BaseException as exc:
-            log.warning("task connection could not be reset (%r); closing it", exc)
-            await claimer.forget(claim)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            if wrapper is not None:
-                await wrapper.close()  # returns the connection to the pool (or closes it)
-            else:
-                await claimer.release(claim)
-
-    async def _run_in_session(
-        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
-    ) -> None:
-        """SQLite (embedded): the claim is the first statement of the actor's session."""
-        now = datetime.now(UTC)
+        values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
         async with self.sessionmaker() as session:
-            connection = await session.connection()
-            claimed = (
-                await connection.execute(
-                    _CLAIM, {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
-                )
-            ).first()
+            claimed = await self._claim(session, values)
             if claimed is None:
                 await session.rollback()
-                self._log_duplicate(task, outbox_id)
+                log.info(
+                    "task %s: %s already done or unknown; delivery acknowledged",
+                    task.name,
+                    outbox_id,
+                )
                 return
             args, kwargs, tenant_id, trace_context, created = claimed
-            bind_tenant(session, tenant_id)  # no row-level security here: the ORM enforces it
-            kernel = task.plugin == KERNEL_PLUGIN
-
-            @contextlib.asynccontextmanager
-            async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
-                with sqlite_bypass(session, reason):
-                    yield session
-
+            await rebind_tenant(session, tenant_id)  # the ORM's tenant, and PostgreSQL's RLS
             context = TaskContext(
                 session=session,
                 tenant_id=tenant_id,
                 message_id=outbox_id,
                 attempt=attempt,
-                maintenance=in_place if kernel else None,
+                maintenance=self._maintenance_for(task, session),
             )
-            await self._invoke(
-                task,
-                context,
-                args,
-                kwargs,
-                trace_context,
-                now,
-                created,
-                session.commit,
-                session.rollback,
-                final,
-            )
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            _queue_latency.record((now - created).total_seconds(), {"task": task.name})
+            started = time.perf_counter()
+            with self._span(task, context, trace_context):
+                try:
+                    async with asyncio.timeout(task.time_limit_ms / 1000):
+                        result = task.function(context, *args, **kwargs)
+                        if inspect.isawaitable(result):
+                            await result
+                    await session.commit()
+                except BaseException as exc:
+                    await session.rollback()  # releases the row for the retry
+                    _failures.add(1, {"task": task.name})
+                    await self._record_failure(outbox_id, attempt, final, exc)
+                    raise
+                finally:
+                    _run_time.record(time.perf_counter() - started, {"task": task.name})
 
-    async def _invoke(
-        self,
-        task: RegisteredTask,
-        context: TaskContext,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        trace_context: dict[str, str] | None,
-        now: datetime,
-        created: datetime,
-        commit: Callable[[], Awaitable[None]],
-        rollback: Callable[[], Awaitable[None]],
-        final: bool,
-    ) -> None:
-        """Run the claimed task's actor in its span and time limit; commit, or roll back and
-        record the failure (after the rollback, which releases the row)."""
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        _queue_latency.record((now - created).total_seconds(), {"task": task.name})
-        started = time.perf_counter()
-        with self._span(task, context, trace_context):
-            try:
-                assert self._thread is not None
-                with TimeLimit(self._thread.loop, task.time_limit_ms / 1000):
-                    result = task.function(context, *args, **kwargs)
-                    if inspect.isawaitable(result):
-                        await result
-                await commit()
-            except BaseException as exc:
-                await rollback()
-                _failures.add(1, {"task": task.name})
-                await self._record_failure(context.message_id, context.attempt, final, exc)
+    @staticmethod
+    async def _claim(session: AsyncSession, values: dict[str, Any]) -> Row[Any] | None:
+        """The claim, made once more on a fresh connection if the pooled one turns out dead
+        (the task engine has no pool pre-ping, which costs three round trips per checkout on
+        asyncpg; a disconnect invalidates the pool's other connections too)."""
+        try:
+            return (await (await session.connection()).execute(_CLAIM, values)).first()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
                 raise
-            finally:
-                _run_time.record(time.perf_counter() - started, {"task": task.name})
+            log.warning("task claim failed (%s); claiming again on a new connection", exc.orig)
+            await session.rollback()
+            return (await (await session.connection()).execute(_CLAIM, values)).first()
+
+    def _maintenance_for(
+        self, task: RegisteredTask, session: AsyncSession
+    ) -> Callable[[str], contextlib.AbstractAsyncContextManager[AsyncSession]] | None:
+        """What ``ctx.maintenance`` opens, for the kernel's own tasks only: on PostgreSQL a
+        transaction on the maintenance connection; on SQLite the task's own session (a second
+        connection would wait for the write lock this one holds), its tenancy bypassed."""
+        if task.plugin != KERNEL_PLUGIN:
+            return None
+        if session.bind.dialect.name != "sqlite":
+            return self._maintenance_session
+
+        @contextlib.asynccontextmanager
+        async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
+            with sqlite_bypass(session, reason):
+                yield session
+
+        return in_place
 
     def _span(
         self, task: RegisteredTask, context: TaskContext, trace_context: dict[str, str] | None
@@ -452,10 +296,6 @@ class TaskRuntime:
                 "messaging.message.id": str(context.message_id),
             },
         )
-
-    @staticmethod
-    def _log_duplicate(task: RegisteredTask, outbox_id: uuid.UUID) -> None:
-        log.info("task %s: %s already done or unknown; delivery acknowledged", task.name, outbox_id)
 
     async def _record_failure(
         self, outbox_id: uuid.UUID, attempt: int, final: bool, exc: BaseException
@@ -512,14 +352,6 @@ class TaskRuntime:
         # dead connection, and the relay and scheduler retry on their next tick.
         self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
-        if self._engine.dialect.driver == "asyncpg":
-            # Kept connections never return to the pool: leave room for the relay, the
-            # scheduler and a failure being recorded while its run holds a connection.
-            capacity = self.settings.db.pool_size + self.settings.db.max_overflow
-            keep = max(0, min(self.settings.tasks.threads, capacity - 3))
-            self._claimer = PostgresClaimer(
-                self._engine, keep=keep, mark_delay_s=self.settings.tasks.mark_delay_ms / 1000
-            )
         self._relay = OutboxRelay(
             self.settings.tasks, self.kind, self.broker, self.tasks, self._sessions
         )
@@ -538,8 +370,6 @@ class TaskRuntime:
                 log.exception("task runtime background job failed at shutdown")
         self._background.clear()
         if self._engine is not None:
-            if self._claimer is not None:
-                self._thread.submit(self._claimer.close()).result(10)
             self._thread.submit(self._engine.dispose()).result(10)
         if self._maintenance is not None:
             maintenance_engine = self._maintenance.kw["bind"]
@@ -555,7 +385,7 @@ class TaskRuntime:
         """Run a coroutine on the runtime's loop (for commands and tests)."""
         if self._thread is None:
             raise RuntimeError("the task runtime is not started")
-        return self._thread.submit(coro).result(timeout)
+        return self._thread.call(coro, timeout)
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
