@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import dramatiq
 import msgspec
@@ -32,13 +32,13 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import Row, Table, bindparam, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane._contract import Task
 from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bypass_tenancy, rebind_tenant, sqlite_bypass
+from backplane.db.tenancy import bind_tenant, bypass_tenancy, sqlite_bypass
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
@@ -83,6 +83,21 @@ _CLAIM = (
 yet) and reads it, so the mark commits exactly when the actor's writes do, and a concurrent or
 later duplicate finds nothing to claim. Built once: no per-call construction or cache-key
 generation."""
+_PG_CLAIM = """
+UPDATE backplane_task_outbox
+SET status = 'done', attempts = $2, error = NULL, finished_at = $3
+WHERE id = $1 AND status <> 'done'
+RETURNING args, kwargs, context_tenant_id, trace_context, created_at
+"""
+"""The claim on PostgreSQL, on the asyncpg connection (the same statement as :data:`_CLAIM`)."""
+
+
+class _Transaction(Protocol):
+    """The run's transaction: asyncpg's on PostgreSQL, the SQLAlchemy connection's on SQLite."""
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
 
 
 @contextlib.contextmanager
@@ -195,81 +210,157 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        """Claim the task, run its actor and commit, in one transaction of one session.
+        """Claim the task, run its actor and commit, in one transaction on one connection.
 
         The first statement claims the row (marks it done if it is not yet, and reads it); the
-        actor runs in that session; the commit makes the mark and the actor's writes durable
+        actor runs in that transaction; the commit makes the mark and the actor's writes durable
         together. A duplicate delivery finds nothing to claim, or waits on the row lock (on
         SQLite the write lock) until the run holding it commits (then finds nothing) or rolls
         back (then claims it). Raising rolls back the actor's writes and the mark, records the
-        failure and lets dramatiq retry.
+        failure and lets dramatiq retry. The actor's session is opened on the run's connection
+        when the actor first uses it (on PostgreSQL in a savepoint: see :meth:`_claim`).
         """
         now = datetime.now(UTC)
-        values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
-        async with self.sessionmaker() as session:
-            claimed = await self._claim(session, values)
+        connection, transaction, claimed = await self._claim(outbox_id, attempt, now)
+        session: AsyncSession | None = None
+        try:
             if claimed is None:
-                await session.rollback()
                 log.info(
                     "task %s: %s already done or unknown; delivery acknowledged",
                     task.name,
                     outbox_id,
                 )
+                await transaction.rollback()
                 return
             args, kwargs, tenant_id, trace_context, created = claimed
-            await rebind_tenant(session, tenant_id)  # the ORM's tenant, and PostgreSQL's RLS
+
+            def open_session() -> AsyncSession:
+                nonlocal session
+                session = self.sessionmaker(bind=connection)
+                bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
+                return session
+
             context = TaskContext(
-                session=session,
                 tenant_id=tenant_id,
                 message_id=outbox_id,
                 attempt=attempt,
-                maintenance=self._maintenance_for(task, session),
+                open_session=open_session,
+                maintenance=self._maintenance_for(task, connection, lambda: context.session),
             )
             created = created if created.tzinfo else created.replace(tzinfo=UTC)
             _queue_latency.record((now - created).total_seconds(), {"task": task.name})
-            started = time.perf_counter()
+            await self._invoke(task, context, args, kwargs, trace_context)
+            if session is not None:
+                await session.commit()
+                await session.close()
+            await transaction.commit()
+        except BaseException as exc:
+            await self._abandon(connection, transaction, session)
+            if claimed is not None:
+                _failures.add(1, {"task": task.name})
+                await self._record_failure(outbox_id, attempt, final, exc)
+            raise
+        finally:
+            await connection.close()
+
+    async def _invoke(
+        self,
+        task: RegisteredTask,
+        context: TaskContext,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        trace_context: dict[str, str] | None,
+    ) -> None:
+        """The actor, in its span and within its time limit."""
+        started = time.perf_counter()
+        try:
             with self._span(task, context, trace_context):
-                try:
-                    async with asyncio.timeout(task.time_limit_ms / 1000):
-                        result = task.function(context, *args, **kwargs)
-                        if inspect.isawaitable(result):
-                            await result
-                    await session.commit()
-                except BaseException as exc:
-                    await session.rollback()  # releases the row for the retry
-                    _failures.add(1, {"task": task.name})
-                    await self._record_failure(outbox_id, attempt, final, exc)
+                async with asyncio.timeout(task.time_limit_ms / 1000):
+                    result = task.function(context, *args, **kwargs)
+                    if inspect.isawaitable(result):
+                        await result
+        finally:
+            _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    async def _claim(
+        self, outbox_id: uuid.UUID, attempt: int, now: datetime
+    ) -> tuple[AsyncConnection, _Transaction, tuple[Any, ...] | None]:
+        """A connection, the run's transaction begun on it, and the claimed row (None: nothing
+        to claim).
+
+        PostgreSQL: the transaction and the claim go straight to the asyncpg connection: through
+        SQLAlchemy's execution layer a run cost 1.5 times the CPU and the kernel missed its
+        throughput goal (``bench/RESULTS.md``, issue 16). An actor's session, if it opens one,
+        begins through SQLAlchemy on the same connection, which asyncpg turns into a savepoint
+        of this transaction. A connection found dead (the engine has no pool pre-ping, three
+        round trips per checkout on asyncpg) is dropped with the pool's idle ones, and the
+        claim made once more on a fresh one.
+        """
+        assert self._engine is not None
+        for retry in (False, True):
+            connection = await self._engine.connect()
+            transaction: _Transaction = connection
+            driver: Any = None
+            try:
+                if connection.dialect.name != "postgresql":
+                    values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
+                    row = (await connection.execute(_CLAIM, values)).first()
+                    return connection, transaction, None if row is None else tuple(row)
+                driver = (await connection.get_raw_connection()).driver_connection
+                transaction = begun = driver.transaction()
+                await begun.start()
+                found = await driver.fetchrow(_PG_CLAIM, outbox_id, attempt, now)
+            except BaseException as exc:
+                lost = driver is not None and driver.is_closed()
+                await self._abandon(connection, transaction, None)
+                await connection.close()
+                if retry or not lost or not isinstance(exc, Exception):
                     raise
-                finally:
-                    _run_time.record(time.perf_counter() - started, {"task": task.name})
+                log.warning("task claim failed (%r); claiming again on a new connection", exc)
+                await self._engine.dispose(close=False)
+                continue
+            if found is None:
+                return connection, transaction, None
+            args, kwargs, tenant_id, trace_context, created = found
+            if tenant_id is not None:
+                tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # from asyncpg's own UUID type
+            return connection, transaction, (args, kwargs, tenant_id, trace_context, created)
+        raise AssertionError("unreachable")
 
     @staticmethod
-    async def _claim(session: AsyncSession, values: dict[str, Any]) -> Row[Any] | None:
-        """The claim, made once more on a fresh connection if the pooled one turns out dead
-        (the task engine has no pool pre-ping, which costs three round trips per checkout on
-        asyncpg; a disconnect invalidates the pool's other connections too)."""
+    async def _abandon(
+        connection: AsyncConnection, transaction: _Transaction, session: AsyncSession | None
+    ) -> None:
+        """Roll the run back. A connection that cannot be (dead, or interrupted mid-statement)
+        is closed rather than returned to the pool in the middle of its transaction; closing
+        it makes the server roll back, which releases the task's row."""
         try:
-            return (await (await session.connection()).execute(_CLAIM, values)).first()
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
+            if session is not None:
+                await session.close()
+            await transaction.rollback()
+        except BaseException as exc:
+            log.warning("task connection could not be rolled back (%r); closing it", exc)
+            await connection.invalidate()
+            if not isinstance(exc, Exception):
                 raise
-            log.warning("task claim failed (%s); claiming again on a new connection", exc.orig)
-            await session.rollback()
-            return (await (await session.connection()).execute(_CLAIM, values)).first()
 
     def _maintenance_for(
-        self, task: RegisteredTask, session: AsyncSession
+        self,
+        task: RegisteredTask,
+        connection: AsyncConnection,
+        task_session: Callable[[], AsyncSession],
     ) -> Callable[[str], contextlib.AbstractAsyncContextManager[AsyncSession]] | None:
         """What ``ctx.maintenance`` opens, for the kernel's own tasks only: on PostgreSQL a
         transaction on the maintenance connection; on SQLite the task's own session (a second
         connection would wait for the write lock this one holds), its tenancy bypassed."""
         if task.plugin != KERNEL_PLUGIN:
             return None
-        if session.bind.dialect.name != "sqlite":
+        if connection.dialect.name != "sqlite":
             return self._maintenance_session
 
         @contextlib.asynccontextmanager
         async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
+            session = task_session()
             with sqlite_bypass(session, reason):
                 yield session
 
