@@ -126,6 +126,25 @@ def enqueue_log_label(runtime: TaskRuntime, tenant_id: uuid.UUID, *args: Any) ->
     return runtime.run(enqueue())
 
 
+def app_role_backends(env: dict[str, str], *, waiting_on_a_lock: bool = False) -> int:
+    """How many server connections the application's role has open (PostgreSQL), or how many
+    of them wait on a lock."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    query = "SELECT count(*) FROM pg_stat_activity WHERE usename = $1"
+    if waiting_on_a_lock:
+        query += " AND wait_event_type = 'Lock'"
+
+    async def count() -> int:
+        connection = await asyncpg.connect(env["BACKPLANE_DB__MIGRATION_URL"])
+        try:
+            return int(await connection.fetchval(query, env["BACKPLANE_DB__APP_ROLE"]))
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
 def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """A fresh PostgreSQL database that the app reaches as a role owning nothing and unable to
     bypass row-level security (as in production); migrations run as the owner."""
@@ -387,9 +406,9 @@ def test_claim_path_tenant_isolation_and_lost_connections(
 ) -> None:
     """The worker's claim, driven directly: the actor's session sees only its tenant's rows
     (on PostgreSQL through row-level security too, with raw SQL) and commits durably, an actor
-    that never uses its session is still marked done, a failure rolls back its writes and the
-    mark, a done task is not run again, and (PostgreSQL, no pool pre-ping) a claim on a
-    connection the server dropped is made again on a fresh one."""
+    that never uses its session opens none and is still marked done, a failure rolls back its
+    writes and the mark, a done task is not run again, and (PostgreSQL, no pool pre-ping) a
+    claim on a connection the server dropped is made again on a fresh one."""
     from bp_sample_kitchen_sink.models import Note, TaskLog
     from sqlalchemy import text
 
@@ -421,7 +440,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
             raise RuntimeError("fails after writing")
 
     async def idle(ctx: Any) -> None:
-        seen["idle"] = (ctx.tenant_id, ctx.attempt)
+        seen["idle"] = (ctx.tenant_id, ctx.attempt, ctx.session_opened)
 
     async def seed() -> None:
         for tenant, body in ((a, "a-note"), (b, "b-note")):
@@ -476,10 +495,12 @@ def test_claim_path_tenant_isolation_and_lost_connections(
         run_as_log_label(runtime, idle, quiet)
         if database == "postgres":
             assert "claiming again on a new connection" in caplog.text
-        assert seen["idle"] == (b.tenant_id, 1)
+        assert seen["idle"] == (b.tenant_id, 1, False)  # an unused session is never opened
         assert runtime.run(status(quiet)) == (DONE, 1)
     finally:
         runtime.stop()
+    if database == "postgres":  # the connections kept between runs are closed at stop
+        wait_for(lambda: app_role_backends(env) == 0, timeout=10)
 
 
 def test_commit_wakes_the_relay(data_dir: Path) -> None:
@@ -626,24 +647,6 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
     async def counted(ctx: Any) -> None:
         runs.append(ctx.attempt)
 
-    def waiting_on_a_lock() -> bool:
-        import asyncpg  # type: ignore[import-untyped]
-
-        async def count() -> int:
-            connection = await asyncpg.connect(env["BACKPLANE_DB__MIGRATION_URL"])
-            try:
-                return int(
-                    await connection.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND usename = $1",
-                        env["BACKPLANE_DB__APP_ROLE"],
-                    )
-                )
-            finally:
-                await connection.close()
-
-        return asyncio.run(count()) > 0
-
     async def status(message_id: uuid.UUID) -> tuple[str, int]:
         async with first.sessionmaker() as session:
             row = await session.get(OutboxMessage, message_id)
@@ -670,7 +673,7 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
         assert started.wait(10)
         two = deliver(second, counted, 2, "second")
         if database == "postgres":
-            wait_for(waiting_on_a_lock)
+            wait_for(lambda: app_role_backends(env, waiting_on_a_lock=True))
         else:
             time.sleep(0.5)
         assert two.is_alive()  # waiting for the first run's transaction
@@ -735,4 +738,67 @@ def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
         assert runs == [1, 2]
         assert runtime.run(row(message_id)) == (DONE, 2, None)
     finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_actors_own_commit(
+    request: pytest.FixtureRequest, data_dir: Path, database: str
+) -> None:
+    """SQLite: an actor's ``session.commit()`` commits its run, done-mark included, and so
+    releases the database's one write lock while the actor goes on (webhook delivery commits
+    before its HTTP call for that). PostgreSQL: it ends a savepoint of the run's transaction;
+    the work and the mark become durable together when the actor returns."""
+    import threading
+
+    from bp_sample_kitchen_sink.models import TaskLog
+
+    env = dict(FAST_TASKS)
+    if database == "postgres":
+        env.update(postgres_env(request))
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+    committed, release = threading.Event(), threading.Event()
+
+    async def commits_then_waits(ctx: Any) -> None:
+        ctx.session.add(TaskLog(label="early", attempt=ctx.attempt, message_id="-"))
+        await ctx.session.commit()
+        committed.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        ctx.session.add(TaskLog(label="late", attempt=ctx.attempt, message_id="-"))
+
+    async def seen_from_outside() -> tuple[str, list[str]]:
+        # Another connection (on SQLite, one that could not read past a held write lock's
+        # uncommitted changes either: it sees the last commit).
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            labels = list(await session.scalars(select(TaskLog.label).order_by(TaskLog.id)))
+            return row.status, labels
+
+    try:
+        message_id = enqueue_log_label(runtime, a.tenant_id)
+        thread = threading.Thread(
+            target=run_as_log_label, args=(runtime, commits_then_waits, message_id)
+        )
+        thread.start()
+        assert committed.wait(10)
+        status, labels = runtime.run(seen_from_outside())
+        if database == "sqlite":
+            assert (status, labels) == (DONE, ["early"])
+        else:
+            assert (status, labels) == (PENDING, [])
+        release.set()
+        thread.join(15)
+        assert runtime.run(seen_from_outside()) == (DONE, ["early", "late"])
+    finally:
+        release.set()
         runtime.stop()

@@ -22,8 +22,8 @@ class TaskContext:
     delivery this is. The kernel commits the actor's writes together with the task's done-mark
     when the actor returns; raising rolls everything back and retries.
 
-    Built with the session itself (the kernel's runtime claims the task in it), or with
-    ``open_session``, called on first use of :attr:`session`.
+    The session is opened on first use of :attr:`session`, so an actor that never touches the
+    database costs no session (the task is still marked done when it returns).
     """
 
     __slots__ = (
@@ -74,7 +74,7 @@ class TaskContext:
 
     @property
     def session_opened(self) -> bool:
-        """Whether :attr:`session` is open (always, when given at construction)."""
+        """Whether the actor used :attr:`session` (the kernel commits it only then)."""
         return self._session is not None
 
     def __repr__(self) -> str:

@@ -109,6 +109,14 @@ def _attached(context: otel_context.Context) -> Iterator[None]:
         otel_context.detach(token)
 
 
+def _driver(connection: AsyncConnection) -> Any:
+    """The driver's connection under a checked-out, valid SQLAlchemy connection (no I/O, no
+    greenlet: ``get_raw_connection`` spends one)."""
+    sync = connection.sync_connection
+    assert sync is not None  # started
+    return sync.connection.driver_connection
+
+
 class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     plugin: str
@@ -170,6 +178,11 @@ class TaskRuntime:
         self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
         self._maintenance: async_sessionmaker[AsyncSession] | None = None
+        self._kept: list[AsyncConnection] = []
+        """Connections kept checked out between runs (see :meth:`_give_back`)."""
+        capacity = self.settings.db.pool_size + self.settings.db.max_overflow
+        # Room left in the pool for the relay, the scheduler and a failure being recorded.
+        self._keep = max(0, min(self.settings.tasks.threads, capacity - 3))
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
         every run cost an environment lookup and an ABC instance check). As for the database
@@ -236,7 +249,10 @@ class TaskRuntime:
 
             def open_session() -> AsyncSession:
                 nonlocal session
-                session = self.sessionmaker(bind=connection)
+                # SQLite: the session takes the run's transaction over (its commit commits the
+                # task too, as webhook delivery relies on). PostgreSQL: the session begins its
+                # own, which asyncpg makes a savepoint of the run's (see _claim).
+                session = self.sessionmaker(bind=connection, join_transaction_mode="control_fully")
                 bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
                 return session
 
@@ -261,7 +277,7 @@ class TaskRuntime:
                 await self._record_failure(outbox_id, attempt, final, exc)
             raise
         finally:
-            await connection.close()
+            await self._give_back(connection)
 
     async def _invoke(
         self,
@@ -298,7 +314,7 @@ class TaskRuntime:
         """
         assert self._engine is not None
         for retry in (False, True):
-            connection = await self._engine.connect()
+            connection = self._kept.pop() if self._kept else await self._engine.connect()
             transaction: _Transaction = connection
             driver: Any = None
             try:
@@ -306,7 +322,7 @@ class TaskRuntime:
                     values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
                     row = (await connection.execute(_CLAIM, values)).first()
                     return connection, transaction, None if row is None else tuple(row)
-                driver = (await connection.get_raw_connection()).driver_connection
+                driver = _driver(connection)
                 transaction = begun = driver.transaction()
                 await begun.start()
                 found = await driver.fetchrow(_PG_CLAIM, outbox_id, attempt, now)
@@ -317,6 +333,7 @@ class TaskRuntime:
                 if retry or not lost or not isinstance(exc, Exception):
                     raise
                 log.warning("task claim failed (%r); claiming again on a new connection", exc)
+                await self._drop_kept()  # likely dead too
                 await self._engine.dispose(close=False)
                 continue
             if found is None:
@@ -326,6 +343,32 @@ class TaskRuntime:
                 tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # from asyncpg's own UUID type
             return connection, transaction, (args, kwargs, tenant_id, trace_context, created)
         raise AssertionError("unreachable")
+
+    async def _give_back(self, connection: AsyncConnection) -> None:
+        """Keep a run's connection for the next run if it is clean, else close it.
+
+        A pool checkout and check-in per run (SQLAlchemy's, each through a greenlet) cost the
+        kernel about a fifth of its throughput on Redis (``bench/RESULTS.md``, issue 16), so up to
+        :attr:`_keep` connections stay checked out between runs, one per worker thread."""
+        keep = (
+            len(self._kept) < self._keep
+            and not connection.invalidated
+            and not connection.in_transaction()
+        )
+        if keep and connection.dialect.name == "postgresql":
+            keep = not _driver(connection).is_in_transaction()
+        if keep:
+            self._kept.append(connection)
+        else:
+            await connection.close()
+
+    async def _drop_kept(self) -> None:
+        """Close the kept connections (at stop, or when one was found dead)."""
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            with contextlib.suppress(Exception):  # a dead one is discarded all the same
+                await connection.invalidate()
+            await connection.close()
 
     @staticmethod
     async def _abandon(
@@ -461,6 +504,7 @@ class TaskRuntime:
                 log.exception("task runtime background job failed at shutdown")
         self._background.clear()
         if self._engine is not None:
+            self._thread.submit(self._drop_kept()).result(10)
             self._thread.submit(self._engine.dispose()).result(10)
         if self._maintenance is not None:
             maintenance_engine = self._maintenance.kw["bind"]
