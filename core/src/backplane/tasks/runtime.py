@@ -304,9 +304,10 @@ class TaskRuntime:
         """A connection, the run's transaction begun on it, and the claimed row (None: nothing
         to claim).
 
-        PostgreSQL: the transaction and the claim go straight to the asyncpg connection: through
-        SQLAlchemy's execution layer a run cost 1.5 times the CPU and the kernel missed its
-        throughput goal (``bench/RESULTS.md``, issue 16). An actor's session, if it opens one,
+        PostgreSQL: the transaction and the claim go straight to the asyncpg connection (with
+        the connection kept between runs, see :meth:`_give_back`, a no-op run costs about 60 %
+        of the CPU it did through SQLAlchemy's execution layer, which missed the kernel's
+        throughput goal: ``bench/RESULTS.md``, issue 16). An actor's session, if it opens one,
         begins through SQLAlchemy on the same connection, which asyncpg turns into a savepoint
         of this transaction. A connection found dead (the engine has no pool pre-ping, three
         round trips per checkout on asyncpg) is dropped with the pool's idle ones, and the
@@ -347,9 +348,10 @@ class TaskRuntime:
     async def _give_back(self, connection: AsyncConnection) -> None:
         """Keep a run's connection for the next run if it is clean, else close it.
 
-        A pool checkout and check-in per run (SQLAlchemy's, each through a greenlet) cost the
-        kernel about a fifth of its throughput on Redis (``bench/RESULTS.md``, issue 16), so up to
-        :attr:`_keep` connections stay checked out between runs, one per worker thread."""
+        A pool checkout and check-in per run (SQLAlchemy's, each through a greenlet) cost about
+        a third of a no-op run's CPU and kept the kernel under its throughput goal on Redis
+        (``bench/RESULTS.md``, issue 16), so up to :attr:`_keep` connections stay checked out
+        between runs, about one per worker thread."""
         keep = (
             len(self._kept) < self._keep
             and not connection.invalidated
