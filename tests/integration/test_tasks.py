@@ -34,9 +34,6 @@ FAST_TASKS = {
     "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
     "BACKPLANE_PLUGINS": "kitchen_sink",
 }
-MARK_AT_ONCE = {"BACKPLANE_TASKS__MARK_DELAY_MS": "0"}
-"""For tests that look at a task's row right after its run (PostgreSQL defers the done-mark of
-an actor that wrote nothing by default)."""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -99,13 +96,22 @@ def purge(broker: dramatiq.Broker) -> None:
     broker.flush_all()
 
 
-def log_label_task(function: Any, *, max_retries: int = 0) -> RegisteredTask:
-    """``function`` registered as the sample plugin's ``log_label`` task, to drive the claim
-    directly (``runtime._run``) with an actor of the test's own."""
-    return RegisteredTask(
+def run_as_log_label(
+    runtime: TaskRuntime,
+    function: Any,
+    message_id: uuid.UUID,
+    attempt: int = 1,
+    *,
+    final: bool = False,
+    time_limit_ms: int = 10_000,
+) -> None:
+    """Run one delivery of a ``kitchen_sink.log_label`` row with an actor of the test's own,
+    as a dramatiq worker thread would (the tests' one reach into the runtime's internals)."""
+    task = RegisteredTask(
         name="kitchen_sink.log_label", plugin="kitchen_sink", function=function,
-        queue="kitchen_sink", max_retries=max_retries, time_limit_ms=10_000, schedule=None,
+        queue="kitchen_sink", max_retries=3, time_limit_ms=time_limit_ms, schedule=None,
     )  # fmt: skip
+    runtime.run(runtime._run(task, message_id, attempt, final))
 
 
 def enqueue_log_label(runtime: TaskRuntime, tenant_id: uuid.UUID, *args: Any) -> uuid.UUID:
@@ -121,15 +127,23 @@ def enqueue_log_label(runtime: TaskRuntime, tenant_id: uuid.UUID, *args: Any) ->
     return runtime.run(enqueue())
 
 
-async def fetch_one_as_admin(url: str, query: str, *args: Any) -> Any:
-    """One row from a connection of its own (closed after, with any advisory lock it took)."""
-    import asyncpg
+def app_role_backends(env: dict[str, str], *, waiting_on_a_lock: bool = False) -> int:
+    """How many server connections the application's role has open (PostgreSQL), or how many
+    of them wait on a lock."""
+    import asyncpg  # type: ignore[import-untyped]
 
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchrow(query, *args)
-    finally:
-        await connection.close()
+    query = "SELECT count(*) FROM pg_stat_activity WHERE usename = $1"
+    if waiting_on_a_lock:
+        query += " AND wait_event_type = 'Lock'"
+
+    async def count() -> int:
+        connection = await asyncpg.connect(env["BACKPLANE_DB__MIGRATION_URL"])
+        try:
+            return int(await connection.fetchval(query, env["BACKPLANE_DB__APP_ROLE"]))
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
 
 
 def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
@@ -385,21 +399,21 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
+def test_claim_path_tenant_isolation_and_lost_connections(
     request: pytest.FixtureRequest,
     data_dir: Path,
     database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The worker's claim, driven directly: the actor's session sees only its tenant's rows
-    (on PostgreSQL through row-level security too, with raw SQL), an actor that never opens
-    its session is still marked done, a failure rolls back its writes and the mark, a done
-    task is not run again, and (PostgreSQL, no pool pre-ping) a claim on a connection the
-    server dropped is made again on a fresh one."""
+    (on PostgreSQL through row-level security too, with raw SQL) and commits durably, an actor
+    that never uses its session opens none and is still marked done, a failure rolls back its
+    writes and the mark, a done task is not run again, and (PostgreSQL, no pool pre-ping) a
+    claim on a connection the server dropped is made again on a fresh one."""
     from bp_sample_kitchen_sink.models import Note, TaskLog
     from sqlalchemy import text
 
-    env = {**FAST_TASKS, **MARK_AT_ONCE}
+    env = dict(FAST_TASKS)
     if database == "postgres":
         env.update(postgres_env(request))
     settings = make_settings(data_dir, env)
@@ -447,23 +461,10 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
             bind_tenant(session, tenant.tenant_id)
             return list(await session.scalars(select(TaskLog.label).order_by(TaskLog.id)))
 
-    async def locked_elsewhere(message_id: uuid.UUID) -> Any:
-        """A connection of its own taking the task's advisory lock, as a run elsewhere does."""
-        import asyncpg  # type: ignore[import-untyped]
-
-        from backplane.tasks.pgclaim import lock_key
-
-        other = await asyncpg.connect(env["BACKPLANE_DB__MIGRATION_URL"])
-        locked = await other.fetchval(
-            "SELECT pg_try_advisory_lock($1)", lock_key(message_id), timeout=5
-        )
-        assert locked, "the task's advisory lock is still held"
-        return other
-
     try:
         runtime.run(seed())
         ok = enqueue_log_label(runtime, a.tenant_id, "ok")
-        runtime.run(runtime._run(log_label_task(probe), ok, 1, False))
+        run_as_log_label(runtime, probe, ok)
         assert seen["tenant"] == a.tenant_id
         assert seen["orm"] == ["a-note"]
         assert seen["notes"] == (["a-note"] if database == "postgres" else ["a-note", "b-note"])
@@ -472,34 +473,16 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
         assert runtime.run(status(ok)) == (DONE, 1)
         assert runtime.run(logged(a)) == ["ok"]
         seen.clear()
-        runtime.run(runtime._run(log_label_task(probe), ok, 2, False))  # a duplicate delivery
+        run_as_log_label(runtime, probe, ok, 2)  # a duplicate delivery
         assert seen == {}
         assert runtime.run(logged(a)) == ["ok"]
 
         failing = enqueue_log_label(runtime, b.tenant_id, "fail")
         with pytest.raises(RuntimeError, match="fails after writing"):
-            runtime.run(runtime._run(log_label_task(probe), failing, 1, True))
+            run_as_log_label(runtime, probe, failing, final=True)
         assert seen["notes"] == (["b-note"] if database == "postgres" else ["a-note", "b-note"])
         assert runtime.run(status(failing)) == (FAILED, 1)
         assert runtime.run(logged(b)) == []
-        if database == "postgres":  # a failed run releases its lock at once: a retry may run
-            other = runtime.run(locked_elsewhere(failing))
-            runtime.run(other.close())
-
-        if database == "postgres":  # a delivery of a task running elsewhere is retried later
-            from backplane.tasks.pgclaim import TaskRunningElsewhere
-
-            busy = enqueue_log_label(runtime, a.tenant_id, "busy")
-            other = runtime.run(locked_elsewhere(busy))
-            with pytest.raises(TaskRunningElsewhere):
-                runtime.run(runtime._run(log_label_task(probe), busy, 1, False))
-            assert runtime.run(status(busy)) == (PENDING, 0)
-            assert runtime.run(logged(a)) == ["ok"]
-            runtime.run(other.execute("SELECT pg_advisory_unlock_all()"))  # it ended, unmarked
-            runtime.run(other.close())
-            runtime.run(runtime._run(log_label_task(probe), busy, 2, False))
-            assert runtime.run(status(busy)) == (DONE, 2)
-            assert runtime.run(logged(a)) == ["ok", "busy"]
 
         quiet = enqueue_log_label(runtime, b.tenant_id)
         if database == "postgres":  # every pooled connection of the runtime dies
@@ -510,14 +493,15 @@ def test_claim_path_tenant_isolation_lazy_session_and_lost_connections(
                 env["BACKPLANE_DB__MIGRATION_URL"],
                 f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'",
             )
-        runtime.run(runtime._run(log_label_task(idle), quiet, 1, False))
+        run_as_log_label(runtime, idle, quiet)
         if database == "postgres":
             assert "claiming again on a new connection" in caplog.text
-        # SQLite claims in the session itself; on PostgreSQL an unused session is never opened.
-        assert seen["idle"] == (b.tenant_id, 1, database == "sqlite")
+        assert seen["idle"] == (b.tenant_id, 1, False)  # an unused session is never opened
         assert runtime.run(status(quiet)) == (DONE, 1)
     finally:
         runtime.stop()
+    if database == "postgres":  # the connections kept between runs are closed at stop
+        wait_for(lambda: app_role_backends(env) == 0, timeout=10)
 
 
 def test_commit_wakes_the_relay(data_dir: Path) -> None:
@@ -627,256 +611,195 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
         runtime.stop()
 
 
-@pytest.mark.postgres
-def test_postgres_runs_leave_no_stray_advisory_lock(
-    request: pytest.FixtureRequest, data_dir: Path
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+@pytest.mark.parametrize("first_run", ["commits", "fails"])
+def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
+    request: pytest.FixtureRequest, data_dir: Path, database: str, first_run: str
 ) -> None:
-    """A kept connection holds at most the lock of the last task it marked done (a duplicate
-    reads the row as done anyway), a run that did not mark its task releases its lock at once,
-    and stopping the runtime releases every lock."""
-    import asyncpg  # type: ignore[import-untyped]
+    """Two workers (two runtimes) get the same task at once. The second one's claim waits on
+    the row (PostgreSQL's row lock, SQLite's write lock) while the first one's actor runs; when
+    the first commits, the second finds the task done and does not run it; when the first
+    fails, the second claims the task and runs it."""
+    import threading
 
-    env = {**FAST_TASKS, **MARK_AT_ONCE, **postgres_env(request)}
+    env = dict(FAST_TASKS)
+    if database == "postgres":
+        env.update(postgres_env(request))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
-    runtime.start(relay=False, scheduler=False)
-    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
-
-    async def quiet(ctx: Any, fail: bool = False) -> None:
-        if fail:
-            raise RuntimeError("fails without writing")
-
-    task = log_label_task(quiet)
-
-    async def advisory_locks() -> int:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            return int(
-                await connection.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                )
-            )
-        finally:
-            await connection.close()
-
-    async def done(message_id: uuid.UUID) -> bool:
-        async with runtime.sessionmaker() as session:
-            row = await session.get(OutboxMessage, message_id)
-            return row is not None and row.status == DONE
-
-    try:
-        first, second = (enqueue_log_label(runtime, a.tenant_id) for _ in range(2))
-        runtime.run(runtime._run(task, first, 1, False))
-        assert runtime.run(done(first))
-        assert runtime.run(advisory_locks()) == 1  # kept until the connection's next look
-        runtime.run(runtime._run(task, second, 1, False))
-        assert runtime.run(done(second))
-        assert runtime.run(advisory_locks()) == 1  # the first one's went with that look
-        runtime.run(runtime._run(task, first, 2, False))  # a duplicate: acknowledged
-        failing = enqueue_log_label(runtime, a.tenant_id, True)
-        with pytest.raises(RuntimeError, match="fails without writing"):
-            runtime.run(runtime._run(task, failing, 1, False))
-        assert not runtime.run(done(failing))
-        assert runtime.run(advisory_locks()) == 0  # released at once: its retry may run
-    finally:
-        runtime.stop()
-    wait_for(lambda: asyncio.run(advisory_locks()) == 0, timeout=5)  # the backends exit
-
-
-@pytest.mark.postgres
-def test_postgres_deferred_done_mark(
-    request: pytest.FixtureRequest,
-    data_dir: Path,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With a mark delay, the done-mark of an actor that did not open its session rides on its
-    connection's next look (no statement of its own), or is sent on its own once the connection
-    has idled that long, or at stop. A task's lock is released only by a statement after the one
-    that committed its mark, so a delivery elsewhere meanwhile is retried; a duplicate in the
-    same worker is acknowledged; a mark lost with its connection leaves the task unfinished (the
-    relay hands it over again later)."""
-
-    from backplane.tasks.pgclaim import PostgresClaimer, TaskRunningElsewhere, lock_key
-
-    delay_s = 2.0
-    env = {
-        **FAST_TASKS,
-        **postgres_env(request),
-        "BACKPLANE_TASKS__MARK_DELAY_MS": str(int(delay_s * 1000)),
-    }
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    a = seed_tenant(plugins, "acme")
-    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
+    first, second = (TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker()) for _ in "12")
+    first.start(relay=False, scheduler=False)
+    second.start(relay=False, scheduler=False)
+    started, release = threading.Event(), threading.Event()
     runs: list[int] = []
-    flushes: list[uuid.UUID] = []
-    flush = PostgresClaimer._flush
 
-    async def counted_flush(self: Any, connection: Any, timeout: float | None = None) -> None:
-        if connection.pending is not None:
-            flushes.append(connection.pending.outbox_id)
-        await flush(self, connection, timeout)
-
-    monkeypatch.setattr(PostgresClaimer, "_flush", counted_flush)
+    async def held(ctx: Any) -> None:
+        runs.append(ctx.attempt)
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        if first_run == "fails":
+            raise RuntimeError("the first run fails")
 
     async def counted(ctx: Any) -> None:
         runs.append(ctx.attempt)
 
-    task = log_label_task(counted)
+    async def status(message_id: uuid.UUID) -> tuple[str, int]:
+        async with first.sessionmaker() as session:
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            return row.status, row.attempts
 
-    def start() -> TaskRuntime:
-        runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
-        runtime.start(relay=False, scheduler=False)
-        return runtime
+    outcomes: dict[str, BaseException | None] = {}
 
-    def admin(query: str, *args: Any) -> Any:
-        return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
+    def deliver(runtime: TaskRuntime, actor: Any, attempt: int, key: str) -> threading.Thread:
+        def go() -> None:
+            try:
+                run_as_log_label(runtime, actor, message_id, attempt)
+                outcomes[key] = None
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                outcomes[key] = exc
 
-    def status(message_id: uuid.UUID) -> tuple[str, int]:
-        row = admin("SELECT status, attempts FROM backplane_task_outbox WHERE id = $1", message_id)
-        return str(row[0]), int(row[1])
+        thread = threading.Thread(target=go)
+        thread.start()
+        return thread
 
-    def lock_is_free(message_id: uuid.UUID) -> bool:
-        row = admin("SELECT pg_try_advisory_lock($1)", lock_key(message_id))
-        return bool(row[0])
-
-    def advisory_locks() -> int:
-        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        return int(admin(query)[0])
-
-    runtime = start()
     try:
-        first, second, third, fourth = (enqueue_log_label(runtime, a.tenant_id) for _ in range(4))
-        runtime.run(runtime._run(task, first, 1, False))
-        assert status(first) == (PENDING, 0)  # deferred
-        assert not lock_is_free(first)  # held until the mark is committed
-        runtime.run(runtime._run(task, first, 2, False))  # a duplicate in the same worker
+        message_id = enqueue_log_label(first, a.tenant_id)
+        one = deliver(first, held, 1, "first")
+        assert started.wait(10)
+        two = deliver(second, counted, 2, "second")
+        if database == "postgres":
+            wait_for(lambda: app_role_backends(env, waiting_on_a_lock=True))
+        else:
+            time.sleep(0.5)
+        assert two.is_alive()  # waiting for the first run's transaction
         assert runs == [1]
-        assert status(first) == (DONE, 1)  # marked first, then looked up: done
-        runtime.run(runtime._run(task, second, 1, False))
-        assert status(second) == (PENDING, 0)
-        flushes.clear()
-        runtime.run(runtime._run(task, third, 1, False))
-        assert flushes == []  # second's mark rode on third's look
-        assert status(second) == (DONE, 1)
-        assert not lock_is_free(second)  # committed by the look: released by a later statement
-        assert status(third) == (PENDING, 0)
-        assert advisory_locks() == 2  # second's (marked) and third's (pending)
-
-        other = start()  # another worker: its delivery of third waits for the lock
-        try:
-            with pytest.raises(TaskRunningElsewhere):
-                other.run(other._run(task, third, 2, False))
-        finally:
-            other.stop()
-        assert runs == [1, 1, 1]
-        wait_for(lambda: status(third) == (DONE, 1), timeout=delay_s * 5)  # idle long enough
-        assert flushes == [third]
-        assert lock_is_free(second)  # released by the statement after its mark
-
-        runtime.run(runtime._run(task, fourth, 1, False))
-        assert status(fourth) == (PENDING, 0)
+        release.set()
+        one.join(15)
+        two.join(15)
+        assert not one.is_alive()
+        assert not two.is_alive()
+        assert outcomes["second"] is None
+        if first_run == "commits":
+            assert outcomes["first"] is None
+            assert runs == [1]  # acknowledged without running
+            assert first.run(status(message_id)) == (DONE, 1)
+        else:
+            assert isinstance(outcomes["first"], RuntimeError)
+            assert runs == [1, 2]  # the row was released: the second delivery ran it
+            assert first.run(status(message_id)) == (DONE, 2)
     finally:
-        runtime.stop()
-    assert status(fourth) == (DONE, 1)  # sent at stop
-    assert advisory_locks() == 0
-
-    runtime = start()
-    try:
-        lost = enqueue_log_label(runtime, a.tenant_id)
-        runtime.run(runtime._run(task, lost, 1, False))
-        from tests.conftest import pg_admin
-
-        pg_admin(
-            admin_url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE usename = '{env['BACKPLANE_DB__APP_ROLE']}'",
-        )
-        wait_for(lambda: "its done-mark may be lost" in caplog.text, timeout=delay_s * 5)
-    finally:
-        runtime.stop()
-    assert status(lost) == (PENDING, 0)  # the relay hands it over again later
+        release.set()
+        first.stop()
+        second.stop()
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("delay_ms", [0, 5_000])
-def test_postgres_failing_done_mark(
-    request: pytest.FixtureRequest,
-    data_dir: Path,
-    caplog: pytest.LogCaptureFixture,
-    delay_ms: int,
+def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
+    request: pytest.FixtureRequest, data_dir: Path
 ) -> None:
-    """A done-mark the server refuses (here a trigger; in life a statement timeout or a read-only
-    failover) on a live connection. Sent at once, it fails the run, whose failure is recorded and
-    whose lock is released. Carried by the next look, only that mark is lost (logged; the relay
-    hands the task over again later): the next task still runs, on a fresh connection."""
-    import asyncpg
+    """An actor whose time limit expires while its statement runs on PostgreSQL: the run fails
+    with the limit recorded, the task's row is released (not left locked by a connection in
+    doubt), and its next delivery runs it."""
+    from sqlalchemy import text
 
-    from backplane.tasks.pgclaim import lock_key
-    from tests.conftest import pg_admin
-
-    env = {
-        **FAST_TASKS,
-        **postgres_env(request),
-        "BACKPLANE_TASKS__MARK_DELAY_MS": str(delay_ms),
-    }
+    env = {**FAST_TASKS, **postgres_env(request)}
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    admin_url = env["BACKPLANE_DB__MIGRATION_URL"]
-    runs: list[str] = []
-
-    async def counted(ctx: Any, label: str) -> None:
-        runs.append(label)
-
-    task = log_label_task(counted, max_retries=3)
     runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
+    runs: list[int] = []
 
-    def admin(query: str, *args: Any) -> Any:
-        return asyncio.run(fetch_one_as_admin(admin_url, query, *args))
+    async def slow_statement(ctx: Any) -> None:
+        runs.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await ctx.session.execute(text("SELECT pg_sleep(5)"))
 
-    def row(message_id: uuid.UUID) -> tuple[str, str | None]:
-        found = admin("SELECT status, error FROM backplane_task_outbox WHERE id = $1", message_id)
-        return str(found[0]), found[1]
+    async def row(message_id: uuid.UUID) -> tuple[str, int, str | None]:
+        async with runtime.sessionmaker() as session:
+            found = await session.get(OutboxMessage, message_id)
+            assert found is not None
+            return found.status, found.attempts, found.error
 
     try:
-        refused = enqueue_log_label(runtime, a.tenant_id, "refused")
-        after = enqueue_log_label(runtime, a.tenant_id, "after")
-        pg_admin(
-            admin_url,
-            "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.id = '{refused}' AND NEW.status = 'done' THEN "
-            "RAISE EXCEPTION 'mark refused'; END IF; RETURN NEW; END $$",
-            "CREATE TRIGGER refuse_mark BEFORE UPDATE ON backplane_task_outbox "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_mark()",
-        )
-        if delay_ms == 0:
-            with pytest.raises(asyncpg.RaiseError, match="mark refused"):
-                runtime.run(runtime._run(task, refused, 1, False))
-            status, error = row(refused)
-            assert status == "sent"
-            assert error is not None
-            assert "mark refused" in error  # the failure is recorded
-            # its connection was closed: the server releases the lock as the backend exits
-            wait_for(
-                lambda: admin("SELECT pg_try_advisory_lock($1)", lock_key(refused))[0],
-                timeout=10,
-            )
-        else:
-            runtime.run(runtime._run(task, refused, 1, False))  # its mark is deferred
-            runtime.run(runtime._run(task, after, 1, False))  # carries it: refused
-            assert "claiming again on a new connection" in caplog.text
-            assert "its done-mark may be lost" in caplog.text
-            assert row(refused) == (PENDING, None)  # the relay hands it over again later
-        assert runs == ["refused", "after"] if delay_ms else ["refused"]
+        message_id = enqueue_log_label(runtime, a.tenant_id)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            run_as_log_label(runtime, slow_statement, message_id, time_limit_ms=300)
+        assert time.monotonic() - started < 4
+        assert runtime.run(row(message_id)) == ("sent", 1, "time limit exceeded")
+        run_as_log_label(runtime, slow_statement, message_id, 2, time_limit_ms=2_000)
+        assert runs == [1, 2]
+        assert runtime.run(row(message_id)) == (DONE, 2, None)
     finally:
         runtime.stop()
-    if delay_ms:
-        assert row(after) == (DONE, None)  # its own mark was sent at stop
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_actors_own_commit(
+    request: pytest.FixtureRequest, data_dir: Path, database: str
+) -> None:
+    """SQLite: an actor's ``session.commit()`` commits its run, done-mark included, and so
+    releases the database's one write lock while the actor goes on (webhook delivery commits
+    before its HTTP call for that). PostgreSQL: it ends a savepoint of the run's transaction;
+    the work and the mark become durable together when the actor returns."""
+    import threading
+
+    from bp_sample_kitchen_sink.models import TaskLog
+
+    env = dict(FAST_TASKS)
+    if database == "postgres":
+        env.update(postgres_env(request))
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime.start(relay=False, scheduler=False)
+    committed, release = threading.Event(), threading.Event()
+
+    async def commits_then_waits(ctx: Any) -> None:
+        ctx.session.add(TaskLog(label="early", attempt=ctx.attempt, message_id="-"))
+        await ctx.session.commit()
+        committed.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        ctx.session.add(TaskLog(label="late", attempt=ctx.attempt, message_id="-"))
+
+    async def seen_from_outside() -> tuple[str, list[str]]:
+        # Another connection (on SQLite, one that could not read past a held write lock's
+        # uncommitted changes either: it sees the last commit).
+        async with runtime.sessionmaker() as session:
+            bind_tenant(session, a.tenant_id)
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            labels = list(await session.scalars(select(TaskLog.label).order_by(TaskLog.id)))
+            return row.status, labels
+
+    try:
+        message_id = enqueue_log_label(runtime, a.tenant_id)
+        thread = threading.Thread(
+            target=run_as_log_label, args=(runtime, commits_then_waits, message_id)
+        )
+        thread.start()
+        assert committed.wait(10)
+        status, labels = runtime.run(seen_from_outside())
+        if database == "sqlite":
+            assert (status, labels) == (DONE, ["early"])
+        else:
+            assert (status, labels) == (PENDING, [])
+        release.set()
+        thread.join(15)
+        assert runtime.run(seen_from_outside()) == (DONE, ["early", "late"])
+    finally:
+        release.set()
+        runtime.stop()

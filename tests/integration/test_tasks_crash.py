@@ -196,8 +196,8 @@ def test_worker_killed_mid_task_finishes_it_exactly_once(
     setup: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """On PostgreSQL the killed worker held the task's advisory lock; the server releases it
-    when the connection drops, and the next delivery runs the task."""
+    """The killed worker's transaction held the task's row (on PostgreSQL its row lock); the
+    database rolls it back when the connection drops, and the next delivery runs the task."""
     from tests.integration.test_tasks import postgres_env
 
     url = request.getfixturevalue("rabbitmq_url" if broker == "rabbitmq" else "redis_tasks_url")

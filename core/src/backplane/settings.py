@@ -128,12 +128,6 @@ class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A row handed over but not finished after this long is handed over again (the broker
     lost it); actors are idempotent, duplicates are acknowledged without running. Relays look
     for such rows every tenth of this."""
-    mark_delay_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 50
-    """PostgreSQL: how long the done-mark of a task whose actor did not open its session may
-    wait to ride on its connection's next statement (one round trip fewer per task under load);
-    0 sends it at once. A worker that dies within it runs the task again after
-    ``resend_after_s``. An actor that opens its session is always marked in its own transaction,
-    durably."""
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
     scheduler_interval_s: float = 1.0

@@ -5,19 +5,12 @@ trace context live in the row. Actor code runs as a coroutine on the runtime's o
 (one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
 retries, backoff, dead-lettering and graceful shutdown apply unchanged.
 
-On SQLite (embedded) a run is one transaction: its first statement claims the row (marks it
-done if it is not yet, and reads it), the actor runs in that session, and the commit makes the
-done-mark and the actor's writes durable together; a duplicate delivery finds nothing to claim
-(a concurrent one waits on the write lock).
-
-On PostgreSQL a run takes the task's advisory lock and reads its row in one statement, runs the
-actor, and marks the row done (:mod:`backplane.tasks.pgclaim`): the mark of an actor that never
-touches its session is deferred and rides on its connection's next look, so under load a run
-costs one round trip and no transaction of its own. A duplicate delivery of a done task is
-acknowledged without running; one of a task running elsewhere is retried later. The actor's ORM
-session is opened only if the actor uses it, on the same connection, working in savepoints of
-one transaction whose last statement marks the row (so ``ctx.session.commit()`` in an actor
-ends a savepoint; the work becomes durable, with the mark, when the actor returns).
+A run is one transaction on SQLite and on PostgreSQL alike (:meth:`TaskRuntime._run`): its
+first statement claims the row (marks it done if it is not yet, and reads it), the actor runs in
+that session, and the commit makes the done-mark and the actor's writes durable together; a
+duplicate delivery finds nothing to claim, or waits on the row lock until the run holding it
+ends. An actor that never touches its session still costs that transaction (``BEGIN``, the
+claim, ``COMMIT``): the price of running it exactly once.
 """
 
 from __future__ import annotations
@@ -28,10 +21,10 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import dramatiq
 import msgspec
@@ -40,7 +33,6 @@ from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from sqlalchemy import Table, bindparam, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -50,9 +42,8 @@ from backplane.db.tenancy import bind_tenant, bypass_tenancy, sqlite_bypass
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskContext, TaskQueue
-from backplane.tasks.loop import LoopThread, TimeLimit
+from backplane.tasks.loop import LoopThread
 from backplane.tasks.models import DONE, FAILED, SENT, OutboxMessage, ScheduleRun
-from backplane.tasks.pgclaim import ClaimConnection, PostgresClaimer, TaskRunningElsewhere
 from backplane.tasks.relay import OutboxRelay
 from backplane.telemetry import tracing_enabled
 
@@ -88,15 +79,25 @@ _CLAIM = (
     )
     .returning(*(_OUTBOX.c[name] for name in _CLAIMED))
 )
-"""The claim inside the actor's transaction: one statement marks the task done (only if it is not
+"""The claim, first statement of the actor's transaction: marks the task done (only if it is not
 yet) and reads it, so the mark commits exactly when the actor's writes do, and a concurrent or
-later duplicate finds nothing to claim. SQLite runs it first; on PostgreSQL an actor that used
-its session runs it last. Built once: no per-call construction or cache-key generation."""
+later duplicate finds nothing to claim. Built once: no per-call construction or cache-key
+generation."""
+_PG_CLAIM = """
+UPDATE backplane_task_outbox
+SET status = 'done', attempts = $2, error = NULL, finished_at = $3
+WHERE id = $1 AND status <> 'done'
+RETURNING args, kwargs, context_tenant_id, trace_context, created_at
+"""
+"""The claim on PostgreSQL, on the asyncpg connection (the same statement as :data:`_CLAIM`)."""
 
-_LIST_DECODER = msgspec.json.Decoder(list[Any])
-_DICT_DECODER = msgspec.json.Decoder(dict[str, Any])
-"""Built once: ``msgspec.json.decode(text, type=...)`` looks the type up again on every call,
-which cost more than the decoding of a task's (usually empty) arguments."""
+
+class _Transaction(Protocol):
+    """The run's transaction: asyncpg's on PostgreSQL, the SQLAlchemy connection's on SQLite."""
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
 
 
 @contextlib.contextmanager
@@ -108,16 +109,12 @@ def _attached(context: otel_context.Context) -> Iterator[None]:
         otel_context.detach(token)
 
 
-def _json_list(text: str | None) -> list[Any]:
-    if text is None or text == "[]":
-        return []
-    return _LIST_DECODER.decode(text)
-
-
-def _json_dict(text: str | None) -> dict[str, Any]:
-    if text is None or text == "{}":
-        return {}
-    return _DICT_DECODER.decode(text)
+def _driver(connection: AsyncConnection) -> Any:
+    """The driver's connection under a checked-out, valid SQLAlchemy connection (no I/O, no
+    greenlet: ``get_raw_connection`` spends one)."""
+    sync = connection.sync_connection
+    assert sync is not None  # started
+    return sync.connection.driver_connection
 
 
 class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,8 +177,12 @@ class TaskRuntime:
         self._wake = asyncio.Event()
         self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
-        self._claimer: PostgresClaimer | None = None
         self._maintenance: async_sessionmaker[AsyncSession] | None = None
+        self._kept: list[AsyncConnection] = []
+        """Connections kept checked out between runs (see :meth:`_give_back`)."""
+        capacity = self.settings.db.pool_size + self.settings.db.max_overflow
+        # Room left in the pool for the relay, the scheduler and a failure being recorded.
+        self._keep = max(0, min(self.settings.tasks.threads, capacity - 3))
         self._traced = False
         """Whether an SDK tracer provider was installed when the runtime started (asking on
         every run cost an environment lookup and an ABC instance check). As for the database
@@ -214,9 +215,7 @@ class TaskRuntime:
         message = CurrentMessage.get_current_message()
         retries = int(message.options.get("retries", 0)) if message is not None else 0
         final = retries >= task.max_retries
-        if self._thread is None:
-            raise RuntimeError("the task runtime is not started")
-        self._thread.call(
+        self.run(
             self._run(task, uuid.UUID(outbox_id), retries + 1, final),
             task.time_limit_ms / 1000 + BACKSTOP_S,
         )
@@ -224,178 +223,61 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        if self._claimer is not None:
-            await self._run_on_postgres(self._claimer, task, outbox_id, attempt, final)
-        else:
-            await self._run_in_session(task, outbox_id, attempt, final)
+        """Claim the task, run its actor and commit, in one transaction on one connection.
 
-    async def _run_on_postgres(
-        self,
-        claimer: PostgresClaimer,
-        task: RegisteredTask,
-        outbox_id: uuid.UUID,
-        attempt: int,
-        final: bool,
-    ) -> None:
-        """PostgreSQL: lock and read the task, run the actor, mark the task done.
-
-        For an actor that never opens its session, one statement and a deferred mark, and no
-        transaction of its own (:mod:`backplane.tasks.pgclaim`). One that does works in
-        savepoints of a transaction on the same connection, begun when it first uses the
-        session; the row is marked in that transaction, last, under its row lock, so what the
-        actor wrote and the mark commit together (``ctx.session.commit()`` in an actor ends a
-        savepoint).
+        The first statement claims the row (marks it done if it is not yet, and reads it); the
+        actor runs in that transaction; the commit makes the mark and the actor's writes durable
+        together. A duplicate delivery finds nothing to claim, or waits on the row lock (on
+        SQLite the write lock) until the run holding it commits (then finds nothing) or rolls
+        back (then claims it). Raising rolls back the actor's writes and the mark, records the
+        failure and lets dramatiq retry. The actor's session is opened on the run's connection
+        when the actor first uses it (on PostgreSQL in a savepoint: see :meth:`_claim`).
         """
-        assert self._engine is not None
-        engine = self._engine
         now = datetime.now(UTC)
-        claim, row = await claimer.look(outbox_id)
+        connection, transaction, claimed = await self._claim(outbox_id, attempt, now)
         session: AsyncSession | None = None
-        wrapper: AsyncConnection | None = None
-        marked = False
         try:
-            if row is None or row.done:
-                self._log_duplicate(task, outbox_id)
-                marked = row is not None  # done: a lock it holds only refuses duplicates
+            if claimed is None:
+                log.info(
+                    "task %s: %s already done or unknown; delivery acknowledged",
+                    task.name,
+                    outbox_id,
+                )
+                await transaction.rollback()
                 return
-            if not row.locked:
-                raise TaskRunningElsewhere(f"task {task.name} {outbox_id} is running elsewhere")
-            tenant_id = row.tenant_id
+            args, kwargs, tenant_id, trace_context, created = claimed
 
             def open_session() -> AsyncSession:
-                nonlocal session, wrapper
-                connection = Connection(engine.sync_engine, claim.pooled)
-                connection.begin()  # no I/O: the driver begins with the first statement
-                wrapper = AsyncConnection(engine, connection)
-                session = self.sessionmaker(bind=wrapper, join_transaction_mode="create_savepoint")
-                bind_tenant(session, tenant_id)
+                nonlocal session
+                # SQLite: the session takes the run's transaction over (its commit commits the
+                # task too, as webhook delivery relies on). PostgreSQL: the session begins its
+                # own, which asyncpg makes a savepoint of the run's (see _claim).
+                session = self.sessionmaker(bind=connection, join_transaction_mode="control_fully")
+                bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
                 return session
-
-            async def commit() -> None:
-                nonlocal marked
-                if session is None or wrapper is None:
-                    await claimer.mark_done(claim, outbox_id, attempt)
-                    marked = True
-                    return
-                await session.commit()  # releases the actor's savepoint, if it holds one
-                values = {
-                    "claim_id": outbox_id,
-                    "claim_attempt": attempt,
-                    "claim_now": datetime.now(UTC),
-                }
-                if (await wrapper.execute(_CLAIM, values)).first() is None:
-                    await wrapper.rollback()  # done meanwhile, by a delivery that ran elsewhere
-                    self._log_duplicate(task, outbox_id)
-                    return
-                await wrapper.commit()
-
-            async def rollback() -> None:
-                if session is None or wrapper is None:
-                    return
-                try:
-                    await session.close()
-                    await wrapper.rollback()
-                except Exception:  # noqa: BLE001 - a broken connection rolls back by closing
-                    log.warning("task %s: rollback failed; dropping the connection", task.name)
-                    await claimer.forget(claim)
 
             context = TaskContext(
                 tenant_id=tenant_id,
                 message_id=outbox_id,
                 attempt=attempt,
                 open_session=open_session,
-                maintenance=self._maintenance_session if task.plugin == KERNEL_PLUGIN else None,
+                maintenance=self._maintenance_for(task, connection, lambda: context.session),
             )
-            await self._invoke(
-                task,
-                context,
-                _json_list(row.args),
-                _json_dict(row.kwargs),
-                _json_dict(row.trace),
-                now,
-                row.created,
-                commit,
-                rollback,
-                final,
-            )
-        finally:
-            await self._end_claim(claimer, claim, session, wrapper, keep_lock=marked)
-
-    async def _end_claim(
-        self,
-        claimer: PostgresClaimer,
-        claim: ClaimConnection,
-        session: AsyncSession | None,
-        wrapper: AsyncConnection | None,
-        *,
-        keep_lock: bool,
-    ) -> None:
-        """Give the run's connection back: its lock released unless the task was marked done
-        (a later statement releases it then), and, after a session, to the pool.
-        A connection that cannot be reset (an error, or the run cancelled meanwhile) is closed,
-        which releases its lock; a reset error is logged, not raised over the run's outcome."""
-        try:
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            _queue_latency.record((now - created).total_seconds(), {"task": task.name})
+            await self._invoke(task, context, args, kwargs, trace_context)
             if session is not None:
+                await session.commit()
                 await session.close()
-            if wrapper is not None and wrapper.in_transaction():
-                await wrapper.rollback()  # the commit itself failed
-            if not keep_lock and claim.pooled.is_valid:
-                await claimer.unlock(claim)
+            await transaction.commit()
         except BaseException as exc:
-            log.warning("task connection could not be reset (%r); closing it", exc)
-            await claimer.forget(claim)
-            if not isinstance(exc, Exception):
-                raise
+            await self._abandon(connection, transaction, session)
+            if claimed is not None:
+                _failures.add(1, {"task": task.name})
+                await self._record_failure(outbox_id, attempt, final, exc)
+            raise
         finally:
-            if wrapper is not None:
-                await wrapper.close()  # returns the connection to the pool (or closes it)
-            else:
-                await claimer.release(claim)
-
-    async def _run_in_session(
-        self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
-    ) -> None:
-        """SQLite (embedded): the claim is the first statement of the actor's session."""
-        now = datetime.now(UTC)
-        async with self.sessionmaker() as session:
-            connection = await session.connection()
-            claimed = (
-                await connection.execute(
-                    _CLAIM, {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
-                )
-            ).first()
-            if claimed is None:
-                await session.rollback()
-                self._log_duplicate(task, outbox_id)
-                return
-            args, kwargs, tenant_id, trace_context, created = claimed
-            bind_tenant(session, tenant_id)  # no row-level security here: the ORM enforces it
-            kernel = task.plugin == KERNEL_PLUGIN
-
-            @contextlib.asynccontextmanager
-            async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
-                with sqlite_bypass(session, reason):
-                    yield session
-
-            context = TaskContext(
-                session=session,
-                tenant_id=tenant_id,
-                message_id=outbox_id,
-                attempt=attempt,
-                maintenance=in_place if kernel else None,
-            )
-            await self._invoke(
-                task,
-                context,
-                args,
-                kwargs,
-                trace_context,
-                now,
-                created,
-                session.commit,
-                session.rollback,
-                final,
-            )
+            await self._give_back(connection)
 
     async def _invoke(
         self,
@@ -404,32 +286,130 @@ class TaskRuntime:
         args: list[Any],
         kwargs: dict[str, Any],
         trace_context: dict[str, str] | None,
-        now: datetime,
-        created: datetime,
-        commit: Callable[[], Awaitable[None]],
-        rollback: Callable[[], Awaitable[None]],
-        final: bool,
     ) -> None:
-        """Run the claimed task's actor in its span and time limit; commit, or roll back and
-        record the failure (after the rollback, which releases the row)."""
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        _queue_latency.record((now - created).total_seconds(), {"task": task.name})
+        """The actor, in its span and within its time limit."""
         started = time.perf_counter()
-        with self._span(task, context, trace_context):
-            try:
-                assert self._thread is not None
-                with TimeLimit(self._thread.loop, task.time_limit_ms / 1000):
+        try:
+            with self._span(task, context, trace_context):
+                async with asyncio.timeout(task.time_limit_ms / 1000):
                     result = task.function(context, *args, **kwargs)
                     if inspect.isawaitable(result):
                         await result
-                await commit()
+        finally:
+            _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    async def _claim(
+        self, outbox_id: uuid.UUID, attempt: int, now: datetime
+    ) -> tuple[AsyncConnection, _Transaction, tuple[Any, ...] | None]:
+        """A connection, the run's transaction begun on it, and the claimed row (None: nothing
+        to claim).
+
+        PostgreSQL: the transaction and the claim go straight to the asyncpg connection (with
+        the connection kept between runs, see :meth:`_give_back`, a no-op run costs about 60 %
+        of the CPU it did through SQLAlchemy's execution layer, which missed the kernel's
+        throughput goal: ``bench/RESULTS.md``, issue 16). An actor's session, if it opens one,
+        begins through SQLAlchemy on the same connection, which asyncpg turns into a savepoint
+        of this transaction. A connection found dead (the engine has no pool pre-ping, three
+        round trips per checkout on asyncpg) is dropped with the pool's idle ones, and the
+        claim made once more on a fresh one.
+        """
+        assert self._engine is not None
+        for retry in (False, True):
+            connection = self._kept.pop() if self._kept else await self._engine.connect()
+            transaction: _Transaction = connection
+            driver: Any = None
+            try:
+                if connection.dialect.name != "postgresql":
+                    values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
+                    row = (await connection.execute(_CLAIM, values)).first()
+                    return connection, transaction, None if row is None else tuple(row)
+                driver = _driver(connection)
+                transaction = begun = driver.transaction()
+                await begun.start()
+                found = await driver.fetchrow(_PG_CLAIM, outbox_id, attempt, now)
             except BaseException as exc:
-                await rollback()
-                _failures.add(1, {"task": task.name})
-                await self._record_failure(context.message_id, context.attempt, final, exc)
+                lost = driver is not None and driver.is_closed()
+                await self._abandon(connection, transaction, None)
+                await connection.close()
+                if retry or not lost or not isinstance(exc, Exception):
+                    raise
+                log.warning("task claim failed (%r); claiming again on a new connection", exc)
+                await self._drop_kept()  # likely dead too
+                await self._engine.dispose(close=False)
+                continue
+            if found is None:
+                return connection, transaction, None
+            args, kwargs, tenant_id, trace_context, created = found
+            if tenant_id is not None:
+                tenant_id = uuid.UUID(bytes=tenant_id.bytes)  # from asyncpg's own UUID type
+            return connection, transaction, (args, kwargs, tenant_id, trace_context, created)
+        raise AssertionError("unreachable")
+
+    async def _give_back(self, connection: AsyncConnection) -> None:
+        """Keep a run's connection for the next run if it is clean, else close it.
+
+        A pool checkout and check-in per run (SQLAlchemy's, each through a greenlet) cost about
+        a third of a no-op run's CPU and kept the kernel under its throughput goal on Redis
+        (``bench/RESULTS.md``, issue 16), so up to :attr:`_keep` connections stay checked out
+        between runs, about one per worker thread."""
+        keep = (
+            len(self._kept) < self._keep
+            and not connection.invalidated
+            and not connection.in_transaction()
+        )
+        if keep and connection.dialect.name == "postgresql":
+            keep = not _driver(connection).is_in_transaction()
+        if keep:
+            self._kept.append(connection)
+        else:
+            await connection.close()
+
+    async def _drop_kept(self) -> None:
+        """Close the kept connections (at stop, or when one was found dead)."""
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            with contextlib.suppress(Exception):  # a dead one is discarded all the same
+                await connection.invalidate()
+            await connection.close()
+
+    @staticmethod
+    async def _abandon(
+        connection: AsyncConnection, transaction: _Transaction, session: AsyncSession | None
+    ) -> None:
+        """Roll the run back. A connection that cannot be (dead, or interrupted mid-statement)
+        is closed rather than returned to the pool in the middle of its transaction; closing
+        it makes the server roll back, which releases the task's row."""
+        try:
+            if session is not None:
+                await session.close()
+            await transaction.rollback()
+        except BaseException as exc:
+            log.warning("task connection could not be rolled back (%r); closing it", exc)
+            await connection.invalidate()
+            if not isinstance(exc, Exception):
                 raise
-            finally:
-                _run_time.record(time.perf_counter() - started, {"task": task.name})
+
+    def _maintenance_for(
+        self,
+        task: RegisteredTask,
+        connection: AsyncConnection,
+        task_session: Callable[[], AsyncSession],
+    ) -> Callable[[str], contextlib.AbstractAsyncContextManager[AsyncSession]] | None:
+        """What ``ctx.maintenance`` opens, for the kernel's own tasks only: on PostgreSQL a
+        transaction on the maintenance connection; on SQLite the task's own session (a second
+        connection would wait for the write lock this one holds), its tenancy bypassed."""
+        if task.plugin != KERNEL_PLUGIN:
+            return None
+        if connection.dialect.name != "sqlite":
+            return self._maintenance_session
+
+        @contextlib.asynccontextmanager
+        async def in_place(reason: str) -> AsyncIterator[AsyncSession]:
+            session = task_session()
+            with sqlite_bypass(session, reason):
+                yield session
+
+        return in_place
 
     def _span(
         self, task: RegisteredTask, context: TaskContext, trace_context: dict[str, str] | None
@@ -452,10 +432,6 @@ class TaskRuntime:
                 "messaging.message.id": str(context.message_id),
             },
         )
-
-    @staticmethod
-    def _log_duplicate(task: RegisteredTask, outbox_id: uuid.UUID) -> None:
-        log.info("task %s: %s already done or unknown; delivery acknowledged", task.name, outbox_id)
 
     async def _record_failure(
         self, outbox_id: uuid.UUID, attempt: int, final: bool, exc: BaseException
@@ -512,14 +488,6 @@ class TaskRuntime:
         # dead connection, and the relay and scheduler retry on their next tick.
         self._engine = create_engine(self.settings, pre_ping=False)
         self._sessions = create_sessionmaker(self._engine)
-        if self._engine.dialect.driver == "asyncpg":
-            # Kept connections never return to the pool: leave room for the relay, the
-            # scheduler and a failure being recorded while its run holds a connection.
-            capacity = self.settings.db.pool_size + self.settings.db.max_overflow
-            keep = max(0, min(self.settings.tasks.threads, capacity - 3))
-            self._claimer = PostgresClaimer(
-                self._engine, keep=keep, mark_delay_s=self.settings.tasks.mark_delay_ms / 1000
-            )
         self._relay = OutboxRelay(
             self.settings.tasks, self.kind, self.broker, self.tasks, self._sessions
         )
@@ -538,8 +506,7 @@ class TaskRuntime:
                 log.exception("task runtime background job failed at shutdown")
         self._background.clear()
         if self._engine is not None:
-            if self._claimer is not None:
-                self._thread.submit(self._claimer.close()).result(10)
+            self._thread.submit(self._drop_kept()).result(10)
             self._thread.submit(self._engine.dispose()).result(10)
         if self._maintenance is not None:
             maintenance_engine = self._maintenance.kw["bind"]
@@ -555,7 +522,7 @@ class TaskRuntime:
         """Run a coroutine on the runtime's loop (for commands and tests)."""
         if self._thread is None:
             raise RuntimeError("the task runtime is not started")
-        return self._thread.submit(coro).result(timeout)
+        return self._thread.call(coro, timeout)
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
