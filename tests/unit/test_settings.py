@@ -212,8 +212,8 @@ def test_environment_wins_over_an_invalid_file_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("BACKPLANE_TASKS__MARK_DELAY_MS", "-1", "Expected `int` >= 0"),
-        ("BACKPLANE_TASKS__MARK_DELAY_MS", "10001", "Expected `int` <= 10000"),
+        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "0", "Expected `int` >= 1"),
+        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "257", "Expected `int` <= 256"),
         ("BACKPLANE_LIMITS__MODEL_UPLOADS_PER_HOUR", "0", "Expected `int` >= 1"),
         ("BACKPLANE_DB__SQLITE_SYNCHRONOUS", "SOMETIMES", "(one of: FULL, NORMAL)"),
     ],
