@@ -3,13 +3,39 @@ kernel facade is a view of). Plugin code never gets these; kernel tests check th
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from backplane.kernel import Rails
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane.kernel import Kernel, Rails
 from backplane.state import RAILS
+from backplane.tasks.runtime import TaskRuntime
 
 
 def rails(app: Any) -> Rails:
     """The rails of a Litestar app built by ``create_app``."""
     found: Rails = app.state[RAILS]
     return found
+
+
+def task_runtime(plugins: Any, broker: Any = None) -> TaskRuntime:
+    """A process's task runtime, as ``backplane worker`` builds it (optionally on a stub
+    broker), with its rails: actors get kernel views."""
+    return Rails.build(plugins.settings, plugins, broker=broker).tasks
+
+
+@asynccontextmanager
+async def kernel_on(
+    plugins: Any,
+    session: AsyncSession,
+    maintenance: Callable[[str], AbstractAsyncContextManager[AsyncSession]] | None = None,
+) -> AsyncIterator[Kernel]:
+    """The kernel a kernel task receives, on ``session`` (and ``maintenance`` for the kernel's
+    own cross-tenant tasks), for calling a task function directly."""
+    rails = Rails.build(plugins.settings, plugins)
+    try:
+        yield Kernel(rails, db=session, maintenance=maintenance)
+    finally:
+        await rails.close()

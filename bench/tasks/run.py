@@ -407,15 +407,15 @@ class KernelSide(Side):
     name = "kernel"
 
     def __init__(self, backplane: str, env: dict[str, str], batch: int) -> None:
+        from backplane.kernel import Rails
         from backplane.plugins import load_plugins
         from backplane.settings import load_settings
-        from backplane.tasks.runtime import TaskRuntime
 
         self.backplane, self.env, self.batch = backplane, env, batch
         settings = load_settings(
             environ={k: v for k, v in env.items() if k.startswith("BACKPLANE_")}
         )
-        self.runtime = TaskRuntime(load_plugins(settings))
+        self.runtime = Rails.build(settings, load_plugins(settings)).tasks
         if TASK not in self.runtime.tasks:
             sys.exit(f"bench: the kernel did not register {TASK}: is bench_tasks installed?")
         purge(self.runtime.broker)

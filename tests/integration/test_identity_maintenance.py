@@ -14,8 +14,8 @@ from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.identity.maintenance import prune_expired_credentials
 from backplane.identity.models import RefreshToken, RevokedAccessToken, User
 from backplane.plugins import load_plugins
-from backplane.tasks.context import TaskContext
 from backplane.tasks.runtime import collect_tasks
+from tests.app_helpers import kernel_on
 from tests.conftest import make_settings
 
 
@@ -26,7 +26,8 @@ def test_prune_is_a_scheduled_kernel_task(data_dir: Path) -> None:
 
 async def test_prune_expired_credentials(data_dir: Path) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGINS": ""})
-    await asyncio.to_thread(migrations.upgrade, load_plugins(settings))
+    plugins = load_plugins(settings)
+    await asyncio.to_thread(migrations.upgrade, plugins)
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     now = datetime.now(UTC)
@@ -69,9 +70,8 @@ async def test_prune_expired_credentials(data_dir: Path) -> None:
         )
         await session.commit()
     async with sessions() as session:
-        await prune_expired_credentials(
-            TaskContext(session=session, tenant_id=None, message_id=uuid.uuid4(), attempt=1)
-        )
+        async with kernel_on(plugins, session) as kernel:
+            await prune_expired_credentials(kernel)
         await session.commit()
     async with sessions() as session:
         jtis = set(await session.scalars(select(RevokedAccessToken.jti)))

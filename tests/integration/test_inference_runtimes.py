@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from backplane.inference.storage import UnknownStorageBackendError
 from backplane.models import resource
 from backplane.plugins import PluginLoadError, PluginSet, load_plugins
 from backplane.retention import prune_history
-from backplane.tasks.context import TaskContext
+from tests.app_helpers import kernel_on
 from tests.conftest import make_settings
 from tests.identity_helpers import Seeded, seed_tenant
 
@@ -297,16 +296,11 @@ async def test_retention_sweeps_the_configured_store(memory_stored: PluginSet) -
             yield session
 
     try:
-        async with database.sessions() as session:
-            await prune_history(
-                TaskContext(
-                    session=session,
-                    tenant_id=None,
-                    message_id=uuid.uuid4(),
-                    attempt=1,
-                    maintenance=maintenance,
-                )
-            )
+        async with (
+            database.sessions() as session,
+            kernel_on(memory_stored, session, maintenance) as kernel,
+        ):
+            await prune_history(kernel)
     finally:
         await database.dispose()
     assert list(OBJECTS) == [kept]

@@ -25,6 +25,7 @@ from backplane.retention import prune
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 from backplane.tasks.models import FAILED as TASK_FAILED
+from tests.app_helpers import task_runtime
 from tests.billing_helpers import session_for
 from tests.conftest import make_settings
 from tests.identity_helpers import seed_tenant
@@ -172,8 +173,7 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
 
 
 def test_the_kernel_schedules_it_hourly(data_dir: Path) -> None:
-    from backplane.tasks.runtime import TaskRuntime
 
-    runtime = TaskRuntime(load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""})))
+    runtime = task_runtime(load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": ""})))
     task = runtime.tasks["core.prune_history"]
     assert task.schedule == "41 * * * *"

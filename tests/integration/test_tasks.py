@@ -24,7 +24,7 @@ from backplane.plugins import load_plugins
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
-from tests.app_helpers import rails
+from tests.app_helpers import rails, task_runtime
 from tests.conftest import make_settings
 
 FAST_TASKS = {
@@ -312,8 +312,8 @@ def test_two_schedulers_run_each_period_exactly_once(
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
-    first = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
-    second = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    first = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
+    second = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     first.start(relay=False, scheduler=False)
     second.start(relay=False, scheduler=False)
     started: list[str] = []
@@ -420,12 +420,12 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
     seen: dict[str, Any] = {}
 
     async def probe(ctx: Any, label: str) -> None:
-        session = ctx.session
+        session = ctx.db
         seen["tenant"] = ctx.tenant_id
         seen["notes"] = sorted(
             (await session.execute(text("SELECT body FROM kitchen_sink_notes"))).scalars()
@@ -441,7 +441,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
             raise RuntimeError("fails after writing")
 
     async def idle(ctx: Any) -> None:
-        seen["idle"] = (ctx.tenant_id, ctx.attempt, ctx.session_opened)
+        seen["idle"] = (ctx.tenant_id, ctx.attempt, ctx.plugin)
 
     async def seed() -> None:
         for tenant, body in ((a, "a-note"), (b, "b-note")):
@@ -496,7 +496,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
         run_as_log_label(runtime, idle, quiet)
         if database == "postgres":
             assert "claiming again on a new connection" in caplog.text
-        assert seen["idle"] == (b.tenant_id, 1, False)  # an unused session is never opened
+        assert seen["idle"] == (b.tenant_id, 1, "kitchen_sink")  # the plugin's own kernel
         assert runtime.run(status(quiet)) == (DONE, 1)
     finally:
         runtime.stop()
@@ -529,7 +529,7 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
 
     async def handed_over_long_ago(message_id: uuid.UUID) -> None:
@@ -569,7 +569,7 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
 
     async def add_row(actor: str, queue: str) -> uuid.UUID:
@@ -631,7 +631,7 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    first, second = (TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker()) for _ in "12")
+    first, second = (task_runtime(plugins, dramatiq.brokers.stub.StubBroker()) for _ in "12")
     first.start(relay=False, scheduler=False)
     second.start(relay=False, scheduler=False)
     started, release = threading.Event(), threading.Event()
@@ -713,14 +713,14 @@ def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
     runs: list[int] = []
 
     async def slow_statement(ctx: Any) -> None:
         runs.append(ctx.attempt)
         if ctx.attempt == 1:
-            await ctx.session.execute(text("SELECT pg_sleep(5)"))
+            await ctx.db.execute(text("SELECT pg_sleep(5)"))
 
     async def row(message_id: uuid.UUID) -> tuple[str, int, str | None]:
         async with runtime.sessionmaker() as session:
@@ -763,17 +763,17 @@ def test_an_actors_own_commit(
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     a = seed_tenant(plugins, "acme")
-    runtime = TaskRuntime(plugins, broker=dramatiq.brokers.stub.StubBroker())
+    runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
     committed, release = threading.Event(), threading.Event()
 
     async def commits_then_waits(ctx: Any) -> None:
-        ctx.session.add(TaskLog(label="early", attempt=ctx.attempt, message_id="-"))
-        await ctx.session.commit()
+        ctx.db.add(TaskLog(label="early", attempt=ctx.attempt, message_id="-"))
+        await ctx.db.commit()
         committed.set()
         while not release.is_set():
             await asyncio.sleep(0.01)
-        ctx.session.add(TaskLog(label="late", attempt=ctx.attempt, message_id="-"))
+        ctx.db.add(TaskLog(label="late", attempt=ctx.attempt, message_id="-"))
 
     async def seen_from_outside() -> tuple[str, list[str]]:
         # Another connection (on SQLite, one that could not read past a held write lock's

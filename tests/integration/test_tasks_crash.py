@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app_helpers import task_runtime
 from tests.cli import BACKPLANE, clean_environ, run_cli
 
 SLOW_SECONDS = 4.0
@@ -233,11 +234,10 @@ def _purge(env: dict[str, str]) -> None:
     from backplane.plugins import load_plugins
     from backplane.settings import load_settings
     from backplane.tasks.broker import make_broker
-    from backplane.tasks.runtime import TaskRuntime
 
     settings = load_settings(environ={k: v for k, v in env.items() if k.startswith("BACKPLANE_")})
     broker = make_broker(settings)
-    TaskRuntime(load_plugins(settings), broker=broker)  # declares the queues on the broker
+    task_runtime(load_plugins(settings), broker)  # declares the queues on the broker
     if hasattr(broker, "channel"):
         for queue in list(broker.get_declared_queues()):
             broker.declare_queue(queue, ensure=True)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.settings import Settings
-    from backplane.tasks.context import TaskContext, TaskQueue
+    from backplane.tasks.context import TaskQueue
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
@@ -58,7 +58,6 @@ _LAZY: dict[str, str] = {
     "ArtifactStore": "backplane.inference.storage",
     "ArtifactMissingError": "backplane.inference.storage",
     "NoSessionError": "backplane.kernel",
-    "TaskContext": "backplane.tasks.context",
     "TaskQueue": "backplane.tasks.context",
     "UsageRecorder": "backplane.billing.usage",
     "QuotaExceeded": "backplane.billing.usage",
@@ -90,7 +89,6 @@ __all__ = [
     "Settings",
     "StorageBackend",
     "Task",
-    "TaskContext",
     "TaskQueue",
     "TenantScoped",
     "UnknownTenantError",

@@ -23,7 +23,6 @@ from backplane.billing.context import configure as configure_billing
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
-from backplane.billing.webhooks.config import configure as configure_webhooks
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.kernel import Rails
@@ -95,7 +94,6 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         config.plugins.append(OpenTelemetryPlugin(otel))
     app = Litestar.from_config(config)
     app.state[RAILS] = rails
-    configure_webhooks(settings)  # the settings webhook delivery tasks run with
     return app
 
 

@@ -13,8 +13,8 @@ the same process-wide services (:class:`Rails`, kernel-internal).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +90,9 @@ class Rails:
         self.public = self.settings.public()
 
     @classmethod
-    def build(cls, settings: Settings, plugins: PluginSet) -> Rails:
-        """Everything a process needs, from its settings and loaded plugins (no I/O yet)."""
+    def build(cls, settings: Settings, plugins: PluginSet, *, broker: Any = None) -> Rails:
+        """Everything a process needs, from its settings and loaded plugins (no I/O yet);
+        ``broker`` replaces the dramatiq broker ``broker_url`` selects (tests use a stub)."""
         from backplane.billing.entitlements import features_cache
         from backplane.billing.group import UsageWriter
         from backplane.billing.meters import collect_meters
@@ -109,7 +110,7 @@ class Rails:
             settings=settings,
             plugins=plugins,
             database=database,
-            tasks=TaskRuntime(plugins),
+            tasks=TaskRuntime(plugins, broker=broker),
             meters=meters,
             models=ModelCatalog(plugins, database.sessions),
             identity=IdentityHolder(settings, database, role_permissions(plugins)),
@@ -121,6 +122,7 @@ class Rails:
         )
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
+        rails.tasks.attach(rails)
         return rails
 
     async def close(self) -> None:
@@ -146,6 +148,8 @@ class Kernel:
 
     __slots__ = (
         "_db",
+        "_maintenance",
+        "_open",
         "_rails",
         "_tasks",
         "_usage",
@@ -162,17 +166,21 @@ class Kernel:
         rails: Rails,
         plugin: str = KERNEL_PLUGIN,
         *,
-        db: AsyncSession | None = None,
+        db: AsyncSession | Callable[[], AsyncSession] | None = None,
         tenant_id: uuid.UUID | None = None,
         principal: Principal | None = None,
         message_id: uuid.UUID | None = None,
         attempt: int = 0,
         usage_results: list[UsageResult] | None = None,
+        maintenance: Callable[[str], AbstractAsyncContextManager[AsyncSession]] | None = None,
     ) -> None:
         self._rails = rails
         self.plugin = plugin
         """The plugin this view is for (``core`` for the kernel's own code)."""
-        self._db = db
+        # A task opens its session only if the actor uses it: ``db`` may be the opener.
+        self._db: AsyncSession | None = None if callable(db) else db
+        self._open: Callable[[], AsyncSession] | None = db if callable(db) else None
+        self._maintenance = maintenance if plugin == KERNEL_PLUGIN else None
         self.tenant_id = tenant_id
         self.principal = principal
         self.message_id = message_id
@@ -207,6 +215,8 @@ class Kernel:
     @property
     def db(self) -> AsyncSession:
         """The tenant's session: row-level secured, committed by whoever opened it."""
+        if self._db is None and self._open is not None:
+            self._db = self._open()
         if self._db is None:
             raise NoSessionError(
                 "no tenant session here: use `async with kernel.tenant(tenant_id) as k:`"
@@ -244,12 +254,13 @@ class Kernel:
         return Kernel(
             self._rails,
             name,
-            db=self._db,
+            db=self._db if self._db is not None else self._open,
             tenant_id=self.tenant_id,
             principal=self.principal,
             message_id=self.message_id,
             attempt=self.attempt,
             usage_results=self.usage_results,
+            maintenance=self._maintenance,
         )
 
     @asynccontextmanager
@@ -283,3 +294,20 @@ class Kernel:
             results = await self._rails.plugins.acall(hook, kernel=bound, **kwargs)
             await session.flush()  # what the hooks added is stamped as the tenant's
         return results
+
+
+def internals(kernel: Kernel) -> Rails:
+    """The rails behind a kernel view, for the kernel's own code only (a task of plugin
+    ``core`` needing the full settings, the model store, ...); plugins never call this."""
+    if kernel.plugin != KERNEL_PLUGIN:
+        raise PermissionError("only the kernel's own code reaches the kernel's internals")
+    return kernel._rails
+
+
+def maintenance_session(kernel: Kernel, reason: str) -> AbstractAsyncContextManager[AsyncSession]:
+    """The kernel's own tasks only: a session that sees every tenant (on PostgreSQL the
+    maintenance connection's, committed when the block ends; on SQLite the task's own,
+    committed with it). ``reason`` goes to the audit log."""
+    if kernel._maintenance is None:
+        raise PermissionError("only the kernel's own tasks may act across tenants")
+    return kernel._maintenance(reason)

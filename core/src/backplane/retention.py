@@ -17,22 +17,21 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
 from backplane.inference.models import ModelVersion
-from backplane.inference.storage import ArtifactStore, store_for
+from backplane.inference.storage import ArtifactStore
+from backplane.kernel import Kernel, internals, maintenance_session
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 
 
-async def prune_history(ctx: Any) -> None:
+async def prune_history(kernel: Kernel) -> None:
     """Task (hourly): delete what :func:`prune` selects, with the application's settings and
     the store ``storage.backend`` configures."""
-    settings = settings_for(ctx.session)
-    # FACADE: the one line to change once tasks receive the kernel (its models' store).
-    store = await asyncio.to_thread(store_for, settings)
-    async with ctx.maintenance("retention deletes every tenant's old history") as session:
-        await prune(session, settings, store)
+    store = internals(kernel).models.store
+    reason = "retention deletes every tenant's old history"
+    async with maintenance_session(kernel, reason) as session:
+        await prune(session, kernel.settings, store)
 
 
 async def prune(

@@ -20,7 +20,7 @@ plugin = PluginInfo(
 )
 
 
-async def noop(ctx: Any) -> None:
+async def noop(kernel: Any) -> None:
     """Does nothing: what is measured is the kernel's wrapper, outbox and relay."""
 
 

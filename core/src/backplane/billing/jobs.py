@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 STATE_KEY = "billing.closed_period"
 
 
-async def close_ended_period(ctx: Any, now: datetime | None = None) -> int:
+async def close_ended_period(kernel: Any, now: datetime | None = None) -> int:
     """Invoice every tenant for the previous period; return how many invoices were closed."""
-    session = ctx.session
+    session = kernel.db
     context = context_for(session)
     now = now or datetime.now(UTC)
     current, _ = period_bounds(now)

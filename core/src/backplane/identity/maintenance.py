@@ -14,13 +14,11 @@ REFRESH_KEEP_AFTER_END = timedelta(days=1)
 reuse (and revokes its family) rather than answered as an unknown token."""
 
 
-async def prune_expired_credentials(ctx: Any) -> None:
+async def prune_expired_credentials(kernel: Any) -> None:
     """Delete denylist entries of expired access tokens and long-dead refresh tokens."""
     now = datetime.now(UTC)
-    await ctx.session.execute(
-        delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now)
-    )
-    await ctx.session.execute(
+    await kernel.db.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
+    await kernel.db.execute(
         delete(RefreshToken).where(
             or_(
                 RefreshToken.expires_at <= now,

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 from backplane._contract import StorageBackend
 from backplane.plugins import PluginSet
-from backplane.settings import Settings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 _SHA256_DIR = re.compile(r"^[0-9a-f]{2}\Z")
@@ -57,25 +56,6 @@ def _backend_items(plugin: str, *backends: Any) -> list[StorageBackend]:
     return list(backends)
 
 
-_opened: dict[int, tuple[Settings, ArtifactStore]] = {}
-"""The stores :func:`open_store` opened in this process, by the identity of their settings
-(kept with them, so an identity is never reused): see :func:`store_for`."""
-
-
-def store_for(settings: Settings) -> ArtifactStore:
-    """The store this process opened for ``settings``, or one opened now from the plugins they
-    select (a ``backplane worker`` serves no models, so opens none until asked; then once).
-
-    Kernel-internal, and only for tasks, which receive a session rather than the kernel: once
-    they receive the kernel facade, its models' store replaces this."""
-    found = _opened.get(id(settings))
-    if found is not None:
-        return found[1]
-    from backplane.plugins import load_plugins
-
-    return open_store(load_plugins(settings))
-
-
 def open_store(plugins: PluginSet) -> ArtifactStore:
     """The store ``storage.backend`` names, among every registered backend (a later plugin's
     backend of the same name replaces an earlier one's, the kernel's included)."""
@@ -89,7 +69,6 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
             f"(registered: {', '.join(sorted(backends)) or 'none'})"
         )
     store: ArtifactStore = chosen.open(plugins.public_settings)
-    _opened[id(settings)] = (settings, store)
     return store
 
 

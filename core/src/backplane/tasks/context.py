@@ -1,10 +1,14 @@
-"""What an actor receives, and how code enqueues work."""
+"""How code enqueues work: the task queue of the transactional outbox (``kernel.tasks``).
+
+An actor receives the :class:`backplane.Kernel` of its plugin, bound to the enqueuing tenant and
+to the run's transaction (``kernel.db``, opened when first used), with ``kernel.message_id``
+and ``kernel.attempt`` saying which delivery this is.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -15,73 +19,6 @@ from sqlalchemy.orm import Session
 
 from backplane.db.tenancy import TenantSession, session_tenant
 from backplane.tasks.models import OutboxMessage
-
-
-class TaskContext:
-    """The first argument of every actor: a session bound to the enqueuing tenant, and which
-    delivery this is. The kernel commits the actor's writes together with the task's done-mark
-    when the actor returns; raising rolls everything back and retries.
-
-    The session is opened on first use of :attr:`session`, so an actor that never touches the
-    database costs no session (the task is still marked done when it returns).
-    """
-
-    __slots__ = (
-        "_maintenance",
-        "_open_session",
-        "_session",
-        "attempt",
-        "message_id",
-        "tenant_id",
-    )
-
-    def __init__(
-        self,
-        *,
-        tenant_id: uuid.UUID | None,
-        message_id: uuid.UUID,
-        attempt: int,
-        session: AsyncSession | None = None,
-        open_session: Callable[[], AsyncSession] | None = None,
-        maintenance: Callable[[str], AbstractAsyncContextManager[AsyncSession]] | None = None,
-    ) -> None:
-        if (session is None) == (open_session is None):
-            raise TypeError("TaskContext needs exactly one of session and open_session")
-        self.tenant_id = tenant_id
-        self.message_id = message_id
-        self.attempt = attempt
-        """1 on the first delivery, 2 on the first retry, ..."""
-        self._session = session
-        self._open_session = open_session
-        self._maintenance = maintenance
-
-    @property
-    def session(self) -> AsyncSession:
-        """The tenant's session, in the transaction that marks this task done."""
-        if self._session is None:
-            assert self._open_session is not None
-            self._session = self._open_session()
-        return self._session
-
-    def maintenance(self, reason: str) -> AbstractAsyncContextManager[AsyncSession]:
-        """The kernel's own tasks only: a session that sees every tenant (on PostgreSQL the
-        maintenance connection's, committed when the block ends; on SQLite this task's own,
-        committed with it). ``reason`` goes to the audit log. Plugins' tasks work per tenant.
-        """
-        if self._maintenance is None:
-            raise PermissionError("only the kernel's own tasks may act across tenants")
-        return self._maintenance(reason)
-
-    @property
-    def session_opened(self) -> bool:
-        """Whether the actor used :attr:`session` (the kernel commits it only then)."""
-        return self._session is not None
-
-    def __repr__(self) -> str:
-        return (
-            f"TaskContext(tenant_id={self.tenant_id!r}, message_id={self.message_id!r}, "
-            f"attempt={self.attempt!r})"
-        )
 
 
 class UnknownTaskError(LookupError):

@@ -12,6 +12,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from backplane.kernel import Rails
 from backplane.plugins import load_plugins
 from backplane.settings import load_settings
 from backplane.tasks.runtime import TaskRuntime
@@ -28,7 +29,8 @@ class _RuntimeLifecycle(Middleware):
         self.runtime.stop()
 
 
-runtime = TaskRuntime(load_plugins(load_settings()))
+_settings = load_settings()
+runtime = Rails.build(_settings, load_plugins(_settings)).tasks
 runtime.broker.add_middleware(_RuntimeLifecycle(runtime))
 dramatiq.set_broker(runtime.broker)
 broker = runtime.broker

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import time
@@ -37,11 +38,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane._contract import Task
-from backplane.db.engine import create_engine, create_sessionmaker
-from backplane.db.tenancy import bind_tenant, bypass_tenancy, sqlite_bypass
+from backplane.db.engine import Database
+from backplane.db.tenancy import bind_tenant, sqlite_bypass
+from backplane.kernel import Kernel, Rails
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
-from backplane.tasks.context import TaskContext, TaskQueue
+from backplane.tasks.context import TaskQueue
 from backplane.tasks.loop import LoopThread
 from backplane.tasks.models import DONE, FAILED, SENT, OutboxMessage, ScheduleRun
 from backplane.tasks.relay import OutboxRelay
@@ -169,7 +171,13 @@ class TaskRuntime:
             t.function: t.name for t in self.tasks.values()
         }
         self.queues = {t.name: t.queue for t in self.tasks.values()}
+        self.plugins = plugins
         self._thread: LoopThread | None = None
+        self._rails: Rails | None = None
+        """The process's rails (:meth:`attach`): task kernels are views of them, on the runtime's
+        own database and models (the runtime runs on a loop of its own)."""
+        self._task_rails: Rails | None = None
+        self._database: Database | None = None
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._background: list[Future[Any]] = []
@@ -177,7 +185,6 @@ class TaskRuntime:
         self._wake = asyncio.Event()
         self._relay: OutboxRelay | None = None
         self._last_period: dict[str, datetime] = {}
-        self._maintenance: async_sessionmaker[AsyncSession] | None = None
         self._kept: list[AsyncConnection] = []
         """Connections kept checked out between runs (see :meth:`_give_back`)."""
         capacity = self.settings.db.pool_size + self.settings.db.max_overflow
@@ -249,19 +256,24 @@ class TaskRuntime:
 
             def open_session() -> AsyncSession:
                 nonlocal session
-                # SQLite: the session takes the run's transaction over (its commit commits the
-                # task too, as webhook delivery relies on). PostgreSQL: the session begins its
-                # own, which asyncpg makes a savepoint of the run's (see _claim).
-                session = self.sessionmaker(bind=connection, join_transaction_mode="control_fully")
-                bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
+                if session is None:
+                    # SQLite: the session takes the run's transaction over (its commit commits
+                    # the task too, as webhook delivery relies on). PostgreSQL: the session
+                    # begins its own, which asyncpg makes a savepoint of the run's (_claim).
+                    session = self.sessionmaker(
+                        bind=connection, join_transaction_mode="control_fully"
+                    )
+                    bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
                 return session
 
-            context = TaskContext(
+            context = Kernel(
+                self.task_rails,
+                task.plugin,
+                db=open_session,
                 tenant_id=tenant_id,
                 message_id=outbox_id,
                 attempt=attempt,
-                open_session=open_session,
-                maintenance=self._maintenance_for(task, connection, lambda: context.session),
+                maintenance=self._maintenance_for(task, connection, open_session),
             )
             created = created if created.tzinfo else created.replace(tzinfo=UTC)
             _queue_latency.record((now - created).total_seconds(), {"task": task.name})
@@ -282,7 +294,7 @@ class TaskRuntime:
     async def _invoke(
         self,
         task: RegisteredTask,
-        context: TaskContext,
+        context: Kernel,
         args: list[Any],
         kwargs: dict[str, Any],
         trace_context: dict[str, str] | None,
@@ -412,7 +424,7 @@ class TaskRuntime:
         return in_place
 
     def _span(
-        self, task: RegisteredTask, context: TaskContext, trace_context: dict[str, str] | None
+        self, task: RegisteredTask, context: Kernel, trace_context: dict[str, str] | None
     ) -> contextlib.AbstractContextManager[Any]:
         """The run's span, child of the enqueuing request's; while no SDK tracer provider is
         installed, only the enqueuer's context (the no-op span cost about 15 µs per run)."""
@@ -456,13 +468,20 @@ class TaskRuntime:
     @contextlib.asynccontextmanager
     async def _maintenance_session(self, reason: str) -> AsyncIterator[AsyncSession]:
         """PostgreSQL: a transaction on the maintenance connection, for the kernel's tasks."""
-        if self._maintenance is None:
-            engine = create_engine(self.settings, purpose="maintenance", pre_ping=False)
-            self._maintenance = create_sessionmaker(engine, maintenance=True)
-        async with self._maintenance() as session:
-            bypass_tenancy(session, reason)
-            async with session.begin():
-                yield session
+        assert self._database is not None
+        async with self._database.maintenance(reason) as session, session.begin():
+            yield session
+
+    def attach(self, rails: Rails) -> None:
+        """Know the process's rails, so that actors get kernel views of them."""
+        self._rails = rails
+
+    @property
+    def task_rails(self) -> Rails:
+        """The rails task kernels view: the process's, on this runtime's database and models."""
+        if self._task_rails is None:
+            raise RuntimeError("the task runtime is not started, or not attached to rails")
+        return self._task_rails
 
     def queue_for(self, session: AsyncSession) -> TaskQueue:
         return TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
@@ -486,8 +505,15 @@ class TaskRuntime:
     async def _open(self) -> None:
         # No pre-ping (three round trips per checkout on asyncpg): the claim retries once on a
         # dead connection, and the relay and scheduler retry on their next tick.
-        self._engine = create_engine(self.settings, pre_ping=False)
-        self._sessions = create_sessionmaker(self._engine)
+        self._database = Database(self.settings, pre_ping=False)
+        self._engine = self._database.engine
+        self._sessions = self._database.sessions
+        if self._rails is not None:
+            from backplane.inference.runtime import ModelCatalog
+
+            self._task_rails = dataclasses.replace(
+                self._rails, database=self._database, models=ModelCatalog(self.plugins)
+            )
         self._relay = OutboxRelay(
             self.settings.tasks, self.kind, self.broker, self.tasks, self._sessions
         )
@@ -505,13 +531,13 @@ class TaskRuntime:
             except Exception:
                 log.exception("task runtime background job failed at shutdown")
         self._background.clear()
-        if self._engine is not None:
+        if self._database is not None:
             self._thread.submit(self._drop_kept()).result(10)
-            self._thread.submit(self._engine.dispose()).result(10)
-        if self._maintenance is not None:
-            maintenance_engine = self._maintenance.kw["bind"]
-            self._thread.submit(maintenance_engine.dispose()).result(10)
-            self._maintenance = None
+            self._thread.submit(self._database.dispose()).result(10)
+            self._database = None
+        if self._task_rails is not None:
+            self._task_rails.models.close()
+            self._task_rails = None
         self._thread.stop()
         self._thread = None
         if self._relay is not None:

@@ -1,4 +1,5 @@
-"""Task functions: every actor receives a TaskContext (a session bound to the tenant)."""
+"""Task functions: every actor receives its plugin's kernel, bound to the enqueuing tenant
+(``kernel.db`` is the run's session; ``kernel.attempt`` which delivery this is)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,39 @@ from sqlalchemy import func, select
 from bp_sample_kitchen_sink.models import Note, TaskLog
 
 
-async def count_notes(ctx: Any) -> int:
+async def count_notes(kernel: Any) -> int:
     """A periodic job (every five minutes)."""
-    return int(await ctx.session.scalar(select(func.count()).select_from(Note)) or 0)
+    return int(await kernel.db.scalar(select(func.count()).select_from(Note)) or 0)
 
 
-async def log_label(ctx: Any, label: str) -> None:
-    ctx.session.add(TaskLog(label=label, attempt=ctx.attempt, message_id=str(ctx.message_id)))
+async def log_label(kernel: Any, label: str) -> None:
+    kernel.db.add(TaskLog(label=label, attempt=kernel.attempt, message_id=str(kernel.message_id)))
 
 
-async def flaky(ctx: Any, label: str, failures: int) -> None:
+async def flaky(kernel: Any, label: str, failures: int) -> None:
     """Fails on the first ``failures`` deliveries, then succeeds."""
-    if ctx.attempt <= failures:
-        ctx.session.add(
+    if kernel.attempt <= failures:
+        kernel.db.add(
             TaskLog(
-                label="must be rolled back", attempt=ctx.attempt, message_id=str(ctx.message_id)
+                label="must be rolled back",
+                attempt=kernel.attempt,
+                message_id=str(kernel.message_id),
             )
         )
-        raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")
-    await log_label(ctx, label)
+        raise RuntimeError(f"attempt {kernel.attempt} fails on purpose")
+    await log_label(kernel, label)
 
 
-async def always_fails(ctx: Any) -> None:
+async def always_fails(kernel: Any) -> None:
     raise ValueError("this task always fails")
 
 
-async def sleepy(ctx: Any, seconds: float) -> None:
+async def sleepy(kernel: Any, seconds: float) -> None:
     await asyncio.sleep(seconds)
-    await log_label(ctx, "slept")
+    await log_label(kernel, "slept")
 
 
-async def slow_log(ctx: Any, label: str, seconds: float) -> None:
+async def slow_log(kernel: Any, label: str, seconds: float) -> None:
     """Sleeps before writing: long enough to kill the process mid-task in tests."""
     await asyncio.sleep(seconds)
-    await log_label(ctx, label)
+    await log_label(kernel, label)

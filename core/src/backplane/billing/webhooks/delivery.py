@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.webhooks.config import settings_for
 from backplane.billing.webhooks.events import enqueue_delivery
 from backplane.billing.webhooks.models import (
     FAILED,
@@ -33,6 +32,7 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.billing.webhooks.sealing import unseal
+from backplane.kernel import Kernel, internals, maintenance_session
 from backplane.secret_key import secret_key
 from backplane.settings import Settings, WebhookSettings
 
@@ -49,9 +49,9 @@ def backoff(settings: WebhookSettings, attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.max_backoff_s))
 
 
-async def deliver_webhook(ctx: Any, delivery_id: str) -> None:
+async def deliver_webhook(kernel: Kernel, delivery_id: str) -> None:
     """Task: one attempt of one delivery (runs for the delivery's tenant)."""
-    await attempt_delivery(ctx.session, uuid.UUID(delivery_id), settings_for(ctx.session))
+    await attempt_delivery(kernel.db, uuid.UUID(delivery_id), internals(kernel).settings)
 
 
 async def attempt_delivery(
@@ -132,11 +132,11 @@ def _record(
         delivery.next_attempt_at = at + backoff(config, delivery.attempts)
 
 
-async def dispatch_webhooks(ctx: Any) -> None:
+async def dispatch_webhooks(kernel: Kernel) -> None:
     """Task (every minute): queue every tenant's due deliveries (retries, lapsed claims)."""
-    config = settings_for(ctx.session).webhooks
-    async with ctx.maintenance("webhook dispatcher queues due deliveries of every tenant") as s:
-        await dispatch_due(s, config)
+    reason = "webhook dispatcher queues due deliveries of every tenant"
+    async with maintenance_session(kernel, reason) as session:
+        await dispatch_due(session, kernel.settings.webhooks)
 
 
 async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
