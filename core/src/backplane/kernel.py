@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
     from backplane.inference.runtime import ModelCatalog
+    from backplane.inference.service import TenantModels
     from backplane.ratelimit import RateLimits
     from backplane.tasks.context import TaskQueue
     from backplane.tasks.runtime import TaskRuntime
@@ -247,6 +248,14 @@ class Kernel:
         tenant does not exist; ``via`` becomes the backend's name when the kernel admits it."""
         identity = await self._rails.identity.get()
         return await identity.authenticator.principal_for(tenant, role, subject=subject)
+
+    @property
+    def models(self) -> TenantModels:
+        """The models this tenant may call: ``await kernel.models.infer(name, inputs)``,
+        metered in this session's transaction (see :mod:`backplane.inference.service`)."""
+        from backplane.inference.service import TenantModels
+
+        return TenantModels(self._rails.models, self)
 
     # -- other views ----------------------------------------------------------------------------
     def for_plugin(self, name: str) -> Kernel:

@@ -48,6 +48,7 @@ EVENTS: list[tuple[str, Any]] = []
 @hookimpl
 def register_routes(register: Any) -> None:
     from bp_sample_kitchen_sink.routes import (
+        DoubleController,
         FailureController,
         GreetingController,
         JobsController,
@@ -55,7 +56,8 @@ def register_routes(register: Any) -> None:
     )
     from bp_sample_kitchen_sink.slow import SlowController
 
-    register(NotesController, GreetingController, JobsController, FailureController, SlowController)
+    register(NotesController, GreetingController, JobsController, DoubleController)
+    register(FailureController, SlowController)
 
 
 @hookimpl
@@ -123,6 +125,7 @@ def register_commands(cli: Any) -> None:
     @pass_kernel
     async def notes(kernel: Any, tenant: str) -> None:
         """Count TENANT's notes (a command that reaches the database through the kernel)."""
+        EVENTS.append(("command", kernel))
         from sqlalchemy import func, select
 
         from bp_sample_kitchen_sink.models import Note

@@ -84,6 +84,25 @@ class JobsController(Controller):
         return {"message_id": str(message_id)}
 
 
+class DoubleIn(msgspec.Struct, forbid_unknown_fields=True):
+    values: Annotated[list[float], msgspec.Meta(max_length=1000)]
+
+
+class DoubleController(Controller):
+    """Plugin code calling a model through ``kernel.models`` (metered like V2)."""
+
+    path = "/double"
+
+    @post("/")
+    async def double(self, data: JSONBody[DoubleIn], kernel: NamedDependency[Any]) -> list[float]:
+        from bp_sample_kitchen_sink.plugin import EVENTS
+
+        EVENTS.append(("handler", kernel))
+        rows = [[value] for value in data.values]
+        outputs = await kernel.models.infer("kitchen_sink_double", {"x": rows})
+        return [float(row[0]) for row in outputs["y"]]
+
+
 class FailureController(Controller):
     """A route that fails on purpose, for the kernel's tests of unhandled errors (500, logged
     with a request id). Left out of the OpenAPI schema: the schema-driven walks and fuzzers

@@ -17,6 +17,9 @@ async def count_notes(kernel: Any) -> int:
 
 
 async def log_label(kernel: Any, label: str) -> None:
+    from bp_sample_kitchen_sink.plugin import EVENTS
+
+    EVENTS.append(("task", kernel))
     kernel.db.add(TaskLog(label=label, attempt=kernel.attempt, message_id=str(kernel.message_id)))
 
 

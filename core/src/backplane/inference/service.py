@@ -1,0 +1,89 @@
+"""``kernel.models``: the models a tenant may call, for plugin code (handlers and tasks).
+
+The same resolution, signature checks, dynamic batching and metering as the V2 API: a plugin
+that fills a document field with a model's score, or scores a batch of leads in a task, calls
+``await kernel.models.infer("lead_score", {"features": rows})`` and pays for it on the tenant's
+usage (``inference.requests`` and ``inference.rows``), in the caller's transaction, before the
+run: a spent quota refuses the call (:class:`backplane.QuotaExceeded`) without using the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from backplane._contract import ModelRef
+from backplane.billing.usage import UsageItem
+from backplane.inference.runtime import ModelCatalog
+from backplane.inference.v2 import numpy_dtype
+
+if TYPE_CHECKING:
+    from backplane.kernel import Kernel
+
+Array = np.ndarray[Any, Any]
+
+
+class TenantModels:
+    """The models of the kernel view's tenant: shipped ones and the tenant's own uploads."""
+
+    __slots__ = ("_catalog", "_kernel")
+
+    def __init__(self, catalog: ModelCatalog, kernel: Kernel) -> None:
+        self._catalog = catalog
+        self._kernel = kernel
+
+    async def versions(self, name: str) -> list[ModelRef]:
+        """The versions of ``name`` the tenant can call, oldest first
+        (:class:`ModelNotFoundError` if none)."""
+        return await self._catalog.versions(self._kernel.db, self._tenant(), name)
+
+    async def infer(
+        self,
+        name: str,
+        inputs: Mapping[str, Any],
+        *,
+        version: str | None = None,
+        outputs: list[str] | None = None,
+    ) -> dict[str, Array]:
+        """Run model ``name`` (its latest version, or ``version``) on ``inputs`` (name ->
+        array-like, converted with numpy), metered first; the outputs by name (all of them, or
+        ``outputs``). Inputs that do not match the model's signature raise ``ValueError`` naming
+        what does not match."""
+        tenant = self._tenant()
+        ref = await self._catalog.resolve(self._kernel.db, tenant, name, version)
+        model = await self._catalog.aload(ref)
+        # Python numbers become the signature's datatype (a list of floats is FP64 otherwise);
+        # a value that does not fit it is refused by the check below, named.
+        expected = {tensor.name: tensor.datatype for tensor in model.inputs}
+        feed = model.check_inputs(
+            {
+                key: np.asarray(value, dtype=_dtype(expected.get(key)))
+                if not isinstance(value, np.ndarray)
+                else value
+                for key, value in inputs.items()
+            }
+        )
+        rows = max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
+        properties = {"model": name}
+        await self._kernel.usage.record_many(
+            [
+                UsageItem("inference.requests", 1, properties),
+                UsageItem("inference.rows", rows, properties),
+            ]
+        )
+        timeout = self._kernel.settings.server.inference_timeout_s
+        return await self._catalog.infer(tenant, model, feed, outputs, timeout)
+
+    def _tenant(self) -> Any:
+        tenant = self._kernel.tenant_id
+        if tenant is None:
+            raise LookupError("kernel.models needs a tenant: use `async with kernel.tenant(...)`")
+        return tenant
+
+
+def _dtype(datatype: str | None) -> Any:
+    if datatype is None or datatype == "BYTES":
+        return None
+    return numpy_dtype(datatype)
