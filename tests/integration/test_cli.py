@@ -1,17 +1,18 @@
-"""The ``backplane`` command as an operator meets it: in a subprocess, with real output."""
+"""The ``backplane`` command as an operator meets it, with real output: in process through
+click's runner, and as a real process where serving is the point."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.cli import BACKPLANE, clean_environ, run_cli
+from tests.cli import BACKPLANE, clean_environ, run_cli, run_cli_process
 from tests.unit.test_plugins import EXPECTED_SKIPS
+from tests.waiting import wait_for
 
 
 def test_version(data_dir: Path) -> None:
@@ -49,6 +50,20 @@ def test_plugin_command_reaches_the_database_through_its_kernel(data_dir: Path) 
     assert missing.returncode == 1
     assert "no tenant nobody" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_each_invocation_reads_its_own_environment(data_dir: Path) -> None:
+    """Settings, plugins and plugin commands loaded by one invocation do not outlive it in the
+    process (``main.reset``): what the in-process runner relies on to behave like a shell."""
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}
+    kernel_only = {**env, "BACKPLANE_PLUGINS": ""}
+    assert "kitchen-sink-hello" in run_cli("--help", env=env).stdout
+    assert "kitchen-sink-hello" not in run_cli("--help", env=kernel_only).stdout
+    assert run_cli("kitchen-sink-hello", "ada", env=kernel_only).returncode == 2
+    assert run_cli("kitchen-sink-hello", "ada", env=env).returncode == 0
+    broken = run_cli("plugins", "list", env={**env, "BACKPLANE_SERVER__PORT": "eighty"})
+    assert broken.returncode == 1
+    assert run_cli("plugins", "list", env=env).returncode == 0
 
 
 def test_invalid_setting_is_reported_without_traceback(data_dir: Path) -> None:
@@ -115,15 +130,18 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ready = httpx.get(f"{base}/health/ready", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "server exited early"
-                assert time.monotonic() < deadline, "server did not answer within 30 s"
-                time.sleep(0.2)
+
+        def ready_probe() -> httpx.Response:
+            assert server.poll() is None, "server exited early"
+            return httpx.get(f"{base}/health/ready", timeout=2)
+
+        ready = wait_for(
+            ready_probe,
+            message="the server to answer",
+            timeout=30,
+            interval=0.2,
+            retry_on=(httpx.TransportError,),
+        )
         assert ready.status_code == 200
         statuses = {p["name"]: p["status"] for p in ready.json()["plugins"]}
         assert statuses["kitchen_sink"] == "loaded"
@@ -143,7 +161,7 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
 
 def test_strict_mode_start_up_fails_naming_the_plugin(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_STRICT_PLUGINS": "1"}
-    result = run_cli("serve", "--port", str(free_port()), env=env, timeout=60)
+    result = run_cli_process("serve", "--port", str(free_port()), env=env, timeout=60)
     assert result.returncode == 1
     for name in EXPECTED_SKIPS:
         assert name in result.stderr
