@@ -4,15 +4,12 @@ click's runner, and as a real process where serving is the point."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 from pathlib import Path
 
 import httpx
 
-from tests.cli import BACKPLANE, clean_environ, run_cli, run_cli_process
+from tests.cli import free_port, run_cli, run_cli_process, serving
 from tests.unit.test_plugins import EXPECTED_SKIPS
-from tests.waiting import wait_for
 
 
 def test_version(data_dir: Path) -> None:
@@ -106,13 +103,9 @@ def test_purge_refuses_the_kernel_and_unknown_plugins(data_dir: Path) -> None:
     assert ">=99.0" in broken.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: Path) -> None:
+def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(
+    data_dir: Path, tmp_path: Path
+) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir)}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     created = run_cli(
@@ -120,43 +113,19 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
     )
     assert created.returncode == 0, created.stderr
     api_key = json.loads(created.stdout)["api_key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [BACKPLANE, "serve", "--port", str(port)],
-        env=clean_environ(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def ready_probe() -> httpx.Response:
-            assert server.poll() is None, "server exited early"
-            return httpx.get(f"{base}/health/ready", timeout=2)
-
-        ready = wait_for(
-            ready_probe,
-            message="the server to answer",
-            timeout=30,
-            interval=0.2,
-            retry_on=(httpx.TransportError,),
-        )
-        assert ready.status_code == 200
+    with serving(env, tmp_path / "serve.log") as server:
+        ready = httpx.get(f"{server.base}/health/ready", timeout=5)
         statuses = {p["name"]: p["status"] for p in ready.json()["plugins"]}
         assert statuses["kitchen_sink"] == "loaded"
         assert statuses["broken_import"] == "skipped"
-        anonymous = httpx.get(f"{base}/api/kitchen_sink/greeting", timeout=5)
+        anonymous = httpx.get(f"{server.base}/api/kitchen_sink/greeting", timeout=5)
         assert anonymous.status_code == 401
         greeting = httpx.get(
-            f"{base}/api/kitchen_sink/greeting",
+            f"{server.base}/api/kitchen_sink/greeting",
             timeout=5,
             headers={"Authorization": f"Bearer {api_key}"},
         )
         assert greeting.json() == {"greeting": "hello"}
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def test_strict_mode_start_up_fails_naming_the_plugin(data_dir: Path) -> None:
