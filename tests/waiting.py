@@ -14,7 +14,7 @@ def wait_for(
     predicate: Callable[[], T],
     *,
     message: str,
-    timeout: float = 15.0,
+    timeout: float = 20.0,
     interval: float = 0.1,
     retry_on: tuple[type[Exception], ...] = (),
 ) -> T:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.waiting import wait_for
 
 FAST_TASKS = {
     "BACKPLANE_TASKS__MIN_BACKOFF_MS": "10",
@@ -37,16 +38,6 @@ FAST_TASKS = {
 MARK_AT_ONCE = {"BACKPLANE_TASKS__MARK_DELAY_MS": "0"}
 """For tests that look at a task's row right after its run (PostgreSQL defers the done-mark of
 an actor that wrote nothing by default)."""
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 class World:
@@ -202,28 +193,32 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
 
 def test_success_runs_in_the_enqueuing_tenant(world: World) -> None:
     message_id = world.enqueue(world.a, "log_label", "hello")
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the task done")
     assert world.log(world.a) == [("hello", 1)]
     assert world.log(world.b) == []
 
 
 def test_retry_then_success_rolls_back_failed_attempts(world: World) -> None:
     message_id = world.enqueue(world.a, "flaky", "third time lucky", 2)
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the task done")
     assert world.log(world.a) == [("third time lucky", 3)]
     assert world.outbox(message_id).attempts == 3
 
 
 def test_permanent_failure_is_recorded_after_the_retries(world: World) -> None:
     message_id = world.enqueue(world.a, "always_fails")
-    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    row = wait_for(
+        lambda: (r := world.outbox(message_id)).status == FAILED and r, message="the task failed"
+    )
     assert row.attempts == 3  # the first run and max_retries=2
     assert row.error == "ValueError: this task always fails"
 
 
 def test_time_limit_stops_a_task(world: World) -> None:
     message_id = world.enqueue(world.a, "sleepy", 3.0)
-    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    row = wait_for(
+        lambda: (r := world.outbox(message_id)).status == FAILED and r, message="the task failed"
+    )
     assert row.error == "time limit exceeded"
     time.sleep(0.2)
     assert world.log(world.a) == []
@@ -231,7 +226,7 @@ def test_time_limit_stops_a_task(world: World) -> None:
 
 def test_duplicate_delivery_is_acknowledged_without_running(world: World) -> None:
     message_id = world.enqueue(world.a, "log_label", "once")
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the task done")
     broker = world.runtime.broker
     duplicate = dramatiq.Message(
         queue_name="kitchen_sink",
@@ -256,7 +251,7 @@ def test_rollback_enqueues_nothing_and_commit_enqueues(world: World) -> None:
     accepted = world.client.post(url, headers=world.a.headers, json={"label": "via http"})
     assert accepted.status_code == 201, accepted.text
     message_id = uuid.UUID(accepted.json()["message_id"])
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the task done")
 
     async def count() -> int:
         async with world.runtime.sessionmaker() as session:
@@ -362,11 +357,12 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
         )
         assert response.status_code == 201
         message_id = uuid.UUID(response.json()["message_id"])
-        wait_for(lambda: world.outbox(message_id).status == DONE)
+        wait_for(lambda: world.outbox(message_id).status == DONE, message="the task done")
         spans = wait_for(
             lambda: [
                 s for s in exporter.get_finished_spans() if s.name == "task kitchen_sink.log_label"
-            ]
+            ],
+            message="the task's span",
         )
     finished = exporter.get_finished_spans()
     request = next(s for s in finished if s.kind is SpanKind.SERVER and "jobs" in s.name)
@@ -533,7 +529,9 @@ def test_commit_wakes_the_relay(data_dir: Path) -> None:
         time.sleep(0.5)  # the relay's first pass is over; it now sleeps until woken
         started = time.monotonic()
         message_id = world.enqueue(a, "log_label", "prompt")
-        wait_for(lambda: world.outbox(message_id).status == DONE, timeout=10)
+        wait_for(
+            lambda: world.outbox(message_id).status == DONE, message="the task done", timeout=10
+        )
         assert time.monotonic() - started < 5
 
 
@@ -683,7 +681,9 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
         assert runtime.run(advisory_locks()) == 0  # released at once: its retry may run
     finally:
         runtime.stop()
-    wait_for(lambda: asyncio.run(advisory_locks()) == 0, timeout=5)  # the backends exit
+    wait_for(
+        lambda: asyncio.run(advisory_locks()) == 0, message="no advisory lock held", timeout=5
+    )  # the backends exit
 
 
 @pytest.mark.postgres
@@ -775,7 +775,11 @@ def test_postgres_deferred_done_mark(
         finally:
             other.stop()
         assert runs == [1, 1, 1]
-        wait_for(lambda: status(third) == (DONE, 1), timeout=delay_s * 5)  # idle long enough
+        wait_for(
+            lambda: status(third) == (DONE, 1),
+            message="the third task done",
+            timeout=delay_s * 5,
+        )  # idle long enough
         assert flushes == [third]
         assert lock_is_free(second)  # released by the statement after its mark
 
@@ -797,7 +801,11 @@ def test_postgres_deferred_done_mark(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             f"WHERE usename = '{env['BACKPLANE_DB__APP_ROLE']}'",
         )
-        wait_for(lambda: "its done-mark may be lost" in caplog.text, timeout=delay_s * 5)
+        wait_for(
+            lambda: "its done-mark may be lost" in caplog.text,
+            message="the lost done-mark warning",
+            timeout=delay_s * 5,
+        )
     finally:
         runtime.stop()
     assert status(lost) == (PENDING, 0)  # the relay hands it over again later
@@ -867,6 +875,7 @@ def test_postgres_failing_done_mark(
             # its connection was closed: the server releases the lock as the backend exits
             wait_for(
                 lambda: admin("SELECT pg_try_advisory_lock($1)", lock_key(refused))[0],
+                message="the refused task's lock released",
                 timeout=10,
             )
         else:
