@@ -237,13 +237,41 @@ def rabbitmq_url() -> str:
     return RABBITMQ_URL
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In CI, a required service whose suite was deselected or never collected is an error."""
-    for service in REQUIRED_SERVICES:
-        if not any(item.get_closest_marker(service) for item in items) and items:
-            if config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]:
-                continue  # a deliberately narrowed run
-            raise pytest.UsageError(
-                f"BACKPLANE_TEST_REQUIRE_SERVICES names {service!r} but no test marked "
-                f"@pytest.mark.{service} was collected"
+BROKERS = ("redis", "rabbitmq")
+"""Their suites share Redis databases and RabbitMQ queue names: one worker runs them all."""
+
+
+class MissingSuite(pytest.Item):
+    """Fails, saying which required service's suite was not collected. A failing item rather
+    than a usage error: under pytest-xdist a worker's usage error is reported only as a crash."""
+
+    def __init__(self, *, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def runtest(self) -> None:
+        pytest.fail(
+            f"BACKPLANE_TEST_REQUIRE_SERVICES names {self.service!r} but no test marked "
+            f"@pytest.mark.{self.service} was collected",
+            pytrace=False,
+        )
+
+    def reportinfo(self) -> tuple[Path, None, str]:
+        return self.path, None, self.name
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Broker suites go to one xdist group (``--dist loadgroup``); and in CI, a required
+    service whose suite was deselected or never collected fails the run."""
+    for item in items:
+        if any(item.get_closest_marker(broker) for broker in BROKERS):
+            item.add_marker(pytest.mark.xdist_group("brokers"))
+    narrowed = config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]
+    for service in sorted(REQUIRED_SERVICES):
+        if items and not narrowed and not any(item.get_closest_marker(service) for item in items):
+            items.insert(
+                0, MissingSuite.from_parent(session, name=f"{service}-suite", service=service)
             )

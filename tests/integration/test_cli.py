@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.cli import free_port, run_cli, run_cli_process, serving
 from tests.unit.test_plugins import EXPECTED_SKIPS
@@ -103,6 +104,7 @@ def test_purge_refuses_the_kernel_and_unknown_plugins(data_dir: Path) -> None:
     assert ">=99.0" in broken.stderr
 
 
+@pytest.mark.slow
 def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -128,6 +130,7 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(
         assert greeting.json() == {"greeting": "hello"}
 
 
+@pytest.mark.slow
 def test_strict_mode_start_up_fails_naming_the_plugin(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_STRICT_PLUGINS": "1"}
     result = run_cli_process("serve", "--port", str(free_port()), env=env, timeout=60)

@@ -58,6 +58,8 @@ from tests.cli import log_tail, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, TEST_PASSWORD_ENV, Seeded, seed_tenant
 
+pytestmark = pytest.mark.slow  # real `backplane serve` processes
+
 CONCURRENCY = 64
 ANSWER_BOUND_S = 10.0
 """Every answer of the load rounds arrives within this (issue 15 saw 30 s stalls)."""

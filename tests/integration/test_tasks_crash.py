@@ -18,6 +18,8 @@ import pytest
 from tests.cli import BACKPLANE, free_port, kill_9, process, run_cli, serving
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.slow  # server and worker processes, killed and restarted
+
 SLOW_SECONDS = 4.0
 
 

@@ -16,6 +16,8 @@ from tritonclient.utils import InferenceServerException
 from backplane.models import example_models, resource
 from tests.cli import run_cli, serving
 
+pytestmark = pytest.mark.slow  # a real `backplane serve` process
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
