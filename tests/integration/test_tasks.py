@@ -40,6 +40,12 @@ MARK_AT_ONCE = {"BACKPLANE_TASKS__MARK_DELAY_MS": "0"}
 an actor that wrote nothing by default)."""
 
 
+ADVISORY_LOCKS_HERE = """
+    SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+"""Advisory locks held in this test's database (others', in parallel, are not its business)."""
+
+
 class World:
     def __init__(
         self, app: Litestar, client: TestClient[Litestar], a: SeededTenant, b: SeededTenant
@@ -652,11 +658,7 @@ def test_postgres_runs_leave_no_stray_advisory_lock(
     async def advisory_locks() -> int:
         connection = await asyncpg.connect(admin_url)
         try:
-            return int(
-                await connection.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                )
-            )
+            return int(await connection.fetchval(ADVISORY_LOCKS_HERE))
         finally:
             await connection.close()
 
@@ -746,8 +748,7 @@ def test_postgres_deferred_done_mark(
         return bool(row[0])
 
     def advisory_locks() -> int:
-        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        return int(admin(query)[0])
+        return int(admin(ADVISORY_LOCKS_HERE)[0])
 
     runtime = start()
     try:
