@@ -49,7 +49,7 @@ def clean_environ(extra: dict[str, str]) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> CliResult:
     """``backplane *args`` in this process, with exactly ``env`` as its BACKPLANE_*/OTEL_*
-    variables and ``stdin`` as its input.
+    variables and ``stdin`` as its input. From synchronous tests: commands run event loops.
 
     Each call starts as a new process would: the settings and plugins of the previous call are
     forgotten, and logging is configured by the command itself, onto this call's stderr. An
