@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,7 +240,25 @@ def rabbitmq_url() -> str:
 
 
 BROKERS = ("redis", "rabbitmq")
-"""Their suites share Redis databases and RabbitMQ queue names: one worker runs them all."""
+BROKER_LOCK = Path(tempfile.gettempdir()) / "backplane-tests-brokers.lock"
+
+
+@pytest.fixture(autouse=True)
+def one_broker_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests on Redis or RabbitMQ share databases and queue names, and purge them: one runs at
+    a time on this machine, whichever xdist worker (or pytest run) it is in.
+
+    A lock rather than ``--dist loadgroup`` with ``xdist_group``: that groups nothing under
+    pytest 9.2 (pytest-dev/pytest-xdist#1386), silently."""
+    if not any(request.node.get_closest_marker(broker) for broker in BROKERS):
+        yield
+        return
+    with BROKER_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class MissingSuite(pytest.Item):
@@ -260,15 +280,10 @@ class MissingSuite(pytest.Item):
         return self.path, None, self.name
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Broker suites go to one xdist group (``--dist loadgroup``); and in CI, a required
-    service whose suite was deselected or never collected fails the run."""
-    for item in items:
-        if any(item.get_closest_marker(broker) for broker in BROKERS):
-            item.add_marker(pytest.mark.xdist_group("brokers"))
+    """In CI, a required service whose suite was deselected or never collected fails the run."""
     narrowed = config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]
     for service in sorted(REQUIRED_SERVICES):
         if items and not narrowed and not any(item.get_closest_marker(service) for item in items):
