@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,13 +239,54 @@ def rabbitmq_url() -> str:
     return RABBITMQ_URL
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In CI, a required service whose suite was deselected or never collected is an error."""
-    for service in REQUIRED_SERVICES:
-        if not any(item.get_closest_marker(service) for item in items) and items:
-            if config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]:
-                continue  # a deliberately narrowed run
-            raise pytest.UsageError(
-                f"BACKPLANE_TEST_REQUIRE_SERVICES names {service!r} but no test marked "
-                f"@pytest.mark.{service} was collected"
+BROKERS = ("redis", "rabbitmq")
+BROKER_LOCK = Path(tempfile.gettempdir()) / "backplane-tests-brokers.lock"
+
+
+@pytest.fixture(autouse=True)
+def one_broker_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests on Redis or RabbitMQ share databases and queue names, and purge them: one runs at
+    a time on this machine, whichever xdist worker (or pytest run) it is in.
+
+    A lock rather than ``--dist loadgroup`` with ``xdist_group``: that groups nothing under
+    pytest 9.2 (pytest-dev/pytest-xdist#1386), silently."""
+    if not any(request.node.get_closest_marker(broker) for broker in BROKERS):
+        yield
+        return
+    with BROKER_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class MissingSuite(pytest.Item):
+    """Fails, saying which required service's suite was not collected. A failing item rather
+    than a usage error: under pytest-xdist a worker's usage error is reported only as a crash."""
+
+    def __init__(self, *, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def runtest(self) -> None:
+        pytest.fail(
+            f"BACKPLANE_TEST_REQUIRE_SERVICES names {self.service!r} but no test marked "
+            f"@pytest.mark.{self.service} was collected",
+            pytrace=False,
+        )
+
+    def reportinfo(self) -> tuple[Path, None, str]:
+        return self.path, None, self.name
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """In CI, a required service whose suite was deselected or never collected fails the run."""
+    narrowed = config.getoption("-k") or config.getoption("-m") or config.args != ["tests"]
+    for service in sorted(REQUIRED_SERVICES):
+        if items and not narrowed and not any(item.get_closest_marker(service) for item in items):
+            items.insert(
+                0, MissingSuite.from_parent(session, name=f"{service}-suite", service=service)
             )

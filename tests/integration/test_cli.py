@@ -1,16 +1,15 @@
-"""The ``backplane`` command as an operator meets it: in a subprocess, with real output."""
+"""The ``backplane`` command as an operator meets it, with real output: in process through
+click's runner, and as a real process where serving is the point."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.cli import BACKPLANE, clean_environ, run_cli
+from tests.cli import free_port, run_cli, run_cli_process, serving
 from tests.unit.test_plugins import EXPECTED_SKIPS
 
 
@@ -49,6 +48,20 @@ def test_plugin_command_reaches_the_database_through_its_kernel(data_dir: Path) 
     assert missing.returncode == 1
     assert "no tenant nobody" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_each_invocation_reads_its_own_environment(data_dir: Path) -> None:
+    """Settings, plugins and plugin commands loaded by one invocation do not outlive it in the
+    process (``main.reset``): what the in-process runner relies on to behave like a shell."""
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}
+    kernel_only = {**env, "BACKPLANE_PLUGINS": ""}
+    assert "kitchen-sink-hello" in run_cli("--help", env=env).stdout
+    assert "kitchen-sink-hello" not in run_cli("--help", env=kernel_only).stdout
+    assert run_cli("kitchen-sink-hello", "ada", env=kernel_only).returncode == 2
+    assert run_cli("kitchen-sink-hello", "ada", env=env).returncode == 0
+    broken = run_cli("plugins", "list", env={**env, "BACKPLANE_SERVER__PORT": "eighty"})
+    assert broken.returncode == 1
+    assert run_cli("plugins", "list", env=env).returncode == 0
 
 
 def test_invalid_setting_is_reported_without_traceback(data_dir: Path) -> None:
@@ -91,13 +104,10 @@ def test_purge_refuses_the_kernel_and_unknown_plugins(data_dir: Path) -> None:
     assert ">=99.0" in broken.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: Path) -> None:
+@pytest.mark.slow
+def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(
+    data_dir: Path, tmp_path: Path
+) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir)}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     created = run_cli(
@@ -105,45 +115,25 @@ def test_server_serves_the_good_plugin_while_broken_ones_are_skipped(data_dir: P
     )
     assert created.returncode == 0, created.stderr
     api_key = json.loads(created.stdout)["api_key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [BACKPLANE, "serve", "--port", str(port)],
-        env=clean_environ(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ready = httpx.get(f"{base}/health/ready", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "server exited early"
-                assert time.monotonic() < deadline, "server did not answer within 30 s"
-                time.sleep(0.2)
-        assert ready.status_code == 200
+    with serving(env, tmp_path / "serve.log") as server:
+        ready = httpx.get(f"{server.base}/health/ready", timeout=5)
         statuses = {p["name"]: p["status"] for p in ready.json()["plugins"]}
         assert statuses["kitchen_sink"] == "loaded"
         assert statuses["broken_import"] == "skipped"
-        anonymous = httpx.get(f"{base}/api/kitchen_sink/greeting", timeout=5)
+        anonymous = httpx.get(f"{server.base}/api/kitchen_sink/greeting", timeout=5)
         assert anonymous.status_code == 401
         greeting = httpx.get(
-            f"{base}/api/kitchen_sink/greeting",
+            f"{server.base}/api/kitchen_sink/greeting",
             timeout=5,
             headers={"Authorization": f"Bearer {api_key}"},
         )
         assert greeting.json() == {"greeting": "hello"}
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
+@pytest.mark.slow
 def test_strict_mode_start_up_fails_naming_the_plugin(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_STRICT_PLUGINS": "1"}
-    result = run_cli("serve", "--port", str(free_port()), env=env, timeout=60)
+    result = run_cli_process("serve", "--port", str(free_port()), env=env, timeout=60)
     assert result.returncode == 1
     for name in EXPECTED_SKIPS:
         assert name in result.stderr

@@ -54,10 +54,11 @@ import pytest
 from backplane.db import migrations
 from backplane.models import example_model
 from backplane.plugins import PluginSet, load_plugins
-from tests.cli import BACKPLANE
+from tests.cli import log_tail, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, TEST_PASSWORD_ENV, Seeded, seed_tenant
-from tests.integration.test_tasks_crash import free_port, process
+
+pytestmark = pytest.mark.slow  # real `backplane serve` processes
 
 CONCURRENCY = 64
 ANSWER_BOUND_S = 10.0
@@ -78,7 +79,6 @@ HOLD_DELAY_S = 0.8
 """How long after sending A's slow requests B starts: enough for A to check the pool out."""
 
 INFER_MODEL = "iris_classifier"
-LOG_TAIL_LINES = 60
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -90,6 +90,13 @@ class Deployment:
     a: Seeded
     b: Seeded
     log: Path
+
+    @contextmanager
+    def served(self, **extra_env: str) -> Iterator[str]:
+        """``backplane serve`` on a free port with this environment plus ``extra_env``; yields
+        the base URL once ``/health/ready`` answers 200."""
+        with serving({**self.env, **extra_env}, self.log, timeout=START_TIMEOUT_S) as server:
+            yield server.base
 
 
 @pytest.fixture
@@ -111,36 +118,6 @@ def deployment(data_dir: Path, db_env: dict[str, str], tmp_path: Path) -> Deploy
         b=seed_tenant(plugins, "globex"),
         log=tmp_path / "serve.log",
     )
-
-
-def _log_tail(log: Path) -> str:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return "\n".join(lines[-LOG_TAIL_LINES:])
-
-
-@contextmanager
-def serving(deployment: Deployment, **extra_env: str) -> Iterator[str]:
-    """``backplane serve`` on a free port with the deployment's environment plus ``extra_env``;
-    yields the base URL once ``/health/ready`` answers 200."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = [BACKPLANE, "serve", "--port", str(port), "--no-access-log"]
-    with process(args, {**deployment.env, **extra_env}, deployment.log) as server:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert server.poll() is None, (
-                f"the server exited with {server.returncode}:\n{_log_tail(deployment.log)}"
-            )
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (
-                f"the server was not ready within {START_TIMEOUT_S} s:\n{_log_tail(deployment.log)}"
-            )
-            time.sleep(0.2)
-        yield base
 
 
 # -- requests and answers ------------------------------------------------------------------------
@@ -375,9 +352,9 @@ async def run_load(base: str, deployment: Deployment) -> tuple[int, list[str]]:
 
 
 def test_64_concurrent_requests_of_every_kind_answer_without_5xx(deployment: Deployment) -> None:
-    with serving(deployment) as base:
+    with deployment.served() as base:
         sent, problems = asyncio.run(run_load(base, deployment))
-    assert not problems, "\n".join(problems) + f"\n-- server log:\n{_log_tail(deployment.log)}"
+    assert not problems, "\n".join(problems) + f"\n-- server log:\n{log_tail(deployment.log)}"
     assert sent == len(ROUNDS) * CONCURRENCY
 
 
@@ -411,9 +388,9 @@ def test_every_kind_of_request_is_served_by_a_pool_of_one_connection(
     request that holds the request session's connection and asks for a second one waits for
     itself. The 64-request test only meets that when enough such requests overlap, which
     depends on the machine's speed; this finds it on any machine."""
-    with serving(deployment, **ONE_CONNECTION) as base:
+    with deployment.served(**ONE_CONNECTION) as base:
         problems = asyncio.run(one_at_a_time(base, deployment))
-    assert not problems, "\n".join(problems) + f"\n-- server log:\n{_log_tail(deployment.log)}"
+    assert not problems, "\n".join(problems) + f"\n-- server log:\n{log_tail(deployment.log)}"
 
 
 # -- a slow tenant and a bystander ---------------------------------------------------------------
@@ -451,9 +428,9 @@ async def saturate(base: str, deployment: Deployment) -> dict[str, list[Answer]]
 def test_a_tenant_saturating_the_pool_does_not_stall_another_tenant(
     deployment: Deployment,
 ) -> None:
-    with serving(deployment, **SMALL_POOL) as base:
+    with deployment.served(**SMALL_POOL) as base:
         answers = asyncio.run(saturate(base, deployment))
-    log = f"\n-- server log:\n{_log_tail(deployment.log)}"
+    log = f"\n-- server log:\n{log_tail(deployment.log)}"
     bound = POOL_TIMEOUT_S + MARGIN_S
 
     for answer in answers["b_during"]:

@@ -1,24 +1,23 @@
-"""``backplane models add|list|remove`` in a subprocess against a fresh SQLite data directory.
+"""``backplane models add|list|remove`` against a fresh SQLite data directory.
 
 What an operator relies on: an added file is validated before anything is stored, versions
 count up and are immutable, a refusal names the rule (or the size limit) and leaves nothing
 behind, a tenant sees only its own uploads next to the shipped models, and remove takes a model
-out of the listing. One data directory is shared by the module (each CLI call is a process), and
-each test uses its own model names.
+out of the listing. One data directory is shared by the module (migrating and seeding it is the
+slow part), and each test uses its own model names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backplane.models import example_models, resource
-from tests.cli import run_cli
+from tests.cli import CliResult, run_cli
 from tests.fixtures.hostile_onnx import make_corpus
 
 IRIS = Path(str(resource("iris_classifier.onnx")))
@@ -41,7 +40,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return environ
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+def ok(result: CliResult) -> CliResult:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
 

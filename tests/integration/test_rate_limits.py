@@ -33,11 +33,11 @@ from tests.integration.test_webhooks import (
     DEV_WEBHOOKS,
     Receiver,
     dispatch,
-    finished,
     register,
     running_receiver,
-    wait_for,
+    settled,
 )
+from tests.waiting import wait_for
 
 IRIS = resource("iris_classifier.onnx").read_bytes()
 
@@ -96,9 +96,9 @@ def test_the_eleventh_test_send_in_a_minute_is_refused_for_that_tenant_only(
         assert [r.status_code for r in sent] == [202] * 10, [r.text for r in sent]
         assert_refused(s.test_send(s.a, mine), "webhook test sends", 10, 60)
         assert s.test_send(s.b, theirs).status_code == 202
-        rows = wait_for(lambda: finished(s.client, mine["id"], s.a.headers))
+        rows = settled(s.client, mine["id"], s.a.headers)
         assert len(rows) == 10  # the refused send created no delivery
-        wait_for(lambda: len(s.receiver.on("/hooks/a")) == 10)
+        wait_for(lambda: len(s.receiver.on("/hooks/a")) == 10, message="10 requests received")
 
 
 def test_delivery_retries_are_limited(data_dir: Path) -> None:
@@ -106,13 +106,11 @@ def test_delivery_retries_are_limited(data_dir: Path) -> None:
         s.receiver.script["/hooks/down"] = [500]
         endpoint = register(s.client, s.receiver, "/hooks/down", s.a.headers)
         s.test_send(s.a, endpoint)
-        [failed] = wait_for(
-            lambda: finished(s.client, endpoint["id"], s.a.headers), lambda: dispatch(s.app)
-        )
+        [failed] = settled(s.client, endpoint["id"], s.a.headers, nudge=lambda: dispatch(s.app))
         assert failed["status"] == "failed"
         retry = f"{BASE}/deliveries/{failed['id']}/retry"
         assert s.client.post(retry, headers=s.a.headers).status_code == 202
-        wait_for(lambda: finished(s.client, endpoint["id"], s.a.headers), lambda: dispatch(s.app))
+        settled(s.client, endpoint["id"], s.a.headers, nudge=lambda: dispatch(s.app))
         assert_refused(s.client.post(retry, headers=s.a.headers), "webhook delivery retries", 1, 60)
         # Another tenant's retry budget is its own (its call reaches the handler: 404).
         assert s.client.post(retry, headers=s.b.headers).status_code == 404

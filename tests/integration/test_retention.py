@@ -19,7 +19,7 @@ from backplane.billing.webhooks.models import (
     WebhookEvent,
 )
 from backplane.db import migrations
-from backplane.inference.storage import local_store
+from backplane.inference.storage import LocalArtifactStore, local_store
 from backplane.plugins import load_plugins
 from backplane.retention import prune
 from backplane.settings import Settings
@@ -124,6 +124,11 @@ async def test_prune_deletes_only_old_finished_history(
         assert set((await prune(session, settings, store, NOW)).values()) == {0}
 
 
+def stored_file(store: LocalArtifactStore, sha256: str) -> Path:
+    """Where the local store keeps an artifact (its documented layout)."""
+    return store.root / sha256[:2] / f"{sha256}.onnx"
+
+
 async def test_prune_deletes_model_files_no_version_refers_to_once_old(
     world: tuple[Settings, list[uuid.UUID]],
 ) -> None:
@@ -142,10 +147,10 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
     leftover = store.root / old_unused[:2] / ".upload.abc123"
     leftover.write_bytes(b"half an upload")
     two_days_ago = (NOW - timedelta(days=2)).timestamp()
-    for path in (store._path(used), store._path(old_unused), leftover):
+    for path in (stored_file(store, used), stored_file(store, old_unused), leftover):
         os.utime(path, (two_days_ago, two_days_ago))
     an_hour_ago = (NOW - timedelta(hours=1)).timestamp()
-    os.utime(store._path(new_unused), (an_hour_ago, an_hour_ago))
+    os.utime(stored_file(store, new_unused), (an_hour_ago, an_hour_ago))
     async with session_for(settings, tenants[1]) as session:
         session.add(
             ModelVersion(
@@ -165,7 +170,7 @@ async def test_prune_deletes_model_files_no_version_refers_to_once_old(
     assert store.get(used) == b"model of globex"
 
     again = store.put(b"uploaded long ago, deleted, uploaded again")
-    os.utime(store._path(again), (two_days_ago, two_days_ago))
+    os.utime(stored_file(store, again), (two_days_ago, two_days_ago))
     assert store.put(b"uploaded long ago, deleted, uploaded again") == again  # age starts over
     async with session_for(settings, None) as session:
         assert (await prune(session, settings, store, NOW))["model_files"] == 0

@@ -72,6 +72,7 @@ from backplane.plugins import PluginSet, load_plugins
 from backplane.settings import Settings
 from tests.conftest import make_settings, pg_admin
 from tests.identity_helpers import Seeded, seed_tenant
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -207,7 +208,13 @@ def seed_every_table(plugins: PluginSet, owner_url: str, *tenants: Seeded) -> No
             seed_operator_paths(settings, plugins, tenant)
             seed_through_api(client, tenant)
             run_async(seed_kernel_rows(settings, tenant))
-        run_async(wait_for_task_rows(owner_url, tenants))
+        wanted = {t.tenant_id for t in tenants}
+        wait_for(
+            lambda: wanted <= run_async(task_log_tenants(owner_url)),
+            message="the sample job of every tenant to run",
+            timeout=TASK_WAIT_S,
+            interval=0.2,
+        )
 
 
 def seed_through_api(client: TestClient[Any], tenant: Seeded) -> None:
@@ -339,20 +346,14 @@ async def seed_kernel_rows(settings: Settings, tenant: Seeded) -> None:
         await engine.dispose()
 
 
-async def wait_for_task_rows(owner_url: str, tenants: tuple[Seeded, ...]) -> None:
-    """The sample job each tenant enqueued has run (its row is in ``kitchen_sink_task_log``)."""
+async def task_log_tenants(owner_url: str) -> set[uuid.UUID]:
+    """The tenants whose sample job has run (they have a row in ``kitchen_sink_task_log``)."""
     connection = await asyncpg.connect(owner_url)
     try:
-        deadline = asyncio.get_running_loop().time() + TASK_WAIT_S
-        wanted = {t.tenant_id for t in tenants}
-        while True:
-            rows = await connection.fetch("SELECT DISTINCT tenant_id FROM kitchen_sink_task_log")
-            if wanted <= {r["tenant_id"] for r in rows}:
-                return
-            assert asyncio.get_running_loop().time() < deadline, "the sample jobs did not run"
-            await asyncio.sleep(0.2)
+        rows = await connection.fetch("SELECT DISTINCT tenant_id FROM kitchen_sink_task_log")
     finally:
         await connection.close()
+    return {r["tenant_id"] for r in rows}
 
 
 # -- attacks -----------------------------------------------------------------------------------

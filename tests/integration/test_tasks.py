@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails, task_runtime
 from tests.conftest import make_settings
+from tests.waiting import wait_for
 
 FAST_TASKS = {
     "BACKPLANE_TASKS__MIN_BACKOFF_MS": "10",
@@ -34,16 +35,6 @@ FAST_TASKS = {
     "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
     "BACKPLANE_PLUGINS": "kitchen_sink",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 class World:
@@ -216,28 +207,34 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
 
 def test_success_runs_in_the_enqueuing_tenant(world: World) -> None:
     message_id = world.enqueue(world.a, "log_label", "hello")
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
     assert world.log(world.a) == [("hello", 1)]
     assert world.log(world.b) == []
 
 
 def test_retry_then_success_rolls_back_failed_attempts(world: World) -> None:
     message_id = world.enqueue(world.a, "flaky", "third time lucky", 2)
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
     assert world.log(world.a) == [("third time lucky", 3)]
     assert world.outbox(message_id).attempts == 3
 
 
 def test_permanent_failure_is_recorded_after_the_retries(world: World) -> None:
     message_id = world.enqueue(world.a, "always_fails")
-    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    row = wait_for(
+        lambda: (r := world.outbox(message_id)).status == FAILED and r,
+        message="the tasks to settle",
+    )
     assert row.attempts == 3  # the first run and max_retries=2
     assert row.error == "ValueError: this task always fails"
 
 
 def test_time_limit_stops_a_task(world: World) -> None:
     message_id = world.enqueue(world.a, "sleepy", 3.0)
-    row = wait_for(lambda: (r := world.outbox(message_id)).status == FAILED and r)
+    row = wait_for(
+        lambda: (r := world.outbox(message_id)).status == FAILED and r,
+        message="the tasks to settle",
+    )
     assert row.error == "time limit exceeded"
     time.sleep(0.2)
     assert world.log(world.a) == []
@@ -245,7 +242,7 @@ def test_time_limit_stops_a_task(world: World) -> None:
 
 def test_duplicate_delivery_is_acknowledged_without_running(world: World) -> None:
     message_id = world.enqueue(world.a, "log_label", "once")
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
     broker = world.runtime.broker
     duplicate = dramatiq.Message(
         queue_name="kitchen_sink",
@@ -270,7 +267,7 @@ def test_rollback_enqueues_nothing_and_commit_enqueues(world: World) -> None:
     accepted = world.client.post(url, headers=world.a.headers, json={"label": "via http"})
     assert accepted.status_code == 201, accepted.text
     message_id = uuid.UUID(accepted.json()["message_id"])
-    wait_for(lambda: world.outbox(message_id).status == DONE)
+    wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
 
     async def count() -> int:
         async with world.runtime.sessionmaker() as session:
@@ -376,11 +373,12 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
         )
         assert response.status_code == 201
         message_id = uuid.UUID(response.json()["message_id"])
-        wait_for(lambda: world.outbox(message_id).status == DONE)
+        wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
         spans = wait_for(
             lambda: [
                 s for s in exporter.get_finished_spans() if s.name == "task kitchen_sink.log_label"
-            ]
+            ],
+            message="the task's span",
         )
     finished = exporter.get_finished_spans()
     request = next(s for s in finished if s.kind is SpanKind.SERVER and "jobs" in s.name)
@@ -501,7 +499,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     finally:
         runtime.stop()
     if database == "postgres":  # the connections kept between runs are closed at stop
-        wait_for(lambda: app_role_backends(env) == 0, timeout=10)
+        wait_for(lambda: app_role_backends(env) == 0, timeout=10, message="the tasks to settle")
 
 
 def test_commit_wakes_the_relay(data_dir: Path) -> None:
@@ -517,7 +515,11 @@ def test_commit_wakes_the_relay(data_dir: Path) -> None:
         time.sleep(0.5)  # the relay's first pass is over; it now sleeps until woken
         started = time.monotonic()
         message_id = world.enqueue(a, "log_label", "prompt")
-        wait_for(lambda: world.outbox(message_id).status == DONE, timeout=10)
+        wait_for(
+            lambda: world.outbox(message_id).status == DONE,
+            timeout=10,
+            message="the tasks to settle",
+        )
         assert time.monotonic() - started < 5
 
 
@@ -674,7 +676,10 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
         assert started.wait(10)
         two = deliver(second, counted, 2, "second")
         if database == "postgres":
-            wait_for(lambda: app_role_backends(env, waiting_on_a_lock=True))
+            wait_for(
+                lambda: app_role_backends(env, waiting_on_a_lock=True),
+                message="the second delivery to wait on the row",
+            )
         else:
             time.sleep(0.5)
         assert two.is_alive()  # waiting for the first run's transaction

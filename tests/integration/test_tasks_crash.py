@@ -8,13 +8,7 @@ unacknowledged message; for Redis the relay hands a long-unfinished task over ag
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,55 +16,12 @@ import httpx
 import pytest
 
 from tests.app_helpers import task_runtime
-from tests.cli import BACKPLANE, clean_environ, run_cli
+from tests.cli import BACKPLANE, free_port, kill_9, process, run_cli, serving
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # server and worker processes, killed and restarted
 
 SLOW_SECONDS = 4.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except (httpx.TransportError, OSError):
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.1)
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args,
-            env=clean_environ(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-
-
-def kill_9(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
 
 
 def task_state(env: dict[str, str]) -> dict[str, Any]:
@@ -129,17 +80,12 @@ def _log_rows(env: dict[str, str]) -> list[tuple[str, int]]:
 
 
 def _picked_up(env: dict[str, str]) -> bool:
-    """The slow task's row is handed over (read directly: polling through the CLI costs a
-    process start per look, seconds on a loaded machine, and the kill must land while the
-    task still sleeps)."""
+    """The slow task's row is handed over (read directly, the quickest look: the kill must
+    land while the task still sleeps)."""
     rows = _query(
         env, "SELECT status FROM backplane_task_outbox WHERE actor = 'kitchen_sink.slow_log'"
     )
     return [status for (status,) in rows] == ["sent"]
-
-
-def _serve(env: dict[str, str], port: int, log: Path) -> Any:
-    return process([BACKPLANE, "serve", "--port", str(port), "--no-access-log"], env, log)
 
 
 def _enqueue_slow(base: str, key: str) -> str:
@@ -154,28 +100,24 @@ def _enqueue_slow(base: str, key: str) -> str:
     return str(response.json()["message_id"])
 
 
-def _ready(base: str) -> bool:
-    return httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
-
-
 def test_embedded_server_killed_mid_task_finishes_it_after_restart(
     setup: dict[str, str], tmp_path: Path
 ) -> None:
     env = setup
     key = _prepare(env)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with _serve(env, port, log) as server:
-        wait_for(lambda: _ready(base), 30, "server start")
-        _enqueue_slow(base, key)
-        wait_for(lambda: _picked_up(env), 20, "task pick-up")
+    with serving(env, log, port=port, timeout=30) as server:
+        _enqueue_slow(server.base, key)
+        wait_for(lambda: _picked_up(env), message="the task's pick-up", timeout=20)
         time.sleep(1.0)  # inside the task's sleep
-        kill_9(server)
+        kill_9(server.process)
     assert _log_rows(env) == []
-    with _serve(env, port, log):
+    with serving(env, log, port=port, timeout=30):
         wait_for(
-            lambda: task_state(env).get("done"), 30 + SLOW_SECONDS, "task completion after restart"
+            lambda: task_state(env).get("done"),
+            message="the task's completion after the restart",
+            timeout=30 + SLOW_SECONDS,
         )
     assert _log_rows(env) == [("survivor", 1)]
 
@@ -207,22 +149,19 @@ def test_worker_killed_mid_task_finishes_it_exactly_once(
         env.update(postgres_env(request))
     key = _prepare(env)
     _purge(env)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     worker_args = [BACKPLANE, "worker", "--processes", "1", "--threads", "2"]
-    with _serve(env, port, tmp_path / "serve.log"):
-        wait_for(lambda: _ready(base), 30, "server start")
+    with serving(env, tmp_path / "serve.log", timeout=30) as server:
         with process(worker_args, env, tmp_path / "worker.log") as worker:
-            _enqueue_slow(base, key)
-            wait_for(lambda: _picked_up(env), 20, "hand-over")
+            _enqueue_slow(server.base, key)
+            wait_for(lambda: _picked_up(env), message="the hand-over", timeout=20)
             time.sleep(1.5)  # the worker is inside the task's sleep
             kill_9(worker)
         assert _log_rows(env) == []
         with process(worker_args, env, tmp_path / "worker.log"):
             wait_for(
                 lambda: task_state(env).get("done"),
-                60,
-                "task completion after the worker restarted",
+                message="the task's completion after the worker restarted",
+                timeout=60,
             )
             time.sleep(1.0)  # let any duplicate delivery arrive and be acknowledged
     rows = _log_rows(env)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,13 +14,9 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from backplane.models import example_models, resource
-from tests.cli import BACKPLANE, clean_environ, run_cli
+from tests.cli import run_cli, serving
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = pytest.mark.slow  # a real `backplane serve` process
 
 
 @pytest.fixture(scope="module")
@@ -33,28 +26,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     assert run_cli("db", "upgrade", env=env).returncode == 0
     created = run_cli("tenants", "create", "acme", "--owner-email", "a@acme.org", "--json", env=env)
     key = json.loads(created.stdout)["api_key"]
-    port = free_port()
-    process = subprocess.Popen(
-        [BACKPLANE, "serve", "--port", str(port), "--no-access-log"],
-        env=clean_environ(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "server exited"
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-    finally:
-        process.terminate()
-        process.wait(15)
+    with serving(env, data.parent / "serve.log", ready="/v2/health/ready") as running:
+        yield running.base.removeprefix("http://"), {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 from tests.identity_helpers import Seeded
+from tests.waiting import wait_for
 
 DEV_WEBHOOKS = {
     "BACKPLANE_WEBHOOKS__ALLOW_HTTP": "true",
@@ -178,21 +179,6 @@ def dispatch(app: Litestar) -> int:
     return runtime.run(go())
 
 
-def wait_for(
-    predicate: Callable[[], Any], tick: Callable[[], Any] | None = None, timeout: float = 20.0
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        if tick is not None:
-            tick()
-        time.sleep(0.1)
-
-
 def register(
     client: TestClient[Litestar],
     receiver: Receiver,
@@ -217,11 +203,24 @@ def deliveries(
     return found
 
 
-def finished(
-    client: TestClient[Litestar], endpoint_id: str, headers: dict[str, str]
-) -> list[dict[str, Any]] | None:
-    rows = deliveries(client, endpoint_id, headers)
-    return rows if rows and all(d["status"] != "pending" for d in rows) else None
+def settled(
+    client: TestClient[Litestar],
+    endpoint_id: str,
+    headers: dict[str, str],
+    nudge: Callable[[], object] | None = None,
+) -> list[dict[str, Any]]:
+    """The endpoint's deliveries, once there are some and none is pending. ``nudge`` runs
+    between looks (a dispatcher run: a retry goes out only when the dispatcher runs)."""
+
+    def finished() -> list[dict[str, Any]] | None:
+        rows = deliveries(client, endpoint_id, headers)
+        if rows and all(d["status"] != "pending" for d in rows):
+            return rows
+        if nudge is not None:
+            nudge()
+        return None
+
+    return wait_for(finished, message=f"the deliveries of endpoint {endpoint_id} to settle")
 
 
 def emit(
@@ -249,7 +248,7 @@ def test_delivery_verifies_with_the_documented_signature(
     data = {"meter": "api.requests", "limit": 50, "used": 50, "reset_at": "2026-12-01T00:00:00Z"}
     emit(app, tenant_a, QUOTA_REACHED, data)
 
-    rows = wait_for(lambda: finished(authed, endpoint["id"], tenant_a.headers))
+    rows = settled(authed, endpoint["id"], tenant_a.headers)
     assert [(d["status"], d["attempts"], d["last_status_code"]) for d in rows] == [
         ("succeeded", 1, 200)
     ]
@@ -289,9 +288,7 @@ def test_failing_receiver_gets_retries_and_then_succeeds(
     endpoint = register(authed, receiver, "/hooks/flaky", tenant_a.headers)
     emit(app, tenant_a, INVOICE_FINALIZED, {"invoice_id": "inv_1", "total": 1234})
 
-    rows = wait_for(
-        lambda: finished(authed, endpoint["id"], tenant_a.headers), lambda: dispatch(app)
-    )
+    rows = settled(authed, endpoint["id"], tenant_a.headers, nudge=lambda: dispatch(app))
     assert [(d["status"], d["attempts"], d["last_status_code"]) for d in rows] == [
         ("succeeded", 3, 200)
     ]
@@ -310,9 +307,7 @@ def test_permanent_failure_ends_failed_with_visible_history_and_can_be_retried(
     endpoint = register(authed, receiver, "/hooks/down", tenant_a.headers)
     emit(app, tenant_a, QUOTA_REACHED, {"meter": "api.requests"})
 
-    rows = wait_for(
-        lambda: finished(authed, endpoint["id"], tenant_a.headers), lambda: dispatch(app)
-    )
+    rows = settled(authed, endpoint["id"], tenant_a.headers, nudge=lambda: dispatch(app))
     [delivery] = rows
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 3  # webhooks.max_attempts
@@ -331,7 +326,7 @@ def test_permanent_failure_ends_failed_with_visible_history_and_can_be_retried(
     receiver.script["/hooks/down"] = [200]
     retried = authed.post(f"{BASE}/deliveries/{delivery['id']}/retry", headers=tenant_a.headers)
     assert retried.status_code == 202, retried.text
-    again = wait_for(lambda: finished(authed, endpoint["id"], tenant_a.headers))
+    again = settled(authed, endpoint["id"], tenant_a.headers)
     assert again[0]["status"] == "succeeded"
     refused = authed.post(f"{BASE}/deliveries/{delivery['id']}/retry", headers=tenant_a.headers)
     assert refused.status_code == 409
@@ -345,9 +340,7 @@ def test_redirects_are_not_followed(
     endpoint = register(authed, receiver, "/hooks/moved", tenant_a.headers)
     sent = authed.post(f"{BASE}/{endpoint['id']}/test", headers=tenant_a.headers)
     assert sent.status_code == 202, sent.text
-    rows = wait_for(
-        lambda: finished(authed, endpoint["id"], tenant_a.headers), lambda: dispatch(app)
-    )
+    rows = settled(authed, endpoint["id"], tenant_a.headers, nudge=lambda: dispatch(app))
     assert rows[0]["status"] == "failed"
     assert "redirects are not followed" in rows[0]["last_error"]
 
@@ -376,7 +369,7 @@ def test_rolled_back_transaction_emits_nothing(
     assert receiver.on("/hooks/rollback") == []
     emit(app, tenant_a, QUOTA_REACHED, {"n": 2})
     assert runtime.run(counts()) == (1, 1, 1)
-    wait_for(lambda: finished(authed, endpoint["id"], tenant_a.headers))
+    settled(authed, endpoint["id"], tenant_a.headers)
     [got] = receiver.on("/hooks/rollback")
     assert json.loads(got.body)["data"] == {"n": 2}
 
@@ -395,7 +388,7 @@ def test_subscriptions_test_events_and_disabled_endpoints(
     sent = authed.post(f"{BASE}/{invoices['id']}/test", headers=tenant_a.headers)
     assert sent.status_code == 202, sent.text
     assert sent.json()["event_type"] == "webhook.test"
-    rows = wait_for(lambda: finished(authed, invoices["id"], tenant_a.headers))
+    rows = settled(authed, invoices["id"], tenant_a.headers)
     assert rows[0]["status"] == "succeeded"
     [got] = receiver.on("/hooks/invoices")
     assert got.verified
@@ -407,7 +400,7 @@ def test_subscriptions_test_events_and_disabled_endpoints(
     assert enabled.status_code == 200
     assert enabled.json()["enabled"] is True
     emit(app, tenant_a, QUOTA_REACHED, {"meter": "y"})
-    wait_for(lambda: finished(authed, disabled["id"], tenant_a.headers))
+    settled(authed, disabled["id"], tenant_a.headers)
     assert [json.loads(r.body)["data"] for r in receiver.on("/hooks/off")] == [{"meter": "y"}]
 
 
@@ -429,7 +422,7 @@ def test_secret_is_shown_once_and_rotation_replaces_it(
     assert new.startswith("whsec_")
     receiver.secrets["/hooks/rotate"] = new
     authed.post(f"{BASE}/{endpoint['id']}/test", headers=tenant_a.headers)
-    wait_for(lambda: finished(authed, endpoint["id"], tenant_a.headers))
+    settled(authed, endpoint["id"], tenant_a.headers)
     [got] = receiver.on("/hooks/rotate")
     assert got.verified
     with pytest.raises(InvalidSignatureError):
@@ -459,7 +452,7 @@ def test_delivery_connects_to_the_checked_address_and_keeps_the_host_name(
     assert response.status_code == 201, response.text
     receiver.secrets[path] = response.json()["secret"]
     authed.post(f"{BASE}/{response.json()['id']}/test", headers=tenant_a.headers)
-    rows = wait_for(lambda: finished(authed, response.json()["id"], tenant_a.headers))
+    rows = settled(authed, response.json()["id"], tenant_a.headers)
     assert rows[0]["status"] == "succeeded", rows
     [got] = receiver.on(path)
     assert got.headers["host"] == f"hooks.acme.test:{receiver.port}"
@@ -475,7 +468,7 @@ def test_tenants_see_and_touch_only_their_own_webhooks(
 ) -> None:
     endpoint = register(client, receiver, "/hooks/a", tenant_a.headers)
     client.post(f"{BASE}/{endpoint['id']}/test", headers=tenant_a.headers)
-    [delivery] = wait_for(lambda: finished(client, endpoint["id"], tenant_a.headers))
+    [delivery] = settled(client, endpoint["id"], tenant_a.headers)
     as_b = tenant_b.headers
     assert client.get(BASE, headers=as_b).json() == []
     for method, path, body in [

@@ -29,10 +29,10 @@ from tests.integration.test_webhooks import (
     BASE,
     Receiver,
     dispatch,
-    finished,
     running_receiver,
-    wait_for,
+    settled,
 )
+from tests.waiting import wait_for
 
 PRIVATE_URLS = [
     "https://127.0.0.1/hook",
@@ -182,10 +182,9 @@ def test_rebinding_to_a_private_address_is_refused_at_delivery(
 
     sent = authed.post(f"{BASE}/{created.json()['id']}/test", headers=tenant_a.headers)
     assert sent.status_code == 202, sent.text
-    rows: list[dict[str, Any]] = wait_for(
-        lambda: finished(authed, created.json()["id"], tenant_a.headers), lambda: _due_now(app)
+    [delivery] = settled(
+        authed, created.json()["id"], tenant_a.headers, nudge=lambda: _due_now(app)
     )
-    [delivery] = rows
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 8  # the default webhooks.max_attempts
     assert delivery["last_status_code"] is None
@@ -225,7 +224,7 @@ def test_connection_failures_in_the_history_name_no_address(
         answer = authed.get(f"{BASE}/{endpoint}/deliveries", headers=tenant_a.headers)
         return [d for d in answer.json() if d["attempts"] >= 1]
 
-    [delivery] = wait_for(attempted)
+    [delivery] = wait_for(attempted, message="a delivery attempted")
     assert delivery["last_error"] == "could not connect to the endpoint"
     history = authed.get(f"{BASE}/deliveries/{delivery['id']}", headers=tenant_a.headers)
     assert "93.184.216.34" not in history.text

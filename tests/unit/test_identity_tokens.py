@@ -546,14 +546,14 @@ def test_repeated_verification_reuses_the_signature_check(
 ) -> None:
     token = issue(service)
     first = service.verify_access_token(token, now=NOW)
-    checks: list[str] = []
-    original = service._verify_uncached
+    checks: list[Any] = []
+    original = jws.validate_compact
 
-    def counting(text: str, now: int) -> Any:
-        checks.append(text)
-        return original(text, now)
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        checks.append(args)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(service, "_verify_uncached", counting)
+    monkeypatch.setattr(jws, "validate_compact", counting)  # the signature check
     assert service.verify_access_token(token, now=NOW + 10) == first
     assert checks == []
     # Expiry is still enforced on a cached token, and revocation is still asked.
@@ -563,6 +563,7 @@ def test_repeated_verification_reuses_the_signature_check(
     with pytest.raises(InvalidToken) as revoked:
         service.verify_access_token(issue(service), now=NOW, is_revoked=lambda jti: True)
     assert revoked.value.reason == "revoked"
+    assert len(checks) == 1  # a token not seen before is checked
     # A different (tampered) text is never served from the cache.
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     with pytest.raises(InvalidToken):

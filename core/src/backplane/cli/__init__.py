@@ -37,6 +37,17 @@ class BackplaneGroup(click.Group):
 
     _plugin_commands_loaded = False
 
+    def reset(self) -> None:
+        """Forget the settings, plugins and plugin commands loaded so far, so that the next
+        invocation in this process reads its environment again, as a new process would (the
+        tests run many invocations in one process through click's runner)."""
+        from backplane.cli import _context
+
+        _context.settings.cache_clear()
+        _context.plugin_set.cache_clear()
+        self.commands.clear()
+        self._plugin_commands_loaded = False
+
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if self._plugin_commands_loaded:
             return
