@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -25,6 +24,7 @@ from backplane import hookspecs
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.plugins import load_plugins
+from tests.cli import run_cli
 from tests.conftest import make_settings
 from tests.identity_helpers import Seeded, seed_tenant
 
@@ -71,7 +71,6 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 
 
 def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> None:
-    from backplane.cli import main
     from backplane.demo import seed_demo_data
     from backplane.kernel import Rails
 
@@ -88,7 +87,7 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
             "/api/tenant/plugins/kitchen_sink", json={"enabled": True}, headers=tenant.headers
         )
         assert switched.status_code == 200
-    CliRunner().invoke(main, ["--help"], env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    run_cli("--help", env={"BACKPLANE_DATA_DIR": str(data_dir)})
     assert set(hookspec_names()) - spied == set()
 
 
@@ -125,12 +124,8 @@ def test_hook_register_inference_models(authed: TestClient[Litestar]) -> None:
 
 
 def test_hook_register_commands(data_dir: Path) -> None:
-    from backplane.cli import main
-
-    result = CliRunner().invoke(
-        main, ["kitchen-sink-hello", "ada"], env={"BACKPLANE_DATA_DIR": str(data_dir)}
-    )
-    assert result.output == "hello, ada, from kitchen_sink\n"
+    result = run_cli("kitchen-sink-hello", "ada", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.stdout == "hello, ada, from kitchen_sink\n"
 
 
 def test_hook_startup(app: Litestar) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from backplane import Kernel
 from backplane.secret_key import secret_key
 from backplane.settings import Settings
+from tests.cli import run_cli
 from tests.identity_helpers import Seeded
 
 FORBIDDEN = (AsyncEngine, Engine, Litestar, State)
@@ -80,10 +81,8 @@ def test_no_plugin_code_can_reach_a_secret_an_engine_or_the_app(
     """A start-up hook, a handler, a task and a command of the sample each record the kernel
     they were given; none leads to the secret key, an engine or the application."""
     from bp_sample_kitchen_sink import plugin as kitchen_sink
-    from click.testing import CliRunner
 
     from backplane.app import create_app
-    from backplane.cli import main
     from tests.waiting import wait_for
 
     kitchen_sink.EVENTS.clear()
@@ -95,10 +94,8 @@ def test_no_plugin_code_can_reach_a_secret_an_engine_or_the_app(
             lambda: any(kind == "task" for kind, _ in kitchen_sink.EVENTS),
             message="the sample's task to run",
         )
-    result = CliRunner().invoke(
-        main, ["kitchen-sink-notes", "acme"], env={"BACKPLANE_DATA_DIR": str(data_dir)}
-    )
-    assert result.exit_code == 0, result.output
+    result = run_cli("kitchen-sink-notes", "acme", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0, result.stderr
     kinds = {kind for kind, kernel in kitchen_sink.EVENTS if isinstance(kernel, Kernel)}
     assert {"startup", "handler", "task", "command", "shutdown"} <= kinds
     secret = secret_key(migrated.settings)
