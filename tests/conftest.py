@@ -23,7 +23,8 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.settings import Settings, load_settings
 from tests.identity_helpers import Seeded, seed_tenant
 

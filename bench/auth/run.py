@@ -121,7 +121,7 @@ class Seeded:
 def seed(env: dict[str, str]) -> Seeded:
     """Two tenants (owner password + API key each) and ``ROWS_PER_TENANT`` rows per tenant."""
     from backplane.db import migrations
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
     from backplane.settings import load_settings
     from backplane.testing import TEST_PASSWORD, seed_tenant
 

@@ -151,7 +151,7 @@ async def recorder_rate(settings: Any, tenant_id: uuid.UUID, total: int, tasks: 
     from backplane.billing.usage import UsageRecorder
     from backplane.db.engine import create_engine, create_sessionmaker
     from backplane.db.tenancy import bind_tenant
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
 
     meters = collect_meters(load_plugins(settings))
     engine = create_engine(settings)
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = env_for(data_dir, url)
         auth_bench.run_checked([backplane, "db", "upgrade"], env, data_dir)
         settings = settings_of(env)
-        from backplane.plugins import load_plugins
+        from backplane.loading import load_plugins
 
         tenant = seed_tenant(load_plugins(settings), SLUG)
         port = auth_bench.free_port()

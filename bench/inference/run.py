@@ -348,7 +348,7 @@ def prepare_backplane(backplane: str, env: dict[str, str], cwd: Path) -> str:
     )  # fmt: skip
     if result.returncode != 0:
         raise BenchError(f"backplane db upgrade failed:\n{result.stdout}\n{result.stderr}")
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
     from backplane.settings import load_settings
     from backplane.testing import seed_tenant
 

@@ -408,7 +408,7 @@ class KernelSide(Side):
 
     def __init__(self, backplane: str, env: dict[str, str], batch: int) -> None:
         from backplane.kernel import Rails
-        from backplane.plugins import load_plugins
+        from backplane.loading import load_plugins
         from backplane.settings import load_settings
 
         self.backplane, self.env, self.batch = backplane, env, batch

@@ -148,7 +148,7 @@ def fresh_database(server_url: str, keep: bool) -> Iterator[dict[str, str]]:
 
 def migrate_and_seed(env: dict[str, str]) -> tuple[SeededTenant, SeededTenant]:
     from backplane.db import migrations
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
     from backplane.settings import load_settings
 
     plugins = load_plugins(load_settings(environ=env))

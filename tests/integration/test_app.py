@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.secret_key import secret_key
 from tests.app_helpers import rails
 from tests.conftest import make_settings

@@ -21,7 +21,8 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.identity.backends import UnknownAuthBackendError, auth_backends
 from backplane.kernel import Rails
-from backplane.plugins import KERNEL_PLUGIN, PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant

@@ -20,7 +20,7 @@ from backplane.billing.invoices import close_tenant_period
 from backplane.billing.models import UsageEvent, UsageRollup
 from backplane.billing.webhooks.models import WebhookEvent
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.billing_helpers import METERS, billing_context, history, put_plans, session_for

@@ -20,7 +20,7 @@ from backplane.billing.plan_models import Invoice, InvoiceLine
 from backplane.billing.usage import UsageRecorder
 from backplane.billing.webhooks.models import WebhookEvent
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.billing_helpers import METERS, billing_context, history, put_plans, session_for

@@ -40,7 +40,7 @@ from backplane.billing.usage import (
 )
 from backplane.billing.webhooks.models import WebhookEvent
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.billing_helpers import METERS, session_for

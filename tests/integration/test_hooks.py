@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 from backplane import hookspecs
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.cli import run_cli
 from tests.conftest import make_settings
 from tests.identity_helpers import Seeded, seed_tenant

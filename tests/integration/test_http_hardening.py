@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 from tests.integration.test_telemetry import install_memory_exporter

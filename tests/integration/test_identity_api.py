@@ -19,7 +19,8 @@ from backplane.db import migrations
 from backplane.identity.apikeys import create_api_key
 from backplane.identity.keystore import rotate_keyring
 from backplane.identity.tokens import TokenService
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.secret_key import secret_key
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 from tests.app_helpers import rails

@@ -35,7 +35,8 @@ from schemathesis.checks import not_a_server_error
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 

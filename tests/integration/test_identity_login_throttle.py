@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.identity.runtime import IP_ATTEMPTS_FACTOR
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 

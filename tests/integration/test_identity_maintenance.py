@@ -13,7 +13,7 @@ from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.identity.maintenance import prune_expired_credentials
 from backplane.identity.models import RefreshToken, RevokedAccessToken, User
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.tasks.runtime import collect_tasks
 from tests.app_helpers import kernel_on
 from tests.conftest import make_settings

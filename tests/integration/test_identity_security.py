@@ -25,7 +25,8 @@ from backplane.db import migrations
 from backplane.identity.auth import REVALIDATE_S
 from backplane.identity.models import ApiKey, Membership
 from backplane.identity.tenants import SLUG_PATTERN
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.cli import run_cli

@@ -27,8 +27,9 @@ from backplane.db import migrations
 from backplane.db.engine import Database
 from backplane.inference.runtime import UnknownInferenceRuntimeError
 from backplane.inference.storage import UnknownStorageBackendError
+from backplane.loading import load_plugins
 from backplane.models import resource
-from backplane.plugins import PluginLoadError, PluginSet, load_plugins
+from backplane.plugins import PluginLoadError, PluginSet
 from backplane.retention import prune_history
 from tests.app_helpers import kernel_on
 from tests.conftest import make_settings

@@ -52,8 +52,9 @@ import httpx
 import pytest
 
 from backplane.db import migrations
+from backplane.loading import load_plugins
 from backplane.models import example_model
-from backplane.plugins import PluginSet, load_plugins
+from backplane.plugins import PluginSet
 from tests.cli import log_tail, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, TEST_PASSWORD_ENV, Seeded, seed_tenant

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from backplane.db import migrations
 from backplane.db.engine import create_engine
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.settings import Settings
 from tests.cli import run_cli
 from tests.conftest import make_settings

@@ -19,8 +19,8 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
+from backplane.loading import load_plugins
 from backplane.models import resource
-from backplane.plugins import load_plugins
 from backplane.testing import SeededTenant
 from tests.app_helpers import rails
 from tests.conftest import make_settings

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant

@@ -22,8 +22,8 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
+from backplane.loading import load_plugins
 from backplane.models import resource
-from backplane.plugins import load_plugins
 from backplane.ratelimit import rate_limit
 from backplane.settings import SettingsError
 from tests.conftest import make_settings

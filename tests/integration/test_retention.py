@@ -20,7 +20,7 @@ from backplane.billing.webhooks.models import (
 )
 from backplane.db import migrations
 from backplane.inference.storage import LocalArtifactStore, local_store
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.retention import prune
 from backplane.settings import Settings
 from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun

@@ -67,8 +67,9 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
+from backplane.loading import load_plugins
 from backplane.models import resource
-from backplane.plugins import PluginSet, load_plugins
+from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from tests.conftest import make_settings, pg_admin
 from tests.identity_helpers import Seeded, seed_tenant

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings, pg_admin
 
 pytestmark = pytest.mark.postgres

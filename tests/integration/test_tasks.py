@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant

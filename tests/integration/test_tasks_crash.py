@@ -170,7 +170,7 @@ def test_worker_killed_mid_task_finishes_it_exactly_once(
 
 def _purge(env: dict[str, str]) -> None:
     """Leftovers of other tests must not be delivered to this test's worker."""
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
     from backplane.settings import load_settings
     from backplane.tasks.broker import make_broker
 

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings
 
 _EXPORTER = InMemorySpanExporter()

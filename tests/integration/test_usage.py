@@ -15,7 +15,7 @@ from backplane.billing.usage import UsageRecorder
 from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.tenancy import bind_tenant
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session

@@ -19,7 +19,8 @@ from backplane.billing.usage import QuotaExceeded, UsageItem
 from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.tenancy import bind_tenant
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails

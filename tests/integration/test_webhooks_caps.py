@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings
 from tests.identity_helpers import seed_tenant
 from tests.integration.test_webhooks import BASE

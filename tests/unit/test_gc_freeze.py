@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from backplane.app import create_app, create_app_from_environment
 from backplane.db import migrations
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from tests.conftest import make_settings
 from tests.identity_helpers import TEST_PASSWORD_ENV
 

@@ -19,8 +19,8 @@ import pytest
 
 from backplane.inference.runtime import ModelCatalog
 from backplane.inference.sessions import SessionCache, create_session
+from backplane.loading import load_plugins
 from backplane.models import example_models, resource
-from backplane.plugins import load_plugins
 from tests.conftest import make_settings
 
 ARENA = 256 << 20

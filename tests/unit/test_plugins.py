@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from backplane import hookspecs
-from backplane.plugins import (
-    KERNEL_PLUGIN,
-    PluginLoadError,
-    SkipReason,
-    Status,
-    load_plugins,
-)
+from backplane.loading import load_plugins
+from backplane.plugins import KERNEL_PLUGIN, PluginLoadError, SkipReason, Status
 from tests.conftest import make_settings
 
 EXPECTED_SKIPS = {

@@ -26,7 +26,8 @@ from backplane.billing.usage import QuotaExceeded
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.kernel import Rails
-from backplane.plugins import PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.routing import openapi, plugin_routers
 from backplane.settings import Settings, load_settings
 from backplane.state import RAILS

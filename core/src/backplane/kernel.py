@@ -12,6 +12,8 @@ the same process-wide services (:class:`Rails`, kernel-internal).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -123,7 +125,7 @@ class Rails:
         )
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
-        rails.tasks.attach(rails)
+        rails.tasks.attach(functools.partial(_TaskViews, rails))
         return rails
 
     async def close(self) -> None:
@@ -136,6 +138,24 @@ class Rails:
     def kernel(self) -> Kernel:
         """The kernel's own view (plugin ``core``), bound to no tenant."""
         return Kernel(self)
+
+
+class _TaskViews:
+    """The kernel views actors receive: of the process's rails, on the task runtime's own
+    database and a model catalog of its own (the runtime runs on another event loop)."""
+
+    def __init__(self, rails: Rails, database: Database) -> None:
+        from backplane.inference.runtime import ModelCatalog
+
+        self._rails = dataclasses.replace(
+            rails, database=database, models=ModelCatalog(rails.plugins)
+        )
+
+    def __call__(self, plugin: str, **binding: Any) -> Kernel:
+        return Kernel(self._rails, plugin, **binding)
+
+    def close(self) -> None:
+        self._rails.models.close()
 
 
 class Kernel:

@@ -108,7 +108,7 @@ def backplane_settings(backplane_environ: dict[str, str]) -> Any:
 @pytest.fixture
 def backplane_plugins(backplane_settings: Any) -> Any:
     from backplane.db import migrations
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
 
     plugins = load_plugins(backplane_settings)
     migrations.upgrade(plugins)

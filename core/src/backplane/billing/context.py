@@ -58,7 +58,7 @@ def context_for(session: AsyncSession) -> BillingContext:
     found = _by_database.get(_key(bind.sync_engine.url)) if bind is not None else None
     if found is not None:
         return found
-    from backplane.plugins import load_plugins
+    from backplane.loading import load_plugins
     from backplane.settings import load_settings
 
     log.info("no application registered for this database; loading plugins from the environment")

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from backplane.plugins import PluginLoadError, PluginSet, load_plugins
+from backplane.loading import load_plugins
+from backplane.plugins import PluginLoadError, PluginSet
 from backplane.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from backplane.inference.validation import ModelRejected, StaticReport, ValidationLimits
+from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits
 
 if TYPE_CHECKING:
     import onnx

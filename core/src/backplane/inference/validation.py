@@ -28,9 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Final
 
 import msgspec
+
+from backplane.inference._validation_static import check_static as _check_static
+from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits
 
 __all__ = [
     "RULES",
@@ -44,8 +47,6 @@ __all__ = [
     "run_trial",
     "validate_onnx",
 ]
-
-_MIB: Final = 1 << 20
 
 #: Every rule, in the order the checks run: stable code -> what breaking it means.
 RULES: Final[dict[str, str]] = {
@@ -63,56 +64,6 @@ RULES: Final[dict[str, str]] = {
     "trial-failed": "onnxruntime could not load or run the model",
     "unsupported-io": "an input or output is not a tensor of a V2 datatype",
 }
-
-
-class ModelRejected(Exception):  # noqa: N818  (a rejection is the expected outcome, not an error)
-    """An upload broke a validation rule; `message` names the rule and the offending part."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(rule, message)
-        self.rule = rule
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-    @property
-    def status_code(self) -> int:
-        """The HTTP status to answer with: 413 for the size cap, 422 for every other rule."""
-        return 413 if self.rule == "file-too-large" else 422
-
-
-Positive = Annotated[int, msgspec.Meta(gt=0)]
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-
-
-class ValidationLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The explicit limits an upload must fit; every field may be configured."""
-
-    max_file_bytes: Positive = 200 * _MIB
-    #: nodes in the main graph, every subgraph and every model-local function together
-    max_nodes: Positive = 100_000
-    #: subgraph nesting: the main graph is depth 0, an If branch in it depth 1, and so on
-    #: (protobuf's own decoder refuses files nested beyond ~30 levels: "unparseable")
-    max_nesting_depth: Annotated[int, msgspec.Meta(ge=0)] = 8
-    #: bytes of tensor data embedded in the file: initializers, sparse ones, Constant values
-    max_initializer_bytes: Positive = 256 * _MIB
-    #: elements in any declared tensor shape or any constant shape feeding a shape input
-    #: (ConstantOfShape, Expand, Tile, Reshape, Resize sizes, OneHot depth, Range, Random*)
-    max_shape_elements: Positive = 1 << 28
-    #: operator set domains nodes may use ("" and "ai.onnx" are the same standard domain)
-    allowed_domains: tuple[str, ...] = ("", "ai.onnx", "ai.onnx.ml")
-    #: whether nodes may call the model's own functions (whose bodies are checked like graphs)
-    allow_model_local_functions: bool = True
-    #: wall-clock seconds the trial gets to load and run the model (then it is killed)
-    trial_timeout_seconds: PositiveFloat = 20.0
-    #: seconds the trial process gets to start, import onnxruntime and read the model; not
-    #: the model's fault when exceeded, but still a rejection (the host is overloaded)
-    trial_startup_seconds: PositiveFloat = 30.0
-    #: address-space limit (RLIMIT_AS) of the trial process, interpreter included (~250 MiB)
-    trial_memory_bytes: Positive = 2048 * _MIB
-    #: run the model once on zero-filled inputs (dynamic dims = 1), not only load it
-    trial_run: bool = True
 
 
 class TensorSpec(msgspec.Struct, frozen=True):
@@ -134,14 +85,6 @@ class ModelSignature(msgspec.Struct, frozen=True):
     def dynamic_batch(self) -> bool:
         """Whether every input has a dynamic first dimension, so requests can be batched."""
         return bool(self.inputs) and all(s.shape and s.shape[0] == -1 for s in self.inputs)
-
-
-class StaticReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What the static rules learnt about a model that passed them."""
-
-    ir_version: int
-    opset_imports: dict[str, int]  # domain ("ai.onnx" for the standard one) -> version
-    node_count: int
 
 
 class ValidatedModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,9 +120,7 @@ def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> Valida
 
 def check_static(data: bytes, limits: ValidationLimits) -> StaticReport:
     """The rules from ``file-too-large`` to ``checker``, in process; no file is opened."""
-    from backplane.inference import _validation_static
-
-    return _validation_static.check_static(data, limits)
+    return _check_static(data, limits)
 
 
 class _TrialTensor(msgspec.Struct):
@@ -196,7 +137,7 @@ class _TrialVerdict(msgspec.Struct):
     outputs: list[_TrialTensor] = []
 
 
-_OUTPUT_CAP: Final = 16 * _MIB
+_OUTPUT_CAP: Final = 16 << 20
 
 
 def _rejected(rule: str, detail: str) -> ModelRejected:

@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from backplane.kernel import Rails
-from backplane.plugins import load_plugins
+from backplane.loading import load_plugins
 from backplane.settings import load_settings
 from backplane.tasks.runtime import TaskRuntime
 

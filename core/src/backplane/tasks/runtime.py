@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 import logging
 import time
@@ -40,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from backplane._contract import Task
 from backplane.db.engine import Database
 from backplane.db.tenancy import bind_tenant, sqlite_bypass
-from backplane.kernel import Kernel, Rails
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.tasks.broker import EMBEDDED, broker_kind, make_broker
 from backplane.tasks.context import TaskQueue
@@ -92,6 +90,16 @@ WHERE id = $1 AND status <> 'done'
 RETURNING args, kwargs, context_tenant_id, trace_context, created_at
 """
 """The claim on PostgreSQL, on the asyncpg connection (the same statement as :data:`_CLAIM`)."""
+
+
+class TaskViews(Protocol):
+    """Makes the kernel view each actor receives (see :meth:`TaskRuntime.attach`)."""
+
+    def __call__(self, plugin: str, **binding: Any) -> Any:
+        """The view of ``plugin`` bound as ``binding`` says (``db``, ``tenant_id``, ...)."""
+
+    def close(self) -> None:
+        """Release what the views hold (at stop)."""
 
 
 class _Transaction(Protocol):
@@ -173,10 +181,9 @@ class TaskRuntime:
         self.queues = {t.name: t.queue for t in self.tasks.values()}
         self.plugins = plugins
         self._thread: LoopThread | None = None
-        self._rails: Rails | None = None
-        """The process's rails (:meth:`attach`): task kernels are views of them, on the runtime's
-        own database and models (the runtime runs on a loop of its own)."""
-        self._task_rails: Rails | None = None
+        self._attached: Callable[[Database], TaskViews] | None = None
+        """What :meth:`attach` gave: makes the views of the kernel actors receive."""
+        self._views: TaskViews | None = None
         self._database: Database | None = None
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
@@ -266,8 +273,7 @@ class TaskRuntime:
                     bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
                 return session
 
-            context = Kernel(
-                self.task_rails,
+            context = self.views(
                 task.plugin,
                 db=open_session,
                 tenant_id=tenant_id,
@@ -294,7 +300,7 @@ class TaskRuntime:
     async def _invoke(
         self,
         task: RegisteredTask,
-        context: Kernel,
+        context: Any,
         args: list[Any],
         kwargs: dict[str, Any],
         trace_context: dict[str, str] | None,
@@ -424,7 +430,7 @@ class TaskRuntime:
         return in_place
 
     def _span(
-        self, task: RegisteredTask, context: Kernel, trace_context: dict[str, str] | None
+        self, task: RegisteredTask, context: Any, trace_context: dict[str, str] | None
     ) -> contextlib.AbstractContextManager[Any]:
         """The run's span, child of the enqueuing request's; while no SDK tracer provider is
         installed, only the enqueuer's context (the no-op span cost about 15 µs per run)."""
@@ -472,16 +478,19 @@ class TaskRuntime:
         async with self._database.maintenance(reason) as session, session.begin():
             yield session
 
-    def attach(self, rails: Rails) -> None:
-        """Know the process's rails, so that actors get kernel views of them."""
-        self._rails = rails
+    def attach(self, views: Callable[[Database], TaskViews]) -> None:
+        """How actors get their kernel: ``views(database)``, called when the runtime starts with
+        its own database (the runtime runs on a loop of its own), makes the views. The kernel
+        layer attaches this (:meth:`backplane.kernel.Rails.build`); the runtime never imports
+        it."""
+        self._attached = views
 
     @property
-    def task_rails(self) -> Rails:
-        """The rails task kernels view: the process's, on this runtime's database and models."""
-        if self._task_rails is None:
-            raise RuntimeError("the task runtime is not started, or not attached to rails")
-        return self._task_rails
+    def views(self) -> TaskViews:
+        """Makes the kernel view an actor receives (:class:`TaskViews`)."""
+        if self._views is None:
+            raise RuntimeError("the task runtime is not started, or nothing was attached")
+        return self._views
 
     def queue_for(self, session: AsyncSession) -> TaskQueue:
         return TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
@@ -508,12 +517,8 @@ class TaskRuntime:
         self._database = Database(self.settings, pre_ping=False)
         self._engine = self._database.engine
         self._sessions = self._database.sessions
-        if self._rails is not None:
-            from backplane.inference.runtime import ModelCatalog
-
-            self._task_rails = dataclasses.replace(
-                self._rails, database=self._database, models=ModelCatalog(self.plugins)
-            )
+        if self._attached is not None:
+            self._views = self._attached(self._database)
         self._relay = OutboxRelay(
             self.settings.tasks, self.kind, self.broker, self.tasks, self._sessions
         )
@@ -535,9 +540,9 @@ class TaskRuntime:
             self._thread.submit(self._drop_kept()).result(10)
             self._thread.submit(self._database.dispose()).result(10)
             self._database = None
-        if self._task_rails is not None:
-            self._task_rails.models.close()
-            self._task_rails = None
+        if self._views is not None:
+            self._views.close()
+            self._views = None
         self._thread.stop()
         self._thread = None
         if self._relay is not None:

@@ -1,0 +1,352 @@
+"""Plugin discovery, validation and ordering: :func:`load_plugins`.
+
+Plugins are modules named by entry points in the ``backplane.plugins`` group, found through
+stevedore once per process. Each may declare a :class:`backplane.PluginInfo` as ``plugin``.
+A plugin that fails to import, is incompatible with the running kernel, misses a dependency,
+sits in a dependency cycle or has invalid settings is *skipped with its reason*: the kernel keeps
+starting (``strict_plugins`` turns any skip into :class:`PluginLoadError`). The kernel's own
+defaults (:mod:`backplane.defaults`, a module a concern) are registered first, through the same
+hooks, as ``core``.
+"""
+
+from __future__ import annotations
+
+import functools
+import graphlib
+import importlib
+import importlib.metadata
+import logging
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from backplane import __version__ as core_version
+from backplane import hookspecs
+from backplane._config import Schema, SettingsError
+from backplane._contract import PLUGIN_NAME_PATTERN, PluginInfo
+from backplane.plugins import (
+    ENTRY_POINT_GROUP,
+    KERNEL_PLUGIN,
+    PluginLoadError,
+    PluginRecord,
+    PluginSet,
+    SkipReason,
+    Status,
+)
+from backplane.settings import Settings, variable_name
+
+log = logging.getLogger(__name__)
+
+
+class _Candidate:
+    """A plugin module imported successfully, awaiting validation and ordering."""
+
+    def __init__(self, name: str, module: types.ModuleType, info: PluginInfo) -> None:
+        self.name = name
+        self.module = module
+        self.info = info
+        self.settings: Any = None
+
+
+def load_plugins(settings: Settings) -> PluginSet:
+    """Discover, validate and register plugins according to ``settings``."""
+    plugin_set = PluginSet(settings)
+    _register_defaults(plugin_set)
+    candidates = _import_candidates(settings, plugin_set.records)
+    _validate(candidates, plugin_set)
+    ordered = _order(candidates, plugin_set.records)
+    for candidate in ordered:
+        try:
+            plugin_set.manager.register(candidate.module, name=candidate.name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            _skip(plugin_set.records, candidate, SkipReason.INVALID_PLUGIN, str(exc))
+            continue
+        unknown = _unknown_hooks(plugin_set.manager, candidate.module)
+        if unknown:
+            plugin_set.manager.unregister(candidate.module)
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INVALID_PLUGIN,
+                f"implements unknown hook(s) {', '.join(unknown)}",
+            )
+            continue
+        plugin_set.order.append(candidate.name)
+        plugin_set.plugin_settings[candidate.name] = candidate.settings
+        record = plugin_set.records[candidate.name]
+        record.hooks = _hooks_of(plugin_set.manager, candidate.module)
+
+    unknown_sections = set(settings.plugin_settings) - set(plugin_set.records)
+    for section in sorted(unknown_sections):
+        log.warning("settings for plugin %r, which is not installed, are ignored", section)
+
+    if settings.strict_plugins and plugin_set.skipped:
+        problems = "; ".join(f"{r.name}: {r.reason}" for r in plugin_set.skipped)
+        raise PluginLoadError(f"strict plugin mode: plugin(s) could not load: {problems}")
+    for record in plugin_set.skipped:
+        log.warning("plugin %r skipped (%s): %s", record.name, record.reason_code, record.reason)
+    return plugin_set
+
+
+def _register_defaults(plugin_set: PluginSet) -> None:
+    """The kernel's own modules (:mod:`backplane.defaults`), first, as plugin ``core``."""
+    from backplane import defaults
+
+    hooks: set[str] = set()
+    for concern in defaults.CONCERNS:
+        module = importlib.import_module(f"{defaults.__name__}.{concern}")
+        plugin_set.manager.register(module, name=f"{KERNEL_PLUGIN}.{concern}")
+        hooks.update(_hooks_of(plugin_set.manager, module))
+    plugin_set.order.append(KERNEL_PLUGIN)
+    plugin_set.records[KERNEL_PLUGIN] = PluginRecord(
+        name=KERNEL_PLUGIN,
+        status=Status.LOADED,
+        version=core_version,
+        distribution="backplane-core",
+        module=defaults.__name__,
+        hooks=sorted(hooks),
+    )
+
+
+def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> list[_Candidate]:
+    """Import the selected entry points through stevedore, recording failures as skips."""
+    from stevedore import ExtensionManager, NamedExtensionManager
+
+    failures: list[tuple[str, str, BaseException]] = []
+
+    def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+        failures.append((entry_point.name, entry_point.value, exc))
+
+    selected = settings.plugins
+    if selected is not None:
+        selected = [n for n in selected if n != KERNEL_PLUGIN]
+        if not selected:
+            return []
+        manager: Any = NamedExtensionManager(
+            ENTRY_POINT_GROUP,
+            names=selected,
+            on_load_failure_callback=on_failure,
+            on_missing_entrypoints_callback=lambda names: None,
+        )
+        for missing in sorted(set(selected) - set(manager.names()) - {f[0] for f in failures}):
+            records[missing] = PluginRecord(
+                name=missing,
+                status=Status.SKIPPED,
+                reason_code=SkipReason.NOT_FOUND,
+                reason=f"BACKPLANE_PLUGINS names {missing!r} but no installed distribution "
+                f"provides an entry point of that name in group {ENTRY_POINT_GROUP!r}",
+            )
+    else:
+        manager = ExtensionManager(ENTRY_POINT_GROUP, on_load_failure_callback=on_failure)
+
+    for name, target, exc in failures:
+        records[name] = PluginRecord(
+            name=name,
+            status=Status.SKIPPED,
+            module=target.split(":")[0],
+            distribution=_distribution_of(target),
+            version=_version_of(_distribution_of(target)),
+            reason_code=SkipReason.IMPORT_ERROR,
+            reason=f"importing {target} failed: {type(exc).__name__}: {exc}",
+        )
+
+    candidates = []
+    for extension in manager.extensions:
+        name, module = extension.name, extension.plugin
+        distribution = _distribution_of(extension.entry_point.value)
+        record = PluginRecord(
+            name=name,
+            status=Status.LOADED,
+            module=getattr(module, "__name__", None),
+            distribution=distribution,
+            version=_version_of(distribution),
+        )
+        records[name] = record
+        problem = _check_shape(name, module)
+        if problem:
+            record.status, record.reason_code, record.reason = (
+                Status.SKIPPED,
+                SkipReason.INVALID_PLUGIN,
+                problem,
+            )
+            continue
+        info = getattr(module, "plugin", None) or PluginInfo(name=name)
+        record.requires_core = info.requires_core
+        record.depends_on = list(info.depends_on)
+        candidates.append(_Candidate(name, module, info))
+    return candidates
+
+
+def _check_shape(name: str, module: Any) -> str | None:
+    if name == KERNEL_PLUGIN:
+        return f"the name {KERNEL_PLUGIN!r} is reserved for the kernel"
+    if not PLUGIN_NAME_PATTERN.match(name):
+        return f"plugin name {name!r} must match {PLUGIN_NAME_PATTERN.pattern}"
+    if not isinstance(module, types.ModuleType):
+        return "the entry point must name a module, not an object inside it"
+    info = getattr(module, "plugin", None)
+    if info is not None and not isinstance(info, PluginInfo):
+        return "its 'plugin' attribute is not a backplane.PluginInfo"
+    if info is not None and info.name != name:
+        return f"entry point name {name!r} differs from PluginInfo.name {info.name!r}"
+    return None
+
+
+def _validate(candidates: list[_Candidate], plugin_set: PluginSet) -> None:
+    """Check core compatibility and settings; drop failures from ``candidates`` in place."""
+    core = Version(core_version)
+    for candidate in list(candidates):
+        spec_text = candidate.info.requires_core
+        try:
+            spec = SpecifierSet(spec_text)
+        except InvalidSpecifier:
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INVALID_PLUGIN,
+                f"requires_core {spec_text!r} is not a valid version specifier",
+            )
+            candidates.remove(candidate)
+            continue
+        if spec_text and not spec.contains(core, prereleases=True):
+            _skip(
+                plugin_set.records,
+                candidate,
+                SkipReason.INCOMPATIBLE_CORE,
+                f"requires backplane-core {spec_text}, running {core_version}",
+            )
+            candidates.remove(candidate)
+            continue
+        problem = _load_settings(candidate, plugin_set.settings)
+        if problem:
+            _skip(plugin_set.records, candidate, SkipReason.INVALID_SETTINGS, problem)
+            candidates.remove(candidate)
+
+
+def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
+    """Build the plugin's settings struct; a problem names the variable or file key to fix."""
+    struct = candidate.info.settings
+    raw = settings.plugin_settings.get(candidate.name, {})
+    if struct is None:
+        if raw:
+            return f"settings given ({', '.join(sorted(raw))}) but the plugin declares none"
+        return None
+    try:
+        schema = Schema(struct, functools.partial(variable_name, plugin=candidate.name))
+        section = ("plugins", candidate.name)
+        given = schema.from_table(
+            raw, lambda key: settings.sources.get(".".join((*section, *key))) or schema.name(key)
+        )
+        candidate.settings = schema.build(given)
+    except SettingsError as exc:
+        return str(exc)
+    return None
+
+
+def _order(candidates: list[_Candidate], records: dict[str, PluginRecord]) -> list[_Candidate]:
+    """Topologically order candidates; skip missing dependencies, cycles and their dependents."""
+    by_name = {c.name: c for c in candidates}
+    # Missing dependencies first; then propagate skips until stable.
+    changed = True
+    while changed:
+        changed = False
+        for candidate in list(by_name.values()):
+            for dep in candidate.info.depends_on:
+                if dep == KERNEL_PLUGIN or dep in by_name:
+                    continue
+                dep_record = records.get(dep)
+                if dep_record is None:
+                    _skip(
+                        records,
+                        candidate,
+                        SkipReason.MISSING_DEPENDENCY,
+                        f"depends on plugin {dep!r}, which is not installed or not selected",
+                    )
+                else:
+                    _skip(
+                        records,
+                        candidate,
+                        SkipReason.DEPENDENCY_SKIPPED,
+                        f"depends on plugin {dep!r}, which was skipped",
+                    )
+                del by_name[candidate.name]
+                changed = True
+                break
+
+    graph = {n: [d for d in c.info.depends_on if d != KERNEL_PLUGIN] for n, c in by_name.items()}
+    while True:
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            order = list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]
+            members = sorted(set(cycle))
+            text = " -> ".join(reversed(cycle))
+            for member in members:
+                _skip(
+                    records,
+                    by_name[member],
+                    SkipReason.DEPENDENCY_CYCLE,
+                    f"dependency cycle {text}",
+                )
+                del graph[member]
+                del by_name[member]
+            # Dependents of cycle members can no longer load either.
+            for name in list(graph):
+                if any(dep not in graph for dep in graph[name]):
+                    bad = [d for d in graph[name] if d not in graph]
+                    _skip(
+                        records,
+                        by_name[name],
+                        SkipReason.DEPENDENCY_SKIPPED,
+                        f"depends on plugin {bad[0]!r}, which was skipped",
+                    )
+                    del graph[name]
+                    del by_name[name]
+            continue
+        return [by_name[n] for n in order]
+
+
+def _skip(
+    records: dict[str, PluginRecord], candidate: _Candidate, code: SkipReason, reason: str
+) -> None:
+    record = records[candidate.name]
+    record.status, record.reason_code, record.reason = Status.SKIPPED, code, reason
+
+
+def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
+    return sorted(caller.name for caller in manager.get_hookcallers(module) or [])
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
+    known = {name for name in vars(hookspecs) if not name.startswith("_")}
+    unknown = []
+    for attr in dir(module):
+        if manager.parse_hookimpl_opts(module, attr) is not None and attr not in known:
+            unknown.append(attr)
+    return unknown
+
+
+def _distribution_of(target: str) -> str | None:
+    top = target.split(":", maxsplit=1)[0].split(".", maxsplit=1)[0]
+    distributions = _packages_distributions().get(top)
+    return distributions[0] if distributions else None
+
+
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Top-level import name -> distributions (scans all metadata once: only on demand)."""
+    return importlib.metadata.packages_distributions()
+
+
+def _version_of(distribution: str | None) -> str | None:
+    if distribution is None:
+        return None
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
