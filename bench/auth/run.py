@@ -147,13 +147,12 @@ def seed(env: dict[str, str]) -> Seeded:
 async def _insert_rows(settings: Any, tenants: list[uuid.UUID]) -> dict[uuid.UUID, list[int]]:
     from bp_bench_auth.models import BenchItem
 
-    from backplane.db.engine import create_engine, create_sessionmaker
-    from backplane.db.tenancy import bypass_tenancy
+    from backplane.db.engine import Database
 
-    engine = create_engine(settings)
+    database = Database(settings)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            bypass_tenancy(session, "bench/auth seeds rows for two tenants")
+        reason = "bench/auth seeds rows for two tenants"
+        async with database.maintenance(reason) as session, session.begin():
             ids: dict[uuid.UUID, list[int]] = {t: [] for t in tenants}
             next_id = 1
             for _ in range(ROWS_PER_TENANT):
@@ -163,7 +162,7 @@ async def _insert_rows(settings: Any, tenants: list[uuid.UUID]) -> dict[uuid.UUI
                     next_id += 1
         return ids
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 @contextmanager

@@ -50,7 +50,8 @@ from backplane.settings import load_settings
 app = create_app(load_settings())
 _elapsed = time.perf_counter() - _t0
 import json, sys
-records = getattr(getattr(app.state, "plugins", None), "records", {}) or {}
+from backplane.state import RAILS
+records = app.state[RAILS].plugins.records
 loaded = sorted(
     name for name, record in records.items()
     if getattr(record.status, "value", record.status) == "loaded"
