@@ -102,7 +102,9 @@ def test_plans_subscriptions_and_close_period_commands(tmp_path: Path) -> None:
 
 @dataclass
 class Ctx:
-    session: AsyncSession
+    """The part of the kernel facade the job reads."""
+
+    db: AsyncSession
 
 
 async def test_the_scheduled_job_closes_the_previous_period_once_after_the_grace(

@@ -258,3 +258,36 @@ def test_hook_register_tasks(authed: TestClient[Litestar], migrated: Any) -> Non
             return list(await session.scalars(select(TaskLog.label)))
 
     wait_for(lambda: asyncio.run(labels()) == ["hooked"], message="the plugin's task to run")
+
+
+def test_hook_register_billing_providers(data_dir: Path, migrated: Any) -> None:
+    """With ``billing.provider`` naming the plugin's provider, closing a period hands the
+    invoice to it: the reference the tenant sees is the one the provider returned."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from backplane.identity.models import Tenant
+    from tests.billing_helpers import history, put_plans, session_for
+
+    env = {
+        "BACKPLANE_DATA_DIR": str(data_dir),
+        "BACKPLANE_BILLING__PROVIDER": "kitchen_sink_ledger",
+    }
+    settings = make_settings(data_dir, env)
+    tenant = seed_tenant(migrated, "acme")
+
+    async def prepare() -> None:
+        await put_plans(settings, {"code": "paid", "name": "Paid", "fee": 1000})
+        await history(settings, tenant.tenant_id, ("paid", datetime(2026, 9, 1, tzinfo=UTC)))
+        async with session_for(settings, None, "test backdates a tenant") as session:
+            row = await session.get(Tenant, tenant.tenant_id)
+            assert row is not None
+            row.created_at = datetime(2026, 8, 1, tzinfo=UTC)
+
+    asyncio.run(prepare())
+    closed = run_cli("billing", "close-period", "--period", "2026-09", "--tenant", "acme", env=env)
+    assert closed.returncode == 0, closed.stderr
+    with TestClient(create_app(settings, plugins=load_plugins(settings))) as client:
+        invoices = client.get("/api/billing/invoices", headers=tenant.headers).json()
+    [invoice] = invoices
+    assert invoice["provider_reference"] == f"kitchen-sink/{invoice['number']}"

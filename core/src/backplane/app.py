@@ -25,6 +25,7 @@ from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
+from backplane.inference.service import MODEL_ERROR_HANDLERS
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         exception_handlers={
             QuotaExceeded: quota_exceeded_handler,
             PoolTimeoutError: pool_timeout_handler,
+            **MODEL_ERROR_HANDLERS,
         },
         before_send=[add_quota_headers],
         debug=False,

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from litestar import Request, Response
 
 from backplane._contract import ModelRef
 from backplane.billing.usage import UsageItem
-from backplane.inference.runtime import ModelCatalog
-from backplane.inference.v2 import numpy_dtype
+from backplane.inference.runtime import ModelCatalog, ModelNotFoundError
+from backplane.inference.v2 import V2Error, numpy_dtype
 
 if TYPE_CHECKING:
     from backplane.kernel import Kernel
@@ -50,7 +51,8 @@ class TenantModels:
         """Run model ``name`` (its latest version, or ``version``) on ``inputs`` (name ->
         array-like, converted with numpy), metered first; the outputs by name (all of them, or
         ``outputs``). Inputs that do not match the model's signature raise ``ValueError`` naming
-        what does not match."""
+        what does not match; left unhandled in a route, it answers 400 with that message (and
+        an unknown model 404), see :data:`MODEL_ERROR_HANDLERS`."""
         tenant = self._tenant()
         ref = await self._catalog.resolve(self._kernel.db, tenant, name, version)
         model = await self._catalog.aload(ref)
@@ -81,6 +83,16 @@ class TenantModels:
         if tenant is None:
             raise LookupError("kernel.models needs a tenant: use `async with kernel.tenant(...)`")
         return tenant
+
+
+def _client_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status = 404 if isinstance(exc, ModelNotFoundError) else getattr(exc, "status_code", 400)
+    return Response({"status_code": status, "detail": str(exc)}, status_code=status)
+
+
+MODEL_ERROR_HANDLERS = {V2Error: _client_error, ModelNotFoundError: _client_error}
+"""App-wide: a plugin route that lets ``kernel.models`` refuse its inputs answers the client
+(4xx with the reason), not 500. The V2 routes keep their own ``{"error": ...}`` documents."""
 
 
 def _dtype(datatype: str | None) -> Any:

@@ -156,9 +156,16 @@ def register_storage_backends(register: Any) -> None:
     register(StorageBackend(name="kitchen_sink_memory", open=open_memory_store))
 
 
+class KitchenSinkLedger:
+    """A billing provider that books finalized invoices under its own reference."""
+
+    async def invoice_finalized(self, session: Any, invoice: Any) -> str | None:
+        return f"kitchen-sink/{invoice.number}"
+
+
 @hookimpl
 def register_billing_providers(register: Any) -> None:
-    register("kitchen_sink_ledger", object())
+    register("kitchen_sink_ledger", KitchenSinkLedger())
 
 
 @hookimpl
