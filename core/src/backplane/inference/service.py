@@ -90,7 +90,10 @@ def _client_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return Response({"status_code": status, "detail": str(exc)}, status_code=status)
 
 
-MODEL_ERROR_HANDLERS = {V2Error: _client_error, ModelNotFoundError: _client_error}
+MODEL_ERROR_HANDLERS: dict[type[Exception], Any] = {
+    V2Error: _client_error,
+    ModelNotFoundError: _client_error,
+}
 """App-wide: a plugin route that lets ``kernel.models`` refuse its inputs answers the client
 (4xx with the reason), not 500. The V2 routes keep their own ``{"error": ...}`` documents."""
 
