@@ -90,7 +90,7 @@ def _client_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return Response({"status_code": status, "detail": str(exc)}, status_code=status)
 
 
-MODEL_ERROR_HANDLERS: dict[type[Exception], Any] = {
+MODEL_ERROR_HANDLERS: dict[int | type[Exception], Any] = {
     V2Error: _client_error,
     ModelNotFoundError: _client_error,
 }
