@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import bindparam, case, lambda_stmt, select, update
+from sqlalchemy import bindparam, case, delete, lambda_stmt, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -172,6 +172,18 @@ def _event_insert(insert: Any) -> Any:
         insert(UsageEvent)
         .on_conflict_do_nothing(index_elements=["tenant_id", "transaction_id"])
         .returning(UsageEvent.transaction_id)
+    )
+
+
+async def delete_events(
+    session: AsyncSession, tenant_id: uuid.UUID, transaction_ids: list[str]
+) -> None:
+    """Take back events a hard limit refused after they were inserted (partial batches)."""
+    connection = await connection_of(session)
+    await connection.execute(
+        delete(UsageEvent).where(
+            UsageEvent.tenant_id == tenant_id, UsageEvent.transaction_id.in_(transaction_ids)
+        )
     )
 
 

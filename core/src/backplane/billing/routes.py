@@ -36,7 +36,7 @@ from backplane.billing.schemas import (
     UsageOut,
 )
 from backplane.billing.subscriptions import ensure_subscription, subscribe, utc
-from backplane.billing.usage import period_bounds
+from backplane.billing.usage import UsageRecorder, period_bounds
 from backplane.identity.auth import Principal, requires
 from backplane.settings import Settings
 from backplane.state import rails_of
@@ -137,14 +137,13 @@ class UsageController(Controller):
         self,
         request: Req,
         data: JSONBody[EventBatch],
-        db: NamedDependency[AsyncSession],
+        usage: NamedDependency[UsageRecorder],
         settings: NamedDependency[Settings],
     ) -> EventBatchOut:
         limit = settings.billing.max_batch_events
         if len(data.events) > limit:
             raise HTTPException(status_code=413, detail=f"at most {limit} events per batch")
-        meters = rails_of(request).meters
-        return await record_batch(db, request.user.tenant_id, meters, data.events, settings.billing)
+        return await record_batch(usage, request.user.tenant_id, data.events, settings.billing)
 
     @get("/usage", guards=[requires("billing.read")], summary="Usage in the current period")
     async def usage(self, request: Req, db: NamedDependency[AsyncSession]) -> UsageOut:

@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane._contract import Meter
 from backplane.billing.meters import ADDITIVE
 from backplane.billing.recording import (
+    EventError,
     Limit,
     Recorded,
     add_to_counter,
     counter_value,
+    delete_events,
     entitlements_for,
     insert_events,
     notice_if_reached,
@@ -57,6 +59,8 @@ class UsageResult(msgspec.Struct, frozen=True):
     limit: float | None = None
     used: float | None = None
     reset_at: datetime | None = None
+    error: str | None = None
+    """Why the item was refused (``record_many(..., partial=True)`` only)."""
 
 
 class UsageItem(msgspec.Struct, frozen=True):
@@ -110,7 +114,9 @@ class UsageRecorder:
         item = UsageItem(code, value, properties, transaction_id, occurred_at)
         return (await self.record_many([item]))[0]
 
-    async def record_many(self, items: Sequence[UsageItem]) -> list[UsageResult]:
+    async def record_many(
+        self, items: Sequence[UsageItem], *, partial: bool = False
+    ) -> list[UsageResult]:
         """Record ``items`` as if by one ``record`` call each, in order, in a few statements.
 
         The results, the idempotency (a transaction id seen before, or earlier in the batch,
@@ -119,30 +125,34 @@ class UsageRecorder:
         the ``quota.reached`` notice are those of the one-by-one calls. Every item is checked
         before anything is written, so an invalid item leaves the transaction untouched; after
         :class:`QuotaExceeded` the caller rolls back, as after ``record``.
+
+        With ``partial`` (batches from external services, ``POST /api/billing/events``) a bad
+        item or one past a hard limit never fails the batch: it is answered with ``error`` set
+        and left out (its transaction id may be sent again), and the items that fit are kept.
         """
         now = datetime.now(UTC)
         rows: list[dict[str, Any]] = []
-        recorded: list[Recorded] = []
+        recorded: list[Recorded | None] = []
+        results: list[UsageResult] = []
         for item in items:
-            meter = self.meters.get(item.code)
-            if meter is None:
-                raise UnknownMeterError(f"no meter {item.code!r} is registered")
-            if item.value < 0:
-                raise ValueError("usage values cannot be negative")
-            properties = item.properties or {}
-            resolved = resolve(meter, item.value, properties)  # EventError is a ValueError
-            occurred = (item.occurred_at or now).astimezone(UTC)
+            try:
+                recorded.append(self._check(item, now))
+                results.append(UsageResult(recorded=False, meter=item.code))
+            except (ValueError, UnknownMeterError) as exc:  # EventError is a ValueError
+                if not partial:
+                    raise
+                recorded.append(None)
+                results.append(UsageResult(recorded=False, meter=item.code, error=str(exc)))
             rows.append(
                 {
                     "id": uuid.uuid4(),
                     "meter": item.code,
                     "transaction_id": item.transaction_id or uuid.uuid4().hex,
-                    "value": resolved.value,
-                    "properties": properties,
-                    "occurred_at": occurred,
+                    "value": recorded[-1].resolved.value if recorded[-1] else 0,
+                    "properties": item.properties or {},
+                    "occurred_at": recorded[-1].occurred_at if recorded[-1] else now,
                 }
             )
-            recorded.append(Recorded(meter, occurred, resolved))
         if not rows:
             return []
         tenant_id = session_tenant(self.session)
@@ -151,27 +161,45 @@ class UsageRecorder:
         fresh, seen = [], set()  # an id repeated within the batch is a duplicate too
         for position, row in enumerate(rows):
             row["tenant_id"] = tenant_id
-            if row["transaction_id"] not in seen:
+            if recorded[position] is not None and row["transaction_id"] not in seen:
                 seen.add(row["transaction_id"])
                 fresh.append(position)
         inserted = await insert_events(self.session, [rows[i] for i in fresh])
         new = [i for i in fresh if rows[i]["transaction_id"] in inserted]
-        results = [UsageResult(recorded=False, meter=row["meter"]) for row in rows]
         for i in new:
             results[i] = UsageResult(recorded=True, meter=rows[i]["meter"])
-        await self._count(tenant_id, [(i, recorded[i]) for i in new], results)
-        await summarise(self.session, tenant_id, [recorded[i] for i in new])
+        counted = [(i, event) for i in new if (event := recorded[i]) is not None]
+        refused = await self._count(tenant_id, counted, results, partial)
+        if refused:
+            await delete_events(
+                self.session, tenant_id, [rows[i]["transaction_id"] for i in refused]
+            )
+        await summarise(self.session, tenant_id, [e for i, e in counted if i not in refused])
         return results
 
+    def _check(self, item: UsageItem, now: datetime) -> Recorded:
+        meter = self.meters.get(item.code)
+        if meter is None:
+            raise UnknownMeterError(f"no meter {item.code!r} is registered")
+        resolved = resolve(meter, item.value, item.properties or {})
+        if item.value < 0:  # a count meter ignores the value, but a negative one is a bug
+            raise EventError(f"{item.code}: usage values must be finite and not negative")
+        return Recorded(meter, (item.occurred_at or now).astimezone(UTC), resolved)
+
     async def _count(
-        self, tenant_id: uuid.UUID, new: list[tuple[int, Recorded]], results: list[UsageResult]
-    ) -> None:
+        self,
+        tenant_id: uuid.UUID,
+        new: list[tuple[int, Recorded]],
+        results: list[UsageResult],
+        partial: bool,
+    ) -> set[int]:
         """Add the new events of additive meters to their period counters: one conditional
         ``UPDATE`` per (meter, period), in sorted order so that concurrent batches queue on
         the same rows instead of deadlocking, each held by the tenant's hard limit.
 
         The results (and ``QuotaExceeded``) carry the running totals one call per event would
         have seen, so headers and 429 bodies do not depend on how the events were batched.
+        Returns the positions refused by a hard limit (``partial`` only; otherwise raises).
         """
         groups: dict[tuple[str, datetime], list[int]] = {}
         for position, event in new:
@@ -179,35 +207,22 @@ class UsageRecorder:
                 key = (event.meter.code, period_bounds(event.occurred_at)[0])
                 groups.setdefault(key, []).append(position)
         if not groups:
-            return
+            return set()
         values = {position: event.resolved.value for position, event in new}
         limits = await entitlements_for(self.session, tenant_id, sorted({c for c, _ in groups}))
-        refusal: tuple[int, QuotaExceeded] | None = None
+        refused: dict[int, QuotaExceeded] = {}
         notices: list[tuple[str, tuple[datetime, datetime], Limit, list[float]]] = []
         for (code, start), positions in sorted(groups.items()):
             period = period_bounds(start)
             entitlement = limits.get(code)
             hard = entitlement.limit if entitlement is not None and entitlement.hard else None
             added = [values[p] for p in positions]
-            total = sum(added)
-            used = await add_to_counter(self.session, tenant_id, code, start, total, hard)
-            if used is None:
-                if hard is None:
-                    raise RuntimeError(f"could not add usage of {code} to its counter")
-                # The item one call per item would have stopped at, and the usage it would
-                # have seen (the first item when none crosses: the counter moved meanwhile).
-                before = await counter_value(self.session, tenant_id, code, start)
-                totals = running_totals(before, added)
-                stop = next((i for i, t in enumerate(totals) if t > hard), 0)
-                if refusal is None or positions[stop] < refusal[0]:
-                    seen = totals[stop - 1] if stop else before
-                    refusal = (positions[stop], QuotaExceeded(code, hard, seen, period[1]))
-                totals = totals[:stop]
-            else:
-                totals = running_totals(used - total, added)
-                totals[-1] = used  # exactly what the database holds
-                if entitlement is not None:
-                    notices.append((code, period, entitlement, totals))
+            totals, seen = await self._add(tenant_id, code, start, added, hard, partial)
+            for p in positions[len(totals) :]:
+                assert hard is not None  # only a hard limit refuses
+                refused[p] = QuotaExceeded(code, hard, seen, period[1])
+            if entitlement is not None and totals:
+                notices.append((code, period, entitlement, totals))
             for position, so_far in zip(positions, totals, strict=False):
                 results[position] = UsageResult(
                     recorded=True,
@@ -217,16 +232,79 @@ class UsageRecorder:
                     reset_at=period[1],
                 )
         counted = sorted(p for positions in groups.values() for p in positions)
-        if refusal is not None:  # the caller rolls back: the counters above go with it
-            self.results.extend(results[p] for p in counted if p < refusal[0])
-            raise refusal[1]
+        if refused and not partial:  # the caller rolls back: the counters above go with it
+            first = min(refused)
+            self.results.extend(results[p] for p in counted if p < first)
+            raise refused[first]
+        for position, refusal in refused.items():
+            results[position] = refused_result(refusal)
         for code, period, entitlement, totals in notices:
             # The total a one-by-one call first reached the limit with (the notice reports it).
             reached = next((t for t in totals if t >= entitlement.limit), totals[-1])
             await notice_if_reached(
                 self.session, tenant_id, code, period, entitlement.limit, entitlement.hard, reached
             )
-        self.results.extend(results[p] for p in counted)
+        self.results.extend(results[p] for p in counted if p not in refused)
+        return set(refused)
+
+    async def _add(
+        self,
+        tenant_id: uuid.UUID,
+        code: str,
+        start: datetime,
+        added: list[float],
+        hard: float | None,
+        partial: bool,
+    ) -> tuple[list[float], float]:
+        """Add a (meter, period) group to its counter: the running totals of what was
+        counted, and the usage a refused item sees (see :meth:`_fit`)."""
+        used = await add_to_counter(self.session, tenant_id, code, start, sum(added), hard)
+        if used is not None:
+            totals = running_totals(used - sum(added), added)
+            totals[-1] = used  # exactly what the database holds
+            return totals, used
+        if hard is None:
+            raise RuntimeError(f"could not add usage of {code} to its counter")
+        return await self._fit(tenant_id, code, start, added, hard, partial)
+
+    async def _fit(
+        self,
+        tenant_id: uuid.UUID,
+        code: str,
+        start: datetime,
+        added: list[float],
+        hard: float,
+        partial: bool,
+    ) -> tuple[list[float], float]:
+        """After the group was refused: the running totals of the longest prefix of ``added``
+        that fits under ``hard``, and the usage the first refused item sees. Strict batches
+        only need to know where one-by-one calls would have stopped (nothing is added: the
+        caller rolls back; the first item when none crosses, as the counter moved meanwhile);
+        ``partial`` ones add the prefix, trying again if the counter moved meanwhile."""
+        for _ in range(5):
+            before = await counter_value(self.session, tenant_id, code, start)
+            totals = running_totals(before, added)
+            kept = next((i for i, t in enumerate(totals) if t > hard), len(added) * partial)
+            if not partial or kept == 0:
+                return totals[:kept], totals[kept - 1] if kept else before
+            used = await add_to_counter(
+                self.session, tenant_id, code, start, sum(added[:kept]), hard
+            )
+            if used is not None:
+                totals = running_totals(used - sum(added[:kept]), added[:kept])
+                return totals, used
+        return [], before
+
+
+def refused_result(refusal: QuotaExceeded) -> UsageResult:
+    return UsageResult(
+        recorded=False,
+        meter=refusal.meter,
+        limit=refusal.limit,
+        used=refusal.used,
+        reset_at=refusal.reset_at,
+        error=str(refusal),
+    )
 
 
 def running_totals(start: float, values: list[float]) -> list[float]:
