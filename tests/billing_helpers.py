@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,13 +14,13 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Meter
-from backplane.billing.context import BillingContext
 from backplane.billing.plan_models import Subscription
 from backplane.billing.plans import PlanSpec, store_plan
-from backplane.billing.providers import LedgerProvider
+from backplane.billing.providers import BillingContext
 from backplane.billing.subscriptions import subscribe
 from backplane.db.engine import Database
 from backplane.db.tenancy import bind_tenant
+from backplane.events import Events
 from backplane.settings import Settings
 
 METERS = {
@@ -40,8 +41,30 @@ METERS = {
 }
 
 
+_RAILS: dict[int, tuple[Settings, Any]] = {}
+
+
+def rails_for(settings: Settings) -> Any:
+    """The rails a process with ``settings`` builds (kept per settings object: building them
+    loads the plugins)."""
+    from backplane.kernel import Rails
+    from backplane.loading import load_plugins
+
+    found = _RAILS.get(id(settings))
+    if found is None or found[0] is not settings:
+        found = _RAILS[id(settings)] = (settings, Rails.build(settings, load_plugins(settings)))
+    return found[1]
+
+
+def billing_events(settings: Settings) -> Events:
+    """The platform events of a process with ``settings`` (webhooks subscribed)."""
+    events: Events = rails_for(settings).events
+    return events
+
+
 def billing_context(settings: Settings, meters: dict[str, Meter] | None = None) -> BillingContext:
-    return BillingContext(settings, dict(meters or METERS), {"ledger": LedgerProvider()})
+    """The process's billing context, with the test meters (or ``meters``)."""
+    return dataclasses.replace(rails_for(settings).billing, meters=dict(meters or METERS))
 
 
 @asynccontextmanager

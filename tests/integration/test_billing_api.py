@@ -23,7 +23,14 @@ from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails
-from tests.billing_helpers import METERS, billing_context, history, put_plans, session_for
+from tests.billing_helpers import (
+    METERS,
+    billing_context,
+    billing_events,
+    history,
+    put_plans,
+    session_for,
+)
 from tests.conftest import make_settings
 
 LIMITED = {
@@ -367,7 +374,9 @@ async def test_the_recorder_notifies_a_soft_limit_once_and_keeps_counting(
     for i in range(4):
         async with session_for(settings, tenant_a.tenant_id) as session:
             results.append(
-                await UsageRecorder(session, METERS).record("test.calls", transaction_id=f"r{i}")
+                await UsageRecorder(session, METERS, billing_events(settings)).record(
+                    "test.calls", transaction_id=f"r{i}"
+                )
             )
     assert [(r.recorded, r.used, r.limit) for r in results] == [
         (True, 1.0, 2.0),

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.jobs import STATE_KEY, close_ended_period
 from backplane.billing.plan_models import Invoice
@@ -16,6 +14,7 @@ from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.models import KernelState
 from backplane.plugins import PluginSet
 from backplane.testing import SeededTenant
+from tests.app_helpers import kernel_on
 from tests.billing_helpers import history, put_plans, session_for
 from tests.cli import run_cli
 
@@ -100,20 +99,10 @@ def test_plans_subscriptions_and_close_period_commands(tmp_path: Path) -> None:
     assert run_cli("billing", "close-period", "--period", "2026-13", env=env).returncode == 2
 
 
-@dataclass
-class Ctx:
-    """The part of the kernel facade the job reads."""
-
-    db: AsyncSession
-
-
 async def test_the_scheduled_job_closes_the_previous_period_once_after_the_grace(
     migrated: PluginSet, tenant_a: SeededTenant
 ) -> None:
     settings = migrated.settings
-    from backplane.billing.context import configure
-
-    configure(migrated)
     await put_plans(settings, {"code": "paid", "name": "Paid", "fee": 1000})
     await history(settings, tenant_a.tenant_id, ("paid", datetime(2026, 9, 1, tzinfo=UTC)))
     # The tenant row was created now; the job only bills tenants created before the period end.
@@ -127,8 +116,9 @@ async def test_the_scheduled_job_closes_the_previous_period_once_after_the_grace
     async def run(now: datetime) -> int:
         engine = create_engine(settings)
         try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await close_ended_period(Ctx(session), now=now)
+            sessions = create_sessionmaker(engine)
+            async with sessions() as session, session.begin(), kernel_on(migrated, session) as k:
+                return await close_ended_period(k, now=now)
         finally:
             await engine.dispose()
 

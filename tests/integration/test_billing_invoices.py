@@ -23,7 +23,14 @@ from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
-from tests.billing_helpers import METERS, billing_context, history, put_plans, session_for
+from tests.billing_helpers import (
+    METERS,
+    billing_context,
+    billing_events,
+    history,
+    put_plans,
+    session_for,
+)
 from tests.conftest import make_settings
 
 BASIC = {
@@ -143,7 +150,7 @@ def billed(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Settings, Se
 
 async def record_all(settings: Settings, tenant: SeededTenant) -> None:
     async with session_for(settings, tenant.tenant_id) as session:
-        recorder = UsageRecorder(session, METERS)
+        recorder = UsageRecorder(session, METERS, billing_events(settings))
         for i, (code, value, properties, when) in enumerate(EVENTS):
             await recorder.record(
                 code, value, transaction_id=f"e{i}", properties=properties, occurred_at=when

@@ -43,7 +43,7 @@ from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
-from tests.billing_helpers import METERS, session_for
+from tests.billing_helpers import METERS, billing_events, session_for
 from tests.conftest import make_settings
 
 AT = datetime(2026, 9, 14, 10, 15, tzinfo=UTC)
@@ -113,7 +113,7 @@ async def one_by_one(
     and the request's quota results (``quota``, which outlives a refusal, as the app's does)."""
     quota = [] if quota is None else quota
     async with session_for(settings, tenant.tenant_id) as session:
-        recorder = UsageRecorder(session, METERS, quota)
+        recorder = UsageRecorder(session, METERS, billing_events(settings), quota)
         results = [
             await recorder.record(
                 i.code,
@@ -135,7 +135,9 @@ async def batched(
 ) -> tuple[list[UsageResult], list[UsageResult]]:
     quota = [] if quota is None else quota
     async with session_for(settings, tenant.tenant_id) as session:
-        results = await UsageRecorder(session, METERS, quota).record_many(items)
+        results = await UsageRecorder(session, METERS, billing_events(settings), quota).record_many(
+            items
+        )
     return results, quota
 
 
@@ -259,7 +261,9 @@ async def test_a_batch_crossing_a_hard_limit_raises_and_leaves_nothing(
     for record in (one_by_one, batched):
         tenant = one if record is one_by_one else many
         async with session_for(settings, tenant.tenant_id) as session:
-            await UsageRecorder(session, METERS).record("test.peak", 1, transaction_id="kept")
+            await UsageRecorder(session, METERS, billing_events(settings)).record(
+                "test.peak", 1, transaction_id="kept"
+            )
         with pytest.raises(QuotaExceeded) as refused:
             await record(settings, tenant, items)
         refusals.append(refused.value)
@@ -321,7 +325,7 @@ async def test_an_invalid_item_fails_the_batch_before_anything_is_written(
         (UsageItem("test.users", properties={}), EventError),
     ]
     async with session_for(settings, tenant.tenant_id) as session:
-        recorder = UsageRecorder(session, METERS)
+        recorder = UsageRecorder(session, METERS, billing_events(settings))
         assert await recorder.record_many([]) == []
         for item, error in bad:
             with pytest.raises(error):
@@ -330,7 +334,7 @@ async def test_an_invalid_item_fails_the_batch_before_anything_is_written(
         assert recorder.results == []
     async with session_for(settings, None, "test records without a tenant") as session:
         with pytest.raises(PermissionError):
-            await UsageRecorder(session, METERS).record_many([good])
+            await UsageRecorder(session, METERS, billing_events(settings)).record_many([good])
 
 
 async def test_usage_reads_agree_with_the_raw_events_after_batches(
@@ -382,7 +386,7 @@ async def test_record_is_a_batch_of_one(
     settings, tenant, _ = two_tenants
     await limit(settings, tenant, "test.calls", 2, hard=True)
     async with session_for(settings, tenant.tenant_id) as session:
-        recorder = UsageRecorder(session, METERS)
+        recorder = UsageRecorder(session, METERS, billing_events(settings))
         first = await recorder.record("test.calls", transaction_id=str(uuid.uuid4()))
         peak = await recorder.record("test.peak", 3, transaction_id="p")
         duplicate = await recorder.record("test.peak", 3, transaction_id="p")

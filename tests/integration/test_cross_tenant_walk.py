@@ -256,7 +256,6 @@ def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint
 def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded) -> tuple[str, str]:
     """B on a private (operator-made) plan since last month, and last month's invoice: made
     by operator paths, which have no API."""
-    from backplane.billing.context import configure
     from backplane.billing.invoices import close_tenant_period, previous_period
     from backplane.billing.plans import PlanSpec, store_plan
     from backplane.billing.subscriptions import subscribe
@@ -264,7 +263,7 @@ def _seed_private_plan_and_invoice(client: TestClient[Litestar], tenant: Seeded)
     from tests.db_helpers import admin_session
 
     runtime = rails(client.app).tasks
-    context = configure(rails(client.app).plugins)
+    context = rails(client.app).billing
     code = f"globex-enterprise-{uuid.uuid4().hex[:6]}"
     last_month = previous_period(datetime.now(UTC))
 

@@ -87,6 +87,8 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
             "/api/tenant/plugins/kitchen_sink", json={"enabled": True}, headers=tenant.headers
         )
         assert switched.status_code == 200
+        noted = client.post("/api/kitchen_sink/notes", json={"body": "x"}, headers=tenant.headers)
+        assert noted.status_code == 201  # emits kitchen_sink.note_created
     run_cli("--help", env={"BACKPLANE_DATA_DIR": str(data_dir)})
     assert set(hookspec_names()) - spied == set()
 

@@ -262,15 +262,15 @@ def seed_operator_paths(settings: Settings, plugins: PluginSet, tenant: Seeded) 
     last month, and last month's invoice (invoice and lines), as an operator makes them."""
     from sqlalchemy import delete
 
-    from backplane.billing.context import configure
     from backplane.billing.invoices import close_tenant_period, previous_period
     from backplane.billing.plan_models import Subscription
     from backplane.billing.plans import LimitSpec, PlanSpec, store_plan
     from backplane.billing.subscriptions import subscribe
     from backplane.db.engine import create_engine, create_sessionmaker
     from backplane.db.tenancy import bind_tenant, bypass_tenancy
+    from tests.billing_helpers import rails_for
 
-    context = configure(plugins)
+    context = rails_for(settings).billing
     last_month = previous_period(datetime.now(UTC))
     spec = PlanSpec(
         code=f"{tenant.slug}-private",

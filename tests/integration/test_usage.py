@@ -17,6 +17,7 @@ from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
 from backplane.testing import SeededTenant, seed_tenant
+from tests.billing_helpers import billing_events
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 
@@ -95,7 +96,7 @@ async def test_the_same_transaction_ids_are_counted_once_even_concurrently(
     async def send(transaction_id: str) -> bool:
         async with sessions() as session:
             bind_tenant(session, tenant.tenant_id)
-            result = await UsageRecorder(session, meters).record(
+            result = await UsageRecorder(session, meters, billing_events(settings)).record(
                 METER, transaction_id=transaction_id
             )
             await session.commit()
@@ -117,7 +118,9 @@ async def test_a_rolled_back_action_leaves_no_usage(env: dict[str, str], data_di
     meters = {m.code: m for m in await _meters(plugins)}
     async with create_sessionmaker(engine)() as session:
         bind_tenant(session, tenant.tenant_id)
-        await UsageRecorder(session, meters).record(METER, transaction_id="lost")
+        await UsageRecorder(session, meters, billing_events(settings)).record(
+            METER, transaction_id="lost"
+        )
         await session.rollback()
     await engine.dispose()
     assert await totals(settings, tenant) == (0.0, 0)

@@ -24,6 +24,7 @@ from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails
+from tests.billing_helpers import billing_events
 from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 
@@ -67,7 +68,9 @@ async def test_concurrent_requests_share_rounds_and_the_limit_admits_exactly(
     settings = plugins.settings
     await set_limit(settings, tenant, 20)
     engine = create_engine(settings)
-    writer = UsageWriter(create_sessionmaker(engine), collect_meters(plugins))
+    writer = UsageWriter(
+        create_sessionmaker(engine), collect_meters(plugins), billing_events(plugins.settings)
+    )
 
     async def request(i: int) -> Any:
         try:
@@ -97,7 +100,9 @@ async def test_without_a_limit_in_reach_concurrent_requests_share_transactions(
 ) -> None:
     plugins, tenant = world
     engine = create_engine(plugins.settings)
-    writer = UsageWriter(create_sessionmaker(engine), collect_meters(plugins))
+    writer = UsageWriter(
+        create_sessionmaker(engine), collect_meters(plugins), billing_events(plugins.settings)
+    )
     results = await asyncio.gather(
         *[writer.record(tenant.tenant_id, [UsageItem(METER)]) for _ in range(60)]
     )

@@ -31,7 +31,6 @@ from backplane.billing.webhooks import (
     INVOICE_FINALIZED,
     QUOTA_REACHED,
     InvalidSignatureError,
-    emit_billing_event,
     verify_signature,
 )
 from backplane.billing.webhooks import urls as webhook_urls
@@ -172,7 +171,7 @@ def dispatch(app: Litestar) -> int:
 
     async def go() -> int:
         async with admin_session(settings, "test: dispatch due deliveries") as session:
-            count = await dispatch_due(session, settings.webhooks)
+            count = await dispatch_due(session, runtime.queue_for(session), settings.webhooks)
             await session.commit()
         return count
 
@@ -231,7 +230,7 @@ def emit(
     async def go() -> None:
         async with runtime.sessionmaker() as session:
             bind_tenant(session, tenant.tenant_id)
-            await emit_billing_event(session, event_type, data)
+            await rails(app).events.emit(session, event_type, data)
             if commit:
                 await session.commit()
             else:
@@ -524,3 +523,48 @@ def test_members_without_the_permission_are_refused(
     answer = client.get(BASE, headers=viewer)
     assert answer.status_code == 403
     assert "billing.webhooks.manage" in answer.text
+
+
+# -- platform events: plugins add types, webhooks are one subscriber ----------------------------
+def test_hook_register_event_types(
+    authed: TestClient[Litestar], tenant_a: Seeded, receiver: Receiver
+) -> None:
+    """kitchen_sink registers ``kitchen_sink.note_created`` and emits it on every note: an
+    endpoint may subscribe to it (an unregistered name is refused), and receives it signed."""
+    refused = authed.post(
+        BASE, json={"url": receiver.url("/x"), "event_types": ["kitchen_sink.nope"]}
+    )
+    assert refused.status_code == 422
+    assert "kitchen_sink.note_created" in refused.json()["detail"]
+    endpoint = register(
+        authed,
+        receiver,
+        "/hooks/notes",
+        tenant_a.headers,
+        event_types=["kitchen_sink.note_created"],
+    )
+    quiet = register(
+        authed, receiver, "/hooks/quota", tenant_a.headers, event_types=[QUOTA_REACHED]
+    )
+    created = authed.post("/api/kitchen_sink/notes", json={"body": "heard"})
+    assert created.status_code == 201, created.text
+
+    [row] = settled(authed, endpoint["id"], tenant_a.headers)
+    assert (row["status"], row["event_type"]) == ("succeeded", "kitchen_sink.note_created")
+    [got] = receiver.on("/hooks/notes")
+    assert got.verified, got.problem
+    assert json.loads(got.body)["data"] == {"id": created.json()["id"], "body": "heard"}
+    assert deliveries(authed, quiet["id"], tenant_a.headers) == []
+
+
+def test_hook_event_emitted(authed: TestClient[Litestar], tenant_a: Seeded) -> None:
+    """Subscribers hear every event in the emitter's transaction, each through its own
+    kernel view bound to the event's tenant."""
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    kitchen_sink.EVENTS.clear()
+    assert authed.post("/api/kitchen_sink/notes", json={"body": "one"}).status_code == 201
+    [(kernel, event)] = [e for name, e in kitchen_sink.EVENTS if name == "event_emitted"]
+    assert (event.type, event.tenant_id) == ("kitchen_sink.note_created", tenant_a.tenant_id)
+    assert kernel.tenant_id == tenant_a.tenant_id
+    assert kernel.plugin == "kitchen_sink"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from backplane._contract import (
     AuthBackend,
     BillingProvider,
+    EventType,
     InferenceModel,
     InferenceRuntime,
     Meter,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from backplane.db.base import Base
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
+    from backplane.events import Event, UnknownEventTypeError
     from backplane.identity.auth import Principal
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
@@ -59,6 +61,8 @@ _LAZY: dict[str, str] = {
     "ArtifactMissingError": "backplane.inference.storage",
     "NoSessionError": "backplane.kernel",
     "TaskQueue": "backplane.tasks.context",
+    "Event": "backplane.events",
+    "UnknownEventTypeError": "backplane.events",
     "UsageRecorder": "backplane.billing.usage",
     "QuotaExceeded": "backplane.billing.usage",
     "requires_entitlement": "backplane.billing.entitlements",
@@ -73,6 +77,8 @@ __all__ = [
     "AuthBackend",
     "Base",
     "BillingProvider",
+    "Event",
+    "EventType",
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
@@ -91,6 +97,7 @@ __all__ = [
     "Task",
     "TaskQueue",
     "TenantScoped",
+    "UnknownEventTypeError",
     "UnknownTenantError",
     "UsageRecorder",
     "__version__",

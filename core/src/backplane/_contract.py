@@ -117,6 +117,14 @@ class Meter(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
 
 
+class EventType(msgspec.Struct, frozen=True, kw_only=True):
+    """A kind of platform event (``register_event_types``): what happened, for subscribers
+    (``event_emitted``) and for tenants' webhook endpoints to subscribe to by name."""
+
+    name: str
+    description: str = ""
+
+
 class Permission(msgspec.Struct, frozen=True, kw_only=True):
     """A permission code and the membership roles that hold it by default."""
 

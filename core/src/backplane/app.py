@@ -19,9 +19,7 @@ from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
 
 from backplane._providers import request_dependencies
-from backplane.billing.context import configure as configure_billing
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
-from backplane.billing.providers import active_provider
 from backplane.billing.usage import QuotaExceeded
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
@@ -48,8 +46,6 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     plugins = plugins or load_plugins(settings)
     rails = Rails.build(settings, plugins)
     kernel = rails.kernel()
-    billing = configure_billing(plugins)  # for tasks and hooks, which get no app
-    active_provider(billing.providers, settings.billing.provider)  # a typo fails at start
     embedded_worker: list[dramatiq.Worker] = []
 
     @asynccontextmanager

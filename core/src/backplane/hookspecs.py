@@ -91,6 +91,20 @@ def register_billing_providers(register: Any, settings: Any, plugin_settings: An
 
 
 @hookspec
+def register_event_types(register: Any, settings: Any, plugin_settings: Any) -> Any:
+    """Register the platform events the plugin emits: ``register(EventType(name=..., ...))``;
+    a name starts with the plugin's name (``helpdesk.ticket_closed``). Only registered types
+    can be emitted (``kernel.events.emit``) or subscribed to by webhook endpoints."""
+
+
+@hookspec
+def event_emitted(kernel: Any, event: Any) -> Any:
+    """A platform event (:class:`backplane.Event`) was emitted: called in the emitter's
+    transaction, with ``kernel`` bound to the event's tenant and that session, so what a
+    subscriber writes or enqueues (``kernel.tasks``) commits, or rolls back, with the action."""
+
+
+@hookspec
 def seed_demo_data(kernel: Any) -> Any:
     """Add demo rows on the first ``backplane demo seed`` of a database; ``kernel.db`` is the
     demo tenant's session (the kernel commits). A returned dict of credentials or hints is

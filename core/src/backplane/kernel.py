@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
     from backplane._contract import Meter
     from backplane.billing.group import UsageWriter
+    from backplane.billing.providers import BillingContext
     from backplane.billing.usage import UsageRecorder, UsageResult
     from backplane.caching import RefreshAheadCache
     from backplane.db.engine import Database
+    from backplane.events import Events, TenantEvents
     from backplane.identity.auth import Principal
     from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
@@ -86,6 +88,8 @@ class Rails:
     features: RefreshAheadCache[uuid.UUID, frozenset[str]]
     """Tenants' plan features, for ``requires_entitlement`` guards."""
     public: Settings = field(init=False)
+    events: Events = field(init=False)
+    billing: BillingContext = field(init=False)
     auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
 
@@ -99,7 +103,9 @@ class Rails:
         from backplane.billing.entitlements import features_cache
         from backplane.billing.group import UsageWriter
         from backplane.billing.meters import collect_meters
+        from backplane.billing.providers import BillingContext, collect_providers
         from backplane.db.engine import Database
+        from backplane.events import Events, collect_event_types
         from backplane.identity.backends import auth_backends
         from backplane.identity.holder import IdentityHolder
         from backplane.identity.permissions import role_permissions
@@ -109,6 +115,10 @@ class Rails:
 
         database = Database(settings)
         meters = collect_meters(plugins)
+        # Subscribers are called through the kernel's own view, made once the rails exist.
+        events = Events(
+            collect_event_types(plugins), lambda *a, **k: rails.kernel().notify(*a, **k)
+        )
         rails = cls(
             settings=settings,
             plugins=plugins,
@@ -118,12 +128,14 @@ class Rails:
             models=ModelCatalog(plugins, database.sessions),
             identity=IdentityHolder(settings, database, role_permissions(plugins)),
             usage_writer=UsageWriter(
-                database.sessions, meters, unlimited_s=settings.inference.metering_overlap_s
+                database.sessions, meters, events, unlimited_s=settings.inference.metering_overlap_s
             ),
             rate_limits=RateLimits(settings),
             features=features_cache(database, settings),
         )
         kernel = rails.kernel()
+        rails.events = events
+        rails.billing = BillingContext(settings, meters, collect_providers(plugins), events)
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
         return rails
@@ -257,8 +269,18 @@ class Kernel:
         if self._usage is None:
             from backplane.billing.usage import UsageRecorder
 
-            self._usage = UsageRecorder(self.db, self._rails.meters, self.usage_results)
+            self._usage = UsageRecorder(
+                self.db, self._rails.meters, self._rails.events, self.usage_results
+            )
         return self._usage
+
+    @property
+    def events(self) -> TenantEvents:
+        """Emit platform events in this session's transaction: ``await
+        kernel.events.emit("helpdesk.ticket_closed", {...})`` (see :mod:`backplane.events`)."""
+        from backplane.events import TenantEvents
+
+        return TenantEvents(self._rails.events, self.db)
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

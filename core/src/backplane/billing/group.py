@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backplane._contract import Meter
 from backplane.billing.usage import QuotaExceeded, UsageItem, UsageRecorder, UsageResult
 from backplane.db.tenancy import bind_tenant
+from backplane.events import Events
 
 T = TypeVar("T")
 
@@ -50,11 +51,13 @@ class UsageWriter:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         meters: dict[str, Meter],
+        events: Events,
         max_requests: int = 512,
         unlimited_s: float = 0.0,
     ) -> None:
         self._sessions = sessionmaker
         self._meters = meters
+        self._events = events
         self._max_requests = max_requests
         self._unlimited_s = unlimited_s
         self._unlimited: dict[tuple[uuid.UUID, frozenset[str]], float] = {}
@@ -154,7 +157,7 @@ class UsageWriter:
         async with self._sessions() as session:
             bind_tenant(session, tenant_id)
             async with session.begin():
-                return await UsageRecorder(session, self._meters).record_many(items)
+                return await UsageRecorder(session, self._meters, self._events).record_many(items)
 
 
 def _succeed(waiting: _Waiting, results: list[UsageResult]) -> None:

@@ -22,10 +22,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.aggregate import window_usage
-from backplane.billing.context import BillingContext
 from backplane.billing.plan_models import DRAFT, FINALIZED, Invoice, InvoiceLine, PlanCharge
 from backplane.billing.pricing import ChargeSpec, price, prorate, quantity_decimal
-from backplane.billing.providers import active_provider
+from backplane.billing.providers import BillingContext, active_provider
 from backplane.billing.recording import insert_for
 from backplane.billing.schemas import InvoiceLineOut, InvoiceOut
 from backplane.billing.subscriptions import segments, utc
@@ -142,10 +141,8 @@ async def close_tenant_period(
         session, out
     )
     await session.flush()
-    from backplane.billing.webhooks.events import emit_billing_event
-
     data = msgspec.to_builtins(invoice_out(existing, lines))
-    await emit_billing_event(session, "invoice.finalized", data, tenant_id=tenant_id)
+    await context.events.emit(session, "invoice.finalized", data, tenant_id=tenant_id)
     return existing
 
 

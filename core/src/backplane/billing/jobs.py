@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
-from backplane.billing.context import context_for
 from backplane.billing.invoices import close_tenant_period, previous_period
 from backplane.billing.usage import period_bounds
 from backplane.db.models import KernelState
 from backplane.db.tenancy import rebind_tenant
 from backplane.identity.models import Tenant
+from backplane.kernel import Kernel, internals
 
 log = logging.getLogger(__name__)
 STATE_KEY = "billing.closed_period"
 
 
-async def close_ended_period(kernel: Any, now: datetime | None = None) -> int:
+async def close_ended_period(kernel: Kernel, now: datetime | None = None) -> int:
     """Invoice every tenant for the previous period; return how many invoices were closed."""
     session = kernel.db
-    context = context_for(session)
+    context = internals(kernel).billing
     now = now or datetime.now(UTC)
     current, _ = period_bounds(now)
     if now < current + timedelta(seconds=context.settings.billing.close_grace_s):

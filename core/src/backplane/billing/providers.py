@@ -9,13 +9,16 @@ transaction, so raising there leaves the invoice a draft and the close is retrie
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane._contract import BillingProvider
+from backplane._contract import BillingProvider, Meter
 from backplane.billing.schemas import InvoiceOut
+from backplane.events import Events
 from backplane.plugins import PluginSet
+from backplane.settings import Settings
 
 
 class Provider(Protocol):
@@ -55,3 +58,17 @@ def active_provider(providers: dict[str, Any], name: str) -> Provider:
             f"BACKPLANE_BILLING__PROVIDER: no provider {name!r} (registered: {known})"
         )
     return provider  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BillingContext:
+    """What closing a period needs beyond the session: the process's settings, meters,
+    providers and events (``Rails.billing``, reached by kernel code through its kernel)."""
+
+    settings: Settings
+    meters: dict[str, Meter]
+    providers: dict[str, Any]
+    events: Events
+
+    def __post_init__(self) -> None:
+        active_provider(self.providers, self.settings.billing.provider)  # a typo fails at start

@@ -38,6 +38,7 @@ from backplane.billing.models import (
     UsageEvent,
     UsageRollup,
 )
+from backplane.events import Events
 
 MAX_DISTINCT_LENGTH = 200
 MAX_GROUP_KEY_LENGTH = 500
@@ -344,15 +345,15 @@ async def counter_value(
 
 async def notice_if_reached(
     session: AsyncSession,
+    events: Events,
     tenant_id: uuid.UUID,
     code: str,
     period: tuple[datetime, datetime],
-    limit: float,
-    hard: bool,
+    limit: Limit,
     used: float,
 ) -> None:
-    """Send ``quota.reached`` the first time a period's usage reaches the meter's limit."""
-    if used < limit:
+    """Emit ``quota.reached`` the first time a period's usage reaches the meter's limit."""
+    if used < limit.limit:
         return
     start, end = period
     connection = await connection_of(session)
@@ -362,21 +363,15 @@ async def notice_if_reached(
     )
     if inserted.first() is None:
         return
-    from backplane.billing.webhooks.events import emit_billing_event
-
-    await emit_billing_event(
-        session,
-        "quota.reached",
-        {
-            "meter": code,
-            "limit": limit,
-            "used": used,
-            "hard": hard,
-            "period_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "reset_at": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        tenant_id=tenant_id,
-    )
+    data = {
+        "meter": code,
+        "limit": limit.limit,
+        "used": used,
+        "hard": limit.hard,
+        "period_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reset_at": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    await events.emit(session, "quota.reached", data, tenant_id=tenant_id)
 
 
 def _notice_insert(insert: Any) -> Any:

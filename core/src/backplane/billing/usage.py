@@ -36,6 +36,7 @@ from backplane.billing.recording import (
     summarise,
 )
 from backplane.db.tenancy import session_tenant
+from backplane.events import Events
 
 
 class UnknownMeterError(LookupError):
@@ -94,10 +95,13 @@ class UsageRecorder:
         self,
         session: AsyncSession,
         meters: dict[str, Meter],
+        events: Events,
         results: list[UsageResult] | None = None,
     ) -> None:
         self.session = session
         self.meters = meters
+        self.events = events
+        """Where ``quota.reached`` goes."""
         self.results: list[UsageResult] = [] if results is None else results
         """What this request recorded (the app turns limits into response headers)."""
 
@@ -242,7 +246,7 @@ class UsageRecorder:
             # The total a one-by-one call first reached the limit with (the notice reports it).
             reached = next((t for t in totals if t >= entitlement.limit), totals[-1])
             await notice_if_reached(
-                self.session, tenant_id, code, period, entitlement.limit, entitlement.hard, reached
+                self.session, self.events, tenant_id, code, period, entitlement, reached
             )
         self.results.extend(results[p] for p in counted if p not in refused)
         return set(refused)

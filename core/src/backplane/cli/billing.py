@@ -51,13 +51,12 @@ def close_period(slug: str | None, period: str | None) -> None:
 async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
     from sqlalchemy import select
 
-    from backplane.billing.context import configure
     from backplane.billing.invoices import close_tenant_period
-    from backplane.db.engine import Database
     from backplane.identity.models import Tenant
+    from backplane.kernel import Rails
 
-    context = configure(_context.plugin_set())
-    database = Database(_context.settings())
+    rails = Rails.build(_context.settings(), _context.plugin_set())
+    database, context = rails.database, rails.billing
     try:
         async with database.maintenance("operator: billing close-period lists tenants") as session:
             query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
@@ -82,7 +81,7 @@ async def _close(slug: str | None, start: datetime) -> tuple[int, int]:
                     click.echo(f"\n{name}: {type(exc).__name__}: {exc}", err=True)
         return closed, failed
     finally:
-        await database.dispose()
+        await rails.close()
 
 
 def _name(item: tuple[uuid.UUID, str] | None) -> str | None:

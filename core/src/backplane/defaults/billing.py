@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane._contract import Meter, Permission
+from backplane._contract import EventType, Meter, Permission
 from backplane.hookspecs import hookimpl
 
 
@@ -67,6 +67,34 @@ def register_tasks(register: Any) -> None:
     # its time limit covers the HTTP attempt (webhooks.timeout_s) with room to record it.
     register(deliver_webhook, queue="backplane", max_retries=0, time_limit_ms=120_000)
     register(dispatch_webhooks, queue="backplane", schedule="* * * * *")
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(
+        EventType(
+            name="quota.reached",
+            description="A metered limit (hard or soft) was reached; `data` names the meter, "
+            "limit, usage and reset time",
+        ),
+        EventType(
+            name="invoice.finalized",
+            description="A billing period was closed into a finalized invoice (`data`)",
+        ),
+        EventType(
+            name="webhook.test",
+            description="Sent by POST /api/billing/webhooks/{id}/test to that endpoint only",
+        ),
+    )
+
+
+@hookimpl
+async def event_emitted(kernel: Any, event: Any) -> None:
+    """Billing webhooks subscribe to every platform event: stored, and a delivery task per
+    subscribed endpoint queued in the emitter's transaction."""
+    from backplane.billing.webhooks.events import queue_deliveries
+
+    await queue_deliveries(kernel, event)
 
 
 @hookimpl

@@ -53,6 +53,17 @@ class TaskQueue:
         self, actor: Callable[..., Any] | str, *args: Any, **kwargs: Any
     ) -> uuid.UUID:
         """Add a task to the caller's transaction; return its message id."""
+        return self.enqueue_for(session_tenant(self.session), actor, *args, **kwargs)
+
+    def enqueue_for(
+        self,
+        tenant_id: uuid.UUID | None,
+        actor: Callable[..., Any] | str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> uuid.UUID:
+        """:meth:`enqueue` for a task that runs for ``tenant_id`` rather than the session's
+        tenant: for the kernel's own code whose session crosses tenants (a dispatcher)."""
         name = self.name_of(actor)
         try:
             msgspec.json.encode([args, kwargs])
@@ -68,7 +79,7 @@ class TaskQueue:
             queue=self._queues[name],
             args=list(args),
             kwargs=dict(kwargs),
-            context_tenant_id=session_tenant(self.session),
+            context_tenant_id=tenant_id,
             trace_context=carrier,
         )
         self.session.add(row)

@@ -13,6 +13,7 @@ import msgspec
 
 from backplane import (
     AuthBackend,
+    EventType,
     InferenceModel,
     InferenceRuntime,
     Meter,
@@ -166,6 +167,16 @@ class KitchenSinkLedger:
 @hookimpl
 def register_billing_providers(register: Any) -> None:
     register("kitchen_sink_ledger", KitchenSinkLedger())
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(EventType(name="kitchen_sink.note_created", description="A note was written"))
+
+
+@hookimpl
+def event_emitted(kernel: Any, event: Any) -> None:
+    EVENTS.append(("event_emitted", (kernel, event)))
 
 
 @hookimpl

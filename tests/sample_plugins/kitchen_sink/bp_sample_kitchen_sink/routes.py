@@ -40,6 +40,7 @@ class NotesController(Controller):
         db: NamedDependency[AsyncSession],
         plugin_settings: NamedDependency[Any],
         usage: NamedDependency[Any],
+        kernel: NamedDependency[Any],
     ) -> NoteOut:
         count = await db.scalar(select(func.count()).select_from(Note))
         if (count or 0) >= plugin_settings.max_notes:
@@ -48,6 +49,7 @@ class NotesController(Controller):
         note = Note(body=data.body)
         db.add(note)
         await db.flush()
+        await kernel.events.emit("kitchen_sink.note_created", {"id": note.id, "body": note.body})
         return NoteOut(id=note.id, body=note.body)
 
 

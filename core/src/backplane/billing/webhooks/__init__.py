@@ -2,20 +2,13 @@
 signed (HMAC-SHA256, see :mod:`backplane.billing.webhooks.signing`), retried with exponential
 backoff, and kept as a visible delivery history.
 
-Public API: :func:`emit_billing_event` for kernel billing code, :func:`verify_signature` for
-receivers, and the event type names.
+Events reach them as a subscriber of platform events (:mod:`backplane.events`). Public API:
+:func:`verify_signature` for receivers, and the kernel's event type names.
 """
 
 from __future__ import annotations
 
-from backplane.billing.webhooks.events import (
-    EVENT_TYPES,
-    INVOICE_FINALIZED,
-    QUOTA_REACHED,
-    WEBHOOK_TEST,
-    UnknownEventTypeError,
-    emit_billing_event,
-)
+from backplane.billing.webhooks.events import INVOICE_FINALIZED, QUOTA_REACHED, WEBHOOK_TEST
 from backplane.billing.webhooks.signing import (
     SIGNATURE_HEADER,
     InvalidSignatureError,
@@ -25,14 +18,11 @@ from backplane.billing.webhooks.signing import (
 )
 
 __all__ = [
-    "EVENT_TYPES",
     "INVOICE_FINALIZED",
     "QUOTA_REACHED",
     "SIGNATURE_HEADER",
     "WEBHOOK_TEST",
     "InvalidSignatureError",
-    "UnknownEventTypeError",
-    "emit_billing_event",
     "sign",
     "signature_header",
     "verify_signature",

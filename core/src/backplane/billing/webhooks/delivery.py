@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.webhooks.events import enqueue_delivery
+from backplane.billing.webhooks.events import DELIVER_TASK
 from backplane.billing.webhooks.models import (
     FAILED,
     PENDING,
@@ -35,6 +35,7 @@ from backplane.billing.webhooks.sealing import unseal
 from backplane.kernel import Kernel, internals, maintenance_session
 from backplane.secret_key import secret_key
 from backplane.settings import Settings, WebhookSettings
+from backplane.tasks.context import TaskQueue
 
 if TYPE_CHECKING:
     from backplane.billing.webhooks.sender import Outcome
@@ -136,10 +137,11 @@ async def dispatch_webhooks(kernel: Kernel) -> None:
     """Task (every minute): queue every tenant's due deliveries (retries, lapsed claims)."""
     reason = "webhook dispatcher queues due deliveries of every tenant"
     async with maintenance_session(kernel, reason) as session:
-        await dispatch_due(session, kernel.settings.webhooks)
+        tasks = internals(kernel).tasks.queue_for(session)
+        await dispatch_due(session, tasks, kernel.settings.webhooks)
 
 
-async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
+async def dispatch_due(session: AsyncSession, tasks: TaskQueue, config: WebhookSettings) -> int:
     """Add a delivery task for each due pending delivery, oldest first; return how many.
 
     ``session`` sees every tenant (a maintenance session)."""
@@ -155,6 +157,6 @@ async def dispatch_due(session: AsyncSession, config: WebhookSettings) -> int:
         )
     ).all()
     for delivery_id, tenant_id in rows:
-        enqueue_delivery(session, tenant_id, delivery_id)
+        tasks.enqueue_for(tenant_id, DELIVER_TASK, str(delivery_id))
     await session.flush()
     return len(rows)

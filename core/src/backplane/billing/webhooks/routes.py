@@ -22,12 +22,7 @@ from litestar.status_codes import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.webhooks.events import (
-    EVENT_TYPES,
-    WEBHOOK_TEST,
-    emit_event,
-    enqueue_delivery,
-)
+from backplane.billing.webhooks.events import DELIVER_TASK, WEBHOOK_TEST, queue_deliveries
 from backplane.billing.webhooks.models import (
     DELIVERY_STATUSES,
     FAILED,
@@ -47,12 +42,15 @@ from backplane.billing.webhooks.sealing import seal
 from backplane.billing.webhooks.signing import new_secret
 from backplane.billing.webhooks.urls import UrlRefusedError, check_url
 from backplane.db.locks import lock_row
+from backplane.events import new_event
 from backplane.identity.auth import Principal, requires
 from backplane.identity.models import Tenant
+from backplane.kernel import Kernel
 from backplane.ratelimit import check_rate, rate_limit
 from backplane.secret_key import secret_key
 from backplane.settings import Settings
 from backplane.state import rails_of
+from backplane.tasks.context import TaskQueue
 from backplane.web import NO_CACHE, NO_STORE
 
 Req = Request[Principal, Any, Any]
@@ -104,11 +102,12 @@ def _delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
     )
 
 
-def _check_event_types(event_types: list[str]) -> list[str]:
-    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+def _check_event_types(request: Req, event_types: list[str]) -> list[str]:
+    known = sorted(rails_of(request).events.types)
+    unknown = sorted(set(event_types) - set(known))
     if unknown:
         raise UnprocessableError(
-            detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+            detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
     return sorted(set(event_types))
 
@@ -157,7 +156,7 @@ class WebhooksController(Controller):
         db: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> EndpointCreated:
-        event_types = _check_event_types(data.event_types)
+        event_types = _check_event_types(request, data.event_types)
         url = await _checked_url(request, data.url, settings)
         # The cap holds under concurrency: with the tenant's row locked before counting,
         # concurrent creations count one after another. The URL check (a DNS lookup) comes
@@ -207,7 +206,7 @@ class WebhooksController(Controller):
         if data.url is not None:
             endpoint.url = await _checked_url(request, data.url, settings)
         if data.event_types is not None:
-            endpoint.event_types = _check_event_types(data.event_types)
+            endpoint.event_types = _check_event_types(request, data.event_types)
         if data.description is not None:
             endpoint.description = data.description
         if data.enabled is not None:
@@ -246,18 +245,13 @@ class WebhooksController(Controller):
         guards=[rate_limit("webhooks.test")],
     )
     async def send_test(
-        self, request: Req, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+        self, request: Req, endpoint_id: FromPath[uuid.UUID], kernel: NamedDependency[Kernel]
     ) -> DeliveryOut:
-        endpoint = await _endpoint(db, endpoint_id)
-        event_id = await emit_event(
-            db,
-            WEBHOOK_TEST,
-            {"endpoint_id": str(endpoint.id), "message": "a test event from Backplane"},
-            endpoints=[endpoint],
-        )
-        delivery = await db.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
-        )
+        endpoint = await _endpoint(kernel.db, endpoint_id)
+        data = {"endpoint_id": str(endpoint.id), "message": "a test event from Backplane"}
+        event = new_event(WEBHOOK_TEST, data, request.user.tenant_id)
+        [delivery_id] = await queue_deliveries(kernel, event, [endpoint])
+        delivery = await kernel.db.get(WebhookDelivery, delivery_id)
         assert delivery is not None
         return _delivery_out(delivery)
 
@@ -297,7 +291,10 @@ class WebhooksController(Controller):
         guards=[rate_limit("webhooks.retry")],
     )
     async def retry(
-        self, request: Req, delivery_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+        self,
+        delivery_id: FromPath[uuid.UUID],
+        db: NamedDependency[AsyncSession],
+        tasks: NamedDependency[TaskQueue],
     ) -> DeliveryOut:
         delivery = await db.get(WebhookDelivery, delivery_id)
         if delivery is None:
@@ -309,7 +306,7 @@ class WebhooksController(Controller):
         now = datetime.now(UTC)
         delivery.status, delivery.attempts = PENDING, 0
         delivery.next_attempt_at, delivery.completed_at = now, None
-        enqueue_delivery(db, request.user.tenant_id, delivery.id)
+        await tasks.enqueue(DELIVER_TASK, str(delivery.id))
         await db.flush()
         return _delivery_out(delivery)
 

@@ -1,0 +1,127 @@
+"""Platform events: the one way kernel and plugin code says that something happened.
+
+Types are registered (``register_event_types``: the kernel's ``quota.reached``,
+``invoice.finalized`` and ``webhook.test``, and each plugin's own). ``kernel.events.emit(type,
+data)`` builds an :class:`Event` and calls every plugin's ``event_emitted(kernel, event)`` in the
+emitter's transaction, so a rolled-back action emits nothing and what subscribers write commits
+with it. Billing webhooks are one such subscriber (``backplane.defaults.billing``): they store
+the event and queue a delivery task per subscribed endpoint through ``kernel.tasks``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane._contract import EventType
+from backplane.db.tenancy import session_tenant
+from backplane.plugins import KERNEL_PLUGIN, PluginSet
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
+
+
+class UnknownEventTypeError(ValueError):
+    """``emit`` named an event type no plugin registered."""
+
+
+class Event(msgspec.Struct, frozen=True):
+    """What subscribers receive; ``id`` is the same on every webhook delivery of the event."""
+
+    id: uuid.UUID
+    type: str
+    created_at: datetime
+    tenant_id: uuid.UUID
+    data: dict[str, Any]
+
+    def envelope(self) -> bytes:
+        """The JSON body webhooks deliver: ``{"id", "type", "created_at", "tenant_id", "data"}``."""
+        return msgspec.json.encode(
+            {
+                "id": str(self.id),
+                "type": self.type,
+                "created_at": self.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "tenant_id": str(self.tenant_id),
+                "data": self.data,
+            }
+        )
+
+
+def new_event(event_type: str, data: dict[str, Any], tenant_id: uuid.UUID) -> Event:
+    """An event (not yet emitted); :class:`ValueError` if ``data`` is not JSON-serialisable."""
+    event = Event(uuid.uuid4(), event_type, datetime.now(UTC), tenant_id, data)
+    try:
+        event.envelope()
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ValueError(f"event data must be JSON-serialisable: {exc}") from None
+    return event
+
+
+def _items(plugin: str, *types: Any) -> list[EventType]:
+    for item in types:
+        if not isinstance(item, EventType):
+            raise TypeError(f"register_event_types expects EventType values, got {item!r}")
+        if not NAME.match(item.name):
+            raise ValueError(f"event type {item.name!r} must look like 'area.what_happened'")
+        if plugin != KERNEL_PLUGIN and item.name.split(".", 1)[0] != plugin:
+            raise ValueError(f"event type {item.name!r} must start with the plugin name")
+    return list(types)
+
+
+def collect_event_types(plugins: PluginSet) -> dict[str, EventType]:
+    found: dict[str, EventType] = {}
+    for _plugin, item in plugins.collect("register_event_types", _items):
+        if item.name in found:
+            raise ValueError(f"event type {item.name!r} is registered twice")
+        found[item.name] = item
+    return found
+
+
+Notify = Callable[..., Awaitable[Any]]
+
+
+class Events:
+    """The process's event types and the call to their subscribers (one per process)."""
+
+    def __init__(self, types: dict[str, EventType], notify: Notify) -> None:
+        self.types = types
+        self._notify = notify
+
+    async def emit(
+        self,
+        session: AsyncSession,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        tenant_id: uuid.UUID | None = None,
+    ) -> Event:
+        """Emit an event of the session's tenant (or ``tenant_id``, for kernel code whose
+        session crosses tenants) in the session's transaction; nothing is committed here."""
+        if event_type not in self.types:
+            known = ", ".join(sorted(self.types))
+            raise UnknownEventTypeError(f"unknown event type {event_type!r}; known: {known}")
+        tenant = tenant_id or session_tenant(session)
+        if tenant is None:
+            raise ValueError("an event needs a tenant: bind the session or pass tenant_id")
+        event = new_event(event_type, data, tenant)
+        await self._notify("event_emitted", session=session, tenant_id=tenant, event=event)
+        return event
+
+
+class TenantEvents:
+    """``kernel.events``: emit on the kernel view's session and tenant."""
+
+    __slots__ = ("_events", "_session")
+
+    def __init__(self, events: Events, session: AsyncSession) -> None:
+        self._events = events
+        self._session = session
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> Event:
+        """Emit ``event_type`` with ``data`` (JSON-serialisable) in this transaction."""
+        return await self._events.emit(self._session, event_type, data)
