@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -102,3 +102,16 @@ async def history(
             plan = await plan_by_code(session, code)
             assert plan is not None, code
             await subscribe(session, tenant_id, plan, at=start)
+
+
+async def paid_since_september(settings: Settings, tenant_id: uuid.UUID) -> None:
+    """A tenant on a plan with a fee since 2026-09-01, created before that period: closing
+    2026-09 makes it one invoice (the period job bills tenants created before a period)."""
+    from backplane.identity.models import Tenant
+
+    await put_plans(settings, {"code": "paid", "name": "Paid", "fee": 1000})
+    await history(settings, tenant_id, ("paid", datetime(2026, 9, 1, tzinfo=UTC)))
+    async with session_for(settings, None, "test backdates a tenant") as session:
+        tenant = await session.get(Tenant, tenant_id)
+        assert tenant is not None
+        tenant.created_at = datetime(2026, 8, 1, tzinfo=UTC)

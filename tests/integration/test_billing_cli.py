@@ -15,7 +15,7 @@ from backplane.db.models import KernelState
 from backplane.plugins import PluginSet
 from backplane.testing import SeededTenant
 from tests.app_helpers import kernel_on
-from tests.billing_helpers import history, put_plans, session_for
+from tests.billing_helpers import paid_since_september, session_for
 from tests.cli import run_cli
 
 PLAN_TOML = """
@@ -103,15 +103,7 @@ async def test_the_scheduled_job_closes_the_previous_period_once_after_the_grace
     migrated: PluginSet, tenant_a: SeededTenant
 ) -> None:
     settings = migrated.settings
-    await put_plans(settings, {"code": "paid", "name": "Paid", "fee": 1000})
-    await history(settings, tenant_a.tenant_id, ("paid", datetime(2026, 9, 1, tzinfo=UTC)))
-    # The tenant row was created now; the job only bills tenants created before the period end.
-    async with session_for(settings, None, "test backdates a tenant") as session:
-        from backplane.identity.models import Tenant
-
-        tenant = await session.get(Tenant, tenant_a.tenant_id)
-        assert tenant is not None
-        tenant.created_at = datetime(2026, 8, 1, tzinfo=UTC)
+    await paid_since_september(settings, tenant_a.tenant_id)
 
     async def run(now: datetime) -> int:
         engine = create_engine(settings)

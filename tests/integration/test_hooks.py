@@ -266,10 +266,8 @@ def test_hook_register_billing_providers(data_dir: Path, migrated: Any) -> None:
     """With ``billing.provider`` naming the plugin's provider, closing a period hands the
     invoice to it: the reference the tenant sees is the one the provider returned."""
     import asyncio
-    from datetime import UTC, datetime
 
-    from backplane.identity.models import Tenant
-    from tests.billing_helpers import history, put_plans, session_for
+    from tests.billing_helpers import paid_since_september
 
     env = {
         "BACKPLANE_DATA_DIR": str(data_dir),
@@ -278,15 +276,7 @@ def test_hook_register_billing_providers(data_dir: Path, migrated: Any) -> None:
     settings = make_settings(data_dir, env)
     tenant = seed_tenant(migrated, "acme")
 
-    async def prepare() -> None:
-        await put_plans(settings, {"code": "paid", "name": "Paid", "fee": 1000})
-        await history(settings, tenant.tenant_id, ("paid", datetime(2026, 9, 1, tzinfo=UTC)))
-        async with session_for(settings, None, "test backdates a tenant") as session:
-            row = await session.get(Tenant, tenant.tenant_id)
-            assert row is not None
-            row.created_at = datetime(2026, 8, 1, tzinfo=UTC)
-
-    asyncio.run(prepare())
+    asyncio.run(paid_since_september(settings, tenant.tenant_id))
     closed = run_cli("billing", "close-period", "--period", "2026-09", "--tenant", "acme", env=env)
     assert closed.returncode == 0, closed.stderr
     with TestClient(create_app(settings, plugins=load_plugins(settings))) as client:
