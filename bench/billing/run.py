@@ -147,13 +147,14 @@ async def send_batches(
 
 # -- 2. the in-process recorder ---------------------------------------------------------------
 async def recorder_rate(settings: Any, tenant_id: uuid.UUID, total: int, tasks: int) -> float:
-    from backplane.billing.meters import collect_meters
     from backplane.billing.usage import UsageRecorder
     from backplane.db.engine import create_engine, create_sessionmaker
     from backplane.db.tenancy import bind_tenant
+    from backplane.kernel import Rails
     from backplane.loading import load_plugins
 
-    meters = collect_meters(load_plugins(settings))
+    rails = Rails.build(settings, load_plugins(settings))  # the process's meters and events
+    meters, events = rails.meters, rails.events
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     counter = iter(range(total))
@@ -162,7 +163,7 @@ async def recorder_rate(settings: Any, tenant_id: uuid.UUID, total: int, tasks: 
         for n in counter:
             async with sessions() as session:
                 bind_tenant(session, tenant_id)
-                await UsageRecorder(session, meters).record(
+                await UsageRecorder(session, meters, events).record(
                     "inference.rows",
                     (n % 7) + 1,
                     transaction_id=f"rec-{n}",
