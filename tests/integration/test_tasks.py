@@ -79,6 +79,12 @@ class World:
         return self.runtime.run(go())
 
 
+async def outbox_rows(runtime: TaskRuntime, actor: str) -> int:
+    async with runtime.sessionmaker() as session:
+        query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.actor == actor)
+        return int(await session.scalar(query) or 0)
+
+
 def purge(broker: dramatiq.Broker) -> None:
     """Empty the real broker's queues (and their delay/dead-letter queues) between tests."""
     if hasattr(broker, "channel"):  # RabbitMQ declares queues lazily: declare, then purge
@@ -137,29 +143,6 @@ def app_role_backends(env: dict[str, str], *, waiting_on_a_lock: bool = False) -
     return asyncio.run(count())
 
 
-def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """A fresh PostgreSQL database that the app reaches as a role owning nothing and unable to
-    bypass row-level security (as in production); migrations run as the owner."""
-    from tests.conftest import pg_admin
-
-    admin_url = request.getfixturevalue("postgres_url")
-    server = request.getfixturevalue("postgres_server")
-    role = f"bp_app_{uuid.uuid4().hex[:10]}"
-    pg_admin(admin_url, f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-
-    def drop_role() -> None:
-        pg_admin(admin_url, f'DROP OWNED BY "{role}"')
-        pg_admin(server, f'DROP ROLE "{role}"')
-
-    request.addfinalizer(drop_role)
-    user = admin_url.split("://", 1)[1].split("@", 1)[0]
-    return {
-        "BACKPLANE_DATABASE_URL": admin_url.replace(f"://{user}@", f"://{role}@", 1),
-        "BACKPLANE_DB__MIGRATION_URL": admin_url,
-        "BACKPLANE_DB__APP_ROLE": role,
-    }
-
-
 @pytest.fixture(
     params=[
         "embedded",
@@ -181,7 +164,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
     elif broker == "rabbitmq":
         env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -269,18 +252,7 @@ def test_rollback_enqueues_nothing_and_commit_enqueues(world: World) -> None:
     message_id = uuid.UUID(accepted.json()["message_id"])
     wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
 
-    async def count() -> int:
-        async with world.runtime.sessionmaker() as session:
-            return int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.actor == "kitchen_sink.log_label")
-                )
-                or 0
-            )
-
-    assert world.runtime.run(count()) == 1
+    assert world.runtime.run(outbox_rows(world.runtime, "kitchen_sink.log_label")) == 1
     assert world.log(world.a) == [("via http", 1)]
 
 
@@ -337,18 +309,8 @@ def test_two_schedulers_run_each_period_exactly_once(
         assert len(set(runs)) == 7
         assert started.count("kitchen_sink.count_notes") == 7  # winners only
 
-        async def outbox_rows() -> int:
-            async with first.sessionmaker() as session:
-                return int(
-                    await session.scalar(
-                        select(func.count())
-                        .select_from(OutboxMessage)
-                        .where(OutboxMessage.actor == "kitchen_sink.count_notes")
-                    )
-                    or 0
-                )
-
-        assert first.run(outbox_rows()) == 7  # one task per period, no orphan from a loser
+        # One task per period, no orphan from a loser.
+        assert first.run(outbox_rows(first, "kitchen_sink.count_notes")) == 7
     finally:
         first.stop()
         second.stop()
@@ -413,7 +375,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
 
     env = dict(FAST_TASKS)
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -567,7 +529,7 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
     once it has waited longer than ``resend_after_s`` the relay's sweep warns about it."""
     env = {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -628,7 +590,7 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
 
     env = dict(FAST_TASKS)
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -713,7 +675,7 @@ def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
     doubt), and its next delivery runs it."""
     from sqlalchemy import text
 
-    env = {**FAST_TASKS, **postgres_env(request)}
+    env = {**FAST_TASKS, **request.getfixturevalue("postgres_app_env")}
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -763,7 +725,7 @@ def test_an_actors_own_commit(
 
     env = dict(FAST_TASKS)
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
