@@ -4,6 +4,7 @@ rollback, tenant context and trace propagation, and the per-period scheduler lea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
@@ -77,6 +79,34 @@ class World:
                 return [(label, attempt) for label, attempt in rows]
 
         return self.runtime.run(go())
+
+
+@contextlib.contextmanager
+def one_tenant_world(data_dir: Path, env: dict[str, str]) -> Iterator[World]:
+    """The app on SQLite with ``env``, its task runtime started, tenant ``acme`` as both a and b."""
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    app = create_app(settings, plugins=plugins)
+    with TestClient(app) as client:
+        yield World(app, client, a, a)
+
+
+def migrated_plugins(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    database: str,
+    extra: dict[str, str] | None = None,
+) -> PluginSet:
+    """Every plugin, migrated, with fast task settings (and ``extra``); on PostgreSQL reached as
+    the application role (``postgres_app_env``)."""
+    env = {**FAST_TASKS, **(extra or {})}
+    if database == "postgres":
+        env.update(request.getfixturevalue("postgres_app_env"))
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    return plugins
 
 
 async def outbox_rows(runtime: TaskRuntime, actor: str) -> int:
@@ -322,16 +352,10 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
     from tests.integration.test_telemetry import install_memory_exporter
 
     exporter = install_memory_exporter()
-    settings = make_settings(data_dir, FAST_TASKS)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    a = seed_tenant(plugins, "acme")
-    app = create_app(settings, plugins=plugins)
-    with TestClient(app) as client:
-        world = World(app, client, a, a)
+    with one_tenant_world(data_dir, FAST_TASKS) as world:
         exporter.clear()
-        response = client.post(
-            "/api/kitchen_sink/jobs", headers=a.headers, json={"label": "traced"}
+        response = world.client.post(
+            "/api/kitchen_sink/jobs", headers=world.a.headers, json={"label": "traced"}
         )
         assert response.status_code == 201
         message_id = uuid.UUID(response.json()["message_id"])
@@ -373,12 +397,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     from bp_sample_kitchen_sink.models import Note, TaskLog
     from sqlalchemy import text
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(request.getfixturevalue("postgres_app_env"))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
@@ -448,6 +467,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
         if database == "postgres":  # every pooled connection of the runtime dies
             from tests.conftest import pg_admin
 
+            env = request.getfixturevalue("postgres_app_env")
             role = env["BACKPLANE_DB__APP_ROLE"]
             pg_admin(
                 env["BACKPLANE_DB__MIGRATION_URL"],
@@ -461,22 +481,22 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     finally:
         runtime.stop()
     if database == "postgres":  # the connections kept between runs are closed at stop
-        wait_for(lambda: app_role_backends(env) == 0, timeout=10, message="the tasks to settle")
+        wait_for(
+            lambda: app_role_backends(request.getfixturevalue("postgres_app_env")) == 0,
+            timeout=10,
+            message="the tasks to settle",
+        )
 
 
 def test_commit_wakes_the_relay(data_dir: Path) -> None:
     """A transaction that enqueued through ``queue_for`` wakes the relay when it commits: the
     task runs long before the relay's next tick (30 s here)."""
-    settings = make_settings(data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RELAY_INTERVAL_S": "30"})
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    a = seed_tenant(plugins, "acme")
-    app = create_app(settings, plugins=plugins)
-    with TestClient(app) as client:
-        world = World(app, client, a, a)
+    with one_tenant_world(
+        data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RELAY_INTERVAL_S": "30"}
+    ) as world:
         time.sleep(0.5)  # the relay's first pass is over; it now sleeps until woken
         started = time.monotonic()
-        message_id = world.enqueue(a, "log_label", "prompt")
+        message_id = world.enqueue(world.a, "log_label", "prompt")
         wait_for(
             lambda: world.outbox(message_id).status == DONE,
             timeout=10,
@@ -527,12 +547,9 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
     """A row whose actor this process did not declare (its plugin is installed elsewhere) is
     neither sent nor marked sent here: it stays pending for a process that knows the actor, and
     once it has waited longer than ``resend_after_s`` the relay's sweep warns about it."""
-    env = {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
-    if database == "postgres":
-        env.update(request.getfixturevalue("postgres_app_env"))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(
+        request, data_dir, database, {"BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
+    )
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
 
@@ -588,12 +605,7 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
     fails, the second claims the task and runs it."""
     import threading
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(request.getfixturevalue("postgres_app_env"))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a = seed_tenant(plugins, "acme")
     first, second = (task_runtime(plugins, dramatiq.brokers.stub.StubBroker()) for _ in "12")
     first.start(relay=False, scheduler=False)
@@ -639,7 +651,9 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
         two = deliver(second, counted, 2, "second")
         if database == "postgres":
             wait_for(
-                lambda: app_role_backends(env, waiting_on_a_lock=True),
+                lambda: app_role_backends(
+                    request.getfixturevalue("postgres_app_env"), waiting_on_a_lock=True
+                ),
                 message="the second delivery to wait on the row",
             )
         else:
@@ -675,10 +689,7 @@ def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
     doubt), and its next delivery runs it."""
     from sqlalchemy import text
 
-    env = {**FAST_TASKS, **request.getfixturevalue("postgres_app_env")}
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, "postgres")
     a = seed_tenant(plugins, "acme")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
@@ -723,12 +734,7 @@ def test_an_actors_own_commit(
 
     from bp_sample_kitchen_sink.models import TaskLog
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(request.getfixturevalue("postgres_app_env"))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a = seed_tenant(plugins, "acme")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
