@@ -187,13 +187,9 @@ def dual_plugins(data_dir: Path, db_env: dict[str, str]) -> PluginSet:
 
 
 @pytest.fixture
-def dual_app(dual_plugins: PluginSet) -> Litestar:
-    return create_app(dual_plugins.settings, plugins=dual_plugins)
-
-
-@pytest.fixture
-def dual_client(dual_app: Litestar) -> Iterator[TestClient[Litestar]]:
-    with TestClient(dual_app) as test_client:
+def dual_client(dual_plugins: PluginSet) -> Iterator[TestClient[Litestar]]:
+    """A client of the app on ``dual_plugins`` (``dual_client.app`` is the app)."""
+    with TestClient(create_app(dual_plugins.settings, plugins=dual_plugins)) as test_client:
         yield test_client
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from litestar import Litestar
@@ -89,23 +91,25 @@ def test_invalid_body_gets_a_400_naming_the_problem(authed: TestClient[Litestar]
     assert "body" in response.text
 
 
-def test_plugin_settings_are_injected(data_dir: Path) -> None:
-    settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING": "bonjour"})
+@contextlib.contextmanager
+def tenant_client(data_dir: Path, env: dict[str, str]) -> Iterator[TestClient[Litestar]]:
+    """A client of the migrated app with ``env``, authenticated as tenant ``acme``'s owner."""
+    settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
     seeded = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         client.headers.update(seeded.headers)
+        yield client
+
+
+def test_plugin_settings_are_injected(data_dir: Path) -> None:
+    with tenant_client(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__GREETING": "bonjour"}) as client:
         assert client.get("/api/kitchen_sink/greeting").json() == {"greeting": "bonjour"}
 
 
 def test_plugin_limit_setting_is_enforced(data_dir: Path) -> None:
-    settings = make_settings(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1"})
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    seeded = seed_tenant(plugins, "acme")
-    with TestClient(create_app(settings, plugins=plugins)) as client:
-        client.headers.update(seeded.headers)
+    with tenant_client(data_dir, {"BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1"}) as client:
         assert client.post("/api/kitchen_sink/notes", json={"body": "a"}).status_code == 201
         refused = client.post("/api/kitchen_sink/notes", json={"body": "b"})
     assert refused.status_code == 400

@@ -36,36 +36,19 @@ async def test_prune_expired_credentials(data_dir: Path) -> None:
         user = User(email="a@example.org", is_active=True)
         session.add(user)
         await session.flush()
+        later = now + timedelta(days=9)
+
+        def refresh(mark: str, **times: datetime) -> RefreshToken:
+            return RefreshToken(token_hash=mark * 64, family_id=family, user_id=user.id, **times)
+
         session.add_all(
             [
                 RevokedAccessToken(jti="gone", expires_at=now - timedelta(minutes=1)),
                 RevokedAccessToken(jti="kept", expires_at=now + timedelta(minutes=5)),
-                RefreshToken(
-                    token_hash="a" * 64,
-                    family_id=family,
-                    user_id=user.id,
-                    expires_at=now - timedelta(seconds=1),
-                ),
-                RefreshToken(
-                    token_hash="b" * 64,
-                    family_id=family,
-                    user_id=user.id,
-                    expires_at=now + timedelta(days=9),
-                    revoked_at=now - timedelta(days=2),
-                ),
-                RefreshToken(
-                    token_hash="c" * 64,
-                    family_id=family,
-                    user_id=user.id,
-                    expires_at=now + timedelta(days=9),
-                    revoked_at=now - timedelta(hours=1),
-                ),
-                RefreshToken(
-                    token_hash="d" * 64,
-                    family_id=family,
-                    user_id=user.id,
-                    expires_at=now + timedelta(days=9),
-                ),
+                refresh("a", expires_at=now - timedelta(seconds=1)),
+                refresh("b", expires_at=later, revoked_at=now - timedelta(days=2)),
+                refresh("c", expires_at=later, revoked_at=now - timedelta(hours=1)),
+                refresh("d", expires_at=later),
             ]
         )
         await session.commit()

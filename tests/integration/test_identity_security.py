@@ -457,9 +457,9 @@ def test_creating_a_tenant_does_not_reveal_whether_the_slug_is_taken(
 
 @pytest.mark.parametrize("bad", ["sub", "tid"])
 def test_signed_tokens_with_a_non_uuid_subject_or_tenant_get_401(
-    dual_client: TestClient[Litestar], dual_app: Litestar, dual_tenant_a: SeededTenant, bad: str
+    dual_client: TestClient[Litestar], dual_tenant_a: SeededTenant, bad: str
 ) -> None:
-    tokens = rails(dual_app).identity.identity.tokens
+    tokens = rails(dual_client.app).identity.identity.tokens
     ids = {"sub": str(dual_tenant_a.user_id), "tid": str(dual_tenant_a.tenant_id), bad: "acme"}
     forged = tokens.issue_access_token(user_id=ids["sub"], tenant_id=ids["tid"])
     response = dual_client.get("/api/me", headers=bearer(forged.token))
@@ -525,20 +525,34 @@ def capped_app(data_dir: Path, db_env: dict[str, str]) -> Litestar:
     return create_app(settings, plugins=plugins)
 
 
+def _race_past_a_cap(
+    client: TestClient[Litestar],
+    path: str,
+    bodies: list[dict[str, str]],
+    admitted: int,
+    setting: str,
+    cap: int | None = None,
+) -> None:
+    """POST ``bodies`` at once: exactly ``admitted`` get 201, the rest a 409 naming the cap
+    (``admitted`` unless given) and its ``setting``."""
+    answers = concurrently([lambda b=b: client.post(path, json=b) for b in bodies])
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] * admitted + [409] * (len(bodies) - admitted), [
+        a.text for a in answers
+    ]
+    refused = next(a for a in answers if a.status_code == 409).json()["detail"]
+    assert str(admitted if cap is None else cap) in refused
+    assert setting in refused
+
+
 def test_the_api_key_cap_holds_under_concurrency(capped_app: Litestar) -> None:
     tenant = seed_tenant(rails(capped_app).plugins, "acme")
     with TestClient(capped_app, timeout=60) as client:
         client.headers.update(bearer(login(client, tenant.email)["access_token"]))
         # Revoked keys do not count: revoke the seeded one, so the tenant holds none.
         assert client.delete(f"/api/apikeys/{tenant.api_key_id}").status_code == 204
-        answers = concurrently(
-            [lambda i=i: client.post("/api/apikeys", json={"name": f"k{i}"}) for i in range(30)]
-        )
-        statuses = sorted(answer.status_code for answer in answers)
-        assert statuses == [201] * 5 + [409] * 25, [a.text for a in answers]
-        refused = next(a for a in answers if a.status_code == 409).json()["detail"]
-        assert "5" in refused
-        assert "auth.max_api_keys_per_tenant" in refused
+        bodies = [{"name": f"k{i}"} for i in range(30)]
+        _race_past_a_cap(client, "/api/apikeys", bodies, 5, "auth.max_api_keys_per_tenant")
         keys = client.get("/api/apikeys").json()
         assert len([k for k in keys if k["revoked_at"] is None]) == 5
         one = next(k for k in keys if k["revoked_at"] is None)
@@ -550,13 +564,7 @@ def test_the_tenants_per_user_cap_holds_under_concurrency(capped_app: Litestar) 
     tenant = seed_tenant(rails(capped_app).plugins, "acme")
     with TestClient(capped_app, timeout=60) as client:
         client.headers.update(bearer(login(client, tenant.email)["access_token"]))
-        answers = concurrently(
-            [lambda i=i: client.post("/api/tenants", json={"slug": f"new-{i}"}) for i in range(10)]
-        )
-        statuses = sorted(answer.status_code for answer in answers)
-        assert statuses == [201] * 2 + [409] * 8, [a.text for a in answers]
-        refused = next(a for a in answers if a.status_code == 409).json()["detail"]
-        assert "3" in refused
-        assert "auth.max_tenants_per_user" in refused
+        bodies = [{"slug": f"new-{i}"} for i in range(10)]
+        _race_past_a_cap(client, "/api/tenants", bodies, 2, "auth.max_tenants_per_user", cap=3)
         me = client.get("/api/me").json()
         assert len([m for m in me["memberships"] if m["role"] == "owner"]) == 3

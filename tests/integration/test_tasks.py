@@ -4,6 +4,7 @@ rollback, tenant context and trace propagation, and the per-period scheduler lea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from backplane.app import create_app
 from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
 from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
@@ -77,6 +79,40 @@ class World:
                 return [(label, attempt) for label, attempt in rows]
 
         return self.runtime.run(go())
+
+
+@contextlib.contextmanager
+def one_tenant_world(data_dir: Path, env: dict[str, str]) -> Iterator[World]:
+    """The app on SQLite with ``env``, its task runtime started, tenant ``acme`` as both a and b."""
+    settings = make_settings(data_dir, env)
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    a = seed_tenant(plugins, "acme")
+    app = create_app(settings, plugins=plugins)
+    with TestClient(app) as client:
+        yield World(app, client, a, a)
+
+
+def migrated_plugins(
+    request: pytest.FixtureRequest,
+    data_dir: Path,
+    database: str,
+    extra: dict[str, str] | None = None,
+) -> PluginSet:
+    """Every plugin, migrated, with fast task settings (and ``extra``); on PostgreSQL reached as
+    the application role (``postgres_app_env``)."""
+    env = {**FAST_TASKS, **(extra or {})}
+    if database == "postgres":
+        env.update(request.getfixturevalue("postgres_app_env"))
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    return plugins
+
+
+async def outbox_rows(runtime: TaskRuntime, actor: str) -> int:
+    async with runtime.sessionmaker() as session:
+        query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.actor == actor)
+        return int(await session.scalar(query) or 0)
 
 
 def purge(broker: dramatiq.Broker) -> None:
@@ -137,29 +173,6 @@ def app_role_backends(env: dict[str, str], *, waiting_on_a_lock: bool = False) -
     return asyncio.run(count())
 
 
-def postgres_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """A fresh PostgreSQL database that the app reaches as a role owning nothing and unable to
-    bypass row-level security (as in production); migrations run as the owner."""
-    from tests.conftest import pg_admin
-
-    admin_url = request.getfixturevalue("postgres_url")
-    server = request.getfixturevalue("postgres_server")
-    role = f"bp_app_{uuid.uuid4().hex[:10]}"
-    pg_admin(admin_url, f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-
-    def drop_role() -> None:
-        pg_admin(admin_url, f'DROP OWNED BY "{role}"')
-        pg_admin(server, f'DROP ROLE "{role}"')
-
-    request.addfinalizer(drop_role)
-    user = admin_url.split("://", 1)[1].split("@", 1)[0]
-    return {
-        "BACKPLANE_DATABASE_URL": admin_url.replace(f"://{user}@", f"://{role}@", 1),
-        "BACKPLANE_DB__MIGRATION_URL": admin_url,
-        "BACKPLANE_DB__APP_ROLE": role,
-    }
-
-
 @pytest.fixture(
     params=[
         "embedded",
@@ -181,7 +194,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
     elif broker == "rabbitmq":
         env["BACKPLANE_BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -269,18 +282,7 @@ def test_rollback_enqueues_nothing_and_commit_enqueues(world: World) -> None:
     message_id = uuid.UUID(accepted.json()["message_id"])
     wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
 
-    async def count() -> int:
-        async with world.runtime.sessionmaker() as session:
-            return int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.actor == "kitchen_sink.log_label")
-                )
-                or 0
-            )
-
-    assert world.runtime.run(count()) == 1
+    assert world.runtime.run(outbox_rows(world.runtime, "kitchen_sink.log_label")) == 1
     assert world.log(world.a) == [("via http", 1)]
 
 
@@ -337,18 +339,8 @@ def test_two_schedulers_run_each_period_exactly_once(
         assert len(set(runs)) == 7
         assert started.count("kitchen_sink.count_notes") == 7  # winners only
 
-        async def outbox_rows() -> int:
-            async with first.sessionmaker() as session:
-                return int(
-                    await session.scalar(
-                        select(func.count())
-                        .select_from(OutboxMessage)
-                        .where(OutboxMessage.actor == "kitchen_sink.count_notes")
-                    )
-                    or 0
-                )
-
-        assert first.run(outbox_rows()) == 7  # one task per period, no orphan from a loser
+        # One task per period, no orphan from a loser.
+        assert first.run(outbox_rows(first, "kitchen_sink.count_notes")) == 7
     finally:
         first.stop()
         second.stop()
@@ -360,16 +352,10 @@ def test_task_span_continues_the_enqueuing_request_trace(data_dir: Path) -> None
     from tests.integration.test_telemetry import install_memory_exporter
 
     exporter = install_memory_exporter()
-    settings = make_settings(data_dir, FAST_TASKS)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    a = seed_tenant(plugins, "acme")
-    app = create_app(settings, plugins=plugins)
-    with TestClient(app) as client:
-        world = World(app, client, a, a)
+    with one_tenant_world(data_dir, FAST_TASKS) as world:
         exporter.clear()
-        response = client.post(
-            "/api/kitchen_sink/jobs", headers=a.headers, json={"label": "traced"}
+        response = world.client.post(
+            "/api/kitchen_sink/jobs", headers=world.a.headers, json={"label": "traced"}
         )
         assert response.status_code == 201
         message_id = uuid.UUID(response.json()["message_id"])
@@ -411,12 +397,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     from bp_sample_kitchen_sink.models import Note, TaskLog
     from sqlalchemy import text
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(postgres_env(request))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
@@ -486,6 +467,7 @@ def test_claim_path_tenant_isolation_and_lost_connections(
         if database == "postgres":  # every pooled connection of the runtime dies
             from tests.conftest import pg_admin
 
+            env = request.getfixturevalue("postgres_app_env")
             role = env["BACKPLANE_DB__APP_ROLE"]
             pg_admin(
                 env["BACKPLANE_DB__MIGRATION_URL"],
@@ -499,22 +481,22 @@ def test_claim_path_tenant_isolation_and_lost_connections(
     finally:
         runtime.stop()
     if database == "postgres":  # the connections kept between runs are closed at stop
-        wait_for(lambda: app_role_backends(env) == 0, timeout=10, message="the tasks to settle")
+        wait_for(
+            lambda: app_role_backends(request.getfixturevalue("postgres_app_env")) == 0,
+            timeout=10,
+            message="the tasks to settle",
+        )
 
 
 def test_commit_wakes_the_relay(data_dir: Path) -> None:
     """A transaction that enqueued through ``queue_for`` wakes the relay when it commits: the
     task runs long before the relay's next tick (30 s here)."""
-    settings = make_settings(data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RELAY_INTERVAL_S": "30"})
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
-    a = seed_tenant(plugins, "acme")
-    app = create_app(settings, plugins=plugins)
-    with TestClient(app) as client:
-        world = World(app, client, a, a)
+    with one_tenant_world(
+        data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RELAY_INTERVAL_S": "30"}
+    ) as world:
         time.sleep(0.5)  # the relay's first pass is over; it now sleeps until woken
         started = time.monotonic()
-        message_id = world.enqueue(a, "log_label", "prompt")
+        message_id = world.enqueue(world.a, "log_label", "prompt")
         wait_for(
             lambda: world.outbox(message_id).status == DONE,
             timeout=10,
@@ -565,12 +547,9 @@ def test_relay_leaves_rows_of_actors_it_does_not_know_pending(
     """A row whose actor this process did not declare (its plugin is installed elsewhere) is
     neither sent nor marked sent here: it stays pending for a process that knows the actor, and
     once it has waited longer than ``resend_after_s`` the relay's sweep warns about it."""
-    env = {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
-    if database == "postgres":
-        env.update(postgres_env(request))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(
+        request, data_dir, database, {"BACKPLANE_TASKS__RESEND_AFTER_S": "60"}
+    )
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
 
@@ -626,12 +605,7 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
     fails, the second claims the task and runs it."""
     import threading
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(postgres_env(request))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a = seed_tenant(plugins, "acme")
     first, second = (task_runtime(plugins, dramatiq.brokers.stub.StubBroker()) for _ in "12")
     first.start(relay=False, scheduler=False)
@@ -677,7 +651,9 @@ def test_a_concurrent_duplicate_waits_for_the_run_holding_the_task(
         two = deliver(second, counted, 2, "second")
         if database == "postgres":
             wait_for(
-                lambda: app_role_backends(env, waiting_on_a_lock=True),
+                lambda: app_role_backends(
+                    request.getfixturevalue("postgres_app_env"), waiting_on_a_lock=True
+                ),
                 message="the second delivery to wait on the row",
             )
         else:
@@ -713,10 +689,7 @@ def test_time_limit_in_the_middle_of_a_statement_releases_the_task(
     doubt), and its next delivery runs it."""
     from sqlalchemy import text
 
-    env = {**FAST_TASKS, **postgres_env(request)}
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, "postgres")
     a = seed_tenant(plugins, "acme")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)
@@ -761,12 +734,7 @@ def test_an_actors_own_commit(
 
     from bp_sample_kitchen_sink.models import TaskLog
 
-    env = dict(FAST_TASKS)
-    if database == "postgres":
-        env.update(postgres_env(request))
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = migrated_plugins(request, data_dir, database)
     a = seed_tenant(plugins, "acme")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)

@@ -16,6 +16,8 @@ from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
+from backplane.plugins import PluginSet
+from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.billing_helpers import billing_events
 from tests.conftest import make_settings
@@ -50,13 +52,20 @@ async def totals(settings: object, tenant: SeededTenant) -> tuple[float, int]:
     return float(counted or 0), int(events or 0)
 
 
-async def test_200_concurrent_requests_against_a_limit_of_50(
-    env: dict[str, str], data_dir: Path
-) -> None:
+async def migrated_tenant(
+    data_dir: Path, env: dict[str, str]
+) -> tuple[Settings, PluginSet, SeededTenant]:
+    """The migrated settings and plugins of ``env``, and tenant ``acme``."""
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     await asyncio.to_thread(migrations.upgrade, plugins)
-    tenant = seed_tenant(plugins, "acme")
+    return settings, plugins, seed_tenant(plugins, "acme")
+
+
+async def test_200_concurrent_requests_against_a_limit_of_50(
+    env: dict[str, str], data_dir: Path
+) -> None:
+    settings, plugins, tenant = await migrated_tenant(data_dir, env)
     await set_limit(settings, tenant, 50)
     async with AsyncTestClient(create_app(settings, plugins=plugins), timeout=60) as client:
         client.headers.update(tenant.headers)
@@ -85,10 +94,7 @@ async def test_200_concurrent_requests_against_a_limit_of_50(
 async def test_the_same_transaction_ids_are_counted_once_even_concurrently(
     env: dict[str, str], data_dir: Path
 ) -> None:
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    await asyncio.to_thread(migrations.upgrade, plugins)
-    tenant = seed_tenant(plugins, "acme")
+    settings, plugins, tenant = await migrated_tenant(data_dir, env)
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     meters = {METER: next(m for m in (await _meters(plugins)) if m.code == METER)}
@@ -110,10 +116,7 @@ async def test_the_same_transaction_ids_are_counted_once_even_concurrently(
 
 
 async def test_a_rolled_back_action_leaves_no_usage(env: dict[str, str], data_dir: Path) -> None:
-    settings = make_settings(data_dir, env)
-    plugins = load_plugins(settings)
-    await asyncio.to_thread(migrations.upgrade, plugins)
-    tenant = seed_tenant(plugins, "acme")
+    settings, plugins, tenant = await migrated_tenant(data_dir, env)
     engine = create_engine(settings)
     meters = {m.code: m for m in await _meters(plugins)}
     async with create_sessionmaker(engine)() as session:

@@ -65,9 +65,8 @@ async def test_concurrent_requests_share_rounds_and_the_limit_admits_exactly(
     world: tuple[PluginSet, SeededTenant],
 ) -> None:
     plugins, tenant = world
-    settings = plugins.settings
-    await set_limit(settings, tenant, 20)
-    engine = create_engine(settings)
+    await set_limit(plugins.settings, tenant, 20)
+    engine = create_engine(plugins.settings)
     writer = UsageWriter(
         create_sessionmaker(engine), collect_meters(plugins), billing_events(plugins.settings)
     )
@@ -92,7 +91,7 @@ async def test_concurrent_requests_share_rounds_and_the_limit_admits_exactly(
     assert all(r[0].used is not None and r[0].used <= 20 for r in admitted)
     assert sorted(r[0].used for r in admitted) == [float(n) for n in range(1, 21)]
     assert all(e.meter == METER and e.limit == 20 for e in refused)
-    assert await totals(settings, tenant) == (20.0, 20)
+    assert await totals(plugins.settings, tenant) == (20.0, 20)
 
 
 async def test_without_a_limit_in_reach_concurrent_requests_share_transactions(
@@ -118,12 +117,11 @@ async def test_v2_requests_over_the_quota_get_429_before_running(
     world: tuple[PluginSet, SeededTenant],
 ) -> None:
     plugins, tenant = world
-    settings = plugins.settings
-    await set_limit(settings, tenant, 10)
+    await set_limit(plugins.settings, tenant, 10)
     body = {
         "inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1] * 4}]
     }
-    async with AsyncTestClient(create_app(settings, plugins=plugins), timeout=60) as client:
+    async with AsyncTestClient(create_app(plugins.settings, plugins=plugins), timeout=60) as client:
         client.headers.update(tenant.headers)
         responses = await asyncio.gather(
             *[client.post("/v2/models/iris_classifier/infer", json=body) for _ in range(30)]
@@ -136,7 +134,7 @@ async def test_v2_requests_over_the_quota_get_429_before_running(
         assert refused.json()["meter"] == METER
         stats = (await client.get("/v2/models/iris_classifier/stats")).json()
         assert stats["model_stats"][0]["inference_stats"]["success"]["count"] == 10  # ran: 10
-    assert await totals(settings, tenant) == (10.0, 10)
+    assert await totals(plugins.settings, tenant) == (10.0, 10)
 
 
 IRIS_BODY = {
@@ -151,8 +149,7 @@ async def test_a_tenant_without_limits_runs_while_its_usage_commits(
     """After a round that found no limit on the tenant's meters, requests start running while
     their usage commits; each still answers only once its usage is in, and usage is exact."""
     plugins, tenant = world
-    settings = plugins.settings
-    app = create_app(settings, plugins=plugins)
+    app = create_app(plugins.settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
         writer: UsageWriter = rails(app).usage_writer
@@ -168,7 +165,7 @@ async def test_a_tenant_without_limits_runs_while_its_usage_commits(
         assert {r.json()["outputs"][0]["data"][0] for r in responses} == {
             first.json()["outputs"][0]["data"][0]
         }
-    assert await totals(settings, tenant) == (21.0, 21)
+    assert await totals(plugins.settings, tenant) == (21.0, 21)
 
 
 async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
@@ -178,14 +175,13 @@ async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
     it refuses may have run, but gets the 429 and no outputs, and is not counted; from then on
     refusals come before the run again."""
     plugins, tenant = world
-    settings = plugins.settings
-    app = create_app(settings, plugins=plugins)
+    app = create_app(plugins.settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
         writer: UsageWriter = rails(app).usage_writer
         assert (await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)).is_success
         assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
-        await set_limit(settings, tenant, 1)  # already used up
+        await set_limit(plugins.settings, tenant, 1)  # already used up
 
         refused = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
         assert refused.status_code == 429
@@ -201,7 +197,7 @@ async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
         assert again.status_code == 429
         after = runs((await client.get("/v2/models/iris_classifier/stats")).json())
         assert after == before  # refused before running
-    assert await totals(settings, tenant) == (1.0, 1)
+    assert await totals(plugins.settings, tenant) == (1.0, 1)
 
 
 @pytest.fixture

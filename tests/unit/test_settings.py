@@ -53,6 +53,10 @@ def test_empty_plugin_list_means_none() -> None:
         ("BACKPLANE_SERVER__PORT", "eighty", "Expected `int`"),
         ("BACKPLANE_STRICT_PLUGINS", "maybe", "Expected `bool`"),
         ("BACKPLANE_DB__POOL_SIZE", "1.5", "Expected `int`"),
+        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "0", "Expected `int` >= 1"),
+        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "257", "Expected `int` <= 256"),
+        ("BACKPLANE_LIMITS__MODEL_UPLOADS_PER_HOUR", "0", "Expected `int` >= 1"),
+        ("BACKPLANE_DB__SQLITE_SYNCHRONOUS", "SOMETIMES", "(one of: FULL, NORMAL)"),
     ],
 )
 def test_invalid_value_names_the_variable(variable: str, value: str, expected: str) -> None:
@@ -207,22 +211,6 @@ def test_environment_wins_over_an_invalid_file_value(tmp_path: Path) -> None:
     )
     assert settings.server.port == 8300
     assert settings.sources["server.port"] == "BACKPLANE_SERVER__PORT"
-
-
-@pytest.mark.parametrize(
-    ("variable", "value", "expected"),
-    [
-        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "0", "Expected `int` >= 1"),
-        ("BACKPLANE_SERVER__MAX_JSON_DEPTH", "257", "Expected `int` <= 256"),
-        ("BACKPLANE_LIMITS__MODEL_UPLOADS_PER_HOUR", "0", "Expected `int` >= 1"),
-        ("BACKPLANE_DB__SQLITE_SYNCHRONOUS", "SOMETIMES", "(one of: FULL, NORMAL)"),
-    ],
-)
-def test_constraint_violation_names_the_variable(variable: str, value: str, expected: str) -> None:
-    with pytest.raises(SettingsError) as info:
-        load_settings(environ={variable: value})
-    assert str(info.value).startswith(f"{variable}: ")
-    assert expected in str(info.value)
 
 
 def test_constraint_in_file_names_the_file_key(tmp_path: Path) -> None:

@@ -9,12 +9,9 @@ never as tracebacks.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-
-import click
 
 T = TypeVar("T")
 
@@ -26,9 +23,9 @@ def pass_kernel(command: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> T:
         from backplane.cli import _context
-        from backplane.kernel import Rails, UnknownTenantError
+        from backplane.kernel import UnknownTenantError
 
-        settings, plugins = _context.settings(), _context.plugin_set()
+        plugins = _context.plugin_set()
         package = command.__module__.partition(".")[0]
         owner = next(
             (
@@ -39,17 +36,10 @@ def pass_kernel(command: Callable[..., Awaitable[T]]) -> Callable[..., T]:
             None,
         )
 
-        async def go() -> T:
-            rails = Rails.build(settings, plugins)
-            try:
-                kernel = rails.kernel()
-                return await command(kernel.for_plugin(owner) if owner else kernel, *args, **kwargs)
-            finally:
-                await rails.close()
+        async def go(rails: Any) -> T:
+            kernel = rails.kernel()
+            return await command(kernel.for_plugin(owner) if owner else kernel, *args, **kwargs)
 
-        try:
-            return asyncio.run(go())
-        except UnknownTenantError as exc:
-            raise click.ClickException(str(exc)) from None
+        return _context.with_rails(go, UnknownTenantError)
 
     return run

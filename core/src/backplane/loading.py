@@ -11,6 +11,7 @@ hooks, as ``core``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import graphlib
 import importlib
@@ -42,14 +43,14 @@ from backplane.settings import Settings, variable_name
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass
 class _Candidate:
     """A plugin module imported successfully, awaiting validation and ordering."""
 
-    def __init__(self, name: str, module: types.ModuleType, info: PluginInfo) -> None:
-        self.name = name
-        self.module = module
-        self.info = info
-        self.settings: Any = None
+    name: str
+    module: types.ModuleType
+    info: PluginInfo
+    settings: Any = None
 
 
 def load_plugins(settings: Settings) -> PluginSet:
@@ -63,25 +64,19 @@ def load_plugins(settings: Settings) -> PluginSet:
         try:
             plugin_set.manager.register(candidate.module, name=candidate.name)
         except (pluggy.PluginValidationError, ValueError) as exc:
-            _skip(plugin_set.records, candidate, SkipReason.INVALID_PLUGIN, str(exc))
+            plugin_set.records[candidate.name].skip(SkipReason.INVALID_PLUGIN, str(exc))
             continue
         unknown = _unknown_hooks(plugin_set.manager, candidate.module)
         if unknown:
             plugin_set.manager.unregister(candidate.module)
-            _skip(
-                plugin_set.records,
-                candidate,
-                SkipReason.INVALID_PLUGIN,
-                f"implements unknown hook(s) {', '.join(unknown)}",
-            )
+            why = f"implements unknown hook(s) {', '.join(unknown)}"
+            plugin_set.records[candidate.name].skip(SkipReason.INVALID_PLUGIN, why)
             continue
         plugin_set.order.append(candidate.name)
         plugin_set.plugin_settings[candidate.name] = candidate.settings
-        record = plugin_set.records[candidate.name]
-        record.hooks = _hooks_of(plugin_set.manager, candidate.module)
+        plugin_set.records[candidate.name].hooks = _hooks_of(plugin_set.manager, candidate.module)
 
-    unknown_sections = set(settings.plugin_settings) - set(plugin_set.records)
-    for section in sorted(unknown_sections):
+    for section in sorted(set(settings.plugin_settings) - set(plugin_set.records)):
         log.warning("settings for plugin %r, which is not installed, are ignored", section)
 
     if settings.strict_plugins and plugin_set.skipped:
@@ -168,11 +163,7 @@ def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> 
         records[name] = record
         problem = _check_shape(name, module)
         if problem:
-            record.status, record.reason_code, record.reason = (
-                Status.SKIPPED,
-                SkipReason.INVALID_PLUGIN,
-                problem,
-            )
+            records[name].skip(SkipReason.INVALID_PLUGIN, problem)
             continue
         info = getattr(module, "plugin", None) or PluginInfo(name=name)
         record.requires_core = info.requires_core
@@ -198,33 +189,26 @@ def _check_shape(name: str, module: Any) -> str | None:
 
 def _validate(candidates: list[_Candidate], plugin_set: PluginSet) -> None:
     """Check core compatibility and settings; drop failures from ``candidates`` in place."""
-    core = Version(core_version)
     for candidate in list(candidates):
-        spec_text = candidate.info.requires_core
-        try:
-            spec = SpecifierSet(spec_text)
-        except InvalidSpecifier:
-            _skip(
-                plugin_set.records,
-                candidate,
-                SkipReason.INVALID_PLUGIN,
-                f"requires_core {spec_text!r} is not a valid version specifier",
-            )
+        problem = _core_problem(candidate.info.requires_core)
+        if problem is None:
+            reason = _load_settings(candidate, plugin_set.settings)
+            problem = (SkipReason.INVALID_SETTINGS, reason) if reason else None
+        if problem is not None:
+            plugin_set.records[candidate.name].skip(*problem)
             candidates.remove(candidate)
-            continue
-        if spec_text and not spec.contains(core, prereleases=True):
-            _skip(
-                plugin_set.records,
-                candidate,
-                SkipReason.INCOMPATIBLE_CORE,
-                f"requires backplane-core {spec_text}, running {core_version}",
-            )
-            candidates.remove(candidate)
-            continue
-        problem = _load_settings(candidate, plugin_set.settings)
-        if problem:
-            _skip(plugin_set.records, candidate, SkipReason.INVALID_SETTINGS, problem)
-            candidates.remove(candidate)
+
+
+def _core_problem(spec_text: str) -> tuple[SkipReason, str] | None:
+    try:
+        spec = SpecifierSet(spec_text)
+    except InvalidSpecifier:
+        why = f"requires_core {spec_text!r} is not a valid version specifier"
+        return SkipReason.INVALID_PLUGIN, why
+    if spec_text and not spec.contains(Version(core_version), prereleases=True):
+        why = f"requires backplane-core {spec_text}, running {core_version}"
+        return SkipReason.INCOMPATIBLE_CORE, why
+    return None
 
 
 def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
@@ -250,72 +234,45 @@ def _load_settings(candidate: _Candidate, settings: Settings) -> str | None:
 def _order(candidates: list[_Candidate], records: dict[str, PluginRecord]) -> list[_Candidate]:
     """Topologically order candidates; skip missing dependencies, cycles and their dependents."""
     by_name = {c.name: c for c in candidates}
-    # Missing dependencies first; then propagate skips until stable.
+    while True:
+        _drop_unmet(by_name, records)
+        graph = {
+            n: [d for d in c.info.depends_on if d != KERNEL_PLUGIN] for n, c in by_name.items()
+        }
+        try:
+            return [by_name[n] for n in graphlib.TopologicalSorter(graph).static_order()]
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]
+            for member in sorted(set(cycle)):
+                why = f"dependency cycle {' -> '.join(reversed(cycle))}"
+                records[member].skip(SkipReason.DEPENDENCY_CYCLE, why)
+                del by_name[member]
+
+
+def _drop_unmet(by_name: dict[str, _Candidate], records: dict[str, PluginRecord]) -> None:
+    """Skip candidates depending on a plugin that is not a candidate, until none is left."""
     changed = True
     while changed:
         changed = False
         for candidate in list(by_name.values()):
-            for dep in candidate.info.depends_on:
-                if dep == KERNEL_PLUGIN or dep in by_name:
-                    continue
-                dep_record = records.get(dep)
-                if dep_record is None:
-                    _skip(
-                        records,
-                        candidate,
-                        SkipReason.MISSING_DEPENDENCY,
-                        f"depends on plugin {dep!r}, which is not installed or not selected",
-                    )
-                else:
-                    _skip(
-                        records,
-                        candidate,
-                        SkipReason.DEPENDENCY_SKIPPED,
-                        f"depends on plugin {dep!r}, which was skipped",
-                    )
-                del by_name[candidate.name]
-                changed = True
-                break
-
-    graph = {n: [d for d in c.info.depends_on if d != KERNEL_PLUGIN] for n, c in by_name.items()}
-    while True:
-        sorter = graphlib.TopologicalSorter(graph)
-        try:
-            order = list(sorter.static_order())
-        except graphlib.CycleError as exc:
-            cycle = exc.args[1]
-            members = sorted(set(cycle))
-            text = " -> ".join(reversed(cycle))
-            for member in members:
-                _skip(
-                    records,
-                    by_name[member],
-                    SkipReason.DEPENDENCY_CYCLE,
-                    f"dependency cycle {text}",
-                )
-                del graph[member]
-                del by_name[member]
-            # Dependents of cycle members can no longer load either.
-            for name in list(graph):
-                if any(dep not in graph for dep in graph[name]):
-                    bad = [d for d in graph[name] if d not in graph]
-                    _skip(
-                        records,
-                        by_name[name],
-                        SkipReason.DEPENDENCY_SKIPPED,
-                        f"depends on plugin {bad[0]!r}, which was skipped",
-                    )
-                    del graph[name]
-                    del by_name[name]
-            continue
-        return [by_name[n] for n in order]
+            unmet = [
+                d for d in candidate.info.depends_on if d != KERNEL_PLUGIN and d not in by_name
+            ]
+            if not unmet:
+                continue
+            dep = unmet[0]
+            if dep in records:
+                why = f"depends on plugin {dep!r}, which was skipped"
+                records[candidate.name].skip(SkipReason.DEPENDENCY_SKIPPED, why)
+            else:
+                why = f"depends on plugin {dep!r}, which is not installed or not selected"
+                records[candidate.name].skip(SkipReason.MISSING_DEPENDENCY, why)
+            del by_name[candidate.name]
+            changed = True
 
 
-def _skip(
-    records: dict[str, PluginRecord], candidate: _Candidate, code: SkipReason, reason: str
-) -> None:
-    record = records[candidate.name]
-    record.status, record.reason_code, record.reason = Status.SKIPPED, code, reason
+def _needs(candidate: _Candidate) -> list[str]:
+    return [d for d in candidate.info.depends_on if d != KERNEL_PLUGIN]
 
 
 def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
@@ -324,11 +281,7 @@ def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
 
 def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
     known = {name for name in vars(hookspecs) if not name.startswith("_")}
-    unknown = []
-    for attr in dir(module):
-        if manager.parse_hookimpl_opts(module, attr) is not None and attr not in known:
-            unknown.append(attr)
-    return unknown
+    return [a for a in dir(module) if manager.parse_hookimpl_opts(module, a) and a not in known]
 
 
 def _distribution_of(target: str) -> str | None:

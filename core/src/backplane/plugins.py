@@ -61,6 +61,9 @@ class PluginRecord(msgspec.Struct, kw_only=True):
     reason_code: SkipReason | None = None
     reason: str | None = None
 
+    def skip(self, code: SkipReason, reason: str) -> None:
+        self.status, self.reason_code, self.reason = Status.SKIPPED, code, reason
+
 
 class PluginSet:
     """The loaded plugins of one process: a pluggy manager plus a record per plugin.
@@ -121,10 +124,7 @@ class PluginSet:
         results = []
         for name, function in self.implementations(hook):
             with hook_span(hook, name):
-                result = function(**_for(name, kwargs))
-                if callable(result) and not inspect.isclass(result):
-                    result = result()
-            results.append((name, result))
+                results.append((name, _called(function(**_for(name, kwargs)))))
         return results
 
     async def acall(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -134,12 +134,8 @@ class PluginSet:
         results = []
         for name, function in self.implementations(hook):
             with hook_span(hook, name):
-                result = function(**_for(name, kwargs))
-                if callable(result) and not inspect.isclass(result):
-                    result = result()
-                if inspect.isawaitable(result):
-                    result = await result
-            results.append((name, result))
+                result = _called(function(**_for(name, kwargs)))
+                results.append((name, await result if inspect.isawaitable(result) else result))
         return results
 
     def collect(self, hook: str, make: Callable[..., Any]) -> list[tuple[str, Any]]:
@@ -167,13 +163,13 @@ class PluginSet:
 
             try:
                 with hook_span(hook, name):
-                    result = function(
-                        register=register,
-                        settings=self.public_settings,
-                        plugin_settings=self.settings_for(name),
+                    result = _called(
+                        function(
+                            register=register,
+                            settings=self.public_settings,
+                            plugin_settings=self.settings_for(name),
+                        )
                     )
-                    if callable(result) and not inspect.isclass(result):
-                        result = result()
                     if inspect.isawaitable(result):
                         if inspect.iscoroutine(result):
                             result.close()
@@ -196,12 +192,7 @@ class PluginSet:
         if plugin is not None:
             self.manager.unregister(plugin)
         self.order.remove(name)
-        record = self.records[name]
-        record.status, record.reason_code, record.reason = (
-            Status.SKIPPED,
-            SkipReason.HOOK_ERROR,
-            reason,
-        )
+        self.records[name].skip(SkipReason.HOOK_ERROR, reason)
 
 
 def _taking_what_it_declares(impl: pluggy.HookImpl) -> Callable[..., Any]:
@@ -215,6 +206,11 @@ def _taking_what_it_declares(impl: pluggy.HookImpl) -> Callable[..., Any]:
 
     call.__name__ = getattr(function, "__name__", "hook")
     return call
+
+
+def _called(result: Any) -> Any:
+    """A hook's result; a callable one (not a class) is called, its result taken instead."""
+    return result() if callable(result) and not inspect.isclass(result) else result
 
 
 def _for(plugin: str, kwargs: dict[str, Any]) -> dict[str, Any]:

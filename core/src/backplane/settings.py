@@ -310,18 +310,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def public(self) -> Settings:
         """These settings as plugins see them: no secret key, no credentials in any URL."""
-        db = self.db
+
+        def redacted(struct: Any, *fields: str) -> dict[str, str | None]:
+            values = {field: getattr(struct, field) for field in fields}
+            return {field: redact_url(v) if v else None for field, v in values.items()}
+
         return msgspec.structs.replace(
             self,
             sources={**self.sources, PUBLIC_VIEW: "the kernel's settings without secrets"},
             secret_key=None,
-            database_url=redact_url(self.database_url) if self.database_url else None,
-            broker_url=redact_url(self.broker_url) if self.broker_url else None,
-            redis_url=redact_url(self.redis_url) if self.redis_url else None,
+            **redacted(self, "database_url", "broker_url", "redis_url"),
             db=msgspec.structs.replace(
-                db,
-                migration_url=redact_url(db.migration_url) if db.migration_url else None,
-                maintenance_url=redact_url(db.maintenance_url) if db.maintenance_url else None,
+                self.db, **redacted(self.db, "migration_url", "maintenance_url")
             ),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -47,46 +48,43 @@ def configure_from_environment() -> None:
 
         provider = TracerProvider(resource=resource)
         for name in trace_exporters:
-            provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
+            provider.add_span_processor(BatchSpanProcessor(_exporter("OTEL_TRACES_EXPORTER", name)))
         trace.set_tracer_provider(provider)
     if metric_exporters:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        readers = [PeriodicExportingMetricReader(_metric_exporter(n)) for n in metric_exporters]
+        readers = [
+            PeriodicExportingMetricReader(_exporter("OTEL_METRICS_EXPORTER", n))
+            for n in metric_exporters
+        ]
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
 
 
-def _span_exporter(name: str) -> Any:
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            raise TelemetryError(
-                "OTEL_TRACES_EXPORTER=otlp needs the opentelemetry-exporter-otlp distribution"
-            ) from None
-        return OTLPSpanExporter()
-    raise TelemetryError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (console, otlp, none)")
+_EXPORTERS = {
+    "OTEL_TRACES_EXPORTER": {
+        "console": "sdk.trace.export:ConsoleSpanExporter",
+        "otlp": "exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    },
+    "OTEL_METRICS_EXPORTER": {
+        "console": "sdk.metrics.export:ConsoleMetricExporter",
+        "otlp": "exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+    },
+}
 
 
-def _metric_exporter(name: str) -> Any:
-    if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        return ConsoleMetricExporter()
-    if name == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        except ImportError:
-            raise TelemetryError(
-                "OTEL_METRICS_EXPORTER=otlp needs the opentelemetry-exporter-otlp distribution"
-            ) from None
-        return OTLPMetricExporter()
-    raise TelemetryError(f"OTEL_METRICS_EXPORTER: unknown exporter {name!r} (console, otlp, none)")
+def _exporter(variable: str, name: str) -> Any:
+    """A new exporter ``name`` of the kind ``variable`` names (imported only when asked for)."""
+    target = _EXPORTERS[variable].get(name)
+    if target is None:
+        raise TelemetryError(f"{variable}: unknown exporter {name!r} (console, otlp, none)")
+    module, _, cls = target.partition(":")
+    try:
+        return getattr(importlib.import_module(f"opentelemetry.{module}"), cls)()
+    except ImportError:
+        raise TelemetryError(
+            f"{variable}={name} needs the opentelemetry-exporter-otlp distribution"
+        ) from None
 
 
 def tracing_enabled() -> bool:
@@ -96,14 +94,10 @@ def tracing_enabled() -> bool:
     return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
-def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
-
-
 @contextlib.contextmanager
 def hook_span(hook: str, plugin: str) -> Iterator[None]:
     """A span around one plugin's implementation of one hook."""
-    with tracer().start_as_current_span(
+    with trace.get_tracer(TRACER_NAME).start_as_current_span(
         f"hook {hook}", attributes={"backplane.hook": hook, "backplane.plugin": plugin}
     ):
         yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -52,19 +53,38 @@ def admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
 
 def operate(reason: str, work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """:func:`admin` for work that also fires hooks: ``work(session, kernel)``, ``kernel`` the
-    command's :class:`backplane.Kernel` (the process's rails, closed when the work is done)."""
+    command's :class:`backplane.Kernel`."""
     from backplane.identity.tenants import IdentityError
+
+    async def in_session(rails: Any) -> T:
+        async with rails.database.maintenance(reason) as session, session.begin():
+            return await work(session, rails.kernel())
+
+    return with_rails(in_session, IdentityError)
+
+
+def with_rails(work: Callable[[Any], Awaitable[T]], refused: type[Exception]) -> T:
+    """Run ``work(rails)`` on the process's rails, closed when it is done; ``refused`` errors
+    are reported as click errors, not tracebacks."""
     from backplane.kernel import Rails
 
     async def run() -> T:
         rails = Rails.build(settings(), plugin_set())
         try:
-            async with rails.database.maintenance(reason) as session, session.begin():
-                return await work(session, rails.kernel())
+            return await work(rails)
         finally:
             await rails.close()
 
     try:
         return asyncio.run(run())
-    except IdentityError as exc:
+    except refused as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def echo_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[Any], str]) -> None:
+    """``rows`` as one JSON array, or a ``line`` each."""
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(line(row))

@@ -103,13 +103,11 @@ def list_keys(slug: str, as_json: bool) -> None:
             for k in keys
         ]
 
-    rows = _context.admin(f"operator: apikeys list for {slug}", work)
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    for row in rows:
+    def line(row: dict[str, Any]) -> str:
         state = "revoked" if row["revoked"] else "active"
-        click.echo(f"{row['id']}  {state:<8} {row['role']:<7} {row['name']}")
+        return f"{row['id']}  {state:<8} {row['role']:<7} {row['name']}"
+
+    _context.echo_rows(_context.admin(f"operator: apikeys list for {slug}", work), as_json, line)
 
 
 @apikeys.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
+from typing import Any
 
 import click
 
@@ -17,10 +18,10 @@ def _migrations() -> ModuleType:
     return migrations
 
 
-def _run(function_name: str, *args: object, **kwargs: object) -> None:
+def _run(function_name: str, *args: object, **kwargs: object) -> Any:
     migrations = _migrations()
     try:
-        getattr(migrations, function_name)(
+        return getattr(migrations, function_name)(
             _context.plugin_set(), *args, stdout=sys.stdout, **kwargs
         )
     except migrations.MigrationError as exc:
@@ -80,11 +81,4 @@ def check() -> None:
 )
 def revision(plugin: str, message: str, autogenerate: bool) -> None:
     """Create a migration revision on a plugin's branch (for plugin authors)."""
-    migrations = _migrations()
-    try:
-        path = migrations.revision(
-            _context.plugin_set(), plugin, message, autogenerate, stdout=sys.stdout
-        )
-    except migrations.MigrationError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"created {path}")
+    click.echo(f"created {_run('revision', plugin, message, autogenerate)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -33,11 +32,7 @@ def status(as_json: bool) -> None:
         return [{"actor": a, "status": s, "count": c} for a, s, c in rows]
 
     rows = _context.admin("operator: tasks status", work)
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    for row in rows:
-        click.echo(f"{row['actor']:<50} {row['status']:<8} {row['count']}")
+    _context.echo_rows(rows, as_json, lambda r: f"{r['actor']:<50} {r['status']:<8} {r['count']}")
 
 
 @tasks.command()
@@ -68,13 +63,11 @@ def failed(limit: int, as_json: bool) -> None:
         ]
 
     rows = _context.admin("operator: tasks failed", work)
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    if not rows:
+    if not rows and not as_json:
         click.echo("no failed tasks")
-    for row in rows:
-        click.echo(f"{row['id']}  {row['actor']}  attempts={row['attempts']}  {row['error']}")
+    _context.echo_rows(
+        rows, as_json, lambda r: f"{r['id']}  {r['actor']}  attempts={r['attempts']}  {r['error']}"
+    )
 
 
 @tasks.command()

@@ -67,12 +67,8 @@ def list_tenants(as_json: bool) -> None:
         rows = await session.scalars(select(Tenant).order_by(Tenant.slug))
         return [{"tenant_id": str(t.id), "slug": t.slug, "name": t.name} for t in rows]
 
-    result = _context.admin("operator: tenants list", work)
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    for row in result:
-        click.echo(f"{row['slug']:<30} {row['tenant_id']}  {row['name']}")
+    rows = _context.admin("operator: tenants list", work)
+    _context.echo_rows(rows, as_json, lambda r: f"{r['slug']:<30} {r['tenant_id']}  {r['name']}")
 
 
 @tenants.command("plugin")

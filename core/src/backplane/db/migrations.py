@@ -58,12 +58,9 @@ def alembic_config(plugins: PluginSet, stdout: Any = None) -> Config:
     config.set_main_option(
         "version_locations", os.pathsep.join(str(m.directory) for _, m in registered)
     )
-    metadata = []
-    for _, migrations in registered:
-        if migrations.metadata is not None and migrations.metadata not in metadata:
-            metadata.append(migrations.metadata)
+    metadata = dict.fromkeys(m.metadata for _, m in registered if m.metadata is not None)
     config.attributes["backplane_settings"] = plugins.settings
-    config.attributes["target_metadata"] = metadata
+    config.attributes["target_metadata"] = list(metadata)
     config.attributes["branches"] = {m.branch: plugin for plugin, m in registered}
     return config
 
@@ -125,25 +122,17 @@ def revision(
         raise MigrationError(f"plugin {plugin!r} registers no migrations directory")
     branch = owned[0]
     script = ScriptDirectory.from_config(config)
+    start: dict[str, Any] = {"head": f"{branch.branch}@head"}
     try:
         script.revision_map.get_revision(branch.branch)
-        has_branch = True
     except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown label
-        has_branch = False
+        start = {
+            "head": "base",
+            "branch_label": branch.branch,
+            "version_path": str(branch.directory),
+        }
     try:
-        if has_branch:
-            result = command.revision(
-                config, message=message, autogenerate=autogenerate, head=f"{branch.branch}@head"
-            )
-        else:
-            result = command.revision(
-                config,
-                message=message,
-                autogenerate=autogenerate,
-                head="base",
-                branch_label=branch.branch,
-                version_path=str(branch.directory),
-            )
+        result = command.revision(config, message=message, autogenerate=autogenerate, **start)
     except CommandError as exc:
         raise MigrationError(f"db revision failed: {exc}") from None
     scripts = result if isinstance(result, list) else [result]

@@ -150,21 +150,18 @@ def _task_items(plugin: str, actor: Any = None, **options: Any) -> list[Task]:
 
 def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
     """Every task registered through ``register_tasks``, named ``<plugin>.<function>``."""
-    tasks = []
-    for plugin, task in plugins.collect("register_tasks", _task_items):
-        function = task.actor
-        tasks.append(
-            RegisteredTask(
-                name=f"{plugin}.{function.__name__}",
-                plugin=plugin,
-                function=function,
-                queue=task.queue,
-                max_retries=task.max_retries,
-                time_limit_ms=task.time_limit_ms,
-                schedule=task.schedule,
-            )
+    return [
+        RegisteredTask(
+            name=f"{plugin}.{task.actor.__name__}",
+            plugin=plugin,
+            function=task.actor,
+            queue=task.queue,
+            max_retries=task.max_retries,
+            time_limit_ms=task.time_limit_ms,
+            schedule=task.schedule,
         )
-    return tasks
+        for plugin, task in plugins.collect("register_tasks", _task_items)
+    ]
 
 
 class TaskRuntime:
@@ -237,16 +234,10 @@ class TaskRuntime:
     async def _run(
         self, task: RegisteredTask, outbox_id: uuid.UUID, attempt: int, final: bool
     ) -> None:
-        """Claim the task, run its actor and commit, in one transaction on one connection.
-
-        The first statement claims the row (marks it done if it is not yet, and reads it); the
-        actor runs in that transaction; the commit makes the mark and the actor's writes durable
-        together. A duplicate delivery finds nothing to claim, or waits on the row lock (on
-        SQLite the write lock) until the run holding it commits (then finds nothing) or rolls
-        back (then claims it). Raising rolls back the actor's writes and the mark, records the
+        """Claim the task, run its actor and commit, in one transaction on one connection (see
+        the module docstring). Raising rolls back the actor's writes and the claim, records the
         failure and lets dramatiq retry. The actor's session is opened on the run's connection
-        when the actor first uses it (on PostgreSQL in a savepoint: see :meth:`_claim`).
-        """
+        when the actor first uses it (on PostgreSQL in a savepoint: see :meth:`_claim`)."""
         now = datetime.now(UTC)
         connection, transaction, claimed = await self._claim(outbox_id, attempt, now)
         session: AsyncSession | None = None
@@ -456,8 +447,7 @@ class TaskRuntime:
     ) -> None:
         assert self._sessions is not None
         text = f"{type(exc).__name__}: {exc}"[:2000]
-        if isinstance(exc, TimeoutError):
-            text = "time limit exceeded"
+        text = "time limit exceeded" if isinstance(exc, TimeoutError) else text
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(OutboxMessage)

@@ -11,8 +11,6 @@ from litestar.config.app import AppConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from backplane.web._diagnostics import (
-    REQUEST_ID_HEADER,
-    REQUEST_ID_SPAN_ATTRIBUTE,
     add_response_headers,
     internal_error_response,
     request_id,
@@ -21,8 +19,6 @@ from backplane.web._diagnostics import (
 from backplane.web._scan import contains_nul_escape, is_json_media_type, json_nesting_exceeds
 from backplane.web._screening import (
     ScreenedRequest,
-    UnsupportedMediaTypeError,
-    check_json_body,
     content_type_message,
     nesting_message,
     refuse_nul_in_fields,
@@ -33,21 +29,13 @@ from backplane.web._secret_responses import NO_CACHE, NO_STORE
 __all__ = [
     "NO_CACHE",
     "NO_STORE",
-    "REQUEST_ID_HEADER",
-    "REQUEST_ID_SPAN_ATTRIBUTE",
-    "ScreenedRequest",
-    "UnsupportedMediaTypeError",
-    "add_response_headers",
-    "check_json_body",
     "contains_nul_escape",
     "content_type_message",
     "harden",
-    "internal_error_response",
     "is_json_media_type",
     "json_nesting_exceeds",
     "nesting_message",
     "refuse_nul_in_fields",
-    "refuse_nul_in_url",
     "request_id",
     "tag_request_span",
 ]

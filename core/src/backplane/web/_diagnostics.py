@@ -25,15 +25,6 @@ from litestar.types import Message, Scope
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-__all__ = [
-    "REQUEST_ID_HEADER",
-    "REQUEST_ID_SPAN_ATTRIBUTE",
-    "add_response_headers",
-    "internal_error_response",
-    "request_id",
-    "tag_request_span",
-]
-
 log = logging.getLogger("backplane.web")
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"

@@ -14,8 +14,6 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["contains_nul_escape", "is_json_media_type", "json_nesting_exceeds"]
-
 _NUL_ESCAPE: Final = b"\\u0000"
 _BACKSLASH: Final = 0x5C
 _NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'[]{}"')

@@ -25,14 +25,6 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from backplane.state import rails_of
 from backplane.web._scan import contains_nul_escape, is_json_media_type, json_nesting_exceeds
 
-__all__ = [
-    "ScreenedRequest",
-    "UnsupportedMediaTypeError",
-    "check_json_body",
-    "refuse_nul_in_fields",
-    "refuse_nul_in_url",
-]
-
 _SHOWN_CONTENT_TYPE = 100
 """How much of a refused ``Content-Type`` the error message repeats."""
 
