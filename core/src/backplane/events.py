@@ -10,7 +10,6 @@ the event and queue a delivery task per subscribed endpoint through ``kernel.tas
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import EventType
 from backplane.db.tenancy import session_tenant
-from backplane.plugins import KERNEL_PLUGIN, PluginSet
-
-NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
+from backplane.plugins import PluginSet, by_name, check_owned_name
 
 
 class UnknownEventTypeError(ValueError):
@@ -66,20 +63,12 @@ def _items(plugin: str, *types: Any) -> list[EventType]:
     for item in types:
         if not isinstance(item, EventType):
             raise TypeError(f"register_event_types expects EventType values, got {item!r}")
-        if not NAME.match(item.name):
-            raise ValueError(f"event type {item.name!r} must look like 'area.what_happened'")
-        if plugin != KERNEL_PLUGIN and item.name.split(".", 1)[0] != plugin:
-            raise ValueError(f"event type {item.name!r} must start with the plugin name")
+        check_owned_name(plugin, item.name, "event type", "area.what_happened")
     return list(types)
 
 
 def collect_event_types(plugins: PluginSet) -> dict[str, EventType]:
-    found: dict[str, EventType] = {}
-    for _plugin, item in plugins.collect("register_event_types", _items):
-        if item.name in found:
-            raise ValueError(f"event type {item.name!r} is registered twice")
-        found[item.name] = item
-    return found
+    return by_name(plugins.collect("register_event_types", _items), lambda t: t.name, "event type")
 
 
 Notify = Callable[..., Awaitable[Any]]

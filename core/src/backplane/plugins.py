@@ -11,6 +11,7 @@ import enum
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,3 +220,25 @@ def _for(plugin: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if kernel is None or kernel.plugin == plugin:
         return kwargs
     return {**kwargs, "kernel": kernel.for_plugin(plugin)}
+
+
+OWNED_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
+
+
+def check_owned_name(plugin: str, name: str, kind: str, example: str) -> None:
+    """A registered name (a meter, an event type) looks like ``area.thing`` and, for a plugin,
+    starts with the plugin's name: names from different plugins cannot collide."""
+    if not OWNED_NAME.match(name):
+        raise ValueError(f"{kind} {name!r} must look like {example!r}")
+    if plugin not in (KERNEL_PLUGIN, name.split(".", 1)[0]):
+        raise ValueError(f"{kind} {name!r} must start with the plugin name {plugin!r}")
+
+
+def by_name(pairs: list[tuple[str, Any]], name: Callable[[Any], str], kind: str) -> dict[str, Any]:
+    """Registered items by their name; a name registered twice (by any plugins) is an error."""
+    found: dict[str, Any] = {}
+    for _plugin, item in pairs:
+        if name(item) in found:
+            raise ValueError(f"{kind} {name(item)!r} is registered twice")
+        found[name(item)] = item
+    return found

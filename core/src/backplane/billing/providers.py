@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane._contract import BillingProvider, Meter
 from backplane.billing.schemas import InvoiceOut
 from backplane.events import Events
-from backplane.plugins import PluginSet
+from backplane.plugins import PluginSet, by_name
 from backplane.settings import Settings
 
 
@@ -42,12 +42,10 @@ def _items(plugin: str, name: Any = None, provider: Any = None) -> list[BillingP
 
 
 def collect_providers(plugins: PluginSet) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for _plugin, item in plugins.collect("register_billing_providers", _items):
-        if item.name in found:
-            raise ValueError(f"billing provider {item.name!r} is registered twice")
-        found[item.name] = item.provider
-    return found
+    found = by_name(
+        plugins.collect("register_billing_providers", _items), lambda p: p.name, "billing provider"
+    )
+    return {name: item.provider for name, item in found.items()}
 
 
 def active_provider(providers: dict[str, Any], name: str) -> Provider:
