@@ -18,9 +18,10 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.inference.models import ModelVersion
+from backplane.inference.limits import reject
+from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.runtime import ModelCatalog, version_key
-from backplane.inference.validation import ModelRejected, ValidatedModel, ValidationLimits
+from backplane.inference.validation import ValidatedModel, ValidationLimits, validate_onnx
 from backplane.settings import InferenceSettings
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}\Z")
@@ -102,9 +103,8 @@ async def add_model(
     if max_queue_delay_us is not None and not 0 <= max_queue_delay_us <= 1_000_000:
         raise RegistryError("max_queue_delay_us must be between 0 and 1000000", 422)
     if len(data) > settings.max_upload_bytes:  # before a thread or a subprocess is spent on it
-        raise ModelRejected(
-            "file-too-large",
-            f"file-too-large: {len(data)} bytes, the limit is {settings.max_upload_bytes}",
+        raise reject(
+            "file-too-large", f"{len(data)} bytes, the limit is {settings.max_upload_bytes}"
         )
     existing = list(
         await db.scalars(
@@ -122,7 +122,7 @@ async def add_model(
         )
     if progress:
         progress("validating")
-    validated: ValidatedModel = await asyncio.to_thread(_validate, data, limits_from(settings))
+    validated: ValidatedModel = await asyncio.to_thread(validate_onnx, data, limits_from(settings))
     if progress:
         progress("storing")
     await asyncio.to_thread(catalog.store.put, data)
@@ -151,12 +151,6 @@ async def add_model(
     return row
 
 
-def _validate(data: bytes, limits: ValidationLimits) -> ValidatedModel:
-    from backplane.inference.validation import validate_onnx
-
-    return validate_onnx(data, limits)
-
-
 async def list_models(
     db: AsyncSession, catalog: ModelCatalog, tenant_id: uuid.UUID
 ) -> list[ModelOut]:
@@ -171,7 +165,7 @@ async def list_models(
             max_queue_delay_us=ref.max_queue_delay_us,
         )
         for name in sorted(catalog.shipped)
-        for ref in sorted(catalog.shipped_refs(name), key=lambda r: version_key(r.version))
+        for ref in catalog.shipped_refs(name)  # oldest version first
     ]
     rows = await db.scalars(
         select(ModelVersion).where(ModelVersion.tenant_id == tenant_id).order_by(ModelVersion.name)
@@ -186,10 +180,9 @@ async def model_versions(
     """The versions of one model the tenant can call, oldest first; 404 if none."""
     if name in catalog.shipped:
         return [m for m in await list_models(db, catalog, tenant_id) if m.name == name]
-    rows = await db.scalars(
-        select(ModelVersion).where(ModelVersion.tenant_id == tenant_id, ModelVersion.name == name)
+    found = sorted(
+        await db.scalars(model_rows(tenant_id, name)), key=lambda r: version_key(r.version)
     )
-    found = sorted(rows, key=lambda r: version_key(r.version))
     if not found:
         raise RegistryError(f"unknown model {name!r}", 404)
     return [model_out(r) for r in found]
@@ -222,9 +215,7 @@ async def delete_model(
     The stored file stays (another tenant or version may share its hash; files are small next
     to what a re-upload would cost, and a sweep can collect unreferenced ones).
     """
-    query = select(ModelVersion).where(
-        ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
-    )
+    query = model_rows(tenant_id, name)
     if version is not None:
         query = query.where(ModelVersion.version == version)
     rows = list(await db.scalars(query))

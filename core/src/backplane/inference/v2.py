@@ -39,6 +39,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from backplane.inference._trial import ORT_TYPES
+
 __all__ = [
     "DATATYPES",
     "DEFAULT_MAX_BYTES",
@@ -88,42 +90,15 @@ MAX_RANK: Final = 32
 """Most dimensions a tensor may declare."""
 
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
+    datatype: np.dtype(dtype).newbyteorder("<") for dtype, datatype in ORT_TYPES.values()
 }
+"""V2 datatype -> numpy dtype, little-endian as the binary extension carries numbers."""
 
 DATATYPES: Final = frozenset(_DTYPES)
 """Every V2 datatype this codec reads and writes."""
 
 _BY_KIND_SIZE: Final[dict[tuple[str, int], str]] = {
     (dt.kind, dt.itemsize): name for name, dt in _DTYPES.items() if name != "BYTES"
-}
-
-_ONNX_TYPES: Final[dict[str, str]] = {
-    "tensor(bool)": "BOOL",
-    "tensor(uint8)": "UINT8",
-    "tensor(uint16)": "UINT16",
-    "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64",
-    "tensor(int8)": "INT8",
-    "tensor(int16)": "INT16",
-    "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64",
-    "tensor(float16)": "FP16",
-    "tensor(float)": "FP32",
-    "tensor(double)": "FP64",
-    "tensor(string)": "BYTES",
 }
 
 _U32: Final = struct.Struct("<I")
@@ -256,7 +231,7 @@ def datatype_from_onnx(onnx_type: str) -> str:
     Raises :class:`ValueError` for types V2 cannot carry (``tensor(bfloat16)``, sequences, maps).
     """
     try:
-        return _ONNX_TYPES[onnx_type]
+        return ORT_TYPES[onnx_type][1]
     except KeyError:
         raise ValueError(f"ONNX type {onnx_type!r} has no V2 datatype") from None
 
@@ -629,24 +604,13 @@ def encode_response(
     for name, value, binary in chosen:
         array = np.asarray(value)
         datatype = datatype_of(array.dtype)
-        shape = list(array.shape)
+        output = ResponseOutput(name=name, datatype=datatype, shape=list(array.shape))
         if binary:
-            raw = _to_binary(array, datatype)
-            buffers.append(raw)
-            documents.append(
-                ResponseOutput(
-                    name=name,
-                    datatype=datatype,
-                    shape=shape,
-                    parameters={"binary_data_size": len(raw)},
-                )
-            )
+            buffers.append(_to_binary(array, datatype, name))
+            output.parameters = {"binary_data_size": len(buffers[-1])}
         else:
-            documents.append(
-                ResponseOutput(
-                    name=name, datatype=datatype, shape=shape, data=_to_json(array, datatype, name)
-                )
-            )
+            output.data = _to_json(array, datatype, name)
+        documents.append(output)
     header = msgspec.json.encode(
         InferResponse(
             model_name=model_name,
@@ -678,43 +642,30 @@ def encode_infer_response(
     )
 
 
-def _elements_as_bytes(array: Tensor, name: str) -> Iterator[bytes]:
+def _bytes_elements(array: Tensor, name: str) -> Iterator[bytes | str]:
     for item in array.flat:
-        if isinstance(item, bytes):
-            yield item
-        elif isinstance(item, str):
-            yield item.encode()
-        else:
+        if not isinstance(item, bytes | str):
             raise TypeError(f"output {name!r}: BYTES element of type {type(item).__name__}")
+        yield item
 
 
-def _to_binary(array: Tensor, datatype: str) -> bytes:
+def _to_binary(array: Tensor, datatype: str, name: str) -> bytes:
     if datatype == "BYTES":
-        parts: list[bytes] = []
-        for item in _elements_as_bytes(array, datatype):
-            parts.append(_U32.pack(len(item)))
-            parts.append(item)
-        return b"".join(parts)
+        items = [i if isinstance(i, bytes) else i.encode() for i in _bytes_elements(array, name)]
+        return b"".join(part for item in items for part in (_U32.pack(len(item)), item))
     little = array.dtype.newbyteorder("<") if array.dtype.kind != "b" else array.dtype
     return np.ascontiguousarray(array, dtype=little).tobytes()
 
 
 def _to_json(array: Tensor, datatype: str, name: str) -> list[Any]:
-    if datatype == "BYTES":
-        out: list[Any] = []
-        for item in array.flat:
-            if isinstance(item, bytes):
-                try:
-                    out.append(item.decode())
-                except UnicodeDecodeError:
-                    raise V2Error(
-                        f"output {name!r} holds bytes that are not UTF-8; "
-                        "request it with binary_data"
-                    ) from None
-            elif isinstance(item, str):
-                out.append(str(item))  # plain str, not numpy.str_
-            else:
-                raise TypeError(f"output {name!r}: BYTES element of type {type(item).__name__}")
-        return out
-    flat: list[Any] = array.ravel().tolist()
-    return flat
+    if datatype != "BYTES":
+        flat: list[Any] = array.ravel().tolist()
+        return flat
+    try:  # str(): plain str, not numpy.str_
+        return [
+            i.decode() if isinstance(i, bytes) else str(i) for i in _bytes_elements(array, name)
+        ]
+    except UnicodeDecodeError:
+        raise V2Error(
+            f"output {name!r} holds bytes that are not UTF-8; request it with binary_data"
+        ) from None

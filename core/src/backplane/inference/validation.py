@@ -32,8 +32,8 @@ from typing import Final
 
 import msgspec
 
-from backplane.inference._validation_static import check_static as _check_static
-from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits
+from backplane.inference._validation_static import check_static
+from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits, reject
 
 __all__ = [
     "RULES",
@@ -118,11 +118,6 @@ def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> Valida
     )
 
 
-def check_static(data: bytes, limits: ValidationLimits) -> StaticReport:
-    """The rules from ``file-too-large`` to ``checker``, in process; no file is opened."""
-    return _check_static(data, limits)
-
-
 class _TrialTensor(msgspec.Struct):
     name: str
     type: str
@@ -138,10 +133,6 @@ class _TrialVerdict(msgspec.Struct):
 
 
 _OUTPUT_CAP: Final = 16 << 20
-
-
-def _rejected(rule: str, detail: str) -> ModelRejected:
-    return ModelRejected(rule, f"{rule}: {detail}")
 
 
 def _trial_env() -> dict[str, str]:
@@ -234,13 +225,13 @@ def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
                     with contextlib.suppress(OSError):
                         pipe.close()
     if expired == "trial":
-        raise _rejected(
+        raise reject(
             "trial-timeout",
             f"loading and running the model once took longer than "
             f"{limits.trial_timeout_seconds:g} s; the trial was killed",
         )
     if expired == "startup":
-        raise _rejected(
+        raise reject(
             "trial-timeout",
             f"the trial process did not start within {limits.trial_startup_seconds:g} s",
         )
@@ -253,24 +244,24 @@ def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) 
         tail = " ".join(err.decode("utf-8", "replace").split())[-500:]
         how = f"signal {-returncode}" if returncode < 0 else f"status {returncode}"
         rule = "trial-memory" if "bad_alloc" in tail or "MemoryError" in tail else "trial-failed"
-        raise _rejected(rule, f"the trial process ended with {how} without a verdict: {tail}")
+        raise reject(rule, f"the trial process ended with {how} without a verdict: {tail}")
     try:
         verdict = msgspec.json.decode(lines[-1], type=_TrialVerdict)
     except msgspec.DecodeError as exc:
-        raise _rejected("trial-failed", f"unreadable trial verdict ({exc})") from None
+        raise reject("trial-failed", f"unreadable trial verdict ({exc})") from None
     if verdict.ok:
         return ModelSignature(
             inputs=tuple(_spec(t) for t in verdict.inputs),
             outputs=tuple(_spec(t) for t in verdict.outputs),
         )
     if verdict.kind == "memory":
-        raise _rejected(
+        raise reject(
             "trial-memory",
             f"the model needed more than {limits.trial_memory_bytes} bytes of address space "
             f"to load and run once: {verdict.error}",
         )
     if verdict.kind == "unsupported-io":
-        raise _rejected(
+        raise reject(
             "unsupported-io", f"{verdict.error}; only tensors of V2 datatypes can be served"
         )
-    raise _rejected("trial-failed", f"onnxruntime could not load or run the model: {verdict.error}")
+    raise reject("trial-failed", f"onnxruntime could not load or run the model: {verdict.error}")
