@@ -66,10 +66,6 @@ def _shape_key(feed: Feed) -> tuple[Any, ...]:
     return tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(feed.items()))
 
 
-class BatchMismatchError(RuntimeError):
-    """The model's outputs did not have one row per input row; it cannot be batched."""
-
-
 class DynamicBatcher:
     """One per loaded model with batching on; lives on the event loop that created it."""
 

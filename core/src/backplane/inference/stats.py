@@ -4,18 +4,10 @@ Kept per (tenant, model, version): a tenant sees the traffic it sent, never anot
 even on a shared model. The OpenTelemetry instruments carry the model and version (not the
 tenant: unbounded label values would swamp a metrics backend).
 
-**In memory, on purpose.** The counters cover the requests *this server process* handled
-*since it started*: a restart resets them, and with N server processes each answers with its
-own share. That keeps the inference hot path free of writes (one lock, a few additions). What
-they are for is what Triton's are for: watching a running server's latency split (queue vs
-compute) and batching. Durable numbers live elsewhere:
-
-- the usage meters ``inference.requests`` and ``inference.rows`` (per tenant, grouped by the
-  ``model`` property; ``GET /api/billing/usage``) are committed with every request, exact
-  across processes and restarts, and are what is billed;
-- the OpenTelemetry metrics ``backplane.inference.*`` (requests by outcome, queue and compute
-  durations, batch sizes; per model, every tenant together), exported to a metrics backend,
-  which aggregates the processes and keeps the history.
+**In memory, on purpose**, for this server process since it started: that keeps the hot path
+free of writes (one lock, a few additions), and is what Triton's are for, watching a running
+server's latency split and batching. :data:`backplane.inference.routes.STATS_SCOPE` tells
+clients so, and where the durable numbers are (the usage meters, the OpenTelemetry metrics).
 """
 
 from __future__ import annotations

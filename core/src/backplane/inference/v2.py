@@ -117,9 +117,6 @@ class V2Error(ValueError):
         return msgspec.json.encode(ErrorResponse(error=self.message))
 
 
-# ---------------------------------------------------------------------------- protocol documents
-
-
 class RequestInput(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``$request_input``: one input tensor. ``data`` is ``None`` once decoded (see below)."""
 
@@ -199,9 +196,6 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
     error: str
 
 
-# ------------------------------------------------------------------------------------ datatypes
-
-
 def numpy_dtype(datatype: str) -> np.dtype[Any]:
     """The numpy dtype of a V2 datatype (``object`` for ``BYTES``); :class:`V2Error` if unknown."""
     try:
@@ -236,9 +230,6 @@ def datatype_from_onnx(onnx_type: str) -> str:
         raise ValueError(f"ONNX type {onnx_type!r} has no V2 datatype") from None
 
 
-# ------------------------------------------------------------------------------------- requests
-
-
 def parse_header_length(value: str | None) -> int | None:
     """Parse an ``Inference-Header-Content-Length`` header value (``None`` when absent)."""
     if value is None:
@@ -256,21 +247,13 @@ def decode_request(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[InferRequest, dict[str, Tensor]]:
-    """Decode an inference request body into the request document and its input tensors.
+    """The request document and its input tensors (by name, in request order); :class:`V2Error`
+    for anything malformed.
 
-    ``header_length`` is the ``Inference-Header-Content-Length`` header (see
-    :func:`parse_header_length`): the JSON header is ``body[:header_length]`` and the rest is
-    binary tensor data; ``None`` means the whole body is JSON. Tensors come back keyed by input
-    name, in request order, shaped as declared, with the numpy dtype of their datatype; binary
-    numeric tensors may be read-only views into ``body``. Each :class:`RequestInput` of the
-    returned request has its ``data`` cleared (the tensors hold it) and keeps its parameters.
-
-    ``max_elements`` and ``max_bytes`` cap the elements and the decoded bytes of all inputs
-    together; declared sizes are checked before anything is allocated.
-
-    Raises :class:`V2Error` for anything malformed: bad JSON, unknown datatype, negative or
-    oversized dimensions, data that does not fill the shape, a binary size that does not match,
-    missing or left-over binary data, duplicate input names, a header length beyond the body.
+    ``header_length`` (:func:`parse_header_length`) splits the JSON header from the binary
+    tensor data; ``None``: all JSON. Binary numeric tensors may be read-only views into ``body``;
+    each input's ``data`` is cleared (the tensors hold it). ``max_elements`` and ``max_bytes``
+    cap all inputs together, checked on the declared sizes before anything is allocated.
     """
     view = memoryview(body)
     if header_length is None:
@@ -531,9 +514,6 @@ def bytes_to_str(array: Tensor, name: str = "input") -> Tensor:
     return out
 
 
-# ------------------------------------------------------------------------------------ responses
-
-
 def _bool_param(params: Mapping[str, ParamValue] | None, key: str, where: str) -> bool | None:
     if params is None or key not in params:
         return None
@@ -565,20 +545,13 @@ def encode_response(
     request_id: str | None = None,
     parameters: dict[str, ParamValue] | None = None,
 ) -> tuple[bytes, int | None]:
-    """Encode the model's outputs as an inference response body.
+    """The response body and, when an output is binary, its JSON header's length (``None``:
+    plain JSON).
 
-    ``requested`` is the request's ``outputs`` list: when given, exactly those outputs are
-    returned in that order, each in binary if its ``binary_data`` parameter says so and
-    otherwise as ``binary_default`` (the request's ``binary_data_output``, see
-    :func:`binary_output_default`); when ``None``, every entry of ``outputs`` is returned, in
-    binary if ``binary_default``. ``request_id`` is echoed as the response ``id``.
-
-    Returns the body and, when any output is binary, the length of its JSON header (to send as
-    ``Inference-Header-Content-Length``); ``None`` means the body is plain JSON.
-
-    Raises :class:`V2Error` for a requested output the model does not have, a duplicate or a
-    classification request, a bad ``binary_data`` value, or ``BYTES`` that are not UTF-8 asked
-    for as JSON; :class:`TypeError` for an array with no V2 datatype.
+    ``requested`` (the request's ``outputs``) picks and orders the outputs, each binary as its
+    ``binary_data`` parameter says, else as ``binary_default`` (:func:`binary_output_default`);
+    ``None`` returns every output. :class:`V2Error` for what the client asked wrongly;
+    :class:`TypeError` for an array with no V2 datatype (the server's mistake).
     """
     chosen: list[tuple[str, Tensor, bool]] = []
     if requested is None:

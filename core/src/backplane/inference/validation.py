@@ -1,20 +1,11 @@
 """Validation of untrusted ONNX uploads, before anything stores or serves them.
 
-One call does it all::
-
-    from backplane.inference.validation import ModelRejected, ValidationLimits, validate_onnx
-
-    try:
-        model = validate_onnx(data, ValidationLimits())  # blocking: run it in a worker thread
-    except ModelRejected as exc:
-        ...  # respond exc.status_code with {"error": exc.message}; exc.rule is a stable code
-
-The rules run in the order of :data:`RULES` and the first one broken raises
-:class:`ModelRejected`. The static rules work on the bytes alone and never open a path named in
-the model (external data is rejected, not followed); the last step loads and runs the model
-once in a separate process (``python -m backplane.inference._trial``) under an address-space
-limit and a wall-clock timeout, and reads the model's input/output signature from it.
-:func:`check_static` and :func:`run_trial` are the two halves, for callers that need only one.
+:func:`validate_onnx` (blocking: call it in a worker thread) runs the rules in the order of
+:data:`RULES`; the first one broken raises :class:`ModelRejected`, whose ``rule`` is a stable
+code. The static rules (:func:`check_static`) work on the bytes alone and never open a path
+named in the model; the trial (:func:`run_trial`) loads and runs the model once in a separate
+process (``python -m backplane.inference._trial``) under an address-space limit and a
+wall-clock timeout, and reads the model's input/output signature from it.
 """
 
 from __future__ import annotations
@@ -34,6 +25,7 @@ import msgspec
 
 from backplane.inference._validation_static import check_static
 from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits, reject
+from backplane.models import TensorSpec
 
 __all__ = [
     "RULES",
@@ -64,15 +56,6 @@ RULES: Final[dict[str, str]] = {
     "trial-failed": "onnxruntime could not load or run the model",
     "unsupported-io": "an input or output is not a tensor of a V2 datatype",
 }
-
-
-class TensorSpec(msgspec.Struct, frozen=True):
-    """One input or output: its name, V2 datatype (FP32, INT64, BYTES, ...) and shape (-1 =
-    dynamic)."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
 
 
 class ModelSignature(msgspec.Struct, frozen=True):
