@@ -156,14 +156,7 @@ async def list_models(
 ) -> list[ModelOut]:
     """Every model the tenant can call: the shipped ones, then its own."""
     shipped = [
-        ModelOut(
-            name=ref.name,
-            version=ref.version,
-            source=ref.source,
-            description=ref.description,
-            max_batch_size=ref.max_batch_size,
-            max_queue_delay_us=ref.max_queue_delay_us,
-        )
+        msgspec.convert(ref, ModelOut, from_attributes=True)
         for name in sorted(catalog.shipped)
         for ref in catalog.shipped_refs(name)  # oldest version first
     ]

@@ -17,7 +17,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -124,28 +124,6 @@ def collect_runtimes(plugins: PluginSet) -> dict[str, InferenceRuntime]:
     }
 
 
-def _models_for(
-    runtimes: dict[str, InferenceRuntime],
-) -> Callable[..., list[InferenceModel]]:
-    """Checks ``register_inference_models`` items: models, run by a registered runtime."""
-
-    def check(plugin: str, *models: Any) -> list[InferenceModel]:
-        for model in models:
-            if not isinstance(model, InferenceModel):
-                raise TypeError(
-                    f"register_inference_models expects InferenceModel values, got {model!r}"
-                )
-            if model.runtime not in runtimes:
-                raise LookupError(
-                    f"model {model.name!r} version {model.version!r} names inference runtime "
-                    f"{model.runtime!r}, which no plugin registered "
-                    f"(registered: {', '.join(sorted(runtimes))})"
-                )
-        return list(models)
-
-    return check
-
-
 def batch_rows(feed: Mapping[str, Any]) -> int:
     """Rows (batch entries) of a request: the longest first dimension, 1 for scalars only."""
     return max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
@@ -176,12 +154,9 @@ def pick_version(refs: list[ModelRef], version: str | None) -> ModelRef:
     raise ModelNotFoundError(f"model {refs[-1].name!r} has no version {version!r}")
 
 
-def _versions_query(tenant_id: uuid.UUID, name: str) -> Any:
-    return model_rows(tenant_id, name).where(ModelVersion.status == "ready")
-
-
-def _refs(rows: Iterable[ModelVersion]) -> list[ModelRef]:
-    """Registry rows as refs, oldest version first."""
+async def _registry_refs(db: AsyncSession, tenant_id: uuid.UUID, name: str) -> list[ModelRef]:
+    """The tenant's ready versions of ``name`` as refs, oldest first."""
+    rows = await db.scalars(model_rows(tenant_id, name).where(ModelVersion.status == "ready"))
     refs = [
         ModelRef(
             name=row.name,
@@ -221,9 +196,7 @@ class ModelCatalog:
         self._upload_runtime = uploads
         self.shipped: dict[str, dict[str, InferenceModel]] = {}
         shipped_refs: dict[str, dict[str, ModelRef]] = {}
-        for plugin, spec in plugins.collect(
-            "register_inference_models", _models_for(self._runtimes)
-        ):
+        for plugin, spec in plugins.collect("register_inference_models", self._shipped_models):
             self.shipped.setdefault(spec.name, {})[spec.version] = spec
             shipped_refs.setdefault(spec.name, {})[spec.version] = ModelRef(
                 name=spec.name,
@@ -254,6 +227,21 @@ class ModelCatalog:
             )
         )
 
+    def _shipped_models(self, plugin: str, *models: Any) -> list[InferenceModel]:
+        """Checks ``register_inference_models`` items: models, run by a registered runtime."""
+        for model in models:
+            if not isinstance(model, InferenceModel):
+                raise TypeError(
+                    f"register_inference_models expects InferenceModel values, got {model!r}"
+                )
+            if model.runtime not in self._runtimes:
+                raise LookupError(
+                    f"model {model.name!r} version {model.version!r} names inference runtime "
+                    f"{model.runtime!r}, which no plugin registered "
+                    f"(registered: {', '.join(sorted(self._runtimes))})"
+                )
+        return list(models)
+
     # -- resolution ---------------------------------------------------------------------------
     def shipped_refs(self, name: str) -> list[ModelRef]:
         return self._shipped_refs.get(name, [])
@@ -283,14 +271,14 @@ class ModelCatalog:
             return await self._registry.get((tenant_id, name))
         if db is None:  # the CLI's catalog: no sessionmaker, one-shot, so no cache either
             raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
-        return _refs(await db.scalars(_versions_query(tenant_id, name)))
+        return await _registry_refs(db, tenant_id, name)
 
     async def _read_versions(self, key: tuple[uuid.UUID, str]) -> list[ModelRef]:
         tenant_id, name = key
         assert self._sessionmaker is not None
         async with self._sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            return _refs(await session.scalars(_versions_query(tenant_id, name)))
+            return await _registry_refs(session, tenant_id, name)
 
     def forget(self, tenant_id: uuid.UUID, name: str) -> None:
         """Drop the cached view of a tenant's model (after this process changed it)."""

@@ -1,32 +1,20 @@
 """The Open Inference Protocol (KServe V2 / Triton HTTP/REST) request and response codec.
 
-Pure functions over bytes and numpy arrays, independent of Litestar: the HTTP routes call
-:func:`decode_request` on a ``POST .../infer`` body and :func:`encode_response` (or
-:func:`encode_infer_response`) on the model's outputs; every protocol error raises
-:class:`V2Error`, whose :meth:`V2Error.body` is the protocol's ``{"error": "..."}`` document.
+Pure functions over bytes and numpy arrays, independent of Litestar; every protocol error is a
+:class:`V2Error`, whose :meth:`V2Error.body` is the protocol's ``{"error": "..."}``. Supported,
+as Triton and KServe speak them:
 
-Supported, as Triton and KServe speak them:
+- JSON tensors: ``data`` flattened or nested, row-major, checked against ``shape``;
+- the binary tensor data extension (``Inference-Header-Content-Length``): inputs with
+  ``binary_data_size`` take their bytes from the tail, in order; numbers are little-endian,
+  ``BOOL`` one byte each, ``BYTES`` elements each a 4-byte little-endian length and the bytes;
+- binary outputs per output ``binary_data``, else the request's ``binary_data_output``;
+- every tensor type onnxruntime exposes to numpy (``BF16`` is not, and is refused).
 
-- JSON tensors: ``data`` flattened or nested, always row-major, checked against ``shape``;
-- the binary tensor data extension: the ``Inference-Header-Content-Length`` header gives the
-  length of the JSON header at the start of the body; every input whose parameters carry
-  ``binary_data_size`` takes that many bytes from the tail, in the order of ``inputs``; numbers
-  are little-endian, ``BOOL`` one byte each, and ``BYTES`` elements each a 4-byte little-endian
-  length followed by the bytes;
-- binary outputs: per output ``parameters.binary_data`` or, for outputs that do not say, the
-  request-level ``parameters.binary_data_output``; a response with a binary output has a
-  header length (send it as ``Inference-Header-Content-Length``, content type
-  ``application/octet-stream``), one without is plain JSON (``application/json``);
-- datatypes ``BOOL``, ``UINT8/16/32/64``, ``INT8/16/32/64``, ``FP16``, ``FP32``, ``FP64`` and
-  ``BYTES``: every tensor type onnxruntime exposes to numpy (``BF16`` is not, and is refused).
-
-Decoded ``BYTES`` tensors are numpy object arrays of :class:`bytes`, as the protocol carries
-them; onnxruntime wants :class:`str` elements for ``tensor(string)`` inputs (it would feed
-``str(b"...")`` otherwise), so convert with :func:`bytes_to_str` first. On output, object arrays
-of :class:`bytes` or :class:`str` (what onnxruntime returns for string tensors) and numpy
-``S``/``U`` arrays are accepted. JSON cannot carry NaN or infinity: such floats are written as
-``null`` (ask for ``binary_data`` to get them exactly). Not supported: the shared-memory and
-classification extensions (refused with a :class:`V2Error`).
+``BYTES`` tensors decode to object arrays of :class:`bytes`; onnxruntime wants :class:`str`
+(it would feed ``str(b"...")``), hence :func:`bytes_to_str`. JSON cannot carry NaN or
+infinity: such floats are written as ``null`` (``binary_data`` keeps them exact). Not
+supported: the shared-memory and classification extensions.
 """
 
 from __future__ import annotations
