@@ -106,13 +106,8 @@ async def add_model(
         raise reject(
             "file-too-large", f"{len(data)} bytes, the limit is {settings.max_upload_bytes}"
         )
-    existing = list(
-        await db.scalars(
-            select(ModelVersion.version).where(
-                ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
-            )
-        )
-    )
+    versions = model_rows(tenant_id, name).with_only_columns(ModelVersion.version)
+    existing = list(await db.scalars(versions))
     if version is None:
         numeric = [int(v) for v in existing if v.isdigit()]
         version = str(max(numeric, default=0) + 1)
@@ -120,13 +115,14 @@ async def add_model(
         raise RegistryError(
             f"model {name!r} already has version {version!r} (versions are immutable)", 409
         )
-    if progress:
-        progress("validating")
+    report = progress or (lambda _step: None)
+    report("validating")
     validated: ValidatedModel = await asyncio.to_thread(validate_onnx, data, limits_from(settings))
-    if progress:
-        progress("storing")
+    report("storing")
     await asyncio.to_thread(catalog.store.put, data)
     batch = settings.default_max_batch_size if max_batch_size is None else max_batch_size
+    if max_queue_delay_us is None:
+        max_queue_delay_us = settings.default_max_queue_delay_us
     row = ModelVersion(
         tenant_id=tenant_id,
         name=name,
@@ -138,11 +134,7 @@ async def add_model(
         signature=msgspec.to_builtins(validated.signature),
         dynamic_batch=validated.dynamic_batch and batch > 1,
         max_batch_size=batch if validated.dynamic_batch else 0,
-        max_queue_delay_us=(
-            settings.default_max_queue_delay_us
-            if max_queue_delay_us is None
-            else max_queue_delay_us
-        ),
+        max_queue_delay_us=max_queue_delay_us,
         created_by=created_by,
     )
     db.add(row)

@@ -1,14 +1,10 @@
-"""Serving models: shipped ones (kernel examples, plugins' ``register_inference_models``) and
-the tenant's own uploads (the registry), through one catalog.
+"""Serving models, shipped (``register_inference_models``) and uploaded, through one catalog.
 
-Resolution is by tenant: a shipped model is visible to every tenant; an uploaded one only to
-the tenant that owns it (its rows are tenant-scoped, and row-level secured on PostgreSQL), and
-an unknown or invisible model is the same 404. Sessions are built on first use by the model's
-inference runtime (``register_inference_runtimes``: a shipped model names its own, uploads use
-``inference.runtime``; the kernel's is onnxruntime, :mod:`backplane.inference.sessions`), kept
-in an LRU cache bounded by bytes and shared by every tenant allowed to call the same file;
-``session.run`` happens in a thread pool sized to the cores, through a
-:class:`~backplane.inference.batching.DynamicBatcher` when the model allows it.
+A shipped model is visible to every tenant, an upload only to its tenant (tenant-scoped rows,
+row-level secured on PostgreSQL); unknown and invisible are the same 404. Sessions come from
+the model's runtime (a shipped model names its own, uploads use ``inference.runtime``), are
+built on first use, cached by bytes and shared by every tenant calling the same file; runs go
+to a thread pool, through a :class:`~backplane.inference.batching.DynamicBatcher` when allowed.
 """
 
 from __future__ import annotations

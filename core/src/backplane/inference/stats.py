@@ -43,6 +43,10 @@ class Duration(msgspec.Struct):
     count: int = 0
     ns: int = 0
 
+    def add(self, ns: int) -> None:
+        self.count += 1
+        self.ns += ns
+
 
 class InferenceStats(msgspec.Struct):
     success: Duration = msgspec.field(default_factory=Duration)
@@ -96,12 +100,9 @@ class StatsBook:
             if self._first_of_run((tenant, name, version), timing.run_id):
                 entry.execution_count += 1
             stats = entry.inference_stats
-            stats.success.count += 1
-            stats.success.ns += total_ns
-            stats.queue.count += 1
-            stats.queue.ns += timing.queue_ns
-            stats.compute_infer.count += 1
-            stats.compute_infer.ns += timing.compute_ns
+            stats.success.add(total_ns)
+            stats.queue.add(timing.queue_ns)
+            stats.compute_infer.add(timing.compute_ns)
         attributes = {"model": name, "version": version}
         _requests.add(1, {**attributes, "outcome": "success"})
         _queue.record(timing.queue_ns / 1e9, attributes)
@@ -125,9 +126,7 @@ class StatsBook:
 
     def failure(self, tenant: uuid.UUID, name: str, version: str, total_ns: int) -> None:
         with self._lock:
-            entry = self._entry(tenant, name, version)
-            entry.inference_stats.fail.count += 1
-            entry.inference_stats.fail.ns += total_ns
+            self._entry(tenant, name, version).inference_stats.fail.add(total_ns)
         _requests.add(1, {"model": name, "version": version, "outcome": "failure"})
 
     def read(self, tenant: uuid.UUID, name: str, versions: list[str]) -> ModelStatsResponse:

@@ -29,36 +29,6 @@ import numpy.typing as npt
 
 from backplane.inference._trial import ORT_TYPES
 
-__all__ = [
-    "DATATYPES",
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_ELEMENTS",
-    "HEADER_LENGTH_HEADER",
-    "MAX_RANK",
-    "ErrorResponse",
-    "InferRequest",
-    "InferResponse",
-    "MetadataTensor",
-    "ModelMetadata",
-    "ParamValue",
-    "RequestInput",
-    "RequestOutput",
-    "ResponseOutput",
-    "ServerMetadata",
-    "Tensor",
-    "V2Error",
-    "binary_output_default",
-    "bytes_to_str",
-    "datatype_from_onnx",
-    "datatype_of",
-    "decode_request",
-    "encode_infer_response",
-    "encode_response",
-    "numpy_dtype",
-    "parse_header_length",
-    "requested_output_names",
-]
-
 Tensor: TypeAlias = npt.NDArray[Any]
 """A tensor as the codec hands it over: any numpy array (``BYTES`` ones have ``dtype=object``)."""
 
@@ -260,29 +230,28 @@ def decode_request(
         raise V2Error(f"malformed inference request JSON: {exc}") from None
 
     tensors: dict[str, Tensor] = {}
-    budget = _Budget(max_elements, max_bytes)
-    binary = _BinaryTail(tail, header_length is not None)
+    reader = _Reader(tail, header_length is not None, max_elements, max_bytes)
     for tensor_input in request.inputs:
         if tensor_input.name in tensors:
             raise V2Error(f"duplicate input {tensor_input.name!r}")
-        tensors[tensor_input.name] = _decode_input(tensor_input, binary, budget)
+        tensors[tensor_input.name] = reader.decode(tensor_input)
         tensor_input.data = None
-    if binary.offset != len(tail):
+    if reader.offset != len(tail):
         raise V2Error(
-            f"{len(tail) - binary.offset} bytes of binary data are left over after the inputs "
+            f"{len(tail) - reader.offset} bytes of binary data are left over after the inputs "
             "(binary_data_size does not add up)"
         )
     return request, tensors
 
 
-class _Budget:
-    """What is left of the request's element and byte allowances."""
+class _Reader:
+    """Decodes inputs one by one: from the binary tail, consumed in order, or their JSON data,
+    within what is left of the request's element and byte allowances."""
 
-    def __init__(self, max_elements: int, max_bytes: int) -> None:
-        self.max_elements = max_elements
-        self.max_bytes = max_bytes
-        self.elements = max_elements
-        self.bytes = max_bytes
+    def __init__(self, tail: memoryview, has_header: bool, elements: int, nbytes: int) -> None:
+        self.tail, self.has_header, self.offset = tail, has_header, 0
+        self.max_elements, self.max_bytes = elements, nbytes
+        self.elements, self.bytes = elements, nbytes
 
     def take_bytes(self, amount: int, name: str) -> None:
         if amount > self.bytes:
@@ -307,16 +276,7 @@ class _Budget:
         self.elements -= count
         return count
 
-
-class _BinaryTail:
-    """The binary part of a request body, consumed input by input."""
-
-    def __init__(self, tail: memoryview, has_header: bool) -> None:
-        self.tail = tail
-        self.has_header = has_header
-        self.offset = 0
-
-    def take(self, size: int, name: str) -> memoryview:
+    def take_binary(self, size: int, name: str) -> memoryview:
         left = len(self.tail) - self.offset
         if size > left:
             hint = "" if self.has_header else f" (no {HEADER_LENGTH_HEADER} header)"
@@ -324,36 +284,34 @@ class _BinaryTail:
                 f"input {name!r}: binary_data_size is {size} but only {left} bytes of binary "
                 f"data remain{hint}"
             )
-        chunk = self.tail[self.offset : self.offset + size]
         self.offset += size
-        return chunk
+        return self.tail[self.offset - size : self.offset]
 
-
-def _decode_input(tensor_input: RequestInput, binary: _BinaryTail, budget: _Budget) -> Tensor:
-    name = tensor_input.name
-    dtype = _DTYPES.get(tensor_input.datatype)
-    if dtype is None:
-        raise V2Error(f"unsupported datatype {tensor_input.datatype!r} for input {name!r}")
-    shape = tensor_input.shape
-    count = budget.take_shape(shape, name)
-    if dtype.kind != "O" and count * dtype.itemsize > budget.bytes:
-        raise V2Error(f"input {name!r} is larger than the {budget.max_bytes} bytes allowed")
-    params = tensor_input.parameters or {}
-    if "shared_memory_region" in params:
-        raise V2Error(f"input {name!r}: the shared-memory extension is not supported")
-    size = params.get("binary_data_size")
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise V2Error(f"input {name!r}: binary_data_size must be a non-negative integer")
-        if tensor_input.data is not None:
-            raise V2Error(f"input {name!r} has both JSON data and binary_data_size")
-        budget.take_bytes(size, name)
-        return _from_binary(binary.take(size, name), dtype, shape, count, name)
-    if tensor_input.data is None:
-        raise V2Error(f"input {name!r} has neither data nor binary_data_size")
-    array = _from_json(tensor_input.data, dtype, tensor_input.datatype, shape, count, name)
-    budget.take_bytes(_payload_bytes(array), name)
-    return array
+    def decode(self, tensor_input: RequestInput) -> Tensor:
+        name = tensor_input.name
+        dtype = _DTYPES.get(tensor_input.datatype)
+        if dtype is None:
+            raise V2Error(f"unsupported datatype {tensor_input.datatype!r} for input {name!r}")
+        shape = tensor_input.shape
+        count = self.take_shape(shape, name)
+        if dtype.kind != "O" and count * dtype.itemsize > self.bytes:
+            raise V2Error(f"input {name!r} is larger than the {self.max_bytes} bytes allowed")
+        params = tensor_input.parameters or {}
+        if "shared_memory_region" in params:
+            raise V2Error(f"input {name!r}: the shared-memory extension is not supported")
+        size = params.get("binary_data_size")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise V2Error(f"input {name!r}: binary_data_size must be a non-negative integer")
+            if tensor_input.data is not None:
+                raise V2Error(f"input {name!r} has both JSON data and binary_data_size")
+            self.take_bytes(size, name)
+            return _from_binary(self.take_binary(size, name), dtype, shape, count, name)
+        if tensor_input.data is None:
+            raise V2Error(f"input {name!r} has neither data nor binary_data_size")
+        array = _from_json(tensor_input.data, dtype, tensor_input.datatype, shape, count, name)
+        self.take_bytes(_payload_bytes(array), name)
+        return array
 
 
 def _payload_bytes(array: Tensor) -> int:
@@ -518,9 +476,7 @@ def binary_output_default(request: InferRequest) -> bool:
 
 def requested_output_names(request: InferRequest) -> list[str] | None:
     """The outputs the request names, in order (for ``session.run``); ``None`` means all."""
-    if request.outputs is None:
-        return None
-    return [output.name for output in request.outputs]
+    return None if request.outputs is None else [output.name for output in request.outputs]
 
 
 def encode_response(

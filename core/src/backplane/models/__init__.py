@@ -23,17 +23,6 @@ from importlib.resources.abc import Traversable
 
 import msgspec
 
-__all__ = [
-    "ExampleModel",
-    "Manifest",
-    "TensorSpec",
-    "example_model",
-    "example_models",
-    "manifest",
-    "read_model",
-    "resource",
-]
-
 
 class TensorSpec(msgspec.Struct, frozen=True):
     """One input or output of a model: V2 datatype and shape (-1 marks a dynamic dimension)."""
