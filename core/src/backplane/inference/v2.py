@@ -309,7 +309,7 @@ class _Reader:
             return _from_binary(self.take_binary(size, name), dtype, shape, count, name)
         if tensor_input.data is None:
             raise V2Error(f"input {name!r} has neither data nor binary_data_size")
-        array = _from_json(tensor_input.data, dtype, tensor_input.datatype, shape, count, name)
+        array = _from_json(tensor_input.data, tensor_input, dtype, count)
         self.take_bytes(_payload_bytes(array), name)
         return array
 
@@ -344,9 +344,7 @@ def _from_binary(
 
 def _parse_bytes_elements(chunk: memoryview, count: int, name: str) -> Tensor:
     out: Tensor = np.empty(count, dtype=object)
-    end = len(chunk)
-    pos = 0
-    index = 0
+    end, pos, index = len(chunk), 0, 0
     while pos < end:
         if index >= count:
             raise V2Error(f"input {name!r}: binary BYTES data holds more than {count} elements")
@@ -393,14 +391,8 @@ def _bytes_from_json(data: list[Any], shape: list[int], count: int, name: str) -
     return out.reshape(shape)
 
 
-def _from_json(
-    data: list[Any],
-    dtype: np.dtype[Any],
-    datatype: str,
-    shape: list[int],
-    count: int,
-    name: str,
-) -> Tensor:
+def _from_json(data: list[Any], tensor: RequestInput, dtype: np.dtype[Any], count: int) -> Tensor:
+    shape, name, datatype = tensor.shape, tensor.name, tensor.datatype
     if dtype.kind == "O":
         return _bytes_from_json(data, shape, count, name)
     try:
