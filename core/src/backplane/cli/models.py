@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ def models() -> None:
 
 
 def _admin(slug: str, action: str, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
-    """``work(session, catalog, tenant)`` for tenant SLUG, audited as ``models ACTION``; a
+    """``work(session, catalog, tenant_id)`` for tenant SLUG, audited as ``models ACTION``; a
     registry refusal is the command's error."""
     from backplane.identity.tenants import tenant_by_slug
     from backplane.inference.registry import RegistryError
@@ -30,7 +31,7 @@ def _admin(slug: str, action: str, work: Callable[[Any, Any, Any], Awaitable[T]]
     catalog = ModelCatalog(_context.plugin_set())
 
     async def run(session: Any) -> T:
-        return await work(session, catalog, await tenant_by_slug(session, slug))
+        return await work(session, catalog, (await tenant_by_slug(session, slug)).id)
 
     try:
         return _context.admin(f"operator: models {action}", run)
@@ -81,13 +82,13 @@ def add(
             bar.label = f"adding {name}: {step}"
             bar.update(1)
 
-        async def work(session: Any, catalog: Any, tenant: Any) -> Any:
+        async def work(session: Any, catalog: Any, tenant_id: Any) -> Any:
             data = file.read_bytes()
             progress("reading")
             row = await add_model(
                 session,
                 catalog,
-                tenant_id=tenant.id,
+                tenant_id=tenant_id,
                 name=name,
                 data=data,
                 version=version,
@@ -115,9 +116,7 @@ def list_command(slug: str, as_json: bool) -> None:
 
     from backplane.inference.registry import list_models
 
-    rows = _admin(
-        slug, f"list {slug}", lambda db, catalog, tenant: list_models(db, catalog, tenant.id)
-    )
+    rows = _admin(slug, f"list {slug}", list_models)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(rows), indent=2))
         return
@@ -133,9 +132,5 @@ def remove(name: str, slug: str, version: str | None) -> None:
     """Delete tenant SLUG's model NAME (or one version of it)."""
     from backplane.inference.registry import delete_model
 
-    count = _admin(
-        slug,
-        f"remove {slug} {name}",
-        lambda db, catalog, tenant: delete_model(db, catalog, tenant.id, name, version),
-    )
+    count = _admin(slug, f"remove {slug} {name}", partial(delete_model, name=name, version=version))
     click.echo(f"removed {count} version(s) of {name} for {slug}")

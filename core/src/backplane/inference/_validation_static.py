@@ -240,7 +240,7 @@ def _int_values(tensor: Any) -> list[int] | None:
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     if tensor.data_type not in integer or len(tensor.dims) > 1:
         return None
-    if _elements(tensor.dims) > _MAX_SHAPE_TENSOR:
+    if _elements(tensor.dims) > _MAX_SHAPE_TENSOR:  # data, not a shape
         return None
     try:
         return [int(v) for v in numpy_helper.to_array(tensor).reshape(-1)]

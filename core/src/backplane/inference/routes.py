@@ -226,9 +226,6 @@ async def _run(
 async def _load(
     request: Request[Principal, Any, Any], db: AsyncSession | None, name: str, version: str | None
 ) -> LoadedModel:
-    """The model's session, created off the event loop on first use (loading can take a while).
-
-    Resolved for the caller's tenant: another tenant's model is as unknown as a missing one.
-    """
+    """Resolved for the caller's tenant: another tenant's model is as unknown as a missing one."""
     catalog = rails_of(request).models
     return await catalog.aload(await catalog.resolve(db, request.user.tenant_id, name, version))

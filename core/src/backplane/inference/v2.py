@@ -163,11 +163,8 @@ def numpy_dtype(datatype: str) -> np.dtype[Any]:
 
 
 def datatype_of(dtype: npt.DTypeLike) -> str:
-    """The V2 datatype of a numpy dtype; ``object``, ``S`` and ``U`` dtypes are ``BYTES``.
-
-    Raises :class:`TypeError` for a dtype with no V2 datatype (complex, datetime, ...): that is
-    a server-side mistake, not the client's.
-    """
+    """The V2 datatype of a numpy dtype (``O``, ``S``, ``U``: ``BYTES``); :class:`TypeError`,
+    the server's mistake and not the client's, for one with none (complex, datetime, ...)."""
     dt = np.dtype(dtype)
     if dt.kind in "OSU":
         return "BYTES"
@@ -178,10 +175,7 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
 
 
 def datatype_from_onnx(onnx_type: str) -> str:
-    """The V2 datatype of an onnxruntime type string such as ``"tensor(float)"``.
-
-    Raises :class:`ValueError` for types V2 cannot carry (``tensor(bfloat16)``, sequences, maps).
-    """
+    """The V2 datatype of an onnxruntime type such as ``"tensor(float)"``, else ValueError."""
     try:
         return ORT_TYPES[onnx_type][1]
     except KeyError:
@@ -435,10 +429,7 @@ def _datatype_name(dtype: np.dtype[Any]) -> str:
 
 
 def bytes_to_str(array: Tensor, name: str = "input") -> Tensor:
-    """A decoded ``BYTES`` tensor with UTF-8 :class:`str` elements, as onnxruntime takes them.
-
-    Raises :class:`V2Error` naming ``name`` if an element is not valid UTF-8.
-    """
+    """A decoded ``BYTES`` tensor with UTF-8 :class:`str` elements, as onnxruntime takes them."""
     out: Tensor = np.empty(array.shape, dtype=object)
     flat = out.reshape(-1)
     for index, item in enumerate(array.flat):

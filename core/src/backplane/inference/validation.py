@@ -83,10 +83,7 @@ class ValidatedModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> ValidatedModel:
-    """Check `data` against every rule; raise :class:`ModelRejected` on the first one broken.
-
-    Blocking (it waits for the trial process): call it from a worker thread in async code.
-    """
+    """Check `data` against every rule; blocking (it waits for the trial process)."""
     limits = limits or ValidationLimits()
     report = check_static(data, limits)
     signature = run_trial(data, limits)
@@ -175,18 +172,10 @@ def _spec(tensor: _TrialTensor) -> TensorSpec:
 
 
 def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
-    """Load (and run once) the model in a resource-limited subprocess; return its signature.
-
-    The process starts in an empty temporary directory, with the address-space limit set
-    before onnxruntime is imported, and is killed when a deadline passes.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "backplane.inference._trial",
-        str(limits.trial_memory_bytes),
-        "1" if limits.trial_run else "0",
-    ]
+    """Load (and run once) the model in a resource-limited subprocess, started in an empty
+    temporary directory and killed when a deadline passes; return its signature."""
+    args = [str(limits.trial_memory_bytes), "1" if limits.trial_run else "0"]
+    command = [sys.executable, "-m", "backplane.inference._trial", *args]
     with tempfile.TemporaryDirectory(prefix="backplane-trial-") as workdir:
         process = subprocess.Popen(
             command,
