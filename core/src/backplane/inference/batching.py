@@ -52,11 +52,8 @@ class _Item:
 
 def _shape_key(feed: Feed) -> tuple[Any, ...]:
     """What requests must agree on to share a run: every input's dtype and non-batch shape.
-
-    A request whose inputs disagree on the batch dimension (one broadcasts against another)
-    gets a key equal to no other, so it always runs alone: concatenating it with others would
-    mix their rows.
-    """
+    Inputs that disagree on the batch dimension (one broadcasts against another) get a key equal
+    to no other: concatenated with other requests, their rows would mix."""
     if len({a.shape[0] for a in feed.values()}) > 1:
         return (object(),)
     return tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(feed.items()))

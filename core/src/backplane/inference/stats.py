@@ -110,10 +110,8 @@ class StatsBook:
         _batch.record(timing.batch_requests, attributes)
 
     def _first_of_run(self, key: tuple[uuid.UUID, str, str], run_id: int) -> bool:
-        """Whether this entry has not counted ``run_id`` yet (0, a run of one: never has).
-
-        Remembers the last ``RECENT_RUNS`` batched runs per entry: a run's requests all finish
-        within moments of each other, far fewer runs apart than that."""
+        """Whether this entry has not counted ``run_id`` yet (0, a run of one: never has). The
+        last ``RECENT_RUNS`` runs are enough: a run's requests all finish within moments."""
         if run_id == 0:
             return True
         counted = self._counted_runs.setdefault(key, OrderedDict())
