@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from backplane.cli import _context
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -17,10 +21,24 @@ def models() -> None:
     """Tenants' uploaded ONNX models."""
 
 
-def _catalog() -> Any:
+def _admin(slug: str, action: str, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
+    """``work(session, catalog, tenant_id)`` for tenant SLUG, audited as ``models ACTION``; a
+    registry refusal is the command's error."""
+    from backplane.identity.tenants import tenant_by_slug
+    from backplane.inference.registry import RegistryError
     from backplane.inference.runtime import ModelCatalog
 
-    return ModelCatalog(_context.plugin_set())
+    catalog = ModelCatalog(_context.plugin_set())
+
+    async def run(session: Any) -> T:
+        return await work(session, catalog, (await tenant_by_slug(session, slug)).id)
+
+    try:
+        return _context.admin(f"operator: models {action}", run)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        catalog.close()
 
 
 @models.command("add")
@@ -46,8 +64,7 @@ def add(
     max_queue_delay_us: int | None,
 ) -> None:
     """Validate FILE and register it as tenant SLUG's model NAME."""
-    from backplane.identity.tenants import tenant_by_slug
-    from backplane.inference.registry import RegistryError, add_model
+    from backplane.inference.registry import add_model
     from backplane.inference.validation import ModelRejected
 
     limit = _context.settings().inference.max_upload_bytes
@@ -57,24 +74,21 @@ def add(
             f"{file} is {size} bytes, the upload limit (inference.max_upload_bytes) is {limit}",
             param_hint="FILE",
         )
-    catalog = _catalog()
     steps = ["reading", "validating", "storing", "registering"]
-    stderr = sys.stderr
-    progressbar: Any = click.progressbar(length=len(steps), label=f"adding {name}", file=stderr)
+    progressbar: Any = click.progressbar(length=len(steps), label=f"adding {name}", file=sys.stderr)
     with progressbar as bar:
 
         def progress(step: str) -> None:
             bar.label = f"adding {name}: {step}"
             bar.update(1)
 
-        async def work(session: Any) -> Any:
-            tenant = await tenant_by_slug(session, slug)
+        async def work(session: Any, catalog: Any, tenant_id: Any) -> Any:
             data = file.read_bytes()
             progress("reading")
             row = await add_model(
                 session,
                 catalog,
-                tenant_id=tenant.id,
+                tenant_id=tenant_id,
                 name=name,
                 data=data,
                 version=version,
@@ -87,13 +101,9 @@ def add(
             return row
 
         try:
-            row = _context.admin(f"operator: models add {slug} {name}", work)
+            row = _admin(slug, f"add {slug} {name}", work)
         except ModelRejected as exc:
             raise click.ClickException(f"{file} rejected: {exc.message}") from None
-        except RegistryError as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            catalog.close()
     click.echo(f"{row.name} version {row.version} added for {slug} (sha256 {row.sha256})")
 
 
@@ -104,19 +114,9 @@ def list_command(slug: str, as_json: bool) -> None:
     """The models tenant SLUG can call (shipped and its own)."""
     import msgspec
 
-    from backplane.identity.tenants import tenant_by_slug
     from backplane.inference.registry import list_models
 
-    catalog = _catalog()
-
-    async def work(session: Any) -> Any:
-        tenant = await tenant_by_slug(session, slug)
-        return await list_models(session, catalog, tenant.id)
-
-    try:
-        rows = _context.admin(f"operator: models list {slug}", work)
-    finally:
-        catalog.close()
+    rows = _admin(slug, f"list {slug}", list_models)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(rows), indent=2))
         return
@@ -130,19 +130,7 @@ def list_command(slug: str, as_json: bool) -> None:
 @click.option("--version", default=None, help="Only this version (default: every version).")
 def remove(name: str, slug: str, version: str | None) -> None:
     """Delete tenant SLUG's model NAME (or one version of it)."""
-    from backplane.identity.tenants import tenant_by_slug
-    from backplane.inference.registry import RegistryError, delete_model
+    from backplane.inference.registry import delete_model
 
-    catalog = _catalog()
-
-    async def work(session: Any) -> int:
-        tenant = await tenant_by_slug(session, slug)
-        return await delete_model(session, catalog, tenant.id, name, version)
-
-    try:
-        count = _context.admin(f"operator: models remove {slug} {name}", work)
-    except RegistryError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        catalog.close()
+    count = _admin(slug, f"remove {slug} {name}", partial(delete_model, name=name, version=version))
     click.echo(f"removed {count} version(s) of {name} for {slug}")

@@ -69,13 +69,10 @@ def _load_and_run(data: bytes, run: bool) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    from backplane.inference.sessions import single_threaded
+
+    options = single_threaded(ort)
     options.log_severity_level = 3  # errors only: warnings would just fill the stderr pipe
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.add_session_config_entry("session.load_model_format", "ONNX")
     session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     inputs, outputs = _describe(session.get_inputs()), _describe(session.get_outputs())

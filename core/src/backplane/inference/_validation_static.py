@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits
+from backplane.inference.limits import StaticReport, ValidationLimits, reject
 
 if TYPE_CHECKING:
     import onnx
@@ -29,11 +29,6 @@ _SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "OneHot": (1,),
 }
 _SHAPE_ATTRIBUTES = {"RandomNormal", "RandomUniform"}  # `shape` attribute
-
-
-def reject(rule: str, detail: str) -> ModelRejected:
-    """A rejection whose message starts with the rule code."""
-    return ModelRejected(rule, f"{rule}: {detail}")
 
 
 def _domain(name: str) -> str:
@@ -116,12 +111,10 @@ def _messages(message: Any, where: str) -> Iterator[tuple[str, Any]]:
         for index, item in enumerate(items):
             label = _field_label(descriptor.name, index if repeated else None, item)
             path = f"{where} > {label}" if where else label
-            if isinstance(item, onnx.TensorProto):
+            if isinstance(item, onnx.TensorProto | onnx.SparseTensorProto):
                 yield path, item
-                continue
-            if isinstance(item, onnx.SparseTensorProto):
-                yield path, item
-            yield from _messages(item, path)
+            if not isinstance(item, onnx.TensorProto):
+                yield from _messages(item, path)
 
 
 def _field_label(name: str, index: int | None, item: Any) -> str:
@@ -139,16 +132,10 @@ def _field_label(name: str, index: int | None, item: Any) -> str:
     return name if index is None else f"{name}[{index}]"
 
 
-def _tensors(model: onnx.ModelProto) -> list[tuple[str, Any]]:
-    return list(_messages(model, ""))
-
-
-def _check_external_data(tensors: list[tuple[str, Any]]) -> None:
+def _check_external_data(dense: list[tuple[str, Any]]) -> None:
     import onnx
 
-    for where, tensor in tensors:
-        if not isinstance(tensor, onnx.TensorProto):
-            continue
+    for where, tensor in dense:
         entries = {entry.key: entry.value for entry in tensor.external_data}
         if tensor.data_location == onnx.TensorProto.EXTERNAL or entries:
             location = entries.get("location", "")
@@ -215,13 +202,9 @@ def _tensor_bytes(tensor: Any) -> int:
     return size
 
 
-def _check_initializer_bytes(tensors: list[tuple[str, Any]], limits: ValidationLimits) -> None:
-    import onnx
-
+def _check_initializer_bytes(dense: list[tuple[str, Any]], limits: ValidationLimits) -> None:
     total, largest, largest_where = 0, 0, ""
-    for where, tensor in tensors:
-        if not isinstance(tensor, onnx.TensorProto):
-            continue
+    for where, tensor in dense:
         size = _tensor_bytes(tensor)
         total += size
         if size > largest:
@@ -257,7 +240,7 @@ def _int_values(tensor: Any) -> list[int] | None:
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     if tensor.data_type not in integer or len(tensor.dims) > 1:
         return None
-    if _elements(tensor.dims) > _MAX_SHAPE_TENSOR:
+    if _elements(tensor.dims) > _MAX_SHAPE_TENSOR:  # data, not a shape
         return None
     try:
         return [int(v) for v in numpy_helper.to_array(tensor).reshape(-1)]
@@ -378,19 +361,20 @@ def parse(data: bytes, limits: ValidationLimits) -> onnx.ModelProto:
 
 def check_static(data: bytes, limits: ValidationLimits) -> StaticReport:
     """Every rule short of the trial run, in order; raises :class:`ModelRejected`."""
+    import onnx
+
     model = parse(data, limits)
-    tensors = _tensors(model)
-    _check_external_data(tensors)
+    tensors = list(_messages(model, ""))
+    dense = [(where, t) for where, t in tensors if isinstance(t, onnx.TensorProto)]
+    _check_external_data(dense)
     bodies = _bodies(model)
     _check_domains(model, bodies, limits)
     node_count = _check_size_of_graph(bodies, limits)
-    _check_initializer_bytes(tensors, limits)
+    _check_initializer_bytes(dense, limits)
     _check_declared_shapes(bodies, tensors, limits)
     _check_constant_shapes(bodies, limits)
     _check_with_onnx_checker(data)
-    opsets: dict[str, int] = {}
-    for opset in model.opset_import:
-        opsets[opset.domain or _STANDARD] = int(opset.version)
+    opsets = {opset.domain or _STANDARD: int(opset.version) for opset in model.opset_import}
     return StaticReport(
         ir_version=int(model.ir_version), opset_imports=opsets, node_count=node_count
     )

@@ -27,7 +27,6 @@ from backplane.inference.registry import (
     model_out,
     model_versions,
 )
-from backplane.inference.runtime import ModelCatalog
 from backplane.inference.validation import ModelRejected
 from backplane.ratelimit import rate_limit
 from backplane.settings import Settings
@@ -48,11 +47,6 @@ class ModelUpload:
     max_batch_size: int | None = None
     """Largest batch the dynamic batcher forms (0 or 1: no batching); default from settings."""
     max_queue_delay_us: int | None = None
-
-
-def _catalog(request: Req) -> ModelCatalog:
-    catalog: ModelCatalog = rails_of(request).models
-    return catalog
 
 
 def _registry_error(_: Request[Any, Any, Any], exc: RegistryError) -> Response[Any]:
@@ -102,7 +96,7 @@ def models_controller(settings: Settings) -> type[Controller]:
             content = await data.file.read()
             row = await add_model(
                 db,
-                _catalog(request),
+                rails_of(request).models,
                 tenant_id=request.user.tenant_id,
                 name=data.name,
                 data=content,
@@ -116,7 +110,7 @@ def models_controller(settings: Settings) -> type[Controller]:
 
         @get("/", guards=[requires("models.read")], summary="Models the tenant can call")
         async def list_all(self, request: Req, db: NamedDependency[AsyncSession]) -> list[ModelOut]:
-            return await list_models(db, _catalog(request), request.user.tenant_id)
+            return await list_models(db, rails_of(request).models, request.user.tenant_id)
 
         @get(
             "/{name:str}",
@@ -126,7 +120,7 @@ def models_controller(settings: Settings) -> type[Controller]:
         async def show(
             self, request: Req, db: NamedDependency[AsyncSession], name: FromPath[str]
         ) -> list[ModelOut]:
-            return await model_versions(db, _catalog(request), request.user.tenant_id, name)
+            return await model_versions(db, rails_of(request).models, request.user.tenant_id, name)
 
         @delete(
             ["/{name:str}", "/{name:str}/versions/{version:str}"],
@@ -141,7 +135,7 @@ def models_controller(settings: Settings) -> type[Controller]:
             name: FromPath[str],
             version: FromPath[str | None] = None,
         ) -> None:
-            catalog = _catalog(request)
+            catalog = rails_of(request).models
             if name in catalog.shipped:
                 raise RegistryError(
                     f"{name!r} is shipped with the server; it cannot be deleted", 409

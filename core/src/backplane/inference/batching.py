@@ -1,16 +1,12 @@
 """Dynamic batching: requests for one model queued briefly and run as one ``session.run``.
 
-Each request's rows are concatenated along the batch (first) axis with those of the requests
-queued with it, the model runs once, and the outputs are split back by row counts, so each
-request gets exactly its own rows, in order. Only requests whose inputs agree on everything but
-the batch dimension (shape and datatype) share a run.
-
-When a run slot frees up (at most ``concurrency`` runs at once, the size of the thread pool),
-the batcher takes what is queued, up to ``max_batch_size`` rows; with ``max_queue_delay_us`` > 0
-it first waits that long after the oldest request for more to arrive. Under load the queue fills
-while the runs are busy, which is where batching pays: one call's fixed cost (Python, the
-executor hand-off, onnxruntime's per-run setup) is shared by many requests and the matrix
-kernels work on larger blocks.
+Requests whose inputs agree on everything but the batch (first) dimension are concatenated
+along it, run once, and the outputs split back by row counts. When a run slot frees up (at most
+``concurrency`` runs at once), the batcher takes up to ``max_batch_size`` queued rows, first
+waiting up to ``max_queue_delay_us`` after the oldest request for more. Under load the queue
+fills while the runs are busy, which is where batching pays: one call's fixed cost (Python,
+the executor hand-off, onnxruntime's per-run setup) is shared and the kernels work on larger
+blocks.
 """
 
 from __future__ import annotations
@@ -56,18 +52,11 @@ class _Item:
 
 def _shape_key(feed: Feed) -> tuple[Any, ...]:
     """What requests must agree on to share a run: every input's dtype and non-batch shape.
-
-    A request whose inputs disagree on the batch dimension (one broadcasts against another)
-    gets a key equal to no other, so it always runs alone: concatenating it with others would
-    mix their rows.
-    """
+    Inputs that disagree on the batch dimension (one broadcasts against another) get a key equal
+    to no other: concatenated with other requests, their rows would mix."""
     if len({a.shape[0] for a in feed.values()}) > 1:
         return (object(),)
     return tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(feed.items()))
-
-
-class BatchMismatchError(RuntimeError):
-    """The model's outputs did not have one row per input row; it cannot be batched."""
 
 
 class DynamicBatcher:

@@ -28,6 +28,11 @@ class ModelRejected(Exception):  # noqa: N818  (a rejection is the expected outc
         return 413 if self.rule == "file-too-large" else 422
 
 
+def reject(rule: str, detail: str) -> ModelRejected:
+    """A rejection whose message starts with the rule code."""
+    return ModelRejected(rule, f"{rule}: {detail}")
+
+
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 

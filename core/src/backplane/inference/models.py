@@ -18,17 +18,17 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Integer,
+    Select,
     String,
     UniqueConstraint,
     Uuid,
     func,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
-
-SOURCES = ("upload", "marketplace")
 
 
 class ModelVersion(TenantScoped, Base):
@@ -55,3 +55,10 @@ class ModelVersion(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20), default="ready")
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def model_rows(tenant_id: uuid.UUID, name: str) -> Select[tuple[ModelVersion]]:
+    """Every row (version) of the tenant's model ``name``."""
+    return select(ModelVersion).where(
+        ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
+    )

@@ -18,9 +18,10 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.inference.models import ModelVersion
+from backplane.inference.limits import reject
+from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.runtime import ModelCatalog, version_key
-from backplane.inference.validation import ModelRejected, ValidatedModel, ValidationLimits
+from backplane.inference.validation import ValidatedModel, ValidationLimits, validate_onnx
 from backplane.settings import InferenceSettings
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}\Z")
@@ -102,17 +103,11 @@ async def add_model(
     if max_queue_delay_us is not None and not 0 <= max_queue_delay_us <= 1_000_000:
         raise RegistryError("max_queue_delay_us must be between 0 and 1000000", 422)
     if len(data) > settings.max_upload_bytes:  # before a thread or a subprocess is spent on it
-        raise ModelRejected(
-            "file-too-large",
-            f"file-too-large: {len(data)} bytes, the limit is {settings.max_upload_bytes}",
+        raise reject(
+            "file-too-large", f"{len(data)} bytes, the limit is {settings.max_upload_bytes}"
         )
-    existing = list(
-        await db.scalars(
-            select(ModelVersion.version).where(
-                ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
-            )
-        )
-    )
+    versions = model_rows(tenant_id, name).with_only_columns(ModelVersion.version)
+    existing = list(await db.scalars(versions))
     if version is None:
         numeric = [int(v) for v in existing if v.isdigit()]
         version = str(max(numeric, default=0) + 1)
@@ -120,13 +115,14 @@ async def add_model(
         raise RegistryError(
             f"model {name!r} already has version {version!r} (versions are immutable)", 409
         )
-    if progress:
-        progress("validating")
-    validated: ValidatedModel = await asyncio.to_thread(_validate, data, limits_from(settings))
-    if progress:
-        progress("storing")
+    report = progress or (lambda _step: None)
+    report("validating")
+    validated: ValidatedModel = await asyncio.to_thread(validate_onnx, data, limits_from(settings))
+    report("storing")
     await asyncio.to_thread(catalog.store.put, data)
     batch = settings.default_max_batch_size if max_batch_size is None else max_batch_size
+    if max_queue_delay_us is None:
+        max_queue_delay_us = settings.default_max_queue_delay_us
     row = ModelVersion(
         tenant_id=tenant_id,
         name=name,
@@ -138,11 +134,7 @@ async def add_model(
         signature=msgspec.to_builtins(validated.signature),
         dynamic_batch=validated.dynamic_batch and batch > 1,
         max_batch_size=batch if validated.dynamic_batch else 0,
-        max_queue_delay_us=(
-            settings.default_max_queue_delay_us
-            if max_queue_delay_us is None
-            else max_queue_delay_us
-        ),
+        max_queue_delay_us=max_queue_delay_us,
         created_by=created_by,
     )
     db.add(row)
@@ -151,27 +143,14 @@ async def add_model(
     return row
 
 
-def _validate(data: bytes, limits: ValidationLimits) -> ValidatedModel:
-    from backplane.inference.validation import validate_onnx
-
-    return validate_onnx(data, limits)
-
-
 async def list_models(
     db: AsyncSession, catalog: ModelCatalog, tenant_id: uuid.UUID
 ) -> list[ModelOut]:
     """Every model the tenant can call: the shipped ones, then its own."""
     shipped = [
-        ModelOut(
-            name=ref.name,
-            version=ref.version,
-            source=ref.source,
-            description=ref.description,
-            max_batch_size=ref.max_batch_size,
-            max_queue_delay_us=ref.max_queue_delay_us,
-        )
+        msgspec.convert(ref, ModelOut, from_attributes=True)
         for name in sorted(catalog.shipped)
-        for ref in sorted(catalog.shipped_refs(name), key=lambda r: version_key(r.version))
+        for ref in catalog.shipped_refs(name)  # oldest version first
     ]
     rows = await db.scalars(
         select(ModelVersion).where(ModelVersion.tenant_id == tenant_id).order_by(ModelVersion.name)
@@ -186,10 +165,9 @@ async def model_versions(
     """The versions of one model the tenant can call, oldest first; 404 if none."""
     if name in catalog.shipped:
         return [m for m in await list_models(db, catalog, tenant_id) if m.name == name]
-    rows = await db.scalars(
-        select(ModelVersion).where(ModelVersion.tenant_id == tenant_id, ModelVersion.name == name)
+    found = sorted(
+        await db.scalars(model_rows(tenant_id, name)), key=lambda r: version_key(r.version)
     )
-    found = sorted(rows, key=lambda r: version_key(r.version))
     if not found:
         raise RegistryError(f"unknown model {name!r}", 404)
     return [model_out(r) for r in found]
@@ -222,9 +200,7 @@ async def delete_model(
     The stored file stays (another tenant or version may share its hash; files are small next
     to what a re-upload would cost, and a sweep can collect unreferenced ones).
     """
-    query = select(ModelVersion).where(
-        ModelVersion.tenant_id == tenant_id, ModelVersion.name == name
-    )
+    query = model_rows(tenant_id, name)
     if version is not None:
         query = query.where(ModelVersion.version == version)
     rows = list(await db.scalars(query))

@@ -5,16 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import numpy as np
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
-from backplane.billing.group import UsageWriter
 from backplane.billing.http import header_results
-from backplane.billing.usage import UsageItem
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
 from backplane.inference.runtime import (
@@ -22,6 +19,7 @@ from backplane.inference.runtime import (
     ModelCatalog,
     ModelNotFoundError,
     pick_version,
+    usage_items,
 )
 from backplane.inference.stats import ModelStatsResponse
 from backplane.settings import ServerSettings
@@ -33,25 +31,15 @@ from backplane.web import (
     nesting_message,
 )
 
-JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 
 
-def _error(message: str, status: int) -> Response[bytes]:
-    return Response(v2.ErrorResponse(error=message), status_code=status)  # type: ignore[arg-type]
+def _error(message: str, status: int) -> Response[Any]:
+    return Response(v2.ErrorResponse(error=message), status_code=status)
 
 
-def _catalog(request: Request[Any, Any, Any]) -> ModelCatalog:
-    catalog: ModelCatalog = rails_of(request).models
-    return catalog
-
-
-def _not_found(_: Request[Any, Any, Any], exc: ModelNotFoundError) -> Response[Any]:
-    return _error(str(exc), 404)
-
-
-def _bad_request(_: Request[Any, Any, Any], exc: v2.V2Error) -> Response[Any]:
-    return _error(str(exc), exc.status_code)
+def _refused(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _error(str(exc), exc.status_code if isinstance(exc, v2.V2Error) else 404)
 
 
 STATS_SCOPE = (
@@ -69,7 +57,7 @@ class V2Controller(Controller):
 
     path = "/v2"
     tags = ["inference"]
-    exception_handlers = {ModelNotFoundError: _not_found, v2.V2Error: _bad_request}
+    exception_handlers = {ModelNotFoundError: _refused, v2.V2Error: _refused}
 
     @get("/health/live", opt={PUBLIC_OPT: True}, summary="Server liveness (V2)")
     async def live(self) -> Response[bytes]:
@@ -97,7 +85,7 @@ class V2Controller(Controller):
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> Response[Any]:
-        catalog = _catalog(request)
+        catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
         model = await catalog.aload(pick_version(refs, version))
         return Response(model.metadata([r.version for r in refs]))
@@ -130,7 +118,7 @@ class V2Controller(Controller):
         name: FromPath[str],
         version: FromPath[str | None] = None,
     ) -> ModelStatsResponse:
-        catalog = _catalog(request)
+        catalog = rails_of(request).models
         tenant = request.user.tenant_id
         if version is None:
             versions = [r.version for r in await catalog.versions(db, tenant, name)]
@@ -152,7 +140,8 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         # The hot path takes no request session: the catalog reads the registry only when its
         # cache has nothing current, and metering goes through the group-committing writer.
-        settings = rails_of(request).settings
+        rails = rails_of(request)
+        settings = rails.settings
         header_length = v2.parse_header_length(
             request.headers.get("inference-header-content-length")
         )
@@ -161,20 +150,13 @@ class V2Controller(Controller):
         model = await _load(request, None, name, version)
         infer_request, tensors = v2.decode_request(body, header_length)
         feed = model.check_inputs(tensors)
-        rows = max((a.shape[0] for a in tensors.values() if a.ndim), default=1)
         # Metered (and committed, group-committed with concurrent requests) before running, so
         # a spent quota refuses the request without using the model; for a tenant with no limit
         # on these meters (as of a recent round) the run starts while the usage commits. Either
         # way the answer waits for the commit: nothing is served unmetered.
-        properties = {"model": name}
-        items = [
-            UsageItem("inference.requests", 1, properties),
-            UsageItem("inference.rows", rows, properties),
-        ]
-        writer: UsageWriter = rails_of(request).usage_writer
         tenant = request.user.tenant_id
         run = _run(
-            _catalog(request),
+            rails.models,
             tenant,
             model,
             feed,
@@ -182,7 +164,9 @@ class V2Controller(Controller):
             settings.server.inference_timeout_s,
         )
         try:
-            metered, outputs = await writer.record_around(tenant, items, run)
+            metered, outputs = await rails.usage_writer.record_around(
+                tenant, usage_items(name, feed), run
+            )
         except _RunTimeoutError:
             return _error(
                 f"inference did not finish within {settings.server.inference_timeout_s} s", 504
@@ -192,12 +176,9 @@ class V2Controller(Controller):
             infer_request, model.ref.name, model.ref.version, outputs
         )
         if length is None:
-            return Response(content, media_type=JSON)
-        return Response(
-            content,
-            media_type=OCTET_STREAM,
-            headers={"Inference-Header-Content-Length": str(length)},
-        )
+            return Response(content, media_type="application/json")
+        headers = {v2.HEADER_LENGTH_HEADER: str(length)}
+        return Response(content, media_type=OCTET_STREAM, headers=headers)
 
 
 def _screen(
@@ -211,7 +192,8 @@ def _screen(
     not for NUL characters: a ``BYTES`` tensor is data, not text to store, and may hold them.
     """
     if content_type is not None and not (
-        is_json_media_type(content_type) or _media_type(content_type) == OCTET_STREAM
+        is_json_media_type(content_type)
+        or content_type.partition(";")[0].strip().lower() == OCTET_STREAM
     ):
         raise v2.V2Error(
             content_type_message(
@@ -221,10 +203,6 @@ def _screen(
         )
     if json_nesting_exceeds(body, server.max_json_depth, header_length):
         raise v2.V2Error(nesting_message(server.max_json_depth))
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.partition(";")[0].strip().lower()
 
 
 class _RunTimeoutError(Exception):
@@ -238,7 +216,7 @@ async def _run(
     feed: dict[str, Any],
     outputs: list[str] | None,
     timeout_s: float,
-) -> dict[str, np.ndarray[Any, Any]]:
+) -> dict[str, v2.Tensor]:
     try:
         return await catalog.infer(tenant, model, feed, outputs, timeout_s)
     except TimeoutError:
@@ -248,9 +226,6 @@ async def _run(
 async def _load(
     request: Request[Principal, Any, Any], db: AsyncSession | None, name: str, version: str | None
 ) -> LoadedModel:
-    """The model's session, created off the event loop on first use (loading can take a while).
-
-    Resolved for the caller's tenant: another tenant's model is as unknown as a missing one.
-    """
-    catalog = _catalog(request)
+    """Resolved for the caller's tenant: another tenant's model is as unknown as a missing one."""
+    catalog = rails_of(request).models
     return await catalog.aload(await catalog.resolve(db, request.user.tenant_id, name, version))

@@ -1,14 +1,10 @@
-"""Serving models: shipped ones (kernel examples, plugins' ``register_inference_models``) and
-the tenant's own uploads (the registry), through one catalog.
+"""Serving models, shipped (``register_inference_models``) and uploaded, through one catalog.
 
-Resolution is by tenant: a shipped model is visible to every tenant; an uploaded one only to
-the tenant that owns it (its rows are tenant-scoped, and row-level secured on PostgreSQL), and
-an unknown or invisible model is the same 404. Sessions are built on first use by the model's
-inference runtime (``register_inference_runtimes``: a shipped model names its own, uploads use
-``inference.runtime``; the kernel's is onnxruntime, :mod:`backplane.inference.sessions`), kept
-in an LRU cache bounded by bytes and shared by every tenant allowed to call the same file;
-``session.run`` happens in a thread pool sized to the cores, through a
-:class:`~backplane.inference.batching.DynamicBatcher` when the model allows it.
+A shipped model is visible to every tenant, an upload only to its tenant (tenant-scoped rows,
+row-level secured on PostgreSQL); unknown and invisible are the same 404. Sessions come from
+the model's runtime (a shipped model names its own, uploads use ``inference.runtime``), are
+built on first use, cached by bytes and shared by every tenant calling the same file; runs go
+to a thread pool, through a :class:`~backplane.inference.batching.DynamicBatcher` when allowed.
 """
 
 from __future__ import annotations
@@ -17,21 +13,20 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import msgspec
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import InferenceModel, InferenceRuntime, ModelRef
+from backplane.billing.usage import UsageItem
 from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
-from backplane.inference.models import ModelVersion
+from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.sessions import SessionCache
 from backplane.inference.stats import StatsBook
 from backplane.inference.storage import open_store
@@ -42,12 +37,6 @@ SHIPPED = ("kernel", "plugin")
 
 class ModelNotFoundError(LookupError):
     """No model (or version) of that name is visible to the caller."""
-
-
-class Tensor(msgspec.Struct, frozen=True):
-    name: str
-    datatype: str
-    shape: list[int]
 
 
 class UnknownInferenceRuntimeError(LookupError):
@@ -79,14 +68,8 @@ class LoadedModel:
             name=self.ref.name,
             versions=versions,
             platform=self.platform,
-            inputs=[
-                v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                for t in self.inputs
-            ],
-            outputs=[
-                v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                for t in self.outputs
-            ],
+            inputs=self.inputs,
+            outputs=self.outputs,
         )
 
     def check_inputs(self, tensors: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
@@ -112,11 +95,11 @@ class LoadedModel:
         return feed
 
 
-def _tensor(node: Any) -> Tensor:
+def _tensor(node: Any) -> v2.MetadataTensor:
     shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (node.shape or [])]
     kind = node.type
     datatype = kind if kind in v2.DATATYPES else v2.datatype_from_onnx(kind)
-    return Tensor(name=node.name, datatype=datatype, shape=shape)
+    return v2.MetadataTensor(name=node.name, datatype=datatype, shape=shape)
 
 
 def _runtimes(plugin: str, *runtimes: Any) -> list[InferenceRuntime]:
@@ -137,26 +120,18 @@ def collect_runtimes(plugins: PluginSet) -> dict[str, InferenceRuntime]:
     }
 
 
-def _models_for(
-    runtimes: dict[str, InferenceRuntime],
-) -> Callable[..., list[InferenceModel]]:
-    """Checks ``register_inference_models`` items: models, run by a registered runtime."""
+def batch_rows(feed: Mapping[str, Any]) -> int:
+    """Rows (batch entries) of a request: the longest first dimension, 1 for scalars only."""
+    return max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
 
-    def check(plugin: str, *models: Any) -> list[InferenceModel]:
-        for model in models:
-            if not isinstance(model, InferenceModel):
-                raise TypeError(
-                    f"register_inference_models expects InferenceModel values, got {model!r}"
-                )
-            if model.runtime not in runtimes:
-                raise LookupError(
-                    f"model {model.name!r} version {model.version!r} names inference runtime "
-                    f"{model.runtime!r}, which no plugin registered "
-                    f"(registered: {', '.join(sorted(runtimes))})"
-                )
-        return list(models)
 
-    return check
+def usage_items(name: str, feed: Mapping[str, Any]) -> list[UsageItem]:
+    """What one request to model ``name`` is metered, on the V2 API and ``kernel.models``."""
+    properties = {"model": name}
+    return [
+        UsageItem("inference.requests", 1, properties),
+        UsageItem("inference.rows", batch_rows(feed), properties),
+    ]
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -175,16 +150,9 @@ def pick_version(refs: list[ModelRef], version: str | None) -> ModelRef:
     raise ModelNotFoundError(f"model {refs[-1].name!r} has no version {version!r}")
 
 
-def _versions_query(tenant_id: uuid.UUID, name: str) -> Any:
-    return select(ModelVersion).where(
-        ModelVersion.tenant_id == tenant_id,
-        ModelVersion.name == name,
-        ModelVersion.status == "ready",
-    )
-
-
-def _refs(rows: Iterable[ModelVersion]) -> list[ModelRef]:
-    """Registry rows as refs, oldest version first."""
+async def _registry_refs(db: AsyncSession, tenant_id: uuid.UUID, name: str) -> list[ModelRef]:
+    """The tenant's ready versions of ``name`` as refs, oldest first."""
+    rows = await db.scalars(model_rows(tenant_id, name).where(ModelVersion.status == "ready"))
     refs = [
         ModelRef(
             name=row.name,
@@ -223,14 +191,22 @@ class ModelCatalog:
             )
         self._upload_runtime = uploads
         self.shipped: dict[str, dict[str, InferenceModel]] = {}
-        self._shipped_by: dict[tuple[str, str], str] = {}
-        for plugin, spec in plugins.collect(
-            "register_inference_models", _models_for(self._runtimes)
-        ):
+        shipped_refs: dict[str, dict[str, ModelRef]] = {}
+        for plugin, spec in plugins.collect("register_inference_models", self._shipped_models):
             self.shipped.setdefault(spec.name, {})[spec.version] = spec
-            self._shipped_by[spec.name, spec.version] = (
-                "kernel" if plugin == KERNEL_PLUGIN else "plugin"
+            shipped_refs.setdefault(spec.name, {})[spec.version] = ModelRef(
+                name=spec.name,
+                version=spec.version,
+                source="kernel" if plugin == KERNEL_PLUGIN else "plugin",
+                key=f"shipped:{spec.name}:{spec.version}",
+                max_batch_size=spec.max_batch_size,
+                max_queue_delay_us=spec.max_queue_delay_us,
+                description=spec.description,
             )
+        self._shipped_refs = {
+            name: sorted(refs.values(), key=lambda r: version_key(r.version))
+            for name, refs in shipped_refs.items()
+        }
         self.store = open_store(plugins)
         self.stats = StatsBook()
         self.threads = config.threads or os.cpu_count() or 1
@@ -246,28 +222,25 @@ class ModelCatalog:
                 name="model registry",
             )
         )
-        self._shipped_refs = {
-            name: sorted(self._build_shipped_refs(name), key=lambda r: version_key(r.version))
-            for name in self.shipped
-        }
+
+    def _shipped_models(self, plugin: str, *models: Any) -> list[InferenceModel]:
+        """Checks ``register_inference_models`` items: models, run by a registered runtime."""
+        for model in models:
+            if not isinstance(model, InferenceModel):
+                raise TypeError(
+                    f"register_inference_models expects InferenceModel values, got {model!r}"
+                )
+            if model.runtime not in self._runtimes:
+                raise LookupError(
+                    f"model {model.name!r} version {model.version!r} names inference runtime "
+                    f"{model.runtime!r}, which no plugin registered "
+                    f"(registered: {', '.join(sorted(self._runtimes))})"
+                )
+        return list(models)
 
     # -- resolution ---------------------------------------------------------------------------
     def shipped_refs(self, name: str) -> list[ModelRef]:
         return self._shipped_refs.get(name, [])
-
-    def _build_shipped_refs(self, name: str) -> list[ModelRef]:
-        return [
-            ModelRef(
-                name=spec.name,
-                version=spec.version,
-                source=self._shipped_by[spec.name, spec.version],
-                key=f"shipped:{spec.name}:{spec.version}",
-                max_batch_size=spec.max_batch_size,
-                max_queue_delay_us=spec.max_queue_delay_us,
-                description=spec.description,
-            )
-            for spec in self.shipped.get(name, {}).values()
-        ]
 
     async def versions(
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
@@ -294,14 +267,14 @@ class ModelCatalog:
             return await self._registry.get((tenant_id, name))
         if db is None:  # the CLI's catalog: no sessionmaker, one-shot, so no cache either
             raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
-        return _refs(await db.scalars(_versions_query(tenant_id, name)))
+        return await _registry_refs(db, tenant_id, name)
 
     async def _read_versions(self, key: tuple[uuid.UUID, str]) -> list[ModelRef]:
         tenant_id, name = key
         assert self._sessionmaker is not None
         async with self._sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            return _refs(await session.scalars(_versions_query(tenant_id, name)))
+            return await _registry_refs(session, tenant_id, name)
 
     def forget(self, tenant_id: uuid.UUID, name: str) -> None:
         """Drop the cached view of a tenant's model (after this process changed it)."""
@@ -313,29 +286,23 @@ class ModelCatalog:
         thread). The runtime is chosen here, once per load; requests use the session."""
 
         def build() -> tuple[LoadedModel, int]:
-            data = self._read(ref)
-            runtime = self._runtime(ref)
-            session = runtime.load(data, ref)
-            loaded = LoadedModel(ref, session, len(data), runtime.platform or runtime.name)
-            return loaded, len(data)
+            # A shipped model's own runtime (checked when it was registered), else the uploads'.
+            if ref.source in SHIPPED:
+                spec = self.shipped[ref.name][ref.version]
+                data, runtime = spec.path.read_bytes(), self._runtimes[spec.runtime]
+            else:
+                data, runtime = self.store.get(ref.key), self._upload_runtime
+            loaded = LoadedModel(
+                ref, runtime.load(data, ref), len(data), runtime.platform or runtime.name
+            )
+            return loaded, loaded.cost
 
         return self._sessions.get_or_load(ref.key, build)
-
-    def _runtime(self, ref: ModelRef) -> InferenceRuntime:
-        """A shipped model's own runtime (checked when it was registered), else the uploads'."""
-        if ref.source in SHIPPED:
-            return self._runtimes[self.shipped[ref.name][ref.version].runtime]
-        return self._upload_runtime
 
     async def aload(self, ref: ModelRef) -> LoadedModel:
         """:meth:`load` for the event loop: a loaded model at once, a new one in a thread."""
         loaded = self._sessions.get(ref.key)
         return loaded if loaded is not None else await asyncio.to_thread(self.load, ref)
-
-    def _read(self, ref: ModelRef) -> bytes:
-        if ref.source in SHIPPED:
-            return self.shipped[ref.name][ref.version].path.read_bytes()
-        return self.store.get(ref.key)
 
     def loaded_keys(self) -> list[str]:
         return self._sessions.keys()
@@ -357,24 +324,16 @@ class ModelCatalog:
         timeout_s: float,
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run ``feed`` (batched with other requests when the model allows it); record stats."""
+        name, version = model.ref.name, model.ref.version
         started = time.perf_counter_ns()
-        rows = max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
         try:
             async with asyncio.timeout(timeout_s):
                 results, timing = await self._run(model, feed)
         except BaseException:
-            self.stats.failure(
-                tenant_id, model.ref.name, model.ref.version, time.perf_counter_ns() - started
-            )
+            self.stats.failure(tenant_id, name, version, time.perf_counter_ns() - started)
             raise
-        self.stats.success(
-            tenant_id,
-            model.ref.name,
-            model.ref.version,
-            rows,
-            timing,
-            time.perf_counter_ns() - started,
-        )
+        elapsed = time.perf_counter_ns() - started
+        self.stats.success(tenant_id, name, version, batch_rows(feed), timing, elapsed)
         if outputs:
             return {name: results[name] for name in outputs}
         return results

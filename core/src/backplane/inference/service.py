@@ -16,8 +16,7 @@ import numpy as np
 from litestar import Request, Response
 
 from backplane._contract import ModelRef
-from backplane.billing.usage import UsageItem
-from backplane.inference.runtime import ModelCatalog, ModelNotFoundError
+from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_items
 from backplane.inference.v2 import V2Error, numpy_dtype
 
 if TYPE_CHECKING:
@@ -58,23 +57,14 @@ class TenantModels:
         model = await self._catalog.aload(ref)
         # Python numbers become the signature's datatype (a list of floats is FP64 otherwise);
         # a value that does not fit it is refused by the check below, named.
-        expected = {tensor.name: tensor.datatype for tensor in model.inputs}
+        dtypes = {t.name: numpy_dtype(t.datatype) for t in model.inputs if t.datatype != "BYTES"}
         feed = model.check_inputs(
             {
-                key: np.asarray(value, dtype=_dtype(expected.get(key)))
-                if not isinstance(value, np.ndarray)
-                else value
+                key: value if isinstance(value, np.ndarray) else np.asarray(value, dtypes.get(key))
                 for key, value in inputs.items()
             }
         )
-        rows = max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
-        properties = {"model": name}
-        await self._kernel.usage.record_many(
-            [
-                UsageItem("inference.requests", 1, properties),
-                UsageItem("inference.rows", rows, properties),
-            ]
-        )
+        await self._kernel.usage.record_many(usage_items(name, feed))
         timeout = self._kernel.settings.server.inference_timeout_s
         return await self._catalog.infer(tenant, model, feed, outputs, timeout)
 
@@ -96,9 +86,3 @@ MODEL_ERROR_HANDLERS: dict[int | type[Exception], Any] = {
 }
 """App-wide: a plugin route that lets ``kernel.models`` refuse its inputs answers the client
 (4xx with the reason), not 500. The V2 routes keep their own ``{"error": ...}`` documents."""
-
-
-def _dtype(datatype: str | None) -> Any:
-    if datatype is None or datatype == "BYTES":
-        return None
-    return numpy_dtype(datatype)

@@ -41,17 +41,23 @@ def _register_arena(max_bytes: int) -> None:
         _arena_registered.append(max_bytes)
 
 
-def create_session(data: bytes, arena_max_bytes: int) -> Any:
-    """An ``InferenceSession`` for ``data`` with the options above."""
-    import onnxruntime as ort
-
-    _register_arena(arena_max_bytes)
+def single_threaded(ort: Any) -> Any:
+    """``SessionOptions`` for one thread, no spinning (the upload trial's sessions too)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def create_session(data: bytes, arena_max_bytes: int) -> Any:
+    """An ``InferenceSession`` for ``data`` with the options above."""
+    import onnxruntime as ort
+
+    _register_arena(arena_max_bytes)
+    options = single_threaded(ort)
     options.add_session_config_entry("session.use_env_allocators", "1")
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 

@@ -4,18 +4,10 @@ Kept per (tenant, model, version): a tenant sees the traffic it sent, never anot
 even on a shared model. The OpenTelemetry instruments carry the model and version (not the
 tenant: unbounded label values would swamp a metrics backend).
 
-**In memory, on purpose.** The counters cover the requests *this server process* handled
-*since it started*: a restart resets them, and with N server processes each answers with its
-own share. That keeps the inference hot path free of writes (one lock, a few additions). What
-they are for is what Triton's are for: watching a running server's latency split (queue vs
-compute) and batching. Durable numbers live elsewhere:
-
-- the usage meters ``inference.requests`` and ``inference.rows`` (per tenant, grouped by the
-  ``model`` property; ``GET /api/billing/usage``) are committed with every request, exact
-  across processes and restarts, and are what is billed;
-- the OpenTelemetry metrics ``backplane.inference.*`` (requests by outcome, queue and compute
-  durations, batch sizes; per model, every tenant together), exported to a metrics backend,
-  which aggregates the processes and keeps the history.
+**In memory, on purpose**, for this server process since it started: that keeps the hot path
+free of writes (one lock, a few additions), and is what Triton's are for, watching a running
+server's latency split and batching. :data:`backplane.inference.routes.STATS_SCOPE` tells
+clients so, and where the durable numbers are (the usage meters, the OpenTelemetry metrics).
 """
 
 from __future__ import annotations
@@ -50,6 +42,10 @@ _batch = _meter.create_histogram(
 class Duration(msgspec.Struct):
     count: int = 0
     ns: int = 0
+
+    def add(self, ns: int) -> None:
+        self.count += 1
+        self.ns += ns
 
 
 class InferenceStats(msgspec.Struct):
@@ -104,12 +100,9 @@ class StatsBook:
             if self._first_of_run((tenant, name, version), timing.run_id):
                 entry.execution_count += 1
             stats = entry.inference_stats
-            stats.success.count += 1
-            stats.success.ns += total_ns
-            stats.queue.count += 1
-            stats.queue.ns += timing.queue_ns
-            stats.compute_infer.count += 1
-            stats.compute_infer.ns += timing.compute_ns
+            stats.success.add(total_ns)
+            stats.queue.add(timing.queue_ns)
+            stats.compute_infer.add(timing.compute_ns)
         attributes = {"model": name, "version": version}
         _requests.add(1, {**attributes, "outcome": "success"})
         _queue.record(timing.queue_ns / 1e9, attributes)
@@ -117,10 +110,8 @@ class StatsBook:
         _batch.record(timing.batch_requests, attributes)
 
     def _first_of_run(self, key: tuple[uuid.UUID, str, str], run_id: int) -> bool:
-        """Whether this entry has not counted ``run_id`` yet (0, a run of one: never has).
-
-        Remembers the last ``RECENT_RUNS`` batched runs per entry: a run's requests all finish
-        within moments of each other, far fewer runs apart than that."""
+        """Whether this entry has not counted ``run_id`` yet (0, a run of one: never has). The
+        last ``RECENT_RUNS`` runs are enough: a run's requests all finish within moments."""
         if run_id == 0:
             return True
         counted = self._counted_runs.setdefault(key, OrderedDict())
@@ -133,9 +124,7 @@ class StatsBook:
 
     def failure(self, tenant: uuid.UUID, name: str, version: str, total_ns: int) -> None:
         with self._lock:
-            entry = self._entry(tenant, name, version)
-            entry.inference_stats.fail.count += 1
-            entry.inference_stats.fail.ns += total_ns
+            self._entry(tenant, name, version).inference_stats.fail.add(total_ns)
         _requests.add(1, {"model": name, "version": version, "outcome": "failure"})
 
     def read(self, tenant: uuid.UUID, name: str, versions: list[str]) -> ModelStatsResponse:

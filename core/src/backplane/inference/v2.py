@@ -1,32 +1,20 @@
 """The Open Inference Protocol (KServe V2 / Triton HTTP/REST) request and response codec.
 
-Pure functions over bytes and numpy arrays, independent of Litestar: the HTTP routes call
-:func:`decode_request` on a ``POST .../infer`` body and :func:`encode_response` (or
-:func:`encode_infer_response`) on the model's outputs; every protocol error raises
-:class:`V2Error`, whose :meth:`V2Error.body` is the protocol's ``{"error": "..."}`` document.
+Pure functions over bytes and numpy arrays, independent of Litestar; every protocol error is a
+:class:`V2Error`, whose :meth:`V2Error.body` is the protocol's ``{"error": "..."}``. Supported,
+as Triton and KServe speak them:
 
-Supported, as Triton and KServe speak them:
+- JSON tensors: ``data`` flattened or nested, row-major, checked against ``shape``;
+- the binary tensor data extension (``Inference-Header-Content-Length``): inputs with
+  ``binary_data_size`` take their bytes from the tail, in order; numbers are little-endian,
+  ``BOOL`` one byte each, ``BYTES`` elements each a 4-byte little-endian length and the bytes;
+- binary outputs per output ``binary_data``, else the request's ``binary_data_output``;
+- every tensor type onnxruntime exposes to numpy (``BF16`` is not, and is refused).
 
-- JSON tensors: ``data`` flattened or nested, always row-major, checked against ``shape``;
-- the binary tensor data extension: the ``Inference-Header-Content-Length`` header gives the
-  length of the JSON header at the start of the body; every input whose parameters carry
-  ``binary_data_size`` takes that many bytes from the tail, in the order of ``inputs``; numbers
-  are little-endian, ``BOOL`` one byte each, and ``BYTES`` elements each a 4-byte little-endian
-  length followed by the bytes;
-- binary outputs: per output ``parameters.binary_data`` or, for outputs that do not say, the
-  request-level ``parameters.binary_data_output``; a response with a binary output has a
-  header length (send it as ``Inference-Header-Content-Length``, content type
-  ``application/octet-stream``), one without is plain JSON (``application/json``);
-- datatypes ``BOOL``, ``UINT8/16/32/64``, ``INT8/16/32/64``, ``FP16``, ``FP32``, ``FP64`` and
-  ``BYTES``: every tensor type onnxruntime exposes to numpy (``BF16`` is not, and is refused).
-
-Decoded ``BYTES`` tensors are numpy object arrays of :class:`bytes`, as the protocol carries
-them; onnxruntime wants :class:`str` elements for ``tensor(string)`` inputs (it would feed
-``str(b"...")`` otherwise), so convert with :func:`bytes_to_str` first. On output, object arrays
-of :class:`bytes` or :class:`str` (what onnxruntime returns for string tensors) and numpy
-``S``/``U`` arrays are accepted. JSON cannot carry NaN or infinity: such floats are written as
-``null`` (ask for ``binary_data`` to get them exactly). Not supported: the shared-memory and
-classification extensions (refused with a :class:`V2Error`).
+``BYTES`` tensors decode to object arrays of :class:`bytes`; onnxruntime wants :class:`str`
+(it would feed ``str(b"...")``), hence :func:`bytes_to_str`. JSON cannot carry NaN or
+infinity: such floats are written as ``null`` (``binary_data`` keeps them exact). Not
+supported: the shared-memory and classification extensions.
 """
 
 from __future__ import annotations
@@ -39,35 +27,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "DATATYPES",
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_ELEMENTS",
-    "HEADER_LENGTH_HEADER",
-    "MAX_RANK",
-    "ErrorResponse",
-    "InferRequest",
-    "InferResponse",
-    "MetadataTensor",
-    "ModelMetadata",
-    "ParamValue",
-    "RequestInput",
-    "RequestOutput",
-    "ResponseOutput",
-    "ServerMetadata",
-    "Tensor",
-    "V2Error",
-    "binary_output_default",
-    "bytes_to_str",
-    "datatype_from_onnx",
-    "datatype_of",
-    "decode_request",
-    "encode_infer_response",
-    "encode_response",
-    "numpy_dtype",
-    "parse_header_length",
-    "requested_output_names",
-]
+from backplane.inference._trial import ORT_TYPES
 
 Tensor: TypeAlias = npt.NDArray[Any]
 """A tensor as the codec hands it over: any numpy array (``BYTES`` ones have ``dtype=object``)."""
@@ -88,42 +48,15 @@ MAX_RANK: Final = 32
 """Most dimensions a tensor may declare."""
 
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
+    datatype: np.dtype(dtype).newbyteorder("<") for dtype, datatype in ORT_TYPES.values()
 }
+"""V2 datatype -> numpy dtype, little-endian as the binary extension carries numbers."""
 
 DATATYPES: Final = frozenset(_DTYPES)
 """Every V2 datatype this codec reads and writes."""
 
 _BY_KIND_SIZE: Final[dict[tuple[str, int], str]] = {
     (dt.kind, dt.itemsize): name for name, dt in _DTYPES.items() if name != "BYTES"
-}
-
-_ONNX_TYPES: Final[dict[str, str]] = {
-    "tensor(bool)": "BOOL",
-    "tensor(uint8)": "UINT8",
-    "tensor(uint16)": "UINT16",
-    "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64",
-    "tensor(int8)": "INT8",
-    "tensor(int16)": "INT16",
-    "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64",
-    "tensor(float16)": "FP16",
-    "tensor(float)": "FP32",
-    "tensor(double)": "FP64",
-    "tensor(string)": "BYTES",
 }
 
 _U32: Final = struct.Struct("<I")
@@ -140,9 +73,6 @@ class V2Error(ValueError):
     def body(self) -> bytes:
         """The protocol's error document, ``{"error": message}``."""
         return msgspec.json.encode(ErrorResponse(error=self.message))
-
-
-# ---------------------------------------------------------------------------- protocol documents
 
 
 class RequestInput(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -224,9 +154,6 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
     error: str
 
 
-# ------------------------------------------------------------------------------------ datatypes
-
-
 def numpy_dtype(datatype: str) -> np.dtype[Any]:
     """The numpy dtype of a V2 datatype (``object`` for ``BYTES``); :class:`V2Error` if unknown."""
     try:
@@ -236,11 +163,8 @@ def numpy_dtype(datatype: str) -> np.dtype[Any]:
 
 
 def datatype_of(dtype: npt.DTypeLike) -> str:
-    """The V2 datatype of a numpy dtype; ``object``, ``S`` and ``U`` dtypes are ``BYTES``.
-
-    Raises :class:`TypeError` for a dtype with no V2 datatype (complex, datetime, ...): that is
-    a server-side mistake, not the client's.
-    """
+    """The V2 datatype of a numpy dtype (``O``, ``S``, ``U``: ``BYTES``); :class:`TypeError`,
+    the server's mistake and not the client's, for one with none (complex, datetime, ...)."""
     dt = np.dtype(dtype)
     if dt.kind in "OSU":
         return "BYTES"
@@ -251,17 +175,11 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
 
 
 def datatype_from_onnx(onnx_type: str) -> str:
-    """The V2 datatype of an onnxruntime type string such as ``"tensor(float)"``.
-
-    Raises :class:`ValueError` for types V2 cannot carry (``tensor(bfloat16)``, sequences, maps).
-    """
+    """The V2 datatype of an onnxruntime type such as ``"tensor(float)"``, else ValueError."""
     try:
-        return _ONNX_TYPES[onnx_type]
+        return ORT_TYPES[onnx_type][1]
     except KeyError:
         raise ValueError(f"ONNX type {onnx_type!r} has no V2 datatype") from None
-
-
-# ------------------------------------------------------------------------------------- requests
 
 
 def parse_header_length(value: str | None) -> int | None:
@@ -281,21 +199,13 @@ def decode_request(
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[InferRequest, dict[str, Tensor]]:
-    """Decode an inference request body into the request document and its input tensors.
+    """The request document and its input tensors (by name, in request order); :class:`V2Error`
+    for anything malformed.
 
-    ``header_length`` is the ``Inference-Header-Content-Length`` header (see
-    :func:`parse_header_length`): the JSON header is ``body[:header_length]`` and the rest is
-    binary tensor data; ``None`` means the whole body is JSON. Tensors come back keyed by input
-    name, in request order, shaped as declared, with the numpy dtype of their datatype; binary
-    numeric tensors may be read-only views into ``body``. Each :class:`RequestInput` of the
-    returned request has its ``data`` cleared (the tensors hold it) and keeps its parameters.
-
-    ``max_elements`` and ``max_bytes`` cap the elements and the decoded bytes of all inputs
-    together; declared sizes are checked before anything is allocated.
-
-    Raises :class:`V2Error` for anything malformed: bad JSON, unknown datatype, negative or
-    oversized dimensions, data that does not fill the shape, a binary size that does not match,
-    missing or left-over binary data, duplicate input names, a header length beyond the body.
+    ``header_length`` (:func:`parse_header_length`) splits the JSON header from the binary
+    tensor data; ``None``: all JSON. Binary numeric tensors may be read-only views into ``body``;
+    each input's ``data`` is cleared (the tensors hold it). ``max_elements`` and ``max_bytes``
+    cap all inputs together, checked on the declared sizes before anything is allocated.
     """
     view = memoryview(body)
     if header_length is None:
@@ -314,29 +224,28 @@ def decode_request(
         raise V2Error(f"malformed inference request JSON: {exc}") from None
 
     tensors: dict[str, Tensor] = {}
-    budget = _Budget(max_elements, max_bytes)
-    binary = _BinaryTail(tail, header_length is not None)
+    reader = _Reader(tail, header_length is not None, max_elements, max_bytes)
     for tensor_input in request.inputs:
         if tensor_input.name in tensors:
             raise V2Error(f"duplicate input {tensor_input.name!r}")
-        tensors[tensor_input.name] = _decode_input(tensor_input, binary, budget)
+        tensors[tensor_input.name] = reader.decode(tensor_input)
         tensor_input.data = None
-    if binary.offset != len(tail):
+    if reader.offset != len(tail):
         raise V2Error(
-            f"{len(tail) - binary.offset} bytes of binary data are left over after the inputs "
+            f"{len(tail) - reader.offset} bytes of binary data are left over after the inputs "
             "(binary_data_size does not add up)"
         )
     return request, tensors
 
 
-class _Budget:
-    """What is left of the request's element and byte allowances."""
+class _Reader:
+    """Decodes inputs one by one: from the binary tail, consumed in order, or their JSON data,
+    within what is left of the request's element and byte allowances."""
 
-    def __init__(self, max_elements: int, max_bytes: int) -> None:
-        self.max_elements = max_elements
-        self.max_bytes = max_bytes
-        self.elements = max_elements
-        self.bytes = max_bytes
+    def __init__(self, tail: memoryview, has_header: bool, elements: int, nbytes: int) -> None:
+        self.tail, self.has_header, self.offset = tail, has_header, 0
+        self.max_elements, self.max_bytes = elements, nbytes
+        self.elements, self.bytes = elements, nbytes
 
     def take_bytes(self, amount: int, name: str) -> None:
         if amount > self.bytes:
@@ -361,16 +270,7 @@ class _Budget:
         self.elements -= count
         return count
 
-
-class _BinaryTail:
-    """The binary part of a request body, consumed input by input."""
-
-    def __init__(self, tail: memoryview, has_header: bool) -> None:
-        self.tail = tail
-        self.has_header = has_header
-        self.offset = 0
-
-    def take(self, size: int, name: str) -> memoryview:
+    def take_binary(self, size: int, name: str) -> memoryview:
         left = len(self.tail) - self.offset
         if size > left:
             hint = "" if self.has_header else f" (no {HEADER_LENGTH_HEADER} header)"
@@ -378,36 +278,34 @@ class _BinaryTail:
                 f"input {name!r}: binary_data_size is {size} but only {left} bytes of binary "
                 f"data remain{hint}"
             )
-        chunk = self.tail[self.offset : self.offset + size]
         self.offset += size
-        return chunk
+        return self.tail[self.offset - size : self.offset]
 
-
-def _decode_input(tensor_input: RequestInput, binary: _BinaryTail, budget: _Budget) -> Tensor:
-    name = tensor_input.name
-    dtype = _DTYPES.get(tensor_input.datatype)
-    if dtype is None:
-        raise V2Error(f"unsupported datatype {tensor_input.datatype!r} for input {name!r}")
-    shape = tensor_input.shape
-    count = budget.take_shape(shape, name)
-    if dtype.kind != "O" and count * dtype.itemsize > budget.bytes:
-        raise V2Error(f"input {name!r} is larger than the {budget.max_bytes} bytes allowed")
-    params = tensor_input.parameters or {}
-    if "shared_memory_region" in params:
-        raise V2Error(f"input {name!r}: the shared-memory extension is not supported")
-    size = params.get("binary_data_size")
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise V2Error(f"input {name!r}: binary_data_size must be a non-negative integer")
-        if tensor_input.data is not None:
-            raise V2Error(f"input {name!r} has both JSON data and binary_data_size")
-        budget.take_bytes(size, name)
-        return _from_binary(binary.take(size, name), dtype, shape, count, name)
-    if tensor_input.data is None:
-        raise V2Error(f"input {name!r} has neither data nor binary_data_size")
-    array = _from_json(tensor_input.data, dtype, tensor_input.datatype, shape, count, name)
-    budget.take_bytes(_payload_bytes(array), name)
-    return array
+    def decode(self, tensor_input: RequestInput) -> Tensor:
+        name = tensor_input.name
+        dtype = _DTYPES.get(tensor_input.datatype)
+        if dtype is None:
+            raise V2Error(f"unsupported datatype {tensor_input.datatype!r} for input {name!r}")
+        shape = tensor_input.shape
+        count = self.take_shape(shape, name)
+        if dtype.kind != "O" and count * dtype.itemsize > self.bytes:
+            raise V2Error(f"input {name!r} is larger than the {self.max_bytes} bytes allowed")
+        params = tensor_input.parameters or {}
+        if "shared_memory_region" in params:
+            raise V2Error(f"input {name!r}: the shared-memory extension is not supported")
+        size = params.get("binary_data_size")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise V2Error(f"input {name!r}: binary_data_size must be a non-negative integer")
+            if tensor_input.data is not None:
+                raise V2Error(f"input {name!r} has both JSON data and binary_data_size")
+            self.take_bytes(size, name)
+            return _from_binary(self.take_binary(size, name), dtype, shape, count, name)
+        if tensor_input.data is None:
+            raise V2Error(f"input {name!r} has neither data nor binary_data_size")
+        array = _from_json(tensor_input.data, tensor_input, dtype, count)
+        self.take_bytes(_payload_bytes(array), name)
+        return array
 
 
 def _payload_bytes(array: Tensor) -> int:
@@ -440,9 +338,7 @@ def _from_binary(
 
 def _parse_bytes_elements(chunk: memoryview, count: int, name: str) -> Tensor:
     out: Tensor = np.empty(count, dtype=object)
-    end = len(chunk)
-    pos = 0
-    index = 0
+    end, pos, index = len(chunk), 0, 0
     while pos < end:
         if index >= count:
             raise V2Error(f"input {name!r}: binary BYTES data holds more than {count} elements")
@@ -489,14 +385,8 @@ def _bytes_from_json(data: list[Any], shape: list[int], count: int, name: str) -
     return out.reshape(shape)
 
 
-def _from_json(
-    data: list[Any],
-    dtype: np.dtype[Any],
-    datatype: str,
-    shape: list[int],
-    count: int,
-    name: str,
-) -> Tensor:
+def _from_json(data: list[Any], tensor: RequestInput, dtype: np.dtype[Any], count: int) -> Tensor:
+    shape, name, datatype = tensor.shape, tensor.name, tensor.datatype
     if dtype.kind == "O":
         return _bytes_from_json(data, shape, count, name)
     try:
@@ -539,10 +429,7 @@ def _datatype_name(dtype: np.dtype[Any]) -> str:
 
 
 def bytes_to_str(array: Tensor, name: str = "input") -> Tensor:
-    """A decoded ``BYTES`` tensor with UTF-8 :class:`str` elements, as onnxruntime takes them.
-
-    Raises :class:`V2Error` naming ``name`` if an element is not valid UTF-8.
-    """
+    """A decoded ``BYTES`` tensor with UTF-8 :class:`str` elements, as onnxruntime takes them."""
     out: Tensor = np.empty(array.shape, dtype=object)
     flat = out.reshape(-1)
     for index, item in enumerate(array.flat):
@@ -554,9 +441,6 @@ def bytes_to_str(array: Tensor, name: str = "input") -> Tensor:
         else:
             flat[index] = str(item)
     return out
-
-
-# ------------------------------------------------------------------------------------ responses
 
 
 def _bool_param(params: Mapping[str, ParamValue] | None, key: str, where: str) -> bool | None:
@@ -575,9 +459,7 @@ def binary_output_default(request: InferRequest) -> bool:
 
 def requested_output_names(request: InferRequest) -> list[str] | None:
     """The outputs the request names, in order (for ``session.run``); ``None`` means all."""
-    if request.outputs is None:
-        return None
-    return [output.name for output in request.outputs]
+    return None if request.outputs is None else [output.name for output in request.outputs]
 
 
 def encode_response(
@@ -590,20 +472,13 @@ def encode_response(
     request_id: str | None = None,
     parameters: dict[str, ParamValue] | None = None,
 ) -> tuple[bytes, int | None]:
-    """Encode the model's outputs as an inference response body.
+    """The response body and, when an output is binary, its JSON header's length (``None``:
+    plain JSON).
 
-    ``requested`` is the request's ``outputs`` list: when given, exactly those outputs are
-    returned in that order, each in binary if its ``binary_data`` parameter says so and
-    otherwise as ``binary_default`` (the request's ``binary_data_output``, see
-    :func:`binary_output_default`); when ``None``, every entry of ``outputs`` is returned, in
-    binary if ``binary_default``. ``request_id`` is echoed as the response ``id``.
-
-    Returns the body and, when any output is binary, the length of its JSON header (to send as
-    ``Inference-Header-Content-Length``); ``None`` means the body is plain JSON.
-
-    Raises :class:`V2Error` for a requested output the model does not have, a duplicate or a
-    classification request, a bad ``binary_data`` value, or ``BYTES`` that are not UTF-8 asked
-    for as JSON; :class:`TypeError` for an array with no V2 datatype.
+    ``requested`` (the request's ``outputs``) picks and orders the outputs, each binary as its
+    ``binary_data`` parameter says, else as ``binary_default`` (:func:`binary_output_default`);
+    ``None`` returns every output. :class:`V2Error` for what the client asked wrongly;
+    :class:`TypeError` for an array with no V2 datatype (the server's mistake).
     """
     chosen: list[tuple[str, Tensor, bool]] = []
     if requested is None:
@@ -629,24 +504,13 @@ def encode_response(
     for name, value, binary in chosen:
         array = np.asarray(value)
         datatype = datatype_of(array.dtype)
-        shape = list(array.shape)
+        output = ResponseOutput(name=name, datatype=datatype, shape=list(array.shape))
         if binary:
-            raw = _to_binary(array, datatype)
-            buffers.append(raw)
-            documents.append(
-                ResponseOutput(
-                    name=name,
-                    datatype=datatype,
-                    shape=shape,
-                    parameters={"binary_data_size": len(raw)},
-                )
-            )
+            buffers.append(_to_binary(array, datatype, name))
+            output.parameters = {"binary_data_size": len(buffers[-1])}
         else:
-            documents.append(
-                ResponseOutput(
-                    name=name, datatype=datatype, shape=shape, data=_to_json(array, datatype, name)
-                )
-            )
+            output.data = _to_json(array, datatype, name)
+        documents.append(output)
     header = msgspec.json.encode(
         InferResponse(
             model_name=model_name,
@@ -678,43 +542,30 @@ def encode_infer_response(
     )
 
 
-def _elements_as_bytes(array: Tensor, name: str) -> Iterator[bytes]:
+def _bytes_elements(array: Tensor, name: str) -> Iterator[bytes | str]:
     for item in array.flat:
-        if isinstance(item, bytes):
-            yield item
-        elif isinstance(item, str):
-            yield item.encode()
-        else:
+        if not isinstance(item, bytes | str):
             raise TypeError(f"output {name!r}: BYTES element of type {type(item).__name__}")
+        yield item
 
 
-def _to_binary(array: Tensor, datatype: str) -> bytes:
+def _to_binary(array: Tensor, datatype: str, name: str) -> bytes:
     if datatype == "BYTES":
-        parts: list[bytes] = []
-        for item in _elements_as_bytes(array, datatype):
-            parts.append(_U32.pack(len(item)))
-            parts.append(item)
-        return b"".join(parts)
+        items = [i if isinstance(i, bytes) else i.encode() for i in _bytes_elements(array, name)]
+        return b"".join(part for item in items for part in (_U32.pack(len(item)), item))
     little = array.dtype.newbyteorder("<") if array.dtype.kind != "b" else array.dtype
     return np.ascontiguousarray(array, dtype=little).tobytes()
 
 
 def _to_json(array: Tensor, datatype: str, name: str) -> list[Any]:
-    if datatype == "BYTES":
-        out: list[Any] = []
-        for item in array.flat:
-            if isinstance(item, bytes):
-                try:
-                    out.append(item.decode())
-                except UnicodeDecodeError:
-                    raise V2Error(
-                        f"output {name!r} holds bytes that are not UTF-8; "
-                        "request it with binary_data"
-                    ) from None
-            elif isinstance(item, str):
-                out.append(str(item))  # plain str, not numpy.str_
-            else:
-                raise TypeError(f"output {name!r}: BYTES element of type {type(item).__name__}")
-        return out
-    flat: list[Any] = array.ravel().tolist()
-    return flat
+    if datatype != "BYTES":
+        flat: list[Any] = array.ravel().tolist()
+        return flat
+    try:  # str(): plain str, not numpy.str_
+        return [
+            i.decode() if isinstance(i, bytes) else str(i) for i in _bytes_elements(array, name)
+        ]
+    except UnicodeDecodeError:
+        raise V2Error(
+            f"output {name!r} holds bytes that are not UTF-8; request it with binary_data"
+        ) from None

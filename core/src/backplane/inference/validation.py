@@ -1,20 +1,11 @@
 """Validation of untrusted ONNX uploads, before anything stores or serves them.
 
-One call does it all::
-
-    from backplane.inference.validation import ModelRejected, ValidationLimits, validate_onnx
-
-    try:
-        model = validate_onnx(data, ValidationLimits())  # blocking: run it in a worker thread
-    except ModelRejected as exc:
-        ...  # respond exc.status_code with {"error": exc.message}; exc.rule is a stable code
-
-The rules run in the order of :data:`RULES` and the first one broken raises
-:class:`ModelRejected`. The static rules work on the bytes alone and never open a path named in
-the model (external data is rejected, not followed); the last step loads and runs the model
-once in a separate process (``python -m backplane.inference._trial``) under an address-space
-limit and a wall-clock timeout, and reads the model's input/output signature from it.
-:func:`check_static` and :func:`run_trial` are the two halves, for callers that need only one.
+:func:`validate_onnx` (blocking: call it in a worker thread) runs the rules in the order of
+:data:`RULES`; the first one broken raises :class:`ModelRejected`, whose ``rule`` is a stable
+code. The static rules (:func:`check_static`) work on the bytes alone and never open a path
+named in the model; the trial (:func:`run_trial`) loads and runs the model once in a separate
+process (``python -m backplane.inference._trial``) under an address-space limit and a
+wall-clock timeout, and reads the model's input/output signature from it.
 """
 
 from __future__ import annotations
@@ -32,8 +23,9 @@ from typing import Final
 
 import msgspec
 
-from backplane.inference._validation_static import check_static as _check_static
-from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits
+from backplane.inference._validation_static import check_static
+from backplane.inference.limits import ModelRejected, StaticReport, ValidationLimits, reject
+from backplane.models import TensorSpec
 
 __all__ = [
     "RULES",
@@ -66,15 +58,6 @@ RULES: Final[dict[str, str]] = {
 }
 
 
-class TensorSpec(msgspec.Struct, frozen=True):
-    """One input or output: its name, V2 datatype (FP32, INT64, BYTES, ...) and shape (-1 =
-    dynamic)."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-
 class ModelSignature(msgspec.Struct, frozen=True):
     """The inputs and outputs onnxruntime reports for the model."""
 
@@ -100,10 +83,7 @@ class ValidatedModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> ValidatedModel:
-    """Check `data` against every rule; raise :class:`ModelRejected` on the first one broken.
-
-    Blocking (it waits for the trial process): call it from a worker thread in async code.
-    """
+    """Check `data` against every rule; blocking (it waits for the trial process)."""
     limits = limits or ValidationLimits()
     report = check_static(data, limits)
     signature = run_trial(data, limits)
@@ -116,11 +96,6 @@ def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> Valida
         signature=signature,
         dynamic_batch=signature.dynamic_batch,
     )
-
-
-def check_static(data: bytes, limits: ValidationLimits) -> StaticReport:
-    """The rules from ``file-too-large`` to ``checker``, in process; no file is opened."""
-    return _check_static(data, limits)
 
 
 class _TrialTensor(msgspec.Struct):
@@ -138,10 +113,6 @@ class _TrialVerdict(msgspec.Struct):
 
 
 _OUTPUT_CAP: Final = 16 << 20
-
-
-def _rejected(rule: str, detail: str) -> ModelRejected:
-    return ModelRejected(rule, f"{rule}: {detail}")
 
 
 def _trial_env() -> dict[str, str]:
@@ -201,18 +172,10 @@ def _spec(tensor: _TrialTensor) -> TensorSpec:
 
 
 def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
-    """Load (and run once) the model in a resource-limited subprocess; return its signature.
-
-    The process starts in an empty temporary directory, with the address-space limit set
-    before onnxruntime is imported, and is killed when a deadline passes.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "backplane.inference._trial",
-        str(limits.trial_memory_bytes),
-        "1" if limits.trial_run else "0",
-    ]
+    """Load (and run once) the model in a resource-limited subprocess, started in an empty
+    temporary directory and killed when a deadline passes; return its signature."""
+    args = [str(limits.trial_memory_bytes), "1" if limits.trial_run else "0"]
+    command = [sys.executable, "-m", "backplane.inference._trial", *args]
     with tempfile.TemporaryDirectory(prefix="backplane-trial-") as workdir:
         process = subprocess.Popen(
             command,
@@ -234,13 +197,13 @@ def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
                     with contextlib.suppress(OSError):
                         pipe.close()
     if expired == "trial":
-        raise _rejected(
+        raise reject(
             "trial-timeout",
             f"loading and running the model once took longer than "
             f"{limits.trial_timeout_seconds:g} s; the trial was killed",
         )
     if expired == "startup":
-        raise _rejected(
+        raise reject(
             "trial-timeout",
             f"the trial process did not start within {limits.trial_startup_seconds:g} s",
         )
@@ -253,24 +216,24 @@ def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) 
         tail = " ".join(err.decode("utf-8", "replace").split())[-500:]
         how = f"signal {-returncode}" if returncode < 0 else f"status {returncode}"
         rule = "trial-memory" if "bad_alloc" in tail or "MemoryError" in tail else "trial-failed"
-        raise _rejected(rule, f"the trial process ended with {how} without a verdict: {tail}")
+        raise reject(rule, f"the trial process ended with {how} without a verdict: {tail}")
     try:
         verdict = msgspec.json.decode(lines[-1], type=_TrialVerdict)
     except msgspec.DecodeError as exc:
-        raise _rejected("trial-failed", f"unreadable trial verdict ({exc})") from None
+        raise reject("trial-failed", f"unreadable trial verdict ({exc})") from None
     if verdict.ok:
         return ModelSignature(
             inputs=tuple(_spec(t) for t in verdict.inputs),
             outputs=tuple(_spec(t) for t in verdict.outputs),
         )
     if verdict.kind == "memory":
-        raise _rejected(
+        raise reject(
             "trial-memory",
             f"the model needed more than {limits.trial_memory_bytes} bytes of address space "
             f"to load and run once: {verdict.error}",
         )
     if verdict.kind == "unsupported-io":
-        raise _rejected(
+        raise reject(
             "unsupported-io", f"{verdict.error}; only tensors of V2 datatypes can be served"
         )
-    raise _rejected("trial-failed", f"onnxruntime could not load or run the model: {verdict.error}")
+    raise reject("trial-failed", f"onnxruntime could not load or run the model: {verdict.error}")

@@ -1,17 +1,10 @@
 """Example ONNX models shipped with the kernel as package data.
 
-Three small, real models trained with scikit-learn and converted with skl2onnx by
-``scripts/build_example_models.py`` (run by hand; its outputs are committed here):
-
-- ``iris_classifier``: ``float_input`` FP32 [-1, 4] -> ``label`` INT64 [-1] and
-  ``probabilities`` FP32 [-1, 3];
-- ``diabetes_regressor``: ``float_input`` FP32 [-1, 10] -> ``variable`` FP32 [-1, 1];
-- ``wide_mlp``: ``float_input`` FP32 [-1, 256] -> ``variable`` FP32 [-1, 1], hidden layers
-  (512, 512): large enough that dynamic batching pays off.
-
-``manifest.json`` describes each (version, file, sha256, signature with -1 for the dynamic batch
-dimension); ``expected.npz`` holds test inputs and scikit-learn's own predictions for them.
-Everything is read through :mod:`importlib.resources`, so it works from an installed wheel.
+Small, real scikit-learn models (``iris_classifier``, ``diabetes_regressor`` and ``wide_mlp``,
+large enough that dynamic batching pays off) converted with skl2onnx by
+``scripts/build_example_models.py`` (run by hand; its outputs are committed here).
+``manifest.json`` describes each; ``expected.npz`` holds test inputs and scikit-learn's own
+predictions. Read through :mod:`importlib.resources`, so it works from an installed wheel.
 """
 
 from __future__ import annotations
@@ -22,17 +15,6 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 import msgspec
-
-__all__ = [
-    "ExampleModel",
-    "Manifest",
-    "TensorSpec",
-    "example_model",
-    "example_models",
-    "manifest",
-    "read_model",
-    "resource",
-]
 
 
 class TensorSpec(msgspec.Struct, frozen=True):
