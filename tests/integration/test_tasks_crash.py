@@ -141,12 +141,10 @@ def test_worker_killed_mid_task_finishes_it_exactly_once(
 ) -> None:
     """The killed worker's transaction held the task's row (on PostgreSQL its row lock); the
     database rolls it back when the connection drops, and the next delivery runs the task."""
-    from tests.integration.test_tasks import postgres_env
-
     url = request.getfixturevalue("rabbitmq_url" if broker == "rabbitmq" else "redis_tasks_url")
     env = {**setup, "BACKPLANE_BROKER_URL": url, "BACKPLANE_TASKS__RESEND_AFTER_S": "6"}
     if database == "postgres":
-        env.update(postgres_env(request))
+        env.update(request.getfixturevalue("postgres_app_env"))
     key = _prepare(env)
     _purge(env)
     worker_args = [BACKPLANE, "worker", "--processes", "1", "--threads", "2"]
