@@ -74,7 +74,6 @@ DEFAULT_LEEWAY_S: Final = 30
 MAX_TOKEN_LENGTH: Final = 8192
 """Anything longer is refused before parsing: ours are well under 1 KiB."""
 
-_ALLOWED_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
 _REGISTERED_CLAIMS: Final = frozenset({"sub", "tid", "iss", "aud", "exp", "iat", "jti", "nbf"})
 
 Reason = Literal[
@@ -111,11 +110,6 @@ class InvalidToken(Exception):  # noqa: N818 - the name the identity layer agree
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-# --------------------------------------------------------------------------------------------
-# Keys and keyring
-# --------------------------------------------------------------------------------------------
-
-
 class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
     """One ES256 key pair as a private JWK, with when it started and stopped signing.
 
@@ -147,10 +141,6 @@ class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
         return {**public, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def _new_kid() -> str:
-    return secrets.token_urlsafe(12)
-
-
 def new_signing_key(now: int | None = None) -> SigningKey:
     """Generate a fresh P-256 key pair with a random, URL-safe ``kid``.
 
@@ -159,7 +149,7 @@ def new_signing_key(now: int | None = None) -> SigningKey:
     """
     key = ECKey.generate_key(CURVE, private=True)
     return SigningKey(
-        kid=_new_kid(),
+        kid=secrets.token_urlsafe(12),
         private_jwk=dict(key.as_dict(private=True)),
         created_at=int(time.time()) if now is None else now,
     )
@@ -217,9 +207,6 @@ class Keyring(msgspec.Struct, kw_only=True, frozen=True):
         ordered = sorted(self.keys, key=lambda k: k.created_at, reverse=True)
         return {"keys": [k.public_jwk() for k in ordered]}
 
-    def __repr__(self) -> str:
-        return f"Keyring(keys={self.keys!r})"
-
 
 def encode_keyring(keyring: Keyring) -> bytes:
     """Serialise a keyring to JSON bytes (contains private keys: store it encrypted)."""
@@ -235,11 +222,6 @@ def decode_keyring(data: bytes | str) -> Keyring:
         if "d" not in key.private_jwk:
             raise ValueError(f"key {key.kid!r} has no private part")
     return keyring
-
-
-# --------------------------------------------------------------------------------------------
-# Access tokens
-# --------------------------------------------------------------------------------------------
 
 
 class IssuedToken(msgspec.Struct, kw_only=True, frozen=True):
@@ -316,10 +298,6 @@ class TokenService:
         self.audience = audience
         self.access_ttl_s = access_ttl_s
         self.leeway_s = leeway_s
-        self._keyring = keyring
-        self._public: dict[str, tuple[SigningKey, ECKey]] = {}
-        self._signer: tuple[SigningKey, ECKey] | None = None
-        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self.update_keyring(keyring)
 
     def __repr__(self) -> str:
@@ -332,12 +310,7 @@ class TokenService:
 
     def update_keyring(self, keyring: Keyring) -> None:
         """Swap in a new keyring (after a rotation); imports each key once, not per request."""
-        public: dict[str, tuple[SigningKey, ECKey]] = {}
-        for key in keyring.keys:
-            public_key = ECKey.import_key(
-                {k: v for k, v in key.private_jwk.items() if k in ("kty", "crv", "x", "y")}
-            )
-            public[key.kid] = (key, public_key)
+        public = {key.kid: (key, ECKey.import_key(key.public_jwk())) for key in keyring.keys}
         try:
             active = keyring.active_key()
         except LookupError:
@@ -345,7 +318,8 @@ class TokenService:
         else:
             signer = (active, ECKey.import_key(active.private_jwk))
         self._keyring, self._public, self._signer = keyring, public, signer
-        self._verified = OrderedDict()  # a removed key's tokens must stop verifying
+        # A removed key's tokens must stop verifying.
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set of the current keyring."""
@@ -470,24 +444,14 @@ class TokenService:
             raise InvalidToken("bad_signature", type(exc).__name__) from None
         if not valid:
             raise InvalidToken("bad_signature")
-        claims = self._check_claims(obj.payload or b"", now)
+        claims = self._check_claims(obj.payload or b"", now, header.kid)
         retired_at = signing_key.retired_at
         if retired_at is not None and claims.iat > retired_at + self.leeway_s:
             # Only a stolen retired key (or a badly wrong clock) signs after retirement.
             raise InvalidToken("invalid_claims", "issued after its key was retired")
-        return AccessClaims(
-            sub=claims.sub,
-            tid=claims.tid,
-            iss=claims.iss,
-            aud=self.audience,
-            exp=claims.exp,
-            iat=claims.iat,
-            jti=claims.jti,
-            kid=header.kid,
-            extra=claims.extra,
-        )
+        return claims
 
-    def _check_claims(self, payload: bytes, now: int) -> _CheckedClaims:
+    def _check_claims(self, payload: bytes, now: int, kid: str) -> AccessClaims:
         try:
             raw = _claims_decoder.decode(payload)
         except msgspec.DecodeError:
@@ -512,31 +476,18 @@ class TokenService:
             wire.nbf is not None and wire.nbf > now + self.leeway_s
         ):
             raise InvalidToken("not_yet_valid")
-        extra = {k: v for k, v in raw.items() if k not in _REGISTERED_CLAIMS}
-        return _CheckedClaims(
+        return AccessClaims(
             sub=wire.sub,
             tid=wire.tid,
             iss=wire.iss,
+            aud=self.audience,
             exp=wire.exp,
             iat=wire.iat,
             jti=wire.jti,
-            extra=extra,
+            kid=kid,
+            extra={k: v for k, v in raw.items() if k not in _REGISTERED_CLAIMS},
         )
 
-
-class _CheckedClaims(msgspec.Struct, kw_only=True, frozen=True):
-    sub: str
-    tid: str | None
-    iss: str
-    exp: int
-    iat: int
-    jti: str
-    extra: dict[str, Any]
-
-
-# --------------------------------------------------------------------------------------------
-# Refresh tokens (opaque)
-# --------------------------------------------------------------------------------------------
 
 OPAQUE_TOKEN_BYTES: Final = 32  # 256 bits
 
@@ -558,10 +509,6 @@ def hash_opaque_token(token: str) -> str:
     """The SHA-256 hex digest under which an opaque token is stored and looked up."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-
-# --------------------------------------------------------------------------------------------
-# API keys
-# --------------------------------------------------------------------------------------------
 
 API_KEY_PREFIX: Final = "bp"
 _API_KEY_ID_BYTES: Final = 8  # 16 hex characters: a lookup handle, not a secret
