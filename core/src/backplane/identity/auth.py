@@ -204,10 +204,6 @@ class Authenticator:
         """The user's role in the tenant and session epoch (``None``: not a member)."""
         return await self._members.get((user_id, tenant_id))
 
-    async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
-        member = await self.membership(user_id, tenant_id)
-        return None if member is None else member.role
-
     async def _read_member(self, member: tuple[uuid.UUID, uuid.UUID]) -> MemberState | None:
         user_id, tenant_id = member
         async with self.sessionmaker() as session:
@@ -262,10 +258,10 @@ class Authenticator:
         if cached.created_by is not None:
             # Removing a member revokes their keys; this also refuses keys whose revocation
             # another process has not seen yet, and keys of members removed by other means.
-            creator_role = await self.membership_role(cached.created_by, cached.tenant_id)
-            if creator_role is None:
+            creator = await self.membership(cached.created_by, cached.tenant_id)
+            if creator is None:
                 raise NotAuthorizedException("the API key's creator is no longer a member")
-            role = lower_role(role, creator_role)
+            role = lower_role(role, creator.role)
         await self._touch(key_id, now)
         return Principal(
             user_id=cached.created_by,

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
-from typing import Final, ParamSpec, TypeVar
+from typing import Final, TypeVar, TypeVarTuple
 
 import msgspec
 from argon2 import PasswordHasher as _Argon2Hasher
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_P = ParamSpec("_P")
+_Ts = TypeVarTuple("_Ts")
 _R = TypeVar("_R")
 
 DEFAULT_MIN_LENGTH: Final = 12
@@ -77,11 +77,7 @@ class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Characters; longer passwords are refused by the policy and never hashed."""
 
     def __post_init__(self) -> None:
-        if (
-            self.time_cost < 1
-            or self.parallelism < 1
-            or self.memory_cost_kib < 8 * self.parallelism
-        ):
+        if min(self.time_cost, self.parallelism) < 1 or self.memory_cost_kib < 8 * self.parallelism:
             raise ValueError("argon2 needs time_cost >= 1, parallelism >= 1, memory >= 8 KiB/lane")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -163,11 +159,8 @@ class PasswordHasher:
         """Stop the worker threads (pending work is finished first)."""
         self._executor.shutdown(wait=True)
 
-    async def _run(self, function: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs)
-        )
+    async def _run(self, function: Callable[[*_Ts], _R], *args: *_Ts) -> _R:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _get_dummy_hash(self) -> str:
         with self._dummy_lock:
@@ -189,12 +182,9 @@ class PasswordHasher:
         except (InvalidHashError, VerificationError, ValueError) as exc:
             logger.warning("stored password hash cannot be verified: %s", type(exc).__name__)
             # Keep the timing of a normal mismatch even for a corrupt row.
-            self._check_dummy(password)
+            with contextlib.suppress(VerificationError):
+                self._argon2.verify(self._get_dummy_hash(), password)
             return False
-
-    def _check_dummy(self, password: str) -> None:
-        with contextlib.suppress(VerificationError):
-            self._argon2.verify(self._get_dummy_hash(), password)
 
     def check_policy(self, password: str, *, email: str | None = None) -> list[str]:
         """:func:`check_password_policy` with this hasher's length limits."""

@@ -16,9 +16,6 @@ attempts of a window are ever made, and only failed ones stay counted. A hit is 
 the window it was counted in only: one given back after that window closed must not free an
 attempt in the next one.
 
-Callers throttle several keys per login (the account and the client address, with separate
-:class:`ThrottleSettings` if wanted), give a successful login's hit back to the address, and
-reset the account key (its owner has just proved the password).
 Keys are hashed before they are stored, so e-mail and IP addresses never sit in Redis or in
 memory in clear, and key length cannot be used to grow memory.
 
@@ -34,8 +31,8 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -52,6 +49,7 @@ __all__ = [
     "make_throttle",
 ]
 
+_T = TypeVar("_T")
 DEFAULT_MAX_KEYS: Final = 100_000
 DEFAULT_REDIS_PREFIX: Final = "bp:throttle2:"
 """Keys are hashes since hits can be given back; versions before that kept plain counters
@@ -94,21 +92,17 @@ class Throttle(Protocol):
 
     async def hit(self, key: str) -> ThrottleDecision:
         """Count one attempt for ``key`` if it is allowed, and say whether it is."""
-        ...
 
     async def forget(self, key: str, decision: ThrottleDecision) -> None:
         """Give back the hit that answered ``decision`` (an attempt that turned out not to
         count, such as a successful login) if its window is still open; nothing for a
         refused hit."""
-        ...
 
     async def reset(self, key: str) -> None:
         """Forget ``key``'s attempts (after a successful login)."""
-        ...
 
     async def aclose(self) -> None:
         """Release connections (application shutdown)."""
-        ...
 
 
 def _digest(key: str) -> str:
@@ -153,10 +147,6 @@ class MemoryThrottle:
         return len(self._windows)
 
     async def hit(self, key: str) -> ThrottleDecision:
-        return self.hit_sync(key)
-
-    def hit_sync(self, key: str) -> ThrottleDecision:
-        """:meth:`hit` without the coroutine (the memory throttle never waits)."""
         digest = _digest(key)
         with self._lock:
             now = self._clock()
@@ -282,47 +272,34 @@ class RedisThrottle:
         return self.prefix + _digest(key)
 
     async def hit(self, key: str) -> ThrottleDecision:
-        from redis.exceptions import RedisError
-
         window_ms = self.settings.window_s * 1000
         args: list[int | str] = [window_ms, self.settings.max_attempts, uuid.uuid4().hex]
-        try:
-            allowed, ttl_ms, window = await self._hit_script(keys=[self._key(key)], args=args)
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        call = self._hit_script(keys=[self._key(key)], args=args)
+        allowed, ttl_ms, window = await _answer(call)
         if int(allowed):
-            return ThrottleDecision(allowed=True, window=_text(window))
+            # Bytes unless the client decodes responses.
+            window = window.decode() if isinstance(window, bytes) else window
+            return ThrottleDecision(allowed=True, window=window)
         return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(int(ttl_ms) / 1000)))
 
     async def forget(self, key: str, decision: ThrottleDecision) -> None:
-        from redis.exceptions import RedisError
-
-        if not decision.allowed:
-            return
-        try:
-            await self._forget_script(keys=[self._key(key)], args=[decision.window])
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        if decision.allowed:
+            await _answer(self._forget_script(keys=[self._key(key)], args=[decision.window]))
 
     async def reset(self, key: str) -> None:
-        from redis.exceptions import RedisError
-
-        try:
-            await self._redis.delete(self._key(key))
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        await _answer(self._redis.delete(self._key(key)))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
 
 
-def _text(value: bytes | str) -> str:
-    """A script's string answer (bytes unless the client decodes responses)."""
-    return value.decode() if isinstance(value, bytes) else value
+async def _answer(call: Awaitable[_T]) -> _T:
+    from redis.exceptions import RedisError
 
-
-def _unavailable(exc: Exception) -> ThrottleUnavailableError:
-    return ThrottleUnavailableError(f"throttle store unavailable: {type(exc).__name__}")
+    try:
+        return await call
+    except RedisError as exc:
+        raise ThrottleUnavailableError(f"throttle store unavailable: {type(exc).__name__}") from exc
 
 
 def make_throttle(redis_url: str | None, settings: ThrottleSettings | None = None) -> Throttle:

@@ -1,8 +1,7 @@
 """Access tokens (ES256 JWTs from a rotating keyring), opaque refresh tokens and API keys.
 
-Everything here is pure computation: no database, no network, no clock except ``time.time``
-where the caller passes no ``now``. Storage of the keyring, of refresh-token digests, of API-key
-digests and of the revoked-``jti`` denylist belongs to the caller.
+Pure computation: storing the keyring, the digests and the revoked-``jti`` denylist (logout)
+belongs to the caller.
 
 Why these choices:
 
@@ -19,10 +18,6 @@ Why these choices:
   looked up, so they need no signature, and 256 random bits make a fast hash safe.
 - **API keys** are ``bp_<id>_<secret>``: the id finds the row, the secret is compared as an
   HMAC under the server secret (a stolen database alone does not yield usable keys).
-
-Revocation (logout) is a ``jti`` denylist owned by the caller; see
-:meth:`TokenService.verify_access_token` (synchronous hook) and
-:meth:`TokenService.averify_access_token` (asynchronous hook, for Redis or the database).
 """
 
 from __future__ import annotations
@@ -68,7 +63,6 @@ __all__ = [
 ALGORITHM: Final = "ES256"
 CURVE: Final = "P-256"
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
-"""RFC 9068 ``typ`` for JWT access tokens."""
 DEFAULT_LEEWAY_S: Final = 30
 """Clock skew tolerated between the processes that issue and verify tokens."""
 MAX_TOKEN_LENGTH: Final = 8192
@@ -97,12 +91,8 @@ VERIFIED_CACHE_SIZE: Final = 10_000
 
 
 class InvalidToken(Exception):  # noqa: N818 - the name the identity layer agreed on
-    """Any credential that must be refused; ``reason`` is a short code safe to log.
-
-    One exception type for every failure, so that callers answer 401 uniformly and never leak
-    which check failed to the client (log ``reason`` server-side instead). The message never
-    contains the token itself.
-    """
+    """Any credential that must be refused. One type for every failure, so that callers answer
+    401 uniformly; ``reason`` (never the token) is for the server's log, not the client."""
 
     def __init__(self, reason: Reason, detail: str = "") -> None:
         self.reason: Reason = reason
@@ -111,10 +101,7 @@ class InvalidToken(Exception):  # noqa: N818 - the name the identity layer agree
 
 
 class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
-    """One ES256 key pair as a private JWK, with when it started and stopped signing.
-
-    ``repr`` shows the ``kid`` and dates only: the private key must never reach a log.
-    """
+    """One ES256 key pair as a private JWK; ``repr`` hides it (it must never reach a log)."""
 
     kid: str
     private_jwk: dict[str, Any]
@@ -142,11 +129,8 @@ class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def new_signing_key(now: int | None = None) -> SigningKey:
-    """Generate a fresh P-256 key pair with a random, URL-safe ``kid``.
-
-    The ``kid`` is random rather than a JWK thumbprint so that it reveals nothing and stays
-    stable however the JWK is serialised.
-    """
+    """A fresh key; its ``kid`` is random rather than a JWK thumbprint so that it reveals nothing
+    and stays stable however the JWK is serialised."""
     key = ECKey.generate_key(CURVE, private=True)
     return SigningKey(
         kid=secrets.token_urlsafe(12),
@@ -156,21 +140,16 @@ def new_signing_key(now: int | None = None) -> SigningKey:
 
 
 class Keyring(msgspec.Struct, kw_only=True, frozen=True):
-    """Every key whose tokens may still be valid; the newest non-retired key signs.
-
-    Immutable: :meth:`rotate` returns a new keyring, which the caller stores (encrypted, or in
-    the database) and then hands to :meth:`TokenService.update_keyring` in every process.
-    """
+    """Every key whose tokens may still be valid; the newest non-retired key signs. Immutable:
+    the caller stores a rotated keyring and hands it to :meth:`TokenService.update_keyring`."""
 
     keys: list[SigningKey] = msgspec.field(default_factory=list)
 
     @classmethod
     def generate(cls, now: int | None = None) -> Keyring:
-        """A keyring holding one new active key (first start)."""
         return cls(keys=[new_signing_key(now)])
 
     def active_key(self) -> SigningKey:
-        """The key that signs new tokens: the most recently created non-retired one."""
         active = [k for k in self.keys if k.retired_at is None]
         if not active:
             raise LookupError("the keyring has no active signing key; rotate it")
@@ -179,12 +158,9 @@ class Keyring(msgspec.Struct, kw_only=True, frozen=True):
     def rotate(
         self, now: int | None = None, access_ttl_s: int = 900, leeway_s: int = DEFAULT_LEEWAY_S
     ) -> Keyring:
-        """Add a new active key, retire the previous ones at ``now``, drop expired retirees.
-
-        A key retired at ``R`` signed its last token at ``R`` at the latest, so that token is
-        refused after ``R + access_ttl_s + leeway_s``; past that the key is useless and dropped
-        (keeping it would only widen what a stolen old key could do).
-        """
+        """Add a new active key, retire the others at ``now`` and :meth:`prune`: a key retired
+        at ``R`` signed no token valid after ``R + access_ttl_s + leeway_s``, so keeping it
+        longer would only widen what a stolen old key could do."""
         now = int(time.time()) if now is None else now
         retired = [
             k if k.retired_at is not None else msgspec.structs.replace(k, retired_at=now)
@@ -236,11 +212,8 @@ class IssuedToken(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class AccessClaims(msgspec.Struct, kw_only=True, frozen=True):
-    """The verified claims of an access token.
-
-    ``extra`` holds any claims beyond the registered ones (passed as ``extra`` when issued).
-    ``kid`` is the header's key id, useful in logs when a rotation goes wrong.
-    """
+    """The verified claims of an access token: ``extra`` holds the unregistered ones, ``kid``
+    (the header's) helps the logs when a rotation goes wrong."""
 
     sub: str
     tid: str | None
@@ -276,12 +249,9 @@ _claims_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 class TokenService:
-    """Issues and verifies access tokens with one keyring.
-
-    Build one per process from settings and the stored keyring; call :meth:`update_keyring`
-    when another process rotated it (verification of tokens signed by a key this process has
-    not loaded yet fails with ``unknown_kid``, so reload before or upon that reason).
-    """
+    """Issues and verifies access tokens with one keyring, one per process. Tokens signed by a
+    key this process has not loaded fail with ``unknown_kid``: reload (:meth:`update_keyring`)
+    before or upon that reason."""
 
     def __init__(
         self,
@@ -322,7 +292,6 @@ class TokenService:
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
-        """The public JWK Set of the current keyring."""
         return self._keyring.jwks()
 
     def issue_access_token(
@@ -333,10 +302,8 @@ class TokenService:
         now: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> IssuedToken:
-        """Sign a token for ``user_id`` acting in ``tenant_id`` (``None``: no active tenant).
-
-        ``extra`` adds claims (scopes, a session id); it may not override registered ones.
-        """
+        """Sign a token for ``user_id`` acting in ``tenant_id`` (``None``: no active tenant);
+        ``extra`` adds claims (scopes, a session id) but may not override registered ones."""
         if self._signer is None:
             raise LookupError("the keyring has no active signing key; rotate it")
         if not user_id:
@@ -371,12 +338,8 @@ class TokenService:
         *,
         is_revoked: Callable[[str], bool] | None = None,
     ) -> AccessClaims:
-        """Check signature, header and claims; return the claims or raise :class:`InvalidToken`.
-
-        ``is_revoked(jti)`` is consulted last, only for tokens that are otherwise valid, so a
-        denylist lookup is never spent on forged or expired tokens. A denylist entry only needs
-        to live until the token's ``exp`` (plus leeway).
-        """
+        """The claims of a valid token, else :class:`InvalidToken`. ``is_revoked(jti)`` is asked
+        last, so a denylist lookup is never spent on forged or expired tokens."""
         claims = self._verify(token, now)
         if is_revoked is not None and is_revoked(claims.jti):
             raise InvalidToken("revoked")
@@ -396,13 +359,9 @@ class TokenService:
         return claims
 
     def _verify(self, token: str, now: int | None) -> AccessClaims:
-        """Verify, or reuse a verification of exactly this token text.
-
-        An ES256 check costs ~130 µs of CPU, the largest part of an authenticated request; a
-        client sends the same token for minutes. The cache key is the whole token (header,
-        claims and signature), so only byte-identical tokens that verified before hit it;
-        expiry is re-checked on every hit and revocation by the caller after this returns.
-        """
+        """Verify, or reuse a verification of exactly this token text: an ES256 check (~130 µs)
+        is the largest part of an authenticated request, and a client sends the same token for
+        minutes. Expiry is re-checked on every hit, revocation by the caller afterwards."""
         now = int(time.time()) if now is None else now
         cached = self._verified.get(token) if isinstance(token, str) else None
         if cached is not None:
@@ -493,12 +452,8 @@ OPAQUE_TOKEN_BYTES: Final = 32  # 256 bits
 
 
 def new_opaque_token(prefix: str) -> tuple[str, str]:
-    """A random ``<prefix>_<secret>`` token and its SHA-256 hex digest (store only the digest).
-
-    The prefix (``bprt`` for refresh tokens, say) lets secret scanners and humans recognise
-    the token; the 256-bit secret makes brute force and digest inversion hopeless, which is why
-    a fast hash is enough.
-    """
+    """A random ``<prefix>_<secret>`` token and its digest (store only that). The prefix lets
+    secret scanners and humans recognise it; 256 random bits make a fast hash enough."""
     if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", prefix):
         raise ValueError("prefix must be 1-16 lower-case letters and digits")
     token = f"{prefix}_{secrets.token_urlsafe(OPAQUE_TOKEN_BYTES)}"
@@ -529,21 +484,15 @@ class ApiKeyParts(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def new_api_key() -> ApiKeyParts:
-    """Generate ``bp_<16 hex id>_<32 base32 secret>``.
-
-    Neither part can contain ``_``, so parsing is unambiguous; base32 lower-case keeps the key
-    double-click selectable and safe in URLs, headers and shells.
-    """
+    """``bp_<16 hex id>_<32 base32 secret>``: no ``_`` inside a part, so parsing is unambiguous;
+    lower-case base32 keeps the key double-click selectable and safe in URLs, headers, shells."""
     key_id = secrets.token_hex(_API_KEY_ID_BYTES)
     secret = base64.b32encode(secrets.token_bytes(_API_KEY_SECRET_BYTES)).decode().lower()
     return ApiKeyParts(key_id=key_id, secret=secret, full=f"{API_KEY_PREFIX}_{key_id}_{secret}")
 
 
 def parse_api_key(full: str) -> tuple[str, str]:
-    """Split a presented key into ``(key_id, secret)``; raise :class:`InvalidToken` if malformed.
-
-    The format is checked exactly (lengths and alphabets) before any database lookup.
-    """
+    """``(key_id, secret)``, checked exactly (lengths, alphabets) before any database lookup."""
     match = _API_KEY_RE.fullmatch(full) if isinstance(full, str) else None
     if match is None:
         raise InvalidToken("bad_api_key_format")
@@ -551,11 +500,8 @@ def parse_api_key(full: str) -> tuple[str, str]:
 
 
 def api_key_digest(secret: str, server_secret: str) -> str:
-    """HMAC-SHA256 (hex) of an API key's secret under the server secret.
-
-    A keyed hash rather than a plain one: a copy of the database without the server secret is
-    not enough to test guesses. Changing the server secret therefore invalidates every API key.
-    """
+    """HMAC-SHA256 under the server secret: a copy of the database alone cannot test guesses
+    (and changing the server secret invalidates every API key)."""
     if not server_secret:
         raise ValueError("server_secret is required")
     mac = hmac.new(server_secret.encode("utf-8"), _API_KEY_HMAC_CONTEXT, hashlib.sha256)
