@@ -6,11 +6,9 @@ Why it looks like this:
   explicit settings rather than a library default that may change under us. The defaults are
   OWASP's recommended Argon2id configuration (19 MiB, 2 passes, 1 lane).
 - **Off the event loop, bounded.** A hash costs tens of milliseconds of CPU and
-  ``memory_cost`` KiB of RAM. Work runs on a dedicated pool of ``max_concurrency`` threads
-  (argon2-cffi releases the GIL), so a login storm queues instead of allocating unbounded
-  memory or starving the event loop and the default executor that other code shares. The
-  dedicated pool is the bound: it holds no event-loop state, so it works across loops (tests
-  run one loop per test) where an ``asyncio.Semaphore`` would be bound to the first.
+  ``memory_cost`` KiB of RAM, so it runs on a dedicated pool of ``max_concurrency`` threads
+  (argon2-cffi releases the GIL): a login storm queues instead of allocating unbounded memory
+  or starving the loop. Unlike an ``asyncio.Semaphore``, the pool is bound to no event loop.
 - **The same work for unknown users.** ``verify(None, password)`` verifies against a dummy hash
   made once with the same parameters and returns ``False``, so response time does not reveal
   whether an e-mail has an account.
@@ -38,12 +36,7 @@ from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = [
-    "PasswordHasher",
-    "PasswordSettings",
-    "check_password_policy",
-    "common_passwords",
-]
+__all__ = ["PasswordHasher", "PasswordSettings", "check_password_policy", "common_passwords"]
 
 logger = logging.getLogger(__name__)
 _Ts = TypeVarTuple("_Ts")
@@ -57,11 +50,8 @@ _MIN_COMMON_BASE: Final = 4
 
 
 class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Argon2id cost, concurrency bound and policy limits.
-
-    Raising any cost parameter later is safe: :meth:`PasswordHasher.needs_rehash` reports old
-    hashes, which the login flow re-hashes with the password it just verified.
-    """
+    """Argon2id cost, concurrency bound and policy limits. Raising a cost later is safe: login
+    re-hashes what :meth:`PasswordHasher.needs_rehash` reports."""
 
     time_cost: int = 2
     """Argon2 passes over memory (OWASP: 2 with 19 MiB)."""
@@ -89,11 +79,8 @@ class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class PasswordHasher:
-    """Hash and verify passwords with Argon2id on a bounded thread pool.
-
-    One instance per process (the pool and the dummy hash are per instance). ``close()`` on
-    shutdown releases the threads; idle threads also end with the interpreter.
-    """
+    """Hash and verify passwords with Argon2id on a bounded thread pool; one per process
+    (``close()`` it on shutdown)."""
 
     def __init__(self, settings: PasswordSettings | None = None) -> None:
         self.settings = settings or PasswordSettings()
@@ -120,32 +107,23 @@ class PasswordHasher:
         )
 
     async def hash(self, password: str) -> str:
-        """An encoded Argon2id hash (``$argon2id$v=19$m=...``) of ``password``.
-
-        Refuses passwords longer than ``max_length``: check the policy first.
-        """
+        """An encoded Argon2id hash; refuses passwords over ``max_length`` (check the policy)."""
         if len(password) > self.settings.max_length:
             raise ValueError(f"password longer than {self.settings.max_length} characters")
         return await self._run(self._argon2.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
-        """Whether ``password`` matches ``stored_hash``; ``None`` (no such user) is never a match.
-
-        For ``None`` the same Argon2 work is done against a dummy hash, so an unknown account
-        takes as long as a wrong password. A corrupt stored hash is logged (without the hash)
-        and treated as a mismatch. Over-long passwords fail at once: no stored password can be
-        that long, and refusing them bounds the work an attacker can ask for.
-        """
+        """Whether ``password`` matches ``stored_hash``. ``None`` (no such user) does the same
+        work against a dummy hash and never matches; a corrupt hash is logged and a mismatch.
+        Over-long passwords fail at once: none is stored, and the work an attacker asks for
+        stays bounded."""
         if len(password) > self.settings.max_length:
             return False
         return await self._run(self._verify_sync, stored_hash, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """Whether ``stored_hash`` was made with other parameters than the current ones.
-
-        An unparseable hash needs one too. Cheap (parses the header only): call it after a
-        successful :meth:`verify` and store ``await hash(password)`` when it says so.
-        """
+        """Whether ``stored_hash`` (or an unparseable one) was made with other parameters than
+        the current ones; cheap (parses the header only)."""
         try:
             return self._argon2.check_needs_rehash(stored_hash)
         except (InvalidHashError, ValueError):
@@ -194,11 +172,6 @@ class PasswordHasher:
             min_length=self.settings.min_length,
             max_length=self.settings.max_length,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Policy
-# --------------------------------------------------------------------------------------------
 
 
 @functools.cache

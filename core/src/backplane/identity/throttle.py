@@ -69,11 +69,9 @@ class ThrottleSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class ThrottleDecision(msgspec.Struct, frozen=True):
-    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``).
-
-    An allowed hit names the window it was counted in (an opaque id), so that
-    :meth:`Throttle.forget` gives it back to that window and no other; a refused hit was not
-    counted and has none."""
+    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``). An
+    allowed hit names its window (an opaque id), so that :meth:`Throttle.forget` gives it back
+    to that window and no other."""
 
     allowed: bool
     retry_after_s: int = 0
@@ -113,14 +111,10 @@ class MemoryThrottle:
     """In-process throttle with bounded memory.
 
     Entries live in a dict ordered by window start (a restarted window is re-inserted at the
-    end), so expired entries are always at the front and are evicted as hits arrive, in time
-    proportional to what expired. If ``max_keys`` live windows are held anyway (a flood of
-    distinct keys), the oldest window is dropped: memory stays bounded, and the cost is that a
-    flood can shorten someone else's lock-out, never lengthen it.
-
-    ``hit`` never awaits between reading and writing a counter, and a lock guards the dict for
-    use from several threads, so concurrent hits are counted exactly. Window ids are numbers
-    from a counter of this throttle's.
+    end), so expired entries are at the front and evicted as hits arrive. If ``max_keys`` live
+    windows are held anyway (a flood of distinct keys), the oldest is dropped: a flood can
+    shorten someone else's lock-out, never lengthen it. ``hit`` never awaits between reading
+    and writing a counter, and a lock guards the dict across threads.
     """
 
     def __init__(
@@ -236,12 +230,9 @@ return 1
 
 
 class RedisThrottle:
-    """Throttle shared by every process through Redis (one counter key with a TTL per key).
-
-    Uses redis-py's asyncio client and Lua scripts (sent once, then run by SHA). A Redis
-    error raises :class:`ThrottleUnavailableError`: failing open would let a brute force through
-    whenever Redis is down.
-    """
+    """Throttle shared by every process through Redis (Lua scripts, one hash with a TTL per
+    key). A Redis error raises :class:`ThrottleUnavailableError`: failing open would let a
+    brute force through whenever Redis is down."""
 
     def __init__(
         self,
