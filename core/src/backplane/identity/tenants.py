@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
 from backplane.plugins import KERNEL_PLUGIN
@@ -110,15 +111,17 @@ async def check_owned_tenants(session: AsyncSession, user_id: uuid.UUID, limit: 
     Counts across tenants (the session must bypass tenancy); atomic only if the caller locked
     the user's row first (:func:`backplane.db.locks.lock_row`).
     """
-    owned = await session.scalar(
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.user_id == user_id, Membership.role == "owner")
+    owned = await count(
+        session, Membership, Membership.user_id == user_id, Membership.role == "owner"
     )
-    if (owned or 0) >= limit:
+    if owned >= limit:
         raise LimitReachedError(
             f"you already own {owned} tenants; the limit is {limit} (auth.max_tenants_per_user)"
         )
+
+
+async def count(session: AsyncSession, model: type[Any], *where: ColumnElement[bool]) -> int:
+    return await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
@@ -143,12 +146,8 @@ async def set_member_role(
         select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
     )
     if membership is not None and membership.role == "owner" and role != "owner":
-        owners = await session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.tenant_id == tenant_id, Membership.role == "owner")
-        )
-        if (owners or 0) <= 1:
+        owners = Membership.tenant_id == tenant_id, Membership.role == "owner"
+        if await count(session, Membership, *owners) <= 1:
             raise IdentityError("the last owner of a tenant cannot be removed or demoted")
     revoked: list[str] = []
     if role is None:
