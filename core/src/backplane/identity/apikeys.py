@@ -39,12 +39,8 @@ async def create_api_key(
     max_keys: int | None = None,
 ) -> ApiKeyCreated:
     """Store a new key's HMAC and return the full key, which is never retrievable again.
-
-    ``scopes`` are stored as given (callers check them with :func:`check_scopes`). ``max_keys``
-    refuses (:class:`LimitReachedError`) a key beyond that many unrevoked keys of the tenant,
-    atomically: the tenant's row stays locked until the caller's transaction ends (seeding a
-    new tenant's first key passes none).
-    """
+    ``scopes`` are not checked (:func:`check_scopes` is the caller's). ``max_keys`` caps the
+    tenant's unrevoked keys atomically: its row stays locked until the transaction ends."""
     if role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
     stored = sorted(set(scopes or []))

@@ -359,10 +359,9 @@ class Authenticator:
 async def authenticate_bearer(
     connection: ASGIConnection[Any, Any, Any, Any], kernel: Any
 ) -> Principal | None:
-    """The kernel's ``bearer`` backend: an access token or an API key in ``Authorization:
-    Bearer``, or an API key in ``X-API-Key``; None when the request carries neither header
-    (or an empty one). Any other ``Authorization`` scheme is refused: this backend is asked
-    last, after every plugin's, so a plugin backend for another scheme has had its turn."""
+    """An access token or API key in ``Authorization: Bearer``, or an API key in ``X-API-Key``;
+    None without either. Any other scheme is refused: this backend is asked after every
+    plugin's, so a plugin backend for another scheme has had its turn."""
     identity = await rails_of(connection).identity.get()
     headers = connection.headers
     credential = headers.get("x-api-key")

@@ -190,13 +190,7 @@ def check_password_policy(
     min_length: int = DEFAULT_MIN_LENGTH,
     max_length: int = DEFAULT_MAX_LENGTH,
 ) -> list[str]:
-    """Every reason ``password`` is refused, as sentences to show the user; empty if none.
-
-    Checks: length between ``min_length`` and ``max_length``; not a common password (the
-    shipped list, case-insensitively), nor one with only digits, punctuation or spaces around
-    it, nor a short sequence or common password repeated; not the e-mail address or its local
-    part, nor containing them.
-    """
+    """Every reason ``password`` is refused, as sentences to show the user; empty if none."""
     problems: list[str] = []
     length = len(password)
     if length < min_length:

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.locks import lock_row
-from backplane.identity import sessions
+from backplane.identity import sessions, tenants
 from backplane.identity.apikeys import check_scopes, create_api_key
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.identity.models import ROLE_RANK, ApiKey, Membership, Tenant, User
@@ -56,18 +56,6 @@ from backplane.identity.schemas import (
     SwitchTenantRequest,
     TenantOut,
     TokenPair,
-)
-from backplane.identity.tenants import (
-    IdentityError,
-    LimitReachedError,
-    check_owned_tenants,
-    check_slug,
-    create_tenant,
-    enabled_plugins,
-    get_or_create_user,
-    normalise_email,
-    set_member_role,
-    set_plugin_enabled,
 )
 from backplane.identity.throttle import ThrottleDecision, ThrottleUnavailableError
 from backplane.kernel import Kernel
@@ -101,27 +89,25 @@ def _refusing() -> Iterator[None]:
     the state refuses it)."""
     try:
         yield
-    except LimitReachedError as exc:
+    except tenants.LimitReachedError as exc:
         raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(exc)) from None
-    except IdentityError as exc:
+    except tenants.IdentityError as exc:
         raise ClientException(str(exc)) from None
 
 
 @dataclass(frozen=True)
 class _Attempt:
-    """A password attempt counted against the login throttles before the password is checked
-    (:func:`_count_attempt`), so that attempts in flight count too: at most the limit of
-    guesses is ever made in a window, however many arrive at once."""
+    """A password attempt, counted before the password is checked so that attempts in flight
+    count too: at most the limit of guesses is made in a window, however many arrive at once."""
 
     identity: Identity
     account: str
     address: tuple[str, ThrottleDecision] | None
 
     async def succeeded(self) -> None:
-        """The password was right, and only failed attempts use up the limits: the account's
-        count starts again (its owner has just proved the password) and the attempt is given
-        back to the client address, whose count other people's failures share. If the
-        throttle's store does not answer, the attempt stays counted (the stricter outcome)."""
+        """Only failed attempts use up the limits: the account's count starts again (its owner
+        proved the password) and the client address, which others share, gets the attempt back.
+        If the throttle's store does not answer, it stays counted (the stricter outcome)."""
         try:
             await self.identity.account_throttle.reset(self.account)
             if self.address is not None:
@@ -162,7 +148,7 @@ class AuthController(Controller):
     ) -> TokenPair:
         identity = _identity(request)
         with _refusing():
-            email = normalise_email(data.email)
+            email = tenants.normalise_email(data.email)
         client = request.client.host if request.client else "unknown"
         attempt = await _count_attempt(identity, f"account:{email}", address=f"address:{client}")
         # The account is read, and its connection given back, before the password is hashed:
@@ -313,7 +299,7 @@ class TenantsController(Controller):
             raise PermissionDeniedException("tenants are created by users, not API keys")
         identity = _identity(request)
         with _refusing():  # before the slug reaches the audit log's reason
-            slug = check_slug(data.slug)
+            slug = tenants.check_slug(data.slug)
         reason = f"user {principal.user_id} creates tenant {slug!r}"
         async with identity.database.maintenance(reason) as session:
             # One creation per user at a time, so that the cap holds under concurrency.
@@ -322,11 +308,11 @@ class TenantsController(Controller):
             if user is None:
                 raise NotAuthorizedException("unknown user")
             with _refusing():
-                await check_owned_tenants(
+                await tenants.check_owned_tenants(
                     session, user.id, identity.settings.auth.max_tenants_per_user
                 )
                 # A taken slug gets a random suffix: the answer must not tell which exist.
-                tenant, _ = await create_tenant(
+                tenant, _ = await tenants.create_tenant(
                     session,
                     rails_of(request).kernel(),
                     slug=slug,
@@ -338,6 +324,9 @@ class TenantsController(Controller):
         return TenantOut(id=tenant.id, slug=tenant.slug, name=tenant.name)
 
 
+_MEMBERS = select(Membership, User).join(User, User.id == Membership.user_id)
+
+
 class TenantController(Controller):
     """The caller's own tenant: members and plugins. Every query is tenant-scoped."""
 
@@ -346,9 +335,7 @@ class TenantController(Controller):
 
     @get("/members", guards=[requires("tenant.read")])
     async def list_members(self, db: NamedDependency[AsyncSession]) -> list[MemberOut]:
-        rows = await db.execute(
-            select(Membership, User).join(User, User.id == Membership.user_id).order_by(User.email)
-        )
+        rows = await db.execute(_MEMBERS.order_by(User.email))
         return [MemberOut(user_id=u.id, email=u.email, role=m.role) for m, u in rows.tuples()]
 
     @post("/members", guards=[requires("tenant.members.manage")], status_code=HTTP_201_CREATED)
@@ -357,8 +344,8 @@ class TenantController(Controller):
     ) -> MemberOut:
         _may_manage_member(request, data.role)
         with _refusing():
-            user = await get_or_create_user(db, data.email)
-            await set_member_role(db, request.user.tenant_id, user.id, data.role)
+            user = await tenants.get_or_create_user(db, data.email)
+            await tenants.set_member_role(db, request.user.tenant_id, user.id, data.role)
         return MemberOut(user_id=user.id, email=user.email, role=data.role)
 
     @patch("/members/{user_id:uuid}", guards=[requires("tenant.members.manage")])
@@ -373,7 +360,7 @@ class TenantController(Controller):
         _may_manage_member(request, data.role)
         _may_manage_member(request, membership.role)
         with _refusing():
-            await set_member_role(db, request.user.tenant_id, user_id, data.role)
+            await tenants.set_member_role(db, request.user.tenant_id, user_id, data.role)
         _identity(request).authenticator.forget_membership(user_id, request.user.tenant_id)
         return MemberOut(user_id=user.id, email=user.email, role=data.role)
 
@@ -384,7 +371,7 @@ class TenantController(Controller):
         membership, _ = await _member(db, user_id)
         _may_manage_member(request, membership.role)
         with _refusing():
-            revoked = await set_member_role(db, request.user.tenant_id, user_id, None)
+            revoked = await tenants.set_member_role(db, request.user.tenant_id, user_id, None)
         authenticator = _identity(request).authenticator
         authenticator.forget_membership(user_id, request.user.tenant_id)
         for key_id in revoked:
@@ -394,7 +381,7 @@ class TenantController(Controller):
     async def list_plugins(
         self, request: Req, db: NamedDependency[AsyncSession], kernel: NamedDependency[Kernel]
     ) -> list[PluginStateOut]:
-        states = await enabled_plugins(db, kernel, request.user.tenant_id)
+        states = await tenants.enabled_plugins(db, kernel, request.user.tenant_id)
         return [PluginStateOut(plugin=p, enabled=e) for p, e in states.items()]
 
     @put("/plugins/{plugin:str}", guards=[requires("tenant.plugins.manage")])
@@ -410,8 +397,8 @@ class TenantController(Controller):
         if tenant is None:
             raise NotFoundException("tenant not found")
         try:
-            await set_plugin_enabled(db, kernel, tenant, plugin, data.enabled)
-        except IdentityError as exc:
+            await tenants.set_plugin_enabled(db, kernel, tenant, plugin, data.enabled)
+        except tenants.IdentityError as exc:
             raise NotFoundException(str(exc)) from None
         _identity(request).authenticator.forget_switch(tenant.id, plugin)
         return PluginStateOut(plugin=plugin, enabled=data.enabled)
@@ -501,12 +488,7 @@ def _may_manage_member(request: Req, role: str) -> None:
 
 
 async def _member(db: AsyncSession, user_id: uuid.UUID) -> tuple[Membership, User]:
-    rows = await db.execute(
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.user_id == user_id)
-    )
-    row = rows.tuples().first()
+    row = (await db.execute(_MEMBERS.where(Membership.user_id == user_id))).tuples().first()
     if row is None:
         raise NotFoundException("no such member in this tenant")
     return row

@@ -1,10 +1,8 @@
 """Tenant administration: creating tenants with their owner, members and roles, plugin switches.
 
-These functions take an ``AsyncSession`` the caller controls (one transaction per operation) and
-the caller's :class:`backplane.Kernel` (for the ``tenant_created`` and ``plugin_enabled`` hooks,
-whose implementations get views bound to that session acting as the tenant). Operator paths
-(the CLI) call them on a maintenance session with an audited reason; HTTP paths call them on a
-session bound to the caller's tenant.
+These take a session the caller controls (one transaction per operation: a maintenance session
+with an audited reason from the CLI, the caller's tenant's from HTTP) and the caller's
+:class:`backplane.Kernel`, whose ``tenant_created`` and ``plugin_enabled`` hooks they fire.
 """
 
 from __future__ import annotations
@@ -76,12 +74,9 @@ async def create_tenant(
     name: str | None = None,
     if_taken: Literal["refuse", "suffix"] = "refuse",
 ) -> tuple[Tenant, User]:
-    """Create tenant ``slug`` with ``owner_email`` as its owner; fire ``tenant_created``.
-
-    A taken slug is refused (the operator's CLI), or with ``if_taken="suffix"`` replaced by
-    the slug with a random suffix (``acme-7k2q``): self-service creation must not tell a caller
-    which slugs other tenants use. The name stays what was asked for (default: the slug).
-    """
+    """Create tenant ``slug`` owned by ``owner_email``. A taken slug is refused, or with
+    ``if_taken="suffix"`` given a random suffix (``acme-7k2q``): self-service creation must not
+    tell a caller which slugs other tenants use. The name defaults to the slug asked for."""
     chosen = await _free_slug(session, check_slug(slug), suffix=if_taken == "suffix")
     owner = await get_or_create_user(session, owner_email)
     tenant = Tenant(slug=chosen, name=name or slug)
@@ -106,11 +101,8 @@ async def _free_slug(session: AsyncSession, slug: str, *, suffix: bool) -> str:
 
 
 async def check_owned_tenants(session: AsyncSession, user_id: uuid.UUID, limit: int) -> None:
-    """Refuse (:class:`LimitReachedError`) if the user already owns ``limit`` tenants.
-
-    Counts across tenants (the session must bypass tenancy); atomic only if the caller locked
-    the user's row first (:func:`backplane.db.locks.lock_row`).
-    """
+    """:class:`LimitReachedError` if the user owns ``limit`` tenants (a maintenance session;
+    atomic only if the caller locked the user's row first)."""
     owned = await count(
         session, Membership, Membership.user_id == user_id, Membership.role == "owner"
     )
@@ -134,12 +126,9 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
 async def set_member_role(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str | None
 ) -> list[str]:
-    """Add, change (``role``) or remove (``None``) a membership; the last owner stays.
-
-    Removing a member revokes the API keys they created in the tenant: a key must not outlive
-    its creator's membership, and re-adding the member does not revive it. Returns the ids of
-    the keys revoked (for the caller to drop from its caches).
-    """
+    """Add, change (``role``) or remove (``None``) a membership; the last owner stays. Removing
+    a member revokes the API keys they created in the tenant for good (a key must not outlive
+    its creator's membership); their ids are returned, for the caller's caches."""
     if role is not None and role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
     membership = await session.scalar(
