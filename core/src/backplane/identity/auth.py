@@ -69,7 +69,7 @@ SESSION_EPOCH_CLAIM = "sep"
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling and for which tenant; ``request.user`` on authenticated routes."""
+    """Who is calling for which tenant: ``request.user`` on authenticated routes."""
 
     user_id: uuid.UUID | None
     tenant_id: uuid.UUID
@@ -279,7 +279,6 @@ class Authenticator:
         )
 
     def forget_key(self, key_id: str) -> None:
-        """Drop a key from the cache (after revocation in this process)."""
         self._keys.forget(key_id)
 
     async def _touch(self, key_id: str, now: float) -> None:

@@ -21,10 +21,7 @@ log = logging.getLogger(__name__)
 
 class IdentityHolder:
     def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        role_permissions: dict[str, frozenset[str]],
+        self, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
     ) -> None:
         self.settings = settings
         self.database = database

@@ -46,10 +46,7 @@ class Identity:
 
     @classmethod
     async def start(
-        cls,
-        settings: Settings,
-        database: Database,
-        role_permissions: dict[str, frozenset[str]],
+        cls, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
     ) -> Identity:
         await database.check_roles()
         keyring = await load_or_create_keyring(database.sessions, secret_key(settings))
@@ -62,9 +59,7 @@ class Identity:
             leeway_s=auth.leeway_s,
         )
         identity = cls(settings, database, tokens, role_permissions)
-        # The dummy hash for unknown accounts is computed now, not on the first failed login
-        # (which would otherwise take visibly longer than later ones).
-        await identity.hasher.warm_up()
+        await identity.hasher.warm_up()  # else the first unknown login takes visibly longer
         return identity
 
     async def refresh_keyring(self, force: bool = False) -> None:

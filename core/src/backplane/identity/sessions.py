@@ -134,8 +134,7 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
         await revoke_family(session, family_id)
         await session.commit()
         raise NotAuthorizedException("the session ended (the password was changed)")
-    memberships = await memberships_of(session, user_id)
-    for membership, _tenant in memberships:
+    for membership, _tenant in await memberships_of(session, user_id):
         if membership.tenant_id == tenant_id:
             return await issue_pair(identity, session, user_id, membership, family_id)
     await revoke_family(session, family_id)

@@ -8,13 +8,10 @@ gets a double burst, and it needs one counter per key (one Redis key with a TTL)
 sliding log. Refused hits are not counted and do not extend the window, so a locked-out user
 is never locked out for longer than one window by someone who keeps guessing.
 
-To count only *failed* attempts without a race, a caller counts an attempt before making it
-(:meth:`Throttle.hit`) and gives it back once it turns out to have succeeded
-(:meth:`Throttle.forget`). Checking first and counting failures afterwards would let any
-number of attempts in flight at once pass the check; counting first, at most ``max_attempts``
-attempts of a window are ever made, and only failed ones stay counted. A hit is given back to
-the window it was counted in only: one given back after that window closed must not free an
-attempt in the next one.
+To count only *failed* attempts without a race, callers count an attempt before making it
+(:meth:`Throttle.hit`) and give a successful one back (:meth:`Throttle.forget`), to the window
+it was counted in only: counting failures afterwards would let any number of attempts in
+flight pass the check, and a hit given back late must not free an attempt in the next window.
 
 Keys are hashed before they are stored, so e-mail and IP addresses never sit in Redis or in
 memory in clear, and key length cannot be used to grow memory.
@@ -190,12 +187,10 @@ class MemoryThrottle:
             del windows[oldest]
 
 
-# A key is a hash: ``n`` hits counted in its window, ``w`` the window's id (ARGV[3], a random id
-# the caller sends in case this hit opens a window). KEYS[1]; ARGV: window ms, max_attempts, id.
-# The check, the count and the first hit's PEXPIRE run atomically in one script, so no hit can
-# see a counter without a TTL (which would lock a key forever). The PTTL < 0 branch also heals
-# such a key if one was ever written by other means. A refused hit is not counted. Time is
-# Redis's own, so app servers' clocks don't matter. Answers {allowed 1/0, ms left, window id}.
+# KEYS[1] is a hash: ``n`` hits counted in its window, ``w`` the window's id. ARGV: window ms,
+# max_attempts, an id for a window this hit opens. One atomic script, so no hit sees a counter
+# without a TTL (which would lock a key forever; PTTL < 0 heals one written by other means).
+# Time is Redis's own. Answers {allowed 1/0, ms left, window id}.
 _HIT_SCRIPT: Final = """
 local window_ms = tonumber(ARGV[1])
 local hits = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')

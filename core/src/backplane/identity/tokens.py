@@ -332,11 +332,7 @@ class TokenService:
         return IssuedToken(token=token, jti=jti, expires_at=expires_at)
 
     def verify_access_token(
-        self,
-        token: str,
-        now: int | None = None,
-        *,
-        is_revoked: Callable[[str], bool] | None = None,
+        self, token: str, now: int | None = None, *, is_revoked: Callable[[str], bool] | None = None
     ) -> AccessClaims:
         """The claims of a valid token, else :class:`InvalidToken`. ``is_revoked(jti)`` is asked
         last, so a denylist lookup is never spent on forged or expired tokens."""
