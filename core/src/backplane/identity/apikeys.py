@@ -6,13 +6,12 @@ import uuid
 from collections.abc import Set
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.locks import lock_row
 from backplane.identity.models import ROLES, ApiKey, Tenant
 from backplane.identity.schemas import ApiKeyCreated
-from backplane.identity.tenants import IdentityError, LimitReachedError
+from backplane.identity.tenants import IdentityError, LimitReachedError, count
 from backplane.identity.tokens import api_key_digest, new_api_key
 
 
@@ -40,23 +39,17 @@ async def create_api_key(
     max_keys: int | None = None,
 ) -> ApiKeyCreated:
     """Store a new key's HMAC and return the full key, which is never retrievable again.
-
-    ``scopes`` are stored as given (callers check them with :func:`check_scopes`). ``max_keys``
-    refuses (:class:`LimitReachedError`) a key beyond that many unrevoked keys of the tenant,
-    atomically: the tenant's row stays locked until the caller's transaction ends (seeding a
-    new tenant's first key passes none).
-    """
+    ``scopes`` are not checked (:func:`check_scopes` is the caller's). ``max_keys`` caps the
+    tenant's unrevoked keys atomically: its row stays locked until the transaction ends."""
     if role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
     stored = sorted(set(scopes or []))
     if max_keys is not None:
         await lock_row(session, Tenant, tenant_id)
-        held = await session.scalar(
-            select(func.count())
-            .select_from(ApiKey)
-            .where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        held = await count(
+            session, ApiKey, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
         )
-        if (held or 0) >= max_keys:
+        if held >= max_keys:
             raise LimitReachedError(
                 f"the tenant already holds {held} API keys; the limit is {max_keys} "
                 "(auth.max_api_keys_per_tenant): revoke unused keys first"

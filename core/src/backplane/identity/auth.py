@@ -1,30 +1,21 @@
-"""The kernel's authentication backend (access tokens and API keys), the middleware that asks
-every backend, and the guards built on the principal it gives.
+"""Authentication: the middleware that asks every backend, the kernel's own backend, guards.
 
 :class:`AuthenticationMiddleware` asks the backends registered through ``register_auth_backends``
-in order (:mod:`backplane.identity.backends`); the first to return a :class:`Principal` (user,
-tenant, role, permissions) wins, one that finds a bad credential of its kind answers 401, and
-when none claims the request the answer is 401 too. Handlers opt out explicitly with
-``opt={"public": True}``; nothing is public by path pattern except the OpenAPI schema.
+(:mod:`backplane.identity.backends`) in order: the first :class:`Principal` wins, a backend that
+finds a bad credential of its kind answers 401, and so does a request none claims. Handlers opt
+out with ``opt={"public": True}``; nothing is public by path except the OpenAPI schema.
 
-The kernel's own backend, ``bearer`` (:func:`authenticate_bearer`, registered by
-:mod:`backplane.defaults.identity`): ``Authorization: Bearer <token>`` carries either a JWT
-access token or an API key (``bp_<id>_<secret>``; ``X-API-Key`` is accepted too), which the
-:class:`Authenticator` turns into a principal or refuses with 401.
+The kernel's ``bearer`` backend (:func:`authenticate_bearer`) takes a JWT access token or an API
+key (``bp_<id>_<secret>``, also in ``X-API-Key``). Caches keep it off the database on the hot
+path, each stale for at most ``REVALIDATE_S``: API keys (revoked ones stop at once in the
+revoking process), memberships and plugin switches (:class:`~backplane.caching.RefreshAheadCache`:
+re-read in the background, so requests under load never wait) and the logout denylist.
 
-In-process caches keep authentication off the database on the hot path, each bounded in
-staleness by ``REVALIDATE_S``: API keys (a revoked key stops working on other processes within
-it; on the revoking process at once), memberships and plugin switches
-(:class:`~backplane.caching.RefreshAheadCache`: re-read in the background before they expire,
-so requests under load never wait for the read), and the access-token denylist (logout),
-synchronised from the database on the same period.
-
-An API key acts with at most its creator's current role in the tenant, and only while the
-creator is a member (keys made by operators, ``created_by`` empty, keep their own role); a key
-with scopes holds only the permissions of its role that its scopes name. A user's access tokens
-carry the user's session epoch (claim ``sep``), read with the membership: raising the epoch (a
-password change) ends every token issued before, at once in the process that raised it and
-within ``REVALIDATE_S`` elsewhere.
+An API key acts with at most its creator's current role, only while the creator is a member
+(operators' keys, ``created_by`` empty, keep their own role); with scopes it holds only the
+permissions of its role they name. Access tokens carry the user's session epoch (claim ``sep``):
+raising it (a password change) ends every older token, at once in this process and elsewhere
+within ``REVALIDATE_S``.
 """
 
 from __future__ import annotations
@@ -69,8 +60,7 @@ from backplane.state import rails_of
 log = logging.getLogger(__name__)
 
 REVALIDATE_S = 2.0
-"""Cached API keys, memberships, the denylist and plugin switches are re-read from the
-database at least this often."""
+"""Cached API keys, memberships, the denylist and plugin switches are re-read this often."""
 
 PUBLIC_OPT = "public"
 PLUGIN_OPT = "backplane_plugin"
@@ -79,16 +69,15 @@ SESSION_EPOCH_CLAIM = "sep"
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling and for which tenant; ``request.user`` on authenticated routes."""
+    """Who is calling for which tenant: ``request.user`` on authenticated routes."""
 
     user_id: uuid.UUID | None
     tenant_id: uuid.UUID
     role: str
     permissions: frozenset[str]
     via: str
-    """How the caller authenticated: ``token`` (an access token) or ``api_key``, through the
-    kernel's ``bearer`` backend; else the name of the plugin's auth backend that admitted it
-    (set by the kernel). Only ``token`` principals act as a user's session (log out, switch
+    """``token`` (an access token) or ``api_key`` (the kernel's ``bearer`` backend), else the
+    plugin backend's name. Only ``token`` principals act as a user's session (log out, switch
     tenant, change the password, create tenants)."""
     token_id: str
     """The access token's ``jti``, the API key's id, or a plugin backend's ``subject``."""
@@ -143,24 +132,19 @@ class Authenticator:
         self.sessionmaker = database.sessions
         self.role_permissions = role_permissions
         self.secret = secret_key(settings)
-        self._keys: RefreshAheadCache[str, _CachedKey | None] = RefreshAheadCache(
+        self._keys = RefreshAheadCache(
             self._load_key, REVALIDATE_S, remember=_is_known, name="API keys"
         )
         self._touched: dict[str, float] = {}
         self._revoked: dict[str, float] = {}
         self._revoked_synced = 0.0
-        self._switches: RefreshAheadCache[tuple[uuid.UUID, str], bool] = RefreshAheadCache(
-            self._read_switch, REVALIDATE_S, name="plugin switches"
-        )
-        self._members: RefreshAheadCache[tuple[uuid.UUID, uuid.UUID], MemberState | None] = (
-            RefreshAheadCache(self._read_member, REVALIDATE_S, name="memberships")
-        )
-        self._tenants: RefreshAheadCache[uuid.UUID | str, uuid.UUID | None] = RefreshAheadCache(
+        self._switches = RefreshAheadCache(self._read_switch, REVALIDATE_S, name="plugin switches")
+        self._members = RefreshAheadCache(self._read_member, REVALIDATE_S, name="memberships")
+        self._tenants = RefreshAheadCache(
             self._read_tenant, REVALIDATE_S, remember=_is_known, name="tenants"
         )
         self.reload_keyring: Callable[[], Awaitable[None]] | None = None
 
-    # -- access tokens --------------------------------------------------------------------
     async def access_token_principal(self, token: str) -> Principal:
         try:
             try:
@@ -204,23 +188,18 @@ class Authenticator:
         """The user's role in the tenant and session epoch (``None``: not a member)."""
         return await self._members.get((user_id, tenant_id))
 
-    async def membership_role(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
-        member = await self.membership(user_id, tenant_id)
-        return None if member is None else member.role
-
     async def _read_member(self, member: tuple[uuid.UUID, uuid.UUID]) -> MemberState | None:
         user_id, tenant_id = member
         async with self.sessionmaker() as session:
             bind_tenant(session, tenant_id)
             # backplane_users is global (no row-level security): one join, one round trip.
-            row = (
-                await session.execute(
-                    select(Membership.role, User.session_epoch)
-                    .join(User, User.id == Membership.user_id)
-                    .where(Membership.user_id == user_id)
-                )
-            ).first()
-        return None if row is None else MemberState(role=row[0], session_epoch=row[1])
+            rows = await session.execute(
+                select(Membership.role, User.session_epoch)
+                .join(User, User.id == Membership.user_id)
+                .where(Membership.user_id == user_id)
+            )
+            row = rows.first()
+        return None if row is None else MemberState(*row)
 
     def forget_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
         self._members.forget((user_id, tenant_id))
@@ -244,7 +223,6 @@ class Authenticator:
         session.add(RevokedAccessToken(jti=jti, expires_at=datetime.fromtimestamp(expires_at, UTC)))
         self._revoked[jti] = expires_at
 
-    # -- API keys ---------------------------------------------------------------------------
     async def api_key_principal(self, credential: str) -> Principal:
         try:
             key_id, secret = parse_api_key(credential)
@@ -262,10 +240,10 @@ class Authenticator:
         if cached.created_by is not None:
             # Removing a member revokes their keys; this also refuses keys whose revocation
             # another process has not seen yet, and keys of members removed by other means.
-            creator_role = await self.membership_role(cached.created_by, cached.tenant_id)
-            if creator_role is None:
+            creator = await self.membership(cached.created_by, cached.tenant_id)
+            if creator is None:
                 raise NotAuthorizedException("the API key's creator is no longer a member")
-            role = lower_role(role, creator_role)
+            role = lower_role(role, creator.role)
         await self._touch(key_id, now)
         return Principal(
             user_id=cached.created_by,
@@ -301,7 +279,6 @@ class Authenticator:
         )
 
     def forget_key(self, key_id: str) -> None:
-        """Drop a key from the cache (after revocation in this process)."""
         self._keys.forget(key_id)
 
     async def _touch(self, key_id: str, now: float) -> None:
@@ -317,7 +294,6 @@ class Authenticator:
                 .values(last_used_at=datetime.fromtimestamp(now, UTC))
             )
 
-    # -- principals of plugins' auth backends -------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:
         """A principal acting for ``tenant`` (its id or slug) with ``role``'s permissions, not
         as a user (``user_id`` None, like an operator's API key); 401 if no such tenant."""
@@ -337,14 +313,10 @@ class Authenticator:
         )
 
     async def admit(self, principal: object, backend: str) -> Principal:
-        """What a plugin's backend returned, checked and named after ``backend``: a principal of
-        an existing tenant, for no user, holding exactly its role's permissions (narrowed to
-        its scopes if it has any, as an API key's).
-
-        Those are what :meth:`principal_for` builds; a principal a backend made by hand is held
-        to the same rules, so no backend grants other than the role map does, acts as a user,
-        or points at a tenant that does not exist. A principal that breaks them is the plugin's
-        bug (500), not the caller's."""
+        """What a plugin's backend returned, named after ``backend`` and held to the rules of
+        :meth:`principal_for` (an existing tenant, no user, exactly its role's permissions,
+        narrowed to its scopes if any), so that no backend grants beyond the role map. Breaking
+        them is the plugin's bug (500), not the caller's."""
         if not isinstance(principal, Principal):
             raise TypeError(f"auth backend {backend!r} returned {principal!r}, not a Principal")
         if (
@@ -358,8 +330,6 @@ class Authenticator:
             )
         if await self._tenants.get(principal.tenant_id) is None:
             raise NotAuthorizedException("the credential names no existing tenant")
-        if principal.via == backend:
-            return principal
         return msgspec.structs.replace(principal, via=backend)
 
     async def _read_tenant(self, tenant: uuid.UUID | str) -> uuid.UUID | None:
@@ -371,7 +341,6 @@ class Authenticator:
             )
         return found
 
-    # -- per-tenant plugin switches -----------------------------------------------------------
     async def plugin_enabled(self, tenant_id: uuid.UUID, plugin: str) -> bool:
         return await self._switches.get((tenant_id, plugin))
 
@@ -389,10 +358,9 @@ class Authenticator:
 async def authenticate_bearer(
     connection: ASGIConnection[Any, Any, Any, Any], kernel: Any
 ) -> Principal | None:
-    """The kernel's ``bearer`` backend: an access token or an API key in ``Authorization:
-    Bearer``, or an API key in ``X-API-Key``; None when the request carries neither header
-    (or an empty one). Any other ``Authorization`` scheme is refused: this backend is asked
-    last, after every plugin's, so a plugin backend for another scheme has had its turn."""
+    """An access token or API key in ``Authorization: Bearer``, or an API key in ``X-API-Key``;
+    None without either. Any other scheme is refused: this backend is asked after every
+    plugin's, so a plugin backend for another scheme has had its turn."""
     identity = await rails_of(connection).identity.get()
     headers = connection.headers
     credential = headers.get("x-api-key")
@@ -412,10 +380,7 @@ async def authenticate_bearer(
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Litestar middleware: every route needs a principal unless its handler is public.
-
-    The backends are asked in order; the first principal wins. None claiming the request is a
-    401, as is a bad credential that a backend recognised as its own."""
+    """Every route needs a principal unless its handler is public (see the module docstring)."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -433,10 +398,8 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
 
 
 def requires(permission: str) -> Any:
-    """A guard: the caller's role must hold ``permission`` (403 otherwise).
-
-    A coroutine function although it awaits nothing: Litestar runs a plain function guard in
-    its thread pool (``sync_to_thread``), a thread hop on every request."""
+    """A guard: the caller's role must hold ``permission`` (403 otherwise). A coroutine function
+    although it awaits nothing: Litestar runs a plain function guard in its thread pool."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = current_principal(connection)

@@ -1,15 +1,12 @@
 """Authentication backends: what ``register_auth_backends`` gave, in the order they are asked.
 
-Collected once per process (:meth:`backplane.kernel.Rails.build`). Plugins' backends are asked
-first, in plugin order, the kernel's own (``bearer``: access tokens and API keys) last, so a
-plugin can claim a header or scheme before the kernel refuses it; a backend registered under
-a name already taken replaces the earlier one in its place (later plugins win).
-``auth.backends`` may name the backends to ask, in its order.
+Plugins' backends are asked first, in plugin order, the kernel's own (``bearer``) last, so a
+plugin can claim a header or scheme before the kernel refuses it; a name registered again
+replaces the earlier backend in its place. ``auth.backends`` may pick and order them by name.
 
-A plugin's backend answers through :meth:`~backplane.identity.auth.Authenticator.admit`: its
-principal must be of an existing tenant that has the plugin switched on, for no user and within
-its role's permissions, and ``via`` becomes the backend's name. The kernel's own backends
-(plugin ``core``) are trusted.
+A plugin's principal passes :meth:`~backplane.identity.auth.Authenticator.admit` (an existing
+tenant with the plugin switched on, no user, within its role's permissions) and ``via`` becomes
+the backend's name. The kernel's own backends (plugin ``core``) are trusted.
 """
 
 from __future__ import annotations
@@ -75,9 +72,8 @@ def auth_backends(
 ) -> tuple[tuple[Authenticate, Any], ...]:
     """``(authenticate, kernel)`` per backend, in the order the middleware asks them; ``view``
     gives a plugin's kernel view, ``selected`` (``auth.backends``) picks and orders by name."""
-    by_name: dict[str, tuple[str, AuthBackend]] = {}
-    for plugin, backend in plugins.collect("register_auth_backends", _backend_items):
-        by_name[backend.name] = (plugin, backend)
+    collected = plugins.collect("register_auth_backends", _backend_items)
+    by_name = {backend.name: (plugin, backend) for plugin, backend in collected}
     if selected is None:
         names = sorted(by_name, key=lambda n: by_name[n][0] == KERNEL_PLUGIN)
     else:
@@ -88,11 +84,7 @@ def auth_backends(
                 f"{', '.join(by_name)}"
             )
         names = list(dict.fromkeys(selected))
-    chosen = []
-    for name in names:
-        plugin, backend = by_name[name]
-        trusted = plugin == KERNEL_PLUGIN
-        chosen.append(
-            (backend.authenticate if trusted else _admitted(backend, plugin), view(plugin))
-        )
-    return tuple(chosen)
+    chosen = [by_name[name] for name in names]
+    return tuple(
+        (b.authenticate if p == KERNEL_PLUGIN else _admitted(b, p), view(p)) for p, b in chosen
+    )

@@ -1,8 +1,6 @@
-"""Start identity services lazily, so a database that is down at boot does not stop the app.
-
-Start-up tries once; if the database cannot be read (not reachable, not migrated) the app still
-serves its public routes (health reports the database), and authentication retries on use and
-answers 503 until it succeeds.
+"""Start identity services lazily, so a database that is down at boot does not stop the app:
+start-up tries once, public routes (health) are served anyway, and authentication retries on
+use, answering 503 until the database is reachable and migrated.
 """
 
 from __future__ import annotations
@@ -21,10 +19,7 @@ log = logging.getLogger(__name__)
 
 class IdentityHolder:
     def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        role_permissions: dict[str, frozenset[str]],
+        self, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
     ) -> None:
         self.settings = settings
         self.database = database

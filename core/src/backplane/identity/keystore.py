@@ -69,10 +69,7 @@ async def load_or_create_keyring(
 
 
 async def rotate_keyring(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    secret: str,
-    access_ttl_s: int,
-    leeway_s: int,
+    sessionmaker: async_sessionmaker[AsyncSession], secret: str, access_ttl_s: int, leeway_s: int
 ) -> Keyring:
     """Add a new signing key; the previous one keeps verifying until its tokens expire."""
     async with sessionmaker() as session, session.begin():

@@ -6,11 +6,9 @@ Why it looks like this:
   explicit settings rather than a library default that may change under us. The defaults are
   OWASP's recommended Argon2id configuration (19 MiB, 2 passes, 1 lane).
 - **Off the event loop, bounded.** A hash costs tens of milliseconds of CPU and
-  ``memory_cost`` KiB of RAM. Work runs on a dedicated pool of ``max_concurrency`` threads
-  (argon2-cffi releases the GIL), so a login storm queues instead of allocating unbounded
-  memory or starving the event loop and the default executor that other code shares. The
-  dedicated pool is the bound: it holds no event-loop state, so it works across loops (tests
-  run one loop per test) where an ``asyncio.Semaphore`` would be bound to the first.
+  ``memory_cost`` KiB of RAM, so it runs on a dedicated pool of ``max_concurrency`` threads
+  (argon2-cffi releases the GIL): a login storm queues instead of allocating unbounded memory
+  or starving the loop. Unlike an ``asyncio.Semaphore``, the pool is bound to no event loop.
 - **The same work for unknown users.** ``verify(None, password)`` verifies against a dummy hash
   made once with the same parameters and returns ``False``, so response time does not reveal
   whether an e-mail has an account.
@@ -31,22 +29,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
-from typing import Final, ParamSpec, TypeVar
+from typing import Final, TypeVar, TypeVarTuple
 
 import msgspec
 from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = [
-    "PasswordHasher",
-    "PasswordSettings",
-    "check_password_policy",
-    "common_passwords",
-]
+__all__ = ["PasswordHasher", "PasswordSettings", "check_password_policy", "common_passwords"]
 
 logger = logging.getLogger(__name__)
-_P = ParamSpec("_P")
+_Ts = TypeVarTuple("_Ts")
 _R = TypeVar("_R")
 
 DEFAULT_MIN_LENGTH: Final = 12
@@ -57,11 +50,8 @@ _MIN_COMMON_BASE: Final = 4
 
 
 class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Argon2id cost, concurrency bound and policy limits.
-
-    Raising any cost parameter later is safe: :meth:`PasswordHasher.needs_rehash` reports old
-    hashes, which the login flow re-hashes with the password it just verified.
-    """
+    """Argon2id cost, concurrency bound and policy limits. Raising a cost later is safe: login
+    re-hashes what :meth:`PasswordHasher.needs_rehash` reports."""
 
     time_cost: int = 2
     """Argon2 passes over memory (OWASP: 2 with 19 MiB)."""
@@ -77,11 +67,7 @@ class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Characters; longer passwords are refused by the policy and never hashed."""
 
     def __post_init__(self) -> None:
-        if (
-            self.time_cost < 1
-            or self.parallelism < 1
-            or self.memory_cost_kib < 8 * self.parallelism
-        ):
+        if min(self.time_cost, self.parallelism) < 1 or self.memory_cost_kib < 8 * self.parallelism:
             raise ValueError("argon2 needs time_cost >= 1, parallelism >= 1, memory >= 8 KiB/lane")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -93,11 +79,8 @@ class PasswordSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class PasswordHasher:
-    """Hash and verify passwords with Argon2id on a bounded thread pool.
-
-    One instance per process (the pool and the dummy hash are per instance). ``close()`` on
-    shutdown releases the threads; idle threads also end with the interpreter.
-    """
+    """Hash and verify passwords with Argon2id on a bounded thread pool; one per process
+    (``close()`` it on shutdown)."""
 
     def __init__(self, settings: PasswordSettings | None = None) -> None:
         self.settings = settings or PasswordSettings()
@@ -124,32 +107,23 @@ class PasswordHasher:
         )
 
     async def hash(self, password: str) -> str:
-        """An encoded Argon2id hash (``$argon2id$v=19$m=...``) of ``password``.
-
-        Refuses passwords longer than ``max_length``: check the policy first.
-        """
+        """An encoded Argon2id hash; refuses passwords over ``max_length`` (check the policy)."""
         if len(password) > self.settings.max_length:
             raise ValueError(f"password longer than {self.settings.max_length} characters")
         return await self._run(self._argon2.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
-        """Whether ``password`` matches ``stored_hash``; ``None`` (no such user) is never a match.
-
-        For ``None`` the same Argon2 work is done against a dummy hash, so an unknown account
-        takes as long as a wrong password. A corrupt stored hash is logged (without the hash)
-        and treated as a mismatch. Over-long passwords fail at once: no stored password can be
-        that long, and refusing them bounds the work an attacker can ask for.
-        """
+        """Whether ``password`` matches ``stored_hash``. ``None`` (no such user) does the same
+        work against a dummy hash and never matches; a corrupt hash is logged and a mismatch.
+        Over-long passwords fail at once: none is stored, and the work an attacker asks for
+        stays bounded."""
         if len(password) > self.settings.max_length:
             return False
         return await self._run(self._verify_sync, stored_hash, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """Whether ``stored_hash`` was made with other parameters than the current ones.
-
-        An unparseable hash needs one too. Cheap (parses the header only): call it after a
-        successful :meth:`verify` and store ``await hash(password)`` when it says so.
-        """
+        """Whether ``stored_hash`` (or an unparseable one) was made with other parameters than
+        the current ones; cheap (parses the header only)."""
         try:
             return self._argon2.check_needs_rehash(stored_hash)
         except (InvalidHashError, ValueError):
@@ -163,11 +137,8 @@ class PasswordHasher:
         """Stop the worker threads (pending work is finished first)."""
         self._executor.shutdown(wait=True)
 
-    async def _run(self, function: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs)
-        )
+    async def _run(self, function: Callable[[*_Ts], _R], *args: *_Ts) -> _R:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _get_dummy_hash(self) -> str:
         with self._dummy_lock:
@@ -189,12 +160,9 @@ class PasswordHasher:
         except (InvalidHashError, VerificationError, ValueError) as exc:
             logger.warning("stored password hash cannot be verified: %s", type(exc).__name__)
             # Keep the timing of a normal mismatch even for a corrupt row.
-            self._check_dummy(password)
+            with contextlib.suppress(VerificationError):
+                self._argon2.verify(self._get_dummy_hash(), password)
             return False
-
-    def _check_dummy(self, password: str) -> None:
-        with contextlib.suppress(VerificationError):
-            self._argon2.verify(self._get_dummy_hash(), password)
 
     def check_policy(self, password: str, *, email: str | None = None) -> list[str]:
         """:func:`check_password_policy` with this hasher's length limits."""
@@ -204,11 +172,6 @@ class PasswordHasher:
             min_length=self.settings.min_length,
             max_length=self.settings.max_length,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Policy
-# --------------------------------------------------------------------------------------------
 
 
 @functools.cache
@@ -227,13 +190,7 @@ def check_password_policy(
     min_length: int = DEFAULT_MIN_LENGTH,
     max_length: int = DEFAULT_MAX_LENGTH,
 ) -> list[str]:
-    """Every reason ``password`` is refused, as sentences to show the user; empty if none.
-
-    Checks: length between ``min_length`` and ``max_length``; not a common password (the
-    shipped list, case-insensitively), nor one with only digits, punctuation or spaces around
-    it, nor a short sequence or common password repeated; not the e-mail address or its local
-    part, nor containing them.
-    """
+    """Every reason ``password`` is refused, as sentences to show the user; empty if none."""
     problems: list[str] = []
     length = len(password)
     if length < min_length:

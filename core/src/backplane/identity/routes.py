@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import (
@@ -20,19 +23,15 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
+    TooManyRequestsException,
 )
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import (
-    HTTP_201_CREATED,
-    HTTP_204_NO_CONTENT,
-    HTTP_409_CONFLICT,
-    HTTP_429_TOO_MANY_REQUESTS,
-)
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.locks import lock_row
-from backplane.identity import sessions
+from backplane.identity import sessions, tenants
 from backplane.identity.apikeys import check_scopes, create_api_key
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.identity.models import ROLE_RANK, ApiKey, Membership, Tenant, User
@@ -58,18 +57,6 @@ from backplane.identity.schemas import (
     TenantOut,
     TokenPair,
 )
-from backplane.identity.tenants import (
-    IdentityError,
-    LimitReachedError,
-    check_owned_tenants,
-    check_slug,
-    create_tenant,
-    enabled_plugins,
-    get_or_create_user,
-    normalise_email,
-    set_member_role,
-    set_plugin_enabled,
-)
 from backplane.identity.throttle import ThrottleDecision, ThrottleUnavailableError
 from backplane.kernel import Kernel
 from backplane.state import rails_of
@@ -79,7 +66,7 @@ log = logging.getLogger(__name__)
 
 Req = Request[Principal, Any, Any]
 PUBLIC = {PUBLIC_OPT: True}
-"""For HTTP/1.0 caches, which ignore ``Cache-Control``."""
+SECRET: dict[str, Any] = {"cache_control": NO_STORE, "response_headers": NO_CACHE}
 
 
 def _identity(request: Request[Any, Any, Any]) -> Identity:
@@ -96,32 +83,31 @@ def _sign_in(identity: Identity) -> AsyncSession:
     return identity.database.maintenance("a user's own account and memberships", audit=False)
 
 
-def _refuse(error: IdentityError) -> HTTPException:
-    """400, or 409 for a reached limit (the request was fine; the state refuses it)."""
-    if isinstance(error, LimitReachedError):
-        return HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error))
-    return ClientException(str(error))
-
-
-class TooManyRequests(HTTPException):
-    status_code = HTTP_429_TOO_MANY_REQUESTS
+@contextmanager
+def _refusing() -> Iterator[None]:
+    """An :class:`IdentityError` answers 400, or 409 for a reached limit (the request was fine;
+    the state refuses it)."""
+    try:
+        yield
+    except tenants.LimitReachedError as exc:
+        raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(exc)) from None
+    except tenants.IdentityError as exc:
+        raise ClientException(str(exc)) from None
 
 
 @dataclass(frozen=True)
 class _Attempt:
-    """A password attempt counted against the login throttles before the password is checked
-    (:func:`_count_attempt`), so that attempts in flight count too: at most the limit of
-    guesses is ever made in a window, however many arrive at once."""
+    """A password attempt, counted before the password is checked so that attempts in flight
+    count too: at most the limit of guesses is made in a window, however many arrive at once."""
 
     identity: Identity
     account: str
     address: tuple[str, ThrottleDecision] | None
 
     async def succeeded(self) -> None:
-        """The password was right, and only failed attempts use up the limits: the account's
-        count starts again (its owner has just proved the password) and the attempt is given
-        back to the client address, whose count other people's failures share. If the
-        throttle's store does not answer, the attempt stays counted (the stricter outcome)."""
+        """Only failed attempts use up the limits: the account's count starts again (its owner
+        proved the password) and the client address, which others share, gets the attempt back.
+        If the throttle's store does not answer, it stays counted (the stricter outcome)."""
         try:
             await self.identity.account_throttle.reset(self.account)
             if self.address is not None:
@@ -145,7 +131,7 @@ async def _count_attempt(identity: Identity, account: str, address: str | None =
     except ThrottleUnavailableError:
         raise HTTPException(status_code=503, detail="login throttle unavailable") from None
     if not decision.allowed:
-        raise TooManyRequests(
+        raise TooManyRequestsException(
             detail="too many password attempts; try again later",
             headers={"Retry-After": str(max(1, decision.retry_after_s))},
         )
@@ -156,22 +142,13 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post(
-        "/login",
-        opt=PUBLIC,
-        status_code=200,
-        cache_control=NO_STORE,
-        response_headers=NO_CACHE,
-        summary="Log in with email and password",
-    )
+    @post("/login", opt=PUBLIC, status_code=200, **SECRET, summary="Log in with email and password")
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest]
     ) -> TokenPair:
         identity = _identity(request)
-        try:
-            email = normalise_email(data.email)
-        except IdentityError as exc:
-            raise _refuse(exc) from None
+        with _refusing():
+            email = tenants.normalise_email(data.email)
         client = request.client.host if request.client else "unknown"
         attempt = await _count_attempt(identity, f"account:{email}", address=f"address:{client}")
         # The account is read, and its connection given back, before the password is hashed:
@@ -197,8 +174,7 @@ class AuthController(Controller):
         "/refresh",
         opt=PUBLIC,
         status_code=200,
-        cache_control=NO_STORE,
-        response_headers=NO_CACHE,
+        **SECRET,
         summary="Exchange a refresh token (reuse of a used one revokes its whole session)",
     )
     async def refresh(
@@ -223,13 +199,7 @@ class AuthController(Controller):
             if family is not None:
                 await sessions.revoke_family(db, family)
 
-    @post(
-        "/switch-tenant",
-        status_code=200,
-        cache_control=NO_STORE,
-        response_headers=NO_CACHE,
-        summary="Act in another tenant of yours",
-    )
+    @post("/switch-tenant", status_code=200, **SECRET, summary="Act in another tenant of yours")
     async def switch_tenant(self, request: Req, data: JSONBody[SwitchTenantRequest]) -> TokenPair:
         principal = request.user
         if principal.user_id is None or principal.via != "token":
@@ -276,8 +246,7 @@ class MeController(Controller):
     @put(
         "/password",
         status_code=200,
-        cache_control=NO_STORE,
-        response_headers=NO_CACHE,
+        **SECRET,
         summary="Change your password: ends every session of yours and answers a new token pair",
         description="Every access and refresh token of the user issued before stops working "
         "(other server processes refuse old access tokens within two seconds); the answer is a "
@@ -329,11 +298,8 @@ class TenantsController(Controller):
         if principal.user_id is None or principal.via != "token":
             raise PermissionDeniedException("tenants are created by users, not API keys")
         identity = _identity(request)
-        try:
-            # Checked before the slug reaches the audit log's reason.
-            slug = check_slug(data.slug)
-        except IdentityError as exc:
-            raise _refuse(exc) from None
+        with _refusing():  # before the slug reaches the audit log's reason
+            slug = tenants.check_slug(data.slug)
         reason = f"user {principal.user_id} creates tenant {slug!r}"
         async with identity.database.maintenance(reason) as session:
             # One creation per user at a time, so that the cap holds under concurrency.
@@ -341,12 +307,12 @@ class TenantsController(Controller):
             user = await session.get(User, principal.user_id)
             if user is None:
                 raise NotAuthorizedException("unknown user")
-            try:
-                await check_owned_tenants(
+            with _refusing():
+                await tenants.check_owned_tenants(
                     session, user.id, identity.settings.auth.max_tenants_per_user
                 )
                 # A taken slug gets a random suffix: the answer must not tell which exist.
-                tenant, _ = await create_tenant(
+                tenant, _ = await tenants.create_tenant(
                     session,
                     rails_of(request).kernel(),
                     slug=slug,
@@ -354,10 +320,11 @@ class TenantsController(Controller):
                     name=data.name,
                     if_taken="suffix",
                 )
-            except IdentityError as exc:
-                raise _refuse(exc) from None
             await session.commit()
         return TenantOut(id=tenant.id, slug=tenant.slug, name=tenant.name)
+
+
+_MEMBERS = select(Membership, User).join(User, User.id == Membership.user_id)
 
 
 class TenantController(Controller):
@@ -368,9 +335,7 @@ class TenantController(Controller):
 
     @get("/members", guards=[requires("tenant.read")])
     async def list_members(self, db: NamedDependency[AsyncSession]) -> list[MemberOut]:
-        rows = await db.execute(
-            select(Membership, User).join(User, User.id == Membership.user_id).order_by(User.email)
-        )
+        rows = await db.execute(_MEMBERS.order_by(User.email))
         return [MemberOut(user_id=u.id, email=u.email, role=m.role) for m, u in rows.tuples()]
 
     @post("/members", guards=[requires("tenant.members.manage")], status_code=HTTP_201_CREATED)
@@ -378,11 +343,9 @@ class TenantController(Controller):
         self, request: Req, data: JSONBody[MemberIn], db: NamedDependency[AsyncSession]
     ) -> MemberOut:
         _may_manage_member(request, data.role)
-        try:
-            user = await get_or_create_user(db, data.email)
-            await set_member_role(db, request.user.tenant_id, user.id, data.role)
-        except IdentityError as exc:
-            raise _refuse(exc) from None
+        with _refusing():
+            user = await tenants.get_or_create_user(db, data.email)
+            await tenants.set_member_role(db, request.user.tenant_id, user.id, data.role)
         return MemberOut(user_id=user.id, email=user.email, role=data.role)
 
     @patch("/members/{user_id:uuid}", guards=[requires("tenant.members.manage")])
@@ -396,10 +359,8 @@ class TenantController(Controller):
         membership, user = await _member(db, user_id)
         _may_manage_member(request, data.role)
         _may_manage_member(request, membership.role)
-        try:
-            await set_member_role(db, request.user.tenant_id, user_id, data.role)
-        except IdentityError as exc:
-            raise _refuse(exc) from None
+        with _refusing():
+            await tenants.set_member_role(db, request.user.tenant_id, user_id, data.role)
         _identity(request).authenticator.forget_membership(user_id, request.user.tenant_id)
         return MemberOut(user_id=user.id, email=user.email, role=data.role)
 
@@ -409,10 +370,8 @@ class TenantController(Controller):
     ) -> None:
         membership, _ = await _member(db, user_id)
         _may_manage_member(request, membership.role)
-        try:
-            revoked = await set_member_role(db, request.user.tenant_id, user_id, None)
-        except IdentityError as exc:
-            raise _refuse(exc) from None
+        with _refusing():
+            revoked = await tenants.set_member_role(db, request.user.tenant_id, user_id, None)
         authenticator = _identity(request).authenticator
         authenticator.forget_membership(user_id, request.user.tenant_id)
         for key_id in revoked:
@@ -422,7 +381,7 @@ class TenantController(Controller):
     async def list_plugins(
         self, request: Req, db: NamedDependency[AsyncSession], kernel: NamedDependency[Kernel]
     ) -> list[PluginStateOut]:
-        states = await enabled_plugins(db, kernel, request.user.tenant_id)
+        states = await tenants.enabled_plugins(db, kernel, request.user.tenant_id)
         return [PluginStateOut(plugin=p, enabled=e) for p, e in states.items()]
 
     @put("/plugins/{plugin:str}", guards=[requires("tenant.plugins.manage")])
@@ -438,8 +397,8 @@ class TenantController(Controller):
         if tenant is None:
             raise NotFoundException("tenant not found")
         try:
-            await set_plugin_enabled(db, kernel, tenant, plugin, data.enabled)
-        except IdentityError as exc:
+            await tenants.set_plugin_enabled(db, kernel, tenant, plugin, data.enabled)
+        except tenants.IdentityError as exc:
             raise NotFoundException(str(exc)) from None
         _identity(request).authenticator.forget_switch(tenant.id, plugin)
         return PluginStateOut(plugin=plugin, enabled=data.enabled)
@@ -453,13 +412,12 @@ class ApiKeysController(Controller):
     @get("/")
     async def list_keys(self, db: NamedDependency[AsyncSession]) -> list[ApiKeyOut]:
         keys = await db.scalars(select(ApiKey).order_by(ApiKey.created_at))
-        return [_key_out(k) for k in keys]
+        return [msgspec.convert(k, ApiKeyOut, from_attributes=True) for k in keys]
 
     @post(
         "/",
         status_code=HTTP_201_CREATED,
-        cache_control=NO_STORE,
-        response_headers=NO_CACHE,
+        **SECRET,
         summary="Create an API key (shown once); its scopes narrow its role's permissions",
     )
     async def create_key(
@@ -468,12 +426,10 @@ class ApiKeysController(Controller):
         principal = request.user
         identity = _identity(request)
         _may_grant(principal, data.role)
-        try:
+        with _refusing():
             scopes = check_scopes(
                 data.scopes, permission_codes(identity.authenticator.role_permissions)
             )
-        except IdentityError as exc:
-            raise _refuse(exc) from None
         beyond = sorted(set(scopes) - principal.permissions)
         if beyond:
             raise PermissionDeniedException(
@@ -482,12 +438,10 @@ class ApiKeysController(Controller):
         if not scopes and principal.scoped:
             # Unscoped, the new key would hold every permission of its role.
             scopes = sorted(principal.permissions)
-        expires = (
-            datetime.now(UTC) + timedelta(days=data.expires_in_days)
-            if data.expires_in_days
-            else None
-        )
-        try:
+        expires = None
+        if data.expires_in_days:
+            expires = datetime.now(UTC) + timedelta(days=data.expires_in_days)
+        with _refusing():
             return await create_api_key(
                 db,
                 identity.secret,
@@ -499,8 +453,6 @@ class ApiKeysController(Controller):
                 expires_at=expires,
                 max_keys=identity.settings.auth.max_api_keys_per_tenant,
             )
-        except IdentityError as exc:
-            raise _refuse(exc) from None
 
     @delete("/{key_id:str}")
     async def revoke_key(
@@ -536,33 +488,10 @@ def _may_manage_member(request: Req, role: str) -> None:
 
 
 async def _member(db: AsyncSession, user_id: uuid.UUID) -> tuple[Membership, User]:
-    row = (
-        (
-            await db.execute(
-                select(Membership, User)
-                .join(User, User.id == Membership.user_id)
-                .where(Membership.user_id == user_id)
-            )
-        )
-        .tuples()
-        .first()
-    )
+    row = (await db.execute(_MEMBERS.where(Membership.user_id == user_id))).tuples().first()
     if row is None:
         raise NotFoundException("no such member in this tenant")
     return row
-
-
-def _key_out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut(
-        id=key.id,
-        name=key.name,
-        role=key.role,
-        scopes=list(key.scopes),
-        created_at=key.created_at,
-        expires_at=key.expires_at,
-        revoked_at=key.revoked_at,
-        last_used_at=key.last_used_at,
-    )
 
 
 @get(
@@ -574,8 +503,7 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
 async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
     identity = await rails_of(request).identity.get()
     await identity.refresh_keyring()
-    keys: dict[str, Any] = identity.tokens.jwks()
-    return keys
+    return identity.tokens.jwks()
 
 
 ROUTES = [AuthController, MeController, TenantsController, TenantController, ApiKeysController]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from backplane.db.engine import Database
 from backplane.identity.auth import Authenticator
@@ -31,31 +30,23 @@ class Identity:
         auth = settings.auth
         self.settings = settings
         self.database = database
-        self.sessionmaker = database.sessions
         self.tokens = tokens
         self.secret = secret_key(settings)
         self.hasher = hasher_for(settings)
-        window = auth.login_window_s
-        self.account_throttle: Throttle = make_throttle(
-            settings.redis_url,
-            ThrottleSettings(max_attempts=auth.login_max_attempts, window_s=window),
-        )
-        self.address_throttle: Throttle = make_throttle(
-            settings.redis_url,
-            ThrottleSettings(
-                max_attempts=auth.login_max_attempts * IP_ATTEMPTS_FACTOR, window_s=window
-            ),
-        )
+
+        def throttle(attempts: int) -> Throttle:
+            limits = ThrottleSettings(max_attempts=attempts, window_s=auth.login_window_s)
+            return make_throttle(settings.redis_url, limits)
+
+        self.account_throttle = throttle(auth.login_max_attempts)
+        self.address_throttle = throttle(auth.login_max_attempts * IP_ATTEMPTS_FACTOR)
         self.authenticator = Authenticator(settings, tokens, database, role_permissions)
         self.authenticator.reload_keyring = lambda: self.refresh_keyring(force=True)
         self._keyring_read = time.monotonic()
 
     @classmethod
     async def start(
-        cls,
-        settings: Settings,
-        database: Database,
-        role_permissions: dict[str, frozenset[str]],
+        cls, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
     ) -> Identity:
         await database.check_roles()
         keyring = await load_or_create_keyring(database.sessions, secret_key(settings))
@@ -68,9 +59,7 @@ class Identity:
             leeway_s=auth.leeway_s,
         )
         identity = cls(settings, database, tokens, role_permissions)
-        # The dummy hash for unknown accounts is computed now, not on the first failed login
-        # (which would otherwise take visibly longer than later ones).
-        await identity.hasher.warm_up()
+        await identity.hasher.warm_up()  # else the first unknown login takes visibly longer
         return identity
 
     async def refresh_keyring(self, force: bool = False) -> None:
@@ -80,7 +69,9 @@ class Identity:
         # random kids must not turn into a database query each.
         if age < (1.0 if force else self.settings.auth.keyring_reload_s):
             return
-        self.tokens.update_keyring(await load_or_create_keyring(self.sessionmaker, self.secret))
+        self.tokens.update_keyring(
+            await load_or_create_keyring(self.database.sessions, self.secret)
+        )
         self._keyring_read = time.monotonic()
 
     async def close(self) -> None:
@@ -90,6 +81,3 @@ class Identity:
 
     def __repr__(self) -> str:
         return f"Identity(tokens={self.tokens!r})"
-
-    def state(self) -> dict[str, Any]:
-        return {"identity": self, "authenticator": self.authenticator}

@@ -1,15 +1,14 @@
-"""Login sessions: issuing token pairs, rotating refresh tokens, detecting their reuse, ending
-every session of a user.
+"""Login sessions: token pairs, refresh-token rotation and reuse detection, ending sessions.
 
 A session is a refresh-token family. Each rotation marks the presented token used and adds the
 next one to the family; presenting a used token again is reuse and revokes the whole family,
 including tokens a concurrent winner just received (one of two racing holders is a thief, and
-which one cannot be told). Access tokens already issued are stateless and live out their
-``auth.access_ttl_s``. A user's ``session_epoch`` ends all their sessions at once: tokens of
-both kinds carry the epoch they were issued in, and older ones are refused.
+which one cannot be told); access tokens already issued live out their ``auth.access_ttl_s``.
+A user's ``session_epoch`` ends all their sessions at once: tokens of both kinds carry the
+epoch they were issued in, and older ones are refused.
 
-Every function takes the caller's session: a *maintenance* session (a user's memberships cross
-tenants), one per request, so that a login or a refresh never holds two pooled connections.
+Every function takes the caller's *maintenance* session (a user's memberships cross tenants),
+one per request, so that a login or a refresh never holds two pooled connections.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ REFRESH_PREFIX = "bprt"
 async def memberships_of(
     session: AsyncSession, user_id: uuid.UUID
 ) -> list[tuple[Membership, Tenant]]:
-    """Every tenant the user belongs to (``session``: a maintenance session, since reading
-    across tenants is the point here)."""
+    """Every tenant the user belongs to."""
     rows = await session.execute(
         select(Membership, Tenant)
         .join(Tenant, Tenant.id == Membership.tenant_id)
@@ -66,8 +64,8 @@ async def issue_pair(
     membership: Membership,
     family_id: uuid.UUID | None = None,
 ) -> TokenPair:
-    """A new access token and a new refresh token (in ``family_id``, or a new family), both
-    in the user's current session epoch."""
+    """A new access and refresh token (in ``family_id``, or a new family) in the user's current
+    session epoch."""
     await identity.refresh_keyring()
     epoch = await session.scalar(select(User.session_epoch).where(User.id == user_id)) or 0
     issued = identity.tokens.issue_access_token(
@@ -98,11 +96,8 @@ async def issue_pair(
 
 async def rotate_refresh_token(identity: Identity, session: AsyncSession, token: str) -> TokenPair:
     """Exchange a refresh token for a new pair; any other use of it revokes its whole family.
-
-    Marking the token used is one conditional ``UPDATE`` that only one caller can win, on
-    every database: concurrent callers wait for the winner's commit (PostgreSQL's row lock,
-    SQLite's write lock), then find the token used, which is reuse.
-    """
+    Marking it used is one conditional ``UPDATE`` only one caller wins: the others wait for the
+    winner's commit (PostgreSQL's row lock, SQLite's write lock) and find it used (reuse)."""
     now = datetime.now(UTC)
     digest = hash_opaque_token(token)
     claimed = (
@@ -139,8 +134,7 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
         await revoke_family(session, family_id)
         await session.commit()
         raise NotAuthorizedException("the session ended (the password was changed)")
-    memberships = await memberships_of(session, user_id)
-    for membership, _tenant in memberships:
+    for membership, _tenant in await memberships_of(session, user_id):
         if membership.tenant_id == tenant_id:
             return await issue_pair(identity, session, user_id, membership, family_id)
     await revoke_family(session, family_id)
@@ -157,9 +151,9 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
 
 
 async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """End every session of the user: revoke all their refresh tokens and raise their session
-    epoch, which refuses every access token issued before (in a server process at once if it
-    forgets the user's cached memberships, in the others within ``auth.REVALIDATE_S``)."""
+    """Revoke all the user's refresh tokens and raise their session epoch, which refuses every
+    access token issued before (at once where the cached memberships are forgotten, elsewhere
+    within ``auth.REVALIDATE_S``)."""
     await session.execute(
         update(User)
         .where(User.id == user_id)

@@ -1,10 +1,8 @@
 """Tenant administration: creating tenants with their owner, members and roles, plugin switches.
 
-These functions take an ``AsyncSession`` the caller controls (one transaction per operation) and
-the caller's :class:`backplane.Kernel` (for the ``tenant_created`` and ``plugin_enabled`` hooks,
-whose implementations get views bound to that session acting as the tenant). Operator paths
-(the CLI) call them on a maintenance session with an audited reason; HTTP paths call them on a
-session bound to the caller's tenant.
+These take a session the caller controls (one transaction per operation: a maintenance session
+with an audited reason from the CLI, the caller's tenant's from HTTP) and the caller's
+:class:`backplane.Kernel`, whose ``tenant_created`` and ``plugin_enabled`` hooks they fire.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
 from backplane.plugins import KERNEL_PLUGIN
@@ -75,12 +74,9 @@ async def create_tenant(
     name: str | None = None,
     if_taken: Literal["refuse", "suffix"] = "refuse",
 ) -> tuple[Tenant, User]:
-    """Create tenant ``slug`` with ``owner_email`` as its owner; fire ``tenant_created``.
-
-    A taken slug is refused (the operator's CLI), or with ``if_taken="suffix"`` replaced by
-    the slug with a random suffix (``acme-7k2q``): self-service creation must not tell a caller
-    which slugs other tenants use. The name stays what was asked for (default: the slug).
-    """
+    """Create tenant ``slug`` owned by ``owner_email``. A taken slug is refused, or with
+    ``if_taken="suffix"`` given a random suffix (``acme-7k2q``): self-service creation must not
+    tell a caller which slugs other tenants use. The name defaults to the slug asked for."""
     chosen = await _free_slug(session, check_slug(slug), suffix=if_taken == "suffix")
     owner = await get_or_create_user(session, owner_email)
     tenant = Tenant(slug=chosen, name=name or slug)
@@ -105,20 +101,19 @@ async def _free_slug(session: AsyncSession, slug: str, *, suffix: bool) -> str:
 
 
 async def check_owned_tenants(session: AsyncSession, user_id: uuid.UUID, limit: int) -> None:
-    """Refuse (:class:`LimitReachedError`) if the user already owns ``limit`` tenants.
-
-    Counts across tenants (the session must bypass tenancy); atomic only if the caller locked
-    the user's row first (:func:`backplane.db.locks.lock_row`).
-    """
-    owned = await session.scalar(
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.user_id == user_id, Membership.role == "owner")
+    """:class:`LimitReachedError` if the user owns ``limit`` tenants (a maintenance session;
+    atomic only if the caller locked the user's row first)."""
+    owned = await count(
+        session, Membership, Membership.user_id == user_id, Membership.role == "owner"
     )
-    if (owned or 0) >= limit:
+    if owned >= limit:
         raise LimitReachedError(
             f"you already own {owned} tenants; the limit is {limit} (auth.max_tenants_per_user)"
         )
+
+
+async def count(session: AsyncSession, model: type[Any], *where: ColumnElement[bool]) -> int:
+    return await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
@@ -131,24 +126,17 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
 async def set_member_role(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str | None
 ) -> list[str]:
-    """Add, change (``role``) or remove (``None``) a membership; the last owner stays.
-
-    Removing a member revokes the API keys they created in the tenant: a key must not outlive
-    its creator's membership, and re-adding the member does not revive it. Returns the ids of
-    the keys revoked (for the caller to drop from its caches).
-    """
+    """Add, change (``role``) or remove (``None``) a membership; the last owner stays. Removing
+    a member revokes the API keys they created in the tenant for good (a key must not outlive
+    its creator's membership); their ids are returned, for the caller's caches."""
     if role is not None and role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
     membership = await session.scalar(
         select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
     )
     if membership is not None and membership.role == "owner" and role != "owner":
-        owners = await session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.tenant_id == tenant_id, Membership.role == "owner")
-        )
-        if (owners or 0) <= 1:
+        owners = Membership.tenant_id == tenant_id, Membership.role == "owner"
+        if await count(session, Membership, *owners) <= 1:
             raise IdentityError("the last owner of a tenant cannot be removed or demoted")
     revoked: list[str] = []
     if role is None:

@@ -8,17 +8,11 @@ gets a double burst, and it needs one counter per key (one Redis key with a TTL)
 sliding log. Refused hits are not counted and do not extend the window, so a locked-out user
 is never locked out for longer than one window by someone who keeps guessing.
 
-To count only *failed* attempts without a race, a caller counts an attempt before making it
-(:meth:`Throttle.hit`) and gives it back once it turns out to have succeeded
-(:meth:`Throttle.forget`). Checking first and counting failures afterwards would let any
-number of attempts in flight at once pass the check; counting first, at most ``max_attempts``
-attempts of a window are ever made, and only failed ones stay counted. A hit is given back to
-the window it was counted in only: one given back after that window closed must not free an
-attempt in the next one.
+To count only *failed* attempts without a race, callers count an attempt before making it
+(:meth:`Throttle.hit`) and give a successful one back (:meth:`Throttle.forget`), to the window
+it was counted in only: counting failures afterwards would let any number of attempts in
+flight pass the check, and a hit given back late must not free an attempt in the next window.
 
-Callers throttle several keys per login (the account and the client address, with separate
-:class:`ThrottleSettings` if wanted), give a successful login's hit back to the address, and
-reset the account key (its owner has just proved the password).
 Keys are hashed before they are stored, so e-mail and IP addresses never sit in Redis or in
 memory in clear, and key length cannot be used to grow memory.
 
@@ -34,8 +28,8 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -52,6 +46,7 @@ __all__ = [
     "make_throttle",
 ]
 
+_T = TypeVar("_T")
 DEFAULT_MAX_KEYS: Final = 100_000
 DEFAULT_REDIS_PREFIX: Final = "bp:throttle2:"
 """Keys are hashes since hits can be given back; versions before that kept plain counters
@@ -71,11 +66,9 @@ class ThrottleSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class ThrottleDecision(msgspec.Struct, frozen=True):
-    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``).
-
-    An allowed hit names the window it was counted in (an opaque id), so that
-    :meth:`Throttle.forget` gives it back to that window and no other; a refused hit was not
-    counted and has none."""
+    """Whether this hit may proceed; if not, seconds until it may (for ``Retry-After``). An
+    allowed hit names its window (an opaque id), so that :meth:`Throttle.forget` gives it back
+    to that window and no other."""
 
     allowed: bool
     retry_after_s: int = 0
@@ -94,21 +87,17 @@ class Throttle(Protocol):
 
     async def hit(self, key: str) -> ThrottleDecision:
         """Count one attempt for ``key`` if it is allowed, and say whether it is."""
-        ...
 
     async def forget(self, key: str, decision: ThrottleDecision) -> None:
         """Give back the hit that answered ``decision`` (an attempt that turned out not to
         count, such as a successful login) if its window is still open; nothing for a
         refused hit."""
-        ...
 
     async def reset(self, key: str) -> None:
         """Forget ``key``'s attempts (after a successful login)."""
-        ...
 
     async def aclose(self) -> None:
         """Release connections (application shutdown)."""
-        ...
 
 
 def _digest(key: str) -> str:
@@ -119,14 +108,10 @@ class MemoryThrottle:
     """In-process throttle with bounded memory.
 
     Entries live in a dict ordered by window start (a restarted window is re-inserted at the
-    end), so expired entries are always at the front and are evicted as hits arrive, in time
-    proportional to what expired. If ``max_keys`` live windows are held anyway (a flood of
-    distinct keys), the oldest window is dropped: memory stays bounded, and the cost is that a
-    flood can shorten someone else's lock-out, never lengthen it.
-
-    ``hit`` never awaits between reading and writing a counter, and a lock guards the dict for
-    use from several threads, so concurrent hits are counted exactly. Window ids are numbers
-    from a counter of this throttle's.
+    end), so expired entries are at the front and evicted as hits arrive. If ``max_keys`` live
+    windows are held anyway (a flood of distinct keys), the oldest is dropped: a flood can
+    shorten someone else's lock-out, never lengthen it. ``hit`` never awaits between reading
+    and writing a counter, and a lock guards the dict across threads.
     """
 
     def __init__(
@@ -153,10 +138,6 @@ class MemoryThrottle:
         return len(self._windows)
 
     async def hit(self, key: str) -> ThrottleDecision:
-        return self.hit_sync(key)
-
-    def hit_sync(self, key: str) -> ThrottleDecision:
-        """:meth:`hit` without the coroutine (the memory throttle never waits)."""
         digest = _digest(key)
         with self._lock:
             now = self._clock()
@@ -206,12 +187,10 @@ class MemoryThrottle:
             del windows[oldest]
 
 
-# A key is a hash: ``n`` hits counted in its window, ``w`` the window's id (ARGV[3], a random id
-# the caller sends in case this hit opens a window). KEYS[1]; ARGV: window ms, max_attempts, id.
-# The check, the count and the first hit's PEXPIRE run atomically in one script, so no hit can
-# see a counter without a TTL (which would lock a key forever). The PTTL < 0 branch also heals
-# such a key if one was ever written by other means. A refused hit is not counted. Time is
-# Redis's own, so app servers' clocks don't matter. Answers {allowed 1/0, ms left, window id}.
+# KEYS[1] is a hash: ``n`` hits counted in its window, ``w`` the window's id. ARGV: window ms,
+# max_attempts, an id for a window this hit opens. One atomic script, so no hit sees a counter
+# without a TTL (which would lock a key forever; PTTL < 0 heals one written by other means).
+# Time is Redis's own. Answers {allowed 1/0, ms left, window id}.
 _HIT_SCRIPT: Final = """
 local window_ms = tonumber(ARGV[1])
 local hits = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
@@ -246,12 +225,9 @@ return 1
 
 
 class RedisThrottle:
-    """Throttle shared by every process through Redis (one counter key with a TTL per key).
-
-    Uses redis-py's asyncio client and Lua scripts (sent once, then run by SHA). A Redis
-    error raises :class:`ThrottleUnavailableError`: failing open would let a brute force through
-    whenever Redis is down.
-    """
+    """Throttle shared by every process through Redis (Lua scripts, one hash with a TTL per
+    key). A Redis error raises :class:`ThrottleUnavailableError`: failing open would let a
+    brute force through whenever Redis is down."""
 
     def __init__(
         self,
@@ -282,47 +258,34 @@ class RedisThrottle:
         return self.prefix + _digest(key)
 
     async def hit(self, key: str) -> ThrottleDecision:
-        from redis.exceptions import RedisError
-
         window_ms = self.settings.window_s * 1000
         args: list[int | str] = [window_ms, self.settings.max_attempts, uuid.uuid4().hex]
-        try:
-            allowed, ttl_ms, window = await self._hit_script(keys=[self._key(key)], args=args)
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        call = self._hit_script(keys=[self._key(key)], args=args)
+        allowed, ttl_ms, window = await _answer(call)
         if int(allowed):
-            return ThrottleDecision(allowed=True, window=_text(window))
+            # Bytes unless the client decodes responses.
+            window = window.decode() if isinstance(window, bytes) else window
+            return ThrottleDecision(allowed=True, window=window)
         return ThrottleDecision(allowed=False, retry_after_s=max(1, math.ceil(int(ttl_ms) / 1000)))
 
     async def forget(self, key: str, decision: ThrottleDecision) -> None:
-        from redis.exceptions import RedisError
-
-        if not decision.allowed:
-            return
-        try:
-            await self._forget_script(keys=[self._key(key)], args=[decision.window])
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        if decision.allowed:
+            await _answer(self._forget_script(keys=[self._key(key)], args=[decision.window]))
 
     async def reset(self, key: str) -> None:
-        from redis.exceptions import RedisError
-
-        try:
-            await self._redis.delete(self._key(key))
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        await _answer(self._redis.delete(self._key(key)))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
 
 
-def _text(value: bytes | str) -> str:
-    """A script's string answer (bytes unless the client decodes responses)."""
-    return value.decode() if isinstance(value, bytes) else value
+async def _answer(call: Awaitable[_T]) -> _T:
+    from redis.exceptions import RedisError
 
-
-def _unavailable(exc: Exception) -> ThrottleUnavailableError:
-    return ThrottleUnavailableError(f"throttle store unavailable: {type(exc).__name__}")
+    try:
+        return await call
+    except RedisError as exc:
+        raise ThrottleUnavailableError(f"throttle store unavailable: {type(exc).__name__}") from exc
 
 
 def make_throttle(redis_url: str | None, settings: ThrottleSettings | None = None) -> Throttle:

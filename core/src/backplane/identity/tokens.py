@@ -1,8 +1,7 @@
 """Access tokens (ES256 JWTs from a rotating keyring), opaque refresh tokens and API keys.
 
-Everything here is pure computation: no database, no network, no clock except ``time.time``
-where the caller passes no ``now``. Storage of the keyring, of refresh-token digests, of API-key
-digests and of the revoked-``jti`` denylist belongs to the caller.
+Pure computation: storing the keyring, the digests and the revoked-``jti`` denylist (logout)
+belongs to the caller.
 
 Why these choices:
 
@@ -19,10 +18,6 @@ Why these choices:
   looked up, so they need no signature, and 256 random bits make a fast hash safe.
 - **API keys** are ``bp_<id>_<secret>``: the id finds the row, the secret is compared as an
   HMAC under the server secret (a stolen database alone does not yield usable keys).
-
-Revocation (logout) is a ``jti`` denylist owned by the caller; see
-:meth:`TokenService.verify_access_token` (synchronous hook) and
-:meth:`TokenService.averify_access_token` (asynchronous hook, for Redis or the database).
 """
 
 from __future__ import annotations
@@ -68,13 +63,11 @@ __all__ = [
 ALGORITHM: Final = "ES256"
 CURVE: Final = "P-256"
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
-"""RFC 9068 ``typ`` for JWT access tokens."""
 DEFAULT_LEEWAY_S: Final = 30
 """Clock skew tolerated between the processes that issue and verify tokens."""
 MAX_TOKEN_LENGTH: Final = 8192
 """Anything longer is refused before parsing: ours are well under 1 KiB."""
 
-_ALLOWED_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
 _REGISTERED_CLAIMS: Final = frozenset({"sub", "tid", "iss", "aud", "exp", "iat", "jti", "nbf"})
 
 Reason = Literal[
@@ -98,12 +91,8 @@ VERIFIED_CACHE_SIZE: Final = 10_000
 
 
 class InvalidToken(Exception):  # noqa: N818 - the name the identity layer agreed on
-    """Any credential that must be refused; ``reason`` is a short code safe to log.
-
-    One exception type for every failure, so that callers answer 401 uniformly and never leak
-    which check failed to the client (log ``reason`` server-side instead). The message never
-    contains the token itself.
-    """
+    """Any credential that must be refused. One type for every failure, so that callers answer
+    401 uniformly; ``reason`` (never the token) is for the server's log, not the client."""
 
     def __init__(self, reason: Reason, detail: str = "") -> None:
         self.reason: Reason = reason
@@ -111,16 +100,8 @@ class InvalidToken(Exception):  # noqa: N818 - the name the identity layer agree
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-# --------------------------------------------------------------------------------------------
-# Keys and keyring
-# --------------------------------------------------------------------------------------------
-
-
 class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
-    """One ES256 key pair as a private JWK, with when it started and stopped signing.
-
-    ``repr`` shows the ``kid`` and dates only: the private key must never reach a log.
-    """
+    """One ES256 key pair as a private JWK; ``repr`` hides it (it must never reach a log)."""
 
     kid: str
     private_jwk: dict[str, Any]
@@ -147,40 +128,28 @@ class SigningKey(msgspec.Struct, kw_only=True, frozen=True):
         return {**public, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def _new_kid() -> str:
-    return secrets.token_urlsafe(12)
-
-
 def new_signing_key(now: int | None = None) -> SigningKey:
-    """Generate a fresh P-256 key pair with a random, URL-safe ``kid``.
-
-    The ``kid`` is random rather than a JWK thumbprint so that it reveals nothing and stays
-    stable however the JWK is serialised.
-    """
+    """A fresh key; its ``kid`` is random rather than a JWK thumbprint so that it reveals nothing
+    and stays stable however the JWK is serialised."""
     key = ECKey.generate_key(CURVE, private=True)
     return SigningKey(
-        kid=_new_kid(),
+        kid=secrets.token_urlsafe(12),
         private_jwk=dict(key.as_dict(private=True)),
         created_at=int(time.time()) if now is None else now,
     )
 
 
 class Keyring(msgspec.Struct, kw_only=True, frozen=True):
-    """Every key whose tokens may still be valid; the newest non-retired key signs.
-
-    Immutable: :meth:`rotate` returns a new keyring, which the caller stores (encrypted, or in
-    the database) and then hands to :meth:`TokenService.update_keyring` in every process.
-    """
+    """Every key whose tokens may still be valid; the newest non-retired key signs. Immutable:
+    the caller stores a rotated keyring and hands it to :meth:`TokenService.update_keyring`."""
 
     keys: list[SigningKey] = msgspec.field(default_factory=list)
 
     @classmethod
     def generate(cls, now: int | None = None) -> Keyring:
-        """A keyring holding one new active key (first start)."""
         return cls(keys=[new_signing_key(now)])
 
     def active_key(self) -> SigningKey:
-        """The key that signs new tokens: the most recently created non-retired one."""
         active = [k for k in self.keys if k.retired_at is None]
         if not active:
             raise LookupError("the keyring has no active signing key; rotate it")
@@ -189,12 +158,9 @@ class Keyring(msgspec.Struct, kw_only=True, frozen=True):
     def rotate(
         self, now: int | None = None, access_ttl_s: int = 900, leeway_s: int = DEFAULT_LEEWAY_S
     ) -> Keyring:
-        """Add a new active key, retire the previous ones at ``now``, drop expired retirees.
-
-        A key retired at ``R`` signed its last token at ``R`` at the latest, so that token is
-        refused after ``R + access_ttl_s + leeway_s``; past that the key is useless and dropped
-        (keeping it would only widen what a stolen old key could do).
-        """
+        """Add a new active key, retire the others at ``now`` and :meth:`prune`: a key retired
+        at ``R`` signed no token valid after ``R + access_ttl_s + leeway_s``, so keeping it
+        longer would only widen what a stolen old key could do."""
         now = int(time.time()) if now is None else now
         retired = [
             k if k.retired_at is not None else msgspec.structs.replace(k, retired_at=now)
@@ -217,9 +183,6 @@ class Keyring(msgspec.Struct, kw_only=True, frozen=True):
         ordered = sorted(self.keys, key=lambda k: k.created_at, reverse=True)
         return {"keys": [k.public_jwk() for k in ordered]}
 
-    def __repr__(self) -> str:
-        return f"Keyring(keys={self.keys!r})"
-
 
 def encode_keyring(keyring: Keyring) -> bytes:
     """Serialise a keyring to JSON bytes (contains private keys: store it encrypted)."""
@@ -237,11 +200,6 @@ def decode_keyring(data: bytes | str) -> Keyring:
     return keyring
 
 
-# --------------------------------------------------------------------------------------------
-# Access tokens
-# --------------------------------------------------------------------------------------------
-
-
 class IssuedToken(msgspec.Struct, kw_only=True, frozen=True):
     """A freshly signed access token and what the caller needs to track it."""
 
@@ -254,11 +212,8 @@ class IssuedToken(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class AccessClaims(msgspec.Struct, kw_only=True, frozen=True):
-    """The verified claims of an access token.
-
-    ``extra`` holds any claims beyond the registered ones (passed as ``extra`` when issued).
-    ``kid`` is the header's key id, useful in logs when a rotation goes wrong.
-    """
+    """The verified claims of an access token: ``extra`` holds the unregistered ones, ``kid``
+    (the header's) helps the logs when a rotation goes wrong."""
 
     sub: str
     tid: str | None
@@ -294,12 +249,9 @@ _claims_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 class TokenService:
-    """Issues and verifies access tokens with one keyring.
-
-    Build one per process from settings and the stored keyring; call :meth:`update_keyring`
-    when another process rotated it (verification of tokens signed by a key this process has
-    not loaded yet fails with ``unknown_kid``, so reload before or upon that reason).
-    """
+    """Issues and verifies access tokens with one keyring, one per process. Tokens signed by a
+    key this process has not loaded fail with ``unknown_kid``: reload (:meth:`update_keyring`)
+    before or upon that reason."""
 
     def __init__(
         self,
@@ -316,10 +268,6 @@ class TokenService:
         self.audience = audience
         self.access_ttl_s = access_ttl_s
         self.leeway_s = leeway_s
-        self._keyring = keyring
-        self._public: dict[str, tuple[SigningKey, ECKey]] = {}
-        self._signer: tuple[SigningKey, ECKey] | None = None
-        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self.update_keyring(keyring)
 
     def __repr__(self) -> str:
@@ -332,12 +280,7 @@ class TokenService:
 
     def update_keyring(self, keyring: Keyring) -> None:
         """Swap in a new keyring (after a rotation); imports each key once, not per request."""
-        public: dict[str, tuple[SigningKey, ECKey]] = {}
-        for key in keyring.keys:
-            public_key = ECKey.import_key(
-                {k: v for k, v in key.private_jwk.items() if k in ("kty", "crv", "x", "y")}
-            )
-            public[key.kid] = (key, public_key)
+        public = {key.kid: (key, ECKey.import_key(key.public_jwk())) for key in keyring.keys}
         try:
             active = keyring.active_key()
         except LookupError:
@@ -345,10 +288,10 @@ class TokenService:
         else:
             signer = (active, ECKey.import_key(active.private_jwk))
         self._keyring, self._public, self._signer = keyring, public, signer
-        self._verified = OrderedDict()  # a removed key's tokens must stop verifying
+        # A removed key's tokens must stop verifying.
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
-        """The public JWK Set of the current keyring."""
         return self._keyring.jwks()
 
     def issue_access_token(
@@ -359,10 +302,8 @@ class TokenService:
         now: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> IssuedToken:
-        """Sign a token for ``user_id`` acting in ``tenant_id`` (``None``: no active tenant).
-
-        ``extra`` adds claims (scopes, a session id); it may not override registered ones.
-        """
+        """Sign a token for ``user_id`` acting in ``tenant_id`` (``None``: no active tenant);
+        ``extra`` adds claims (scopes, a session id) but may not override registered ones."""
         if self._signer is None:
             raise LookupError("the keyring has no active signing key; rotate it")
         if not user_id:
@@ -391,18 +332,10 @@ class TokenService:
         return IssuedToken(token=token, jti=jti, expires_at=expires_at)
 
     def verify_access_token(
-        self,
-        token: str,
-        now: int | None = None,
-        *,
-        is_revoked: Callable[[str], bool] | None = None,
+        self, token: str, now: int | None = None, *, is_revoked: Callable[[str], bool] | None = None
     ) -> AccessClaims:
-        """Check signature, header and claims; return the claims or raise :class:`InvalidToken`.
-
-        ``is_revoked(jti)`` is consulted last, only for tokens that are otherwise valid, so a
-        denylist lookup is never spent on forged or expired tokens. A denylist entry only needs
-        to live until the token's ``exp`` (plus leeway).
-        """
+        """The claims of a valid token, else :class:`InvalidToken`. ``is_revoked(jti)`` is asked
+        last, so a denylist lookup is never spent on forged or expired tokens."""
         claims = self._verify(token, now)
         if is_revoked is not None and is_revoked(claims.jti):
             raise InvalidToken("revoked")
@@ -422,13 +355,9 @@ class TokenService:
         return claims
 
     def _verify(self, token: str, now: int | None) -> AccessClaims:
-        """Verify, or reuse a verification of exactly this token text.
-
-        An ES256 check costs ~130 µs of CPU, the largest part of an authenticated request; a
-        client sends the same token for minutes. The cache key is the whole token (header,
-        claims and signature), so only byte-identical tokens that verified before hit it;
-        expiry is re-checked on every hit and revocation by the caller after this returns.
-        """
+        """Verify, or reuse a verification of exactly this token text: an ES256 check (~130 µs)
+        is the largest part of an authenticated request, and a client sends the same token for
+        minutes. Expiry is re-checked on every hit, revocation by the caller afterwards."""
         now = int(time.time()) if now is None else now
         cached = self._verified.get(token) if isinstance(token, str) else None
         if cached is not None:
@@ -470,24 +399,14 @@ class TokenService:
             raise InvalidToken("bad_signature", type(exc).__name__) from None
         if not valid:
             raise InvalidToken("bad_signature")
-        claims = self._check_claims(obj.payload or b"", now)
+        claims = self._check_claims(obj.payload or b"", now, header.kid)
         retired_at = signing_key.retired_at
         if retired_at is not None and claims.iat > retired_at + self.leeway_s:
             # Only a stolen retired key (or a badly wrong clock) signs after retirement.
             raise InvalidToken("invalid_claims", "issued after its key was retired")
-        return AccessClaims(
-            sub=claims.sub,
-            tid=claims.tid,
-            iss=claims.iss,
-            aud=self.audience,
-            exp=claims.exp,
-            iat=claims.iat,
-            jti=claims.jti,
-            kid=header.kid,
-            extra=claims.extra,
-        )
+        return claims
 
-    def _check_claims(self, payload: bytes, now: int) -> _CheckedClaims:
+    def _check_claims(self, payload: bytes, now: int, kid: str) -> AccessClaims:
         try:
             raw = _claims_decoder.decode(payload)
         except msgspec.DecodeError:
@@ -512,42 +431,25 @@ class TokenService:
             wire.nbf is not None and wire.nbf > now + self.leeway_s
         ):
             raise InvalidToken("not_yet_valid")
-        extra = {k: v for k, v in raw.items() if k not in _REGISTERED_CLAIMS}
-        return _CheckedClaims(
+        return AccessClaims(
             sub=wire.sub,
             tid=wire.tid,
             iss=wire.iss,
+            aud=self.audience,
             exp=wire.exp,
             iat=wire.iat,
             jti=wire.jti,
-            extra=extra,
+            kid=kid,
+            extra={k: v for k, v in raw.items() if k not in _REGISTERED_CLAIMS},
         )
 
-
-class _CheckedClaims(msgspec.Struct, kw_only=True, frozen=True):
-    sub: str
-    tid: str | None
-    iss: str
-    exp: int
-    iat: int
-    jti: str
-    extra: dict[str, Any]
-
-
-# --------------------------------------------------------------------------------------------
-# Refresh tokens (opaque)
-# --------------------------------------------------------------------------------------------
 
 OPAQUE_TOKEN_BYTES: Final = 32  # 256 bits
 
 
 def new_opaque_token(prefix: str) -> tuple[str, str]:
-    """A random ``<prefix>_<secret>`` token and its SHA-256 hex digest (store only the digest).
-
-    The prefix (``bprt`` for refresh tokens, say) lets secret scanners and humans recognise
-    the token; the 256-bit secret makes brute force and digest inversion hopeless, which is why
-    a fast hash is enough.
-    """
+    """A random ``<prefix>_<secret>`` token and its digest (store only that). The prefix lets
+    secret scanners and humans recognise it; 256 random bits make a fast hash enough."""
     if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", prefix):
         raise ValueError("prefix must be 1-16 lower-case letters and digits")
     token = f"{prefix}_{secrets.token_urlsafe(OPAQUE_TOKEN_BYTES)}"
@@ -558,10 +460,6 @@ def hash_opaque_token(token: str) -> str:
     """The SHA-256 hex digest under which an opaque token is stored and looked up."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-
-# --------------------------------------------------------------------------------------------
-# API keys
-# --------------------------------------------------------------------------------------------
 
 API_KEY_PREFIX: Final = "bp"
 _API_KEY_ID_BYTES: Final = 8  # 16 hex characters: a lookup handle, not a secret
@@ -582,21 +480,15 @@ class ApiKeyParts(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def new_api_key() -> ApiKeyParts:
-    """Generate ``bp_<16 hex id>_<32 base32 secret>``.
-
-    Neither part can contain ``_``, so parsing is unambiguous; base32 lower-case keeps the key
-    double-click selectable and safe in URLs, headers and shells.
-    """
+    """``bp_<16 hex id>_<32 base32 secret>``: no ``_`` inside a part, so parsing is unambiguous;
+    lower-case base32 keeps the key double-click selectable and safe in URLs, headers, shells."""
     key_id = secrets.token_hex(_API_KEY_ID_BYTES)
     secret = base64.b32encode(secrets.token_bytes(_API_KEY_SECRET_BYTES)).decode().lower()
     return ApiKeyParts(key_id=key_id, secret=secret, full=f"{API_KEY_PREFIX}_{key_id}_{secret}")
 
 
 def parse_api_key(full: str) -> tuple[str, str]:
-    """Split a presented key into ``(key_id, secret)``; raise :class:`InvalidToken` if malformed.
-
-    The format is checked exactly (lengths and alphabets) before any database lookup.
-    """
+    """``(key_id, secret)``, checked exactly (lengths, alphabets) before any database lookup."""
     match = _API_KEY_RE.fullmatch(full) if isinstance(full, str) else None
     if match is None:
         raise InvalidToken("bad_api_key_format")
@@ -604,11 +496,8 @@ def parse_api_key(full: str) -> tuple[str, str]:
 
 
 def api_key_digest(secret: str, server_secret: str) -> str:
-    """HMAC-SHA256 (hex) of an API key's secret under the server secret.
-
-    A keyed hash rather than a plain one: a copy of the database without the server secret is
-    not enough to test guesses. Changing the server secret therefore invalidates every API key.
-    """
+    """HMAC-SHA256 under the server secret: a copy of the database alone cannot test guesses
+    (and changing the server secret invalidates every API key)."""
     if not server_secret:
         raise ValueError("server_secret is required")
     mac = hmac.new(server_secret.encode("utf-8"), _API_KEY_HMAC_CONTEXT, hashlib.sha256)
