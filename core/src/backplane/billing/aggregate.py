@@ -22,9 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
-from backplane.billing.models import UsageDistinct, UsageEvent, UsageRollup
+from backplane.billing.models import UsageDistinct, UsageEvent, UsageRollup, utc
 from backplane.billing.recording import EventError, day_of, hour_of, resolve
-from backplane.billing.subscriptions import utc
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
 from backplane.billing.meters import ADDITIVE
+from backplane.billing.models import from_row
 from backplane.billing.plan_models import (
     FEATURE,
     METERED,
@@ -127,9 +128,8 @@ async def store_plan(session: AsyncSession, spec: PlanSpec, meters: dict[str, Me
     if plan is None:
         plan = Plan(id=uuid.uuid4(), code=spec.code)
         session.add(plan)
-    plan.name, plan.description, plan.currency = spec.name, spec.description, spec.currency
-    plan.interval, plan.fee = spec.interval, spec.fee
-    plan.self_service, plan.active = spec.self_service, spec.active
+    for name in ("name", "description", "currency", "interval", "fee", "self_service", "active"):
+        setattr(plan, name, getattr(spec, name))
     plan.updated_at = datetime.now(UTC)
     await session.flush()
     await session.execute(delete(PlanEntitlement).where(PlanEntitlement.plan_id == plan.id))
@@ -164,19 +164,9 @@ async def plan_spec(session: AsyncSession, plan: Plan) -> PlanSpec:
             .order_by(PlanEntitlement.kind, PlanEntitlement.key)
         )
     ).all()
-    charges = (
-        await session.scalars(
-            select(PlanCharge).where(PlanCharge.plan_id == plan.id).order_by(PlanCharge.position)
-        )
-    ).all()
-    return PlanSpec(
-        code=plan.code,
-        name=plan.name,
-        currency=plan.currency,
-        fee=plan.fee,
-        description=plan.description,
-        self_service=plan.self_service,
-        active=plan.active,
+    return from_row(
+        PlanSpec,
+        plan,
         features=[r.key for r in rights if r.kind == FEATURE],
         static={r.key: float(r.value or 0) for r in rights if r.kind == STATIC},
         limits=[
@@ -184,8 +174,15 @@ async def plan_spec(session: AsyncSession, plan: Plan) -> PlanSpec:
             for r in rights
             if r.kind == METERED
         ],
-        charges=[msgspec.convert(c.spec, ChargeSpec) for c in charges],
+        charges=await plan_charges(session, plan.id),
     )
+
+
+async def plan_charges(session: AsyncSession, plan_id: uuid.UUID) -> list[ChargeSpec]:
+    rows = await session.scalars(
+        select(PlanCharge).where(PlanCharge.plan_id == plan_id).order_by(PlanCharge.position)
+    )
+    return [msgspec.convert(c.spec, ChargeSpec) for c in rows]
 
 
 async def ensure_plan(session: AsyncSession, code: str, currency: str) -> Plan:

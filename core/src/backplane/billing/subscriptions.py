@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.models import Entitlement
+from backplane.billing.models import Entitlement, utc
 from backplane.billing.plan_models import (
     FEATURE,
     METERED,
@@ -28,11 +28,6 @@ from backplane.billing.plan_models import (
 )
 from backplane.billing.plans import PlanError, ensure_plan
 from backplane.settings import Settings
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def open_subscription(

@@ -47,8 +47,8 @@ def show(slug: str, as_json: bool) -> None:
     """Show tenant SLUG's plan history (the open segment last)."""
     from sqlalchemy import select
 
+    from backplane.billing.models import utc
     from backplane.billing.plan_models import Plan, Subscription
-    from backplane.billing.subscriptions import utc
     from backplane.identity.tenants import tenant_by_slug
 
     def stamp(moment: datetime | None) -> str | None:
