@@ -12,6 +12,7 @@ does, and a refused request leaves nothing once the caller rolls back.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -241,7 +242,9 @@ class UsageRecorder:
             self.results.extend(results[p] for p in counted if p < first)
             raise refused[first]
         for position, refusal in refused.items():
-            results[position] = refused_result(refusal)
+            results[position] = UsageResult(
+                False, refusal.meter, refusal.limit, refusal.used, refusal.reset_at, str(refusal)
+            )
         for code, period, entitlement, totals in notices:
             # The total a one-by-one call first reached the limit with (the notice reports it).
             reached = next((t for t in totals if t >= entitlement.limit), totals[-1])
@@ -300,21 +303,6 @@ class UsageRecorder:
         return [], before
 
 
-def refused_result(refusal: QuotaExceeded) -> UsageResult:
-    return UsageResult(
-        recorded=False,
-        meter=refusal.meter,
-        limit=refusal.limit,
-        used=refusal.used,
-        reset_at=refusal.reset_at,
-        error=str(refusal),
-    )
-
-
 def running_totals(start: float, values: list[float]) -> list[float]:
     """The counter after each value, as adding them one by one would leave it."""
-    totals, current = [], start
-    for value in values:
-        current += value
-        totals.append(current)
-    return totals
+    return list(itertools.accumulate(values, initial=start))[1:]

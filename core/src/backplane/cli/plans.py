@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -59,27 +58,17 @@ def list_plans(as_json: bool) -> None:
 
     from backplane.billing.plan_models import Plan
 
+    fields = ("code", "name", "currency", "fee", "self_service", "active")
+
     async def work(session: Any) -> list[dict[str, Any]]:
         rows = await session.scalars(select(Plan).order_by(Plan.code))
-        return [
-            {
-                "code": p.code,
-                "name": p.name,
-                "currency": p.currency,
-                "fee": p.fee,
-                "self_service": p.self_service,
-                "active": p.active,
-            }
-            for p in rows
-        ]
+        return [{f: getattr(p, f) for f in fields} for p in rows]
 
-    result = _context.admin("operator: plans list", work)
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    for p in result:
+    def line(p: dict[str, Any]) -> str:
         flags = ("self-service " if p["self_service"] else "") + ("" if p["active"] else "archived")
-        click.echo(f"{p['code']:<24} {p['fee']:>10} {p['currency']}  {p['name']}  {flags}".rstrip())
+        return f"{p['code']:<24} {p['fee']:>10} {p['currency']}  {p['name']}  {flags}".rstrip()
+
+    _context.echo_rows(_context.admin("operator: plans list", work), as_json, line)
 
 
 @plans.command()

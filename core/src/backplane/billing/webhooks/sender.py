@@ -54,14 +54,13 @@ def pinned_request(
         host_header = f"{host_header}:{url.port}"
     if target.scheme == "https" and not is_literal:
         extensions["sni_hostname"] = target.host
-    request = httpx.Request(
+    return httpx.Request(
         "POST",
         url.copy_with(host=address.split("%", 1)[0]),
         content=body,
         headers={**headers, "Host": host_header},
         extensions=extensions,
     )
-    return request
 
 
 _FAILURES: tuple[tuple[type[Exception], str], ...] = (
