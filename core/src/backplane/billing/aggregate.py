@@ -107,28 +107,39 @@ async def window_usage(
             stamp = utc(at) if at is not None else None
             usage.groups[group].add(count, total, maximum, latest, stamp)
             usage.total.add(count, total, maximum, latest, stamp)
-    e = UsageEvent
     for edge_start, edge_end in edges:
-        if edge_start >= edge_end:
-            continue
-        events = await session.execute(
-            select(e.value, e.properties, e.occurred_at).where(
-                e.tenant_id == tenant_id,
-                e.meter == meter.code,
-                e.occurred_at >= edge_start,
-                e.occurred_at < edge_end,
-            )
-        )
-        for value, properties, occurred in events.tuples():
-            try:
-                resolved = resolve(meter, value, properties or {})
-            except EventError:
-                continue  # recorded before the meter changed shape: not countable now
-            for fold in (usage.groups[resolved.group_key], usage.total):
-                if resolved.distinct is not None:
-                    fold.values.add(resolved.distinct)
-                fold.add(1, resolved.value, resolved.value, resolved.value, utc(occurred))
+        if edge_start < edge_end:
+            await _raw(session, tenant_id, meter, edge_start, edge_end, usage)
     return usage
+
+
+async def _raw(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    meter: Meter,
+    start: datetime,
+    end: datetime,
+    usage: WindowUsage,
+) -> None:
+    e = UsageEvent
+    rows = await session.execute(
+        select(e.value, e.properties, e.occurred_at).where(
+            e.tenant_id == tenant_id,
+            e.meter == meter.code,
+            e.occurred_at >= start,
+            e.occurred_at < end,
+        )
+    )
+    for value, properties, occurred in rows.tuples():
+        try:
+            resolved = resolve(meter, value, properties or {})
+        except EventError:
+            continue  # recorded before the meter changed shape: not countable now
+        at = utc(occurred)
+        for fold in (usage.groups[resolved.group_key], usage.total):
+            if resolved.distinct is not None:
+                fold.values.add(resolved.distinct)
+            fold.add(1, resolved.value, resolved.value, resolved.value, at)
 
 
 async def distinct_counts(

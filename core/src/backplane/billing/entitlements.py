@@ -46,10 +46,6 @@ def forget_features(connection: Any, tenant_id: uuid.UUID) -> None:
     rails_of(connection).features.forget(tenant_id)
 
 
-async def tenant_features(connection: Any, tenant_id: uuid.UUID) -> frozenset[str]:
-    return await rails_of(connection).features.get(tenant_id)
-
-
 def requires_entitlement(feature: str) -> Any:
     """A guard: the caller's plan must include boolean entitlement ``feature`` (402 otherwise)."""
 
@@ -57,7 +53,7 @@ def requires_entitlement(feature: str) -> Any:
         principal = current_principal(connection)
         if principal is None:
             raise EntitlementMissing(detail=f"plan feature {feature!r} needs a tenant")
-        if feature not in await tenant_features(connection, principal.tenant_id):
+        if feature not in await rails_of(connection).features.get(principal.tenant_id):
             raise EntitlementMissing(
                 detail=f"your plan does not include {feature!r}",
                 extra={"entitlement": feature},

@@ -65,20 +65,16 @@ async def record_batch(
 def _check(
     event: EventIn, closed: set[datetime], now: datetime, settings: BillingSettings
 ) -> datetime:
-    occurred = _timestamp(event, now)
+    if event.timestamp is None:
+        return now
+    if event.timestamp.tzinfo is None:
+        raise EventError("timestamp needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+    occurred = event.timestamp.astimezone(UTC)
     if occurred > now + timedelta(seconds=settings.max_future_skew_s):
         raise EventError("timestamp is in the future")
     if period_bounds(occurred)[0] in closed:
         raise EventError(f"the period of {occurred:%Y-%m} is invoiced already")
     return occurred
-
-
-def _timestamp(event: EventIn, now: datetime) -> datetime:
-    if event.timestamp is None:
-        return now
-    if event.timestamp.tzinfo is None:
-        raise EventError("timestamp needs a time zone (e.g. 2026-11-25T10:00:00Z)")
-    return event.timestamp.astimezone(UTC)
 
 
 async def _closed_periods(

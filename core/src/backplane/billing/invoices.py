@@ -131,12 +131,11 @@ async def close_tenant_period(
     existing.currency = currency
     existing.total = sum((line.amount for line in lines), 0)
     existing.status, existing.finalized_at = FINALIZED, datetime.now(UTC)
-    name = context.settings.billing.provider
-    existing.provider = name
+    existing.provider = name = context.settings.billing.provider
     await session.flush()
-    out = invoice_out(existing, lines)
-    existing.provider_reference = await active_provider(context.providers, name).invoice_finalized(
-        session, out
+    provider = active_provider(context.providers, name)
+    existing.provider_reference = await provider.invoice_finalized(
+        session, invoice_out(existing, lines)
     )
     await session.flush()
     data = msgspec.to_builtins(invoice_out(existing, lines))

@@ -94,10 +94,7 @@ class UsageRollup(TenantScoped, Base):
     """
 
     __tablename__ = "backplane_usage_rollups"
-    __table_args__ = (
-        PrimaryKeyConstraint("tenant_id", "meter", "hour", "group_key"),
-        tenant_fk(),
-    )
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "hour", "group_key"), tenant_fk())
 
     meter: Mapped[str] = mapped_column(String(100))
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
