@@ -41,11 +41,6 @@ def features_cache(
     return RefreshAheadCache(read, settings.billing.entitlement_cache_s, name="plan features")
 
 
-def forget_features(connection: Any, tenant_id: uuid.UUID) -> None:
-    """Drop a tenant's cached features (after its plan changed in this process)."""
-    rails_of(connection).features.forget(tenant_id)
-
-
 def requires_entitlement(feature: str) -> Any:
     """A guard: the caller's plan must include boolean entitlement ``feature`` (402 otherwise)."""
 
@@ -55,8 +50,7 @@ def requires_entitlement(feature: str) -> Any:
             raise EntitlementMissing(detail=f"plan feature {feature!r} needs a tenant")
         if feature not in await rails_of(connection).features.get(principal.tenant_id):
             raise EntitlementMissing(
-                detail=f"your plan does not include {feature!r}",
-                extra={"entitlement": feature},
+                detail=f"your plan does not include {feature!r}", extra={"entitlement": feature}
             )
 
     guard.__name__ = f"requires_entitlement_{feature.replace('.', '_')}"

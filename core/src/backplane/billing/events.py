@@ -11,6 +11,7 @@ answered ``error`` and the ones that still fit are kept.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -54,12 +55,8 @@ async def record_batch(
         else:
             results[index] = EventResult(tx, "recorded" if outcome.recorded else "duplicate")
     final = [r for r in results if r is not None]
-    return EventBatchOut(
-        recorded=sum(r.status == "recorded" for r in final),
-        duplicates=sum(r.status == "duplicate" for r in final),
-        errors=sum(r.status == "error" for r in final),
-        results=final,
-    )
+    counts = Counter(r.status for r in final)
+    return EventBatchOut(counts["recorded"], counts["duplicate"], counts["error"], final)
 
 
 def _check(

@@ -102,11 +102,8 @@ def parse_plan_file(name: str, content: bytes) -> list[PlanSpec]:
     import tomllib
 
     try:
-        raw = (
-            tomllib.loads(content.decode())
-            if name.endswith(".toml")
-            else msgspec.json.decode(content)
-        )
+        toml = name.endswith(".toml")
+        raw = tomllib.loads(content.decode()) if toml else msgspec.json.decode(content)
     except (tomllib.TOMLDecodeError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PlanError(f"{name}: cannot parse: {exc}") from None
     items = raw.get("plans", [raw]) if isinstance(raw, dict) else raw
@@ -134,17 +131,14 @@ async def store_plan(session: AsyncSession, spec: PlanSpec, meters: dict[str, Me
     await session.flush()
     await session.execute(delete(PlanEntitlement).where(PlanEntitlement.plan_id == plan.id))
     await session.execute(delete(PlanCharge).where(PlanCharge.plan_id == plan.id))
+    rights: list[tuple[str, str, float | None, bool]] = [
+        (FEATURE, f, None, True) for f in dict.fromkeys(spec.features)
+    ]
+    rights += [(STATIC, k, v, True) for k, v in spec.static.items()]
+    rights += [(METERED, x.meter, x.limit, x.hard) for x in spec.limits]
     rows: list[PlanEntitlement | PlanCharge] = [
-        PlanEntitlement(plan_id=plan.id, kind=FEATURE, key=f, value=None, hard=True)
-        for f in dict.fromkeys(spec.features)
-    ]
-    rows += [
-        PlanEntitlement(plan_id=plan.id, kind=STATIC, key=k, value=v, hard=True)
-        for k, v in spec.static.items()
-    ]
-    rows += [
-        PlanEntitlement(plan_id=plan.id, kind=METERED, key=x.meter, value=x.limit, hard=x.hard)
-        for x in spec.limits
+        PlanEntitlement(plan_id=plan.id, kind=kind, key=key, value=value, hard=hard)
+        for kind, key, value, hard in rights
     ]
     rows += [
         PlanCharge(plan_id=plan.id, meter=c.meter, position=i, spec=msgspec.to_builtins(c))

@@ -59,12 +59,10 @@ def cached_insert(session: AsyncSession, build: Callable[[Any], Any]) -> Stateme
     """``build(insert_for(session))``, compiled once per dialect instead of once per call.
 
     SQLAlchemy 2.0 never caches the compiled form of the dialects' ``INSERT`` constructs
-    (their ``ON CONFLICT`` clauses have no cache key), so the event insert and the roll-up
-    upsert were compiled afresh for every recorded event. A lambda statement's
-    cache key is its code plus the functions it closes over, so each ``build`` is run and
-    compiled once per dialect and process. ``build`` must be a module-level function whose
-    statement depends on nothing but the ``insert`` it is given, and the rows go in as
-    execution parameters (``connection.execute(statement, rows)``), never into the statement.
+    (their ``ON CONFLICT`` clauses have no cache key). A lambda statement's cache key is its
+    code plus the functions it closes over, so each ``build`` is compiled once per dialect and
+    process. ``build`` must be a module-level function whose statement depends on nothing but
+    the ``insert`` it is given; the rows go in as execution parameters, never into the statement.
     """
     insert = insert_for(session)
     return lambda_stmt(lambda: build(insert))
@@ -93,8 +91,6 @@ _ADD_WITHIN = _ADD.where(UsageCounter.value + bindparam("amount") <= bindparam("
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """What an event contributes: its numeric value, its group and its distinct value."""
-
     value: float
     group_key: str
     distinct: str | None
@@ -192,7 +188,6 @@ class Limit(NamedTuple):
 async def entitlements_for(
     session: AsyncSession, tenant_id: uuid.UUID, codes: list[str]
 ) -> dict[str, Limit]:
-    """The tenant's limits on ``codes``, in one ``SELECT``."""
     connection = await session.connection()
     rows = await connection.execute(_LIMITS, {"tenant": tenant_id, "codes": codes})
     return {meter: Limit(limit, hard) for meter, limit, hard in rows}
@@ -235,8 +230,7 @@ async def summarise(
         if event.occurred_at >= row["latest_at"]:
             row["latest"], row["latest_at"] = resolved.value, event.occurred_at
         if resolved.distinct is not None:
-            day = day_of(event.occurred_at)
-            distinct.add((code, day, resolved.group_key, resolved.distinct))
+            distinct.add((code, day_of(event.occurred_at), resolved.group_key, resolved.distinct))
     if not (rollups or distinct):
         return
     connection = await session.connection()
@@ -264,8 +258,7 @@ def _rollup_upsert(insert: Any) -> Any:
             "count": UsageRollup.count + new.count,
             "total": UsageRollup.total + new.total,
             "maximum": case(
-                (new.maximum > UsageRollup.maximum, new.maximum),
-                else_=UsageRollup.maximum,
+                (new.maximum > UsageRollup.maximum, new.maximum), else_=UsageRollup.maximum
             ),
             "latest": case((newer, new.latest), else_=UsageRollup.latest),
             "latest_at": case((newer, new.latest_at), else_=UsageRollup.latest_at),

@@ -20,7 +20,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.aggregate import distinct_counts, period_report
-from backplane.billing.entitlements import forget_features
 from backplane.billing.events import record_batch
 from backplane.billing.invoices import invoice_lines, invoice_out
 from backplane.billing.models import Entitlement, utc
@@ -106,7 +105,7 @@ class SubscriptionController(Controller):
             subscription = await subscribe(db, tenant_id, plan)
         except PlanError as exc:
             raise ClientException(str(exc)) from None
-        forget_features(request, tenant_id)
+        rails_of(request).features.forget(tenant_id)  # this process sees the change at once
         return await _subscription_out(db, subscription, plan)
 
 
@@ -156,8 +155,7 @@ class UsageController(Controller):
         limits = {e.meter: e for e in await db.scalars(select(Entitlement))}
         out = []
         for code in sorted(meters):
-            meter, report = meters[code], reports.get(code)
-            limit = limits.get(code)
+            meter, report, limit = meters[code], reports.get(code), limits.get(code)
             if meter.aggregation == "unique_count":
                 value = float(distinct[0].get(code, 0))
                 groups = [(g, float(n)) for (m, g), n in distinct[1].items() if m == code]
@@ -176,11 +174,7 @@ class UsageController(Controller):
                     value=value,
                     limit=limit.limit if limit else None,
                     hard=limit.hard if limit else None,
-                    groups=[
-                        GroupUsage(group=msgspec.json.decode(g), value=v)
-                        for g, v in sorted(groups)
-                        if g
-                    ],
+                    groups=[GroupUsage(msgspec.json.decode(g), v) for g, v in sorted(groups) if g],
                     days=[DayUsage(date=d.strftime("%Y-%m-%d"), value=v) for d, v in sorted(days)],
                 )
             )

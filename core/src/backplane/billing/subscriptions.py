@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.models import Entitlement, utc
@@ -49,11 +49,7 @@ async def _is_free(session: AsyncSession, plan: Plan) -> bool:
 
 
 async def subscribe(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    plan: Plan,
-    *,
-    at: datetime | None = None,
+    session: AsyncSession, tenant_id: uuid.UUID, plan: Plan, *, at: datetime | None = None
 ) -> Subscription:
     """Put ``tenant_id`` on ``plan`` from ``at`` (now): end the open segment, start a new one.
 
@@ -136,7 +132,7 @@ async def segments(
         .where(
             Subscription.tenant_id == tenant_id,
             Subscription.started_at < end,
-            or_(Subscription.ended_at.is_(None), and_(Subscription.ended_at > start)),
+            or_(Subscription.ended_at.is_(None), Subscription.ended_at > start),
         )
         .order_by(Subscription.started_at)
     )

@@ -100,10 +100,7 @@ class UsageRecorder:
         events: Events,
         results: list[UsageResult] | None = None,
     ) -> None:
-        self.session = session
-        self.meters = meters
-        self.events = events
-        """Where ``quota.reached`` goes."""
+        self.session, self.meters, self.events = session, meters, events
         self.results: list[UsageResult] = [] if results is None else results
         """What this request recorded (the app turns limits into response headers)."""
 

@@ -65,7 +65,10 @@ async def _close(rails: Any, slug: str | None, start: datetime) -> tuple[int, in
     closed = failed = 0
     bar: Any
     with click.progressbar(
-        tenants, label="closing", hidden=len(tenants) < 20, item_show_func=_name
+        tenants,
+        label="closing",
+        hidden=len(tenants) < 20,
+        item_show_func=lambda item: item[1] if item else None,
     ) as bar:
         for tenant_id, name in bar:
             try:
@@ -77,7 +80,3 @@ async def _close(rails: Any, slug: str | None, start: datetime) -> tuple[int, in
                 failed += 1
                 click.echo(f"\n{name}: {type(exc).__name__}: {exc}", err=True)
     return closed, failed
-
-
-def _name(item: tuple[uuid.UUID, str] | None) -> str | None:
-    return item[1] if item else None

@@ -29,12 +29,6 @@ def create(file: Path) -> None:
     from backplane.billing.plans import PlanError, parse_plan_file, store_plan
     from backplane.billing.subscriptions import resync_plan_subscribers
 
-    try:
-        specs = parse_plan_file(file.name, file.read_bytes())
-    except PlanError as exc:
-        raise click.ClickException(str(exc)) from None
-    meters = collect_meters(_context.plugin_set())
-
     async def work(session: Any) -> list[tuple[str, int]]:
         done = []
         for spec in specs:
@@ -43,6 +37,8 @@ def create(file: Path) -> None:
         return done
 
     try:
+        specs = parse_plan_file(file.name, file.read_bytes())
+        meters = collect_meters(_context.plugin_set())
         stored = _context.admin(f"operator: plans create {file.name}", work)
     except (PlanError, msgspec.ValidationError) as exc:
         raise click.ClickException(str(exc)) from None

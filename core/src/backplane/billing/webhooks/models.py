@@ -28,9 +28,7 @@ from backplane.billing.models import tenant_fk
 from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
 
-PENDING = "pending"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 DELIVERY_STATUSES = (PENDING, SUCCEEDED, FAILED)
 
 

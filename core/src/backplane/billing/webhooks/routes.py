@@ -12,13 +12,6 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import (
-    HTTP_201_CREATED,
-    HTTP_202_ACCEPTED,
-    HTTP_204_NO_CONTENT,
-    HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
-)
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +56,7 @@ def _check_event_types(request: Req, event_types: list[str]) -> list[str]:
     unknown = sorted(set(event_types) - set(known))
     if unknown:
         raise HTTPException(
-            status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            status_code=422,
             detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}",
         )
     return sorted(set(event_types))
@@ -76,9 +69,7 @@ async def _checked_url(request: Req, url: str, settings: Settings) -> str:
     try:
         return (await check_url(url, settings.webhooks)).url
     except UrlRefusedError as exc:
-        raise HTTPException(
-            status_code=HTTP_422_UNPROCESSABLE_ENTITY, detail=f"endpoint URL refused: {exc}"
-        ) from None
+        raise HTTPException(status_code=422, detail=f"endpoint URL refused: {exc}") from None
 
 
 async def _endpoint(db: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
@@ -109,7 +100,7 @@ class WebhooksController(Controller):
 
     @post(
         "/",
-        status_code=HTTP_201_CREATED,
+        status_code=201,
         cache_control=NO_STORE,
         response_headers=NO_CACHE,
         summary="Register a webhook endpoint",
@@ -131,7 +122,7 @@ class WebhooksController(Controller):
         count = await db.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
         if count >= settings.webhooks.max_endpoints:
             raise HTTPException(
-                status_code=HTTP_409_CONFLICT,
+                status_code=409,
                 detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints",
             )
         secret = new_secret()
@@ -173,14 +164,13 @@ class WebhooksController(Controller):
             endpoint.url = await _checked_url(request, data.url, settings)
         if data.event_types is not None:
             endpoint.event_types = _check_event_types(request, data.event_types)
-        if data.description is not None:
-            endpoint.description = data.description
-        if data.enabled is not None:
-            endpoint.enabled = data.enabled
+        for name in ("description", "enabled"):
+            if (value := getattr(data, name)) is not None:
+                setattr(endpoint, name, value)
         await db.flush()
         return from_row(EndpointOut, endpoint)
 
-    @delete("/{endpoint_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Remove an endpoint")
+    @delete("/{endpoint_id:uuid}", status_code=204, summary="Remove an endpoint")
     async def remove(
         self, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> None:
@@ -205,7 +195,7 @@ class WebhooksController(Controller):
 
     @post(
         "/{endpoint_id:uuid}/test",
-        status_code=HTTP_202_ACCEPTED,
+        status_code=202,
         summary="Send a webhook.test event to this endpoint (even if disabled)",
         description="At most `limits.webhook_tests_per_minute` per tenant (then 429).",
         guards=[rate_limit("webhooks.test")],
@@ -217,9 +207,7 @@ class WebhooksController(Controller):
         data = {"endpoint_id": str(endpoint.id), "message": "a test event from Backplane"}
         event = new_event(WEBHOOK_TEST, data, request.user.tenant_id)
         [delivery_id] = await queue_deliveries(kernel, event, [endpoint])
-        delivery = await kernel.db.get(WebhookDelivery, delivery_id)
-        assert delivery is not None
-        return from_row(DeliveryOut, delivery)
+        return from_row(DeliveryOut, await _delivery(kernel.db, delivery_id))
 
     @get("/{endpoint_id:uuid}/deliveries", summary="Delivery history of an endpoint, newest first")
     async def deliveries(
@@ -248,7 +236,7 @@ class WebhooksController(Controller):
 
     @post(
         "/deliveries/{delivery_id:uuid}/retry",
-        status_code=HTTP_202_ACCEPTED,
+        status_code=202,
         summary="Attempt a failed delivery again now (with a fresh set of attempts)",
         description="At most `limits.webhook_retries_per_minute` per tenant (then 429).",
         guards=[rate_limit("webhooks.retry")],
@@ -262,7 +250,7 @@ class WebhooksController(Controller):
         delivery = await _delivery(db, delivery_id)
         if delivery.status != FAILED:
             raise HTTPException(
-                status_code=HTTP_409_CONFLICT,
+                status_code=409,
                 detail=f"only failed deliveries are retried (this one is {delivery.status})",
             )
         now = datetime.now(UTC)

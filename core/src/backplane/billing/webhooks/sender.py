@@ -99,11 +99,7 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
 
 
 async def send(
-    url: str,
-    payload: str,
-    secret: str,
-    settings: WebhookSettings,
-    extra_headers: dict[str, str],
+    url: str, payload: str, secret: str, settings: WebhookSettings, extra_headers: dict[str, str]
 ) -> Outcome:
     """Deliver ``payload`` to ``url`` once, within ``settings.timeout_s`` in all."""
     try:
