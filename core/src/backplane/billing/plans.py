@@ -151,12 +151,9 @@ async def store_plan(session: AsyncSession, spec: PlanSpec, meters: dict[str, Me
 
 async def plan_spec(session: AsyncSession, plan: Plan) -> PlanSpec:
     """The stored plan as a :class:`PlanSpec` (what the API and ``plans show`` print)."""
+    e = PlanEntitlement
     rights = (
-        await session.scalars(
-            select(PlanEntitlement)
-            .where(PlanEntitlement.plan_id == plan.id)
-            .order_by(PlanEntitlement.kind, PlanEntitlement.key)
-        )
+        await session.scalars(select(e).where(e.plan_id == plan.id).order_by(e.kind, e.key))
     ).all()
     return from_row(
         PlanSpec,

@@ -97,13 +97,8 @@ async def sync_entitlements(
 
 async def resync_plan_subscribers(session: AsyncSession, plan_id: uuid.UUID) -> int:
     """After a plan changed: re-derive limits for every tenant on it (bypassing session)."""
-    tenants = (
-        await session.scalars(
-            select(Subscription.tenant_id).where(
-                Subscription.plan_id == plan_id, Subscription.ended_at.is_(None)
-            )
-        )
-    ).all()
+    on_plan = (Subscription.plan_id == plan_id, Subscription.ended_at.is_(None))
+    tenants = (await session.scalars(select(Subscription.tenant_id).where(*on_plan))).all()
     for tenant_id in tenants:
         await sync_entitlements(session, tenant_id, plan_id)
     return len(tenants)
