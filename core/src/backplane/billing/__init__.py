@@ -1,4 +1,2 @@
-"""Billing: meters, usage recorded in the caller's transaction, and hard quotas held atomically.
-
-Plans, charges, invoices and webhooks build on these tables (issue 5 continues).
-"""
+"""Billing: meters, usage recorded in the caller's transaction, hard quotas held atomically,
+plans, invoices and webhooks."""

@@ -22,9 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
-from backplane.billing.models import UsageDistinct, UsageEvent, UsageRollup
+from backplane.billing.models import UsageDistinct, UsageEvent, UsageRollup, utc
 from backplane.billing.recording import EventError, day_of, hour_of, resolve
-from backplane.billing.subscriptions import utc
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
@@ -83,46 +82,31 @@ async def window_usage(
 ) -> WindowUsage:
     """Usage of ``meter`` over ``[start, end)``, exact at any boundary."""
     usage = WindowUsage()
-    hours = (_ceil(start, HOUR, hour_of), hour_of(end))
-    if meter.aggregation == "unique_count":
-        days = (_ceil(start, DAY, day_of), day_of(end))
-        whole = days[0] < days[1]
-        edges = [(start, days[0]), (days[1], end)] if whole else [(start, end)]
-        if whole:
-            rows = await session.execute(
-                select(UsageDistinct.group_key, UsageDistinct.value).where(
-                    UsageDistinct.tenant_id == tenant_id,
-                    UsageDistinct.meter == meter.code,
-                    UsageDistinct.day >= days[0],
-                    UsageDistinct.day < days[1],
-                )
+    unique = meter.aggregation == "unique_count"
+    step, floor = (DAY, day_of) if unique else (HOUR, hour_of)
+    first, last = _ceil(start, step, floor), floor(end)
+    whole = first < last
+    edges = [(start, first), (last, end)] if whole else [(start, end)]
+    d, r = UsageDistinct, UsageRollup
+    if whole and unique:
+        rows = await session.execute(
+            select(d.group_key, d.value).where(
+                d.tenant_id == tenant_id, d.meter == meter.code, d.day >= first, d.day < last
             )
-            for group, value in rows.tuples():
-                usage.groups[group].values.add(value)
-                usage.total.values.add(value)
-    else:
-        whole = hours[0] < hours[1]
-        edges = [(start, hours[0]), (hours[1], end)] if whole else [(start, end)]
-        if whole:
-            rollups = await session.execute(
-                select(
-                    UsageRollup.group_key,
-                    UsageRollup.count,
-                    UsageRollup.total,
-                    UsageRollup.maximum,
-                    UsageRollup.latest,
-                    UsageRollup.latest_at,
-                ).where(
-                    UsageRollup.tenant_id == tenant_id,
-                    UsageRollup.meter == meter.code,
-                    UsageRollup.hour >= hours[0],
-                    UsageRollup.hour < hours[1],
-                )
+        )
+        for group, value in rows.tuples():
+            usage.groups[group].values.add(value)
+            usage.total.values.add(value)
+    elif whole:
+        rollups = await session.execute(
+            select(r.group_key, r.count, r.total, r.maximum, r.latest, r.latest_at).where(
+                r.tenant_id == tenant_id, r.meter == meter.code, r.hour >= first, r.hour < last
             )
-            for group, count, total, maximum, latest, at in rollups.tuples():
-                stamp = utc(at) if at is not None else None
-                usage.groups[group].add(count, total, maximum, latest, stamp)
-                usage.total.add(count, total, maximum, latest, stamp)
+        )
+        for group, count, total, maximum, latest, at in rollups.tuples():
+            stamp = utc(at) if at is not None else None
+            usage.groups[group].add(count, total, maximum, latest, stamp)
+            usage.total.add(count, total, maximum, latest, stamp)
     for edge_start, edge_end in edges:
         if edge_start < edge_end:
             await _raw(session, tenant_id, meter, edge_start, edge_end, usage)
@@ -137,12 +121,13 @@ async def _raw(
     end: datetime,
     usage: WindowUsage,
 ) -> None:
+    e = UsageEvent
     rows = await session.execute(
-        select(UsageEvent.value, UsageEvent.properties, UsageEvent.occurred_at).where(
-            UsageEvent.tenant_id == tenant_id,
-            UsageEvent.meter == meter.code,
-            UsageEvent.occurred_at >= start,
-            UsageEvent.occurred_at < end,
+        select(e.value, e.properties, e.occurred_at).where(
+            e.tenant_id == tenant_id,
+            e.meter == meter.code,
+            e.occurred_at >= start,
+            e.occurred_at < end,
         )
     )
     for value, properties, occurred in rows.tuples():
@@ -151,8 +136,7 @@ async def _raw(
         except EventError:
             continue  # recorded before the meter changed shape: not countable now
         at = utc(occurred)
-        folds = (usage.groups[resolved.group_key], usage.total)
-        for fold in folds:
+        for fold in (usage.groups[resolved.group_key], usage.total):
             if resolved.distinct is not None:
                 fold.values.add(resolved.distinct)
             fold.add(1, resolved.value, resolved.value, resolved.value, at)
@@ -163,36 +147,23 @@ async def distinct_counts(
 ) -> tuple[dict[str, int], dict[tuple[str, str], int], dict[tuple[str, datetime], int]]:
     """``unique_count`` over a day-aligned window, counted by the database: per meter, per
     (meter, group) and per (meter, day), without fetching the values."""
-    base = (
-        UsageDistinct.tenant_id == tenant_id,
-        UsageDistinct.day >= start,
-        UsageDistinct.day < end,
-    )
-    distinct = func.count(UsageDistinct.value.distinct())
-    totals = await session.execute(
-        select(UsageDistinct.meter, distinct).where(*base).group_by(UsageDistinct.meter)
-    )
-    groups = await session.execute(
-        select(UsageDistinct.meter, UsageDistinct.group_key, distinct)
-        .where(*base)
-        .group_by(UsageDistinct.meter, UsageDistinct.group_key)
-    )
-    days = await session.execute(
-        select(UsageDistinct.meter, UsageDistinct.day, distinct)
-        .where(*base)
-        .group_by(UsageDistinct.meter, UsageDistinct.day)
-    )
+    d = UsageDistinct
+    base = (d.tenant_id == tenant_id, d.day >= start, d.day < end)
+    distinct = func.count(d.value.distinct())
+
+    async def counts(*keys: Any) -> list[Any]:
+        rows = await session.execute(select(*keys, distinct).where(*base).group_by(*keys))
+        return list(rows.tuples())
+
     return (
-        {m: int(n) for m, n in totals.tuples()},
-        {(m, g): int(n) for m, g, n in groups.tuples()},
-        {(m, utc(d)): int(n) for m, d, n in days.tuples()},
+        {m: int(n) for m, n in await counts(d.meter)},
+        {(m, g): int(n) for m, g, n in await counts(d.meter, d.group_key)},
+        {(m, utc(day)): int(n) for m, day, n in await counts(d.meter, d.day)},
     )
 
 
 @dataclass
-class MeterReport:
-    total: Fold = field(default_factory=Fold)
-    groups: dict[str, Fold] = field(default_factory=lambda: defaultdict(Fold))
+class MeterReport(WindowUsage):
     days: dict[datetime, Fold] = field(default_factory=lambda: defaultdict(Fold))
 
 
@@ -221,8 +192,7 @@ async def period_report(
             fold.add(int(count), float(total), maximum, None, None)
     days = await session.execute(select(r.meter, day, *sums).where(*window).group_by(r.meter, day))
     for meter, when, count, total, maximum in days.tuples():
-        moment = utc(when) if isinstance(when, datetime) else datetime.fromisoformat(when)
-        reports[meter].days[day_of(utc(moment))].add(int(count), float(total), maximum, None, None)
+        reports[meter].days[_day(when)].add(int(count), float(total), maximum, None, None)
     if latest_meters:
         # The row holding the last value per (meter, group) and per (meter, day): a join on
         # the grouped maximum of ``latest_at``, so only those rows leave the database.
@@ -242,11 +212,13 @@ async def period_report(
             for meter, found, value, at in rows.tuples():
                 report, stamp = reports[meter], utc(at)
                 if into_days:
-                    when = (
-                        utc(found) if isinstance(found, datetime) else datetime.fromisoformat(found)
-                    )
-                    report.days[day_of(utc(when))].add(0, 0.0, None, value, stamp)
+                    report.days[_day(found)].add(0, 0.0, None, value, stamp)
                 else:
                     report.groups[found].add(0, 0.0, None, value, stamp)
                     report.total.add(0, 0.0, None, value, stamp)
     return reports
+
+
+def _day(value: datetime | str) -> datetime:
+    """A day as the database grouped it (PostgreSQL: a datetime; SQLite: ``YYYY-MM-DD``)."""
+    return day_of(utc(value if isinstance(value, datetime) else datetime.fromisoformat(value)))

@@ -41,15 +41,6 @@ def features_cache(
     return RefreshAheadCache(read, settings.billing.entitlement_cache_s, name="plan features")
 
 
-def forget_features(connection: Any, tenant_id: uuid.UUID) -> None:
-    """Drop a tenant's cached features (after its plan changed in this process)."""
-    rails_of(connection).features.forget(tenant_id)
-
-
-async def tenant_features(connection: Any, tenant_id: uuid.UUID) -> frozenset[str]:
-    return await rails_of(connection).features.get(tenant_id)
-
-
 def requires_entitlement(feature: str) -> Any:
     """A guard: the caller's plan must include boolean entitlement ``feature`` (402 otherwise)."""
 
@@ -57,10 +48,9 @@ def requires_entitlement(feature: str) -> Any:
         principal = current_principal(connection)
         if principal is None:
             raise EntitlementMissing(detail=f"plan feature {feature!r} needs a tenant")
-        if feature not in await tenant_features(connection, principal.tenant_id):
+        if feature not in await rails_of(connection).features.get(principal.tenant_id):
             raise EntitlementMissing(
-                detail=f"your plan does not include {feature!r}",
-                extra={"entitlement": feature},
+                detail=f"your plan does not include {feature!r}", extra={"entitlement": feature}
             )
 
     guard.__name__ = f"requires_entitlement_{feature.replace('.', '_')}"

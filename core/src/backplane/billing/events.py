@@ -11,6 +11,7 @@ answered ``error`` and the ones that still fit are kept.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -54,31 +55,23 @@ async def record_batch(
         else:
             results[index] = EventResult(tx, "recorded" if outcome.recorded else "duplicate")
     final = [r for r in results if r is not None]
-    return EventBatchOut(
-        recorded=sum(r.status == "recorded" for r in final),
-        duplicates=sum(r.status == "duplicate" for r in final),
-        errors=sum(r.status == "error" for r in final),
-        results=final,
-    )
+    counts = Counter(r.status for r in final)
+    return EventBatchOut(counts["recorded"], counts["duplicate"], counts["error"], final)
 
 
 def _check(
     event: EventIn, closed: set[datetime], now: datetime, settings: BillingSettings
 ) -> datetime:
-    occurred = _timestamp(event, now)
+    if event.timestamp is None:
+        return now
+    if event.timestamp.tzinfo is None:
+        raise EventError("timestamp needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+    occurred = event.timestamp.astimezone(UTC)
     if occurred > now + timedelta(seconds=settings.max_future_skew_s):
         raise EventError("timestamp is in the future")
     if period_bounds(occurred)[0] in closed:
         raise EventError(f"the period of {occurred:%Y-%m} is invoiced already")
     return occurred
-
-
-def _timestamp(event: EventIn, now: datetime) -> datetime:
-    if event.timestamp is None:
-        return now
-    if event.timestamp.tzinfo is None:
-        raise EventError("timestamp needs a time zone (e.g. 2026-11-25T10:00:00Z)")
-    return event.timestamp.astimezone(UTC)
 
 
 async def _closed_periods(

@@ -55,11 +55,8 @@ class UsageWriter:
         max_requests: int = 512,
         unlimited_s: float = 0.0,
     ) -> None:
-        self._sessions = sessionmaker
-        self._meters = meters
-        self._events = events
-        self._max_requests = max_requests
-        self._unlimited_s = unlimited_s
+        self._sessions, self._meters, self._events = sessionmaker, meters, events
+        self._max_requests, self._unlimited_s = max_requests, unlimited_s
         self._unlimited: dict[tuple[uuid.UUID, frozenset[str]], float] = {}
         """(tenant, meter codes) -> until when a round's "no limit on these" is trusted."""
         self._waiting: list[_Waiting] = []
@@ -128,7 +125,7 @@ class UsageWriter:
         try:
             results = await self._write(tenant_id, [i for w in group for i in w.items])
         except QuotaExceeded as refused:
-            self._forget(tenant_id)
+            self._unlimited = {k: t for k, t in self._unlimited.items() if k[0] != tenant_id}
             if len(group) == 1:
                 _fail(group[0], refused)
                 return
@@ -147,10 +144,6 @@ class UsageWriter:
         for waiting in group:
             _succeed(waiting, results[start : start + len(waiting.items)])
             start += len(waiting.items)
-
-    def _forget(self, tenant_id: uuid.UUID) -> None:
-        for key in [k for k in self._unlimited if k[0] == tenant_id]:
-            del self._unlimited[key]
 
     async def _write(self, tenant_id: uuid.UUID, items: list[UsageItem]) -> list[UsageResult]:
         self.rounds += 1

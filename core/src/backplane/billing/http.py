@@ -59,5 +59,4 @@ async def add_quota_headers(message: Message, scope: Scope) -> None:
         return
     headers = MutableScopeHeaders.from_message(message)
     for result in results:
-        for name, value in quota_headers(result).items():
-            headers[name] = value
+        headers.update(quota_headers(result))

@@ -22,12 +22,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.aggregate import window_usage
-from backplane.billing.plan_models import DRAFT, FINALIZED, Invoice, InvoiceLine, PlanCharge
-from backplane.billing.pricing import ChargeSpec, price, prorate, quantity_decimal
+from backplane.billing.models import from_row
+from backplane.billing.plan_models import DRAFT, FINALIZED, Invoice, InvoiceLine
+from backplane.billing.plans import plan_charges
+from backplane.billing.pricing import Priced, price, prorate, quantity_decimal
 from backplane.billing.providers import BillingContext, active_provider
 from backplane.billing.recording import insert_for
 from backplane.billing.schemas import InvoiceLineOut, InvoiceOut
-from backplane.billing.subscriptions import segments, utc
+from backplane.billing.subscriptions import segments
 from backplane.billing.usage import period_bounds
 
 log = logging.getLogger(__name__)
@@ -46,48 +48,44 @@ async def draft_lines(
     lines: list[InvoiceLine] = []
     for seg_start, seg_end, plan in found:
         span = f"{seg_start:%Y-%m-%d %H:%M} to {seg_end:%Y-%m-%d %H:%M} UTC"
-        common = {
-            "tenant_id": tenant_id,
-            "plan_code": plan.code,
-            "segment_start": seg_start,
-            "segment_end": seg_end,
-        }
+        # (kind, meter, description, quantity, priced) of each of the segment's lines
+        parts: list[tuple[str, str | None, str, str, Priced]] = []
         if plan.fee:
             fee = prorate(plan.fee, (seg_end - seg_start).total_seconds(), whole)
             share = fee.breakdown[0]["share"] if fee.breakdown else "0"
-            lines.append(
-                InvoiceLine(
-                    kind="fee",
-                    meter=None,
-                    description=f"{plan.name} fee, {span}",
-                    quantity=share,
-                    amount=fee.amount,
-                    details=fee.breakdown,
-                    **common,
-                )
-            )
-        charges = await session.scalars(
-            select(PlanCharge).where(PlanCharge.plan_id == plan.id).order_by(PlanCharge.position)
-        )
-        for charge in charges:
+            parts.append(("fee", None, f"{plan.name} fee, {span}", share, fee))
+        for charge in await plan_charges(session, plan.id):
             meter = context.meters.get(charge.meter)
             if meter is None:
                 log.warning("plan %s charges unregistered meter %s", plan.code, charge.meter)
                 continue
             usage = await window_usage(session, tenant_id, meter, seg_start, seg_end)
             quantity = quantity_decimal(usage.total.value(meter.aggregation))
-            priced = price(msgspec.convert(charge.spec, ChargeSpec), quantity)
-            lines.append(
-                InvoiceLine(
-                    kind="usage",
-                    meter=meter.code,
-                    description=f"{meter.code} ({meter.unit}, {meter.aggregation}), {span}",
-                    quantity=format(quantity.normalize(), "f"),
-                    amount=priced.amount,
-                    details=priced.breakdown,
-                    **common,
+            text = f"{meter.code} ({meter.unit}, {meter.aggregation}), {span}"
+            parts.append(
+                (
+                    "usage",
+                    meter.code,
+                    text,
+                    format(quantity.normalize(), "f"),
+                    price(charge, quantity),
                 )
             )
+        lines += [
+            InvoiceLine(
+                tenant_id=tenant_id,
+                plan_code=plan.code,
+                segment_start=seg_start,
+                segment_end=seg_end,
+                kind=kind,
+                meter=code,
+                description=text,
+                quantity=quantity,
+                amount=priced.amount,
+                details=priced.breakdown,
+            )
+            for kind, code, text, quantity, priced in parts
+        ]
     currency = found[-1][2].currency if found else None
     return currency, lines
 
@@ -133,12 +131,11 @@ async def close_tenant_period(
     existing.currency = currency
     existing.total = sum((line.amount for line in lines), 0)
     existing.status, existing.finalized_at = FINALIZED, datetime.now(UTC)
-    name = context.settings.billing.provider
-    existing.provider = name
+    existing.provider = name = context.settings.billing.provider
     await session.flush()
-    out = invoice_out(existing, lines)
-    existing.provider_reference = await active_provider(context.providers, name).invoice_finalized(
-        session, out
+    provider = active_provider(context.providers, name)
+    existing.provider_reference = await provider.invoice_finalized(
+        session, invoice_out(existing, lines)
     )
     await session.flush()
     data = msgspec.to_builtins(invoice_out(existing, lines))
@@ -167,34 +164,8 @@ async def invoice_lines(session: AsyncSession, invoice: Invoice) -> list[Invoice
 
 
 def invoice_out(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> InvoiceOut:
-    return InvoiceOut(
-        id=invoice.id,
-        tenant_id=invoice.tenant_id,
-        number=invoice.number,
-        status=invoice.status,
-        period_start=utc(invoice.period_start),
-        period_end=utc(invoice.period_end),
-        currency=invoice.currency,
-        total=invoice.total,
-        provider=invoice.provider,
-        provider_reference=invoice.provider_reference,
-        finalized_at=utc(invoice.finalized_at) if invoice.finalized_at else None,
-        lines=[
-            InvoiceLineOut(
-                position=line.position,
-                kind=line.kind,
-                plan=line.plan_code,
-                meter=line.meter,
-                description=line.description,
-                segment_start=utc(line.segment_start),
-                segment_end=utc(line.segment_end),
-                quantity=line.quantity,
-                amount=line.amount,
-                details=line.details,
-            )
-            for line in lines or []
-        ],
-    )
+    out = [from_row(InvoiceLineOut, line, plan=line.plan_code) for line in lines or []]
+    return from_row(InvoiceOut, invoice, lines=out)
 
 
 def previous_period(now: datetime) -> datetime:

@@ -50,8 +50,5 @@ async def close_ended_period(kernel: Kernel, now: datetime | None = None) -> int
             log.exception("closing %s for tenant %s failed; retried next run", stamp, tenant_id)
     await rebind_tenant(session, None)
     if not failed:
-        if state is None:
-            session.add(KernelState(key=STATE_KEY, value=stamp))
-        else:
-            state.value = stamp
+        await session.merge(KernelState(key=STATE_KEY, value=stamp))
     return closed

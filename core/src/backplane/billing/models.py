@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,16 +25,30 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
 
+S = TypeVar("S", bound=msgspec.Struct)
 
-def _tenant_fk() -> ForeignKeyConstraint:
+
+def tenant_fk() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE")
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def from_row(kind: type[S], row: Any, **given: Any) -> S:
+    """A ``kind`` body of ``given`` and of ``row``'s attributes named like its other fields,
+    every datetime in UTC (see :func:`utc`)."""
+    values = {f: given[f] if f in given else getattr(row, f) for f in kind.__struct_fields__}
+    return kind(**{f: utc(v) if isinstance(v, datetime) else v for f, v in values.items()})
 
 
 class UsageEvent(TenantScoped, Base):
     """One unit of use. ``transaction_id`` makes recording idempotent per tenant."""
 
     __tablename__ = "backplane_usage_events"
-    __table_args__ = (UniqueConstraint("tenant_id", "transaction_id"), _tenant_fk())
+    __table_args__ = (UniqueConstraint("tenant_id", "transaction_id"), tenant_fk())
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     meter: Mapped[str] = mapped_column(String(100), index=True)
@@ -52,7 +67,7 @@ class UsageCounter(TenantScoped, Base):
     """
 
     __tablename__ = "backplane_usage_counters"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "period_start"), _tenant_fk())
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "period_start"), tenant_fk())
 
     meter: Mapped[str] = mapped_column(String(100))
     period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -63,7 +78,7 @@ class Entitlement(TenantScoped, Base):
     """A metered limit per billing period for a tenant (set from its plan)."""
 
     __tablename__ = "backplane_entitlements"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter"), _tenant_fk())
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter"), tenant_fk())
 
     meter: Mapped[str] = mapped_column(String(100))
     limit: Mapped[float] = mapped_column(Float)
@@ -79,10 +94,7 @@ class UsageRollup(TenantScoped, Base):
     """
 
     __tablename__ = "backplane_usage_rollups"
-    __table_args__ = (
-        PrimaryKeyConstraint("tenant_id", "meter", "hour", "group_key"),
-        _tenant_fk(),
-    )
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "hour", "group_key"), tenant_fk())
 
     meter: Mapped[str] = mapped_column(String(100))
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -105,7 +117,7 @@ class UsageDistinct(TenantScoped, Base):
     __tablename__ = "backplane_usage_distinct"
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "meter", "day", "group_key", "value"),
-        _tenant_fk(),
+        tenant_fk(),
     )
 
     meter: Mapped[str] = mapped_column(String(100))
@@ -118,7 +130,7 @@ class QuotaNotice(TenantScoped, Base):
     """That a metered limit was reached in a period (``quota.reached`` is sent once)."""
 
     __tablename__ = "backplane_quota_notices"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "period_start"), _tenant_fk())
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "meter", "period_start"), tenant_fk())
 
     meter: Mapped[str] = mapped_column(String(100))
     period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))

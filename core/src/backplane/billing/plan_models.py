@@ -13,7 +13,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -25,15 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backplane.billing.models import tenant_fk
 from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
 
 FEATURE, STATIC, METERED = "feature", "static", "metered"
 DRAFT, FINALIZED = "draft", "finalized"
-
-
-def _tenant_fk() -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE")
 
 
 class Plan(Base):
@@ -101,7 +97,7 @@ class Subscription(TenantScoped, Base):
 
     __tablename__ = "backplane_subscriptions"
     __table_args__ = (
-        _tenant_fk(),
+        tenant_fk(),
         Index(
             "ix_backplane_subscriptions_open",
             "tenant_id",
@@ -122,7 +118,7 @@ class Invoice(TenantScoped, Base):
     period twice finds the invoice made the first time."""
 
     __tablename__ = "backplane_invoices"
-    __table_args__ = (UniqueConstraint("tenant_id", "period_start"), _tenant_fk())
+    __table_args__ = (UniqueConstraint("tenant_id", "period_start"), tenant_fk())
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     number: Mapped[str] = mapped_column(String(60))
@@ -141,7 +137,7 @@ class InvoiceLine(TenantScoped, Base):
     """One charge (or the prorated fee) of one subscription segment."""
 
     __tablename__ = "backplane_invoice_lines"
-    __table_args__ = (_tenant_fk(),)
+    __table_args__ = (tenant_fk(),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     invoice_id: Mapped[uuid.UUID] = mapped_column(

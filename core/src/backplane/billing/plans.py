@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
 from backplane.billing.meters import ADDITIVE
+from backplane.billing.models import from_row
 from backplane.billing.plan_models import (
     FEATURE,
     METERED,
@@ -101,11 +102,8 @@ def parse_plan_file(name: str, content: bytes) -> list[PlanSpec]:
     import tomllib
 
     try:
-        raw = (
-            tomllib.loads(content.decode())
-            if name.endswith(".toml")
-            else msgspec.json.decode(content)
-        )
+        toml = name.endswith(".toml")
+        raw = tomllib.loads(content.decode()) if toml else msgspec.json.decode(content)
     except (tomllib.TOMLDecodeError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PlanError(f"{name}: cannot parse: {exc}") from None
     items = raw.get("plans", [raw]) if isinstance(raw, dict) else raw
@@ -127,24 +125,20 @@ async def store_plan(session: AsyncSession, spec: PlanSpec, meters: dict[str, Me
     if plan is None:
         plan = Plan(id=uuid.uuid4(), code=spec.code)
         session.add(plan)
-    plan.name, plan.description, plan.currency = spec.name, spec.description, spec.currency
-    plan.interval, plan.fee = spec.interval, spec.fee
-    plan.self_service, plan.active = spec.self_service, spec.active
+    for name in ("name", "description", "currency", "interval", "fee", "self_service", "active"):
+        setattr(plan, name, getattr(spec, name))
     plan.updated_at = datetime.now(UTC)
     await session.flush()
     await session.execute(delete(PlanEntitlement).where(PlanEntitlement.plan_id == plan.id))
     await session.execute(delete(PlanCharge).where(PlanCharge.plan_id == plan.id))
+    rights: list[tuple[str, str, float | None, bool]] = [
+        (FEATURE, f, None, True) for f in dict.fromkeys(spec.features)
+    ]
+    rights += [(STATIC, k, v, True) for k, v in spec.static.items()]
+    rights += [(METERED, x.meter, x.limit, x.hard) for x in spec.limits]
     rows: list[PlanEntitlement | PlanCharge] = [
-        PlanEntitlement(plan_id=plan.id, kind=FEATURE, key=f, value=None, hard=True)
-        for f in dict.fromkeys(spec.features)
-    ]
-    rows += [
-        PlanEntitlement(plan_id=plan.id, kind=STATIC, key=k, value=v, hard=True)
-        for k, v in spec.static.items()
-    ]
-    rows += [
-        PlanEntitlement(plan_id=plan.id, kind=METERED, key=x.meter, value=x.limit, hard=x.hard)
-        for x in spec.limits
+        PlanEntitlement(plan_id=plan.id, kind=kind, key=key, value=value, hard=hard)
+        for kind, key, value, hard in rights
     ]
     rows += [
         PlanCharge(plan_id=plan.id, meter=c.meter, position=i, spec=msgspec.to_builtins(c))
@@ -157,26 +151,13 @@ async def store_plan(session: AsyncSession, spec: PlanSpec, meters: dict[str, Me
 
 async def plan_spec(session: AsyncSession, plan: Plan) -> PlanSpec:
     """The stored plan as a :class:`PlanSpec` (what the API and ``plans show`` print)."""
+    e = PlanEntitlement
     rights = (
-        await session.scalars(
-            select(PlanEntitlement)
-            .where(PlanEntitlement.plan_id == plan.id)
-            .order_by(PlanEntitlement.kind, PlanEntitlement.key)
-        )
+        await session.scalars(select(e).where(e.plan_id == plan.id).order_by(e.kind, e.key))
     ).all()
-    charges = (
-        await session.scalars(
-            select(PlanCharge).where(PlanCharge.plan_id == plan.id).order_by(PlanCharge.position)
-        )
-    ).all()
-    return PlanSpec(
-        code=plan.code,
-        name=plan.name,
-        currency=plan.currency,
-        fee=plan.fee,
-        description=plan.description,
-        self_service=plan.self_service,
-        active=plan.active,
+    return from_row(
+        PlanSpec,
+        plan,
         features=[r.key for r in rights if r.kind == FEATURE],
         static={r.key: float(r.value or 0) for r in rights if r.kind == STATIC},
         limits=[
@@ -184,8 +165,15 @@ async def plan_spec(session: AsyncSession, plan: Plan) -> PlanSpec:
             for r in rights
             if r.kind == METERED
         ],
-        charges=[msgspec.convert(c.spec, ChargeSpec) for c in charges],
+        charges=await plan_charges(session, plan.id),
     )
+
+
+async def plan_charges(session: AsyncSession, plan_id: uuid.UUID) -> list[ChargeSpec]:
+    rows = await session.scalars(
+        select(PlanCharge).where(PlanCharge.plan_id == plan_id).order_by(PlanCharge.position)
+    )
+    return [msgspec.convert(c.spec, ChargeSpec) for c in rows]
 
 
 async def ensure_plan(session: AsyncSession, code: str, currency: str) -> Plan:

@@ -8,9 +8,11 @@ notice. All in the caller's transaction, so the summaries commit exactly with th
 summarise, and rows are always touched in sorted key order (concurrent batches queue on the
 same rows instead of deadlocking).
 
-The statements run on the session's connection and each is compiled once per process (see
-:func:`cached_insert`): on the inference path, building and compiling a statement through the
-ORM used to cost more than the database spent running it.
+The statements are Core statements run on the session's connection, each compiled once per
+process (see :func:`cached_insert`): on the inference path, building and compiling a statement
+through the ORM used to cost more than the database spent running it. Each names ``tenant_id``
+itself (what the ORM's tenant criteria would add; row-level security still applies on
+PostgreSQL) and reads none of the session's pending objects, so nothing needs flushing first.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import msgspec
 from sqlalchemy import bindparam, case, delete, lambda_stmt, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.lambdas import StatementLambdaElement
 
 from backplane._contract import Meter
@@ -57,23 +59,13 @@ def cached_insert(session: AsyncSession, build: Callable[[Any], Any]) -> Stateme
     """``build(insert_for(session))``, compiled once per dialect instead of once per call.
 
     SQLAlchemy 2.0 never caches the compiled form of the dialects' ``INSERT`` constructs
-    (their ``ON CONFLICT`` clauses have no cache key), so the event insert and the roll-up
-    upsert were compiled afresh for every recorded event. A lambda statement's
-    cache key is its code plus the functions it closes over, so each ``build`` is run and
-    compiled once per dialect and process. ``build`` must be a module-level function whose
-    statement depends on nothing but the ``insert`` it is given, and the rows go in as
-    execution parameters (``connection.execute(statement, rows)``), never into the statement.
+    (their ``ON CONFLICT`` clauses have no cache key). A lambda statement's cache key is its
+    code plus the functions it closes over, so each ``build`` is compiled once per dialect and
+    process. ``build`` must be a module-level function whose statement depends on nothing but
+    the ``insert`` it is given; the rows go in as execution parameters, never into the statement.
     """
     insert = insert_for(session)
     return lambda_stmt(lambda: build(insert))
-
-
-async def connection_of(session: AsyncSession) -> AsyncConnection:
-    """The session's connection, for the Core statements below: each names ``tenant_id``
-    itself (what the ORM's tenant criteria would add; row-level security still applies on
-    PostgreSQL), and skipping the ORM's per-statement work matters on the request path. They
-    read none of the session's pending objects, so nothing needs flushing first."""
-    return await session.connection()
 
 
 # Built once with named parameters: building and hashing a statement per call costs more
@@ -99,8 +91,6 @@ _ADD_WITHIN = _ADD.where(UsageCounter.value + bindparam("amount") <= bindparam("
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """What an event contributes: its numeric value, its group and its distinct value."""
-
     value: float
     group_key: str
     distinct: str | None
@@ -163,7 +153,7 @@ async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> se
     if not rows:
         return set()
     rows = sorted(rows, key=lambda row: str(row["transaction_id"]))
-    connection = await connection_of(session)
+    connection = await session.connection()
     inserted = await connection.execute(cached_insert(session, _event_insert), rows)
     return set(inserted.scalars().all())
 
@@ -180,7 +170,7 @@ async def delete_events(
     session: AsyncSession, tenant_id: uuid.UUID, transaction_ids: list[str]
 ) -> None:
     """Take back events a hard limit refused after they were inserted (partial batches)."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     await connection.execute(
         delete(UsageEvent).where(
             UsageEvent.tenant_id == tenant_id, UsageEvent.transaction_id.in_(transaction_ids)
@@ -198,8 +188,7 @@ class Limit(NamedTuple):
 async def entitlements_for(
     session: AsyncSession, tenant_id: uuid.UUID, codes: list[str]
 ) -> dict[str, Limit]:
-    """The tenant's limits on ``codes``, in one ``SELECT``."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     rows = await connection.execute(_LIMITS, {"tenant": tenant_id, "codes": codes})
     return {meter: Limit(limit, hard) for meter, limit, hard in rows}
 
@@ -241,11 +230,10 @@ async def summarise(
         if event.occurred_at >= row["latest_at"]:
             row["latest"], row["latest_at"] = resolved.value, event.occurred_at
         if resolved.distinct is not None:
-            day = day_of(event.occurred_at)
-            distinct.add((code, day, resolved.group_key, resolved.distinct))
+            distinct.add((code, day_of(event.occurred_at), resolved.group_key, resolved.distinct))
     if not (rollups or distinct):
         return
-    connection = await connection_of(session)
+    connection = await session.connection()
     if rollups:
         # Sorted: concurrent transactions lock the same rows in the same order.
         rows = [rollups[k] for k in sorted(rollups)]
@@ -263,15 +251,14 @@ def _rollup_upsert(insert: Any) -> Any:
     latest value (by time) win."""
     statement = insert(UsageRollup)
     new = statement.excluded
-    newer = or_null(UsageRollup.latest_at, new.latest_at)
+    newer = UsageRollup.latest_at.is_(None) | (new.latest_at >= UsageRollup.latest_at)
     return statement.on_conflict_do_update(
         index_elements=["tenant_id", "meter", "hour", "group_key"],
         set_={
             "count": UsageRollup.count + new.count,
             "total": UsageRollup.total + new.total,
             "maximum": case(
-                (new.maximum > UsageRollup.maximum, new.maximum),
-                else_=UsageRollup.maximum,
+                (new.maximum > UsageRollup.maximum, new.maximum), else_=UsageRollup.maximum
             ),
             "latest": case((newer, new.latest), else_=UsageRollup.latest),
             "latest_at": case((newer, new.latest_at), else_=UsageRollup.latest_at),
@@ -281,11 +268,6 @@ def _rollup_upsert(insert: Any) -> Any:
 
 def _distinct_insert(insert: Any) -> Any:
     return insert(UsageDistinct).on_conflict_do_nothing()
-
-
-def or_null(current: Any, incoming: Any) -> Any:
-    """Whether the incoming latest value replaces the stored one."""
-    return (current.is_(None)) | (incoming >= current)
 
 
 async def add_to_counter(
@@ -299,7 +281,7 @@ async def add_to_counter(
     """Add ``value`` to the period's counter unless that crosses ``limit``; the new total, or
     None when refused. One statement per attempt, so the check and the increment are one atomic
     step under the database's row lock."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     row_of = {"tenant": tenant_id, "code": code, "start": start}
     adding = (
         (_ADD, {**row_of, "amount": value})
@@ -338,7 +320,7 @@ def _counter_insert(insert: Any) -> Any:
 async def counter_value(
     session: AsyncSession, tenant_id: uuid.UUID, code: str, start: datetime
 ) -> float:
-    connection = await connection_of(session)
+    connection = await session.connection()
     current = await connection.scalar(_COUNTER, {"tenant": tenant_id, "code": code, "start": start})
     return float(current or 0)
 
@@ -356,7 +338,7 @@ async def notice_if_reached(
     if used < limit.limit:
         return
     start, end = period
-    connection = await connection_of(session)
+    connection = await session.connection()
     inserted = await connection.execute(
         cached_insert(session, _notice_insert),
         {"tenant_id": tenant_id, "meter": code, "period_start": start},

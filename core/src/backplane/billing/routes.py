@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.billing.aggregate import distinct_counts, period_report
 from backplane.billing.events import record_batch
 from backplane.billing.invoices import invoice_lines, invoice_out
-from backplane.billing.models import Entitlement
+from backplane.billing.models import Entitlement, utc
 from backplane.billing.plan_models import Invoice, Plan, Subscription
 from backplane.billing.plans import PlanError, PlanSpec, plan_by_code, plan_spec
 from backplane.billing.schemas import (
@@ -35,7 +36,7 @@ from backplane.billing.schemas import (
     SubscriptionOut,
     UsageOut,
 )
-from backplane.billing.subscriptions import ensure_subscription, subscribe, utc
+from backplane.billing.subscriptions import ensure_subscription, subscribe
 from backplane.billing.usage import UsageRecorder, period_bounds
 from backplane.identity.auth import Principal, requires
 from backplane.settings import Settings
@@ -63,11 +64,10 @@ class PlansController(Controller):
     async def get_plan(
         self, plan_code: FromPath[str], db: NamedDependency[AsyncSession]
     ) -> PlanSpec:
-        code = plan_code
-        plan = await plan_by_code(db, code)
+        plan = await plan_by_code(db, plan_code)
         own = await db.scalar(select(Subscription.plan_id).where(Subscription.ended_at.is_(None)))
         if plan is None or not ((plan.self_service and plan.active) or plan.id == own):
-            raise NotFoundException(f"no plan {code!r}")
+            raise NotFoundException(f"no plan {plan_code!r}")
         return await plan_spec(db, plan)
 
 
@@ -105,9 +105,7 @@ class SubscriptionController(Controller):
             subscription = await subscribe(db, tenant_id, plan)
         except PlanError as exc:
             raise ClientException(str(exc)) from None
-        from backplane.billing.entitlements import forget_features
-
-        forget_features(request, tenant_id)
+        rails_of(request).features.forget(tenant_id)  # this process sees the change at once
         return await _subscription_out(db, subscription, plan)
 
 
@@ -157,8 +155,7 @@ class UsageController(Controller):
         limits = {e.meter: e for e in await db.scalars(select(Entitlement))}
         out = []
         for code in sorted(meters):
-            meter, report = meters[code], reports.get(code)
-            limit = limits.get(code)
+            meter, report, limit = meters[code], reports.get(code), limits.get(code)
             if meter.aggregation == "unique_count":
                 value = float(distinct[0].get(code, 0))
                 groups = [(g, float(n)) for (m, g), n in distinct[1].items() if m == code]
@@ -177,7 +174,7 @@ class UsageController(Controller):
                     value=value,
                     limit=limit.limit if limit else None,
                     hard=limit.hard if limit else None,
-                    groups=[GroupUsage(group=_group(g), value=v) for g, v in sorted(groups) if g],
+                    groups=[GroupUsage(msgspec.json.decode(g), v) for g, v in sorted(groups) if g],
                     days=[DayUsage(date=d.strftime("%Y-%m-%d"), value=v) for d, v in sorted(days)],
                 )
             )
@@ -200,13 +197,6 @@ class UsageController(Controller):
         if invoice is None:
             raise NotFoundException("no such invoice")
         return invoice_out(invoice, await invoice_lines(db, invoice))
-
-
-def _group(key: str) -> dict[str, Any]:
-    import msgspec
-
-    decoded: dict[str, Any] = msgspec.json.decode(key)
-    return decoded
 
 
 ROUTES = [PlansController, SubscriptionController, UsageController]

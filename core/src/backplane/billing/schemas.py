@@ -79,11 +79,8 @@ class InvoiceOut(msgspec.Struct):
     lines: list[InvoiceLineOut] = msgspec.field(default_factory=list)
 
 
-TransactionId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-
-
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
-    transaction_id: TransactionId
+    transaction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     """Idempotency key per tenant: an id seen before is answered ``duplicate``."""
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     value: float | None = None

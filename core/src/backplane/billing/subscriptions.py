@@ -14,10 +14,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane.billing.models import Entitlement
+from backplane.billing.models import Entitlement, utc
 from backplane.billing.plan_models import (
     FEATURE,
     METERED,
@@ -28,11 +28,6 @@ from backplane.billing.plan_models import (
 )
 from backplane.billing.plans import PlanError, ensure_plan
 from backplane.settings import Settings
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def open_subscription(
@@ -54,11 +49,7 @@ async def _is_free(session: AsyncSession, plan: Plan) -> bool:
 
 
 async def subscribe(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    plan: Plan,
-    *,
-    at: datetime | None = None,
+    session: AsyncSession, tenant_id: uuid.UUID, plan: Plan, *, at: datetime | None = None
 ) -> Subscription:
     """Put ``tenant_id`` on ``plan`` from ``at`` (now): end the open segment, start a new one.
 
@@ -106,13 +97,8 @@ async def sync_entitlements(
 
 async def resync_plan_subscribers(session: AsyncSession, plan_id: uuid.UUID) -> int:
     """After a plan changed: re-derive limits for every tenant on it (bypassing session)."""
-    tenants = (
-        await session.scalars(
-            select(Subscription.tenant_id).where(
-                Subscription.plan_id == plan_id, Subscription.ended_at.is_(None)
-            )
-        )
-    ).all()
+    on_plan = (Subscription.plan_id == plan_id, Subscription.ended_at.is_(None))
+    tenants = (await session.scalars(select(Subscription.tenant_id).where(*on_plan))).all()
     for tenant_id in tenants:
         await sync_entitlements(session, tenant_id, plan_id)
     return len(tenants)
@@ -141,7 +127,7 @@ async def segments(
         .where(
             Subscription.tenant_id == tenant_id,
             Subscription.started_at < end,
-            or_(Subscription.ended_at.is_(None), and_(Subscription.ended_at > start)),
+            or_(Subscription.ended_at.is_(None), Subscription.ended_at > start),
         )
         .order_by(Subscription.started_at)
     )

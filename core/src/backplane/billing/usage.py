@@ -1,17 +1,15 @@
 """Recording usage in the caller's transaction, idempotently, with hard quotas held atomically.
 
-``UsageRecorder.record_many`` (and ``record``, a batch of one) inserts the events with one
-multi-row ``INSERT ... ON CONFLICT DO NOTHING`` on ``(tenant_id, transaction_id)`` (a repeated
-id is ignored, even concurrently), reads the tenant's limits on the batch's meters in one
-``SELECT``, adds each additive meter's share to the period's counter with one conditional
-``UPDATE ... WHERE value + :v <= :limit`` when the tenant has a hard limit on the meter, then
-adds the new events to the hourly roll-ups in one upsert (:mod:`backplane.billing.recording`).
-Every write belongs to the caller's transaction: usage commits exactly when the business action
-does, and a refused request leaves nothing once the caller rolls back.
+``UsageRecorder.record_many`` (and ``record``, a batch of one) writes through
+:mod:`backplane.billing.recording`: a repeated transaction id is ignored, even concurrently, and
+a hard limit is held by one conditional ``UPDATE`` of the period's counter. Every write belongs
+to the caller's transaction: usage commits exactly when the business action does, and a refused
+request leaves nothing once the caller rolls back.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -77,6 +75,10 @@ class UsageItem(msgspec.Struct, frozen=True):
     """When the use happened (now when None); decides the period and the roll-up hour."""
 
 
+CounterRow = tuple[uuid.UUID, str, datetime]
+"""A period counter's key: tenant, meter code, period start."""
+
+
 def period_bounds(moment: datetime) -> tuple[datetime, datetime]:
     """The calendar-month billing period (UTC) containing ``moment``."""
     start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -98,10 +100,7 @@ class UsageRecorder:
         events: Events,
         results: list[UsageResult] | None = None,
     ) -> None:
-        self.session = session
-        self.meters = meters
-        self.events = events
-        """Where ``quota.reached`` goes."""
+        self.session, self.meters, self.events = session, meters, events
         self.results: list[UsageResult] = [] if results is None else results
         """What this request recorded (the app turns limits into response headers)."""
 
@@ -221,7 +220,7 @@ class UsageRecorder:
             entitlement = limits.get(code)
             hard = entitlement.limit if entitlement is not None and entitlement.hard else None
             added = [values[p] for p in positions]
-            totals, seen = await self._add(tenant_id, code, start, added, hard, partial)
+            totals, seen = await self._add((tenant_id, code, start), added, hard, partial)
             for p in positions[len(totals) :]:
                 assert hard is not None  # only a hard limit refuses
                 refused[p] = QuotaExceeded(code, hard, seen, period[1])
@@ -241,7 +240,9 @@ class UsageRecorder:
             self.results.extend(results[p] for p in counted if p < first)
             raise refused[first]
         for position, refusal in refused.items():
-            results[position] = refused_result(refusal)
+            results[position] = UsageResult(
+                False, refusal.meter, refusal.limit, refusal.used, refusal.reset_at, str(refusal)
+            )
         for code, period, entitlement, totals in notices:
             # The total a one-by-one call first reached the limit with (the notice reports it).
             reached = next((t for t in totals if t >= entitlement.limit), totals[-1])
@@ -252,33 +253,21 @@ class UsageRecorder:
         return set(refused)
 
     async def _add(
-        self,
-        tenant_id: uuid.UUID,
-        code: str,
-        start: datetime,
-        added: list[float],
-        hard: float | None,
-        partial: bool,
+        self, row: CounterRow, added: list[float], hard: float | None, partial: bool
     ) -> tuple[list[float], float]:
         """Add a (meter, period) group to its counter: the running totals of what was
         counted, and the usage a refused item sees (see :meth:`_fit`)."""
-        used = await add_to_counter(self.session, tenant_id, code, start, sum(added), hard)
+        used = await add_to_counter(self.session, *row, sum(added), hard)
         if used is not None:
             totals = running_totals(used - sum(added), added)
             totals[-1] = used  # exactly what the database holds
             return totals, used
         if hard is None:
-            raise RuntimeError(f"could not add usage of {code} to its counter")
-        return await self._fit(tenant_id, code, start, added, hard, partial)
+            raise RuntimeError(f"could not add usage of {row[1]} to its counter")
+        return await self._fit(row, added, hard, partial)
 
     async def _fit(
-        self,
-        tenant_id: uuid.UUID,
-        code: str,
-        start: datetime,
-        added: list[float],
-        hard: float,
-        partial: bool,
+        self, row: CounterRow, added: list[float], hard: float, partial: bool
     ) -> tuple[list[float], float]:
         """After the group was refused: the running totals of the longest prefix of ``added``
         that fits under ``hard``, and the usage the first refused item sees. Strict batches
@@ -286,35 +275,18 @@ class UsageRecorder:
         caller rolls back; the first item when none crosses, as the counter moved meanwhile);
         ``partial`` ones add the prefix, trying again if the counter moved meanwhile."""
         for _ in range(5):
-            before = await counter_value(self.session, tenant_id, code, start)
+            before = await counter_value(self.session, *row)
             totals = running_totals(before, added)
             kept = next((i for i, t in enumerate(totals) if t > hard), len(added) * partial)
             if not partial or kept == 0:
                 return totals[:kept], totals[kept - 1] if kept else before
-            used = await add_to_counter(
-                self.session, tenant_id, code, start, sum(added[:kept]), hard
-            )
+            used = await add_to_counter(self.session, *row, sum(added[:kept]), hard)
             if used is not None:
                 totals = running_totals(used - sum(added[:kept]), added[:kept])
                 return totals, used
         return [], before
 
 
-def refused_result(refusal: QuotaExceeded) -> UsageResult:
-    return UsageResult(
-        recorded=False,
-        meter=refusal.meter,
-        limit=refusal.limit,
-        used=refusal.used,
-        reset_at=refusal.reset_at,
-        error=str(refusal),
-    )
-
-
 def running_totals(start: float, values: list[float]) -> list[float]:
     """The counter after each value, as adding them one by one would leave it."""
-    totals, current = [], start
-    for value in values:
-        current += value
-        totals.append(current)
-    return totals
+    return list(itertools.accumulate(values, initial=start))[1:]

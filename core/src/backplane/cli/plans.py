@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,6 @@ def create(file: Path) -> None:
     from backplane.billing.plans import PlanError, parse_plan_file, store_plan
     from backplane.billing.subscriptions import resync_plan_subscribers
 
-    try:
-        specs = parse_plan_file(file.name, file.read_bytes())
-    except PlanError as exc:
-        raise click.ClickException(str(exc)) from None
-    meters = collect_meters(_context.plugin_set())
-
     async def work(session: Any) -> list[tuple[str, int]]:
         done = []
         for spec in specs:
@@ -44,6 +37,8 @@ def create(file: Path) -> None:
         return done
 
     try:
+        specs = parse_plan_file(file.name, file.read_bytes())
+        meters = collect_meters(_context.plugin_set())
         stored = _context.admin(f"operator: plans create {file.name}", work)
     except (PlanError, msgspec.ValidationError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -59,27 +54,17 @@ def list_plans(as_json: bool) -> None:
 
     from backplane.billing.plan_models import Plan
 
+    fields = ("code", "name", "currency", "fee", "self_service", "active")
+
     async def work(session: Any) -> list[dict[str, Any]]:
         rows = await session.scalars(select(Plan).order_by(Plan.code))
-        return [
-            {
-                "code": p.code,
-                "name": p.name,
-                "currency": p.currency,
-                "fee": p.fee,
-                "self_service": p.self_service,
-                "active": p.active,
-            }
-            for p in rows
-        ]
+        return [{f: getattr(p, f) for f in fields} for p in rows]
 
-    result = _context.admin("operator: plans list", work)
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    for p in result:
+    def line(p: dict[str, Any]) -> str:
         flags = ("self-service " if p["self_service"] else "") + ("" if p["active"] else "archived")
-        click.echo(f"{p['code']:<24} {p['fee']:>10} {p['currency']}  {p['name']}  {flags}".rstrip())
+        return f"{p['code']:<24} {p['fee']:>10} {p['currency']}  {p['name']}  {flags}".rstrip()
+
+    _context.echo_rows(_context.admin("operator: plans list", work), as_json, line)
 
 
 @plans.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,8 +46,8 @@ def show(slug: str, as_json: bool) -> None:
     """Show tenant SLUG's plan history (the open segment last)."""
     from sqlalchemy import select
 
+    from backplane.billing.models import utc
     from backplane.billing.plan_models import Plan, Subscription
-    from backplane.billing.subscriptions import utc
     from backplane.identity.tenants import tenant_by_slug
 
     def stamp(moment: datetime | None) -> str | None:
@@ -68,11 +67,9 @@ def show(slug: str, as_json: bool) -> None:
         ]
 
     history = _context.admin(f"operator: subscriptions show {slug}", work)
-    if as_json:
-        click.echo(json.dumps(history))
-        return
-    if not history:
+    if not history and not as_json:
         click.echo(f"tenant {slug} has no subscription")
-    for row in history:
-        until = row["ended_at"] or f"now ({datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ})"
-        click.echo(f"{row['plan']:<24} {row['started_at']} .. {until}")
+    now = f"now ({datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ})"
+    _context.echo_rows(
+        history, as_json, lambda r: f"{r['plan']:<24} {r['started_at']} .. {r['ended_at'] or now}"
+    )

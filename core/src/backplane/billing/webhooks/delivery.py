@@ -34,7 +34,7 @@ from backplane.billing.webhooks.models import (
 from backplane.billing.webhooks.sealing import unseal
 from backplane.kernel import Kernel, internals, maintenance_session
 from backplane.secret_key import secret_key
-from backplane.settings import Settings, WebhookSettings
+from backplane.settings import WebhookSettings
 from backplane.tasks.context import TaskQueue
 
 if TYPE_CHECKING:
@@ -51,23 +51,18 @@ def backoff(settings: WebhookSettings, attempts: int) -> timedelta:
 
 
 async def deliver_webhook(kernel: Kernel, delivery_id: str) -> None:
-    """Task: one attempt of one delivery (runs for the delivery's tenant)."""
-    await attempt_delivery(kernel.db, uuid.UUID(delivery_id), internals(kernel).settings)
-
-
-async def attempt_delivery(
-    session: AsyncSession, delivery_id: uuid.UUID, settings: Settings
-) -> Outcome | None:
-    """Claim, send and record one attempt; None if the delivery is not due (or not ours)."""
+    """Task: claim, send and record one attempt of one delivery (runs for the delivery's
+    tenant); nothing if the delivery is not due (or not ours)."""
     from backplane.billing.webhooks.sender import Outcome, send  # httpx: off the start-up path
 
+    session, settings, claimed = kernel.db, internals(kernel).settings, uuid.UUID(delivery_id)
     config = settings.webhooks
     now = datetime.now(UTC)
     claim = now + timedelta(seconds=config.timeout_s + CLAIM_MARGIN_S)
     result: Any = await session.execute(
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.id == claimed,
             WebhookDelivery.status == PENDING,
             WebhookDelivery.next_attempt_at <= now,
         )
@@ -75,22 +70,22 @@ async def attempt_delivery(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        return None
+        return
     row = (
         await session.execute(
             select(WebhookDelivery, WebhookEndpoint, WebhookEvent)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.id == delivery_id)
+            .where(WebhookDelivery.id == claimed)
         )
     ).first()
     if row is None:  # pragma: no cover - foreign keys cascade; nothing left to deliver
-        return None
+        return
     delivery, endpoint, event = row
     if not endpoint.enabled and event.type != "webhook.test":
         outcome = Outcome(ok=False, error="the endpoint is disabled")
         _record(delivery, outcome, now, config, final=True)
-        return outcome
+        return
     secret = unseal(endpoint.secret_sealed, secret_key(settings))
     url, payload = endpoint.url, event.payload
     # Commit the claim before the HTTP attempt (see the module docstring for what that means
@@ -109,7 +104,6 @@ async def attempt_delivery(
     )
     _record(delivery, outcome, datetime.now(UTC), config)
     await session.flush()
-    return outcome
 
 
 def _record(

@@ -38,10 +38,6 @@ WEBHOOK_TEST = "webhook.test"
 DELIVER_TASK = f"{KERNEL_PLUGIN}.deliver_webhook"
 
 
-def subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
-    return not endpoint.event_types or event_type in endpoint.event_types
-
-
 async def queue_deliveries(
     kernel: Kernel, event: Event, endpoints: Iterable[WebhookEndpoint] | None = None
 ) -> list[uuid.UUID]:
@@ -54,7 +50,7 @@ async def queue_deliveries(
                 WebhookEndpoint.tenant_id == event.tenant_id, WebhookEndpoint.enabled.is_(True)
             )
         )
-        endpoints = [e for e in rows if subscribed(e, event.type)]
+        endpoints = [e for e in rows if not e.event_types or event.type in e.event_types]
     session.add(
         WebhookEvent(
             id=event.id,

@@ -24,17 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backplane.billing.models import tenant_fk
 from backplane.db.base import Base
 from backplane.db.tenancy import TenantScoped
 
-PENDING = "pending"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 DELIVERY_STATUSES = (PENDING, SUCCEEDED, FAILED)
-
-
-def _tenant_fk() -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE")
 
 
 class WebhookEndpoint(TenantScoped, Base):
@@ -46,7 +41,7 @@ class WebhookEndpoint(TenantScoped, Base):
     """
 
     __tablename__ = "backplane_webhook_endpoints"
-    __table_args__ = (_tenant_fk(),)
+    __table_args__ = (tenant_fk(),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     url: Mapped[str] = mapped_column(String(2048))
@@ -62,7 +57,7 @@ class WebhookEvent(TenantScoped, Base):
     """One billing event; ``payload`` is the exact JSON body every delivery of it sends."""
 
     __tablename__ = "backplane_webhook_events"
-    __table_args__ = (_tenant_fk(),)
+    __table_args__ = (tenant_fk(),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     type: Mapped[str] = mapped_column(String(64))
@@ -75,7 +70,7 @@ class WebhookDelivery(TenantScoped, Base):
 
     __tablename__ = "backplane_webhook_deliveries"
     __table_args__ = (
-        _tenant_fk(),
+        tenant_fk(),
         ForeignKeyConstraint(
             ["endpoint_id"], ["backplane_webhook_endpoints.id"], ondelete="CASCADE"
         ),

@@ -12,16 +12,10 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import (
-    HTTP_201_CREATED,
-    HTTP_202_ACCEPTED,
-    HTTP_204_NO_CONTENT,
-    HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
-)
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.billing.models import from_row
 from backplane.billing.webhooks.events import DELIVER_TASK, WEBHOOK_TEST, queue_deliveries
 from backplane.billing.webhooks.models import (
     DELIVERY_STATUSES,
@@ -57,57 +51,13 @@ Req = Request[Principal, Any, Any]
 PERMISSION = "billing.webhooks.manage"
 
 
-class UnprocessableError(HTTPException):
-    status_code = HTTP_422_UNPROCESSABLE_ENTITY
-
-
-class ConflictError(HTTPException):
-    status_code = HTTP_409_CONFLICT
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
-    return EndpointOut(
-        id=endpoint.id,
-        url=endpoint.url,
-        event_types=list(endpoint.event_types),
-        description=endpoint.description,
-        enabled=endpoint.enabled,
-        created_at=_utc(endpoint.created_at) or datetime.now(UTC),
-        secret_rotated_at=_utc(endpoint.secret_rotated_at),
-    )
-
-
-def _delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
-    return DeliveryOut(
-        id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        status=delivery.status,
-        attempts=delivery.attempts,
-        next_attempt_at=_utc(delivery.next_attempt_at),
-        last_attempt_at=_utc(delivery.last_attempt_at),
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        last_response_body=delivery.last_response_body,
-        created_at=_utc(delivery.created_at) or datetime.now(UTC),
-        completed_at=_utc(delivery.completed_at),
-    )
-
-
 def _check_event_types(request: Req, event_types: list[str]) -> list[str]:
     known = sorted(rails_of(request).events.types)
     unknown = sorted(set(event_types) - set(known))
     if unknown:
-        raise UnprocessableError(
-            detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        raise HTTPException(
+            status_code=422,
+            detail=f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}",
         )
     return sorted(set(event_types))
 
@@ -119,7 +69,7 @@ async def _checked_url(request: Req, url: str, settings: Settings) -> str:
     try:
         return (await check_url(url, settings.webhooks)).url
     except UrlRefusedError as exc:
-        raise UnprocessableError(detail=f"endpoint URL refused: {exc}") from None
+        raise HTTPException(status_code=422, detail=f"endpoint URL refused: {exc}") from None
 
 
 async def _endpoint(db: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
@@ -127,6 +77,13 @@ async def _endpoint(db: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint
     if endpoint is None:
         raise NotFoundException("no such webhook endpoint")
     return endpoint
+
+
+async def _delivery(db: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery:
+    delivery = await db.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFoundException("no such webhook delivery")
+    return delivery
 
 
 URL_RULES = (
@@ -143,7 +100,7 @@ class WebhooksController(Controller):
 
     @post(
         "/",
-        status_code=HTTP_201_CREATED,
+        status_code=201,
         cache_control=NO_STORE,
         response_headers=NO_CACHE,
         summary="Register a webhook endpoint",
@@ -164,8 +121,9 @@ class WebhooksController(Controller):
         await lock_row(db, Tenant, request.user.tenant_id)
         count = await db.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
         if count >= settings.webhooks.max_endpoints:
-            raise ConflictError(
-                detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints"
+            raise HTTPException(
+                status_code=409,
+                detail=f"a tenant has at most {settings.webhooks.max_endpoints} webhook endpoints",
             )
         secret = new_secret()
         endpoint = WebhookEndpoint(
@@ -179,19 +137,18 @@ class WebhooksController(Controller):
         )
         db.add(endpoint)
         await db.flush()
-        out = _endpoint_out(endpoint)
-        return EndpointCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, secret=secret)
+        return from_row(EndpointCreated, endpoint, secret=secret)
 
     @get("/", summary="The tenant's webhook endpoints")
     async def list_endpoints(self, db: NamedDependency[AsyncSession]) -> list[EndpointOut]:
         rows = await db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))
-        return [_endpoint_out(e) for e in rows]
+        return [from_row(EndpointOut, e) for e in rows]
 
     @get("/{endpoint_id:uuid}", summary="One webhook endpoint")
     async def get_endpoint(
         self, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> EndpointOut:
-        return _endpoint_out(await _endpoint(db, endpoint_id))
+        return from_row(EndpointOut, await _endpoint(db, endpoint_id))
 
     @patch("/{endpoint_id:uuid}", summary="Change a webhook endpoint", description=URL_RULES)
     async def update(
@@ -207,14 +164,13 @@ class WebhooksController(Controller):
             endpoint.url = await _checked_url(request, data.url, settings)
         if data.event_types is not None:
             endpoint.event_types = _check_event_types(request, data.event_types)
-        if data.description is not None:
-            endpoint.description = data.description
-        if data.enabled is not None:
-            endpoint.enabled = data.enabled
+        for name in ("description", "enabled"):
+            if (value := getattr(data, name)) is not None:
+                setattr(endpoint, name, value)
         await db.flush()
-        return _endpoint_out(endpoint)
+        return from_row(EndpointOut, endpoint)
 
-    @delete("/{endpoint_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Remove an endpoint")
+    @delete("/{endpoint_id:uuid}", status_code=204, summary="Remove an endpoint")
     async def remove(
         self, endpoint_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> None:
@@ -239,7 +195,7 @@ class WebhooksController(Controller):
 
     @post(
         "/{endpoint_id:uuid}/test",
-        status_code=HTTP_202_ACCEPTED,
+        status_code=202,
         summary="Send a webhook.test event to this endpoint (even if disabled)",
         description="At most `limits.webhook_tests_per_minute` per tenant (then 429).",
         guards=[rate_limit("webhooks.test")],
@@ -251,9 +207,7 @@ class WebhooksController(Controller):
         data = {"endpoint_id": str(endpoint.id), "message": "a test event from Backplane"}
         event = new_event(WEBHOOK_TEST, data, request.user.tenant_id)
         [delivery_id] = await queue_deliveries(kernel, event, [endpoint])
-        delivery = await kernel.db.get(WebhookDelivery, delivery_id)
-        assert delivery is not None
-        return _delivery_out(delivery)
+        return from_row(DeliveryOut, await _delivery(kernel.db, delivery_id))
 
     @get("/{endpoint_id:uuid}/deliveries", summary="Delivery history of an endpoint, newest first")
     async def deliveries(
@@ -272,20 +226,17 @@ class WebhooksController(Controller):
                 )
             query = query.where(WebhookDelivery.status == status)
         rows = await db.scalars(query.order_by(WebhookDelivery.created_at.desc()).limit(limit))
-        return [_delivery_out(d) for d in rows]
+        return [from_row(DeliveryOut, d) for d in rows]
 
     @get("/deliveries/{delivery_id:uuid}", summary="One delivery")
     async def get_delivery(
         self, delivery_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
     ) -> DeliveryOut:
-        delivery = await db.get(WebhookDelivery, delivery_id)
-        if delivery is None:
-            raise NotFoundException("no such webhook delivery")
-        return _delivery_out(delivery)
+        return from_row(DeliveryOut, await _delivery(db, delivery_id))
 
     @post(
         "/deliveries/{delivery_id:uuid}/retry",
-        status_code=HTTP_202_ACCEPTED,
+        status_code=202,
         summary="Attempt a failed delivery again now (with a fresh set of attempts)",
         description="At most `limits.webhook_retries_per_minute` per tenant (then 429).",
         guards=[rate_limit("webhooks.retry")],
@@ -296,19 +247,18 @@ class WebhooksController(Controller):
         db: NamedDependency[AsyncSession],
         tasks: NamedDependency[TaskQueue],
     ) -> DeliveryOut:
-        delivery = await db.get(WebhookDelivery, delivery_id)
-        if delivery is None:
-            raise NotFoundException("no such webhook delivery")
+        delivery = await _delivery(db, delivery_id)
         if delivery.status != FAILED:
-            raise ConflictError(
-                detail=f"only failed deliveries are retried (this one is {delivery.status})"
+            raise HTTPException(
+                status_code=409,
+                detail=f"only failed deliveries are retried (this one is {delivery.status})",
             )
         now = datetime.now(UTC)
         delivery.status, delivery.attempts = PENDING, 0
         delivery.next_attempt_at, delivery.completed_at = now, None
         await tasks.enqueue(DELIVER_TASK, str(delivery.id))
         await db.flush()
-        return _delivery_out(delivery)
+        return from_row(DeliveryOut, delivery)
 
 
 ROUTES = [WebhooksController]

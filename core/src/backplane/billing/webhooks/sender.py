@@ -54,14 +54,13 @@ def pinned_request(
         host_header = f"{host_header}:{url.port}"
     if target.scheme == "https" and not is_literal:
         extensions["sni_hostname"] = target.host
-    request = httpx.Request(
+    return httpx.Request(
         "POST",
         url.copy_with(host=address.split("%", 1)[0]),
         content=body,
         headers={**headers, "Host": host_header},
         extensions=extensions,
     )
-    return request
 
 
 _FAILURES: tuple[tuple[type[Exception], str], ...] = (
@@ -100,11 +99,7 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
 
 
 async def send(
-    url: str,
-    payload: str,
-    secret: str,
-    settings: WebhookSettings,
-    extra_headers: dict[str, str],
+    url: str, payload: str, secret: str, settings: WebhookSettings, extra_headers: dict[str, str]
 ) -> Outcome:
     """Deliver ``payload`` to ``url`` once, within ``settings.timeout_s`` in all."""
     try:

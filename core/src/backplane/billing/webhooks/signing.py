@@ -34,13 +34,9 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def _as_bytes(value: str | bytes) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
 def sign(secret: str, timestamp: int, body: str | bytes) -> str:
     """The hex HMAC-SHA256 of ``f"{timestamp}.{body}"`` keyed with ``secret``."""
-    message = str(timestamp).encode() + b"." + _as_bytes(body)
+    message = f"{timestamp}.".encode() + (body.encode() if isinstance(body, str) else body)
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
