@@ -114,3 +114,29 @@ def test_kernel_models_runs_a_model_for_plugin_code_and_meters_it(
     meters = {m["meter"]: m for m in authed.get("/api/billing/usage").json()["meters"]}
     assert meters["inference.requests"]["value"] == 1
     assert meters["inference.rows"]["value"] == 2
+
+
+def test_tasks_get_the_same_services_as_handlers(authed: TestClient[Litestar]) -> None:
+    """A task meters usage and emits events like a handler, through its own kernel view (on
+    the task runtime's database): the note it writes counts on the tenant's usage, and the
+    event reaches the subscribers."""
+    from bp_sample_kitchen_sink import plugin as kitchen_sink
+
+    from tests.waiting import wait_for
+
+    kitchen_sink.EVENTS.clear()
+    queued = authed.post("/api/kitchen_sink/jobs", json={"label": "from a task", "note": True})
+    assert queued.status_code == 201, queued.text
+
+    def notes() -> list[str]:
+        return [n["body"] for n in authed.get("/api/kitchen_sink/notes").json()]
+
+    wait_for(lambda: notes() == ["from a task"], message="the task to write its note")
+    meters = {m["meter"]: m for m in authed.get("/api/billing/usage").json()["meters"]}
+    assert meters["kitchen_sink.notes"]["value"] == 1
+    heard = [e for name, (_k, e) in _pairs(kitchen_sink.EVENTS) if name == "event_emitted"]
+    assert [e.type for e in heard] == ["kitchen_sink.note_created"]
+
+
+def _pairs(events: list[tuple[str, Any]]) -> list[tuple[str, tuple[Any, Any]]]:
+    return [(name, value) for name, value in events if isinstance(value, tuple)]

@@ -87,9 +87,9 @@ class Rails:
     rate_limits: RateLimits
     features: RefreshAheadCache[uuid.UUID, frozenset[str]]
     """Tenants' plan features, for ``requires_entitlement`` guards."""
+    events: Events
+    billing: BillingContext
     public: Settings = field(init=False)
-    events: Events = field(init=False)
-    billing: BillingContext = field(init=False)
     auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
 
@@ -132,10 +132,10 @@ class Rails:
             ),
             rate_limits=RateLimits(settings),
             features=features_cache(database, settings),
+            events=events,
+            billing=BillingContext(settings, meters, collect_providers(plugins), events),
         )
         kernel = rails.kernel()
-        rails.events = events
-        rails.billing = BillingContext(settings, meters, collect_providers(plugins), events)
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
         return rails

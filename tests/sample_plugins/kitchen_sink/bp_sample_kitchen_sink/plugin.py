@@ -74,6 +74,7 @@ def register_tasks(register: Any) -> None:
 
     register(tasks.count_notes, queue="kitchen_sink", max_retries=3, schedule="*/5 * * * *")
     register(tasks.log_label, queue="kitchen_sink")
+    register(tasks.write_note, queue="kitchen_sink")
     register(tasks.flaky, queue="kitchen_sink", max_retries=5)
     register(tasks.always_fails, queue="kitchen_sink", max_retries=2)
     register(tasks.sleepy, queue="kitchen_sink", max_retries=0, time_limit_ms=500)

@@ -66,6 +66,8 @@ class JobIn(msgspec.Struct, forbid_unknown_fields=True):
     fail_after_enqueue: bool = False
     seconds: float = 0.0
     """If positive, the task sleeps this long before writing (to kill a worker mid-task)."""
+    note: bool = False
+    """Run ``write_note`` (a note written, metered and announced by a task) instead."""
 
 
 class JobsController(Controller):
@@ -75,9 +77,11 @@ class JobsController(Controller):
 
     @post("/")
     async def enqueue(self, data: JSONBody[JobIn], tasks: NamedDependency[Any]) -> dict[str, str]:
-        from bp_sample_kitchen_sink.tasks import log_label, slow_log
+        from bp_sample_kitchen_sink.tasks import log_label, slow_log, write_note
 
-        if data.seconds > 0:
+        if data.note:
+            message_id = await tasks.enqueue(write_note, data.label)
+        elif data.seconds > 0:
             message_id = await tasks.enqueue(slow_log, data.label, data.seconds)
         else:
             message_id = await tasks.enqueue(log_label, data.label)

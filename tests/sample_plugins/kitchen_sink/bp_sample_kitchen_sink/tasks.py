@@ -23,6 +23,15 @@ async def log_label(kernel: Any, label: str) -> None:
     kernel.db.add(TaskLog(label=label, attempt=kernel.attempt, message_id=str(kernel.message_id)))
 
 
+async def write_note(kernel: Any, body: str) -> None:
+    """What the notes route does, from a task: metered and announced like it."""
+    await kernel.usage.record("kitchen_sink.notes")
+    note = Note(body=body)
+    kernel.db.add(note)
+    await kernel.db.flush()
+    await kernel.events.emit("kitchen_sink.note_created", {"id": note.id, "body": note.body})
+
+
 async def flaky(kernel: Any, label: str, failures: int) -> None:
     """Fails on the first ``failures`` deliveries, then succeeds."""
     if kernel.attempt <= failures:
