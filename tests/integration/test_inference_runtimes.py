@@ -282,8 +282,8 @@ def test_uploads_are_stored_by_the_configured_backend_and_served_from_it(
 
 
 async def test_retention_sweeps_the_configured_store(memory_stored: PluginSet) -> None:
-    """The hourly task deletes unreferenced files from the store ``storage.backend`` names (the
-    memory store keeps no ages: unreferenced is enough there)."""
+    """The hourly task deletes unreferenced files from the store ``storage.backend`` names (an
+    object put with no time is past any grace period)."""
     owner = seed_tenant(memory_stored, "acme")
     with TestClient(create_app(memory_stored.settings, plugins=memory_stored)) as client:
         kept = upload(client, owner, "flowers", IRIS).json()["sha256"]

@@ -5,10 +5,13 @@ backend a plugin registered, not the data directory."""
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 OBJECTS: dict[str, bytes] = {}
 """Everything stored, by sha256 (tests inspect it)."""
+STORED_AT: dict[str, float] = {}
+"""When each object was last stored (the sweep's grace period covers uploads in flight)."""
 
 
 class MemoryStore:
@@ -17,6 +20,7 @@ class MemoryStore:
     def put(self, data: bytes) -> str:
         sha256 = hashlib.sha256(data).hexdigest()
         OBJECTS[sha256] = data
+        STORED_AT[sha256] = time.time()
         return sha256
 
     def get(self, sha256: str) -> bytes:
@@ -31,7 +35,9 @@ class MemoryStore:
         return sha256 in OBJECTS
 
     def sweep(self, keep: set[str], older_than: float) -> int:
-        gone = [sha for sha in OBJECTS if sha not in keep]
+        gone = [
+            sha for sha in OBJECTS if sha not in keep and STORED_AT.get(sha, 0) < older_than
+        ]
         for sha in gone:
             del OBJECTS[sha]
         return len(gone)
