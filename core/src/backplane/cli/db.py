@@ -65,8 +65,11 @@ def history() -> None:
 
 @db.command()
 def check() -> None:
-    """Fail if the models of enabled plugins differ from the migrated database."""
-    _run("check")
+    """Fail if the models of enabled plugins differ from the migrated database, or a
+    tenant-scoped table lacks row-level security (on PostgreSQL)."""
+    note = _run("check")
+    if note:
+        click.echo(note)
     click.echo("models and migrations agree")
 
 

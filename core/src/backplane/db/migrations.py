@@ -2,23 +2,31 @@
 
 Each plugin owns one branch label (its name, by default) and one version directory; ``upgrade``
 targets every head, so enabling a plugin later applies only its branch, and ``purge`` takes one
-branch back to base without touching the others.
+branch back to base without touching the others. Row-level security is part of the schema a
+plugin ships: ``revision`` writes it into new tenant tables' migrations, ``check`` fails on
+PostgreSQL when a tenant table lacks it, so forgetting it is never silent.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from alembic import command
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.rewriter import Rewriter
 from alembic.config import Config
+from alembic.operations import ops
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
 from backplane._contract import Migrations
+from backplane.db.rls import tenant_scoped_tables
 from backplane.plugins import PluginSet
 
 
@@ -104,18 +112,40 @@ def history(plugins: PluginSet, stdout: Any = None) -> None:
     _run("history", command.history, alembic_config(plugins, stdout))
 
 
-def check(plugins: PluginSet, stdout: Any = None) -> None:
-    """Raise :class:`MigrationError` if the models differ from the migrated database."""
+def check(plugins: PluginSet, stdout: Any = None) -> str | None:
+    """Raise :class:`MigrationError` if the models differ from the migrated database or, on
+    PostgreSQL, a tenant-scoped table lacks row-level security; return a note on what could
+    not be checked (row-level security on SQLite, which has none)."""
+    config = alembic_config(plugins, stdout)
+    config.attributes["check_rls"] = True
+    problems = []
     try:
-        command.check(alembic_config(plugins, stdout))
+        command.check(config)
     except CommandError as exc:
-        raise MigrationError(f"db check failed: {exc}") from None
+        problems.append(str(exc))
+    missing = config.attributes.get("rls_missing", {})
+    for table, lacks in (missing or {}).items():
+        problems.append(
+            f"tenant-scoped table {table} has no row-level security (lacks "
+            f"{', '.join(lacks)}): add enable_tenant_rls(op, {table!r}) from backplane to the "
+            "upgrade() of a migration, e.g. of a new one from "
+            "`backplane db revision --plugin NAME --empty -m MSG`"
+        )
+    if problems:
+        raise MigrationError("db check failed: " + "\n".join(problems))
+    if "rls_missing" in config.attributes and missing is None:
+        return (
+            "row-level security not checked: SQLite has none (the ORM layer alone keeps "
+            "tenants apart there); run db check against PostgreSQL to check it"
+        )
+    return None
 
 
 def revision(
     plugins: PluginSet, plugin: str, message: str, autogenerate: bool, stdout: Any = None
 ) -> str:
-    """Create a revision on ``plugin``'s branch (starting the branch if it has none yet)."""
+    """Create revision ``<plugin>_NNNN`` on ``plugin``'s branch (starting the branch if it has
+    none yet); new tenant-scoped tables get row-level security in it."""
     config = alembic_config(plugins, stdout)
     owned = [m for owner, m in registered_migrations(plugins) if owner == plugin]
     if not owned:
@@ -131,9 +161,81 @@ def revision(
             "branch_label": branch.branch,
             "version_path": str(branch.directory),
         }
+    tenant_tables = {t.name for t in tenant_scoped_tables(config.attributes["target_metadata"])}
+    config.attributes["process_revision_directives"] = _rls_rewriter(tenant_tables)
     try:
-        result = command.revision(config, message=message, autogenerate=autogenerate, **start)
+        result = command.revision(
+            config,
+            message=message,
+            autogenerate=autogenerate,
+            rev_id=next_revision_id(script, plugin),
+            **start,
+        )
     except CommandError as exc:
         raise MigrationError(f"db revision failed: {exc}") from None
     scripts = result if isinstance(result, list) else [result]
     return ", ".join(str(s.path) for s in scripts if s is not None)
+
+
+def next_revision_id(script: ScriptDirectory, prefix: str) -> str:
+    """``<prefix>_NNNN``, one past the highest such id among all branches: ids a reader can
+    order, and unique even when a plugin's revisions sit in more than one branch."""
+    pattern = re.compile(rf"{re.escape(prefix)}_(\d+)")
+    numbers = [
+        int(match.group(1))
+        for found in script.walk_revisions()
+        if (match := pattern.fullmatch(found.revision))
+    ]
+    return f"{prefix}_{max(numbers, default=0) + 1:04d}"
+
+
+class EnableTenantRLSOp(ops.MigrateOperation):
+    """``enable_tenant_rls(op, table)`` in an autogenerated revision."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def reverse(self) -> DisableTenantRLSOp:
+        return DisableTenantRLSOp(self.table)
+
+
+class DisableTenantRLSOp(ops.MigrateOperation):
+    """``disable_tenant_rls(op, table)`` in an autogenerated revision."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def reverse(self) -> EnableTenantRLSOp:
+        return EnableTenantRLSOp(self.table)
+
+
+RLS_IMPORT = "from backplane import disable_tenant_rls, enable_tenant_rls"
+"""Revisions call the public API, like hand-written plugin migrations."""
+
+
+@renderers.dispatch_for(EnableTenantRLSOp)
+def _render_enable(context: AutogenContext, op: EnableTenantRLSOp) -> str:
+    context.imports.add(RLS_IMPORT)
+    return f"enable_tenant_rls(op, {op.table!r})"
+
+
+@renderers.dispatch_for(DisableTenantRLSOp)
+def _render_disable(context: AutogenContext, op: DisableTenantRLSOp) -> str:
+    context.imports.add(RLS_IMPORT)
+    return f"disable_tenant_rls(op, {op.table!r})"
+
+
+def _rls_rewriter(tenant_tables: set[str]) -> Rewriter:
+    """Follow each new tenant table's ``create_table`` with ``enable_tenant_rls`` and precede
+    its ``drop_table`` in the downgrade with ``disable_tenant_rls``."""
+    writer = Rewriter()
+
+    @writer.rewrites(ops.CreateTableOp)
+    def enable(_context: Any, _revision: Any, op: ops.CreateTableOp) -> Any:
+        return [op, EnableTenantRLSOp(op.table_name)] if op.table_name in tenant_tables else op
+
+    @writer.rewrites(ops.DropTableOp)
+    def disable(_context: Any, _revision: Any, op: ops.DropTableOp) -> Any:
+        return [DisableTenantRLSOp(op.table_name), op] if op.table_name in tenant_tables else op
+
+    return writer

@@ -8,7 +8,10 @@ no rows. It does nothing on SQLite, where the ORM layer is the enforcement.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import Table, bindparam, text
 
 POLICY = "tenant_isolation"
 PREDICATE = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
@@ -35,6 +38,58 @@ def disable_tenant_rls(op: Any, table: str) -> None:
     op.execute(f"DROP POLICY IF EXISTS {POLICY} ON {quoted}")
     op.execute(f"ALTER TABLE {quoted} NO FORCE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {quoted} DISABLE ROW LEVEL SECURITY")
+
+
+def tenant_scoped_tables(metadatas: Iterable[Any]) -> list[Table]:
+    """The tables of ``metadatas`` mapped by a :class:`~backplane.db.tenancy.TenantScoped`
+    class: those that must have row-level security, whatever columns other tables have."""
+    from backplane.db.tenancy import TenantScoped
+
+    mapped: dict[int, Table] = {}
+    classes: list[type] = list(TenantScoped.__subclasses__())
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        table = cls.__dict__.get("__table__")
+        if isinstance(table, Table):
+            mapped[id(table)] = table
+    wanted = [t for m in metadatas for t in m.sorted_tables if id(t) in mapped]
+    return list({t.name: t for t in wanted}.values())
+
+
+def missing_tenant_rls(connection: Any, tables: Iterable[str]) -> dict[str, list[str]] | None:
+    """What :func:`enable_tenant_rls` would add to each of ``tables`` (only those lacking
+    something), or None where the database has no row-level security (SQLite).
+
+    Tables not in the database are left out: the models' comparison reports them.
+    """
+    if connection.dialect.name != "postgresql":
+        return None
+    rows = connection.execute(
+        text(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, EXISTS ("
+            "  SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname"
+            "  AND p.tablename = c.relname AND p.policyname = :policy) AS has_policy "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
+            "AND c.relname IN :tables"
+        ).bindparams(bindparam("tables", expanding=True)),
+        {"policy": POLICY, "tables": sorted(set(tables)) or [""]},
+    )
+    missing: dict[str, list[str]] = {}
+    for name, enabled, forced, has_policy in rows:
+        lacks = [
+            what
+            for what, present in (
+                ("ENABLE ROW LEVEL SECURITY", enabled),
+                ("FORCE ROW LEVEL SECURITY", forced),
+                (f"policy {POLICY}", has_policy),
+            )
+            if not present
+        ]
+        if lacks:
+            missing[name] = lacks
+    return dict(sorted(missing.items()))
 
 
 def _quote(table: str) -> str:

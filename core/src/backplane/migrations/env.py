@@ -1,7 +1,9 @@
 """Alembic environment shared by the kernel and all plugins.
 
 It is driven by :mod:`backplane.db.migrations`, which puts the settings, the target metadata
-and the version locations of the enabled plugins into the alembic ``Config``.
+and the version locations of the enabled plugins into the alembic ``Config``, and, for
+``db revision``, the hook that adds row-level security to new tenant tables; for ``db check``
+it asks, with the same connection, which tenant tables lack row-level security.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from backplane.db.engine import create_engine
+from backplane.db.rls import missing_tenant_rls, tenant_scoped_tables
 from backplane.db.roles import grant_app_role
 
 config = context.config
@@ -34,11 +37,15 @@ def _configure_and_run(connection: Connection) -> None:
         include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        process_revision_directives=config.attributes.get("process_revision_directives"),
     )
     with context.begin_transaction():
         context.run_migrations()
         if settings.db.app_role:
             grant_app_role(connection, settings.db.app_role)
+        if config.attributes.get("check_rls"):
+            tables = [t.name for t in tenant_scoped_tables(target_metadata)]
+            config.attributes["rls_missing"] = missing_tenant_rls(connection, tables)
 
 
 async def _run_async() -> None:
