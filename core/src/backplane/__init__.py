@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
     from backplane.events import Event, UnknownEventTypeError
-    from backplane.identity.auth import Principal
+    from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.settings import Settings
@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
     "Principal": "backplane.identity.auth",
+    "requires": "backplane.identity.auth",
     "Kernel": "backplane.kernel",
     "UnknownTenantError": "backplane.kernel",
     "pass_kernel": "backplane.commands",
@@ -106,6 +107,7 @@ __all__ = [
     "enable_tenant_rls",
     "hookimpl",
     "pass_kernel",
+    "requires",
     "requires_entitlement",
     "verify_signature",
 ]

@@ -27,7 +27,7 @@ from backplane.inference.service import MODEL_ERROR_HANDLERS
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
-from backplane.routing import openapi, plugin_routers
+from backplane.routing import SecuredOperations, openapi, plugin_routers
 from backplane.settings import Settings, load_settings
 from backplane.state import RAILS
 from backplane.tasks.broker import EMBEDDED
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         route_handlers=[swagger_assets, *plugin_routers(plugins)],
         dependencies=request_dependencies(rails),
         openapi_config=openapi_config,
+        plugins=[SecuredOperations()],
         middleware=[
             DefineMiddleware(
                 AuthenticationMiddleware,

@@ -111,10 +111,10 @@ def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> 
     """Import the selected entry points through stevedore, recording failures as skips."""
     from stevedore import ExtensionManager, NamedExtensionManager
 
-    failures: list[tuple[str, str, BaseException]] = []
+    failures: list[tuple[importlib.metadata.EntryPoint, BaseException]] = []
 
     def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
-        failures.append((entry_point.name, entry_point.value, exc))
+        failures.append((entry_point, exc))
 
     selected = settings.plugins
     if selected is not None:
@@ -127,7 +127,7 @@ def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> 
             on_load_failure_callback=on_failure,
             on_missing_entrypoints_callback=lambda names: None,
         )
-        for missing in sorted(set(selected) - set(manager.names()) - {f[0] for f in failures}):
+        for missing in sorted(set(selected) - set(manager.names()) - {f[0].name for f in failures}):
             records[missing] = PluginRecord(
                 name=missing,
                 status=Status.SKIPPED,
@@ -138,27 +138,28 @@ def _import_candidates(settings: Settings, records: dict[str, PluginRecord]) -> 
     else:
         manager = ExtensionManager(ENTRY_POINT_GROUP, on_load_failure_callback=on_failure)
 
-    for name, target, exc in failures:
-        records[name] = PluginRecord(
-            name=name,
+    for entry_point, exc in failures:
+        distribution, version = _distribution_of(entry_point)
+        records[entry_point.name] = PluginRecord(
+            name=entry_point.name,
             status=Status.SKIPPED,
-            module=target.split(":")[0],
-            distribution=_distribution_of(target),
-            version=_version_of(_distribution_of(target)),
+            module=entry_point.value.split(":")[0],
+            distribution=distribution,
+            version=version,
             reason_code=SkipReason.IMPORT_ERROR,
-            reason=f"importing {target} failed: {type(exc).__name__}: {exc}",
+            reason=f"importing {entry_point.value} failed: {type(exc).__name__}: {exc}",
         )
 
     candidates = []
     for extension in manager.extensions:
         name, module = extension.name, extension.plugin
-        distribution = _distribution_of(extension.entry_point.value)
+        distribution, version = _distribution_of(extension.entry_point)
         record = PluginRecord(
             name=name,
             status=Status.LOADED,
             module=getattr(module, "__name__", None),
             distribution=distribution,
-            version=_version_of(distribution),
+            version=version,
         )
         records[name] = record
         problem = _check_shape(name, module)
@@ -284,22 +285,20 @@ def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
     return [a for a in dir(module) if manager.parse_hookimpl_opts(module, a) and a not in known]
 
 
-def _distribution_of(target: str) -> str | None:
-    top = target.split(":", maxsplit=1)[0].split(".", maxsplit=1)[0]
-    distributions = _packages_distributions().get(top)
-    return distributions[0] if distributions else None
+def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    """The name and version of the distribution that declares ``entry_point``.
+
+    Asked of the entry point's own distribution, not of the package it imports: an editable
+    install (``pip install -e``) lists no package files, so ``packages_distributions()`` knew
+    nothing of it. stevedore's cached entry points carry no distribution; those are matched
+    with the ones ``importlib.metadata`` finds, by name and target.
+    """
+    dist = entry_point.dist or _declaring_distributions().get((entry_point.name, entry_point.value))
+    return (None, None) if dist is None else (dist.name, dist.version)
 
 
 @functools.cache
-def _packages_distributions() -> Mapping[str, list[str]]:
-    """Top-level import name -> distributions (scans all metadata once: only on demand)."""
-    return importlib.metadata.packages_distributions()
-
-
-def _version_of(distribution: str | None) -> str | None:
-    if distribution is None:
-        return None
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def _declaring_distributions() -> Mapping[tuple[str, str], importlib.metadata.Distribution]:
+    """(name, target) of each plugin entry point -> its distribution (one scan, on demand)."""
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {(e.name, e.value): e.dist for e in found if e.dist is not None}

@@ -1,6 +1,7 @@
 """Mounting what ``register_routes`` gave: each plugin under ``/api/<plugin>``, the kernel's
 own routes where they say (``/api`` by default; the V2 protocol at ``/v2``, health at
-``/health``), and the OpenAPI schema with its bundled Swagger UI (nothing from a CDN)."""
+``/health``), and the OpenAPI schema with its bundled Swagger UI (nothing from a CDN), whose
+security schemes let ``/schema`` authorize with an API key or an access token."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.plugins import ReceiveRoutePlugin
+from litestar.routes import BaseRoute, HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from backplane import __version__
@@ -21,6 +25,25 @@ from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
 SWAGGER_STATIC = "/schema/static"
 API = "/api"
+
+SECURITY_SCHEMES = {
+    "ApiKey": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="bp_<id>_<secret>",
+        description="An API key (`backplane apikeys create`, `POST /api/apikeys`), sent as "
+        "`Authorization: Bearer bp_…` (or in `X-API-Key`).",
+    ),
+    "AccessToken": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="JWT",
+        description="An access token from `POST /api/auth/login` (`access_token`), sent as "
+        "`Authorization: Bearer <token>`.",
+    ),
+}
+SECURITY: list[SecurityRequirement] = [{name: []} for name in SECURITY_SCHEMES]
+"""Either scheme authenticates an operation (a list of alternatives in OpenAPI)."""
 
 
 def _route_items(plugin: str, *handlers: Any, prefix: str = API) -> list[tuple[str, Any]]:
@@ -73,6 +96,7 @@ def openapi() -> tuple[OpenAPIConfig, Router]:
         title="Backplane",
         version=__version__,
         path="/schema",
+        components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         render_plugins=[
             SwaggerRenderPlugin(
                 path="/",
@@ -91,3 +115,18 @@ def openapi() -> tuple[OpenAPIConfig, Router]:
         opt={PUBLIC_OPT: True},
     )
     return config, assets
+
+
+class SecuredOperations(ReceiveRoutePlugin):
+    """Marks every operation the authentication middleware guards with :data:`SECURITY`, so
+    that Swagger sends the credential it was given. Decided per handler once its ``opt`` is
+    merged from its layers, by the same ``public`` flag the middleware reads: an operation is
+    documented as open exactly when it is."""
+
+    def receive_route(self, route: BaseRoute) -> None:
+        if not isinstance(route, HTTPRoute):
+            return
+        for handler in route.route_handlers:  # one handler may serve several paths
+            if not handler.opt.get(PUBLIC_OPT):
+                given = list(handler.security or ())
+                handler.security = given + [s for s in SECURITY if s not in given]

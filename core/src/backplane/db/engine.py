@@ -11,6 +11,7 @@ import sqlalchemy.ext.asyncio
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from backplane.db.types import aware_datetimes
 from backplane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ Purpose = Literal["app", "maintenance", "migrations"]
 def create_engine(
     settings: Settings, *, purpose: Purpose = "app", pre_ping: bool = True
 ) -> AsyncEngine:
-    """Build an engine; SQLite gets WAL and foreign keys, every engine a bounded pool.
+    """Build an engine; SQLite gets WAL, foreign keys and aware datetimes (see
+    :mod:`backplane.db.types`), every engine a bounded pool.
 
     ``purpose`` picks the connection: ``app`` (the application role, bound by row-level
     security), ``maintenance`` (``db.maintenance_url``: kernel work across tenants) or
@@ -56,6 +58,7 @@ def create_engine(
         return create_async_engine(url, **options)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **options)
+    aware_datetimes(engine.dialect)
     synchronous = db.sqlite_synchronous
 
     def pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -225,14 +225,13 @@ class MeController(Controller):
         principal = request.user
         email = None
         memberships: list[MembershipOut] = []
-        if principal.user_id is not None:
+        if principal.user_id is not None:  # a user's token or key (a key: its creator's)
             async with _sign_in(_identity(request)) as session:
                 email = await session.scalar(select(User.email).where(User.id == principal.user_id))
-                if principal.via == "token":
-                    memberships = [
-                        MembershipOut(tenant_id=t.id, tenant_slug=t.slug, role=m.role)
-                        for m, t in await sessions.memberships_of(session, principal.user_id)
-                    ]
+                memberships = [
+                    MembershipOut(tenant_id=t.id, tenant_slug=t.slug, role=m.role)
+                    for m, t in await sessions.memberships_of(session, principal.user_id)
+                ]
         return MeOut(
             user_id=principal.user_id,
             email=email,

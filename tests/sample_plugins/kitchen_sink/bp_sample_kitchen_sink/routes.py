@@ -12,6 +12,7 @@ from litestar.params import JSONBody
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane import requires
 from bp_sample_kitchen_sink.models import Note
 
 
@@ -33,7 +34,7 @@ class NotesController(Controller):
         rows = (await db.scalars(select(Note).order_by(Note.id))).all()
         return [NoteOut(id=n.id, body=n.body) for n in rows]
 
-    @post("/")
+    @post("/", guards=[requires("kitchen_sink.notes.write")])
     async def create_note(
         self,
         data: JSONBody[NoteIn],
