@@ -75,13 +75,14 @@ def _where(settings: Settings, text: str) -> tuple[str, str]:
     """The URL (redacted) and variable(s) of the connection that failed: the one whose host
     and port the driver's message names, else all of them."""
     urls = _configured_urls(settings)
-    named = [
-        (variable, url)
-        for variable, url in urls
-        if (address := re.search(r"@\[?([^/:\]]+)\]?:?(\d*)", url))
-        and address.group(1) in text
-        and address.group(2) in text
-    ]
+    named = []
+    for variable, url in urls:
+        address = re.search(r"@\[?([^/:\]]+)\]?:?(\d*)", url)
+        if address is None:
+            continue
+        host, port = address.group(1), address.group(2) or "5432"
+        if f"'{host}', {port})" in text or f"{host}:{port}" in text:  # asyncpg's, or a URL
+            named.append((variable, url))
     chosen = named[:1] or urls
     return redact_url(chosen[0][1]), ", ".join(variable for variable, _ in chosen)
 
