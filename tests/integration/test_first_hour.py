@@ -125,14 +125,12 @@ def test_a_server_that_refuses_names_the_variable_to_check(postgres_server: str)
 def test_other_os_errors_keep_their_own_report(data_dir: Path) -> None:
     """An ``OSError`` no database driver raised (a file a command reads) is not the database's."""
     settings = load_settings({"BACKPLANE_DATA_DIR": str(data_dir)})
-    try:
+    with pytest.raises(FileNotFoundError) as missing:
         Path(data_dir / "missing.onnx").read_bytes()
-    except OSError as exc:
-        assert database_problem(exc, settings) is None
-    try:
+    assert database_problem(missing.value, settings) is None
+    with pytest.raises(ConnectionRefusedError) as refused:
         raise ConnectionRefusedError(111, "Connection refused")
-    except OSError as exc:
-        assert database_problem(exc, settings) is None
+    assert database_problem(refused.value, settings) is None
 
 
 def test_a_command_that_creates_no_table_leaves_no_sqlite_file(tmp_path: Path) -> None:
@@ -156,9 +154,7 @@ def test_serve_and_worker_refuse_a_database_that_lacks_a_plugins_migrations(
     assert one_line(served.stderr) == (
         "Error: the database lacks migrations of kitchen_sink: run `backplane db upgrade`"
     )
-    worker = run_cli(
-        "worker", env={**with_plugin, "BACKPLANE_BROKER_URL": "redis://127.0.0.1:1/0"}
-    )
+    worker = run_cli("worker", env={**with_plugin, "BACKPLANE_BROKER_URL": "redis://127.0.0.1:1/0"})
     assert worker.returncode == 1
     assert "lacks migrations of kitchen_sink" in one_line(worker.stderr)
 
@@ -215,7 +211,11 @@ def test_the_relay_logs_an_outage_once_and_the_recovery(
     """A database that is away for many relay passes is one error, then one line when it is
     back, not a traceback a pass."""
     relay = OutboxRelay(
-        TaskSettings(relay_interval_s=0.01), "embedded", None, [], None  # type: ignore[arg-type]
+        TaskSettings(relay_interval_s=0.01),
+        "embedded",
+        None,
+        [],
+        None,  # type: ignore[arg-type]
     )
     passes = 0
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
-from sqlalchemy import inspect as inspect_database
-from sqlalchemy import text
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy import inspect as inspect_database
+from sqlalchemy import text
 
 from backplane.db.engine import Database, ping
 from backplane.kernel import Rails
@@ -88,7 +88,9 @@ async def migration_problem(database: Database, plugins: PluginSet) -> str | Non
     heads, branches = await asyncio.to_thread(_migration_heads, plugins)
     async with database.maintenance_engine.connect() as connection:
         current: set[str] = set()
-        if await connection.run_sync(lambda sync: inspect_database(sync).has_table("alembic_version")):
+        if await connection.run_sync(
+            lambda sync: inspect_database(sync).has_table("alembic_version")
+        ):
             versions = await connection.execute(text("SELECT version_num FROM alembic_version"))
             current = set(versions.scalars())
     if not current:

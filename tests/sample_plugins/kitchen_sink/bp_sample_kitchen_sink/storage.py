@@ -35,9 +35,7 @@ class MemoryStore:
         return sha256 in OBJECTS
 
     def sweep(self, keep: set[str], older_than: float) -> int:
-        gone = [
-            sha for sha in OBJECTS if sha not in keep and STORED_AT.get(sha, 0) < older_than
-        ]
+        gone = [sha for sha in OBJECTS if sha not in keep and STORED_AT.get(sha, 0) < older_than]
         for sha in gone:
             del OBJECTS[sha]
         return len(gone)
