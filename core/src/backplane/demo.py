@@ -22,6 +22,7 @@ from backplane.secret_key import secret_key
 
 DEMO_MARKER = "demo_seeded_at"
 DEMO_OWNER = "owner@demo.example.org"
+DEMO_TENANT = "demo"
 
 
 async def _kernel_demo(session: AsyncSession, rails: Rails) -> dict[str, Any]:
@@ -32,14 +33,14 @@ async def _kernel_demo(session: AsyncSession, rails: Rails) -> dict[str, Any]:
         session,
         rails.kernel(),
         server_secret=secret_key(rails.settings),
-        slug="demo",
+        slug=DEMO_TENANT,
         name="Demo",
         owner_email=DEMO_OWNER,
         password=password,
         key_name="demo",
     )
     return {
-        "tenant": "demo",
+        "tenant": DEMO_TENANT,
         "tenant_id": str(made.tenant.id),
         "login": made.owner.email,
         "password": password,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from typing import Any
 
@@ -10,9 +11,12 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy import inspect as inspect_database
+from sqlalchemy import text
 
-from backplane.db.engine import ping
+from backplane.db.engine import Database, ping
 from backplane.kernel import Rails
+from backplane.plugins import PluginSet
 from backplane.state import rails_of
 from backplane.tasks.broker import broker_kind, broker_problem
 from backplane.telemetry import hook_span
@@ -58,6 +62,57 @@ async def _plugin_reports(rails: Rails, timeout_s: float) -> dict[str, str]:
     return problems
 
 
+@functools.lru_cache(maxsize=4)
+def _migration_heads(plugins: PluginSet) -> tuple[frozenset[str], dict[str, str]]:
+    """The head revisions of the enabled plugins' branches, and the branch label(s) of every
+    revision (alembic passes a branch's labels down to its descendants): read once per plugin
+    set, as loading the scripts takes half a second."""
+    from alembic.script import ScriptDirectory
+
+    from backplane.db.migrations import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(plugins))
+    branches = {
+        revision.revision: ", ".join(sorted(revision.branch_labels)) or revision.revision
+        for revision in script.walk_revisions()
+    }
+    heads = frozenset(script.get_heads())
+    return heads, branches
+
+
+async def migration_problem(database: Database, plugins: PluginSet) -> str | None:
+    """None if the database holds every migration of the enabled plugins, else what to do.
+
+    Revisions the database holds that these plugins do not know (a newer release migrated it)
+    are not a problem here: only missing ones are."""
+    heads, branches = await asyncio.to_thread(_migration_heads, plugins)
+    async with database.maintenance_engine.connect() as connection:
+        current: set[str] = set()
+        if await connection.run_sync(
+            lambda sync: inspect_database(sync).has_table("alembic_version")
+        ):
+            versions = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            current = set(versions.scalars())
+    if not current:
+        return "the database is not migrated: run `backplane db upgrade`"
+    missing = heads - current
+    if not missing or current - set(branches):
+        return None
+    named = ", ".join(sorted({branches.get(head, head) for head in missing}))
+    return f"the database lacks migrations of {named}: run `backplane db upgrade`"
+
+
+async def _migrations_checked(rails: Rails, timeout_s: float) -> str | None:
+    """:func:`migration_problem` for readiness: an answer in time, or the reason there is none."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await migration_problem(rails.database, rails.plugins)
+    except TimeoutError:
+        return f"migration state unknown: no answer within {timeout_s} s"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: this is a health check
+        return f"migration state unknown: {type(exc).__name__}: {exc}"
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
@@ -71,9 +126,10 @@ class HealthController(Controller):
 
     @get(
         "/ready",
-        summary="Database reachable; status of every plugin",
-        description="200 when the database answers (status `degraded` if a plugin's own health "
-        "check reports a problem); 503 when it does not.",
+        summary="Database reachable and migrated; status of every plugin",
+        description="200 when the database answers and holds every migration of the enabled "
+        "plugins (status `degraded` if a plugin's own health check reports a problem); 503 "
+        "when it does not.",
         status_code=HTTP_200_OK,
     )
     async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
@@ -85,6 +141,8 @@ class HealthController(Controller):
         problem, broker_issue = await asyncio.gather(
             ping(rails.database.engine, timeout), broker_problem(settings, timeout)
         )
+        if problem is None:
+            problem = await _migrations_checked(rails, timeout)
         database = ComponentHealth(status="ok" if problem is None else "error", detail=problem)
         broker = ComponentHealth(
             status="ok" if broker_issue is None else "error",

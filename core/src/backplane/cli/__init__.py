@@ -58,6 +58,19 @@ class BackplaneGroup(click.Group):
         if plugins is not None:
             plugins.call("register_commands", cli=self)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; a database it cannot use (not migrated, unreachable) is one line
+        of advice and exit status 1, for every command alike (see :mod:`backplane.cli._database`).
+        """
+        from backplane.cli import _context, _database
+
+        try:
+            settings = _context.settings()
+        except click.ClickException:
+            settings = None  # the command reports it, if it needs settings at all
+        with _database.reported(settings):
+            return super().invoke(ctx)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands(ctx)
         return sorted(set(super().list_commands(ctx)) | set(_KERNEL_COMMANDS))

@@ -43,6 +43,25 @@ def plugin_set_or_none() -> PluginSet | None:
         return None
 
 
+def require_migrated() -> None:
+    """Refuse to start a long-running process (``serve``, ``worker``) on a database that lacks
+    migrations: it would answer every request and run every task with an error. An unreachable
+    database is reported by the command group, like every command's."""
+    from backplane.db.engine import Database
+    from backplane.health import migration_problem
+
+    async def check() -> str | None:
+        database = Database(settings())
+        try:
+            return await migration_problem(database, plugin_set())
+        finally:
+            await database.dispose()
+
+    problem = asyncio.run(check())
+    if problem is not None:
+        raise click.ClickException(problem)
+
+
 def admin(reason: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(session)`` in one transaction on an audited maintenance session.
 

@@ -17,7 +17,7 @@ def demo() -> None:
 @demo.command()
 def seed() -> None:
     """Add demo data once (first run only); later runs do nothing."""
-    from backplane.demo import seed_demo_data
+    from backplane.demo import DEMO_OWNER, DEMO_TENANT, seed_demo_data
 
     settings = _context.settings()
     if not settings.demo_data:
@@ -25,7 +25,11 @@ def seed() -> None:
         return
     reports = asyncio.run(seed_demo_data(_context.plugin_set()))
     if reports is None:
-        click.echo("demo data already present (credentials were printed at first start)")
+        click.echo(
+            "demo data already present (credentials were printed at first start). New ones:\n"
+            f"  backplane users set-password {DEMO_OWNER}\n"
+            f"  backplane apikeys create --tenant {DEMO_TENANT} --name demo --role owner"
+        )
         return
     click.echo("demo data seeded")
     for plugin, report in reports:

@@ -35,6 +35,7 @@ def worker(processes: int | None, threads: int | None, queues: tuple[str, ...]) 
             "(without one, `backplane serve` runs tasks in process)"
         )
     _context.plugin_set()  # fail here, clearly, in strict mode
+    _context.require_migrated()
     args = [
         sys.executable,
         "-m",

@@ -212,6 +212,7 @@ class OutboxRelay:
         batch = self._settings.relay_batch
         sweep_every = self._settings.resend_after_s / 10
         next_sweep = time.monotonic()
+        failing_since: float | None = None
         while not stopping.is_set():
             wake.clear()
             try:
@@ -223,8 +224,23 @@ class OutboxRelay:
                     pass  # a full batch: more are probably waiting
                 if stale_too:
                     next_sweep = time.monotonic() + sweep_every
-            except Exception:
-                log.exception("task relay failed; retrying")
+            except Exception as exc:
+                # Once per outage, not once a pass: a database down for a minute is one line
+                # (with its traceback), not thousands.
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.exception(
+                        "task relay failed (%s: %s); retrying every %g s, quietly until it works",
+                        type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "",
+                        interval,
+                    )
+            else:
+                if failing_since is not None:
+                    log.warning(
+                        "task relay works again after %.0f s", time.monotonic() - failing_since
+                    )
+                    failing_since = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
 
