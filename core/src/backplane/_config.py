@@ -158,8 +158,8 @@ class Schema(Generic[S]):
         except (TypeError, ValueError) as exc:  # a struct's own __post_init__ check
             # Named by what the user set in that section (a variable, a file key), not by the
             # section: that is what they can change.
-            wheres = sorted({item.where for key, item in given.items() if key[: len(parent)] == parent})
-            where = ", ".join(wheres) or (self.name(parent) if parent else "settings")
+            wheres = {item.where for key, item in given.items() if key[: len(parent)] == parent}
+            where = ", ".join(sorted(wheres)) or (self.name(parent) if parent else "settings")
             raise SettingsError(f"{where}: {exc}") from None
 
 

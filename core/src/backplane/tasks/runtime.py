@@ -629,9 +629,7 @@ class TaskRuntime:
         async with opened as session, session.begin():
             queue = TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
             if task.per_tenant:
-                tenants: list[uuid.UUID | None] = [
-                    *await tenants_running(session, task.plugin)
-                ]
+                tenants: list[uuid.UUID | None] = [*await tenants_running(session, task.plugin)]
             else:
                 tenants = [None]
             ids = [queue.enqueue_for(tenant_id, task.name) for tenant_id in tenants]

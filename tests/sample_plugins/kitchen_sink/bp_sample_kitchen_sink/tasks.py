@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from bp_sample_kitchen_sink.models import Note, TaskLog
 
-
 COUNTS: list[tuple[Any, int]] = []
 """``(tenant_id, notes)`` seen by each run of ``count_notes``, for tests to inspect."""
 BREAKS_THE_COUNT = "break the count"
