@@ -311,6 +311,8 @@ def test_two_schedulers_run_each_period_exactly_once(
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
+    seed_tenant(plugins, "acme")  # count_notes runs per tenant: one run a period in each
+    seed_tenant(plugins, "globex")
     first = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     second = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     first.start(relay=False, scheduler=False)
@@ -339,8 +341,8 @@ def test_two_schedulers_run_each_period_exactly_once(
         assert len(set(runs)) == 7
         assert started.count("kitchen_sink.count_notes") == 7  # winners only
 
-        # One task per period, no orphan from a loser.
-        assert first.run(outbox_rows(first, "kitchen_sink.count_notes")) == 7
+        # One task per period and tenant, no orphan from a loser.
+        assert first.run(outbox_rows(first, "kitchen_sink.count_notes")) == 7 * 2
     finally:
         first.stop()
         second.stop()

@@ -156,7 +156,11 @@ class Schema(Generic[S]):
         try:
             return self.sections[parent](**arguments)
         except (TypeError, ValueError) as exc:  # a struct's own __post_init__ check
-            raise SettingsError(f"{self.name(parent) if parent else 'settings'}: {exc}") from None
+            # Named by what the user set in that section (a variable, a file key), not by the
+            # section: that is what they can change.
+            wheres = {item.where for key, item in given.items() if key[: len(parent)] == parent}
+            where = ", ".join(sorted(wheres)) or (self.name(parent) if parent else "settings")
+            raise SettingsError(f"{where}: {exc}") from None
 
 
 def _convert(value: Any, kind: Any) -> Any:

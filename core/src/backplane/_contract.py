@@ -61,6 +61,10 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     time_limit_ms: int = 600_000
     schedule: str | None = None
     """A cron expression for periodic jobs, or None."""
+    per_tenant: bool = False
+    """With ``schedule``: each period runs once per tenant that has the plugin enabled, each run
+    a task of its own bound to that tenant (``kernel.db`` sees its rows), failing and retried
+    alone; without it, a periodic job runs once per period for no tenant."""
 
 
 ONNXRUNTIME = "onnxruntime"

@@ -3,8 +3,10 @@
 A command decorated with it is an ``async`` function whose first argument is the plugin's own
 :class:`~backplane.Kernel`, built for the command from the process's settings and plugins and
 released when it returns; ``async with kernel.tenant("acme") as k:`` then works on one tenant's
-data, as a handler would. Settings errors and a broken plugin set are reported as click errors,
-never as tracebacks.
+data, as a handler would, and ``async with kernel.all_tenants(reason) as k:`` (commands only,
+audited) on every tenant's. ``kernel.plugin_settings`` is the plugin's validated settings
+struct. Settings errors and a broken plugin set are reported as click errors, never as
+tracebacks.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def pass_kernel(command: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> T:
         from backplane.cli import _context
-        from backplane.kernel import UnknownTenantError
+        from backplane.kernel import Kernel, UnknownTenantError
+        from backplane.plugins import KERNEL_PLUGIN
 
         plugins = _context.plugin_set()
         package = command.__module__.partition(".")[0]
@@ -37,8 +40,8 @@ def pass_kernel(command: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         )
 
         async def go(rails: Any) -> T:
-            kernel = rails.kernel()
-            return await command(kernel.for_plugin(owner) if owner else kernel, *args, **kwargs)
+            kernel = Kernel(rails, owner or KERNEL_PLUGIN, operator=True)
+            return await command(kernel, *args, **kwargs)
 
         return _context.with_rails(go, UnknownTenantError)
 

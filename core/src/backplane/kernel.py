@@ -175,14 +175,17 @@ class Kernel:
 
     Bound to a tenant (``tenant_id``) and a session (``db``) in request handlers, tasks and
     inside :meth:`tenant`; unbound in start-up hooks and commands, where :meth:`tenant` opens a
-    tenant's session. ``principal`` is the caller in request handlers; ``message_id`` and
-    ``attempt`` say which delivery of a task this is.
+    tenant's session (and, in commands only, :meth:`all_tenants` a session of every tenant).
+    ``principal`` is the caller in request handlers; ``message_id`` and ``attempt`` say which
+    delivery of a task this is.
     """
 
     __slots__ = (
+        "_all_tenants",
         "_db",
         "_maintenance",
         "_open",
+        "_operator",
         "_rails",
         "_tasks",
         "_usage",
@@ -206,6 +209,7 @@ class Kernel:
         attempt: int = 0,
         usage_results: list[UsageResult] | None = None,
         maintenance: Callable[[str], AbstractAsyncContextManager[AsyncSession]] | None = None,
+        operator: bool = False,
     ) -> None:
         self._rails = rails
         self.plugin = plugin
@@ -224,6 +228,11 @@ class Kernel:
         """Where a request's usage results wait to become quota headers (requests only)."""
         self._tasks: TaskQueue | None = None
         self._usage: UsageRecorder | None = None
+        self._operator = operator
+        """Made for an operator's CLI command (:func:`backplane.pass_kernel`): may open
+        :meth:`all_tenants`."""
+        self._all_tenants = False
+        """``db`` sees every tenant (inside :meth:`all_tenants`)."""
 
     def __repr__(self) -> str:
         return f"Kernel(plugin={self.plugin!r}, tenant_id={self.tenant_id!r})"
@@ -312,6 +321,7 @@ class Kernel:
             attempt=self.attempt,
             usage_results=self.usage_results,
             maintenance=self._maintenance,
+            operator=self._operator,
         )
 
     @asynccontextmanager
@@ -324,6 +334,38 @@ class Kernel:
             bind_tenant(session, tenant_id)
             async with session.begin():
                 yield Kernel(self._rails, self.plugin, db=session, tenant_id=tenant_id)
+
+    @asynccontextmanager
+    async def all_tenants(self, reason: str) -> AsyncIterator[Kernel]:
+        """Operator commands only (``@backplane.pass_kernel``): a view whose ``db`` reads and
+        writes the rows of every tenant (on PostgreSQL past row-level security), committed when
+        the block ends (rolled back if it raises); ``reason`` goes to the audit log
+        (``backplane.audit``), as for the kernel's own maintenance. Rows it adds name their
+        tenant themselves. Inside, :meth:`tenant_ids` lists the tenants that have the plugin
+        enabled. Handlers, tasks and hooks never act across tenants: PermissionError there.
+        """
+        if not self._operator:
+            raise PermissionError(
+                "kernel.all_tenants() is for operator commands (@backplane.pass_kernel) only; "
+                "a handler or task acts for its own tenant"
+            )
+        audited = f"operator command of {self.plugin}: {reason}" if reason.strip() else reason
+        async with self._rails.database.maintenance(audited) as session, session.begin():
+            view = Kernel(self._rails, self.plugin, db=session)
+            view._all_tenants = True
+            yield view
+
+    async def tenant_ids(self) -> list[uuid.UUID]:
+        """The tenants that have this plugin enabled, oldest first, inside :meth:`all_tenants`
+        (then ``async with kernel.tenant(tenant_id) as k:`` works on one of them)."""
+        from backplane.tasks.runtime import tenants_running
+
+        if not self._all_tenants:
+            raise PermissionError(
+                "kernel.tenant_ids() lists every tenant: call it on the view of "
+                "`async with kernel.all_tenants(reason) as k:`"
+            )
+        return await tenants_running(self.db, self.plugin)
 
     async def notify(
         self,

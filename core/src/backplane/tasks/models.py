@@ -46,3 +46,4 @@ class ScheduleRun(Base):
     job: Mapped[str] = mapped_column(String(200), primary_key=True)
     period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     outbox_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    """The period's task; a per-tenant job's first one (the nil UUID when no tenant had it)."""

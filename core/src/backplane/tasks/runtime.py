@@ -32,7 +32,7 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -135,17 +135,34 @@ class RegisteredTask(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: int
     time_limit_ms: int
     schedule: str | None
+    per_tenant: bool = False
 
 
 def _task_items(plugin: str, actor: Any = None, **options: Any) -> list[Task]:
-    if isinstance(actor, Task):
-        return [actor]
-    if not callable(actor):
-        raise TypeError(f"register_tasks expects a function, got {actor!r}")
-    task = Task(actor=actor, **options)
+    task = actor if isinstance(actor, Task) else Task(actor=actor, **options)
+    if not callable(task.actor):
+        raise TypeError(f"register_tasks expects a function, got {task.actor!r}")
+    name = getattr(task.actor, "__name__", repr(task.actor))
     if task.schedule is not None and not croniter.is_valid(task.schedule):
-        raise ValueError(f"task {actor.__name__}: invalid cron expression {task.schedule!r}")
+        raise ValueError(f"task {name}: invalid cron expression {task.schedule!r}")
+    if task.per_tenant and task.schedule is None:
+        raise ValueError(
+            f"task {name}: per_tenant=True needs a schedule (a task enqueued by code already "
+            "runs for the enqueuing tenant)"
+        )
     return [task]
+
+
+async def tenants_running(session: AsyncSession, plugin: str) -> list[uuid.UUID]:
+    """The tenants that have ``plugin`` enabled (every tenant, unless switched off), oldest
+    first; ``session`` must see every tenant (a maintenance session)."""
+    from backplane.identity.models import Tenant, TenantPlugin
+
+    switched_off = select(TenantPlugin.tenant_id).where(
+        TenantPlugin.plugin == plugin, TenantPlugin.enabled.is_(False)
+    )
+    query = select(Tenant.id).where(Tenant.id.not_in(switched_off))
+    return list(await session.scalars(query.order_by(Tenant.created_at, Tenant.id)))
 
 
 def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
@@ -159,6 +176,7 @@ def collect_tasks(plugins: PluginSet) -> list[RegisteredTask]:
             max_retries=task.max_retries,
             time_limit_ms=task.time_limit_ms,
             schedule=task.schedule,
+            per_tenant=task.per_tenant,
         )
         for plugin, task in plugins.collect("register_tasks", _task_items)
     ]
@@ -573,7 +591,9 @@ class TaskRuntime:
         """Enqueue each periodic job whose current period has not run yet, anywhere.
 
         The ``(job, period_start)`` primary key is the lease: of any number of schedulers,
-        exactly one inserts it, in the same transaction as the job's outbox row.
+        exactly one inserts it, in the same transaction as the job's outbox row, or as the
+        rows of a per-tenant job, one per tenant that has the job's plugin enabled (so each
+        tenant's run is a task of its own: bound to it, failing and retried alone).
         """
         assert self._sessions is not None
         now = now or datetime.now(UTC)
@@ -585,14 +605,7 @@ class TaskRuntime:
             if self._last_period.get(task.name) == period:
                 continue
             try:
-                async with self._sessions() as session, session.begin():
-                    row = OutboxMessage(
-                        actor=task.name, queue=task.queue, args=[], kwargs={}, trace_context={}
-                    )
-                    session.add(row)
-                    await session.flush()
-                    session.add(ScheduleRun(job=task.name, period_start=period, outbox_id=row.id))
-                    await session.flush()
+                await self._start_period(task, period)
                 started.append(task.name)
             except IntegrityError:
                 pass  # another scheduler took this period
@@ -604,6 +617,25 @@ class TaskRuntime:
                 continue
             self._last_period[task.name] = period
         return started
+
+    async def _start_period(self, task: RegisteredTask, period: datetime) -> None:
+        """Take ``period`` of ``task`` and enqueue its run(s), in one transaction. A per-tenant
+        job's session is a maintenance one: it reads every tenant's plugin switches."""
+        assert self._database is not None
+        if task.per_tenant:
+            opened = self._database.maintenance(f"scheduler: {task.name} for each tenant")
+        else:
+            opened = self._database.sessions()
+        async with opened as session, session.begin():
+            queue = TaskQueue(session, self.names, self.queues, on_commit=self.nudge)
+            if task.per_tenant:
+                tenants: list[uuid.UUID | None] = [*await tenants_running(session, task.plugin)]
+            else:
+                tenants = [None]
+            ids = [queue.enqueue_for(tenant_id, task.name) for tenant_id in tenants]
+            # A per-tenant period no tenant runs still takes its lease (nil: no row).
+            lease = ids[0] if ids else uuid.UUID(int=0)
+            session.add(ScheduleRun(job=task.name, period_start=period, outbox_id=lease))
 
     async def _schedule_forever(self) -> None:
         interval = self.settings.tasks.scheduler_interval_s

@@ -34,6 +34,11 @@ class KitchenSinkSettings(msgspec.Struct, forbid_unknown_fields=True):
     """The slug of the tenant that token acts for (None: the backend is inactive)."""
     auth_role: Literal["owner", "admin", "member", "viewer"] = "viewer"
 
+    def __post_init__(self) -> None:
+        # A check across the struct, as a plugin may make one: its error names what was set.
+        if self.max_notes < 1:
+            raise ValueError(f"max_notes must be at least 1, not {self.max_notes}")
+
 
 plugin = PluginInfo(
     name="kitchen_sink",
@@ -72,7 +77,13 @@ def register_migrations(register: Any) -> None:
 def register_tasks(register: Any) -> None:
     from bp_sample_kitchen_sink import tasks
 
-    register(tasks.count_notes, queue="kitchen_sink", max_retries=3, schedule="*/5 * * * *")
+    register(
+        tasks.count_notes,
+        queue="kitchen_sink",
+        max_retries=3,
+        schedule="*/5 * * * *",
+        per_tenant=True,
+    )
     register(tasks.log_label, queue="kitchen_sink")
     register(tasks.write_note, queue="kitchen_sink")
     register(tasks.flaky, queue="kitchen_sink", max_retries=5)
@@ -135,6 +146,25 @@ def register_commands(cli: Any) -> None:
         async with kernel.tenant(tenant) as scoped:
             count = await scoped.db.scalar(select(func.count()).select_from(Note))
         click.echo(f"{kernel.plugin_settings.greeting}: {tenant} has {count} notes")
+
+    @cli.command("kitchen-sink-census")
+    @pass_kernel
+    async def census(kernel: Any) -> None:
+        """Count the notes of each tenant that has kitchen_sink on (an audited all-tenants
+        session, then one tenant's session each)."""
+        from sqlalchemy import func, select
+
+        from bp_sample_kitchen_sink.models import Note
+
+        async with kernel.all_tenants("census of the notes") as everyone:
+            query = select(Note.tenant_id, func.count()).group_by(Note.tenant_id)
+            counted = {tenant_id: n for tenant_id, n in await everyone.db.execute(query)}
+            tenant_ids = await everyone.tenant_ids()
+        for tenant_id in tenant_ids:
+            async with kernel.tenant(tenant_id) as scoped:  # the same count, RLS-bound
+                count = await scoped.db.scalar(select(func.count()).select_from(Note))
+            assert count == counted.get(tenant_id, 0)
+            click.echo(f"{kernel.plugin_settings.greeting}: {tenant_id} has {count} notes")
 
 
 @hookimpl

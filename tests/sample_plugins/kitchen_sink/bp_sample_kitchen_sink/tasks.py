@@ -10,10 +10,21 @@ from sqlalchemy import func, select
 
 from bp_sample_kitchen_sink.models import Note, TaskLog
 
+COUNTS: list[tuple[Any, int]] = []
+"""``(tenant_id, notes)`` seen by each run of ``count_notes``, for tests to inspect."""
+BREAKS_THE_COUNT = "break the count"
+"""A note with this body makes its tenant's ``count_notes`` fail (failure isolation tests)."""
+
 
 async def count_notes(kernel: Any) -> int:
-    """A periodic job (every five minutes)."""
-    return int(await kernel.db.scalar(select(func.count()).select_from(Note)) or 0)
+    """A per-tenant periodic job (every five minutes): runs in each tenant that has the plugin
+    enabled, and sees that tenant's notes only."""
+    count = int(await kernel.db.scalar(select(func.count()).select_from(Note)) or 0)
+    broken = select(Note.id).where(Note.body == BREAKS_THE_COUNT)
+    if await kernel.db.scalar(broken) is not None:
+        raise RuntimeError(f"the count of tenant {kernel.tenant_id} fails on purpose")
+    COUNTS.append((kernel.tenant_id, count))
+    return count
 
 
 async def log_label(kernel: Any, label: str) -> None:
