@@ -1,17 +1,29 @@
-"""Render the plugin template as a third party would, install it, and run its own tests.
+"""Render the plugin template twice, as third parties would, and prove both plugins work from
+their wheels in a clean environment.
 
-Run by ``tox -e template``: copier renders ``plugin_template`` (the committed files) into a
-temporary directory with a sample plugin name, the result is installed (not editable) next to
-the kernel, its tests run with the kernel's pytest plugin, and its sources are checked to
-import only ``backplane``'s public API.
+Run by ``tox -e template`` (needs copier, git and uv in the running interpreter's environment):
+
+1. ``backplane plugin new`` renders two plugins with different names side by side (the second
+   with a longer name, so name-dependent lines are exercised);
+2. their sources are checked to import only ``backplane``'s public API;
+3. ``uv build --wheel`` builds the kernel and both plugins;
+4. ``uv venv`` makes a fresh virtual environment (not this tox env) and the three wheels are
+   installed there, with the plugins' ``test`` extra (pytest, httpx, mypy, ruff);
+5. there, both plugins load together (``backplane plugins list --json``), and in each plugin's
+   folder its own tests, ``mypy`` (strict, from its pyproject.toml) and ``ruff check`` run.
+
+Exits 0 when everything passes, 1 with a ``FAIL`` line otherwise.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,64 +31,113 @@ sys.path.insert(0, str(REPO))
 
 from tests.unit.test_public_api import private_imports  # noqa: E402
 
-PLUGIN = "acme_notes"
+PLUGINS = ("acme_notes", "northwind_helpdesk_tickets")
+BACKPLANE = Path(sys.executable).with_name("backplane")
 
 
-def run(*args: str, cwd: Path | None = None) -> None:
-    print(f"[template] $ {' '.join(args)}", flush=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPLANE_", "OTEL_"))}
-    subprocess.run(args, cwd=cwd, env=env, check=True)
+class Failed(Exception):
+    """A step failed; the message says which."""
+
+
+def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    command = " ".join(str(a) for a in args)
+    where = f" (in {cwd.name})" if cwd else ""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env or clean_environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"[template] {time.monotonic() - started:5.1f} s  $ {command}{where}", flush=True)
+    if result.returncode != 0:
+        raise Failed(
+            f"exit code {result.returncode}: {command}{where}\n"
+            f"--- stdout:\n{result.stdout}\n--- stderr:\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """This environment without BACKPLANE_*/OTEL_* (the tests set their own) nor tox's venv."""
+    skip = ("BACKPLANE_", "OTEL_", "VIRTUAL_ENV", "PYTHONPATH")
+    return {k: v for k, v in os.environ.items() if not k.startswith(skip)} | extra
+
+
+def uv() -> str:
+    import uv as uv_module
+
+    return uv_module.find_uv_bin()
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="backplane-template-") as tmp:
-        target = Path(tmp) / "plugin"
-        run(
-            sys.executable,
-            "-m",
-            "copier",
-            "copy",
-            "--defaults",
-            "--vcs-ref",
-            "HEAD",
-            "--data",
-            f"plugin_name={PLUGIN}",
-            str(REPO / "plugin_template"),
-            str(target),
-        )
+    with tempfile.TemporaryDirectory(prefix="backplane-template-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            check(tmp)
+        except Failed as exc:
+            print(f"[template] FAIL: {exc}", file=sys.stderr, flush=True)
+            return 1
+    print(f"[template] ok: {', '.join(PLUGINS)} rendered, built, installed, checked", flush=True)
+    return 0
+
+
+def check(tmp: Path) -> None:
+    render_env = clean_environ(XDG_DATA_HOME=str(tmp / "xdg"))
+    sources = {name: tmp / "src" / name for name in PLUGINS}
+    for name, target in sources.items():
+        run(BACKPLANE, "plugin", "new", name, "--directory", target, env=render_env)
         problems = {
             str(path.relative_to(target)): found
             for path in target.rglob("*.py")
             if (found := private_imports(path.read_text()))
         }
         if problems:
-            print(f"[template] FAIL: private kernel imports: {problems}", file=sys.stderr)
-            return 1
-        run(
-            sys.executable,
-            "-m",
-            "uv",
-            "pip",
-            "install",
-            "--python",
-            sys.executable,
-            "--reinstall-package",
-            f"backplane-{PLUGIN.replace('_', '-')}",
-            str(target),
-        )
-        run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=target)
-        run(
-            sys.executable,
-            "-m",
-            "uv",
-            "pip",
-            "uninstall",
-            "--python",
-            sys.executable,
-            f"backplane-{PLUGIN.replace('_', '-')}",
-        )
-    print("[template] ok: rendered, installed, its tests pass, public API only", flush=True)
-    return 0
+            raise Failed(f"{name} imports kernel internals: {problems}")
+
+    dist = tmp / "dist"
+    for source in (REPO / "core", *sources.values()):
+        run(uv(), "build", "--quiet", "--wheel", "--no-sources", "--out-dir", dist, source)
+    venv = tmp / "venv"
+    run(uv(), "venv", "--quiet", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    wheels = sorted(dist.glob("*.whl"))
+    plugin_wheels = [w for w in wheels if not w.name.startswith("backplane_core-")]
+    run(
+        uv(),
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        *[w for w in wheels if w not in plugin_wheels],
+        *[f"{w}[test]" for w in plugin_wheels],
+    )
+
+    listed = run(
+        venv / "bin" / "backplane",
+        "plugins",
+        "list",
+        "--json",
+        env=clean_environ(BACKPLANE_DATA_DIR=str(tmp / "var")),
+    )
+    loaded = {p["name"] for p in json.loads(listed) if p["status"] == "loaded"}
+    if not set(PLUGINS) <= loaded:
+        raise Failed(f"both plugins should load side by side; loaded: {sorted(loaded)}\n{listed}")
+
+    # The two plugins are checked at the same time: most of this script's time is theirs.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(sources)) as pool:
+        for done in [pool.submit(check_plugin, python, source) for source in sources.values()]:
+            done.result()
+
+
+def check_plugin(python: Path, source: Path) -> None:
+    """The plugin's own tests, types and lint, in its folder, against the installed wheels."""
+    run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=source)
+    run(python, "-m", "mypy", cwd=source)
+    run(python, "-m", "ruff", "check", "--no-cache", ".", cwd=source)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ _KERNEL_COMMANDS = {
     "serve": "backplane.cli.serve:serve",
     "db": "backplane.cli.db:db",
     "plugins": "backplane.cli.plugins:plugins",
+    "plugin": "backplane.cli.plugin_new:plugin",
     "demo": "backplane.cli.demo:demo",
     "tenants": "backplane.cli.tenants:tenants",
     "users": "backplane.cli.users:users",
