@@ -42,7 +42,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,14 +77,10 @@ class SeededTenant:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-def _in_thread(work: Callable[[], Awaitable[T]]) -> T:
+def _in_thread(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run async work from a test, which may itself run inside an event loop."""
-
-    async def run() -> T:
-        return await work()
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run()).result()
+        return pool.submit(asyncio.run, work()).result()
 
 
 def _rails(target: Any) -> Any:
@@ -135,7 +131,7 @@ async def _tenant_id(session: Any, tenant: SeededTenant | str) -> uuid.UUID:
     return found
 
 
-def _limited_meter(plugins: Any, meter: str) -> Any:
+def _limited_meter(plugins: Any, meter: str) -> None:
     from backplane.billing.meters import ADDITIVE, collect_meters
 
     meters = collect_meters(plugins)
@@ -146,7 +142,6 @@ def _limited_meter(plugins: Any, meter: str) -> Any:
             f"{meter} aggregates by {meters[meter].aggregation}; only count and sum "
             "meters can have limits"
         )
-    return meters
 
 
 def seed_tenant(
@@ -430,7 +425,7 @@ def _postgres_unavailable(reason: str) -> None:
 
 
 def _postgres_admin(url: str, *statements: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     async def run() -> None:
         dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
