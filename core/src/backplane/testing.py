@@ -8,7 +8,26 @@ Fixtures, all isolated in a temporary data directory with migrations applied:
 - ``backplane_app``: the Litestar app from ``create_app``;
 - ``backplane_tenant``: a tenant with an owner and an owner-role API key (:class:`SeededTenant`);
 - ``backplane_client``: a Litestar ``TestClient`` authenticated with that key, lifespan running;
-- ``backplane_anonymous_client``: the same without credentials.
+- ``backplane_anonymous_client``: the same without credentials;
+- ``backplane_client_as``: ``backplane_client_as("viewer")`` is a client of the same running
+  app with a new API key of that role (owner, admin, member or viewer) for ``backplane_tenant``;
+- ``backplane_postgres_app``: ``backplane_app`` on a fresh PostgreSQL database reached as in
+  production (an application role bound by row-level security). It needs a server: set
+  ``BACKPLANE_TEST_POSTGRES_URL`` to an admin URL (``postgresql://postgres@127.0.0.1/postgres``),
+  or override ``backplane_postgres_url``; without one the test is skipped, saying so.
+  ``backplane_postgres_database`` gives just the database variables, to merge into an
+  overridden ``backplane_environ`` so that every fixture above runs on PostgreSQL.
+
+Helpers, each taking the app (or a client of it, or for all but :func:`run_tasks` the plugin
+set) and doing what an operator's command would:
+
+- :func:`seed_tenant`: another tenant, with an owner and an API key;
+- :func:`set_quota`: a hard or soft limit per period on a meter (``backplane quotas set``);
+- :func:`put_on_plan`: the tenant on a plan with features and limits (``backplane plans
+  create`` then ``backplane subscriptions set``);
+- :func:`usage_of`: a meter's value for the tenant in the current period;
+- :func:`run_tasks`: wait until every enqueued task has run (the app's embedded worker runs
+  them while a client has it started).
 
 Heavy imports happen inside the fixtures so that merely having the kernel installed does not
 slow down unrelated pytest runs.
@@ -18,14 +37,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import os
+import secrets
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
+T = TypeVar("T")
 TEST_PASSWORD = "correct horse battery staple 42"  # noqa: S105 - a fixture's known password
 CHEAP_PASSWORD_HASHING = {
     "BACKPLANE_AUTH__PASSWORD_MEMORY_KIB": "1024",
@@ -33,6 +58,7 @@ CHEAP_PASSWORD_HASHING = {
     # Not about passwords, but about test speed too: idle task workers stop within 0.1 s.
     "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
 }
+POSTGRES_URL_VARIABLE = "BACKPLANE_TEST_POSTGRES_URL"
 
 
 @dataclass
@@ -51,45 +77,253 @@ class SeededTenant:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
+def _in_thread(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run async work from a test, which may itself run inside an event loop."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work()).result()
+
+
+def _rails(target: Any) -> Any:
+    """The rails of an app, or of a client's app (None for a plugin set)."""
+    from litestar import Litestar
+
+    from backplane.state import RAILS
+
+    app = target if isinstance(target, Litestar) else getattr(target, "app", None)
+    return app.state[RAILS] if isinstance(app, Litestar) else None
+
+
+def _plugins(target: Any) -> Any:
+    from backplane.plugins import PluginSet
+
+    if isinstance(target, PluginSet):
+        return target
+    rails = _rails(target)
+    if rails is None:
+        raise TypeError(f"expected a backplane app, a TestClient of one or a PluginSet: {target!r}")
+    return rails.plugins
+
+
+def _as_operator(target: Any, reason: str, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """``work(session, kernel)`` in one transaction of an audited maintenance session, on rails
+    of its own (the app's database belongs to the app's event loop), as operator commands do."""
+    from backplane.kernel import Rails
+
+    plugins = _plugins(target)
+
+    async def run() -> T:
+        rails = Rails.build(plugins.settings, plugins)
+        try:
+            async with rails.database.maintenance(reason) as session, session.begin():
+                return await work(session, rails.kernel())
+        finally:
+            await rails.close()
+
+    return _in_thread(run)
+
+
+async def _tenant_id(session: Any, tenant: SeededTenant | str) -> uuid.UUID:
+    from backplane.identity.tenants import tenant_by_slug
+
+    if isinstance(tenant, SeededTenant):
+        return tenant.tenant_id
+    found: uuid.UUID = (await tenant_by_slug(session, tenant)).id
+    return found
+
+
+def _limited_meter(plugins: Any, meter: str) -> None:
+    from backplane.billing.meters import ADDITIVE, collect_meters
+
+    meters = collect_meters(plugins)
+    if meter not in meters:
+        raise ValueError(f"no meter {meter!r} (known: {', '.join(sorted(meters))})")
+    if meters[meter].aggregation not in ADDITIVE:
+        raise ValueError(
+            f"{meter} aggregates by {meters[meter].aggregation}; only count and sum "
+            "meters can have limits"
+        )
+
+
 def seed_tenant(
     plugins: Any, slug: str, email: str | None = None, key_role: str = "owner"
 ) -> SeededTenant:
-    """Create tenant ``slug`` with an owner (password ``TEST_PASSWORD``) and an API key."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(
-            asyncio.run, _seed(plugins, slug, email or f"owner@{slug}.example.org", key_role)
-        ).result()
+    """Create tenant ``slug`` with an owner (password ``TEST_PASSWORD``) and an API key.
 
-
-async def _seed(plugins: Any, slug: str, email: str, key_role: str) -> SeededTenant:
+    ``plugins`` is the plugin set, the app or a client of it."""
     from backplane.identity.provision import provision_tenant
-    from backplane.kernel import Rails
     from backplane.secret_key import secret_key
 
-    rails = Rails.build(plugins.settings, plugins)
+    owner = email or f"owner@{slug}.example.org"
+    settings = _plugins(plugins).settings
+
+    async def work(session: Any, kernel: Any) -> SeededTenant:
+        made = await provision_tenant(
+            session,
+            kernel,
+            server_secret=secret_key(settings),
+            slug=slug,
+            owner_email=owner,
+            password=TEST_PASSWORD,
+            key_name="test",
+            key_role=key_role,
+        )
+        return SeededTenant(
+            slug, made.tenant.id, made.owner.id, made.owner.email, made.api_key.key, made.api_key.id
+        )
+
+    return _as_operator(plugins, f"test seeds tenant {slug}", work)
+
+
+def set_quota(
+    app: Any, tenant: SeededTenant | str, meter: str, limit: float, *, hard: bool = True
+) -> None:
+    """Limit ``meter`` to ``limit`` per billing period for ``tenant`` (a seeded tenant or a
+    slug), as ``backplane quotas set`` does: past a hard limit the usage is refused (429), past
+    a soft one it is recorded and ``quota.reached`` announced. Putting the tenant on a plan
+    afterwards replaces its limits with the plan's."""
+    from backplane.billing.models import Entitlement
+
+    plugins = _plugins(app)
+    _limited_meter(plugins, meter)
+    if limit < 0:
+        raise ValueError(f"a limit is at least 0, not {limit}")
+
+    async def work(session: Any, _kernel: Any) -> None:
+        tenant_id = await _tenant_id(session, tenant)
+        await session.merge(
+            Entitlement(tenant_id=tenant_id, meter=meter, limit=float(limit), hard=hard)
+        )
+
+    _as_operator(plugins, f"test: quotas set {meter} {limit:g}", work)
+
+
+def put_on_plan(
+    app: Any,
+    tenant: SeededTenant | str,
+    code: str = "test-plan",
+    *,
+    features: Collection[str] = (),
+    limits: Mapping[str, float] | None = None,
+    hard: bool = True,
+) -> None:
+    """Create (or replace) plan ``code`` with boolean ``features`` and per-period ``limits``
+    (meter to limit, all hard or all soft), and move ``tenant`` onto it now, as ``backplane
+    plans create`` and ``backplane subscriptions set`` do. Given the app or a client, its cache
+    of plan features forgets the tenant, so ``requires_entitlement`` sees the change at once."""
+    import msgspec
+
+    from backplane.billing.meters import collect_meters
+    from backplane.billing.plans import PlanSpec, store_plan
+    from backplane.billing.subscriptions import (
+        ensure_subscription,
+        resync_plan_subscribers,
+        subscribe,
+    )
+
+    plugins = _plugins(app)
+    for meter in limits or {}:
+        _limited_meter(plugins, meter)
+    spec = msgspec.convert(
+        {
+            "code": code,
+            "name": code,
+            "features": list(features),
+            "limits": [{"meter": m, "limit": v, "hard": hard} for m, v in (limits or {}).items()],
+        },
+        PlanSpec,
+    )
+
+    async def work(session: Any, _kernel: Any) -> uuid.UUID:
+        plan = await store_plan(session, spec, collect_meters(plugins))
+        await resync_plan_subscribers(session, plan.id)
+        tenant_id = await _tenant_id(session, tenant)
+        await ensure_subscription(session, tenant_id, plugins.settings)
+        await subscribe(session, tenant_id, plan)
+        return tenant_id
+
+    tenant_id = _as_operator(plugins, f"test: subscriptions set {code}", work)
+    rails = _rails(app)
+    if rails is not None:
+        rails.features.forget(tenant_id)
+
+
+def usage_of(app: Any, tenant: SeededTenant | str, meter: str) -> float:
+    """``meter``'s value for ``tenant`` in the current billing period (what ``GET
+    /api/billing/usage`` reports for it; 0 before any use)."""
+    from datetime import UTC, datetime
+
+    from backplane.billing.aggregate import distinct_counts, period_report
+    from backplane.billing.meters import collect_meters
+    from backplane.billing.usage import period_bounds
+
+    meters = collect_meters(_plugins(app))
+    if meter not in meters:
+        raise ValueError(f"no meter {meter!r} (known: {', '.join(sorted(meters))})")
+    aggregation = meters[meter].aggregation
+
+    async def work(session: Any, _kernel: Any) -> float:
+        tenant_id = await _tenant_id(session, tenant)
+        start, end = period_bounds(datetime.now(UTC))
+        if aggregation == "unique_count":
+            return float((await distinct_counts(session, tenant_id, start, end))[0].get(meter, 0))
+        latest = frozenset([meter]) if aggregation == "latest" else frozenset()
+        report = (await period_report(session, tenant_id, start, end, latest)).get(meter)
+        return float(report.total.value(aggregation)) if report is not None else 0.0
+
+    return _as_operator(app, f"test: usage of {meter}", work)
+
+
+def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) -> None:
+    """Wait until every task in the outbox has run: sent to the broker and finished, retries
+    included. ``app`` (or a client of it) must be started, e.g. by ``backplane_client``: with
+    the embedded broker (no ``BACKPLANE_BROKER_URL``) its own worker runs the tasks.
+
+    Raises AssertionError naming the tasks left after ``timeout`` seconds, and, unless
+    ``allow_failures``, the tasks that failed for good while it waited."""
+    from sqlalchemy import select
+
+    from backplane.tasks.models import DONE, FAILED, OutboxMessage
+
+    rails = _rails(app)
+    if rails is None:
+        raise TypeError(f"run_tasks needs the app or a TestClient of it, not {app!r}")
+    runtime = rails.tasks
+    o = OutboxMessage
+
+    async def unfinished() -> list[Any]:
+        async with runtime.sessionmaker() as session:
+            query = select(o.id, o.actor, o.status, o.attempts, o.error).where(o.status != DONE)
+            return list((await session.execute(query.order_by(o.created_at))).tuples())
+
     try:
-        async with rails.database.maintenance(f"test seeds tenant {slug}") as session:
-            made = await provision_tenant(
-                session,
-                rails.kernel(),
-                server_secret=secret_key(plugins.settings),
-                slug=slug,
-                owner_email=email,
-                password=TEST_PASSWORD,
-                key_name="test",
-                key_role=key_role,
+        runtime.sessionmaker  # noqa: B018 - raises RuntimeError when the runtime is not started
+    except RuntimeError:
+        raise RuntimeError(
+            "run_tasks needs the app started: call it while a TestClient of the app is open "
+            "(backplane_client)"
+        ) from None
+    failed_before = {row[0] for row in runtime.run(unfinished()) if row[2] == FAILED}
+    deadline = time.monotonic() + timeout
+    while True:
+        runtime.nudge()  # hand committed rows over now rather than at the relay's next tick
+        rows = runtime.run(unfinished())
+        left = [row for row in rows if row[2] != FAILED]
+        if not left:
+            break
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"tasks still not run after {timeout:g} s: "
+                + "; ".join(_described(row) for row in left)
             )
-            await session.commit()
-            return SeededTenant(
-                slug,
-                made.tenant.id,
-                made.owner.id,
-                made.owner.email,
-                made.api_key.key,
-                made.api_key.id,
-            )
-    finally:
-        await rails.close()
+        time.sleep(0.02)
+    failed = [row for row in rows if row[0] not in failed_before]
+    if failed and not allow_failures:
+        raise AssertionError("tasks failed: " + "; ".join(_described(row) for row in failed))
+
+
+def _described(row: Any) -> str:
+    _id, actor, status, attempts, error = row
+    return f"{actor} {status} after {attempts} attempt(s)" + (f": {error}" if error else "")
 
 
 @pytest.fixture
@@ -139,3 +373,132 @@ def backplane_anonymous_client(backplane_app: Any) -> Iterator[Any]:
 def backplane_client(backplane_anonymous_client: Any, backplane_tenant: SeededTenant) -> Any:
     backplane_anonymous_client.headers.update(backplane_tenant.headers)
     return backplane_anonymous_client
+
+
+@pytest.fixture
+def backplane_client_as(
+    backplane_anonymous_client: Any, backplane_tenant: SeededTenant
+) -> Iterator[Callable[[str], Any]]:
+    """``client_as(role)``: a client of the running app with an API key of ``role`` for
+    ``backplane_tenant``. It shares the running client's event loop (a second lifespan would
+    start the app's task worker twice), so it needs no ``with`` of its own."""
+    from litestar.testing import TestClient
+
+    from backplane.identity.apikeys import create_api_key
+    from backplane.secret_key import secret_key
+
+    running = backplane_anonymous_client
+    made: dict[str, Any] = {}
+
+    def client_as(role: str) -> Any:
+        if role in made:
+            return made[role]
+
+        async def work(session: Any, _kernel: Any) -> str:
+            created = await create_api_key(
+                session,
+                secret_key(_plugins(running).settings),
+                tenant_id=backplane_tenant.tenant_id,
+                name=f"test {role}",
+                role=role,
+            )
+            return str(created.key)
+
+        key = _as_operator(running, f"test: apikeys create {role}", work)
+        client = TestClient(running.app, base_url=str(running.base_url))
+        client.blocking_portal = running.blocking_portal
+        client.headers["Authorization"] = f"Bearer {key}"
+        made[role] = client
+        return client
+
+    yield client_as
+    for client in made.values():  # the running client's portal closes with it
+        del client.blocking_portal
+
+
+def _postgres_unavailable(reason: str) -> None:
+    """Skip, or fail where CI requires the server (``BACKPLANE_TEST_REQUIRE_SERVICES``)."""
+    required = os.environ.get("BACKPLANE_TEST_REQUIRE_SERVICES", "").replace(" ", "").split(",")
+    if "postgres" in required:
+        pytest.fail(f"postgres is required (BACKPLANE_TEST_REQUIRE_SERVICES) but {reason}")
+    pytest.skip(reason)
+
+
+def _postgres_admin(url: str, *statements: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run() -> None:
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        connection = await asyncpg.connect(dsn, timeout=5)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    _in_thread(run)
+
+
+@pytest.fixture
+def backplane_postgres_url() -> str:
+    """The admin URL of the PostgreSQL server tests run on (``BACKPLANE_TEST_POSTGRES_URL``)."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    if not url:
+        _postgres_unavailable(
+            f"no PostgreSQL server configured: set {POSTGRES_URL_VARIABLE} to an admin URL "
+            "(postgresql://postgres@127.0.0.1:5432/postgres) to run this test"
+        )
+    return url
+
+
+@pytest.fixture
+def backplane_postgres_database(backplane_postgres_url: str) -> Iterator[dict[str, str]]:
+    """The database variables of a fresh PostgreSQL database, dropped afterwards. The app
+    connects as a new role that owns nothing and cannot bypass row-level security, as in
+    production; migrations and the kernel's maintenance use the admin URL's user."""
+    import asyncpg
+
+    from backplane.settings import redact_url
+
+    admin = backplane_postgres_url
+    try:
+        _postgres_admin(admin, "SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        _postgres_unavailable(f"PostgreSQL at {redact_url(admin)} did not answer: {exc!r}")
+    name, role = f"bp_test_{uuid.uuid4().hex[:12]}", f"bp_app_{uuid.uuid4().hex[:10]}"
+    password = secrets.token_hex(16)
+    parts = urlsplit(admin)
+    server = parts.netloc.rsplit("@", 1)[-1]
+    query = f"?{parts.query}" if parts.query else ""
+    owner_url = parts._replace(path=f"/{name}").geturl()
+    _postgres_admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        _postgres_admin(
+            owner_url, f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}' NOBYPASSRLS"
+        )
+        yield {
+            "BACKPLANE_DATABASE_URL": f"{parts.scheme}://{role}:{password}@{server}/{name}{query}",
+            "BACKPLANE_DB__MIGRATION_URL": owner_url,
+            "BACKPLANE_DB__APP_ROLE": role,
+        }
+    finally:
+        with contextlib.suppress(asyncpg.PostgresError):  # no role: its creation failed
+            _postgres_admin(owner_url, f'DROP OWNED BY "{role}"')
+        _postgres_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _postgres_admin(admin, f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture
+def backplane_postgres_app(
+    backplane_environ: dict[str, str], backplane_postgres_database: dict[str, str]
+) -> Any:
+    """``backplane_app`` on a fresh PostgreSQL database (``backplane_postgres_database``)."""
+    from backplane.app import create_app
+    from backplane.db import migrations
+    from backplane.loading import load_plugins
+    from backplane.settings import load_settings
+
+    settings = load_settings(environ={**backplane_environ, **backplane_postgres_database})
+    plugins = load_plugins(settings)
+    migrations.upgrade(plugins)
+    return create_app(settings, plugins=plugins)
