@@ -237,3 +237,37 @@ def test_the_relay_logs_an_outage_once_and_the_recovery(
     assert len(messages) == 2, messages
     assert messages[0].startswith("task relay failed (OSError: Connect call failed")
     assert messages[1].startswith("task relay works again after")
+
+
+def test_the_scheduler_logs_an_outage_once_and_the_recovery(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scheduler's ticks while the database is away are one error, then one line when it
+    is back (as the relay's passes)."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from backplane.loading import load_plugins
+    from backplane.tasks.runtime import TaskRuntime
+    from tests.conftest import make_settings
+
+    settings = make_settings(data_dir, {"BACKPLANE_TASKS__SCHEDULER_INTERVAL_S": "0.01"})
+    runtime = TaskRuntime(load_plugins(settings), broker=StubBroker())
+    ticks = 0
+
+    async def schedule_once() -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks >= 25:
+            runtime._stopping.set()
+        if ticks <= 20:
+            raise OSError("Connect call failed ('127.0.0.1', 1)")
+
+    runtime.schedule_once = schedule_once  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="backplane.tasks.runtime"):
+        asyncio.run(runtime._schedule_forever())
+    messages = [r.getMessage() for r in caplog.records if r.name == "backplane.tasks.runtime"]
+    assert ticks >= 25
+    assert messages == [
+        "task scheduler failed; retrying quietly until it works",
+        "task scheduler works again",
+    ]

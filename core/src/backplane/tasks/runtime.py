@@ -639,10 +639,17 @@ class TaskRuntime:
 
     async def _schedule_forever(self) -> None:
         interval = self.settings.tasks.scheduler_interval_s
+        failing = False  # once per outage, as the relay logs: not a traceback every tick
         while not self._stopping.is_set():
             try:
                 await self.schedule_once()
             except Exception:
-                log.exception("task scheduler failed; retrying")
+                if not failing:
+                    log.exception("task scheduler failed; retrying quietly until it works")
+                failing = True
+            else:
+                if failing:
+                    log.warning("task scheduler works again")
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
