@@ -100,7 +100,8 @@ def check(tmp: Path) -> None:
     for name, target in sources.items():
         run(BACKPLANE, "plugin", "new", name, "--directory", target, env=render_env)
         if name in OVERLAYS:
-            shutil.copytree(OVERLAYS[name], target, dirs_exist_ok=True)
+            repo_only = shutil.ignore_patterns("ruff.toml")
+            shutil.copytree(OVERLAYS[name], target, dirs_exist_ok=True, ignore=repo_only)
         problems = {
             str(path.relative_to(target)): found
             for path in target.rglob("*.py")
