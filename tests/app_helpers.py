@@ -3,11 +3,11 @@ kernel facade is a view of). Plugin code never gets these; kernel tests check th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backplane.kernel import Kernel, Rails
 from backplane.state import RAILS
@@ -39,3 +39,23 @@ async def kernel_on(
         yield Kernel(rails, db=session, maintenance=maintenance)
     finally:
         await rails.close()
+
+
+@contextmanager
+def pool_connection_taken(client: Any) -> Iterator[None]:
+    """Hold one of the app's pooled connections for the block (on the client's event loop):
+    with a pool of one, every request in the block waits for ``db.pool_timeout_s``."""
+    engine = rails(client.app).database.engine
+    held: list[AsyncConnection] = []
+
+    async def take() -> None:
+        held.append(await engine.connect())
+
+    async def give_back() -> None:
+        await held.pop().close()
+
+    client.blocking_portal.call(take)
+    try:
+        yield
+    finally:
+        client.blocking_portal.call(give_back)

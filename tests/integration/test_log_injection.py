@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.loading import load_plugins
-from tests.app_helpers import rails
+from tests.app_helpers import pool_connection_taken
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
@@ -88,21 +87,9 @@ def test_a_path_with_a_newline_is_logged_on_one_line_when_the_pool_is_full(
     tenant: Seeded = client.app.state.seeded
     path = "/api/billing/plans/basic%0A" + FORGED.replace(":", "%3A").replace(" ", "%20")
     assert client.get(path, headers=tenant.headers).status_code == 404  # the route answers
-    engine = rails(client.app).database.engine
-    held: list[AsyncConnection] = []
-
-    async def take() -> None:
-        held.append(await engine.connect())
-
-    async def give_back() -> None:
-        await held.pop().close()
-
-    client.blocking_portal.call(take)
-    try:
-        with caplog.at_level(logging.WARNING, logger="backplane.db.busy"):
-            response = client.get(path, headers=tenant.headers)
-    finally:
-        client.blocking_portal.call(give_back)
+    busy_log = caplog.at_level(logging.WARNING, logger="backplane.db.busy")
+    with pool_connection_taken(client), busy_log:
+        response = client.get(path, headers=tenant.headers)
     assert response.status_code == 503, response.text
     warnings = [r for r in caplog.records if r.name == "backplane.db.busy"]
     assert len(warnings) == 1

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.loading import load_plugins
-from tests.app_helpers import rails
+from tests.app_helpers import pool_connection_taken
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
@@ -116,22 +115,10 @@ def test_a_full_pool_answers_503_with_retry_after_then_recovers(
     client = one_connection_client
     tenant: Seeded = client.app.state.seeded
     assert client.get("/api/apikeys", headers=tenant.headers).status_code == 200
-    engine = rails(client.app).database.engine
-    held: list[AsyncConnection] = []
-
-    async def take() -> None:
-        held.append(await engine.connect())
-
-    async def give_back() -> None:
-        await held.pop().close()
-
-    client.blocking_portal.call(take)
-    try:
+    with pool_connection_taken(client):
         started = time.monotonic()
         response = client.get("/api/apikeys", headers=tenant.headers)
         waited = time.monotonic() - started
-    finally:
-        client.blocking_portal.call(give_back)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
     assert "busy" in response.json()["detail"]

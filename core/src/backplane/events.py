@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import EventType
 from backplane.db.tenancy import session_tenant
-from backplane.plugins import PluginSet, by_name, check_owned_name
+from backplane.plugins import PluginSet, by_name, owned_items
 
 
 class UnknownEventTypeError(ValueError):
@@ -59,12 +59,7 @@ def new_event(event_type: str, data: dict[str, Any], tenant_id: uuid.UUID) -> Ev
     return event
 
 
-def _items(plugin: str, *types: Any) -> list[EventType]:
-    for item in types:
-        if not isinstance(item, EventType):
-            raise TypeError(f"register_event_types expects EventType values, got {item!r}")
-        check_owned_name(plugin, item.name, "event type", "area.what_happened")
-    return list(types)
+_items = owned_items(EventType, "register_event_types", lambda t: t.name, "area.what_happened")
 
 
 def collect_event_types(plugins: PluginSet) -> dict[str, EventType]:

@@ -234,6 +234,25 @@ def check_owned_name(plugin: str, name: str, kind: str, example: str) -> None:
         raise ValueError(f"{kind} {name!r} must start with the plugin name {plugin!r}")
 
 
+def owned_items(kind: type, hook: str, name_of: Callable[[Any], str], example: str) -> Any:
+    """The ``make`` of :meth:`PluginSet.collect` for named contract values (meters, event
+    types): each must be a ``kind`` whose name :func:`check_owned_name` accepts."""
+    label = kind.__name__
+
+    def make(plugin: str, *items: Any) -> list[Any]:
+        for item in items:
+            if not isinstance(item, kind):
+                raise TypeError(f"{hook} expects {label} values, got {item!r}")
+            check_owned_name(plugin, name_of(item), _spaced(label).lower(), example)
+        return list(items)
+
+    return make
+
+
+def _spaced(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name)
+
+
 def by_name(pairs: list[tuple[str, Any]], name: Callable[[Any], str], kind: str) -> dict[str, Any]:
     """Registered items by their name; a name registered twice (by any plugins) is an error."""
     found: dict[str, Any] = {}

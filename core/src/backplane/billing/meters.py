@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from backplane._contract import Meter
-from backplane.plugins import PluginSet, by_name, check_owned_name
+from backplane.plugins import PluginSet, by_name, owned_items
 
 ADDITIVE = ("count", "sum")
 """Aggregations whose running total can back a quota."""
 
 
-def _items(plugin: str, *meters: Any) -> list[Meter]:
-    for meter in meters:
-        if not isinstance(meter, Meter):
-            raise TypeError(f"register_meters expects Meter values, got {meter!r}")
-        check_owned_name(plugin, meter.code, "meter", "area.metric")
-    return list(meters)
+_items = owned_items(Meter, "register_meters", lambda m: m.code, "area.metric")
 
 
 def collect_meters(plugins: PluginSet) -> dict[str, Meter]:
