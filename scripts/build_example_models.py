@@ -212,33 +212,74 @@ def build() -> None:
     print(f"  wrote {buf_path.name}: {buf_path.stat().st_size} bytes, manifest.json")
 
 
-def build_benchmark_mlp(path: Path, features: int, hidden: int) -> None:
-    """A wide MLPRegressor (``features`` -> ``hidden`` -> ``hidden`` -> 1) for ``bench/inference``.
+def build_benchmark_mlp(
+    path: Path, features: int, hidden: int, layers: int = 2, outputs: int = 1
+) -> None:
+    """An MLPRegressor (``features`` -> ``layers`` x ``hidden`` -> ``outputs``), for the benchmark.
 
-    Too big to ship (tens of MB at the sizes the benchmark uses) and not needed by any test, so
-    it is built on demand, trained for a few epochs on seeded synthetic data like ``wide_mlp``,
-    checked against scikit-learn's own predictions, and written to ``path``. Its point is a
-    single-row run that costs more than a request's fixed cost, so that batching can pay.
+    Too big to ship (MBs to tens of MB at the sizes the benchmark uses) and not needed by any
+    test, so it is built on demand, trained for a few epochs on seeded synthetic data like
+    ``wide_mlp``, checked against scikit-learn's own predictions, and written to ``path``. The
+    benchmark uses two shapes: one whose single-row run costs more than a request's fixed cost
+    (so that batching can pay), and one whose run costs less (so that the request is the cost).
     """
     rng = np.random.RandomState(SEED)
     x, y = make_regression(
-        n_samples=512, n_features=features, n_informative=64, noise=0.1, random_state=rng
+        n_samples=512,
+        n_features=features,
+        n_informative=64,
+        n_targets=outputs,
+        noise=0.1,
+        random_state=rng,
     )
     y = y / np.std(y)
     mlp = MLPRegressor(
-        hidden_layer_sizes=(hidden, hidden), max_iter=2, batch_size=128, random_state=SEED
+        hidden_layer_sizes=(hidden,) * layers, max_iter=2, batch_size=128, random_state=SEED
     )
     with warnings.catch_warnings():  # 2 epochs on purpose: a real model, built in seconds
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(x, y)
     rows = _rows(x)
-    data = _convert(mlp, features)
-    _check_with_onnxruntime(
-        path.stem, data, rows, {"variable": mlp.predict(rows.astype(np.float64)).reshape(-1, 1)}
-    )
+    # skl2onnx reshapes an MLPRegressor's output to [N, 1], so a multi-output one is written
+    # as the plain graph it is (MatMul, Add, Relu) from the fitted weights.
+    data = _convert(mlp, features) if outputs == 1 else _relu_mlp_graph(mlp, features)
+    want = mlp.predict(rows.astype(np.float64)).reshape(len(rows), outputs)
+    _check_with_onnxruntime(path.stem, data, rows, {"variable": want})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     print(f"  wrote {path}: {len(data)} bytes")
+
+
+def _relu_mlp_graph(mlp: MLPRegressor, features: int) -> bytes:
+    """A fitted ReLU MLPRegressor as ONNX: ``float_input`` [N, features] -> ``variable``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, weights = [], []
+    current = "float_input"
+    last = len(mlp.coefs_) - 1
+    for i, (coef, bias) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
+        weights += [
+            numpy_helper.from_array(coef.astype(np.float32), f"w{i}"),
+            numpy_helper.from_array(bias.astype(np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], ["variable" if i == last else f"a{i}"]),
+        ]
+        if i != last:
+            nodes.append(helper.make_node("Relu", [f"a{i}"], [f"h{i}"]))
+            current = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "relu_mlp",
+        [helper.make_tensor_value_info("float_input", TensorProto.FLOAT, [None, features])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, mlp.n_outputs_])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,11 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--features", type=int, default=1024, help="its input width (1024)")
     parser.add_argument("--hidden", type=int, default=4096, help="its hidden width (4096)")
+    parser.add_argument("--layers", type=int, default=2, help="its hidden layers (2)")
+    parser.add_argument("--outputs", type=int, default=1, help="its output width (1)")
     options = parser.parse_args(argv)
-    if options.features < 64 or options.hidden < 1:
-        parser.error("--features must be >= 64 and --hidden >= 1")
+    if options.features < 64 or min(options.hidden, options.layers, options.outputs) < 1:
+        parser.error("--features must be >= 64 and --hidden, --layers, --outputs >= 1")
     if options.benchmark_mlp is not None:
-        build_benchmark_mlp(options.benchmark_mlp, options.features, options.hidden)
+        build_benchmark_mlp(
+            options.benchmark_mlp, options.features, options.hidden, options.layers, options.outputs
+        )
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     with threadpool_limits(limits=1):

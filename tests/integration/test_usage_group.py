@@ -143,11 +143,23 @@ IRIS_BODY = {
 IRIS_METERS = frozenset({"inference.requests", "inference.rows"})
 
 
-async def test_a_tenant_without_limits_runs_while_its_usage_commits(
+async def eventually_totals(
+    settings: Settings, tenant: SeededTenant, expected: tuple[float, int]
+) -> None:
+    """Deferred usage is committed by a round within ``metering_flush_ms``: poll for it."""
+    for _ in range(200):
+        if await totals(settings, tenant) == expected:
+            return
+        await asyncio.sleep(0.025)
+    assert await totals(settings, tenant) == expected
+
+
+async def test_a_tenant_without_limits_is_answered_before_its_usage_commits(
     world: tuple[PluginSet, SeededTenant],
 ) -> None:
-    """After a round that found no limit on the tenant's meters, requests start running while
-    their usage commits; each still answers only once its usage is in, and usage is exact."""
+    """After a round that found no limit on the tenant's meters, requests are answered without
+    a transaction of their own: their usage is queued and committed by a later round, and is
+    exact once that round ran (here, while the server is still up)."""
     plugins, tenant = world
     app = create_app(plugins.settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
@@ -158,6 +170,7 @@ async def test_a_tenant_without_limits_runs_while_its_usage_commits(
         assert first.status_code == 200
         assert "X-Quota-Limit" not in first.headers
         assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
+        rounds = writer.rounds
         responses = await asyncio.gather(
             *[client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY) for _ in range(20)]
         )
@@ -165,15 +178,40 @@ async def test_a_tenant_without_limits_runs_while_its_usage_commits(
         assert {r.json()["outputs"][0]["data"][0] for r in responses} == {
             first.json()["outputs"][0]["data"][0]
         }
-    assert await totals(plugins.settings, tenant) == (21.0, 21)
+        await eventually_totals(plugins.settings, tenant, (21.0, 21))
+        assert writer.rounds - rounds < 20  # shared rounds, not a transaction per request
 
 
-async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
+@pytest.fixture
+def slow_flush(data_dir: Path) -> tuple[PluginSet, SeededTenant]:
+    env = {"BACKPLANE_PLUGINS": "", "BACKPLANE_INFERENCE__METERING_FLUSH_MS": "60000"}
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    return plugins, seed_tenant(plugins, "acme")
+
+
+async def test_a_shutdown_commits_the_usage_still_queued(
+    slow_flush: tuple[PluginSet, SeededTenant],
+) -> None:
+    plugins, tenant = slow_flush
+    app = create_app(plugins.settings, plugins=plugins)
+    async with AsyncTestClient(app, timeout=60) as client:
+        client.headers.update(tenant.headers)
+        for _ in range(6):
+            response = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+            assert response.status_code == 200
+        # The first request's usage committed before it ran (nothing was known yet); the five
+        # after it wait in the queue for a round a minute away.
+        assert await totals(plugins.settings, tenant) == (1.0, 1)
+    assert await totals(plugins.settings, tenant) == (6.0, 6)
+
+
+async def test_a_limit_set_while_trusted_bills_what_was_served_then_refuses_first(
     world: tuple[PluginSet, SeededTenant],
 ) -> None:
-    """A hard limit added while the writer still trusts "no limit" for the tenant: the request
-    it refuses may have run, but gets the 429 and no outputs, and is not counted; from then on
-    refusals come before the run again."""
+    """A hard limit added while the writer still trusts "no limit" for the tenant: a request
+    answered in that window is served and counted (past the limit: it was served); the round
+    that commits it sees the limit, and from then on refusals come before the run again."""
     plugins, tenant = world
     app = create_app(plugins.settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
@@ -183,21 +221,22 @@ async def test_a_limit_set_after_a_no_limit_round_refuses_and_serves_nothing(
         assert writer.unlimited(tenant.tenant_id, IRIS_METERS)
         await set_limit(plugins.settings, tenant, 1)  # already used up
 
-        refused = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
-        assert refused.status_code == 429
-        assert "outputs" not in refused.json()
-        assert refused.json()["meter"] == METER
+        served = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+        assert served.status_code == 200
+        await eventually_totals(plugins.settings, tenant, (2.0, 2))
         assert not writer.unlimited(tenant.tenant_id, IRIS_METERS)
 
         def runs(stats: dict[str, Any]) -> int:
             return int(stats["model_stats"][0]["inference_stats"]["success"]["count"])
 
         before = runs((await client.get("/v2/models/iris_classifier/stats")).json())
-        again = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
-        assert again.status_code == 429
+        refused = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
+        assert refused.status_code == 429
+        assert "outputs" not in refused.json()
+        assert refused.json()["meter"] == METER
         after = runs((await client.get("/v2/models/iris_classifier/stats")).json())
         assert after == before  # refused before running
-    assert await totals(plugins.settings, tenant) == (1.0, 1)
+    assert await totals(plugins.settings, tenant) == (2.0, 2)
 
 
 @pytest.fixture
@@ -213,7 +252,73 @@ async def test_overlap_off_always_meters_first(no_overlap: tuple[PluginSet, Seed
     app = create_app(plugins.settings, plugins=plugins)
     async with AsyncTestClient(app, timeout=60) as client:
         client.headers.update(tenant.headers)
-        for _ in range(2):
+        for count in range(1, 3):
             response = await client.post("/v2/models/iris_classifier/infer", json=IRIS_BODY)
             assert response.status_code == 200
+            assert await totals(plugins.settings, tenant) == (float(count), count)
         assert not rails(app).usage_writer.unlimited(tenant.tenant_id, IRIS_METERS)
+
+
+async def test_a_full_queue_makes_requests_wait_for_their_own_commit(
+    world: tuple[PluginSet, SeededTenant],
+) -> None:
+    plugins, tenant = world
+    engine = create_engine(plugins.settings)
+    writer = UsageWriter(
+        create_sessionmaker(engine),
+        collect_meters(plugins),
+        billing_events(plugins.settings),
+        unlimited_s=60,
+        flush_s=60,
+        max_deferred=2,
+    )
+    items = [UsageItem(METER, 1, {"model": "m"})]
+    await writer.record(tenant.tenant_id, items)  # learns "no limit"
+    assert writer.defer(tenant.tenant_id, items)
+    assert writer.defer(tenant.tenant_id, items)
+    assert not writer.defer(tenant.tenant_id, items)  # two are queued: the bound
+
+    async def work() -> str:
+        return "ran"
+
+    metered, done = await writer.record_around(tenant.tenant_id, items, work())
+    assert done == "ran"
+    assert metered[0].recorded  # committed before it ran, with the queue
+    assert await totals(plugins.settings, tenant) == (4.0, 4)
+    assert writer.defer(tenant.tenant_id, items)  # room again
+    await writer.flush()
+    await engine.dispose()
+    assert await totals(plugins.settings, tenant) == (5.0, 5)
+
+
+class _FailingFirst:
+    """A sessionmaker whose first ``failures`` calls fail, as while the database is down."""
+
+    def __init__(self, sessions: Any, failures: int) -> None:
+        self.sessions, self.failures = sessions, failures
+
+    def __call__(self) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionRefusedError("the database is down")
+        return self.sessions()
+
+
+async def test_deferred_usage_survives_a_database_outage(
+    world: tuple[PluginSet, SeededTenant], caplog: pytest.LogCaptureFixture
+) -> None:
+    plugins, tenant = world
+    engine = create_engine(plugins.settings)
+    writer = UsageWriter(
+        _FailingFirst(create_sessionmaker(engine), failures=3),  # type: ignore[arg-type]
+        collect_meters(plugins),
+        billing_events(plugins.settings),
+        flush_s=0.001,
+    )
+    for _ in range(5):
+        assert writer.defer(tenant.tenant_id, [UsageItem(METER, 1, {"model": "m"})])
+    await eventually_totals(plugins.settings, tenant, (5.0, 5))
+    await engine.dispose()
+    failures = [r for r in caplog.records if "deferred usage failed" in r.getMessage()]
+    assert len(failures) == 1  # logged once per outage, not once per attempt
+    assert any("committed again" in r.getMessage() for r in caplog.records)

@@ -128,7 +128,12 @@ class Rails:
             models=ModelCatalog(plugins, database.sessions),
             identity=IdentityHolder(settings, database, role_permissions(plugins)),
             usage_writer=UsageWriter(
-                database.sessions, meters, events, unlimited_s=settings.inference.metering_overlap_s
+                database.sessions,
+                meters,
+                events,
+                unlimited_s=settings.inference.metering_overlap_s,
+                flush_s=settings.inference.metering_flush_ms / 1000,
+                max_deferred=settings.inference.metering_max_deferred,
             ),
             rate_limits=RateLimits(settings),
             features=features_cache(database, settings),
@@ -142,6 +147,7 @@ class Rails:
 
     async def close(self) -> None:
         """Release what :meth:`build` opened (after the task runtime stopped)."""
+        await self.usage_writer.flush()
         self.models.close()
         await self.identity.close()
         await self.rate_limits.aclose()

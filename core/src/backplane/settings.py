@@ -178,10 +178,17 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     than one. Unbatched requests and other models still use the whole pool."""
     metering_overlap_s: float = 2.0
     """A V2 request of a tenant whose inference meters had no limit (soft or hard) in a
-    metering round at most this long ago starts running while its usage commits; it is
-    answered only once both are done, so nothing is served unmetered. A limit set since then
-    applies from the next round: a request refused by it may have run, but gets only the 429.
-    0 = always commit usage first (every refusal comes before the run)."""
+    metering round at most this long ago runs and is answered without waiting for its usage:
+    the usage is queued and committed within ``metering_flush_ms`` (a crash loses at most
+    that much; a shutdown commits it). A limit set since applies from the next round; usage
+    already served is counted even past it. 0 = always commit usage first (every refusal
+    comes before the run, and every answer after its usage is committed)."""
+    metering_flush_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 10.0
+    """How long queued usage of such requests may wait before a round commits it (it is
+    committed sooner when a request that must wait for its own commit arrives)."""
+    metering_max_deferred: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    """At most this many requests' usage waits queued (say, while the database is down);
+    beyond it requests wait for their own commit again (and fail while it fails)."""
     keep_unreferenced_s: int = 86_400
     """Model files no version refers to any more (deleted models) are removed by the hourly
     retention task once they are this old (and so is an interrupted upload's temporary file)."""

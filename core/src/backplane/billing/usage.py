@@ -118,7 +118,7 @@ class UsageRecorder:
         return (await self.record_many([item]))[0]
 
     async def record_many(
-        self, items: Sequence[UsageItem], *, partial: bool = False
+        self, items: Sequence[UsageItem], *, partial: bool = False, enforce_limits: bool = True
     ) -> list[UsageResult]:
         """Record ``items`` as if by one ``record`` call each, in order, in a few statements.
 
@@ -132,6 +132,9 @@ class UsageRecorder:
         With ``partial`` (batches from external services, ``POST /api/billing/events``) a bad
         item or one past a hard limit never fails the batch: it is answered with ``error`` set
         and left out (its transaction id may be sent again), and the items that fit are kept.
+
+        Without ``enforce_limits`` hard limits refuse nothing (usage of work already served,
+        which must be billed: :class:`~backplane.billing.group.UsageWriter`'s deferred rounds).
         """
         now = datetime.now(UTC)
         rows: list[dict[str, Any]] = []
@@ -172,7 +175,7 @@ class UsageRecorder:
         for i in new:
             results[i] = UsageResult(recorded=True, meter=rows[i]["meter"])
         counted = [(i, event) for i in new if (event := recorded[i]) is not None]
-        refused = await self._count(tenant_id, counted, results, partial)
+        refused = await self._count(tenant_id, counted, results, partial, enforce_limits)
         if refused:
             await delete_events(
                 self.session, tenant_id, [rows[i]["transaction_id"] for i in refused]
@@ -195,6 +198,7 @@ class UsageRecorder:
         new: list[tuple[int, Recorded]],
         results: list[UsageResult],
         partial: bool,
+        enforce_limits: bool = True,
     ) -> set[int]:
         """Add the new events of additive meters to their period counters: one conditional
         ``UPDATE`` per (meter, period), in sorted order so that concurrent batches queue on
@@ -218,7 +222,11 @@ class UsageRecorder:
         for (code, start), positions in sorted(groups.items()):
             period = period_bounds(start)
             entitlement = limits.get(code)
-            hard = entitlement.limit if entitlement is not None and entitlement.hard else None
+            hard = (
+                entitlement.limit
+                if enforce_limits and entitlement is not None and entitlement.hard
+                else None
+            )
             added = [values[p] for p in positions]
             totals, seen = await self._add((tenant_id, code, start), added, hard, partial)
             for p in positions[len(totals) :]:
