@@ -60,7 +60,10 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Connection pool and health-check limits for the database."""
 
     echo: bool = False
-    pool_size: int = 5
+    pool_size: int = 10
+    """Connections each process keeps open. Beyond it up to ``max_overflow`` more are opened
+    under load, but each is closed again when returned: with more concurrent requests than
+    ``pool_size`` every further request pays a connect (more than its query costs)."""
     max_overflow: int = 10
     connect_timeout_s: float = 5.0
     health_timeout_s: float = 2.0

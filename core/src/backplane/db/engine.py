@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import sqlalchemy.ext.asyncio
 from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backplane.db.types import aware_datetimes
@@ -30,9 +31,14 @@ def create_engine(
     security), ``maintenance`` (``db.maintenance_url``: kernel work across tenants) or
     ``migrations`` (``db.migration_url``, the tables' owner). A checkout waits at most
     ``db.pool_timeout_s`` for a free connection (``sqlalchemy.exc.TimeoutError`` after).
-    ``pre_ping=False`` skips the liveness check on every checkout (on asyncpg a ``BEGIN``,
-    ``SELECT``, ``ROLLBACK``: three round trips); only for callers that retry a statement that
-    failed on a dead connection themselves, as the task runtime does.
+    On PostgreSQL every checkout first replaces a connection the server has ended (a
+    restart, an idle timeout, ``pg_terminate_backend``), which asyncpg notices when the server
+    closes the socket: a local check, where SQLAlchemy's ``pool_pre_ping`` costs three round
+    trips (``BEGIN``, ``SELECT``, ``ROLLBACK``) per checkout. A connection that died without
+    the server closing it (a lost network) fails its statement instead; SQLAlchemy then
+    replaces every pooled connection. ``pre_ping=False`` skips even the local check (the task
+    runtime retries a statement that failed on a dead connection itself). SQLite connections
+    are files: nothing to check.
     """
     from backplane.telemetry import instrument_database
 
@@ -46,7 +52,6 @@ def create_engine(
     }[purpose]()
     options: dict[str, Any] = {
         "echo": db.echo,
-        "pool_pre_ping": pre_ping,
         "pool_timeout": db.pool_timeout_s,
         "pool_size": db.maintenance_pool_size if purpose == "maintenance" else db.pool_size,
         "max_overflow": db.maintenance_max_overflow
@@ -55,7 +60,10 @@ def create_engine(
         "connect_args": {"timeout": db.connect_timeout_s},
     }
     if not url.startswith("sqlite"):
-        return create_async_engine(url, **options)
+        engine = create_async_engine(url, **options)
+        if pre_ping:
+            event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed)
+        return engine
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **options)
     aware_datetimes(engine.dialect)
@@ -66,6 +74,13 @@ def create_engine(
 
     event.listen(engine.sync_engine, "connect", pragmas)
     return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """``checkout``: SQLAlchemy's documented way to refuse a dead connection (the pool
+    discards it and checks out another)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database server closed this connection")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:

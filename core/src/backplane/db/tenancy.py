@@ -13,6 +13,7 @@ is explicit, named and logged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Iterator
@@ -136,16 +137,19 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     if state.is_select and (state.is_column_load or state.is_relationship_load):
         return  # the criteria already ride along from the parent statement's options
-    tenant_id = state.session.info.get(TENANT_KEY)
+    state.statement = state.statement.options(_criteria(state.session.info.get(TENANT_KEY)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _criteria(tenant_id: uuid.UUID | None) -> Any:
+    """The tenant's criteria option, built once per tenant (building one analyses its lambda:
+    on a one-row read that cost about as much as the query's own compiled-statement lookup).
+    An option is immutable, so one serves every statement of that tenant."""
     if tenant_id is None:
-        criteria: Any = with_loader_criteria(
-            TenantScoped, lambda cls: false(), include_aliases=True
-        )
-    else:
-        criteria = with_loader_criteria(
-            TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
-        )
-    state.statement = state.statement.options(criteria)
+        return with_loader_criteria(TenantScoped, lambda cls: false(), include_aliases=True)
+    return with_loader_criteria(
+        TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
+    )
 
 
 @event.listens_for(TenantSession, "before_flush")
