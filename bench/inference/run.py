@@ -1022,7 +1022,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     base50 = statistics.median(s.p50_us for s in inproc) / 1e3
-    for key in ("a:bp-unbatched-json", "a:bp-unbatched-binary"):
+    # The endpoint's own overhead is a goal where the model costs less than the request; on
+    # the compute-bound model a single run is slower in a busy server than in the harness.
+    overhead_keys = ("a:bp-unbatched-json", "a:bp-unbatched-binary")
+    for key in overhead_keys if MODEL == REQUEST_MODEL else ():
         overhead = targets[key].median("p50_ms") - base50
         verdicts.append(
             (
@@ -1191,9 +1194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"`{MODEL}` through the V2 endpoint (`POST /v2/models/{MODEL}/infer`): (a) "
                 "overhead over an in-process `session.run`, (b) dynamic batching on vs off at "
                 f"concurrency {options.concurrency}, (c) against MLServer; see "
-                "`bench/inference/run.py`. Goals: (a) overhead < 1 ms at p50 (issue 17); "
+                "`bench/inference/run.py`. Goals: "
                 + (
-                    "(c) >= 1.5x MLServer's faster configuration, p99 no worse (issue 17)."
+                    "(a) overhead < 1 ms at p50; (c) >= 1.5x MLServer's faster configuration, "
+                    "p99 no worse (issue 17)."
                     if MODEL == REQUEST_MODEL
                     else "(b) >= 3x; (c) Backplane ahead of every peer, p99 no worse (issue 6)."
                 ),
