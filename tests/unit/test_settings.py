@@ -331,3 +331,20 @@ def test_schema_refuses_a_settings_type_that_is_not_a_struct() -> None:
 
     with pytest.raises(SettingsError, match=r"is not a msgspec\.Struct"):
         Schema(NotAStruct, _name)
+
+
+class _Lenient(msgspec.Struct):
+    """A plugin's settings struct without ``forbid_unknown_fields``."""
+
+    greeting: str = "hello"
+
+
+def test_an_unknown_key_is_refused_even_where_the_struct_allows_unknown_fields() -> None:
+    schema = Schema(_Lenient, lambda key: "BACKPLANE_PLUGIN__LENIENT__" + "__".join(key).upper())
+    given = {("greetng",): Given("typo", "BACKPLANE_PLUGIN__LENIENT__GREETNG")}
+    with pytest.raises(SettingsError) as refused:
+        schema.build(given)
+    assert str(refused.value) == (
+        "BACKPLANE_PLUGIN__LENIENT__GREETNG: unknown setting 'greetng' "
+        "(known: BACKPLANE_PLUGIN__LENIENT__GREETING)"
+    )

@@ -93,9 +93,7 @@ class Schema(Generic[S]):
         values: dict[Key, Any] = {}
         for key, item in given.items():
             if key not in self.fields:
-                problem = self._unknown(key)
-                if problem:
-                    problems.append(f"{item.where}: {problem}")
+                problems.append(f"{item.where}: {self._unknown(key)}")
                 continue
             if key in self.sections and isinstance(item.value, str | int | float):
                 problems.append(f"{item.where}: a section, not a value (known: {self._known(key)})")
@@ -116,14 +114,14 @@ class Schema(Generic[S]):
             return False
         return any(isinstance(o, _TABLES) for o in _options(self.fields[key].type))
 
-    def _unknown(self, key: Key) -> str | None:
-        """Why ``key`` names no field; None where its struct ignores unknown fields."""
+    def _unknown(self, key: Key) -> str:
+        """Why ``key`` names no field. Refused whatever the struct's ``forbid_unknown_fields``
+        (a plugin's settings struct may lack it): a variable or file key that names nothing is
+        a typo, and a typo ignored leaves the default silently in force."""
         depth = next(d for d in range(1, len(key) + 1) if key[:d] not in self.fields)
         parent = key[: depth - 1]
         if parent not in self.sections:
             return f"{self.name(parent)} is a single value, not a section"
-        if not self.sections[parent].__struct_config__.forbid_unknown_fields:
-            return None
         return f"unknown setting {key[depth - 1]!r} (known: {self._known(parent)})"
 
     def _known(self, parent: Key) -> str:
