@@ -345,7 +345,13 @@ def peer_versions(python: Path) -> dict[str, str]:
 
 
 def mlserver_repository(
-    root: Path, model_file: Path, http_port: int, grpc_port: int, batch: int, delay_us: int
+    root: Path,
+    model_file: Path,
+    http_port: int,
+    grpc_port: int,
+    batch: int,
+    delay_us: int,
+    parallel_workers: int = 0,
 ) -> Path:
     """A model repository: server settings, the runtime module, the model's settings."""
     root.mkdir(parents=True)
@@ -354,7 +360,9 @@ def mlserver_repository(
         "host": HOST,
         "http_port": http_port,
         "grpc_port": grpc_port,
-        "parallel_workers": 0,  # inference in the server process, like Backplane
+        # 0: inference in the server process, like Backplane's; N: N inference processes
+        # behind the one HTTP process (MLServer's way of using more cores).
+        "parallel_workers": parallel_workers,
         "metrics_endpoint": None,  # no Prometheus server, no per-request metrics
         "gzip_enabled": False,
         "metrics_dir": str(root / ".metrics"),
@@ -786,6 +794,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="`backplane serve --workers` (1: one process, the shape MLServer serves HTTP in)",
     )
+    parser.add_argument(
+        "--peer-parallel-workers",
+        type=int,
+        default=0,
+        help="MLServer's parallel_workers (0: inference in its HTTP process; N: N inference "
+        "processes, its way of using more cores; pair with --workers N)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip MLServer (no goal (c))")
     parser.add_argument(
         "--peer-python",
@@ -921,7 +936,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 while grpc_port == http_port:
                     grpc_port = next_port()
                 repo = mlserver_repository(work / key, model_file, http_port, grpc_port, batch,
-                                           options.max_queue_delay_us)  # fmt: skip
+                                           options.max_queue_delay_us,
+                                           options.peer_parallel_workers)  # fmt: skip
                 base = f"http://{HOST}:{http_port}"
                 env = {k: v for k, v in os.environ.items() if not k.startswith("MLSERVER")}
                 process = stack.enter_context(
@@ -1091,7 +1107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shape = (
         "1 process"
         if options.workers == 1
-        else f"process (Backplane: {options.workers} worker processes, MLServer: 1)"
+        else f"process (Backplane: {options.workers} worker processes, MLServer: 1 HTTP "
+        f"process with parallel_workers: {options.peer_parallel_workers})"
     )
     summary = [
         f"- machine: {facts['arch']}, {facts['cpus']} CPUs ({facts['cpu']}), {facts['memory']}, "
@@ -1113,7 +1130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- peer: MLServer {peer_info.get('mlserver')} in its own venv "
             f"(onnxruntime {peer_info.get('onnxruntime')}, numpy {peer_info.get('numpy')}, "
             f"fastapi {peer_info.get('fastapi')}, uvicorn {peer_info.get('uvicorn')}), custom "
-            "runtime `bench/inference/mlserver_onnx.py`, `parallel_workers: 0`, metrics, gzip "
+            "runtime `bench/inference/mlserver_onnx.py`, `parallel_workers: "
+            f"{options.peer_parallel_workers}`, metrics, gzip "
             f"and access log off; adaptive batching `max_batch_size: {options.max_batch_size}`, "
             f"`max_batch_time: {options.max_queue_delay_us / 1e6:g}` s (and a second server "
             "without)"
@@ -1182,7 +1200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if built_shape is not None
                 else ""
             )
-            + f"; workers={options.workers}; "
+            + f"; workers={options.workers}; peer-workers={options.peer_parallel_workers}; "
             f"set={','.join(options.set)}"
         )
         marker = f"<!-- bench-inference-key: {key} -->"
