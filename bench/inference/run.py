@@ -300,7 +300,9 @@ def uv_command() -> str | None:
 def ensure_peer(ort_version: str) -> Path:
     """MLServer and onnxruntime in ``.peers/<name>/``, made once and reused; its Python."""
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    requirements = [f"mlserver=={MLSERVER_VERSION}", f"onnxruntime=={ort_version}"]
+    # uvloop < 0.22: MLServer 1.7.1's parallel workers call asyncio.get_event_loop() in a new
+    # process, which uvloop 0.22 refuses ("There is no current event loop").
+    requirements = [f"mlserver=={MLSERVER_VERSION}", f"onnxruntime=={ort_version}", "uvloop<0.22"]
     venv = PEERS / f"mlserver-{MLSERVER_VERSION}-ort-{ort_version}-py{py}"
     python = venv / "bin" / "python"
     marker = venv / ".bench-requirements"
