@@ -91,4 +91,4 @@ async def _closed_periods(
             Invoice.tenant_id == tenant_id, Invoice.period_start.in_(sorted(starts))
         )
     )
-    return {period_bounds(p.replace(tzinfo=p.tzinfo or UTC))[0] for p in found}
+    return {period_bounds(p)[0] for p in found}

@@ -280,9 +280,7 @@ class Authenticator:
             scopes=tuple(key.scopes),
             created_by=key.created_by,
             revoked=key.revoked_at is not None,
-            expires_at=key.expires_at.replace(tzinfo=key.expires_at.tzinfo or UTC).timestamp()
-            if key.expires_at
-            else None,
+            expires_at=key.expires_at.timestamp() if key.expires_at else None,
         )
 
     def forget_key(self, key_id: str) -> None:

@@ -127,7 +127,7 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
         await session.commit()  # the revocation must stick although the request fails
         raise NotAuthorizedException("refresh token reuse detected: the session was revoked")
     family_id, user_id, tenant_id, expires_at, epoch = claimed
-    if _aware(expires_at) <= now:
+    if expires_at <= now:
         raise NotAuthorizedException("refresh token expired")
     current = await session.scalar(select(User.session_epoch).where(User.id == user_id))
     if current is None or epoch < current:
@@ -173,7 +173,3 @@ async def family_of(session: AsyncSession, token: str) -> uuid.UUID | None:
     )
     return row
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
