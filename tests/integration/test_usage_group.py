@@ -182,12 +182,17 @@ async def test_a_tenant_without_limits_is_answered_before_its_usage_commits(
         assert writer.rounds - rounds < 20  # shared rounds, not a transaction per request
 
 
-@pytest.fixture
-def slow_flush(data_dir: Path) -> tuple[PluginSet, SeededTenant]:
-    env = {"BACKPLANE_PLUGINS": "", "BACKPLANE_INFERENCE__METERING_FLUSH_MS": "60000"}
-    plugins = load_plugins(make_settings(data_dir, env))
+def kernel_only(data_dir: Path, **inference: str) -> tuple[PluginSet, SeededTenant]:
+    """A migrated SQLite kernel with ``BACKPLANE_INFERENCE__<NAME>`` settings, and a tenant."""
+    env = {f"BACKPLANE_INFERENCE__{k.upper()}": v for k, v in inference.items()}
+    plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "", **env}))
     migrations.upgrade(plugins)
     return plugins, seed_tenant(plugins, "acme")
+
+
+@pytest.fixture
+def slow_flush(data_dir: Path) -> tuple[PluginSet, SeededTenant]:
+    return kernel_only(data_dir, metering_flush_ms="60000")
 
 
 async def test_a_shutdown_commits_the_usage_still_queued(
@@ -241,10 +246,7 @@ async def test_a_limit_set_while_trusted_bills_what_was_served_then_refuses_firs
 
 @pytest.fixture
 def no_overlap(data_dir: Path) -> tuple[PluginSet, SeededTenant]:
-    env = {"BACKPLANE_PLUGINS": "", "BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0"}
-    plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
-    return plugins, seed_tenant(plugins, "acme")
+    return kernel_only(data_dir, metering_overlap_s="0")
 
 
 async def test_overlap_off_always_meters_first(no_overlap: tuple[PluginSet, SeededTenant]) -> None:
