@@ -172,4 +172,3 @@ async def family_of(session: AsyncSession, token: str) -> uuid.UUID | None:
         select(RefreshToken.family_id).where(RefreshToken.token_hash == hash_opaque_token(token))
     )
     return row
-
