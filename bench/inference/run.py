@@ -48,6 +48,7 @@ What one run does, all on 127.0.0.1 and in one process tree that it stops on exi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -853,16 +854,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = dict(item.split("=", 1) for item in options.set)
     MODEL = options.model
     preset = BUILT.get(MODEL)
-    built_shape = (
-        None
-        if preset is None
-        else BuiltShape(
-            options.features or preset.features,
-            options.hidden or preset.hidden,
-            preset.layers,
-            preset.outputs,
-            preset.purpose,
-        )
+    built_shape = preset and dataclasses.replace(
+        preset,
+        features=options.features or preset.features,
+        hidden=options.hidden or preset.hidden,
     )
     built = build_bench_model(built_shape) if built_shape is not None else None
     info = model_info(built)

@@ -67,9 +67,7 @@ async def test_concurrent_requests_share_rounds_and_the_limit_admits_exactly(
     plugins, tenant = world
     await set_limit(plugins.settings, tenant, 20)
     engine = create_engine(plugins.settings)
-    writer = UsageWriter(
-        create_sessionmaker(engine), collect_meters(plugins), billing_events(plugins.settings)
-    )
+    writer = writer_for(plugins, engine)
 
     async def request(i: int) -> Any:
         try:
@@ -99,9 +97,7 @@ async def test_without_a_limit_in_reach_concurrent_requests_share_transactions(
 ) -> None:
     plugins, tenant = world
     engine = create_engine(plugins.settings)
-    writer = UsageWriter(
-        create_sessionmaker(engine), collect_meters(plugins), billing_events(plugins.settings)
-    )
+    writer = writer_for(plugins, engine)
     results = await asyncio.gather(
         *[writer.record(tenant.tenant_id, [UsageItem(METER)]) for _ in range(60)]
     )
@@ -135,6 +131,14 @@ async def test_v2_requests_over_the_quota_get_429_before_running(
         stats = (await client.get("/v2/models/iris_classifier/stats")).json()
         assert stats["model_stats"][0]["inference_stats"]["success"]["count"] == 10  # ran: 10
     assert await totals(plugins.settings, tenant) == (10.0, 10)
+
+
+def writer_for(plugins: PluginSet, engine: Any, **options: Any) -> UsageWriter:
+    """A writer on ``engine`` with the plugins' meters (``options``: the writer's own)."""
+    sessions = options.pop("sessions", None) or create_sessionmaker(engine)
+    return UsageWriter(
+        sessions, collect_meters(plugins), billing_events(plugins.settings), **options
+    )
 
 
 IRIS_BODY = {
@@ -266,14 +270,7 @@ async def test_a_full_queue_makes_requests_wait_for_their_own_commit(
 ) -> None:
     plugins, tenant = world
     engine = create_engine(plugins.settings)
-    writer = UsageWriter(
-        create_sessionmaker(engine),
-        collect_meters(plugins),
-        billing_events(plugins.settings),
-        unlimited_s=60,
-        flush_s=60,
-        max_deferred=2,
-    )
+    writer = writer_for(plugins, engine, unlimited_s=60, flush_s=60, max_deferred=2)
     items = [UsageItem(METER, 1, {"model": "m"})]
     await writer.record(tenant.tenant_id, items)  # learns "no limit"
     assert writer.defer(tenant.tenant_id, items)
@@ -311,12 +308,8 @@ async def test_deferred_usage_survives_a_database_outage(
 ) -> None:
     plugins, tenant = world
     engine = create_engine(plugins.settings)
-    writer = UsageWriter(
-        _FailingFirst(create_sessionmaker(engine), failures=3),  # type: ignore[arg-type]
-        collect_meters(plugins),
-        billing_events(plugins.settings),
-        flush_s=0.001,
-    )
+    down_at_first = _FailingFirst(create_sessionmaker(engine), failures=3)
+    writer = writer_for(plugins, engine, sessions=down_at_first, flush_s=0.001)
     for _ in range(5):
         assert writer.defer(tenant.tenant_id, [UsageItem(METER, 1, {"model": "m"})])
     await eventually_totals(plugins.settings, tenant, (5.0, 5))

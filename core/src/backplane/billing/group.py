@@ -138,13 +138,15 @@ class UsageWriter:
 
     async def flush(self, timeout_s: float = 10.0) -> None:
         """Commit everything queued (at shutdown); what cannot be committed within
-        ``timeout_s`` is logged as lost."""
+        ``timeout_s`` is logged as lost, and the writer stops retrying it (the database is
+        closed next)."""
         if self._task is None or self._task.done():
             return
         self._urgent.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         if self._deferred:
+            self._task.cancel()
             log.error(
                 "usage of %d served requests could not be committed and is lost", self._deferred
             )
@@ -181,7 +183,8 @@ class UsageWriter:
         """Count served work's usage (past any hard limit set since); on failure keep it queued
         and try again, pausing longer each time up to ``MAX_RETRY_S``."""
         try:
-            results = await self._write(tenant_id, [i for w in group for i in w.items], False)
+            items = [i for w in group for i in w.items]
+            results = await self._write(tenant_id, items, enforce_limits=False)
         except Exception:  # kept for the next attempt
             if not self._retry_s:
                 log.exception("committing deferred usage failed; retrying until it succeeds")

@@ -198,7 +198,7 @@ class UsageRecorder:
         new: list[tuple[int, Recorded]],
         results: list[UsageResult],
         partial: bool,
-        enforce_limits: bool = True,
+        enforce_limits: bool,
     ) -> set[int]:
         """Add the new events of additive meters to their period counters: one conditional
         ``UPDATE`` per (meter, period), in sorted order so that concurrent batches queue on
