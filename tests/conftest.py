@@ -123,6 +123,18 @@ def pg_admin(url: str, *statements: str) -> None:
         pool.submit(asyncio.run, _pg_admin(url, *statements)).result()
 
 
+CHROMIUM = Path(os.environ.get("BACKPLANE_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> Path:
+    """Debian's Chromium, for Playwright's ``launch(executable_path=...)`` (no browser is ever
+    downloaded); tests using it are marked ``chromium``."""
+    if not os.access(CHROMIUM, os.X_OK):
+        _service_unavailable("chromium", f"{CHROMIUM} is not an executable (apt install chromium)")
+    return CHROMIUM
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The admin URL of a reachable PostgreSQL server."""
