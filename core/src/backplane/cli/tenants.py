@@ -152,7 +152,7 @@ def delete_tenant(slug: str, yes: bool) -> None:
     from backplane.privacy.tenants import delete_tenant as delete
 
     if not yes:
-        if not sys.stdin.isatty():
+        if not _interactive():
             raise click.ClickException(
                 f"refusing to delete tenant {slug} without confirmation: stdin is not a "
                 "terminal, so pass --yes"
@@ -191,3 +191,8 @@ class _Progress:
     def rows(self, count: int) -> None:
         if self._bar is not None:
             self._bar.update(count)
+
+
+def _interactive() -> bool:
+    """Whether someone can answer a prompt (CI and pipes cannot: no terminal on stdin)."""
+    return sys.stdin.isatty()

@@ -80,21 +80,25 @@ async def export_tenant(
     record = {"id": found.id, "slug": found.slug, "name": found.name}
     async with rails.database.sessions() as session:
         bind_tenant(session, found.id)
-        if session.bind.dialect.name == "postgresql":
-            # One snapshot for every plugin's rows and the counts they are checked against.
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        async with session.begin():
-            tables = await existing(session, tables)
-            before = await count_rows(session, tables, found.id)
-            if on_start is not None:
-                on_start(sum(before.values()))
-            writer = ArchiveWriter(path, tenant=record, on_rows=on_rows)
-            try:
-                view = Kernel(rails, kernel.plugin, db=session, tenant_id=found.id)
-                plugins = await export_data(view, writer, None)
-            except BaseException:
-                writer.abort()
-                raise
+        # One snapshot for every plugin's rows and the counts they are checked against (the
+        # transaction begins here; nothing is written, so it is rolled back at the end).
+        pg = session.bind.dialect.name == "postgresql"
+        await session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ"} if pg else {}
+        )
+        tables = await existing(session, tables)
+        before = await count_rows(session, tables, found.id)
+        if on_start is not None:
+            on_start(sum(before.values()))
+        writer = ArchiveWriter(path, tenant=record, on_rows=on_rows)
+        try:
+            view = Kernel(rails, kernel.plugin, db=session, tenant_id=found.id)
+            plugins = await export_data(view, writer, None)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            await session.rollback()
     missing = {
         name: f"the database holds {rows} rows, the archive {_exported(writer, name)}"
         for name, rows in before.items()
