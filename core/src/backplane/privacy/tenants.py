@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
+from backplane.db.locks import lock_row
 from backplane.db.tenancy import bind_tenant
 from backplane.identity.models import Tenant
 from backplane.kernel import Kernel, UnknownTenantError, internals
@@ -146,9 +147,10 @@ async def _delete_once(
     tables = tenant_tables(registered_metadata(rails.plugins))
     reason = f"privacy: delete tenant {tenant_id}"
     async with rails.database.maintenance(reason) as session, session.begin():
-        locked = await session.scalar(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update()
-        )
+        # First: wait for the tenant's writers in flight (PostgreSQL: their foreign keys'
+        # share locks on this row; SQLite: the one write lock), and keep new ones out.
+        await lock_row(session, Tenant, tenant_id)
+        locked = await session.scalar(select(Tenant).where(Tenant.id == tenant_id))
         if locked is None:
             raise UnknownTenantError(f"no tenant {tenant_id} (deleted meanwhile)")
         await kernel.notify(
