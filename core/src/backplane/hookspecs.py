@@ -137,54 +137,30 @@ def plugin_enabled(kernel: Any, tenant: Any, name: str) -> Any:
     """React to plugin ``name`` being enabled for ``tenant`` (``kernel.db`` is its session)."""
 
 
+
 @hookspec
 def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> Any:
-    """Write the plugin's data of ``kernel.tenant_id`` into ``archive`` (an
-    :class:`backplane.ExportArchive`; ``kernel.db`` is the tenant's session, read-only by
-    intent): every table of yours, and the files you keep outside the database. With
-    ``subject`` (a :class:`backplane.Subject`: ``user_id`` and/or ``email``), only what is
-    about that person; with None, everything of the tenant (``backplane tenants export``, which
-    checks each table's row count against the database by table name). May be async. Example::
-
-        @hookimpl
-        async def export_tenant_data(kernel, archive, subject):
-            where = [] if subject is None else [Note.author_id == subject.user_id]
-            await archive.add_table(Note, *where, redact=["secret"])  # notes.jsonl
-            for doc in await kernel.db.scalars(select(Doc)):
-                await archive.add_file(f"docs/{doc.id}.pdf", storage.chunks(doc.key))
-    """
+    """Write the plugin's data of ``kernel.tenant_id`` into ``archive`` (a
+    :class:`backplane.ExportArchive`; ``kernel.db`` is the tenant's session, for reading): every
+    table of yours (``add_table``, secrets left out with ``redact``) and the files you keep
+    outside the database (``add_file``, streamed). With ``subject`` (a
+    :class:`backplane.Subject`), only what is about that person; with None, everything of the
+    tenant: ``backplane tenants export`` checks each table's rows against the database."""
 
 
 @hookspec
 def erase_subject(kernel: Any, subject: Any) -> Any:
     """Remove or pseudonymise one person (``subject``: a :class:`backplane.Subject`) in the
-    plugin's rows of ``kernel.tenant_id`` (``kernel.db``, the erasure's one transaction; raise
-    to refuse and roll every plugin's part back). Delete what is only about them; keep shared
-    records (an invoice, a ticket thread) with the person replaced by a pseudonym. Rows of
-    other tenants are never touched: the person may belong to them too. Return
-    ``{table: rows changed}`` for the caller's report (optional). May be async. Example::
-
-        @hookimpl
-        async def erase_subject(kernel, subject):
-            gone = await kernel.db.execute(delete(Note).where(Note.author_id == subject.user_id))
-            await kernel.db.execute(update(Ticket).where(Ticket.email == subject.email)
-                                    .values(email=None, name="erased"))
-            return {"helpdesk_notes": gone.rowcount}
-    """
+    plugin's rows of ``kernel.tenant_id`` (``kernel.db``: the erasure's one transaction; raise
+    to refuse and roll every plugin's part back). Delete what is only about them, keep shared
+    records with a pseudonym; never touch other tenants' rows (the person may belong to them).
+    Return ``{table: rows changed}`` for the caller's report (optional)."""
 
 
 @hookspec
 def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> Any:
-    """``tenant`` is being deleted, in the transaction that deletes it (``kernel.db``). The
-    kernel then deletes the tenant's rows of every table with a ``tenant_id`` column (or a
-    foreign key to ``backplane_tenants``) itself, children first; implement this only for what
-    that cannot see: rows naming the tenant in another column (delete them here), and data
-    outside the database, to delete once the rows are gone: ``after_commit(callable)`` (sync or
-    async, called after the commit; a failure is reported, never undoes the deletion).
-    Example::
-
-        @hookimpl
-        async def tenant_deleting(kernel, tenant, after_commit):
-            keys = list(await kernel.db.scalars(select(Doc.storage_key)))
-            after_commit(lambda: storage.delete_many(keys))
-    """
+    """``tenant`` is being deleted, in the transaction that deletes it (``kernel.db``); the
+    kernel itself then deletes its rows from every table with a ``tenant_id`` column. Delete
+    here only what that cannot see (rows naming the tenant in another column), and pass
+    ``after_commit(callable)`` what to remove outside the database once the rows are gone
+    (stored files; sync or async; a failure is reported, never undoes the deletion)."""

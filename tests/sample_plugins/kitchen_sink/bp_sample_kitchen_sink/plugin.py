@@ -287,3 +287,12 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
         .execution_options(synchronize_session=False)
     )
     return {"kitchen_sink_notes": result.rowcount}
+
+
+@hookimpl
+def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> None:
+    """Nothing of the plugin's names a tenant outside ``tenant_id``; it records the deletion,
+    once committed (as a plugin deleting stored files would act)."""
+    slug = tenant.slug
+    EVENTS.append(("tenant_deleting", (kernel, tenant)))
+    after_commit(lambda: EVENTS.append(("tenant_deleted", slug)))
