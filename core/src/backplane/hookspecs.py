@@ -137,7 +137,6 @@ def plugin_enabled(kernel: Any, tenant: Any, name: str) -> Any:
     """React to plugin ``name`` being enabled for ``tenant`` (``kernel.db`` is its session)."""
 
 
-
 @hookspec
 def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> Any:
     """Write the plugin's data of ``kernel.tenant_id`` into ``archive`` (a

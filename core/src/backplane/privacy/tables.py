@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, func, inspect, select
+from sqlalchemy import Column, Table, delete, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import sort_tables
 
@@ -27,6 +27,7 @@ from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
 TENANTS_TABLE = "backplane_tenants"
 EXPORT_HOOK, ERASE_HOOK = "export_tenant_data", "erase_subject"
+HOOKS = (EXPORT_HOOK, ERASE_HOOK)
 
 
 def registered_metadata(plugins: PluginSet) -> list[Any]:
@@ -55,8 +56,6 @@ def tenant_tables(metadatas: Iterable[Any]) -> list[Table]:
 
 
 def _where(table: Table, tenant_id: uuid.UUID) -> Any:
-    from sqlalchemy import or_
-
     return or_(*(c == tenant_id for c in tenant_columns(table)))
 
 
@@ -143,6 +142,3 @@ def coverage_problems(plugins: PluginSet) -> list[str]:
                 f"{TENANTS_TABLE}.id with ondelete='CASCADE'"
             )
     return problems
-
-
-HOOKS = (EXPORT_HOOK, ERASE_HOOK)
