@@ -7,10 +7,13 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from backplane import hookimpl
 from tests.cli import run_cli
 from tests.identity_helpers import Seeded
 
@@ -50,3 +53,30 @@ def test_hook_tenant_deleting(tenant_a: Seeded, data_dir: Path) -> None:
     assert deleting[-1][1].slug == tenant_a.slug
     assert deleting[-1][0].plugin == "kitchen_sink"  # its own kernel view
     assert ("tenant_deleted", tenant_a.slug) in EVENTS  # after the commit
+
+
+def test_an_export_missing_a_plugins_rows_says_which_table(
+    authed: TestClient[Litestar],
+    tenant_a: Seeded,
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bp_sample_kitchen_sink import plugin
+
+    @hookimpl
+    async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+        return None  # forgets kitchen_sink_notes
+
+    monkeypatch.setattr(plugin, "export_tenant_data", export_tenant_data)
+    authed.post("/api/kitchen_sink/notes", json={"body": "left out"})
+    out = tmp_path / "a.zip"
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}
+    exported = run_cli("tenants", "export", tenant_a.slug, "--out", str(out), env=env)
+    assert exported.returncode == 1
+    assert "exporting acme" in exported.stderr  # the progress bar's label
+    assert "the export is incomplete" in exported.stderr
+    assert "kitchen_sink_notes: the database holds 1 rows, the archive 0" in exported.stderr
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert list(manifest["missing"]) == ["kitchen_sink_notes"]
