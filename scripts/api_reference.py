@@ -155,6 +155,29 @@ def plugin_enabled(kernel, tenant, name):
     if name == "helpdesk":
         kernel.db.add(Queue(name="General"))
 """,
+    "export_tenant_data": """
+@hookimpl
+async def export_tenant_data(kernel, archive, subject):
+    where = [] if subject is None else [Ticket.author_id == subject.user_id]
+    await archive.add_table(Ticket, *where, redact=["reply_token"])  # helpdesk_tickets.jsonl
+    for attachment in await kernel.db.scalars(select(Attachment)):
+        await archive.add_file(f"attachments/{attachment.id}", files.chunks(attachment.key))
+""",
+    "erase_subject": """
+@hookimpl
+async def erase_subject(kernel, subject):
+    drafts = await kernel.db.execute(delete(Draft).where(Draft.author_id == subject.user_id))
+    await kernel.db.execute(  # the thread stays the tenant's, without the person's name
+        update(Ticket).where(Ticket.email == subject.email).values(email=None, name="erased")
+    )
+    return {"helpdesk_drafts": drafts.rowcount}
+""",
+    "tenant_deleting": """
+@hookimpl
+async def tenant_deleting(kernel, tenant, after_commit):
+    keys = list(await kernel.db.scalars(select(Attachment.key)))  # rows go after this hook
+    after_commit(lambda: files.delete_many(keys))  # once the deletion has committed
+""",
 }
 
 INTRO = ROOT / "docs" / "reference-intro.md"

@@ -89,7 +89,15 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
         assert switched.status_code == 200
         noted = client.post("/api/kitchen_sink/notes", json={"body": "x"}, headers=tenant.headers)
         assert noted.status_code == 201  # emits kitchen_sink.note_created
+        for right in ("export", "erase"):  # export_tenant_data, erase_subject
+            body = {"email": "someone@example.org"}
+            answer = client.post(f"/api/privacy/{right}", json=body, headers=tenant.headers)
+            assert answer.status_code == 200, answer.text
     run_cli("--help", env={"BACKPLANE_DATA_DIR": str(data_dir)})
+    deleted = run_cli(
+        "tenants", "delete", "acme", "--yes", env={"BACKPLANE_DATA_DIR": str(data_dir)}
+    )
+    assert deleted.returncode == 0, deleted.stderr  # tenant_deleting
     assert set(hookspec_names()) - spied == set()
 
 

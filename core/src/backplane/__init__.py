@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
+    from backplane.privacy.archive import ExportArchive
+    from backplane.privacy.subjects import Subject
     from backplane.settings import Settings
     from backplane.tasks.context import TaskQueue
 
@@ -70,6 +72,8 @@ _LAZY: dict[str, str] = {
     "InvoiceOut": "backplane.billing.schemas",
     "verify_signature": "backplane.billing.webhooks.signing",
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
+    "ExportArchive": "backplane.privacy.archive",
+    "Subject": "backplane.privacy.subjects",
 }
 
 __all__ = [
@@ -80,6 +84,7 @@ __all__ = [
     "BillingProvider",
     "Event",
     "EventType",
+    "ExportArchive",
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
@@ -95,6 +100,7 @@ __all__ = [
     "QuotaExceeded",
     "Settings",
     "StorageBackend",
+    "Subject",
     "Task",
     "TaskQueue",
     "TenantScoped",

@@ -198,8 +198,10 @@ class StorageBackend(msgspec.Struct, frozen=True, kw_only=True):
     ``open(settings)`` is called once per process with the kernel's settings and returns the
     store: ``backplane.ArtifactStore``, content-addressed (``put(data)`` returns the sha256,
     ``get(sha256)`` raises ``backplane.ArtifactMissingError`` for what it does not hold,
-    ``exists(sha256)``, and ``sweep(keep, older_than)`` for the hourly retention task). Its
-    methods are called from worker threads. A backend of the same name registered by a later
+    ``exists(sha256)``, and ``sweep(keep, older_than)`` for the hourly retention task; optionally
+    ``discard(sha256, older_than)``, deleting one file unless stored since ``older_than``, which
+    tenant deletion uses at once, else the sweep removes the files later). Its methods are
+    called from worker threads. A backend of the same name registered by a later
     plugin replaces an earlier one (the kernel's ``local`` included).
     """
 

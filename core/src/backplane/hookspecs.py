@@ -135,3 +135,31 @@ def tenant_created(kernel: Any, tenant: Any) -> Any:
 @hookspec
 def plugin_enabled(kernel: Any, tenant: Any, name: str) -> Any:
     """React to plugin ``name`` being enabled for ``tenant`` (``kernel.db`` is its session)."""
+
+
+@hookspec
+def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> Any:
+    """Write the plugin's data of ``kernel.tenant_id`` into ``archive`` (a
+    :class:`backplane.ExportArchive`; ``kernel.db`` is the tenant's session, for reading): every
+    table of yours (``add_table``, secrets left out with ``redact``) and the files you keep
+    outside the database (``add_file``, streamed). With ``subject`` (a
+    :class:`backplane.Subject`), only what is about that person; with None, everything of the
+    tenant: ``backplane tenants export`` checks each table's rows against the database."""
+
+
+@hookspec
+def erase_subject(kernel: Any, subject: Any) -> Any:
+    """Remove or pseudonymise one person (``subject``: a :class:`backplane.Subject`) in the
+    plugin's rows of ``kernel.tenant_id`` (``kernel.db``: the erasure's one transaction; raise
+    to refuse and roll every plugin's part back). Delete what is only about them, keep shared
+    records with a pseudonym; never touch other tenants' rows (the person may belong to them).
+    Return ``{table: rows changed}`` for the caller's report (optional)."""
+
+
+@hookspec
+def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> Any:
+    """``tenant`` is being deleted, in the transaction that deletes it (``kernel.db``); the
+    kernel itself then deletes its rows from every table with a ``tenant_id`` column. Delete
+    here only what that cannot see (rows naming the tenant in another column), and pass
+    ``after_commit(callable)`` what to remove outside the database once the rows are gone
+    (stored files; sync or async; a failure is reported, never undoes the deletion)."""

@@ -277,6 +277,15 @@ class BillingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How long a process trusts its cached view of a tenant's boolean entitlements."""
 
 
+class PrivacySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Data rights: exports and erasures (``BACKPLANE_PRIVACY__*``)."""
+
+    max_subject_export_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    """One person's export (``POST /api/privacy/export``) is built in a temporary file and
+    sent in the response; past this many bytes (before compression) it is refused with 413,
+    and the operator exports the whole tenant with ``backplane tenants export`` instead."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -303,6 +312,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

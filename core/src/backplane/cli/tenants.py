@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -102,3 +105,94 @@ def member(slug: str, email: str, role: str) -> None:
 
     _context.admin(f"operator: tenants member {slug} {email} {role}", work)
     click.echo(f"{email}: {'removed from' if role == 'remove' else role + ' of'} tenant {slug}")
+
+
+@tenants.command("export")
+@click.argument("slug")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The zip file to write (replaced if it exists).",
+)
+def export_tenant(slug: str, out: Path) -> None:
+    """Export every plugin's rows and files of tenant SLUG to a zip, with a manifest."""
+    from backplane.kernel import Kernel, UnknownTenantError
+    from backplane.privacy.tenants import export_tenant as export
+
+    with contextlib.ExitStack() as stack:
+        progress = _Progress(stack, f"exporting {slug}")
+
+        async def work(rails: Any) -> dict[str, Any]:
+            return await export(
+                Kernel(rails), slug, out, on_start=progress.start, on_rows=progress.rows
+            )
+
+        manifest = _context.with_rails(work, UnknownTenantError)
+    tables = manifest["tables"]
+    rows = sum(t["rows"] for t in tables.values())
+    click.echo(
+        f"exported tenant {slug}: {rows} rows in {len(tables)} tables, "
+        f"{len(manifest['files'])} files, to {out}"
+    )
+    if manifest["missing"]:
+        lines = "\n".join(f"  {name}: {why}" for name, why in manifest["missing"].items())
+        raise click.ClickException(
+            f"the export is incomplete (a plugin's export_tenant_data left rows out):\n{lines}"
+        )
+
+
+@tenants.command("delete")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, CI).")
+def delete_tenant(slug: str, yes: bool) -> None:
+    """Delete tenant SLUG and everything it owns, in every plugin, files included."""
+    from backplane.kernel import Kernel, UnknownTenantError
+    from backplane.privacy.tenants import delete_tenant as delete
+
+    if not yes:
+        if not _interactive():
+            raise click.ClickException(
+                f"refusing to delete tenant {slug} without confirmation: stdin is not a "
+                "terminal, so pass --yes"
+            )
+        typed = click.prompt(
+            f"This deletes tenant {slug} and all its data, in every plugin, for good.\n"
+            "Type the tenant's slug to confirm",
+            default="",
+            show_default=False,
+        )
+        if typed != slug:
+            raise click.ClickException("not confirmed: nothing was deleted")
+
+    async def work(rails: Any) -> dict[str, Any]:
+        return await delete(Kernel(rails), slug)
+
+    result = _context.with_rails(work, UnknownTenantError)
+    rows = sum(result["rows"].values())
+    click.echo(f"deleted tenant {slug}: {rows} rows")
+    for problem in result["problems"]:
+        click.echo(f"warning: {problem}", err=True)
+
+
+class _Progress:
+    """A progress bar on stderr over the rows to export, opened once their count is known."""
+
+    def __init__(self, stack: contextlib.ExitStack, label: str) -> None:
+        self._stack = stack
+        self._label = label
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        bar = click.progressbar(length=total, label=self._label, file=sys.stderr)
+        self._bar = self._stack.enter_context(bar)
+
+    def rows(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+
+def _interactive() -> bool:
+    """Whether someone can answer a prompt (CI and pipes cannot: no terminal on stdin)."""
+    return sys.stdin.isatty()

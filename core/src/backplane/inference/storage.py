@@ -122,6 +122,18 @@ class LocalArtifactStore:
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()
 
+    def discard(self, sha256: str, older_than: float) -> bool:
+        """Delete one artifact unless it was stored (again) since ``older_than`` (a Unix time):
+        for the files of a deleted tenant, which an upload in flight may be storing anew."""
+        path = self._path(sha256)
+        try:
+            if path.stat().st_mtime >= older_than:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def sweep(self, keep: set[str], older_than: float) -> int:
         """Unreferenced artifacts (and temporary files an interrupted upload left), by mtime.
 

@@ -244,3 +244,55 @@ HEALTH_PROBLEM: list[str] = []
 @hookimpl
 async def check_health(kernel: Any) -> str | None:
     return HEALTH_PROBLEM[-1] if HEALTH_PROBLEM else None
+
+
+@hookimpl
+async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+    """Every note and task log row of the tenant; for one person, the notes naming their
+    email (the sample's notes have no author), and a text file of them."""
+    from bp_sample_kitchen_sink.models import Note, TaskLog
+
+    if subject is None:
+        await archive.add_table(Note)
+        await archive.add_table(TaskLog)
+        return
+    if subject.email is None:
+        return
+    await archive.add_table(Note, Note.body.contains(subject.email))
+    bodies = await kernel.db.scalars(select_notes_of(subject.email))
+    await archive.add_file("notes.txt", [f"{body}\n".encode() for body in bodies])
+
+
+def select_notes_of(email: str) -> Any:
+    from sqlalchemy import select
+
+    from bp_sample_kitchen_sink.models import Note
+
+    return select(Note.body).where(Note.body.contains(email)).order_by(Note.id)
+
+
+@hookimpl
+async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    """Notes naming the person's email are pseudonymised: the email becomes ``[erased]``."""
+    from sqlalchemy import func, update
+
+    from bp_sample_kitchen_sink.models import Note
+
+    if subject.email is None:
+        return {}
+    result = await kernel.db.execute(
+        update(Note)
+        .where(Note.body.contains(subject.email))
+        .values(body=func.replace(Note.body, subject.email, "[erased]"))
+        .execution_options(synchronize_session=False)
+    )
+    return {"kitchen_sink_notes": result.rowcount}
+
+
+@hookimpl
+def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> None:
+    """Nothing of the plugin's names a tenant outside ``tenant_id``; it records the deletion,
+    once committed (as a plugin deleting stored files would act)."""
+    slug = tenant.slug
+    EVENTS.append(("tenant_deleting", (kernel, tenant)))
+    after_commit(lambda: EVENTS.append(("tenant_deleted", slug)))

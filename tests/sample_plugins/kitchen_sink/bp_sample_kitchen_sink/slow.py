@@ -36,9 +36,14 @@ class SlowController(Controller):
         self,
         db: NamedDependency[AsyncSession],
         seconds: Annotated[float, Parameter(ge=0, le=MAX_SLOW_SECONDS)],
+        write: Annotated[bool, Parameter()] = False,
     ) -> dict[str, float]:
-        """Count the tenant's notes, then keep the session (and its connection) for ``seconds``."""
+        """Count the tenant's notes (with ``write``, after adding one, so that the transaction
+        holds a written row), then keep the session (and its connection) for ``seconds``."""
         started = time.monotonic()
+        if write:
+            db.add(Note(body="written by a slow request"))
+            await db.flush()
         notes = await db.scalar(select(func.count()).select_from(Note))
         await asyncio.sleep(seconds)
         return {"notes": float(notes or 0), "held_s": time.monotonic() - started}

@@ -34,6 +34,12 @@ class MemoryStore:
     def exists(self, sha256: str) -> bool:
         return sha256 in OBJECTS
 
+    def discard(self, sha256: str, older_than: float) -> bool:
+        if sha256 not in OBJECTS or STORED_AT.get(sha256, 0) >= older_than:
+            return False
+        del OBJECTS[sha256]
+        return True
+
     def sweep(self, keep: set[str], older_than: float) -> int:
         gone = [sha for sha in OBJECTS if sha not in keep and STORED_AT.get(sha, 0) < older_than]
         for sha in gone:

@@ -1,0 +1,182 @@
+"""The kernel's own tables under the data-rights hooks (registered by ``defaults/privacy.py``).
+
+Identity (accounts of members, memberships, plugin switches, API keys, login sessions), billing
+(usage, limits, subscriptions, invoices), billing webhooks, tenant models with their files, and
+the tenant's queued tasks. Secrets never leave: password hashes, API key digests, refresh token
+hashes and sealed webhook secrets are left out of every export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from backplane.billing.models import (
+    Entitlement,
+    QuotaNotice,
+    UsageCounter,
+    UsageDistinct,
+    UsageEvent,
+    UsageRollup,
+)
+from backplane.billing.plan_models import Invoice, InvoiceLine, Subscription
+from backplane.billing.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from backplane.identity.models import ApiKey, Membership, RefreshToken, TenantPlugin, User
+from backplane.identity.tenants import set_member_role
+from backplane.inference.models import ModelVersion
+from backplane.kernel import Kernel, internals
+from backplane.privacy.archive import ExportArchive
+from backplane.privacy.subjects import Subject
+from backplane.tasks.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+SECRETS: dict[Any, tuple[str, ...]] = {
+    User: ("password_hash",),
+    ApiKey: ("digest",),
+    RefreshToken: ("token_hash",),
+    WebhookEndpoint: ("secret_sealed",),
+}
+TENANT_TABLES = (
+    Membership,
+    TenantPlugin,
+    ApiKey,
+    UsageEvent,
+    UsageCounter,
+    Entitlement,
+    UsageRollup,
+    UsageDistinct,
+    QuotaNotice,
+    Subscription,
+    Invoice,
+    InvoiceLine,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookDelivery,
+    ModelVersion,
+)
+"""The kernel's ``TenantScoped`` tables, exported whole for a tenant export."""
+
+
+async def export_kernel_data(
+    kernel: Kernel, archive: ExportArchive, subject: Subject | None
+) -> None:
+    tenant_id = kernel.tenant_id
+    if subject is None:
+        for model in TENANT_TABLES:
+            await archive.add_table(model, redact=SECRETS.get(model, ()))
+        members = select(Membership.user_id).where(Membership.tenant_id == tenant_id)
+        await archive.add_table(User, User.id.in_(members), redact=SECRETS[User])
+        await archive.add_table(
+            RefreshToken, RefreshToken.active_tenant_id == tenant_id, redact=SECRETS[RefreshToken]
+        )
+        await archive.add_table(OutboxMessage, OutboxMessage.context_tenant_id == tenant_id)
+        await _export_model_files(kernel, archive)
+        return
+    if subject.user_id is None:
+        return  # the kernel holds nothing about a person who is no member
+    user_id = subject.user_id
+    await archive.add_table(User, User.id == user_id, redact=SECRETS[User])
+    await archive.add_table(Membership, Membership.user_id == user_id)
+    await archive.add_table(ApiKey, ApiKey.created_by == user_id, redact=SECRETS[ApiKey])
+    await archive.add_table(
+        RefreshToken,
+        RefreshToken.user_id == user_id,
+        RefreshToken.active_tenant_id == tenant_id,
+        redact=SECRETS[RefreshToken],
+    )
+    await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
+
+
+async def _export_model_files(kernel: Kernel, archive: ExportArchive) -> None:
+    """Each uploaded model version's file, as ``models/<name>/<version>.onnx``."""
+    store = internals(kernel).models.store
+    versions = await kernel.db.execute(
+        select(ModelVersion.name, ModelVersion.version, ModelVersion.sha256)
+        .where(ModelVersion.tenant_id == kernel.tenant_id)
+        .order_by(ModelVersion.name, ModelVersion.version)
+    )
+    for name, version, sha256 in versions:
+        data = await asyncio.to_thread(store.get, sha256)
+        await archive.add_file(f"models/{name}/{version}.onnx", data)
+
+
+async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
+    """The member leaves the tenant (the last owner cannot: ``IdentityError``); the API keys
+    they made are revoked and unlinked from them, their sessions in the tenant end, the models
+    they uploaded stay the tenant's without their name."""
+    if subject.user_id is None:
+        return {}
+    db, tenant_id, user_id = kernel.db, kernel.tenant_id, subject.user_id
+    assert tenant_id is not None
+    revoked = await set_member_role(db, tenant_id, user_id, None)
+    keys: Any = await db.execute(
+        update(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.created_by == user_id)
+        .values(created_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    sessions: Any = await db.execute(
+        delete(RefreshToken).where(
+            RefreshToken.user_id == user_id, RefreshToken.active_tenant_id == tenant_id
+        )
+    )
+    models: Any = await db.execute(
+        update(ModelVersion)
+        .where(ModelVersion.tenant_id == tenant_id, ModelVersion.created_by == user_id)
+        .values(created_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return {
+        "backplane_memberships": 1,
+        "backplane_api_keys": keys.rowcount,
+        "backplane_api_keys_revoked": len(revoked),
+        "backplane_refresh_tokens": sessions.rowcount,
+        "backplane_model_versions": models.rowcount,
+    }
+
+
+async def delete_kernel_data(kernel: Kernel, after_commit: Any) -> None:
+    """What names the tenant outside a ``tenant_id`` column: login sessions acting in it and
+    its queued tasks; and, once its model versions are gone, the files no other version uses."""
+    db, tenant_id = kernel.db, kernel.tenant_id
+    await db.execute(delete(RefreshToken).where(RefreshToken.active_tenant_id == tenant_id))
+    await db.execute(delete(OutboxMessage).where(OutboxMessage.context_tenant_id == tenant_id))
+    hashes = set(
+        await db.scalars(
+            select(ModelVersion.sha256).where(ModelVersion.tenant_id == tenant_id).distinct()
+        )
+    )
+    if hashes:
+        after_commit(_ModelFiles(kernel, hashes, time.time()).discard)
+
+
+class _ModelFiles:
+    """The deleted tenant's model files, deleted unless another version refers to them or
+    they were stored again since the deletion began (an upload of the same bytes in flight)."""
+
+    def __init__(self, kernel: Kernel, hashes: set[str], started: float) -> None:
+        self._rails = internals(kernel)
+        self.hashes = hashes
+        self.started = started
+
+    async def discard(self) -> int:
+        store = self._rails.models.store
+        reason = "privacy: model files of a deleted tenant"
+        async with self._rails.database.maintenance(reason, audit=False) as session:
+            used = set(
+                await session.scalars(
+                    select(ModelVersion.sha256).where(ModelVersion.sha256.in_(self.hashes))
+                )
+            )
+        discard = getattr(store, "discard", None)
+        if discard is None:
+            log.warning("storage backend cannot discard files: the retention sweep will")
+            return 0
+        unused = sorted(self.hashes - used)
+        gone = [await asyncio.to_thread(discard, sha, self.started) for sha in unused]
+        return sum(bool(g) for g in gone)
