@@ -277,6 +277,17 @@ class BillingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How long a process trusts its cached view of a tenant's boolean entitlements."""
 
 
+class AuditSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The audit trail (``BACKPLANE_AUDIT__*``)."""
+
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    """Rows per ``GET /api/audit`` page when the request names no ``limit``."""
+    max_page_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """The largest ``limit`` ``GET /api/audit`` accepts (400 beyond)."""
+    max_details_bytes: Annotated[int, msgspec.Meta(ge=256, le=1_048_576)] = 8192
+    """A plugin's ``kernel.audit.record(details=...)``, JSON-encoded, is refused beyond this."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -303,6 +314,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

@@ -30,6 +30,7 @@ _KERNEL_COMMANDS = {
     "subscriptions": "backplane.cli.subscriptions:subscriptions",
     "billing": "backplane.cli.billing:billing",
     "models": "backplane.cli.models:models",
+    "audit": "backplane.cli.audit:audit",
 }
 
 
@@ -63,13 +64,15 @@ class BackplaneGroup(click.Group):
         """Run the subcommand; a database it cannot use (not migrated, unreachable) is one line
         of advice and exit status 1, for every command alike (see :mod:`backplane.cli._database`).
         """
+        from backplane.audit.actor import acting, operator
         from backplane.cli import _context, _database
 
         try:
             settings = _context.settings()
         except click.ClickException:
             settings = None  # the command reports it, if it needs settings at all
-        with _database.reported(settings):
+        # What a command records in the audit trail is the operator's doing.
+        with _database.reported(settings), acting(operator()):
             return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
