@@ -16,6 +16,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
+from litestar.params import FromQuery
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,15 +93,15 @@ class AuditController(Controller):
         self,
         db: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-        action: str | None = None,
-        actor: str | None = None,
-        actor_kind: str | None = None,
-        target_type: str | None = None,
-        target_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        before: int | None = None,
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        actor_kind: FromQuery[str | None] = None,
+        target_type: FromQuery[str | None] = None,
+        target_id: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        limit: FromQuery[int | None] = None,
+        before: FromQuery[int | None] = None,
     ) -> AuditPage:
         page = settings.audit.page_size if limit is None else limit
         if not 1 <= page <= settings.audit.max_page_size:
