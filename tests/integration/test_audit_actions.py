@@ -19,7 +19,7 @@ from backplane.audit.record import AuditActionError, record
 from backplane.kernel import Rails
 from backplane.models import resource
 from backplane.plugins import PluginSet
-from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
+from backplane.testing import TEST_PASSWORD, SeededTenant, audit_trail, seed_tenant
 from tests.audit_helpers import assert_row, only, trail
 from tests.billing_helpers import put_plans
 from tests.cli import run_cli
@@ -255,10 +255,11 @@ def test_plugins_record_their_own_actions_in_the_callers_transaction(
 
     with acting(Actor(kind="system")):
         asyncio.run(work())
-    row = only(settings, a.tenant_id, "kitchen_sink.note_deleted")
+    # As a plugin's own tests see it (backplane.testing).
+    [row] = audit_trail(dual_plugins, a, "kitchen_sink.note_deleted")
     assert_row(row, tenant_id=a.tenant_id, actor=("system", None), target=("note", 7))
     assert (row.plugin, row.details) == ("kitchen_sink", {"title": "x"})
-    assert trail(settings, a.tenant_id, "kitchen_sink.rolled_back") == []
+    assert audit_trail(dual_plugins, "acme", "kitchen_sink.rolled_back") == []
 
 
 def test_exports_and_erasures_can_be_recorded_by_kernel_code(
