@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import uuid
 from typing import Any
@@ -222,7 +223,7 @@ def test_tenant_creation_and_operator_commands_are_recorded_as_the_operator(
     result = run_cli("apikeys", "revoke", a.api_key_id, "--tenant", "acme", env=env)
     assert result.returncode == 0, result.stderr
     row = only(settings, a.tenant_id, "apikey.revoked")
-    assert row.actor_kind == "operator"
+    assert (row.actor_kind, row.actor_id) == ("operator", getpass.getuser())
     assert (row.target_type, row.target_id) == ("api_key", a.api_key_id)
     assert row.address is None
 

@@ -64,15 +64,13 @@ class BackplaneGroup(click.Group):
         """Run the subcommand; a database it cannot use (not migrated, unreachable) is one line
         of advice and exit status 1, for every command alike (see :mod:`backplane.cli._database`).
         """
-        from backplane.audit.actor import acting, operator
         from backplane.cli import _context, _database
 
         try:
             settings = _context.settings()
         except click.ClickException:
             settings = None  # the command reports it, if it needs settings at all
-        # What a command records in the audit trail is the operator's doing.
-        with _database.reported(settings), acting(operator()):
+        with _database.reported(settings):
             return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
