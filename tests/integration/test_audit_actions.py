@@ -47,6 +47,46 @@ def test_a_login_is_recorded_with_the_user_and_address(
     user = ("user", dual_tenant_a.user_id)
     assert_row(row, tenant_id=dual_tenant_a.tenant_id, actor=user, target=user)
     assert row.address == CLIENT
+    assert row.details == {"method": "password"}
+
+
+def test_switching_tenant_is_a_login_recorded_in_the_tenant_switched_to(
+    dual_client: TestClient[Litestar], dual_plugins: PluginSet, dual_tenant_a: SeededTenant
+) -> None:
+    a = dual_tenant_a
+    b = seed_tenant(dual_plugins, "globex", email=a.email)
+    token = login(dual_client, a.email, tenant="acme").json()["access_token"]
+    switched = dual_client.post(
+        "/api/auth/switch-tenant",
+        json={"tenant": "globex"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert switched.status_code == 200, switched.text
+    row = only(dual_plugins.settings, b.tenant_id, "auth.login")
+    user = ("user", a.user_id)
+    assert_row(row, tenant_id=b.tenant_id, actor=user, target=user)
+    assert row.details == {"method": "switch_tenant"}
+    assert row.address == CLIENT
+    assert len(trail(dual_plugins.settings, a.tenant_id, "auth.login")) == 1  # the password one
+
+
+def test_a_password_change_is_recorded_in_each_tenant_of_the_user(
+    dual_client: TestClient[Litestar], dual_plugins: PluginSet, dual_tenant_a: SeededTenant
+) -> None:
+    a = dual_tenant_a
+    b = seed_tenant(dual_plugins, "globex", email=a.email)
+    token = login(dual_client, a.email).json()["access_token"]
+    changed = dual_client.put(
+        "/api/me/password",
+        json={"current_password": TEST_PASSWORD, "new_password": "a-much-longer-passphrase-42"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert changed.status_code == 200, changed.text
+    user = ("user", a.user_id)
+    for tenant in (a, b):
+        row = only(dual_plugins.settings, tenant.tenant_id, "auth.password_changed")
+        assert_row(row, tenant_id=tenant.tenant_id, actor=user, target=user)
+        assert "passphrase" not in str(row.details)
 
 
 def test_a_failed_login_is_recorded_in_one_tenant_of_the_account(

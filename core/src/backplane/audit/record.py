@@ -24,11 +24,14 @@ from backplane.plugins import KERNEL_PLUGIN
 log = logging.getLogger("backplane.audit")
 
 KERNEL_ACTIONS: dict[str, str] = {
-    "auth.login": "A user logged in (target: the user)",
+    "auth.login": "A user logged in, or switched to this tenant (target: the user; details: "
+    "method, password or switch_tenant)",
     "auth.login_failed": "A wrong password (or a disabled account) for a known user, recorded "
     "in the tenant the login asked for if the user belongs to it, else the user's first tenant",
     "auth.refresh_reuse": "A used refresh token was presented again; its session was revoked "
     "(target: the session)",
+    "auth.password_changed": "A user changed their password, ending all their sessions "
+    "(recorded in each of their tenants)",
     "tenant.created": "A tenant was created with its owner (target: the tenant)",
     "member.added": "A user became a member (target: the user; details: role)",
     "member.role_changed": "A member's role changed (details: from, to)",

@@ -205,10 +205,13 @@ class AuthController(Controller):
                     update(User).where(User.id == user.id).values(password_hash=rehashed)
                 )
             membership, _tenant = await sessions.choose_membership(session, user.id, data.tenant)
-            actor = Actor(kind="user", id=str(user.id), address=current_address())
-            target = ("user", user.id)
             await audit(
-                session, "auth.login", tenant_id=membership.tenant_id, target=target, actor=actor
+                session,
+                "auth.login",
+                tenant_id=membership.tenant_id,
+                target=("user", user.id),
+                actor=Actor(kind="user", id=str(user.id), address=current_address()),
+                details={"method": "password"},
             )
             return await sessions.issue_pair(identity, session, user.id, membership)
 
@@ -255,6 +258,14 @@ class AuthController(Controller):
                 await identity.authenticator.revoke_access_token(
                     session, principal.token_id, principal.token_expires_at
                 )
+            # A login into the tenant switched to, where its admins see it (not where it began).
+            await audit(
+                session,
+                "auth.login",
+                tenant_id=membership.tenant_id,
+                target=("user", principal.user_id),
+                details={"method": "switch_tenant"},
+            )
             return await sessions.issue_pair(identity, session, principal.user_id, membership)
 
 
@@ -321,6 +332,11 @@ class MeController(Controller):
             )
             await sessions.end_sessions(session, user.id)
             memberships = await sessions.memberships_of(session, user.id)
+            for tenant_id in sorted({m.tenant_id for m, _ in memberships}, key=str):
+                # Every tenant of the account: its sessions there ended too (sorted: writers
+                # lock chain heads in one order).
+                target = ("user", user.id)
+                await audit(session, "auth.password_changed", tenant_id=tenant_id, target=target)
             for membership, _tenant in memberships:
                 identity.authenticator.forget_membership(user.id, membership.tenant_id)
             current = next((m for m, _ in memberships if m.tenant_id == principal.tenant_id), None)
