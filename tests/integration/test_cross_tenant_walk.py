@@ -63,6 +63,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/billing/invoices"): "A's invoices",
     ("POST", "/api/billing/events"): "usage events for A (per-event errors for made-up meters)",
     ("GET", "/api/models"): "the shipped models and A's own",
+    ("GET", "/api/audit"): "A's audit trail",
     ("POST", "/api/tenants"): "a new tenant of A's user (a taken slug, B's, gets a random suffix)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""

@@ -73,6 +73,9 @@ def test_export_holds_the_person_in_this_tenant_only(stack: Stack) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/zip"
     assert answer.headers["cache-control"] == "no-store"
+    exported = stack.call(stack.a, "GET", "/api/audit", params={"action": "data.exported"})
+    (row,) = exported.json()["items"]
+    assert (row["details"], row["target_type"]) == ({"scope": "subject"}, "user")
     with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         assert manifest["subject"]["email"] == PERSON
@@ -108,6 +111,13 @@ def test_erasure_keeps_the_other_tenant_and_the_account_until_the_last(stack: St
     assert accounts(stack) == {user_id: [str(stack.b.tenant_id)]}
     members = stack.call(stack.a, "GET", "/api/tenant/members").json()
     assert PERSON not in [m["email"] for m in members]
+    # The erasure is on acme's audit trail, naming the account and never the email.
+    trail = stack.call(stack.a, "GET", "/api/audit", params={"action": "data.erased"}).json()
+    (erased,) = trail["items"]
+    assert (erased["target_type"], erased["target_id"]) == ("user", user_id)
+    assert PERSON not in json.dumps(erased)
+    globex = stack.call(stack.b, "GET", "/api/audit", params={"action": "data.erased"})
+    assert globex.json()["items"] == []
 
     # No longer acme's member: acme cannot name them by id (but may still erase the email).
     again = stack.call(stack.a, "POST", "/api/privacy/erase", json={"user_id": user_id})

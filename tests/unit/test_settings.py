@@ -229,7 +229,10 @@ def test_constraint_in_file_names_the_file_key(tmp_path: Path) -> None:
         ("BACKPLANE_SERVER__PORT__NUMBER", "BACKPLANE_SERVER__PORT is a single value"),
         ("BACKPLANE_DATA_DIR__X", "BACKPLANE_DATA_DIR is a single value"),
         ("BACKPLANE_SERVER", "a section, not a value (known: BACKPLANE_SERVER__ACCESS_LOG,"),
-        ("BACKPLANE_SERVR__PORT", "unknown setting 'servr' (known: BACKPLANE_AUTH,"),
+        (
+            "BACKPLANE_SERVR__PORT",
+            "unknown setting 'servr' (known: BACKPLANE_AUDIT, BACKPLANE_AUTH,",
+        ),
     ],
 )
 def test_variable_at_the_wrong_depth_names_itself(variable: str, expected: str) -> None:

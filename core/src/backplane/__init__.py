@@ -30,6 +30,8 @@ from backplane.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from backplane.audit.chain import AuditEntry
+    from backplane.audit.record import AuditActionError
     from backplane.billing.entitlements import requires_entitlement
     from backplane.billing.schemas import InvoiceOut
     from backplane.billing.usage import QuotaExceeded, UsageRecorder
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
+    "AuditEntry": "backplane.audit.chain",
+    "AuditActionError": "backplane.audit.record",
     "Base": "backplane.db.base",
     "TenantScoped": "backplane.db.tenancy",
     "enable_tenant_rls": "backplane.db.rls",
@@ -79,6 +83,8 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "ArtifactMissingError",
     "ArtifactStore",
+    "AuditActionError",
+    "AuditEntry",
     "AuthBackend",
     "Base",
     "BillingProvider",

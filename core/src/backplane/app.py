@@ -19,6 +19,7 @@ from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
 
 from backplane._providers import request_dependencies
+from backplane.audit.actor import AuditContextMiddleware
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.usage import QuotaExceeded
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
                 exclude_from_auth_key=PUBLIC_OPT,
                 # The one path pattern: the OpenAPI routes Litestar builds (anchored).
                 exclude=["^/schema(/|$)"],
-            )
+            ),
+            AuditContextMiddleware,  # the caller is the actor of what the request records
         ],
         lifespan=[lifespan],
         request_max_body_size=settings.server.max_request_body_bytes,

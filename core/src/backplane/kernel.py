@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from backplane._contract import Meter
+    from backplane.audit.service import TenantAudit
     from backplane.billing.group import UsageWriter
     from backplane.billing.providers import BillingContext
     from backplane.billing.usage import UsageRecorder, UsageResult
@@ -296,6 +297,17 @@ class Kernel:
         from backplane.events import TenantEvents
 
         return TenantEvents(self._rails.events, self.db)
+
+    @property
+    def audit(self) -> TenantAudit:
+        """Record security-relevant actions in the tenant's audit trail, in this session's
+        transaction: ``await kernel.audit.record("helpdesk.ticket_deleted", target=("ticket",
+        ticket_id))`` (see :mod:`backplane.audit`)."""
+        from backplane.audit.service import TenantAudit
+
+        return TenantAudit(
+            self.db, self.plugin, self.principal, self._rails.settings.audit.max_details_bytes
+        )
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

@@ -286,6 +286,17 @@ class PrivacySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     and the operator exports the whole tenant with ``backplane tenants export`` instead."""
 
 
+class AuditSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The audit trail (``BACKPLANE_AUDIT__*``)."""
+
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    """Rows per ``GET /api/audit`` page when the request names no ``limit``."""
+    max_page_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """The largest ``limit`` ``GET /api/audit`` accepts (400 beyond)."""
+    max_details_bytes: Annotated[int, msgspec.Meta(ge=256, le=1_048_576)] = 8192
+    """A plugin's ``kernel.audit.record(details=...)``, JSON-encoded, is refused beyond this."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -313,6 +324,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)

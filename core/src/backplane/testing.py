@@ -26,6 +26,7 @@ set) and doing what an operator's command would:
 - :func:`put_on_plan`: the tenant on a plan with features and limits (``backplane plans
   create`` then ``backplane subscriptions set``);
 - :func:`usage_of`: a meter's value for the tenant in the current period;
+- :func:`audit_trail`: the tenant's audit rows (what ``kernel.audit.record`` added);
 - :func:`run_tasks`: wait until every enqueued task has run (the app's embedded worker runs
   them while a client has it started).
 
@@ -271,6 +272,25 @@ def usage_of(app: Any, tenant: SeededTenant | str, meter: str) -> float:
         return float(report.total.value(aggregation)) if report is not None else 0.0
 
     return _as_operator(app, f"test: usage of {meter}", work)
+
+
+def audit_trail(app: Any, tenant: SeededTenant | str, action: str | None = None) -> list[Any]:
+    """``tenant``'s audit rows, oldest first (only ``action``'s if given), as
+    :class:`backplane.AuditEntry` values: what a test asserts after an audited action."""
+    import msgspec
+    from sqlalchemy import select
+
+    from backplane.audit.chain import AuditEntry
+    from backplane.audit.models import AuditEvent
+
+    async def work(session: Any, _kernel: Any) -> list[AuditEntry]:
+        query = select(AuditEvent).where(AuditEvent.tenant_id == await _tenant_id(session, tenant))
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        rows = await session.scalars(query.order_by(AuditEvent.seq))
+        return [msgspec.convert(r, AuditEntry, from_attributes=True) for r in rows]
+
+    return _as_operator(app, "test: audit trail", work)
 
 
 def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.record import record as audit
 from backplane.billing.models import Entitlement, utc
 from backplane.billing.plan_models import (
     FEATURE,
@@ -74,6 +75,10 @@ async def subscribe(
     new = Subscription(id=uuid.uuid4(), tenant_id=tenant_id, plan_id=plan.id, started_at=at)
     session.add(new)
     await session.flush()
+    details = {"from": current[1].code if current is not None else None}
+    await audit(
+        session, "plan.changed", tenant_id=tenant_id, target=("plan", plan.code), details=details
+    )
     await sync_entitlements(session, tenant_id, plan.id)
     return new
 

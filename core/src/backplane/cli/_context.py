@@ -84,7 +84,9 @@ def operate(reason: str, work: Callable[[Any, Any], Awaitable[T]]) -> T:
 
 def with_rails(work: Callable[[Any], Awaitable[T]], refused: type[Exception]) -> T:
     """Run ``work(rails)`` on the process's rails, closed when it is done; ``refused`` errors
-    are reported as click errors, not tracebacks."""
+    are reported as click errors, not tracebacks. What it records in the audit trail is the
+    operator's doing (their login name)."""
+    from backplane.audit.actor import acting, operator
     from backplane.kernel import Rails
 
     async def run() -> T:
@@ -95,7 +97,8 @@ def with_rails(work: Callable[[Any], Awaitable[T]], refused: type[Exception]) ->
             await rails.close()
 
     try:
-        return asyncio.run(run())
+        with acting(operator()):
+            return asyncio.run(run())
     except refused as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -115,6 +115,7 @@ def list_keys(slug: str, as_json: bool) -> None:
 @click.option("--tenant", "slug", required=True, help="Tenant slug the key belongs to.")
 def revoke(key_id: str, slug: str) -> None:
     """Revoke API key KEY_ID (effective everywhere within seconds)."""
+    from backplane.audit.record import record as audit
     from backplane.identity.models import ApiKey
     from backplane.identity.tenants import IdentityError, tenant_by_slug
 
@@ -123,7 +124,9 @@ def revoke(key_id: str, slug: str) -> None:
         key = await session.get(ApiKey, key_id)
         if key is None or key.tenant_id != tenant.id:
             raise IdentityError(f"tenant {slug!r} has no API key {key_id!r}")
-        key.revoked_at = key.revoked_at or datetime.now(UTC)
+        if key.revoked_at is None:
+            key.revoked_at = datetime.now(UTC)
+            await audit(session, "apikey.revoked", tenant_id=tenant.id, target=("api_key", key_id))
 
     _context.admin(f"operator: apikeys revoke {key_id} of {slug}", work)
     click.echo(f"revoked API key {key_id}")

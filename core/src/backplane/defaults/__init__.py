@@ -9,5 +9,15 @@ routes mount under ``/api``, their tasks are named ``core.<function>``.
 
 from __future__ import annotations
 
-CONCERNS = ("database", "identity", "billing", "inference", "storage", "tasks", "health", "privacy")
+CONCERNS = (
+    "database",
+    "identity",
+    "billing",
+    "inference",
+    "storage",
+    "tasks",
+    "health",
+    "audit",
+    "privacy",
+)
 """The default modules, registered in this order as ``core.<concern>``."""

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.record import record as audit
 from backplane.db.locks import lock_row
 from backplane.identity.models import ROLES, ApiKey, Tenant
 from backplane.identity.schemas import ApiKeyCreated
@@ -68,6 +69,14 @@ async def create_api_key(
         )
     )
     await session.flush()
+    details = {"name": name, "role": role, "scopes": stored}
+    await audit(
+        session,
+        "apikey.created",
+        tenant_id=tenant_id,
+        target=("api_key", parts.key_id),
+        details=details,
+    )
     return ApiKeyCreated(
         id=parts.key_id, key=parts.full, name=name, role=role, scopes=stored, expires_at=expires_at
     )

@@ -30,6 +30,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_40
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.actor import Actor, current_address
+from backplane.audit.record import record as audit
 from backplane.db.locks import lock_row
 from backplane.identity import sessions, tenants
 from backplane.identity.apikeys import check_scopes, create_api_key
@@ -138,6 +140,40 @@ async def _count_attempt(identity: Identity, account: str, address: str | None =
     return _Attempt(identity, account, at_address)
 
 
+async def _audit_failed_login(
+    identity: Identity, user: User | None, asked: str | None, client: str
+) -> None:
+    """A failed password login, in the audit trail of one tenant of the account: the tenant
+    the login asked for if the user belongs to it, else the one a login would have chosen.
+
+    Only a tenant the user belongs to ever sees it, and only one: the row names neither the
+    tenant asked for nor the user's other tenants, so tenants learn nothing of each other.
+    An email no account has belongs to no tenant (and a row per guess would let anyone fill a
+    table): it goes to the ``backplane.audit`` log only, without the email (a password is
+    sometimes typed into the email field)."""
+    if user is None:
+        logging.getLogger("backplane.audit").info(
+            "login failed for an unknown email from %r", client
+        )
+        return
+    async with _sign_in(identity) as session, session.begin():
+        memberships = await sessions.memberships_of(session, user.id)
+        if not memberships:
+            return
+        chosen = next(
+            (m for m, t in memberships if asked in (t.slug, str(t.id))), memberships[0][0]
+        )
+        why = "wrong password" if user.is_active else "account disabled"
+        await audit(
+            session,
+            "auth.login_failed",
+            tenant_id=chosen.tenant_id,
+            target=("user", user.id),
+            actor=Actor(kind="user", id=str(user.id), address=current_address()),
+            details={"reason": why},
+        )
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
@@ -157,6 +193,7 @@ class AuthController(Controller):
             user = await session.scalar(select(User).where(User.email == email))
         ok = await identity.hasher.verify(user.password_hash if user else None, data.password)
         if not ok or user is None or not user.is_active:
+            await _audit_failed_login(identity, user, data.tenant, client)
             raise NotAuthorizedException("invalid email or password")
         await attempt.succeeded()
         rehashed = None
@@ -168,6 +205,14 @@ class AuthController(Controller):
                     update(User).where(User.id == user.id).values(password_hash=rehashed)
                 )
             membership, _tenant = await sessions.choose_membership(session, user.id, data.tenant)
+            await audit(
+                session,
+                "auth.login",
+                tenant_id=membership.tenant_id,
+                target=("user", user.id),
+                actor=Actor(kind="user", id=str(user.id), address=current_address()),
+                details={"method": "password"},
+            )
             return await sessions.issue_pair(identity, session, user.id, membership)
 
     @post(
@@ -213,6 +258,14 @@ class AuthController(Controller):
                 await identity.authenticator.revoke_access_token(
                     session, principal.token_id, principal.token_expires_at
                 )
+            # A login into the tenant switched to, where its admins see it (not where it began).
+            await audit(
+                session,
+                "auth.login",
+                tenant_id=membership.tenant_id,
+                target=("user", principal.user_id),
+                details={"method": "switch_tenant"},
+            )
             return await sessions.issue_pair(identity, session, principal.user_id, membership)
 
 
@@ -279,6 +332,11 @@ class MeController(Controller):
             )
             await sessions.end_sessions(session, user.id)
             memberships = await sessions.memberships_of(session, user.id)
+            for tenant_id in sorted({m.tenant_id for m, _ in memberships}, key=str):
+                # Every tenant of the account: its sessions there ended too (sorted: writers
+                # lock chain heads in one order).
+                target = ("user", user.id)
+                await audit(session, "auth.password_changed", tenant_id=tenant_id, target=target)
             for membership, _tenant in memberships:
                 identity.authenticator.forget_membership(user.id, membership.tenant_id)
             current = next((m for m, _ in memberships if m.tenant_id == principal.tenant_id), None)
@@ -460,7 +518,9 @@ class ApiKeysController(Controller):
         key = await db.get(ApiKey, key_id)
         if key is None:
             raise NotFoundException("no such API key")
-        key.revoked_at = key.revoked_at or datetime.now(UTC)
+        if key.revoked_at is None:
+            key.revoked_at = datetime.now(UTC)
+            await audit(db, "apikey.revoked", target=("api_key", key_id))
         _identity(request).authenticator.forget_key(key_id)
 
 

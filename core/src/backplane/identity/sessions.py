@@ -20,6 +20,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.actor import Actor, current_address
+from backplane.audit.record import record as audit
 from backplane.identity.auth import SESSION_EPOCH_CLAIM
 from backplane.identity.models import Membership, RefreshToken, Tenant, User
 from backplane.identity.runtime import Identity
@@ -124,6 +126,7 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
         if row is None or row.revoked_at is not None:
             raise NotAuthorizedException("invalid refresh token")
         await revoke_family(session, row.family_id)
+        await _audit_reuse(session, row)
         await session.commit()  # the revocation must stick although the request fails
         raise NotAuthorizedException("refresh token reuse detected: the session was revoked")
     family_id, user_id, tenant_id, expires_at, epoch = claimed
@@ -140,6 +143,21 @@ async def rotate_refresh_token(identity: Identity, session: AsyncSession, token:
     await revoke_family(session, family_id)
     await session.commit()
     raise NotAuthorizedException("no longer a member of the session's tenant")
+
+
+async def _audit_reuse(session: AsyncSession, row: RefreshToken) -> None:
+    """Reuse goes to the audit trail of the session's tenant (if it still exists); the actor
+    is the token's user, whoever presented it (a thief or the user, which cannot be told)."""
+    tenant = row.active_tenant_id
+    if tenant is None or await session.get(Tenant, tenant) is None:
+        return
+    await audit(
+        session,
+        "auth.refresh_reuse",
+        tenant_id=tenant,
+        target=("session", row.family_id),
+        actor=Actor(kind="user", id=str(row.user_id), address=current_address()),
+    )
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
+from backplane.audit.record import record as audit
 from backplane.identity.models import ROLES, ApiKey, Membership, Tenant, TenantPlugin, User
 from backplane.plugins import KERNEL_PLUGIN
 
@@ -84,6 +85,14 @@ async def create_tenant(
     await session.flush()
     session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role="owner"))
     await session.flush()
+    details = {"slug": chosen, "owner": str(owner.id)}
+    await audit(
+        session,
+        "tenant.created",
+        tenant_id=tenant.id,
+        target=("tenant", tenant.id),
+        details=details,
+    )
     await kernel.notify("tenant_created", session=session, tenant_id=tenant.id, tenant=tenant)
     return tenant, owner
 
@@ -139,6 +148,7 @@ async def set_member_role(
         if await count(session, Membership, *owners) <= 1:
             raise IdentityError("the last owner of a tenant cannot be removed or demoted")
     revoked: list[str] = []
+    before = membership.role if membership is not None else None
     if role is None:
         if membership is not None:
             await session.delete(membership)
@@ -159,7 +169,42 @@ async def set_member_role(
     else:
         membership.role = role
     await session.flush()
+    await _audit_membership(session, tenant_id, user_id, before, role, revoked)
     return revoked
+
+
+async def _audit_membership(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    before: str | None,
+    after: str | None,
+    revoked: list[str],
+) -> None:
+    """The audit rows of a membership change (none when nothing changed)."""
+    target = ("user", user_id)
+    details: dict[str, object]
+    if before is None and after is not None:
+        await audit(
+            session, "member.added", tenant_id=tenant_id, target=target, details={"role": after}
+        )
+    elif before is not None and after is None:
+        details = {"role": before, "revoked_api_keys": revoked}
+        await audit(session, "member.removed", tenant_id=tenant_id, target=target, details=details)
+        for key_id in revoked:
+            why = {"reason": "its creator left the tenant"}
+            await audit(
+                session,
+                "apikey.revoked",
+                tenant_id=tenant_id,
+                target=("api_key", key_id),
+                details=why,
+            )
+    elif before != after:
+        details = {"from": before, "to": after}
+        await audit(
+            session, "member.role_changed", tenant_id=tenant_id, target=target, details=details
+        )
 
 
 async def set_plugin_enabled(
@@ -176,6 +221,8 @@ async def set_plugin_enabled(
     else:
         row.enabled = enabled
     await session.flush()
+    action = "plugin.enabled" if enabled else "plugin.disabled"
+    await audit(session, action, tenant_id=tenant.id, target=("plugin", plugin))
     if enabled:
         await kernel.notify(
             "plugin_enabled", session=session, tenant_id=tenant.id, tenant=tenant, name=plugin

@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.record import record as audit
 from backplane.inference.limits import reject
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.runtime import ModelCatalog, version_key
@@ -139,6 +140,14 @@ async def add_model(
     )
     db.add(row)
     await db.flush()
+    details = {"sha256": row.sha256, "size_bytes": row.size_bytes}
+    await audit(
+        db,
+        "model.uploaded",
+        tenant_id=tenant_id,
+        target=("model", f"{name}/{version}"),
+        details=details,
+    )
     catalog.forget(tenant_id, name)
     return row
 
@@ -210,5 +219,10 @@ async def delete_model(
     for row in rows:
         await db.delete(row)
     await db.flush()
+    for row in rows:
+        target = ("model", f"{name}/{row.version}")
+        await audit(
+            db, "model.deleted", tenant_id=tenant_id, target=target, details={"sha256": row.sha256}
+        )
     catalog.forget(tenant_id, name)
     return len(rows)

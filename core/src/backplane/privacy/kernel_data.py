@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
+from backplane.audit.models import AuditEvent, AuditHead
 from backplane.billing.models import (
     Entitlement,
     QuotaNotice,
@@ -58,6 +59,8 @@ TENANT_TABLES = (
     WebhookEvent,
     WebhookDelivery,
     ModelVersion,
+    AuditEvent,
+    AuditHead,
 )
 """The kernel's ``TenantScoped`` tables, exported whole for a tenant export."""
 
@@ -90,6 +93,10 @@ async def export_kernel_data(
         redact=SECRETS[RefreshToken],
     )
     await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
+    # What the person did, as the trail recorded it (erasure keeps these rows: security logs).
+    await archive.add_table(
+        AuditEvent, AuditEvent.actor_kind == "user", AuditEvent.actor_id == str(user_id)
+    )
 
 
 async def _export_model_files(kernel: Kernel, archive: ExportArchive) -> None:

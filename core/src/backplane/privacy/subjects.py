@@ -19,6 +19,7 @@ import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane.audit.record import record
 from backplane.identity.models import Membership, Tenant, User
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ArchiveWriter
@@ -99,8 +100,12 @@ async def export_subject(
     except BaseException:
         writer.abort()
         raise
+    manifest = writer.close(plugins=plugins)
+    await record(
+        kernel.db, "data.exported", target=_audit_target(subject), details={"scope": "subject"}
+    )
     log.info("privacy: exported subject %s of tenant %s", subject.user_id or "-", tenant.id)
-    return writer.close(plugins=plugins)
+    return manifest
 
 
 async def erase_subject(
@@ -120,6 +125,13 @@ async def erase_subject(
         deleted = False
         if member and subject.user_id is not None:
             deleted = await _delete_account_if_unused(session, subject.user_id)
+        await record(
+            session,
+            "data.erased",
+            tenant_id=tenant_id,
+            target=_audit_target(subject),
+            details={"account_deleted": deleted, "plugins": [name for name, _ in results]},
+        )
     reports = {plugin: result for plugin, result in results if result is not None}
     log.info("privacy: erased subject %s of tenant %s", subject.user_id or "-", tenant_id)
     return ErasureResult(subject=subject, plugins=reports, account_deleted=deleted)
@@ -139,3 +151,9 @@ async def _delete_account_if_unused(session: AsyncSession, user_id: uuid.UUID) -
 
 def _tenant_record(tenant: Tenant) -> dict[str, Any]:
     return {"id": tenant.id, "slug": tenant.slug, "name": tenant.name}
+
+
+def _audit_target(subject: Subject) -> tuple[str, object]:
+    """The person as the trail names them: their account id, never an email (the trail
+    outlives erasure, so it must not keep what erasure removed)."""
+    return ("user", subject.user_id) if subject.user_id is not None else ("subject", None)

@@ -32,6 +32,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
+from backplane.audit.erase import erase_tenant_trail
+from backplane.audit.models import EVENTS_TABLE
+from backplane.audit.record import record as audit_record
 from backplane.db.locks import lock_row
 from backplane.db.tenancy import bind_tenant
 from backplane.identity.models import Tenant
@@ -105,8 +108,16 @@ async def export_tenant(
         for name, rows in before.items()
         if _exported(writer, name) != rows
     }
+    manifest = writer.close(plugins=plugins, counts=before, missing=missing)
+    async with rails.database.sessions() as session:
+        bind_tenant(session, found.id)
+        async with session.begin():
+            details = {"scope": "tenant", "rows": sum(before.values()), "complete": not missing}
+            await audit_record(
+                session, "data.exported", target=("tenant", found.id), details=details
+            )
     log.info("privacy: exported tenant %s (%s)", found.slug, found.id)
-    return writer.close(plugins=plugins, counts=before, missing=missing)
+    return manifest
 
 
 def _exported(writer: ArchiveWriter, table: str) -> int:
@@ -160,7 +171,11 @@ async def _delete_once(
             tenant=locked,
             after_commit=after_commit.append,
         )
+        # The trail refuses deletion while its tenant exists, except through the kernel's one
+        # way out (on PostgreSQL only this maintenance role may take it).
+        trail = await erase_tenant_trail(session, tenant_id)
         deleted = await delete_rows(session, await existing(session, tables), tenant_id)
+        deleted[EVENTS_TABLE] = deleted.get(EVENTS_TABLE, 0) + trail
         await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
         session.expunge_all()
     return deleted, after_commit
