@@ -62,7 +62,7 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
     settings = plugins.settings
     backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backend_items)}
     chosen = backends.get(settings.storage.backend)
-    if chosen is None:
+    if chosen is None or chosen.open is None:
         where = settings.sources.get("storage.backend", "BACKPLANE_STORAGE__BACKEND")
         raise UnknownStorageBackendError(
             f"{where}: no storage backend {settings.storage.backend!r} "

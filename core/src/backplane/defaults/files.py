@@ -1,0 +1,52 @@
+"""Files: the tenant files API, the ``files.bytes`` gauge, its permissions, and opening the
+configured file store at start (a misnamed ``files.backend`` fails then, not at first upload)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backplane._contract import Meter, Permission
+from backplane.defaults.identity import EVERYONE
+from backplane.hookspecs import hookimpl
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane.files.routes import FilesController
+
+    register(FilesController)
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    register(
+        Meter(
+            code="files.bytes",
+            unit="byte",
+            aggregation="latest",
+            description="Bytes of files the tenant stores (a gauge; a limit caps the level)",
+        )
+    )
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    register(
+        Permission(
+            code="files.read",
+            roles=EVERYONE,
+            description="List and download the tenant's files, and make signed download URLs",
+        ),
+        Permission(
+            code="files.write",
+            roles=("owner", "admin", "member"),
+            description="Upload and delete the tenant's files",
+        ),
+    )
+
+
+@hookimpl
+def startup(kernel: Any) -> None:
+    from backplane.kernel import internals
+
+    internals(kernel).files  # noqa: B018 - opens the store: a bad files.backend fails start-up
