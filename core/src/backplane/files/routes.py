@@ -21,7 +21,6 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
-from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.tenancy import bind_tenant
@@ -94,17 +93,15 @@ def disposition(info: FileInfo) -> str:
 
 def _answer(
     request: Req, body: AsyncIterator[bytes], status: int, media_type: str, headers: dict[str, str]
-) -> Response[Any] | ASGIResponse:
-    """A streamed answer; to HEAD, the same headers and no body (the store is not read)."""
-    if request.method == HttpMethod.HEAD:
-        return ASGIResponse(
-            body=b"", status_code=status, media_type=media_type, headers=headers,
-            is_head_response=True,
-        )
-    return Stream(body, status_code=status, media_type=media_type, headers=headers)
+) -> Response[Any]:
+    """A streamed answer; to HEAD, the same headers (``Content-Length`` included) and no body:
+    the store is not read."""
+    # As a header: Litestar would replace the response's media type with the handler's.
+    headers["content-type"] = media_type
+    return Stream(() if request.method == HttpMethod.HEAD else body, status_code=status, headers=headers)
 
 
-def download(request: Req, opened: OpenedFile, max_ranges: int) -> Response[Any] | ASGIResponse:
+def download(request: Req, opened: OpenedFile, max_ranges: int) -> Response[Any]:
     """The RFC 9110 answer to a GET or HEAD of ``opened`` (see :mod:`backplane.files.ranges`),
     its body streamed from the store."""
     info = opened.info
