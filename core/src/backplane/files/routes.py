@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,7 +150,7 @@ class FilesController(Controller):
         self,
         request: Req,
         kernel: NamedDependency[Kernel],
-        name: Annotated[str | None, Parameter(query="name", max_length=1000)] = None,
+        name: Annotated[str | None, QueryParameter(name="name", max_length=1000)] = None,
     ) -> FileInfo:
         return await kernel.files.save(
             request.stream(), name=name, expected_size=_expected_size(request)
@@ -160,8 +160,8 @@ class FilesController(Controller):
     async def list_files(
         self,
         kernel: NamedDependency[Kernel],
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
-        before: Annotated[datetime | None, Parameter(query="before")] = None,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
+        before: Annotated[datetime | None, QueryParameter(name="before")] = None,
     ) -> list[FileInfo]:
         return await kernel.files.list(limit=limit, before=before)
 
@@ -204,7 +204,7 @@ class FilesController(Controller):
         self,
         kernel: NamedDependency[Kernel],
         file_id: FromPath[uuid.UUID],
-        data: JSONBody[SignedUrlIn] | None = None,
+        data: JSONBody[SignedUrlIn | None] = None,
     ) -> SignedUrl:
         try:
             return await kernel.files.signed_url(file_id, data.expires_in_s if data else None)
