@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
     from backplane.events import Event, UnknownEventTypeError
+    from backplane.files.quota import FilesQuotaExceeded
+    from backplane.files.service import FileInfo, FileNotFound, FileTooLarge, TenantFiles
+    from backplane.files.storage import FileStore, ObjectInfo, ObjectMissingError
     from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
@@ -70,6 +73,14 @@ _LAZY: dict[str, str] = {
     "InvoiceOut": "backplane.billing.schemas",
     "verify_signature": "backplane.billing.webhooks.signing",
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
+    "FileStore": "backplane.files.storage",
+    "ObjectInfo": "backplane.files.storage",
+    "ObjectMissingError": "backplane.files.storage",
+    "FileInfo": "backplane.files.service",
+    "FileNotFound": "backplane.files.service",
+    "FileTooLarge": "backplane.files.service",
+    "TenantFiles": "backplane.files.service",
+    "FilesQuotaExceeded": "backplane.files.quota",
 }
 
 __all__ = [
@@ -80,6 +91,11 @@ __all__ = [
     "BillingProvider",
     "Event",
     "EventType",
+    "FileInfo",
+    "FileNotFound",
+    "FileStore",
+    "FileTooLarge",
+    "FilesQuotaExceeded",
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
@@ -89,6 +105,8 @@ __all__ = [
     "Migrations",
     "ModelRef",
     "NoSessionError",
+    "ObjectInfo",
+    "ObjectMissingError",
     "Permission",
     "PluginInfo",
     "Principal",
@@ -97,6 +115,7 @@ __all__ = [
     "StorageBackend",
     "Task",
     "TaskQueue",
+    "TenantFiles",
     "TenantScoped",
     "UnknownEventTypeError",
     "UnknownTenantError",

@@ -142,6 +142,7 @@ class Rails:
             events=events,
             billing=BillingContext(settings, meters, collect_providers(plugins), events),
         )
+        rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))

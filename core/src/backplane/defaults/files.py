@@ -1,5 +1,5 @@
-"""Files: the tenant files API, the ``files.bytes`` gauge, its permissions, and opening the
-configured file store at start (a misnamed ``files.backend`` fails then, not at first upload)."""
+"""Files: the tenant files API, the ``files.bytes`` gauge and its permissions (the local store
+is registered with the model store, in :mod:`backplane.defaults.storage`)."""
 
 from __future__ import annotations
 
@@ -44,9 +44,3 @@ def register_permissions(register: Any) -> None:
         ),
     )
 
-
-@hookimpl
-def startup(kernel: Any) -> None:
-    from backplane.kernel import internals
-
-    internals(kernel).files  # noqa: B018 - opens the store: a bad files.backend fails start-up
