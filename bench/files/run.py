@@ -67,8 +67,15 @@ LABELS = {
 
 def curl_download(url: str, headers: dict[str, str]) -> tuple[float, int]:
     """(seconds, bytes) of one download to /dev/null; any status but 200 fails the run."""
-    args = ["curl", "--silent", "--show-error", "--output", "/dev/null", "--write-out",
-            "%{http_code} %{size_download} %{time_total}"]
+    args = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_code} %{size_download} %{time_total}",
+    ]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
     done = subprocess.run([*args, url], capture_output=True, text=True, check=False, timeout=600)
@@ -107,9 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backplane = str(Path(sys.executable).with_name("backplane"))
     with tempfile.TemporaryDirectory(prefix="bench-files-") as temporary, ExitStack() as stack:
         data_dir = Path(temporary) / "var"
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("BACKPLANE_", "OTEL_"))
-        } | {
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPLANE_", "OTEL_"))} | {
             "BACKPLANE_DATA_DIR": str(data_dir),
             "BACKPLANE_PLUGINS": "",
             "BACKPLANE_DEMO_DATA": "false",
@@ -136,8 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"uploading {options.size_mib} MiB ...", flush=True)
         uploaded = httpx.post(
-            f"{base}/api/files", params={"name": "bench.bin"}, content=random_body(size),
-            headers=auth, timeout=600,
+            f"{base}/api/files",
+            params={"name": "bench.bin"},
+            content=random_body(size),
+            headers=auth,
+            timeout=600,
         )
         if uploaded.status_code != 201:
             raise BenchError(f"upload answered {uploaded.status_code}: {uploaded.text}")
@@ -145,14 +153,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = data_dir / "files" / str(tenant.tenant_id) / stored["id"]
         signed = httpx.post(
             f"{base}/api/files/{stored['id']}/signed-url",
-            json={"expires_in_s": 3600}, headers=auth, timeout=10,
+            json={"expires_in_s": 3600},
+            headers=auth,
+            timeout=10,
         ).json()["url"]
         bare = stack.enter_context(
             server(
                 "bare Litestar app",
-                [sys.executable, "-m", "uvicorn", "bare_app:create_app", "--factory",
-                 "--host", HOST, "--port", str(bare_port), "--log-level", "warning",
-                 "--no-access-log"],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bare_app:create_app",
+                    "--factory",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(bare_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
                 env | {"BENCH_FILES_PATH": str(path), "PYTHONPATH": str(HERE)},
                 HERE,
                 lambda: httpx.get(f"{bare_base}/health", timeout=2).status_code == 200,
@@ -178,8 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise BenchError(f"{name} sent {got} bytes, not {size}")
                 cpu[name].append((cpu_seconds(pid) - before) / (size / 1024**3))
                 speeds[name].append(size / seconds / 2**20)
-            print(f"round {round_ + 1}: " + ", ".join(
-                f"{t} {speeds[t][-1]:.0f} MiB/s" for t in TARGETS), flush=True)
+            print(
+                f"round {round_ + 1}: "
+                + ", ".join(f"{t} {speeds[t][-1]:.0f} MiB/s" for t in TARGETS),
+                flush=True,
+            )
     median = {t: statistics.median(speeds[t]) for t in TARGETS}
     ratio = median["route"] / median["bare"]
     signed_ratio = median["signed"] / median["bare"]

@@ -69,7 +69,9 @@ def test_an_upload_streams_in_chunks_without_a_content_length(
     assert answer.status_code == 201, answer.text
     whole = b"".join(chunks)
     assert answer.json()["sha256"] == hashlib.sha256(whole).hexdigest()
-    got = dual_client.get(f"/api/files/{answer.json()['id']}/content", headers=dual_tenant_a.headers)
+    got = dual_client.get(
+        f"/api/files/{answer.json()['id']}/content", headers=dual_tenant_a.headers
+    )
     assert got.content == whole
 
 
@@ -139,7 +141,9 @@ def test_a_chunked_upload_past_the_quota_is_refused_after_streaming(
 ) -> None:
     set_quota(dual_client.app, dual_tenant_a, "files.bytes", 1000)
     answer = dual_client.post(
-        "/api/files", content=iter([os.urandom(700), os.urandom(700)]), headers=dual_tenant_a.headers
+        "/api/files",
+        content=iter([os.urandom(700), os.urandom(700)]),
+        headers=dual_tenant_a.headers,
     )
     assert answer.status_code == 507
     assert stored_objects(rails(dual_client.app).settings.data_dir) == []
@@ -302,7 +306,11 @@ async def test_retention_sweeps_deleted_and_orphaned_objects(
             early = await prune(session, settings, built.models.store, files=built.files)
         # the old orphan only: the deleted file and the upload in progress are recent
         assert (early["files"], early["file_objects"]) == (0, 1)
-        assert {p.name for p in stored_objects(data_dir)} == {str(kept.id), str(gone.id), young.name}
+        assert {p.name for p in stored_objects(data_dir)} == {
+            str(kept.id),
+            str(gone.id),
+            young.name,
+        }
         later = datetime.now(UTC) + timedelta(seconds=settings.files.keep_deleted_s + 1)
         async with built.database.maintenance("test retention") as session, session.begin():
             counts = await prune(session, settings, built.models.store, later, files=built.files)

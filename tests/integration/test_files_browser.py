@@ -61,17 +61,20 @@ def test_chromium_plays_and_seeks_a_video_through_a_signed_url(live: LiveFiles) 
     served: list[tuple[str | None, int, str | None]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
         )
         try:
             page = browser.new_page()
             page.on(
                 "response",
-                lambda r: served.append(
-                    (r.request.headers.get("range"), r.status, r.headers.get("content-range"))
-                )
-                if "/signed" in r.url
-                else None,
+                lambda r: (
+                    served.append(
+                        (r.request.headers.get("range"), r.status, r.headers.get("content-range"))
+                    )
+                    if "/signed" in r.url
+                    else None
+                ),
             )
             page.set_content(f'<video id="v" src="{url}" muted preload="metadata"></video>')
             duration = page.evaluate(
@@ -86,18 +89,20 @@ def test_chromium_plays_and_seeks_a_video_through_a_signed_url(live: LiveFiles) 
             played = page.evaluate(
                 """() => new Promise((resolve, reject) => {
                     const v = document.getElementById('v');
-                    v.ontimeupdate = () => { if (v.currentTime > 0.3) { v.pause(); resolve(v.currentTime); } };
+                    v.ontimeupdate = () => {
+                        if (v.currentTime > 0.3) { v.pause(); resolve(v.currentTime); }
+                    };
                     v.play().catch(reject);
                 })"""
             )
             assert played > 0.3
             seeked = page.evaluate(
-                """() => new Promise((resolve, reject) => {
+                """(to) => new Promise((resolve) => {
                     const v = document.getElementById('v');
                     v.onseeked = () => resolve([v.currentTime, v.error ? v.error.code : 0]);
-                    v.currentTime = %s;
-                })"""
-                % SEEK_TO
+                    v.currentTime = to;
+                })""",
+                SEEK_TO,
             )
         finally:
             browser.close()

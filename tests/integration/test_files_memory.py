@@ -89,7 +89,10 @@ def test_a_1_gib_upload_and_download_keep_the_server_memory_flat(live: LiveFiles
 
     with PeakMemory(pid) as upload:
         answer = httpx.post(
-            f"{base}/api/files", params={"name": "big.bin"}, content=body(), headers=headers,
+            f"{base}/api/files",
+            params={"name": "big.bin"},
+            content=body(),
+            headers=headers,
             timeout=300,
         )
     assert answer.status_code == 201, answer.text
@@ -97,16 +100,18 @@ def test_a_1_gib_upload_and_download_keep_the_server_memory_flat(live: LiveFiles
     assert (stored["size"], stored["sha256"]) == (GIB, expected.hexdigest())
 
     received, digest = 0, hashlib.sha256()
-    with PeakMemory(pid) as download:
-        with httpx.stream(
+    with (
+        PeakMemory(pid) as download,
+        httpx.stream(
             "GET", f"{base}/api/files/{stored['id']}/content", headers=headers, timeout=300
-        ) as response:
-            assert response.status_code == 200
-            for chunk in response.iter_raw(CHUNK):
-                received += len(chunk)
-                digest.update(chunk)
+        ) as response,
+    ):
+        assert response.status_code == 200
+        for chunk in response.iter_raw(CHUNK):
+            received += len(chunk)
+            digest.update(chunk)
     assert (received, digest.hexdigest()) == (GIB, expected.hexdigest())
-    print(  # noqa: T201 - the figures, for the report (-s)
+    print(
         f"server RSS {download.baseline / 2**20:.0f} MiB; growth: upload "
         f"{upload.growth / 2**20:.1f} MiB, download {download.growth / 2**20:.1f} MiB"
     )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from backplane_contrib_objectstore import ObjectFileStore
 from litestar.testing import TestClient
 from obstore.store import LocalStore, MemoryStore
 
@@ -17,7 +18,6 @@ from backplane import ObjectMissingError
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.loading import load_plugins
-from backplane_contrib_objectstore import ObjectFileStore
 from tests.conftest import make_settings
 from tests.files_helpers import stored_objects
 from tests.identity_helpers import seed_tenant
@@ -75,7 +75,9 @@ def test_the_files_api_stores_in_the_object_store(data_dir: Path, tmp_path: Path
     data = os.urandom(200_000)
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         client.headers.update(tenant.headers)
-        made = client.post("/api/files", params={"name": "x.bin"}, content=iter([data[:5], data[5:]]))
+        made = client.post(
+            "/api/files", params={"name": "x.bin"}, content=iter([data[:5], data[5:]])
+        )
         assert made.status_code == 201, made.text
         assert made.json()["sha256"] == hashlib.sha256(data).hexdigest()
         file_id = made.json()["id"]
@@ -90,5 +92,5 @@ def test_an_unknown_files_backend_fails_at_start_with_the_names(data_dir: Path) 
     from backplane.files.storage import UnknownFileBackendError
 
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_FILES__BACKEND": "s4"}))
-    with pytest.raises(UnknownFileBackendError, match="BACKPLANE_FILES__BACKEND.*'s4'.*local"):
+    with pytest.raises(UnknownFileBackendError, match=r"BACKPLANE_FILES__BACKEND.*'s4'.*local"):
         create_app(plugins.settings, plugins=plugins)

@@ -35,8 +35,9 @@ Fetch = Callable[[str, str, dict[str, str]], Answer]
 
 def httpx_fetch(method: str, url: str, headers: dict[str, str]) -> Answer:
     response = httpx.request(method, url, headers=headers, timeout=30)
-    return Answer(response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                  response.content)
+    return Answer(
+        response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content
+    )
 
 
 def curl_fetch(method: str, url: str, headers: dict[str, str]) -> Answer:
@@ -228,9 +229,7 @@ def test_conditional_requests_answer_304(get: Callable, stored: dict) -> None:
         "bytes=500-600,0-1",
     ],
 )
-def test_a_bad_or_greedy_range_header_is_ignored(
-    get: Callable, data: bytes, header: str
-) -> None:
+def test_a_bad_or_greedy_range_header_is_ignored(get: Callable, data: bytes, header: str) -> None:
     answer = get({"Range": header})
     assert (answer.status, answer.body) == (200, data)
 

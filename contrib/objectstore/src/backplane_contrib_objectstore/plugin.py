@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+
 from backplane import PluginInfo, StorageBackend, hookimpl
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import obstore
+
 from backplane import ObjectInfo, ObjectMissingError
 
 READ_CHUNK_BYTES = 1024 * 1024
@@ -67,5 +68,7 @@ class ObjectFileStore:
         async for batch in obstore.list(self.store, prefix=prefix or None):
             for meta in batch:
                 yield ObjectInfo(
-                    key=meta["path"], size=int(meta["size"]), modified=meta["last_modified"].timestamp()
+                    key=meta["path"],
+                    size=int(meta["size"]),
+                    modified=meta["last_modified"].timestamp(),
                 )

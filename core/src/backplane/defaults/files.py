@@ -43,4 +43,3 @@ def register_permissions(register: Any) -> None:
             description="Upload and delete the tenant's files",
         ),
     )
-

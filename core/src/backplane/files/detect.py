@@ -27,7 +27,7 @@ def detect_content_type(head: bytes) -> str:
     if not head:
         return OCTET_STREAM
     try:
-        found = puremagic.from_string(head[:SNIFF_BYTES], mime=True)
+        found: str = puremagic.from_string(head[:SNIFF_BYTES], mime=True)
     except (puremagic.PureError, ValueError):
         found = ""
     if found:

@@ -62,7 +62,9 @@ async def add_bytes(
     connection = await session.connection()
     values = {"tenant": tenant_id, "amount": amount}
     statement, params = (
-        (_ADD, values) if limit is None or amount <= 0 else (_ADD_WITHIN, values | {"ceiling": limit})
+        (_ADD, values)
+        if limit is None or amount <= 0
+        else (_ADD_WITHIN, values | {"ceiling": limit})
     )
     for _ in range(5):
         row = (await connection.execute(statement, params)).first()

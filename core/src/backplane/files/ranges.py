@@ -43,7 +43,8 @@ class Resource:
 
     @property
     def etag(self) -> str:
-        return quote_etag(self.sha256)
+        quoted: str = quote_etag(self.sha256)
+        return quoted
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,9 @@ class Multipart:
             for s, e in ranges
         ]
         self.tail = f"--{self.boundary}--\r\n".encode()
-        self.length = (
-            sum(len(h) + (e - s) + 2 for h, (s, e) in zip(self.part_heads, ranges, strict=True))
-            + len(self.tail)
-        )
+        self.length = sum(
+            len(h) + (e - s) + 2 for h, (s, e) in zip(self.part_heads, ranges, strict=True)
+        ) + len(self.tail)
 
     @property
     def content_type(self) -> str:

@@ -9,8 +9,8 @@ unexpired signature for the file in its path, and reads in the tenant the signat
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,7 +18,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,7 +65,7 @@ def _signature(_: Req, exc: SignatureRefused) -> Response[Any]:
     return _detail(403, str(exc))
 
 
-FILE_ERROR_HANDLERS: dict[type[Exception], Any] = {
+FILE_ERROR_HANDLERS: dict[int | type[Exception], Any] = {
     FileNotFound: _not_found,
     FileTooLarge: _too_large,
     FilesQuotaExceeded: _quota,
@@ -98,7 +98,9 @@ def _answer(
     the store is not read."""
     # As a header: Litestar would replace the response's media type with the handler's.
     headers["content-type"] = media_type
-    return Stream(() if request.method == HttpMethod.HEAD else body, status_code=status, headers=headers)
+    return Stream(
+        () if request.method == HttpMethod.HEAD else body, status_code=status, headers=headers
+    )
 
 
 def download(request: Req, opened: OpenedFile, max_ranges: int) -> Response[Any]:

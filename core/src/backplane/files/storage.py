@@ -15,6 +15,7 @@ task removes the temporary files a crash left).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import re
 import secrets
@@ -179,9 +180,9 @@ class LocalFileStore:
         for info in await asyncio.to_thread(self._scan, prefix):
             yield info
 
-    def _scan(self, prefix: str) -> list[ObjectInfo]:
+    def _scan(self, prefix: str) -> builtins.list[ObjectInfo]:
         """Every file under the root (temporary ones included: a crash leaves them), by key."""
-        found: list[ObjectInfo] = []
+        found: builtins.list[ObjectInfo] = []
         if not self.root.is_dir():
             return found
         for directory, _, names in os.walk(self.root):
