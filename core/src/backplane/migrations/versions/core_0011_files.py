@@ -1,6 +1,6 @@
 """files: tenant files' metadata and each tenant's stored bytes
 
-Revision ID: core_0011_files
+Revision ID: core_0011
 Revises: core_0010
 Create Date: 2026-12-05
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
 
-revision: str = "core_0011_files"
+revision: str = "core_0011"
 down_revision: str | Sequence[str] | None = "core_0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
