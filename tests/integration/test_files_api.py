@@ -322,3 +322,20 @@ async def test_retention_sweeps_deleted_and_orphaned_objects(
             assert b"".join([c async for c in opened.read()]) == b"kept"
     finally:
         await built.close()
+
+
+def test_a_viewer_may_download_but_not_upload_or_delete(
+    client: TestClient[Litestar], tenant_a: Seeded
+) -> None:
+    made = client.post(
+        "/api/apikeys", json={"name": "viewer", "role": "viewer"}, headers=tenant_a.headers
+    )
+    assert made.status_code == 201, made.text
+    viewer = {"Authorization": f"Bearer {made.json()['key']}"}
+    stored = upload(client, tenant_a, PNG)
+    refused = client.post("/api/files", content=b"x", headers=viewer)
+    assert refused.status_code == 403
+    assert "files.write" in refused.json()["detail"]
+    assert client.delete(f"/api/files/{stored['id']}", headers=viewer).status_code == 403
+    assert client.get(f"/api/files/{stored['id']}/content", headers=viewer).content == PNG
+    assert client.post(f"/api/files/{stored['id']}/signed-url", headers=viewer).status_code == 201

@@ -243,3 +243,31 @@ def test_the_declared_type_is_the_detected_one_and_text_is_an_attachment(live: L
     assert re.match(r'attachment; filename="cat.png"', answer.headers["content-disposition"])
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["content-security-policy"] == "sandbox"
+
+
+def test_an_upload_cut_off_midway_leaves_nothing_behind(live: LiveFiles) -> None:
+    """The client promises a megabyte, sends a tenth and hangs up: no object, no temporary
+    file, no row."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from tests.files_helpers import stored_objects
+
+    before = stored_objects(live.data_dir)
+    listed = httpx.get(f"{live.server.base}/api/files", headers=live.a.headers).json()
+    address = urlsplit(live.server.base)
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        head = (
+            "POST /api/files?name=cut.bin HTTP/1.1\r\n"
+            f"Host: {address.netloc}\r\n"
+            f"Authorization: {live.a.headers['Authorization']}\r\n"
+            "Content-Length: 1048576\r\n\r\n"
+        )
+        sock.sendall(head.encode() + os.urandom(100_000))
+        time.sleep(0.5)  # the server is streaming it to storage now
+    deadline = time.monotonic() + 10
+    while stored_objects(live.data_dir) != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored_objects(live.data_dir) == before
+    assert httpx.get(f"{live.server.base}/api/files", headers=live.a.headers).json() == listed

@@ -64,9 +64,10 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
     chosen = backends.get(settings.storage.backend)
     if chosen is None or chosen.open is None:
         where = settings.sources.get("storage.backend", "BACKPLANE_STORAGE__BACKEND")
+        able = sorted(name for name, backend in backends.items() if backend.open is not None)
         raise UnknownStorageBackendError(
             f"{where}: no storage backend {settings.storage.backend!r} "
-            f"(registered: {', '.join(sorted(backends)) or 'none'})"
+            f"(registered: {', '.join(able) or 'none'})"
         )
     store: ArtifactStore = chosen.open(plugins.public_settings)
     return store
