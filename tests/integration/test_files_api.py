@@ -11,20 +11,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from backplane.app import create_app
+from backplane.db import migrations
 from backplane.files.quota import FilesQuotaExceeded
 from backplane.files.signing import sign
+from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from backplane.retention import prune
 from backplane.testing import set_quota
 from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.files_helpers import stored_objects
-from tests.identity_helpers import PASSWORD, Seeded
+from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
@@ -76,15 +80,9 @@ def test_an_upload_streams_in_chunks_without_a_content_length(
 
 
 @pytest.fixture
-def small_limit_client(data_dir: object, tmp_path: object) -> Iterator[tuple[TestClient, Seeded]]:
-    from backplane.app import create_app
-    from backplane.db import migrations
-    from backplane.loading import load_plugins
-    from tests.identity_helpers import seed_tenant
-
-    plugins = load_plugins(
-        make_settings(data_dir, {"BACKPLANE_FILES__MAX_UPLOAD_BYTES": "1000"})  # type: ignore[arg-type]
-    )
+def small_limit_client(data_dir: Path) -> Iterator[tuple[TestClient[Litestar], Seeded]]:
+    """An app whose uploads may be at most 1,000 bytes (``files.max_upload_bytes``)."""
+    plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_FILES__MAX_UPLOAD_BYTES": "1000"}))
     migrations.upgrade(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
@@ -93,7 +91,7 @@ def small_limit_client(data_dir: object, tmp_path: object) -> Iterator[tuple[Tes
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 def test_an_oversize_upload_is_413_and_leaves_nothing(
-    small_limit_client: tuple[TestClient, Seeded], declared: bool
+    small_limit_client: tuple[TestClient[Litestar], Seeded], declared: bool
 ) -> None:
     client, tenant = small_limit_client
     data = os.urandom(1001)
