@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -158,14 +157,18 @@ class FilesController(Controller):
             request.stream(), name=name, expected_size=_expected_size(request)
         )
 
-    @get("/", guards=[requires("files.read")], summary="The tenant's files, newest first")
+    @get(
+        "/",
+        guards=[requires("files.read")],
+        summary="The tenant's files, newest first (?after=<the last id of a page> pages on)",
+    )
     async def list_files(
         self,
         kernel: NamedDependency[Kernel],
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
-        before: Annotated[datetime | None, QueryParameter(name="before")] = None,
+        after: Annotated[uuid.UUID | None, QueryParameter(name="after")] = None,
     ) -> list[FileInfo]:
-        return await kernel.files.list(limit=limit, before=before)
+        return await kernel.files.list(limit=limit, after=after)
 
     @get("/{file_id:uuid}", guards=[requires("files.read")], summary="One file's metadata")
     async def show(self, kernel: NamedDependency[Kernel], file_id: FromPath[uuid.UUID]) -> FileInfo:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from backplane.files.detect import SNIFF_BYTES, detect_content_type
 from backplane.files.models import StoredFile
@@ -203,11 +203,18 @@ class TenantFiles:
         """The file's metadata; :class:`FileNotFound` if this tenant has no such file."""
         return info_of(await self._row(file_id))
 
-    async def list(self, *, limit: int = 100, before: datetime | None = None) -> list[FileInfo]:
-        """The tenant's files, newest first; ``before`` pages on (``created_at`` of the last)."""
+    async def list(self, *, limit: int = 100, after: uuid.UUID | None = None) -> list[FileInfo]:
+        """The tenant's files, newest first; ``after`` (the last id of a page) pages on.
+        :class:`FileNotFound` when ``after`` names no file of the tenant."""
         query = select(StoredFile).where(StoredFile.deleted_at.is_(None))
-        if before is not None:
-            query = query.where(StoredFile.created_at < before)
+        if after is not None:
+            last = await self._row(after)
+            query = query.where(
+                or_(
+                    StoredFile.created_at < last.created_at,
+                    and_(StoredFile.created_at == last.created_at, StoredFile.id > last.id),
+                )
+            )
         query = query.order_by(StoredFile.created_at.desc(), StoredFile.id).limit(limit)
         return [info_of(row) for row in await self._session.scalars(query)]
 

@@ -133,11 +133,15 @@ class LocalFileStore:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         temporary = path.parent / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
         handle = await asyncio.to_thread(open, temporary, "xb")
-        size = 0
+        size, pending = 0, bytearray()
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(handle.write, chunk)
                 size += len(chunk)
+                pending += chunk
+                if len(pending) >= READ_CHUNK_BYTES:  # one thread hop a MiB, not a packet
+                    await asyncio.to_thread(handle.write, bytes(pending))
+                    pending.clear()
+            await asyncio.to_thread(handle.write, bytes(pending))
             await asyncio.to_thread(_flush_and_close, handle)
             await asyncio.to_thread(os.replace, temporary, path)
         except BaseException:
