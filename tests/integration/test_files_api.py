@@ -338,3 +338,21 @@ def test_a_viewer_may_download_but_not_upload_or_delete(
     assert client.delete(f"/api/files/{stored['id']}", headers=viewer).status_code == 403
     assert client.get(f"/api/files/{stored['id']}/content", headers=viewer).content == PNG
     assert client.post(f"/api/files/{stored['id']}/signed-url", headers=viewer).status_code == 201
+
+
+def test_an_operator_caps_the_stored_bytes_with_the_quotas_command(data_dir: Path) -> None:
+    from tests.cli import run_cli
+    from tests.identity_helpers import TEST_PASSWORD_ENV
+
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "", **TEST_PASSWORD_ENV}
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    tenant = seed_tenant(plugins, "acme")
+    capped = run_cli("quotas", "set", "acme", "files.bytes", "1000", env=env)
+    assert capped.returncode == 0, capped.stderr
+    assert "files.bytes limited to 1000" in capped.stdout
+    with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
+        assert upload(client, tenant, os.urandom(1000))["size"] == 1000
+        full = client.post("/api/files", content=b"one byte too many", headers=tenant.headers)
+        assert full.status_code == 507
+        assert full.json()["limit"] == 1000
