@@ -187,6 +187,11 @@ def test_if_range_with_the_last_modified_date(get: Callable, data: bytes) -> Non
     assert (fresh.status, fresh.body) == (206, data[:1])
     stale = get({"Range": "bytes=0-0", "If-Range": "Sat, 01 Jan 2000 00:00:00 GMT"})
     assert stale.status == 200
+    # only an exact match is fresh (RFC 9110 13.1.5): a later date is not
+    later = get({"Range": "bytes=0-0", "If-Range": "Fri, 01 Jan 2100 00:00:00 GMT"})
+    assert later.status == 200
+    garbage = get({"Range": "bytes=0-0", "If-Range": "yesterday"})
+    assert garbage.status == 200
 
 
 def test_head_answers_the_headers_of_get_without_a_body(get: Callable, stored: dict) -> None:

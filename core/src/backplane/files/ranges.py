@@ -12,8 +12,8 @@ for fifteen years); this module only decides, and streams the chosen bytes from 
   open (``500-``) and several ranges; the unsatisfiable ones are dropped and 416 (with
   ``Content-Range: bytes */size``) answers when none is left. More ranges than
   ``files.max_ranges`` are ignored (200), as RFC 9110 14.2 allows.
-- ``If-Range`` honours the range only when its strong ETag (or date) matches; otherwise the
-  whole file is sent with 200.
+- ``If-Range`` honours the range only when its strong ETag, or its date, matches exactly;
+  otherwise the whole file is sent with 200.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from werkzeug.http import http_date, parse_range_header, quote_etag
+from werkzeug.http import http_date, parse_if_range_header, parse_range_header, quote_etag
 from werkzeug.sansio.http import is_resource_modified
 
 Outcome = Literal["not_modified", "whole", "partial", "unsatisfiable"]
@@ -67,16 +67,7 @@ def decide(headers: Mapping[str, str], resource: Resource, max_ranges: int) -> D
     if raw is None:
         return Decision("whole")
     if_range = headers.get("if-range")
-    if if_range is not None and (
-        if_range.lstrip().startswith("W/")  # a weak validator never matches If-Range
-        or is_resource_modified(
-            http_range=raw,
-            http_if_range=if_range,
-            etag=resource.etag,
-            last_modified=resource.last_modified,
-            ignore_if_range=False,
-        )
-    ):
+    if if_range is not None and not _if_range_matches(if_range, resource):
         return Decision("whole")
     parsed = parse_range_header(raw)
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) > max_ranges:
@@ -85,6 +76,19 @@ def decide(headers: Mapping[str, str], resource: Resource, max_ranges: int) -> D
     if not chosen:
         return Decision("unsatisfiable")
     return Decision("partial", chosen)
+
+
+def _if_range_matches(value: str, resource: Resource) -> bool:
+    """RFC 9110 13.1.5: a strong ETag equal to ours, or a date exactly our Last-Modified (a
+    weak ETag, a later date or anything unparsable does not match: the whole file is sent)."""
+    if value.lstrip().startswith("W/"):
+        return False
+    parsed = parse_if_range_header(value)
+    if parsed.etag is not None:
+        return bool(parsed.etag == resource.sha256)
+    if parsed.date is not None:
+        return bool(parsed.date == resource.last_modified.replace(microsecond=0))
+    return False
 
 
 def _bounded(begin: int, end: int | None, size: int) -> tuple[int, int] | None:
