@@ -78,6 +78,11 @@ def stack_on(data_dir: Path, db_env: dict[str, str]) -> Iterator[Stack]:
         yield Stack(client, plugins, cli_env, data_dir, a, b)
 
 
+def file_of(who: SeededTenant) -> bytes:
+    """The bytes of the one file ``populate`` uploads for ``who``."""
+    return f"the brief of {who.slug}\n".encode() * 100
+
+
 def populate(stack: Stack, who: SeededTenant, own_model: bytes) -> None:
     """Rows in every plugin's tables through the API (and a task's log row through the
     kernel), a model file only ``who`` uses and one every tenant shares (``DIABETES``)."""
@@ -100,6 +105,8 @@ def populate(stack: Stack, who: SeededTenant, own_model: bytes) -> None:
     for name, data in (("own", own_model), ("shared", DIABETES)):
         files = {"file": ("model.onnx", data, "application/octet-stream")}
         must(call(who, "POST", "/api/models", files=files, data={"name": name}))
+    upload = call(who, "POST", "/api/files", params={"name": "brief.txt"}, content=file_of(who))
+    must(upload)
     login = {"email": who.email, "password": TEST_PASSWORD, "tenant": who.slug}
     must(stack.client.post("/api/auth/login", json=login))
 

@@ -64,6 +64,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("POST", "/api/billing/events"): "usage events for A (per-event errors for made-up meters)",
     ("GET", "/api/models"): "the shipped models and A's own",
     ("GET", "/api/audit"): "A's audit trail",
+    ("GET", "/api/files"): "A's files",
+    ("POST", "/api/files"): "a file for A (the walk's empty body)",
     ("POST", "/api/tenants"): "a new tenant of A's user (a taken slug, B's, gets a random suffix)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
@@ -106,6 +108,7 @@ class TenantB:
     plan_codes: list[str] = field(default_factory=list)
     invoice_ids: list[str] = field(default_factory=list)
     model_names: list[str] = field(default_factory=list)
+    file_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -124,6 +127,7 @@ class TenantB:
             *self.plan_codes,
             *self.invoice_ids,
             *self.model_names,
+            *self.file_ids,
         ]
         return [v.lower() for v in values]
 
@@ -145,6 +149,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("subscription", "/api/billing/subscription"),
         ("usage", "/api/billing/usage"),
         ("invoices", "/api/billing/invoices"),
+        ("files", "/api/files"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -200,6 +205,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert model.status_code == 201, model.text
+    stored = client.post("/api/files", content=b"globex secret file", headers=as_b)
+    assert stored.status_code == 201, stored.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -215,6 +222,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         plan_codes=[plan_code],
         invoice_ids=[invoice_id],
         model_names=[model_name],
+        file_ids=[stored.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -350,6 +358,8 @@ class RequestBuilder:
             return list(b.plan_codes)
         if key == "invoice_id":
             return list(b.invoice_ids)
+        if key == "file_id":
+            return list(b.file_ids)
         if in_path and key == "name":  # model names (the only `name` path parameter)
             return list(b.model_names)
         if in_path and key == "version":

@@ -22,6 +22,7 @@ from tests.privacy_helpers import (
     DIABETES,
     IRIS,
     Stack,
+    file_of,
     populate,
     stack_on,
     tenant_counts,
@@ -74,8 +75,13 @@ def test_export_then_delete_leaves_nothing_of_the_tenant(stack: Stack, tmp_path:
         "backplane_tenant_plugins",
         "backplane_refresh_tokens",
         "backplane_task_outbox",
+        "backplane_files",
+        "backplane_file_usage",
+        "backplane_audit_events",
     ):
         assert table in filled, (table, before_a)
+    objects = stack.data_dir / "files" / str(stack.a.tenant_id)
+    assert len(list(objects.iterdir())) == 1
 
     out = tmp_path / "acme.zip"
     exported = run_cli("tenants", "export", "acme", "--out", str(out), env=stack.env)
@@ -93,6 +99,8 @@ def test_export_then_delete_leaves_nothing_of_the_tenant(stack: Stack, tmp_path:
     with zipfile.ZipFile(out) as archive:
         assert archive.read("core/files/models/own/1.onnx") == IRIS
         assert archive.read("core/files/models/shared/1.onnx") == DIABETES
+        (brief,) = rows["backplane_files"]
+        assert archive.read(f"core/files/files/{brief['id']}/brief.txt") == file_of(stack.a)
 
     refused = run_cli("tenants", "delete", "acme", env=stack.env)
     assert refused.returncode == 1
@@ -110,6 +118,8 @@ def test_export_then_delete_leaves_nothing_of_the_tenant(stack: Stack, tmp_path:
     assert not stack.model_file(IRIS).exists()  # only acme used it
     assert stack.model_file(DIABETES).exists()  # globex's version still does
     assert stack.model_file(OTHER_MODEL).exists()
+    assert not objects.exists() or not list(objects.iterdir())  # acme's file objects are gone
+    assert list((stack.data_dir / "files" / str(stack.b.tenant_id)).iterdir())
 
     # The other tenant still works; the deleted one's credentials do not.
     assert stack.call(stack.b, "GET", "/api/kitchen_sink/notes/").status_code == 200

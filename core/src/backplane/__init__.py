@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
     from backplane.db.tenancy import TenantScoped
     from backplane.events import Event, UnknownEventTypeError
+    from backplane.files.quota import FilesQuotaExceeded
+    from backplane.files.service import FileInfo, FileNotFound, FileTooLarge, TenantFiles
+    from backplane.files.storage import FileStore, ObjectInfo, ObjectMissingError
     from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
@@ -78,6 +81,14 @@ _LAZY: dict[str, str] = {
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
     "ExportArchive": "backplane.privacy.archive",
     "Subject": "backplane.privacy.subjects",
+    "FileStore": "backplane.files.storage",
+    "ObjectInfo": "backplane.files.storage",
+    "ObjectMissingError": "backplane.files.storage",
+    "FileInfo": "backplane.files.service",
+    "FileNotFound": "backplane.files.service",
+    "FileTooLarge": "backplane.files.service",
+    "TenantFiles": "backplane.files.service",
+    "FilesQuotaExceeded": "backplane.files.quota",
 }
 
 __all__ = [
@@ -91,6 +102,11 @@ __all__ = [
     "Event",
     "EventType",
     "ExportArchive",
+    "FileInfo",
+    "FileNotFound",
+    "FileStore",
+    "FileTooLarge",
+    "FilesQuotaExceeded",
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
@@ -100,6 +116,8 @@ __all__ = [
     "Migrations",
     "ModelRef",
     "NoSessionError",
+    "ObjectInfo",
+    "ObjectMissingError",
     "Permission",
     "PluginInfo",
     "Principal",
@@ -109,6 +127,7 @@ __all__ = [
     "Subject",
     "Task",
     "TaskQueue",
+    "TenantFiles",
     "TenantScoped",
     "UnknownEventTypeError",
     "UnknownTenantError",

@@ -193,20 +193,28 @@ class InferenceRuntime(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StorageBackend(msgspec.Struct, frozen=True, kw_only=True):
-    """A named place for stored objects (model files), chosen by ``storage.backend``.
+    """A named place for stored objects: model files (chosen by ``storage.backend``), tenant
+    files (chosen by ``files.backend``), or both.
 
     ``open(settings)`` is called once per process with the kernel's settings and returns the
-    store: ``backplane.ArtifactStore``, content-addressed (``put(data)`` returns the sha256,
-    ``get(sha256)`` raises ``backplane.ArtifactMissingError`` for what it does not hold,
+    model store: ``backplane.ArtifactStore``, content-addressed (``put(data)`` returns the
+    sha256, ``get(sha256)`` raises ``backplane.ArtifactMissingError`` for what it does not hold,
     ``exists(sha256)``, and ``sweep(keep, older_than)`` for the hourly retention task; optionally
     ``discard(sha256, older_than)``, deleting one file unless stored since ``older_than``, which
     tenant deletion uses at once, else the sweep removes the files later). Its methods are
-    called from worker threads. A backend of the same name registered by a later
-    plugin replaces an earlier one (the kernel's ``local`` included).
+    called from worker threads.
+
+    ``open_files(settings)``, likewise once per process, returns the streaming store of tenant
+    files: ``backplane.FileStore`` (``write(key, chunks)`` from an async iterator, all or
+    nothing; ``read(key, start, end)`` a byte range as an async iterator; ``size``, ``delete``
+    and ``list(prefix)`` for the retention task's sweep). A backend may leave either one None.
+    A backend of the same name registered by a later plugin replaces an earlier one (the
+    kernel's ``local`` included).
     """
 
     name: str
-    open: Any
+    open: Any = None
+    open_files: Any = None
 
 
 class BillingProvider(msgspec.Struct, frozen=True, kw_only=True):

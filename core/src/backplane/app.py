@@ -23,6 +23,7 @@ from backplane.audit.actor import AuditContextMiddleware
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.usage import QuotaExceeded
 from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
+from backplane.files.routes import FILE_ERROR_HANDLERS
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.inference.service import MODEL_ERROR_HANDLERS
 from backplane.kernel import Rails
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
             QuotaExceeded: quota_exceeded_handler,
             PoolTimeoutError: pool_timeout_handler,
             **MODEL_ERROR_HANDLERS,
+            **FILE_ERROR_HANDLERS,
         },
         before_send=[add_quota_headers],
         debug=False,

@@ -81,8 +81,9 @@ def register_inference_runtimes(register: Any, settings: Any, plugin_settings: A
 
 @hookspec
 def register_storage_backends(register: Any, settings: Any, plugin_settings: Any) -> Any:
-    """Register where stored objects (model files) may live:
-    ``register(StorageBackend(name=..., open=...))``; ``storage.backend`` picks one by name."""
+    """Register where stored objects may live: ``register(StorageBackend(name=..., open=...,
+    open_files=...))``; ``storage.backend`` picks the one of model files by name (``open``),
+    ``files.backend`` the one of tenant files (``open_files``: a streaming ``FileStore``)."""
 
 
 @hookspec

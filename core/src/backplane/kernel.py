@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from backplane.caching import RefreshAheadCache
     from backplane.db.engine import Database
     from backplane.events import Events, TenantEvents
+    from backplane.files.service import TenantFiles
+    from backplane.files.storage import FileStore
     from backplane.identity.auth import Principal
     from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
@@ -141,6 +143,7 @@ class Rails:
             events=events,
             billing=BillingContext(settings, meters, collect_providers(plugins), events),
         )
+        rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
@@ -157,6 +160,13 @@ class Rails:
     def kernel(self) -> Kernel:
         """The kernel's own view (plugin ``core``), bound to no tenant."""
         return Kernel(self)
+
+    @functools.cached_property
+    def files(self) -> FileStore:
+        """The store of tenant files ``files.backend`` names (opened on first use)."""
+        from backplane.files.storage import open_file_store
+
+        return open_file_store(self.plugins)
 
 
 class _TaskViews:
@@ -307,6 +317,28 @@ class Kernel:
 
         return TenantAudit(
             self.db, self.plugin, self.principal, self._rails.settings.audit.max_details_bytes
+        )
+
+    @property
+    def files(self) -> TenantFiles:
+        """The tenant's files: ``await kernel.files.save(chunks, name=...)``, ``open``, ``get``,
+        ``list``, ``delete``, ``signed_url``; metadata in this session's transaction (see
+        :mod:`backplane.files.service`)."""
+        from backplane.files.service import TenantFiles
+
+        if self.tenant_id is None:
+            raise NoSessionError(
+                "files belong to a tenant: use `async with kernel.tenant(tenant_id) as k:`"
+            )
+        return TenantFiles(
+            session=self.db,
+            tenant_id=self.tenant_id,
+            store=self._rails.files,
+            settings=self._rails.settings.files,
+            usage=self.usage,
+            identity=self._rails.identity,
+            owner=self.plugin,
+            created_by=self.principal.user_id if self.principal is not None else None,
         )
 
     # -- authentication ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """History the kernel keeps for a while, then deletes: finished tasks, past schedule periods,
-finished billing webhook deliveries and model files no version refers to (an hourly kernel
-task).
+finished billing webhook deliveries, model files no version refers to, and deleted or orphaned
+tenant files (an hourly kernel task).
 
 Without this the outbox gains a row per task, the schedule table one per job per period (the
 webhook dispatcher alone: 1,440 a day) and the webhook tables one per event and delivery,
@@ -18,6 +18,8 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.billing.webhooks.models import FAILED, SUCCEEDED, WebhookDelivery, WebhookEvent
+from backplane.files.storage import FileStore
+from backplane.files.sweep import sweep_files
 from backplane.inference.models import ModelVersion
 from backplane.inference.storage import ArtifactStore
 from backplane.kernel import Kernel, internals, maintenance_session
@@ -28,17 +30,23 @@ from backplane.tasks.models import DONE, OutboxMessage, ScheduleRun
 async def prune_history(kernel: Kernel) -> None:
     """Task (hourly): delete what :func:`prune` selects, with the application's settings and
     the store ``storage.backend`` configures."""
-    store = internals(kernel).models.store
+    rails = internals(kernel)
     reason = "retention deletes every tenant's old history"
     async with maintenance_session(kernel, reason) as session:
-        await prune(session, kernel.settings, store)
+        await prune(session, kernel.settings, rails.models.store, files=rails.files)
 
 
 async def prune(
-    session: AsyncSession, settings: Settings, store: ArtifactStore, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    store: ArtifactStore,
+    now: datetime | None = None,
+    *,
+    files: FileStore | None = None,
 ) -> dict[str, int]:
-    """Delete history older than the configured ``keep`` settings, and the files in ``store``
-    no model version refers to; the counts deleted.
+    """Delete history older than the configured ``keep`` settings, the files in ``store``
+    no model version refers to, and (with ``files``) deleted and orphaned tenant files; the
+    counts deleted.
 
     ``session`` sees every tenant (a maintenance session)."""
     now = now or datetime.now(UTC)
@@ -72,4 +80,6 @@ async def prune(
     referenced = set(await session.scalars(select(ModelVersion.sha256).distinct()))
     cutoff = now.timestamp() - settings.inference.keep_unreferenced_s
     counts["model_files"] = await asyncio.to_thread(store.sweep, referenced, cutoff)
+    if files is not None:
+        counts |= await sweep_files(session, files, settings.files.keep_deleted_s, now)
     return counts

@@ -210,6 +210,26 @@ class StorageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     directory) by default."""
 
 
+class FilesSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Tenant files: uploads, downloads and signed URLs (``BACKPLANE_FILES__*``)."""
+
+    backend: str = "local"
+    """Where tenant files live: a backend registered through ``register_storage_backends``
+    that stores files (``local``: ``<data dir>/files``)."""
+    max_upload_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024 * 1024 * 1024
+    """A larger upload is refused with 413 (while it streams: nothing of it is kept)."""
+    signed_url_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 300
+    """How long a signed download URL works when the caller does not say."""
+    signed_url_max_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86_400)] = 3600
+    """The longest a caller may ask a signed URL to work (400 beyond)."""
+    max_ranges: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+    """A ``Range`` header with more ranges than this is ignored (the whole file is sent):
+    many tiny or overlapping ranges cost the server far more than they save (RFC 9110 14.2)."""
+    keep_deleted_s: Annotated[int, msgspec.Meta(ge=0)] = 3600
+    """Objects of deleted files, and objects no file row names (an upload that died before
+    its commit), are removed by the hourly retention task once they are this old."""
+
+
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Billing webhook delivery (``BACKPLANE_WEBHOOKS__*``)."""
 
@@ -320,6 +340,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)

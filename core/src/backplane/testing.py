@@ -133,15 +133,15 @@ async def _tenant_id(session: Any, tenant: SeededTenant | str) -> uuid.UUID:
 
 
 def _limited_meter(plugins: Any, meter: str) -> None:
-    from backplane.billing.meters import ADDITIVE, collect_meters
+    from backplane.billing.meters import LIMITED, collect_meters
 
     meters = collect_meters(plugins)
     if meter not in meters:
         raise ValueError(f"no meter {meter!r} (known: {', '.join(sorted(meters))})")
-    if meters[meter].aggregation not in ADDITIVE:
+    if meters[meter].aggregation not in LIMITED:
         raise ValueError(
-            f"{meter} aggregates by {meters[meter].aggregation}; only count and sum "
-            "meters can have limits"
+            f"{meter} aggregates by {meters[meter].aggregation}; only count, sum and latest "
+            "(gauge) meters can have limits"
         )
 
 

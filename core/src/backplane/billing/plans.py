@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane._contract import Meter
-from backplane.billing.meters import ADDITIVE
+from backplane.billing.meters import LIMITED
 from backplane.billing.models import from_row
 from backplane.billing.plan_models import (
     FEATURE,
@@ -76,10 +76,11 @@ class PlanSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             meter = meters.get(limit.meter)
             if meter is None:
                 raise PlanError(f"plan {self.code}: limit on unknown meter {limit.meter!r}")
-            if meter.aggregation not in ADDITIVE:
+            if meter.aggregation not in LIMITED:
                 raise PlanError(
                     f"plan {self.code}: {limit.meter} aggregates by {meter.aggregation}; only "
-                    "count and sum meters have limits per period"
+                    "count and sum meters have limits per period, and latest (gauge) meters "
+                    "a cap on their level"
                 )
             if limit.meter in seen:
                 raise PlanError(f"plan {self.code}: two limits on {limit.meter}")

@@ -21,7 +21,7 @@ def quotas() -> None:
 @click.option("--soft", is_flag=True, help="Record usage past the limit instead of refusing.")
 def set_limit(slug: str, meter: str, limit: float, soft: bool) -> None:
     """Limit METER to LIMIT per billing period for tenant SLUG."""
-    from backplane.billing.meters import ADDITIVE, collect_meters
+    from backplane.billing.meters import LIMITED, collect_meters
     from backplane.billing.models import Entitlement
     from backplane.identity.tenants import tenant_by_slug
 
@@ -30,8 +30,10 @@ def set_limit(slug: str, meter: str, limit: float, soft: bool) -> None:
         raise click.BadParameter(
             f"no meter {meter!r} (known: {', '.join(sorted(meters))})", param_hint="METER"
         )
-    if meters[meter].aggregation not in ADDITIVE:
-        raise click.BadParameter("only count and sum meters can have limits", param_hint="METER")
+    if meters[meter].aggregation not in LIMITED:
+        raise click.BadParameter(
+            "only count, sum and latest (gauge) meters can have limits", param_hint="METER"
+        )
 
     async def work(session: Any) -> None:
         tenant = await tenant_by_slug(session, slug)

@@ -15,6 +15,7 @@ CONCERNS = (
     "billing",
     "inference",
     "storage",
+    "files",
     "tasks",
     "health",
     "audit",

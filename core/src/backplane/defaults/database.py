@@ -14,6 +14,7 @@ def register_migrations(register: Any) -> None:
     import backplane.billing.plan_models
     import backplane.billing.webhooks.models
     import backplane.db.models
+    import backplane.files.models
     import backplane.identity.models
     import backplane.inference.models
     import backplane.tasks.models  # noqa: F401

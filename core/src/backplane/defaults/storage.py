@@ -1,4 +1,5 @@
-"""Storage: the data directory, where stored objects (model files) live by default."""
+"""Storage: the data directory, where stored objects (model files and tenant files) live by
+default."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ def _open_local(settings: Any) -> Any:
     return local_store(settings.data_dir)
 
 
+def _open_local_files(settings: Any) -> Any:
+    from backplane.files.storage import local_file_store
+
+    return local_file_store(settings.data_dir)
+
+
 @hookimpl
 def register_storage_backends(register: Any) -> None:
-    register(StorageBackend(name="local", open=_open_local))
+    register(StorageBackend(name="local", open=_open_local, open_files=_open_local_files))

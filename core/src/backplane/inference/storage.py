@@ -62,11 +62,12 @@ def open_store(plugins: PluginSet) -> ArtifactStore:
     settings = plugins.settings
     backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backend_items)}
     chosen = backends.get(settings.storage.backend)
-    if chosen is None:
+    if chosen is None or chosen.open is None:
         where = settings.sources.get("storage.backend", "BACKPLANE_STORAGE__BACKEND")
+        able = sorted(name for name, backend in backends.items() if backend.open is not None)
         raise UnknownStorageBackendError(
             f"{where}: no storage backend {settings.storage.backend!r} "
-            f"(registered: {', '.join(sorted(backends)) or 'none'})"
+            f"(registered: {', '.join(able) or 'none'})"
         )
     store: ArtifactStore = chosen.open(plugins.public_settings)
     return store

@@ -31,6 +31,11 @@ from backplane.identity.tenants import set_member_role
 from backplane.inference.models import ModelVersion
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ExportArchive
+from backplane.privacy.kernel_files import (
+    delete_tenant_objects,
+    erase_file_uploader,
+    export_files,
+)
 from backplane.privacy.subjects import Subject
 from backplane.tasks.models import OutboxMessage
 
@@ -79,6 +84,7 @@ async def export_kernel_data(
         )
         await archive.add_table(OutboxMessage, OutboxMessage.context_tenant_id == tenant_id)
         await _export_model_files(kernel, archive)
+        await export_files(kernel, archive, None)
         return
     if subject.user_id is None:
         return  # the kernel holds nothing about a person who is no member
@@ -93,6 +99,7 @@ async def export_kernel_data(
         redact=SECRETS[RefreshToken],
     )
     await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
+    await export_files(kernel, archive, subject)
     # What the person did, as the trail recorded it (erasure keeps these rows: security logs).
     await archive.add_table(
         AuditEvent, AuditEvent.actor_kind == "user", AuditEvent.actor_id == str(user_id)
@@ -138,7 +145,9 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         .values(created_by=None)
         .execution_options(synchronize_session=False)
     )
+    files = await erase_file_uploader(kernel, subject)
     return {
+        "backplane_files": files,
         "backplane_memberships": 1,
         "backplane_api_keys": keys.rowcount,
         "backplane_api_keys_revoked": len(revoked),
@@ -160,6 +169,8 @@ async def delete_kernel_data(kernel: Kernel, after_commit: Any) -> None:
     )
     if hashes:
         after_commit(_ModelFiles(kernel, hashes, time.time()).discard)
+    assert tenant_id is not None
+    after_commit(delete_tenant_objects(kernel, tenant_id))
 
 
 class _ModelFiles:

@@ -23,7 +23,7 @@ from alembic import op
 from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "core_0012"
-down_revision: str | Sequence[str] | None = "core_0010"
+down_revision: str | Sequence[str] | None = "core_0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
