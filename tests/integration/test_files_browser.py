@@ -12,9 +12,8 @@ import pytest
 
 from tests.files_helpers import LiveFiles, live_files
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-CHROMIUM = "/usr/bin/chromium"
 SECONDS, FPS = 20, 15
 SEEK_TO = 18.5
 
@@ -49,9 +48,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFiles]:
         yield served
 
 
-def test_chromium_plays_and_seeks_a_video_through_a_signed_url(live: LiveFiles) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt)")
+def test_chromium_plays_and_seeks_a_video_through_a_signed_url(
+    live: LiveFiles, chromium_executable: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     video = webm_video()
@@ -61,7 +60,7 @@ def test_chromium_plays_and_seeks_a_video_through_a_signed_url(live: LiveFiles) 
     served: list[tuple[str | None, int, str | None]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=str(chromium_executable),
             args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
         )
         try:
