@@ -135,3 +135,9 @@ def tenant_created(kernel: Any, tenant: Any) -> Any:
 @hookspec
 def plugin_enabled(kernel: Any, tenant: Any, name: str) -> Any:
     """React to plugin ``name`` being enabled for ``tenant`` (``kernel.db`` is its session)."""
+
+
+@hookspec
+def register_mail_transports(register: Any, settings: Any, plugin_settings: Any) -> Any:
+    """Register ways of handing mail on: ``register(MailTransport(name=..., open=...))``;
+    ``mail.transport`` picks one by name (``files`` by default, ``smtp``)."""

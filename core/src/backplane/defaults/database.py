@@ -10,12 +10,14 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane.accounts.models
     import backplane.billing.models
     import backplane.billing.plan_models
     import backplane.billing.webhooks.models
     import backplane.db.models
     import backplane.identity.models
     import backplane.inference.models
+    import backplane.mail.models
     import backplane.tasks.models  # noqa: F401
     from backplane.db.base import Base
 
