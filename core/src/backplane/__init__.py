@@ -17,6 +17,7 @@ from backplane._contract import (
     EventType,
     InferenceModel,
     InferenceRuntime,
+    MailTransport,
     Meter,
     Migrations,
     ModelRef,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
+    from backplane.mail.compose import MailError
+    from backplane.mail.transports import MailDeliveryError, MailEnvelope
     from backplane.settings import Settings
     from backplane.tasks.context import TaskQueue
 
@@ -70,6 +73,9 @@ _LAZY: dict[str, str] = {
     "InvoiceOut": "backplane.billing.schemas",
     "verify_signature": "backplane.billing.webhooks.signing",
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
+    "MailError": "backplane.mail.compose",
+    "MailDeliveryError": "backplane.mail.transports",
+    "MailEnvelope": "backplane.mail.transports",
 }
 
 __all__ = [
@@ -85,6 +91,10 @@ __all__ = [
     "InvalidSignatureError",
     "InvoiceOut",
     "Kernel",
+    "MailDeliveryError",
+    "MailEnvelope",
+    "MailError",
+    "MailTransport",
     "Meter",
     "Migrations",
     "ModelRef",

@@ -316,9 +316,7 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A composed message larger than this is refused by ``kernel.mail.send``."""
     dispatch_batch: Annotated[int, msgspec.Meta(ge=1)] = 500
     """Due messages the periodic dispatcher queues per run."""
-    dkim_selector: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = (
-        "backplane"
-    )
+    dkim_selector: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "backplane"
     """Selector of new DKIM keys (``backplane mail dkim-key``): ``<selector>._domainkey``."""
     link_base_url: str = "http://127.0.0.1:8000"
     """Where links in account mails (invites, password resets, verification) point."""

@@ -30,6 +30,7 @@ _KERNEL_COMMANDS = {
     "subscriptions": "backplane.cli.subscriptions:subscriptions",
     "billing": "backplane.cli.billing:billing",
     "models": "backplane.cli.models:models",
+    "mail": "backplane.cli.mail:mail",
 }
 
 

@@ -20,7 +20,7 @@ def check_address(value: str) -> str:
     """A bare ASCII address (``local@domain.tld``), or :class:`MailError`."""
     value = value.strip()
     local, at, domain = value.rpartition("@")
-    plain = value.isascii() and not any(c.isspace() or c in "<>,;\"" for c in value)
+    plain = value.isascii() and not any(c.isspace() or c in '<>,;"' for c in value)
     if not (plain and at and local and "." in domain.strip(".") and len(value) <= 320):
         raise MailError(f"{value!r} is not a plain e-mail address")
     try:

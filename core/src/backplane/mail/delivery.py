@@ -127,7 +127,9 @@ async def _claim(session: AsyncSession, key: uuid.UUID, config: MailSettings) ->
     )
     if claimed.rowcount != 1:
         return None
-    attempt: int = await session.scalar(select(MailMessage.attempts).where(MailMessage.id == key))
+    attempt: int | None = await session.scalar(
+        select(MailMessage.attempts).where(MailMessage.id == key)
+    )
     return attempt
 
 
@@ -195,7 +197,7 @@ async def deliver_mail(kernel: Kernel, message_id: str) -> None:
             await rails.mail.transport.deliver(envelope, committing)
     except MailDeliveryError as exc:  # a refusal, before or after the hand-over: definite
         await _failed(record, config, attempt, exc.reason, permanent=exc.permanent)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a transport raises is the outcome
         reason = f"{type(exc).__name__}: {exc}"[:1000] or type(exc).__name__
         if isinstance(exc, TimeoutError):
             reason = f"the attempt took longer than {config.attempt_timeout_s} s"

@@ -25,7 +25,9 @@ from backplane.mail.models import DkimKey
 KEY_BITS = 2048
 """RFC 8301: at least 1024; 2048 is what receivers expect now and still fits one TXT record."""
 SIGNED_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to")
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
+)
 
 
 class DkimError(RuntimeError):

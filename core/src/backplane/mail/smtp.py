@@ -65,6 +65,7 @@ class SmtpTransport:
         finally:
             await _close(client)
 
+
 async def _close(client: aiosmtplib.SMTP) -> None:
     try:
         if client.is_connected:
