@@ -285,7 +285,7 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A transport registered through ``register_mail_transports``: ``files`` (``.eml`` files
     under ``<data dir>/mail``, for development) or ``smtp``."""
     default_from: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] = (
-        "Backplane <no-reply@localhost>"
+        "Backplane <no-reply@backplane.localhost>"
     )
     """From of tenants without a sender identity; its domain is always allowed as a tenant's
     From domain (besides those with a DKIM key)."""
@@ -294,6 +294,9 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     """``starttls`` (submission, port 587) upgrades the connection and refuses a server that
     cannot; ``tls`` (port 465) speaks TLS from the start; ``none`` only for a local relay."""
+    smtp_ca_file: Path | None = None
+    """A CA bundle (PEM) that verifies the server's certificate instead of the system's (a
+    private CA); the certificate and its host name are always verified."""
     smtp_username: str | None = None
     smtp_password: str | None = None
     """A secret: never logged, and absent from the settings plugins receive."""
@@ -323,6 +326,13 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     invite_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 86400
     reset_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 3600
     verify_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 2 * 86400
+
+    def __post_init__(self) -> None:
+        address = self.default_from.rpartition("<")[2].rstrip(">").strip()
+        if "." not in address.rpartition("@")[2] or not address.isascii():
+            raise ValueError(f"default_from needs a plain address at a domain, got {address!r}")
+        if not self.link_base_url.startswith(("https://", "http://")):
+            raise ValueError(f"link_base_url must be an http(s) URL, got {self.link_base_url!r}")
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -32,6 +32,7 @@ from backplane.accounts.schemas import (
     InviteAccepted,
     InviteIn,
     InviteOut,
+    LinkToken,
 )
 from backplane.accounts.tokens import (
     InvalidLinkError,
@@ -124,7 +125,7 @@ class AcceptInviteController(Controller):
     tags = ["auth"]
 
     @get("/accept", opt=PUBLIC, summary="What an invitation link offers (does not use it)")
-    async def show(self, request: Request[Any, Any, Any], token: str) -> InvitationOut:
+    async def show(self, request: Request[Any, Any, Any], token: LinkToken) -> InvitationOut:
         database = rails_of(request).database
         async with database.maintenance("an invitation link is looked at", audit=False) as session:
             try:

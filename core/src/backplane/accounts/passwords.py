@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from backplane.accounts.mails import reset_mail
 from backplane.accounts.models import RESET, AccountToken
-from backplane.accounts.schemas import Accepted, LinkOut, ResetComplete, ResetRequest
+from backplane.accounts.schemas import Accepted, LinkOut, LinkToken, ResetComplete, ResetRequest
 from backplane.accounts.tokens import (
     InvalidLinkError,
     consume_user_token,
@@ -96,7 +96,7 @@ class PasswordResetController(Controller):
         return REQUESTED
 
     @get("/complete", opt=PUBLIC, summary="What a reset link is for (does not use it)")
-    async def show(self, request: Request[Any, Any, Any], token: str) -> LinkOut:
+    async def show(self, request: Request[Any, Any, Any], token: LinkToken) -> LinkOut:
         database = rails_of(request).database
         async with database.maintenance("a reset link is looked at", audit=False) as session:
             try:

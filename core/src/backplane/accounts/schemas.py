@@ -7,10 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+from litestar.params import QueryParameter
 
 from backplane.identity.schemas import Email, Password, Role, TokenPair
 
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LinkToken = Annotated[str, QueryParameter(min_length=1, max_length=200)]
+"""The ``token`` query parameter of a mailed link."""
 
 
 class Accepted(msgspec.Struct):

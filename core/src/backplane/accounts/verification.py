@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.accounts.mails import verify_mail
 from backplane.accounts.models import VERIFY
-from backplane.accounts.schemas import Accepted, AccountOut, LinkOut, VerifyIn
+from backplane.accounts.schemas import Accepted, AccountOut, LinkOut, LinkToken, VerifyIn
 from backplane.accounts.tokens import (
     InvalidLinkError,
     consume_user_token,
@@ -73,7 +73,7 @@ class VerificationController(Controller):
         return Accepted(detail=f"a verification link is on its way to {user.email}")
 
     @get("/verify-email", opt=PUBLIC, summary="What a verification link is for (does not use it)")
-    async def show(self, request: Request[Any, Any, Any], token: str) -> LinkOut:
+    async def show(self, request: Request[Any, Any, Any], token: LinkToken) -> LinkOut:
         database = rails_of(request).database
         async with database.maintenance("a verification link is looked at", audit=False) as s:
             try:

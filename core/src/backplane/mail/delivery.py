@@ -70,7 +70,7 @@ from backplane.settings import MailSettings
 from backplane.tasks.context import TaskQueue
 
 log = logging.getLogger(__name__)
-CLAIM_MARGIN_S = 15.0
+CLAIM_MARGIN_S = 10.0
 """A claim outlasts the attempt's time limit by this much (room to record its outcome)."""
 UNCONFIRMED_REASON = (
     "the attempt that was handing the message over ended without recording the outcome (the "

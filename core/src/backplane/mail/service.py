@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
 from backplane.mail.compose import compose, parse_from
 from backplane.mail.models import QUEUED, MailMessage, MailSender
-from backplane.mail.transports import Transport, open_transport
+from backplane.mail.transports import Transport, collect_transports, open_transport
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.settings import MailSettings, Settings
 from backplane.tasks.context import TaskQueue
@@ -38,7 +38,7 @@ class MailRails:
 
     def __init__(self, settings: Settings, plugins: PluginSet) -> None:
         self.settings = settings
-        self._plugins = plugins
+        self._transports = collect_transports(plugins)
         self._transport: Transport | None = None
         self._throttles: dict[int, Throttle] = {}
 
@@ -48,7 +48,7 @@ class MailRails:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            self._transport = open_transport(self._plugins, self.settings)
+            self._transport = open_transport(self._transports, self.settings)
         return self._transport
 
     async def wait_before_sending(self, tenant_id: uuid.UUID) -> int:

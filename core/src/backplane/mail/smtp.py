@@ -32,6 +32,7 @@ class SmtpTransport:
         self.host, self.port, self.mode = mail.smtp_host, mail.smtp_port, mail.smtp_tls
         self.username, self._password = mail.smtp_username, password
         self.timeout = mail.smtp_timeout_s
+        self.ca_file = str(mail.smtp_ca_file) if mail.smtp_ca_file else None
 
     def __repr__(self) -> str:  # the password never appears
         return f"SmtpTransport({self.host}:{self.port}, tls={self.mode}, user={self.username!r})"
@@ -43,6 +44,7 @@ class SmtpTransport:
             timeout=self.timeout,
             use_tls=self.mode == "tls",
             start_tls=self.mode == "starttls",
+            cert_bundle=self.ca_file,
         )
         try:
             try:

@@ -57,9 +57,13 @@ def _transport_items(plugin: str, *transports: Any) -> list[MailTransport]:
     return list(transports)
 
 
-def open_transport(plugins: PluginSet, settings: Settings) -> Transport:
+def collect_transports(plugins: PluginSet) -> dict[str, MailTransport]:
+    """Every registered transport by name (a later plugin's replaces an earlier one)."""
+    return {t.name: t for _, t in plugins.collect("register_mail_transports", _transport_items)}
+
+
+def open_transport(found: dict[str, MailTransport], settings: Settings) -> Transport:
     """The transport ``mail.transport`` names, opened (once per process)."""
-    found = {t.name: t for _, t in plugins.collect("register_mail_transports", _transport_items)}
     chosen = found.get(settings.mail.transport)
     if chosen is None:
         raise UnknownTransportError(
