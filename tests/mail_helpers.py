@@ -31,6 +31,8 @@ class Mailbox:
     received: list[bytes] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    data_attempts: int = 0
+    """``DATA`` commands answered (accepted or not)."""
     answers: list[str] = field(default_factory=lambda: ["250 OK"])
     hold_data: threading.Event | None = None
     hold_rcpt: threading.Event | None = None
@@ -59,6 +61,7 @@ class _Handler:
 
         box = self.box
         with box.lock:
+            box.data_attempts += 1
             answer = box.answers.pop(0) if len(box.answers) > 1 else box.answers[0]
             if answer.startswith("250"):
                 # Received: whatever happens to the client from now on, the server has it.
@@ -70,10 +73,33 @@ class _Handler:
         return answer
 
 
+USERNAME, PASSWORD = "backplane", "smtp secret 42"
+
+
+def authenticator(box: Mailbox) -> Any:
+    """Accepts ``USERNAME``/``PASSWORD`` only, recording successful logins."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            USERNAME.encode(),
+            PASSWORD.encode(),
+        )
+        if ok:
+            box.logins.append(USERNAME)
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
 @contextmanager
 def smtp_server(**controller: Any) -> Iterator[Mailbox]:
-    """An aiosmtpd server on a free local port, for the block."""
+    """An aiosmtpd server on a free local port, for the block; ``controller`` takes aiosmtpd's
+    options (``tls_context``, ``ssl_context``, ``require_starttls``, ...) and ``auth=True``
+    requires a login (:func:`authenticator`)."""
     box = Mailbox(port=free_port())
+    if controller.pop("auth", False):
+        controller.update(authenticator=authenticator(box), auth_required=True)
     server = Controller(_Handler(box), hostname="127.0.0.1", port=box.port, **controller)
     server.start()
     try:
@@ -94,6 +120,59 @@ def smtp_env(box: Mailbox, **more: str) -> dict[str, str]:
         "BACKPLANE_MAIL__SMTP_TIMEOUT_S": "5",
         **more,
     }
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def server_tls(directory: Path) -> tuple[Any, Path]:
+    """A server-side TLS context with a fresh self-signed certificate, and the certificate's
+    path (the client's CA file)."""
+    import ssl
+
+    cert, key = self_signed(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert
 
 
 def eml_files(data_dir: Path) -> list[Path]:
