@@ -155,6 +155,18 @@ def plugin_enabled(kernel, tenant, name):
     if name == "helpdesk":
         kernel.db.add(Queue(name="General"))
 """,
+    "register_mail_transports": """
+class ApiMail:
+    async def deliver(self, envelope, committing):
+        await committing()  # from here on the provider may have the message
+        await post_to_provider(envelope.sender, envelope.recipients, envelope.data)
+
+
+@hookimpl
+def register_mail_transports(register):
+    # chosen with BACKPLANE_MAIL__TRANSPORT=api; a refusal raises backplane.MailDeliveryError
+    register(MailTransport(name="api", open=lambda settings, password: ApiMail()))
+""",
 }
 
 INTRO = ROOT / "docs" / "reference-intro.md"
