@@ -20,6 +20,7 @@ from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import admin_session
 from tests.identity_helpers import Seeded, seed_tenant
 from tests.mail_helpers import eml_files, read_eml
 from tests.waiting import wait_for
@@ -236,3 +237,53 @@ def test_the_smtp_password_is_a_secret(data_dir: Path) -> None:
     assert "hunter2" not in repr(settings)
     transport = SmtpTransport(public, settings.mail.smtp_password)
     assert "hunter2" not in repr(transport)
+
+
+def test_an_unknown_transport_stops_start_up_naming_the_setting(data_dir: Path) -> None:
+    from backplane.mail.transports import UnknownTransportError
+
+    settings = make_settings(data_dir, {"BACKPLANE_MAIL__TRANSPORT": "pigeon"})
+    with pytest.raises(UnknownTransportError) as info:
+        create_app(settings)
+    assert str(info.value) == (
+        "BACKPLANE_MAIL__TRANSPORT: 'pigeon' is not a registered mail transport "
+        "(registered: files, kitchen_sink_memory, smtp)"
+    )
+
+
+def test_retention_deletes_finished_mail_and_dead_links_only(
+    client: TestClient[Litestar], tenant_a: Seeded, data_dir: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from backplane.accounts.retention import prune_mail
+    from backplane.mail.models import MailMessage
+
+    sent = send(client, tenant_a.headers)
+    settled(client, sent["id"], tenant_a.headers)
+    invited = client.post(
+        "/api/tenant/invites", json={"email": "x@example.org"}, headers=tenant_a.headers
+    )
+    assert invited.status_code == 201
+    wait_for(
+        lambda: (
+            {m["status"] for m in client.get(MESSAGES, headers=tenant_a.headers).json()} == {"sent"}
+        ),
+        message="both messages sent",
+    )
+    settings = rails(client.app).settings
+
+    async def prune(days: int) -> tuple[dict[str, int], list[str]]:
+        async with admin_session(settings, "test: retention") as session:
+            later = datetime.now(UTC) + timedelta(days=days)
+            counts = await prune_mail(session, settings.mail, later)
+            left = list(await session.scalars(select(MailMessage.status)))
+            await session.commit()
+        return counts, left
+
+    assert asyncio.run(prune(1)) == ({"messages": 0, "tokens": 0, "invites": 0}, ["sent", "sent"])
+    counts, left = asyncio.run(prune(40))
+    assert counts == {"messages": 2, "tokens": 0, "invites": 1}  # the mail and its invitation
+    assert left == []

@@ -319,6 +319,9 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A composed message larger than this is refused by ``kernel.mail.send``."""
     dispatch_batch: Annotated[int, msgspec.Meta(ge=1)] = 500
     """Due messages the periodic dispatcher queues per run."""
+    keep_history_s: Annotated[float, msgspec.Meta(ge=3600)] = 30 * 86400.0
+    """Finished messages (sent, failed, unconfirmed), used or expired account links and old
+    invitations are deleted after this long (an hourly kernel task)."""
     dkim_selector: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "backplane"
     """Selector of new DKIM keys (``backplane mail dkim-key``): ``<selector>._domainkey``."""
     link_base_url: str = "http://127.0.0.1:8000"
@@ -326,6 +329,9 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     invite_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 86400
     reset_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 3600
     verify_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 2 * 86400
+    reset_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 60
+    """At most one password reset mail per account this often (however many requests come):
+    the reset request is public, so it must not become a way to flood someone's mailbox."""
 
     def __post_init__(self) -> None:
         address = self.default_from.rpartition("<")[2].rstrip(">").strip()

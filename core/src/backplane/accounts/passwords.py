@@ -4,14 +4,15 @@
 one task (an outbox row, one commit) and answers 202 with one fixed body. Whether an account
 exists is decided in the task (:func:`mail_password_reset`), which mails a one-time link only
 to an active account's address; the answer, its status and its timing cannot tell.
-Completing the reset sets the password, uses up every other reset link of the account, marks
-the address verified (the link proved it) and ends every session of the account (its session
-epoch: access and refresh tokens issued before are refused).
+At most one link is mailed per account every ``mail.reset_interval_s``, so the public request
+cannot flood a mailbox. Completing the reset sets the password, uses up every other reset link
+of the account, marks the address verified (the link proved it) and ends every session of the
+account (its session epoch: access and refresh tokens issued before are refused).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -60,6 +61,16 @@ async def mail_password_reset(kernel: Kernel, email: str) -> None:
         memberships = await sessions.memberships_of(session, user.id)
         if not memberships:
             return  # nothing to log in to
+        recent = datetime.now(UTC) - timedelta(seconds=config.reset_interval_s)
+        mailed = await session.scalar(
+            select(AccountToken.id).where(
+                AccountToken.user_id == user.id,
+                AccountToken.purpose == RESET,
+                AccountToken.created_at > recent,
+            )
+        )
+        if mailed is not None:
+            return  # one link a while is enough; the requests answer the same anyway
         tenant_id = memberships[0][1].id
         token = issue_user_token(session, RESET, user.id, user.email, config.reset_ttl_s)
         subject, text = reset_mail(

@@ -61,6 +61,7 @@ def register_permissions(register: Any) -> None:
 @hookimpl
 def register_tasks(register: Any) -> None:
     from backplane.accounts.passwords import mail_password_reset
+    from backplane.accounts.retention import prune_mail_history
     from backplane.mail.delivery import deliver_mail, dispatch_mail
 
     # Retries are the message's own (mail settings), so the task itself is not retried; its
@@ -68,3 +69,4 @@ def register_tasks(register: Any) -> None:
     register(deliver_mail, queue="backplane", max_retries=0, time_limit_ms=660_000)
     register(dispatch_mail, queue="backplane", schedule="* * * * *")
     register(mail_password_reset, queue="backplane", max_retries=5, time_limit_ms=60_000)
+    register(prune_mail_history, queue="backplane", schedule="47 * * * *", time_limit_ms=600_000)

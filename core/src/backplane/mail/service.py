@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
 from backplane.mail.compose import compose, parse_from
 from backplane.mail.models import QUEUED, MailMessage, MailSender
-from backplane.mail.transports import Transport, collect_transports, open_transport
+from backplane.mail.transports import (
+    Transport,
+    check_transport,
+    collect_transports,
+    open_transport,
+)
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from backplane.settings import MailSettings, Settings
 from backplane.tasks.context import TaskQueue
@@ -39,6 +44,7 @@ class MailRails:
     def __init__(self, settings: Settings, plugins: PluginSet) -> None:
         self.settings = settings
         self._transports = collect_transports(plugins)
+        check_transport(self._transports, settings)  # a typo stops start-up, not the first mail
         self._transport: Transport | None = None
         self._throttles: dict[int, Throttle] = {}
 

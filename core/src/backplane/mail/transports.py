@@ -62,14 +62,22 @@ def collect_transports(plugins: PluginSet) -> dict[str, MailTransport]:
     return {t.name: t for _, t in plugins.collect("register_mail_transports", _transport_items)}
 
 
-def open_transport(found: dict[str, MailTransport], settings: Settings) -> Transport:
-    """The transport ``mail.transport`` names, opened (once per process)."""
+def check_transport(found: dict[str, MailTransport], settings: Settings) -> MailTransport:
+    """The transport ``mail.transport`` names, or :class:`UnknownTransportError` naming the
+    setting and what is registered."""
     chosen = found.get(settings.mail.transport)
     if chosen is None:
+        where = settings.sources.get("mail.transport", "BACKPLANE_MAIL__TRANSPORT")
         raise UnknownTransportError(
-            f"mail.transport {settings.mail.transport!r} is not a registered mail transport "
+            f"{where}: {settings.mail.transport!r} is not a registered mail transport "
             f"(registered: {', '.join(sorted(found)) or 'none'})"
         )
+    return chosen
+
+
+def open_transport(found: dict[str, MailTransport], settings: Settings) -> Transport:
+    """The transport ``mail.transport`` names, opened (once per process)."""
+    chosen = check_transport(found, settings)
     transport: Transport = chosen.open(settings.public(), settings.mail.smtp_password)
     return transport
 
