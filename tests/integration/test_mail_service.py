@@ -58,7 +58,8 @@ def settled(
 def test_a_message_is_composed_queued_and_written_as_an_eml_file(
     client: TestClient[Litestar], tenant_a: Seeded, data_dir: Path
 ) -> None:
-    first = send(client, tenant_a.headers, subject="Grüße", text="Hallo Ada\n", html="<p>Hallo</p>")
+    text = "Grüße, Ada — ça va?\n"
+    first = send(client, tenant_a.headers, subject="Grüße", text=text, html="<p>Grüße</p>")
     second = send(client, tenant_a.headers, to=["bob@example.org", "cy@example.org"])
     assert settled(client, first["id"], tenant_a.headers)["status"] == "sent"
     assert settled(client, second["id"], tenant_a.headers)["status"] == "sent"
@@ -70,12 +71,12 @@ def test_a_message_is_composed_queued_and_written_as_an_eml_file(
     assert str(mail["Subject"]) == "Grüße"  # MIME-encoded on the wire, decoded here
     assert mail["Date"] is not None
     assert first["message_id"].endswith("@platform.test>")
-    text = mail.get_body(("plain",))
-    html = mail.get_body(("html",))
-    assert text is not None
-    assert text.get_content().replace("\r\n", "\n") == "Hallo Ada\n"
+    plain, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert plain is not None
+    assert plain.get_content().replace("\r\n", "\n") == text
     assert html is not None
-    assert "<p>Hallo</p>" in html.get_content()
+    assert "<p>Grüße</p>" in html.get_content()
+    assert all(p.read_bytes().isascii() for p in eml_files(data_dir))  # 7-bit on the wire
     assert str(messages[second["message_id"]]["To"]) == "bob@example.org, cy@example.org"
 
 

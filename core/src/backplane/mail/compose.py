@@ -10,6 +10,11 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from backplane.settings import MailSettings
 
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+"""CRLF line ends, as sent; non-ASCII bodies quoted-printable or base64, so the stored message
+is ASCII, any server takes it without 8BITMIME, and no relay re-encodes it under the DKIM
+signature."""
+
 
 class MailError(ValueError):
     """A message cannot be composed as asked (bad address, too many recipients, too large);
@@ -56,7 +61,7 @@ def compose(
         raise MailError(f"at most {config.max_recipients} recipients per message")
     recipients = [check_address(address) for address in to]
     name, address = sender
-    message = EmailMessage(policy=email.policy.SMTP)  # CRLF line ends, as sent
+    message = EmailMessage(policy=POLICY)
     try:
         message["From"] = Address(display_name=name, addr_spec=address)
         message["To"] = ", ".join(recipients)
