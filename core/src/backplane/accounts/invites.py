@@ -70,12 +70,20 @@ class InvitesController(Controller):
         kernel: NamedDependency[Kernel],
     ) -> InviteOut:
         principal = request.user
-        if ROLE_RANK.get(data.role, 99) > ROLE_RANK.get(principal.role, -1):
-            raise PermissionDeniedException(f"a {principal.role} cannot invite a {data.role}")
+        await _may_invite(request, data.role)
         try:
             email = tenants.normalise_email(data.email)
         except tenants.IdentityError as exc:
             raise ClientException(str(exc)) from None
+        member = await db.scalar(
+            select(Membership.id)
+            .join(User, User.id == Membership.user_id)
+            .where(User.email == email)
+        )
+        if member is not None:
+            raise HTTPException(
+                status_code=HTTP_409_CONFLICT, detail=f"{email} is a member already"
+            )
         config = kernel.settings.mail
         tenant = await db.get(Tenant, principal.tenant_id)
         assert tenant is not None  # the caller's own
@@ -112,6 +120,22 @@ class InvitesController(Controller):
         )
         if done.rowcount != 1:
             raise NotFoundException("no such open invitation")
+
+
+async def _may_invite(request: Req, role: str) -> None:
+    """As for adding a member: nobody invites above their own role, and a scoped API key only
+    to roles whose permissions it holds (else it could hand out more than it has)."""
+    principal = request.user
+    if ROLE_RANK.get(role, 99) > ROLE_RANK.get(principal.role, -1):
+        raise PermissionDeniedException(f"a {principal.role} cannot invite a {role}")
+    if principal.scoped:
+        identity = await rails_of(request).identity.get()
+        held = identity.authenticator.role_permissions.get(role, frozenset())
+        missing = sorted(held - principal.permissions)
+        if missing:
+            raise PermissionDeniedException(
+                f"this key's scopes lack {', '.join(missing)}, which the {role} role holds"
+            )
 
 
 def _invalid(exc: InvalidLinkError) -> ClientException:
