@@ -52,7 +52,10 @@ def dkim_key(domain: str, selector: str | None, as_json: bool) -> None:
     if not created and selector is not None and selector != used:
         click.echo(f"{domain} already has a key (selector {used}); it is shown unchanged", err=True)
     click.echo(f"{'Generated' if created else 'Existing'} DKIM key of {domain}; publish:", err=True)
-    click.echo(f'{name}. IN TXT "{value}"')
+    # A TXT character-string holds at most 255 bytes: a 2048-bit key's record is split into
+    # several, which resolvers join (RFC 7208 3.3, RFC 6376 3.6.2.2).
+    chunks = " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+    click.echo(f"{name}. IN TXT {chunks}")
 
 
 @mail.command()
