@@ -34,6 +34,9 @@ class Mailbox:
     data_attempts: int = 0
     """``DATA`` commands answered (accepted or not)."""
     answers: list[str] = field(default_factory=lambda: ["250 OK"])
+    drop_after_data: bool = False
+    """Close the connection once a message is received, without answering (the client cannot
+    know whether the server took it)."""
     hold_data: threading.Event | None = None
     hold_rcpt: threading.Event | None = None
     reached_data: threading.Event = field(default_factory=threading.Event)
@@ -68,6 +71,10 @@ class _Handler:
                 box.received.append(bytes(envelope.original_content or envelope.content))
                 box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         box.reached_data.set()
+        if box.drop_after_data:
+            box.drop_after_data = False  # once
+            server.transport.close()
+            return "250 OK"  # to a closed connection: never arrives
         if box.hold_data is not None:
             await asyncio.to_thread(box.hold_data.wait, 60)
         return answer

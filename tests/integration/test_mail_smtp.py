@@ -229,6 +229,29 @@ def test_an_unreachable_server_is_retried_then_the_message_fails(
     assert row["last_error"].startswith("SMTP server unavailable:")
 
 
+def test_a_connection_lost_during_the_hand_over_is_not_retried_but_can_be_resent(
+    running: Callable[..., Any],
+) -> None:
+    with smtp_server() as box, running(box, **RETRYING) as app:
+        box.drop_after_data = True
+        message_id = app.send()
+        row = app.settled(message_id, dispatching=True)
+        assert row["status"] == "unconfirmed"
+        assert row["attempts"] == 1
+        assert "while handing it over" in row["last_error"]
+        assert "not sent again automatically" in row["last_error"]
+        assert app.dispatch() == 0  # not due: nothing retries it by itself
+        assert len(box.received) == 1
+
+        resent = run_cli("mail", "resend", message_id, env=app.env)  # the operator's decision
+        assert resent.returncode == 0, resent.stderr
+        assert app.settled(message_id, dispatching=True)["status"] == "sent"
+        again = run_cli("mail", "resend", message_id, env=app.env)
+        assert again.returncode == 1
+        assert "is sent, not failed or unconfirmed" in again.stderr
+    assert len(box.received) == 2
+
+
 def test_backoff_doubles_up_to_its_cap() -> None:
     from backplane.mail.delivery import backoff
     from backplane.settings import MailSettings

@@ -72,10 +72,8 @@ from backplane.tasks.context import TaskQueue
 log = logging.getLogger(__name__)
 CLAIM_MARGIN_S = 10.0
 """A claim outlasts the attempt's time limit by this much (room to record its outcome)."""
-UNCONFIRMED_REASON = (
-    "the attempt that was handing the message over ended without recording the outcome (the "
-    "worker died); the server may have accepted it, so it is not sent again automatically"
-)
+NOT_RESENT = "the server may have accepted it, so it is not sent again automatically"
+DIED_HANDING_OVER = f"the worker died while handing the message over; {NOT_RESENT}"
 
 
 def backoff(config: MailSettings, attempts: int) -> timedelta:
@@ -107,7 +105,7 @@ async def _claim(session: AsyncSession, key: uuid.UUID, config: MailSettings) ->
     found: Any = await session.execute(
         update(MailMessage)
         .where(MailMessage.id == key, lapsed, MailMessage.phase == HANDING_OVER)
-        .values(status=UNCONFIRMED, phase=None, claimed_until=None, last_error=UNCONFIRMED_REASON)
+        .values(status=UNCONFIRMED, phase=None, claimed_until=None, last_error=DIED_HANDING_OVER)
         .execution_options(synchronize_session=False)
     )
     if found.rowcount:
@@ -203,7 +201,9 @@ async def deliver_mail(kernel: Kernel, message_id: str) -> None:
             reason = f"the attempt took longer than {config.attempt_timeout_s} s"
         if handing_over:
             log.warning("mail %s: the hand-over failed without an answer (%s)", key, reason)
-            await record(status=UNCONFIRMED, last_error=f"{reason}; {UNCONFIRMED_REASON}")
+            await record(
+                status=UNCONFIRMED, last_error=f"{reason} while handing it over; {NOT_RESENT}"
+            )
         else:
             await _failed(record, config, attempt, reason, permanent=False)
     else:
