@@ -288,3 +288,16 @@ def test_retention_deletes_finished_mail_and_dead_links_only(
     counts, left = asyncio.run(prune(40))
     assert counts == {"messages": 2, "tokens": 0, "invites": 1}  # the mail and its invitation
     assert left == []
+
+
+def test_dkim_key_command_refuses_bad_names(data_dir: Path) -> None:
+    from tests.cli import run_cli
+
+    env = {"BACKPLANE_DATA_DIR": str(data_dir)}  # refused before any database is needed
+    bad = run_cli("mail", "dkim-key", "not a domain", env=env)
+    assert bad.returncode == 2
+    assert "Invalid value for DOMAIN" in bad.stderr
+    assert "is not a domain name" in bad.stderr
+    selector = run_cli("mail", "dkim-key", "acme.test", "--selector", "a.b", env=env)
+    assert selector.returncode == 2
+    assert "--selector" in selector.stderr
