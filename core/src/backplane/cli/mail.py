@@ -73,6 +73,8 @@ def status(as_json: bool) -> None:
         return [{"status": s, "count": c} for s, c in sorted(rows.tuples())]
 
     rows = _context.admin("operator: mail status", work)
+    if not rows and not as_json:
+        click.echo("no messages")
     _context.echo_rows(rows, as_json, lambda r: f"{r['status']:<12} {r['count']}")
 
 
