@@ -178,6 +178,18 @@ async def tenant_deleting(kernel, tenant, after_commit):
     keys = list(await kernel.db.scalars(select(Attachment.key)))  # rows go after this hook
     after_commit(lambda: files.delete_many(keys))  # once the deletion has committed
 """,
+    "register_mail_transports": """
+class ApiMail:
+    async def deliver(self, envelope, committing):
+        await committing()  # from here on the provider may have the message
+        await post_to_provider(envelope.sender, envelope.recipients, envelope.data)
+
+
+@hookimpl
+def register_mail_transports(register):
+    # chosen with BACKPLANE_MAIL__TRANSPORT=api; a refusal raises backplane.MailDeliveryError
+    register(MailTransport(name="api", open=lambda settings, password: ApiMail()))
+""",
 }
 
 INTRO = ROOT / "docs" / "reference-intro.md"

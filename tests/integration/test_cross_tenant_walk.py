@@ -67,6 +67,13 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/files"): "A's files",
     ("POST", "/api/files"): "a file for A (the walk's empty body)",
     ("POST", "/api/tenants"): "a new tenant of A's user (a taken slug, B's, gets a random suffix)",
+    ("GET", "/api/mail/sender"): "A's sender identity",
+    ("GET", "/api/mail/messages"): "A's messages",
+    ("GET", "/api/tenant/invites"): "A's invitations",
+    ("POST", "/api/tenant/invites"): "an invitation to A for an address new to everyone",
+    ("GET", "/api/auth/account"): "the caller itself",
+    ("POST", "/api/auth/verify-email/request"): "a link to the caller's own address",
+    ("POST", "/api/auth/password-reset"): "public, the same answer for every address",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -109,6 +116,8 @@ class TenantB:
     invoice_ids: list[str] = field(default_factory=list)
     model_names: list[str] = field(default_factory=list)
     file_ids: list[str] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    invite_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -128,6 +137,8 @@ class TenantB:
             *self.invoice_ids,
             *self.model_names,
             *self.file_ids,
+            *self.message_ids,
+            *self.invite_ids,
         ]
         return [v.lower() for v in values]
 
@@ -197,6 +208,17 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert events.json()["recorded"] == 1, events.text
+    mail_subject = f"globex private mail {uuid.uuid4().hex}"
+    mail = client.post(
+        "/api/mail/messages",
+        json={"to": ["customer@globex.example.org"], "subject": mail_subject, "text": "x"},
+        headers=as_b,
+    )
+    assert mail.status_code == 202, mail.text
+    invite = client.post(
+        "/api/tenant/invites", json={"email": "invitee@globex.example.org"}, headers=as_b
+    )
+    assert invite.status_code == 201, invite.text
     model_name = f"globex-private-{uuid.uuid4().hex[:12]}"
     model = client.post(
         "/api/models",
@@ -214,8 +236,13 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         keys=[tenant_b.api_key, key.json()["key"]],
         plugins=names,
         note_ids=[note.json()["id"]],
-        note_bodies=[note_body],
-        emails=[tenant_b.email, "second@globex.example.org"],
+        note_bodies=[note_body, mail_subject],
+        emails=[
+            tenant_b.email,
+            "second@globex.example.org",
+            "customer@globex.example.org",
+            "invitee@globex.example.org",
+        ],
         webhook_ids=[hook.json()["id"]],
         webhook_urls=[hook_url],
         delivery_ids=[delivery_id],
@@ -223,6 +250,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         invoice_ids=[invoice_id],
         model_names=[model_name],
         file_ids=[stored.json()["id"]],
+        message_ids=[mail.json()["id"]],
+        invite_ids=[invite.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -354,6 +383,10 @@ class RequestBuilder:
             return list(b.webhook_ids)
         if key == "delivery_id":
             return list(b.delivery_ids)
+        if key == "message_id":
+            return list(b.message_ids)
+        if key == "invite_id":
+            return list(b.invite_ids)
         if key in ("plan", "plan_code"):
             return list(b.plan_codes)
         if key == "invoice_id":

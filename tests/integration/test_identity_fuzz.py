@@ -62,6 +62,18 @@ IDENTITY_OPERATIONS = [
     "GET /api/apikeys",
     "POST /api/apikeys",
     "DELETE /api/apikeys/{key_id}",
+    "GET /api/auth/account",
+    "POST /api/auth/verify-email/request",
+    "GET /api/auth/verify-email",
+    "POST /api/auth/verify-email",
+    "POST /api/auth/password-reset",
+    "GET /api/auth/password-reset/complete",
+    "POST /api/auth/password-reset/complete",
+    "GET /api/auth/invites/accept",
+    "POST /api/auth/invites/accept",
+    "GET /api/tenant/invites",
+    "POST /api/tenant/invites",
+    "DELETE /api/tenant/invites/{invite_id}",
 ]
 USER_ONLY = {"/api/tenants", "/api/auth/switch-tenant", "/api/me/password"}
 """Operations only a user's access token may call (an API key gets 403 there)."""
@@ -144,6 +156,8 @@ NO_NEGATIVE = {
     "GET /api/tenant/members",
     "GET /api/tenant/plugins",
     "GET /api/apikeys",
+    "GET /api/auth/account",
+    "POST /api/auth/verify-email/request",
     # ... or only a path segment that any string fits.
     "DELETE /api/apikeys/{key_id}",
 }

@@ -121,6 +121,14 @@ def test_openapi_security_on_every_guarded_operation_and_no_public_one(
     assert public == {
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/refresh"),
+        # account mail flows: the mailed link's token is the credential
+        ("POST", "/api/auth/password-reset"),
+        ("GET", "/api/auth/password-reset/complete"),
+        ("POST", "/api/auth/password-reset/complete"),
+        ("GET", "/api/auth/invites/accept"),
+        ("POST", "/api/auth/invites/accept"),
+        ("GET", "/api/auth/verify-email"),
+        ("POST", "/api/auth/verify-email"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/health/live"),
         ("GET", "/health/ready"),

@@ -17,6 +17,7 @@ from backplane._contract import (
     EventType,
     InferenceModel,
     InferenceRuntime,
+    MailTransport,
     Meter,
     Migrations,
     ModelRef,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from backplane.identity.auth import Principal, requires
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
+    from backplane.mail.compose import MailError
+    from backplane.mail.transports import MailDeliveryError, MailEnvelope
     from backplane.privacy.archive import ExportArchive
     from backplane.privacy.subjects import Subject
     from backplane.settings import Settings
@@ -89,6 +92,9 @@ _LAZY: dict[str, str] = {
     "FileTooLarge": "backplane.files.service",
     "TenantFiles": "backplane.files.service",
     "FilesQuotaExceeded": "backplane.files.quota",
+    "MailError": "backplane.mail.compose",
+    "MailDeliveryError": "backplane.mail.transports",
+    "MailEnvelope": "backplane.mail.transports",
 }
 
 __all__ = [
@@ -112,6 +118,10 @@ __all__ = [
     "InvalidSignatureError",
     "InvoiceOut",
     "Kernel",
+    "MailDeliveryError",
+    "MailEnvelope",
+    "MailError",
+    "MailTransport",
     "Meter",
     "Migrations",
     "ModelRef",

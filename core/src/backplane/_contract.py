@@ -222,3 +222,24 @@ class BillingProvider(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     provider: Any
+
+
+class MailTransport(msgspec.Struct, frozen=True, kw_only=True):
+    """A named way of handing mail on, chosen by ``mail.transport``: the kernel's ``files``
+    (``.eml`` files in the data directory, the default) and ``smtp`` (aiosmtplib), or a
+    plugin's (an HTTP mail API, say).
+
+    ``open(settings, password)`` is called once per process with the kernel's settings without
+    secrets and the configured ``mail.smtp_password`` (None when unset), and returns the
+    transport: an object with ``async deliver(envelope, committing)`` that hands one
+    :class:`backplane.MailEnvelope` on. It must ``await committing()`` immediately before the
+    step after which the receiver may have accepted the message (SMTP: before ``DATA``): until
+    then a failure is retried, after it a failure that is not a definite refusal leaves the
+    message ``unconfirmed`` rather than risk sending it twice. It raises
+    :class:`backplane.MailDeliveryError` for a refusal (``permanent`` for one a retry cannot
+    cure, such as a rejected recipient). A transport of the same name registered by a later
+    plugin replaces an earlier one.
+    """
+
+    name: str
+    open: Any

@@ -164,3 +164,9 @@ def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> Any:
     here only what that cannot see (rows naming the tenant in another column), and pass
     ``after_commit(callable)`` what to remove outside the database once the rows are gone
     (stored files; sync or async; a failure is reported, never undoes the deletion)."""
+
+
+@hookspec
+def register_mail_transports(register: Any, settings: Any, plugin_settings: Any) -> Any:
+    """Register ways of handing mail on: ``register(MailTransport(name=..., open=...))``;
+    ``mail.transport`` picks one by name (``files`` by default, ``smtp``)."""

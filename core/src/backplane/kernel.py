@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from backplane.identity.holder import IdentityHolder
     from backplane.inference.runtime import ModelCatalog
     from backplane.inference.service import TenantModels
+    from backplane.mail.service import MailRails, TenantMail
     from backplane.ratelimit import RateLimits
     from backplane.tasks.context import TaskQueue
     from backplane.tasks.runtime import TaskRuntime
@@ -92,6 +93,8 @@ class Rails:
     """Tenants' plan features, for ``requires_entitlement`` guards."""
     events: Events
     billing: BillingContext
+    mail: MailRails
+    """The mail transport and the tenants' sending rate (:mod:`backplane.mail`)."""
     public: Settings = field(init=False)
     auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
@@ -113,6 +116,7 @@ class Rails:
         from backplane.identity.holder import IdentityHolder
         from backplane.identity.permissions import role_permissions
         from backplane.inference.runtime import ModelCatalog
+        from backplane.mail.service import MailRails
         from backplane.ratelimit import RateLimits
         from backplane.tasks.runtime import TaskRuntime
 
@@ -142,6 +146,7 @@ class Rails:
             features=features_cache(database, settings),
             events=events,
             billing=BillingContext(settings, meters, collect_providers(plugins), events),
+            mail=MailRails(settings, plugins),
         )
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         kernel = rails.kernel()
@@ -155,6 +160,7 @@ class Rails:
         self.models.close()
         await self.identity.close()
         await self.rate_limits.aclose()
+        await self.mail.aclose()
         await self.database.dispose()
 
     def kernel(self) -> Kernel:
@@ -340,6 +346,16 @@ class Kernel:
             owner=self.plugin,
             created_by=self.principal.user_id if self.principal is not None else None,
         )
+
+    @property
+    def mail(self) -> TenantMail:
+        """Send mail as this tenant, queued in this session's transaction: ``await
+        kernel.mail.send("a@example.org", "Subject", "text")`` (see :mod:`backplane.mail`)."""
+        from backplane.mail.service import TenantMail
+
+        if self.tenant_id is None:
+            raise NoSessionError("kernel.mail sends as a tenant: use `kernel.tenant(...)`")
+        return TenantMail(self._rails.settings.mail, self.db, self.tasks, self.tenant_id)
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

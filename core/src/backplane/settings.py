@@ -317,6 +317,70 @@ class AuditSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A plugin's ``kernel.audit.record(details=...)``, JSON-encoded, is refused beyond this."""
 
 
+class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Outgoing mail (``BACKPLANE_MAIL__*``; see :mod:`backplane.mail`) and the account mail
+    flows' links and lifetimes."""
+
+    transport: str = "files"
+    """A transport registered through ``register_mail_transports``: ``files`` (``.eml`` files
+    under ``<data dir>/mail``, for development) or ``smtp``."""
+    default_from: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] = (
+        "Backplane <no-reply@backplane.localhost>"
+    )
+    """From of tenants without a sender identity; its domain is always allowed as a tenant's
+    From domain (besides those with a DKIM key)."""
+    smtp_host: str = "localhost"
+    smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls`` (submission, port 587) upgrades the connection and refuses a server that
+    cannot; ``tls`` (port 465) speaks TLS from the start; ``none`` only for a local relay."""
+    smtp_ca_file: Path | None = None
+    """A CA bundle (PEM) that verifies the server's certificate instead of the system's (a
+    private CA); the certificate and its host name are always verified."""
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    """A secret: never logged, and absent from the settings plugins receive."""
+    smtp_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
+    """One SMTP command (connect, each reply) gets at most this long."""
+    attempt_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 120.0
+    """A whole delivery attempt gets at most this long; a claim on a message lapses this long
+    (plus a margin) after the attempt began, when a dead worker's message may be looked at again."""
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
+    """After this many failed attempts a message is ``failed`` (with the last reason)."""
+    backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    """Wait before the second attempt; it doubles after each further failure ..."""
+    max_backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    """... up to this (defaults: 1, 2, 4, 8, 16 min: about half an hour in all)."""
+    max_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 60
+    """Messages a tenant may hand to the transport per minute; beyond it they wait (shared
+    across processes when ``redis_url`` is set)."""
+    max_recipients: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 5 * 1024 * 1024
+    """A composed message larger than this is refused by ``kernel.mail.send``."""
+    dispatch_batch: Annotated[int, msgspec.Meta(ge=1)] = 500
+    """Due messages the periodic dispatcher queues per run."""
+    keep_history_s: Annotated[float, msgspec.Meta(ge=3600)] = 30 * 86400.0
+    """Finished messages (sent, failed, unconfirmed), used or expired account links and old
+    invitations are deleted after this long (an hourly kernel task)."""
+    dkim_selector: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "backplane"
+    """Selector of new DKIM keys (``backplane mail dkim-key``): ``<selector>._domainkey``."""
+    link_base_url: str = "http://127.0.0.1:8000"
+    """Where links in account mails (invites, password resets, verification) point."""
+    invite_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 86400
+    reset_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 3600
+    verify_ttl_s: Annotated[int, msgspec.Meta(ge=60)] = 2 * 86400
+    reset_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 60
+    """At most one password reset mail per account this often (however many requests come):
+    the reset request is public, so it must not become a way to flood someone's mailbox."""
+
+    def __post_init__(self) -> None:
+        address = self.default_from.rpartition("<")[2].rstrip(">").strip()
+        if "." not in address.rpartition("@")[2] or not address.isascii():
+            raise ValueError(f"default_from needs a plain address at a domain, got {address!r}")
+        if not self.link_base_url.startswith(("https://", "http://")):
+            raise ValueError(f"link_base_url must be an http(s) URL, got {self.link_base_url!r}")
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -346,6 +410,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    mail: MailSettings = msgspec.field(default_factory=MailSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)
@@ -376,6 +441,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             db=msgspec.structs.replace(
                 self.db, **redacted(self.db, "migration_url", "maintenance_url")
             ),
+            mail=msgspec.structs.replace(self.mail, smtp_password=None),
         )
 
     def resolved_database_url(self) -> str:

@@ -31,6 +31,7 @@ _KERNEL_COMMANDS = {
     "billing": "backplane.cli.billing:billing",
     "models": "backplane.cli.models:models",
     "audit": "backplane.cli.audit:audit",
+    "mail": "backplane.cli.mail:mail",
 }
 
 

@@ -18,6 +18,7 @@ CONCERNS = (
     "files",
     "tasks",
     "health",
+    "mail",
     "audit",
     "privacy",
 )

@@ -10,6 +10,7 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane.accounts.models
     import backplane.billing.models
     import backplane.billing.plan_models
     import backplane.billing.webhooks.models
@@ -17,6 +18,7 @@ def register_migrations(register: Any) -> None:
     import backplane.files.models
     import backplane.identity.models
     import backplane.inference.models
+    import backplane.mail.models
     import backplane.tasks.models  # noqa: F401
     from backplane.db.base import Base
 

@@ -61,6 +61,8 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Raised to end every session of the user (a password change): access tokens and
     refresh tokens carry the epoch they were issued in, older ones are refused."""
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the user proved the address (a verification link, a reset or an invitation)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -36,6 +36,7 @@ from backplane.privacy.kernel_files import (
     erase_file_uploader,
     export_files,
 )
+from backplane.privacy.kernel_mail import erase_mail, export_mail
 from backplane.privacy.subjects import Subject
 from backplane.tasks.models import OutboxMessage
 
@@ -85,9 +86,11 @@ async def export_kernel_data(
         await archive.add_table(OutboxMessage, OutboxMessage.context_tenant_id == tenant_id)
         await _export_model_files(kernel, archive)
         await export_files(kernel, archive, None)
+        await export_mail(kernel, archive, None)
         return
+    await export_mail(kernel, archive, subject)
     if subject.user_id is None:
-        return  # the kernel holds nothing about a person who is no member
+        return  # the kernel holds nothing else about a person who is no member
     user_id = subject.user_id
     await archive.add_table(User, User.id == user_id, redact=SECRETS[User])
     await archive.add_table(Membership, Membership.user_id == user_id)
@@ -123,8 +126,9 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
     """The member leaves the tenant (the last owner cannot: ``IdentityError``); the API keys
     they made are revoked and unlinked from them, their sessions in the tenant end, the models
     they uploaded stay the tenant's without their name."""
+    mail = await erase_mail(kernel, subject)
     if subject.user_id is None:
-        return {}
+        return mail
     db, tenant_id, user_id = kernel.db, kernel.tenant_id, subject.user_id
     assert tenant_id is not None
     revoked = await set_member_role(db, tenant_id, user_id, None)
@@ -147,6 +151,7 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
     )
     files = await erase_file_uploader(kernel, subject)
     return {
+        **mail,
         "backplane_files": files,
         "backplane_memberships": 1,
         "backplane_api_keys": keys.rowcount,

@@ -16,6 +16,7 @@ from backplane import (
     EventType,
     InferenceModel,
     InferenceRuntime,
+    MailTransport,
     Meter,
     Permission,
     PluginInfo,
@@ -186,6 +187,13 @@ def register_storage_backends(register: Any) -> None:
     from bp_sample_kitchen_sink.storage import open_memory_store
 
     register(StorageBackend(name="kitchen_sink_memory", open=open_memory_store))
+
+
+@hookimpl
+def register_mail_transports(register: Any) -> None:
+    from bp_sample_kitchen_sink.mailbox import open_memory_transport
+
+    register(MailTransport(name="kitchen_sink_memory", open=open_memory_transport))
 
 
 class KitchenSinkLedger:

@@ -1,0 +1,81 @@
+"""Composing a message with the standard ``email`` package: From and Reply-To from the
+tenant's sender identity, a unique ``Message-ID``, a text body and an optional HTML one."""
+
+from __future__ import annotations
+
+import email.policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+
+from backplane.settings import MailSettings
+
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+"""CRLF line ends, as sent; non-ASCII bodies quoted-printable or base64, so the stored message
+is ASCII, any server takes it without 8BITMIME, and no relay re-encodes it under the DKIM
+signature."""
+
+
+class MailError(ValueError):
+    """A message cannot be composed as asked (bad address, too many recipients, too large);
+    the text says why and is shown to the caller."""
+
+
+def check_address(value: str) -> str:
+    """A bare ASCII address (``local@domain.tld``), or :class:`MailError`."""
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    plain = value.isascii() and not any(c.isspace() or c in '<>,;"' for c in value)
+    if not (plain and at and local and "." in domain.strip(".") and len(value) <= 320):
+        raise MailError(f"{value!r} is not a plain e-mail address")
+    try:
+        Address(addr_spec=value)
+    except (ValueError, IndexError):
+        raise MailError(f"{value!r} is not a plain e-mail address") from None
+    return value
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def parse_from(value: str) -> tuple[str, str]:
+    """``(display name, address)`` of a From such as ``Acme <no-reply@acme.org>``."""
+    name, address = parseaddr(value)
+    return name, check_address(address)
+
+
+def compose(
+    config: MailSettings,
+    sender: tuple[str, str],
+    reply_to: str | None,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+) -> EmailMessage:
+    """The message, or :class:`MailError`. ``sender`` is ``(display name, address)``."""
+    if not to:
+        raise MailError("a message needs at least one recipient")
+    if len(to) > config.max_recipients:
+        raise MailError(f"at most {config.max_recipients} recipients per message")
+    recipients = [check_address(address) for address in to]
+    name, address = sender
+    message = EmailMessage(policy=POLICY)
+    try:
+        message["From"] = Address(display_name=name, addr_spec=address)
+        message["To"] = ", ".join(recipients)
+        if reply_to:
+            message["Reply-To"] = check_address(reply_to)
+        message["Subject"] = subject
+    except ValueError as exc:  # header injection (a line break in a value) and the like
+        raise MailError(f"bad header: {exc}") from None
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=domain_of(address))
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    size = len(message.as_bytes())
+    if size > config.max_message_bytes:
+        raise MailError(f"the message is {size} bytes; at most {config.max_message_bytes}")
+    return message
