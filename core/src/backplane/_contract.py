@@ -127,6 +127,9 @@ class EventType(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     description: str = ""
+    live: bool = False
+    """Also send each event to its tenant's live stream (``GET /api/events``) once its
+    transaction commits: for events every member of the tenant may see."""
 
 
 class Permission(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,6 +25,7 @@ from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.inference.service import MODEL_ERROR_HANDLERS
 from backplane.kernel import Rails
+from backplane.live.stopping import drain_on_exit_signals
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from backplane.routing import SecuredOperations, openapi, plugin_routers
@@ -53,9 +54,12 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         await rails.identity.try_start()
         await asyncio.to_thread(_start_tasks, rails.tasks, embedded_worker)
         await kernel.notify("startup")
+        restore_signals = drain_on_exit_signals(rails.live)
         try:
             yield
         finally:
+            restore_signals()
+            rails.live.drain()  # open event streams end before anything else stops
             try:
                 await kernel.notify("shutdown")
             finally:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from backplane.identity.holder import IdentityHolder
     from backplane.inference.runtime import ModelCatalog
     from backplane.inference.service import TenantModels
+    from backplane.live import LiveHub, TenantLive
     from backplane.ratelimit import RateLimits
     from backplane.tasks.context import TaskQueue
     from backplane.tasks.runtime import TaskRuntime
@@ -89,6 +90,7 @@ class Rails:
     """Tenants' plan features, for ``requires_entitlement`` guards."""
     events: Events
     billing: BillingContext
+    live: LiveHub
     public: Settings = field(init=False)
     auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
@@ -110,6 +112,7 @@ class Rails:
         from backplane.identity.holder import IdentityHolder
         from backplane.identity.permissions import role_permissions
         from backplane.inference.runtime import ModelCatalog
+        from backplane.live import LiveHub
         from backplane.ratelimit import RateLimits
         from backplane.tasks.runtime import TaskRuntime
 
@@ -139,6 +142,7 @@ class Rails:
             features=features_cache(database, settings),
             events=events,
             billing=BillingContext(settings, meters, collect_providers(plugins), events),
+            live=LiveHub(settings),
         )
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
@@ -151,6 +155,7 @@ class Rails:
         self.models.close()
         await self.identity.close()
         await self.rate_limits.aclose()
+        await self.live.close()
         await self.database.dispose()
 
     def kernel(self) -> Kernel:
@@ -296,6 +301,20 @@ class Kernel:
         from backplane.events import TenantEvents
 
         return TenantEvents(self._rails.events, self.db)
+
+    @property
+    def live(self) -> TenantLive:
+        """Send live events to the tenant's open streams (``GET /api/events``) or one user's:
+        ``await kernel.live.publish("imports.progress", {"done": 40}, user_id=...)``, at once,
+        not at commit (see :mod:`backplane.live`). Needs a tenant: inside a handler, a task, or
+        ``async with kernel.tenant(...)``."""
+        from backplane.live import TenantLive
+
+        if self.tenant_id is None:
+            raise NoSessionError(
+                "no tenant here: use `async with kernel.tenant(tenant_id) as k:` to publish"
+            )
+        return TenantLive(self._rails.live, self.plugin, self.tenant_id)
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

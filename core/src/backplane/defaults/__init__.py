@@ -9,5 +9,14 @@ routes mount under ``/api``, their tasks are named ``core.<function>``.
 
 from __future__ import annotations
 
-CONCERNS = ("database", "identity", "billing", "inference", "storage", "tasks", "health")
+CONCERNS = (
+    "database",
+    "identity",
+    "billing",
+    "inference",
+    "storage",
+    "tasks",
+    "health",
+    "live",
+)
 """The default modules, registered in this order as ``core.<concern>``."""
