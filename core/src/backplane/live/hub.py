@@ -56,10 +56,15 @@ class Cursor(msgspec.Struct, frozen=True):
     def parse(cls, text: str) -> Cursor:
         """``<tenant id>_<user id>``, as sent in ``Last-Event-ID``; ValueError if not."""
         tenant, sep, user = text.strip().partition("_")
+        try:
+            parse_id(tenant)
+            parse_id(user)
+        except ValueError:
+            sep = ""
         if not sep:
-            raise ValueError("Last-Event-ID must be an id this stream sent (<id>_<id>)")
-        parse_id(tenant)
-        parse_id(user)
+            raise ValueError(
+                f"Last-Event-ID {text[:80]!r} is not an id this stream sent (<ms>-<n>_<ms>-<n>)"
+            )
         return cls(tenant, user)
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get
 from litestar.exceptions import ClientException, HTTPException
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
 
@@ -58,11 +58,10 @@ _type_of = msgspec.json.Decoder(_Typed)
 async def live_events(
     request: Request[Principal, Any, Any],
     last_event_id_header: Annotated[
-        str | None, Parameter(header="Last-Event-ID", required=False, max_length=80)
+        str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=80)
     ] = None,
     last_event_id: Annotated[
-        str | None,
-        Parameter(query="last_event_id", required=False, max_length=80),
+        str | None, QueryParameter(name="last_event_id", required=False, max_length=80)
     ] = None,
 ) -> ServerSentEvent:
     principal = request.user

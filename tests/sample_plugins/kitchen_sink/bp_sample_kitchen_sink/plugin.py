@@ -60,10 +60,11 @@ def register_routes(register: Any) -> None:
         JobsController,
         NotesController,
     )
+    from bp_sample_kitchen_sink.live import LiveController
     from bp_sample_kitchen_sink.slow import SlowController
 
     register(NotesController, GreetingController, JobsController, DoubleController)
-    register(FailureController, SlowController)
+    register(FailureController, SlowController, LiveController)
 
 
 @hookimpl
@@ -90,6 +91,7 @@ def register_tasks(register: Any) -> None:
     register(tasks.always_fails, queue="kitchen_sink", max_retries=2)
     register(tasks.sleepy, queue="kitchen_sink", max_retries=0, time_limit_ms=500)
     register(tasks.slow_log, queue="kitchen_sink", time_limit_ms=60_000)
+    register(tasks.announce, queue="kitchen_sink")
 
 
 @hookimpl
