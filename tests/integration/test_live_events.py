@@ -9,6 +9,7 @@ events marked ``live`` reaching the stream only when their transaction commits."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ class Live:
         return user, self.token(user.email, "acme")
 
 
-def start(data_dir: Path, **env: str) -> Iterator[Live]:
+@contextlib.contextmanager
+def started(data_dir: Path, **env: str) -> Iterator[Live]:
+    """The app with kitchen_sink, tenants acme and globex, served on a real port."""
     settings = make_settings(data_dir, {**FAST, **env})
     plugins = load_plugins(settings)
     migrations.upgrade(plugins)
@@ -78,7 +81,8 @@ def start(data_dir: Path, **env: str) -> Iterator[Live]:
 
 @pytest.fixture
 def live(data_dir: Path) -> Iterator[Live]:
-    yield from start(data_dir)
+    with started(data_dir) as running:
+        yield running
 
 
 def test_a_tenant_event_reaches_every_stream_of_the_tenant_and_no_other(live: Live) -> None:
@@ -88,7 +92,8 @@ def test_a_tenant_event_reaches_every_stream_of_the_tenant_and_no_other(live: Li
         open_stream(live.base, owner) as by_owner,
         open_stream(live.base, live.b.headers) as other_tenant,
     ):
-        assert by_key.start.id and by_key.start.retry == "2000" and by_key.start.data is None
+        assert by_key.start.id
+        assert (by_key.start.retry, by_key.start.data) == ("2000", None)
         published = publish(live.base, live.a.headers, "hello", {"n": 1})
         publish(live.base, live.b.headers, "marker")
         for stream in (by_key, by_owner):
@@ -170,7 +175,7 @@ def test_a_reconnect_with_last_event_id_gets_what_it_missed(live: Live) -> None:
 
 
 def test_a_position_older_than_the_window_says_events_were_missed(data_dir: Path) -> None:
-    for live in start(data_dir, BACKPLANE_LIVE__HISTORY_EVENTS="2"):
+    with started(data_dir, BACKPLANE_LIVE__HISTORY_EVENTS="2") as live:
         with open_stream(live.base, live.a.headers) as stream:
             publish(live.base, live.a.headers, "kept")
             position = stream.next_event().id
@@ -200,11 +205,11 @@ def test_the_stream_needs_authentication(live: Live) -> None:
 def test_streams_are_limited_per_user_and_tenant_and_given_back_on_disconnect(
     data_dir: Path,
 ) -> None:
-    for live in start(
+    with started(
         data_dir,
         BACKPLANE_LIVE__MAX_STREAMS_PER_USER="1",
         BACKPLANE_LIVE__MAX_STREAMS_PER_TENANT="2",
-    ):
+    ) as live:
         hub = rails(live.app).live
         owner = live.token(live.a.email, "acme")
         _, bob = live.member_of_acme("bob")
@@ -233,16 +238,18 @@ def test_streams_are_limited_per_user_and_tenant_and_given_back_on_disconnect(
 def test_an_idle_stream_gets_keep_alive_comments(live: Live) -> None:
     with open_stream(live.base, live.a.headers) as stream:
         message = stream.next()
-        assert message.comments == ["keep-alive"] and message.event is None
+        assert (message.comments, message.event) == (["keep-alive"], None)
 
 
 def test_a_stream_ends_after_its_lifetime(data_dir: Path) -> None:
-    for live in start(data_dir, BACKPLANE_LIVE__MAX_STREAM_S="1"):
+    with started(data_dir, BACKPLANE_LIVE__MAX_STREAM_S="1") as live:
         began = time.monotonic()
         with open_stream(live.base, live.a.headers) as stream:
-            with pytest.raises(EOFError):
-                while True:
-                    stream.next()
+            messages = 0
+            with contextlib.suppress(EOFError):
+                while stream.next():
+                    messages += 1
+        assert messages >= 1  # keep-alive comments, then the end
         assert 0.9 < time.monotonic() - began < 5
 
 

@@ -53,6 +53,7 @@ EVENTS: list[tuple[str, Any]] = []
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from bp_sample_kitchen_sink.live import LiveController
     from bp_sample_kitchen_sink.routes import (
         DoubleController,
         FailureController,
@@ -60,7 +61,6 @@ def register_routes(register: Any) -> None:
         JobsController,
         NotesController,
     )
-    from bp_sample_kitchen_sink.live import LiveController
     from bp_sample_kitchen_sink.slow import SlowController
 
     register(NotesController, GreetingController, JobsController, DoubleController)
