@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +27,10 @@ from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
 from tests.app_helpers import rails
+from tests.cli import run_cli, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
-from tests.live_helpers import open_stream, publish, serving_in_thread
+from tests.live_helpers import EventStream, open_stream, publish, serving_in_thread
 from tests.waiting import wait_for
 
 FAST = {
@@ -166,8 +170,6 @@ def test_a_reconnect_with_last_event_id_gets_what_it_missed(live: Live) -> None:
         "GET", f"{live.base}/api/events", params={"last_event_id": last}, headers=owner
     ) as response:
         assert response.status_code == 200
-        from tests.live_helpers import EventStream
-
         again = EventStream(response)
         again.next()
         assert again.next_event().event == "kitchen_sink.five"
@@ -274,3 +276,32 @@ def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) 
         assert event.event == "quota.reached"
         assert event.json["data"] == {**data, "commit": True}
         assert event.json["scope"] == "tenant"
+
+
+@pytest.mark.slow
+def test_the_server_stops_at_once_with_streams_open(data_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM ends open streams (clients reconnect elsewhere): ``backplane serve`` exits in
+    seconds, not after ``server.shutdown_timeout_s`` (30 s by default)."""
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "kitchen_sink"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    created = run_cli("tenants", "create", "acme", "--owner-email", "o@acme.org", "--json", env=env)
+    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['api_key']}"}
+    with (
+        serving(env, tmp_path / "serve.log", timeout=30) as server,
+        open_stream(server.base, headers) as first,
+        open_stream(server.base, headers) as second,
+    ):
+        began = time.monotonic()
+        os.killpg(server.process.pid, signal.SIGTERM)
+        for stream in (first, second):
+            with pytest.raises((EOFError, httpx.RemoteProtocolError)):
+                _read_to_the_end(stream)
+        # uvicorn re-raises the signal it handled once the application has shut down.
+        assert server.process.wait(10) in (0, -signal.SIGTERM)
+        assert time.monotonic() - began < 5
+    assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+
+
+def _read_to_the_end(stream: EventStream) -> None:
+    while True:
+        stream.next()
