@@ -28,7 +28,7 @@ from backplane.kernel import Rails
 from backplane.live.stopping import drain_on_exit_signals
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
-from backplane.routing import SecuredOperations, openapi, plugin_routers
+from backplane.routing import SecuredOperations, openapi, plugin_routers, plugin_templates
 from backplane.settings import Settings, load_settings
 from backplane.state import RAILS
 from backplane.tasks.broker import EMBEDDED
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     settings = settings or load_settings()
     configure_from_environment()
     plugins = plugins or load_plugins(settings)
+    # Paths first: a plugin refused for a path another plugin owns contributes nothing else.
+    routers = plugin_routers(plugins)
     rails = Rails.build(settings, plugins)
     kernel = rails.kernel()
     embedded_worker: list[dramatiq.Worker] = []
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
 
     openapi_config, swagger_assets = openapi()
     config = AppConfig(
-        route_handlers=[swagger_assets, *plugin_routers(plugins)],
+        route_handlers=[swagger_assets, *routers],
+        template_config=plugin_templates(plugins),
         dependencies=request_dependencies(rails),
         openapi_config=openapi_config,
         plugins=[SecuredOperations()],
