@@ -22,8 +22,10 @@ from backplane._contract import (
     ModelRef,
     Permission,
     PluginInfo,
+    StaticFiles,
     StorageBackend,
     Task,
+    Templates,
 )
 from backplane.hookspecs import hookimpl
 
@@ -94,9 +96,11 @@ __all__ = [
     "Principal",
     "QuotaExceeded",
     "Settings",
+    "StaticFiles",
     "StorageBackend",
     "Task",
     "TaskQueue",
+    "Templates",
     "TenantScoped",
     "UnknownEventTypeError",
     "UnknownTenantError",

@@ -5,7 +5,7 @@ at a path of its own where a standard names one (a learning record store's ``/xa
 the plugin then owns whole: two plugins claiming the same prefix, or one inside the other, are
 refused at start-up with both names (the later plugin is skipped with that reason, or start-up
 stops in strict mode), and so is a prefix inside the kernel's own paths (``/api``, ``/v2``,
-``/health``, ``/schema``, ``/.well-known``, whatever the kernel mounts). ``public=True``
+``/health``, ``/schema``, ``/.well-known/jwks.json``, whatever the kernel mounts). ``public=True``
 opts those handlers out of authentication (tracking links, unsubscribe pages, signup forms);
 a plugin's handler marked public any other way (``opt={"public": True}``) is refused, so every
 public route is declared where the plugin registers it. :class:`~backplane.StaticFiles` and
@@ -33,7 +33,10 @@ from backplane.plugins import KERNEL_PLUGIN, PluginSet, SkipReason
 
 API = "/api"
 OPENAPI = "/schema"
-PREFIX_PATTERN = re.compile(r"^(/[a-z0-9][a-z0-9._~-]*)+\Z")
+PREFIX_PATTERN = re.compile(r"^(/(?!\.\.?(/|$))[a-z0-9._~-]+)+\Z")
+WELL_KNOWN = "/.well-known"
+"""RFC 8615 URIs are claimed one by one (the kernel's ``jwks.json``; a plugin's standard may
+name another), not the whole directory."""
 
 
 class Mount(NamedTuple):
@@ -113,7 +116,8 @@ def _name(handler: Any) -> str:
 
 
 def _first_segments(mount: Mount) -> set[str]:
-    """The top-level paths a kernel registration occupies (``/api``, ``/health``, ...)."""
+    """The top-level paths a kernel registration occupies (``/api``, ``/health``, ...; under
+    ``/.well-known``, its exact paths)."""
     if mount.prefix.strip("/"):
         return {"/" + mount.prefix.strip("/").split("/")[0]}
     handler = mount.item
@@ -121,7 +125,11 @@ def _first_segments(mount: Mount) -> set[str]:
         paths = set(handler.paths)
     else:
         paths = {getattr(handler, "path", "/")}
-    return {"/" + p.strip("/").split("/")[0] for p in paths if p.strip("/")}
+    return {
+        p if _inside(p, WELL_KNOWN) else "/" + p.strip("/").split("/")[0]
+        for p in paths
+        if p.strip("/")
+    }
 
 
 def _inside(path: str, other: str) -> bool:
@@ -164,7 +172,7 @@ def _claim_problem(
     plugin: str, prefix: str, reserved: set[str], owners: dict[str, str]
 ) -> str | None:
     for kernel_path in sorted(reserved):
-        if _inside(prefix, kernel_path):
+        if _inside(prefix, kernel_path) or _inside(kernel_path, prefix):
             return f"prefix {prefix!r} is inside the kernel's {kernel_path!r}, which is reserved"
     for claimed, owner in owners.items():
         if owner != plugin and (_inside(prefix, claimed) or _inside(claimed, prefix)):
@@ -199,7 +207,7 @@ def template_config(templates: list[tuple[str, Templates]]) -> Any:
     if not templates:
         return None
     import jinja2
-    from litestar.contrib.jinja import JinjaTemplateEngine
+    from litestar.plugins.jinja import JinjaTemplateEngine
     from litestar.template import TemplateConfig
 
     loader = jinja2.PrefixLoader(

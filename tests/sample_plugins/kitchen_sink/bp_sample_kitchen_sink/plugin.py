@@ -19,7 +19,9 @@ from backplane import (
     Meter,
     Permission,
     PluginInfo,
+    StaticFiles,
     StorageBackend,
+    Templates,
     hookimpl,
     pass_kernel,
 )
@@ -65,6 +67,13 @@ def register_routes(register: Any) -> None:
 
     register(NotesController, GreetingController, JobsController, DoubleController)
     register(FailureController, SlowController, LiveController)
+
+    from bp_sample_kitchen_sink.mounted import RecordsController, signup_page, track
+
+    register(RecordsController, prefix="/ks-records")
+    register(signup_page, track, public=True)
+    register(StaticFiles(path="/assets", directory=files(__package__) / "static"))
+    register(Templates(directory=files(__package__) / "templates"))
 
 
 @hookimpl
