@@ -237,6 +237,14 @@ def test_streams_are_limited_per_user_and_tenant_and_given_back_on_disconnect(
             assert hub.open_streams(live.a.tenant_id) == 1
 
 
+def test_a_stream_is_503_while_redis_does_not_answer(data_dir: Path) -> None:
+    with started(data_dir, BACKPLANE_LIVE__REDIS_URL="redis://127.0.0.1:1/0") as live:
+        response = httpx.get(f"{live.base}/api/events", headers=live.a.headers, timeout=20)
+        assert response.status_code == 503
+        assert "Redis did not answer" in response.text
+        assert rails(live.app).live.open_streams() == 0  # its place given back
+
+
 def test_an_idle_stream_gets_keep_alive_comments(live: Live) -> None:
     with open_stream(live.base, live.a.headers) as stream:
         message = stream.next()

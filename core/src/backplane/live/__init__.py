@@ -11,7 +11,15 @@ those are durable, transactional and delivered to webhooks; a platform event typ
 
 from __future__ import annotations
 
+from backplane.live._backend import LiveUnavailableError
 from backplane.live.hub import Cursor, LiveEvent, LiveHub, StreamLimitError
 from backplane.live.service import TenantLive
 
-__all__ = ["Cursor", "LiveEvent", "LiveHub", "StreamLimitError", "TenantLive"]
+__all__ = [
+    "Cursor",
+    "LiveEvent",
+    "LiveHub",
+    "LiveUnavailableError",
+    "StreamLimitError",
+    "TenantLive",
+]

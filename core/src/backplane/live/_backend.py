@@ -11,6 +11,7 @@ runtime's own loop and thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Protocol
 
@@ -21,6 +22,10 @@ START = "0-0"
 """The id before every event: "the stream was empty"."""
 
 ID_PATTERN = re.compile(r"^\d{1,15}-\d{1,12}\Z")
+
+
+class LiveUnavailableError(RuntimeError):
+    """The shared store of live events (Redis) did not answer."""
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -44,8 +49,9 @@ class Listener:
         self.overflowed = False
 
     def deliver(self, item: tuple[str, str, bytes] | None) -> None:
-        """Hand ``item`` over from any thread."""
-        self.loop.call_soon_threadsafe(self._put, item)
+        """Hand ``item`` over from any thread (nothing if the listener's loop has ended)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody reads this inbox
+            self.loop.call_soon_threadsafe(self._put, item)
 
     def _put(self, item: tuple[str, str, bytes] | None) -> None:
         if item is not None and self.queue.qsize() >= self.queue.maxsize - 1:

@@ -24,13 +24,15 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 
-from backplane.live._backend import START, Entry, Listener, parse_id
+from backplane.live._backend import START, Entry, Listener, LiveUnavailableError, parse_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "backplane:live:"
 BLOCK_MS = 500
@@ -58,7 +60,7 @@ class RedisBackend:
 
     # -- publishing and history ------------------------------------------------------------
     async def publish(self, channel: str, payload: bytes) -> str:
-        return await asyncio.to_thread(self._publish, KEY_PREFIX + channel, payload)
+        return await _answered(self._publish, KEY_PREFIX + channel, payload)
 
     def _publish(self, key: str, payload: bytes) -> str:
         oldest = max(0, _now_ms() - self._keep_ms)
@@ -70,7 +72,7 @@ class RedisBackend:
         return _text(added)
 
     async def head(self, channel: str) -> str:
-        return await asyncio.to_thread(self._head, KEY_PREFIX + channel)
+        return await _answered(self._head, KEY_PREFIX + channel)
 
     def _head(self, key: str) -> str:
         newest: Any = self._client.xrevrange(key, count=1)
@@ -78,7 +80,7 @@ class RedisBackend:
 
     async def since(self, channel: str, after: str) -> tuple[list[Entry], bool]:
         parse_id(after)
-        return await asyncio.to_thread(self._since, KEY_PREFIX + channel, after)
+        return await _answered(self._since, KEY_PREFIX + channel, after)
 
     def _since(self, key: str, after: str) -> tuple[list[Entry], bool]:
         oldest = (_now_ms() - self._keep_ms, 0)
@@ -103,7 +105,11 @@ class RedisBackend:
             listeners.add(listener)
         if not first:
             return
-        head = await asyncio.to_thread(self._head, key)
+        try:
+            head = await _answered(self._head, key)
+        except LiveUnavailableError:
+            self.unlisten(channel, listener)
+            raise
         with self._lock:
             if self._listeners.get(channel) and key not in self._read_from:
                 self._read_from[key] = head
@@ -161,6 +167,14 @@ class RedisBackend:
             await asyncio.to_thread(reader.join, BLOCK_MS / 1000 + 1)
         self._client.close()
         self._reader_client.close()
+
+
+async def _answered(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a thread; Redis failing is :class:`LiveUnavailableError`."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except redis.RedisError as exc:
+        raise LiveUnavailableError(f"live events: Redis did not answer ({exc})") from None
 
 
 def _text(value: bytes | str) -> str:

@@ -23,10 +23,10 @@ from litestar import Request, get
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
+from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS, HTTP_503_SERVICE_UNAVAILABLE
 
 from backplane.identity.auth import Principal
-from backplane.live._backend import START, Listener, parse_id
+from backplane.live._backend import START, Listener, LiveUnavailableError, parse_id
 from backplane.live.hub import (
     Admission,
     Cursor,
@@ -78,6 +78,12 @@ async def live_events(
         admission = hub.admit(principal.tenant_id, subject)
     except StreamLimitError as exc:
         raise HTTPException(status_code=HTTP_429_TOO_MANY_REQUESTS, detail=str(exc)) from None
+    if cursor is None:  # from now on: the streams' newest ids, taken before listening
+        try:
+            cursor = await _heads(hub, principal)
+        except LiveUnavailableError as exc:
+            admission.release()
+            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
     deadline = time.monotonic() + hub.settings.max_stream_s
     if principal.token_expires_at is not None:
         deadline = min(deadline, time.monotonic() + principal.token_expires_at - time.time())
@@ -91,7 +97,7 @@ async def _stream(
     hub: LiveHub,
     admission: Admission,
     principal: Principal,
-    cursor: Cursor | None,
+    cursor: Cursor,
     deadline: float,
 ) -> AsyncIterator[ServerSentEventMessage]:
     backend, listener = hub.backend, admission.listener
@@ -100,9 +106,6 @@ async def _stream(
         channels["user"] = user_channel(principal.tenant_id, principal.user_id)
     scope_of = {channel: scope for scope, channel in channels.items()}
     try:
-        if cursor is None:  # from now on: the streams' newest ids, taken before listening
-            heads = {scope: await backend.head(channel) for scope, channel in channels.items()}
-            cursor = Cursor(heads["tenant"], heads.get("user", START))
         for channel in channels.values():
             await backend.listen(channel, listener)
         seen = {"tenant": cursor.tenant, "user": cursor.user}
@@ -149,6 +152,15 @@ async def _follow(
             continue  # already sent from the history
         seen[scope] = entry_id
         yield _message(payload, _position(seen))
+
+
+async def _heads(hub: LiveHub, principal: Principal) -> Cursor:
+    tenant = await hub.backend.head(tenant_channel(principal.tenant_id))
+    if principal.user_id is None:
+        return Cursor(tenant, START)
+    return Cursor(
+        tenant, await hub.backend.head(user_channel(principal.tenant_id, principal.user_id))
+    )
 
 
 def _position(seen: dict[str, str]) -> str:
