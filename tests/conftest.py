@@ -233,6 +233,23 @@ def redis_tasks_url() -> str:
     return REDIS_TASKS_URL
 
 
+REDIS_LIVE_URL = os.environ.get("BACKPLANE_TEST_REDIS_LIVE_URL", "redis://127.0.0.1:6379/12")
+
+
+@pytest.fixture
+def redis_live_url() -> str:
+    """A reachable Redis for the live-events tests (its own database number), emptied."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_LIVE_URL, socket_connect_timeout=3)
+        client.flushdb()
+        client.close()
+    except (OSError, redis.RedisError) as exc:
+        _service_unavailable("redis", f"{REDIS_LIVE_URL} did not answer: {exc!r}")
+    return REDIS_LIVE_URL
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     """A reachable RabbitMQ."""

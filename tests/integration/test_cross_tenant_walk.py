@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +30,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.models import resource
+from backplane.settings import Settings
 from tests.app_helpers import rails
+from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded
 
 Op = tuple[str, str]
@@ -74,6 +77,10 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/auth/account"): "the caller itself",
     ("POST", "/api/auth/verify-email/request"): "a link to the caller's own address",
     ("POST", "/api/auth/password-reset"): "public, the same answer for every address",
+    ("GET", "/api/events"): "A's own live events (streams end after live.max_stream_s: 0.2 s here)",
+    ("GET", "/ks-records/statements"): "A's tenant id, at kitchen_sink's own prefix",
+    ("GET", "/api/kitchen_sink/signup"): "public page made of plugin settings",
+    ("GET", "/api/kitchen_sink/track/{token}"): "public, echoes the token it was given",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -83,7 +90,7 @@ KNOWN_LEAKS: dict[Op, str] = {}
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
 
-RANDOM_PATH_PARAMS: set[str] = set()
+RANDOM_PATH_PARAMS: set[str] = {"/api/kitchen_sink/track/{token} {token}"}
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
 
@@ -173,6 +180,13 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
     for key in state["apikeys"]:
         key.pop("last_used_at", None)  # touched by B's own re-reads
     return state
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """Every installed plugin; live event streams end after 0.2 s, since the test client reads
+    a response whole (their isolation over real HTTP: test_live_events.py)."""
+    return make_settings(data_dir, {"BACKPLANE_LIVE__MAX_STREAM_S": "0.2"})
 
 
 @pytest.fixture

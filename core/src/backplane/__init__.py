@@ -23,8 +23,10 @@ from backplane._contract import (
     ModelRef,
     Permission,
     PluginInfo,
+    StaticFiles,
     StorageBackend,
     Task,
+    Templates,
 )
 from backplane.hookspecs import hookimpl
 
@@ -133,10 +135,12 @@ __all__ = [
     "Principal",
     "QuotaExceeded",
     "Settings",
+    "StaticFiles",
     "StorageBackend",
     "Subject",
     "Task",
     "TaskQueue",
+    "Templates",
     "TenantFiles",
     "TenantScoped",
     "UnknownEventTypeError",

@@ -127,6 +127,9 @@ class EventType(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     description: str = ""
+    live: bool = False
+    """Also send each event to its tenant's live stream (``GET /api/events``) once its
+    transaction commits: for events every member of the tenant may see."""
 
 
 class Permission(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,3 +246,24 @@ class MailTransport(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     open: Any
+
+
+class StaticFiles(msgspec.Struct, frozen=True, kw_only=True):
+    """Files shipped in a plugin's package data, served as they are by ``register_routes``:
+    ``register(StaticFiles(path="/assets", directory=files(__package__) / "static"))`` serves
+    ``/api/<plugin>/assets/<file>`` (under ``prefix=`` if given). Always public: they are the
+    same for every tenant and a browser fetches them without credentials (stylesheets, scripts
+    and images of public pages); never put a tenant's data there. ``directory`` must be a real
+    directory once installed (a wheel unpacked by pip or uv, not a zip)."""
+
+    path: str
+    directory: Path | Traversable
+
+
+class Templates(msgspec.Struct, frozen=True, kw_only=True):
+    """Jinja templates shipped in a plugin's package data: ``register(Templates(directory=
+    files(__package__) / "templates"))``; a handler returns ``litestar.response.Template(
+    "<plugin>/page.html", context={...})`` (names start with the plugin's name, so plugins'
+    templates never shadow each other). Autoescaped."""
+
+    directory: Path | Traversable

@@ -27,9 +27,10 @@ from backplane.files.routes import FILE_ERROR_HANDLERS
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.inference.service import MODEL_ERROR_HANDLERS
 from backplane.kernel import Rails
+from backplane.live.stopping import drain_on_exit_signals
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
-from backplane.routing import SecuredOperations, openapi, plugin_routers
+from backplane.routing import SecuredOperations, openapi, plugin_routers, plugin_templates
 from backplane.settings import Settings, load_settings
 from backplane.state import RAILS
 from backplane.tasks.broker import EMBEDDED
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
     settings = settings or load_settings()
     configure_from_environment()
     plugins = plugins or load_plugins(settings)
+    # Paths first: a plugin refused for a path another plugin owns contributes nothing else.
+    routers = plugin_routers(plugins)
     rails = Rails.build(settings, plugins)
     kernel = rails.kernel()
     embedded_worker: list[dramatiq.Worker] = []
@@ -55,9 +58,12 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         await rails.identity.try_start()
         await asyncio.to_thread(_start_tasks, rails.tasks, embedded_worker)
         await kernel.notify("startup")
+        restore_signals = drain_on_exit_signals(rails.live)
         try:
             yield
         finally:
+            restore_signals()
+            rails.live.drain()  # open event streams end before anything else stops
             try:
                 await kernel.notify("shutdown")
             finally:
@@ -66,7 +72,8 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
 
     openapi_config, swagger_assets = openapi()
     config = AppConfig(
-        route_handlers=[swagger_assets, *plugin_routers(plugins)],
+        route_handlers=[swagger_assets, *routers],
+        template_config=plugin_templates(plugins),
         dependencies=request_dependencies(rails),
         openapi_config=openapi_config,
         plugins=[SecuredOperations()],

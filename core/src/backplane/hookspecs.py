@@ -28,7 +28,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_routes(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register Litestar controllers, routers or handlers: ``register(*handlers)``; mounted
     under ``/api/<plugin>/`` and tagged with the plugin name in OpenAPI. ``settings`` (the
-    kernel's, without secrets) is there for routes built from them, such as a body limit."""
+    kernel's, without secrets) is there for routes built from them, such as a body limit.
+    ``register(*handlers, prefix="/xapi")`` mounts them at a path the plugin owns instead
+    (where a standard names one; a path another plugin or the kernel claims refuses the later
+    plugin at start-up, naming both); ``register(*handlers, public=True)`` serves them without
+    authentication (no caller, no tenant: the handler checks what it serves; a plugin's
+    handler is public only this way). ``register(StaticFiles(path=..., directory=...))``
+    serves package data (public), ``register(Templates(directory=...))`` adds Jinja templates
+    named ``<plugin>/<file>``."""
 
 
 @hookspec

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from backplane.identity.holder import IdentityHolder
     from backplane.inference.runtime import ModelCatalog
     from backplane.inference.service import TenantModels
+    from backplane.live import LiveHub, TenantLive
     from backplane.mail.service import MailRails, TenantMail
     from backplane.ratelimit import RateLimits
     from backplane.tasks.context import TaskQueue
@@ -95,6 +96,7 @@ class Rails:
     billing: BillingContext
     mail: MailRails
     """The mail transport and the tenants' sending rate (:mod:`backplane.mail`)."""
+    live: LiveHub
     public: Settings = field(init=False)
     auth_backends: tuple[tuple[Authenticate, Kernel], ...] = field(init=False, default=())
     """``(authenticate, kernel view of its plugin)``, in the order requests are tried."""
@@ -116,6 +118,7 @@ class Rails:
         from backplane.identity.holder import IdentityHolder
         from backplane.identity.permissions import role_permissions
         from backplane.inference.runtime import ModelCatalog
+        from backplane.live import LiveHub
         from backplane.mail.service import MailRails
         from backplane.ratelimit import RateLimits
         from backplane.tasks.runtime import TaskRuntime
@@ -147,6 +150,7 @@ class Rails:
             events=events,
             billing=BillingContext(settings, meters, collect_providers(plugins), events),
             mail=MailRails(settings, plugins),
+            live=LiveHub(settings),
         )
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         kernel = rails.kernel()
@@ -161,6 +165,7 @@ class Rails:
         await self.identity.close()
         await self.rate_limits.aclose()
         await self.mail.aclose()
+        await self.live.close()
         await self.database.dispose()
 
     def kernel(self) -> Kernel:
@@ -356,6 +361,20 @@ class Kernel:
         if self.tenant_id is None:
             raise NoSessionError("kernel.mail sends as a tenant: use `kernel.tenant(...)`")
         return TenantMail(self._rails.settings.mail, self.db, self.tasks, self.tenant_id)
+
+    @property
+    def live(self) -> TenantLive:
+        """Send live events to the tenant's open streams (``GET /api/events``) or one user's:
+        ``await kernel.live.publish("imports.progress", {"done": 40}, user_id=...)``, at once,
+        not at commit (see :mod:`backplane.live`). Needs a tenant: inside a handler, a task, or
+        ``async with kernel.tenant(...)``."""
+        from backplane.live import TenantLive
+
+        if self.tenant_id is None:
+            raise NoSessionError(
+                "no tenant here: use `async with kernel.tenant(tenant_id) as k:` to publish"
+            )
+        return TenantLive(self._rails.live, self.plugin, self.tenant_id)
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

@@ -45,6 +45,7 @@ class SkipReason(enum.StrEnum):
     DEPENDENCY_CYCLE = "dependency-cycle"
     INVALID_SETTINGS = "invalid-settings"
     HOOK_ERROR = "hook-error"
+    PATH_CONFLICT = "path-conflict"
     NOT_FOUND = "not-found"
 
 
@@ -185,7 +186,13 @@ class PluginSet:
 
     def _hook_failed(self, name: str, hook: str, exc: Exception) -> None:
         """Isolate a plugin whose registration hook raised: unregister and record why."""
-        reason = f"{hook} raised {type(exc).__name__}: {exc}"
+        self.refuse(name, SkipReason.HOOK_ERROR, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+
+    def refuse(
+        self, name: str, code: SkipReason, reason: str, exc: Exception | None = None
+    ) -> None:
+        """Skip loaded plugin ``name`` for ``reason``: unregistered, recorded as skipped. In
+        strict mode, or for the kernel itself, :class:`PluginLoadError` instead."""
         if name == KERNEL_PLUGIN or self.settings.strict_plugins:
             raise PluginLoadError(f"plugin {name!r}: {reason}") from exc
         log.error("plugin %r disabled: %s", name, reason)
@@ -193,7 +200,7 @@ class PluginSet:
         if plugin is not None:
             self.manager.unregister(plugin)
         self.order.remove(name)
-        self.records[name].skip(SkipReason.HOOK_ERROR, reason)
+        self.records[name].skip(code, reason)
 
 
 def _taking_what_it_declares(impl: pluggy.HookImpl) -> Callable[..., Any]:

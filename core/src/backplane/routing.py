@@ -1,16 +1,15 @@
-"""Mounting what ``register_routes`` gave: each plugin under ``/api/<plugin>``, the kernel's
-own routes where they say (``/api`` by default; the V2 protocol at ``/v2``, health at
-``/health``), and the OpenAPI schema with its bundled Swagger UI (nothing from a CDN), whose
-security schemes let ``/schema`` authorize with an API key or an access token."""
+"""Mounting what ``register_routes`` gave: each plugin under ``/api/<plugin>`` or its own
+prefixes (checked by :mod:`backplane.mounts`), the kernel's own routes where they say (``/api``
+by default; the V2 protocol at ``/v2``, health at ``/health``), and the OpenAPI schema with its
+bundled Swagger UI (nothing from a CDN), whose security schemes let ``/schema`` authorize with
+an API key or an access token."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from litestar import Controller, Router
+from litestar import Router
 from litestar.di import Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
@@ -19,12 +18,13 @@ from litestar.routes import BaseRoute, HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from backplane import __version__
+from backplane._contract import StaticFiles, Templates
 from backplane._providers import constant
 from backplane.identity.auth import PLUGIN_OPT, PUBLIC_OPT, plugin_enabled_guard
+from backplane.mounts import claim_paths, static_router, template_config
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 
 SWAGGER_STATIC = "/schema/static"
-API = "/api"
 
 SECURITY_SCHEMES = {
     "ApiKey": SecurityScheme(
@@ -46,46 +46,46 @@ SECURITY: list[SecurityRequirement] = [{name: []} for name in SECURITY_SCHEMES]
 """Either scheme authenticates an operation (a list of alternatives in OpenAPI)."""
 
 
-def _route_items(plugin: str, *handlers: Any, prefix: str = API) -> list[tuple[str, Any]]:
-    """One ``register(*handlers)`` call; only the kernel may mount elsewhere than ``/api``."""
-    if prefix != API and plugin != KERNEL_PLUGIN:
-        raise TypeError(f"plugin {plugin!r}: routes are mounted under /api/{plugin}, no prefix")
-    for handler in handlers:
-        ok = isinstance(handler, BaseRouteHandler | Router) or (
-            inspect.isclass(handler) and issubclass(handler, Controller)
-        )
-        if not ok:
-            raise TypeError(
-                f"plugin {plugin!r}: register_routes expects controllers, routers or route "
-                f"handlers, got {handler!r}"
-            )
-    return [(prefix, handler) for handler in handlers]
-
-
 def plugin_routers(plugins: PluginSet) -> list[Router]:
-    """One router per plugin under ``/api/<plugin>``, tagged with the plugin name, answering
-    404 to tenants that switched the plugin off; the kernel's routes where they asked."""
+    """The kernel's routes where they asked (``/api`` by default); each plugin's under
+    ``/api/<plugin>`` or the prefixes it claimed (:mod:`backplane.mounts`), tagged with its
+    name, answering 404 to tenants that switched the plugin off (its public routes, having no
+    caller, answer everyone: they check what they serve themselves)."""
     kernel: dict[str, list[Any]] = {}
-    grouped: dict[str, list[Any]] = {}
-    for plugin, (prefix, handler) in plugins.collect("register_routes", _route_items):
+    grouped: dict[tuple[str, str, bool], list[Any]] = {}
+    for plugin, mount in claim_paths(plugins):
+        item = mount.item
+        if isinstance(item, Templates):
+            continue
+        if isinstance(item, StaticFiles):
+            item = static_router(plugin, item)
         if plugin == KERNEL_PLUGIN:
-            kernel.setdefault(prefix, []).append(handler)
+            kernel.setdefault(mount.prefix, []).append(item)
         else:
-            grouped.setdefault(plugin, []).append(handler)
+            grouped.setdefault((plugin, mount.prefix, mount.public), []).append(item)
     routers = [Router(path=prefix, route_handlers=handlers) for prefix, handlers in kernel.items()]
-    for plugin, handlers in grouped.items():
+    for (plugin, prefix, public), handlers in grouped.items():
         value = plugins.settings_for(plugin)
+        opt: dict[str, Any] = {PLUGIN_OPT: plugin}
+        if public:
+            opt[PUBLIC_OPT] = True
         routers.append(
             Router(
-                path=f"{API}/{plugin}",
+                path=prefix,
                 route_handlers=handlers,
                 tags=[plugin],
-                opt={PLUGIN_OPT: plugin},
+                opt=opt,
                 guards=[plugin_enabled_guard],
                 dependencies={"plugin_settings": Provide(constant(value), sync_to_thread=False)},
             )
         )
     return routers
+
+
+def plugin_templates(plugins: PluginSet) -> Any:
+    """The template configuration of every plugin's :class:`~backplane.Templates` (or None)."""
+    found = [(p, m.item) for p, m in claim_paths(plugins) if isinstance(m.item, Templates)]
+    return template_config(found)
 
 
 def openapi() -> tuple[OpenAPIConfig, Router]:

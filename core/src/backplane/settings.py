@@ -45,6 +45,9 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gc_freeze: bool = True
     """``backplane serve``: after start-up, exclude every object alive then from garbage
     collection (``gc.freeze``): full collections otherwise stall requests for tens of ms."""
+    shutdown_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    """``backplane serve``, when stopping: how long open requests may still run before they
+    are cancelled (live event streams end at once; clients reconnect)."""
     access_log: bool = True
     """One log line per request (uvicorn's access log); off saves a few percent of CPU."""
     max_request_body_bytes: int = 10 * 1024 * 1024
@@ -381,6 +384,35 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"link_base_url must be an http(s) URL, got {self.link_base_url!r}")
 
 
+class LiveSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Live events (``GET /api/events``, ``kernel.live``; ``BACKPLANE_LIVE__*``)."""
+
+    redis_url: str | None = None
+    """Redis that carries live events between processes and keeps their history (its own
+    streams, under ``backplane:live:``); unset: ``redis_url``, and without either, this
+    process's memory (events published in a ``backplane worker`` then reach no client)."""
+    history_events: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    """Events kept per stream (a tenant's, a user's) for ``Last-Event-ID`` resumption."""
+    history_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 300.0
+    """How long published events stay available for resumption."""
+    max_event_bytes: Annotated[int, msgspec.Meta(ge=256, le=1024 * 1024)] = 64 * 1024
+    """An event's encoded size above which ``publish`` refuses it."""
+    max_streams_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 200
+    """Open streams of one tenant in one server process (429 beyond)."""
+    max_streams_per_user: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Open streams of one user (or API key) in one server process (429 beyond)."""
+    keepalive_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0
+    """A comment line is sent after this long without events (proxies close idle streams)."""
+    max_stream_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3600.0
+    """A stream ends after this long (and when its access token expires); clients reconnect
+    with ``Last-Event-ID`` and miss nothing."""
+    backlog_events: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    """Events waiting to be sent to one slow client; beyond, its stream ends and the client
+    resumes from the history."""
+    retry_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 2000
+    """The reconnection delay told to clients (the SSE ``retry`` field)."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the kernel needs to start. Build it with :func:`load_settings`."""
 
@@ -411,6 +443,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     mail: MailSettings = msgspec.field(default_factory=MailSettings)
+    live: LiveSettings = msgspec.field(default_factory=LiveSettings)
     plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Raw per-plugin sections, validated by :mod:`backplane.plugins` with each plugin's struct."""
     sources: dict[str, str] = msgspec.field(default_factory=dict)
@@ -442,6 +475,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 self.db, **redacted(self.db, "migration_url", "maintenance_url")
             ),
             mail=msgspec.structs.replace(self.mail, smtp_password=None),
+            live=msgspec.structs.replace(self.live, **redacted(self.live, "redis_url")),
         )
 
     def resolved_database_url(self) -> str:

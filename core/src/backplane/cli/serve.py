@@ -25,6 +25,8 @@ from backplane.cli import _context
 )
 def serve(host: str | None, port: int | None, workers: int | None, access_log: bool | None) -> None:
     """Serve the HTTP API (run `backplane db upgrade` first)."""
+    import math
+
     import uvicorn
 
     settings = _context.settings()
@@ -42,6 +44,7 @@ def serve(host: str | None, port: int | None, workers: int | None, access_log: b
         proxy_headers=False,
         access_log=settings.server.access_log if access_log is None else access_log,
         server_header=False,
+        timeout_graceful_shutdown=math.ceil(settings.server.shutdown_timeout_s),
     )
 
 

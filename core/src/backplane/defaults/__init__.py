@@ -19,6 +19,7 @@ CONCERNS = (
     "tasks",
     "health",
     "mail",
+    "live",
     "audit",
     "privacy",
 )

@@ -76,6 +76,7 @@ def register_event_types(register: Any) -> None:
             name="quota.reached",
             description="A metered limit (hard or soft) was reached; `data` names the meter, "
             "limit, usage and reset time",
+            live=True,
         ),
         EventType(
             name="invoice.finalized",

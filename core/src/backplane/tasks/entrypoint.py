@@ -14,6 +14,7 @@ from dramatiq.middleware import Middleware
 
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
+from backplane.mounts import claim_paths
 from backplane.settings import load_settings
 from backplane.tasks.runtime import TaskRuntime
 
@@ -30,7 +31,9 @@ class _RuntimeLifecycle(Middleware):
 
 
 _settings = load_settings()
-runtime = Rails.build(_settings, load_plugins(_settings)).tasks
+_plugins = load_plugins(_settings)
+claim_paths(_plugins)  # skips what the server skips: a plugin refused for its paths
+runtime = Rails.build(_settings, _plugins).tasks
 runtime.broker.add_middleware(_RuntimeLifecycle(runtime))
 dramatiq.set_broker(runtime.broker)
 broker = runtime.broker

@@ -20,7 +20,9 @@ from backplane import (
     Meter,
     Permission,
     PluginInfo,
+    StaticFiles,
     StorageBackend,
+    Templates,
     hookimpl,
     pass_kernel,
 )
@@ -54,6 +56,7 @@ EVENTS: list[tuple[str, Any]] = []
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from bp_sample_kitchen_sink.live import LiveController
     from bp_sample_kitchen_sink.routes import (
         DoubleController,
         FailureController,
@@ -64,7 +67,14 @@ def register_routes(register: Any) -> None:
     from bp_sample_kitchen_sink.slow import SlowController
 
     register(NotesController, GreetingController, JobsController, DoubleController)
-    register(FailureController, SlowController)
+    register(FailureController, SlowController, LiveController)
+
+    from bp_sample_kitchen_sink.mounted import RecordsController, signup_page, track
+
+    register(RecordsController, prefix="/ks-records")
+    register(signup_page, track, public=True)
+    register(StaticFiles(path="/assets", directory=files(__package__) / "static"))
+    register(Templates(directory=files(__package__) / "templates"))
 
 
 @hookimpl
@@ -91,6 +101,7 @@ def register_tasks(register: Any) -> None:
     register(tasks.always_fails, queue="kitchen_sink", max_retries=2)
     register(tasks.sleepy, queue="kitchen_sink", max_retries=0, time_limit_ms=500)
     register(tasks.slow_log, queue="kitchen_sink", time_limit_ms=60_000)
+    register(tasks.announce, queue="kitchen_sink")
 
 
 @hookimpl

@@ -70,3 +70,11 @@ async def slow_log(kernel: Any, label: str, seconds: float) -> None:
     """Sleeps before writing: long enough to kill the process mid-task in tests."""
     await asyncio.sleep(seconds)
     await log_label(kernel, label)
+
+
+async def announce(kernel: Any, kind: str, data: dict[str, Any], user_id: str | None) -> None:
+    """Publish a live event from a task (``kernel.live``)."""
+    import uuid
+
+    user = uuid.UUID(user_id) if user_id else None
+    await kernel.live.publish(f"kitchen_sink.{kind}", data, user_id=user)
