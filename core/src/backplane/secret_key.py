@@ -1,16 +1,23 @@
 """The server's signing secret (kernel-internal: never on what plugins receive).
 
-It signs API keys (an HMAC), seals the token keyring and webhook secrets. It comes from
+It signs API keys (an HMAC); the token keyring, webhook secrets and DKIM keys are sealed with
+keys derived from it (:func:`sealing_key`). It comes from
 ``secret_key`` in the settings, or from ``<data dir>/secret_key``, generated once. The settings a
 plugin's kernel carries have no secret key, and nothing public returns one.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import os
 import secrets
 import tempfile
+
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from backplane.settings import PUBLIC_VIEW, SECRET_KEY_FILE, Settings
 
@@ -39,3 +46,15 @@ def secret_key(settings: Settings) -> str:
     finally:
         os.unlink(temporary)
     return path.read_text().strip()
+
+
+@functools.lru_cache(maxsize=32)
+def sealing_key(app_secret: str, purpose: str) -> Fernet:
+    """The Fernet key that seals one kind of secret at rest (the signing keyring, webhook
+    secrets, DKIM keys): HKDF-SHA256 of the installation's ``secret_key`` with ``purpose`` as
+    the salt, so each kind's key is independent of the others and a database dump alone opens
+    none of them."""
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=purpose.encode(), info=b"fernet v1"
+    ).derive(app_secret.encode())
+    return Fernet(base64.urlsafe_b64encode(key))

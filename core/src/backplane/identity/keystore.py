@@ -7,17 +7,15 @@ lives in the shared database, not in a data directory. It is encrypted with a ke
 
 from __future__ import annotations
 
-import base64
 import time
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane.db.models import KernelState
 from backplane.identity.tokens import Keyring, decode_keyring, encode_keyring
+from backplane.secret_key import sealing_key
 
 KEYRING_STATE_KEY = "signing_keyring"
 
@@ -26,11 +24,13 @@ class KeyringError(RuntimeError):
     """The stored keyring cannot be decrypted (the secret changed) or read."""
 
 
+SEALING_PURPOSE = "backplane keyring"
+"""The salt of this kind's sealing key (:func:`backplane.secret_key.sealing_key`); changing it
+would leave every sealed value unreadable."""
+
+
 def _fernet(secret: str) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"backplane keyring", info=b"fernet v1"
-    ).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
+    return sealing_key(secret, SEALING_PURPOSE)
 
 
 def _seal(keyring: Keyring, secret: str) -> str:

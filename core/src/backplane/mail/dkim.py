@@ -9,18 +9,17 @@ a database dump alone cannot sign mail as the domain.
 from __future__ import annotations
 
 import base64
-import functools
 import re
 from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.mail.models import DkimKey
+from backplane.secret_key import sealing_key
 
 KEY_BITS = 2048
 """RFC 8301: at least 1024; 2048 is what receivers expect now and still fits one TXT record."""
@@ -34,12 +33,13 @@ class DkimError(RuntimeError):
     """A sealed DKIM key cannot be opened (the installation's secret_key changed)."""
 
 
-@functools.lru_cache(maxsize=8)
+SEALING_PURPOSE = "backplane mail dkim"
+"""The salt of this kind's sealing key (:func:`backplane.secret_key.sealing_key`); changing it
+would leave every sealed value unreadable."""
+
+
 def _fernet(app_secret: str) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"backplane mail dkim", info=b"fernet v1"
-    ).derive(app_secret.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
+    return sealing_key(app_secret, SEALING_PURPOSE)
 
 
 def check_domain(domain: str) -> str:

@@ -7,24 +7,22 @@ database holds only the sealed form; the plain secret is shown to the tenant onc
 
 from __future__ import annotations
 
-import base64
-import functools
-
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from backplane.secret_key import sealing_key
 
 
 class SealError(RuntimeError):
     """A sealed secret cannot be opened (the installation's secret_key changed)."""
 
 
-@functools.lru_cache(maxsize=8)
+SEALING_PURPOSE = "backplane webhooks"
+"""The salt of this kind's sealing key (:func:`backplane.secret_key.sealing_key`); changing it
+would leave every sealed value unreadable."""
+
+
 def _fernet(app_secret: str) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"backplane webhooks", info=b"fernet v1"
-    ).derive(app_secret.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
+    return sealing_key(app_secret, SEALING_PURPOSE)
 
 
 def seal(secret: str, app_secret: str) -> str:
