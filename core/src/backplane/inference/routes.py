@@ -14,11 +14,11 @@ from backplane import __version__
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
+from backplane.inference.rollout import routing_key
 from backplane.inference.runtime import (
     LoadedModel,
     ModelCatalog,
     ModelNotFoundError,
-    pick_version,
     usage_items,
 )
 from backplane.inference.stats import ModelStatsResponse
@@ -87,7 +87,9 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await catalog.aload(pick_version(refs, version))
+        model = await catalog.aload(
+            await catalog.resolve(db, request.user.tenant_id, name, version)
+        )
         return Response(model.metadata([r.version for r in refs]))
 
     @get(
@@ -147,8 +149,14 @@ class V2Controller(Controller):
         )
         body = await request.body()
         _screen(request.headers.get("content-type"), body, header_length, settings.server)
-        model = await _load(request, None, name, version)
         infer_request, tensors = v2.decode_request(body, header_length)
+        catalog = rails.models
+        key = routing_key(infer_request, request.headers, settings.inference.max_routing_key_chars)
+        model = await catalog.aload(
+            await catalog.resolve(
+                None, request.user.tenant_id, name, version, routing_key=key, split=True
+            )
+        )
         feed = model.check_inputs(tensors)
         # Metered (and committed, group-committed with concurrent requests) before running, so
         # a spent quota refuses the request without using the model; for a tenant with no limit
