@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.auth import Principal, requires
@@ -69,7 +69,7 @@ class AliasController(Controller):
         db: NamedDependency[AsyncSession],
         name: FromPath[str],
         alias: FromPath[str],
-        data: AliasIn,
+        data: JSONBody[AliasIn],
     ) -> AliasOut:
         refuse_nul_in_fields(version=data.version, split_version=data.split_version)
         target = AliasTarget(
