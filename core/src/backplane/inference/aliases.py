@@ -122,6 +122,7 @@ async def _change(
 ) -> ModelAlias | None:
     """Move (or, with ``target`` None, delete) the alias, with its history and audit rows."""
     row = await _locked(db, tenant_id, name, alias)
+    created = False
     if row is None and target is not None:
         limit = catalog.settings.inference.max_aliases_per_model
         count = await db.scalar(
@@ -136,14 +137,15 @@ async def _change(
                 )
                 db.add(row)
                 await db.flush()
+            created = True
         except IntegrityError:  # created concurrently: take its lock and move it instead
             row = await _locked(db, tenant_id, name, alias)
             if row is None:
                 raise RegistryError(f"alias {alias!r} changed concurrently; retry", 409) from None
-        previous = None
-    elif row is None:
+    if row is None:
         raise RegistryError(f"model {name!r} has no alias {alias!r}", 404)
-    else:
+    previous = None
+    if not created:
         previous = AliasTarget(
             version=row.version, split_version=row.split_version, split_percent=row.split_percent
         )
