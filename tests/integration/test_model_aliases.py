@@ -8,6 +8,7 @@ nor set tenant A's aliases (404, as for a model that does not exist)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,7 +124,8 @@ def test_an_alias_names_a_version_and_unversioned_requests_follow_production(sta
     assert stack.put("candidate", version="2").status_code == 200
     assert stack.served(stack.one, "/v2/models/scorer/versions/candidate/infer") == "2"
     metadata = stack.call(stack.a, "GET", "/v2/models/scorer/versions/candidate")
-    assert metadata.status_code == 200 and metadata.json()["versions"] == ["1", "2"]
+    assert metadata.status_code == 200
+    assert metadata.json()["versions"] == ["1", "2"]
     shown = stack.call(stack.a, "GET", "/api/models/scorer/aliases/candidate").json()
     assert (shown["version"], shown["split_version"]) == ("2", None)
     assert stack.call(stack.a, "DELETE", "/api/models/scorer/aliases/production").status_code == 204
@@ -157,7 +159,8 @@ def test_rollback_of_a_new_alias_and_unknown_ones_are_refused(stack: Stack) -> N
     assert stack.call(stack.a, "POST", f"{url}/rollback").status_code == 404
     assert stack.put("production", version="1").status_code == 200
     refused = stack.call(stack.a, "POST", f"{url}/rollback")
-    assert refused.status_code == 409 and "no previous target" in refused.text
+    assert refused.status_code == 409
+    assert "no previous target" in refused.text
     assert stack.call(stack.a, "GET", "/api/models/nothing/aliases/production").status_code == 404
     missing = stack.call(
         stack.a, "PUT", "/api/models/nothing/aliases/production", json={"version": "1"}
@@ -192,7 +195,8 @@ def test_a_split_sends_traffic_to_both_versions_and_a_key_sticks_on_every_proces
 def test_a_key_beyond_the_limit_is_refused(stack: Stack) -> None:
     body = dict(INFER, parameters={"routing_key": "k" * 257})
     answer = stack.call(stack.a, "POST", "/v2/models/scorer/infer", json=body)
-    assert answer.status_code == 400 and "routing_key" in answer.text
+    assert answer.status_code == 400
+    assert "routing_key" in answer.text
 
 
 def until_served(stack: Stack, via: TestClient[Litestar], version: str, since: float) -> float:
@@ -214,7 +218,8 @@ def test_a_change_and_a_rollback_reach_the_other_process_within_the_bound(stack:
     rolled = stack.call(
         stack.a, "POST", "/api/models/scorer/aliases/production/rollback", via=stack.two
     )
-    assert rolled.status_code == 200 and rolled.json()["version"] == "1"
+    assert rolled.status_code == 200
+    assert rolled.json()["version"] == "1"
     changed = time.monotonic()
     assert stack.served(stack.two) == "1"
     assert until_served(stack, stack.one, "1", changed) <= BOUND_S + SLACK_S
@@ -254,7 +259,8 @@ def test_the_cli_moves_and_rolls_back_an_alias_and_the_server_follows(stack: Sta
     bad = run_cli(
         "models", "rollback", "scorer", "--tenant", "acme", "--alias", "nope", env=stack.env
     )
-    assert bad.returncode != 0 and "no alias 'nope'" in bad.stderr
+    assert bad.returncode != 0
+    assert "no alias 'nope'" in bad.stderr
 
 
 def test_concurrent_changes_of_one_alias_keep_a_consistent_history(stack: Stack) -> None:
@@ -269,7 +275,7 @@ def test_concurrent_changes_of_one_alias_keep_a_consistent_history(stack: Stack)
     history = stack.call(stack.a, "GET", "/api/models/scorer/aliases/production/history").json()
     assert len(history) == 16
     newest_first = list(history)
-    for newer, older in zip(newest_first, newest_first[1:], strict=False):
+    for newer, older in itertools.pairwise(newest_first):
         assert newer["previous_version"] == older["version"]  # every change saw the one before
     assert newest_first[-1]["previous_version"] is None
     now = stack.call(stack.a, "GET", "/api/models/scorer/aliases/production").json()
@@ -318,3 +324,18 @@ def test_tenant_b_can_neither_see_nor_set_a_aliases(stack: Stack) -> None:
     shown = stack.call(stack.a, "GET", base).json()
     assert shown["version"] == "1"
     assert len(stack.call(stack.a, "GET", f"{base}/history").json()) == 1
+
+
+def test_versions_with_the_same_file_are_told_apart_in_answers_and_statistics(stack: Stack) -> None:
+    files = {"file": ("m.onnx", IRIS, "application/octet-stream")}
+    made = stack.call(stack.a, "POST", "/api/models", files=files, data={"name": "scorer"})
+    assert made.status_code == 201
+    assert made.json()["version"] == "3"
+    assert (
+        stack.put("production", version="1", split_version="3", split_percent=50).status_code == 200
+    )
+    answered = [stack.served(stack.one) for _ in range(60)]  # P(one version only) ~ 1.7e-18
+    assert set(answered) == {"1", "3"}
+    stats = stack.call(stack.a, "GET", "/v2/models/scorer/stats").json()["model_stats"]
+    counts = {s["version"]: s["inference_stats"]["success"]["count"] for s in stats}
+    assert counts == {"1": answered.count("1"), "2": 0, "3": answered.count("3")}

@@ -57,9 +57,7 @@ def test_a_key_always_gets_the_same_version_and_raising_the_share_only_moves_mor
         assert {key: routed(key) for key in first} == first
     wider = AliasTarget(version="1", split_version="2", split_percent=30)
     for key, version in first.items():
-        again = route(
-            wider, tenant_id=TENANT, name="scorer", alias="production", routing_key=key
-        )
+        again = route(wider, tenant_id=TENANT, name="scorer", alias="production", routing_key=key)
         if version == "2":
             assert again == "2", key  # a caller on the new version is never moved back
 
@@ -97,8 +95,7 @@ def test_tenants_and_models_are_bucketed_independently() -> None:
 def test_no_split_always_answers_the_main_version() -> None:
     plain = AliasTarget(version="3")
     assert {
-        route(plain, tenant_id=TENANT, name="m", alias="a", routing_key=k)
-        for k in (None, "x", "y")
+        route(plain, tenant_id=TENANT, name="m", alias="a", routing_key=k) for k in (None, "x", "y")
     } == {"3"}
 
 

@@ -152,11 +152,10 @@ class V2Controller(Controller):
         infer_request, tensors = v2.decode_request(body, header_length)
         catalog = rails.models
         key = routing_key(infer_request, request.headers, settings.inference.max_routing_key_chars)
-        model = await catalog.aload(
-            await catalog.resolve(
-                None, request.user.tenant_id, name, version, routing_key=key, split=True
-            )
+        ref = await catalog.resolve(
+            None, request.user.tenant_id, name, version, routing_key=key, split=True
         )
+        model = await catalog.aload(ref)  # shared by versions with the same bytes: use ``ref``
         feed = model.check_inputs(tensors)
         # Metered (and committed, group-committed with concurrent requests) before running, so
         # a spent quota refuses the request without using the model; for a tenant with no limit
@@ -170,6 +169,7 @@ class V2Controller(Controller):
             feed,
             v2.requested_output_names(infer_request),
             settings.server.inference_timeout_s,
+            ref.version,
         )
         try:
             metered, outputs = await rails.usage_writer.record_around(
@@ -181,7 +181,7 @@ class V2Controller(Controller):
             )
         header_results(request.scope).extend(r for r in metered if r.used is not None)
         content, length = v2.encode_infer_response(
-            infer_request, model.ref.name, model.ref.version, outputs
+            infer_request, model.ref.name, ref.version, outputs
         )
         if length is None:
             return Response(content, media_type="application/json")
@@ -224,9 +224,10 @@ async def _run(
     feed: dict[str, Any],
     outputs: list[str] | None,
     timeout_s: float,
+    version: str,
 ) -> dict[str, v2.Tensor]:
     try:
-        return await catalog.infer(tenant, model, feed, outputs, timeout_s)
+        return await catalog.infer(tenant, model, feed, outputs, timeout_s, version=version)
     except TimeoutError:
         raise _RunTimeoutError from None
 

@@ -344,9 +344,13 @@ class ModelCatalog:
         feed: dict[str, Any],
         outputs: list[str] | None,
         timeout_s: float,
+        *,
+        version: str | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        """Run ``feed`` (batched with other requests when the model allows it); record stats."""
-        name, version = model.ref.name, model.ref.version
+        """Run ``feed`` (batched with other requests when the model allows it); record stats
+        under ``version`` (the resolved one: versions with the same bytes share a session, whose
+        ``ref`` is the version that loaded it), by default the session's."""
+        name, version = model.ref.name, version or model.ref.version
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout_s):

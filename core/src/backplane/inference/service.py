@@ -70,7 +70,7 @@ class TenantModels:
         )
         await self._kernel.usage.record_many(usage_items(name, feed))
         timeout = self._kernel.settings.server.inference_timeout_s
-        return await self._catalog.infer(tenant, model, feed, outputs, timeout)
+        return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id

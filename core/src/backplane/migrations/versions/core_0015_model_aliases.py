@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         _tenant_fk(ALIASES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{ALIASES}")),
-        sa.UniqueConstraint(
-            "tenant_id", "name", "alias", name=op.f(f"uq_{ALIASES}_tenant_id_name_alias")
-        ),
+        sa.UniqueConstraint("tenant_id", "name", "alias", name=op.f(f"uq_{ALIASES}_tenant_id")),
     )
     with op.batch_alter_table(ALIASES, schema=None) as batch_op:
         batch_op.create_index(batch_op.f(f"ix_{ALIASES}_tenant_id"), ["tenant_id"], unique=False)
