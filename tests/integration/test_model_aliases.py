@@ -24,7 +24,8 @@ from litestar.testing import TestClient
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
-from backplane.inference.aliases import get_alias, promote_if_better
+from backplane.inference.aliases import get_alias
+from backplane.inference.promotion import promote_if_better
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
@@ -339,3 +340,20 @@ def test_versions_with_the_same_file_are_told_apart_in_answers_and_statistics(st
     stats = stack.call(stack.a, "GET", "/v2/models/scorer/stats").json()["model_stats"]
     counts = {s["version"]: s["inference_stats"]["success"]["count"] for s in stats}
     assert counts == {"1": answered.count("1"), "2": 0, "3": answered.count("3")}
+
+
+def test_changing_an_alias_needs_models_manage(stack: Stack) -> None:
+    made = stack.call(stack.a, "POST", "/api/apikeys", json={"name": "app", "role": "member"})
+    assert made.status_code == 201, made.text
+    member = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert stack.put("production", version="1").status_code == 200
+    url = "/api/models/scorer/aliases/production"
+    assert stack.one.get(url, headers=member).status_code == 200  # reading: models.read
+    for method, path, body in [
+        ("PUT", url, {"version": "2"}),
+        ("DELETE", url, None),
+        ("POST", f"{url}/rollback", None),
+    ]:
+        answer = stack.one.request(method, path, json=body, headers=member)
+        assert answer.status_code == 403, (method, path, answer.text)
+    assert stack.call(stack.a, "GET", url).json()["version"] == "1"

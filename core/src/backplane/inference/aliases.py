@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 
 import msgspec
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from backplane.audit.record import record as audit
 from backplane.inference.alias_models import ModelAlias, ModelAliasChange
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.registry import RegistryError
-from backplane.inference.rollout import AliasTarget, PromotionDecision, should_promote
+from backplane.inference.rollout import AliasTarget
 from backplane.inference.runtime import ModelCatalog
 
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,39}\Z")
@@ -303,36 +302,3 @@ async def rollback_alias(
     row = await _change(db, catalog, tenant_id, name, alias, target, "rollback")
     assert row is not None
     return row
-
-
-async def promote_if_better(
-    db: AsyncSession,
-    catalog: ModelCatalog,
-    tenant_id: uuid.UUID,
-    name: str,
-    candidate_version: str,
-    candidate_metrics: Mapping[str, float],
-    production_metrics: Mapping[str, float] | None,
-    *,
-    metric: str,
-    higher_is_better: bool,
-    margin: float,
-    alias: str = PRODUCTION,
-) -> PromotionDecision:
-    """:func:`should_promote`, and when it says so, move ``alias`` to ``candidate_version``
-    (recorded as a ``promote`` change). ``production_metrics`` are those of the version the
-    alias points at now (None when it does not exist)."""
-    decision = should_promote(
-        candidate_metrics, production_metrics, metric, higher_is_better, margin
-    )
-    if decision.promote:
-        await set_alias(
-            db,
-            catalog,
-            tenant_id,
-            name,
-            alias,
-            AliasTarget(version=candidate_version),
-            action="promote",
-        )
-    return decision
