@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -30,9 +31,9 @@ from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
 from tests.app_helpers import rails
-from tests.cli import run_cli
+from tests.cli import run_cli, serving
 from tests.conftest import make_settings
-from tests.identity_helpers import seed_tenant
+from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
 
 BOUND_S = 1.0
 """``inference.registry_cache_s`` for these tests: how long another process may lag."""
@@ -357,3 +358,38 @@ def test_changing_an_alias_needs_models_manage(stack: Stack) -> None:
         answer = stack.one.request(method, path, json=body, headers=member)
         assert answer.status_code == 403, (method, path, answer.text)
     assert stack.call(stack.a, "GET", url).json()["version"] == "1"
+
+
+def test_a_real_second_server_follows_changes_and_rollbacks_within_the_bound(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A real ``backplane serve`` next to the test's application: another process entirely."""
+    if "BACKPLANE_DATABASE_URL" not in stack.env:
+        pytest.skip("two server processes need PostgreSQL (one SQLite file is one process)")
+    with serving({**TEST_PASSWORD_ENV, **stack.env}, tmp_path / "serve.log") as server:
+        remote = httpx.Client(base_url=server.base, headers=stack.a.headers, timeout=10)
+
+        def served(key: str | None = None) -> str:
+            body = dict(INFER, parameters={"routing_key": key}) if key else INFER
+            answer = remote.post("/v2/models/scorer/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["model_version"])
+
+        def until(version: str, since: float) -> None:
+            while served() != version:
+                assert time.monotonic() - since <= BOUND_S + SLACK_S, f"still not {version}"
+                time.sleep(0.05)
+
+        assert stack.put("production", version="1").status_code == 200
+        time.sleep(BOUND_S)
+        assert served() == "1"
+        assert stack.put("production", version="2").status_code == 200
+        until("2", time.monotonic())
+        rolled = stack.call(stack.a, "POST", "/api/models/scorer/aliases/production/rollback")
+        assert rolled.status_code == 200, rolled.text
+        until("1", time.monotonic())
+        split = stack.put("production", version="1", split_version="2", split_percent=10)
+        assert split.status_code == 200
+        time.sleep(BOUND_S)
+        keys = [f"user-{i}" for i in range(30)]
+        assert {k: served(k) for k in keys} == {k: stack.served(stack.one, key=k) for k in keys}
