@@ -27,6 +27,7 @@ from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.inference.aliases import get_alias
 from backplane.inference.promotion import promote_if_better
+from backplane.inference.rollout import AliasTarget, route
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
@@ -178,9 +179,22 @@ def test_a_split_sends_traffic_to_both_versions_and_a_key_sticks_on_every_proces
     )
     unkeyed = [stack.served(stack.one) for _ in range(200)]  # P(no "2") = 0.9**200, about 1e-9
     assert set(unkeyed) == {"1", "2"}
-    keys = [f"user-{i}" for i in range(40)]
+    # 30 keys that the routing function sends to version 1 and 10 to version 2 (at 10 %, the
+    # first 40 keys could all land on version 1): the server must agree with it, every time.
+    target = AliasTarget(version="1", split_version="2", split_percent=10)
+    expected: dict[str, list[str]] = {"1": [], "2": []}
+    for i in itertools.count():
+        key = f"user-{i}"
+        version = route(
+            target, tenant_id=stack.a.tenant_id, name="scorer", alias="production", routing_key=key
+        )
+        if len(expected[version]) < (30 if version == "1" else 10):
+            expected[version].append(key)
+        if len(expected["1"]) + len(expected["2"]) == 40:
+            break
+    keys = expected["1"] + expected["2"]
     first = {key: stack.served(stack.one, key=key) for key in keys}
-    assert set(first.values()) == {"1", "2"}  # 40 keys at 10 %: P(all on "1") is about 1.5 %
+    assert first == {key: v for v, ks in expected.items() for key in ks}
     for via in [stack.one, *([stack._two] if stack._two else []), stack.one]:
         assert {key: stack.served(via, key=key) for key in keys} == first
     header = stack.one.post(

@@ -10,7 +10,7 @@ from backplane._contract import ModelRef
 from backplane.inference.resolution import RegistryView, version_for
 from backplane.inference.rollout import AliasTarget
 
-TENANT = uuid.uuid4()
+TENANT = uuid.UUID("0b5e7a4c-27d4-4c59-8a0e-2f6f1d2a9c11")
 
 
 def view(versions: list[str], aliases: dict[str, AliasTarget]) -> RegistryView:
@@ -42,7 +42,7 @@ def test_production_is_the_default_and_a_version_beats_an_alias_of_its_name() ->
 
 def test_metadata_takes_the_main_version_and_inference_the_split() -> None:
     split = view(
-        ["1", "2"], {"production": AliasTarget(version="1", split_version="2", split_percent=99)}
+        ["1", "2"], {"production": AliasTarget(version="1", split_version="2", split_percent=50)}
     )
     assert resolved(split, "production", split=False) == "1"
     routed = {resolved(split, "production", f"user-{i}") for i in range(200)}
