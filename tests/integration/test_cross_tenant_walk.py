@@ -241,6 +241,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert model.status_code == 201, model.text
+    alias = client.put(
+        f"/api/models/{model_name}/aliases/production", json={"version": "1"}, headers=as_b
+    )
+    assert alias.status_code == 200, alias.text
     stored = client.post("/api/files", content=b"globex secret file", headers=as_b)
     assert stored.status_code == 201, stored.text
     b = TenantB(
@@ -411,6 +415,8 @@ class RequestBuilder:
             return list(b.model_names)
         if in_path and key == "version":
             return ["1"]
+        if in_path and key == "alias":  # B's model's alias (set in tenant_b_data)
+            return ["production"]
         if key in ("tenant", "tenant_id", "tenant_slug", "slug"):
             if key == "slug" or key == "tenant_slug":
                 return [b.seeded.slug]

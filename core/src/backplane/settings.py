@@ -202,7 +202,12 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     """The inference runtime (``register_inference_runtimes``) that runs uploaded models."""
     registry_cache_s: float = 2.0
     """How long a process trusts its cached view of a tenant's models (other processes' deletes
-    reach it within this; its own at once)."""
+    and alias changes, rollbacks included, reach it within this; its own at once)."""
+    max_aliases_per_model: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    """Most aliases (``production``, ``candidate``, ...) one tenant model may have."""
+    max_routing_key_chars: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
+    """Longest routing key (``parameters.routing_key`` or ``X-Routing-Key``) a V2 request may
+    send for sticky traffic splits."""
 
 
 class StorageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -42,6 +42,8 @@ KERNEL_ACTIONS: dict[str, str] = {
     "plugin.disabled": "A plugin was switched off for the tenant (target: the plugin)",
     "model.uploaded": "A model version was uploaded (target: name/version; details: sha256)",
     "model.deleted": "A model version was deleted (target: name/version)",
+    "model.alias_changed": "A model alias was set, moved, split, deleted, rolled back or "
+    "promoted (target: name@alias; details: action, from, to)",
     "plan.changed": "The tenant's plan changed (target: the new plan; details: from)",
     "data.exported": "The tenant's data, or a person's, was exported (details: what)",
     "data.erased": "A person's data was erased or pseudonymised (details: whom)",

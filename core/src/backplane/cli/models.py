@@ -134,3 +134,55 @@ def remove(name: str, slug: str, version: str | None) -> None:
 
     count = _admin(slug, f"remove {slug} {name}", partial(delete_model, name=name, version=version))
     click.echo(f"removed {count} version(s) of {name} for {slug}")
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version")
+@click.option("--tenant", "slug", required=True)
+@click.option("--split-version", default=None, help="A second version taking a share of traffic.")
+@click.option(
+    "--split-percent",
+    type=click.IntRange(0, 100),
+    default=0,
+    help="The share (1-99 %) of requests --split-version answers.",
+)
+def alias_command(
+    name: str, alias: str, version: str, slug: str, split_version: str | None, split_percent: int
+) -> None:
+    """Point ALIAS of tenant SLUG's model NAME at VERSION (optionally splitting its traffic)."""
+    from backplane.inference.aliases import set_alias
+    from backplane.inference.rollout import AliasTarget
+
+    target = AliasTarget(version=version, split_version=split_version, split_percent=split_percent)
+
+    async def work(session: Any, catalog: Any, tenant_id: Any) -> Any:
+        return await set_alias(session, catalog, tenant_id, name, alias, target)
+
+    row = _admin(slug, f"alias {slug} {name} {alias}", work)
+    click.echo(f"{name}@{row.alias} -> {_describe(row)} for {slug}")
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True)
+@click.option("--alias", default="production", show_default=True)
+def rollback(name: str, slug: str, alias: str) -> None:
+    """Move ALIAS of tenant SLUG's model NAME back to where it pointed before its last change."""
+    from backplane.inference.aliases import rollback_alias
+
+    async def work(session: Any, catalog: Any, tenant_id: Any) -> Any:
+        return await rollback_alias(session, catalog, tenant_id, name, alias)
+
+    row = _admin(slug, f"rollback {slug} {name} {alias}", work)
+    click.echo(f"{name}@{row.alias} rolled back to {_describe(row)} for {slug}")
+
+
+def _describe(row: Any) -> str:
+    if row.split_version is None:
+        return f"version {row.version}"
+    return (
+        f"version {row.version} ({100 - row.split_percent} %) and "
+        f"{row.split_version} ({row.split_percent} %)"
+    )

@@ -17,6 +17,7 @@ def register_migrations(register: Any) -> None:
     import backplane.db.models
     import backplane.files.models
     import backplane.identity.models
+    import backplane.inference.alias_models
     import backplane.inference.models
     import backplane.mail.models
     import backplane.tasks.models  # noqa: F401

@@ -12,10 +12,12 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_routes(register: Any, settings: Any) -> None:
+    from backplane.inference.alias_routes import AliasController
     from backplane.inference.api import models_controller
     from backplane.inference.routes import V2Controller
 
     register(models_controller(settings))
+    register(AliasController)
     register(V2Controller, prefix="/")
 
 

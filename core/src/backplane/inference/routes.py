@@ -14,11 +14,11 @@ from backplane import __version__
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import v2
+from backplane.inference.rollout import routing_key
 from backplane.inference.runtime import (
     LoadedModel,
     ModelCatalog,
     ModelNotFoundError,
-    pick_version,
     usage_items,
 )
 from backplane.inference.stats import ModelStatsResponse
@@ -87,7 +87,9 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await catalog.aload(pick_version(refs, version))
+        model = await catalog.aload(
+            await catalog.resolve(db, request.user.tenant_id, name, version)
+        )
         return Response(model.metadata([r.version for r in refs]))
 
     @get(
@@ -147,8 +149,13 @@ class V2Controller(Controller):
         )
         body = await request.body()
         _screen(request.headers.get("content-type"), body, header_length, settings.server)
-        model = await _load(request, None, name, version)
         infer_request, tensors = v2.decode_request(body, header_length)
+        catalog = rails.models
+        key = routing_key(infer_request, request.headers, settings.inference.max_routing_key_chars)
+        ref = await catalog.resolve(
+            None, request.user.tenant_id, name, version, routing_key=key, split=True
+        )
+        model = await catalog.aload(ref)  # shared by versions with the same bytes: use ``ref``
         feed = model.check_inputs(tensors)
         # Metered (and committed, group-committed with concurrent requests) before running, so
         # a spent quota refuses the request without using the model; for a tenant with no limit
@@ -162,6 +169,7 @@ class V2Controller(Controller):
             feed,
             v2.requested_output_names(infer_request),
             settings.server.inference_timeout_s,
+            ref.version,
         )
         try:
             metered, outputs = await rails.usage_writer.record_around(
@@ -173,7 +181,7 @@ class V2Controller(Controller):
             )
         header_results(request.scope).extend(r for r in metered if r.used is not None)
         content, length = v2.encode_infer_response(
-            infer_request, model.ref.name, model.ref.version, outputs
+            infer_request, model.ref.name, ref.version, outputs
         )
         if length is None:
             return Response(content, media_type="application/json")
@@ -216,9 +224,10 @@ async def _run(
     feed: dict[str, Any],
     outputs: list[str] | None,
     timeout_s: float,
+    version: str,
 ) -> dict[str, v2.Tensor]:
     try:
-        return await catalog.infer(tenant, model, feed, outputs, timeout_s)
+        return await catalog.infer(tenant, model, feed, outputs, timeout_s, version=version)
     except TimeoutError:
         raise _RunTimeoutError from None
 

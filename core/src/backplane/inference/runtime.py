@@ -27,6 +27,7 @@ from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
 from backplane.inference.models import ModelVersion, model_rows
+from backplane.inference.resolution import RegistryView, read_aliases, version_for
 from backplane.inference.sessions import SessionCache
 from backplane.inference.stats import StatsBook
 from backplane.inference.storage import open_store
@@ -168,6 +169,11 @@ async def _registry_refs(db: AsyncSession, tenant_id: uuid.UUID, name: str) -> l
     return sorted(refs, key=lambda r: version_key(r.version))
 
 
+async def _registry_view(db: AsyncSession, tenant_id: uuid.UUID, name: str) -> RegistryView:
+    refs = await _registry_refs(db, tenant_id, name)
+    return RegistryView(refs, await read_aliases(db, tenant_id, name) if refs else {})
+
+
 class ModelCatalog:
     """Every model a tenant may call, loaded lazily, run off the event loop."""
 
@@ -214,13 +220,12 @@ class ModelCatalog:
         self._sessions: SessionCache[LoadedModel] = SessionCache(
             config.session_cache_bytes, on_evict=self._evicted
         )
-        self._registry: RefreshAheadCache[tuple[uuid.UUID, str], list[ModelRef]] = (
-            RefreshAheadCache(
-                self._read_versions,
-                config.registry_cache_s,
-                remember=bool,  # not names nobody uploaded: any caller can invent those
-                name="model registry",
-            )
+        self._registry: RefreshAheadCache[tuple[uuid.UUID, str], RegistryView] = RefreshAheadCache(
+            self._read_view,
+            config.registry_cache_s,
+            # not names nobody uploaded: any caller can invent those
+            remember=lambda view: bool(view.refs),
+            name="model registry",
         )
 
     def _shipped_models(self, plugin: str, *models: Any) -> list[InferenceModel]:
@@ -248,33 +253,50 @@ class ModelCatalog:
         """The versions of ``name`` the tenant can call, oldest first (a shipped name wins:
         uploads cannot take one). The server's catalog (with a sessionmaker) reads the registry
         with its own session, through its cache, and ignores ``db``; the CLI's uses ``db``."""
-        refs = self.shipped_refs(name)
-        if not refs:
-            refs = await self._tenant_versions(db, tenant_id, name)
-        if not refs:
-            raise ModelNotFoundError(f"unknown model {name!r}")
-        return refs  # both sources keep their lists sorted, oldest first
+        return (await self._view(db, tenant_id, name)).refs
 
     async def resolve(
-        self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str, version: str | None
+        self,
+        db: AsyncSession | None,
+        tenant_id: uuid.UUID,
+        name: str,
+        version: str | None,
+        *,
+        routing_key: str | None = None,
+        split: bool = False,
     ) -> ModelRef:
-        return pick_version(await self.versions(db, tenant_id, name), version)
+        """The version to serve; ``version`` may name an alias (and None means ``production``
+        when the tenant's model has it): :func:`backplane.inference.resolution.version_for`."""
+        view = await self._view(db, tenant_id, name)
+        chosen = version_for(view, tenant_id, name, version, routing_key, split=split)
+        return pick_version(view.refs, chosen)
 
-    async def _tenant_versions(
+    async def _view(self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str) -> RegistryView:
+        """A shipped name's versions (no aliases: those are the tenant's own models'), else
+        the tenant's versions and aliases; :class:`ModelNotFoundError` when there are none."""
+        refs = self.shipped_refs(name)
+        if refs:
+            return RegistryView(refs, {})
+        view = await self._tenant_view(db, tenant_id, name)
+        if not view.refs:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        return view  # both sources keep their lists sorted, oldest first
+
+    async def _tenant_view(
         self, db: AsyncSession | None, tenant_id: uuid.UUID, name: str
-    ) -> list[ModelRef]:
+    ) -> RegistryView:
         if self._sessionmaker is not None:
             return await self._registry.get((tenant_id, name))
         if db is None:  # the CLI's catalog: no sessionmaker, one-shot, so no cache either
             raise RuntimeError("ModelCatalog: no session given and no sessionmaker configured")
-        return await _registry_refs(db, tenant_id, name)
+        return await _registry_view(db, tenant_id, name)
 
-    async def _read_versions(self, key: tuple[uuid.UUID, str]) -> list[ModelRef]:
+    async def _read_view(self, key: tuple[uuid.UUID, str]) -> RegistryView:
         tenant_id, name = key
         assert self._sessionmaker is not None
         async with self._sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            return await _registry_refs(session, tenant_id, name)
+            return await _registry_view(session, tenant_id, name)
 
     def forget(self, tenant_id: uuid.UUID, name: str) -> None:
         """Drop the cached view of a tenant's model (after this process changed it)."""
@@ -322,9 +344,13 @@ class ModelCatalog:
         feed: dict[str, Any],
         outputs: list[str] | None,
         timeout_s: float,
+        *,
+        version: str | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        """Run ``feed`` (batched with other requests when the model allows it); record stats."""
-        name, version = model.ref.name, model.ref.version
+        """Run ``feed`` (batched with other requests when the model allows it); record stats
+        under ``version`` (the resolved one: versions with the same bytes share a session, whose
+        ``ref`` is the version that loaded it), by default the session's."""
+        name, version = model.ref.name, version or model.ref.version
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout_s):

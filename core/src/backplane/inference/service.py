@@ -46,14 +46,18 @@ class TenantModels:
         *,
         version: str | None = None,
         outputs: list[str] | None = None,
+        routing_key: str | None = None,
     ) -> dict[str, Array]:
         """Run model ``name`` (its latest version, or ``version``) on ``inputs`` (name ->
         array-like, converted with numpy), metered first; the outputs by name (all of them, or
-        ``outputs``). Inputs that do not match the model's signature raise ``ValueError`` naming
-        what does not match; left unhandled in a route, it answers 400 with that message (and
-        an unknown model 404), see :data:`MODEL_ERROR_HANDLERS`."""
+        ``outputs``). ``version`` may name an alias; an alias that splits its traffic routes by
+        ``routing_key`` (sticky) or at random. Inputs that do not match the model's signature
+        raise ``ValueError`` naming what does not match; left unhandled in a route, it answers
+        400 with that message (and an unknown model 404), see :data:`MODEL_ERROR_HANDLERS`."""
         tenant = self._tenant()
-        ref = await self._catalog.resolve(self._kernel.db, tenant, name, version)
+        ref = await self._catalog.resolve(
+            self._kernel.db, tenant, name, version, routing_key=routing_key, split=True
+        )
         model = await self._catalog.aload(ref)
         # Python numbers become the signature's datatype (a list of floats is FP64 otherwise);
         # a value that does not fit it is refused by the check below, named.
@@ -66,7 +70,7 @@ class TenantModels:
         )
         await self._kernel.usage.record_many(usage_items(name, feed))
         timeout = self._kernel.settings.server.inference_timeout_s
-        return await self._catalog.infer(tenant, model, feed, outputs, timeout)
+        return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id

@@ -28,6 +28,7 @@ from backplane.billing.plan_models import Invoice, InvoiceLine, Subscription
 from backplane.billing.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from backplane.identity.models import ApiKey, Membership, RefreshToken, TenantPlugin, User
 from backplane.identity.tenants import set_member_role
+from backplane.inference.alias_models import ModelAlias, ModelAliasChange
 from backplane.inference.models import ModelVersion
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ExportArchive
@@ -65,6 +66,8 @@ TENANT_TABLES = (
     WebhookEvent,
     WebhookDelivery,
     ModelVersion,
+    ModelAlias,
+    ModelAliasChange,
     AuditEvent,
     AuditHead,
 )
