@@ -70,8 +70,8 @@ class Stack:
 
     @property
     def two(self) -> TestClient[Litestar]:
-        if self._two is None:
-            pytest.skip("two server processes need PostgreSQL (one SQLite file is one process)")
+        """The second application (``pg_stack`` only)."""
+        assert self._two is not None, "two server processes need PostgreSQL: use pg_stack"
         return self._two
 
     def call(self, who: SeededTenant, method: str, url: str, *, via: Any = None, **kw: Any) -> Any:
@@ -91,11 +91,27 @@ class Stack:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def stack(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Stack]:
+    yield from _stack(request, data_dir, request.param)
+
+
+@pytest.fixture
+def pg_stack(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Stack]:
+    """PostgreSQL only: what crosses server processes (tests using it are marked postgres)."""
+    yield from _stack(request, data_dir, "postgres")
+
+
+@pytest.fixture
+def sqlite_stack(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Stack]:
+    """SQLite only: paths that are the same on both databases, run once."""
+    yield from _stack(request, data_dir, "sqlite")
+
+
+def _stack(request: pytest.FixtureRequest, data_dir: Path, database: str) -> Iterator[Stack]:
     env = {
         "BACKPLANE_PLUGINS": "kitchen_sink",
         "BACKPLANE_INFERENCE__REGISTRY_CACHE_S": str(BOUND_S),
     }
-    if request.param == "postgres":
+    if database == "postgres":
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
@@ -104,7 +120,7 @@ def stack(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Stack]:
     with contextlib.ExitStack() as apps:
         one = apps.enter_context(TestClient(create_app(settings, plugins=plugins)))
         two = None
-        if request.param == "postgres":
+        if database == "postgres":
             second = load_plugins(make_settings(data_dir, env))
             two = apps.enter_context(TestClient(create_app(second.settings, plugins=second)))
         stack = Stack(one, two, a, b, {"BACKPLANE_DATA_DIR": str(data_dir), **env})
@@ -223,7 +239,11 @@ def until_served(stack: Stack, via: TestClient[Litestar], version: str, since: f
     return time.monotonic() - since
 
 
-def test_a_change_and_a_rollback_reach_the_other_process_within_the_bound(stack: Stack) -> None:
+@pytest.mark.postgres
+def test_a_change_and_a_rollback_reach_the_other_process_within_the_bound(
+    pg_stack: Stack,
+) -> None:
+    stack = pg_stack
     assert stack.put("production", version="1").status_code == 200
     time.sleep(BOUND_S)
     assert stack.served(stack.two) == "1"  # now cached by process two
@@ -256,9 +276,10 @@ def test_a_change_and_a_rollback_reach_the_other_process_within_the_bound(stack:
     assert {r["target_id"] for r in rows} == {"scorer@production"}
 
 
-def test_the_cli_moves_and_rolls_back_an_alias_and_the_server_follows(stack: Stack) -> None:
-    if "BACKPLANE_DATABASE_URL" in stack.env:
-        pytest.skip("the CLI path is the same on both databases; run once")
+def test_the_cli_moves_and_rolls_back_an_alias_and_the_server_follows(
+    sqlite_stack: Stack,
+) -> None:
+    stack = sqlite_stack  # the CLI path is the same on both databases: run once
     assert stack.put("production", version="1").status_code == 200
     moved = run_cli(
         "models", "alias", "scorer", "production", "2", "--tenant", "acme", env=stack.env
@@ -279,7 +300,9 @@ def test_the_cli_moves_and_rolls_back_an_alias_and_the_server_follows(stack: Sta
     assert "no alias 'nope'" in bad.stderr
 
 
-def test_concurrent_changes_of_one_alias_keep_a_consistent_history(stack: Stack) -> None:
+@pytest.mark.postgres
+def test_concurrent_changes_of_one_alias_keep_a_consistent_history(pg_stack: Stack) -> None:
+    stack = pg_stack
     two = stack.two
 
     def change(i: int) -> int:
@@ -374,12 +397,13 @@ def test_changing_an_alias_needs_models_manage(stack: Stack) -> None:
     assert stack.call(stack.a, "GET", url).json()["version"] == "1"
 
 
+@pytest.mark.postgres
 def test_a_real_second_server_follows_changes_and_rollbacks_within_the_bound(
-    stack: Stack, tmp_path: Path
+    pg_stack: Stack, tmp_path: Path
 ) -> None:
-    """A real ``backplane serve`` next to the test's application: another process entirely."""
-    if "BACKPLANE_DATABASE_URL" not in stack.env:
-        pytest.skip("two server processes need PostgreSQL (one SQLite file is one process)")
+    """A real ``backplane serve`` next to the test's application: another process entirely
+    (PostgreSQL: several processes writing one SQLite file is not a supported deployment)."""
+    stack = pg_stack
     with serving({**TEST_PASSWORD_ENV, **stack.env}, tmp_path / "serve.log") as server:
         remote = httpx.Client(base_url=server.base, headers=stack.a.headers, timeout=10)
 
