@@ -29,7 +29,7 @@ from backplane.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from backplane._contract import Meter
+    from backplane._contract import Meter, Trainer
     from backplane.audit.service import TenantAudit
     from backplane.billing.group import UsageWriter
     from backplane.billing.providers import BillingContext
@@ -178,6 +178,13 @@ class Rails:
         from backplane.files.storage import open_file_store
 
         return open_file_store(self.plugins)
+
+    @functools.cached_property
+    def trainers(self) -> dict[str, Trainer]:
+        """The trainers plugins registered (``register_trainers``), by name."""
+        from backplane.inference.trainers import collect_trainers
+
+        return collect_trainers(self.plugins)
 
 
 class _TaskViews:

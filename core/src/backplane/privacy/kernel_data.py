@@ -29,6 +29,7 @@ from backplane.billing.webhooks.models import WebhookDelivery, WebhookEndpoint, 
 from backplane.identity.models import ApiKey, Membership, RefreshToken, TenantPlugin, User
 from backplane.identity.tenants import set_member_role
 from backplane.inference.models import ModelVersion
+from backplane.inference.training_runs import TrainingRun
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ExportArchive
 from backplane.privacy.kernel_files import (
@@ -65,6 +66,7 @@ TENANT_TABLES = (
     WebhookEvent,
     WebhookDelivery,
     ModelVersion,
+    TrainingRun,
     AuditEvent,
     AuditHead,
 )
@@ -102,6 +104,7 @@ async def export_kernel_data(
         redact=SECRETS[RefreshToken],
     )
     await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
+    await archive.add_table(TrainingRun, TrainingRun.requested_by == user_id)
     await export_files(kernel, archive, subject)
     # What the person did, as the trail recorded it (erasure keeps these rows: security logs).
     await archive.add_table(
@@ -149,6 +152,12 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         .values(created_by=None)
         .execution_options(synchronize_session=False)
     )
+    runs: Any = await db.execute(
+        update(TrainingRun)
+        .where(TrainingRun.tenant_id == tenant_id, TrainingRun.requested_by == user_id)
+        .values(requested_by=None)
+        .execution_options(synchronize_session=False)
+    )
     files = await erase_file_uploader(kernel, subject)
     return {
         **mail,
@@ -158,6 +167,7 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         "backplane_api_keys_revoked": len(revoked),
         "backplane_refresh_tokens": sessions.rowcount,
         "backplane_model_versions": models.rowcount,
+        "backplane_training_runs": runs.rowcount,
     }
 
 
