@@ -153,6 +153,7 @@ class Rails:
             live=LiveHub(settings),
         )
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
+        rails.trainers  # noqa: B018 - collects the trainers: an invalid one fails now
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))

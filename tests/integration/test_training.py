@@ -1,0 +1,162 @@
+"""Training by hook, end to end: kitchen_sink's trainer learns from a tenant's notes through
+``POST /api/models/{name}/train`` on a real ``backplane serve``; the version it registers beats
+a constant baseline on the holdout, answers tritonclient like scikit-learn, and is the tenant's
+alone. Runs past the time or memory limit fail with a clear error and leave no version."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from bp_sample_kitchen_sink.trainers import note_row, synthetic
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tritonclient.utils import InferenceServerException
+
+from backplane.db import migrations
+from backplane.loading import load_plugins
+from tests.cli import serving
+from tests.conftest import make_settings
+from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
+
+pytestmark = pytest.mark.slow  # a real `backplane serve` process, fit subprocesses
+
+ROWS = 400
+DONE = ("succeeded", "failed")
+
+
+def wait_done(http: httpx.Client, model: str, run_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = http.get(f"/api/models/{model}/training-runs/{run_id}")
+        assert run.status_code == 200, run.text
+        if run.json()["status"] in DONE or time.monotonic() > deadline:
+            return dict(run.json())
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def served(
+    data_dir: Path, db_env: dict[str, str]
+) -> Iterator[tuple[str, httpx.Client, httpx.Client]]:
+    """``backplane serve`` with kitchen_sink; clients of tenants ``acme`` and ``beta``."""
+    env = {
+        "BACKPLANE_DATA_DIR": str(data_dir),
+        "BACKPLANE_PLUGINS": "kitchen_sink",
+        "BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1000",
+        "BACKPLANE_TRAINING__TIME_LIMIT_S": "8",
+        "BACKPLANE_TRAINING__MEMORY_BYTES": str(1536 << 20),
+        **TEST_PASSWORD_ENV,
+        **db_env,
+    }
+    plugins = load_plugins(make_settings(data_dir, env))
+    migrations.upgrade(plugins)
+    acme, beta = seed_tenant(plugins, "acme"), seed_tenant(plugins, "beta")
+    with serving(env, data_dir.parent / "serve.log") as server:
+        clients = [
+            httpx.Client(base_url=server.base, headers=t.headers, timeout=30) for t in (acme, beta)
+        ]
+        for http in clients:
+            enabled = http.put("/api/tenant/plugins/kitchen_sink", json={"enabled": True})
+            assert enabled.status_code == 200, enabled.text
+        yield server.base.removeprefix("http://"), clients[0], clients[1]
+        for http in clients:
+            http.close()
+
+
+def acme_rows(http: httpx.Client) -> tuple[np.ndarray, np.ndarray]:
+    """Store ROWS labelled notes for the tenant; the rows as the trainer will read them."""
+    features, labels = synthetic(ROWS, seed=11)
+    bodies = [note_row(list(map(float, f)), int(y)) for f, y in zip(features, labels, strict=True)]
+    for body in bodies:
+        assert http.post("/api/kitchen_sink/notes", json={"body": body}).status_code == 201
+    parsed = np.array([[float(v) for v in b.split("|")[0].split()] for b in bodies], np.float32)
+    return parsed, labels
+
+
+def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scikit_learn(
+    served: tuple[str, httpx.Client, httpx.Client],
+) -> None:
+    url, acme, beta = served
+    features, labels = acme_rows(acme)
+    started = acme.post("/api/models/note_score/train")
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued"
+    run = wait_done(acme, "note_score", started.json()["id"])
+    assert run["status"] == "succeeded", run
+    card = run["card"]
+    assert card["trainer"] == "kitchen_sink.notes"
+    assert (card["training_rows"], card["holdout_rows"]) == (ROWS * 4 // 5, ROWS // 5)
+    assert card["metrics"]["auc"] > 0.9 > 0.6 > card["baseline"]["auc"]
+    assert card["onnx_max_abs_diff"] <= 1e-4
+    assert card["parameters"]["logisticregression__C"] == "1.0"
+    listed = acme.get("/api/models/note_score/training-runs").json()
+    assert [r["id"] for r in listed] == [run["id"]]
+
+    # the same split and pipeline here give the probabilities the served version answers
+    x_fit, x_hold, y_fit, _ = train_test_split(features, labels, test_size=0.2, random_state=0)
+    local = make_pipeline(StandardScaler(), LogisticRegression()).fit(x_fit, y_fit)
+    client = triton.InferenceServerClient(url=url)
+    auth = dict(acme.headers)
+    tensor = triton.InferInput("X", list(x_hold.shape), "FP32")
+    tensor.set_data_from_numpy(x_hold)
+    result = client.infer("note_score", [tensor], model_version=run["version"], headers=dict(auth))
+    assert np.allclose(result.as_numpy("probabilities"), local.predict_proba(x_hold), atol=1e-4)
+    assert np.array_equal(result.as_numpy("label"), local.predict(x_hold))
+
+    # tenant beta sees nothing of acme's model, and cannot call it
+    assert beta.get(f"/api/models/note_score/training-runs/{run['id']}").status_code == 404
+    assert beta.get("/api/models/note_score/training-runs").json() == []
+    assert beta.get("/api/models/note_score").status_code == 404
+    with pytest.raises(InferenceServerException, match="404|not found|unknown"):
+        client.infer("note_score", [tensor], headers=dict(beta.headers))
+    # training the same name for beta reads beta's (empty) notes: it fails, acme's untouched
+    own = beta.post("/api/models/note_score/train")
+    assert own.status_code == 202, own.text
+    failed = wait_done(beta, "note_score", own.json()["id"])
+    assert failed["status"] == "failed"
+    assert "0 rows" in failed["error"]
+    assert beta.get("/api/models/note_score").status_code == 404
+    assert [v["version"] for v in acme.get("/api/models/note_score").json()] == [run["version"]]
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [("slow_score", "training.time_limit_s (8 s)"), ("hungry_score", "training.memory_bytes")],
+)
+def test_a_run_past_its_limit_fails_clearly_and_leaves_no_version(
+    served: tuple[str, httpx.Client, httpx.Client], model: str, reason: str
+) -> None:
+    _url, acme, _beta = served
+    started = acme.post(f"/api/models/{model}/train")
+    assert started.status_code == 202, started.text
+    began = time.monotonic()
+    run = wait_done(acme, model, started.json()["id"], timeout=60)
+    assert run["status"] == "failed", run
+    assert reason in run["error"]
+    assert run["version"] is None
+    assert run["card"] is None
+    assert time.monotonic() - began < 30  # the slow fit (600 s) was killed, not waited for
+    assert acme.get(f"/api/models/{model}").status_code == 404
+
+
+def test_bad_requests_are_refused_with_a_reason(
+    served: tuple[str, httpx.Client, httpx.Client],
+) -> None:
+    _url, acme, _beta = served
+    unknown = acme.post("/api/models/nobody_trains_this/train")
+    assert unknown.status_code == 404
+    assert "no trainer is registered" in unknown.json()["detail"]
+    wrong = acme.post("/api/models/note_score/train", json={"trainer": "kitchen_sink.slow"})
+    assert wrong.status_code == 404
+    extra = acme.post("/api/models/note_score/train", json={"trainer": None, "epochs": 3})
+    assert extra.status_code == 400
+    assert acme.get("/api/models/note_score/training-runs/not-a-uuid").status_code == 404
