@@ -44,16 +44,24 @@ def wait_done(http: httpx.Client, model: str, run_id: str, timeout: float = 120)
 
 
 @pytest.fixture
+def served_env() -> dict[str, str]:
+    """The server's environment (filled by ``served``), for CLI commands on its database."""
+    return {}
+
+
+@pytest.fixture
 def served(
-    data_dir: Path, db_env: dict[str, str]
+    data_dir: Path, db_env: dict[str, str], served_env: dict[str, str]
 ) -> Iterator[tuple[str, httpx.Client, httpx.Client]]:
     """``backplane serve`` with kitchen_sink; clients of tenants ``acme`` and ``beta``."""
-    env = {
+    env = served_env
+    env |= {
         "BACKPLANE_DATA_DIR": str(data_dir),
         "BACKPLANE_PLUGINS": "kitchen_sink",
         "BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1000",
         "BACKPLANE_TRAINING__TIME_LIMIT_S": "8",
         "BACKPLANE_TRAINING__MEMORY_BYTES": str(1536 << 20),
+        "BACKPLANE_TRAINING__MAX_CONCURRENT_PER_TENANT": "1",
         **TEST_PASSWORD_ENV,
         **db_env,
     }
@@ -116,7 +124,7 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
     assert beta.get(f"/api/models/note_score/training-runs/{run['id']}").status_code == 404
     assert beta.get("/api/models/note_score/training-runs").json() == []
     assert beta.get("/api/models/note_score").status_code == 404
-    with pytest.raises(InferenceServerException, match="404|not found|unknown"):
+    with pytest.raises(InferenceServerException, match=r"404|not found|unknown"):
         client.infer("note_score", [tensor], headers=dict(beta.headers))
     # training the same name for beta reads beta's (empty) notes: it fails, acme's untouched
     own = beta.post("/api/models/note_score/train")
@@ -160,3 +168,32 @@ def test_bad_requests_are_refused_with_a_reason(
     extra = acme.post("/api/models/note_score/train", json={"trainer": None, "epochs": 3})
     assert extra.status_code == 400
     assert acme.get("/api/models/note_score/training-runs/not-a-uuid").status_code == 404
+
+
+def test_concurrent_requests_never_pass_the_cap_on_active_runs(
+    served: tuple[str, httpx.Client, httpx.Client],
+) -> None:
+    """``training.max_concurrent_per_tenant`` is 1 here: of four requests at once, one run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _url, acme, beta = served
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: acme.post("/api/models/slow_score/train"), range(4)))
+    assert sorted(a.status_code for a in answers) == [202, 429, 429, 429]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert "training.max_concurrent_per_tenant" in refused.json()["detail"]
+    assert beta.post("/api/models/slow_score/train").status_code == 202  # its own cap
+    assert len(acme.get("/api/models/slow_score/training-runs").json()) == 1
+
+
+def test_training_past_the_quota_is_refused(
+    served: tuple[str, httpx.Client, httpx.Client], served_env: dict[str, str]
+) -> None:
+    from tests.cli import run_cli
+
+    _url, acme, _beta = served
+    capped = run_cli("quotas", "set", "acme", "inference.training_seconds", "0", env=served_env)
+    assert capped.returncode == 0, capped.stderr
+    refused = acme.post("/api/models/note_score/train")
+    assert refused.status_code == 429, refused.text
+    assert acme.get("/api/models/note_score/training-runs").json() == []

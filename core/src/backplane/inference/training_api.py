@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.auth import Principal, requires
@@ -59,7 +59,7 @@ class TrainingController(Controller):
         db: NamedDependency[AsyncSession],
         kernel: NamedDependency[Kernel],
         name: FromPath[str],
-        data: TrainRequest | None = None,
+        data: JSONBody[TrainRequest | None] = None,
     ) -> Response[TrainingRunOut]:
         rails = rails_of(request)
         check_name(rails.models, name, None)

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backplane._contract import Trainer
 from backplane.audit.record import record as audit
 from backplane.db.base import Base
+from backplane.db.locks import lock_row
 from backplane.db.tenancy import TenantScoped
+from backplane.identity.models import Tenant
 from backplane.inference.registry import RegistryError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -109,7 +111,9 @@ async def start_run(
     limit: int,
     requested_by: uuid.UUID | None,
 ) -> TrainingRun:
-    """Write a queued run and enqueue its task; 429 when the tenant has ``limit`` active."""
+    """Write a queued run and enqueue its task; 429 when the tenant has ``limit`` active
+    (counted under the tenant row's lock: concurrent requests cannot both pass the cap)."""
+    await lock_row(db, Tenant, tenant_id)
     active = await db.scalar(
         select(func.count())
         .select_from(TrainingRun)
