@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 
 from backplane.db import migrations
 from backplane.loading import load_plugins
-from tests.cli import serving
+from tests.cli import run_cli, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
 
@@ -91,7 +91,7 @@ def acme_rows(http: httpx.Client) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scikit_learn(
-    served: tuple[str, httpx.Client, httpx.Client],
+    served: tuple[str, httpx.Client, httpx.Client], served_env: dict[str, str]
 ) -> None:
     url, acme, beta = served
     features, labels = acme_rows(acme)
@@ -134,6 +134,18 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
     assert "0 rows" in failed["error"]
     assert beta.get("/api/models/note_score").status_code == 404
     assert [v["version"] for v in acme.get("/api/models/note_score").json()] == [run["version"]]
+
+    # the operator's command: the same run, followed to its end
+    followed = run_cli(
+        "models", "train", "note_score", "--tenant", "acme", "--wait", env=served_env
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert "note_score version 2 registered for acme: auc 0.9" in followed.stdout
+    versions = [v["version"] for v in acme.get("/api/models/note_score").json()]
+    assert versions == [run["version"], "2"]
+    refused = run_cli("models", "train", "note_score", "--tenant", "beta", "--wait", env=served_env)
+    assert refused.returncode == 1
+    assert "failed: the trainer returned 0 rows" in refused.stderr
 
 
 @pytest.mark.parametrize(
@@ -189,8 +201,6 @@ def test_concurrent_requests_never_pass_the_cap_on_active_runs(
 def test_training_past_the_quota_is_refused(
     served: tuple[str, httpx.Client, httpx.Client], served_env: dict[str, str]
 ) -> None:
-    from tests.cli import run_cli
-
     _url, acme, _beta = served
     capped = run_cli("quotas", "set", "acme", "inference.training_seconds", "0", env=served_env)
     assert capped.returncode == 0, capped.stderr

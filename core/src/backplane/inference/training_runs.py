@@ -27,6 +27,9 @@ from backplane.inference.registry import RegistryError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 ACTIVE = (QUEUED, RUNNING)
+STEPS = ("queued", "reading data", "fitting", "evaluating", "converting", "checking")
+"""The progress a run reports, in order (then ``registering`` and ``done``)."""
+TRAIN_TASK = "core.train_model"
 
 
 class TrainingRun(TenantScoped, Base):
@@ -134,7 +137,7 @@ async def start_run(
     )
     db.add(row)
     await db.flush()
-    await tasks.enqueue("core.train_model", str(row.id))
+    tasks.enqueue_for(tenant_id, TRAIN_TASK, str(row.id))
     details = {"run": str(row.id), "trainer": trainer.name}
     await audit(
         db,
