@@ -180,6 +180,11 @@ def test_bad_requests_are_refused_with_a_reason(
     extra = acme.post("/api/models/note_score/train", json={"trainer": None, "epochs": 3})
     assert extra.status_code == 400
     assert acme.get("/api/models/note_score/training-runs/not-a-uuid").status_code == 404
+    # a tenant that turned the trainer's plugin off cannot run its trainers
+    assert acme.put("/api/tenant/plugins/kitchen_sink", json={"enabled": False}).status_code == 200
+    off = acme.post("/api/models/note_score/train")
+    assert off.status_code == 404
+    assert "turned off" in off.json()["detail"]
 
 
 def test_concurrent_requests_never_pass_the_cap_on_active_runs(
@@ -207,3 +212,41 @@ def test_training_past_the_quota_is_refused(
     refused = acme.post("/api/models/note_score/train")
     assert refused.status_code == 429, refused.text
     assert acme.get("/api/models/note_score/training-runs").json() == []
+
+
+def test_a_run_whose_worker_died_fails_when_its_task_comes_again(
+    data_dir: Path, db_env: dict[str, str]
+) -> None:
+    """A worker killed mid-run leaves the run ``running``; the outbox delivers the task again,
+    which fails the run (so it does not hold the tenant's cap forever) and starts nothing."""
+    import asyncio
+
+    from backplane.inference.training import train_model
+    from backplane.inference.training_runs import TrainingRun
+    from backplane.kernel import Rails
+
+    plugins = load_plugins(make_settings(data_dir, db_env))
+    migrations.upgrade(plugins)
+    acme = seed_tenant(plugins, "acme")
+
+    async def scenario() -> TrainingRun:
+        rails = Rails.build(plugins.settings, plugins)
+        try:
+            async with rails.kernel().tenant(acme.tenant_id) as kernel:
+                row = TrainingRun(
+                    model="note_score", trainer="kitchen_sink.notes", status="running"
+                )
+                kernel.db.add(row)
+            async with rails.kernel().tenant(acme.tenant_id) as kernel:
+                await train_model(kernel, str(row.id))
+            async with rails.kernel().tenant(acme.tenant_id) as kernel:
+                found = await kernel.db.get(TrainingRun, row.id)
+                assert found is not None
+                return found
+        finally:
+            await rails.close()
+
+    run = asyncio.run(scenario())
+    assert run.status == "failed"
+    assert run.error == "interrupted: the worker running it stopped; start a new run"
+    assert run.version is None

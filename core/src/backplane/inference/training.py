@@ -33,7 +33,7 @@ from backplane.billing.usage import UsageItem
 from backplane.db.tenancy import bind_tenant
 from backplane.inference.limits import ModelRejected
 from backplane.inference.registry import add_model
-from backplane.inference.training_runs import FAILED, QUEUED, RUNNING, SUCCEEDED, TrainingRun
+from backplane.inference.training_runs import FAILED, RUNNING, SUCCEEDED, TrainingRun
 from backplane.kernel import Kernel, Rails, internals
 
 LIVE_EVENT = "models.training"
@@ -185,14 +185,19 @@ async def _features(kernel: Kernel, trainer: Any, deadline: float) -> bytes:
 
 
 async def train_model(kernel: Kernel, run_id: str) -> None:
-    """Task: run one queued training run for its tenant (a run no longer queued is left alone:
-    a redelivered task does nothing twice)."""
+    """Task: run one queued training run for its tenant. A finished run is left alone; one
+    found ``running`` was started by an attempt that died (a worker killed mid-run: the outbox
+    delivers the task again), so it is failed rather than left blocking the tenant's cap."""
     rails, key = internals(kernel), uuid.UUID(run_id)
     async with _committed(kernel, rails) as session:
         row = await session.scalar(
             select(TrainingRun).where(TrainingRun.id == key).with_for_update()
         )
-        if row is None or row.status != QUEUED:
+        if row is None or row.status in (SUCCEEDED, FAILED):
+            return
+        if row.status == RUNNING:  # delivered again: the attempt that started it has died
+            row.status, row.finished_at = FAILED, datetime.now(UTC)
+            row.error = "interrupted: the worker running it stopped; start a new run"
             return
         row.status, row.progress, row.started_at = RUNNING, "reading data", datetime.now(UTC)
         model, trainer_name, requested_by = row.model, row.trainer, row.requested_by

@@ -22,7 +22,7 @@ from backplane.audit.record import record as audit
 from backplane.db.base import Base
 from backplane.db.locks import lock_row
 from backplane.db.tenancy import TenantScoped
-from backplane.identity.models import Tenant
+from backplane.identity.models import Tenant, TenantPlugin
 from backplane.inference.registry import RegistryError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -116,6 +116,14 @@ async def start_run(
 ) -> TrainingRun:
     """Write a queued run and enqueue its task; 429 when the tenant has ``limit`` active
     (counted under the tenant row's lock: concurrent requests cannot both pass the cap)."""
+    plugin = trainer.name.split(".", 1)[0]  # register_trainers checked the prefix
+    switch = await db.get(TenantPlugin, {"tenant_id": tenant_id, "plugin": plugin})
+    if switch is not None and not switch.enabled:
+        raise RegistryError(
+            f"trainer {trainer.name!r} belongs to plugin {plugin!r}, which this tenant has "
+            "turned off",
+            404,
+        )
     await lock_row(db, Tenant, tenant_id)
     active = await db.scalar(
         select(func.count())
