@@ -91,6 +91,10 @@ class TrainingController(Controller):
         summary="One training run: status, progress, error, version and model card",
     )
     async def run(
-        self, request: Req, db: NamedDependency[AsyncSession], name: FromPath[str], run_id: str
+        self,
+        request: Req,
+        db: NamedDependency[AsyncSession],
+        name: FromPath[str],
+        run_id: FromPath[str],
     ) -> TrainingRunOut:
         return await get_run(db, request.user.tenant_id, name, run_id)
