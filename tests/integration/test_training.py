@@ -26,6 +26,7 @@ from backplane.loading import load_plugins
 from tests.cli import run_cli, serving
 from tests.conftest import make_settings
 from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
+from tests.live_helpers import open_stream
 
 pytestmark = pytest.mark.slow  # a real `backplane serve` process, fit subprocesses
 
@@ -95,10 +96,20 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
 ) -> None:
     url, acme, beta = served
     features, labels = acme_rows(acme)
-    started = acme.post("/api/models/note_score/train")
-    assert started.status_code == 202, started.text
-    assert started.json()["status"] == "queued"
-    run = wait_done(acme, "note_score", started.json()["id"])
+    with open_stream(f"http://{url}", dict(acme.headers)) as stream:
+        started = acme.post("/api/models/note_score/train")
+        assert started.status_code == 202, started.text
+        assert started.json()["status"] == "queued"
+        run = wait_done(acme, "note_score", started.json()["id"])
+        progress = []  # the live events of the run, as the tenant's stream received them
+        while not progress or progress[-1] != "succeeded":
+            event = stream.next_event()
+            if event.event == "models.training":
+                data = event.json["data"]
+                assert data["run"] == run["id"]
+                progress.append(data.get("status") or data["progress"])
+    steps = ["fitting", "evaluating", "converting", "checking", "registering", "succeeded"]
+    assert progress == steps
     assert run["status"] == "succeeded", run
     card = run["card"]
     assert card["trainer"] == "kitchen_sink.notes"
