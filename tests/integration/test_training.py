@@ -60,7 +60,8 @@ def served(
         "BACKPLANE_DATA_DIR": str(data_dir),
         "BACKPLANE_PLUGINS": "kitchen_sink",
         "BACKPLANE_PLUGIN__KITCHEN_SINK__MAX_NOTES": "1000",
-        "BACKPLANE_TRAINING__TIME_LIMIT_S": "8",
+        # generous: the fit process imports scikit-learn, skl2onnx and onnxruntime on a busy CI
+        "BACKPLANE_TRAINING__TIME_LIMIT_S": "30",
         "BACKPLANE_TRAINING__MEMORY_BYTES": str(1536 << 20),
         "BACKPLANE_TRAINING__MAX_CONCURRENT_PER_TENANT": "1",
         **TEST_PASSWORD_ENV,
@@ -102,7 +103,7 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
         assert started.json()["status"] == "queued"
         run = wait_done(acme, "note_score", started.json()["id"])
         progress = []  # the live events of the run, as the tenant's stream received them
-        while not progress or progress[-1] != "succeeded":
+        while not progress or progress[-1] not in DONE:
             event = stream.next_event()
             if event.event == "models.training":
                 data = event.json["data"]
@@ -161,7 +162,7 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
 
 @pytest.mark.parametrize(
     ("model", "reason"),
-    [("slow_score", "training.time_limit_s (8 s)"), ("hungry_score", "training.memory_bytes")],
+    [("slow_score", "training.time_limit_s (30 s)"), ("hungry_score", "training.memory_bytes")],
 )
 def test_a_run_past_its_limit_fails_clearly_and_leaves_no_version(
     served: tuple[str, httpx.Client, httpx.Client], model: str, reason: str
@@ -170,12 +171,12 @@ def test_a_run_past_its_limit_fails_clearly_and_leaves_no_version(
     started = acme.post(f"/api/models/{model}/train")
     assert started.status_code == 202, started.text
     began = time.monotonic()
-    run = wait_done(acme, model, started.json()["id"], timeout=60)
+    run = wait_done(acme, model, started.json()["id"], timeout=90)
     assert run["status"] == "failed", run
     assert reason in run["error"]
     assert run["version"] is None
     assert run["card"] is None
-    assert time.monotonic() - began < 30  # the slow fit (600 s) was killed, not waited for
+    assert time.monotonic() - began < 60  # the slow fit (600 s) was killed, not waited for
     assert acme.get(f"/api/models/{model}").status_code == 404
 
 

@@ -290,7 +290,9 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     metrics (``metric`` decides which model is better; a constant baseline's for comparison),
     conversion to ONNX, a check that ONNX agrees with scikit-learn on the holdout, and a new
     version of the tenant's ``model`` with its model card. The estimator's class must be
-    importable by its module name (the fit runs in a separate process).
+    importable by its module name (the fit runs in a separate process). Make ``fit`` async
+    when it reads the database: only an async ``fit`` is held to ``training.time_limit_s``
+    (a synchronous one runs to its end before the clock can stop it).
     """
 
     name: str

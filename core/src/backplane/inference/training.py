@@ -95,6 +95,9 @@ async def _run_fit(
     }
     with tempfile.TemporaryDirectory(prefix="backplane-fit-") as workdir:
         out = Path(workdir) / "model.onnx"
+        # stderr to a file, not a pipe: a chatty estimator (warnings) can never fill a pipe
+        # nobody reads until the end and stall the fit
+        errors = (Path(workdir) / "stderr").open("w+b")
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -104,14 +107,14 @@ async def _run_fit(
             str(out),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=errors,
             cwd=workdir,
             env=_fit_env(),
             start_new_session=True,
         )
         try:
             verdict = await asyncio.wait_for(
-                _converse(kernel, rails, run_id, process, payload),
+                _converse(kernel, rails, run_id, process, payload, errors),
                 timeout=max(deadline - time.monotonic(), 0.01),
             )
         except TimeoutError:
@@ -123,6 +126,7 @@ async def _run_fit(
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+            errors.close()
         if not verdict.get("ok"):
             if verdict.get("kind") == "memory":
                 raise TrainingFailedError(
@@ -134,7 +138,7 @@ async def _run_fit(
 
 
 async def _converse(
-    kernel: Kernel, rails: Rails, run_id: uuid.UUID, process: Any, payload: bytes
+    kernel: Kernel, rails: Rails, run_id: uuid.UUID, process: Any, payload: bytes, errors: Any
 ) -> dict[str, Any]:
     """Feed the pickle, relay progress lines, return the verdict line."""
     process.stdin.write(payload)
@@ -152,7 +156,8 @@ async def _converse(
             verdict = message
     await process.wait()
     if not verdict:
-        err = (await process.stderr.read()).decode("utf-8", "replace")
+        errors.seek(max(errors.seek(0, 2) - 4000, 0))
+        err = errors.read().decode("utf-8", "replace")
         tail = " ".join(err.split())[-500:]
         if "MemoryError" in tail or "bad_alloc" in tail:
             return {"ok": False, "kind": "memory", "error": tail}
