@@ -64,7 +64,6 @@ class TrainingController(Controller):
         rails = rails_of(request)
         check_name(rails.models, name, None)
         trainer = choose_trainer(rails.trainers, name, data.trainer if data else None)
-        await kernel.usage.record("inference.training_seconds", 1)  # QuotaExceeded: 429
         row = await start_run(
             db,
             kernel.tasks,
@@ -72,6 +71,7 @@ class TrainingController(Controller):
             trainer=trainer,
             limit=rails.settings.training.max_concurrent_per_tenant,
             requested_by=request.user.user_id,
+            usage=kernel.usage,
         )
         return Response(run_out(row), status_code=202)
 

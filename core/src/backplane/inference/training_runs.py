@@ -113,9 +113,13 @@ async def start_run(
     trainer: Trainer,
     limit: int,
     requested_by: uuid.UUID | None,
+    usage: Any = None,
 ) -> TrainingRun:
     """Write a queued run and enqueue its task; 429 when the tenant has ``limit`` active
-    (counted under the tenant row's lock: concurrent requests cannot both pass the cap)."""
+    (counted under the tenant row's lock: concurrent requests cannot both pass the cap).
+    With ``usage`` (the request's recorder) the run's first second is charged on
+    ``inference.training_seconds`` after the lock, so a spent quota refuses it (429) and
+    concurrent requests take their locks in one order (tenant, then usage rows)."""
     plugin = trainer.name.split(".", 1)[0]  # register_trainers checked the prefix
     switch = await db.get(TenantPlugin, {"tenant_id": tenant_id, "plugin": plugin})
     if switch is not None and not switch.enabled:
@@ -136,6 +140,8 @@ async def start_run(
             f"(training.max_concurrent_per_tenant is {limit}); wait for one to finish",
             429,
         )
+    if usage is not None:
+        await usage.record("inference.training_seconds", 1)  # QuotaExceeded: 429
     row = TrainingRun(
         tenant_id=tenant_id,
         model=trainer.model,
