@@ -190,6 +190,19 @@ def register_mail_transports(register):
     # chosen with BACKPLANE_MAIL__TRANSPORT=api; a refusal raises backplane.MailDeliveryError
     register(MailTransport(name="api", open=lambda settings, password: ApiMail()))
 """,
+    "register_trainers": """
+async def lead_data(kernel):
+    rows = (await kernel.db.execute(select(Lead.score_inputs, Lead.converted))).all()
+    features = np.array([r.score_inputs for r in rows], dtype=np.float32)
+    labels = np.array([r.converted for r in rows])
+    return features, labels, make_pipeline(StandardScaler(), LogisticRegression())
+
+
+@hookimpl
+def register_trainers(register):
+    # POST /api/models/lead_score/train: a new version, if the fit passes every check
+    register(Trainer(name="marketing.leads", model="lead_score", fit=lead_data, metric="auc"))
+""",
 }
 
 INTRO = ROOT / "docs" / "reference-intro.md"

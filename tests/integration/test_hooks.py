@@ -127,6 +127,15 @@ def test_hook_register_permissions(authed: TestClient[Litestar]) -> None:
     assert "kitchen_sink.notes.write" in authed.get("/api/me").json()["permissions"]
 
 
+def test_hook_register_trainers(authed: TestClient[Litestar]) -> None:
+    """The kernel runs the plugin's trainer for its model (the run itself:
+    tests/integration/test_training.py)."""
+    started = authed.post("/api/models/note_score/train")
+    assert started.status_code == 202, started.text
+    assert started.json()["trainer"] == "kitchen_sink.notes"
+    assert authed.post("/api/models/no_trainer_for_this/train").status_code == 404
+
+
 def test_hook_register_inference_models(authed: TestClient[Litestar]) -> None:
     metadata = authed.get("/v2/models/kitchen_sink_double")
     assert metadata.status_code == 200, metadata.text

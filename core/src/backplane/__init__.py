@@ -27,6 +27,7 @@ from backplane._contract import (
     StorageBackend,
     Task,
     Templates,
+    Trainer,
 )
 from backplane.hookspecs import hookimpl
 
@@ -143,6 +144,7 @@ __all__ = [
     "Templates",
     "TenantFiles",
     "TenantScoped",
+    "Trainer",
     "UnknownEventTypeError",
     "UnknownTenantError",
     "UsageRecorder",

@@ -267,3 +267,40 @@ class Templates(msgspec.Struct, frozen=True, kw_only=True):
     templates never shadow each other). Autoescaped."""
 
     directory: Path | Traversable
+
+
+Metric = Literal["auc", "log_loss", "rmse", "accuracy"]
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "auc": True,
+    "accuracy": True,
+    "log_loss": False,
+    "rmse": False,
+}
+"""Whether a larger value of each metric means a better model."""
+
+
+class Trainer(msgspec.Struct, frozen=True, kw_only=True):
+    """A named way to learn the tenant's model ``model`` from the tenant's own data
+    (``register_trainers``).
+
+    ``fit(kernel)`` (may be async) reads the tenant's rows through ``kernel.db`` and returns
+    ``(features, labels, estimator)``: a 2-D float array (converted to float32), one label per
+    row, and an unfitted scikit-learn estimator or pipeline that skl2onnx can convert. The
+    kernel does the rest: a seeded holdout split, the fit in a resource-limited process, the
+    metrics (``metric`` decides which model is better; a constant baseline's for comparison),
+    conversion to ONNX, a check that ONNX agrees with scikit-learn on the holdout, and a new
+    version of the tenant's ``model`` with its model card. The estimator's class must be
+    importable by its module name (the fit runs in a separate process). Make ``fit`` async
+    when it reads the database: only an async ``fit`` is held to ``training.time_limit_s``
+    (a synchronous one runs to its end before the clock can stop it).
+    """
+
+    name: str
+    model: str
+    fit: Any
+    metric: Metric
+    description: str = ""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return HIGHER_IS_BETTER[self.metric]

@@ -177,3 +177,10 @@ def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> Any:
 def register_mail_transports(register: Any, settings: Any, plugin_settings: Any) -> Any:
     """Register ways of handing mail on: ``register(MailTransport(name=..., open=...))``;
     ``mail.transport`` picks one by name (``files`` by default, ``smtp``)."""
+
+
+@hookspec
+def register_trainers(register: Any, settings: Any, plugin_settings: Any) -> Any:
+    """Register ways to learn a tenant's model from its own data:
+    ``register(Trainer(name=..., model=..., fit=..., metric=...))``; a name starts with the
+    plugin's name. ``POST /api/models/{model}/train`` runs one as a background task."""

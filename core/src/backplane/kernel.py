@@ -29,7 +29,7 @@ from backplane.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from backplane._contract import Meter
+    from backplane._contract import Meter, Trainer
     from backplane.audit.service import TenantAudit
     from backplane.billing.group import UsageWriter
     from backplane.billing.providers import BillingContext
@@ -153,6 +153,7 @@ class Rails:
             live=LiveHub(settings),
         )
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
+        rails.trainers  # noqa: B018 - collects the trainers: an invalid one fails now
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
@@ -178,6 +179,13 @@ class Rails:
         from backplane.files.storage import open_file_store
 
         return open_file_store(self.plugins)
+
+    @functools.cached_property
+    def trainers(self) -> dict[str, Trainer]:
+        """The trainers plugins registered (``register_trainers``), by name."""
+        from backplane.inference.trainers import collect_trainers
+
+        return collect_trainers(self.plugins)
 
 
 class _TaskViews:

@@ -151,6 +151,32 @@ class TaskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     it: keep this far above ``resend_after_s``. Failed tasks stay until retried or removed."""
 
 
+class TrainingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Training runs of registered trainers (``BACKPLANE_TRAINING__*``)."""
+
+    time_limit_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 1800.0
+    """A run (the trainer reading its data, then fit, conversion and checks) that takes
+    longer is stopped: its fit process is killed and the run fails, leaving no version."""
+    memory_bytes: Annotated[int, msgspec.Meta(ge=256 * 1024 * 1024)] = 4096 * 1024 * 1024
+    """Address-space limit of the fit subprocess (``RLIMIT_AS``); past it the run fails."""
+    holdout_fraction: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.2
+    """Share of the rows held out (seeded split) for the metrics and the ONNX check."""
+    seed: int = 0
+    """Seed of the holdout split: the same data gives the same split."""
+    min_rows: Annotated[int, msgspec.Meta(ge=2)] = 20
+    """Fewer rows than this are refused: a holdout of a handful of rows measures nothing."""
+    max_rows: Annotated[int, msgspec.Meta(ge=2)] = 5_000_000
+    tolerance: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1e-4
+    """Largest absolute difference allowed between ONNX and scikit-learn outputs."""
+    max_concurrent_per_tenant: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    """Runs of one tenant queued or running at once; more are refused (429)."""
+    promotion_margin: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 0.0
+    """A trained version takes the model's ``production`` alias only when its holdout metric
+    beats production's trained version by more than this (in the metric's units); the first
+    trained version of a model becomes production. Uploaded versions carry no metric and are
+    never replaced automatically (move the alias by hand)."""
+
+
 class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Model uploads, onnxruntime sessions and dynamic batching (``BACKPLANE_INFERENCE__*``)."""
 
@@ -440,6 +466,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     db: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     inference: InferenceSettings = msgspec.field(default_factory=InferenceSettings)
+    training: TrainingSettings = msgspec.field(default_factory=TrainingSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)

@@ -41,6 +41,10 @@ KERNEL_ACTIONS: dict[str, str] = {
     "plugin.enabled": "A plugin was switched on for the tenant (target: the plugin)",
     "plugin.disabled": "A plugin was switched off for the tenant (target: the plugin)",
     "model.uploaded": "A model version was uploaded (target: name/version; details: sha256)",
+    "model.training_requested": "A training run of a registered trainer was requested (target: "
+    "the model's name; details: run id, trainer)",
+    "model.trained": "A training run registered a new version (target: name/version; details: "
+    "run id, trainer, sha256, metrics)",
     "model.deleted": "A model version was deleted (target: name/version)",
     "model.alias_changed": "A model alias was set, moved, split, deleted, rolled back or "
     "promoted (target: name@alias; details: action, from, to)",

@@ -186,3 +186,73 @@ def _describe(row: Any) -> str:
         f"version {row.version} ({100 - row.split_percent} %) and "
         f"{row.split_version} ({row.split_percent} %)"
     )
+
+
+@models.command("train")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True, help="The tenant whose data trains the model.")
+@click.option("--trainer", "trainer_name", default=None, help="Needed if NAME has several.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the run to its end with a progress bar (a worker runs it: `backplane serve` "
+    "or `backplane worker`); exit status 1 if it fails.",
+)
+def train(name: str, slug: str, trainer_name: str | None, wait: bool) -> None:
+    """Queue a training run of tenant SLUG's model NAME with its registered trainer."""
+    import asyncio
+    import time
+
+    from backplane.identity.tenants import IdentityError, tenant_by_slug
+    from backplane.inference.registry import RegistryError, check_name
+    from backplane.inference.training_runs import STEPS, choose_trainer, get_run, start_run
+
+    async def work(rails: Any) -> Any:
+        reason = f"operator: models train {slug} {name}"
+        async with rails.database.maintenance(reason) as session, session.begin():
+            try:
+                tenant = await tenant_by_slug(session, slug)
+            except IdentityError as exc:
+                raise RegistryError(str(exc), 404) from None
+            check_name(rails.models, name, None)
+            trainer = choose_trainer(rails.trainers, name, trainer_name)
+            row = await start_run(
+                session,
+                rails.tasks.queue_for(session),
+                tenant_id=tenant.id,
+                trainer=trainer,
+                limit=rails.settings.training.max_concurrent_per_tenant,
+                requested_by=None,
+            )
+            run_id = str(row.id)
+        click.echo(f"training run {run_id} queued ({trainer.name})")
+        if not wait:
+            return None
+        deadline = time.monotonic() + rails.settings.training.time_limit_s + 300
+        bar: Any = click.progressbar(length=len(STEPS) + 1, label=name, file=sys.stderr)
+        with bar:
+            while True:
+                async with rails.database.maintenance("operator: follow a training run") as s:
+                    run = await get_run(s, tenant.id, name, run_id)
+                known = STEPS.index(run.progress) if run.progress in STEPS else bar.pos
+                bar.label = f"{name}: {run.progress or run.status}"
+                bar.update(max(known - bar.pos, 0))
+                if run.status in ("succeeded", "failed") or time.monotonic() > deadline:
+                    bar.update(bar.length - bar.pos if run.status == "succeeded" else 0)
+                    return run
+                await asyncio.sleep(1.0)
+
+    run = _context.with_rails(work, RegistryError)
+    if run is None:
+        return
+    if run.status == "succeeded":
+        card = run.card or {}
+        metric = card.get("metric", "")
+        click.echo(
+            f"{name} version {run.version} registered for {slug}: {metric} "
+            f"{card.get('metrics', {}).get(metric)} (constant baseline "
+            f"{card.get('baseline', {}).get(metric)})"
+        )
+        return
+    reason = run.error or f"still {run.status} when the wait ended"
+    raise click.ClickException(f"training run {run.id} {run.status}: {reason}")

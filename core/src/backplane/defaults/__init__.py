@@ -22,5 +22,6 @@ CONCERNS = (
     "live",
     "audit",
     "privacy",
+    "training",
 )
 """The default modules, registered in this order as ``core.<concern>``."""

@@ -30,6 +30,7 @@ from backplane.identity.models import ApiKey, Membership, RefreshToken, TenantPl
 from backplane.identity.tenants import set_member_role
 from backplane.inference.alias_models import ModelAlias, ModelAliasChange
 from backplane.inference.models import ModelVersion
+from backplane.inference.training_runs import TrainingRun
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ExportArchive
 from backplane.privacy.kernel_files import (
@@ -68,6 +69,7 @@ TENANT_TABLES = (
     ModelVersion,
     ModelAlias,
     ModelAliasChange,
+    TrainingRun,
     AuditEvent,
     AuditHead,
 )
@@ -105,6 +107,7 @@ async def export_kernel_data(
         redact=SECRETS[RefreshToken],
     )
     await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
+    await archive.add_table(TrainingRun, TrainingRun.requested_by == user_id)
     await export_files(kernel, archive, subject)
     # What the person did, as the trail recorded it (erasure keeps these rows: security logs).
     await archive.add_table(
@@ -152,6 +155,12 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         .values(created_by=None)
         .execution_options(synchronize_session=False)
     )
+    runs: Any = await db.execute(
+        update(TrainingRun)
+        .where(TrainingRun.tenant_id == tenant_id, TrainingRun.requested_by == user_id)
+        .values(requested_by=None)
+        .execution_options(synchronize_session=False)
+    )
     files = await erase_file_uploader(kernel, subject)
     return {
         **mail,
@@ -161,6 +170,7 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         "backplane_api_keys_revoked": len(revoked),
         "backplane_refresh_tokens": sessions.rowcount,
         "backplane_model_versions": models.rowcount,
+        "backplane_training_runs": runs.rowcount,
     }
 
 

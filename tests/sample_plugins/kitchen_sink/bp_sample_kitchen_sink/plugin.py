@@ -315,3 +315,31 @@ def tenant_deleting(kernel: Any, tenant: Any, after_commit: Any) -> None:
     slug = tenant.slug
     EVENTS.append(("tenant_deleting", (kernel, tenant)))
     after_commit(lambda: EVENTS.append(("tenant_deleted", slug)))
+
+
+@hookimpl
+def register_trainers(register: Any) -> None:
+    from backplane import Trainer
+    from bp_sample_kitchen_sink import trainers
+
+    register(
+        Trainer(
+            name="kitchen_sink.notes",
+            model="note_score",
+            fit=trainers.notes_training_data,
+            metric="auc",
+            description="Logistic regression over the labelled rows in the tenant's notes",
+        ),
+        Trainer(
+            name="kitchen_sink.slow",
+            model="slow_score",
+            fit=trainers.slow_training_data,
+            metric="accuracy",
+        ),
+        Trainer(
+            name="kitchen_sink.hungry",
+            model="hungry_score",
+            fit=trainers.hungry_training_data,
+            metric="accuracy",
+        ),
+    )

@@ -1,7 +1,7 @@
 """model aliases: a tenant model's named pointers at versions, and their change history
 
 Revision ID: core_0015
-Revises: core_0013
+Revises: core_0014
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "core_0015"
-down_revision: str | Sequence[str] | None = "core_0013"
+down_revision: str | Sequence[str] | None = "core_0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
