@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.commands import pass_kernel
     from backplane.db.base import Base
-    from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+    from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
     from backplane.db.tenancy import TenantScoped
     from backplane.events import Event, UnknownEventTypeError
     from backplane.files.quota import FilesQuotaExceeded
@@ -65,6 +65,7 @@ _LAZY: dict[str, str] = {
     "Base": "backplane.db.base",
     "TenantScoped": "backplane.db.tenancy",
     "enable_tenant_rls": "backplane.db.rls",
+    "tenant_foreign_key": "backplane.db.rls",
     "disable_tenant_rls": "backplane.db.rls",
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
@@ -156,6 +157,7 @@ __all__ = [
     "pass_kernel",
     "requires",
     "requires_entitlement",
+    "tenant_foreign_key",
     "verify_signature",
 ]
 

@@ -30,6 +30,21 @@ def enable_tenant_rls(op: Any, table: str) -> None:
     op.execute(f"CREATE POLICY {POLICY} ON {quoted} USING ({PREDICATE}) WITH CHECK ({PREDICATE})")
 
 
+def tenant_foreign_key(op: Any, table: str) -> Any:
+    """The foreign key every tenant table needs, for ``op.create_table(..., tenant_foreign_key(
+    op, "my_table"))``: ``tenant_id`` references ``backplane_tenants`` ``ON DELETE CASCADE``,
+    so deleting a tenant removes its rows, and a row written after the deletion is refused
+    (the data-rights coverage test requires it of every plugin's tenant tables)."""
+    import sqlalchemy as sa
+
+    return sa.ForeignKeyConstraint(
+        ["tenant_id"],
+        ["backplane_tenants.id"],
+        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
+        ondelete="CASCADE",
+    )
+
+
 def disable_tenant_rls(op: Any, table: str) -> None:
     """Undo :func:`enable_tenant_rls` (for ``downgrade``)."""
     if op.get_bind().dialect.name != "postgresql":

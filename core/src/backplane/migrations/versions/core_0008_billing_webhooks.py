@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0008"
 down_revision: str | Sequence[str] | None = "core_0007"
@@ -23,15 +23,6 @@ ENDPOINTS = "backplane_webhook_endpoints"
 EVENTS = "backplane_webhook_events"
 DELIVERIES = "backplane_webhook_deliveries"
 TABLES = (ENDPOINTS, EVENTS, DELIVERIES)
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["tenant_id"],
-        ["backplane_tenants.id"],
-        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
-        ondelete="CASCADE",
-    )
 
 
 def upgrade() -> None:
@@ -48,7 +39,7 @@ def upgrade() -> None:
         ),
         sa.Column("secret_rotated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(ENDPOINTS),
+        tenant_foreign_key(op, ENDPOINTS),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{ENDPOINTS}")),
     )
     with op.batch_alter_table(ENDPOINTS, schema=None) as batch_op:
@@ -61,7 +52,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(EVENTS),
+        tenant_foreign_key(op, EVENTS),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{EVENTS}")),
     )
     with op.batch_alter_table(EVENTS, schema=None) as batch_op:
@@ -83,7 +74,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(DELIVERIES),
+        tenant_foreign_key(op, DELIVERIES),
         sa.ForeignKeyConstraint(
             ["endpoint_id"],
             [f"{ENDPOINTS}.id"],

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0011"
 down_revision: str | Sequence[str] | None = "core_0010"
@@ -22,15 +22,6 @@ depends_on: str | Sequence[str] | None = None
 FILES = "backplane_files"
 USAGE = "backplane_file_usage"
 TABLES = (FILES, USAGE)
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["tenant_id"],
-        ["backplane_tenants.id"],
-        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
-        ondelete="CASCADE",
-    )
 
 
 def upgrade() -> None:
@@ -49,7 +40,7 @@ def upgrade() -> None:
         ),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(FILES),
+        tenant_foreign_key(op, FILES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{FILES}")),
         sa.UniqueConstraint("storage_key", name=op.f(f"uq_{FILES}_storage_key")),
     )
@@ -62,7 +53,7 @@ def upgrade() -> None:
         USAGE,
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(USAGE),
+        tenant_foreign_key(op, USAGE),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f(f"pk_{USAGE}")),
     )
     with op.batch_alter_table(USAGE, schema=None) as batch_op:

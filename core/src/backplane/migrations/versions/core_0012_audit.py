@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0012"
 down_revision: str | Sequence[str] | None = "core_0011"
@@ -59,15 +59,6 @@ _SQLITE_TRIGGERS = (
 )
 
 
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["tenant_id"],
-        ["backplane_tenants.id"],
-        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
-        ondelete="CASCADE",
-    )
-
-
 def upgrade() -> None:
     op.create_table(
         EVENTS,
@@ -85,7 +76,7 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(EVENTS),
+        tenant_foreign_key(op, EVENTS),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{EVENTS}")),
         sa.UniqueConstraint("tenant_id", "seq", name=op.f(f"uq_{EVENTS}_tenant_id")),
     )
@@ -99,7 +90,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
-        _tenant_fk(HEADS),
+        tenant_foreign_key(op, HEADS),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f(f"pk_{HEADS}")),
     )
     for table in (EVENTS, HEADS):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0013"
 down_revision: str | Sequence[str] | None = "core_0012"
@@ -26,15 +26,6 @@ DKIM = "backplane_mail_dkim_keys"
 TOKENS = "backplane_account_tokens"
 INVITES = "backplane_invites"
 TENANT_TABLES = (MESSAGES, SENDERS, INVITES)
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["tenant_id"],
-        ["backplane_tenants.id"],
-        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
-        ondelete="CASCADE",
-    )
 
 
 def _when(name: str, *, nullable: bool = True) -> sa.Column[object]:
@@ -59,7 +50,7 @@ def upgrade() -> None:
         _when("created_at", nullable=False),
         _when("sent_at"),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(MESSAGES),
+        tenant_foreign_key(op, MESSAGES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{MESSAGES}")),
         sa.UniqueConstraint("message_id", name=op.f(f"uq_{MESSAGES}_message_id")),
     )
@@ -75,7 +66,7 @@ def upgrade() -> None:
         sa.Column("reply_to", sa.String(length=320), nullable=True),
         _when("updated_at", nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(SENDERS),
+        tenant_foreign_key(op, SENDERS),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{SENDERS}")),
     )
     op.create_index(op.f(f"ix_{SENDERS}_tenant_id"), SENDERS, ["tenant_id"], unique=False)
@@ -127,7 +118,7 @@ def upgrade() -> None:
             name=op.f(f"fk_{INVITES}_invited_by_backplane_users"),
             ondelete="SET NULL",
         ),
-        _tenant_fk(INVITES),
+        tenant_foreign_key(op, INVITES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{INVITES}")),
         sa.UniqueConstraint("token_hash", name=op.f(f"uq_{INVITES}_token_hash")),
     )

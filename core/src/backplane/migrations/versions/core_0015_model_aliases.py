@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backplane.db.rls import disable_tenant_rls, enable_tenant_rls
+from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0015"
 down_revision: str | Sequence[str] | None = "core_0014"
@@ -22,15 +22,6 @@ depends_on: str | Sequence[str] | None = None
 ALIASES = "backplane_model_aliases"
 CHANGES = "backplane_model_alias_changes"
 TABLES = (ALIASES, CHANGES)
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["tenant_id"],
-        ["backplane_tenants.id"],
-        name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
-        ondelete="CASCADE",
-    )
 
 
 def upgrade() -> None:
@@ -47,7 +38,7 @@ def upgrade() -> None:
             "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(ALIASES),
+        tenant_foreign_key(op, ALIASES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{ALIASES}")),
         sa.UniqueConstraint("tenant_id", "name", "alias", name=op.f(f"uq_{ALIASES}_tenant_id")),
     )
@@ -71,7 +62,7 @@ def upgrade() -> None:
             "changed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        _tenant_fk(CHANGES),
+        tenant_foreign_key(op, CHANGES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{CHANGES}")),
     )
     with op.batch_alter_table(CHANGES, schema=None) as batch_op:
