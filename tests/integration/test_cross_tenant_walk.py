@@ -125,6 +125,7 @@ class TenantB:
     file_ids: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
     invite_ids: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -146,6 +147,7 @@ class TenantB:
             *self.file_ids,
             *self.message_ids,
             *self.invite_ids,
+            *self.run_ids,
         ]
         return [v.lower() for v in values]
 
@@ -247,6 +249,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert alias.status_code == 200, alias.text
     stored = client.post("/api/files", content=b"globex secret file", headers=as_b)
     assert stored.status_code == 201, stored.text
+    run = client.post("/api/models/note_score/train", headers=as_b)
+    assert run.status_code == 202, run.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -270,6 +274,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         file_ids=[stored.json()["id"]],
         message_ids=[mail.json()["id"]],
         invite_ids=[invite.json()["id"]],
+        run_ids=[run.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -405,6 +410,8 @@ class RequestBuilder:
             return list(b.message_ids)
         if key == "invite_id":
             return list(b.invite_ids)
+        if key == "run_id":
+            return list(b.run_ids)
         if key in ("plan", "plan_code"):
             return list(b.plan_codes)
         if key == "invoice_id":

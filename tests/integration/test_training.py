@@ -209,6 +209,12 @@ def test_bad_requests_are_refused_with_a_reason(
     extra = acme.post("/api/models/note_score/train", json={"trainer": None, "epochs": 3})
     assert extra.status_code == 400
     assert acme.get("/api/models/note_score/training-runs/not-a-uuid").status_code == 404
+    # a model nothing trains and nobody trained has no runs to list: 404, as for another
+    # tenant's model; a trainable one lists its (none yet) runs
+    nothing = acme.get("/api/models/nobody_trains_this/training-runs")
+    assert nothing.status_code == 404
+    assert "no trainer or training run" in nothing.json()["detail"]
+    assert acme.get("/api/models/note_score/training-runs").json() == []
     # a tenant that turned the trainer's plugin off cannot run its trainers
     assert acme.put("/api/tenant/plugins/kitchen_sink", json={"enabled": False}).status_code == 200
     off = acme.post("/api/models/note_score/train")

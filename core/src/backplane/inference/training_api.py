@@ -83,7 +83,13 @@ class TrainingController(Controller):
     async def runs(
         self, request: Req, db: NamedDependency[AsyncSession], name: FromPath[str]
     ) -> list[TrainingRunOut]:
-        return await list_runs(db, request.user.tenant_id, name)
+        runs = await list_runs(db, request.user.tenant_id, name)
+        trainable = any(t.model == name for t in rails_of(request).trainers.values())
+        if not runs and not trainable:
+            # As for every other model route: a name this tenant cannot train, and has never
+            # trained, is not found (another tenant's model answers the same).
+            raise RegistryError(f"no trainer or training run for {name!r}", 404)
+        return runs
 
     @get(
         "/{name:str}/training-runs/{run_id:str}",
