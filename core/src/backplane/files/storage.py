@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from backplane._contract import StorageBackend
 from backplane.plugins import PluginSet
+from backplane.storage_backends import choose_storage_backend
 
 READ_CHUNK_BYTES = 1024 * 1024
 """What one read hands the response: large enough that a thread hop per chunk costs nothing
@@ -93,25 +93,15 @@ def check_key(key: str) -> str:
 def open_file_store(plugins: PluginSet) -> FileStore:
     """The store ``files.backend`` names (a later plugin's backend of the same name replaces an
     earlier one's, the kernel's ``local`` included)."""
-    settings = plugins.settings
-    backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backends)}
-    chosen = backends.get(settings.files.backend)
-    if chosen is None or chosen.open_files is None:
-        where = settings.sources.get("files.backend", "BACKPLANE_FILES__BACKEND")
-        able = sorted(name for name, b in backends.items() if b.open_files is not None)
-        raise UnknownFileBackendError(
-            f"{where}: no storage backend {settings.files.backend!r} that stores files "
-            f"(registered: {', '.join(able) or 'none'})"
-        )
-    store: FileStore = chosen.open_files(plugins.public_settings)
+    store: FileStore = choose_storage_backend(
+        plugins,
+        setting="files.backend",
+        name=plugins.settings.files.backend,
+        opener=lambda backend: backend.open_files,
+        missing=UnknownFileBackendError,
+        what=" that stores files",
+    )
     return store
-
-
-def _backends(plugin: str, *backends: Any) -> list[StorageBackend]:
-    for backend in backends:
-        if not isinstance(backend, StorageBackend):
-            raise TypeError(f"register_storage_backends expects StorageBackend, got {backend!r}")
-    return list(backends)
 
 
 def local_file_store(data_dir: Path) -> LocalFileStore:

@@ -13,10 +13,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from backplane._contract import StorageBackend
 from backplane.plugins import PluginSet
+from backplane.storage_backends import choose_storage_backend
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 _SHA256_DIR = re.compile(r"^[0-9a-f]{2}\Z")
@@ -49,27 +49,16 @@ class UnknownStorageBackendError(LookupError):
     """``storage.backend`` names no backend registered through ``register_storage_backends``."""
 
 
-def _backend_items(plugin: str, *backends: Any) -> list[StorageBackend]:
-    for backend in backends:
-        if not isinstance(backend, StorageBackend):
-            raise TypeError(f"register_storage_backends expects StorageBackend, got {backend!r}")
-    return list(backends)
-
-
 def open_store(plugins: PluginSet) -> ArtifactStore:
     """The store ``storage.backend`` names, among every registered backend (a later plugin's
     backend of the same name replaces an earlier one's, the kernel's included)."""
-    settings = plugins.settings
-    backends = {b.name: b for _, b in plugins.collect("register_storage_backends", _backend_items)}
-    chosen = backends.get(settings.storage.backend)
-    if chosen is None or chosen.open is None:
-        where = settings.sources.get("storage.backend", "BACKPLANE_STORAGE__BACKEND")
-        able = sorted(name for name, backend in backends.items() if backend.open is not None)
-        raise UnknownStorageBackendError(
-            f"{where}: no storage backend {settings.storage.backend!r} "
-            f"(registered: {', '.join(able) or 'none'})"
-        )
-    store: ArtifactStore = chosen.open(plugins.public_settings)
+    store: ArtifactStore = choose_storage_backend(
+        plugins,
+        setting="storage.backend",
+        name=plugins.settings.storage.backend,
+        opener=lambda backend: backend.open,
+        missing=UnknownStorageBackendError,
+    )
     return store
 
 
