@@ -242,7 +242,7 @@ async def add_version(
     )
     db.add(version)
     locked.current_version = version.number
-    locked.updated_at = datetime.now(UTC).replace(microsecond=0)
+    locked.updated_at = datetime.now(UTC)
     if data.description is not None:
         locked.description = data.description
     await db.flush()
