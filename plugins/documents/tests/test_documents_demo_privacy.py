@@ -101,7 +101,8 @@ def test_export_and_erasure_of_a_person(
     ).json()
     made = client.post(f"{TEMPLATES}/{theirs['id']}/render", json={}, headers=as_person)
     assert made.status_code == 201, made.text
-    mine = client.post(TEMPLATES, json={"name": "mine", "source": "#2", "fields": []}).json()
+    mine = client.post(TEMPLATES, json={"name": "mine", "source": "#2", "fields": []})
+    assert mine.status_code == 201, mine.text
 
     exported = client.post("/api/privacy/export", json={"user_id": str(person.user_id)})
     assert exported.status_code == 200, exported.text
