@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 from backplane_documents.demo import demo_templates
 from backplane_documents.generation import VersionSnapshot
@@ -63,3 +68,17 @@ def pdf_text_of(content: bytes) -> str:
     from pypdf import PdfReader
 
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def backplane(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``backplane`` command, as an operator runs it, on the test's database."""
+    command = shutil.which("backplane", path=str(Path(sys.executable).parent)) or "backplane"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPLANE_")}
+    return subprocess.run(
+        [command, *args],
+        env=env | environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

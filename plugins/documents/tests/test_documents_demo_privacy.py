@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 from typing import Any
 
-from documents_helpers import docx_text
+from documents_helpers import backplane, docx_text
 from litestar import Litestar
 from litestar.testing import TestClient
 from pypdf import PdfReader
@@ -22,20 +17,6 @@ from pypdf import PdfReader
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 
 TEMPLATES = "/api/documents/templates"
-
-
-def backplane(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The ``backplane`` command, as an operator runs it, on the test's database."""
-    command = shutil.which("backplane", path=str(Path(sys.executable).parent)) or "backplane"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPLANE_")}
-    return subprocess.run(
-        [command, *args],
-        env=env | environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_demo_seed_gives_templates_of_every_engine_that_render(

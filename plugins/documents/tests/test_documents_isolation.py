@@ -21,7 +21,7 @@ HELLO = "#let d = json(bytes(sys.inputs.data))\nHello #d.name"
 GENERATED, PAGES = "documents.generated", "documents.pages"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     environ = {
         "BACKPLANE_DATA_DIR": str(tmp_path / "data"),
