@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.audit.record import record as audit
 from backplane.db.locks import lock_row
 from backplane.identity.models import Tenant
+from backplane.inference.cards import ModelCard
 from backplane.inference.limits import reject
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.runtime import ModelCatalog, version_key
@@ -53,6 +54,8 @@ class ModelOut(msgspec.Struct, kw_only=True):
     max_queue_delay_us: int = 0
     signature: dict[str, Any] | None = None
     created_at: str | None = None
+    card: ModelCard | None = None
+    """A trained version's model card (``GET /api/models/{name}`` only; None for uploads)."""
 
 
 def limits_from(settings: InferenceSettings) -> ValidationLimits:
