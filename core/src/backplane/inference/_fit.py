@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from backplane.inference._importance import permutation_importances
 from backplane.inference._trial import _failure, _limit_resources
 
 
@@ -116,6 +117,10 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         }
     with open(out_path, "wb") as out:
         out.write(data)
+    _emit({"step": "importance"})
+    importance = permutation_importances(
+        estimator, x_hold, y_hold, metric, int(config.get("importance_repeats", 0)), config["seed"]
+    )
     return {
         "ok": True,
         "metrics": scores,
@@ -126,6 +131,8 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         "onnx_max_abs_diff": gap,
         "parameters": _parameters(estimator),
         "estimator": type(estimator).__name__,
+        "feature_means": [float(m) for m in x_fit.mean(axis=0)],
+        "feature_importance": importance,
     }
 
 

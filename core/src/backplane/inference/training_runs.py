@@ -28,7 +28,15 @@ from backplane.inference.registry import ModelOut, RegistryError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 ACTIVE = (QUEUED, RUNNING)
-STEPS = ("queued", "reading data", "fitting", "evaluating", "converting", "checking")
+STEPS = (
+    "queued",
+    "reading data",
+    "fitting",
+    "evaluating",
+    "converting",
+    "checking",
+    "importance",
+)
 """The progress a run reports, in order (then ``registering`` and ``done``)."""
 TRAIN_TASK = "core.train_model"
 
