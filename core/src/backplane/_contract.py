@@ -269,14 +269,37 @@ class Templates(msgspec.Struct, frozen=True, kw_only=True):
     directory: Path | Traversable
 
 
-Metric = Literal["auc", "log_loss", "rmse", "accuracy"]
+Metric = str
+"""A trainer's metric: ``auc``, ``log_loss``, ``rmse``, ``accuracy``, or ``hit_rate@k`` (``k``
+from 1 to 9999: the share of holdout rows whose label is among the model's ``k`` most probable
+classes, for recommenders built as a classifier over items; see
+:mod:`backplane.inference.metrics`)."""
 HIGHER_IS_BETTER: dict[str, bool] = {
     "auc": True,
     "accuracy": True,
     "log_loss": False,
     "rmse": False,
 }
-"""Whether a larger value of each metric means a better model."""
+"""Whether a larger value of each metric means a better model (``hit_rate@k``: larger)."""
+
+
+_HIT_RATE = re.compile(r"^hit_rate@([1-9][0-9]{0,3})\Z")
+
+
+def hit_rate_k(metric: str) -> int | None:
+    """``k`` of a ``hit_rate@k`` metric name (1 to 9999), None for any other name."""
+    found = _HIT_RATE.match(metric)
+    return int(found.group(1)) if found else None
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better; ValueError naming the known metrics."""
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    if hit_rate_k(metric) is not None:
+        return True
+    known = ", ".join([*sorted(HIGHER_IS_BETTER), "hit_rate@k (k from 1 to 9999)"])
+    raise ValueError(f"unknown metric {metric!r}; known: {known}")
 
 
 class Trainer(msgspec.Struct, frozen=True, kw_only=True):
@@ -303,4 +326,4 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def higher_is_better(self) -> bool:
-        return HIGHER_IS_BETTER[self.metric]
+        return higher_is_better(self.metric)

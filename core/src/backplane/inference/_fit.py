@@ -20,6 +20,7 @@ from typing import Any
 
 from backplane.inference._importance import permutation_importances
 from backplane.inference._trial import _failure, _limit_resources
+from backplane.inference.metrics import hit_rate_at_k, hit_rate_k
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -35,6 +36,9 @@ def _score(metric: str, estimator: Any, features: Any, labels: Any) -> float:
     if metric == "accuracy":
         return float(metrics.accuracy_score(labels, estimator.predict(features)))
     proba = estimator.predict_proba(features)
+    k = hit_rate_k(metric)
+    if k is not None:
+        return hit_rate_at_k(labels, proba, estimator.classes_, k)
     if metric == "log_loss":
         return float(metrics.log_loss(labels, proba, labels=estimator.classes_))
     if proba.shape[1] == 2:  # auc
