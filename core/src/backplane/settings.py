@@ -170,6 +170,9 @@ class TrainingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Largest absolute difference allowed between ONNX and scikit-learn outputs."""
     max_concurrent_per_tenant: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
     """Runs of one tenant queued or running at once; more are refused (429)."""
+    min_schedule_interval_s: Annotated[float, msgspec.Meta(ge=60, le=31_622_400)] = 3600.0
+    """A retraining schedule (cron) whose times come closer together than this is refused
+    (422): each time starts a full training run."""
     importance_repeats: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
     """Shuffles of each feature for the permutation importance on the holdout that the model
     card records (0: not computed; the cost is features x repeats holdout predictions)."""
