@@ -310,7 +310,9 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     ``(features, labels, estimator)``: a 2-D float array (converted to float32), one label per
     row, and an unfitted scikit-learn estimator or pipeline that skl2onnx can convert. The
     kernel does the rest: a seeded holdout split, the fit in a resource-limited process, the
-    metrics (``metric`` decides which model is better; a constant baseline's for comparison),
+    metrics (``metric`` decides which model is better: ``auc``, ``log_loss``, ``rmse``,
+    ``accuracy``, or ``hit_rate@k`` for a recommender built as a classifier whose classes are
+    the items; a constant baseline's for comparison), permutation importance on the holdout,
     conversion to ONNX, a check that ONNX agrees with scikit-learn on the holdout, and a new
     version of the tenant's ``model`` with its model card. The estimator's class must be
     importable by its module name (the fit runs in a separate process). Make ``fit`` async
