@@ -170,6 +170,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("usage", "/api/billing/usage"),
         ("invoices", "/api/billing/invoices"),
         ("files", "/api/files"),
+        ("schedule", "/api/models/note_score/training-schedule"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -251,6 +252,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert stored.status_code == 201, stored.text
     run = client.post("/api/models/note_score/train", headers=as_b)
     assert run.status_code == 202, run.text
+    schedule = client.put(
+        "/api/models/note_score/training-schedule", json={"cron": "0 3 1 1 *"}, headers=as_b
+    )
+    assert schedule.status_code == 200, schedule.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],

@@ -188,3 +188,24 @@ def test_requests_that_cannot_be_explained_are_refused_with_the_reason(
         )
     # unexplained requests to the same model are unaffected
     assert infer(client, tenant, "linear", rows).status_code == 200
+
+
+def test_explanations_run_past_the_batch_size_and_count_against_the_quota(
+    stack: tuple[TestClient[Any], SeededTenant], data_dir: Path
+) -> None:
+    """8 rows of 4 features run 40 rows: more than the model's batch size (32), fine; the
+    quota on ``inference.rows`` (50) sees those 40, so an explanation is refused where the plain
+    request of the same rows would still fit."""
+    from tests.cli import run_cli
+
+    client, tenant = stack
+    env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": ""}
+    capped = run_cli("quotas", "set", "acme", "inference.rows", "50", env=env)
+    assert capped.returncode == 0, capped.stderr
+    rows = np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4)
+    found = outputs(infer(client, tenant, "linear", rows, explain=True, explain_baseline=0.0))
+    (name,) = [n for n in found if n.endswith(".contributions")]
+    np.testing.assert_allclose(found[name][..., 0], rows * WEIGHTS, atol=1e-3)
+    refused = infer(client, tenant, "linear", rows[:4], explain=True)  # 40 + 20 > 50
+    assert refused.status_code == 429, refused.text
+    assert infer(client, tenant, "linear", rows).status_code == 200  # 40 + 8 <= 50
