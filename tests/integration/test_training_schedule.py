@@ -5,6 +5,7 @@ PostgreSQL), and a refused time is recorded, not retried in a loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,6 +144,14 @@ def test_each_time_starts_one_run_however_many_processes_look(stack: Stack) -> N
     assert (run.model, run.trainer, run.requested_by) == ("note_score", "kitchen_sink.notes", None)
     shown = stack.call(stack.acme, "GET").json()
     assert shown["last_run_id"] == str(run.id)
+    # a normal run of the training task, under acme (which has no notes: it fails saying so)
+    url = f"/api/models/note_score/training-runs/{run.id}"
+    deadline = time.monotonic() + 60
+    while (done := stack.call(stack.acme, "GET", url).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, done
+        time.sleep(0.2)
+    assert done["status"] == "failed"
+    assert "the trainer returned 0 rows" in done["error"]
     assert datetime.fromisoformat(shown["last_slot"]) == tomorrow.replace(second=0)
     # two days later: one more run (the time missed in between is not made up)
     later = tomorrow + timedelta(days=2)
