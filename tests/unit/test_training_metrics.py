@@ -66,3 +66,63 @@ def test_metric_names() -> None:
     assert good.higher_is_better
     with pytest.raises(ValueError, match=r"trainer 'shop\.bad': unknown metric 'precision'"):
         _trainer_items("shop", Trainer(name="shop.bad", model="items", fit=fit, metric="precision"))
+
+
+def _fit_in_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, metric: str, data: tuple[Any, Any, Any]
+) -> dict[str, Any]:
+    """The fit process's work (``_fit._train``), here: the pickle on stdin, the verdict back."""
+    import io
+    import pickle
+    import sys
+
+    from backplane.inference._fit import _train
+
+    stdin = io.TextIOWrapper(io.BytesIO(pickle.dumps(data)))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    config = {
+        "metric": metric,
+        "holdout_fraction": 0.25,
+        "seed": 0,
+        "tolerance": 1e-4,
+        "importance_repeats": 3,
+    }
+    return _train(config, str(tmp_path / "model.onnx"))
+
+
+def test_a_recommender_is_measured_by_hit_rate_against_the_popularity_baseline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Users' two features say which of 6 items they pick; the model's top 2 hit far more
+    often than the most popular items' (the prior baseline's ranking)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(600, 2)).astype(np.float32)
+    angle = np.arctan2(features[:, 1], features[:, 0])
+    items = ((angle + np.pi) / (2 * np.pi) * 6).astype(np.int64) % 6
+    verdict = _fit_in_process(
+        monkeypatch, tmp_path, "hit_rate@2", (features, items, LogisticRegression())
+    )
+    assert verdict["ok"], verdict
+    assert verdict["metrics"]["hit_rate@2"] > 0.8 > 0.5 > verdict["baseline"]["hit_rate@2"]
+    assert verdict["feature_importance"] is None  # no per-row scorer for a ranking metric
+    assert len(verdict["feature_means"]) == 2
+
+
+def test_the_fit_records_feature_means_and_permutation_importance(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    features = rng.normal(loc=[0.0, 5.0, -3.0], size=(400, 3)).astype(np.float32)
+    labels = (features[:, 0] * 3 - (features[:, 1] - 5) > 0).astype(np.int64)  # 3rd unused
+    verdict = _fit_in_process(
+        monkeypatch, tmp_path, "auc", (features, labels, LogisticRegression())
+    )
+    assert verdict["ok"], verdict
+    np.testing.assert_allclose(verdict["feature_means"], [0.0, 5.0, -3.0], atol=0.2)
+    ranked = verdict["feature_importance"]
+    assert [item["feature"] for item in ranked] == [0, 1, 2]
+    assert ranked[0]["importance"] > ranked[1]["importance"] > 0.01 > abs(ranked[2]["importance"])
