@@ -114,6 +114,8 @@ async def add_model(
         raise reject(
             "file-too-large", f"{len(data)} bytes, the limit is {settings.max_upload_bytes}"
         )
+    if version is not None:  # refused before the costly validation; checked again below
+        await _free_version(db, tenant_id, name, version)
     report = progress or (lambda _step: None)
     report("validating")
     validated: ValidatedModel = await asyncio.to_thread(validate_onnx, data, limits_from(settings))
