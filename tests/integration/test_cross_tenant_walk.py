@@ -180,6 +180,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("files", "/api/files"),
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
+        ("schedule", "/api/models/note_score/training-schedule"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -279,6 +280,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert document.status_code == 201, document.text
+    schedule = client.put(
+        "/api/models/note_score/training-schedule", json={"cron": "0 3 1 1 *"}, headers=as_b
+    )
+    assert schedule.status_code == 200, schedule.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],

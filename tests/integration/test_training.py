@@ -109,7 +109,8 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
                 data = event.json["data"]
                 assert data["run"] == run["id"]
                 progress.append(data.get("status") or data["progress"])
-    steps = ["fitting", "evaluating", "converting", "checking", "registering", "succeeded"]
+    steps = ["fitting", "evaluating", "converting", "checking", "importance", "registering"]
+    steps.append("succeeded")
     assert progress == steps
     assert run["status"] == "succeeded", run
     card = run["card"]
@@ -137,6 +138,41 @@ def test_a_trained_version_beats_the_baseline_and_answers_tritonclient_like_scik
     assert production["version"] == run["version"]
     by_alias = client.infer("note_score", [tensor], model_version="production", headers=auth)
     assert np.allclose(by_alias.as_numpy("probabilities"), result.as_numpy("probabilities"))
+
+    # explanations through tritonclient: occlusion against the training means, whose signs
+    # and sizes follow the synthetic weights (1.5, -2.0, 0.5, 0.0) on standardised features
+    explained = client.infer(
+        "note_score",
+        [tensor],
+        model_version="production",
+        headers=auth,
+        parameters={"explain": True},
+    )
+    assert explained.get_response()["parameters"]["explain_baseline"] == "training_means"
+    np.testing.assert_allclose(
+        explained.as_numpy("probabilities"), result.as_numpy("probabilities"), atol=1e-6
+    )
+    contributions = explained.as_numpy("probabilities.contributions")
+    assert contributions.shape == (len(x_hold), 4, 2)
+    positive = contributions[:, :, 1]
+    above = x_hold - np.array(card["feature_means"], np.float32)  # where each row sits
+    for feature, weight in ((0, 1.5), (1, -2.0), (2, 0.5)):
+        agree = np.sign(positive[:, feature]) == np.sign(weight * above[:, feature])
+        assert agree.mean() > 0.95, (feature, agree.mean())
+    # the two heavy features matter most, the one with no weight least
+    order = list(np.argsort(-np.abs(positive).mean(axis=0)))
+    assert (set(order[:2]), order[3]) == ({0, 1}, 3)
+    # the global view on the card: permutation importance on the holdout, the same ranking
+    ranked = [item["feature"] for item in card["feature_importance"]]
+    assert (set(ranked[:2]), ranked[3]) == ({0, 1}, 3), card["feature_importance"]
+    assert (
+        card["feature_importance"][3]["importance"]
+        < 0.01
+        < card["feature_importance"][1]["importance"]
+    )
+    shown = acme.get("/api/models/note_score").json()
+    assert shown[0]["card"]["run_id"] == run["id"]
+    assert shown[0]["card"]["holdout_metric"] == card["metrics"]["auc"]
 
     # tenant beta sees nothing of acme's model, and cannot call it
     assert beta.get(f"/api/models/note_score/training-runs/{run['id']}").status_code == 404

@@ -269,14 +269,37 @@ class Templates(msgspec.Struct, frozen=True, kw_only=True):
     directory: Path | Traversable
 
 
-Metric = Literal["auc", "log_loss", "rmse", "accuracy"]
+Metric = str
+"""A trainer's metric: ``auc``, ``log_loss``, ``rmse``, ``accuracy``, or ``hit_rate@k`` (``k``
+from 1 to 9999: the share of holdout rows whose label is among the model's ``k`` most probable
+classes, for recommenders built as a classifier over items; see
+:mod:`backplane.inference.metrics`)."""
 HIGHER_IS_BETTER: dict[str, bool] = {
     "auc": True,
     "accuracy": True,
     "log_loss": False,
     "rmse": False,
 }
-"""Whether a larger value of each metric means a better model."""
+"""Whether a larger value of each metric means a better model (``hit_rate@k``: larger)."""
+
+
+_HIT_RATE = re.compile(r"^hit_rate@([1-9][0-9]{0,3})\Z")
+
+
+def hit_rate_k(metric: str) -> int | None:
+    """``k`` of a ``hit_rate@k`` metric name (1 to 9999), None for any other name."""
+    found = _HIT_RATE.match(metric)
+    return int(found.group(1)) if found else None
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better; ValueError naming the known metrics."""
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    if hit_rate_k(metric) is not None:
+        return True
+    known = ", ".join([*sorted(HIGHER_IS_BETTER), "hit_rate@k (k from 1 to 9999)"])
+    raise ValueError(f"unknown metric {metric!r}; known: {known}")
 
 
 class Trainer(msgspec.Struct, frozen=True, kw_only=True):
@@ -287,7 +310,9 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     ``(features, labels, estimator)``: a 2-D float array (converted to float32), one label per
     row, and an unfitted scikit-learn estimator or pipeline that skl2onnx can convert. The
     kernel does the rest: a seeded holdout split, the fit in a resource-limited process, the
-    metrics (``metric`` decides which model is better; a constant baseline's for comparison),
+    metrics (``metric`` decides which model is better: ``auc``, ``log_loss``, ``rmse``,
+    ``accuracy``, or ``hit_rate@k`` for a recommender built as a classifier whose classes are
+    the items; a constant baseline's for comparison), permutation importance on the holdout,
     conversion to ONNX, a check that ONNX agrees with scikit-learn on the holdout, and a new
     version of the tenant's ``model`` with its model card. The estimator's class must be
     importable by its module name (the fit runs in a separate process). Make ``fit`` async
@@ -303,4 +328,4 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def higher_is_better(self) -> bool:
-        return HIGHER_IS_BETTER[self.metric]
+        return higher_is_better(self.metric)

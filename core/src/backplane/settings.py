@@ -170,6 +170,12 @@ class TrainingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Largest absolute difference allowed between ONNX and scikit-learn outputs."""
     max_concurrent_per_tenant: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
     """Runs of one tenant queued or running at once; more are refused (429)."""
+    min_schedule_interval_s: Annotated[float, msgspec.Meta(ge=60, le=31_622_400)] = 3600.0
+    """A retraining schedule (cron) whose times come closer together than this is refused
+    (422): each time starts a full training run."""
+    importance_repeats: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+    """Shuffles of each feature for the permutation importance on the holdout that the model
+    card records (0: not computed; the cost is features x repeats holdout predictions)."""
     promotion_margin: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 0.0
     """A trained version takes the model's ``production`` alias only when its holdout metric
     beats production's trained version by more than this (in the metric's units); the first
@@ -234,6 +240,9 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     max_routing_key_chars: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
     """Longest routing key (``parameters.routing_key`` or ``X-Routing-Key``) a V2 request may
     send for sticky traffic splits."""
+    explain_max_rows: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
+    """Largest occlusion batch a V2 request with ``parameters.explain`` may run: its rows times
+    (its features + 1) (400 beyond). Those rows are what is metered on ``inference.rows``."""
 
 
 class StorageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

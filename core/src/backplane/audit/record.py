@@ -46,6 +46,8 @@ KERNEL_ACTIONS: dict[str, str] = {
     "model.trained": "A training run registered a new version (target: name/version; details: "
     "run id, trainer, sha256, metrics)",
     "model.deleted": "A model version was deleted (target: name/version)",
+    "model.training_scheduled": "A model's retraining schedule was set, replaced or removed "
+    "(target: the model's name; details: cron, null when removed, and trainer)",
     "model.alias_changed": "A model alias was set, moved, split, deleted, rolled back or "
     "promoted (target: name@alias; details: action, from, to)",
     "plan.changed": "The tenant's plan changed (target: the new plan; details: from)",

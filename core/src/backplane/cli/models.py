@@ -256,3 +256,12 @@ def train(name: str, slug: str, trainer_name: str | None, wait: bool) -> None:
         return
     reason = run.error or f"still {run.status} when the wait ended"
     raise click.ClickException(f"training run {run.id} {run.status}: {reason}")
+
+
+def _schedule_command() -> None:
+    from backplane.cli.model_schedule import schedule
+
+    models.add_command(schedule)
+
+
+_schedule_command()

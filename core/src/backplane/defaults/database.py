@@ -19,6 +19,7 @@ def register_migrations(register: Any) -> None:
     import backplane.identity.models
     import backplane.inference.alias_models
     import backplane.inference.models
+    import backplane.inference.schedule_models
     import backplane.inference.training_runs
     import backplane.mail.models
     import backplane.tasks.models  # noqa: F401

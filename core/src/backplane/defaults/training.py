@@ -10,9 +10,10 @@ from backplane.hookspecs import hookimpl
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane.inference.schedule_api import TrainingScheduleController
     from backplane.inference.training_api import TrainingController
 
-    register(TrainingController)
+    register(TrainingController, TrainingScheduleController)
 
 
 @hookimpl
@@ -29,8 +30,11 @@ def register_meters(register: Any) -> None:
 
 @hookimpl
 def register_tasks(register: Any, settings: Any) -> None:
+    from backplane.inference.schedules import retrain_scheduled
     from backplane.inference.training import train_model
 
     # A run is not retried: a failure is its recorded status (start another run instead).
     limit_ms = int(settings.training.time_limit_s * 1000) + 120_000
     register(train_model, queue="backplane", max_retries=0, time_limit_ms=limit_ms)
+    # each minute: start the runs whose schedule's time has come (one per time, whatever runs)
+    register(retrain_scheduled, queue="backplane", schedule="* * * * *")

@@ -18,7 +18,9 @@ import json
 import sys
 from typing import Any
 
+from backplane.inference._importance import permutation_importances
 from backplane.inference._trial import _failure, _limit_resources
+from backplane.inference.metrics import hit_rate_at_k, hit_rate_k
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -34,6 +36,9 @@ def _score(metric: str, estimator: Any, features: Any, labels: Any) -> float:
     if metric == "accuracy":
         return float(metrics.accuracy_score(labels, estimator.predict(features)))
     proba = estimator.predict_proba(features)
+    k = hit_rate_k(metric)
+    if k is not None:
+        return hit_rate_at_k(labels, proba, estimator.classes_, k)
     if metric == "log_loss":
         return float(metrics.log_loss(labels, proba, labels=estimator.classes_))
     if proba.shape[1] == 2:  # auc
@@ -116,6 +121,10 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         }
     with open(out_path, "wb") as out:
         out.write(data)
+    _emit({"step": "importance"})
+    importance = permutation_importances(
+        estimator, x_hold, y_hold, metric, int(config.get("importance_repeats", 0)), config["seed"]
+    )
     return {
         "ok": True,
         "metrics": scores,
@@ -126,6 +135,8 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         "onnx_max_abs_diff": gap,
         "parameters": _parameters(estimator),
         "estimator": type(estimator).__name__,
+        "feature_means": [float(m) for m in x_fit.mean(axis=0)],
+        "feature_importance": importance,
     }
 
 

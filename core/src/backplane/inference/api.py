@@ -27,6 +27,7 @@ from backplane.inference.registry import (
     model_out,
     model_versions,
 )
+from backplane.inference.training_runs import with_cards
 from backplane.inference.validation import ModelRejected
 from backplane.ratelimit import rate_limit
 from backplane.settings import Settings
@@ -115,12 +116,21 @@ def models_controller(settings: Settings) -> type[Controller]:
         @get(
             "/{name:str}",
             guards=[requires("models.read")],
-            summary="The versions of one model",
+            summary="The versions of one model, each trained one with its model card",
+            description=(
+                "Oldest first. A version registered by a training run carries `card`: the "
+                "trainer, its metric on the holdout and a constant baseline's, training and "
+                "holdout rows, features, the estimator's parameters, permutation importance, "
+                "whether it was promoted, and when it was trained. Uploads have `card: null`."
+            ),
         )
         async def show(
             self, request: Req, db: NamedDependency[AsyncSession], name: FromPath[str]
         ) -> list[ModelOut]:
-            return await model_versions(db, rails_of(request).models, request.user.tenant_id, name)
+            tenant = request.user.tenant_id
+            versions = await model_versions(db, rails_of(request).models, tenant, name)
+            await with_cards(db, tenant, versions)
+            return versions
 
         @delete(
             ["/{name:str}", "/{name:str}/versions/{version:str}"],

@@ -9,16 +9,21 @@ a conflict, never an overwrite.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.audit.record import record as audit
+from backplane.db.locks import lock_row
+from backplane.identity.models import Tenant
+from backplane.inference.cards import ModelCard
 from backplane.inference.limits import reject
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.runtime import ModelCatalog, version_key
@@ -49,6 +54,8 @@ class ModelOut(msgspec.Struct, kw_only=True):
     max_queue_delay_us: int = 0
     signature: dict[str, Any] | None = None
     created_at: str | None = None
+    card: ModelCard | None = None
+    """A trained version's model card (``GET /api/models/{name}`` only; None for uploads)."""
 
 
 def limits_from(settings: InferenceSettings) -> ValidationLimits:
@@ -107,20 +114,18 @@ async def add_model(
         raise reject(
             "file-too-large", f"{len(data)} bytes, the limit is {settings.max_upload_bytes}"
         )
-    versions = model_rows(tenant_id, name).with_only_columns(ModelVersion.version)
-    existing = list(await db.scalars(versions))
-    if version is None:
-        numeric = [int(v) for v in existing if v.isdigit()]
-        version = str(max(numeric, default=0) + 1)
-    elif version in existing:
-        raise RegistryError(
-            f"model {name!r} already has version {version!r} (versions are immutable)", 409
-        )
+    if version is not None:  # refused before the costly validation; checked again below
+        await _free_version(db, tenant_id, name, version)
     report = progress or (lambda _step: None)
     report("validating")
     validated: ValidatedModel = await asyncio.to_thread(validate_onnx, data, limits_from(settings))
     report("storing")
     await asyncio.to_thread(catalog.store.put, data)
+    # Two registrations of one model at once (uploads, training runs, both) would read the
+    # same versions and take the same next number: the lock makes them take turns, from here
+    # to their commit, so the second reads what the first added.
+    await lock_model_name(db, tenant_id, name)
+    version = await _free_version(db, tenant_id, name, version)
     batch = settings.default_max_batch_size if max_batch_size is None else max_batch_size
     if max_queue_delay_us is None:
         max_queue_delay_us = settings.default_max_queue_delay_us
@@ -139,7 +144,12 @@ async def add_model(
         created_by=created_by,
     )
     db.add(row)
-    await db.flush()
+    try:
+        await db.flush()
+    except IntegrityError:  # only without the lock's guarantee (a version added by hand)
+        raise RegistryError(
+            f"model {name!r} version {version!r} was added concurrently; retry", 409
+        ) from None
     details = {"sha256": row.sha256, "size_bytes": row.size_bytes}
     await audit(
         db,
@@ -150,6 +160,35 @@ async def add_model(
     )
     catalog.forget(tenant_id, name)
     return row
+
+
+async def lock_model_name(db: AsyncSession, tenant_id: uuid.UUID, name: str) -> None:
+    """Hold the tenant's model ``name`` against other registrations until the transaction
+    ends: a transaction-level advisory lock on PostgreSQL (it touches no row, so it cannot
+    deadlock against the foreign-key locks of the rows the transaction writes), the database's
+    write lock on SQLite (which serialises every writer anyway)."""
+    connection = await db.connection()
+    if connection.dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"model:{tenant_id}:{name}".encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        await connection.execute(select(func.pg_advisory_xact_lock(key)))
+    else:
+        await lock_row(db, Tenant, tenant_id)
+
+
+async def _free_version(
+    db: AsyncSession, tenant_id: uuid.UUID, name: str, version: str | None
+) -> str:
+    """``version`` if the model lacks it (409 otherwise), or the next whole number."""
+    versions = model_rows(tenant_id, name).with_only_columns(ModelVersion.version)
+    existing = list(await db.scalars(versions))
+    if version is None:
+        return str(max((int(v) for v in existing if v.isdigit()), default=0) + 1)
+    if version in existing:
+        raise RegistryError(
+            f"model {name!r} already has version {version!r} (versions are immutable)", 409
+        )
+    return version
 
 
 async def list_models(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane import __version__
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
-from backplane.inference import v2
+from backplane.inference import explain, v2
 from backplane.inference.rollout import routing_key
 from backplane.inference.runtime import (
     LoadedModel,
@@ -157,6 +157,18 @@ class V2Controller(Controller):
         )
         model = await catalog.aload(ref)  # shared by versions with the same bytes: use ``ref``
         feed = model.check_inputs(tensors)
+        explanation = None
+        if explain.wants_explanation(infer_request):  # the occlusion batch runs, and is metered
+            explanation = await explain.plan(
+                rails.database,
+                request.user.tenant_id,
+                name,
+                ref.version,
+                infer_request,
+                feed,
+                settings.inference.explain_max_rows,
+            )
+            feed = explanation.feed
         # Metered (and committed, group-committed with concurrent requests) before running, so
         # a spent quota refuses the request without using the model; for a tenant with no limit
         # on these meters (as of a recent round) the run starts while the usage commits. Either
@@ -180,9 +192,21 @@ class V2Controller(Controller):
                 f"inference did not finish within {settings.server.inference_timeout_s} s", 504
             )
         header_results(request.scope).extend(r for r in metered if r.used is not None)
-        content, length = v2.encode_infer_response(
-            infer_request, model.ref.name, ref.version, outputs
-        )
+        if explanation is None:
+            content, length = v2.encode_infer_response(
+                infer_request, model.ref.name, ref.version, outputs
+            )
+        else:
+            outputs = explanation.split(outputs)
+            content, length = v2.encode_response(
+                model.ref.name,
+                ref.version,
+                outputs,
+                explanation.requested(infer_request.outputs, outputs),
+                v2.binary_output_default(infer_request),
+                request_id=infer_request.id,
+                parameters=explanation.parameters,
+            )
         if length is None:
             return Response(content, media_type="application/json")
         headers = {v2.HEADER_LENGTH_HEADER: str(length)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane._contract import HIGHER_IS_BETTER, Trainer
+from backplane._contract import Trainer, higher_is_better
 from backplane.inference.registry import NAME
 from backplane.plugins import PluginSet, check_owned_name
 
@@ -16,9 +16,10 @@ def _trainer_items(plugin: str, *trainers: Any) -> list[Trainer]:
         check_owned_name(plugin, trainer.name, "trainer", "plugin.what_it_learns")
         if not NAME.match(trainer.model):
             raise ValueError(f"trainer {trainer.name!r}: {trainer.model!r} is not a model name")
-        if trainer.metric not in HIGHER_IS_BETTER:
-            known = ", ".join(sorted(HIGHER_IS_BETTER))
-            raise ValueError(f"trainer {trainer.name!r}: metric must be one of {known}")
+        try:
+            higher_is_better(trainer.metric)
+        except ValueError as exc:
+            raise ValueError(f"trainer {trainer.name!r}: {exc}") from None
         if not callable(trainer.fit):
             raise TypeError(f"trainer {trainer.name!r}: fit must be callable")
     return list(trainers)

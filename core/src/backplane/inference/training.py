@@ -95,6 +95,7 @@ async def _run_fit(
         "holdout_fraction": config.holdout_fraction,
         "seed": config.seed,
         "tolerance": config.tolerance,
+        "importance_repeats": config.importance_repeats,
     }
     with tempfile.TemporaryDirectory(prefix="backplane-fit-") as workdir:
         out = Path(workdir) / "model.onnx"
@@ -329,4 +330,6 @@ def _card(trainer: Any, verdict: dict[str, Any]) -> dict[str, Any]:
         "onnx_max_abs_diff": verdict["onnx_max_abs_diff"],
         "estimator": verdict["estimator"],
         "parameters": verdict["parameters"],
+        "feature_means": verdict.get("feature_means"),
+        "feature_importance": verdict.get("feature_importance"),
     }

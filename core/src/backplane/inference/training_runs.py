@@ -23,11 +23,20 @@ from backplane.db.base import Base
 from backplane.db.locks import lock_row
 from backplane.db.tenancy import TenantScoped
 from backplane.identity.models import Tenant, TenantPlugin
-from backplane.inference.registry import RegistryError
+from backplane.inference.cards import model_card
+from backplane.inference.registry import ModelOut, RegistryError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 ACTIVE = (QUEUED, RUNNING)
-STEPS = ("queued", "reading data", "fitting", "evaluating", "converting", "checking")
+STEPS = (
+    "queued",
+    "reading data",
+    "fitting",
+    "evaluating",
+    "converting",
+    "checking",
+    "importance",
+)
 """The progress a run reports, in order (then ``registering`` and ``done``)."""
 TRAIN_TASK = "core.train_model"
 
@@ -188,3 +197,28 @@ async def get_run(
     if row is None:
         raise RegistryError(f"no training run {run_id!r} of model {model!r}", 404)
     return run_out(row)
+
+
+async def with_cards(db: AsyncSession, tenant_id: uuid.UUID, versions: list[ModelOut]) -> None:
+    """Give each trained version in ``versions`` (one model's) the card of the run that
+    registered it."""
+    own = [v for v in versions if v.source == "upload"]
+    if not own:
+        return
+    rows = await db.execute(
+        select(
+            TrainingRun.id, TrainingRun.version, TrainingRun.card, TrainingRun.finished_at
+        ).where(
+            TrainingRun.tenant_id == tenant_id,
+            TrainingRun.model == own[0].name,
+            TrainingRun.status == SUCCEEDED,
+            TrainingRun.version.in_([v.version for v in own]),
+        )
+    )
+    cards = {
+        version: model_card(str(run_id), card, finished)
+        for run_id, version, card, finished in rows
+        if card is not None
+    }
+    for out in own:
+        out.card = cards.get(out.version)

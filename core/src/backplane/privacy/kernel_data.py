@@ -30,6 +30,7 @@ from backplane.identity.models import ApiKey, Membership, RefreshToken, TenantPl
 from backplane.identity.tenants import set_member_role
 from backplane.inference.alias_models import ModelAlias, ModelAliasChange
 from backplane.inference.models import ModelVersion
+from backplane.inference.schedule_models import TrainingSchedule
 from backplane.inference.training_runs import TrainingRun
 from backplane.kernel import Kernel, internals
 from backplane.privacy.archive import ExportArchive
@@ -70,6 +71,7 @@ TENANT_TABLES = (
     ModelAlias,
     ModelAliasChange,
     TrainingRun,
+    TrainingSchedule,
     AuditEvent,
     AuditHead,
 )
@@ -108,6 +110,7 @@ async def export_kernel_data(
     )
     await archive.add_table(ModelVersion, ModelVersion.created_by == user_id)
     await archive.add_table(TrainingRun, TrainingRun.requested_by == user_id)
+    await archive.add_table(TrainingSchedule, TrainingSchedule.updated_by == user_id)
     await export_files(kernel, archive, subject)
     # What the person did, as the trail recorded it (erasure keeps these rows: security logs).
     await archive.add_table(
@@ -161,6 +164,12 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         .values(requested_by=None)
         .execution_options(synchronize_session=False)
     )
+    schedules: Any = await db.execute(
+        update(TrainingSchedule)
+        .where(TrainingSchedule.tenant_id == tenant_id, TrainingSchedule.updated_by == user_id)
+        .values(updated_by=None)
+        .execution_options(synchronize_session=False)
+    )
     files = await erase_file_uploader(kernel, subject)
     return {
         **mail,
@@ -171,6 +180,7 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
         "backplane_refresh_tokens": sessions.rowcount,
         "backplane_model_versions": models.rowcount,
         "backplane_training_runs": runs.rowcount,
+        "backplane_training_schedules": schedules.rowcount,
     }
 
 
