@@ -46,6 +46,8 @@ KERNEL_ACTIONS: dict[str, str] = {
     "model.trained": "A training run registered a new version (target: name/version; details: "
     "run id, trainer, sha256, metrics)",
     "model.deleted": "A model version was deleted (target: name/version)",
+    "model.drift_detected": "The inputs of a trained version drifted from its training data "
+    "(target: name/version; details: threshold, window rows, drifted features' PSI)",
     "model.alias_changed": "A model alias was set, moved, split, deleted, rolled back or "
     "promoted (target: name@alias; details: action, from, to)",
     "plan.changed": "The tenant's plan changed (target: the new plan; details: from)",

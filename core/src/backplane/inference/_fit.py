@@ -82,6 +82,8 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.model_selection import train_test_split
 
+    from backplane.inference.drift import feature_profile
+
     raw_features, labels, estimator = pickle.load(sys.stdin.buffer)  # noqa: S301 (see docstring)
     features = np.asarray(raw_features, dtype=np.float32)
     labels = np.asarray(labels)
@@ -126,6 +128,7 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         "onnx_max_abs_diff": gap,
         "parameters": _parameters(estimator),
         "estimator": type(estimator).__name__,
+        "feature_profile": feature_profile(x_fit),  # what drift monitoring compares with
     }
 
 
