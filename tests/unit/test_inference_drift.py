@@ -77,50 +77,69 @@ def test_a_malformed_profile_is_refused() -> None:
         Reference.from_profile({"nothing": 1})
 
 
-def test_the_window_keeps_the_last_rows_in_fixed_memory() -> None:
-    window = DriftWindow(5, 2)
-    window.add(np.array([[0, 0], [1, 1], [2, 2]], dtype=np.float32))
-    assert window.filled == 3
-    assert sorted(window.snapshot()[:, 0].tolist()) == [0, 1, 2]
-    window.add(np.array([[3, 3], [4, 4], [5, 5]], dtype=np.float32))  # wraps around
-    assert (window.filled, window.total) == (5, 6)
-    assert sorted(window.snapshot()[:, 0].tolist()) == [1, 2, 3, 4, 5]
-    window.add(np.arange(16, dtype=np.float32).reshape(8, 2))  # larger than the window
-    assert sorted(window.snapshot()[:, 0].tolist()) == [6, 8, 10, 12, 14]
-    assert window.rows.shape == (5, 2)
+def test_the_window_keeps_the_bin_counts_of_its_last_rows() -> None:
+    rng = np.random.default_rng(4)
+    reference = Reference.from_profile(feature_profile(rng.normal(size=(1000, 2))) or {})
+    window = DriftWindow(50, reference)
+    seen = []
+    for size in (20, 25, 30, 7, 120, 1, 49):  # not yet full, wrapping, larger than the window
+        block = rng.normal(0.3, 1.2, size=(size, 2))
+        seen.append(block)
+        window.add(block)
+        last = np.concatenate(seen)[-50:]
+        assert window.filled == len(last)
+        assert window.counts.tolist() == reference.counts(reference.bins(last)).tolist()
+        assert window.psi() == pytest.approx(reference.psi(last), abs=1e-12)
+    assert window.total == 252
+    assert window.ring.shape == (50, 2)
+    assert window.ring.dtype == np.uint8
 
 
-def test_an_alert_is_due_once_per_crossing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_alert_is_due_once_per_crossing() -> None:
     """Above the threshold: one alert; staying above: none (until the cooldown); back below
     and above again: another (which the version row's cooldown may still refuse)."""
-    import asyncio
     import uuid
-    from datetime import UTC, datetime
 
     from backplane.inference import drift_monitor
     from backplane.settings import InferenceSettings
 
-    alerts: list[dict[str, object]] = []
-
-    async def record_alert(*args: object) -> datetime:
-        alerts.append(args[4])  # type: ignore[arg-type]
-        return datetime.now(UTC)
-
-    monkeypatch.setattr(drift_monitor, "record_alert", record_alert)
     rng = np.random.default_rng(5)
     reference = Reference.from_profile(feature_profile(rng.normal(size=(2000, 2))) or {})
     monitor = drift_monitor.DriftMonitor(InferenceSettings(), object(), object())  # type: ignore[arg-type]
     key = (uuid.uuid4(), "m", "1")
     state = drift_monitor.DriftState("0" * 64, status=drift_monitor.READY, reference=reference)
+    state.window = DriftWindow(600, reference)  # each block below replaces the whole window
     state.feature_names = ["x[0]", "x[1]"]
     same, moved = rng.normal(size=(600, 2)), rng.normal(size=(600, 2)) + np.array([0.0, 1.5])
-
-    async def check(rows: np.ndarray) -> None:
-        await monitor._evaluate(key, state, rows)
-
+    alerts = []
     for rows, alerted in ((same, 0), (moved, 1), (moved, 1), (same, 1), (moved, 2)):
-        asyncio.run(check(rows))
+        due = monitor._add(key, state, rows)
+        if due is not None:
+            alerts.append(due)
         assert len(alerts) == alerted
-    assert alerts[0]["drifted_features"] == 1
-    assert list(alerts[0]["psi"]) == ["x[1]"]  # type: ignore[call-overload]
+    names, values, window_rows = alerts[0]
+    assert (names, window_rows) == (["x[0]", "x[1]"], 600)
+    assert values[1] > 0.2 > values[0]
     assert monitor.report(key[0], "m", "1").status == "not sampled"  # observe() never ran
+    too_few = drift_monitor.DriftState("1" * 64, status=drift_monitor.READY, reference=reference)
+    too_few.window = DriftWindow(2000, reference)
+    assert monitor._add(key, too_few, moved[:499]) is None  # below drift_min_rows: no PSI yet
+    assert too_few.psi == []
+
+
+def test_binning_a_window_at_once_matches_the_feature_by_feature_definition() -> None:
+    rng = np.random.default_rng(8)
+    training = np.column_stack(
+        [rng.normal(size=3000), rng.integers(0, 3, size=3000), np.full(3000, 2.0)]
+    )
+    profile = feature_profile(training) or {}
+    reference = Reference.from_profile(profile)
+    served = np.column_stack(
+        [rng.normal(0.5, 1, size=700), rng.integers(0, 4, size=700), rng.normal(2, 1, size=700)]
+    )
+    served[::50, 0] = np.nan
+    by_feature = [
+        psi(f["expected"], bin_counts(np.asarray(f["edges"]), served[:, j]) / len(served))
+        for j, f in enumerate(profile["features"])
+    ]
+    assert reference.psi(served) == pytest.approx(by_feature, rel=1e-9, abs=1e-12)

@@ -16,7 +16,6 @@ a significant one (``inference.drift_psi_threshold``). Pure numpy, no I/O: the m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -69,47 +68,75 @@ def psi(expected: Any, actual: Any, epsilon: float = EPSILON) -> float:
     return float(np.sum((got - want) * np.log(got / want)))
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A recorded profile, ready to bin served rows (built once per version and process)."""
+    """A recorded profile, ready to bin served rows (built once per version and process).
 
-    edges: tuple[Array, ...]
-    expected: tuple[Array, ...]
+    The edges of every feature sit in one matrix (padded with +inf), so binning a block of rows
+    is one comparison over rows x features x edges; PSI is then computed from bin counts alone
+    (features x bins: microseconds), which is what lets a window keep counts, not rows."""
 
-    @property
-    def features(self) -> int:
-        return len(self.edges)
+    def __init__(self, edges: list[Array], expected: list[Array]) -> None:
+        if not edges or any(len(e) + 1 != len(x) for e, x in zip(edges, expected, strict=True)):
+            raise ValueError("a malformed feature profile: edges and shares do not match")
+        self.features = len(edges)
+        self.width = max(len(e) for e in edges) + 1
+        """Bins of the widest feature (the others' extra bins stay empty and are ignored)."""
+        self._edges = np.full((self.features, self.width - 1), np.inf)
+        expected_shares = np.zeros((self.features, self.width))
+        self._valid = np.zeros((self.features, self.width), dtype=bool)
+        self._nan_bin = np.array([len(e) for e in edges])
+        for j, (cut, share) in enumerate(zip(edges, expected, strict=True)):
+            self._edges[j, : len(cut)] = cut
+            expected_shares[j, : len(share)] = share
+            self._valid[j, : len(share)] = True
+        self._expected = np.maximum(expected_shares, EPSILON)
 
     @classmethod
     def from_profile(cls, profile: dict[str, Any]) -> Reference:
         """:class:`ValueError` for a profile that does not hold together."""
         try:
             items = profile["features"]
-            edges = tuple(np.asarray(f["edges"], dtype=np.float64) for f in items)
-            expected = tuple(np.asarray(f["expected"], dtype=np.float64) for f in items)
+            edges = [np.asarray(f["edges"], dtype=np.float64).reshape(-1) for f in items]
+            expected = [np.asarray(f["expected"], dtype=np.float64).reshape(-1) for f in items]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"a malformed feature profile: {exc}") from None
-        if not edges or any(len(e) + 1 != len(x) for e, x in zip(edges, expected, strict=True)):
-            raise ValueError("a malformed feature profile: edges and shares do not match")
         return cls(edges, expected)
+
+    def bins(self, rows: Array) -> Array:
+        """Each value's bin (rows x :attr:`features`), as :func:`bin_counts` places it."""
+        data = np.asarray(rows[:, : self.features], dtype=np.float64)
+        placed = (data[:, :, None] >= self._edges[None, :, :]).sum(axis=2)
+        return np.where(np.isnan(data), self._nan_bin[None, :], placed)
+
+    def counts(self, bins: Array) -> Array:
+        """Rows per bin per feature (features x :attr:`width`) of ``bins`` (:meth:`bins`)."""
+        offsets = np.arange(self.features) * self.width
+        flat = np.bincount((bins + offsets[None, :]).ravel(), minlength=self._valid.size)
+        return flat.reshape(self.features, self.width)
+
+    def psi_of_counts(self, counts: Array, total: int) -> list[float]:
+        """Each feature's PSI for served bin ``counts`` of ``total`` rows."""
+        actual = np.maximum(counts / total, EPSILON)
+        terms = (actual - self._expected) * np.log(actual / self._expected)
+        return [float(v) for v in np.where(self._valid, terms, 0.0).sum(axis=1)]
 
     def psi(self, rows: Array) -> list[float]:
         """Each profiled feature's PSI over ``rows`` (rows x at least :attr:`features`)."""
-        total = len(rows)
-        return [
-            psi(expected, bin_counts(edges, rows[:, j]) / total)
-            for j, (edges, expected) in enumerate(zip(self.edges, self.expected, strict=True))
-        ]
+        return self.psi_of_counts(self.counts(self.bins(rows)), len(rows))
 
 
 class DriftWindow:
-    """The last ``capacity`` sampled rows of one version (a ring buffer: fixed memory, adding a
-    block is one or two slice copies). Not thread-safe: the monitor holds its lock."""
+    """The bins of the last ``capacity`` sampled rows of one version, and their counts per
+    feature: a ring buffer (fixed memory) whose counts are kept up to date as rows come and
+    go, so a PSI needs no pass over the window. Not thread-safe: the monitor holds its lock."""
 
-    __slots__ = ("filled", "next", "rows", "total")
+    __slots__ = ("counts", "filled", "next", "reference", "ring", "total")
 
-    def __init__(self, capacity: int, features: int) -> None:
-        self.rows: Array = np.zeros((capacity, features), dtype=np.float32)
+    def __init__(self, capacity: int, reference: Reference) -> None:
+        self.reference = reference
+        dtype = np.uint8 if reference.width <= 256 else np.uint16
+        self.ring: Array = np.zeros((capacity, reference.features), dtype=dtype)
+        self.counts: Array = np.zeros((reference.features, reference.width), dtype=np.int64)
         self.filled = 0
         self.next = 0
         self.total = 0
@@ -117,29 +144,30 @@ class DriftWindow:
 
     @property
     def capacity(self) -> int:
-        return len(self.rows)
+        return len(self.ring)
 
-    def add(self, block: Array) -> None:
-        """Append ``block`` (rows x features); the oldest rows make room."""
-        count, capacity = len(block), self.capacity
-        self.total += count
-        if count >= capacity:
-            self.rows[:] = block[-capacity:]
-            self.next, self.filled = 0, capacity
+    def add(self, rows: Array) -> None:
+        """Bin and append ``rows`` (rows x at least the profiled features); the oldest rows
+        make room (and leave the counts)."""
+        self.total += len(rows)
+        rows = rows[-self.capacity :]
+        count = len(rows)
+        if count == 0:
             return
-        end = self.next + count
-        if end <= capacity:
-            self.rows[self.next : end] = block
-        else:
-            first = capacity - self.next
-            self.rows[self.next :] = block[:first]
-            self.rows[: count - first] = block[first:]
-        self.next = end % capacity
-        self.filled = min(capacity, self.filled + count)
+        bins = self.reference.bins(rows)
+        slots = (self.next + np.arange(count)) % self.capacity
+        # until the ring is full, the next free slot is ``filled``: occupied slots are below it
+        leaving = slots if self.filled == self.capacity else slots[slots < self.filled]
+        if len(leaving):
+            self.counts -= self.reference.counts(self.ring[leaving].astype(np.int64))
+        self.ring[slots] = bins
+        self.counts += self.reference.counts(bins)
+        self.next = int(slots[-1] + 1) % self.capacity
+        self.filled = min(self.capacity, self.filled + count)
 
-    def snapshot(self) -> Array:
-        """A copy of the rows in the window (in no particular order: PSI does not care)."""
-        return self.rows[: self.filled].copy()
+    def psi(self) -> list[float]:
+        """Each feature's PSI over the rows in the window."""
+        return self.reference.psi_of_counts(self.counts, self.filled)
 
 
 OFF, NOT_SAMPLED, COLLECTING, STABLE, DRIFTING = (

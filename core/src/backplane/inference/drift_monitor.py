@@ -1,14 +1,16 @@
-"""Drift monitoring of served versions: sampling on the request path, PSI off it, alerts once.
+"""Drift monitoring of served versions: sampling on the request path, alerts off it.
 
 The request path (:meth:`DriftMonitor.observe`) does almost nothing: one random draw, and for
-``inference.drift_sample_rate`` of the requests to a trained version a copy of its input rows
-into that (tenant, model, version)'s :class:`~backplane.inference.drift.DriftWindow` under a
-lock. Everything else runs in tasks of the server's event loop that no request waits for:
-reading the version's training profile once (the first sample), computing each feature's PSI
-in a thread every ``inference.drift_check_rows`` new rows once the window holds
-``inference.drift_min_rows``, and when a feature's PSI passes ``inference.drift_psi_threshold``
-emitting ``model.drift_detected`` (a tenant event, live) with a ``model.drift_detected`` audit
-row in one transaction.
+``inference.drift_sample_rate`` of the requests to a trained version (at most
+:data:`MAX_SAMPLE_ROWS` of their rows) binning the rows against the version's training profile
+into its :class:`~backplane.inference.drift.DriftWindow` under a lock. The window keeps bin
+counts, so every ``inference.drift_check_rows`` sampled rows (once it holds
+``inference.drift_min_rows``) each feature's PSI is recomputed from counts alone, features x
+bins: microseconds, amortised over a hundred samples. What touches the database runs in tasks
+of the server's event loop that no request waits for: reading the profile once (the first
+sample of a version; rows sampled meanwhile wait in memory), and, when a feature's PSI passes
+``inference.drift_psi_threshold``, emitting ``model.drift_detected`` (a tenant event, live)
+with a ``model.drift_detected`` audit row in one transaction.
 
 An alert is raised once per crossing: not again while the PSI stays above (until
 ``inference.drift_cooldown_s`` passed), again when it dropped below and crossed anew; and never
@@ -58,6 +60,9 @@ MAX_WATCHED_VERSIONS: Final = 256
 """Versions whose windows one process keeps (least recently sampled dropped first)."""
 MAX_WINDOW_VALUES: Final = 1 << 20
 """Values (rows x features) one window holds at most: 4 MiB of float32."""
+MAX_SAMPLE_ROWS: Final = 64
+"""Rows one sampled request adds at most (its last ones): a large batch costs a sample no more
+than a small one."""
 RETRY_S: Final = 30.0
 """After a failed profile read, the next sample of that version tries again this much later."""
 
@@ -95,7 +100,6 @@ class DriftState:
     window: DriftWindow | None = None
     retry_at: float = 0.0
     since_check: int = 0
-    computing: bool = False
     psi: list[float] = field(default_factory=list)
     computed_at: datetime | None = None
     computed_rows: int = 0
@@ -164,32 +168,43 @@ class DriftMonitor:
                     state.status = LOADING
                     self._spawn(self._load(key, state, found[0]))
                 if sum(map(len, state.pending)) < self.settings.drift_window_rows:
-                    state.pending.append(found[1][-self.settings.drift_window_rows :].copy())
+                    state.pending.append(found[1][-MAX_SAMPLE_ROWS:].copy())
                 return
-            snapshot = self._add(state, found[1])
-        if snapshot is not None:
-            self._spawn(self._evaluate(key, state, snapshot))
+            due = self._add(key, state, found[1][-MAX_SAMPLE_ROWS:])
+        if due is not None:
+            self._spawn(self._alert(key, state, *due))
 
-    def _add(self, state: DriftState, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
-        """Add sampled ``rows`` to a ready window (under the lock); a snapshot when a PSI
-        computation is due."""
+    def _add(
+        self, key: Key, state: DriftState, rows: np.ndarray[Any, Any]
+    ) -> tuple[list[str], list[float], int] | None:
+        """Add sampled ``rows`` to a ready window and, every ``drift_check_rows`` rows once it
+        holds ``drift_min_rows``, recompute each feature's PSI from the window's bin counts
+        (features x bins: microseconds). Under the lock; what an alert needs when one is due."""
         if state.status != READY:
             return None
         assert state.reference is not None
         assert state.window is not None
         if rows.shape[1] < state.reference.features:
             return None
-        state.window.add(rows[-state.window.capacity :, : state.reference.features])
+        window = state.window
+        window.add(rows)
         state.since_check += len(rows)
-        needed = min(self.settings.drift_min_rows, state.window.capacity)
-        if (
-            state.computing
-            or state.window.filled < needed
-            or state.since_check < self.settings.drift_check_rows
-        ):
+        needed = min(self.settings.drift_min_rows, window.capacity)
+        if window.filled < needed or state.since_check < self.settings.drift_check_rows:
             return None
-        state.computing, state.since_check = True, 0
-        return state.window.snapshot()
+        state.since_check = 0
+        values = window.psi()
+        state.psi, state.computed_rows = values, window.filled
+        state.computed_at = datetime.now(UTC)
+        now, cooldown = time.monotonic(), self.settings.drift_cooldown_s
+        above = max(values) > self.settings.drift_psi_threshold
+        crossing = above and not state.above
+        reminder = above and state.alerted is not None and now - state.alerted >= cooldown
+        state.above = above
+        if not (crossing or reminder):
+            return None
+        state.alerted = now
+        return list(state.feature_names), values, window.filled
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -228,40 +243,13 @@ class DriftMonitor:
                 self.settings.drift_window_rows,
                 max(MAX_WINDOW_VALUES // reference.features, 10),
             )
-            state.reference, state.window = reference, DriftWindow(capacity, reference.features)
+            state.reference, state.window = reference, DriftWindow(capacity, reference)
             state.feature_names = [f"{input_name}[{j}]" for j in range(reference.features)]
             state.status = READY
-            snapshots = [self._add(state, rows) for rows in pending]
-        for snapshot in snapshots:
-            if snapshot is not None:
-                self._spawn(self._evaluate(key, state, snapshot))
-
-    async def _evaluate(self, key: Key, state: DriftState, rows: np.ndarray[Any, Any]) -> None:
-        """Each feature's PSI over a snapshot of the window (in a thread); alert on a crossing."""
-        assert state.reference is not None
-        try:
-            values = await asyncio.to_thread(state.reference.psi, rows)
-        except Exception:
-            log.exception("drift: computing the PSI of %s/%s failed", key[1], key[2])
-            with self._lock:
-                state.computing = False
-            return
-        threshold, cooldown = self.settings.drift_psi_threshold, self.settings.drift_cooldown_s
-        now = time.monotonic()
-        with self._lock:
-            state.computing = False
-            state.psi, state.computed_rows = values, len(rows)
-            state.computed_at = datetime.now(UTC)
-            above = max(values) > threshold
-            crossing = above and not state.above
-            reminder = above and state.alerted is not None and now - state.alerted >= cooldown
-            state.above = above
-            due = crossing or reminder
-            if due:
-                state.alerted = now
-            names = list(state.feature_names)
-        if due:
-            await self._alert(key, state, names, values, len(rows))
+            alerts = [self._add(key, state, rows) for rows in pending]
+        for due in alerts:
+            if due is not None:
+                self._spawn(self._alert(key, state, *due))
 
     async def _alert(
         self, key: Key, state: DriftState, names: list[str], values: list[float], rows: int
@@ -306,7 +294,7 @@ class DriftMonitor:
             if state.window is not None:
                 report.window_rows, report.window_capacity = (
                     state.window.filled,
-                    len(state.window.rows),
+                    state.window.capacity,
                 )
                 report.sampled_rows = state.window.total
             if state.status == READY:
