@@ -244,8 +244,8 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     drift_min_rows: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 500
     """PSI is computed only once the window holds this many rows (or is full)."""
     drift_check_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
-    """PSI is recomputed (off the request path, in a thread) after this many newly sampled
-    rows."""
+    """PSI is recomputed after this many newly sampled rows (from the window's bin counts:
+    features x bins, microseconds)."""
     drift_psi_threshold: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.2
     """A feature whose population stability index is above this has drifted (the common
     convention: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant); the version then gets a
