@@ -104,9 +104,10 @@ class Reference:
 
     def bins(self, rows: Array) -> Array:
         """Each value's bin (rows x :attr:`features`), as :func:`bin_counts` places it."""
-        data = np.asarray(rows[:, : self.features], dtype=np.float64)
+        data = rows[:, : self.features]  # compared with float64 edges: upcast as it goes
         placed = (data[:, :, None] >= self._edges[None, :, :]).sum(axis=2)
-        return np.where(np.isnan(data), self._nan_bin[None, :], placed)
+        nan = np.isnan(data)
+        return np.where(nan, self._nan_bin[None, :], placed) if nan.any() else placed
 
     def counts(self, bins: Array) -> Array:
         """Rows per bin per feature (features x :attr:`width`) of ``bins`` (:meth:`bins`)."""
@@ -152,6 +153,9 @@ class DriftWindow:
         self.total += len(rows)
         rows = rows[-self.capacity :]
         count = len(rows)
+        if count == 1:  # the usual sample: a few index operations, no bincount
+            self._add_one(self.reference.bins(rows)[0])
+            return
         if count == 0:
             return
         bins = self.reference.bins(rows)
@@ -164,6 +168,15 @@ class DriftWindow:
         self.counts += self.reference.counts(bins)
         self.next = int(slots[-1] + 1) % self.capacity
         self.filled = min(self.capacity, self.filled + count)
+
+    def _add_one(self, bins: Array) -> None:
+        features = np.arange(len(bins))
+        if self.filled == self.capacity:
+            self.counts[features, self.ring[self.next]] -= 1
+        self.ring[self.next] = bins
+        self.counts[features, bins] += 1  # one (feature, bin) pair per feature: no repeats
+        self.next = (self.next + 1) % self.capacity
+        self.filled = min(self.capacity, self.filled + 1)
 
     def psi(self) -> list[float]:
         """Each feature's PSI over the rows in the window."""
