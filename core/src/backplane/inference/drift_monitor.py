@@ -59,7 +59,7 @@ log = logging.getLogger("backplane.inference.drift")
 MAX_WATCHED_VERSIONS: Final = 256
 """Versions whose windows one process keeps (least recently sampled dropped first)."""
 MAX_WINDOW_VALUES: Final = 1 << 20
-"""Values (rows x features) one window holds at most: 4 MiB of float32."""
+"""Values (rows x features) one window holds at most: 1 MiB of bin indices."""
 MAX_SAMPLE_ROWS: Final = 64
 """Rows one sampled request adds at most (its last ones): a large batch costs a sample no more
 than a small one."""
