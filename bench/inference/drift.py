@@ -14,7 +14,7 @@ Run by ``tox run -e bench-inference-drift`` (or the Python of any environment wi
    written to its row the way training writes it. One server runs with
    ``BACKPLANE_INFERENCE__DRIFT_SAMPLE_RATE=0`` (off), the other with the default (0.05).
 2. Checks both answer a 1-row request with ``session.run``'s output.
-3. ``--rounds`` rounds (default 6); in each, both servers are loaded at the same time, each by
+3. ``--rounds`` rounds (default 8); in each, both servers are loaded at the same time, each by
    its own ``wrk`` (or ``load.py``) process: ``--warmup`` s then ``--duration`` s of single-row
    JSON requests at ``--concurrency`` (16). On a small shared machine whatever else runs
    slows a lone measurement by a different amount each time (rounds measured one after the
@@ -52,8 +52,8 @@ TARGETS = {"off": "drift sampling off (rate 0)", "on": "drift sampling at its de
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--client", choices=("wrk", "python"), default=None)
