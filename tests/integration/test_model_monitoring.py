@@ -211,3 +211,49 @@ def test_drift_alerts_once_for_shifted_inputs_and_never_for_training_like_ones(
     assert details["drifted_features"] == 1
     # B's own model of the same name never saw A's traffic or alert
     assert trail(setup.settings, setup.b.tenant_id, "model.drift_detected") == []
+
+
+_READER: list[Any] = []
+
+
+def metric_reader() -> Any:
+    """An in-memory OpenTelemetry metric reader on the global meter provider (once per
+    process: the kernel's instruments are proxies until a provider is set)."""
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    if not _READER:
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        _READER.append(reader)
+    return _READER[0]
+
+
+def test_opentelemetry_carries_model_and_version_never_the_tenant(setup: Setup) -> None:
+    reader = metric_reader()
+    give_profile(setup.settings, setup.a.tenant_id, feature_profile(rows(2000, seed=7)) or {})
+    setup.send(rows(1000, seed=11, shift=1.0), batch=100)  # 10 requests
+    wait_for(setup.alerts, message="the drift alert")
+    points: dict[str, list[Any]] = {}
+    for exported in reader.get_metrics_data().resource_metrics:
+        for scope in exported.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name.startswith("backplane.inference."):
+                    points.setdefault(metric.name, []).extend(metric.data.data_points)
+    for name, found in points.items():
+        for point in found:
+            assert "tenant" not in point.attributes, name
+            assert str(setup.a.tenant_id) not in map(str, point.attributes.values()), name
+    mine = {"model": "scorer", "version": "1"}
+    durations = [
+        p for p in points["backplane.inference.request_duration"]
+        if dict(p.attributes) == {**mine, "outcome": "success"}
+    ]  # fmt: skip
+    assert sum(p.count for p in durations) >= 10
+    (psi,) = [p for p in points["backplane.inference.drift_psi"] if dict(p.attributes) == mine]
+    assert psi.value > 0.2
+    (alerts,) = [
+        p for p in points["backplane.inference.drift_alerts"] if dict(p.attributes) == mine
+    ]
+    assert alerts.value >= 1
