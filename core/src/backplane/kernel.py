@@ -135,7 +135,7 @@ class Rails:
             database=database,
             tasks=TaskRuntime(plugins, broker=broker),
             meters=meters,
-            models=ModelCatalog(plugins, database.sessions),
+            models=ModelCatalog(plugins, database.sessions, events=events),
             identity=IdentityHolder(settings, database, role_permissions(plugins)),
             usage_writer=UsageWriter(
                 database.sessions,
@@ -162,6 +162,7 @@ class Rails:
     async def close(self) -> None:
         """Release what :meth:`build` opened (after the task runtime stopped)."""
         await self.usage_writer.flush()
+        await self.models.monitoring.drift.drain()
         self.models.close()
         await self.identity.close()
         await self.rate_limits.aclose()

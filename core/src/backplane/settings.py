@@ -243,6 +243,26 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     explain_max_rows: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
     """Largest occlusion batch a V2 request with ``parameters.explain`` may run: its rows times
     (its features + 1) (400 beyond). Those rows are what is metered on ``inference.rows``."""
+    drift_sample_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.05
+    """Share of requests to a trained version whose input rows are sampled into its drift
+    window (chosen at random per request; 0 turns drift monitoring off). A sample costs the
+    request a copy of its rows into memory, never a database round trip."""
+    drift_window_rows: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 2000
+    """The sliding window: the last this many sampled rows per (tenant, model, version), in
+    this process (fewer for a very wide input: a window holds at most 2**20 values)."""
+    drift_min_rows: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 500
+    """PSI is computed only once the window holds this many rows (or is full)."""
+    drift_check_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    """PSI is recomputed after this many newly sampled rows (from the window's bin counts:
+    features x bins, microseconds)."""
+    drift_psi_threshold: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.2
+    """A feature whose population stability index is above this has drifted (the common
+    convention: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant); the version then gets a
+    ``model.drift_detected`` event and audit row."""
+    drift_cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=30 * 86_400)] = 3600.0
+    """At most one drift alert per version this often (across processes: the version row keeps
+    the last one's time). Within it, a process alerts again only after the PSI dropped back
+    below the threshold and crossed it anew, or once the cooldown passed while it stayed above."""
 
 
 class StorageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

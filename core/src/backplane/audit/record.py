@@ -48,6 +48,8 @@ KERNEL_ACTIONS: dict[str, str] = {
     "model.deleted": "A model version was deleted (target: name/version)",
     "model.training_scheduled": "A model's retraining schedule was set, replaced or removed "
     "(target: the model's name; details: cron, null when removed, and trainer)",
+    "model.drift_detected": "The inputs of a trained version drifted from its training data "
+    "(target: name/version; details: threshold, window rows, drifted features' PSI)",
     "model.alias_changed": "A model alias was set, moved, split, deleted, rolled back or "
     "promoted (target: name@alias; details: action, from, to)",
     "plan.changed": "The tenant's plan changed (target: the new plan; details: from)",

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane._contract import ONNXRUNTIME, InferenceRuntime, Meter, ModelRef, Permission
+from backplane._contract import (
+    ONNXRUNTIME,
+    EventType,
+    InferenceRuntime,
+    Meter,
+    ModelRef,
+    Permission,
+)
 from backplane.defaults.identity import EVERYONE
 from backplane.hookspecs import hookimpl
 
@@ -14,10 +21,12 @@ from backplane.hookspecs import hookimpl
 def register_routes(register: Any, settings: Any) -> None:
     from backplane.inference.alias_routes import AliasController
     from backplane.inference.api import models_controller
+    from backplane.inference.monitoring_api import MonitoringController
     from backplane.inference.routes import V2Controller
 
     register(models_controller(settings))
     register(AliasController)
+    register(MonitoringController)
     register(V2Controller, prefix="/")
 
 
@@ -38,6 +47,20 @@ def register_meters(register: Any) -> None:
             group_by=("model",),
             description="Rows (batch entries) sent to models",
         ),
+    )
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(
+        EventType(
+            name="model.drift_detected",
+            description="The inputs a trained model version receives drifted from its training "
+            "data: a feature's population stability index over the sampled window passed "
+            "`inference.drift_psi_threshold`; `data` names the model, version, threshold, "
+            "window rows and the drifted features' PSI",
+            live=True,
+        )
     )
 
 

@@ -87,6 +87,8 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.model_selection import train_test_split
 
+    from backplane.inference.drift import feature_profile
+
     raw_features, labels, estimator = pickle.load(sys.stdin.buffer)  # noqa: S301 (see docstring)
     features = np.asarray(raw_features, dtype=np.float32)
     labels = np.asarray(labels)
@@ -137,6 +139,7 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         "estimator": type(estimator).__name__,
         "feature_means": [float(m) for m in x_fit.mean(axis=0)],
         "feature_importance": importance,
+        "feature_profile": feature_profile(x_fit),  # what drift monitoring compares with
     }
 
 

@@ -32,7 +32,8 @@ from backplane.db.tenancy import TenantScoped
 
 
 class ModelVersion(TenantScoped, Base):
-    """One version of a tenant's model. Never updated in place except its ``status``."""
+    """One version of a tenant's model. Never updated in place except its ``status`` and
+    ``drift_alerted_at`` (``feature_profile`` is written in the transaction that creates it)."""
 
     __tablename__ = "backplane_model_versions"
     __table_args__ = (
@@ -55,6 +56,16 @@ class ModelVersion(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20), default="ready")
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    feature_profile: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    """A trained version's training-data profile (:func:`backplane.inference.drift.
+    feature_profile`): what served inputs are compared with for drift. None for uploads."""
+    drift_alerted_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    """When the last drift alert for this version was raised (``inference.drift_cooldown_s``
+    counts from it, whichever process raised it)."""
 
 
 def model_rows(tenant_id: uuid.UUID, name: str) -> Select[tuple[ModelVersion]]:

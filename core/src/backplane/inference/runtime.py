@@ -27,6 +27,7 @@ from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
 from backplane.inference.models import ModelVersion, model_rows
+from backplane.inference.monitoring import Monitoring
 from backplane.inference.resolution import RegistryView, read_aliases, version_for
 from backplane.inference.sessions import SessionCache
 from backplane.inference.stats import StatsBook
@@ -181,6 +182,7 @@ class ModelCatalog:
         self,
         plugins: PluginSet,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        events: Any = None,
     ) -> None:
         self.settings = plugins.settings
         self._sessionmaker = sessionmaker
@@ -215,6 +217,8 @@ class ModelCatalog:
         }
         self.store = open_store(plugins)
         self.stats = StatsBook()
+        self.monitoring = Monitoring(config, sessionmaker, events)
+        """Per-version latency, error rate and input drift (``events``: where drift alerts go)."""
         self.threads = config.threads or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backplane-inference")
         self._sessions: SessionCache[LoadedModel] = SessionCache(
@@ -356,10 +360,13 @@ class ModelCatalog:
             async with asyncio.timeout(timeout_s):
                 results, timing = await self._run(model, feed)
         except BaseException:
-            self.stats.failure(tenant_id, name, version, time.perf_counter_ns() - started)
+            elapsed = time.perf_counter_ns() - started
+            self.stats.failure(tenant_id, name, version, elapsed)
+            self.monitoring.failure(tenant_id, name, version, elapsed)
             raise
         elapsed = time.perf_counter_ns() - started
         self.stats.success(tenant_id, name, version, batch_rows(feed), timing, elapsed)
+        self.monitoring.success(tenant_id, name, version, elapsed, model.ref, feed)
         if outputs:
             return {name: results[name] for name in outputs}
         return results

@@ -237,6 +237,7 @@ async def train_model(kernel: Kernel, run_id: str) -> None:
                 description=f"trained by {trainer.name}",
                 created_by=requested_by,
             )
+            version.feature_profile = verdict.get("feature_profile")  # for drift monitoring
             run = await session.get(TrainingRun, key)
             assert run is not None
             run.status, run.progress, run.version, run.card = (

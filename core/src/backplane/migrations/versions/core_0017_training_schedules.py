@@ -1,7 +1,7 @@
 """training schedules: retrain a tenant model at the times a cron expression names
 
 Revision ID: core_0017
-Revises: core_0015
+Revises: core_0016
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "core_0017"
-down_revision: str | Sequence[str] | None = "core_0015"
+down_revision: str | Sequence[str] | None = "core_0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
