@@ -198,3 +198,26 @@ def test_renders_at_once_share_the_workers_and_all_finish() -> None:
         thread.join(60)
     assert not errors
     assert results == {n: n for n in range(12)}
+
+
+def test_a_warmed_pool_renders_at_once_and_stays_within_its_size() -> None:
+    from backplane_documents.sandbox import RenderPool
+
+    pool = RenderPool(size=2, memory_bytes=0)
+    try:
+        pool.warm()
+        assert len(pool._idle) == 2
+        pool.warm()  # already warm: nothing more starts
+        assert len(pool._idle) == 2
+        started = time.monotonic()
+        from backplane_documents.sandbox import Job
+
+        reply = pool.run(Job("html", b"<p>{{ 1 + 1 }}</p>", "{}", 1000, 1), timeout_s=10)
+        assert (reply.ok, reply.content) == (True, b"<p>2</p>")
+        assert time.monotonic() - started < 0.3  # no worker start in the way
+        assert len(pool._idle) == 2
+    finally:
+        pool.close()
+    assert pool._idle == []
+    with pytest.raises(RenderError, match="shutting down"):
+        pool.run(Job("html", b"x", "{}", 1000, 1), timeout_s=10)

@@ -153,11 +153,24 @@ class RenderPool:
                 worker.kill()
                 raise
             with self._lock:
-                if self._closed or worker.jobs >= self.max_jobs:
+                if self._closed or worker.jobs >= self.max_jobs or len(self._idle) >= self.size:
                     worker.kill()
                 else:
                     self._idle.append(worker)
             return reply
+
+    def warm(self) -> None:
+        """Start the pool's workers now (each imports the engines, about half a second), so
+        that the first renders do not wait for them."""
+        with self._lock:
+            missing = 0 if self._closed else self.size - len(self._idle)
+        started = [_Worker(self.memory_bytes) for _ in range(max(0, missing))]
+        with self._lock:
+            if self._closed:
+                for worker in started:
+                    worker.kill()
+            else:
+                self._idle.extend(started)
 
     def close(self) -> None:
         """Stop every idle worker; busy ones stop when their job ends."""
