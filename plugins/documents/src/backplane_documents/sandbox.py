@@ -37,6 +37,8 @@ PROXY_VARIABLES = (
     "all_proxy",
 )
 HEADER = struct.Struct("!I")
+STARTUP_TIMEOUT_S = 60.0
+"""How long a new worker may take to import the engines (a loaded machine, a cold disk)."""
 
 
 class Job(msgspec.Struct, array_like=True):
@@ -90,10 +92,30 @@ class _Worker:
             close_fds=True,
         )
         self.jobs = 0
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's empty "ready" frame (engines imported, typst's compiler and
+        fonts loaded): its start-up never counts against a render's time limit."""
+        if self.ready:
+            return
+        assert self.process.stdout is not None
+        out = self.process.stdout.fileno()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        try:
+            (size,) = HEADER.unpack(_read_exactly(out, HEADER.size, deadline))
+            _read_exactly(out, size, deadline)
+        except (TimeoutError, EOFError, OSError):
+            self.kill()
+            raise RenderError(
+                f"the renderer did not start within {STARTUP_TIMEOUT_S:g} s", kind="limit"
+            ) from None
+        self.ready = True
 
     def run(self, job: Job, timeout_s: float) -> Reply:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
+        self.wait_ready()
         self.jobs += 1
         _write_frame(self.process.stdin.fileno(), msgspec.msgpack.encode(job))
         deadline = time.monotonic() + timeout_s
@@ -165,6 +187,8 @@ class RenderPool:
         with self._lock:
             missing = 0 if self._closed else self.size - len(self._idle)
         started = [_Worker(self.memory_bytes) for _ in range(max(0, missing))]
+        for worker in started:
+            worker.wait_ready()
         with self._lock:
             if self._closed:
                 for worker in started:
@@ -266,7 +290,14 @@ def serve(memory_bytes: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)  # stray prints must not corrupt the protocol
     _limit_self(memory_bytes)
-    import typst  # noqa: F401 - the engines, imported once before any job
+    # The engines, imported (and typst's compiler made) once, before any job.
+    import docxtpl  # noqa: F401 - loaded now rather than by the first DOCX job
+
+    from backplane_documents.engines import docx, html, typst_pdf
+
+    del docx, html
+    typst_pdf._worker_compiler()
+    _write_frame(protocol_out, b"")  # ready
 
     while True:
         try:
