@@ -221,3 +221,29 @@ def test_a_warmed_pool_renders_at_once_and_stays_within_its_size() -> None:
     assert pool._idle == []
     with pytest.raises(RenderError, match="shutting down"):
         pool.run(Job("html", b"x", "{}", 1000, 1), timeout_s=10)
+
+
+def test_a_forked_process_starts_its_own_workers() -> None:
+    import os
+
+    from backplane_documents import sandbox
+
+    limits = RenderLimits(workers=1)
+    render(html("<p>parent</p>"), {}, limits)
+    parent_pool = sandbox.pool_for(1, limits.memory_bytes)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: render on its own, report through the pipe
+        try:
+            mine = sandbox.pool_for(1, limits.memory_bytes)
+            content = render(html("<p>child</p>"), {}, limits).content
+            os.write(
+                writer, b"ok" if mine is not parent_pool and content == b"<p>child</p>" else b"no"
+            )
+        finally:
+            os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    assert os.read(reader, 10) == b"ok"
+    os.close(reader)
+    assert render(html("<p>parent again</p>"), {}, limits).content == b"<p>parent again</p>"

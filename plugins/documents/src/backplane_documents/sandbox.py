@@ -218,6 +218,17 @@ def pool_for(size: int, memory_bytes: int) -> RenderPool:
         return pool
 
 
+def _forget_pools_in_child() -> None:
+    """A forked process (a task worker forked after a render) must not share its parent's
+    workers: their pipes would carry two processes' jobs. It starts its own on first use."""
+    global _pools_lock  # noqa: PLW0603 - a lock held at fork time stays held in the child
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 @atexit.register
 def close_pools() -> None:
     """Stop every worker (at exit, and in the plugin's ``shutdown`` hook)."""
