@@ -36,6 +36,9 @@ PROXY_VARIABLES = (
     "ALL_PROXY",
     "all_proxy",
 )
+KEPT_VARIABLES = frozenset(
+    {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "TMPDIR", "TZ", "HOME"}
+)
 HEADER = struct.Struct("!I")
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to import the engines (a loaded machine, a cold disk)."""
@@ -81,7 +84,9 @@ def _write_frame(fd: int, payload: bytes) -> None:
 
 class _Worker:
     def __init__(self, memory_bytes: int) -> None:
-        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        # Only what Python needs to start: no secrets (BACKPLANE_SECRET_KEY, database URLs)
+        # in a process that runs tenants' templates, even though none can read its environment.
+        env = {k: v for k, v in os.environ.items() if k in KEPT_VARIABLES or k.startswith("LC_")}
         env.update(dict.fromkeys(PROXY_VARIABLES, CLOSED_PROXY))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "backplane_documents.sandbox", str(memory_bytes)],
