@@ -222,30 +222,16 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     for name in names:  # an explicit switch row for every plugin (on, so B's notes stay readable)
         switch = client.put(f"/api/tenant/plugins/{name}", json={"enabled": True}, headers=as_b)
         assert switch.status_code == 200, switch.text
-    # Also before the endpoint: documents.document_generated then has no delivery either
-    # (a pending one would change B's deliveries while the walk runs).
-    template_name = f"globex private template {uuid.uuid4().hex[:8]}"
-    template = client.post(
-        "/api/documents/templates",
-        json={
-            "name": template_name,
-            "engine": "html",
-            "source": "<p>{{ who }}</p>",
-            "fields": [{"name": "who"}],
-        },
-        headers=as_b,
-    )
-    assert template.status_code == 201, template.text
-    document = client.post(
-        f"/api/documents/templates/{template.json()['id']}/render",
-        json={"fields": {"who": "globex"}},
-        headers=as_b,
-    )
-    assert document.status_code == 201, document.text
     # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
     plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
-    hook = client.post("/api/billing/webhooks", json={"url": hook_url}, headers=as_b)
+    # Subscribed to invoices only: an event of B's data made after it (a generated document)
+    # would otherwise queue a delivery whose retries change B's deliveries during the walk.
+    hook = client.post(
+        "/api/billing/webhooks",
+        json={"url": hook_url, "event_types": ["invoice.finalized"]},
+        headers=as_b,
+    )
     assert hook.status_code == 201, hook.text
     delivery_id = _seed_failed_delivery(client, tenant_b, hook.json()["id"])
     events = client.post(
@@ -281,6 +267,24 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert stored.status_code == 201, stored.text
     run = client.post("/api/models/note_score/train", headers=as_b)
     assert run.status_code == 202, run.text
+    template_name = f"globex private template {uuid.uuid4().hex[:8]}"
+    template = client.post(
+        "/api/documents/templates",
+        json={
+            "name": template_name,
+            "engine": "html",
+            "source": "<p>{{ who }}</p>",
+            "fields": [{"name": "who"}],
+        },
+        headers=as_b,
+    )
+    assert template.status_code == 201, template.text
+    document = client.post(
+        f"/api/documents/templates/{template.json()['id']}/render",
+        json={"fields": {"who": "globex"}},
+        headers=as_b,
+    )
+    assert document.status_code == 201, document.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
