@@ -1,0 +1,117 @@
+"""One entry point: the text of a document, whatever its type.
+
+``extract`` is pure (no database, no network) and synchronous: routes and tasks call it in a
+worker thread. The media type is the one the kernel's files service sniffed from the bytes when
+the upload was stored, never the client's word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from backplane_documents.processing.docx import docx_pages
+from backplane_documents.processing.images import OCR_IMAGE_TYPES, image_frames
+from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
+from backplane_documents.processing.ocr import recognise
+from backplane_documents.processing.pdf import open_pdf, page_texts
+from backplane_documents.processing.results import Extraction, PageText
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+SUPPORTED_TYPES = frozenset({PDF, DOCX} | OCR_IMAGE_TYPES)
+"""Media types :func:`extract` reads."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: pages finished so far, out of the document's pages."""
+
+
+def extract(
+    data: bytes,
+    media_type: str,
+    limits: ProcessingLimits,
+    *,
+    ocr: bool = True,
+    progress: Progress | None = None,
+) -> Extraction:
+    """The text of every page of ``data``.
+
+    PDF pages use their text layer; pages without one, and images, go through OCR (unless
+    ``ocr`` is False: their text is then ''). :class:`ExtractionError` for an unsupported type,
+    a damaged file or a limit hit."""
+    if len(data) > limits.max_bytes:
+        raise ExtractionError(
+            f"the file has {len(data)} bytes; documents.processing.max_bytes is {limits.max_bytes}",
+            status_code=413,
+        )
+    if media_type == PDF:
+        pages = _pdf(data, limits, ocr, progress)
+    elif media_type == DOCX:
+        pages = docx_pages(data, limits)
+    elif media_type in OCR_IMAGE_TYPES:
+        frames = image_frames(data, limits)
+        found = _ocr(data, "image", list(range(frames)), limits, ocr, progress, 0, frames)
+        pages = [
+            PageText(number=i + 1, text=found[i][0], method="ocr", confidence=found[i][1])
+            for i in range(frames)
+        ]
+    else:
+        raise ExtractionError(
+            f"documents of type {media_type} cannot be processed; supported: "
+            + ", ".join(sorted(SUPPORTED_TYPES)),
+            status_code=415,
+        )
+    if sum(len(page.text) for page in pages) > limits.max_text_chars:
+        raise ExtractionError(
+            f"the document holds more than documents.processing.max_text_chars "
+            f"({limits.max_text_chars}) characters of text",
+            status_code=413,
+        )
+    return Extraction(media_type=media_type, pages=pages)
+
+
+def _pdf(
+    data: bytes, limits: ProcessingLimits, ocr: bool, progress: Progress | None
+) -> list[PageText]:
+    reader = open_pdf(data, limits)
+    total = len(reader.pages)
+    texts: dict[int, str] = {}
+    with_text = 0
+    for index, text in page_texts(reader):
+        texts[index] = text
+        if text:
+            with_text += 1
+            if progress is not None:
+                progress(with_text, total)
+    scanned = [index for index, text in texts.items() if not text] if ocr else []
+    found = _ocr(data, "pdf", scanned, limits, ocr, progress, total - len(scanned), total)
+    return [
+        PageText(number=i + 1, text=texts[i], method="text-layer")
+        if i not in found
+        else PageText(number=i + 1, text=found[i][0], method="ocr", confidence=found[i][1])
+        for i in range(total)
+    ]
+
+
+def _ocr(
+    data: bytes,
+    kind: str,
+    pages: list[int],
+    limits: ProcessingLimits,
+    enabled: bool,
+    progress: Progress | None,
+    done_before: int,
+    total: int,
+) -> dict[int, tuple[str, float | None]]:
+    if not pages:
+        return {}
+    if not enabled:
+        return {index: ("", None) for index in pages}
+    if len(pages) > limits.max_ocr_pages:
+        raise ExtractionError(
+            f"{len(pages)} pages need OCR; documents.processing.max_ocr_pages is "
+            f"{limits.max_ocr_pages}",
+            status_code=413,
+        )
+    step = None if progress is None else (lambda done: progress(done_before + done, total))
+    recognised = recognise(data, "pdf" if kind == "pdf" else "image", pages, limits, step)
+    return {index: (page.text, page.confidence) for index, page in recognised.items()}
