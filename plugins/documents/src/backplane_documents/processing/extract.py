@@ -69,14 +69,28 @@ def extract(
     return Extraction(media_type=media_type, pages=pages)
 
 
+def extract_pdf_pages(
+    data: bytes, limits: ProcessingLimits, start: int, stop: int, *, ocr: bool = True
+) -> list[PageText]:
+    """Pages ``[start, stop)`` (0-based) of a PDF, as :func:`extract` reads them: what one
+    chunk of a bulk job does."""
+    return _pdf(data, limits, ocr, None, start, stop)
+
+
 def _pdf(
-    data: bytes, limits: ProcessingLimits, ocr: bool, progress: Progress | None
+    data: bytes,
+    limits: ProcessingLimits,
+    ocr: bool,
+    progress: Progress | None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> list[PageText]:
     reader = open_pdf(data, limits)
-    total = len(reader.pages)
+    stop = len(reader.pages) if stop is None else min(stop, len(reader.pages))
+    total = stop - start
     texts: dict[int, str] = {}
     with_text = 0
-    for index, text in page_texts(reader):
+    for index, text in page_texts(reader, start, stop):
         texts[index] = text
         if text:
             with_text += 1
@@ -88,7 +102,7 @@ def _pdf(
         PageText(number=i + 1, text=texts[i], method="text-layer")
         if i not in found
         else PageText(number=i + 1, text=found[i][0], method="ocr", confidence=found[i][1])
-        for i in range(total)
+        for i in range(start, stop)
     ]
 
 
