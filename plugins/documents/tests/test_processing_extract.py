@@ -9,10 +9,11 @@ import zlib
 
 import pypdf
 import pytest
-from backplane_documents.processing import ExtractionError, ProcessingLimits, extract
-from backplane_documents.processing.extract import DOCX, PDF
 from processing_fixtures import docx_bytes, pdf_from_pages, png, scanned_image, scanned_pdf
 from rapidfuzz.distance import Levenshtein
+
+from backplane_documents.processing import ExtractionError, ProcessingLimits, extract
+from backplane_documents.processing.extract import DOCX, PDF
 
 LIMITS = ProcessingLimits()
 INVOICE = [

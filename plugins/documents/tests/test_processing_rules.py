@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from backplane_documents.fields import parse_schema
 from backplane_documents.processing.fields import extract_fields
 from backplane_documents.processing.results import Extraction, PageText

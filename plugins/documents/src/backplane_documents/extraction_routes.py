@@ -87,8 +87,7 @@ async def _from_form(request: Req, kernel: Kernel, limits: Any) -> tuple[Extract
         raise HTTPException(status_code=411, detail="an upload needs a Content-Length")
     if int(length) > limits.max_bytes + _FORM_OVERHEAD:
         raise ExtractionError(
-            f"the upload has {length} bytes; documents.processing.max_bytes is "
-            f"{limits.max_bytes}",
+            f"the upload has {length} bytes; documents.processing.max_bytes is {limits.max_bytes}",
             status_code=413,
         )
     form = await request.form()
@@ -134,9 +133,7 @@ class ExtractionsController(Controller):
             "limits (documents.processing.*) answer 413 or 422, an unsupported type 415."
         ),
     )
-    async def create(
-        self, request: Req, kernel: NamedDependency[Kernel]
-    ) -> ExtractionOut:
+    async def create(self, request: Req, kernel: NamedDependency[Kernel]) -> ExtractionOut:
         limits = kernel.plugin_settings.processing
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             data, (info, content) = await _from_form(request, kernel, limits)

@@ -39,6 +39,7 @@ def register_routes(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane_documents.processing.models  # noqa: F401  (its tables join the metadata)
     from backplane_documents.models import DocumentTemplate
 
     register(
@@ -106,3 +107,55 @@ def shutdown() -> None:
     from backplane_documents.sandbox import close_pools
 
     close_pools()
+
+
+# -- processing (wt-docproc): extraction of text and fields, bulk extraction jobs ----------
+# Separate implementations of the same hooks (pluggy's ``specname``), so each part of the
+# plugin registers its own routes, tasks and tables.
+
+PAGES_PROCESSED_METER = "documents.pages_processed"
+"""One per page extracted (text layer, OCR or DOCX); a hard quota on it answers 429."""
+
+
+@hookimpl(specname="register_routes")
+def register_processing_routes(register: Any) -> None:
+    from backplane_documents.extraction_routes import (
+        ExtractionJobsController,
+        ExtractionsController,
+    )
+
+    register(ExtractionsController, ExtractionJobsController)
+
+
+@hookimpl(specname="register_tasks")
+def register_processing_tasks(register: Any) -> None:
+    from backplane_documents.processing.jobs import extract_chunk
+
+    # a chunk of text-layer pages takes seconds; one of scans is bounded by the OCR limits
+    register(extract_chunk, queue="documents", max_retries=5, time_limit_ms=30 * 60_000)
+
+
+@hookimpl(specname="register_meters")
+def register_processing_meters(register: Any) -> None:
+    register(
+        Meter(
+            code=PAGES_PROCESSED_METER,
+            unit="page",
+            aggregation="sum",
+            description="Pages of documents whose text was extracted",
+        )
+    )
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_processing_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_documents.processing.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_processing_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_documents.processing.privacy import erase
+
+    return await erase(kernel, subject)

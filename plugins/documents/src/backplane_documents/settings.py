@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from backplane_documents.processing.limits import ProcessingLimits
 from backplane_documents.rendering import RenderLimits
 
 MIB = 1024 * 1024
@@ -30,6 +31,12 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Largest template source (a .docx: also its unpacked size may be at most 10 times it)."""
     max_versions: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Most versions one template may have."""
+    # -- processing (extraction of text and fields) --------------------------------------
+    processing: ProcessingLimits = msgspec.field(default_factory=ProcessingLimits)
+    """Limits of one extraction (size, pages, pixels, OCR time and memory)."""
+    processing_chunk_pages: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """Pages of a PDF one task of a bulk extraction job reads: a worker's death costs at most
+    one chunk's work, and each chunk re-opens the PDF (~25 microseconds a page)."""
 
     @property
     def limits(self) -> RenderLimits:

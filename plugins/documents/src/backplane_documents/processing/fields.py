@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import regex
+
 from backplane_documents.errors import RenderError
 from backplane_documents.fields import FieldSpec, validate_fields
 from backplane_documents.processing.results import Extraction
@@ -119,11 +120,10 @@ def _after_anchor(text: str, rule: AnchorRule) -> str:
     pattern = regex.compile(r"[ \t]+".join(words), flags)
     found = list(pattern.finditer(text))
     match = _nth(found, rule.occurrence, f"the anchor {rule.anchor!r} was")
-    rest = text[match.end() :]
-    line, _, following = rest.partition("\n")
-    value = line.strip(" \t:")
+    lines = text[match.end() :].splitlines()  # ends at a page break (\f) too
+    value = lines[0].strip(" \t:") if lines else ""
     if not value:  # a form: the label on its own line, the value on the next
-        value = next((ln.strip() for ln in following.split("\n") if ln.strip()), "")
+        value = next((ln.strip() for ln in lines[1:] if ln.strip()), "")
     if rule.until == "word":
         value = value.split()[0] if value.split() else ""
     if not value:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import warnings
 
-from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 from PIL import Image, UnidentifiedImageError
+
+from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 
 OCR_IMAGE_TYPES = frozenset(
     {"image/png", "image/jpeg", "image/tiff", "image/webp", "image/bmp", "image/x-ms-bmp"}

@@ -98,9 +98,7 @@ class ExtractedPage(TenantScoped, Base):
     __tablename__ = "documents_extraction_pages"
     __table_args__ = (
         _tenant_fk(),
-        ForeignKeyConstraint(
-            ["extraction_id"], ["documents_extractions.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["extraction_id"], ["documents_extractions.id"], ondelete="CASCADE"),
     )
 
     extraction_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+
 from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 
 

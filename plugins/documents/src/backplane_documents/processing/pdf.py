@@ -12,8 +12,9 @@ import io
 from collections.abc import Callable, Iterator
 
 import pypdf
-from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 from pypdf.errors import PdfReadError, PyPdfError
+
+from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 
 
 def clean_lines(text: str) -> str:

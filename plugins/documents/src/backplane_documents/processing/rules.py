@@ -34,7 +34,7 @@ class _Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """``strptime`` format of a date field's text (``%d %B %Y``); ISO 8601 when None."""
 
 
-class RegexRule(_Rule, tag="regex", tag_field="kind"):
+class RegexRule(_Rule, tag="regex", tag_field="kind", frozen=True):
     pattern: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
     group: int | str | None = None
     """Which group holds the value: a number or a name; the first group (or the whole
@@ -43,14 +43,14 @@ class RegexRule(_Rule, tag="regex", tag_field="kind"):
     occurrence: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 
-class AnchorRule(_Rule, tag="anchor", tag_field="kind"):
+class AnchorRule(_Rule, tag="anchor", tag_field="kind", frozen=True):
     anchor: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     until: Literal["line", "word"] = "line"
     ignore_case: bool = True
     occurrence: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 
-class TableRule(_Rule, tag="table", tag_field="kind"):
+class TableRule(_Rule, tag="table", tag_field="kind", frozen=True):
     table: Index = 0
     """Which table of the document (0-based, in document order)."""
     row: Index | None = None

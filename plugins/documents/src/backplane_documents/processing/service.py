@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from backplane_documents.processing.fields import extract_fields
 from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 from backplane_documents.processing.models import DocumentExtraction, ExtractedPage
 from backplane_documents.processing.pages import count_pages
-from backplane_documents.processing.results import Extraction, PageText
+from backplane_documents.processing.results import Extraction, Method, PageText
 from backplane_documents.processing.rules import RuleSet, parse_rules
 
 PAGES_METER = "documents.pages_processed"
@@ -75,7 +75,7 @@ def page_text(row: ExtractedPage) -> PageText:
     return PageText(
         number=row.number,
         text=row.text,
-        method=row.method,  # type: ignore[arg-type]  (only the three methods are stored)
+        method=cast(Method, row.method),  # only the three methods are ever stored
         tables=row.tables,
         confidence=row.confidence,
     )
@@ -183,9 +183,7 @@ async def extract_stored(
 
 async def find_extraction(db: AsyncSession, extraction_id: uuid.UUID) -> DocumentExtraction:
     """The tenant's extraction (the session sees no other tenant's); LookupError otherwise."""
-    row = await db.scalar(
-        select(DocumentExtraction).where(DocumentExtraction.id == extraction_id)
-    )
+    row = await db.scalar(select(DocumentExtraction).where(DocumentExtraction.id == extraction_id))
     if row is None:
         raise ExtractionNotFound(f"no extraction {extraction_id}")
     return row
