@@ -214,7 +214,7 @@ class ExtractionJobsController(Controller):
         try:
             job = await create_job(
                 kernel, data, settings.processing, settings.processing_chunk_pages,
-                user_of(request),
+                user_of(request), settings.processing_parallel_chunks,
             )  # fmt: skip
         except ValueError as exc:
             if type(exc) is not ValueError:

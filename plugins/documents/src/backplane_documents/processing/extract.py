@@ -13,7 +13,7 @@ from backplane_documents.processing.docx import docx_pages
 from backplane_documents.processing.images import OCR_IMAGE_TYPES, image_frames
 from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 from backplane_documents.processing.ocr import recognise
-from backplane_documents.processing.pdf import open_pdf, page_texts
+from backplane_documents.processing.pdf import page_texts
 from backplane_documents.processing.results import Extraction, PageText
 
 PDF = "application/pdf"
@@ -85,17 +85,12 @@ def _pdf(
     start: int = 0,
     stop: int | None = None,
 ) -> list[PageText]:
-    reader = open_pdf(data, limits)
-    stop = len(reader.pages) if stop is None else min(stop, len(reader.pages))
+    count, texts = page_texts(data, limits, start, stop)
+    stop = count if stop is None else min(stop, count)
     total = stop - start
-    texts: dict[int, str] = {}
-    with_text = 0
-    for index, text in page_texts(reader, start, stop):
-        texts[index] = text
-        if text:
-            with_text += 1
-            if progress is not None:
-                progress(with_text, total)
+    with_text = sum(1 for text in texts.values() if text)
+    if progress is not None and with_text:
+        progress(with_text, total)
     scanned = [index for index, text in texts.items() if not text] if ocr else []
     found = _ocr(data, "pdf", scanned, limits, ocr, progress, total - len(scanned), total)
     return [

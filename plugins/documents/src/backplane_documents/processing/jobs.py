@@ -106,51 +106,62 @@ async def create_job(
     limits: ProcessingLimits,
     chunk_pages: int,
     user_id: uuid.UUID | None,
+    parallel: int = 1,
 ) -> ExtractionJob:
     """Plan the job and enqueue its chunks, in the caller's transaction. A file that cannot
     be processed becomes a failed extraction of the job (the others go on); a missing file
-    is FileNotFound (404) for the request."""
+    is FileNotFound (404) for the request. Files are read before anything is written: on
+    SQLite a write transaction blocks every other writer while it lasts."""
     target = await find_target(kernel.db, data.template_id, data.version, data.rules)
+    planned: list[tuple[uuid.UUID, str, str, int, str | None]] = []
+    for file_id in data.file_ids:
+        try:
+            info, content = await read_file(kernel, file_id, limits)
+        except ExtractionError as exc:
+            planned.append((file_id, "", "", 0, exc.message))
+            continue
+        try:
+            pages = await asyncio.to_thread(count_pages, content, info.content_type, limits)
+            planned.append((file_id, info.name, info.content_type, pages, None))
+        except ExtractionError as exc:
+            planned.append((file_id, info.name, info.content_type, 0, exc.message))
     job = ExtractionJob(
         id=uuid.uuid4(),
         status="queued",
-        total_pages=0,
-        documents=len(data.file_ids),
+        total_pages=sum(p[3] for p in planned),
+        done_pages=0,
+        documents=len(planned),
+        failed_documents=sum(1 for p in planned if p[4] is not None),
         chunks=[],
+        chunks_done=0,
         template_id=target.template_id if target else None,
         version_number=target.version_number if target else None,
         rules=(msgspec.to_builtins(target.rules) if target else None),
         created_by=user_id,
     )
-    kernel.db.add(job)
-    await kernel.db.flush()
     chunks: list[list[Any]] = []
-    for file_id in data.file_ids:
+    rows = []
+    for file_id, name, media_type, pages, error in planned:
         row = DocumentExtraction(
-            id=uuid.uuid4(), file_id=file_id, name="", media_type="", job_id=job.id,
-            template_id=job.template_id, version_number=job.version_number, rules=job.rules,
-            created_by=user_id,
+            id=uuid.uuid4(), file_id=file_id, name=name, media_type=media_type, pages=pages,
+            done_pages=0, job_id=job.id, template_id=job.template_id,
+            version_number=job.version_number, rules=job.rules, created_by=user_id,
+            status="queued" if error is None else "failed", error=error,
         )  # fmt: skip
-        try:
-            info, content = await read_file(kernel, file_id, limits)
-            row.name, row.media_type = info.name, info.content_type
-            row.pages = await asyncio.to_thread(count_pages, content, info.content_type, limits)
-        except ExtractionError as exc:
-            row.status, row.error = "failed", exc.message
-            job.failed_documents += 1
-        kernel.db.add(row)
-        if row.status == "failed":
-            continue
-        step = chunk_pages if row.media_type == PDF else row.pages
-        chunks.extend([str(row.id), s, min(s + step, row.pages)] for s in range(0, row.pages, step))
-        job.total_pages += row.pages
+        rows.append(row)
+        if error is None:
+            step = chunk_pages if media_type == PDF else pages
+            chunks.extend([str(row.id), s, min(s + step, pages)] for s in range(0, pages, step))
     job.chunks = chunks
-    await kernel.db.flush()
-    for index in range(len(chunks)):
-        await kernel.tasks.enqueue(extract_chunk, str(job.id), index, data.ocr)
     if not chunks:
         job.status, job.finished_at = "failed", _now()
         job.error = "no file of the job could be processed"
+    kernel.db.add(job)
+    await kernel.db.flush()
+    kernel.db.add_all(rows)
+    await kernel.db.flush()
+    for index in range(min(parallel, len(chunks))):  # each chain enqueues its next chunk
+        await kernel.tasks.enqueue(extract_chunk, str(job.id), index, data.ocr, parallel)
     return job
 
 
@@ -158,16 +169,27 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _extract_pages(
-    data: bytes, media_type: str, start: int, stop: int, limits: ProcessingLimits, ocr: bool
-) -> list[Any]:
-    if media_type == PDF:
-        return extract_pdf_pages(data, limits, start, stop, ocr=ocr)
-    return extract(data, media_type, limits, ocr=ocr).pages
+async def _chunk_pages(
+    kernel: Any, row: DocumentExtraction, start: int, stop: int, limits: ProcessingLimits,
+    ocr: bool,
+) -> list[Any]:  # fmt: skip
+    _info, content = await read_file(kernel, row.file_id, limits)
+    if row.media_type == PDF:
+        return await asyncio.to_thread(extract_pdf_pages, content, limits, start, stop, ocr=ocr)
+    extraction = await asyncio.to_thread(extract, content, row.media_type, limits, ocr=ocr)
+    return extraction.pages
 
 
-async def extract_chunk(kernel: Any, job_id: str, index: int, ocr: bool = True) -> None:
-    """The task: extract chunk ``index`` of job ``job_id`` (idempotent, see the module)."""
+async def extract_chunk(
+    kernel: Any, job_id: str, index: int, ocr: bool = True, stride: int = 1
+) -> None:
+    """The task: extract chunk ``index`` of job ``job_id`` (idempotent, see the module), then
+    enqueue chunk ``index + stride`` in the same transaction: a job runs as ``stride`` chains
+    of chunks, so it never floods the workers (on SQLite a task holds the database's write
+    lock while it runs, and a queue of waiting tasks would time out).
+
+    The pages are read before anything is written, so the write transaction (usage, ledger,
+    pages, counters) is short: on SQLite it blocks every other writer while it lasts."""
     db = kernel.db
     job = await db.get(ExtractionJob, uuid.UUID(job_id))
     if job is None or job.status in TERMINAL or await db.get(ChunkDone, (job.id, index)):
@@ -176,6 +198,13 @@ async def extract_chunk(kernel: Any, job_id: str, index: int, ocr: bool = True) 
     row = await db.get(DocumentExtraction, uuid.UUID(extraction_id))
     assert row is not None
     limits: ProcessingLimits = kernel.plugin_settings.processing
+    pages: list[Any] = []
+    failure: str | None = None
+    if row.status != "failed":
+        try:
+            pages = await _chunk_pages(kernel, row, start, stop, limits, ocr)
+        except ExtractionError as exc:
+            failure = exc.message
     try:
         await kernel.usage.record(
             PAGES_METER, stop - start, transaction_id=f"documents.extraction:{job_id}:{index}"
@@ -185,18 +214,19 @@ async def extract_chunk(kernel: Any, job_id: str, index: int, ocr: bool = True) 
         await _publish(kernel, job)
         return
     db.add(ChunkDone(job_id=job.id, number=index, pages=stop - start))
-    failed_now = False
-    if row.status != "failed":
-        try:
-            _info, content = await read_file(kernel, row.file_id, limits)
-            pages = await asyncio.to_thread(
-                _extract_pages, content, row.media_type, start, stop, limits, ocr
-            )
-            db.add_all(page_rows(row.id, pages))
-            await _document_progress(kernel, row, len(pages), stop - start)
-        except ExtractionError as exc:
-            row.status, row.error, row.finished_at = "failed", exc.message, _now()
-            failed_now = True
+    newly_failed = False
+    if failure is not None:  # once per document, even when two of its chunks fail at once
+        failed = await db.execute(
+            update(DocumentExtraction)
+            .where(DocumentExtraction.id == row.id, DocumentExtraction.status != "failed")
+            .values(status="failed", error=failure[:2000], finished_at=_now())
+            .returning(DocumentExtraction.id)
+            .execution_options(synchronize_session=False)
+        )
+        newly_failed = failed.first() is not None
+    elif row.status != "failed":
+        db.add_all(page_rows(row.id, pages))
+        await _document_progress(kernel, row, len(pages), stop - start)
     await db.flush()
     counted = (
         update(ExtractionJob)
@@ -204,13 +234,15 @@ async def extract_chunk(kernel: Any, job_id: str, index: int, ocr: bool = True) 
         .values(
             done_pages=ExtractionJob.done_pages + (stop - start),
             chunks_done=ExtractionJob.chunks_done + 1,
-            failed_documents=ExtractionJob.failed_documents + int(failed_now),
+            failed_documents=ExtractionJob.failed_documents + int(newly_failed),
             status="running",
         )
         .returning(ExtractionJob.chunks_done)
         .execution_options(synchronize_session=False)
     )
     chunks_done = int((await db.execute(counted)).scalar_one())
+    if index + stride < len(job.chunks):
+        await kernel.tasks.enqueue(extract_chunk, job_id, index + stride, ocr, stride)
     await db.refresh(job)
     if chunks_done == len(job.chunks):
         everything_failed = job.failed_documents == job.documents
