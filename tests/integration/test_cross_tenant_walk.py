@@ -83,6 +83,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/kitchen_sink/track/{token}"): "public, echoes the token it was given",
     ("GET", "/api/documents/templates"): "A's document templates",
     ("GET", "/api/documents/documents"): "A's generated documents",
+    ("GET", "/api/documents/extractions"): "A's extractions",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -131,6 +132,8 @@ class TenantB:
     template_ids: list[str] = field(default_factory=list)
     template_names: list[str] = field(default_factory=list)
     document_ids: list[str] = field(default_factory=list)
+    extraction_ids: list[str] = field(default_factory=list)
+    extraction_job_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -180,6 +183,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("files", "/api/files"),
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
+        ("extractions", "/api/documents/extractions"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -279,6 +283,18 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert document.status_code == 201, document.text
+    import typst
+
+    pdf = typst.compile(b"globex private extraction")
+    extraction = client.post(
+        "/api/documents/extractions", files={"file": ("b.pdf", pdf)}, headers=as_b
+    )
+    assert extraction.status_code == 201, extraction.text
+    # a job of B's text file: it fails at once (no task runs, so B's state stays put)
+    extraction_job = client.post(
+        "/api/documents/extraction-jobs", json={"file_ids": [stored.json()["id"]]}, headers=as_b
+    )
+    assert extraction_job.status_code == 202, extraction_job.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -306,6 +322,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         template_ids=[template.json()["id"]],
         template_names=[template_name],
         document_ids=[document.json()["id"]],
+        extraction_ids=[extraction.json()["id"]],
+        extraction_job_ids=[extraction_job.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -453,6 +471,10 @@ class RequestBuilder:
             return list(b.template_ids)
         if key == "document_id":
             return list(b.document_ids)
+        if key == "extraction_id":
+            return list(b.extraction_ids)
+        if key == "extraction_job_id":
+            return list(b.extraction_job_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -222,8 +222,11 @@ class ExtractionJobsController(Controller):
             raise ClientException(str(exc)) from None
         return job_out(job)
 
-    @get("/{job_id:uuid}", guards=[requires(READ)], summary="A job's progress")
-    async def show(self, kernel: NamedDependency[Kernel], job_id: FromPath[uuid.UUID]) -> JobOut:
+    @get("/{extraction_job_id:uuid}", guards=[requires(READ)], summary="A job's progress")
+    async def show(
+        self, kernel: NamedDependency[Kernel], extraction_job_id: FromPath[uuid.UUID]
+    ) -> JobOut:
+        job_id = extraction_job_id
         job = await kernel.db.scalar(select(ExtractionJob).where(ExtractionJob.id == job_id))
         if job is None:
             raise ExtractionNotFound(f"no extraction job {job_id}")
