@@ -18,7 +18,7 @@ from backplane_documents.fields import example_fields, parse_schema
 from backplane_documents.generation import generate, render_in_thread
 from backplane_documents.models import Document
 from backplane_documents.plugin import ADMIN, READ, WRITE
-from backplane_documents.routes_common import ERROR_HANDLERS, TAGS, user_of
+from backplane_documents.routes_common import ERROR_HANDLERS, INERT_CONTENT, TAGS, user_of
 from backplane_documents.settings import DocumentsSettings
 from backplane_documents.templates import (
     TemplateIn,
@@ -181,6 +181,7 @@ class TemplatesController(Controller):
             headers={
                 "Content-Disposition": f'inline; filename="preview.{rendered.filename_ext}"',
                 "X-Document-Pages": str(rendered.pages),
+                **INERT_CONTENT,
             },
         )
 

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -36,6 +37,8 @@ PROXY_VARIABLES = (
     "all_proxy",
 )
 HEADER = struct.Struct("!I")
+STARTUP_TIMEOUT_S = 60.0
+"""How long a new worker may take to import the engines (a loaded machine, a cold disk)."""
 
 
 class Job(msgspec.Struct, array_like=True):
@@ -89,10 +92,30 @@ class _Worker:
             close_fds=True,
         )
         self.jobs = 0
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's empty "ready" frame (engines imported, typst's compiler and
+        fonts loaded): its start-up never counts against a render's time limit."""
+        if self.ready:
+            return
+        assert self.process.stdout is not None
+        out = self.process.stdout.fileno()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        try:
+            (size,) = HEADER.unpack(_read_exactly(out, HEADER.size, deadline))
+            _read_exactly(out, size, deadline)
+        except (TimeoutError, EOFError, OSError):
+            self.kill()
+            raise RenderError(
+                f"the renderer did not start within {STARTUP_TIMEOUT_S:g} s", kind="limit"
+            ) from None
+        self.ready = True
 
     def run(self, job: Job, timeout_s: float) -> Reply:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
+        self.wait_ready()
         self.jobs += 1
         _write_frame(self.process.stdin.fileno(), msgspec.msgpack.encode(job))
         deadline = time.monotonic() + timeout_s
@@ -107,6 +130,14 @@ class _Worker:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def _stopped(returncode: int | None) -> str:
+    """Why a worker died mid-job: past its address-space limit, a memory allocation fails
+    and the engine aborts (SIGABRT, or MemoryError reported before exiting)."""
+    if returncode in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGKILL, 1):
+        return "rendering ran out of memory (documents.render_memory_mb)"
+    return f"the renderer stopped unexpectedly (exit status {returncode})"
 
 
 class RenderPool:
@@ -139,19 +170,31 @@ class RenderPool:
                 ) from None
             except (EOFError, OSError):
                 worker.kill()
-                raise RenderError(
-                    "the renderer stopped (it ran out of memory: documents.render_memory_mb)",
-                    kind="limit",
-                ) from None
+                raise RenderError(_stopped(worker.process.returncode), kind="limit") from None
             except BaseException:
                 worker.kill()
                 raise
             with self._lock:
-                if self._closed or worker.jobs >= self.max_jobs:
+                if self._closed or worker.jobs >= self.max_jobs or len(self._idle) >= self.size:
                     worker.kill()
                 else:
                     self._idle.append(worker)
             return reply
+
+    def warm(self) -> None:
+        """Start the pool's workers now (each imports the engines, about half a second), so
+        that the first renders do not wait for them."""
+        with self._lock:
+            missing = 0 if self._closed else self.size - len(self._idle)
+        started = [_Worker(self.memory_bytes) for _ in range(max(0, missing))]
+        for worker in started:
+            worker.wait_ready()
+        with self._lock:
+            if self._closed:
+                for worker in started:
+                    worker.kill()
+            else:
+                self._idle.extend(started)
 
     def close(self) -> None:
         """Stop every idle worker; busy ones stop when their job ends."""
@@ -173,6 +216,17 @@ def pool_for(size: int, memory_bytes: int) -> RenderPool:
         if pool is None or pool._closed:
             pool = _pools[(size, memory_bytes)] = RenderPool(size, memory_bytes)
         return pool
+
+
+def _forget_pools_in_child() -> None:
+    """A forked process (a task worker forked after a render) must not share its parent's
+    workers: their pipes would carry two processes' jobs. It starts its own on first use."""
+    global _pools_lock  # noqa: PLW0603 - a lock held at fork time stays held in the child
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 @atexit.register
@@ -247,7 +301,14 @@ def serve(memory_bytes: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)  # stray prints must not corrupt the protocol
     _limit_self(memory_bytes)
-    import typst  # noqa: F401 - the engines, imported once before any job
+    # The engines, imported (and typst's compiler made) once, before any job.
+    import docxtpl  # noqa: F401 - loaded now rather than by the first DOCX job
+
+    from backplane_documents.engines import docx, html, typst_pdf
+
+    del docx, html
+    typst_pdf._worker_compiler()
+    _write_frame(protocol_out, b"")  # ready
 
     while True:
         try:
