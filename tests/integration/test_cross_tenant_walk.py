@@ -81,6 +81,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/ks-records/statements"): "A's tenant id, at kitchen_sink's own prefix",
     ("GET", "/api/kitchen_sink/signup"): "public page made of plugin settings",
     ("GET", "/api/kitchen_sink/track/{token}"): "public, echoes the token it was given",
+    ("GET", "/api/documents/templates"): "A's document templates",
+    ("GET", "/api/documents/documents"): "A's generated documents",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -126,6 +128,9 @@ class TenantB:
     message_ids: list[str] = field(default_factory=list)
     invite_ids: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    template_ids: list[str] = field(default_factory=list)
+    template_names: list[str] = field(default_factory=list)
+    document_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -148,6 +153,9 @@ class TenantB:
             *self.message_ids,
             *self.invite_ids,
             *self.run_ids,
+            *self.template_ids,
+            *self.template_names,
+            *self.document_ids,
         ]
         return [v.lower() for v in values]
 
@@ -170,6 +178,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("usage", "/api/billing/usage"),
         ("invoices", "/api/billing/invoices"),
         ("files", "/api/files"),
+        ("templates", "/api/documents/templates"),
+        ("documents", "/api/documents/documents"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -251,6 +261,24 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert stored.status_code == 201, stored.text
     run = client.post("/api/models/note_score/train", headers=as_b)
     assert run.status_code == 202, run.text
+    template_name = f"globex private template {uuid.uuid4().hex[:8]}"
+    template = client.post(
+        "/api/documents/templates",
+        json={
+            "name": template_name,
+            "engine": "html",
+            "source": "<p>{{ who }}</p>",
+            "fields": [{"name": "who"}],
+        },
+        headers=as_b,
+    )
+    assert template.status_code == 201, template.text
+    document = client.post(
+        f"/api/documents/templates/{template.json()['id']}/render",
+        json={"fields": {"who": "globex"}},
+        headers=as_b,
+    )
+    assert document.status_code == 201, document.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -275,6 +303,9 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         message_ids=[mail.json()["id"]],
         invite_ids=[invite.json()["id"]],
         run_ids=[run.json()["id"]],
+        template_ids=[template.json()["id"]],
+        template_names=[template_name],
+        document_ids=[document.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -418,6 +449,12 @@ class RequestBuilder:
             return list(b.invoice_ids)
         if key == "file_id":
             return list(b.file_ids)
+        if key == "template_id":
+            return list(b.template_ids)
+        if key == "document_id":
+            return list(b.document_ids)
+        if in_path and key == "number":  # a template version (B's template has version 1)
+            return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)
             return list(b.model_names)
         if in_path and key == "version":

@@ -1,0 +1,108 @@
+"""The documents plugin's hooks: everything the kernel needs to know, nothing heavy imported
+eagerly (the engines load in the render workers, the routes when the app is built).
+
+Other parts of the plugin (bulk jobs, processing) register their hooks by appending clearly
+separated sections at the end of this module.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from backplane import EventType, Meter, Permission, PluginInfo, hookimpl
+from backplane_documents.settings import DocumentsSettings
+
+READ = "documents.read"
+WRITE = "documents.write"
+ADMIN = "documents.admin"
+GENERATED_METER = "documents.generated"
+"""One per generated document; a hard quota on it stops generation with 429."""
+PAGES_METER = "documents.pages"
+"""Pages of generated documents (PDF pages; HTML 1; DOCX 1 + page breaks)."""
+
+plugin = PluginInfo(
+    name="documents",
+    requires_core=">=0.1,<0.2",
+    settings=DocumentsSettings,
+    description="Per-tenant templates rendered to PDF (typst), HTML and DOCX, in a sandbox",
+)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane_documents.routes_documents import DocumentsController
+    from backplane_documents.routes_templates import TemplatesController
+
+    register(TemplatesController, DocumentsController)
+
+
+@hookimpl
+def register_migrations(register: Any) -> None:
+    from backplane_documents.models import DocumentTemplate
+
+    register(
+        files(__package__) / "migrations", branch="documents", metadata=DocumentTemplate.metadata
+    )
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    register(
+        Permission(code=READ, roles=("owner", "admin", "member", "viewer")),
+        Permission(code=WRITE, roles=("owner", "admin", "member")),
+        Permission(code=ADMIN, roles=("owner", "admin")),
+    )
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    register(
+        Meter(
+            code=GENERATED_METER,
+            unit="document",
+            aggregation="count",
+            description="Documents generated from templates",
+        ),
+        Meter(
+            code=PAGES_METER,
+            unit="page",
+            aggregation="sum",
+            description="Pages of generated documents",
+        ),
+    )
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(
+        EventType(name="documents.document_generated", description="A document was generated"),
+    )
+
+
+@hookimpl
+async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_documents.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl
+async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_documents.privacy import erase
+
+    return await erase(kernel, subject)
+
+
+@hookimpl
+async def seed_demo_data(kernel: Any) -> dict[str, str]:
+    from backplane_documents.demo import seed
+
+    return await seed(kernel)
+
+
+@hookimpl
+def shutdown() -> None:
+    from backplane_documents.sandbox import close_pools
+
+    close_pools()

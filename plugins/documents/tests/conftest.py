@@ -1,0 +1,22 @@
+"""Fixtures of the documents plugin's tests: the kernel's (``backplane.testing``) with only
+this plugin loaded, tasks polled fast and cheap password hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backplane.testing import CHEAP_PASSWORD_HASHING
+
+
+@pytest.fixture
+def backplane_environ(tmp_path: Path) -> dict[str, str]:
+    return {
+        "BACKPLANE_DATA_DIR": str(tmp_path / "data"),
+        "BACKPLANE_PLUGINS": "documents",
+        "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.05",
+        # short enough for the limit tests, long enough for a loaded CI machine
+        "BACKPLANE_PLUGIN__DOCUMENTS__RENDER_TIMEOUT_S": "5",
+        **CHEAP_PASSWORD_HASHING,
+    }
