@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from backplane_documents.jobs_input import (
     DataRow,
     InputError,

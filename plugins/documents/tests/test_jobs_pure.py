@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+
 from backplane_documents.jobs_input import DataRow, ReadOptions, read_rows
 from backplane_documents.jobs_spool import chunk_span, read_chunk, spool
 from backplane_documents.jobs_state import (

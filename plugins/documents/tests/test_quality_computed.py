@@ -10,9 +10,10 @@ import msgspec
 import onnx
 import onnxruntime
 import pytest
+from onnx import TensorProto, helper
+
 from backplane_documents.computed import ComputedError, fill_computed, parse_computed
 from backplane_documents.quality import report
-from onnx import TensorProto, helper
 
 
 class Out(msgspec.Struct):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 import msgspec
+
 from backplane_documents.jobs_input import DataRow
 
 

@@ -26,9 +26,14 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
 class RenderedLike(Protocol):
     """What the report reads of a rendering (``backplane_documents.rendering.Rendered``)."""
 
-    content: bytes
-    media_type: str
-    pages: int
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def pages(self) -> int: ...
 
 
 class QualityReport(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from backplane_documents.jobs_settings import JobSettings
 from backplane_documents.rendering import RenderLimits
 
 MIB = 1024 * 1024
@@ -30,6 +31,9 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Largest template source (a .docx: also its unpacked size may be at most 10 times it)."""
     max_versions: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Most versions one template may have."""
+
+    jobs: JobSettings = msgspec.field(default_factory=JobSettings)
+    """Bulk jobs: ``BACKPLANE_PLUGIN__DOCUMENTS__JOBS__<FIELD>`` (see :class:`JobSettings`)."""
 
     @property
     def limits(self) -> RenderLimits:
