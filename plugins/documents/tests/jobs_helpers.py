@@ -62,3 +62,28 @@ def job_zip(client: TestClient[Litestar], job_id: str) -> zipfile.ZipFile:
 
 def manifest(archive: zipfile.ZipFile) -> list[dict[str, Any]]:
     return [json.loads(line) for line in archive.read("manifest.jsonl").splitlines()]
+
+
+def linear_onnx(weights: tuple[float, float] = (2.0, 3.0), bias: float = 1.0) -> bytes:
+    """A real ONNX model built here: ``score = X @ weights + bias`` for ``X`` of shape [n, 2]
+    (dynamic batch), so a computed field has an exact expected value."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["XW"]),
+            helper.make_node("Add", ["XW", "B"], ["score"]),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])],
+        [
+            helper.make_tensor("W", TensorProto.FLOAT, [2, 1], list(weights)),
+            helper.make_tensor("B", TensorProto.FLOAT, [1], [bias]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
