@@ -42,7 +42,7 @@ HOST = "127.0.0.1"
 # Folders whose sub-directories with a pyproject.toml are distributions (or that are one).
 DISTRIBUTION_FOLDERS = ("plugins", "marketplace", "contrib")
 SAMPLE_PLUGINS = ("tests/sample_plugins/kitchen_sink",)
-EXPECTED_LOADED = ("core", "kitchen_sink")
+EXPECTED_LOADED = ("core", "documents", "kitchen_sink")
 READY_TIMEOUT_S = 30.0
 BUILD_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 900
@@ -170,6 +170,20 @@ def check_wheel_contents(wheels: list[Path]) -> None:
             if not any(re.fullmatch(pattern, n) for n in names):
                 raise CheckFailed(f"{sink.name} lacks its {label} ({pattern})")
         say(f"ok: {sink.name} ships its migrations and ONNX model")
+
+    documents = by_name.get("backplane_documents")
+    if documents is None:
+        raise CheckFailed(f"no backplane_documents wheel among {[w.name for w in wheels]}")
+    with zipfile.ZipFile(documents) as archive:
+        names = archive.namelist()
+    wanted = {
+        "migration revision": r"backplane_documents/migrations/documents_0001_[^/]+\.py",
+        "demo template": r"backplane_documents/demo_templates/invoice\.typ",
+    }
+    for label, pattern in wanted.items():
+        if not any(re.fullmatch(pattern, n) for n in names):
+            raise CheckFailed(f"{documents.name} lacks its {label} ({pattern})")
+    say(f"ok: {documents.name} ships its migrations and demo templates")
 
 
 def clean_environment(venv: Path, data_dir: Path) -> dict[str, str]:
@@ -300,6 +314,38 @@ def check_plugins_loaded(records: object, where: str) -> None:
     say(f"ok: {where}: {', '.join(f'{n}={s}' for n, s in status.items())}")
 
 
+def post_json(base: str, path: str, body: object, headers: dict[str, str]) -> tuple[int, object]:
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with _OPENER.open(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()[:500]
+
+
+def check_documents_render(base: str, auth: dict[str, str]) -> None:
+    """The documents plugin renders from its wheel: its sandbox worker is a module of the
+    installed package (``python -m backplane_documents.sandbox``), typst's too."""
+    source = "#let d = json(bytes(sys.inputs.data))\nHello #d.name"
+    body = {"name": "wheel check", "source": source, "fields": [{"name": "name"}]}
+    status, template = post_json(base, "/api/documents/templates", body, auth)
+    if status != 201 or not isinstance(template, dict):
+        raise CheckFailed(f"POST /api/documents/templates: status {status}: {template!r}")
+    path = f"/api/documents/templates/{template['id']}/render"
+    status, document = post_json(base, path, {"fields": {"name": "wheel"}}, auth)
+    if status != 201 or not isinstance(document, dict):
+        raise CheckFailed(f"POST {path}: status {status}: {document!r}")
+    status, content, ctype = http_get(base + document["download_url"], headers=auth)
+    if status != 200 or not content.startswith(b"%PDF") or ctype != "application/pdf":
+        raise CheckFailed(f"GET {document['download_url']}: {status} {ctype} {content[:40]!r}")
+    say(f"ok: the documents plugin rendered a {document['pages']}-page PDF from its wheel")
+
+
 def check_server(base: str, proc: subprocess.Popen[bytes], api_key: str) -> None:
     ready = wait_ready(base, proc)
     say(f"ok: GET /health/ready 200 (status {ready.get('status')!r})")
@@ -312,6 +358,8 @@ def check_server(base: str, proc: subprocess.Popen[bytes], api_key: str) -> None
     if greeting != {"greeting": "hello"}:
         raise CheckFailed(f"GET /api/kitchen_sink/greeting/: got {greeting!r}")
     say("ok: GET /api/kitchen_sink/greeting/ -> {'greeting': 'hello'}")
+
+    check_documents_render(base, auth)
 
     schema = get_json(base, "/schema/openapi.json")
     paths = schema.get("paths", {}) if isinstance(schema, dict) else {}

@@ -20,3 +20,13 @@ def backplane_environ(tmp_path: Path) -> dict[str, str]:
         "BACKPLANE_PLUGIN__DOCUMENTS__RENDER_TIMEOUT_S": "5",
         **CHEAP_PASSWORD_HASHING,
     }
+
+
+@pytest.fixture
+def backplane_postgres_url() -> str:
+    """The server the kernel's own tests use when ``BACKPLANE_TEST_POSTGRES_URL`` is unset."""
+    import os
+
+    return os.environ.get(
+        "BACKPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )

@@ -102,4 +102,6 @@ async def seed(kernel: Any) -> dict[str, str]:
     settings = kernel.plugin_settings
     for template in demo_templates():
         await create_template(kernel.db, template, settings, None)
-    return {"documents": "GET /api/documents/templates, then POST .../{id}/render"}
+    return {
+        "templates": "GET /api/documents/templates, then POST /api/documents/templates/{id}/render"
+    }

@@ -30,7 +30,7 @@ from backplane import Base, TenantScoped
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return datetime.now(UTC)
 
 
 def _tenant_fk() -> ForeignKeyConstraint:

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -109,6 +110,14 @@ class _Worker:
                 stream.close()
 
 
+def _stopped(returncode: int | None) -> str:
+    """Why a worker died mid-job: past its address-space limit, a memory allocation fails
+    and the engine aborts (SIGABRT, or MemoryError reported before exiting)."""
+    if returncode in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGKILL, 1):
+        return "rendering ran out of memory (documents.render_memory_mb)"
+    return f"the renderer stopped unexpectedly (exit status {returncode})"
+
+
 class RenderPool:
     """Up to ``size`` sandboxed workers shared by every thread of the process."""
 
@@ -139,10 +148,7 @@ class RenderPool:
                 ) from None
             except (EOFError, OSError):
                 worker.kill()
-                raise RenderError(
-                    "the renderer stopped (it ran out of memory: documents.render_memory_mb)",
-                    kind="limit",
-                ) from None
+                raise RenderError(_stopped(worker.process.returncode), kind="limit") from None
             except BaseException:
                 worker.kill()
                 raise

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane_documents.engines import ENGINES
@@ -188,7 +189,12 @@ async def create_template(
         created_by=user_id,
     )
     db.add(template)
-    await db.flush()  # the unique (tenant, name) index settles a race: IntegrityError there
+    try:
+        await db.flush()
+    except IntegrityError:  # the unique (tenant, name) index settled a race for the name
+        raise TemplateRequestError(
+            f"a template named {data.name!r} exists already", status=409
+        ) from None
     version = TemplateVersion(
         template_id=template.id,
         number=1,
@@ -209,42 +215,48 @@ async def add_version(
     settings: DocumentsSettings,
     user_id: uuid.UUID | None,
 ) -> TemplateVersion:
-    """A new current version of ``template``: the row is locked, so two edits at once get
-    consecutive numbers rather than one failing."""
+    """A new current version of ``template``. Its number comes from one atomic ``UPDATE ...
+    SET current_version = current_version + 1``, which also locks the template (a row lock on
+    PostgreSQL, the write lock on SQLite) until the transaction ends: two edits at once get
+    consecutive numbers, each built on the version before it."""
     unchanged = data.source is None and data.source_base64 is None and data.fields is None
     if unchanged and data.description is None:
         raise TemplateRequestError("nothing to change: send `source`, `fields` or `description`")
-    locked = await db.scalar(
-        select(DocumentTemplate)
+    values: dict[str, Any] = {
+        "current_version": DocumentTemplate.current_version + 1,
+        "updated_at": datetime.now(UTC),
+    }
+    if data.description is not None:
+        values["description"] = data.description
+    number = await db.scalar(
+        update(DocumentTemplate)
         .where(DocumentTemplate.id == template.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        .values(**values)
+        .returning(DocumentTemplate.current_version)
+        .execution_options(synchronize_session=False)
     )
-    assert locked is not None
-    previous = await find_version(db, locked)
+    if number is None:
+        raise TemplateRequestError(f"no template {template.id}", status=404)
+    await db.refresh(template)
+    if number > settings.max_versions:
+        raise TemplateRequestError(
+            f"template has {number - 1} versions already (documents.max_versions)", status=409
+        )
+    previous = await find_version(db, template, number - 1)
     if data.source is None and data.source_base64 is None:
         body = previous.body
     else:
-        body = checked_source(locked.engine, data.source, data.source_base64, settings)
+        body = checked_source(template.engine, data.source, data.source_base64, settings)
     schema = previous.field_schema if data.fields is None else checked_schema(data.fields)
-    count = await db.scalar(select(func.count()).where(TemplateVersion.template_id == locked.id))
-    if (count or 0) >= settings.max_versions:
-        raise TemplateRequestError(
-            f"template has {count} versions already (documents.max_versions)", status=409
-        )
     version = TemplateVersion(
-        template_id=locked.id,
-        number=locked.current_version + 1,
-        engine=locked.engine,
+        template_id=template.id,
+        number=number,
+        engine=template.engine,
         body=body,
         field_schema=schema,
         created_by=user_id,
     )
     db.add(version)
-    locked.current_version = version.number
-    locked.updated_at = datetime.now(UTC).replace(microsecond=0)
-    if data.description is not None:
-        locked.description = data.description
     await db.flush()
     return version
 
