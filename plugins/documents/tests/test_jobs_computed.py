@@ -107,3 +107,41 @@ def test_a_computed_field_must_name_a_model_the_tenant_has(backplane_client: Cli
     )
     assert bad_schema.status_code == 400
     assert "'x' reads 'y', which is computed too" in bad_schema.text
+
+
+def test_a_single_render_fills_computed_fields_too(backplane_client: Client) -> None:
+    uploaded = backplane_client.post(
+        "/api/models",
+        files={"file": ("linear.onnx", linear_onnx(), "application/octet-stream")},
+        data={"name": "linear"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    template_id = make_template(
+        backplane_client,
+        name="one",
+        source="{{ name }}={{ score }}",
+        fields=[
+            {"name": "name"},
+            {
+                "name": "score",
+                "type": "number",
+                "computed": {
+                    "model": "linear",
+                    "input": "X",
+                    "inputs": ["a", "b"],
+                    "output": "score",
+                },
+            },
+        ],
+    )
+    rendered = backplane_client.post(
+        f"{TEMPLATES}/{template_id}/render", json={"fields": {"name": "z", "a": 1, "b": 1}}
+    )
+    assert rendered.status_code == 201, rendered.text
+    content = backplane_client.get(rendered.json()["download_url"])
+    assert content.content == b"z=6.0"
+    refused = backplane_client.post(
+        f"{TEMPLATES}/{template_id}/render", json={"fields": {"name": "z", "a": "x", "b": 1}}
+    )
+    assert refused.status_code == 400
+    assert "computed field 'score': its input 'a' is not a number" in refused.text

@@ -16,7 +16,7 @@ inference quota) fails the rows it was for, each with the reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -94,10 +94,13 @@ async def fill_computed(
     rows: list[dict[str, Any] | None],
     specs: Mapping[str, ComputedField],
     infer: Infer,
+    *,
+    reraise: tuple[type[BaseException], ...] = (),
 ) -> list[str | None]:
     """Fill every computed field of every row (in place), one model call per field for all
     rows; the error of each row (None when it was filled). Rows already None (failed before)
-    are left alone, and a failed row gets no further field."""
+    are left alone, and a failed row gets no further field. A model call raising one of
+    ``reraise`` (a spent quota, say: it stops the work rather than failing rows) propagates."""
     errors: list[str | None] = [None if row is not None else "" for row in rows]
     for name, spec in specs.items():
         features: list[list[float]] = []
@@ -125,7 +128,9 @@ async def fill_computed(
         try:
             outputs = await infer(spec.model, {spec.input: batch}, spec.version)
             values = _column(np.asarray(outputs[spec.output]), spec, len(positions))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the rows' error
+        except reraise:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every other failure becomes the rows' error
             reason = str(exc) if not isinstance(exc, KeyError) else f"no output {exc.args[0]!r}"
             for position in positions:
                 errors[position] = f"computed field {name!r} (model {spec.model}): {reason}"
@@ -155,3 +160,39 @@ def _column(output: Any, spec: ComputedField, count: int) -> list[Any]:
     if spec.column >= flat.shape[1]:
         raise ValueError(f"output {spec.output!r} has no column {spec.column}")
     return list(flat[:, spec.column])
+
+
+def computed_fields(schema: Sequence[Mapping[str, Any]]) -> dict[str, ComputedField]:
+    """The computed fields of a stored field schema (a version's ``field_schema``)."""
+    return parse_computed(
+        {str(s["name"]): s["computed"] for s in schema if s.get("computed") is not None}
+    )
+
+
+async def compute_one(
+    kernel: Any, schema: Sequence[Mapping[str, Any]], fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``fields`` with the template's computed fields filled by their models (one document:
+    a single render), less the models' inputs the template does not declare. ``RenderError``
+    (kind ``fields``) naming the field when its model cannot fill it; ``QuotaExceeded`` of the
+    model's metering propagates (429)."""
+    from backplane import QuotaExceeded
+    from backplane_documents.errors import RenderError
+
+    specs = computed_fields(schema)
+    filled = dict(fields)
+    if not specs:
+        return filled
+
+    async def infer(model: str, inputs: dict[str, Any], version: str | None) -> Any:
+        return await kernel.models.infer(model, inputs, version=version)
+
+    [error] = await fill_computed([filled], specs, infer, reraise=(QuotaExceeded,))
+    if error is not None:
+        raise RenderError(error, kind="fields")
+    declared = {str(s["name"]) for s in schema}
+    for spec in specs.values():  # a model's inputs need not be fields of the template
+        for name in spec.inputs:
+            if name not in declared:
+                filled.pop(name, None)
+    return filled

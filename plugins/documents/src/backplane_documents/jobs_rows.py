@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from backplane_documents.computed import ComputedField, parse_computed
+from backplane_documents.computed import ComputedField, computed_fields
 from backplane_documents.jobs_zip import safe_name
 
 
@@ -30,13 +30,10 @@ class Declared(msgspec.Struct, frozen=True):
 
 def declared_fields(schema: Sequence[Mapping[str, Any]]) -> Declared:
     """The fields of a stored field schema (its ``computed`` declarations parsed)."""
-    computed = {
-        str(spec["name"]): spec["computed"] for spec in schema if spec.get("computed") is not None
-    }
     return Declared(
         required={str(spec["name"]): bool(spec.get("required", True)) for spec in schema},
         lists=frozenset(str(spec["name"]) for spec in schema if spec.get("type") == "list"),
-        computed=parse_computed(computed),
+        computed=computed_fields(schema),
     )
 
 

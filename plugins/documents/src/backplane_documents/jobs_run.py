@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, insert, select
 
-from backplane import FilesQuotaExceeded, FileTooLarge, Kernel, UsageItem
+from backplane import FilesQuotaExceeded, FileTooLarge, Kernel, QuotaExceeded, UsageItem
 from backplane_documents.computed import fill_computed
 from backplane_documents.generation import VersionSnapshot
 from backplane_documents.jobs_input import DataRow
@@ -82,9 +82,9 @@ async def run_chunk(
     opened = await kernel.files.open(job.data_file_id)
     data = b"".join([part async for part in opened.read(start, end)])
     outcomes = [Outcome(row=row, error=row.error) for row in read_chunk(data)]
-    await _fill_computed(kernel, outcomes, declared)
+    quota = await _fill_computed(kernel, outcomes, declared)
     await _render_all(outcomes, snapshot, declared, limits)
-    quota = await _store(kernel, job, chunk, outcomes)
+    quota = await _store(kernel, job, chunk, outcomes) or quota
     quota = await _meter(kernel, job, outcomes) or quota
     await _write_outcomes(kernel, job, chunk, outcomes, declared, limits)
     done = sum(o.error is None for o in outcomes)
@@ -93,12 +93,14 @@ async def run_chunk(
     return ChunkResult(done=done, failed=failed, status=status)
 
 
-async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Declared) -> None:
+async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Declared) -> str | None:
+    """The rows' computed fields, one model call per field for the chunk; a spent inference
+    quota fails the rows still open and stops the job (its message)."""
     for outcome in outcomes:
         if outcome.error is None and outcome.row.fields is not None:
             outcome.values = dict(outcome.row.fields)
     if not declared.computed:
-        return
+        return None
 
     async def infer(model: str, inputs: dict[str, Any], version: str | None) -> Mapping[str, Any]:
         # A refused call (a spent inference quota) may have written usage rows before it
@@ -107,10 +109,17 @@ async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Decl
             return await kernel.models.infer(model, inputs, version=version)
 
     values = [o.values for o in outcomes]
-    errors = await fill_computed(values, declared.computed, infer)
+    try:
+        errors = await fill_computed(values, declared.computed, infer, reraise=(QuotaExceeded,))
+    except QuotaExceeded as exc:
+        for outcome in outcomes:
+            if outcome.error is None:
+                outcome.error = f"{outcome.row.describe()}: computed fields: {exc}"
+        return str(exc)
     for outcome, error in zip(outcomes, errors, strict=True):
         if error is not None:
             outcome.error = f"{outcome.row.describe()}: {error}"
+    return None
 
 
 async def _render_all(
