@@ -34,6 +34,7 @@ from backplane.settings import Settings
 from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded
+from tests.waiting import wait_for
 
 Op = tuple[str, str]
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -84,6 +85,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/documents/templates"): "A's document templates",
     ("GET", "/api/documents/documents"): "A's generated documents",
     ("GET", "/api/documents/extractions"): "A's extractions",
+    ("GET", "/api/documents/jobs"): "A's bulk generation jobs",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -134,6 +136,7 @@ class TenantB:
     document_ids: list[str] = field(default_factory=list)
     extraction_ids: list[str] = field(default_factory=list)
     extraction_job_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -159,6 +162,7 @@ class TenantB:
             *self.template_ids,
             *self.template_names,
             *self.document_ids,
+            *self.job_ids,
         ]
         return [v.lower() for v in values]
 
@@ -184,6 +188,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
         ("extractions", "/api/documents/extractions"),
+        ("jobs", "/api/documents/jobs"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -295,6 +300,19 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         "/api/documents/extraction-jobs", json={"file_ids": [stored.json()["id"]]}, headers=as_b
     )
     assert extraction_job.status_code == 202, extraction_job.text
+    job = client.post(
+        f"/api/documents/templates/{template.json()['id']}/jobs",
+        params={"format": "csv"},
+        content=b"who\nglobex one\nglobex two\n",
+        headers=as_b,
+    )
+    assert job.status_code == 202, job.text
+    job_url = f"/api/documents/jobs/{job.json()['id']}"
+    wait_for(  # ended, so that B's snapshot is what it stays
+        lambda: client.get(job_url, headers=as_b).json()["status"] == "succeeded",
+        message="B's bulk job to end",
+        timeout=30,
+    )
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -324,6 +342,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         document_ids=[document.json()["id"]],
         extraction_ids=[extraction.json()["id"]],
         extraction_job_ids=[extraction_job.json()["id"]],
+        job_ids=[job.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -475,6 +494,8 @@ class RequestBuilder:
             return list(b.extraction_ids)
         if key == "extraction_job_id":
             return list(b.extraction_job_ids)
+        if key == "job_id":
+            return list(b.job_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

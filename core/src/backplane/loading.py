@@ -281,13 +281,13 @@ def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
-    """The hook implementations of ``module`` that name no hook of the contract (by their
-    ``specname`` when they have one, else by their function's name)."""
+    """Implementations naming no hook of the contract: by their own name, or by the hook their
+    ``@hookimpl(specname=...)`` binds them to (how a module implements one hook twice)."""
     known = {name for name in vars(hookspecs) if not name.startswith("_")}
     unknown = []
     for attribute in dir(module):
         opts = manager.parse_hookimpl_opts(module, attribute)
-        if opts is not None and (opts.get("specname") or attribute) not in known:
+        if opts and (opts.get("specname") or attribute) not in known:
             unknown.append(attribute)
     return unknown
 

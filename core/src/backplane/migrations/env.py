@@ -21,13 +21,18 @@ from backplane.db.roles import grant_app_role
 config = context.config
 settings = config.attributes["backplane_settings"]
 target_metadata = config.attributes["target_metadata"]
+foreign_tables = config.attributes.get("foreign_tables", frozenset())
 
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Ignore tables that exist only in the database: they belong to plugins not enabled here."""
-    return not (type_ == "table" and reflected and compare_to is None)
+    """Ignore tables that exist only in the database (they belong to plugins not enabled here),
+    and tables of plugins not enabled that exist only in the shared metadata (see
+    :func:`backplane.db.migrations.foreign_tables`)."""
+    if type_ == "table" and reflected and compare_to is None:
+        return False
+    return not (type_ == "table" and not reflected and name in foreign_tables)
 
 
 def _configure_and_run(connection: Connection) -> None:

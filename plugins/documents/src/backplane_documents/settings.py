@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from backplane_documents.jobs_settings import JobSettings
 from backplane_documents.processing.limits import ProcessingLimits
 from backplane_documents.rendering import RenderLimits
 
@@ -45,6 +46,9 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     the next of its chain). Raise it on PostgreSQL with several workers; on SQLite a task
     holds the database's write lock while it runs, so parallel chunks only queue (and a
     queue longer than SQLite's busy timeout fails)."""
+
+    jobs: JobSettings = msgspec.field(default_factory=JobSettings)
+    """Bulk jobs: ``BACKPLANE_PLUGIN__DOCUMENTS__JOBS__<FIELD>`` (see :class:`JobSettings`)."""
 
     @property
     def limits(self) -> RenderLimits:

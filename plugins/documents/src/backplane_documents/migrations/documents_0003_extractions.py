@@ -1,7 +1,7 @@
 """documents: extractions, their pages, bulk extraction jobs and their chunk ledger
 
 Revision ID: documents_0003
-Revises: documents_0001
+Revises: documents_0002
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from backplane import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "documents_0003"
-down_revision: str | Sequence[str] | None = "documents_0001"
+down_revision: str | Sequence[str] | None = "documents_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
