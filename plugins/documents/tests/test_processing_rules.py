@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from backplane_documents.fields import parse_schema
@@ -152,9 +150,7 @@ def test_a_catastrophic_pattern_is_stopped_and_reported() -> None:
     )
     schema = parse_schema([{"name": "number", "type": "string"}])
     rules = parse_rules({"number": {"kind": "regex", "pattern": "(x+x+)+y"}})
-    started = time.monotonic()
-    result = extract_fields(document, rules, schema)
-    assert time.monotonic() - started < 5
+    result = extract_fields(document, rules, schema)  # without the limit: hours
     assert "was stopped" in result.errors["number"]
 
 
