@@ -9,7 +9,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from processing_fixtures import docx_bytes, pdf_from_pages
 
-from backplane.testing import SeededTenant, run_tasks, seed_tenant, set_quota, usage_of
+from backplane.testing import SeededTenant, set_quota, usage_of
 
 EXTRACTIONS = "/api/documents/extractions"
 JOBS = "/api/documents/extraction-jobs"
@@ -167,67 +167,16 @@ def test_a_spent_page_quota_answers_429_and_stores_nothing(
     assert usage_of(backplane_client, backplane_tenant, METER) == 2
 
 
-def test_another_tenant_sees_nothing(
-    backplane_client: TestClient[Litestar], backplane_app: Litestar
-) -> None:
-    mine = _upload(backplane_client, pdf_from_pages([INVOICE]), "a.pdf").json()
-    job = backplane_client.post(JOBS, json={"file_ids": [mine["file_id"]]}).json()
-    template_id = _invoice_template(backplane_client)
-    other = seed_tenant(backplane_app, "other-tenant")
-    with TestClient(backplane_app) as theirs:
-        theirs.headers.update(other.headers)
-        assert theirs.get(f"{EXTRACTIONS}/{mine['id']}").status_code == 404
-        assert theirs.get(EXTRACTIONS).json() == []
-        assert theirs.get(f"{JOBS}/{job['id']}").status_code == 404
-        assert theirs.post(EXTRACTIONS, json={"file_id": mine["file_id"]}).status_code == 404
-        assert theirs.post(JOBS, json={"file_ids": [mine["file_id"]]}).status_code == 404
-        own = _store(theirs, pdf_from_pages([INVOICE]), "b.pdf")
-        foreign_template = theirs.post(
-            EXTRACTIONS, json={"file_id": own, "template_id": template_id, "rules": RULES}
-        )
-        assert foreign_template.status_code == 404
-
-
-def test_a_bulk_job_extracts_every_file_and_fails_bad_ones_alone(
+def test_a_scanned_image_is_read_by_ocr_through_the_route(
     backplane_client: TestClient[Litestar], backplane_tenant: SeededTenant
 ) -> None:
-    template_id = _invoice_template(backplane_client)
-    pdf = _store(backplane_client, pdf_from_pages([INVOICE, ["p2"], ["p3"]]), "a.pdf")
-    docx = _store(
-        backplane_client,
-        docx_bytes(["Invoice number: D-1", "\f", "Total: 3", "Customer: Bob"]),
-        "b.docx",
-    )
-    text = _store(backplane_client, b"plain text is not a document here\n", "c.txt")
-    created = backplane_client.post(
-        JOBS, json={"file_ids": [pdf, docx, text], "template_id": template_id, "rules": RULES}
-    )
-    assert created.status_code == 202, created.text
-    job = created.json()
-    assert (job["status"], job["total_pages"], job["documents"], job["failed_documents"]) == (
-        "queued", 4, 3, 1,
-    )  # fmt: skip
-    run_tasks(backplane_client, timeout=60)
-    done = backplane_client.get(f"{JOBS}/{job['id']}").json()
-    assert (done["status"], done["progress"], done["done_pages"], done["total_pages"]) == (
-        "succeeded", 1.0, 5, 5,
-    )  # fmt: skip
-    rows = {e["name"]: e for e in backplane_client.get(f"{EXTRACTIONS}?job_id={job['id']}").json()}
-    assert rows["a.pdf"]["fields"] == {
-        "number": "INV-77",
-        "total": 1250.0,
-        "customer": "Ada Lovelace",
-        "due": None,
-    }
-    assert rows["b.docx"]["fields"] == {
-        "number": "D-1",
-        "total": 3.0,
-        "customer": "Bob",
-        "due": None,
-    }
-    assert (rows["b.docx"]["status"], rows["b.docx"]["pages"]) == ("done", 2)
-    assert rows["c.txt"]["status"] == "failed"
-    assert "text/plain" in rows["c.txt"]["error"]
-    pages = backplane_client.get(f"{EXTRACTIONS}/{rows['a.pdf']['id']}").json()["text"]
-    assert [p["text"] for p in pages] == ["\n".join(INVOICE), "p2", "p3"]
-    assert usage_of(backplane_client, backplane_tenant, METER) == 5
+    from processing_fixtures import png, scanned_image
+    from rapidfuzz.distance import Levenshtein
+
+    answer = _upload(backplane_client, png(scanned_image(INVOICE, dpi=150)), "scan.png")
+    assert answer.status_code == 201, answer.text
+    (page,) = answer.json()["text"]
+    expected = "\n".join(INVOICE)
+    assert page["method"] == "ocr"
+    assert Levenshtein.distance(expected, page["text"]) / len(expected) < 0.05, page["text"]
+    assert usage_of(backplane_client, backplane_tenant, METER) == 1
