@@ -146,6 +146,9 @@ def test_bad_requests_are_refused_clearly(
     )
     assert bad_rule.status_code == 400
     assert backplane_client.post(EXTRACTIONS, content=b"{not json").status_code == 400
+    huge = backplane_client.post(EXTRACTIONS, content=b" " * (2 << 20))
+    assert huge.status_code == 413
+    assert "multipart" in huge.json()["detail"]
     missing = backplane_client.post(
         EXTRACTIONS, json={"file_id": "00000000-0000-4000-8000-000000000000"}
     )

@@ -41,6 +41,8 @@ from backplane_documents.routes_common import ERROR_HANDLERS, TAGS, user_of
 Req = Request[Any, Any, Any]
 _FORM_OVERHEAD = 1 << 20
 """Room for a multipart form's boundaries and small fields beyond the file itself."""
+_MAX_JSON_BYTES = 1 << 20
+"""A JSON request names a stored file: its rules are all it carries."""
 
 
 class ExtractionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -138,6 +140,13 @@ class ExtractionsController(Controller):
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             data, (info, content) = await _from_form(request, kernel, limits)
         else:
+            length = request.headers.get("content-length", "")
+            if not length.isdigit() or int(length) > _MAX_JSON_BYTES:
+                raise HTTPException(
+                    status_code=413 if length.isdigit() else 411,
+                    detail=f"a JSON request needs a Content-Length of at most {_MAX_JSON_BYTES} "
+                    "bytes (upload documents as multipart/form-data)",
+                )
             try:
                 data = msgspec.json.decode(await request.body(), type=ExtractionIn)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
