@@ -112,5 +112,5 @@ def _manifest(rows: list[JobRow], names: dict[int, str]) -> bytes:
         for key in ("missing", "unknown", "problems"):
             if report.get(key):
                 entry[key] = report[key]
-        lines.append(encoder.encode(entry))
-    return b"\n".join(lines) + b"\n"
+        lines.append(encoder.encode(entry) + b"\n")
+    return b"".join(lines)
