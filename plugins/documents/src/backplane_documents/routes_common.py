@@ -12,6 +12,14 @@ from backplane_documents.errors import RenderError
 from backplane_documents.templates import TemplateRequestError
 
 TAGS = ["documents"]
+INERT_CONTENT = {
+    # A template's HTML is its author's: served from the API's origin, it must not run scripts
+    # or load anything (a stored cross-site script against the tenant's other users otherwise).
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:",
+}
+"""Headers of every rendered document the API serves (previews, downloads); the kernel adds
+``X-Content-Type-Options: nosniff`` to every response."""
 RENDER_STATUS = {"fields": 400, "template": 422, "limit": 422}
 
 

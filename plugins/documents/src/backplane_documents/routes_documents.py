@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane import Kernel, requires
 from backplane_documents.documents import DocumentOut, document_out, find_document, list_documents
 from backplane_documents.plugin import READ, WRITE
-from backplane_documents.routes_common import ERROR_HANDLERS, TAGS
+from backplane_documents.routes_common import ERROR_HANDLERS, INERT_CONTENT, TAGS
 
 
 def attachment(name: str) -> str:
@@ -63,6 +63,7 @@ class DocumentsController(Controller):
             headers={
                 "Content-Disposition": attachment(document.name),
                 "Content-Length": str(opened.info.size),
+                **INERT_CONTENT,
             },
         )
 

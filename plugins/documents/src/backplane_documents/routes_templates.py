@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Kernel, requires
 from backplane_documents.documents import DocumentOut, document_out
-from backplane_documents.fields import example_fields, parse_schema
+from backplane_documents.fields import EMAIL_PATTERN, example_fields, parse_schema
 from backplane_documents.generation import generate, render_in_thread
 from backplane_documents.models import Document
 from backplane_documents.plugin import ADMIN, READ, WRITE
-from backplane_documents.routes_common import ERROR_HANDLERS, TAGS, user_of
+from backplane_documents.routes_common import ERROR_HANDLERS, INERT_CONTENT, TAGS, user_of
 from backplane_documents.settings import DocumentsSettings
 from backplane_documents.templates import (
     TemplateIn,
@@ -44,6 +44,9 @@ class RenderIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    subject_email: Annotated[str, msgspec.Meta(max_length=320, pattern=EMAIL_PATTERN)] | None = None
+    """Whom the document is about (a certificate's recipient): their export includes it and
+    their erasure (``POST /api/privacy/erase``) deletes it."""
 
 
 class PreviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -181,6 +184,7 @@ class TemplatesController(Controller):
             headers={
                 "Content-Disposition": f'inline; filename="preview.{rendered.filename_ext}"',
                 "X-Document-Pages": str(rendered.pages),
+                **INERT_CONTENT,
             },
         )
 
@@ -206,5 +210,6 @@ class TemplatesController(Controller):
             plugin_settings.limits,
             name=data.name,
             user_id=user_of(request),
+            subject_email=data.subject_email,
         )
         return document_out(document)

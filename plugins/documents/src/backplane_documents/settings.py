@@ -27,6 +27,9 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Address-space limit of each render worker process, in MiB (0: none)."""
     render_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Render worker processes per server process: renders at once beyond it wait."""
+    prestart_workers: bool = False
+    """Start the render workers with the server, so that the first renders do not wait about
+    half a second each for one (off by default: every app start, tests' too, would pay it)."""
     max_template_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 2 * MIB
     """Largest template source (a .docx: also its unpacked size may be at most 10 times it)."""
     max_versions: Annotated[int, msgspec.Meta(ge=1)] = 1000

@@ -18,6 +18,39 @@ from backplane_documents.errors import RenderError
 
 MAX_ENTRIES = 1000
 PAGE_BREAK = re.compile(rb'<w:br [^>]*w:type="page"')
+ACTIVE_CONTENT = re.compile(
+    r"(^|/)(vbaProject\.bin|vbaData\.xml|activeX/.*|oleObject[^/]*\.bin)$|\.(docm|xlsm|pptm)$",
+    re.IGNORECASE,
+)
+RELATIONSHIP = re.compile(rb"<Relationship\b[^>]*>")
+EXTERNAL = re.compile(rb'TargetMode\s*=\s*"External"')
+HYPERLINK = re.compile(rb'Type\s*=\s*"[^"]*/hyperlink"')
+
+
+def _refuse_active_content(archive: zipfile.ZipFile) -> None:
+    """Templates are copied into every document: no macros, ActiveX or OLE objects (code that
+    would reach each recipient), no external resources fetched when the file opens (remote
+    templates, frames, images: tracking and worse). Hyperlinks are fine."""
+    for name in archive.namelist():
+        if ACTIVE_CONTENT.search(name):
+            raise RenderError(
+                f"docx template holds active content ({name}): macros, ActiveX "
+                "and embedded objects are not allowed"
+            )
+    types = (
+        archive.read("[Content_Types].xml") if "[Content_Types].xml" in archive.namelist() else b""
+    )
+    if b"macroEnabled" in types:
+        raise RenderError("docx template is macro-enabled (.docm): not allowed")
+    for name in archive.namelist():
+        if not name.endswith(".rels"):
+            continue
+        for relationship in RELATIONSHIP.findall(archive.read(name)):
+            if EXTERNAL.search(relationship) and not HYPERLINK.search(relationship):
+                raise RenderError(
+                    f"docx template refers to an external resource ({name}): a template may "
+                    "not make documents fetch anything when opened"
+                )
 
 
 def check_docx(source: bytes, max_unpacked_bytes: int) -> None:
@@ -37,6 +70,7 @@ def check_docx(source: bytes, max_unpacked_bytes: int) -> None:
             )
         if "word/document.xml" not in archive.namelist():
             raise RenderError("not a Word document: no word/document.xml in the archive")
+        _refuse_active_content(archive)
 
 
 def render_docx(source: bytes, data: dict[str, Any], max_output_bytes: int) -> tuple[bytes, int]:

@@ -1,6 +1,6 @@
 """PDF documents from typst templates (the default engine).
 
-The template compiles against an empty temporary root directory, so ``read``, ``image``,
+The template compiles against an empty, read-only temporary root directory, so ``read``, ``image``,
 ``json`` or ``include`` of any path find nothing (and ``..`` may not escape the root); the
 document's data arrives only as ``sys.inputs.data``, a JSON string the template decodes with
 ``json(bytes(sys.inputs.data))``; package imports find no local packages and cannot download
@@ -11,6 +11,7 @@ typst's own embedded ones, so documents look the same on every machine.
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from typing import Any
 
@@ -24,28 +25,43 @@ def _message(error: Exception, root: str) -> str:
     return text + (f" (hint: {'; '.join(hints)})" if hints else "")
 
 
+_compiler: Any = None
+_root = ""
+
+
+def _worker_compiler() -> tuple[Any, str]:
+    """The worker's compiler, made once: reusing it keeps typst's fonts and caches loaded
+    (a document compiles in a third of the time). Its root is an empty directory made
+    read-only, which is also where packages would be looked for: nothing can be read there,
+    and nothing written."""
+    global _compiler, _root  # noqa: PLW0603 - one compiler per worker process
+    if _compiler is None:
+        import typst
+
+        _root = tempfile.mkdtemp(prefix="typst-root-")
+        os.chmod(_root, 0o500)
+        _compiler = typst.Compiler(
+            root=_root, ignore_system_fonts=True, package_path=_root, package_cache_path=_root
+        )
+    return _compiler, _root
+
+
 def render_typst(source: bytes, data_json: str, *, preview: bool = False) -> tuple[bytes, int]:
     """The PDF (or, for a preview, the first page as PNG) and its page count."""
     import typst
 
-    # The stub ties ``root``'s type to ``input``'s (bytes here): call it untyped.
-    compile_typst: Any = typst.compile
-    with tempfile.TemporaryDirectory(prefix="typst-root-") as root:
-        try:
-            output: Any = compile_typst(
-                source,
-                root=root,
-                format="png" if preview else "pdf",
-                ignore_system_fonts=True,
-                sys_inputs={"data": data_json},
-                package_path=root,
-                package_cache_path=root,
-                ppi=72.0 if preview else None,
-            )
-        except typst.TypstError as error:
-            raise RenderError(f"typst: {_message(error, root)}") from None
-        except RuntimeError as error:
-            raise RenderError(f"typst: {_message(error, root)}") from None
+    compiler, root = _worker_compiler()
+    try:
+        output: Any = compiler.compile(
+            input=source,
+            format="png" if preview else "pdf",
+            sys_inputs={"data": data_json},
+            ppi=72.0 if preview else None,
+        )
+    except typst.TypstError as error:
+        raise RenderError(f"typst: {_message(error, root)}") from None
+    except RuntimeError as error:
+        raise RenderError(f"typst: {_message(error, root)}") from None
     if preview:
         pages = output if isinstance(output, list) else [output]
         return bytes(pages[0]), len(pages)
