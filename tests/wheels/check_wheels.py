@@ -330,7 +330,7 @@ def post_json(base: str, path: str, body: object, headers: dict[str, str]) -> tu
 
 def check_documents_render(base: str, auth: dict[str, str]) -> None:
     """The documents plugin renders from its wheel: its sandbox worker is a module of the
-    installed package (``python -m backplane_documents.sandbox``), typst's too."""
+    installed package (``python -m backplane_documents.sandbox_worker``), typst's too."""
     source = "#let d = json(bytes(sys.inputs.data))\nHello #d.name"
     body = {"name": "wheel check", "source": source, "fields": [{"name": "name"}]}
     status, template = post_json(base, "/api/documents/templates", body, auth)

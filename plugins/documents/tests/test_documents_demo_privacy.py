@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 
 TEMPLATES = "/api/documents/templates"
+TABLE_NAMES = ("documents_templates", "documents_template_versions", "documents_documents")
 
 
 def test_demo_seed_gives_templates_of_every_engine_that_render(
@@ -100,11 +101,13 @@ def test_export_and_erasure_of_a_person(
 
     erased = client.post("/api/privacy/erase", json={"user_id": str(person.user_id)})
     assert erased.status_code == 200, erased.text
-    assert erased.json()["plugins"]["documents"] == {
+    report = erased.json()["plugins"]["documents"]
+    assert {k: report[k] for k in TABLE_NAMES} == {
         "documents_templates": 1,
         "documents_template_versions": 1,
         "documents_documents": 1,
     }
+    assert report.get("documents_documents_deleted", 0) == 0  # none was about them
     # the tenant keeps its templates and documents, without their author
     names = {t["name"] for t in client.get(TEMPLATES).json()}
     assert names == {"theirs", "mine"}
@@ -112,5 +115,48 @@ def test_export_and_erasure_of_a_person(
     again = client.post("/api/privacy/export", json={"email": person.email})
     assert again.status_code == 200, again.text
     with zipfile.ZipFile(io.BytesIO(again.content)) as archive:
-        leftover = [n for n in archive.namelist() if n.startswith("documents/")]
-    assert leftover == [], leftover  # nothing of the plugin's names them any more
+        leftover = {
+            n: archive.read(n).strip() for n in archive.namelist() if n.startswith("documents/")
+        }
+    assert set(leftover.values()) <= {b""}, leftover  # nothing of the plugin's names them now
+
+
+def test_documents_about_a_person_are_exported_and_erased_with_them(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    client = backplane_client
+    template = client.post(
+        TEMPLATES,
+        json={
+            "name": "certificate",
+            "source": "#let d = json(bytes(sys.inputs.data))\n#d.who",
+            "fields": [{"name": "who"}],
+        },
+    ).json()
+    url = f"{TEMPLATES}/{template['id']}/render"
+    about = client.post(
+        url, json={"fields": {"who": "Grace"}, "subject_email": "Grace@Example.org"}
+    ).json()
+    other = client.post(url, json={"fields": {"who": "Alan"}}).json()
+    assert about["subject_email"] == "grace@example.org"
+    assert (
+        client.post(url, json={"fields": {"who": "x"}, "subject_email": "nope"}).status_code == 400
+    )
+
+    exported = client.post("/api/privacy/export", json={"email": "grace@example.org"})
+    assert exported.status_code == 200, exported.text
+    content = client.get(about["download_url"]).content
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        rows = [
+            json.loads(x) for x in archive.read("documents/documents_documents.jsonl").splitlines()
+        ]
+        assert [r["id"] for r in rows] == [about["id"]]
+        stored = archive.read(f"documents/files/about/{about['id']}/{about['name']}")
+    assert stored == content
+
+    erased = client.post("/api/privacy/erase", json={"email": "grace@example.org"})
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["plugins"]["documents"] == {"documents_documents_deleted": 1}
+    assert client.get(f"/api/documents/documents/{about['id']}").status_code == 404
+    assert client.get(f"/api/files/{about['file_id']}").status_code == 404
+    assert client.get(other["download_url"]).status_code == 200

@@ -247,3 +247,23 @@ def test_a_forked_process_starts_its_own_workers() -> None:
     assert os.read(reader, 10) == b"ok"
     os.close(reader)
     assert render(html("<p>parent again</p>"), {}, limits).content == b"<p>parent again</p>"
+
+
+def test_workers_get_no_secrets_in_their_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from backplane_documents.sandbox import _Worker
+
+    monkeypatch.setenv("BACKPLANE_SECRET_KEY", "do-not-leak")
+    worker = _Worker(memory_bytes=0)
+    try:
+        worker.wait_ready()
+        with open(f"/proc/{worker.process.pid}/environ", "rb") as environ:
+            variables = dict(
+                item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item
+            )
+    finally:
+        worker.kill()
+    assert b"BACKPLANE_SECRET_KEY" not in variables
+    assert variables[b"HTTPS_PROXY"] == b"http://127.0.0.1:9"
+    assert os.environ["BACKPLANE_SECRET_KEY"] == "do-not-leak"

@@ -168,3 +168,12 @@ def test_an_unknown_format_is_refused() -> None:
         detect_format("xml", None, None)
     with pytest.raises(InputError, match="format=csv or format=jsonl"):
         detect_format(None, "application/octet-stream", "data.bin")
+
+
+def test_windows_line_ends_and_quoted_line_breaks() -> None:
+    data = b'name;note\r\n"Ada";"two\r\nlines"\r\nBob;x\r\n'
+    got = rows(data)
+    assert [(r.number, r.line, r.fields) for r in got] == [
+        (1, 2, {"name": "Ada", "note": "two\r\nlines"}),
+        (2, 4, {"name": "Bob", "note": "x"}),
+    ]

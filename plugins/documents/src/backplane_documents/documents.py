@@ -25,6 +25,7 @@ class DocumentOut(msgspec.Struct, kw_only=True):
     file_id: uuid.UUID
     """The stored file (``/api/files/{file_id}``: signed URLs, Range downloads)."""
     download_url: str
+    subject_email: str | None
     created_at: datetime
 
 
@@ -40,6 +41,7 @@ def document_out(document: Document) -> DocumentOut:
         sha256=document.sha256,
         file_id=document.file_id,
         download_url=f"/api/documents/documents/{document.id}/content",
+        subject_email=document.subject_email,
         created_at=document.created_at,
     )
 

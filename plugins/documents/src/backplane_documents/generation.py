@@ -61,6 +61,7 @@ async def generate(
     *,
     name: str | None = None,
     user_id: uuid.UUID | None = None,
+    subject_email: str | None = None,
 ) -> Document:
     """Render ``version`` with ``fields`` and store the result as a new document.
 
@@ -85,6 +86,7 @@ async def generate(
         size=info.size,
         pages=rendered.pages,
         sha256=info.sha256,
+        subject_email=subject_email.lower() if subject_email else None,
         created_by=user_id,
     )
     kernel.db.add(document)

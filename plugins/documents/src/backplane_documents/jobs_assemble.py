@@ -28,6 +28,20 @@ from backplane_documents.jobs_progress import locked_job, publish
 from backplane_documents.jobs_zip import UniqueNames, ZipEntry, split_documents, zip_stream
 
 FINISHED_EVENT = "documents.job_finished"
+OUTCOME_COLUMNS = (
+    "number",
+    "line",
+    "status",
+    "error",
+    "file_id",
+    "byte_offset",
+    "size",
+    "name",
+    "media_type",
+    "pages",
+    "sha256",
+    "report",
+)
 MANIFEST = "manifest.jsonl"
 
 
@@ -36,11 +50,10 @@ async def assemble(kernel: Kernel, job_id: uuid.UUID) -> DocumentJob | None:
     job = await locked_job(kernel, job_id)
     if job.zip_file_id is not None or job.status in ("queued", "running"):
         return None
-    rows = list(
-        await kernel.db.scalars(
-            select(JobRow).where(JobRow.job_id == job.id).order_by(JobRow.number)
-        )
-    )
+    # Plain rows, not ORM objects: a job may have 100,000 of them.
+    columns = [getattr(JobRow, name) for name in OUTCOME_COLUMNS]
+    query = select(*columns).where(JobRow.job_id == job.id).order_by(JobRow.number)
+    rows = list((await kernel.db.execute(query)).all())
     names = UniqueNames()
     archive_names: dict[int, str] = {}
     for row in rows:
@@ -77,9 +90,9 @@ async def assemble(kernel: Kernel, job_id: uuid.UUID) -> DocumentJob | None:
 
 
 async def _entries(
-    kernel: Kernel, rows: list[JobRow], names: dict[int, str]
+    kernel: Kernel, rows: list[Any], names: dict[int, str]
 ) -> AsyncIterator[ZipEntry]:
-    by_file: dict[uuid.UUID, list[JobRow]] = {}
+    by_file: dict[uuid.UUID, list[Any]] = {}
     for row in rows:
         if row.status == "done" and row.file_id is not None:
             by_file.setdefault(row.file_id, []).append(row)
@@ -94,7 +107,7 @@ async def _entries(
     yield ZipEntry(MANIFEST, _manifest(rows, names), "application/json")
 
 
-def _manifest(rows: list[JobRow], names: dict[int, str]) -> bytes:
+def _manifest(rows: list[Any], names: dict[int, str]) -> bytes:
     encoder = msgspec.json.Encoder()
     lines = []
     for row in rows:
@@ -112,5 +125,5 @@ def _manifest(rows: list[JobRow], names: dict[int, str]) -> bytes:
         for key in ("missing", "unknown", "problems"):
             if report.get(key):
                 entry[key] = report[key]
-        lines.append(encoder.encode(entry))
-    return b"\n".join(lines) + b"\n"
+        lines.append(encoder.encode(entry) + b"\n")
+    return b"".join(lines)

@@ -15,7 +15,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from backplane import Kernel, requires
-from backplane_documents.jobs_create import JobOptions, create_job
+from backplane_documents.jobs_create import JobOptions, check_quota, create_job
 from backplane_documents.jobs_input import (
     InputError,
     TooManyRowsError,
@@ -138,6 +138,7 @@ class TemplateJobsController(Controller):
         )
         template = await find_template(kernel.db, template_id)
         found = await find_version(kernel.db, template, version)
+        await check_quota(kernel)  # 429 before the upload is read
         upload = await _receive(request, plugin_settings.jobs.max_upload_bytes)
         with upload:
             job = await create_job(

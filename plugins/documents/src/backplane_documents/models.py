@@ -79,7 +79,8 @@ class TemplateVersion(TenantScoped, Base):
 
 class Document(TenantScoped, Base):
     """A generated document: which template version made it, and the stored file (kernel files
-    service) holding its bytes. The data it was rendered from is not kept: it may be personal."""
+    service) holding its bytes. The data it was rendered from is not kept: it may be personal;
+    ``subject_email`` says whom the content is about, for that person's data rights."""
 
     __tablename__ = "documents_documents"
     __table_args__ = (
@@ -101,5 +102,8 @@ class Document(TenantScoped, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     pages: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    subject_email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    """Whom the document is about, when the caller said (a certificate's recipient): a
+    person's export includes it, their erasure deletes it."""
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Kernel, requires
 from backplane_documents.documents import DocumentOut, document_out
-from backplane_documents.fields import example_fields, parse_schema
+from backplane_documents.fields import EMAIL_PATTERN, example_fields, parse_schema
 from backplane_documents.generation import generate, render_in_thread
 from backplane_documents.models import Document
 from backplane_documents.plugin import ADMIN, READ, WRITE
@@ -44,6 +44,9 @@ class RenderIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    subject_email: Annotated[str, msgspec.Meta(max_length=320, pattern=EMAIL_PATTERN)] | None = None
+    """Whom the document is about (a certificate's recipient): their export includes it and
+    their erasure (``POST /api/privacy/erase``) deletes it."""
 
 
 class PreviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -207,5 +210,6 @@ class TemplatesController(Controller):
             plugin_settings.limits,
             name=data.name,
             user_id=user_of(request),
+            subject_email=data.subject_email,
         )
         return document_out(document)

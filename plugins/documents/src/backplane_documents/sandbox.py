@@ -1,7 +1,7 @@
 """Renders run in worker processes that can be killed: a thread cannot be stopped, so a
 template that loops, or runs away with memory, would otherwise hold a server thread for good.
 
-A :class:`RenderPool` keeps up to ``size`` workers (``python -m backplane_documents.sandbox``),
+A :class:`RenderPool` keeps up to ``size`` workers (:mod:`backplane_documents.sandbox_worker`),
 each serving one job at a time over its stdin/stdout (length-prefixed msgpack frames). A worker
 starts with an address-space limit (``RLIMIT_AS``), no core dumps, a throwaway working
 directory and every proxy variable pointing at a closed local port (the typst compiler honours
@@ -15,9 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -26,6 +24,9 @@ import time
 import msgspec
 
 from backplane_documents.errors import RenderError
+from backplane_documents.sandbox_protocol import HEADER, Job, Reply, read_exactly, write_frame
+
+__all__ = ["Job", "RenderPool", "Reply", "close_pools", "pool_for"]
 
 CLOSED_PROXY = "http://127.0.0.1:9"
 PROXY_VARIABLES = (
@@ -36,55 +37,21 @@ PROXY_VARIABLES = (
     "ALL_PROXY",
     "all_proxy",
 )
-HEADER = struct.Struct("!I")
+KEPT_VARIABLES = frozenset(
+    {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "TMPDIR", "TZ", "HOME"}
+)
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to import the engines (a loaded machine, a cold disk)."""
 
 
-class Job(msgspec.Struct, array_like=True):
-    engine: str
-    source: bytes
-    data_json: str
-    max_output_bytes: int
-    max_pages: int
-    preview: bool = False
-
-
-class Reply(msgspec.Struct, array_like=True):
-    ok: bool
-    content: bytes = b""
-    pages: int = 0
-    error: str = ""
-    kind: str = "template"
-
-
-def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
-    chunks, remaining = [], size
-    while remaining:
-        if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise TimeoutError
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _write_frame(fd: int, payload: bytes) -> None:
-    view = memoryview(HEADER.pack(len(payload)) + payload)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class _Worker:
     def __init__(self, memory_bytes: int) -> None:
-        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        # Only what Python needs to start: no secrets (BACKPLANE_SECRET_KEY, database URLs)
+        # in a process that runs tenants' templates, even though none can read its environment.
+        env = {k: v for k, v in os.environ.items() if k in KEPT_VARIABLES or k.startswith("LC_")}
         env.update(dict.fromkeys(PROXY_VARIABLES, CLOSED_PROXY))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backplane_documents.sandbox", str(memory_bytes)],
+            [sys.executable, "-m", "backplane_documents.sandbox_worker", str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -103,8 +70,8 @@ class _Worker:
         out = self.process.stdout.fileno()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         try:
-            (size,) = HEADER.unpack(_read_exactly(out, HEADER.size, deadline))
-            _read_exactly(out, size, deadline)
+            (size,) = HEADER.unpack(read_exactly(out, HEADER.size, deadline))
+            read_exactly(out, size, deadline)
         except (TimeoutError, EOFError, OSError):
             self.kill()
             raise RenderError(
@@ -117,11 +84,11 @@ class _Worker:
         assert self.process.stdout is not None
         self.wait_ready()
         self.jobs += 1
-        _write_frame(self.process.stdin.fileno(), msgspec.msgpack.encode(job))
+        write_frame(self.process.stdin.fileno(), msgspec.msgpack.encode(job))
         deadline = time.monotonic() + timeout_s
         out = self.process.stdout.fileno()
-        (size,) = HEADER.unpack(_read_exactly(out, HEADER.size, deadline))
-        return msgspec.msgpack.decode(_read_exactly(out, size, deadline), type=Reply)
+        (size,) = HEADER.unpack(read_exactly(out, HEADER.size, deadline))
+        return msgspec.msgpack.decode(read_exactly(out, size, deadline), type=Reply)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -237,87 +204,3 @@ def close_pools() -> None:
         _pools.clear()
     for pool in pools:
         pool.close()
-
-
-# --- the worker side -------------------------------------------------------------------------
-
-
-def _limit_self(memory_bytes: int) -> None:
-    import resource
-    import tempfile
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if memory_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    os.chdir(tempfile.mkdtemp(prefix="documents-render-"))
-
-
-def execute(job: Job) -> Reply:
-    """Render one job (in the worker): the output, checked against its limits."""
-    import json
-
-    from backplane_documents.engines.docx import render_docx
-    from backplane_documents.engines.html import render_html
-    from backplane_documents.engines.typst_pdf import render_typst
-
-    try:
-        if job.engine == "typst":
-            content, pages = render_typst(job.source, job.data_json, preview=job.preview)
-        elif job.engine == "html":
-            content, pages = render_html(
-                job.source, json.loads(job.data_json), job.max_output_bytes
-            )
-        elif job.engine == "docx":
-            content, pages = render_docx(
-                job.source, json.loads(job.data_json), job.max_output_bytes
-            )
-        else:
-            raise RenderError(f"unknown engine {job.engine!r}")
-        if len(content) > job.max_output_bytes:
-            raise RenderError(
-                f"output of {len(content)} bytes is larger than {job.max_output_bytes} "
-                "(documents.max_output_bytes)",
-                kind="limit",
-            )
-        if pages > job.max_pages and not job.preview:
-            raise RenderError(
-                f"{pages} pages, more than {job.max_pages} (documents.max_pages)", kind="limit"
-            )
-        return Reply(ok=True, content=content, pages=pages)
-    except RenderError as error:
-        return Reply(ok=False, error=str(error), kind=error.kind)
-    except MemoryError:
-        return Reply(
-            ok=False, error="rendering ran out of memory (documents.render_memory_mb)", kind="limit"
-        )
-    except Exception as error:  # noqa: BLE001 - reported to the caller, the worker lives on
-        return Reply(ok=False, error=f"{type(error).__name__}: {error}")
-
-
-def serve(memory_bytes: int) -> None:
-    """The worker's loop: one job in, one reply out, until stdin closes."""
-    protocol_in, protocol_out = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)  # stray prints must not corrupt the protocol
-    _limit_self(memory_bytes)
-    # The engines, imported (and typst's compiler made) once, before any job.
-    import docxtpl  # noqa: F401 - loaded now rather than by the first DOCX job
-
-    from backplane_documents.engines import docx, html, typst_pdf
-
-    del docx, html
-    typst_pdf._worker_compiler()
-    _write_frame(protocol_out, b"")  # ready
-
-    while True:
-        try:
-            (size,) = HEADER.unpack(_read_exactly(protocol_in, HEADER.size, None))
-            job = msgspec.msgpack.decode(_read_exactly(protocol_in, size, None), type=Job)
-        except EOFError:
-            return
-        _write_frame(protocol_out, msgspec.msgpack.encode(execute(job)))
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))

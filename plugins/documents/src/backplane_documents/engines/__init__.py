@@ -1,5 +1,5 @@
 """The template engines: what each produces, how a template is checked when it is saved, and how
-it is rendered inside the sandbox's worker process (:mod:`backplane_documents.sandbox`).
+it is rendered inside the sandbox's worker process (:mod:`backplane_documents.sandbox_worker`).
 
 Every engine receives the document's data only as JSON (never spliced into the template's
 source), and none can read files, reach the network or run code: typst compiles against an

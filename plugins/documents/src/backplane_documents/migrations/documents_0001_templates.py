@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("pages", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("subject_email", sa.String(320), nullable=True),
         *_stamps(),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         tenant_foreign_key(op, DOCUMENTS),
@@ -104,6 +105,7 @@ def upgrade() -> None:
     op.create_index(op.f(f"ix_{DOCUMENTS}_template_id"), DOCUMENTS, ["template_id"])
     op.create_index(op.f(f"ix_{DOCUMENTS}_version_id"), DOCUMENTS, ["version_id"])
     op.create_index("ix_documents_documents_tenant_created", DOCUMENTS, ["tenant_id", "created_at"])
+    op.create_index(op.f(f"ix_{DOCUMENTS}_subject_email"), DOCUMENTS, ["subject_email"])
     for table in (TEMPLATES, VERSIONS, DOCUMENTS):
         enable_tenant_rls(op, table)
 
