@@ -28,7 +28,7 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PAGES = 10_000
-CHUNK = 250
+CHUNK = 1000
 
 
 def _pdf(pages: int) -> bytes:
