@@ -34,6 +34,7 @@ from backplane.settings import Settings
 from tests.app_helpers import rails
 from tests.conftest import make_settings
 from tests.identity_helpers import PASSWORD, Seeded
+from tests.waiting import wait_for
 
 Op = tuple[str, str]
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -83,6 +84,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/kitchen_sink/track/{token}"): "public, echoes the token it was given",
     ("GET", "/api/documents/templates"): "A's document templates",
     ("GET", "/api/documents/documents"): "A's generated documents",
+    ("GET", "/api/documents/extractions"): "A's extractions",
+    ("GET", "/api/documents/jobs"): "A's bulk generation jobs",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -131,6 +134,9 @@ class TenantB:
     template_ids: list[str] = field(default_factory=list)
     template_names: list[str] = field(default_factory=list)
     document_ids: list[str] = field(default_factory=list)
+    extraction_ids: list[str] = field(default_factory=list)
+    extraction_job_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -156,6 +162,7 @@ class TenantB:
             *self.template_ids,
             *self.template_names,
             *self.document_ids,
+            *self.job_ids,
         ]
         return [v.lower() for v in values]
 
@@ -181,6 +188,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
         ("schedule", "/api/models/note_score/training-schedule"),
+        ("extractions", "/api/documents/extractions"),
+        ("jobs", "/api/documents/jobs"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -290,6 +299,31 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         "/api/models/note_score/training-schedule", json={"cron": "0 3 1 1 *"}, headers=as_b
     )
     assert schedule.status_code == 200, schedule.text
+    import typst
+
+    pdf = typst.compile(b"globex private extraction")
+    extraction = client.post(
+        "/api/documents/extractions", files={"file": ("b.pdf", pdf)}, headers=as_b
+    )
+    assert extraction.status_code == 201, extraction.text
+    # a job of B's text file: it fails at once (no task runs, so B's state stays put)
+    extraction_job = client.post(
+        "/api/documents/extraction-jobs", json={"file_ids": [stored.json()["id"]]}, headers=as_b
+    )
+    assert extraction_job.status_code == 202, extraction_job.text
+    job = client.post(
+        f"/api/documents/templates/{template.json()['id']}/jobs",
+        params={"format": "csv"},
+        content=b"who\nglobex one\nglobex two\n",
+        headers=as_b,
+    )
+    assert job.status_code == 202, job.text
+    job_url = f"/api/documents/jobs/{job.json()['id']}"
+    wait_for(  # ended, so that B's snapshot is what it stays
+        lambda: client.get(job_url, headers=as_b).json()["status"] == "succeeded",
+        message="B's bulk job to end",
+        timeout=30,
+    )
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -317,6 +351,9 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         template_ids=[template.json()["id"]],
         template_names=[template_name],
         document_ids=[document.json()["id"]],
+        extraction_ids=[extraction.json()["id"]],
+        extraction_job_ids=[extraction_job.json()["id"]],
+        job_ids=[job.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -464,6 +501,12 @@ class RequestBuilder:
             return list(b.template_ids)
         if key == "document_id":
             return list(b.document_ids)
+        if key == "extraction_id":
+            return list(b.extraction_ids)
+        if key == "extraction_job_id":
+            return list(b.extraction_job_ids)
+        if key == "job_id":
+            return list(b.job_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

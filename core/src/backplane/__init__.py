@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from backplane.audit.record import AuditActionError
     from backplane.billing.entitlements import requires_entitlement
     from backplane.billing.schemas import InvoiceOut
-    from backplane.billing.usage import QuotaExceeded, UsageRecorder
+    from backplane.billing.usage import QuotaExceeded, UsageItem, UsageRecorder, UsageResult
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.commands import pass_kernel
     from backplane.db.base import Base
@@ -81,6 +81,8 @@ _LAZY: dict[str, str] = {
     "Event": "backplane.events",
     "UnknownEventTypeError": "backplane.events",
     "UsageRecorder": "backplane.billing.usage",
+    "UsageItem": "backplane.billing.usage",
+    "UsageResult": "backplane.billing.usage",
     "QuotaExceeded": "backplane.billing.usage",
     "requires_entitlement": "backplane.billing.entitlements",
     "InvoiceOut": "backplane.billing.schemas",
@@ -148,7 +150,9 @@ __all__ = [
     "Trainer",
     "UnknownEventTypeError",
     "UnknownTenantError",
+    "UsageItem",
     "UsageRecorder",
+    "UsageResult",
     "__version__",
     "create_app",
     "disable_tenant_rls",

@@ -10,6 +10,11 @@ an implementation declares only the arguments it uses, so hooks gain arguments w
 older plugins. Every registration hook may also take ``settings`` (the kernel's settings without
 secrets) and ``plugin_settings`` (the plugin's own validated settings struct). Lifecycle hooks
 receive ``kernel``: the plugin's own :class:`backplane.Kernel`.
+
+A plugin module may implement one hook more than once, under other function names, with
+``@hookimpl(specname="register_routes")`` (pluggy's own option): a plugin whose parts are
+written separately (templates, bulk jobs, processing) then registers each part's routes, tasks
+and meters from its own function instead of editing a shared one.
 """
 
 from __future__ import annotations

@@ -281,8 +281,15 @@ def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
+    """Implementations naming no hook of the contract: by their own name, or by the hook their
+    ``@hookimpl(specname=...)`` binds them to (how a module implements one hook twice)."""
     known = {name for name in vars(hookspecs) if not name.startswith("_")}
-    return [a for a in dir(module) if manager.parse_hookimpl_opts(module, a) and a not in known]
+    unknown = []
+    for attribute in dir(module):
+        opts = manager.parse_hookimpl_opts(module, attribute)
+        if opts and (opts.get("specname") or attribute) not in known:
+            unknown.append(attribute)
+    return unknown
 
 
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:

@@ -52,6 +52,9 @@ class QuotaExceeded(Exception):  # noqa: N818 - named for what the client sees (
 
 
 class UsageResult(msgspec.Struct, frozen=True):
+    """What recording one use answered: whether it counted, and the meter's limit and usage
+    after it (``record_many(..., partial=True)``: ``error`` says why an item was refused)."""
+
     recorded: bool
     """False when ``transaction_id`` was recorded before (the value was not counted again)."""
     meter: str

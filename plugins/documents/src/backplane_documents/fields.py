@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from backplane_documents.computed import ComputedError, ComputedField, parse_computed
 from backplane_documents.errors import RenderError
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "list"]
@@ -44,6 +45,8 @@ class FieldSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     items: tuple[FieldSpec, ...] = ()
     example: Any = None
     """A sample value, used by the preview when no data is given."""
+    computed: ComputedField | None = None
+    """Filled by an inference model from other fields (see :mod:`backplane_documents.computed`)."""
 
     def __post_init__(self) -> None:
         if self.type == "list" and not self.items:
@@ -52,6 +55,10 @@ class FieldSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise ValueError(f"field {self.name!r}: only list fields have `items`")
         if any(item.type == "list" for item in self.items):
             raise ValueError(f"list field {self.name!r}: rows hold scalars, not lists")
+        if self.computed is not None and self.type == "list":
+            raise ValueError(f"field {self.name!r}: a model computes scalars, not lists")
+        if self.computed is not None and self.name in self.computed.inputs:
+            raise ValueError(f"computed field {self.name!r} cannot be its own input")
         if self.format is not None and self.type != "string":
             raise ValueError(f"field {self.name!r}: `format` applies to strings only")
         _unique(self.items, f"list field {self.name!r}")
@@ -73,6 +80,10 @@ def parse_schema(raw: Any) -> tuple[FieldSpec, ...]:
     if len(specs) > MAX_FIELDS:
         raise ValueError(f"invalid field schema: at most {MAX_FIELDS} fields")
     _unique(specs, "invalid field schema")
+    try:  # no computed field reads another one (a model's inputs are the row's)
+        parse_computed({s.name: msgspec.to_builtins(s.computed) for s in specs if s.computed})
+    except ComputedError as error:
+        raise ValueError(f"invalid field schema: {error}") from None
     return specs
 
 

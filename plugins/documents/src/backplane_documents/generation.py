@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from backplane import Kernel
+from backplane_documents.computed import compute_one
 from backplane_documents.models import Document, DocumentTemplate, TemplateVersion
 from backplane_documents.plugin import GENERATED_METER, PAGES_METER
 from backplane_documents.rendering import Rendered, RenderLimits, render
@@ -67,6 +68,7 @@ async def generate(
     The document is metered first, so a spent hard quota answers 429 before any rendering;
     :class:`RenderError`, ``QuotaExceeded`` or a files-service refusal roll it all back."""
     await kernel.usage.record(GENERATED_METER)
+    fields = await compute_one(kernel, version.field_schema, fields)  # models fill computed fields
     rendered = await render_in_thread(version, fields, limits, preview=False)
     await kernel.usage.record(PAGES_METER, rendered.pages)
     filename = document_name(template, name, rendered.filename_ext)

@@ -39,6 +39,8 @@ def register_routes(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    import backplane_documents.jobs_models
+    import backplane_documents.processing.models  # noqa: F401 - extraction tables, same metadata
     from backplane_documents.models import DocumentTemplate
 
     register(
@@ -121,3 +123,114 @@ def shutdown() -> None:
     from backplane_documents.sandbox import close_pools
 
     close_pools()
+
+
+# --- bulk jobs (wt-docjobs): CSV / JSON lines to documents as background tasks ---------------
+# Hooks of this section are named apart and bound to their hook by ``specname``, so that this
+# part of the plugin is merged by appending, never by editing the hooks above.
+
+JOB_FINISHED_EVENT = "documents.job_finished"
+"""A bulk job ended and its ZIP is stored (live: it reaches the tenant's event stream too)."""
+
+
+@hookimpl(specname="register_routes")
+def register_job_routes(register: Any) -> None:
+    from backplane_documents.jobs_routes import JobsController, TemplateJobsController
+
+    register(TemplateJobsController, JobsController)
+
+
+@hookimpl(specname="register_tasks")
+def register_job_tasks(register: Any) -> None:
+    from backplane_documents import jobs_tasks
+
+    # A chunk renders up to documents.jobs.chunk_rows documents in one transaction.
+    register(jobs_tasks.run_job_chunk, queue="documents", max_retries=10, time_limit_ms=1_800_000)
+    register(
+        jobs_tasks.assemble_job_zip, queue="documents", max_retries=10, time_limit_ms=3_600_000
+    )
+
+
+@hookimpl(specname="register_event_types")
+def register_job_event_types(register: Any) -> None:
+    register(
+        EventType(
+            name=JOB_FINISHED_EVENT,
+            description="A bulk generation job ended (succeeded, failed, out of quota or "
+            "cancelled); its ZIP holds the documents it produced",
+            live=True,
+        )
+    )
+
+
+@hookimpl(specname="register_commands")
+def register_job_commands(cli: Any) -> None:
+    from backplane_documents.cli import documents_group
+
+    cli.add_command(documents_group)
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_job_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_documents.jobs_privacy import export_jobs
+
+    await export_jobs(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_job_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_documents.jobs_privacy import erase_jobs
+
+    return await erase_jobs(kernel, subject)
+
+
+# -- processing (wt-docproc): extraction of text and fields, bulk extraction jobs ----------
+# Separate implementations of the same hooks (pluggy's ``specname``), so each part of the
+# plugin registers its own routes, tasks and tables.
+
+PAGES_PROCESSED_METER = "documents.pages_processed"
+"""One per page extracted (text layer, OCR or DOCX); a hard quota on it answers 429."""
+
+
+@hookimpl(specname="register_routes")
+def register_processing_routes(register: Any) -> None:
+    from backplane_documents.extraction_routes import (
+        ExtractionJobsController,
+        ExtractionsController,
+    )
+
+    register(ExtractionsController, ExtractionJobsController)
+
+
+@hookimpl(specname="register_tasks")
+def register_processing_tasks(register: Any) -> None:
+    from backplane_documents.processing.jobs import extract_chunk
+
+    # a chunk of text-layer pages takes seconds; one of scans is bounded by the OCR limits
+    register(extract_chunk, queue="documents", max_retries=5, time_limit_ms=30 * 60_000)
+
+
+@hookimpl(specname="register_meters")
+def register_processing_meters(register: Any) -> None:
+    register(
+        Meter(
+            code=PAGES_PROCESSED_METER,
+            unit="page",
+            aggregation="sum",
+            description="Pages of documents whose text was extracted",
+        )
+    )
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_processing_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_documents.processing.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_processing_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_documents.processing.privacy import erase
+
+    return await erase(kernel, subject)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from backplane_documents.jobs_settings import JobSettings
+from backplane_documents.processing.limits import ProcessingLimits
 from backplane_documents.rendering import RenderLimits
 
 MIB = 1024 * 1024
@@ -33,6 +35,20 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Largest template source (a .docx: also its unpacked size may be at most 10 times it)."""
     max_versions: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Most versions one template may have."""
+    # -- processing (extraction of text and fields) --------------------------------------
+    processing: ProcessingLimits = msgspec.field(default_factory=ProcessingLimits)
+    """Limits of one extraction (size, pages, pixels, OCR time and memory)."""
+    processing_chunk_pages: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """Pages of a PDF one task of a bulk extraction job reads: a worker's death costs at most
+    one chunk's work (pdfium opens even a 10,000-page PDF in milliseconds)."""
+    processing_parallel_chunks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    """Chunks of one bulk extraction job that may run at once (each finished chunk enqueues
+    the next of its chain). Raise it on PostgreSQL with several workers; on SQLite a task
+    holds the database's write lock while it runs, so parallel chunks only queue (and a
+    queue longer than SQLite's busy timeout fails)."""
+
+    jobs: JobSettings = msgspec.field(default_factory=JobSettings)
+    """Bulk jobs: ``BACKPLANE_PLUGIN__DOCUMENTS__JOBS__<FIELD>`` (see :class:`JobSettings`)."""
 
     @property
     def limits(self) -> RenderLimits:

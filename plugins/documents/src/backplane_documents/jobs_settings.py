@@ -1,0 +1,29 @@
+"""Bulk job limits: ``[plugins.documents.jobs]`` in the TOML file, or
+``BACKPLANE_PLUGIN__DOCUMENTS__JOBS__<FIELD>`` variables (``DocumentsSettings.jobs``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+MIB = 1024 * 1024
+
+
+class JobSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How large a bulk job may be and how it is cut into checkpointed chunks."""
+
+    max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * MIB
+    """Largest CSV / JSON lines upload (413 beyond, nothing kept)."""
+    max_rows: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+    """Most rows one job may have (413 beyond)."""
+    max_columns: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    max_line_bytes: Annotated[int, msgspec.Meta(ge=1024)] = MIB
+    """A longer JSON line is that row's error."""
+    chunk_rows: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    """Rows per chunk: a chunk is one task and one transaction (its outcomes, its usage and
+    its stored documents commit together), so a worker killed mid-job redoes one chunk."""
+    parallel_chunks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    """Chunks of one job queued at once: other tenants' tasks are not starved by a big job."""
+    error_rate_min_rows: Annotated[int, msgspec.Meta(ge=1)] = 100
+    """A job's ``max_error_rate`` is judged once this many rows (or all) were processed."""
