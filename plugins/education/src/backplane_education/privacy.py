@@ -78,7 +78,8 @@ async def _release_seats(db: Any, user: Any) -> None:
 
 async def erase(kernel: Any, subject: Any) -> dict[str, int]:
     """Delete the person's progress and enrolments (their seats released) and their teaching;
-    courses and versions they authored stay, without their author."""
+    courses and versions they authored stay, without their author, and learners they enrolled
+    stay enrolled."""
     changed: dict[str, int] = {}
     if subject.user_id is None:
         return changed
@@ -97,4 +98,11 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
             .execution_options(synchronize_session=False)
         )
         changed[authored.__tablename__] = int(result.rowcount or 0)
+    result = await db.execute(  # learners they enrolled stay enrolled, by no one
+        update(Enrolment)
+        .where(Enrolment.enrolled_by == user)
+        .values(enrolled_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    changed["education_enrolments.enrolled_by"] = int(result.rowcount or 0)
     return changed
