@@ -85,6 +85,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/documents/documents"): "A's generated documents",
     ("GET", "/api/education/courses"): "A's course catalogue",
     ("POST", "/api/education/courses"): "a course of A's",
+    ("GET", "/api/education/dashboard/admin"): "A's education overview",
+    ("GET", "/api/education/dashboard/learner"): "the caller's own courses",
+    ("GET", "/api/education/me/enrolments"): "the caller's own enrolments",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -137,6 +140,8 @@ class TenantB:
     course_titles: list[str] = field(default_factory=list)
     module_ids: list[str] = field(default_factory=list)
     lesson_ids: list[str] = field(default_factory=list)
+    enrolment_ids: list[str] = field(default_factory=list)
+    cohort_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -166,6 +171,8 @@ class TenantB:
             *self.course_titles,
             *self.module_ids,
             *self.lesson_ids,
+            *self.enrolment_ids,
+            *self.cohort_ids,
         ]
         return [v.lower() for v in values]
 
@@ -191,6 +198,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
         ("courses", "/api/education/courses?drafts=true"),
+        ("education", "/api/education/dashboard/admin"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -292,6 +300,22 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert document.status_code == 201, document.text
     course_title = f"globex private course {uuid.uuid4().hex[:8]}"
     course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
+    cohort = client.post(
+        f"/api/education/courses/{course_ids[0]}/cohorts",
+        json={
+            "name": "globex cohort",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "ends_at": "2999-01-01T00:00:00+00:00",
+        },
+        headers=as_b,
+    )
+    assert cohort.status_code == 201, cohort.text
+    enrolment = client.post(  # B's owner, enrolled by B's admin key in the cohort
+        f"/api/education/courses/{course_ids[0]}/enrolments",
+        json={"user_id": str(tenant_b.user_id), "cohort_id": cohort.json()["id"]},
+        headers=as_b,
+    )
+    assert enrolment.status_code == 201, enrolment.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -323,6 +347,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         course_titles=[course_title],
         module_ids=module_ids,
         lesson_ids=lesson_ids,
+        enrolment_ids=[enrolment.json()["id"]],
+        cohort_ids=[cohort.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -504,6 +530,10 @@ class RequestBuilder:
             return list(b.module_ids)
         if key == "lesson_id":
             return list(b.lesson_ids)
+        if key == "enrolment_id":
+            return list(b.enrolment_ids)
+        if key == "cohort_id":
+            return list(b.cohort_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)
