@@ -122,6 +122,23 @@ async def claim_seat(
     return course
 
 
+async def lock_course(kernel: Kernel, course_id: uuid.UUID) -> Course:
+    """Write-lock the course row as the transaction's first statement (a no-op UPDATE), then
+    read it: for a bulk enrolment, which reads members between its writes. On SQLite the
+    transaction then holds the write lock from the start (a concurrent commit can no longer
+    invalidate what it read); on PostgreSQL concurrent enrolments of the course wait for it."""
+    await kernel.db.execute(
+        update(Course)
+        .where(Course.id == course_id)
+        .values(seats_taken=Course.seats_taken)
+        .execution_options(synchronize_session=False)
+    )
+    course = await kernel.db.get(Course, course_id, populate_existing=True)
+    if course is None:
+        raise not_found("course")
+    return course
+
+
 async def release_seat(kernel: Kernel, enrolment: Enrolment) -> None:
     """Give back the seat an active or completed enrolment holds (course and cohort)."""
     for table, row_id in ((Course, enrolment.course_id), (Cohort, enrolment.cohort_id)):

@@ -30,6 +30,7 @@ from backplane_education.enrolment import (
     enrol,
     enrolment_out,
     find_enrolment,
+    lock_course,
     move_to_version,
     unenrol,
 )
@@ -158,8 +159,8 @@ class EnrolmentController(Controller):
         request: Request[Any, Any, Any],
         kernel: NamedDependency[Kernel],
     ) -> BulkResult:
-        course = await find_course(kernel.db, course_id)
         body = await request.body()
+        course = await lock_course(kernel, course_id)
         result = await enrol_csv(kernel, course, body)
         await kernel.audit.record(
             "education.bulk_enrolment",
