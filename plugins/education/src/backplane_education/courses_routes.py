@@ -39,21 +39,14 @@ from backplane_education.courses import (
     version_out,
 )
 from backplane_education.courses_content import (
-    LessonIn,
-    LessonOut,
     ModuleIn,
     ModuleOut,
     OutlineOut,
-    add_lesson,
     add_module,
     draft_version,
-    find_lesson,
-    find_module,
-    lesson_out,
     outline,
-    replace_lesson,
 )
-from backplane_education.models import CourseVersion, Enrolment, Instructor, Lesson
+from backplane_education.models import CourseVersion, Enrolment, Instructor
 from backplane_education.plugin import MANAGE, READ, TEACH
 from backplane_education.settings import EducationSettings
 
@@ -277,69 +270,3 @@ class CoursesController(Controller):
             target=("course", course_id),
             details={"user_id": str(user_id)},
         )
-
-
-class ContentController(Controller):
-    """Modules and lessons of drafts (a published version answers 409)."""
-
-    path = "/"
-    tags = TAGS
-    exception_handlers = ERROR_HANDLERS
-
-    @patch("/modules/{module_id:uuid}", guards=[requires(TEACH)])
-    async def rename_module(
-        self,
-        module_id: FromPath[uuid.UUID],
-        data: JSONBody[ModuleIn],
-        kernel: NamedDependency[Kernel],
-    ) -> ModuleOut:
-        module = await find_module(kernel.db, module_id)
-        await require_teacher(kernel, module.course_id)
-        await draft_version(kernel.db, module.version_id)
-        module.title = data.title
-        return ModuleOut(id=module.id, title=module.title, position=module.position, lessons=[])
-
-    @delete("/modules/{module_id:uuid}", guards=[requires(TEACH)])
-    async def delete_module(
-        self, module_id: FromPath[uuid.UUID], kernel: NamedDependency[Kernel]
-    ) -> None:
-        module = await find_module(kernel.db, module_id)
-        await require_teacher(kernel, module.course_id)
-        await draft_version(kernel.db, module.version_id)
-        await kernel.db.execute(sql_delete(Lesson).where(Lesson.module_id == module_id))
-        await kernel.db.delete(module)
-
-    @post("/modules/{module_id:uuid}/lessons", guards=[requires(TEACH)])
-    async def create_lesson(
-        self,
-        module_id: FromPath[uuid.UUID],
-        data: JSONBody[LessonIn],
-        kernel: NamedDependency[Kernel],
-    ) -> LessonOut:
-        module = await find_module(kernel.db, module_id)
-        await require_teacher(kernel, module.course_id)
-        await draft_version(kernel.db, module.version_id)
-        lesson = await add_lesson(kernel, module, data, limits(kernel))
-        return await lesson_out(kernel, lesson, limits(kernel), editor=True)
-
-    @put("/lessons/{lesson_id:uuid}", guards=[requires(TEACH)])
-    async def replace_lesson(
-        self,
-        lesson_id: FromPath[uuid.UUID],
-        data: JSONBody[LessonIn],
-        kernel: NamedDependency[Kernel],
-    ) -> LessonOut:
-        lesson = await find_lesson(kernel.db, lesson_id)
-        await require_teacher(kernel, lesson.course_id)
-        await draft_version(kernel.db, lesson.version_id)
-        lesson = await replace_lesson(kernel, lesson, data, limits(kernel))
-        return await lesson_out(kernel, lesson, limits(kernel), editor=True)
-
-    @delete("/lessons/{lesson_id:uuid}", guards=[requires(TEACH)])
-    async def delete_lesson(
-        self, lesson_id: FromPath[uuid.UUID], kernel: NamedDependency[Kernel]
-    ) -> None:
-        lesson = await find_lesson(kernel.db, lesson_id)
-        await require_teacher(kernel, lesson.course_id)
-        await draft_version(kernel.db, lesson.version_id)
-        await kernel.db.delete(lesson)

@@ -45,7 +45,8 @@ plugin = PluginInfo(
 
 @hookimpl
 def register_routes(register: Any) -> None:
-    from backplane_education.courses_routes import ContentController, CoursesController
+    from backplane_education.courses_routes import CoursesController
+    from backplane_education.courses_routes_content import ContentController
     from backplane_education.dashboards import DashboardsController
     from backplane_education.enrolment_routes import EnrolmentController
     from backplane_education.progress_routes import ProgressController
