@@ -86,6 +86,11 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/documents/documents"): "A's generated documents",
     ("GET", "/api/documents/extractions"): "A's extractions",
     ("GET", "/api/documents/jobs"): "A's bulk generation jobs",
+    ("GET", "/api/education/courses"): "A's course catalogue",
+    ("POST", "/api/education/courses"): "a course of A's",
+    ("GET", "/api/education/dashboard/admin"): "A's education overview",
+    ("GET", "/api/education/dashboard/learner"): "the caller's own courses",
+    ("GET", "/api/education/me/enrolments"): "the caller's own enrolments",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -137,6 +142,12 @@ class TenantB:
     extraction_ids: list[str] = field(default_factory=list)
     extraction_job_ids: list[str] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
+    course_ids: list[str] = field(default_factory=list)
+    course_titles: list[str] = field(default_factory=list)
+    module_ids: list[str] = field(default_factory=list)
+    lesson_ids: list[str] = field(default_factory=list)
+    enrolment_ids: list[str] = field(default_factory=list)
+    cohort_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -163,6 +174,12 @@ class TenantB:
             *self.template_names,
             *self.document_ids,
             *self.job_ids,
+            *self.course_ids,
+            *self.course_titles,
+            *self.module_ids,
+            *self.lesson_ids,
+            *self.enrolment_ids,
+            *self.cohort_ids,
         ]
         return [v.lower() for v in values]
 
@@ -190,6 +207,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("schedule", "/api/models/note_score/training-schedule"),
         ("extractions", "/api/documents/extractions"),
         ("jobs", "/api/documents/jobs"),
+        ("courses", "/api/education/courses?drafts=true"),
+        ("education", "/api/education/dashboard/admin"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -232,6 +251,26 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     for name in names:  # an explicit switch row for every plugin (on, so B's notes stay readable)
         switch = client.put(f"/api/tenant/plugins/{name}", json={"enabled": True}, headers=as_b)
         assert switch.status_code == 200, switch.text
+    # Also before it: education events (enrolled) would queue deliveries that change under
+    # the walk.
+    course_title = f"globex private course {uuid.uuid4().hex[:8]}"
+    course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
+    cohort = client.post(
+        f"/api/education/courses/{course_ids[0]}/cohorts",
+        json={
+            "name": "globex cohort",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "ends_at": "2999-01-01T00:00:00+00:00",
+        },
+        headers=as_b,
+    )
+    assert cohort.status_code == 201, cohort.text
+    enrolment = client.post(  # B's owner, enrolled by B's admin key in the cohort
+        f"/api/education/courses/{course_ids[0]}/enrolments",
+        json={"user_id": str(tenant_b.user_id), "cohort_id": cohort.json()["id"]},
+        headers=as_b,
+    )
+    assert enrolment.status_code == 201, enrolment.text
     # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
     plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
@@ -354,9 +393,43 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         extraction_ids=[extraction.json()["id"]],
         extraction_job_ids=[extraction_job.json()["id"]],
         job_ids=[job.json()["id"]],
+        course_ids=course_ids,
+        course_titles=[course_title],
+        module_ids=module_ids,
+        lesson_ids=lesson_ids,
+        enrolment_ids=[enrolment.json()["id"]],
+        cohort_ids=[cohort.json()["id"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
+
+
+def _seed_course(
+    client: TestClient[Litestar], as_b: dict[str, str], title: str
+) -> tuple[list[str], list[str], list[str]]:
+    """B's courses: one published (its version 1) and one still a draft, each with a module
+    and a text lesson."""
+    courses, modules, lessons = [], [], []
+    for publish in (True, False):
+        course = client.post("/api/education/courses", json={"title": title}, headers=as_b)
+        assert course.status_code == 201, course.text
+        course_id = course.json()["id"]
+        url = f"/api/education/courses/{course_id}/versions/1"
+        module = client.post(f"{url}/modules", json={"title": "globex module"}, headers=as_b)
+        assert module.status_code == 201, module.text
+        lesson = client.post(
+            f"/api/education/modules/{module.json()['id']}/lessons",
+            json={"kind": "text", "title": "globex lesson", "body": "globex"},
+            headers=as_b,
+        )
+        assert lesson.status_code == 201, lesson.text
+        if publish:
+            published = client.post(f"{url}/publish", headers=as_b)
+            assert published.status_code == 201, published.text
+        courses.append(course_id)
+        modules.append(module.json()["id"])
+        lessons.append(lesson.json()["id"])
+    return courses, modules, lessons
 
 
 def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint_id: str) -> str:
@@ -507,6 +580,16 @@ class RequestBuilder:
             return list(b.extraction_job_ids)
         if key == "job_id":
             return list(b.job_ids)
+        if key == "course_id":
+            return list(b.course_ids)
+        if key == "module_id":
+            return list(b.module_ids)
+        if key == "lesson_id":
+            return list(b.lesson_ids)
+        if key == "enrolment_id":
+            return list(b.enrolment_ids)
+        if key == "cohort_id":
+            return list(b.cohort_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)
