@@ -20,19 +20,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from litestar.exceptions import ClientException, NotFoundException
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from backplane_education.quizzes.authoring import conflict
 from backplane_education.quizzes.grading import AnswerError, check_answer, grade, total
 from backplane_education.quizzes.learner import Answer
-from backplane_education.quizzes.models import BankQuestion, Quiz, QuizAttempt, utcnow
+from backplane_education.quizzes.models import BankQuestion, Quiz, QuizAttempt
 from backplane_education.quizzes.presenting import present
 from backplane_education.quizzes.questions import Question, question_from_builtins
 from backplane_education.quizzes.schemas import AttemptOut, AttemptScore, AttemptSummary
 from backplane_education.quizzes.selection import Draw, draw_paper, new_seed
 from backplane_education.quizzes.settings import QuizSettings
-from litestar.exceptions import ClientException, NotFoundException
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def utcnow() -> datetime:
+    """The server's clock: every deadline decision reads it (and tests move it)."""
+    return datetime.now(UTC)
 
 
 def aware(moment: datetime) -> datetime:

@@ -10,6 +10,10 @@ import uuid
 from typing import Any
 
 import msgspec
+from litestar.exceptions import ClientException, NotFoundException
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from backplane_education.quizzes.models import BankQuestion, QuestionBank, Quiz, utcnow
 from backplane_education.quizzes.questions import Question, question_from_builtins
 from backplane_education.quizzes.schemas import (
@@ -21,9 +25,6 @@ from backplane_education.quizzes.schemas import (
     QuizOut,
 )
 from backplane_education.quizzes.settings import QuizSettings
-from litestar.exceptions import ClientException, NotFoundException
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def conflict(message: str, **extra: Any) -> ClientException:

@@ -27,6 +27,7 @@ import unicodedata
 from typing import Literal
 
 import msgspec
+
 from backplane_education.quizzes.learner import (
     Answer,
     MatchingAnswer,

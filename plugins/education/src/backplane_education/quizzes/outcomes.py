@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Collection
 
 import msgspec
-from backplane_education.quizzes.models import Quiz, QuizAttempt
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane_education.quizzes.models import Quiz, QuizAttempt
 
 
 class QuizStanding(msgspec.Struct, frozen=True, kw_only=True):

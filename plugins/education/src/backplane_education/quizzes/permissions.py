@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from backplane import Meter, Permission
 from backplane_education.quizzes.settings import QuizSettings
-
-from backplane import Permission
 
 QUIZZES_MANAGE = "education.quizzes.manage"
 """Write question banks and quizzes, read keys and every learner's attempts."""
-QUIZZES_TAKE = "education.quizzes.take"
-"""Take published quizzes and read one's own attempts (as a user, not an API key)."""
+QUIZZES_TAKE = "education.learn"
+"""Take published quizzes and read one's own attempts (as a user, not an API key): the
+plugin's learning permission, declared with the courses."""
 ATTEMPTS_METER = "education.quiz_attempts"
 """One per attempt started."""
 
@@ -21,10 +21,14 @@ PERMISSIONS = (
         roles=("owner", "admin"),
         description="Write question banks and quizzes; read answer keys and all attempts",
     ),
-    Permission(
-        code=QUIZZES_TAKE,
-        roles=("owner", "admin", "member", "viewer"),
-        description="Take published quizzes and read one's own attempts",
+)
+
+METERS = (
+    Meter(
+        code=ATTEMPTS_METER,
+        unit="attempt",
+        aggregation="count",
+        description="Quiz attempts started by learners",
     ),
 )
 

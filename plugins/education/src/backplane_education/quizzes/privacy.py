@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane_education.quizzes.models import BankQuestion, QuestionBank, Quiz, QuizAttempt
 from sqlalchemy import delete, update
+
+from backplane_education.quizzes.models import BankQuestion, QuestionBank, Quiz, QuizAttempt
 
 AUTHORED = (QuestionBank, BankQuestion, Quiz)
 

@@ -6,6 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane import Kernel, Principal, requires
 from backplane_education.quizzes import authoring
 from backplane_education.quizzes.attempts import attempt_summary
 from backplane_education.quizzes.models import BankQuestion, QuestionBank, Quiz, QuizAttempt
@@ -19,13 +26,6 @@ from backplane_education.quizzes.schemas import (
     QuizIn,
     QuizOut,
 )
-from litestar import Controller, Request, delete, get, post, put
-from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from backplane import Kernel, Principal, requires
 
 Req = Request[Any, Any, Any]
 TAGS = ["education"]

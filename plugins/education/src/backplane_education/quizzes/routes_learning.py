@@ -11,18 +11,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from backplane_education.quizzes import attempts as service
-from backplane_education.quizzes.authoring import find_quiz
-from backplane_education.quizzes.learner import Answer
-from backplane_education.quizzes.models import QuizAttempt
-from backplane_education.quizzes.permissions import ATTEMPTS_METER, QUIZZES_TAKE, quiz_settings
-from backplane_education.quizzes.schemas import AttemptOut, AttemptSummary, LearnerQuiz
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 
 from backplane import Kernel, Principal, requires
+from backplane_education.quizzes import attempts as service
+from backplane_education.quizzes.authoring import find_quiz
+from backplane_education.quizzes.learner import Answer
+from backplane_education.quizzes.models import QuizAttempt
+from backplane_education.quizzes.permissions import ATTEMPTS_METER, QUIZZES_TAKE, quiz_settings
+from backplane_education.quizzes.schemas import AttemptOut, AttemptSummary, LearnerQuiz
 
 Req = Request[Any, Any, Any]
 

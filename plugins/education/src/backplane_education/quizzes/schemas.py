@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
+
 from backplane_education.quizzes.grading import QuestionResult
 from backplane_education.quizzes.learner import Answer, QuestionView
 from backplane_education.quizzes.questions import Question

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
+
 from backplane_education.quizzes.questions import (
     Matching,
     MultipleChoice,
