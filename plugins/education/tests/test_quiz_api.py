@@ -77,6 +77,11 @@ def test_journey_fail_then_pass_and_no_key_reaches_the_learner(
     # what an instructor sees of the same attempts
     summaries = client.get(f"{QUIZZES}/{quiz_id}/attempts").json()
     assert sorted(a["percent"] for a in summaries) == [0.0, 100.0]
+    stats = client.get(f"{QUIZZES}/{quiz_id}/stats").json()
+    assert (stats["attempts"], stats["learners"], stats["learners_passed"]) == (2, 1, 1)
+    assert (stats["average_percent"], stats["pass_rate"]) == (50.0, 0.5)
+    assert len(stats["questions"]) == len(QUESTIONS)
+    assert {q["average_score"] for q in stats["questions"]} == {0.5}
     assert usage_of(client, backplane_tenant, "education.quiz_attempts") == 2
     assert len(audit_trail(client, backplane_tenant, "education.quiz_attempt_submitted")) == 2
 
@@ -85,6 +90,7 @@ def test_journey_fail_then_pass_and_no_key_reaches_the_learner(
         ("GET", f"{BANKS}/{bank_id}/questions"),
         ("GET", f"{QUIZZES}/{quiz_id}"),
         ("GET", f"{QUIZZES}/{quiz_id}/attempts"),
+        ("GET", f"{QUIZZES}/{quiz_id}/stats"),
     ]:
         assert who.call(method, url).status_code == 403
 

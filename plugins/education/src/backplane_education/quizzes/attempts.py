@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane_education.quizzes.authoring import conflict
+from backplane_education.quizzes.declarations import ATTEMPT_CLOSED
 from backplane_education.quizzes.grading import AnswerError, check_answer, grade, total
 from backplane_education.quizzes.learner import Answer
 from backplane_education.quizzes.models import BankQuestion, Quiz, QuizAttempt
@@ -122,7 +123,27 @@ def close(attempt: QuizAttempt, now: datetime, grace_s: float) -> None:
     attempt.status = "submitted"
 
 
-async def close_expired(db: AsyncSession, attempts: list[QuizAttempt], grace_s: float) -> None:
+async def announce(kernel: Any, attempt: QuizAttempt) -> None:
+    """Emit ``education.quiz_attempt_closed`` for a graded attempt, in its transaction."""
+    quiz = await kernel.db.get(Quiz, attempt.quiz_id)
+    lesson = None if quiz is None or quiz.lesson_id is None else str(quiz.lesson_id)
+    await kernel.events.emit(
+        ATTEMPT_CLOSED,
+        {
+            "quiz_id": str(attempt.quiz_id),
+            "lesson_id": lesson,
+            "attempt_id": str(attempt.id),
+            "user_id": str(attempt.user_id),
+            "number": attempt.number,
+            "status": attempt.status,
+            "late": attempt.late,
+            "percent": attempt.percent,
+            "passed": attempt.passed,
+        },
+    )
+
+
+async def close_expired(kernel: Any, attempts: list[QuizAttempt], grace_s: float) -> None:
     """Close the learner's attempts whose time ran out unsubmitted (``timed_out``)."""
     now = utcnow()
     for attempt in attempts:
@@ -130,15 +151,15 @@ async def close_expired(db: AsyncSession, attempts: list[QuizAttempt], grace_s: 
             close(attempt, now, grace_s)
             attempt.status = "timed_out"
             attempt.submitted_at = aware(attempt.deadline_at or now)
-    await db.flush()
+            await kernel.db.flush()
+            await announce(kernel, attempt)
 
 
-async def start(
-    db: AsyncSession, quiz: Quiz, user_id: uuid.UUID, limits: QuizSettings
-) -> QuizAttempt:
+async def start(kernel: Any, quiz: Quiz, user_id: uuid.UUID, limits: QuizSettings) -> QuizAttempt:
     """Start the learner's next attempt, within the quiz's limits (see the module's rules)."""
+    db: AsyncSession = kernel.db
     attempts = await mine(db, quiz.id, user_id)
-    await close_expired(db, attempts, limits.time_grace_s)
+    await close_expired(kernel, attempts, limits.time_grace_s)
     open_attempt = next((a for a in attempts if a.status == "in_progress"), None)
     if open_attempt is not None:
         raise conflict(

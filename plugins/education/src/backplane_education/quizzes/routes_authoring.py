@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane import Kernel, Principal, requires
 from backplane_education.quizzes import authoring
 from backplane_education.quizzes.attempts import attempt_summary
+from backplane_education.quizzes.declarations import QUIZZES_MANAGE, quiz_settings
 from backplane_education.quizzes.models import BankQuestion, QuestionBank, Quiz, QuizAttempt
-from backplane_education.quizzes.permissions import QUIZZES_MANAGE, quiz_settings
 from backplane_education.quizzes.schemas import (
     AttemptSummary,
     BankIn,
@@ -26,6 +26,7 @@ from backplane_education.quizzes.schemas import (
     QuizIn,
     QuizOut,
 )
+from backplane_education.quizzes.stats import QuizStats, quiz_stats
 
 Req = Request[Any, Any, Any]
 TAGS = ["education"]
@@ -228,3 +229,11 @@ class QuizzesController(Controller):
             query = query.where(QuizAttempt.id > after)
         rows = await db.scalars(query.order_by(QuizAttempt.id).limit(limit))
         return [attempt_summary(row) for row in rows]
+
+    @get("/{quiz_id:uuid}/stats")
+    async def stats(
+        self, quiz_id: FromPath[uuid.UUID], db: NamedDependency[AsyncSession]
+    ) -> QuizStats:
+        """Attempts, learners, average score and pass rate, and each question's average score."""
+        quiz = await authoring.find_quiz(db, quiz_id)
+        return await quiz_stats(db, quiz.id)

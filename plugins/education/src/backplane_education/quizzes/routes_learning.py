@@ -19,9 +19,9 @@ from litestar.params import FromPath, JSONBody
 from backplane import Kernel, Principal, requires
 from backplane_education.quizzes import attempts as service
 from backplane_education.quizzes.authoring import find_quiz
+from backplane_education.quizzes.declarations import ATTEMPTS_METER, QUIZZES_TAKE, quiz_settings
 from backplane_education.quizzes.learner import Answer
 from backplane_education.quizzes.models import QuizAttempt
-from backplane_education.quizzes.permissions import ATTEMPTS_METER, QUIZZES_TAKE, quiz_settings
 from backplane_education.quizzes.schemas import AttemptOut, AttemptSummary, LearnerQuiz
 
 Req = Request[Any, Any, Any]
@@ -49,7 +49,7 @@ class LearnerQuizzesController(Controller):
         user_id = learner_of(request)
         quiz = await find_quiz(kernel.db, quiz_id, published_only=True)
         mine = await service.mine(kernel.db, quiz.id, user_id)
-        await service.close_expired(kernel.db, mine, quiz_settings(kernel).time_grace_s)
+        await service.close_expired(kernel, mine, quiz_settings(kernel).time_grace_s)
         scores = [a.percent for a in mine if a.percent is not None]
         return LearnerQuiz(
             id=quiz.id,
@@ -70,7 +70,7 @@ class LearnerQuizzesController(Controller):
         """Start an attempt (409 when one is in progress or none is left)."""
         user_id = learner_of(request)
         quiz = await find_quiz(kernel.db, quiz_id, published_only=True)
-        attempt = await service.start(kernel.db, quiz, user_id, quiz_settings(kernel))
+        attempt = await service.start(kernel, quiz, user_id, quiz_settings(kernel))
         await kernel.usage.record(ATTEMPTS_METER, 1, properties={"quiz_id": str(quiz.id)})
         return service.attempt_out(attempt)
 
@@ -81,7 +81,7 @@ class LearnerQuizzesController(Controller):
         user_id = learner_of(request)
         quiz = await find_quiz(kernel.db, quiz_id, published_only=True)
         mine = await service.mine(kernel.db, quiz.id, user_id)
-        await service.close_expired(kernel.db, mine, quiz_settings(kernel).time_grace_s)
+        await service.close_expired(kernel, mine, quiz_settings(kernel).time_grace_s)
         return [service.attempt_summary(attempt) for attempt in mine]
 
     @get("/attempts/{attempt_id:uuid}")
@@ -91,7 +91,7 @@ class LearnerQuizzesController(Controller):
         """The attempt's questions, saved answers and time left; once closed, its score and
         per-question feedback."""
         attempt = await service.locked(kernel.db, attempt_id, learner_of(request))
-        await service.close_expired(kernel.db, [attempt], quiz_settings(kernel).time_grace_s)
+        await service.close_expired(kernel, [attempt], quiz_settings(kernel).time_grace_s)
         return service.attempt_out(attempt)
 
     @put("/attempts/{attempt_id:uuid}/answers/{position:int}")
@@ -117,6 +117,7 @@ class LearnerQuizzesController(Controller):
         attempt = await service.submit(
             kernel.db, attempt_id, learner_of(request), quiz_settings(kernel)
         )
+        await service.announce(kernel, attempt)
         await kernel.audit.record(
             "education.quiz_attempt_submitted",
             target=("quiz_attempt", attempt.id),

@@ -1,10 +1,11 @@
-"""The quizzes' permission codes and the way handlers reach their limits."""
+"""What the quizzes declare to the kernel (permissions, meters, event types) and the way
+handlers reach their limits."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backplane import Meter, Permission
+from backplane import EventType, Meter, Permission
 from backplane_education.quizzes.settings import QuizSettings
 
 QUIZZES_MANAGE = "education.quizzes.manage"
@@ -14,6 +15,10 @@ QUIZZES_TAKE = "education.learn"
 plugin's learning permission, declared with the courses."""
 ATTEMPTS_METER = "education.quiz_attempts"
 """One per attempt started."""
+ATTEMPT_CLOSED = "education.quiz_attempt_closed"
+"""An attempt was graded (submitted, or closed at its deadline). Data: ``quiz_id``,
+``lesson_id``, ``attempt_id``, ``user_id``, ``number``, ``status``, ``late``, ``percent``,
+``passed`` — for progress (a passed quiz lesson) and for xAPI statements (passed / failed)."""
 
 PERMISSIONS = (
     Permission(
@@ -29,6 +34,13 @@ METERS = (
         unit="attempt",
         aggregation="count",
         description="Quiz attempts started by learners",
+    ),
+)
+
+EVENT_TYPES = (
+    EventType(
+        name=ATTEMPT_CLOSED,
+        description="A quiz attempt was graded (submitted or timed out): score and pass",
     ),
 )
 
