@@ -13,7 +13,9 @@ from backplane import requires_entitlement
 from backplane.testing import (
     CHEAP_PASSWORD_HASHING,
     SeededTenant,
+    audit_trail,
     put_on_plan,
+    run_in_tenant,
     run_tasks,
     seed_tenant,
     set_quota,
@@ -177,3 +179,23 @@ class TestOnPostgres:
             assert usage_of(client, other, METER) == 1
             assert client.get(NOTES).json()[0]["body"] == "n0"  # row-level security holds
             assert len(client.get(NOTES).json()) == 1
+
+
+def test_run_in_tenant_binds_the_plugin_view_and_commits_or_rolls_back(
+    backplane_client: Any, backplane_tenant: SeededTenant
+) -> None:
+    async def record(kernel: Any) -> tuple[str, Any]:
+        await kernel.audit.record("kitchen_sink.tested", target=("note", "1"))
+        return kernel.plugin, kernel.tenant_id
+
+    seen = run_in_tenant(backplane_client, backplane_tenant, record, plugin="kitchen_sink")
+    assert seen == ("kitchen_sink", backplane_tenant.tenant_id)
+    assert len(audit_trail(backplane_client, backplane_tenant, "kitchen_sink.tested")) == 1
+
+    async def fail(kernel: Any) -> None:
+        await kernel.audit.record("kitchen_sink.tested", target=("note", "2"))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_in_tenant(backplane_client, backplane_tenant.slug, fail, plugin="kitchen_sink")
+    assert len(audit_trail(backplane_client, backplane_tenant, "kitchen_sink.tested")) == 1

@@ -293,6 +293,29 @@ def audit_trail(app: Any, tenant: SeededTenant | str, action: str | None = None)
     return _as_operator(app, "test: audit trail", work)
 
 
+def run_in_tenant(
+    app: Any, tenant: SeededTenant | str, work: Callable[[Any], Awaitable[T]], *, plugin: str
+) -> T:
+    """``await work(kernel)`` with ``plugin``'s :class:`backplane.Kernel` view bound to
+    ``tenant`` (committed when ``work`` returns, rolled back if it raises), on rails of its
+    own: to call a plugin's service functions from a test as its handlers and tasks would
+    (another plugin's call into it, say). ``app`` is the app, a client of it or a plugin set."""
+    from backplane.kernel import Rails
+
+    plugins = _plugins(app)
+    target = tenant.tenant_id if isinstance(tenant, SeededTenant) else tenant
+
+    async def run() -> T:
+        rails = Rails.build(plugins.settings, plugins)
+        try:
+            async with rails.kernel().for_plugin(plugin).tenant(target) as kernel:
+                return await work(kernel)
+        finally:
+            await rails.close()
+
+    return _in_thread(run)
+
+
 def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) -> None:
     """Wait until every task in the outbox has run: sent to the broker and finished, retries
     included. ``app`` (or a client of it) must be started, e.g. by ``backplane_client``: with
