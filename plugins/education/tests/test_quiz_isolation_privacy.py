@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backplane_education.quizzes.routes import CONTROLLERS
 from litestar import Litestar
 from litestar.testing import TestClient
 from quiz_helpers import BANKS, LEARN, QUIZZES, answers_for, learner, make_bank, make_quiz
 
 from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, seed_tenant
+from backplane_education.quizzes.routes import CONTROLLERS
 
 QUESTIONS_URL = "/api/education/quiz-questions"
 

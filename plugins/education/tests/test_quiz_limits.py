@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backplane_education.quizzes import attempts as attempts_module
 from litestar import Litestar
 from litestar.testing import TestClient
 from quiz_helpers import LEARN, answers_for, learner, make_bank, make_quiz
 
 from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant
+from backplane_education.quizzes import attempts as attempts_module
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -79,14 +79,12 @@ def upgrade() -> None:
         sa.Column("max_attempts", sa.Integer(), nullable=True),
         sa.Column("passing_score", sa.Float(), nullable=False),
         sa.Column("published", sa.Boolean(), nullable=False),
-        sa.Column("lesson_id", sa.Uuid(), nullable=True),
         sa.Column("created_by", sa.Uuid(), nullable=True),
         _when("created_at"),
         _when("updated_at"),
         *_tenant(QUIZZES),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{QUIZZES}")),
     )
-    op.create_index(op.f(f"ix_{QUIZZES}_lesson_id"), QUIZZES, ["lesson_id"])
     op.create_table(
         ATTEMPTS,
         sa.Column("id", sa.Uuid(), nullable=False),

@@ -124,14 +124,15 @@ def close(attempt: QuizAttempt, now: datetime, grace_s: float) -> None:
 
 
 async def announce(kernel: Any, attempt: QuizAttempt) -> None:
-    """Emit ``education.quiz_attempt_closed`` for a graded attempt, in its transaction."""
-    quiz = await kernel.db.get(Quiz, attempt.quiz_id)
-    lesson = None if quiz is None or quiz.lesson_id is None else str(quiz.lesson_id)
+    """Report a graded attempt to the course lessons showing its quiz and emit
+    ``education.quiz_attempt_closed``, in the attempt's transaction."""
+    from backplane_education.quizzes.courses import report_to_courses
+
+    await report_to_courses(kernel, attempt)
     await kernel.events.emit(
         ATTEMPT_CLOSED,
         {
             "quiz_id": str(attempt.quiz_id),
-            "lesson_id": lesson,
             "attempt_id": str(attempt.id),
             "user_id": str(attempt.user_id),
             "number": attempt.number,

@@ -171,7 +171,6 @@ async def save_quiz(
     quiz.max_attempts = data.max_attempts
     quiz.passing_score = data.passing_score
     quiz.published = data.published
-    quiz.lesson_id = data.lesson_id
     quiz.updated_at = utcnow()
     await db.flush()
     return quiz
@@ -199,7 +198,6 @@ def quiz_out(quiz: Quiz) -> QuizOut:
         max_attempts=quiz.max_attempts,
         passing_score=quiz.passing_score,
         published=quiz.published,
-        lesson_id=quiz.lesson_id,
         created_at=quiz.created_at,
         updated_at=quiz.updated_at,
     )

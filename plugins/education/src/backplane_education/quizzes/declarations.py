@@ -17,7 +17,7 @@ ATTEMPTS_METER = "education.quiz_attempts"
 """One per attempt started."""
 ATTEMPT_CLOSED = "education.quiz_attempt_closed"
 """An attempt was graded (submitted, or closed at its deadline). Data: ``quiz_id``,
-``lesson_id``, ``attempt_id``, ``user_id``, ``number``, ``status``, ``late``, ``percent``,
+``attempt_id``, ``user_id``, ``number``, ``status``, ``late``, ``percent``,
 ``passed`` — for progress (a passed quiz lesson) and for xAPI statements (passed / failed)."""
 
 PERMISSIONS = (

@@ -76,8 +76,8 @@ class BankQuestion(TenantScoped, Base):
 
 class Quiz(TenantScoped, Base):
     """A quiz: what it draws (``draws``: ``[{"bank_id", "count"} | {"question_ids"}]``), how
-    it is taken (limits, shuffling) and what passes. ``lesson_id`` ties it to a course lesson
-    of kind quiz (the course's completion rule reads the learner's best attempt)."""
+    it is taken (limits, shuffling) and what passes. Course lessons of kind quiz name it by
+    ``quiz_id``; a graded attempt is reported to them (``quizzes/courses.py``)."""
 
     __tablename__ = "education_quizzes"
     __table_args__ = (_tenant_fk(),)
@@ -92,7 +92,6 @@ class Quiz(TenantScoped, Base):
     max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     passing_score: Mapped[float] = mapped_column(Float, default=60.0)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
-    lesson_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

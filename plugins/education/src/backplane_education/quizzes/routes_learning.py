@@ -17,8 +17,10 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 
 from backplane import Kernel, Principal, requires
+from backplane_education.common import ERROR_HANDLERS
 from backplane_education.quizzes import attempts as service
 from backplane_education.quizzes.authoring import find_quiz
+from backplane_education.quizzes.courses import check_may_start
 from backplane_education.quizzes.declarations import ATTEMPTS_METER, QUIZZES_TAKE, quiz_settings
 from backplane_education.quizzes.learner import Answer
 from backplane_education.quizzes.models import QuizAttempt
@@ -38,6 +40,7 @@ def learner_of(request: Req) -> uuid.UUID:
 
 class LearnerQuizzesController(Controller):
     path = "/learn"
+    exception_handlers = ERROR_HANDLERS
     tags = ["education"]
     guards = [requires(QUIZZES_TAKE)]
 
@@ -67,9 +70,11 @@ class LearnerQuizzesController(Controller):
     async def start_attempt(
         self, request: Req, quiz_id: FromPath[uuid.UUID], kernel: NamedDependency[Kernel]
     ) -> AttemptOut:
-        """Start an attempt (409 when one is in progress or none is left)."""
+        """Start an attempt (409 when one is in progress or none is left; a quiz of a course
+        needs the learner enrolled and the lesson's prerequisites done)."""
         user_id = learner_of(request)
         quiz = await find_quiz(kernel.db, quiz_id, published_only=True)
+        await check_may_start(kernel, quiz.id, user_id)
         attempt = await service.start(kernel, quiz, user_id, quiz_settings(kernel))
         await kernel.usage.record(ATTEMPTS_METER, 1, properties={"quiz_id": str(quiz.id)})
         return service.attempt_out(attempt)

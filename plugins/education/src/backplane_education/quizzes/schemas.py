@@ -80,7 +80,6 @@ class QuizIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Percent of the points an attempt needs to pass."""
     published: bool = False
     """Learners see and start published quizzes only."""
-    lesson_id: uuid.UUID | None = None
 
 
 class QuizOut(QuizIn, kw_only=True):
