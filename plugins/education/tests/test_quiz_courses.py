@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from backplane.testing import SeededTenant, usage_of
 from education_helpers import API, COURSES, member, ok
 from quiz_helpers import LEARN, answers_for, make_bank, make_quiz
+
+from backplane.testing import SeededTenant, usage_of
 
 
 def course_with_quiz(client: Any, quiz_id: str) -> dict[str, Any]:
