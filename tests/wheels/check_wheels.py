@@ -185,6 +185,16 @@ def check_wheel_contents(wheels: list[Path]) -> None:
             raise CheckFailed(f"{documents.name} lacks its {label} ({pattern})")
     say(f"ok: {documents.name} ships its migrations and demo templates")
 
+    education = by_name.get("backplane_education")
+    if education is None:
+        raise CheckFailed(f"no backplane_education wheel among {[w.name for w in wheels]}")
+    with zipfile.ZipFile(education) as archive:
+        names = archive.namelist()
+    pattern = r"backplane_education/migrations/education_0001_[^/]+\.py"
+    if not any(re.fullmatch(pattern, n) for n in names):
+        raise CheckFailed(f"{education.name} lacks its migration revision ({pattern})")
+    say(f"ok: {education.name} ships its migrations")
+
 
 def clean_environment(venv: Path, data_dir: Path) -> dict[str, str]:
     """The caller's environment without Backplane's or Python's own steering variables."""

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from backplane.files.service import FileInfo, FileNotFound, FileTooLarge, TenantFiles
     from backplane.files.storage import FileStore, ObjectInfo, ObjectMissingError
     from backplane.identity.auth import Principal, requires
+    from backplane.identity.members import Member
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.mail.compose import MailError
@@ -70,6 +71,7 @@ _LAZY: dict[str, str] = {
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
     "Principal": "backplane.identity.auth",
+    "Member": "backplane.identity.members",
     "requires": "backplane.identity.auth",
     "Kernel": "backplane.kernel",
     "UnknownTenantError": "backplane.kernel",
@@ -126,6 +128,7 @@ __all__ = [
     "MailEnvelope",
     "MailError",
     "MailTransport",
+    "Member",
     "Meter",
     "Migrations",
     "ModelRef",

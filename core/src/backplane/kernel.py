@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from backplane.identity.auth import Principal
     from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
+    from backplane.identity.members import Member
     from backplane.inference.runtime import ModelCatalog
     from backplane.inference.service import TenantModels
     from backplane.live import LiveHub, TenantLive
@@ -383,6 +384,21 @@ class Kernel:
                 "no tenant here: use `async with kernel.tenant(tenant_id) as k:` to publish"
             )
         return TenantLive(self._rails.live, self.plugin, self.tenant_id)
+
+    async def member(
+        self, *, user_id: uuid.UUID | None = None, email: str | None = None
+    ) -> Member | None:
+        """The member of this view's tenant named by ``user_id`` or ``email`` (exactly one):
+        their user id, address and role, or None when nobody here is that person (a user of
+        another tenant included). For plugins that take people by id or address, such as an
+        admin enrolling learners. :class:`ValueError` for a malformed address."""
+        from backplane.identity.members import find_member
+
+        if self.tenant_id is None:
+            raise NoSessionError(
+                "members belong to a tenant: use `async with kernel.tenant(tenant_id) as k:`"
+            )
+        return await find_member(self.db, self.tenant_id, user_id=user_id, email=email)
 
     # -- authentication ---------------------------------------------------------------------
     async def principal_for(self, tenant: uuid.UUID | str, role: str, *, subject: str) -> Principal:

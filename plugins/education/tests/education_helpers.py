@@ -3,6 +3,7 @@ need a user: API keys act for no one), courses built through the API, media file
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
@@ -73,3 +74,15 @@ def text_course(
         ids.append(lesson["id"])
     ok(client.post(f"{COURSES}/{made['id']}/versions/1/publish", **kw), 201)
     return {"id": made["id"], "lessons": ids, "module_id": module["id"]}
+
+
+def new_members(client: Any, count: int, prefix: str = "pupil") -> list[str]:
+    """``count`` new members (viewers, no password: admins enrol them) of the client's tenant;
+    their user ids."""
+    ids = []
+    for n in range(count):
+        email = f"{prefix}{n}-{uuid.uuid4().hex[:6]}@learners.example.org"
+        added = client.post("/api/tenant/members", json={"email": email, "role": "viewer"})
+        assert added.status_code == 201, added.text
+        ids.append(str(added.json()["user_id"]))
+    return ids

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from education_helpers import API, COURSES, member, ok, text_course
+from education_helpers import API, COURSES, member, new_members, ok, text_course
 
 from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, audit_trail, usage_of
 
@@ -43,7 +43,8 @@ def test_enrolments_racing_for_the_last_seats_never_exceed_the_limit(
 ) -> None:
     client = backplane_client
     course = text_course(client, seat_limit=3)
-    users = [str(uuid.uuid4()) for _ in range(10)]
+    users = new_members(client, 12)
+    late, later = users.pop(), users.pop()
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda u: admin_enrol(client, course["id"], u), users))
     statuses = sorted(a.status_code for a in answers)
@@ -58,8 +59,19 @@ def test_enrolments_racing_for_the_last_seats_never_exceed_the_limit(
     left = ok(client.post(f"{API}/enrolments/{listed[0]['id']}/unenrol"), 201)
     assert left["status"] == "unenrolled"
     assert seats(client, course["id"]) == 2
-    assert admin_enrol(client, course["id"], str(uuid.uuid4())).status_code == 201
-    assert admin_enrol(client, course["id"], str(uuid.uuid4())).status_code == 409
+    assert admin_enrol(client, course["id"], late).status_code == 201
+    assert admin_enrol(client, course["id"], later).status_code == 409
+    # only members of the tenant can be enrolled
+    stranger = admin_enrol(client, course["id"], str(uuid.uuid4()))
+    assert stranger.status_code == 404, stranger.text
+    by_mail = client.post(
+        f"{COURSES}/{course['id']}/enrolments", json={"email": "x@nowhere.example"}
+    )
+    assert by_mail.status_code == 404
+    both = client.post(
+        f"{COURSES}/{course['id']}/enrolments", json={"user_id": late, "email": "a@b.example"}
+    )
+    assert both.status_code == 400
 
 
 def test_one_learner_enrolling_many_times_at_once_takes_one_seat(
@@ -67,7 +79,7 @@ def test_one_learner_enrolling_many_times_at_once_takes_one_seat(
 ) -> None:
     client = backplane_client
     course = text_course(client, seat_limit=5)
-    user = str(uuid.uuid4())
+    (user,) = new_members(client, 1)
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = list(pool.map(lambda _: admin_enrol(client, course["id"], user), range(6)))
     statuses = sorted(a.status_code for a in answers)
@@ -83,16 +95,15 @@ def test_cohort_seats_and_dates(backplane_client: Any) -> None:
     body = {"name": "Spring", "starts_at": now.isoformat(), "seat_limit": 2}
     body["ends_at"] = (now + timedelta(days=30)).isoformat()
     spring = ok(client.post(url, json=body), 201)
+    learners = new_members(client, 7)
+
+    def join(user: str) -> Any:
+        return admin_enrol(client, course["id"], user, cohort_id=spring["id"])
+
     with ThreadPoolExecutor(max_workers=5) as pool:
-        answers = list(
-            pool.map(
-                lambda _: admin_enrol(
-                    client, course["id"], str(uuid.uuid4()), cohort_id=spring["id"]
-                ),
-                range(5),
-            )
-        )
-    assert sorted(a.status_code for a in answers) == [201] * 2 + [409] * 3
+        answers = list(pool.map(join, learners[:5]))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 2 + [409] * 3, [a.text for a in answers]
     assert ok(client.get(url))[0]["seats_taken"] == 2
     assert seats(client, course["id"]) == 2  # the course's seats count them too
     in_cohort = ok(
@@ -102,13 +113,13 @@ def test_cohort_seats_and_dates(backplane_client: Any) -> None:
     past = {"name": "Past", "starts_at": (now - timedelta(days=60)).isoformat()}
     past["ends_at"] = (now - timedelta(days=30)).isoformat()
     ended = ok(client.post(url, json=past), 201)
-    late = admin_enrol(client, course["id"], str(uuid.uuid4()), cohort_id=ended["id"])
+    late = admin_enrol(client, course["id"], learners[5], cohort_id=ended["id"])
     assert late.status_code == 409
     assert "has ended" in late.json()["detail"]
     backwards = {**body, "ends_at": (now - timedelta(days=1)).isoformat()}
     assert client.post(url, json=backwards).status_code == 400
     other = text_course(client, title="Other")
-    wrong = admin_enrol(client, other["id"], str(uuid.uuid4()), cohort_id=spring["id"])
+    wrong = admin_enrol(client, other["id"], learners[6], cohort_id=spring["id"])
     assert wrong.status_code == 404  # a cohort of another course
 
 
@@ -161,25 +172,46 @@ def test_bulk_enrolment_from_csv(backplane_client: Any, backplane_tenant: Seeded
     client = backplane_client
     course = text_course(client, seat_limit=3)
     url = f"{COURSES}/{course['id']}/enrolments/bulk"
-    first, second, third = (str(uuid.uuid4()) for _ in range(3))
-    body = f"user_id\n{first}\nnot-a-uuid\n{second}\n{first}\n{third}\n{uuid.uuid4()}\n"
+    first, second, third, fourth = new_members(client, 4)
+    sam = member(client, backplane_tenant, "sam")
+    rows = [
+        first,
+        "not-a-uuid",
+        second,
+        first,
+        str(uuid.uuid4()),
+        ",".join(["", sam["email"].upper()]),
+        third,
+        fourth,
+    ]
+    body = "user_id,email\n" + "\n".join(r if "," in r else f"{r}," for r in rows) + "\n"
     result = ok(client.post(url, content=body.encode(), headers={"Content-Type": "text/csv"}), 201)
-    assert (result["enrolled"], result["failed"]) == (3, 3)
+    assert (result["enrolled"], result["failed"]) == (3, 5)
     outcome = [(r["line"], r["status"]) for r in result["rows"]]
     assert outcome == [
         (2, "enrolled"),
         (3, "failed"),
         (4, "enrolled"),
         (5, "failed"),
-        (6, "enrolled"),
-        (7, "failed"),
+        (6, "failed"),
+        (7, "enrolled"),
+        (8, "failed"),
+        (9, "failed"),
     ]
     details = [r["detail"] for r in result["rows"] if r["status"] == "failed"]
-    assert details == ["bad id", "already enrolled in this course", "no seats left in this course"]
+    assert details == [
+        "bad id",
+        "already enrolled in this course",
+        "no member of this tenant with that user_id or email",
+        "no seats left in this course",
+        "no seats left in this course",
+    ]
+    enrolled_ids = {e["user_id"] for e in ok(client.get(f"{COURSES}/{course['id']}/enrolments"))}
+    assert enrolled_ids == {first, second, sam["user_id"]}
     assert seats(client, course["id"]) == 3
     assert {e["source"] for e in ok(client.get(f"{COURSES}/{course['id']}/enrolments"))} == {"bulk"}
     for bad, status in (
-        (b"email\nx@example.org\n", 400),
+        (b"name\nx\n", 400),
         (b"user_id\n", 400),
         (b"\xff\xfe\x00", 400),
         (b"user_id\n" + b"a" * 4096, 413),

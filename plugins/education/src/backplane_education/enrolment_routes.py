@@ -32,7 +32,7 @@ from backplane_education.enrolment import (
     move_to_version,
     unenrol,
 )
-from backplane_education.enrolment_bulk import BulkResult, enrol_csv
+from backplane_education.enrolment_bulk import BulkResult, enrol_csv, member_named
 from backplane_education.models import Cohort, Enrolment
 from backplane_education.plugin import LEARN, MANAGE, READ, TEACH
 
@@ -45,7 +45,10 @@ class SelfEnrolIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class AdminEnrolIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    user_id: uuid.UUID
+    """The member to enrol, by ``user_id`` or by ``email`` (one of them)."""
+
+    user_id: uuid.UUID | None = None
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] | None = None
     cohort_id: uuid.UUID | None = None
 
 
@@ -123,10 +126,11 @@ class EnrolmentController(Controller):
         kernel: NamedDependency[Kernel],
     ) -> EnrolmentOut:
         course = await find_course(kernel.db, course_id)
+        learner = await member_named(kernel, data.user_id, data.email)
         row = await enrol(
             kernel,
             course,
-            data.user_id,
+            learner,
             source="admin",
             cohort_id=data.cohort_id,
             enrolled_by=caller_id(kernel),
@@ -134,14 +138,14 @@ class EnrolmentController(Controller):
         await kernel.audit.record(
             "education.learner_enrolled",
             target=("course", course_id),
-            details={"user_id": str(data.user_id)},
+            details={"user_id": str(learner)},
         )
         return enrolment_out(row)
 
     @post(
         "/courses/{course_id:uuid}/enrolments/bulk",
         guards=[requires(MANAGE)],
-        summary="Enrol learners from a CSV body (columns user_id and optional cohort_id)",
+        summary="Enrol members from a CSV body (a user_id or email column, optional cohort_id)",
     )
     async def enrol_bulk(
         self,

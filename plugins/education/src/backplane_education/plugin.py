@@ -150,3 +150,10 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.quizzes.privacy import erase as erase_quizzes
 
     return {**await erase(kernel, subject), **await erase_quizzes(kernel, subject)}
+
+
+@hookimpl
+async def seed_demo_data(kernel: Any) -> dict[str, str]:
+    from backplane_education.demo import seed
+
+    return await seed(kernel)
