@@ -4,10 +4,11 @@ the completion rule, the course."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from education_helpers import API, COURSES, member, ok
-from quiz_helpers import LEARN, answers_for, make_bank, make_quiz
+from quiz_helpers import LEARN, QUIZZES, answers_for, make_bank, make_quiz
 
 from backplane.testing import SeededTenant, usage_of
 
@@ -77,3 +78,21 @@ def test_a_course_quiz_gates_on_enrolment_and_completes_the_course(
     assert row["completed_at"] is not None
     assert (progress["status"], progress["percent"]) == ("completed", 100.0)
     assert usage_of(client, backplane_tenant, "education.completions") == 1
+
+
+def test_demo_seed_gives_a_quiz_to_take(
+    backplane_anonymous_client: Any, backplane_environ: dict[str, str]
+) -> None:
+    from test_education_plugin import backplane
+
+    seeded = backplane(backplane_environ, "demo", "seed")
+    assert seeded.returncode == 0, seeded.stderr
+    key = re.search(r"API key \(shown once\): (\S+)", seeded.stdout)
+    assert key is not None, seeded.stdout
+    client = backplane_anonymous_client
+    client.headers["Authorization"] = f"Bearer {key.group(1)}"
+    quizzes = ok(client.get(QUIZZES))
+    assert [(q["title"], q["published"]) for q in quizzes] == [("Backplane basics check", True)]
+    attempt = ok(client.post(f"{LEARN}/quizzes/{quizzes[0]['id']}/attempts"), 201)
+    assert len(attempt["questions"]) == 4
+    assert attempt["seconds_left"] > 590

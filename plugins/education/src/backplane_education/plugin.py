@@ -155,5 +155,6 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
 @hookimpl
 async def seed_demo_data(kernel: Any) -> dict[str, str]:
     from backplane_education.demo import seed
+    from backplane_education.quizzes.demo import seed as seed_quizzes
 
-    return await seed(kernel)
+    return {**await seed(kernel), **await seed_quizzes(kernel)}
