@@ -51,7 +51,7 @@ async def seed(kernel: Any) -> dict[str, str]:
     limits = quiz_settings(kernel)
     bank = await create_bank(kernel.db, BankIn(name="Backplane basics"), None)
     for raw in QUESTIONS:
-        question: Question = msgspec.convert(raw, type=Question)  # type: ignore[arg-type]
+        question: Question = msgspec.convert(raw, type=Question)
         await add_question(kernel.db, bank, question, None, limits)
     quiz = QuizIn(
         title="Backplane basics check",
