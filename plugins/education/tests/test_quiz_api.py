@@ -23,7 +23,7 @@ from quiz_helpers import (
     parsed,
 )
 
-from backplane.testing import SeededTenant, audit_trail, usage_of
+from backplane.testing import SeededTenant, audit_trail, set_quota, usage_of
 
 
 def take(who: Recorder, quiz_id: str, *, right: bool) -> dict[str, Any]:
@@ -193,3 +193,20 @@ def test_editing_a_question_keeps_started_attempts_on_their_snapshot(
 
 
 API_QUESTIONS = "/api/education/quiz-questions"
+
+
+def test_a_spent_attempt_quota_refuses_a_start_without_making_an_attempt(
+    backplane_client: TestClient[Litestar], backplane_tenant: SeededTenant
+) -> None:
+    client = backplane_client
+    bank_id, _ = make_bank(client)
+    quiz_id = make_quiz(client, bank_id)
+    set_quota(client, backplane_tenant, "education.quiz_attempts", 1, hard=True)
+    who = learner(client, backplane_tenant.slug)
+    first = client.post(f"{LEARN}/quizzes/{quiz_id}/attempts", headers=who)
+    assert first.status_code == 201, first.text
+    client.post(f"{LEARN}/attempts/{first.json()['id']}/submit", headers=who)
+    refused = client.post(f"{LEARN}/quizzes/{quiz_id}/attempts", headers=who)
+    assert refused.status_code == 429, refused.text
+    mine = client.get(f"{LEARN}/quizzes/{quiz_id}/attempts", headers=who).json()
+    assert [a["number"] for a in mine] == [1]

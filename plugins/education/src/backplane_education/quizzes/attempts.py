@@ -189,10 +189,11 @@ async def start(kernel: Any, quiz: Quiz, user_id: uuid.UUID, limits: QuizSetting
         started_at=now,
         deadline_at=deadline,
     )
+    # No savepoint: the request fails as a whole (and rolls back) when another start took the
+    # number first. (On SQLite a savepoint opening the transaction would commit on release.)
+    db.add(attempt)
     try:
-        async with db.begin_nested():
-            db.add(attempt)
-            await db.flush()
+        await db.flush()
     except IntegrityError:
         raise conflict(
             f"attempt {number} was started at the same time by another request"
