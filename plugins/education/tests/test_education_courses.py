@@ -137,6 +137,12 @@ def test_catalogue_search_tags_difficulty_and_drafts(
         ok(client.patch(url, json=patch, headers=teacher["headers"]))["summary"] == patch["summary"]
     )
     assert client.delete(f"{url}/instructors/{teacher['user_id']}").status_code == 204
+    assert client.put(f"{url}/instructors/{uuid.uuid4()}").status_code == 404  # no member
+    # who may join is audited, the code itself never
+    ok(client.patch(url, json={"enrolment": "code", "enrolment_code": "letmein-42"}))
+    changes = audit_trail(client, backplane_tenant, "education.admission_changed")
+    assert [c.details["fields"] for c in changes] == [["enrolment", "enrolment_code"]]
+    assert "letmein-42" not in str(changes)
     assert client.patch(url, json=patch, headers=teacher["headers"]).status_code == 403
 
 

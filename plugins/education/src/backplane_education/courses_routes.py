@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -124,7 +125,16 @@ class CoursesController(Controller):
     ) -> CourseOut:
         course = await find_course(kernel.db, course_id)
         await require_teacher(kernel, course_id)
-        return course_out(await patch_course(kernel.db, course, data))
+        admission = ("enrolment", "enrolment_code", "seat_limit", "prerequisite_ids")
+        changed = [f for f in admission if getattr(data, f) is not msgspec.UNSET]
+        patched = course_out(await patch_course(kernel.db, course, data))
+        if changed:  # who may join changed: audited (the code itself never is)
+            await kernel.audit.record(
+                "education.admission_changed",
+                target=("course", course_id),
+                details={"fields": changed},
+            )
+        return patched
 
     @delete("/{course_id:uuid}", guards=[requires(MANAGE)])
     async def delete_course(
@@ -230,6 +240,8 @@ class CoursesController(Controller):
         kernel: NamedDependency[Kernel],
     ) -> list[uuid.UUID]:
         await find_course(kernel.db, course_id)
+        if await kernel.member(user_id=user_id) is None:
+            raise EducationError(404, "no member of this tenant with that user_id")
         found = await kernel.db.scalar(
             select(Instructor.id).where(
                 Instructor.course_id == course_id, Instructor.user_id == user_id

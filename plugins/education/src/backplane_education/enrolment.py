@@ -9,6 +9,7 @@ never exceeded however many learners race for the last seat (tested).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -86,6 +87,58 @@ async def _take_seat(kernel: Kernel, table: Any, row_id: uuid.UUID, what: str) -
         raise EducationError(409, f"no seats left in this {what}")
 
 
+async def claim_seat(
+    kernel: Kernel,
+    course_id: uuid.UUID,
+    admit: Callable[[Course], None] | None = None,
+    *,
+    hide_unpublished: bool = False,
+) -> Course:
+    """Take a seat of a published course as the transaction's first statement, then read the
+    course: on SQLite a transaction that reads before its first write fails when another
+    writer commits in between, so concurrent enrolments write first. ``admit`` checks the
+    course (enrolment mode, code) whether a seat was left or not, so a refusal names the
+    real reason; every refusal rolls the seat back with the transaction. An unpublished
+    course is 409 (or, ``hide_unpublished``, for learners who may not know of it, 404)."""
+    taken = await kernel.db.execute(
+        update(Course)
+        .where(
+            Course.id == course_id,
+            Course.published_version.is_not(None),
+            (Course.seat_limit.is_(None)) | (Course.seats_taken < Course.seat_limit),
+        )
+        .values(seats_taken=Course.seats_taken + 1)
+        .execution_options(synchronize_session=False)
+    )
+    course = await kernel.db.get(Course, course_id, populate_existing=True)
+    if course is None or (course.published_version is None and hide_unpublished):
+        raise not_found("course")
+    if course.published_version is None:
+        raise EducationError(409, "the course is not published yet")
+    if admit is not None:
+        admit(course)
+    if _changed(taken) != 1:
+        raise EducationError(409, "no seats left in this course")
+    return course
+
+
+async def lock_course(kernel: Kernel, course_id: uuid.UUID) -> Course:
+    """Write-lock the course row as the transaction's first statement (a no-op UPDATE), then
+    read it: for a bulk enrolment, which reads members between its writes. On SQLite the
+    transaction then holds the write lock from the start (a concurrent commit can no longer
+    invalidate what it read); on PostgreSQL concurrent enrolments of the course wait for it."""
+    await kernel.db.execute(
+        update(Course)
+        .where(Course.id == course_id)
+        .values(seats_taken=Course.seats_taken)
+        .execution_options(synchronize_session=False)
+    )
+    course = await kernel.db.get(Course, course_id, populate_existing=True)
+    if course is None:
+        raise not_found("course")
+    return course
+
+
 async def release_seat(kernel: Kernel, enrolment: Enrolment) -> None:
     """Give back the seat an active or completed enrolment holds (course and cohort)."""
     for table, row_id in ((Course, enrolment.course_id), (Cohort, enrolment.cohort_id)):
@@ -125,11 +178,13 @@ async def enrol(
     source: Source,
     cohort_id: uuid.UUID | None = None,
     enrolled_by: uuid.UUID | None = None,
+    seat_claimed: bool = False,
 ) -> Enrolment:
     """Enrol ``user_id`` in the course's published version (re-enrolling a learner who left
     reuses their row: their progress is kept). 409 when the course is not published, the
     learner already enrolled, prerequisites are missing, the cohort has ended, or no seat is
-    left; the caller checked who may enrol whom."""
+    left; the caller checked who may enrol whom. ``seat_claimed``: the caller took the course
+    seat already (:func:`claim_seat`)."""
     if course.published_version is None:
         raise EducationError(409, "the course is not published yet")
     await _check_prerequisites(kernel, course, user_id)
@@ -148,7 +203,8 @@ async def enrol(
         )
     )
     assert version is not None  # published_version always names a version
-    await _take_seat(kernel, Course, course.id, "course")
+    if not seat_claimed:
+        await _take_seat(kernel, Course, course.id, "course")
     if cohort is not None:
         await _take_seat(kernel, Cohort, cohort.id, "cohort")
     if existing is None:

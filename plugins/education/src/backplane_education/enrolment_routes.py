@@ -26,14 +26,16 @@ from backplane_education.common import (
 from backplane_education.courses import code_matches, find_course
 from backplane_education.enrolment import (
     EnrolmentOut,
+    claim_seat,
     enrol,
     enrolment_out,
     find_enrolment,
+    lock_course,
     move_to_version,
     unenrol,
 )
 from backplane_education.enrolment_bulk import BulkResult, enrol_csv, member_named
-from backplane_education.models import Cohort, Enrolment
+from backplane_education.models import Cohort, Course, Enrolment
 from backplane_education.plugin import LEARN, MANAGE, READ, TEACH
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -106,16 +108,19 @@ class EnrolmentController(Controller):
         data: JSONBody[SelfEnrolIn | None] = None,
     ) -> EnrolmentOut:
         user = learner_id(kernel)
-        course = await find_course(kernel.db, course_id)
         wish = data or SelfEnrolIn()
-        if course.published_version is None:
-            raise EducationError(404, "course not found")
-        if course.enrolment == "admin":
-            raise EducationError(403, "learners are enrolled in this course by an admin")
-        if course.enrolment == "code" and not code_matches(course, wish.code):
-            raise EducationError(403, "this course needs the right enrolment code")
+
+        def admit(course: Course) -> None:
+            if course.enrolment == "admin":
+                raise EducationError(403, "learners are enrolled in this course by an admin")
+            if course.enrolment == "code" and not code_matches(course, wish.code):
+                raise EducationError(403, "this course needs the right enrolment code")
+
+        course = await claim_seat(kernel, course_id, admit, hide_unpublished=True)
         source: Literal["open", "code"] = "code" if course.enrolment == "code" else "open"
-        row = await enrol(kernel, course, user, source=source, cohort_id=wish.cohort_id)
+        row = await enrol(
+            kernel, course, user, source=source, cohort_id=wish.cohort_id, seat_claimed=True
+        )
         return enrolment_out(row)
 
     @post("/courses/{course_id:uuid}/enrolments", guards=[requires(MANAGE)])
@@ -125,7 +130,7 @@ class EnrolmentController(Controller):
         data: JSONBody[AdminEnrolIn],
         kernel: NamedDependency[Kernel],
     ) -> EnrolmentOut:
-        course = await find_course(kernel.db, course_id)
+        course = await claim_seat(kernel, course_id)
         learner = await member_named(kernel, data.user_id, data.email)
         row = await enrol(
             kernel,
@@ -134,6 +139,7 @@ class EnrolmentController(Controller):
             source="admin",
             cohort_id=data.cohort_id,
             enrolled_by=caller_id(kernel),
+            seat_claimed=True,
         )
         await kernel.audit.record(
             "education.learner_enrolled",
@@ -153,8 +159,8 @@ class EnrolmentController(Controller):
         request: Request[Any, Any, Any],
         kernel: NamedDependency[Kernel],
     ) -> BulkResult:
-        course = await find_course(kernel.db, course_id)
         body = await request.body()
+        course = await lock_course(kernel, course_id)
         result = await enrol_csv(kernel, course, body)
         await kernel.audit.record(
             "education.bulk_enrolment",
