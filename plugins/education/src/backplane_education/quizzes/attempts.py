@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar.exceptions import ClientException, NotFoundException
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -201,8 +201,31 @@ async def start(kernel: Any, quiz: Quiz, user_id: uuid.UUID, limits: QuizSetting
     return attempt
 
 
+async def write_lock_quiz(db: AsyncSession, quiz_id: uuid.UUID) -> None:
+    """On SQLite, take the database's write lock as the transaction's first statement (a no-op
+    UPDATE of the quiz): a start reads before it writes, and a deferred SQLite transaction that
+    read fails with "database is locked" when another writer commits in between. PostgreSQL
+    needs nothing: the unique attempt number settles races without serialising the quiz."""
+    if db.get_bind().dialect.name != "sqlite":
+        return
+    await db.execute(
+        update(Quiz)
+        .where(Quiz.id == quiz_id)
+        .values(published=Quiz.published)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def locked(db: AsyncSession, attempt_id: uuid.UUID, user_id: uuid.UUID) -> QuizAttempt:
-    """The learner's own attempt, its row locked until the transaction ends."""
+    """The learner's own attempt, its row locked until the transaction ends: a no-op UPDATE
+    first (a row lock on PostgreSQL, the write lock on SQLite, taken before anything is read),
+    then the row."""
+    await db.execute(
+        update(QuizAttempt)
+        .where(QuizAttempt.id == attempt_id, QuizAttempt.user_id == user_id)
+        .values(number=QuizAttempt.number)
+        .execution_options(synchronize_session=False)
+    )
     attempt = await db.scalar(
         select(QuizAttempt)
         .where(QuizAttempt.id == attempt_id, QuizAttempt.user_id == user_id)

@@ -73,6 +73,7 @@ class LearnerQuizzesController(Controller):
         """Start an attempt (409 when one is in progress or none is left; a quiz of a course
         needs the learner enrolled and the lesson's prerequisites done)."""
         user_id = learner_of(request)
+        await service.write_lock_quiz(kernel.db, quiz_id)
         quiz = await find_quiz(kernel.db, quiz_id, published_only=True)
         await check_may_start(kernel, quiz.id, user_id)
         attempt = await service.start(kernel, quiz, user_id, quiz_settings(kernel))
