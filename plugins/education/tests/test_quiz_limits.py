@@ -154,3 +154,33 @@ def test_an_abandoned_attempt_closes_as_timed_out_and_frees_the_next_start(
         0.0,
     )
     assert closed["submitted_at"] == closed["deadline_at"]
+
+
+def test_answers_racing_a_submit_are_graded_exactly_when_they_were_accepted(
+    backplane_client: TestClient[Litestar], backplane_tenant: SeededTenant
+) -> None:
+    client = backplane_client
+    bank_id, _ = make_bank(client)
+    quiz_id = make_quiz(client, bank_id)
+    who = learner(client, backplane_tenant.slug)
+    attempt = client.post(f"{LEARN}/quizzes/{quiz_id}/attempts", headers=who).json()
+    url = f"{LEARN}/attempts/{attempt['id']}"
+    right = answers_for(attempt, right=True)
+
+    def act(position: int) -> tuple[int, Any]:
+        if position < 0:
+            return position, client.post(f"{url}/submit", headers=who)
+        return position, client.put(f"{url}/answers/{position}", json=right[position], headers=who)
+
+    jobs = [*sorted(right)[:3], -1, *sorted(right)[3:]]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        answers = dict(pool.map(act, jobs))
+    assert answers.pop(-1).status_code == 200
+    assert {a.status_code for a in answers.values()} <= {200, 409}, [
+        a.text for a in answers.values()
+    ]
+    final = client.get(url, headers=who).json()
+    accepted = {p for p, a in answers.items() if a.status_code == 200}
+    assert {int(p) for p in final["answers"]} == accepted
+    graded = {q["position"] for q in final["score"]["questions"] if q["outcome"] != "unanswered"}
+    assert graded == accepted
