@@ -256,6 +256,27 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     for name in names:  # an explicit switch row for every plugin (on, so B's notes stay readable)
         switch = client.put(f"/api/tenant/plugins/{name}", json={"enabled": True}, headers=as_b)
         assert switch.status_code == 200, switch.text
+    # Also before it: education events (enrolled) would queue deliveries that change under
+    # the walk.
+    course_title = f"globex private course {uuid.uuid4().hex[:8]}"
+    course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
+    cohort = client.post(
+        f"/api/education/courses/{course_ids[0]}/cohorts",
+        json={
+            "name": "globex cohort",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "ends_at": "2999-01-01T00:00:00+00:00",
+        },
+        headers=as_b,
+    )
+    assert cohort.status_code == 201, cohort.text
+    enrolment = client.post(  # B's owner, enrolled by B's admin key in the cohort
+        f"/api/education/courses/{course_ids[0]}/enrolments",
+        json={"user_id": str(tenant_b.user_id), "cohort_id": cohort.json()["id"]},
+        headers=as_b,
+    )
+    assert enrolment.status_code == 201, enrolment.text
+    quiz = _seed_quiz(client, as_b)
     # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
     plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
@@ -313,25 +334,6 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert document.status_code == 201, document.text
-    course_title = f"globex private course {uuid.uuid4().hex[:8]}"
-    course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
-    cohort = client.post(
-        f"/api/education/courses/{course_ids[0]}/cohorts",
-        json={
-            "name": "globex cohort",
-            "starts_at": datetime.now(UTC).isoformat(),
-            "ends_at": "2999-01-01T00:00:00+00:00",
-        },
-        headers=as_b,
-    )
-    assert cohort.status_code == 201, cohort.text
-    enrolment = client.post(  # B's owner, enrolled by B's admin key in the cohort
-        f"/api/education/courses/{course_ids[0]}/enrolments",
-        json={"user_id": str(tenant_b.user_id), "cohort_id": cohort.json()["id"]},
-        headers=as_b,
-    )
-    assert enrolment.status_code == 201, enrolment.text
-    quiz = _seed_quiz(client, as_b)
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
