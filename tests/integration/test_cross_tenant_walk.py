@@ -91,6 +91,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/education/dashboard/admin"): "A's education overview",
     ("GET", "/api/education/dashboard/learner"): "the caller's own courses",
     ("GET", "/api/education/me/enrolments"): "the caller's own enrolments",
+    ("GET", "/api/education/quiz-banks"): "A's question banks",
+    ("POST", "/api/education/quiz-banks"): "a question bank of A's",
+    ("GET", "/api/education/quizzes"): "A's quizzes",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -148,6 +151,11 @@ class TenantB:
     lesson_ids: list[str] = field(default_factory=list)
     enrolment_ids: list[str] = field(default_factory=list)
     cohort_ids: list[str] = field(default_factory=list)
+    bank_ids: list[str] = field(default_factory=list)
+    question_ids: list[str] = field(default_factory=list)
+    quiz_ids: list[str] = field(default_factory=list)
+    attempt_ids: list[str] = field(default_factory=list)
+    quiz_texts: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -180,6 +188,11 @@ class TenantB:
             *self.lesson_ids,
             *self.enrolment_ids,
             *self.cohort_ids,
+            *self.bank_ids,
+            *self.question_ids,
+            *self.quiz_ids,
+            *self.attempt_ids,
+            *self.quiz_texts,
         ]
         return [v.lower() for v in values]
 
@@ -209,6 +222,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("jobs", "/api/documents/jobs"),
         ("courses", "/api/education/courses?drafts=true"),
         ("education", "/api/education/dashboard/admin"),
+        ("quiz banks", "/api/education/quiz-banks"),
+        ("quizzes", "/api/education/quizzes"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -271,6 +286,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert enrolment.status_code == 201, enrolment.text
+    quiz = _seed_quiz(client, as_b)
     # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
     plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
@@ -399,6 +415,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         lesson_ids=lesson_ids,
         enrolment_ids=[enrolment.json()["id"]],
         cohort_ids=[cohort.json()["id"]],
+        **quiz,
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -430,6 +447,36 @@ def _seed_course(
         modules.append(module.json()["id"])
         lessons.append(lesson.json()["id"])
     return courses, modules, lessons
+
+
+def _seed_quiz(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
+    """B's question bank with a question, a published quiz drawing it, and an attempt at it
+    by B's owner (B's key acts for them)."""
+    api = "/api/education"
+    texts = [f"globex bank {uuid.uuid4().hex[:8]}", f"globex question {uuid.uuid4().hex[:8]}"]
+    bank = client.post(f"{api}/quiz-banks", json={"name": texts[0]}, headers=as_b)
+    assert bank.status_code == 201, bank.text
+    question = client.post(
+        f"{api}/quiz-banks/{bank.json()['id']}/questions",
+        json={"question": {"type": "true_false", "prompt": texts[1], "answer": True}},
+        headers=as_b,
+    )
+    assert question.status_code == 201, question.text
+    quiz = client.post(
+        f"{api}/quizzes",
+        json={"title": "globex quiz", "draws": [{"bank_id": bank.json()["id"]}], "published": True},
+        headers=as_b,
+    )
+    assert quiz.status_code == 201, quiz.text
+    attempt = client.post(f"{api}/learn/quizzes/{quiz.json()['id']}/attempts", headers=as_b)
+    assert attempt.status_code == 201, attempt.text
+    return {
+        "bank_ids": [bank.json()["id"]],
+        "question_ids": [question.json()["id"]],
+        "quiz_ids": [quiz.json()["id"]],
+        "attempt_ids": [attempt.json()["id"]],
+        "quiz_texts": texts,
+    }
 
 
 def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint_id: str) -> str:
@@ -590,6 +637,16 @@ class RequestBuilder:
             return list(b.enrolment_ids)
         if key == "cohort_id":
             return list(b.cohort_ids)
+        if key == "bank_id":
+            return list(b.bank_ids)
+        if key == "question_id":
+            return list(b.question_ids)
+        if key == "quiz_id":
+            return list(b.quiz_ids)
+        if key == "attempt_id":
+            return list(b.attempt_ids)
+        if in_path and key == "position":  # the first question of B's attempt
+            return ["0"]
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -49,6 +49,7 @@ def test_meters_permissions_and_event_types_are_declared() -> None:
     assert {(m.code, m.aggregation) for m in meters} == {
         ("education.enrolments", "count"),
         ("education.completions", "count"),
+        ("education.quiz_attempts", "count"),
     }
     permissions: list[Any] = []
     plugin.register_permissions(lambda *items: permissions.extend(items))
@@ -57,6 +58,7 @@ def test_meters_permissions_and_event_types_are_declared() -> None:
         "education.learn": ("owner", "admin", "member", "viewer"),
         "education.teach": ("owner", "admin", "member"),
         "education.manage": ("owner", "admin"),
+        "education.quizzes.manage": ("owner", "admin"),
     }
     events: list[Any] = []
     plugin.register_event_types(lambda *items: events.extend(items))
@@ -64,6 +66,7 @@ def test_meters_permissions_and_event_types_are_declared() -> None:
         "education.enrolled",
         "education.lesson_completed",
         "education.course_completed",
+        "education.quiz_attempt_closed",
     }
 
 

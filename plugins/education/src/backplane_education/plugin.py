@@ -58,11 +58,15 @@ def register_routes(register: Any) -> None:
         ProgressController,
         DashboardsController,
     )
+    from backplane_education.quizzes.routes import CONTROLLERS as QUIZ_CONTROLLERS  # quizzes
+
+    register(*QUIZ_CONTROLLERS)
 
 
 @hookimpl
 def register_migrations(register: Any) -> None:
     from backplane_education.models import Course
+    from backplane_education.quizzes import models as quiz_models  # noqa: F401 - its tables
 
     register(files(__package__) / "migrations", branch="education", metadata=Course.metadata)
 
@@ -91,6 +95,9 @@ def register_permissions(register: Any) -> None:
             description="Manage every course, enrol learners, cohorts and instructors",
         ),
     )
+    from backplane_education.quizzes.declarations import PERMISSIONS  # quizzes
+
+    register(*PERMISSIONS)
 
 
 @hookimpl
@@ -109,6 +116,9 @@ def register_meters(register: Any) -> None:
             description="Courses completed by learners",
         ),
     )
+    from backplane_education.quizzes.declarations import METERS  # quizzes
+
+    register(*METERS)
 
 
 @hookimpl
@@ -121,24 +131,31 @@ def register_event_types(register: Any) -> None:
             description="A learner completed a course (all required lessons and passed quizzes)",
         ),
     )
+    from backplane_education.quizzes.declarations import EVENT_TYPES  # quizzes
+
+    register(*EVENT_TYPES)
 
 
 @hookimpl
 async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
     from backplane_education.privacy import export
+    from backplane_education.quizzes.privacy import export as export_quizzes
 
     await export(kernel, archive, subject)
+    await export_quizzes(kernel, archive, subject)
 
 
 @hookimpl
 async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.privacy import erase
+    from backplane_education.quizzes.privacy import erase as erase_quizzes
 
-    return await erase(kernel, subject)
+    return {**await erase(kernel, subject), **await erase_quizzes(kernel, subject)}
 
 
 @hookimpl
 async def seed_demo_data(kernel: Any) -> dict[str, str]:
     from backplane_education.demo import seed
+    from backplane_education.quizzes.demo import seed as seed_quizzes
 
-    return await seed(kernel)
+    return {**await seed(kernel), **await seed_quizzes(kernel)}

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from backplane_education.quizzes.settings import QuizSettings
+
 KIB = 1024
 
 
@@ -33,6 +35,8 @@ class EducationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Lifetime of the signed URLs a video or file lesson hands its player."""
     catalogue_page_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
     """Most courses one catalogue page lists."""
+    quizzes: QuizSettings = msgspec.field(default_factory=QuizSettings)
+    """Limits of the quizzes (``[plugins.education.quizzes]``; see QUIZZES.md)."""
     max_playback_rate: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 2.0
     """Fastest playback a player offers: media seconds between two heartbeats count as
     watched only if they fit in the wall-clock time between them at this rate."""
