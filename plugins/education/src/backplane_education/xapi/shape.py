@@ -35,7 +35,7 @@ class Keys(msgspec.Struct, kw_only=True):
     """Related activities: the object and every context activity (and in a SubStatement)."""
 
 
-def _context_activities(context: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+def context_activities(context: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     groups = context.get("contextActivities", {})
     for name in ("parent", "grouping", "category", "other"):
         value = groups.get(name, [])
@@ -58,7 +58,7 @@ def _related(statement: Mapping[str, Any], agents: set[str], activities: set[str
         agents.add(ifi)
     elif kind == "SubStatement":
         _related(target, agents, activities)
-    activities.update(activity["id"] for activity in _context_activities(context))
+    activities.update(activity["id"] for activity in context_activities(context))
 
 
 def keys_of(statement: Mapping[str, Any]) -> Keys:
@@ -83,10 +83,10 @@ def keys_of(statement: Mapping[str, Any]) -> Keys:
 
 def activity_definitions(statement: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(activity id, definition)`` of every activity in the statement that carries one."""
-    found = [statement["object"], *_context_activities(statement.get("context", {}))]
+    found = [statement["object"], *context_activities(statement.get("context", {}))]
     target = statement["object"]
     if target.get("objectType") == "SubStatement":
-        found += [target["object"], *_context_activities(target.get("context", {}))]
+        found += [target["object"], *context_activities(target.get("context", {}))]
     for activity in found:
         if activity.get("objectType", "Activity") == "Activity" and "definition" in activity:
             yield activity["id"], activity["definition"]
