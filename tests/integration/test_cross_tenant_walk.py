@@ -83,6 +83,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/kitchen_sink/track/{token}"): "public, echoes the token it was given",
     ("GET", "/api/documents/templates"): "A's document templates",
     ("GET", "/api/documents/documents"): "A's generated documents",
+    ("GET", "/api/education/courses"): "A's course catalogue",
+    ("POST", "/api/education/courses"): "a course of A's",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -131,6 +133,10 @@ class TenantB:
     template_ids: list[str] = field(default_factory=list)
     template_names: list[str] = field(default_factory=list)
     document_ids: list[str] = field(default_factory=list)
+    course_ids: list[str] = field(default_factory=list)
+    course_titles: list[str] = field(default_factory=list)
+    module_ids: list[str] = field(default_factory=list)
+    lesson_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -156,6 +162,10 @@ class TenantB:
             *self.template_ids,
             *self.template_names,
             *self.document_ids,
+            *self.course_ids,
+            *self.course_titles,
+            *self.module_ids,
+            *self.lesson_ids,
         ]
         return [v.lower() for v in values]
 
@@ -180,6 +190,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("files", "/api/files"),
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
+        ("courses", "/api/education/courses?drafts=true"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -279,6 +290,8 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         headers=as_b,
     )
     assert document.status_code == 201, document.text
+    course_title = f"globex private course {uuid.uuid4().hex[:8]}"
+    course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -306,9 +319,41 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         template_ids=[template.json()["id"]],
         template_names=[template_name],
         document_ids=[document.json()["id"]],
+        course_ids=course_ids,
+        course_titles=[course_title],
+        module_ids=module_ids,
+        lesson_ids=lesson_ids,
     )
     b.snapshot = _b_state(client, as_b)
     return b
+
+
+def _seed_course(
+    client: TestClient[Litestar], as_b: dict[str, str], title: str
+) -> tuple[list[str], list[str], list[str]]:
+    """B's courses: one published (its version 1) and one still a draft, each with a module
+    and a text lesson."""
+    courses, modules, lessons = [], [], []
+    for publish in (True, False):
+        course = client.post("/api/education/courses", json={"title": title}, headers=as_b)
+        assert course.status_code == 201, course.text
+        course_id = course.json()["id"]
+        url = f"/api/education/courses/{course_id}/versions/1"
+        module = client.post(f"{url}/modules", json={"title": "globex module"}, headers=as_b)
+        assert module.status_code == 201, module.text
+        lesson = client.post(
+            f"/api/education/modules/{module.json()['id']}/lessons",
+            json={"kind": "text", "title": "globex lesson", "body": "globex"},
+            headers=as_b,
+        )
+        assert lesson.status_code == 201, lesson.text
+        if publish:
+            published = client.post(f"{url}/publish", headers=as_b)
+            assert published.status_code == 201, published.text
+        courses.append(course_id)
+        modules.append(module.json()["id"])
+        lessons.append(lesson.json()["id"])
+    return courses, modules, lessons
 
 
 def _seed_failed_delivery(client: TestClient[Litestar], tenant: Seeded, endpoint_id: str) -> str:
@@ -453,6 +498,12 @@ class RequestBuilder:
             return list(b.template_ids)
         if key == "document_id":
             return list(b.document_ids)
+        if key == "course_id":
+            return list(b.course_ids)
+        if key == "module_id":
+            return list(b.module_ids)
+        if key == "lesson_id":
+            return list(b.lesson_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -1,0 +1,136 @@
+"""The education plugin's hooks: everything the kernel needs to know, nothing heavy imported
+eagerly (routes load when the app is built, Markdown when a lesson is read).
+
+Other parts of the plugin (quizzes, the xAPI record store) register their hooks by appending
+clearly separated sections at the end of this module. Other plugins react to a completed course
+through the kernel's ``event_emitted`` hook on :data:`COURSE_COMPLETED` (a certificate, say):
+this plugin never imports them.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from backplane import EventType, Meter, Permission, PluginInfo, hookimpl
+from backplane_education.settings import EducationSettings
+
+READ = "education.read"
+"""See the catalogue and course outlines."""
+LEARN = "education.learn"
+"""Enrol oneself, follow lessons, report progress."""
+TEACH = "education.teach"
+"""Create courses (the creator becomes their instructor); an instructor edits drafts of the
+courses they teach and reads those courses' dashboards."""
+MANAGE = "education.manage"
+"""Every course: publish, enrol others, cohorts, instructors, the admin dashboard."""
+
+ENROLMENTS_METER = "education.enrolments"
+"""One per enrolment taken (a re-enrolment after unenrolling counts again)."""
+COMPLETIONS_METER = "education.completions"
+"""One per course completed."""
+
+ENROLLED = "education.enrolled"
+LESSON_COMPLETED = "education.lesson_completed"
+COURSE_COMPLETED = "education.course_completed"
+"""Data: ``course_id``, ``enrolment_id``, ``user_id``, ``version``, ``completed_at``, ``title``."""
+
+plugin = PluginInfo(
+    name="education",
+    requires_core=">=0.1,<0.2",
+    settings=EducationSettings,
+    description="Versioned courses, enrolment with seat limits, progress and dashboards",
+)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane_education.courses_routes import ContentController, CoursesController
+    from backplane_education.dashboards import DashboardsController
+    from backplane_education.enrolment_routes import EnrolmentController
+    from backplane_education.progress_routes import ProgressController
+
+    register(
+        CoursesController,
+        ContentController,
+        EnrolmentController,
+        ProgressController,
+        DashboardsController,
+    )
+
+
+@hookimpl
+def register_migrations(register: Any) -> None:
+    from backplane_education.models import Course
+
+    register(files(__package__) / "migrations", branch="education", metadata=Course.metadata)
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    register(
+        Permission(
+            code=READ,
+            roles=("owner", "admin", "member", "viewer"),
+            description="See the course catalogue and outlines",
+        ),
+        Permission(
+            code=LEARN,
+            roles=("owner", "admin", "member", "viewer"),
+            description="Enrol oneself, follow lessons and report progress",
+        ),
+        Permission(
+            code=TEACH,
+            roles=("owner", "admin", "member"),
+            description="Create courses and edit the drafts of the courses one teaches",
+        ),
+        Permission(
+            code=MANAGE,
+            roles=("owner", "admin"),
+            description="Manage every course, enrol learners, cohorts and instructors",
+        ),
+    )
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    register(
+        Meter(
+            code=ENROLMENTS_METER,
+            unit="enrolment",
+            aggregation="count",
+            description="Enrolments taken in courses",
+        ),
+        Meter(
+            code=COMPLETIONS_METER,
+            unit="completion",
+            aggregation="count",
+            description="Courses completed by learners",
+        ),
+    )
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(
+        EventType(name=ENROLLED, description="A learner was enrolled in a course"),
+        EventType(name=LESSON_COMPLETED, description="A learner completed a lesson"),
+        EventType(
+            name=COURSE_COMPLETED,
+            description="A learner completed a course (all required lessons and passed quizzes)",
+        ),
+    )
+
+
+@hookimpl
+async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_education.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl
+async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_education.privacy import erase
+
+    return await erase(kernel, subject)
