@@ -281,8 +281,16 @@ def _hooks_of(manager: pluggy.PluginManager, module: Any) -> list[str]:
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, module: Any) -> list[str]:
+    """Implementations naming no hook: by their function name, or by pluggy's ``specname``
+    (``@hookimpl(specname="register_routes")``), which lets one plugin module implement a hook
+    more than once, each part of a larger plugin in its own clearly separated function."""
     known = {name for name in vars(hookspecs) if not name.startswith("_")}
-    return [a for a in dir(module) if manager.parse_hookimpl_opts(module, a) and a not in known]
+    unknown = []
+    for attribute in dir(module):
+        options = manager.parse_hookimpl_opts(module, attribute)
+        if options is not None and (options.get("specname") or attribute) not in known:
+            unknown.append(attribute)
+    return unknown
 
 
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:

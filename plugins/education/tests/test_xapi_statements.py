@@ -105,9 +105,12 @@ def test_put_conflicts_and_post_batches(backplane_client: Client, lrs: dict[str,
     got = client.get(STATEMENTS, params={"statementId": sid}, headers=lrs)
     assert got.status_code == 200
     stored = got.json()
-    assert stored["id"] == sid and stored["verb"]["id"] == COMPLETED
+    assert stored["id"] == sid
+    assert stored["verb"]["id"] == COMPLETED
     assert stored["authority"]["account"]["name"]
-    assert stored["stored"] and stored["timestamp"] and stored["version"]
+    assert stored["stored"]
+    assert stored["timestamp"]
+    assert stored["version"]
     assert "Last-Modified" in got.headers
     assert "X-Experience-API-Consistent-Through" in got.headers
     batch = [statement(email=f"l{i}@example.org") for i in range(1000)]
@@ -205,15 +208,19 @@ def test_voiding(backplane_client: Client, lrs: dict[str, str]) -> None:
     assert put(client, lrs, void, voiding).status_code == 204
     assert client.get(STATEMENTS, params={"statementId": target}, headers=lrs).status_code == 404
     found = client.get(STATEMENTS, params={"voidedStatementId": target}, headers=lrs)
-    assert found.status_code == 200 and found.json()["id"] == target
+    assert found.status_code == 200
+    assert found.json()["id"] == target
     missing = client.get(STATEMENTS, params={"voidedStatementId": voiding}, headers=lrs)
     assert missing.status_code == 404
     assert [s["id"] for s in _all(client, lrs)] == [voiding]
     again = statement(verb=VOIDED) | {"object": {"objectType": "StatementRef", "id": voiding}}
     assert put(client, lrs, again, new_id()).status_code == 400
-    assert client.get(
-        STATEMENTS, params={"statementId": target, "voidedStatementId": target}, headers=lrs
-    ).status_code == 400
+    assert (
+        client.get(
+            STATEMENTS, params={"statementId": target, "voidedStatementId": target}, headers=lrs
+        ).status_code
+        == 400
+    )
 
 
 def test_attachments_travel_in_multipart_with_their_hashes_checked(

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from backplane_education.xapi import documents, multipart, query, shape, signatures
 from backplane_education.xapi.validation import XapiError, check_statement
 

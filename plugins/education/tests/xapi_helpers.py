@@ -43,8 +43,9 @@ def statement(
     activity: str = "http://example.org/course/1",
     **extra: Any,
 ) -> dict[str, Any]:
+    name = email.split("@", maxsplit=1)[0]
     return {
-        "actor": {"objectType": "Agent", "mbox": f"mailto:{email}", "name": email.split("@")[0]},
+        "actor": {"objectType": "Agent", "mbox": f"mailto:{email}", "name": name},
         "verb": {"id": verb, "display": {"en-US": verb.rsplit("/", 1)[-1]}},
         "object": {
             "objectType": "Activity",

@@ -134,3 +134,42 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.privacy import erase
 
     return await erase(kernel, subject)
+
+
+# -- xAPI learning record store (/xapi/, backplane_education.xapi) ------------------------------
+# Its own hook implementations (pluggy ``specname``), so the sections above stay untouched.
+
+
+@hookimpl(specname="register_routes")
+def register_xapi_routes(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    hooks.register_routes(register)
+
+
+@hookimpl(specname="register_auth_backends")
+def register_xapi_auth_backends(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    hooks.register_auth_backends(register)
+
+
+@hookimpl(specname="register_permissions")
+def register_xapi_permissions(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    register(*hooks.permissions())
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_xapi_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    await hooks.export_tenant_data(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_xapi_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_education.xapi import hooks
+
+    return await hooks.erase_subject(kernel, subject)

@@ -2,13 +2,14 @@
 activities, documents, credentials)
 
 Revision ID: education_0003
-Revises: education_0002
+Revises: education_0001 (education_0002, quizzes, when it is merged: re-chain then)
 Create Date: 2026-12-05
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,7 +17,7 @@ from alembic import op
 from backplane import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "education_0003"
-down_revision: str | Sequence[str] | None = "education_0002"
+down_revision: str | Sequence[str] | None = "education_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,7 +32,7 @@ IRI = 2048
 SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _tenant(table: str) -> list[sa.SchemaItem]:
+def _tenant(table: str) -> list[Any]:
     return [sa.Column("tenant_id", sa.Uuid(), nullable=False), tenant_foreign_key(op, table)]
 
 
@@ -71,7 +72,9 @@ def upgrade() -> None:
         sa.Column("value", sa.String(IRI), nullable=False),
         *_tenant(REFS),
         sa.ForeignKeyConstraint(
-            ["seq"], [f"{STATEMENTS}.seq"], name=op.f(f"fk_{REFS}_seq_{STATEMENTS}"),
+            ["seq"],
+            [f"{STATEMENTS}.seq"],
+            name=op.f(f"fk_{REFS}_seq_{STATEMENTS}"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("seq", "kind", "value", name=op.f(f"pk_{REFS}")),

@@ -97,11 +97,14 @@ def check_parts(statements: list[dict[str, Any]], parts: list[Part]) -> dict[str
 
 
 def _attachments_of(statement: dict[str, Any]) -> list[dict[str, Any]]:
-    found = list(statement.get("attachments", []))
+    """Attachment entries, read before validation: anything malformed is left for it (400)."""
+    found = statement.get("attachments", [])
+    found = list(found) if isinstance(found, list) else []
     target = statement.get("object", {})
     if isinstance(target, dict) and target.get("objectType") == "SubStatement":
-        found.extend(target.get("attachments", []))
-    return found
+        inner = target.get("attachments", [])
+        found.extend(inner if isinstance(inner, list) else [])
+    return [entry for entry in found if isinstance(entry, dict)]
 
 
 def build_mixed(document: bytes, parts: Iterable[Part]) -> tuple[bytes, str]:

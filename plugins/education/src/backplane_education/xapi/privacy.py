@@ -32,7 +32,10 @@ def identifiers(subject: Any) -> list[str]:
     found = []
     if subject.email:
         mailbox = f"mailto:{subject.email}"
-        found += [f"mbox={mailbox}", f"mbox_sha1sum={hashlib.sha1(mailbox.encode()).hexdigest()}"]
+        found += [
+            f"mbox={mailbox}",
+            f"mbox_sha1sum={hashlib.sha1(mailbox.encode(), usedforsecurity=False).hexdigest()}",
+        ]
     if subject.user_id is not None:
         found.append(f"account={LEARNER_HOME}|{subject.user_id}")
     return found

@@ -94,13 +94,14 @@ async def single(
 ) -> bytes | None:
     """The statement with this id: a voided one only when ``voided`` (voidedStatementId), a
     live one only when not (statementId)."""
-    return await db.scalar(
+    found: bytes | None = await db.scalar(
         select(_S.payload).where(
             _S.tenant_id == tenant_id,
             _S.statement_id == uuid.UUID(statement_id),
             _S.voided.is_(voided),
         )
     )
+    return found
 
 
 def encode_more(query: StatementQuery, last_seq: int) -> str:

@@ -22,8 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane_education.xapi import documents
-from backplane_education.xapi.http import answer, check_scope, check_version, read_body
-from backplane_education.xapi.http import xapi_settings
+from backplane_education.xapi.http import (
+    answer,
+    check_scope,
+    check_version,
+    read_body,
+    xapi_settings,
+)
 from backplane_education.xapi.models import XapiDocument
 from backplane_education.xapi.query import parse_agent, parse_time
 from backplane_education.xapi.store import _insert
@@ -104,8 +109,12 @@ async def _locked(db: AsyncSession, tenant_id: Any, kind: str, target: Target) -
 
 
 async def write(
-    request: Request[Any, Any, Any], db: AsyncSession, plugin_settings: Any, resource: Resource,
-    *, merge: bool,
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    plugin_settings: Any,
+    resource: Resource,
+    *,
+    merge: bool,
 ) -> Response[Any]:
     """PUT (replace) or POST (merge JSON) one document, under its concurrency headers."""
     check_version(request)
@@ -134,11 +143,19 @@ async def write(
         inserted = await db.execute(
             _insert(db, XapiDocument)
             .values(
-                tenant_id=principal.tenant_id, kind=resource.kind,
-                scope=target.scope(resource.kind), key=target.key(resource.kind),
-                document_id=target.document_id, activity_id=target.activity, agent=target.agent,
-                registration=target.registration, content_type=content_type, content=content,
-                etag=documents.etag_of(content), updated=now, id=uuid.uuid4(),
+                tenant_id=principal.tenant_id,
+                kind=resource.kind,
+                scope=target.scope(resource.kind),
+                key=target.key(resource.kind),
+                document_id=target.document_id,
+                activity_id=target.activity,
+                agent=target.agent,
+                registration=target.registration,
+                content_type=content_type,
+                content=content,
+                etag=documents.etag_of(content),
+                updated=now,
+                id=uuid.uuid4(),
             )
             .on_conflict_do_nothing()
             .returning(XapiDocument.id)
@@ -210,13 +227,13 @@ async def remove(
 def _handlers(path: str, resource: Resource) -> list[Any]:
     name = resource.kind
 
-    @put(path, status_code=204, name=f"xapi_{name}_put")
+    @put(path, status_code=200, name=f"xapi_{name}_put")
     async def put_document(
         request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
     ) -> Response[Any]:
         return await write(request, db, plugin_settings, resource, merge=False)
 
-    @post(path, status_code=204, name=f"xapi_{name}_post")
+    @post(path, status_code=200, name=f"xapi_{name}_post")
     async def post_document(
         request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
     ) -> Response[Any]:
@@ -228,7 +245,7 @@ def _handlers(path: str, resource: Resource) -> list[Any]:
     ) -> Response[Any]:
         return await read(request, db, resource)
 
-    @delete(path, status_code=204, name=f"xapi_{name}_delete")
+    @delete(path, status_code=200, name=f"xapi_{name}_delete")
     async def delete_document(
         request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
     ) -> Response[Any]:

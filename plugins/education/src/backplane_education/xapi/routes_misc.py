@@ -28,7 +28,7 @@ def _only(request: Request[Any, Any, Any], name: str) -> str:
         raise bad(f"unknown parameters: {', '.join(unknown)}")
     if name not in params:
         raise bad(f"{name} is required")
-    return params[name]
+    return str(params[name])
 
 
 @get("/agents")

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane import Principal
 from backplane_education.xapi import reader, store
 from backplane_education.xapi.http import (
-    ERROR_HANDLERS,
     answer,
     check_scope,
     check_version,
@@ -27,7 +26,6 @@ from backplane_education.xapi.settings import XapiSettings
 from backplane_education.xapi.shape import accept_languages
 from backplane_education.xapi.signatures import check_signed
 from backplane_education.xapi.validation import XapiError, bad, is_uuid
-
 
 
 def authority_of(request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
@@ -55,9 +53,12 @@ async def _statements_in(
     if media != "application/json":
         raise bad("statements are sent as application/json or multipart/mixed")
     try:
-        return msgspec.json.decode(body), {}
+        document = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise bad(f"the body is not JSON: {error}") from None
+    statements = document if isinstance(document, list) else [document]
+    check_parts([s for s in statements if isinstance(s, dict)], [])  # only fileUrl ones
+    return document, {}
 
 
 async def _store(
@@ -74,7 +75,7 @@ async def _store(
     return [statement["id"] for statement, _ in prepared]
 
 
-@put("/statements", status_code=204)
+@put("/statements", status_code=200)
 async def put_statement(
     request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
 ) -> Response[Any]:

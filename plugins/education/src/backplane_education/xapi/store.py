@@ -65,9 +65,13 @@ def prepare(
 
 
 def same(incoming: dict[str, Any], existing: dict[str, Any]) -> bool:
-    """Statement comparison (Part Two 2.3.1): equal up to what the LRS sets."""
-    mine = {k: v for k, v in incoming.items() if k not in _SET_BY_LRS}
-    theirs = {k: v for k, v in existing.items() if k not in _SET_BY_LRS}
+    """Statement comparison (Part Two 2.3.1): equal up to what the LRS sets (a timestamp it
+    filled in from ``stored`` included)."""
+    ignored: tuple[str, ...] = _SET_BY_LRS
+    if incoming.get("timestamp") == incoming.get("stored"):
+        ignored = (*_SET_BY_LRS, "timestamp")
+    mine = {k: v for k, v in incoming.items() if k not in ignored}
+    theirs = {k: v for k, v in existing.items() if k not in ignored}
     return mine == theirs
 
 
