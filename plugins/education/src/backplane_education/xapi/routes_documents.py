@@ -18,7 +18,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane_education.xapi import documents
@@ -108,6 +108,17 @@ async def _locked(db: AsyncSession, tenant_id: Any, kind: str, target: Target) -
     )
 
 
+async def _current(db: AsyncSession, tenant_id: Any, kind: str, target: Target) -> Any:
+    """The document's row as it is now (plain columns: no stale identity-map copy when a
+    writer looks again), locked on PostgreSQL until the transaction ends."""
+    found = await db.execute(
+        select(XapiDocument.id, XapiDocument.etag, XapiDocument.content, XapiDocument.content_type)
+        .where(XapiDocument.tenant_id == tenant_id, XapiDocument.key == target.key(kind))
+        .with_for_update()
+    )
+    return found.first()
+
+
 async def write(
     request: Request[Any, Any, Any],
     db: AsyncSession,
@@ -122,27 +133,41 @@ async def write(
     target = _target(request, resource, need_id=True)
     body = await read_body(request, xapi_settings(plugin_settings).max_document_bytes)
     content_type = request.headers.get("content-type") or "application/octet-stream"
-    for _ in range(2):
-        row = await _locked(db, principal.tenant_id, resource.kind, target)
+    for _ in range(3):
+        row = await _current(db, principal.tenant_id, resource.kind, target)
         documents.check_preconditions(
             if_match=request.headers.get("if-match"),
             if_none_match=request.headers.get("if-none-match"),
             current_etag=row.etag if row is not None else None,
             require_for_existing=resource.require_precondition and not merge,
         )
-        content = body
+        content, stored_type = body, content_type
         if merge:
             stored = (row.content, row.content_type) if row is not None else (None, None)
             content = documents.merged(stored[0], stored[1], body, content_type)
-            content_type = "application/json"
-        now = datetime.now(UTC)
+            stored_type = "application/json"
+        values = {
+            "content": content,
+            "content_type": stored_type,
+            "etag": documents.etag_of(content),
+            "updated": datetime.now(UTC),
+        }
         if row is not None:
-            row.content, row.content_type, row.updated = content, content_type, now
-            row.etag = documents.etag_of(content)
-            return answer(status=204)
+            # Compare-and-swap on the ETag read: a writer that lost the race changes nothing
+            # and looks again (and then fails its precondition, as it should).
+            swapped: Any = await db.execute(
+                update(XapiDocument)
+                .where(XapiDocument.id == row.id, XapiDocument.etag == row.etag)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if swapped.rowcount == 1:
+                return answer(status=204)
+            continue
         inserted = await db.execute(
             _insert(db, XapiDocument)
             .values(
+                id=uuid.uuid4(),
                 tenant_id=principal.tenant_id,
                 kind=resource.kind,
                 scope=target.scope(resource.kind),
@@ -151,11 +176,7 @@ async def write(
                 activity_id=target.activity,
                 agent=target.agent,
                 registration=target.registration,
-                content_type=content_type,
-                content=content,
-                etag=documents.etag_of(content),
-                updated=now,
-                id=uuid.uuid4(),
+                **values,
             )
             .on_conflict_do_nothing()
             .returning(XapiDocument.id)
