@@ -15,7 +15,10 @@ from backplane_education.xapi.settings import XapiSettings
 from backplane_education.xapi.validation import XapiError
 
 VERSION = "1.0.3"
-SUPPORTED = ["1.0.3", "1.0.2", "1.0.1", "1.0.0", "2.0.0"]
+SUPPORTED = ["1.0.3", "1.0.2", "1.0.1", "1.0.0"]
+"""What ``/xapi/about`` announces. Requests and statements of version 2.0 are accepted where
+2.0 extends 1.0.3 compatibly (``contextAgents``, ``contextGroups``), but 2.0 is not announced:
+1.0 clients (TinCanPython among them) refuse an About listing a version they do not know."""
 VERSION_HEADER = "X-Experience-API-Version"
 HEADERS = {VERSION_HEADER: VERSION}
 _REQUEST_VERSION = re.compile(r"^(?:1\.0(?:\.\d+)?|2\.0(?:\.\d+)?)$")
