@@ -85,6 +85,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/documents/documents"): "A's generated documents",
     ("GET", "/api/education/courses"): "A's course catalogue",
     ("POST", "/api/education/courses"): "a course of A's",
+    ("GET", "/xapi/about"): "public: the LRS's xAPI versions, no tenant data",
+    ("GET", "/api/education/xapi/credentials"): "A's LRS credentials",
+    ("POST", "/api/education/xapi/credentials"): "an LRS credential for A",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -137,6 +140,7 @@ class TenantB:
     course_titles: list[str] = field(default_factory=list)
     module_ids: list[str] = field(default_factory=list)
     lesson_ids: list[str] = field(default_factory=list)
+    xapi_keys: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -166,6 +170,7 @@ class TenantB:
             *self.course_titles,
             *self.module_ids,
             *self.lesson_ids,
+            *self.xapi_keys,
         ]
         return [v.lower() for v in values]
 
@@ -191,6 +196,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("templates", "/api/documents/templates"),
         ("documents", "/api/documents/documents"),
         ("courses", "/api/education/courses?drafts=true"),
+        ("xapi_credentials", "/api/education/xapi/credentials"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -292,6 +298,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     assert document.status_code == 201, document.text
     course_title = f"globex private course {uuid.uuid4().hex[:8]}"
     course_ids, module_ids, lesson_ids = _seed_course(client, as_b, course_title)
+    lrs_key = client.post(
+        "/api/education/xapi/credentials", json={"name": "globex lrs"}, headers=as_b
+    )
+    assert lrs_key.status_code == 201, lrs_key.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -323,6 +333,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         course_titles=[course_title],
         module_ids=module_ids,
         lesson_ids=lesson_ids,
+        xapi_keys=[lrs_key.json()["key"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -504,6 +515,8 @@ class RequestBuilder:
             return list(b.module_ids)
         if key == "lesson_id":
             return list(b.lesson_ids)
+        if in_path and key == "key":  # an LRS credential's key (the only `key` path parameter)
+            return list(b.xapi_keys)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -173,3 +173,12 @@ async def erase_xapi_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.xapi import hooks
 
     return await hooks.erase_subject(kernel, subject)
+
+
+@hookimpl(specname="event_emitted")
+async def record_xapi_statement(kernel: Any, event: Any) -> None:
+    """The plugin's own learning events become statements in the tenant's LRS."""
+    if event.type.startswith("education."):
+        from backplane_education.xapi.emit import on_event
+
+        await on_event(kernel, event)

@@ -122,7 +122,7 @@ async def _current(db: AsyncSession, tenant_id: Any, kind: str, target: Target) 
 async def write(
     request: Request[Any, Any, Any],
     db: AsyncSession,
-    plugin_settings: Any,
+    plugin_settings: NamedDependency[Any],
     resource: Resource,
     *,
     merge: bool,
@@ -250,13 +250,17 @@ def _handlers(path: str, resource: Resource) -> list[Any]:
 
     @put(path, status_code=200, name=f"xapi_{name}_put")
     async def put_document(
-        request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        plugin_settings: NamedDependency[Any],
     ) -> Response[Any]:
         return await write(request, db, plugin_settings, resource, merge=False)
 
     @post(path, status_code=200, name=f"xapi_{name}_post")
     async def post_document(
-        request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        plugin_settings: NamedDependency[Any],
     ) -> Response[Any]:
         return await write(request, db, plugin_settings, resource, merge=True)
 

@@ -77,7 +77,9 @@ async def _store(
 
 @put("/statements", status_code=200)
 async def put_statement(
-    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    plugin_settings: NamedDependency[Any],
 ) -> Response[Any]:
     """Store one statement under the id in ``statementId`` (204; 409 if that id holds another)."""
     check_version(request)
@@ -101,7 +103,9 @@ async def put_statement(
 
 @post("/statements", status_code=200)
 async def post_statements(
-    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    plugin_settings: NamedDependency[Any],
 ) -> Response[Any]:
     """Store one statement or a batch; the ids, in order (all or none are stored)."""
     check_version(request)
@@ -120,7 +124,9 @@ async def post_statements(
 
 @get("/statements")
 async def get_statements(
-    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], plugin_settings: Any
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    plugin_settings: NamedDependency[Any],
 ) -> Response[Any]:
     """One statement (``statementId``/``voidedStatementId``) or a page of a query."""
     check_version(request)
