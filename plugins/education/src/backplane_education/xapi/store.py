@@ -110,11 +110,12 @@ async def save_statements(
     """Store ``prepared`` statements (and the attachment ``parts`` they carry)."""
     await _check_voiding(db, tenant_id, prepared)
     rows = [_row(tenant_id, statement, keys) for statement, keys in prepared]
+    # executemany form: one cached statement, sent in multi-row pages ("insertmanyvalues")
     result = await db.execute(
         _insert(db, XapiStatement)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["tenant_id", "statement_id"])
-        .returning(XapiStatement.seq, XapiStatement.statement_id)
+        .returning(XapiStatement.seq, XapiStatement.statement_id),
+        rows,
     )
     inserted = {str(statement_id): seq for seq, statement_id in result.all()}
     if len(inserted) < len(prepared):
@@ -126,7 +127,7 @@ async def save_statements(
         for ref in _refs(tenant_id, inserted[statement["id"]], keys)
     ]
     if refs:
-        await db.execute(_insert(db, XapiStatementRef).values(refs).on_conflict_do_nothing())
+        await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
     await _apply_voiding(db, tenant_id, [keys for _, keys in prepared], list(inserted))
     await _save_definitions(db, tenant_id, [s for s, _ in prepared])
     if parts:
