@@ -219,7 +219,7 @@ FROM (
            'http://example.org/activity/' || ((g * 104729) % 1000) AS activity,
            ('00000000-0000-0000-0000-' || lpad(to_hex(1 + (g * 31) % 10000), 12, '0'))::uuid
                AS registration
-    FROM generate_series(1, :n) AS g
+    FROM generate_series(1::bigint, :n) AS g
 ) AS generated
 """
 LOAD_REFS_SQL = """

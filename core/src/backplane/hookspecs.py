@@ -9,7 +9,9 @@ passed to ``register``. Hooks are called once per plugin, in dependency order, k
 an implementation declares only the arguments it uses, so hooks gain arguments without breaking
 older plugins. Every registration hook may also take ``settings`` (the kernel's settings without
 secrets) and ``plugin_settings`` (the plugin's own validated settings struct). Lifecycle hooks
-receive ``kernel``: the plugin's own :class:`backplane.Kernel`.
+receive ``kernel``: the plugin's own :class:`backplane.Kernel`. A plugin module may implement a
+hook more than once with ``@hookimpl(specname="register_routes")`` on functions of other names
+(parts of a large plugin each keep their own); each is called, in no promised order.
 """
 
 from __future__ import annotations
