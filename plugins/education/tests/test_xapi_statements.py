@@ -293,3 +293,44 @@ def test_agents_and_activities(backplane_client: Client, lrs: dict[str, str]) ->
     assert found["definition"]["name"]["fr-FR"] == "Cours"
     assert client.get("/xapi/activities", headers=lrs).status_code == 400
     assert client.get("/xapi/agents", params={"agent": "{}"}, headers=lrs).status_code == 400
+
+
+def test_head_answers_as_get_without_a_body(backplane_client: Client, lrs: dict[str, str]) -> None:
+    client = backplane_client
+    sid = new_id()
+    assert put(client, lrs, statement(), sid).status_code == 204
+    about = client.head("/xapi/about")
+    assert about.status_code == 200
+    assert about.headers["X-Experience-API-Version"] == "1.0.3"
+    assert about.content == b""
+    one = client.head(STATEMENTS, params={"statementId": sid}, headers=lrs)
+    assert one.status_code == 200
+    assert one.content == b""
+    assert "Last-Modified" in one.headers
+    assert client.head(STATEMENTS, params={"statementId": new_id()}, headers=lrs).status_code == 404
+    state = {
+        "activityId": "http://example.org/course/1",
+        "agent": '{"mbox": "mailto:ada@example.org"}',
+        "stateId": "s",
+    }
+    assert (
+        client.put("/xapi/activities/state", params=state, json={"a": 1}, headers=lrs).status_code
+        == 204
+    )
+    headed = client.head("/xapi/activities/state", params=state, headers=lrs)
+    assert headed.status_code == 200
+    assert headed.headers["ETag"].startswith('"')
+    assert headed.content == b""
+    assert (
+        client.head(
+            "/xapi/activities", params={"activityId": "http://e.org/a"}, headers=lrs
+        ).status_code
+        == 200
+    )
+    assert (
+        client.head("/xapi/agents", params={"agent": state["agent"]}, headers=lrs).status_code
+        == 200
+    )
+    assert (
+        client.head(STATEMENTS, headers={"Authorization": lrs["Authorization"]}).status_code == 400
+    )

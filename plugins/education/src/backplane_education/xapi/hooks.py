@@ -13,11 +13,21 @@ MANAGE = "education.xapi.manage"
 def register_routes(register: Any) -> None:
     from litestar import Router
 
-    from backplane_education.xapi import routes_documents, routes_misc, routes_statements
+    from backplane_education.xapi import (
+        routes_documents,
+        routes_head,
+        routes_misc,
+        routes_statements,
+    )
     from backplane_education.xapi.http import ERROR_HANDLERS
     from backplane_education.xapi.routes_credentials import XapiCredentialsController
 
-    lrs = [*routes_statements.HANDLERS, *routes_documents.HANDLERS, *routes_misc.HANDLERS]
+    lrs = [
+        *routes_statements.HANDLERS,
+        *routes_documents.HANDLERS,
+        *routes_misc.HANDLERS,
+        *routes_head.HANDLERS,
+    ]
     register(
         Router(path="/", route_handlers=lrs, exception_handlers=ERROR_HANDLERS, tags=["xapi"]),
         prefix="/xapi",
@@ -25,7 +35,7 @@ def register_routes(register: Any) -> None:
     register(
         Router(
             path="/",
-            route_handlers=routes_misc.PUBLIC_HANDLERS,
+            route_handlers=[*routes_misc.PUBLIC_HANDLERS, *routes_head.PUBLIC_HANDLERS],
             exception_handlers=ERROR_HANDLERS,
             tags=["xapi"],
         ),
