@@ -238,8 +238,20 @@ async def load(url: str, tenant_id: uuid.UUID, n: int) -> float:
     started = time.perf_counter()
     async with engine.begin() as connection:
         await connection.execute(text("TRUNCATE xapi_statement_refs, xapi_statements"))
+        # Secondary indexes are built once after the load, not maintained row by row.
+        found = await connection.execute(
+            text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
+                "('xapi_statements', 'xapi_statement_refs') AND indexname LIKE 'ix_%'"
+            )
+        )
+        indexes = found.all()
+        for name, _ in indexes:
+            await connection.execute(text(f'DROP INDEX "{name}"'))
         await connection.execute(text(LOAD_SQL), {"tenant": tenant_id, "n": n})
         await connection.execute(text(LOAD_REFS_SQL), {"tenant": tenant_id})
+        for _, definition in indexes:
+            await connection.execute(text(definition))
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.execute(text("ANALYZE xapi_statements"))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,6 +227,8 @@ async def _save_definitions(
         statement.on_conflict_do_update(
             index_elements=["tenant_id", "key"],
             set_={"definition": statement.excluded.definition},
+            # an unchanged definition (the usual case) writes no new row version
+            where=cast(XapiActivity.definition, Text) != cast(statement.excluded.definition, Text),
         )
     )
 
