@@ -360,3 +360,16 @@ def test_signature_verifies_against_its_x5c_certificate() -> None:
                 signatures.check_signed(signed, parts)
         else:
             signatures.check_signed(signed, parts)
+
+
+def test_more_tokens_carry_the_query_and_position() -> None:
+    from backplane_education.xapi import reader
+
+    asked = query.parse_statement_query(
+        {"since": "2024-01-01T00:00:00Z", "verb": "http://a.b/v", "ascending": "true"}, 100
+    )
+    token = reader.encode_more(asked, 42)
+    assert reader.decode_more(token) == (asked, 42)
+    for forged in ("not base64!", "e30", token[:-4]):
+        with pytest.raises(XapiError, match="more token"):
+            reader.decode_more(forged)
