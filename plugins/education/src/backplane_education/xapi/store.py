@@ -222,14 +222,15 @@ async def _save_definitions(
         }
         for aid, definition in latest.items()
     ]
-    statement = _insert(db, XapiActivity).values(rows)
+    statement = _insert(db, XapiActivity)
     await db.execute(
         statement.on_conflict_do_update(
             index_elements=["tenant_id", "key"],
             set_={"definition": statement.excluded.definition},
             # an unchanged definition (the usual case) writes no new row version
             where=cast(XapiActivity.definition, Text) != cast(statement.excluded.definition, Text),
-        )
+        ),
+        rows,
     )
 
 
