@@ -94,6 +94,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/education/quiz-banks"): "A's question banks",
     ("POST", "/api/education/quiz-banks"): "a question bank of A's",
     ("GET", "/api/education/quizzes"): "A's quizzes",
+    ("GET", "/xapi/about"): "public: the LRS's xAPI versions, no tenant data",
+    ("GET", "/api/education/xapi/credentials"): "A's LRS credentials",
+    ("POST", "/api/education/xapi/credentials"): "an LRS credential for A",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -156,6 +159,7 @@ class TenantB:
     quiz_ids: list[str] = field(default_factory=list)
     attempt_ids: list[str] = field(default_factory=list)
     quiz_texts: list[str] = field(default_factory=list)
+    xapi_keys: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -193,6 +197,7 @@ class TenantB:
             *self.quiz_ids,
             *self.attempt_ids,
             *self.quiz_texts,
+            *self.xapi_keys,
         ]
         return [v.lower() for v in values]
 
@@ -224,6 +229,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("education", "/api/education/dashboard/admin"),
         ("quiz banks", "/api/education/quiz-banks"),
         ("quizzes", "/api/education/quizzes"),
+        ("xapi_credentials", "/api/education/xapi/credentials"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -379,6 +385,10 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         message="B's bulk job to end",
         timeout=30,
     )
+    lrs_key = client.post(
+        "/api/education/xapi/credentials", json={"name": "globex lrs"}, headers=as_b
+    )
+    assert lrs_key.status_code == 201, lrs_key.text
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -416,6 +426,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         enrolment_ids=[enrolment.json()["id"]],
         cohort_ids=[cohort.json()["id"]],
         **quiz,
+        xapi_keys=[lrs_key.json()["key"]],
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -647,6 +658,8 @@ class RequestBuilder:
             return list(b.attempt_ids)
         if in_path and key == "position":  # the first question of B's attempt
             return ["0"]
+        if in_path and key == "key":  # an LRS credential's key (the only `key` path parameter)
+            return list(b.xapi_keys)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

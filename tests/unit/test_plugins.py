@@ -201,3 +201,32 @@ def test_async_lifecycle_hooks_are_awaited(data_dir: Path) -> None:
     results = asyncio.run(plugins.acall("startup", kernel=FakeKernel()))
     assert ("kitchen_sink", None) in results
     assert kitchen_sink.EVENTS[-1] == ("startup", "view for kitchen_sink")
+
+
+def test_one_plugin_module_may_implement_a_hook_twice_by_specname() -> None:
+    """``@hookimpl(specname=...)`` names the hook (parts of a larger plugin each append their
+    own implementation); a specname naming no hook is refused like a misspelt function."""
+    import types
+
+    import pluggy
+
+    from backplane.hookspecs import hookimpl
+    from backplane.loading import _unknown_hooks
+
+    module = types.ModuleType("two_parts")
+
+    @hookimpl
+    def register_routes(register: Any) -> None: ...
+
+    @hookimpl(specname="register_routes")
+    def register_more_routes(register: Any) -> None: ...
+
+    @hookimpl(specname="register_rouets")
+    def misspelt(register: Any) -> None: ...
+
+    module.register_routes = register_routes  # type: ignore[attr-defined]
+    module.register_more_routes = register_more_routes  # type: ignore[attr-defined]
+    module.misspelt = misspelt  # type: ignore[attr-defined]
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    assert _unknown_hooks(manager, module) == ["misspelt"]

@@ -132,7 +132,12 @@ async def erase_subject(
             target=_audit_target(subject),
             details={"account_deleted": deleted, "plugins": [name for name, _ in results]},
         )
-    reports = {plugin: result for plugin, result in results if result is not None}
+    reports: dict[str, Any] = {}
+    for plugin, result in results:  # a plugin implementing the hook twice reports once, merged
+        if isinstance(result, dict) and isinstance(reports.get(plugin), dict):
+            reports[plugin] = {**reports[plugin], **result}
+        elif result is not None:
+            reports[plugin] = result
     log.info("privacy: erased subject %s of tenant %s", subject.user_id or "-", tenant_id)
     return ErasureResult(subject=subject, plugins=reports, account_deleted=deleted)
 

@@ -238,3 +238,7 @@ class LessonProgress(TenantScoped, Base):
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     """A quiz lesson's best score (0..1), reported by the quizzes."""
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+
+# The record store's tables join the same metadata (migrations, autogenerate, privacy checks).
+from backplane_education.xapi import models as xapi_models  # noqa: E402, F401

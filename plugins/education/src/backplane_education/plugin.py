@@ -159,3 +159,51 @@ async def seed_demo_data(kernel: Any) -> dict[str, str]:
     from backplane_education.quizzes.demo import seed as seed_quizzes
 
     return {**await seed(kernel), **await seed_quizzes(kernel)}
+
+
+# -- xAPI learning record store (/xapi/, backplane_education.xapi) ------------------------------
+# Its own hook implementations (pluggy ``specname``), so the sections above stay untouched.
+
+
+@hookimpl(specname="register_routes")
+def register_xapi_routes(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    hooks.register_routes(register)
+
+
+@hookimpl(specname="register_auth_backends")
+def register_xapi_auth_backends(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    hooks.register_auth_backends(register)
+
+
+@hookimpl(specname="register_permissions")
+def register_xapi_permissions(register: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    register(*hooks.permissions())
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_xapi_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_education.xapi import hooks
+
+    await hooks.export_tenant_data(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_xapi_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_education.xapi import hooks
+
+    return await hooks.erase_subject(kernel, subject)
+
+
+@hookimpl(specname="event_emitted")
+async def record_xapi_statement(kernel: Any, event: Any) -> None:
+    """The plugin's own learning events become statements in the tenant's LRS."""
+    if event.type.startswith("education."):
+        from backplane_education.xapi.emit import on_event
+
+        await on_event(kernel, event)

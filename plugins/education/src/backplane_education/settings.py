@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from backplane_education.quizzes.settings import QuizSettings
+from backplane_education.xapi.settings import XapiSettings
 
 KIB = 1024
 
@@ -40,3 +41,5 @@ class EducationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     max_playback_rate: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 2.0
     """Fastest playback a player offers: media seconds between two heartbeats count as
     watched only if they fit in the wall-clock time between them at this rate."""
+    xapi: XapiSettings = msgspec.field(default_factory=XapiSettings)
+    """The xAPI record store's limits (``[plugins.education.xapi]``)."""

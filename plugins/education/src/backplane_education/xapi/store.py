@@ -1,0 +1,252 @@
+"""Storing statements (xAPI 1.0.3 Part Three 2.1.1-2.1.2): ids, conflicts, voiding, attachments.
+
+One batch is a handful of statements whatever its size: the statement rows go in one multi-row
+``INSERT ... ON CONFLICT DO NOTHING RETURNING``, their related-key rows in another. A statement
+id already stored (by an earlier request, or by a concurrent one that won the race) is accepted
+when the stored statement is the same one and refused with 409 otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import Text, cast, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backplane_education.xapi.models import (
+    ACTIVITY_REF,
+    AGENT_REF,
+    IRI,
+    XapiActivity,
+    XapiAttachment,
+    XapiStatement,
+    XapiStatementRef,
+)
+from backplane_education.xapi.multipart import Part
+from backplane_education.xapi.shape import Keys, activity_definitions, keys_of
+from backplane_education.xapi.validation import VOIDED, XapiError, bad, check_statement
+
+_SET_BY_LRS = ("authority", "stored", "version")
+
+
+def stored_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def prepare(
+    raw: list[Any], authority: dict[str, Any], now: datetime
+) -> list[tuple[dict[str, Any], Keys]]:
+    """Validate each statement and complete it with what the LRS sets (id, stored, timestamp,
+    authority, version); 400 naming the first invalid one or a repeated id."""
+    prepared, seen = [], set()
+    stored = stored_time(now)
+    for index, statement in enumerate(raw):
+        check_statement(statement, where=f"statement[{index}]" if len(raw) > 1 else "statement")
+        statement["id"] = statement.get("id", str(uuid.uuid4())).lower()
+        if statement["id"] in seen:
+            raise bad(f"statement id {statement['id']} appears twice in the batch")
+        seen.add(statement["id"])
+        statement["stored"] = stored
+        statement.setdefault("timestamp", stored)
+        statement["authority"] = authority
+        statement.setdefault("version", "1.0.0")
+        keys = keys_of(statement)
+        for value in (keys.verb, keys.actor, keys.object_activity, *keys.agents, *keys.activities):
+            if value is not None and len(value) > IRI:
+                raise bad(f"an identifier longer than {IRI} characters: {value[:60]}...")
+        prepared.append((statement, keys))
+    return prepared
+
+
+def same(incoming: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """Statement comparison (Part Two 2.3.1): equal up to what the LRS sets (a timestamp it
+    filled in from ``stored`` included)."""
+    ignored: tuple[str, ...] = _SET_BY_LRS
+    if incoming.get("timestamp") == incoming.get("stored"):
+        ignored = (*_SET_BY_LRS, "timestamp")
+    mine = {k: v for k, v in incoming.items() if k not in ignored}
+    theirs = {k: v for k, v in existing.items() if k not in ignored}
+    return mine == theirs
+
+
+def _insert(db: AsyncSession, model: Any) -> Any:
+    dialect = db.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+async def _check_voiding(
+    db: AsyncSession, tenant_id: uuid.UUID, prepared: list[tuple[dict[str, Any], Keys]]
+) -> None:
+    """A voiding statement may not target a voiding statement (400)."""
+    targets = {uuid.UUID(keys.voids) for _, keys in prepared if keys.voids}
+    if not targets:
+        return
+    in_batch = {s["id"]: keys for s, keys in prepared}
+    for target in targets:
+        if (found := in_batch.get(str(target))) and found.voids:
+            raise bad(f"statement {target} is a voiding statement and cannot be voided")
+    voiding = await db.scalar(
+        select(XapiStatement.statement_id)
+        .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
+        .where(XapiStatement.verb == VOIDED)
+        .limit(1)
+    )
+    if voiding is not None:
+        raise bad(f"statement {voiding} is a voiding statement and cannot be voided")
+
+
+async def save_statements(
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    prepared: list[tuple[dict[str, Any], Keys]],
+    parts: dict[str, Part],
+) -> None:
+    """Store ``prepared`` statements (and the attachment ``parts`` they carry)."""
+    await _check_voiding(db, tenant_id, prepared)
+    rows = [_row(tenant_id, statement, keys) for statement, keys in prepared]
+    # executemany form: one cached statement, sent in multi-row pages ("insertmanyvalues")
+    result = await db.execute(
+        _insert(db, XapiStatement)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "statement_id"])
+        .returning(XapiStatement.seq, XapiStatement.statement_id),
+        rows,
+    )
+    inserted = {str(statement_id): seq for seq, statement_id in result.all()}
+    if len(inserted) < len(prepared):
+        await _check_duplicates(db, tenant_id, [s for s, _ in prepared if s["id"] not in inserted])
+    refs = [
+        ref
+        for statement, keys in prepared
+        if statement["id"] in inserted
+        for ref in _refs(tenant_id, inserted[statement["id"]], keys)
+    ]
+    if refs:
+        await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
+    await _apply_voiding(db, tenant_id, [keys for _, keys in prepared], list(inserted))
+    await _save_definitions(db, tenant_id, [s for s, _ in prepared])
+    if parts:
+        await _save_parts(db, tenant_id, parts.values())
+
+
+def _row(tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "statement_id": uuid.UUID(statement["id"]),
+        "stored": datetime.fromisoformat(statement["stored"].replace("Z", "+00:00")),
+        "verb": keys.verb,
+        "actor": keys.actor,
+        "object_agent": keys.object_agent,
+        "object_activity": keys.object_activity,
+        "registration": uuid.UUID(keys.registration) if keys.registration else None,
+        "voids": uuid.UUID(keys.voids) if keys.voids else None,
+        "voided": False,
+        "has_attachments": bool(statement.get("attachments")),
+        "payload": msgspec.json.encode(statement),
+    }
+
+
+def _refs(tenant_id: uuid.UUID, seq: int, keys: Keys) -> Iterable[dict[str, Any]]:
+    for kind, values in ((AGENT_REF, keys.agents), (ACTIVITY_REF, keys.activities)):
+        for value in values:
+            yield {"tenant_id": tenant_id, "seq": seq, "kind": kind, "value": value}
+
+
+async def _check_duplicates(
+    db: AsyncSession, tenant_id: uuid.UUID, statements: list[dict[str, Any]]
+) -> None:
+    """409 unless every statement whose id was already stored is that stored statement."""
+    ids = [uuid.UUID(s["id"]) for s in statements]
+    found = await db.execute(
+        select(XapiStatement.statement_id, XapiStatement.payload).where(
+            XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(ids)
+        )
+    )
+    existing = {str(sid): msgspec.json.decode(payload) for sid, payload in found.all()}
+    for statement in statements:
+        if not same(statement, existing.get(statement["id"], {})):
+            raise XapiError(409, f"statement {statement['id']} exists and differs")
+
+
+async def _apply_voiding(
+    db: AsyncSession, tenant_id: uuid.UUID, keys: list[Keys], inserted: list[str]
+) -> None:
+    """Mark targets of new voiding statements voided, and new statements an earlier voiding
+    statement already targeted."""
+    targets = [uuid.UUID(k.voids) for k in keys if k.voids]
+    if targets:
+        await db.execute(
+            update(XapiStatement)
+            .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
+            .where(XapiStatement.verb != VOIDED)
+            .values(voided=True)
+            .execution_options(synchronize_session=False)
+        )
+    new_ids = [uuid.UUID(i) for i in inserted]
+    voided_before = select(XapiStatement.voids).where(
+        XapiStatement.tenant_id == tenant_id, XapiStatement.voids.in_(new_ids)
+    )
+    if any(not k.voids for k in keys):
+        await db.execute(
+            update(XapiStatement)
+            .where(XapiStatement.tenant_id == tenant_id)
+            .where(XapiStatement.statement_id.in_(voided_before), XapiStatement.verb != VOIDED)
+            .values(voided=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def activity_key(activity_id: str) -> str:
+    return hashlib.sha256(activity_id.encode("utf-8")).hexdigest()
+
+
+async def _save_definitions(
+    db: AsyncSession, tenant_id: uuid.UUID, statements: list[dict[str, Any]]
+) -> None:
+    """The latest definition of each activity becomes its canonical one."""
+    latest = {aid: d for s in statements for aid, d in activity_definitions(s)}
+    if not latest:
+        return
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "key": activity_key(aid),
+            "activity_id": aid,
+            "definition": definition,
+        }
+        for aid, definition in latest.items()
+    ]
+    statement = _insert(db, XapiActivity)
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "key"],
+            set_={"definition": statement.excluded.definition},
+            # an unchanged definition (the usual case) writes no new row version
+            where=cast(XapiActivity.definition, Text) != cast(statement.excluded.definition, Text),
+        ),
+        rows,
+    )
+
+
+async def _save_parts(db: AsyncSession, tenant_id: uuid.UUID, parts: Iterable[Part]) -> None:
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "sha2": part.sha2,
+            "content_type": part.content_type,
+            "content": part.content,
+        }
+        for part in parts
+    ]
+    await db.execute(_insert(db, XapiAttachment).values(rows).on_conflict_do_nothing())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
