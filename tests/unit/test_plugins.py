@@ -196,7 +196,8 @@ def test_async_lifecycle_hooks_are_awaited(data_dir: Path) -> None:
         def for_plugin(self, name: str) -> str:
             return f"view for {name}"
 
-    plugins = load_plugins(make_settings(data_dir))
+    # kitchen_sink alone: other installed plugins' hooks use the real kernel's services
+    plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "kitchen_sink"}))
     results = asyncio.run(plugins.acall("startup", kernel=FakeKernel()))
     assert ("kitchen_sink", None) in results
     assert kitchen_sink.EVENTS[-1] == ("startup", "view for kitchen_sink")
