@@ -40,7 +40,7 @@ def env(data_dir: Path, rabbitmq_url: str) -> dict[str, str]:
         "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.1",
         "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
         "BACKPLANE_TASKS__RESEND_AFTER_S": "30",
-        "BACKPLANE_PLUGIN__DOCUMENTS__JOBS__CHUNK_ROWS": "250",
+        "BACKPLANE_PLUGIN__DOCUMENTS__JOBS__CHUNK_ROWS": "100",
     }
 
 
