@@ -95,6 +95,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("POST", "/api/education/quiz-banks"): "a question bank of A's",
     ("GET", "/api/education/quizzes"): "A's quizzes",
     ("GET", "/xapi/about"): "public: the LRS's xAPI versions, no tenant data",
+    ("HEAD", "/xapi/about"): "public: the LRS's xAPI versions, no tenant data",
     ("GET", "/api/education/xapi/credentials"): "A's LRS credentials",
     ("POST", "/api/education/xapi/credentials"): "an LRS credential for A",
 }

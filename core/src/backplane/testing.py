@@ -293,6 +293,24 @@ def audit_trail(app: Any, tenant: SeededTenant | str, action: str | None = None)
     return _as_operator(app, "test: audit trail", work)
 
 
+def invoke_cli(*args: str, environ: Mapping[str, str]) -> Any:
+    """``backplane *args`` run in this process as an operator's shell would, with exactly
+    ``environ`` as its ``BACKPLANE_*`` variables (those of the test process are hidden), so a
+    plugin tests its own commands against the settings of its test app (``backplane_environ``).
+
+    Each call starts afresh, as a new process would: settings and plugins of an earlier call are
+    forgotten. Exceptions propagate; the result is click's ``Result`` (``exit_code``,
+    ``output``)."""
+    from click.testing import CliRunner
+
+    from backplane.cli import main
+
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BACKPLANE_")}
+    env.update(environ)
+    main.reset()
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
 def run_in_tenant(
     app: Any, tenant: SeededTenant | str, work: Callable[[Any], Awaitable[T]], *, plugin: str
 ) -> T:

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
 from jobs_helpers import JOBS, csv_rows, make_template
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from backplane.cli import main
-from backplane.testing import SeededTenant, usage_of
+from backplane.testing import SeededTenant, invoke_cli, usage_of
 
 
 def documents_cli(environ: dict[str, str], *args: str) -> Any:
     """The command as an operator's shell runs it, with exactly the test's settings."""
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BACKPLANE_")}
-    env.update(environ)
-    main.reset()
-    return CliRunner().invoke(main, ["documents", *args], env=env, catch_exceptions=False)
+    return invoke_cli("documents", *args, environ=environ)
 
 
 def test_generate_writes_the_documents_and_shows_progress(

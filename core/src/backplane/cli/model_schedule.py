@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from backplane.cli import _context
-from backplane.cli.models import _admin
+from backplane.cli._model_admin import admin_models as _admin
 
 
 @click.command("schedule")

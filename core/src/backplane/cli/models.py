@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from backplane.cli import _context
+from backplane.cli._model_admin import admin_models as _admin
 
 T = TypeVar("T")
 
@@ -19,26 +19,6 @@ T = TypeVar("T")
 @click.group()
 def models() -> None:
     """Tenants' uploaded ONNX models."""
-
-
-def _admin(slug: str, action: str, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
-    """``work(session, catalog, tenant_id)`` for tenant SLUG, audited as ``models ACTION``; a
-    registry refusal is the command's error."""
-    from backplane.identity.tenants import tenant_by_slug
-    from backplane.inference.registry import RegistryError
-    from backplane.inference.runtime import ModelCatalog
-
-    catalog = ModelCatalog(_context.plugin_set())
-
-    async def run(session: Any) -> T:
-        return await work(session, catalog, (await tenant_by_slug(session, slug)).id)
-
-    try:
-        return _context.admin(f"operator: models {action}", run)
-    except RegistryError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        catalog.close()
 
 
 @models.command("add")
