@@ -66,3 +66,10 @@ def environ_for(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str
     if request.param == "postgres":
         environ |= request.getfixturevalue("backplane_postgres_database")
     return environ
+
+
+def upload(client: TestClient[Litestar], data: bytes, name: str = "contacts.csv") -> str:
+    """Store ``data`` as a kernel file (``POST /api/files``); its id."""
+    stored = client.post("/api/files", params={"name": name}, content=data)
+    assert stored.status_code == 201, stored.text
+    return str(stored.json()["id"])

@@ -31,9 +31,25 @@ plugin = PluginInfo(
 @hookimpl
 def register_routes(register: Any) -> None:
     from backplane_marketing.routes_contacts import ContactsController
+    from backplane_marketing.routes_imports import ExportsController, ImportsController
     from backplane_marketing.routes_meta import AttributesController, ListsController
+    from backplane_marketing.routes_segments import SegmentsController
 
-    register(ContactsController, AttributesController, ListsController)
+    register(
+        ContactsController,
+        AttributesController,
+        ListsController,
+        ImportsController,
+        ExportsController,
+        SegmentsController,
+    )
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from backplane_marketing.import_job import import_chunk
+
+    register(import_chunk, queue="marketing", max_retries=10, time_limit_ms=600_000)
 
 
 @hookimpl

@@ -133,7 +133,7 @@ class ContactsController(Controller):
         at = data.occurred_at or datetime.now(UTC)
         if at.tzinfo is None:
             raise MarketingError("occurred_at needs a time zone (e.g. 2026-12-05T10:00:00Z)")
-        event = add_event(db, contact_id, data.type, data.data, at)
+        event = add_event(db, contact_id, data.type, data.data, at.astimezone(UTC))
         await db.flush()
         return EventOut(
             id=event.id, type=event.type, data=event.data, occurred_at=event.occurred_at

@@ -25,8 +25,8 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * MIB)] = 1 * MIB
     """Longest CSV record or JSON line: past it (an unclosed quote, say) the row is reported
     and the import goes on at the next line."""
-    import_batch_rows: Annotated[int, msgspec.Meta(ge=1, le=50_000)] = 1000
-    """Rows upserted per statement."""
+    import_batch_rows: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 1000
+    """Rows upserted per statement (at most 2,000: the bound parameters of one statement)."""
     import_chunk_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
     """Rows one task run imports before it commits its progress and hands on to the next run:
     a killed worker redoes at most this many rows."""
