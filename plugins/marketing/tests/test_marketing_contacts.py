@@ -157,3 +157,19 @@ def test_merge_moves_everything_and_is_audited(
     assert rows[0].details["merged_email"] == "ada.l@example.org"
     itself = client.post(f"{CONTACTS}/{keep['id']}/merge", json={"duplicate_id": keep["id"]})
     assert itself.status_code == 400
+
+
+def test_deleting_an_attribute_removes_its_values(backplane_client: TestClient[Litestar]) -> None:
+    client = backplane_client
+    define(client, "score", "string")
+    made = make_contact(client, "ada@example.org", attributes={"score": "high"})
+    assert client.delete("/api/marketing/attributes/score").status_code == 204
+    assert client.get(f"{CONTACTS}/{made['id']}").json()["attributes"] == {}
+    define(client, "score", "number")  # the old text value cannot break numeric filters
+    preview = client.post(
+        "/api/marketing/segments/preview",
+        json={"filter": {"type": "attribute", "key": "score", "op": "gt", "value": 1}},
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["count"] == 0
+    assert client.delete("/api/marketing/attributes/score2").status_code == 404

@@ -101,3 +101,10 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_marketing.privacy import erase
 
     return await erase(kernel, subject)
+
+
+@hookimpl
+async def seed_demo_data(kernel: Any) -> dict[str, str]:
+    from backplane_marketing.demo import seed
+
+    return await seed(kernel)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import requires
 from backplane_marketing.attributes import AttributeIn, AttributeOut
+from backplane_marketing.dialect import dialect_name
 from backplane_marketing.errors import ERROR_HANDLERS, TAGS, MarketingError
-from backplane_marketing.models import AttributeDefinition, MailingList, Subscription
+from backplane_marketing.models import AttributeDefinition, Contact, MailingList, Subscription
 from backplane_marketing.plugin import ADMIN, READ, WRITE
 from backplane_marketing.settings import MarketingSettings
 
@@ -79,10 +80,21 @@ class AttributesController(Controller):
 
     @delete("/{key:str}", guards=[requires(ADMIN)])
     async def delete_attribute(self, key: FromPath[str], db: NamedDependency[AsyncSession]) -> None:
-        """Forget the definition (values stored under the key stay until contacts change)."""
+        """Forget the definition and remove its values from every contact (a key defined again
+        later, perhaps with another type, starts empty)."""
         row = await db.scalar(select(AttributeDefinition).where(AttributeDefinition.key == key))
         if row is None:
             raise MarketingError(f"no attribute {key!r}", 404)
+        if dialect_name(db) == "postgresql":
+            stripped: Any = Contact.attributes.op("-")(key)
+        else:
+            stripped = func.json_remove(Contact.attributes, f'$."{key}"')
+        await db.execute(
+            update(Contact)
+            .where(Contact.attributes[key].is_not(None))
+            .values(attributes=stripped)
+            .execution_options(synchronize_session=False)
+        )
         await db.delete(row)
 
 

@@ -17,14 +17,13 @@ is ``present AND comparison``, never SQL's unknown.
 
 from __future__ import annotations
 
-import json
+import operator
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, cast, exists, false, func, not_, or_, select, true
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 
 from backplane_marketing.attributes import Definition
 from backplane_marketing.errors import MarketingError
@@ -84,7 +83,15 @@ class Activity(msgspec.Struct, tag="activity", forbid_unknown_fields=True):
 Filter = Union[And, Or, Not, AttributeCondition, FieldCondition, HasTag, InList, Activity]  # noqa: UP007
 """One node of the tree (``type`` picks the kind)."""
 
-COMPARISONS = {"eq", "ne", "gt", "gte", "lt", "lte"}
+COMPARE = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+COMPARISONS = set(COMPARE)
 OPS_BY_TYPE = {
     "number": COMPARISONS | {"in", "exists"},
     "date": COMPARISONS | {"in", "exists"},
@@ -182,7 +189,7 @@ class Compiler:
         if definition.type == "list":
             item = self._value(node, str)
             if self.dialect == "postgresql":
-                return and_(present, path.op("@>")(cast(json.dumps([item]), JSONB)))
+                return and_(present, path.op("@>")(func.jsonb_build_array(item)))
             each = func.json_each(Contact.attributes, f"$.{node.key}").table_valued("value")
             return and_(present, exists(select(each.c.value).where(each.c.value == item)))
         if definition.type == "number":
@@ -220,14 +227,7 @@ class Compiler:
                 raise MarketingError(f"filter: 'in' on {node.key!r} needs a non-empty list", 422)
             return column.in_([self._value(node, kind, v, type_) for v in node.value])
         value = self._value(node, kind, type_=type_)
-        return {
-            "eq": column == value,
-            "ne": column != value,
-            "gt": column > value,
-            "gte": column >= value,
-            "lt": column < value,
-            "lte": column <= value,
-        }[op]
+        return COMPARE[op](column, value)
 
     def _field(self, node: FieldCondition) -> ColumnElement[bool]:
         values = node.value if isinstance(node.value, list) else [node.value]
