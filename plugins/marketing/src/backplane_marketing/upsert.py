@@ -50,24 +50,23 @@ async def upsert_rows(
     if not unique:
         return 0, errors
     now = datetime.now(UTC)
-    statement = insert_for(db, CONTACTS).values(
-        [
-            {
-                "id": uuid.uuid4(),
-                "tenant_id": tenant_id,
-                "email": row.email,
-                "name": row.name,
-                "attributes": row.attributes,
-                "consent": "unknown",
-                "consent_source": "",
-                "consent_at": None,
-                "import_id": import_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for row in unique
-        ]
-    )
+    rows_values = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "email": row.email,
+            "name": row.name,
+            "attributes": row.attributes,
+            "consent": "unknown",
+            "consent_source": "",
+            "consent_at": None,
+            "import_id": import_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in unique
+    ]
+    statement = insert_for(db, CONTACTS)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["tenant_id", "email"],
@@ -79,7 +78,10 @@ async def upsert_rows(
         },
         where=or_(CONTACTS.c.import_id.is_(None), CONTACTS.c.import_id != import_id),
     ).returning(CONTACTS.c.id, CONTACTS.c.email)
-    written = {email: contact_id for contact_id, email in (await db.execute(statement)).tuples()}
+    # executemany: compiled once and sent as multi-row VALUES by SQLAlchemy's
+    # "insertmanyvalues", RETURNING included
+    result = await db.execute(statement, rows_values)
+    written = {email: contact_id for contact_id, email in result.tuples()}
     for row in unique:
         if row.email not in written:
             errors.append((row.line, f"duplicate email {row.email} (an earlier line of this file)"))
@@ -89,10 +91,8 @@ async def upsert_rows(
         if row.email in written
         for tag in sorted({*row.tags, *(extra_tags or ())})
     ]
-    for start in range(0, len(tags), 5000):
-        await db.execute(
-            insert_for(db, TAGS).values(tags[start : start + 5000]).on_conflict_do_nothing()
-        )
+    if tags:
+        await db.execute(insert_for(db, TAGS).on_conflict_do_nothing(), tags)
     if list_id is not None and written:
         subscriptions = [
             {
@@ -105,8 +105,6 @@ async def upsert_rows(
             for contact_id in written.values()
         ]
         # DO NOTHING: an import never re-subscribes someone who unsubscribed
-        await db.execute(
-            insert_for(db, SUBSCRIPTIONS).values(subscriptions).on_conflict_do_nothing()
-        )
+        await db.execute(insert_for(db, SUBSCRIPTIONS).on_conflict_do_nothing(), subscriptions)
     errors.sort()
     return len(written), errors
