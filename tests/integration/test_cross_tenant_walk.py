@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,6 +99,14 @@ OWN_SCOPE: dict[Op, str] = {
     ("HEAD", "/xapi/about"): "public: the LRS's xAPI versions, no tenant data",
     ("GET", "/api/education/xapi/credentials"): "A's LRS credentials",
     ("POST", "/api/education/xapi/credentials"): "an LRS credential for A",
+    ("GET", "/api/marketing/contacts"): "A's contacts",
+    ("POST", "/api/marketing/contacts"): "a contact for A",
+    ("POST", "/api/marketing/lists"): "a list for A",
+    ("GET", "/api/marketing/attributes"): "A's attribute definitions",
+    ("GET", "/api/marketing/lists"): "A's lists",
+    ("GET", "/api/marketing/imports"): "A's imports",
+    ("GET", "/api/marketing/segments"): "A's segments",
+    ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -161,6 +170,11 @@ class TenantB:
     attempt_ids: list[str] = field(default_factory=list)
     quiz_texts: list[str] = field(default_factory=list)
     xapi_keys: list[str] = field(default_factory=list)
+    contact_ids: list[str] = field(default_factory=list)
+    marketing_list_ids: list[str] = field(default_factory=list)
+    segment_ids: list[str] = field(default_factory=list)
+    import_ids: list[str] = field(default_factory=list)
+    attribute_keys: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -199,6 +213,11 @@ class TenantB:
             *self.attempt_ids,
             *self.quiz_texts,
             *self.xapi_keys,
+            *self.contact_ids,
+            *self.marketing_list_ids,
+            *self.segment_ids,
+            *self.import_ids,
+            *self.attribute_keys,
         ]
         return [v.lower() for v in values]
 
@@ -231,6 +250,11 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("quiz banks", "/api/education/quiz-banks"),
         ("quizzes", "/api/education/quizzes"),
         ("xapi_credentials", "/api/education/xapi/credentials"),
+        ("contacts", "/api/marketing/contacts"),
+        ("marketing lists", "/api/marketing/lists"),
+        ("attributes", "/api/marketing/attributes"),
+        ("segments", "/api/marketing/segments"),
+        ("imports", "/api/marketing/imports"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -390,6 +414,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         "/api/education/xapi/credentials", json={"name": "globex lrs"}, headers=as_b
     )
     assert lrs_key.status_code == 201, lrs_key.text
+    marketing = _marketing_of_b(client, as_b)
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -410,7 +435,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         plan_codes=[plan_code],
         invoice_ids=[invoice_id],
         model_names=[model_name],
-        file_ids=[stored.json()["id"]],
+        file_ids=[stored.json()["id"], *marketing.pop("file_ids_extra")],
         message_ids=[mail.json()["id"]],
         invite_ids=[invite.json()["id"]],
         run_ids=[run.json()["id"]],
@@ -428,6 +453,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         cohort_ids=[cohort.json()["id"]],
         **quiz,
         xapi_keys=[lrs_key.json()["key"]],
+        **marketing,
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -488,6 +514,53 @@ def _seed_quiz(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, 
         "quiz_ids": [quiz.json()["id"]],
         "attempt_ids": [attempt.json()["id"]],
         "quiz_texts": texts,
+def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
+    """B's contact (with an attribute, on a list), a segment and an import of B's file."""
+    key = f"globex_{uuid.uuid4().hex[:8]}"
+    made = client.post(
+        "/api/marketing/attributes", json={"key": key, "type": "number"}, headers=as_b
+    )
+    assert made.status_code == 201, made.text
+    listed = client.post("/api/marketing/lists", json={"name": f"globex list {key}"}, headers=as_b)
+    assert listed.status_code == 201, listed.text
+    contact = client.post(
+        "/api/marketing/contacts",
+        json={
+            "email": f"{key}@globex.example.org",
+            "attributes": {key: 1},
+            "lists": [{"list_id": listed.json()["id"]}],
+        },
+        headers=as_b,
+    )
+    assert contact.status_code == 201, contact.text
+    segment = client.post(
+        "/api/marketing/segments",
+        json={"name": f"globex segment {key}", "filter": {"type": "tag", "tag": "x"}},
+        headers=as_b,
+    )
+    assert segment.status_code == 201, segment.text
+    csv_file = client.post(
+        "/api/files", content=f"email\n{key}2@globex.example.org\n".encode(), headers=as_b
+    )
+    assert csv_file.status_code == 201, csv_file.text
+    started = client.post(
+        "/api/marketing/imports", json={"file_id": csv_file.json()["id"]}, headers=as_b
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 60  # B's import meters B's usage: done before the snapshot
+    while (
+        client.get(f"/api/marketing/imports/{started.json()['id']}", headers=as_b).json()["status"]
+        != "succeeded"
+    ):
+        assert time.monotonic() < deadline, "tenant B's import did not finish"
+        time.sleep(0.05)
+    return {
+        "contact_ids": [contact.json()["id"]],
+        "marketing_list_ids": [listed.json()["id"]],
+        "segment_ids": [segment.json()["id"]],
+        "import_ids": [started.json()["id"]],
+        "attribute_keys": [key],
+        "file_ids_extra": [csv_file.json()["id"]],
     }
 
 
@@ -659,8 +732,16 @@ class RequestBuilder:
             return list(b.attempt_ids)
         if in_path and key == "position":  # the first question of B's attempt
             return ["0"]
-        if in_path and key == "key":  # an LRS credential's key (the only `key` path parameter)
-            return list(b.xapi_keys)
+        if in_path and key == "key":  # B's LRS credential keys and attribute definitions
+            return [*b.xapi_keys, *b.attribute_keys]
+        if key in ("contact_id", "duplicate_id"):
+            return list(b.contact_ids)
+        if key == "list_id":
+            return list(b.marketing_list_ids)
+        if key == "segment_id":
+            return list(b.segment_ids)
+        if key == "import_id":
+            return list(b.import_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

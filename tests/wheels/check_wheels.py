@@ -42,7 +42,7 @@ HOST = "127.0.0.1"
 # Folders whose sub-directories with a pyproject.toml are distributions (or that are one).
 DISTRIBUTION_FOLDERS = ("plugins", "marketplace", "contrib")
 SAMPLE_PLUGINS = ("tests/sample_plugins/kitchen_sink",)
-EXPECTED_LOADED = ("core", "documents", "education", "kitchen_sink")
+EXPECTED_LOADED = ("core", "documents", "education", "marketing", "kitchen_sink")
 READY_TIMEOUT_S = 30.0
 BUILD_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 900
@@ -194,6 +194,15 @@ def check_wheel_contents(wheels: list[Path]) -> None:
     if not any(re.fullmatch(pattern, n) for n in names):
         raise CheckFailed(f"{education.name} lacks its migration revision ({pattern})")
     say(f"ok: {education.name} ships its migrations")
+
+    marketing = by_name.get("backplane_marketing")
+    if marketing is None:
+        raise CheckFailed(f"no backplane_marketing wheel among {[w.name for w in wheels]}")
+    with zipfile.ZipFile(marketing) as archive:
+        pattern = r"backplane_marketing/migrations/marketing_0001_[^/]+\.py"
+        if not any(re.fullmatch(pattern, n) for n in archive.namelist()):
+            raise CheckFailed(f"{marketing.name} lacks its migration revision ({pattern})")
+    say(f"ok: {marketing.name} ships its migrations")
 
 
 def clean_environment(venv: Path, data_dir: Path) -> dict[str, str]:

@@ -1,0 +1,110 @@
+"""The marketing plugin's hooks: everything the kernel needs to know, nothing heavy imported
+eagerly (routes, tasks and parsers load when the app or the worker is built)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from backplane import EventType, Meter, Permission, PluginInfo, hookimpl
+from backplane_marketing.settings import MarketingSettings
+
+READ = "marketing.read"
+WRITE = "marketing.write"
+EXPORT = "marketing.export"
+"""Exports hand out every contact's address: owners and admins only, each one audited."""
+ADMIN = "marketing.admin"
+"""Attribute definitions and merges of contacts."""
+ROWS_IMPORTED_METER = "marketing.rows_imported"
+"""Rows an import upserted; a hard quota on it stops an import with the reason."""
+LIVE_IMPORT_PROGRESS = "marketing.import.progress"
+"""The live event (``GET /api/events``) an import publishes after each chunk."""
+
+plugin = PluginInfo(
+    name="marketing",
+    requires_core=">=0.1,<0.2",
+    settings=MarketingSettings,
+    description="Contacts, imports and exports, and segments compiled to SQL",
+)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane_marketing.routes_contacts import ContactsController
+    from backplane_marketing.routes_imports import ExportsController, ImportsController
+    from backplane_marketing.routes_meta import AttributesController, ListsController
+    from backplane_marketing.routes_segments import SegmentsController
+
+    register(
+        ContactsController,
+        AttributesController,
+        ListsController,
+        ImportsController,
+        ExportsController,
+        SegmentsController,
+    )
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from backplane_marketing.import_job import import_chunk
+
+    register(import_chunk, queue="marketing", max_retries=10, time_limit_ms=600_000)
+
+
+@hookimpl
+def register_migrations(register: Any) -> None:
+    from backplane_marketing.models import Contact
+
+    register(files(__package__) / "migrations", branch="marketing", metadata=Contact.metadata)
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    register(
+        Permission(code=READ, roles=("owner", "admin", "member", "viewer")),
+        Permission(code=WRITE, roles=("owner", "admin", "member")),
+        Permission(code=EXPORT, roles=("owner", "admin")),
+        Permission(code=ADMIN, roles=("owner", "admin")),
+    )
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    register(
+        Meter(
+            code=ROWS_IMPORTED_METER,
+            unit="row",
+            aggregation="sum",
+            description="Contact rows upserted by imports",
+        ),
+    )
+
+
+@hookimpl
+def register_event_types(register: Any) -> None:
+    register(
+        EventType(name="marketing.import_finished", description="A contact import finished"),
+        EventType(name="marketing.contacts_merged", description="Duplicate contacts were merged"),
+    )
+
+
+@hookimpl
+async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_marketing.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl
+async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_marketing.privacy import erase
+
+    return await erase(kernel, subject)
+
+
+@hookimpl
+async def seed_demo_data(kernel: Any) -> dict[str, str]:
+    from backplane_marketing.demo import seed
+
+    return await seed(kernel)

@@ -1,0 +1,71 @@
+"""The plugin's tables under the data-rights hooks (``backplane tenants export``, a person's
+export and erasure). A contact is a data subject found by email: their export holds their
+contact row, tags, subscriptions, timeline and static segment memberships; erasure deletes the
+contact, and the database cascades to everything that names it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from backplane_marketing.emails import InvalidEmailError, normalise_email
+from backplane_marketing.models import (
+    TABLES,
+    Contact,
+    ContactEvent,
+    ContactTag,
+    SegmentMember,
+    Subscription,
+)
+
+PER_CONTACT = (ContactTag, Subscription, ContactEvent, SegmentMember)
+
+
+def _email_of(subject: Any) -> str | None:
+    if subject is None or not subject.email:
+        return None
+    try:
+        return normalise_email(subject.email)
+    except InvalidEmailError:
+        return None
+
+
+async def export(kernel: Any, archive: Any, subject: Any) -> None:
+    """Every row of the tenant; for a person, the rows about their contact (by email)."""
+    if subject is None:
+        for table in TABLES:
+            await archive.add_table(table)
+        return
+    email = _email_of(subject)
+    if email is None:
+        return
+    ids = select(Contact.id).where(Contact.email == email)
+    await archive.add_table(Contact, Contact.email == email)
+    for table in PER_CONTACT:
+        await archive.add_table(table, table.contact_id.in_(ids))
+
+
+async def erase(kernel: Any, subject: Any) -> dict[str, int]:
+    """Delete the person's contact; its tags, subscriptions, timeline and memberships go with it
+    (foreign keys ``ON DELETE CASCADE``), counted here for the report."""
+    email = _email_of(subject)
+    if email is None:
+        return {}
+    db = kernel.db
+    ids = list(await db.scalars(select(Contact.id).where(Contact.email == email)))
+    if not ids:
+        return {}
+    changed: dict[str, int] = {}
+    for table in PER_CONTACT:
+        result: Any = await db.execute(
+            delete(table)
+            .where(table.contact_id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        changed[table.__tablename__] = int(result.rowcount or 0)
+    result = await db.execute(
+        delete(Contact).where(Contact.id.in_(ids)).execution_options(synchronize_session=False)
+    )
+    changed[Contact.__tablename__] = int(result.rowcount or 0)
+    return changed

@@ -1,0 +1,40 @@
+"""The plugin's settings: ``[plugins.marketing]`` in the TOML file or
+``BACKPLANE_PLUGIN__MARKETING__<FIELD>`` variables, validated when the kernel starts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+MIB = 1024 * 1024
+
+
+class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits of contacts, imports and segments; every breach is a clear 4xx (or an import's
+    per-row error) naming the setting."""
+
+    max_attributes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    """Attribute definitions a tenant may have."""
+    max_attribute_chars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    """Longest string value of an attribute (and of each item of a list attribute)."""
+    max_tags_per_contact: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    """Tags one contact may carry."""
+    max_import_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 2048 * MIB
+    """Largest import file (streamed to the files service, never held in memory)."""
+    max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * MIB)] = 1 * MIB
+    """Longest CSV record or JSON line: past it (an unclosed quote, say) the row is reported
+    and the import goes on at the next line."""
+    import_batch_rows: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 1000
+    """Rows upserted per statement (at most 2,000: the bound parameters of one statement)."""
+    import_chunk_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
+    """Rows one task run imports before it commits its progress and hands on to the next run:
+    a killed worker redoes at most this many rows."""
+    max_reported_errors: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    """Bad rows an import or dry run reports one by one (the count goes on past it)."""
+    preview_rows: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    """Rows an import preview shows."""
+    max_segment_depth: Annotated[int, msgspec.Meta(ge=1, le=64)] = 10
+    """Nesting depth of a segment filter."""
+    max_segment_nodes: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    """Conditions in one segment filter."""

@@ -1,0 +1,31 @@
+"""What users do at once, on PostgreSQL (as the application role, RLS on): one address created
+by many requests at the same moment makes one contact, the others a 409, never a 500."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from marketing_helpers import CONTACTS, all_contacts, base_environ
+
+
+@pytest.fixture
+def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    return base_environ(tmp_path) | request.getfixturevalue("backplane_postgres_database")
+
+
+@pytest.mark.postgres
+def test_concurrent_creates_of_one_address_make_one_contact(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    client = backplane_client
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda n: client.post(CONTACTS, json={"email": "Race@Example.org"}), range(8))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] + [409] * 7, [a.text for a in answers]
+    assert len(all_contacts(client)) == 1
