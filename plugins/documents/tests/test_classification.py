@@ -161,6 +161,8 @@ def classify_single(trained: Client, backplane_app: Any, backplane_tenant: Seede
         assert shown["classification"] == found  # stored on the extraction
         assert shown["label"] is None  # the model's answer is not a user's label
     assert usage_of(backplane_app, backplane_tenant, "inference.requests") == before + 4
+    misfit = extract(trained, ["invoice total"], classify={"model": MODEL, "n_features": 16})
+    assert misfit.status_code == 400, misfit.text  # the model takes 1024 features
 
 
 def classify_in_bulk(trained: Client) -> None:
@@ -255,3 +257,13 @@ def refuse_a_spent_quota(
     assert "inference.requests" in refused.text
     # one transaction: the refused request kept no extraction and no page usage
     assert usage_of(backplane_app, backplane_tenant, "documents.pages_processed") == pages_before
+    # a bulk job goes on: its document keeps its text and says why it has no label
+    stored = trained.post("/api/files?name=late.pdf", content=pdf_from_pages([["dear friend"]]))
+    job = trained.post(JOBS, json={"file_ids": [stored.json()["id"]], "classify": CLASSIFY})
+    assert job.status_code == 202, job.text
+    run_tasks(trained, timeout=60)
+    assert trained.get(f"{JOBS}/{job.json()['id']}").json()["status"] == "succeeded"
+    [row] = trained.get(EXTRACTIONS, params={"job_id": job.json()["id"]}).json()
+    assert row["status"] == "done"
+    assert "label" not in row["classification"]
+    assert "inference.requests" in row["classification"]["error"]
