@@ -95,11 +95,15 @@ async def classify(kernel: Any, spec: ClassifierSpec, text: str) -> Classificati
 
 
 async def classify_quietly(kernel: Any, spec: ClassifierSpec, text: str) -> Classification:
-    """:func:`classify` for a bulk job's document: a failure (an unknown model, a spent
-    inference quota) becomes the classification's ``error``, never the job's."""
+    """:func:`classify` for a bulk job's document: a refusal of the model runtime (a model
+    gone since the job was created, inputs that do not fit it, a spent inference quota, a
+    timeout) becomes the classification's ``error``, never the job's. Anything else (the
+    database failing) propagates: the chunk's task is retried."""
+    from backplane import QuotaExceeded
+
     try:
         return await classify(kernel, spec, text)
-    except Exception as exc:  # noqa: BLE001 - each document records why it has no label
+    except (LookupError, ValueError, QuotaExceeded, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         return Classification(model=spec.model, version=spec.version, error=reason[:500])
 
