@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException
@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from backplane import Kernel, requires
 from backplane_documents.plugin import READ, WRITE
+from backplane_documents.processing.classify import ClassifierSpec
 from backplane_documents.processing.jobs import JobIn, JobOut, create_job, job_out
 from backplane_documents.processing.limits import ExtractionError
 from backplane_documents.processing.models import DocumentExtraction, ExtractionJob
@@ -56,6 +57,14 @@ class ExtractionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Field name -> rule (``{"kind": "regex" | "anchor" | "table", ...}``)."""
     ocr: bool = True
     """False: pages without a text layer come back empty instead of being read by OCR."""
+    classify: ClassifierSpec | None = None
+    """A tenant model that classifies the document (its type, say) from the text."""
+
+
+class LabelIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The class of an extraction's document, as a user sees it; null removes it."""
+
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")] | None
 
 
 def _detail(status: int, message: str) -> Response[Any]:
@@ -97,13 +106,14 @@ async def _from_form(request: Req, kernel: Kernel, limits: Any) -> tuple[Extract
     if not isinstance(upload, UploadFile):
         raise ClientException("the form needs a `file` part holding the document")
     fields: dict[str, Any] = {}
-    for key in ("template_id", "version", "rules", "ocr"):
+    for key in ("template_id", "version", "rules", "ocr", "classify"):
         value = form.get(key)
         if isinstance(value, str) and value.strip():
             fields[key] = value
     try:
-        if "rules" in fields:
-            fields["rules"] = msgspec.json.decode(fields["rules"])
+        for key in ("rules", "classify"):
+            if key in fields:
+                fields[key] = msgspec.json.decode(fields[key])
         if "ocr" in fields:
             fields["ocr"] = fields["ocr"].strip().lower() in ("1", "true", "yes", "on")
         fields["file_id"] = uuid.UUID(int=0)
@@ -129,7 +139,8 @@ class ExtractionsController(Controller):
         description=(
             "Either JSON (`file_id` of a stored file) or a multipart form with a `file` part "
             "(stored through the files service first). Optional: `template_id`, `version`, "
-            "`rules` (field name -> regex, anchor or table rule), `ocr`. Answers the text per "
+            "`rules` (field name -> regex, anchor or table rule), `ocr`, `classify` (a tenant "
+            "model: `{model, version?}`, fed the text's hashed bag of words). Answers the text per "
             "page (method text-layer, ocr or docx), the fields and an error per field not "
             "found. Metered per page (documents.pages_processed: a spent quota answers 429); "
             "limits (documents.processing.*) answer 413 or 422, an unsupported type 415."
@@ -165,6 +176,7 @@ class ExtractionsController(Controller):
             target=target,
             ocr=data.ocr,
             user_id=user_of(request),
+            classifier=data.classify,
         )
         return extraction_out(row, pages)
 
@@ -188,6 +200,24 @@ class ExtractionsController(Controller):
     ) -> ExtractionOut:
         row = await find_extraction(kernel.db, extraction_id)
         return extraction_out(row, await pages_of(kernel.db, row.id))
+
+    @put(
+        "/{extraction_id:uuid}/label",
+        guards=[requires(WRITE)],
+        summary="Set (or, with null, remove) the class of an extraction's document",
+        description=(
+            "Labelled extractions are what the documents trainer learns from "
+            "(`POST /api/models/document_type/train`)."
+        ),
+    )
+    async def set_label(
+        self, kernel: NamedDependency[Kernel], extraction_id: FromPath[uuid.UUID],
+        data: JSONBody[LabelIn],
+    ) -> ExtractionOut:  # fmt: skip
+        row = await find_extraction(kernel.db, extraction_id)
+        row.label = data.label.strip() if data.label is not None else None
+        await kernel.db.flush()
+        return extraction_out(row, None)
 
 
 async def _target(kernel: Kernel, data: Any) -> Target | None:

@@ -234,3 +234,13 @@ async def erase_processing_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_documents.processing.privacy import erase
 
     return await erase(kernel, subject)
+
+
+# -- classification (wt-docclass): a tenant-trained document-type model -------------------
+
+
+@hookimpl(specname="register_trainers")
+def register_documents_trainers(register: Any) -> None:
+    from backplane_documents.trainers import documents_trainers
+
+    register(*documents_trainers())

@@ -23,6 +23,7 @@ import msgspec
 from sqlalchemy import update
 
 from backplane import QuotaExceeded
+from backplane_documents.processing.classify import ClassifierSpec, classify_quietly, full_text
 from backplane_documents.processing.extract import PDF, extract, extract_pdf_pages
 from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
 from backplane_documents.processing.models import ChunkDone, DocumentExtraction, ExtractionJob
@@ -49,6 +50,8 @@ class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None
     rules: dict[str, Any] | None = None
     ocr: bool = True
+    classify: ClassifierSpec | None = None
+    """A tenant model classifying each document once its text is complete."""
 
 
 class JobOut(msgspec.Struct, kw_only=True):
@@ -113,6 +116,8 @@ async def create_job(
     is FileNotFound (404) for the request. Files are read before anything is written: on
     SQLite a write transaction blocks every other writer while it lasts."""
     target = await find_target(kernel.db, data.template_id, data.version, data.rules)
+    if data.classify is not None:  # an unknown model answers 404 now, not once per document
+        await kernel.models.versions(data.classify.model)
     planned: list[tuple[uuid.UUID, str, str, int, str | None]] = []
     for file_id in data.file_ids:
         try:
@@ -146,6 +151,7 @@ async def create_job(
             id=uuid.uuid4(), file_id=file_id, name=name, media_type=media_type, pages=pages,
             done_pages=0, job_id=job.id, template_id=job.template_id,
             version_number=job.version_number, rules=job.rules, created_by=user_id,
+            classifier=msgspec.to_builtins(data.classify) if data.classify else None,
             status="queued" if error is None else "failed", error=error,
         )  # fmt: skip
         rows.append(row)
@@ -291,6 +297,11 @@ async def _document_progress(
 
         text = Extraction(media_type=row.media_type, pages=[page_text(p) for p in stored])
         row.fields, row.field_errors = apply_target(text, target)
+    if row.classifier is not None:
+        await kernel.db.flush()
+        spec = msgspec.convert(row.classifier, ClassifierSpec)
+        said = await classify_quietly(kernel, spec, full_text(await pages_of(kernel.db, row.id)))
+        row.classification = msgspec.to_builtins(said)
 
 
 async def _publish(kernel: Any, job: ExtractionJob) -> None:

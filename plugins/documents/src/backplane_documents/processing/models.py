@@ -90,6 +90,12 @@ class DocumentExtraction(TenantScoped, Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The document's class as a user set it (training data for the documents trainer)."""
+    classifier: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The model asked to classify it (``processing.classify.ClassifierSpec``)."""
+    classification: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """What that model said (``processing.classify.Classification``)."""
 
 
 class ExtractedPage(TenantScoped, Base):

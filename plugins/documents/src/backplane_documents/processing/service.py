@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane_documents.processing.classify import ClassifierSpec, classify, full_text
 from backplane_documents.processing.extract import extract
 from backplane_documents.processing.fields import extract_fields
 from backplane_documents.processing.limits import ExtractionError, ProcessingLimits
@@ -46,6 +47,10 @@ class ExtractionOut(msgspec.Struct, kw_only=True):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    label: str | None = None
+    """The class a user set (``PUT .../label``): what the documents trainer learns from."""
+    classification: dict[str, Any] | None = None
+    """The tenant model's answer when the request named one (``classify``)."""
     text: list[PageText] | None = None
     """Per page (absent from listings)."""
 
@@ -67,6 +72,8 @@ def extraction_out(row: DocumentExtraction, pages: list[ExtractedPage] | None) -
         error=row.error,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        label=row.label,
+        classification=row.classification,
         text=None if pages is None else [page_text(p) for p in pages],
     )
 
@@ -145,6 +152,7 @@ async def extract_stored(
     target: Target | None,
     ocr: bool,
     user_id: uuid.UUID | None,
+    classifier: ClassifierSpec | None = None,
 ) -> tuple[DocumentExtraction, list[ExtractedPage]]:
     """Extract ``data`` (the bytes of kernel file ``file_id``), meter its pages, store it.
     ExtractionError for a document that cannot be read; QuotaExceeded (429) when the pages
@@ -155,6 +163,10 @@ async def extract_stored(
     if len(extraction.pages) != expected:  # DOCX: page breaks found only by reading it
         await kernel.usage.record(PAGES_METER, len(extraction.pages) - expected)
     fields, errors = apply_target(extraction, target) if target else (None, None)
+    classification = None
+    if classifier is not None:  # errors of the model runtime answer the request (404/400/429)
+        found = await classify(kernel, classifier, full_text(extraction.pages))
+        classification = msgspec.to_builtins(found)
     now = datetime.now(UTC).replace(microsecond=0)
     row = DocumentExtraction(
         id=uuid.uuid4(),
@@ -172,6 +184,8 @@ async def extract_stored(
         created_by=user_id,
         created_at=now,
         finished_at=now,
+        classifier=msgspec.to_builtins(classifier) if classifier else None,
+        classification=classification,
     )
     kernel.db.add(row)
     await kernel.db.flush()
