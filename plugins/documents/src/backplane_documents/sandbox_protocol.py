@@ -36,7 +36,11 @@ def read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
     while remaining:
         if deadline is not None:
             wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            # poll, not select: a long-lived server process may hold descriptors past
+            # select()'s FD_SETSIZE (1024), which select() refuses outright
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            if wait <= 0 or not poller.poll(wait * 1000):
                 raise TimeoutError
         chunk = os.read(fd, min(remaining, 1 << 20))
         if not chunk:
