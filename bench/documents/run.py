@@ -10,9 +10,9 @@ starts ``backplane serve`` (one process: the API and its embedded task worker) a
 demo invoice (typst) as a template. Then, interleaved for ``--rounds`` rounds:
 
 - ``direct``: the same template and the same rows compiled by a reused ``typst.Compiler`` per
-  process (what the plugin's engine does, same options) in a pool of ``--workers`` processes, warmed up, the
-  rows split between them: the library with the parallelism the plugin's render pool has
-  (``documents.render_workers``);
+  process (what the plugin's engine does, same options) in a pool of ``--workers`` processes,
+  warmed up, the rows split between them: the library with the parallelism the plugin's
+  render pool has (``documents.render_workers``);
 - ``plugin``: ``POST /api/documents/templates/{id}/jobs`` with the rows as JSON lines, timed
   until the job's ``documents.job_finished`` event arrives on the live stream: spooling,
   chunk tasks, sandboxed renders, metering, stored chunk files, outcomes with quality reports
@@ -88,7 +88,7 @@ _COMPILER: Any = None
 
 
 def _start_worker(source: bytes) -> None:
-    global _SOURCE, _ROOT, _COMPILER
+    global _SOURCE, _ROOT, _COMPILER  # noqa: PLW0603 (per-process worker state)
     import typst
 
     _SOURCE, _ROOT = source, tempfile.mkdtemp(prefix="bench-typst-")
@@ -292,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         f"<!-- bench-documents-key: {key} -->",
         f"Bulk generation of {options.rows} invoices (the demo typst template, 1-6 line items, "
-        "one A4 page each) through a bulk job of the documents plugin, against a reused `typst.Compiler` "
-        f"called directly with the same options in {options.workers} processes; then single "
-        "documents through `POST /api/documents/templates/{id}/render`; see "
+        "one A4 page each) through a bulk job of the documents plugin, against a reused "
+        f"`typst.Compiler` called directly with the same options in {options.workers} processes; "
+        "then single documents through `POST /api/documents/templates/{id}/render`; see "
         f"`bench/documents/run.py`. Goal (issue 21, acceptance 6): docs/s plugin/direct >= "
         f"{GOAL_RATIO}.",
         "",
@@ -307,8 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sandboxed renders, metering, "
         "stored chunk files, outcomes with quality reports, the ZIP); its ZIP checked once "
         "(every row a PDF, pages read back with pypdf)",
-        f"- direct: a warmed-up pool of {options.workers} processes each reusing one `typst.Compiler` "
-        "(in memory, nothing stored)",
+        f"- direct: a warmed-up pool of {options.workers} processes, each reusing one "
+        "`typst.Compiler` (in memory, nothing stored)",
         f"- {options.rounds} interleaved rounds (direct, plugin); per-round docs/s: direct "
         f"{', '.join(f'{options.rows / s:.1f}' for s in direct_s)}; plugin "
         f"{', '.join(f'{options.rows / s:.1f}' for s in plugin_s)}",

@@ -514,6 +514,9 @@ def _seed_quiz(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, 
         "quiz_ids": [quiz.json()["id"]],
         "attempt_ids": [attempt.json()["id"]],
         "quiz_texts": texts,
+    }
+
+
 def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
     """B's contact (with an attribute, on a list), a segment and an import of B's file."""
     key = f"globex_{uuid.uuid4().hex[:8]}"

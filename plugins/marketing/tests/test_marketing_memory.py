@@ -48,8 +48,9 @@ def test_a_large_file_imports_in_bounded_memory(backplane_client: TestClient[Lit
     assert job["progress"]["total"] == ROWS
     growth = peak - baseline
     print(f"file {size / 2**20:.0f} MiB, heap peak growth {growth / 2**20:.1f} MiB")
-    assert growth < size / 2, (
-        f"heap grew by {growth / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
-    )
+    # Loaded whole, the file would take its size in bytes and several times that as rows of
+    # Python objects; streamed, the heap grows by chunks (15-31 MiB measured, the embedded
+    # worker's other allocations included), under the file's size whatever the load.
+    assert growth < size, f"heap grew by {growth / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
     last = client.get(CONTACTS, params={"email": f"user{ROWS - 1}@example.org"}).json()
     assert last["items"][0]["name"] == f"User {ROWS - 1}"
