@@ -301,3 +301,24 @@ def test_hook_register_billing_providers(data_dir: Path, migrated: Any) -> None:
     # The app's own hourly close may have invoiced the previous month too (by the same provider).
     [invoice] = [i for i in invoices if i["period_start"].startswith("2026-09")]
     assert invoice["provider_reference"] == f"kitchen-sink/{invoice['number']}"
+
+
+def test_hook_register_services(authed: TestClient[Litestar], tenant_a: Seeded) -> None:
+    """Another plugin's code calls the service by name, bound to the caller's tenant and seen
+    as the offering plugin; switched off for the tenant, or not offered, there is none."""
+    from backplane.testing import run_in_tenant
+
+    authed.post("/api/kitchen_sink/notes", json={"body": "a service counts me"})
+    authed.post("/api/kitchen_sink/notes", json={"body": "and not me"})
+
+    async def call(kernel: Any) -> Any:
+        found = await kernel.service("kitchen_sink.count_notes")
+        missing = await kernel.service("kitchen_sink.no_such_service")
+        return None if found is None else await found(containing="service"), missing
+
+    assert run_in_tenant(authed, tenant_a.tenant_id, call, plugin="core") == (
+        {"plugin": "kitchen_sink", "notes": 1},
+        None,
+    )
+    authed.put("/api/tenant/plugins/kitchen_sink", json={"enabled": False})
+    assert run_in_tenant(authed, tenant_a.tenant_id, call, plugin="core") == (None, None)

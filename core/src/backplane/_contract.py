@@ -329,3 +329,19 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def higher_is_better(self) -> bool:
         return higher_is_better(self.metric)
+
+
+class Service(msgspec.Struct, frozen=True, kw_only=True):
+    """A function a plugin offers other plugins (``register_services``), called through
+    ``await kernel.service(name)`` without importing the plugin: the optional dependency
+    between plugins (a certificate from the documents plugin, when it is there).
+
+    ``call(kernel, *args, **kwargs)`` (may be async) receives the *offering* plugin's own
+    :class:`backplane.Kernel` view bound to the caller's tenant, session and principal, so what
+    it writes commits, or rolls back, with the caller's transaction. ``name`` starts with the
+    offering plugin's name (``documents.render``); document its arguments and result in
+    ``description`` and the plugin's README: they are a public API of that plugin."""
+
+    name: str
+    call: Any
+    description: str = ""

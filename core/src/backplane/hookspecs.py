@@ -189,3 +189,10 @@ def register_trainers(register: Any, settings: Any, plugin_settings: Any) -> Any
     """Register ways to learn a tenant's model from its own data:
     ``register(Trainer(name=..., model=..., fit=..., metric=...))``; a name starts with the
     plugin's name. ``POST /api/models/{model}/train`` runs one as a background task."""
+
+
+@hookspec
+def register_services(register: Any, settings: Any, plugin_settings: Any) -> Any:
+    """Offer functions to other plugins: ``register(Service(name=..., call=...))``, a name
+    starting with the plugin's name; callers get them with ``await kernel.service(name)``
+    (None when no loaded plugin offers it, or its plugin is switched off for the tenant)."""

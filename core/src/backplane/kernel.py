@@ -29,7 +29,7 @@ from backplane.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from backplane._contract import Meter, Trainer
+    from backplane._contract import Meter, Service, Trainer
     from backplane.audit.service import TenantAudit
     from backplane.billing.group import UsageWriter
     from backplane.billing.providers import BillingContext
@@ -155,6 +155,7 @@ class Rails:
         )
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         rails.trainers  # noqa: B018 - collects the trainers: an invalid one fails now
+        rails.services  # noqa: B018 - collects the services: an invalid one fails now
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
@@ -188,6 +189,22 @@ class Rails:
         from backplane.inference.trainers import collect_trainers
 
         return collect_trainers(self.plugins)
+
+    @functools.cached_property
+    def services(self) -> dict[str, tuple[str, Service]]:
+        """The services plugins offer (``register_services``): name -> (plugin, service)."""
+        from backplane._contract import Service
+        from backplane.plugins import owned_items
+
+        make = owned_items(Service, "register_services", lambda s: s.name, "plugin.what_it_does")
+        found: dict[str, tuple[str, Service]] = {}
+        for plugin, service in self.plugins.collect("register_services", make):
+            if not callable(service.call):
+                raise TypeError(f"service {service.name!r}: call must be callable")
+            if service.name in found:
+                raise ValueError(f"service {service.name!r} is registered twice")
+            found[service.name] = (plugin, service)
+        return found
 
 
 class _TaskViews:
@@ -417,6 +434,22 @@ class Kernel:
         from backplane.inference.service import TenantModels
 
         return TenantModels(self._rails.models, self)
+
+    async def service(self, name: str) -> Callable[..., Any] | None:
+        """The function another plugin offers as ``name`` (``register_services``), bound to
+        that plugin's view of this kernel (same tenant, session and principal): ``await
+        call(...)`` when it is async. None when no loaded plugin offers ``name``, or when this
+        view's tenant has that plugin switched off: an optional dependency degrades, it never
+        imports the other plugin."""
+        offered = self._rails.services.get(name)
+        if offered is None:
+            return None
+        plugin, service = offered
+        if self.tenant_id is not None and plugin != KERNEL_PLUGIN:
+            identity = await self._rails.identity.get()
+            if not await identity.authenticator.plugin_enabled(self.tenant_id, plugin):
+                return None
+        return functools.partial(service.call, self.for_plugin(plugin))
 
     # -- other views ----------------------------------------------------------------------------
     def for_plugin(self, name: str) -> Kernel:

@@ -343,3 +343,25 @@ def register_trainers(register: Any) -> None:
             metric="accuracy",
         ),
     )
+
+
+@hookimpl
+def register_services(register: Any) -> None:
+    """One function other plugins may call without importing this one: the tenant's notes."""
+    from backplane import Service
+
+    async def count_notes(kernel: Any, *, containing: str = "") -> dict[str, Any]:
+        from sqlalchemy import func, select
+
+        from bp_sample_kitchen_sink.models import Note
+
+        query = select(func.count()).select_from(Note).where(Note.body.contains(containing))
+        return {"plugin": kernel.plugin, "notes": await kernel.db.scalar(query)}
+
+    register(
+        Service(
+            name="kitchen_sink.count_notes",
+            call=count_notes,
+            description="count_notes(containing='') -> {'plugin', 'notes'}: the tenant's notes",
+        )
+    )
