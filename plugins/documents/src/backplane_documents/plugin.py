@@ -244,3 +244,13 @@ def register_documents_trainers(register: Any) -> None:
     from backplane_documents.trainers import documents_trainers
 
     register(*documents_trainers())
+
+
+# -- services for other plugins (kernel.service("documents.render")) ---------------------------
+
+
+@hookimpl(specname="register_services")
+def register_documents_services(register: Any) -> None:
+    from backplane_documents.services import services
+
+    register(*services())

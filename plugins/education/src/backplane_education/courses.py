@@ -27,6 +27,8 @@ Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Summary = Annotated[str, msgspec.Meta(max_length=4000)]
 Code = Annotated[str, msgspec.Meta(min_length=6, max_length=100)]
 Seats = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+TemplateName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+"""The name of a documents-plugin template of the tenant (the course's certificate)."""
 
 
 class CourseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -42,6 +44,8 @@ class CourseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prerequisite_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=20)] = msgspec.field(
         default_factory=list
     )
+    certificate_template: TemplateName | None = None
+    """The documents template of its certificates (None: the ``certificate_template`` setting)."""
 
 
 class CoursePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -57,6 +61,7 @@ class CoursePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prerequisite_ids: (
         Annotated[list[uuid.UUID], msgspec.Meta(max_length=20)] | msgspec.UnsetType
     ) = msgspec.UNSET
+    certificate_template: TemplateName | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CourseOut(msgspec.Struct, kw_only=True):
@@ -73,6 +78,7 @@ class CourseOut(msgspec.Struct, kw_only=True):
     published_version: int | None
     created_at: datetime
     updated_at: datetime
+    certificate_template: str | None = None
 
 
 class VersionOut(msgspec.Struct, kw_only=True):
@@ -99,6 +105,7 @@ def course_out(course: Course) -> CourseOut:
         published_version=course.published_version,
         created_at=course.created_at,
         updated_at=course.updated_at,
+        certificate_template=course.certificate_template,
     )
 
 
@@ -175,6 +182,7 @@ async def create_course(db: AsyncSession, data: CourseIn, author: uuid.UUID | No
         seats_taken=0,
         prerequisite_ids=[str(i) for i in data.prerequisite_ids],
         latest_version=1,
+        certificate_template=data.certificate_template,
         created_by=author,
     )
     db.add(course)

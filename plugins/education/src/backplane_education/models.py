@@ -69,6 +69,9 @@ class Course(TenantScoped, Base):
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
     published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The version new enrolments get (None: not in the catalogue yet)."""
+    certificate_template: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The documents-plugin template its certificates are rendered from (None: the plugin's
+    ``certificate_template`` setting)."""
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
@@ -241,4 +244,6 @@ class LessonProgress(TenantScoped, Base):
 
 
 # The record store's tables join the same metadata (migrations, autogenerate, privacy checks).
+# Certificates of completion (backplane_education.certificates), same metadata.
+from backplane_education import certificates_models  # noqa: E402, F401
 from backplane_education.xapi import models as xapi_models  # noqa: E402, F401

@@ -207,3 +207,38 @@ async def record_xapi_statement(kernel: Any, event: Any) -> None:
         from backplane_education.xapi.emit import on_event
 
         await on_event(kernel, event)
+
+
+# -- certificates of completion (backplane_education.certificates) ------------------------------
+# Rendered by the documents plugin through the kernel's ``documents.render`` service when that
+# plugin is there for the tenant (an optional dependency: it is never imported).
+
+
+@hookimpl(specname="register_routes")
+def register_certificate_routes(register: Any) -> None:
+    from backplane_education.certificates_routes import CertificatesController
+
+    register(CertificatesController)
+
+
+@hookimpl(specname="event_emitted")
+async def issue_certificate(kernel: Any, event: Any) -> None:
+    """A completed course gets its certificate, in the completing transaction."""
+    if event.type == COURSE_COMPLETED:
+        from backplane_education.certificates import issue_certificate as issue
+
+        await issue(kernel, event.data)
+
+
+@hookimpl(specname="export_tenant_data")
+async def export_certificates(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_education.certificates import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl(specname="erase_subject")
+async def erase_certificates(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_education.certificates import erase
+
+    return await erase(kernel, subject)

@@ -43,3 +43,10 @@ class EducationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     watched only if they fit in the wall-clock time between them at this rate."""
     xapi: XapiSettings = msgspec.field(default_factory=XapiSettings)
     """The xAPI record store's limits (``[plugins.education.xapi]``)."""
+    certificate_template: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = (
+        "Certificate of completion"
+    )
+    """The documents-plugin template (by name) a completed course's certificate is rendered
+    from, unless the course names its own: it is given ``recipient`` (the learner's address),
+    ``course`` (its title) and ``completed_on`` (a date), as the documents plugin's demo
+    "Certificate of completion" expects."""
