@@ -173,6 +173,8 @@ def test_the_journey(backplane_client: Any, backplane_tenant: SeededTenant) -> N
     assert [(e["course_id"], e["user_id"], e["title"]) for e in emitted] == [
         (course["id"], lea["user_id"], "Video editing")
     ]
+    # without the documents plugin installed: the completion stands, and no certificate
+    assert ok(client.get(f"{API}/me/certificates", headers=as_lea)) == []
 
     # dashboards: the learner's, the instructor's funnel, the admin's overview
     mine = ok(client.get(f"{API}/dashboard/learner", headers=as_lea))
