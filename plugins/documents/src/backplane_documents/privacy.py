@@ -10,6 +10,7 @@ of every document are kernel files, which the kernel itself exports for the whol
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -23,6 +24,13 @@ def _about(subject: Any) -> Any:
     """Documents about ``subject`` (by the e-mail address they were rendered for)."""
     email = (subject.email or "").lower()
     return Document.subject_email == email if email else None
+
+
+def archive_name(name: str) -> str:
+    """A document's name as an export archive accepts it (letters, digits, ``.``, ``_``,
+    ``-``): a name with spaces, such as a certificate's, refused the person's whole export."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:200]
+    return safe or "document"
 
 
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
@@ -47,7 +55,9 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     for document in await kernel.db.scalars(select(Document).where(about)):
         opened = await kernel.files.open(document.file_id)
         await archive.add_file(
-            f"about/{document.id}/{document.name}", opened.read(), content_type=document.media_type
+            f"about/{document.id}/{archive_name(document.name)}",
+            opened.read(),
+            content_type=document.media_type,
         )
 
 
