@@ -92,6 +92,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/education/dashboard/admin"): "A's education overview",
     ("GET", "/api/education/dashboard/learner"): "the caller's own courses",
     ("GET", "/api/education/me/enrolments"): "the caller's own enrolments",
+    ("GET", "/api/education/me/certificates"): "the caller's own certificates",
     ("GET", "/api/education/quiz-banks"): "A's question banks",
     ("POST", "/api/education/quiz-banks"): "a question bank of A's",
     ("GET", "/api/education/quizzes"): "A's quizzes",
@@ -170,6 +171,7 @@ class TenantB:
     attempt_ids: list[str] = field(default_factory=list)
     quiz_texts: list[str] = field(default_factory=list)
     xapi_keys: list[str] = field(default_factory=list)
+    certificate_ids: list[str] = field(default_factory=list)
     contact_ids: list[str] = field(default_factory=list)
     marketing_list_ids: list[str] = field(default_factory=list)
     segment_ids: list[str] = field(default_factory=list)
@@ -213,6 +215,7 @@ class TenantB:
             *self.attempt_ids,
             *self.quiz_texts,
             *self.xapi_keys,
+            *self.certificate_ids,
             *self.contact_ids,
             *self.marketing_list_ids,
             *self.segment_ids,
@@ -318,6 +321,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     )
     assert enrolment.status_code == 201, enrolment.text
     quiz = _seed_quiz(client, as_b)
+    certificates = _certificate_of_b(client, as_b, lesson_ids[0])
     # Before B's webhook endpoint exists: its invoice.finalized event then has no delivery.
     plan_code, invoice_id = _seed_private_plan_and_invoice(client, tenant_b)
     hook_url = f"https://93.184.216.34/globex-{uuid.uuid4().hex}"  # public literal: no DNS
@@ -452,6 +456,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         enrolment_ids=[enrolment.json()["id"]],
         cohort_ids=[cohort.json()["id"]],
         **quiz,
+        **certificates,
         xapi_keys=[lrs_key.json()["key"]],
         **marketing,
     )
@@ -485,6 +490,34 @@ def _seed_course(
         modules.append(module.json()["id"])
         lessons.append(lesson.json()["id"])
     return courses, modules, lessons
+
+
+def _certificate_of_b(
+    client: TestClient[Litestar], as_b: dict[str, str], lesson_id: str
+) -> dict[str, list[str]]:
+    """B's certificate of completion: the documents plugin's demo certificate template, then
+    B's owner (enrolled above) completes B's one-lesson course."""
+    from importlib.resources import files
+
+    source = (files("backplane_documents") / "demo_templates" / "certificate.typ").read_text()
+    fields = [{"name": "recipient"}, {"name": "course"}, {"name": "completed_on", "type": "date"}]
+    template = client.post(
+        "/api/documents/templates",
+        json={
+            "name": "Certificate of completion",
+            "engine": "typst",
+            "source": source,
+            "fields": fields,
+        },
+        headers=as_b,
+    )
+    assert template.status_code == 201, template.text
+    done = client.post(f"/api/education/lessons/{lesson_id}/complete", headers=as_b)
+    assert done.status_code == 201, done.text
+    issued = client.get("/api/education/me/certificates", headers=as_b)
+    assert issued.status_code == 200, issued.text
+    assert len(issued.json()) == 1, issued.text
+    return {"certificate_ids": [issued.json()[0]["id"]]}
 
 
 def _seed_quiz(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
@@ -731,6 +764,8 @@ class RequestBuilder:
             return list(b.question_ids)
         if key == "quiz_id":
             return list(b.quiz_ids)
+        if key == "certificate_id":
+            return list(b.certificate_ids)
         if key == "attempt_id":
             return list(b.attempt_ids)
         if in_path and key == "position":  # the first question of B's attempt

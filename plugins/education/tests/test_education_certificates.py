@@ -13,7 +13,7 @@ import pytest
 from certificate_helpers import certificate_template
 from education_helpers import API, COURSES, member, ok, text_course
 
-from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, usage_of
+from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, seed_tenant, usage_of
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def finish(client: Any, course: dict[str, Any], headers: dict[str, str]) -> dict
 
 
 def test_a_completed_course_issues_a_certificate(
-    backplane_client: Any, backplane_tenant: SeededTenant
+    backplane_client: Any, backplane_tenant: SeededTenant, backplane_plugins: Any
 ) -> None:
     client = backplane_client
     certificate_template(client)
@@ -67,6 +67,13 @@ def test_a_completed_course_issues_a_certificate(
     assert [c["id"] for c in issued] == [mine["id"]]
     denied = client.get(f"{COURSES}/{course['id']}/certificates", headers=leo["headers"])
     assert denied.status_code == 403
+
+    # another tenant's owner: nothing of A's, by any certificate route
+    b = seed_tenant(backplane_plugins, "globex").headers
+    assert ok(client.get(f"{API}/me/certificates", headers=b)) == []
+    for url in (mine["download"], f"{COURSES}/{course['id']}/certificates"):
+        answer = client.get(url, headers=b)
+        assert answer.status_code == 404, (url, answer.status_code, answer.text)
 
 
 def test_no_documents_template_or_plugin_means_no_certificate_but_a_completion(

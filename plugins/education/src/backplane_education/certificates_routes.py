@@ -24,6 +24,7 @@ from backplane_education.common import (
     not_found,
     require_teacher,
 )
+from backplane_education.courses import find_course
 from backplane_education.plugin import LEARN, READ
 
 
@@ -111,6 +112,7 @@ class CertificatesController(Controller):
         self, course_id: FromPath[uuid.UUID], kernel: NamedDependency[Kernel]
     ) -> list[CertificateOut]:
         """The certificates issued for a course (its instructors and education managers)."""
+        await find_course(kernel.db, course_id)  # another tenant's course: 404
         await require_teacher(kernel, course_id)
         rows = await kernel.db.scalars(
             select(Certificate)
