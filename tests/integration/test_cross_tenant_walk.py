@@ -500,7 +500,12 @@ def _certificate_of_b(
     from importlib.resources import files
 
     source = (files("backplane_documents") / "demo_templates" / "certificate.typ").read_text()
-    fields = [{"name": "recipient"}, {"name": "course"}, {"name": "completed_on", "type": "date"}]
+    fields = [
+        {"name": "recipient"},
+        {"name": "course"},
+        {"name": "completed_on", "type": "date"},
+        {"name": "hours", "type": "integer", "required": False},  # the source reads it
+    ]
     template = client.post(
         "/api/documents/templates",
         json={
