@@ -44,6 +44,11 @@ async def issue_certificate(kernel: Kernel, data: dict[str, Any]) -> Certificate
     enrolment = await kernel.db.get(Enrolment, uuid.UUID(data["enrolment_id"]))
     if enrolment is None or enrolment.completed_at is None:
         return None
+    issued = await kernel.db.scalar(
+        select(Certificate).where(Certificate.enrolment_id == enrolment.id)
+    )
+    if issued is not None:
+        return issued
     course = await kernel.db.get(Course, enrolment.course_id)
     member = await kernel.member(user_id=enrolment.user_id)
     if course is None or member is None:
@@ -63,8 +68,26 @@ async def issue_certificate(kernel: Kernel, data: dict[str, Any]) -> Certificate
                 name=f"Certificate - {course.title}",
                 subject_email=member.email,
             )
+            certificate = Certificate(
+                enrolment_id=enrolment.id,
+                course_id=course.id,
+                user_id=enrolment.user_id,
+                version=enrolment.version_number,
+                course_title=course.title,
+                template=template,
+                document_id=made["document_id"],
+                file_id=made["file_id"],
+                name=made["name"],
+                media_type=made["media_type"],
+                size=made["size"],
+                sha256=made["sha256"],
+                completed_at=completed_at,
+            )
+            kernel.db.add(certificate)
+            await kernel.db.flush()  # one per enrolment: a racing second one fails here
     # Whatever another plugin raises (a missing template, refused fields, a spent quota, or a
-    # fault of its own) costs the certificate, never the completion: logged, rolled back.
+    # fault of its own), or a certificate issued meanwhile, costs this certificate and its
+    # document, never the completion: logged, rolled back to the savepoint.
     except Exception as error:  # noqa: BLE001
         log.warning(
             "no certificate for enrolment %s of course %s: %s: %s",
@@ -74,23 +97,6 @@ async def issue_certificate(kernel: Kernel, data: dict[str, Any]) -> Certificate
             error,
         )
         return None
-    certificate = Certificate(
-        enrolment_id=enrolment.id,
-        course_id=course.id,
-        user_id=enrolment.user_id,
-        version=enrolment.version_number,
-        course_title=course.title,
-        template=template,
-        document_id=made["document_id"],
-        file_id=made["file_id"],
-        name=made["name"],
-        media_type=made["media_type"],
-        size=made["size"],
-        sha256=made["sha256"],
-        completed_at=completed_at,
-    )
-    kernel.db.add(certificate)
-    await kernel.db.flush()
     return certificate
 
 
