@@ -203,6 +203,22 @@ def register_trainers(register):
     # POST /api/models/lead_score/train: a new version, if the fit passes every check
     register(Trainer(name="marketing.leads", model="lead_score", fit=lead_data, metric="auc"))
 """,
+    "register_services": """
+async def render(kernel, *, template, fields, name=None, subject_email=None):
+    ...  # kernel: this plugin's view, bound to the caller's tenant and transaction
+    return {"document_id": ..., "file_id": ...}
+
+
+@hookimpl
+def register_services(register):
+    register(Service(name="documents.render", call=render, description="render a template"))
+
+
+# elsewhere, in another plugin (which never imports this one):
+render = await kernel.service("documents.render")  # None: not installed, or switched off
+if render is not None:
+    made = await render(template="Certificate of completion", fields={...})
+""",
 }
 
 INTRO = ROOT / "docs" / "reference-intro.md"
