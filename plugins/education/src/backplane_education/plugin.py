@@ -207,3 +207,20 @@ async def record_xapi_statement(kernel: Any, event: Any) -> None:
         from backplane_education.xapi.emit import on_event
 
         await on_event(kernel, event)
+
+
+# --- recommendations (recommendations/): trainers and their routes; no tables of their own
+
+
+@hookimpl(specname="register_routes")
+def register_recommendation_routes(register: Any) -> None:
+    from backplane_education.recommendations.routes import RecommendationsController
+
+    register(RecommendationsController)
+
+
+@hookimpl
+def register_trainers(register: Any) -> None:
+    from backplane_education.recommendations.trainers import education_trainers
+
+    register(*education_trainers())
