@@ -49,9 +49,7 @@ def call(address: str, tenant: SeededTenant, model: str, rows: Any) -> Any:
 def holdout(data: tuple[Any, Any, Any]) -> tuple[Any, Any, Any, Any]:
     """The kernel's split (``training.holdout_fraction`` 0.2, ``training.seed`` 0)."""
     features, labels, _ = data
-    return train_test_split(
-        np.asarray(features, np.float32), labels, test_size=0.2, random_state=0
-    )
+    return train_test_split(np.asarray(features, np.float32), labels, test_size=0.2, random_state=0)
 
 
 def test_both_models_answer_tritonclient_with_their_held_out_figures(
@@ -69,7 +67,7 @@ def test_both_models_answer_tritonclient_with_their_held_out_figures(
         assert next_course["status"] == at_risk["status"] == "succeeded", (next_course, at_risk)
         wait_ready(address, log)
 
-        x_fit, x_hold, y_fit, y_hold = holdout(in_tenant(client, tenant, next_course_data))
+        _, x_hold, y_fit, y_hold = holdout(in_tenant(client, tenant, next_course_data))
         classes = next_course["card"]["classes"]
         hits = hit_rate_at_k(y_hold, call(address, tenant, NEXT_COURSE_MODEL, x_hold), classes, 5)
         top = [course for course, _ in Counter(y_fit.tolist()).most_common(5)]

@@ -253,9 +253,7 @@ async def train_model(kernel: Kernel, run_id: str) -> None:
                 session, "model.trained", tenant_id=kernel.tenant_id, target=target, details=details
             )
             decision = (
-                _short_of_baseline(card)
-                if trainer.beat_baseline_to_promote
-                else None
+                _short_of_baseline(card) if trainer.beat_baseline_to_promote else None
             ) or await _promote(kernel, session, model, version.version, card)
             run.card = {**card, "promotion": {"promoted": decision.promote, "why": decision.reason}}
             await _meter(kernel, session, started)

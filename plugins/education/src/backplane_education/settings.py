@@ -7,9 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from backplane_education.recommendations.settings import RecommendationSettings
-
 from backplane_education.quizzes.settings import QuizSettings
+from backplane_education.recommendations.settings import RecommendationSettings
 from backplane_education.xapi.settings import XapiSettings
 
 KIB = 1024
@@ -45,7 +44,5 @@ class EducationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     watched only if they fit in the wall-clock time between them at this rate."""
     xapi: XapiSettings = msgspec.field(default_factory=XapiSettings)
     """The xAPI record store's limits (``[plugins.education.xapi]``)."""
-    recommendations: RecommendationSettings = msgspec.field(
-        default_factory=RecommendationSettings
-    )
+    recommendations: RecommendationSettings = msgspec.field(default_factory=RecommendationSettings)
     """The recommenders' settings (``[plugins.education.recommendations]``)."""

@@ -156,8 +156,9 @@ def risk_vector(
     early = [p for p in progress if p[0] <= end]
     scores = [p[3] for p in early if p[3] is not None]
     before = [e for e in earlier if e.enrolled_at < taken.enrolled_at]
-    done_before = sum(e.completed_at is not None and e.completed_at <= taken.enrolled_at
-                      for e in before)
+    done_before = sum(
+        e.completed_at is not None and e.completed_at <= taken.enrolled_at for e in before
+    )
     return np.array(
         [
             len(early),

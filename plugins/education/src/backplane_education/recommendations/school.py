@@ -59,8 +59,9 @@ def _course_rows(rng: random.Random, title: str, now: datetime) -> tuple[uuid.UU
         CourseVersion(
             id=version_id, course_id=course_id, number=1, status="published", published_at=now
         ),
-        CourseModule(id=module_id, course_id=course_id, version_id=version_id, position=0,
-                     title="Lessons"),
+        CourseModule(
+            id=module_id, course_id=course_id, version_id=version_id, position=0, title="Lessons"
+        ),
     ]
     for position in range(LESSONS_PER_COURSE):
         rows.append(
@@ -85,8 +86,10 @@ def _take(
     lessons: list[Lesson],
     diligence: float,
     start: datetime,
+    now: datetime,
 ) -> tuple[list[Any], bool, datetime]:
-    """One enrolment and its progress; whether it completed, and when it ended."""
+    """One enrolment and its progress; whether it completed, and when it ended. One that
+    would end after ``now`` is still open: only what happened before ``now`` is recorded."""
     score = min(max(0.3 + 0.6 * diligence + rng.gauss(0, 0.12), 0.0), 1.0)
     early = 1 + sum(rng.random() < 0.15 + 0.65 * diligence for _ in range(LESSONS_PER_COURSE - 1))
     odds = -4.0 + 4.5 * score + 0.9 * early + rng.gauss(0, 0.6)
@@ -106,11 +109,15 @@ def _take(
     rows: list[Any] = [enrolment]
     end = start + timedelta(days=rng.uniform(8, 20))
     for lesson in lessons:
-        started = start + timedelta(days=rng.uniform(0, 6) if lesson.position < early else
-                                    rng.uniform(7, 18))
+        started = start + timedelta(
+            days=rng.uniform(0, 6) if lesson.position < early else rng.uniform(7, 18)
+        )
         if lesson.position >= early and not completed:
             break
         done = completed or rng.random() < 0.5
+        finished = started + timedelta(hours=rng.uniform(1, 30)) if done else None
+        if started > now:
+            break
         rows.append(
             LessonProgress(
                 id=_uuid(rng),
@@ -120,13 +127,15 @@ def _take(
                 lesson_key=lesson.key,
                 user_id=learner,
                 started_at=started,
-                completed_at=started + timedelta(hours=rng.uniform(1, 30)) if done else None,
+                completed_at=finished if finished and finished <= now else None,
                 time_spent_s=rng.uniform(300, 900) * (0.5 + diligence),
                 best_score=score if lesson.kind == "quiz" else None,
                 passed=(score >= 0.6) if lesson.kind == "quiz" else None,
             )
         )
-    if completed:
+    if end > now:  # still under way
+        enrolment.status, completed = "active", False
+    elif completed:
         enrolment.completed_at = end
     elif enrolment.status == "unenrolled":
         enrolment.unenrolled_at = end
@@ -145,7 +154,7 @@ async def seed_school(
 ) -> School:
     """Seed the kernel's tenant with a school (in ``kernel.db``'s transaction; the caller
     commits). Use a different ``seed`` per tenant: ids are drawn from it."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, no secret
     now = now or datetime.now(UTC)
     rows: list[Any] = []
     courses: dict[uuid.UUID, tuple[Course, list[Lesson]]] = {}
@@ -165,13 +174,13 @@ async def seed_school(
     for _ in range(learners):
         learner, diligence = _uuid(rng), rng.random()
         school.learners.append(learner)
-        track = rng.choices(range(tracks), weights)[0]
+        chosen = rng.choices(range(tracks), weights)[0]
         position = 1 if rng.random() < 0.15 else 0
         when = now - timedelta(days=rng.uniform(20, 300))
         taken: set[uuid.UUID] = set()
         while position < courses_per_track and when < now:
-            course_id = school.tracks[track][position]
-            if rng.random() < noise:  # off the track, once
+            course_id = school.tracks[chosen][position]
+            if rng.random() < noise:  # off the track this time
                 course_id = rng.choice([c for c in everything if c not in taken])
             else:
                 position += 1
@@ -179,7 +188,7 @@ async def seed_school(
                 break
             taken.add(course_id)
             course, lessons = courses[course_id]
-            made, completed, when = _take(rng, learner, course, lessons, diligence, when)
+            made, completed, when = _take(rng, learner, course, lessons, diligence, when, now)
             rows.extend(made)
             if not completed and rng.random() < 0.8:
                 break

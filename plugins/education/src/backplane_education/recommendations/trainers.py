@@ -54,7 +54,9 @@ async def next_course_data(kernel: Any) -> tuple[Any, Any, Any]:
     return np.vstack(features), np.asarray(labels), estimator
 
 
-def risk_label(status: str, enrolled_at: datetime, now: datetime, horizon_days: float) -> int | None:
+def risk_label(
+    status: str, enrolled_at: datetime, now: datetime, horizon_days: float
+) -> int | None:
     """1: did not complete (left, or still open past the horizon); 0: completed; None: too
     recent to know."""
     if status == "completed":
