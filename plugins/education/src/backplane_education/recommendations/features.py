@@ -52,9 +52,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def enrolments(kernel: Any, user_id: uuid.UUID | None = None) -> list[Taken]:
-    """The tenant's enrolments (or one learner's), oldest first, with each one's mean best
-    quiz score (None without a graded quiz)."""
+async def enrolments(
+    kernel: Any, user_id: uuid.UUID | None = None, *, users: set[uuid.UUID] | None = None
+) -> list[Taken]:
+    """The tenant's enrolments (or one learner's, or those of ``users``), by learner and
+    oldest first, with each one's mean best quiz score (None without a graded quiz)."""
     query = select(
         Enrolment.id,
         Enrolment.course_id,
@@ -69,6 +71,9 @@ async def enrolments(kernel: Any, user_id: uuid.UUID | None = None) -> list[Take
     if user_id is not None:
         query = query.where(Enrolment.user_id == user_id)
         scores = scores.where(LessonProgress.user_id == user_id)
+    if users is not None:
+        query = query.where(Enrolment.user_id.in_(list(users)))
+        scores = scores.where(LessonProgress.user_id.in_(list(users)))
     by_enrolment: dict[uuid.UUID, list[float]] = defaultdict(list)
     for enrolment_id, score in await kernel.db.execute(scores):
         by_enrolment[enrolment_id].append(float(score))

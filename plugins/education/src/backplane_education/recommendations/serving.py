@@ -9,14 +9,13 @@ recommended course's probability the most is the "because you completed X"."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
 from backplane_education.common import EducationError
-from backplane_education.models import Course
+from backplane_education.models import Course, Enrolment
 from backplane_education.recommendations.features import (
     Taken,
     early_activity,
@@ -99,15 +98,21 @@ async def recommend(kernel: Any, user_id: uuid.UUID, count: int) -> list[dict[st
 async def at_risk(kernel: Any, course_id: uuid.UUID, window_days: float, limit: int) -> list[Any]:
     """The course's open enrolments scored by the at-risk model, riskiest first."""
     classes = await _classes(kernel, AT_RISK_MODEL)
-    rows = [t for t in await enrolments(kernel) if t.course_id == course_id]
-    open_ = [t for t in rows if t.status == "active"][-limit:]
-    if not open_:
+    opened = await kernel.db.execute(
+        select(Enrolment.user_id)
+        .where(Enrolment.course_id == course_id, Enrolment.status == "active")
+        .order_by(Enrolment.enrolled_at.desc(), Enrolment.id)
+        .limit(limit)
+    )
+    learners = {row.user_id for row in opened}
+    if not learners:
         return []
-    learners = {t.user_id for t in open_}
     records: dict[uuid.UUID, list[Taken]] = {}
-    for taken in await enrolments(kernel):
-        if taken.user_id in learners:
-            records.setdefault(taken.user_id, []).append(replace(taken))
+    for taken in await enrolments(kernel, users=learners):
+        records.setdefault(taken.user_id, []).append(taken)
+    open_ = [
+        t for r in records.values() for t in r if t.course_id == course_id and t.status == "active"
+    ][:limit]
     progress = await early_activity(kernel, [t.id for t in open_])
     features = np.vstack(
         [risk_vector(t, progress[t.id], records[t.user_id], window_days) for t in open_]
