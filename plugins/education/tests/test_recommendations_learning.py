@@ -78,6 +78,9 @@ def test_the_at_risk_model_beats_chance_and_answers_the_course_teachers(
     print(f"at risk: auc {auc:.3f}, baseline {risk['card']['baseline']['auc']:.3f}")
     assert auc > 0.75 >= risk["card"]["baseline"]["auc"], risk["card"]
     assert risk["card"]["promotion"]["promoted"] is True
+    # one row per enrolment whose outcome is known (at_risk_horizon_days: 30 by default)
+    rows = risk["card"]["training_rows"] + risk["card"]["holdout_rows"]
+    assert rows == finished_enrolments(client, backplane_tenant, horizon_days=30)
 
     listed = ok(client.get(f"{API}/courses/{course}/at-risk"))  # the owner manages every course
     assert listed, "the school has open enrolments in its most popular course"
@@ -99,6 +102,24 @@ def enrolments_of(client: Client, tenant: SeededTenant) -> int:
 
     async def work(kernel: Any) -> int:
         return int(await kernel.db.scalar(select(func.count()).select_from(Enrolment)))
+
+    return int(in_tenant(client, tenant, work))
+
+
+def finished_enrolments(client: Client, tenant: SeededTenant, horizon_days: float) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, or_, select
+
+    from backplane_education.models import Enrolment
+
+    cutoff = datetime.now(UTC) - timedelta(days=horizon_days)
+
+    async def work(kernel: Any) -> int:
+        query = select(func.count()).where(
+            or_(Enrolment.status != "active", Enrolment.enrolled_at < cutoff)
+        )
+        return int(await kernel.db.scalar(query))
 
     return int(in_tenant(client, tenant, work))
 

@@ -32,9 +32,11 @@ AT_RISK_MODEL = "education_at_risk"
 
 
 def _settings(kernel: Any) -> Any:
+    """The plugin's recommendation settings (the training task runs as the kernel's, so the
+    same binding is seen as this plugin's to read them)."""
     from backplane_education.recommendations.settings import RecommendationSettings
 
-    plugin = getattr(kernel, "plugin_settings", None)
+    plugin = kernel.for_plugin("education").plugin_settings
     found = getattr(plugin, "recommendations", None)
     return found if found is not None else RecommendationSettings()
 
