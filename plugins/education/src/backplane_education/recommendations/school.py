@@ -29,7 +29,7 @@ from backplane_education.models import (
 )
 
 LESSONS_PER_COURSE = 4
-TRACK_WEIGHTS = (0.4, 0.3, 0.2, 0.1)
+TRACK_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
 """Share of learners starting each track (popularity is not flat)."""
 
 
@@ -115,7 +115,13 @@ def _take(
         if lesson.position >= early and not completed:
             break
         done = completed or rng.random() < 0.5
-        finished = started + timedelta(hours=rng.uniform(1, 30)) if done else None
+        # diligent learners finish a lesson the day they start it, others days later,
+        # whatever the outcome: the at-risk model sees tendencies, not the answer
+        prompt = rng.random() < 0.3 + 0.6 * diligence
+        delay = (
+            timedelta(hours=rng.uniform(1, 30)) if prompt else timedelta(days=rng.uniform(2, 12))
+        )
+        finished = started + delay if done else None
         if started > now:
             break
         rows.append(
@@ -190,7 +196,7 @@ async def seed_school(
             course, lessons = courses[course_id]
             made, completed, when = _take(rng, learner, course, lessons, diligence, when, now)
             rows.extend(made)
-            if not completed and rng.random() < 0.8:
+            if not completed and rng.random() < 0.6:  # most who fail a course stop
                 break
             when += timedelta(days=rng.uniform(0, 5))
     # parents before children: the tables have foreign keys but the models no relationships
