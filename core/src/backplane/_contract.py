@@ -325,6 +325,10 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     fit: Any
     metric: Metric
     description: str = ""
+    beat_baseline_to_promote: bool = False
+    """Promote a version only when its holdout metric beats the constant baseline's (class
+    prior or mean, on the same split; for a ``hit_rate@k`` recommender that is popularity),
+    on top of beating production: a model that learnt nothing never serves."""
 
     @property
     def higher_is_better(self) -> bool:

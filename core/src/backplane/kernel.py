@@ -430,7 +430,8 @@ class Kernel:
     @property
     def models(self) -> TenantModels:
         """The models this tenant may call: ``await kernel.models.infer(name, inputs)``,
-        metered in this session's transaction (see :mod:`backplane.inference.service`)."""
+        metered in this session's transaction, and ``await kernel.models.card(name, version)``,
+        a trained version's model card (see :mod:`backplane.inference.service`)."""
         from backplane.inference.service import TenantModels
 
         return TenantModels(self._rails.models, self)

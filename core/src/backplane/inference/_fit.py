@@ -140,6 +140,8 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
         "feature_means": [float(m) for m in x_fit.mean(axis=0)],
         "feature_importance": importance,
         "feature_profile": feature_profile(x_fit),  # what drift monitoring compares with
+        # the columns of a classifier's probabilities, in order (a recommender maps them to items)
+        "classes": [str(c) for c in estimator.classes_] if classifier else None,
     }
 
 

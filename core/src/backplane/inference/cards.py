@@ -54,6 +54,9 @@ class ModelCard(msgspec.Struct, kw_only=True):
     promotion_reason: str | None = None
     trained_at: str | None = None
     """When the run finished (ISO 8601)."""
+    classes: list[str] | None = None
+    """A classifier's classes, as text, in the order of its ``probabilities`` columns (None
+    for a regressor): a recommender built as a classifier over items reads its items here."""
 
 
 def model_card(run_id: str, card: dict[str, Any], finished_at: datetime | None) -> ModelCard:
@@ -84,4 +87,5 @@ def model_card(run_id: str, card: dict[str, Any], finished_at: datetime | None) 
         promoted=promotion.get("promoted"),
         promotion_reason=promotion.get("why"),
         trained_at=finished_at.isoformat() if finished_at else None,
+        classes=card.get("classes"),
     )

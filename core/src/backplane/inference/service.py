@@ -20,6 +20,7 @@ from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_
 from backplane.inference.v2 import V2Error, numpy_dtype
 
 if TYPE_CHECKING:
+    from backplane.inference.cards import ModelCard
     from backplane.kernel import Kernel
 
 Array = np.ndarray[Any, Any]
@@ -71,6 +72,29 @@ class TenantModels:
         await self._kernel.usage.record_many(usage_items(name, feed))
         timeout = self._kernel.settings.server.inference_timeout_s
         return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
+
+    async def card(self, name: str, version: str | None = None) -> ModelCard | None:
+        """The model card of the version ``version`` names (a number or an alias; None: the one
+        :meth:`infer` would call without ``version``), None when no training run registered
+        it (an upload). A recommender reads its items' order in ``classes`` here."""
+        from sqlalchemy import select
+
+        from backplane.inference.cards import model_card
+        from backplane.inference.training_runs import SUCCEEDED, TrainingRun
+
+        tenant = self._tenant()
+        ref = await self._catalog.resolve(self._kernel.db, tenant, name, version)
+        run = await self._kernel.db.scalar(
+            select(TrainingRun).where(
+                TrainingRun.tenant_id == tenant,
+                TrainingRun.model == name,
+                TrainingRun.version == ref.version,
+                TrainingRun.status == SUCCEEDED,
+            )
+        )
+        if run is None or run.card is None:
+            return None
+        return model_card(str(run.id), run.card, run.finished_at)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id

@@ -252,7 +252,9 @@ async def train_model(kernel: Kernel, run_id: str) -> None:
             await audit(
                 session, "model.trained", tenant_id=kernel.tenant_id, target=target, details=details
             )
-            decision = await _promote(kernel, session, model, version.version, card)
+            decision = (
+                _short_of_baseline(card) if trainer.beat_baseline_to_promote else None
+            ) or await _promote(kernel, session, model, version.version, card)
             run.card = {**card, "promotion": {"promoted": decision.promote, "why": decision.reason}}
             await _meter(kernel, session, started)
     except Exception as exc:  # noqa: BLE001  (whatever stops a run is its recorded error)
@@ -318,6 +320,22 @@ async def _promote(
     )
 
 
+def _short_of_baseline(card: dict[str, Any]) -> PromotionDecision | None:
+    """A refusal when the version's holdout metric does not beat the constant baseline's
+    (class prior or mean, fitted on the same split): for trainers with
+    ``beat_baseline_to_promote``; None when it does."""
+    metric = card["metric"]
+    score, baseline = card["metrics"].get(metric), card["baseline"].get(metric)
+    if score is None or baseline is None:
+        return PromotionDecision(promote=False, reason=f"no {metric!r} to compare with")
+    better = score > baseline if card["higher_is_better"] else score < baseline
+    if better:
+        return None
+    return PromotionDecision(
+        promote=False, reason=f"{metric} {score:g} does not beat the baseline's {baseline:g}"
+    )
+
+
 def _card(trainer: Any, verdict: dict[str, Any]) -> dict[str, Any]:
     return {
         "trainer": trainer.name,
@@ -333,4 +351,5 @@ def _card(trainer: Any, verdict: dict[str, Any]) -> dict[str, Any]:
         "parameters": verdict["parameters"],
         "feature_means": verdict.get("feature_means"),
         "feature_importance": verdict.get("feature_importance"),
+        "classes": verdict.get("classes"),
     }

@@ -242,3 +242,18 @@ async def erase_certificates(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.certificates import erase
 
     return await erase(kernel, subject)
+# --- recommendations (recommendations/): trainers and their routes; no tables of their own
+
+
+@hookimpl(specname="register_routes")
+def register_recommendation_routes(register: Any) -> None:
+    from backplane_education.recommendations.routes import RecommendationsController
+
+    register(RecommendationsController)
+
+
+@hookimpl
+def register_trainers(register: Any) -> None:
+    from backplane_education.recommendations.trainers import education_trainers
+
+    register(*education_trainers())

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from backplane_education.quizzes.settings import QuizSettings
+from backplane_education.recommendations.settings import RecommendationSettings
 from backplane_education.xapi.settings import XapiSettings
 
 KIB = 1024
@@ -50,3 +51,5 @@ class EducationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     from, unless the course names its own: it is given ``recipient`` (the learner's address),
     ``course`` (its title) and ``completed_on`` (a date), as the documents plugin's demo
     "Certificate of completion" expects."""
+    recommendations: RecommendationSettings = msgspec.field(default_factory=RecommendationSettings)
+    """The recommenders' settings (``[plugins.education.recommendations]``)."""
