@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import Text, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane_education.xapi import store_postgresql
+from backplane_education.xapi import store_postgresql, voiding
 from backplane_education.xapi.models import (
     ACTIVITY_REF,
     AGENT_REF,
@@ -31,7 +31,7 @@ from backplane_education.xapi.models import (
 )
 from backplane_education.xapi.multipart import Part
 from backplane_education.xapi.shape import Keys, activity_definitions, keys_of
-from backplane_education.xapi.validation import VOIDED, XapiError, bad, check_statement
+from backplane_education.xapi.validation import XapiError, bad, check_statement
 
 _SET_BY_LRS = ("authority", "stored", "version")
 
@@ -81,27 +81,6 @@ def _insert(db: AsyncSession, model: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-async def _check_voiding(
-    db: AsyncSession, tenant_id: uuid.UUID, prepared: list[tuple[dict[str, Any], Keys]]
-) -> None:
-    """A voiding statement may not target a voiding statement (400)."""
-    targets = {uuid.UUID(keys.voids) for _, keys in prepared if keys.voids}
-    if not targets:
-        return
-    in_batch = {s["id"]: keys for s, keys in prepared}
-    for target in targets:
-        if (found := in_batch.get(str(target))) and found.voids:
-            raise bad(f"statement {target} is a voiding statement and cannot be voided")
-    voiding = await db.scalar(
-        select(XapiStatement.statement_id)
-        .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
-        .where(XapiStatement.verb == VOIDED)
-        .limit(1)
-    )
-    if voiding is not None:
-        raise bad(f"statement {voiding} is a voiding statement and cannot be voided")
-
-
 async def save_statements(
     db: AsyncSession,
     tenant_id: uuid.UUID,
@@ -109,7 +88,7 @@ async def save_statements(
     parts: dict[str, Part],
 ) -> None:
     """Store ``prepared`` statements (and the attachment ``parts`` they carry)."""
-    await _check_voiding(db, tenant_id, prepared)
+    await voiding.check_targets(db, tenant_id, prepared)
     rows = [_row(tenant_id, statement, keys) for statement, keys in prepared]
     keys = [keys for _, keys in prepared]
     postgresql_batch = db.get_bind().dialect.name == "postgresql"
@@ -124,7 +103,7 @@ async def save_statements(
         await _check_duplicates(db, tenant_id, [s for s, _ in prepared if s["id"] not in inserted])
     # On PostgreSQL the batch statement already stored voided what earlier voiding statements
     # target; elsewhere that is one more UPDATE.
-    await _apply_voiding(db, tenant_id, keys, list(inserted), earlier=not postgresql_batch)
+    await voiding.apply(db, tenant_id, keys, list(inserted), earlier=not postgresql_batch)
     if not postgresql_batch:
         await _save_definitions(db, tenant_id, [s for s, _ in prepared])
     if parts:
@@ -191,39 +170,6 @@ async def _check_duplicates(
     for statement in statements:
         if not same(statement, existing.get(statement["id"], {})):
             raise XapiError(409, f"statement {statement['id']} exists and differs")
-
-
-async def _apply_voiding(
-    db: AsyncSession,
-    tenant_id: uuid.UUID,
-    keys: list[Keys],
-    inserted: list[str],
-    *,
-    earlier: bool,
-) -> None:
-    """Mark targets of new voiding statements voided, and (``earlier``) new statements an
-    earlier voiding statement already targeted."""
-    targets = [uuid.UUID(k.voids) for k in keys if k.voids]
-    if targets:
-        await db.execute(
-            update(XapiStatement)
-            .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
-            .where(XapiStatement.verb != VOIDED)
-            .values(voided=True)
-            .execution_options(synchronize_session=False)
-        )
-    new_ids = [uuid.UUID(i) for i in inserted]
-    voided_before = select(XapiStatement.voids).where(
-        XapiStatement.tenant_id == tenant_id, XapiStatement.voids.in_(new_ids)
-    )
-    if earlier and any(not k.voids for k in keys):
-        await db.execute(
-            update(XapiStatement)
-            .where(XapiStatement.tenant_id == tenant_id)
-            .where(XapiStatement.statement_id.in_(voided_before), XapiStatement.verb != VOIDED)
-            .values(voided=True)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def activity_key(activity_id: str) -> str:
