@@ -21,7 +21,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane_education.xapi import documents
+from backplane_education.xapi import alternate, documents
 from backplane_education.xapi.http import (
     answer,
     check_scope,
@@ -262,6 +262,9 @@ def _handlers(path: str, resource: Resource) -> list[Any]:
         db: NamedDependency[AsyncSession],
         plugin_settings: NamedDependency[Any],
     ) -> Response[Any]:
+        if alternate.is_alternate(request.scope):
+            limit = xapi_settings(plugin_settings).max_body_bytes
+            return await alternate.dispatch(request, limit)
         return await write(request, db, plugin_settings, resource, merge=True)
 
     @get(path, name=f"xapi_{name}_get")

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Principal
-from backplane_education.xapi import reader, store
+from backplane_education.xapi import alternate, reader, store
 from backplane_education.xapi.http import (
     answer,
     check_scope,
@@ -107,12 +107,15 @@ async def post_statements(
     db: NamedDependency[AsyncSession],
     plugin_settings: NamedDependency[Any],
 ) -> Response[Any]:
-    """Store one statement or a batch; the ids, in order (all or none are stored)."""
+    """Store one statement or a batch; the ids, in order (all or none are stored). With
+    ``method=`` in the URL: the alternate request syntax (:mod:`.alternate`)."""
+    limits = xapi_settings(plugin_settings)
+    if alternate.is_alternate(request.scope):
+        return await alternate.dispatch(request, limits.max_body_bytes)
     check_version(request)
     check_scope(request, "write")
     if request.query_params:
         raise bad(f"unknown parameters: {', '.join(sorted(request.query_params))}")
-    limits = xapi_settings(plugin_settings)
     document, parts = await _statements_in(request, limits)
     statements = document if isinstance(document, list) else [document]
     if not statements:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import Text, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane_education.xapi import store_postgresql, voiding
 from backplane_education.xapi.models import (
     ACTIVITY_REF,
     AGENT_REF,
@@ -30,7 +31,7 @@ from backplane_education.xapi.models import (
 )
 from backplane_education.xapi.multipart import Part
 from backplane_education.xapi.shape import Keys, activity_definitions, keys_of
-from backplane_education.xapi.validation import VOIDED, XapiError, bad, check_statement
+from backplane_education.xapi.validation import XapiError, bad, check_statement
 
 _SET_BY_LRS = ("authority", "stored", "version")
 
@@ -80,27 +81,6 @@ def _insert(db: AsyncSession, model: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-async def _check_voiding(
-    db: AsyncSession, tenant_id: uuid.UUID, prepared: list[tuple[dict[str, Any], Keys]]
-) -> None:
-    """A voiding statement may not target a voiding statement (400)."""
-    targets = {uuid.UUID(keys.voids) for _, keys in prepared if keys.voids}
-    if not targets:
-        return
-    in_batch = {s["id"]: keys for s, keys in prepared}
-    for target in targets:
-        if (found := in_batch.get(str(target))) and found.voids:
-            raise bad(f"statement {target} is a voiding statement and cannot be voided")
-    voiding = await db.scalar(
-        select(XapiStatement.statement_id)
-        .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
-        .where(XapiStatement.verb == VOIDED)
-        .limit(1)
-    )
-    if voiding is not None:
-        raise bad(f"statement {voiding} is a voiding statement and cannot be voided")
-
-
 async def save_statements(
     db: AsyncSession,
     tenant_id: uuid.UUID,
@@ -108,9 +88,33 @@ async def save_statements(
     parts: dict[str, Part],
 ) -> None:
     """Store ``prepared`` statements (and the attachment ``parts`` they carry)."""
-    await _check_voiding(db, tenant_id, prepared)
+    await voiding.check_targets(db, tenant_id, prepared)
     rows = [_row(tenant_id, statement, keys) for statement, keys in prepared]
-    # executemany form: one cached statement, sent in multi-row pages ("insertmanyvalues")
+    keys = [keys for _, keys in prepared]
+    postgresql_batch = db.get_bind().dialect.name == "postgresql"
+    if postgresql_batch:
+        definitions = _definition_rows(tenant_id, [s for s, _ in prepared])
+        inserted = await store_postgresql.insert_batch(
+            db, tenant_id, rows, keys, rows[0]["stored"], definitions
+        )
+    else:
+        inserted = await _insert_rows(db, tenant_id, rows, keys)
+    if len(inserted) < len(prepared):
+        await _check_duplicates(db, tenant_id, [s for s, _ in prepared if s["id"] not in inserted])
+    # On PostgreSQL the batch statement already stored voided what earlier voiding statements
+    # target; elsewhere that is one more UPDATE.
+    await voiding.apply(db, tenant_id, keys, list(inserted), earlier=not postgresql_batch)
+    if not postgresql_batch:
+        await _save_definitions(db, tenant_id, [s for s, _ in prepared])
+    if parts:
+        await _save_parts(db, tenant_id, parts.values())
+
+
+async def _insert_rows(
+    db: AsyncSession, tenant_id: uuid.UUID, rows: list[dict[str, Any]], keys: list[Keys]
+) -> dict[str, int]:
+    """The statement rows then their related keys (executemany form: one cached statement,
+    sent in multi-row pages); the seq of each statement id actually inserted."""
     result = await db.execute(
         _insert(db, XapiStatement)
         .on_conflict_do_nothing(index_elements=["tenant_id", "statement_id"])
@@ -118,20 +122,15 @@ async def save_statements(
         rows,
     )
     inserted = {str(statement_id): seq for seq, statement_id in result.all()}
-    if len(inserted) < len(prepared):
-        await _check_duplicates(db, tenant_id, [s for s, _ in prepared if s["id"] not in inserted])
     refs = [
         ref
-        for statement, keys in prepared
-        if statement["id"] in inserted
-        for ref in _refs(tenant_id, inserted[statement["id"]], keys)
+        for row, key in zip(rows, keys, strict=True)
+        if str(row["statement_id"]) in inserted
+        for ref in _refs(tenant_id, inserted[str(row["statement_id"])], key)
     ]
     if refs:
         await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
-    await _apply_voiding(db, tenant_id, [keys for _, keys in prepared], list(inserted))
-    await _save_definitions(db, tenant_id, [s for s, _ in prepared])
-    if parts:
-        await _save_parts(db, tenant_id, parts.values())
+    return inserted
 
 
 def _row(tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys) -> dict[str, Any]:
@@ -173,46 +172,16 @@ async def _check_duplicates(
             raise XapiError(409, f"statement {statement['id']} exists and differs")
 
 
-async def _apply_voiding(
-    db: AsyncSession, tenant_id: uuid.UUID, keys: list[Keys], inserted: list[str]
-) -> None:
-    """Mark targets of new voiding statements voided, and new statements an earlier voiding
-    statement already targeted."""
-    targets = [uuid.UUID(k.voids) for k in keys if k.voids]
-    if targets:
-        await db.execute(
-            update(XapiStatement)
-            .where(XapiStatement.tenant_id == tenant_id, XapiStatement.statement_id.in_(targets))
-            .where(XapiStatement.verb != VOIDED)
-            .values(voided=True)
-            .execution_options(synchronize_session=False)
-        )
-    new_ids = [uuid.UUID(i) for i in inserted]
-    voided_before = select(XapiStatement.voids).where(
-        XapiStatement.tenant_id == tenant_id, XapiStatement.voids.in_(new_ids)
-    )
-    if any(not k.voids for k in keys):
-        await db.execute(
-            update(XapiStatement)
-            .where(XapiStatement.tenant_id == tenant_id)
-            .where(XapiStatement.statement_id.in_(voided_before), XapiStatement.verb != VOIDED)
-            .values(voided=True)
-            .execution_options(synchronize_session=False)
-        )
-
-
 def activity_key(activity_id: str) -> str:
     return hashlib.sha256(activity_id.encode("utf-8")).hexdigest()
 
 
-async def _save_definitions(
-    db: AsyncSession, tenant_id: uuid.UUID, statements: list[dict[str, Any]]
-) -> None:
-    """The latest definition of each activity becomes its canonical one."""
+def _definition_rows(
+    tenant_id: uuid.UUID, statements: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The latest definition of each activity in the batch (it becomes the canonical one)."""
     latest = {aid: d for s in statements for aid, d in activity_definitions(s)}
-    if not latest:
-        return
-    rows = [
+    return [
         {
             "id": uuid.uuid4(),
             "tenant_id": tenant_id,
@@ -222,6 +191,15 @@ async def _save_definitions(
         }
         for aid, definition in latest.items()
     ]
+
+
+async def _save_definitions(
+    db: AsyncSession, tenant_id: uuid.UUID, statements: list[dict[str, Any]]
+) -> None:
+    """Upsert the batch's activity definitions (PostgreSQL does it in the batch statement)."""
+    rows = _definition_rows(tenant_id, statements)
+    if not rows:
+        return
     statement = _insert(db, XapiActivity)
     await db.execute(
         statement.on_conflict_do_update(
