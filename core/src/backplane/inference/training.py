@@ -35,7 +35,7 @@ from backplane.inference.aliases import PRODUCTION, get_alias
 from backplane.inference.limits import ModelRejected
 from backplane.inference.promotion import promote_if_better
 from backplane.inference.registry import RegistryError, add_model
-from backplane.inference.rollout import PromotionDecision
+from backplane.inference.rollout import PromotionDecision, should_promote
 from backplane.inference.training_runs import FAILED, RUNNING, SUCCEEDED, TrainingRun
 from backplane.kernel import Kernel, Rails, internals
 
@@ -175,10 +175,13 @@ async def _features(kernel: Kernel, trainer: Any, deadline: float) -> bytes:
     if asyncio.iscoroutine(result):
         result = await asyncio.wait_for(result, timeout=max(deadline - time.monotonic(), 0.01))
     try:
-        features, labels, estimator = result
+        features, labels, estimator, *baseline = result
+        if len(baseline) > 1:
+            raise ValueError(len(result))
     except (TypeError, ValueError):
         raise TrainingFailedError(
-            f"trainer {trainer.name!r} must return (features, labels, estimator)"
+            f"trainer {trainer.name!r} must return (features, labels, estimator) or "
+            "(features, labels, estimator, baseline_scores)"
         ) from None
     rows, limits = len(labels), kernel.settings.training
     if not limits.min_rows <= rows <= limits.max_rows:
@@ -187,7 +190,8 @@ async def _features(kernel: Kernel, trainer: Any, deadline: float) -> bytes:
             f"training.min_rows ({limits.min_rows}) and training.max_rows ({limits.max_rows})"
         )
     try:
-        return pickle.dumps((features, labels, estimator), protocol=pickle.HIGHEST_PROTOCOL)
+        data = (features, labels, estimator, baseline[0] if baseline else None)
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001  (pickling calls arbitrary __reduce__ code)
         message = f"the trainer's estimator cannot be sent to the fit: {exc}"
         raise TrainingFailedError(message) from None
@@ -285,11 +289,24 @@ async def _meter(kernel: Kernel, session: AsyncSession, started: float) -> None:
 async def _promote(
     kernel: Kernel, session: AsyncSession, model: str, version: str, card: dict[str, Any]
 ) -> PromotionDecision:
-    """Move ``production`` to the new version if its holdout metric beats that of the version
-    production points at by more than ``training.promotion_margin`` (that version's own
-    training card says; an uploaded version has none, so it is never replaced)."""
+    """Move ``production`` to the new version if its holdout metric beats the trainer's own
+    baseline (when the trainer gave one) and that of the version production points at, each by
+    more than ``training.promotion_margin`` (that version's own training card says; an uploaded
+    version has none, so it is never replaced)."""
     assert kernel.tenant_id is not None
     rails = internals(kernel)
+    if card.get("baseline_source") == "trainer":
+        gate = should_promote(
+            card["metrics"],
+            card["baseline"],
+            card["metric"],
+            card["higher_is_better"],
+            rails.settings.training.promotion_margin,
+        )
+        if not gate.promote:
+            return PromotionDecision(
+                promote=False, reason=f"the trainer's baseline is not beaten: {gate.reason}"
+            )
     try:
         current = await get_alias(session, kernel.tenant_id, model, PRODUCTION)
     except RegistryError:
@@ -325,6 +342,7 @@ def _card(trainer: Any, verdict: dict[str, Any]) -> dict[str, Any]:
         "higher_is_better": trainer.higher_is_better,
         "metrics": verdict["metrics"],
         "baseline": verdict["baseline"],
+        "baseline_source": verdict.get("baseline_source", "constant"),
         "training_rows": verdict["training_rows"],
         "holdout_rows": verdict["holdout_rows"],
         "features": verdict["features"],
