@@ -49,11 +49,11 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 def conversion_probability(attributes: dict[str, Any], counts: dict[str, int]) -> float:
     mid_sized = 50 <= attributes["company_size"] <= 500
-    logit = -2.6
-    logit += 3.0 * (counts["visited_pricing"] >= 2 and mid_sized)
-    logit += 2.2 * (counts["webinar"] > 0 and attributes["industry"] == "saas")
+    logit = -3.0
+    logit += 4.0 * (counts["visited_pricing"] >= 2 and mid_sized)
+    logit += 3.0 * (counts["webinar"] > 0 and attributes["industry"] == "saas")
     logit += 1.0 * attributes["trial"]
-    logit -= 2.0 * (attributes["industry"] == "retail")
+    logit -= 2.5 * (attributes["industry"] == "retail")
     logit += 0.05 * counts["opened"]
     return 1 / (1 + math.exp(-logit))
 
@@ -66,7 +66,7 @@ def company(
     contacts: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for n in range(size):
-        contact_id = uuid.uuid4()
+        contact_id = uuid.UUID(int=rng.getrandbits(128), version=4)  # seeded: a fixed order
         attributes = {
             "company_size": round(math.exp(rng.gauss(4.6, 1.3))),
             "industry": rng.choice(INDUSTRIES),
