@@ -107,6 +107,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/imports"): "A's imports",
     ("GET", "/api/marketing/segments"): "A's segments",
     ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
+    ("GET", "/api/marketing/scoring/rules"): "A's scoring rules",
+    ("POST", "/api/marketing/scoring/rules"): "a scoring rule for A",
+    ("POST", "/api/marketing/scoring/recompute"): "A's contacts rescored",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
