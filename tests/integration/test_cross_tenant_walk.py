@@ -108,6 +108,9 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/imports"): "A's imports",
     ("GET", "/api/marketing/segments"): "A's segments",
     ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
+    ("GET", "/api/marketing/scoring/rules"): "A's scoring rules",
+    ("POST", "/api/marketing/scoring/rules"): "a scoring rule for A",
+    ("POST", "/api/marketing/scoring/recompute"): "A's contacts rescored",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -177,6 +180,7 @@ class TenantB:
     segment_ids: list[str] = field(default_factory=list)
     import_ids: list[str] = field(default_factory=list)
     attribute_keys: list[str] = field(default_factory=list)
+    score_rule_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -221,6 +225,7 @@ class TenantB:
             *self.segment_ids,
             *self.import_ids,
             *self.attribute_keys,
+            *self.score_rule_ids,
         ]
         return [v.lower() for v in values]
 
@@ -258,6 +263,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
+        ("scoring rules", "/api/marketing/scoring/rules"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -556,7 +562,8 @@ def _seed_quiz(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, 
 
 
 def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
-    """B's contact (with an attribute, on a list), a segment and an import of B's file."""
+    """B's contact (with an attribute, on a list, a scored activity), a segment, a scoring
+    rule and an import of B's file."""
     key = f"globex_{uuid.uuid4().hex[:8]}"
     made = client.post(
         "/api/marketing/attributes", json={"key": key, "type": "number"}, headers=as_b
@@ -595,7 +602,20 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
     ):
         assert time.monotonic() < deadline, "tenant B's import did not finish"
         time.sleep(0.05)
+    rule = client.post(
+        "/api/marketing/scoring/rules",
+        json={"kind": "event", "key": "visited_pricing", "points": 10},
+        headers=as_b,
+    )
+    assert rule.status_code == 201, rule.text
+    event = client.post(  # B's contact scored (marketing_scores) and with an activity
+        "/api/marketing/events",
+        json={"email": f"{key}@globex.example.org", "type": "visited_pricing"},
+        headers=as_b,
+    )
+    assert event.status_code == 201, event.text
     return {
+        "score_rule_ids": [rule.json()["id"]],
         "contact_ids": [contact.json()["id"]],
         "marketing_list_ids": [listed.json()["id"]],
         "segment_ids": [segment.json()["id"]],
@@ -785,6 +805,8 @@ class RequestBuilder:
             return list(b.segment_ids)
         if key == "import_id":
             return list(b.import_ids)
+        if key == "rule_id":
+            return list(b.score_rule_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -318,6 +318,12 @@ class Trainer(msgspec.Struct, frozen=True, kw_only=True):
     importable by its module name (the fit runs in a separate process). Make ``fit`` async
     when it reads the database: only an async ``fit`` is held to ``training.time_limit_s``
     (a synchronous one runs to its end before the clock can stop it).
+
+    ``fit`` may return a fourth item, ``baseline_scores``: one number per row from the
+    product's own non-learnt method (a rules score for ``auc``, a prediction for ``rmse``, a
+    label for ``accuracy``). The kernel measures it on the same holdout instead of the constant
+    baseline (the card's ``baseline``, ``baseline_source: "trainer"``), and a version that does
+    not beat it is never promoted.
     """
 
     name: str

@@ -72,6 +72,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
     )
     other = make_contact(client, "other@example.org", tags=["t"])
     client.post(f"{CONTACTS}/{person['id']}/events", json={"type": "clicked", "data": {"l": 1}})
+    assert client.get(f"{CONTACTS}/{person['id']}/score").status_code == 200  # a stored score
     segment = client.post(
         SEGMENTS, json={"name": "s", "kind": "static", "filter": {"type": "tag", "tag": "t"}}
     )
@@ -93,6 +94,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
     assert len(entries["marketing/marketing_segment_members.jsonl"]) == 1
     kinds = sorted(e["type"] for e in entries["marketing/marketing_events.jsonl"])
     assert kinds == ["clicked", "subscribed"]
+    assert [s["contact_id"] for s in entries["marketing/marketing_scores.jsonl"]] == [person["id"]]
 
     erased = client.post("/api/privacy/erase", json={"email": "SUBJECT@example.org"})
     assert erased.status_code == 200, erased.text
@@ -101,6 +103,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
         "marketing_subscriptions": 1,
         "marketing_events": 2,
         "marketing_segment_members": 1,
+        "marketing_scores": 1,
         "marketing_contacts": 1,
     }
     assert [c["id"] for c in all_contacts(client)] == [other["id"]]

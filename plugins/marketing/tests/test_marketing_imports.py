@@ -48,6 +48,7 @@ def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[st
         # small chunks and batches: several task runs and statements per test file
         "BACKPLANE_PLUGIN__MARKETING__IMPORT_CHUNK_ROWS": "3",
         "BACKPLANE_PLUGIN__MARKETING__IMPORT_BATCH_ROWS": "2",
+        "BACKPLANE_PLUGIN__MARKETING__IMPORT_COPY_ROWS": "2",  # PostgreSQL's batches
     }
 
 

@@ -29,3 +29,25 @@ def test_concurrent_creates_of_one_address_make_one_contact(
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201] + [409] * 7, [a.text for a in answers]
     assert len(all_contacts(client)) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_events_of_one_contact_are_all_scored(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    """Eight events of one contact at once: each request rescores the same score row (an
+    upsert, never a duplicate-key 500), and the last word counts all eight."""
+    client = backplane_client
+    rule = {"kind": "event", "key": "visited_pricing", "points": 5}
+    assert client.post("/api/marketing/scoring/rules", json=rule).status_code == 201
+    contact = client.post(CONTACTS, json={"email": "busy@example.org"}).json()
+    event = {"email": "busy@example.org", "type": "visited_pricing"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda _: client.post("/api/marketing/events", json=event), range(8))
+        )
+    assert sorted(a.status_code for a in answers) == [201] * 8, [a.text for a in answers]
+    assert client.post("/api/marketing/events", json=event).status_code == 201
+    score = client.get(f"{CONTACTS}/{contact['id']}/score").json()
+    assert score["rules_points"] == 45
+    assert score["reasons"][0]["reason"] == "9 x visited_pricing"

@@ -46,6 +46,22 @@ def _score(metric: str, estimator: Any, features: Any, labels: Any) -> float:
     return float(metrics.roc_auc_score(labels, proba, multi_class="ovr", labels=estimator.classes_))
 
 
+def score_values(metric: str, labels: Any, values: Any, classes: Any) -> float:
+    """``metric`` of a trainer's baseline given as one value per row: for ``auc`` a score that
+    ranks the positive (last) class higher, for ``rmse`` a prediction, for ``accuracy`` a
+    label; other metrics need probabilities of every class and are refused."""
+    import numpy as np
+    from sklearn import metrics
+
+    if metric == "auc" and len(classes) == 2:
+        return float(metrics.roc_auc_score(np.asarray(labels) == classes[1], values))
+    if metric == "rmse":
+        return float(metrics.root_mean_squared_error(labels, values))
+    if metric == "accuracy":
+        return float(metrics.accuracy_score(labels, values))
+    raise ValueError(f"a trainer's baseline scores cannot be measured with {metric!r}")
+
+
 def _parameters(estimator: Any) -> dict[str, str]:
     return {k: repr(v)[:200] for k, v in sorted(estimator.get_params(deep=True).items())}
 
@@ -89,7 +105,7 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
 
     from backplane.inference.drift import feature_profile
 
-    raw_features, labels, estimator = pickle.load(sys.stdin.buffer)  # noqa: S301 (see docstring)
+    raw_features, labels, estimator, *rest = pickle.load(sys.stdin.buffer)  # noqa: S301 (see docstring)
     features = np.asarray(raw_features, dtype=np.float32)
     labels = np.asarray(labels)
     if features.ndim != 2 or len(features) != len(labels):
@@ -97,8 +113,15 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
             f"the trainer returned features of shape {features.shape} and "
             f"{len(labels)} labels: features must be 2-D with one label per row"
         )
-    x_fit, x_hold, y_fit, y_hold = train_test_split(
-        features, labels, test_size=config["holdout_fraction"], random_state=config["seed"]
+    # the trainer's own baseline (one score per row, e.g. a rules score), split with the rows
+    scores = np.asarray(rest[0], dtype=np.float64) if rest and rest[0] is not None else None
+    if scores is not None and scores.shape != (len(labels),):
+        raise ValueError(
+            f"the trainer's baseline has shape {scores.shape}: one score per row is needed"
+        )
+    extra = [] if scores is None else [scores]
+    x_fit, x_hold, y_fit, y_hold, *held_scores = train_test_split(
+        features, labels, *extra, test_size=config["holdout_fraction"], random_state=config["seed"]
     )
     _emit({"step": "fitting"})
     estimator.fit(x_fit, y_fit)
@@ -108,8 +131,10 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
     baseline = (DummyClassifier(strategy="prior") if classifier else DummyRegressor()).fit(
         x_fit, y_fit
     )
-    scores = {metric: _score(metric, estimator, x_hold, y_hold)}
+    metrics_of = {metric: _score(metric, estimator, x_hold, y_hold)}
     baseline_score = _score(metric, baseline, x_hold, y_hold)
+    if held_scores:
+        baseline_score = score_values(metric, y_hold, held_scores[1], estimator.classes_)
     _emit({"step": "converting"})
     data = _convert(estimator, x_fit[:1])
     _emit({"step": "checking"})
@@ -129,8 +154,9 @@ def _train(config: dict[str, Any], out_path: str) -> dict[str, Any]:
     )
     return {
         "ok": True,
-        "metrics": scores,
+        "metrics": metrics_of,
         "baseline": {metric: baseline_score},
+        "baseline_source": "trainer" if held_scores else "constant",
         "training_rows": len(x_fit),
         "holdout_rows": len(x_hold),
         "features": int(features.shape[1]),

@@ -175,10 +175,13 @@ async def _features(kernel: Kernel, trainer: Any, deadline: float) -> bytes:
     if asyncio.iscoroutine(result):
         result = await asyncio.wait_for(result, timeout=max(deadline - time.monotonic(), 0.01))
     try:
-        features, labels, estimator = result
+        features, labels, estimator, *baseline = result
+        if len(baseline) > 1:
+            raise ValueError(len(result))
     except (TypeError, ValueError):
         raise TrainingFailedError(
-            f"trainer {trainer.name!r} must return (features, labels, estimator)"
+            f"trainer {trainer.name!r} must return (features, labels, estimator) or "
+            "(features, labels, estimator, baseline_scores)"
         ) from None
     rows, limits = len(labels), kernel.settings.training
     if not limits.min_rows <= rows <= limits.max_rows:
@@ -187,7 +190,8 @@ async def _features(kernel: Kernel, trainer: Any, deadline: float) -> bytes:
             f"training.min_rows ({limits.min_rows}) and training.max_rows ({limits.max_rows})"
         )
     try:
-        return pickle.dumps((features, labels, estimator), protocol=pickle.HIGHEST_PROTOCOL)
+        data = (features, labels, estimator, baseline[0] if baseline else None)
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001  (pickling calls arbitrary __reduce__ code)
         message = f"the trainer's estimator cannot be sent to the fit: {exc}"
         raise TrainingFailedError(message) from None
@@ -253,7 +257,7 @@ async def train_model(kernel: Kernel, run_id: str) -> None:
                 session, "model.trained", tenant_id=kernel.tenant_id, target=target, details=details
             )
             decision = (
-                _short_of_baseline(card) if trainer.beat_baseline_to_promote else None
+                _short_of_baseline(card) if _gated(trainer, card) else None
             ) or await _promote(kernel, session, model, version.version, card)
             run.card = {**card, "promotion": {"promoted": decision.promote, "why": decision.reason}}
             await _meter(kernel, session, started)
@@ -320,10 +324,16 @@ async def _promote(
     )
 
 
+def _gated(trainer: Any, card: dict[str, Any]) -> bool:
+    """Whether the version must beat its baseline before ``production`` may move: always when
+    the trainer gave its own (``baseline_source: "trainer"``, e.g. a rules score), and for the
+    constant baseline when the trainer asks with ``beat_baseline_to_promote``."""
+    return bool(trainer.beat_baseline_to_promote or card.get("baseline_source") == "trainer")
+
+
 def _short_of_baseline(card: dict[str, Any]) -> PromotionDecision | None:
-    """A refusal when the version's holdout metric does not beat the constant baseline's
-    (class prior or mean, fitted on the same split): for trainers with
-    ``beat_baseline_to_promote``; None when it does."""
+    """A refusal when the version's holdout metric does not beat its baseline's (the trainer's
+    own, or the constant class prior or mean fitted on the same split); None when it does."""
     metric = card["metric"]
     score, baseline = card["metrics"].get(metric), card["baseline"].get(metric)
     if score is None or baseline is None:
@@ -343,6 +353,7 @@ def _card(trainer: Any, verdict: dict[str, Any]) -> dict[str, Any]:
         "higher_is_better": trainer.higher_is_better,
         "metrics": verdict["metrics"],
         "baseline": verdict["baseline"],
+        "baseline_source": verdict.get("baseline_source", "constant"),
         "training_rows": verdict["training_rows"],
         "holdout_rows": verdict["holdout_rows"],
         "features": verdict["features"],

@@ -60,13 +60,17 @@ def _text(definition: Definition, value: str, max_chars: int) -> str:
     return value
 
 
+FRACTION = re.compile(r"[.eE]")
+"""A number written with a fraction or an exponent: read as a float, others as integers."""
+
+
 def _number(definition: Definition, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise AttributeValueError(f"attribute {definition.key!r}: {value!r} is not a number")
     number: float | int
     if isinstance(value, str):
         try:
-            number = float(value.strip()) if re.search(r"[.eE]", value) else int(value.strip())
+            number = float(value.strip()) if FRACTION.search(value) else int(value.strip())
         except ValueError:
             raise AttributeValueError(
                 f"attribute {definition.key!r}: {value!r} is not a number"

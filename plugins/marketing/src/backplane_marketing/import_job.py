@@ -11,6 +11,7 @@ claim alike: the task is delivered again and redoes the chunk from the last comm
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ import msgspec
 from sqlalchemy import select
 
 from backplane import FileNotFound, QuotaExceeded
-from backplane_marketing.dialect import insert_for
+from backplane_marketing.dialect import dialect_name, insert_for
 from backplane_marketing.errors import MarketingError
 from backplane_marketing.imports import Plan, converter_for, definitions, reader_for
 from backplane_marketing.models import ImportJob, ImportRowError
@@ -31,6 +32,8 @@ from backplane_marketing.settings import MarketingSettings
 from backplane_marketing.upsert import upsert_rows
 
 FINISHED = ("succeeded", "failed")
+YIELD_EVERY = 500
+"""Records read between two turns of the event loop while a batch is being written."""
 
 
 async def import_chunk(kernel: Any, import_id: str) -> None:
@@ -95,25 +98,41 @@ async def _import_records(
     batch: list[ContactRow] = []
     errors: list[tuple[int, str]] = []
     done = records = 0
+    postgres = dialect_name(kernel.db) == "postgresql"
+    batch_rows = settings.import_copy_rows if postgres else settings.import_batch_rows
     finished = False
-    while records < settings.import_chunk_rows:
-        record = await reader.next()
-        if record is None:
-            finished = True
-            break
-        records += 1
-        if record.error is not None:
-            errors.append((record.line, record.error))
-        elif record.cells is not None:
-            try:
-                batch.append(converter.convert(record.line, record.cells))
-            except RowError as error:
-                errors.append((record.line, str(error)))
-                if record.lines > 1:
-                    reader.rewind(record.start, record.line - 1)
-        if len(batch) >= settings.import_batch_rows:
-            done += await _write(kernel, job, plan, batch, errors)
-            batch = []
+    # one batch is written while the next is read and checked: the database works on its
+    # core while this process parses (a write starts only after the previous one ended, so
+    # duplicates across batches are still found, and the session has one user at a time)
+    pending: asyncio.Task[int] | None = None
+    try:
+        while records < settings.import_chunk_rows:
+            record = await reader.next()
+            if record is None:
+                finished = True
+                break
+            records += 1
+            if record.error is not None:
+                errors.append((record.line, record.error))
+            elif record.cells is not None:
+                try:
+                    batch.append(converter.convert(record.line, record.cells))
+                except RowError as error:
+                    errors.append((record.line, str(error)))
+                    if record.lines > 1:
+                        reader.rewind(record.start, record.line - 1)
+            if len(batch) >= batch_rows:
+                done += await _settled(pending)
+                pending = asyncio.ensure_future(_write(kernel, job, plan, batch, errors))
+                batch = []
+            elif pending is not None and records % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the pending write read its answer
+        done += await _settled(pending)
+        pending = None
+    finally:
+        if pending is not None:  # reading failed: the write must end before the rollback
+            with contextlib.suppress(Exception):
+                await pending
     done += await _write(kernel, job, plan, batch, errors)
     await _record_errors(kernel, job, errors, settings.max_reported_errors)
     job.done += done
@@ -122,6 +141,10 @@ async def _import_records(
     if done:
         await kernel.usage.record(ROWS_IMPORTED_METER, done)
     return finished
+
+
+async def _settled(pending: asyncio.Task[int] | None) -> int:
+    return 0 if pending is None else await pending
 
 
 async def _write(

@@ -34,6 +34,7 @@ def register_routes(register: Any) -> None:
     from backplane_marketing.routes_imports import ExportsController, ImportsController
     from backplane_marketing.routes_meta import AttributesController, ListsController
     from backplane_marketing.routes_segments import SegmentsController
+    from backplane_marketing.scoring.routes import ScoringController
 
     register(
         ContactsController,
@@ -42,6 +43,7 @@ def register_routes(register: Any) -> None:
         ImportsController,
         ExportsController,
         SegmentsController,
+        ScoringController,
     )
 
 
@@ -50,11 +52,22 @@ def register_tasks(register: Any) -> None:
     from backplane_marketing.import_job import import_chunk
 
     register(import_chunk, queue="marketing", max_retries=10, time_limit_ms=600_000)
+    from backplane_marketing.scoring.service import rescore
+
+    register(rescore, queue="marketing", max_retries=3)
+
+
+@hookimpl(specname="register_trainers")
+def register_marketing_trainers(register: Any) -> None:
+    from backplane_marketing.scoring.trainer import marketing_trainers
+
+    register(*marketing_trainers())
 
 
 @hookimpl
 def register_migrations(register: Any) -> None:
     from backplane_marketing.models import Contact
+    from backplane_marketing.scoring import models  # noqa: F401  (its tables in the metadata)
 
     register(files(__package__) / "migrations", branch="marketing", metadata=Contact.metadata)
 

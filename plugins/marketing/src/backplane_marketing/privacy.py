@@ -1,7 +1,7 @@
 """The plugin's tables under the data-rights hooks (``backplane tenants export``, a person's
 export and erasure). A contact is a data subject found by email: their export holds their
-contact row, tags, subscriptions, timeline and static segment memberships; erasure deletes the
-contact, and the database cascades to everything that names it."""
+contact row, tags, subscriptions, timeline, static segment memberships and lead score;
+erasure deletes the contact, and the database cascades to everything that names it."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from backplane_marketing.models import (
     SegmentMember,
     Subscription,
 )
+from backplane_marketing.scoring.models import ContactScore, ScoreRule, ScoringSpec
 
-PER_CONTACT = (ContactTag, Subscription, ContactEvent, SegmentMember)
+PER_CONTACT = (ContactTag, Subscription, ContactEvent, SegmentMember, ContactScore)
+SCORING_TABLES = (ScoreRule, ContactScore, ScoringSpec)
 
 
 def _email_of(subject: Any) -> str | None:
@@ -34,7 +36,7 @@ def _email_of(subject: Any) -> str | None:
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     """Every row of the tenant; for a person, the rows about their contact (by email)."""
     if subject is None:
-        for table in TABLES:
+        for table in (*TABLES, *SCORING_TABLES):
             await archive.add_table(table)
         return
     email = _email_of(subject)

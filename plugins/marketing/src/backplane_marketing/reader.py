@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgspec
 
 BOM = codecs.BOM_UTF8
+ESCAPED = re.compile("[\udc80-\udcff]")
+"""What ``surrogateescape`` makes of bytes the file's encoding cannot decode."""
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
 
@@ -54,9 +57,9 @@ def check_encoding(encoding: str) -> str:
 
 def undecodable(text: str) -> str | None:
     """What ``surrogateescape`` kept of bytes the encoding could not decode (None: all fine)."""
-    bad = [c for c in text if "\udc80" <= c <= "\udcff"]
-    if not bad:
+    if ESCAPED.search(text) is None:  # the common case, scanned in C
         return None
+    bad = [c for c in text if "\udc80" <= c <= "\udcff"]
     shown = " ".join(f"0x{ord(c) - 0xDC00:02x}" for c in bad[:3])
     return f"bytes not valid in the file's encoding ({shown}); set `encoding` (e.g. latin-1)"
 

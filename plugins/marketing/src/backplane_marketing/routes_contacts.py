@@ -126,15 +126,20 @@ class ContactsController(Controller):
         self,
         contact_id: FromPath[uuid.UUID],
         data: JSONBody[EventIn],
-        db: NamedDependency[AsyncSession],
+        kernel: NamedDependency[Kernel],
     ) -> EventOut:
-        """Record an activity (a custom event: segments can filter on it)."""
+        """Record an activity (a custom event: segments can filter on it); the contact's lead
+        score is recomputed with it."""
+        from backplane_marketing.scoring.service import rescore_contacts
+
+        db = kernel.db
         await find_contact(db, contact_id)
         at = data.occurred_at or datetime.now(UTC)
         if at.tzinfo is None:
             raise MarketingError("occurred_at needs a time zone (e.g. 2026-12-05T10:00:00Z)")
         event = add_event(db, contact_id, data.type, data.data, at.astimezone(UTC))
         await db.flush()
+        await rescore_contacts(kernel, [contact_id])
         return EventOut(
             id=event.id, type=event.type, data=event.data, occurred_at=event.occurred_at
         )

@@ -111,6 +111,15 @@ class RowConverter:
     ) -> None:
         self.header, self.mapping, self.definitions = header, mapping, definitions
         self.max_chars, self.max_tags = max_chars, max_tags
+        # CSV: the cell each mapped target is read from (a later column mapped to the same
+        # target wins, as in a dict of the row), ignored columns never looked at
+        used = {mapping[c]: i for i, c in enumerate(header or ()) if mapping[c] != "ignore"}
+        self._cells = list(used.items())
+        self._attributes = [
+            (target, target.removeprefix(ATTRIBUTE_PREFIX))
+            for target in used
+            if target.startswith(ATTRIBUTE_PREFIX)
+        ]
 
     def _named(self, cells: Any) -> dict[str, Any]:
         if self.header is None:
@@ -128,7 +137,7 @@ class RowConverter:
             return fields
         if len(cells) != len(self.header):
             raise RowError(f"expected {len(self.header)} columns, found {len(cells)}")
-        return {self.mapping[c]: v for c, v in zip(self.header, cells, strict=True)}
+        return {target: cells[index] for target, index in self._cells}
 
     def convert(self, line: int, cells: Any) -> ContactRow:
         fields = self._named(cells)
@@ -143,10 +152,19 @@ class RowConverter:
         if not isinstance(name, str) or len(name) > 200:
             raise RowError("name must be text of at most 200 characters")
         attributes: dict[str, Any] = {}
-        for target, value in fields.items():
-            if not target.startswith(ATTRIBUTE_PREFIX) or is_blank(value):
+        targets = (
+            self._attributes
+            if self.header is not None
+            else [
+                (t, t.removeprefix(ATTRIBUTE_PREFIX))
+                for t in fields
+                if t.startswith(ATTRIBUTE_PREFIX)
+            ]
+        )
+        for target, key in targets:
+            value = fields.get(target)
+            if is_blank(value):
                 continue
-            key = target.removeprefix(ATTRIBUTE_PREFIX)
             definition = self.definitions.get(key)
             if definition is None:
                 raise RowError(f"unknown attribute {key!r}")

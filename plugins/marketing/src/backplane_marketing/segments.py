@@ -10,6 +10,7 @@ Examples::
     {"type": "and", "all": [{"type": "tag", "tag": "vip"},
                             {"type": "not", "filter": {"type": "list", "list_id": "..."}}]}
     {"type": "activity", "event": "clicked", "within_days": 30, "where": {"link": "pricing"}}
+    {"type": "score", "op": "gt", "value": 70}
 
 A condition on a value a contact does not have is false (and its ``not`` true): every leaf
 is ``present AND comparison``, never SQL's unknown.
@@ -28,6 +29,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, sele
 from backplane_marketing.attributes import Definition
 from backplane_marketing.errors import MarketingError
 from backplane_marketing.models import Contact, ContactEvent, ContactTag, Subscription
+from backplane_marketing.scoring.models import ContactScore
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "contains"]
 Scalar = str | int | float | bool
@@ -80,7 +82,16 @@ class Activity(msgspec.Struct, tag="activity", forbid_unknown_fields=True):
     where: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-Filter = Union[And, Or, Not, AttributeCondition, FieldCondition, HasTag, InList, Activity]  # noqa: UP007
+class ScoreCondition(msgspec.Struct, tag="score", forbid_unknown_fields=True):
+    """``score > 70``: the contact's lead score (``marketing_scores``); none yet is false."""
+
+    op: Literal["gt", "gte", "lt", "lte", "eq", "ne"]
+    value: float
+
+
+Filter = Union[  # noqa: UP007
+    And, Or, Not, AttributeCondition, FieldCondition, HasTag, InList, Activity, ScoreCondition
+]
 """One node of the tree (``type`` picks the kind)."""
 
 COMPARE = {
@@ -165,6 +176,14 @@ class Compiler:
                     Subscription.contact_id == Contact.id,
                     Subscription.list_id == node.list_id,
                     Subscription.status == node.status,
+                )
+            )
+        if isinstance(node, ScoreCondition):
+            return exists(
+                select(ContactScore.contact_id).where(
+                    ContactScore.tenant_id == Contact.tenant_id,
+                    ContactScore.contact_id == Contact.id,
+                    COMPARE[node.op](ContactScore.score, node.value),
                 )
             )
         return self._activity(node)

@@ -26,7 +26,12 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Longest CSV record or JSON line: past it (an unclosed quote, say) the row is reported
     and the import goes on at the next line."""
     import_batch_rows: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 1000
-    """Rows upserted per statement (at most 2,000: the bound parameters of one statement)."""
+    """Rows upserted per statement on SQLite (at most 2,000: the bound parameters of one
+    statement)."""
+    import_copy_rows: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    """Rows per ``COPY`` into the staging table and upsert from it on PostgreSQL (no bound
+    parameters; each batch is written while the next is read, so a chunk of
+    ``import_chunk_rows`` is best a few batches)."""
     import_chunk_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
     """Rows one task run imports before it commits its progress and hands on to the next run:
     a killed worker redoes at most this many rows."""

@@ -1,5 +1,6 @@
 """Contacts upserted in batches by normalised email: one ``INSERT ... ON CONFLICT DO UPDATE``
-per batch (PostgreSQL and SQLite alike), then their tags and list subscriptions."""
+per batch (on PostgreSQL fed by ``COPY`` into a staging table, :mod:`.upsert_copy`; on SQLite a
+multi-row ``VALUES``), then their tags and list subscriptions."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane_marketing.dialect import dialect_name, insert_for
 from backplane_marketing.models import Contact, ContactTag, Subscription
 from backplane_marketing.rows import ContactRow
+from backplane_marketing.upsert_copy import copy_upsert_contacts
 
 CONTACTS = Contact.__table__
 TAGS = ContactTag.__table__
@@ -50,6 +52,46 @@ async def upsert_rows(
     if not unique:
         return 0, errors
     now = datetime.now(UTC)
+    if dialect_name(db) == "postgresql":
+        written = await copy_upsert_contacts(db, tenant_id, import_id, unique, now)
+    else:
+        written = await _values_upsert_contacts(db, tenant_id, import_id, unique, now)
+    for row in unique:
+        if row.email not in written:
+            errors.append((row.line, f"duplicate email {row.email} (an earlier line of this file)"))
+    tags = [
+        {"tenant_id": tenant_id, "contact_id": written[row.email], "tag": tag}
+        for row in unique
+        if row.email in written
+        for tag in sorted({*row.tags, *(extra_tags or ())})
+    ]
+    if tags:
+        await db.execute(insert_for(db, TAGS).on_conflict_do_nothing(), tags)
+    if list_id is not None and written:
+        subscriptions = [
+            {
+                "tenant_id": tenant_id,
+                "contact_id": contact_id,
+                "list_id": list_id,
+                "status": "subscribed",
+                "updated_at": now,
+            }
+            for contact_id in written.values()
+        ]
+        # DO NOTHING: an import never re-subscribes someone who unsubscribed
+        await db.execute(insert_for(db, SUBSCRIPTIONS).on_conflict_do_nothing(), subscriptions)
+    errors.sort()
+    return len(written), errors
+
+
+async def _values_upsert_contacts(
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    import_id: uuid.UUID,
+    unique: list[ContactRow],
+    now: datetime,
+) -> dict[str, uuid.UUID]:
+    """SQLite: one multi-row ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``."""
     rows_values = [
         {
             "id": uuid.uuid4(),
@@ -81,30 +123,4 @@ async def upsert_rows(
     # executemany: compiled once and sent as multi-row VALUES by SQLAlchemy's
     # "insertmanyvalues", RETURNING included
     result = await db.execute(statement, rows_values)
-    written = {email: contact_id for contact_id, email in result.tuples()}
-    for row in unique:
-        if row.email not in written:
-            errors.append((row.line, f"duplicate email {row.email} (an earlier line of this file)"))
-    tags = [
-        {"tenant_id": tenant_id, "contact_id": written[row.email], "tag": tag}
-        for row in unique
-        if row.email in written
-        for tag in sorted({*row.tags, *(extra_tags or ())})
-    ]
-    if tags:
-        await db.execute(insert_for(db, TAGS).on_conflict_do_nothing(), tags)
-    if list_id is not None and written:
-        subscriptions = [
-            {
-                "tenant_id": tenant_id,
-                "contact_id": contact_id,
-                "list_id": list_id,
-                "status": "subscribed",
-                "updated_at": now,
-            }
-            for contact_id in written.values()
-        ]
-        # DO NOTHING: an import never re-subscribes someone who unsubscribed
-        await db.execute(insert_for(db, SUBSCRIPTIONS).on_conflict_do_nothing(), subscriptions)
-    errors.sort()
-    return len(written), errors
+    return {email: contact_id for contact_id, email in result.tuples()}
