@@ -1,6 +1,7 @@
 """The plugin's tables under the data-rights hooks (``backplane tenants export``, a person's
 export and erasure). A contact is a data subject found by email: their export holds their
-contact row, tags, subscriptions, timeline and static segment memberships; erasure deletes the
+contact row, tags, subscriptions, timeline, static segment memberships, campaign recipients,
+link clicks and suppression; erasure deletes the
 contact, and the database cascades to everything that names it."""
 
 from __future__ import annotations
@@ -9,6 +10,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from backplane_marketing.campaigns.models import (
+    CAMPAIGN_TABLES,
+    LinkClick,
+    Recipient,
+    Suppression,
+)
 from backplane_marketing.emails import InvalidEmailError, normalise_email
 from backplane_marketing.models import (
     TABLES,
@@ -19,7 +26,16 @@ from backplane_marketing.models import (
     Subscription,
 )
 
-PER_CONTACT = (ContactTag, Subscription, ContactEvent, SegmentMember)
+PER_CONTACT: tuple[Any, ...] = (
+    ContactTag,
+    Subscription,
+    ContactEvent,
+    SegmentMember,
+    LinkClick,
+    Recipient,
+    Suppression,
+)
+"""Rows naming a contact (clicks before the recipients they belong to)."""
 
 
 def _email_of(subject: Any) -> str | None:
@@ -34,7 +50,7 @@ def _email_of(subject: Any) -> str | None:
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     """Every row of the tenant; for a person, the rows about their contact (by email)."""
     if subject is None:
-        for table in TABLES:
+        for table in (*TABLES, *CAMPAIGN_TABLES):
             await archive.add_table(table)
         return
     email = _email_of(subject)
