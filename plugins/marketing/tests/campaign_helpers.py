@@ -118,8 +118,7 @@ def make_template(client: TestClient[Litestar], name: str = "news", **fields: An
             '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>'
         ),
         "text": (
-            "Hello {{ contact.first_name | default('there') }}\n"
-            "Unsubscribe: {{ unsubscribe_url }}"
+            "Hello {{ contact.first_name | default('there') }}\nUnsubscribe: {{ unsubscribe_url }}"
         ),
         **fields,
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
@@ -199,16 +199,13 @@ class CampaignsController(Controller):
         db = kernel.db
         campaign = await find_campaign(db, campaign_id)
         mine = Recipient.campaign_id == campaign.id
-        states = dict(
-            (
-                await db.execute(
-                    select(Recipient.state, func.count()).where(mine).group_by(Recipient.state)
-                )
-            ).all()
-        )
+        by_state = select(Recipient.state, func.count()).where(mine).group_by(Recipient.state)
+        states: dict[str, int] = {
+            str(state): int(n) for state, n in (await db.execute(by_state)).all()
+        }
 
-        async def count(column: object) -> int:
-            query = select(func.count()).select_from(Recipient).where(mine, column.is_not(None))  # type: ignore[attr-defined]
+        async def count(column: Any) -> int:
+            query = select(func.count()).select_from(Recipient).where(mine, column.is_not(None))
             return int(await db.scalar(query) or 0)
 
         clicks = (
@@ -219,8 +216,8 @@ class CampaignsController(Controller):
             .order_by(CampaignLink.url)
         )
         return CampaignStats(
-            recipients=sum(int(n) for n in states.values()),
-            states={str(k): int(v) for k, v in states.items()},
+            recipients=sum(states.values()),
+            states=states,
             opened=await count(Recipient.opened_at),
             clicked=await count(Recipient.clicked_at),
             unsubscribed=await count(Recipient.unsubscribed_at),

@@ -67,7 +67,9 @@ def template_out(row: CampaignTemplate) -> TemplateOut:
 
 
 async def find_template(db: Any, template_id: uuid.UUID) -> CampaignTemplate:
-    row = await db.scalar(select(CampaignTemplate).where(CampaignTemplate.id == template_id))
+    row: CampaignTemplate | None = await db.scalar(
+        select(CampaignTemplate).where(CampaignTemplate.id == template_id)
+    )
     if row is None:
         raise MarketingError(f"no template {template_id}", 404)
     return row
