@@ -107,6 +107,10 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/imports"): "A's imports",
     ("GET", "/api/marketing/segments"): "A's segments",
     ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
+    ("GET", "/api/marketing/templates"): "A's campaign templates",
+    ("POST", "/api/marketing/templates"): "a campaign template for A",
+    ("GET", "/api/marketing/campaigns"): "A's campaigns",
+    ("POST", "/api/marketing/webhook-secret"): "a new bounce-webhook secret for A",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -116,7 +120,15 @@ KNOWN_LEAKS: dict[Op, str] = {}
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
 
-RANDOM_PATH_PARAMS: set[str] = {"/api/kitchen_sink/track/{token} {token}"}
+RANDOM_PATH_PARAMS: set[str] = {
+    "/api/kitchen_sink/track/{token} {token}",
+    # Public tracking tokens are bearer secrets (whoever holds one may use it); B's are never
+    # shown to A, so A walks them with random values under B's tenant id: 404.
+    "/api/marketing/t/{tenant_id}/o/{token} {token}",
+    "/api/marketing/t/{tenant_id}/c/{token}/{link} {token}",
+    "/api/marketing/t/{tenant_id}/c/{token}/{link} {link}",
+    "/api/marketing/t/{tenant_id}/u/{token} {token}",
+}
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
 
@@ -175,6 +187,8 @@ class TenantB:
     segment_ids: list[str] = field(default_factory=list)
     import_ids: list[str] = field(default_factory=list)
     attribute_keys: list[str] = field(default_factory=list)
+    marketing_template_ids: list[str] = field(default_factory=list)
+    campaign_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -218,6 +232,8 @@ class TenantB:
             *self.segment_ids,
             *self.import_ids,
             *self.attribute_keys,
+            *self.marketing_template_ids,
+            *self.campaign_ids,
         ]
         return [v.lower() for v in values]
 
@@ -255,6 +271,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
+        ("marketing templates", "/api/marketing/templates"),
+        ("campaigns", "/api/marketing/campaigns"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -557,7 +575,25 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
     ):
         assert time.monotonic() < deadline, "tenant B's import did not finish"
         time.sleep(0.05)
+    template = client.post(
+        "/api/marketing/templates",
+        json={"name": f"globex news {key}", "subject": "Hi", "text": "Hello {{ contact.email }}"},
+        headers=as_b,
+    )
+    assert template.status_code == 201, template.text
+    campaign = client.post(
+        "/api/marketing/campaigns",
+        json={
+            "name": f"globex campaign {key}",
+            "template_id": template.json()["id"],
+            "segment_id": segment.json()["id"],
+        },
+        headers=as_b,
+    )
+    assert campaign.status_code == 201, campaign.text
     return {
+        "marketing_template_ids": [template.json()["id"]],
+        "campaign_ids": [campaign.json()["id"]],
         "contact_ids": [contact.json()["id"]],
         "marketing_list_ids": [listed.json()["id"]],
         "segment_ids": [segment.json()["id"]],
@@ -706,7 +742,9 @@ class RequestBuilder:
         if key == "file_id":
             return list(b.file_ids)
         if key == "template_id":
-            return list(b.template_ids)
+            return [*b.template_ids, *b.marketing_template_ids]
+        if key == "campaign_id":
+            return list(b.campaign_ids)
         if key == "document_id":
             return list(b.document_ids)
         if key == "extraction_id":
