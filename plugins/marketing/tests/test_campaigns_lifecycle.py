@@ -36,11 +36,15 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def backplane_environ(tmp_path: Path, sink: Sink) -> dict[str, str]:
-    return base_environ(tmp_path) | smtp_environ(sink) | {
-        "BACKPLANE_PLUGIN__MARKETING__SEND_RATE_PER_MINUTE": "2",
-        "BACKPLANE_PLUGIN__MARKETING__SEND_BATCH": "1",
-        "BACKPLANE_PLUGIN__MARKETING__MAX_RENDERED_CHARS": "5000",
-    }
+    return (
+        base_environ(tmp_path)
+        | smtp_environ(sink)
+        | {
+            "BACKPLANE_PLUGIN__MARKETING__SEND_RATE_PER_MINUTE": "2",
+            "BACKPLANE_PLUGIN__MARKETING__SEND_BATCH": "1",
+            "BACKPLANE_PLUGIN__MARKETING__MAX_RENDERED_CHARS": "5000",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,7 +68,8 @@ def test_templates_run_in_the_sandbox(
 def test_bad_templates_are_refused_when_saved(backplane_client: TestClient[Litestar]) -> None:
     body = {"name": "broken", "subject": "Hi {{ contact.name ", "text": "x"}
     refused = backplane_client.post(TEMPLATES, json=body)
-    assert refused.status_code == 422 and "subject" in refused.json()["detail"]
+    assert refused.status_code == 422
+    assert "subject" in refused.json()["detail"]
     make_template(backplane_client, name="twice")
     again = backplane_client.post(TEMPLATES, json={"name": "twice", "subject": "s", "text": "t"})
     assert again.status_code == 409
@@ -87,6 +92,9 @@ def test_preview_falls_back_and_a_test_send_arrives(
     sent = client.post(f"{TEMPLATES}/{template}/test", json={"to": "me@example.org"})
     assert sent.status_code == 202, sent.text
     run_tasks(client, timeout=30)
+    delivered = client.get(f"/api/mail/messages/{sent.json()['message_id']}").json()
+    assert delivered["status"] == "sent", delivered
+    sink.wait_for(before + 1)
     [message] = sink.messages()[before : before + 1]
     assert str(message["Subject"]) == "[Test] Hi there"
     bad = client.post(f"{TEMPLATES}/{template}/test", json={"to": "not an address"})

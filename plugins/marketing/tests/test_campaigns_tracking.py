@@ -139,7 +139,9 @@ def test_erasing_a_contact_removes_its_tracking(
     time.sleep(1.1)
     for person in ("eve@example.org", "kim@example.org"):
         assert client.get(path_of(urls[person]["open"]), headers=BROWSER).status_code == 200
-        clicked = client.get(path_of(urls[person]["click"]), headers=BROWSER, follow_redirects=False)
+        clicked = client.get(
+            path_of(urls[person]["click"]), headers=BROWSER, follow_redirects=False
+        )
         assert clicked.status_code == 302
     erased = client.post("/api/privacy/erase", json={"email": "eve@example.org"})
     assert erased.status_code == 200, erased.text
@@ -174,7 +176,8 @@ def test_the_bounce_webhook_needs_the_secret_and_suppresses(
         right = {"Authorization": f"Bearer {secret}"}
         assert anonymous.post(elsewhere, json=body, headers=right).status_code == 401
         done = anonymous.post(path_of(url), json=body, headers=right)
-        assert done.status_code == 200 and done.json() == {"suppressed": True}
+        assert done.status_code == 200
+        assert done.json() == {"suppressed": True}
         unknown = {"email": "nobody@example.org", "type": "complaint"}
         assert anonymous.post(path_of(url), json=unknown, headers=right).json() == {
             "suppressed": False
