@@ -54,7 +54,9 @@ def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path, sink: Sink
         | smtp_environ(sink)
         | {
             "BACKPLANE_PLUGIN__MARKETING__BOT_CLICK_SECONDS": "0",
-            "BACKPLANE_PLUGIN__MARKETING__SEND_BATCH": "2",  # several task runs per campaign
+            # several task runs per campaign, for its recipient rows and its messages
+            "BACKPLANE_PLUGIN__MARKETING__SEND_BATCH": "2",
+            "BACKPLANE_PLUGIN__MARKETING__RECIPIENTS_BATCH": "2",
         }
     )
 

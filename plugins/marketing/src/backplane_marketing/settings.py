@@ -44,6 +44,8 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Longest output of one rendered part: a template looping past it is refused."""
     send_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     """Messages one send task run queues (one transaction) before handing on to the next."""
+    recipients_batch: Annotated[int, msgspec.Meta(ge=1, le=50_000)] = 5000
+    """Recipient rows (one per contact of the segment) one send task run makes."""
     send_rate_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 6000
     """Campaign messages a tenant queues per minute, over all its campaigns (the kernel's
     ``mail.max_per_minute`` paces the delivery again)."""

@@ -1,9 +1,9 @@
 """Sending a campaign: the outbox task ``marketing.campaign_send`` runs in chunks, each one
 transaction, and hands on to the next run in that transaction.
 
-First the recipients are made, ``send_batch`` contacts of the segment at a time in contact-id
-order (``cursor``), one row per contact (unique per campaign). Then each run takes pending
-recipients and, for each, renders the template and queues the message with the kernel's mail
+First the recipients are made, ``recipients_batch`` contacts of the segment at a time in
+contact-id order (``cursor``), one row per contact (unique per campaign). Then each run takes
+pending recipients and, for each, renders the template and queues the message with the kernel's mail
 service (``kernel.mail.send``: its row and delivery task join this transaction) and marks the
 recipient ``sent``. A worker killed with ``kill -9`` mid-run loses the whole run (the
 messages it queued included) and the task is delivered again: a recipient is marked ``sent``
@@ -103,11 +103,12 @@ async def campaign_send(kernel: Any, campaign_id: str) -> None:
 async def _make_recipients(kernel: Any, campaign: Campaign, settings: MarketingSettings) -> None:
     db = kernel.db
     where = await segment_filter(db, campaign.segment_id, settings)
-    query = select(Contact.id).where(where).order_by(Contact.id).limit(settings.send_batch)
+    size = settings.recipients_batch
+    query = select(Contact.id).where(where).order_by(Contact.id).limit(size)
     if campaign.cursor is not None:
         query = query.where(Contact.id > campaign.cursor)
     ids = list(await db.scalars(query))
-    if len(ids) < settings.send_batch:
+    if len(ids) < size:
         campaign.materialised = True
     if ids:
         campaign.cursor = ids[-1]
