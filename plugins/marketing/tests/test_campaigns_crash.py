@@ -3,7 +3,7 @@ then a restart: every contact gets exactly one message, counted at a real SMTP s
 (aiosmtpd in the test process). PostgreSQL only (one big-N crash test per kind).
 
 The worker is ``backplane serve``'s embedded one (a real process, killed as a process group).
-The SMTP server holds its answer to ``RCPT`` once 1,000 messages have arrived, so the kill
+The SMTP server holds its answer to ``RCPT`` once a tenth of the messages have arrived, so the kill
 lands while deliveries are in flight (their attempts are before the hand-over: the kernel
 retries them after the restart, see ``backplane.mail.delivery``) and while the campaign is far
 from done (its send runs roll back and are redone: a recipient is ``sent`` exactly when its
@@ -33,8 +33,10 @@ from campaign_helpers import free_port
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 BACKPLANE = str(Path(sys.executable).with_name("backplane"))
-CONTACTS = 10_000
-KILL_AFTER = 1_000
+CONTACTS = int(os.environ.get("BACKPLANE_TEST_MARKETING_CRASH_CONTACTS", "10000"))
+"""10,000 (the acceptance); smaller for a quick local check (a loaded 2-core machine delivers
+a few messages a second, so the full run takes a long while there)."""
+KILL_AFTER = CONTACTS // 10
 
 
 class HoldingSink:
@@ -196,7 +198,7 @@ def test_kill_9_mid_campaign_then_restart_sends_every_contact_exactly_one_messag
             assert (
                 http.post(f"/api/marketing/campaigns/{campaign}/send", json={}).status_code == 202
             )
-            assert sink.held.wait(400), "the worker never reached 1,000 deliveries"
+            assert sink.held.wait(600), f"the worker never reached {KILL_AFTER} deliveries"
             os.killpg(proc.pid, signal.SIGKILL)  # kill -9, deliveries in flight
             proc.wait(10)
         delivered_at_kill = sink.total()
@@ -212,7 +214,7 @@ def test_kill_9_mid_campaign_then_restart_sends_every_contact_exactly_one_messag
                 _cli(env, "mail", "flush")  # the per-minute dispatcher, now: lapsed claims
                 return False
 
-            _wait("every message", settled, 900, interval=2)
+            _wait("every message", settled, 3600, interval=2)
             time.sleep(3)  # any duplicate would arrive now
         assert set(sink.by_recipient) == set(emails)
         twice = [a for a, n in sink.by_recipient.items() if n != 1]
