@@ -190,3 +190,67 @@ def test_the_bounce_webhook_needs_the_secret_and_suppresses(
     campaign = send_campaign(client, make_template(client), make_segment(client))
     assert set(_sent_to(sink, before, 1)) == {"fine@example.org"}
     assert stats(client, campaign)["states"] == {"sent": 1, "suppressed": 1}
+
+
+DSN = (
+    "From: MAILER-DAEMON@mx.example.net\r\n"
+    "To: no-reply@backplane.localhost\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "MIME-Version: 1.0\r\n"
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n'
+    "\r\n"
+    "--b1\r\n"
+    "Content-Type: text/plain\r\n\r\n"
+    "Your message could not be delivered.\r\n"
+    "--b1\r\n"
+    "Content-Type: message/delivery-status\r\n\r\n"
+    "Reporting-MTA: dns; mx.example.net\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; Gone@Example.org\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; slow@example.org\r\n"
+    "Action: delayed\r\n"
+    "Status: 4.4.1\r\n"
+    "--b1--\r\n"
+)
+ARF = (
+    "From: abuse@isp.example.net\r\n"
+    "Subject: complaint\r\n"
+    "MIME-Version: 1.0\r\n"
+    'Content-Type: multipart/report; report-type=feedback-report; boundary="b2"\r\n'
+    "\r\n"
+    "--b2\r\n"
+    "Content-Type: text/plain\r\n\r\n"
+    "An abuse report.\r\n"
+    "--b2\r\n"
+    "Content-Type: message/feedback-report\r\n\r\n"
+    "Feedback-Type: abuse\r\n"
+    "Version: 1\r\n"
+    "Original-Rcpt-To: <angry@example.org>\r\n"
+    "--b2--\r\n"
+)
+
+
+def test_bounce_and_complaint_messages_suppress_the_failed_recipients(
+    backplane_client: TestClient[Litestar], sink: Sink
+) -> None:
+    client = backplane_client
+    secret = client.post("/api/marketing/webhook-secret").json()
+    dsn_url = path_of(secret["url"]) + "/dsn"
+    emails = ("gone@example.org", "slow@example.org", "angry@example.org", "ok@example.org")
+    contacts_for(client, *emails, tags=["news"])
+    right = {"Authorization": f"Bearer {secret['secret']}", "Content-Type": "message/rfc822"}
+    assert client.post(dsn_url, content=DSN.encode()).status_code == 401  # the tenant's key
+    bounced = client.post(dsn_url, content=DSN.encode(), headers=right)
+    assert bounced.status_code == 200, bounced.text
+    assert bounced.json() == {"reported": 1, "suppressed": 1}  # the delayed one is no bounce
+    complained = client.post(dsn_url, content=ARF.encode(), headers=right)
+    assert complained.json() == {"reported": 1, "suppressed": 1}
+    junk = client.post(dsn_url, content=b"Subject: hello\r\n\r\nhi\r\n", headers=right)
+    assert junk.status_code == 422
+    before = len(sink.received)
+    campaign = send_campaign(client, make_template(client), make_segment(client))
+    assert set(_sent_to(sink, before, 2)) == {"slow@example.org", "ok@example.org"}
+    assert stats(client, campaign)["states"] == {"sent": 2, "suppressed": 2}

@@ -66,3 +66,5 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         "curl/",
     )
     """Substrings (case-insensitive) of User-Agents whose clicks are not counted."""
+    max_report_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * MIB)] = 1 * MIB
+    """Largest bounce or complaint message ``bounces/dsn`` takes."""

@@ -1,8 +1,9 @@
 """Public tracking routes (no login: a mail client or a provider calls them) under
 ``/api/marketing/t/{tenant_id}/``: ``o/{token}`` (open pixel), ``c/{token}/{link}`` (click
 redirect to the stored URL only), ``u/{token}`` (GET: a confirmation page that changes
-nothing; POST: the RFC 8058 one-click unsubscribe), ``bounces`` (a provider's webhook,
-authenticated by the tenant's secret). Each opens a session of the tenant named in the path;
+nothing; POST: the RFC 8058 one-click unsubscribe), ``bounces`` (a provider's webhook, JSON)
+and ``bounces/dsn`` (a bounce or complaint message as a mail server sends it back), both
+authenticated by the tenant's secret. Each opens a session of the tenant named in the path;
 tokens are looked up there, so another tenant's token is a 404.
 
 ``/api/marketing/webhook-secret`` (admins) makes the bounce webhook's secret (shown once)."""
@@ -26,11 +27,13 @@ from sqlalchemy import delete, select
 from backplane import Kernel, UnknownTenantError, requires
 from backplane_marketing.campaigns.models import WebhookSecret
 from backplane_marketing.campaigns.send import tracking_base
+from backplane_marketing.contacts import add_event
 from backplane_marketing.emails import InvalidEmailError, normalise_email
 from backplane_marketing.errors import ERROR_HANDLERS, TAGS, MarketingError
 from backplane_marketing.models import Contact
 from backplane_marketing.plugin import ADMIN
 from backplane_marketing.settings import MarketingSettings
+from backplane_marketing.tracking.dsn import parse_report
 from backplane_marketing.tracking.service import (
     recipient_by_token,
     record_click,
@@ -54,6 +57,35 @@ class BounceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class BounceOut(msgspec.Struct, kw_only=True):
     suppressed: bool
     """False when the address is no contact of the tenant (nothing changed)."""
+
+
+class ReportOut(msgspec.Struct, kw_only=True):
+    reported: int
+    """Recipients the report names as failed or complaining."""
+    suppressed: int
+    """Of those, contacts of the tenant now suppressed."""
+
+
+async def _check_secret(kernel: Kernel, given: str) -> None:
+    digest = hashlib.sha256(given.encode()).hexdigest()
+    stored = list(await kernel.db.scalars(select(WebhookSecret.secret_sha256)))
+    if not given or not any(hmac.compare_digest(digest, s) for s in stored):
+        raise MarketingError("a valid webhook secret is required", 401)
+
+
+async def _suppress_address(kernel: Kernel, address: str, reason: str) -> bool:
+    """Suppress the contact with this address (``bounced``/``complained``); whether one was."""
+    try:
+        normalised = normalise_email(address)
+    except InvalidEmailError:
+        return False
+    contact = await kernel.db.scalar(select(Contact.id).where(Contact.email == normalised))
+    if contact is None:
+        return False
+    assert kernel.tenant_id is not None
+    await suppress(kernel.db, kernel.tenant_id, contact, reason)
+    add_event(kernel.db, contact, reason, {})
+    return True
 
 
 class SecretOut(msgspec.Struct, kw_only=True):
@@ -157,26 +189,47 @@ class TrackingController(Controller):
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
 
         async def work(k: Kernel) -> BounceOut:
-            digest = hashlib.sha256(given.encode()).hexdigest()
-            stored = list(await k.db.scalars(select(WebhookSecret.secret_sha256)))
-            if not given or not any(hmac.compare_digest(digest, s) for s in stored):
-                raise MarketingError("a valid webhook secret is required", 401)
+            await _check_secret(k, given)
             try:
-                email = normalise_email(data.email)
+                normalise_email(data.email)
             except InvalidEmailError:
                 raise MarketingError(f"{data.email!r} is not an email address", 422) from None
-            contact = await k.db.scalar(select(Contact.id).where(Contact.email == email))
-            if contact is None:
-                return BounceOut(suppressed=False)
-            assert k.tenant_id is not None
             reason = "bounced" if data.type == "bounce" else "complained"
-            await suppress(k.db, k.tenant_id, contact, reason)
-            from backplane_marketing.contacts import add_event
-
-            add_event(k.db, contact, reason, {})
-            return BounceOut(suppressed=True)
+            return BounceOut(suppressed=await _suppress_address(k, data.email, reason))
 
         result: BounceOut = await _in_tenant(kernel, tenant_id, work)
+        return result
+
+    @post("/bounces/dsn", status_code=200)
+    async def bounce_report(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[uuid.UUID],
+        kernel: NamedDependency[Kernel],
+        plugin_settings: NamedDependency[MarketingSettings],
+    ) -> ReportOut:
+        """A bounce (RFC 3464 DSN) or complaint (RFC 5965 abuse report) message as the body
+        (``message/rfc822``, at most ``max_report_bytes``): each failed or complaining
+        recipient that is a contact is suppressed. ``Authorization: Bearer <secret>``."""
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        raw = await request.body()
+
+        async def work(k: Kernel) -> ReportOut:
+            await _check_secret(k, given)
+            if len(raw) > plugin_settings.max_report_bytes:
+                raise MarketingError(
+                    f"the report is {len(raw)} bytes; at most {plugin_settings.max_report_bytes}",
+                    413,
+                )
+            reported = parse_report(raw)
+            if not reported:
+                raise MarketingError("no failed recipient or abuse report found in the body", 422)
+            suppressed = 0
+            for address, reason in reported:
+                suppressed += int(await _suppress_address(k, address, reason))
+            return ReportOut(reported=len(reported), suppressed=suppressed)
+
+        result: ReportOut = await _in_tenant(kernel, tenant_id, work)
         return result
 
 
