@@ -111,6 +111,10 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/scoring/rules"): "A's scoring rules",
     ("POST", "/api/marketing/scoring/rules"): "a scoring rule for A",
     ("POST", "/api/marketing/scoring/recompute"): "A's contacts rescored",
+    ("GET", "/api/marketing/templates"): "A's campaign templates",
+    ("POST", "/api/marketing/templates"): "a campaign template for A",
+    ("GET", "/api/marketing/campaigns"): "A's campaigns",
+    ("POST", "/api/marketing/webhook-secret"): "a new bounce-webhook secret for A",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -120,7 +124,15 @@ KNOWN_LEAKS: dict[Op, str] = {}
 
 Remove an entry together with that test's ``xfail`` once the leak is fixed."""
 
-RANDOM_PATH_PARAMS: set[str] = {"/api/kitchen_sink/track/{token} {token}"}
+RANDOM_PATH_PARAMS: set[str] = {
+    "/api/kitchen_sink/track/{token} {token}",
+    # Public tracking tokens are bearer secrets (whoever holds one may use it); B's are never
+    # shown to A, so A walks them with random values under B's tenant id: 404.
+    "/api/marketing/t/{tenant_id}/o/{token} {token}",
+    "/api/marketing/t/{tenant_id}/c/{token}/{link} {token}",
+    "/api/marketing/t/{tenant_id}/c/{token}/{link} {link}",
+    "/api/marketing/t/{tenant_id}/u/{token} {token}",
+}
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
 
@@ -181,6 +193,8 @@ class TenantB:
     import_ids: list[str] = field(default_factory=list)
     attribute_keys: list[str] = field(default_factory=list)
     score_rule_ids: list[str] = field(default_factory=list)
+    marketing_template_ids: list[str] = field(default_factory=list)
+    campaign_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -226,6 +240,8 @@ class TenantB:
             *self.import_ids,
             *self.attribute_keys,
             *self.score_rule_ids,
+            *self.marketing_template_ids,
+            *self.campaign_ids,
         ]
         return [v.lower() for v in values]
 
@@ -264,6 +280,8 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
         ("scoring rules", "/api/marketing/scoring/rules"),
+        ("marketing templates", "/api/marketing/templates"),
+        ("campaigns", "/api/marketing/campaigns"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -614,8 +632,26 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
         headers=as_b,
     )
     assert event.status_code == 201, event.text
+    template = client.post(
+        "/api/marketing/templates",
+        json={"name": f"globex news {key}", "subject": "Hi", "text": "Hello {{ contact.email }}"},
+        headers=as_b,
+    )
+    assert template.status_code == 201, template.text
+    campaign = client.post(
+        "/api/marketing/campaigns",
+        json={
+            "name": f"globex campaign {key}",
+            "template_id": template.json()["id"],
+            "segment_id": segment.json()["id"],
+        },
+        headers=as_b,
+    )
+    assert campaign.status_code == 201, campaign.text
     return {
         "score_rule_ids": [rule.json()["id"]],
+        "marketing_template_ids": [template.json()["id"]],
+        "campaign_ids": [campaign.json()["id"]],
         "contact_ids": [contact.json()["id"]],
         "marketing_list_ids": [listed.json()["id"]],
         "segment_ids": [segment.json()["id"]],
@@ -764,7 +800,9 @@ class RequestBuilder:
         if key == "file_id":
             return list(b.file_ids)
         if key == "template_id":
-            return list(b.template_ids)
+            return [*b.template_ids, *b.marketing_template_ids]
+        if key == "campaign_id":
+            return list(b.campaign_ids)
         if key == "document_id":
             return list(b.document_ids)
         if key == "extraction_id":

@@ -382,7 +382,10 @@ class Kernel:
     @property
     def mail(self) -> TenantMail:
         """Send mail as this tenant, queued in this session's transaction: ``await
-        kernel.mail.send("a@example.org", "Subject", "text")`` (see :mod:`backplane.mail`)."""
+        kernel.mail.send("a@example.org", "Subject", "text")`` (see :mod:`backplane.mail`);
+        bulk mail adds ``headers={"List-Unsubscribe": "<https://...>", ...}`` (an allow-list:
+        ``List-Unsubscribe``, ``List-Unsubscribe-Post``, ``List-Id``, ``Feedback-ID``,
+        ``Precedence``; DKIM signs them)."""
         from backplane.mail.service import TenantMail
 
         if self.tenant_id is None:

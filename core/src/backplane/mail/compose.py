@@ -8,13 +8,26 @@ import secrets
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING
 
 from backplane.settings import MailSettings
 
-POLICY = email.policy.SMTP.clone(cte_type="7bit")
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+POLICY = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
 """CRLF line ends, as sent; non-ASCII bodies quoted-printable or base64, so the stored message
 is ASCII, any server takes it without 8BITMIME, and no relay re-encodes it under the DKIM
-signature."""
+signature. ``refold_source="none"``: headers set raw (the checked extra headers) are written as
+given."""
+
+
+EXTRA_HEADERS = frozenset(
+    {"list-unsubscribe", "list-unsubscribe-post", "list-id", "feedback-id", "precedence"}
+)
+"""Headers a caller may add to a message (``kernel.mail.send(..., headers=...)``): the bulk-mail
+ones (RFC 2369, RFC 8058, RFC 2919). Never From, Sender, To, Date, Message-ID, DKIM-Signature
+or anything else the kernel sets or signs on the tenant's behalf."""
 
 
 class MailError(ValueError):
@@ -54,8 +67,10 @@ def compose(
     subject: str,
     text: str,
     html: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
-    """The message, or :class:`MailError`. ``sender`` is ``(display name, address)``."""
+    """The message, or :class:`MailError`. ``sender`` is ``(display name, address)``;
+    ``headers`` are extra headers, each named in :data:`EXTRA_HEADERS`."""
     if not to:
         raise MailError("a message needs at least one recipient")
     if len(to) > config.max_recipients:
@@ -71,6 +86,15 @@ def compose(
         message["Subject"] = subject
     except ValueError as exc:  # header injection (a line break in a value) and the like
         raise MailError(f"bad header: {exc}") from None
+    for name, value in (headers or {}).items():
+        if name.lower() not in EXTRA_HEADERS or name.lower() in message:
+            allowed = ", ".join(sorted(EXTRA_HEADERS))
+            raise MailError(f"header {name!r} cannot be set; allowed: {allowed}")
+        if not value.isascii() or not value.isprintable() or len(name) + len(value) > 900:
+            raise MailError(f"header {name} must be one line of printable ASCII, under 900")
+        # Raw, never re-encoded: a long URL without spaces cannot be folded, and the default
+        # fold would turn it into an RFC 2047 encoded-word no mail client reads as a URL.
+        message.set_raw(name, value)
     message["Date"] = formatdate(usegmt=True)
     # Not email.utils.make_msgid: its randomness is the ``random`` module's, which test tools
     # (hypothesis) and applications may seed, and two messages in one centisecond then shared

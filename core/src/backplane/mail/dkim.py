@@ -23,7 +23,19 @@ from backplane.secret_key import sealing_key
 
 KEY_BITS = 2048
 """RFC 8301: at least 1024; 2048 is what receivers expect now and still fits one TXT record."""
-SIGNED_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to")
+SIGNED_HEADERS = (
+    b"from",
+    b"to",
+    b"cc",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"list-id",
+)
+"""Signed when present; RFC 8058 requires the signature to cover both List-Unsubscribe headers."""
 DOMAIN_PATTERN = re.compile(
     r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
 )

@@ -30,7 +30,7 @@ from backplane.settings import MailSettings, Settings
 from backplane.tasks.context import TaskQueue
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 DELIVER_TASK = f"{KERNEL_PLUGIN}.deliver_mail"
 RATE_WINDOW_S = 60
@@ -138,13 +138,23 @@ class TenantMail:
         *,
         html: str | None = None,
         reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> uuid.UUID:
         """Compose a message from the tenant's sender identity (From, Reply-To unless given)
-        and queue it; the message's id (``GET /api/mail/messages/{id}``). Raises
+        and queue it; the message's id (``GET /api/mail/messages/{id}``). ``headers`` adds
+        bulk-mail headers (``List-Unsubscribe``, ``List-Unsubscribe-Post``, ``List-Id``, ...:
+        only those of ``backplane.mail.compose.EXTRA_HEADERS``, which DKIM signs too). Raises
         :class:`backplane.MailError` for a message that cannot be composed as asked."""
         sender, default_reply_to = await sender_of(self._session, self._tenant_id, self._config)
         recipients = [to] if isinstance(to, str) else list(to)
         message = compose(
-            self._config, sender, reply_to or default_reply_to, recipients, subject, text, html
+            self._config,
+            sender,
+            reply_to or default_reply_to,
+            recipients,
+            subject,
+            text,
+            html,
+            headers,
         )
         return await queue_message(self._session, self._tasks, self._tenant_id, message)

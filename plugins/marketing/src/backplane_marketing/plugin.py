@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-from backplane import EventType, Meter, Permission, PluginInfo, hookimpl
+from backplane import EventType, Meter, Permission, PluginInfo, Task, hookimpl
 from backplane_marketing.settings import MarketingSettings
 
 READ = "marketing.read"
@@ -24,17 +24,20 @@ plugin = PluginInfo(
     name="marketing",
     requires_core=">=0.1,<0.2",
     settings=MarketingSettings,
-    description="Contacts, imports and exports, and segments compiled to SQL",
+    description="Contacts, imports, segments compiled to SQL, campaigns and their tracking",
 )
 
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketing.campaigns.routes_campaigns import CampaignsController
+    from backplane_marketing.campaigns.routes_templates import TemplatesController
     from backplane_marketing.routes_contacts import ContactsController
     from backplane_marketing.routes_imports import ExportsController, ImportsController
     from backplane_marketing.routes_meta import AttributesController, ListsController
     from backplane_marketing.routes_segments import SegmentsController
     from backplane_marketing.scoring.routes import ScoringController
+    from backplane_marketing.tracking.routes import TrackingController, WebhookSecretController
 
     register(
         ContactsController,
@@ -44,14 +47,21 @@ def register_routes(register: Any) -> None:
         ExportsController,
         SegmentsController,
         ScoringController,
+        TemplatesController,
+        CampaignsController,
+        WebhookSecretController,
     )
+    register(TrackingController, public=True)
 
 
 @hookimpl
 def register_tasks(register: Any) -> None:
+    from backplane_marketing.campaigns.send import campaign_send, campaign_tick
     from backplane_marketing.import_job import import_chunk
 
     register(import_chunk, queue="marketing", max_retries=10, time_limit_ms=600_000)
+    register(campaign_send, queue="marketing", max_retries=20, time_limit_ms=600_000)
+    register(Task(actor=campaign_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
     from backplane_marketing.scoring.service import rescore
 
     register(rescore, queue="marketing", max_retries=3)
@@ -66,8 +76,11 @@ def register_marketing_trainers(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    from backplane_marketing.campaigns import models as campaign_models
     from backplane_marketing.models import Contact
     from backplane_marketing.scoring import models  # noqa: F401  (its tables in the metadata)
+
+    assert campaign_models.Campaign.metadata is Contact.metadata  # its tables are registered
 
     register(files(__package__) / "migrations", branch="marketing", metadata=Contact.metadata)
 

@@ -1,7 +1,8 @@
 """The plugin's tables under the data-rights hooks (``backplane tenants export``, a person's
 export and erasure). A contact is a data subject found by email: their export holds their
-contact row, tags, subscriptions, timeline, static segment memberships and lead score;
-erasure deletes the contact, and the database cascades to everything that names it."""
+contact row, tags, subscriptions, timeline, static segment memberships, lead score, campaign
+recipients, link clicks and suppression; erasure deletes the contact, and the database cascades
+to everything that names it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from backplane_marketing.campaigns.models import (
+    CAMPAIGN_TABLES,
+    LinkClick,
+    Recipient,
+    Suppression,
+)
 from backplane_marketing.emails import InvalidEmailError, normalise_email
 from backplane_marketing.models import (
     TABLES,
@@ -20,8 +27,18 @@ from backplane_marketing.models import (
 )
 from backplane_marketing.scoring.models import ContactScore, ScoreRule, ScoringSpec
 
-PER_CONTACT = (ContactTag, Subscription, ContactEvent, SegmentMember, ContactScore)
 SCORING_TABLES = (ScoreRule, ContactScore, ScoringSpec)
+PER_CONTACT: tuple[Any, ...] = (
+    ContactTag,
+    Subscription,
+    ContactEvent,
+    SegmentMember,
+    ContactScore,
+    LinkClick,
+    Recipient,
+    Suppression,
+)
+"""Rows naming a contact (clicks before the recipients they belong to)."""
 
 
 def _email_of(subject: Any) -> str | None:
@@ -36,7 +53,7 @@ def _email_of(subject: Any) -> str | None:
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     """Every row of the tenant; for a person, the rows about their contact (by email)."""
     if subject is None:
-        for table in (*TABLES, *SCORING_TABLES):
+        for table in (*TABLES, *SCORING_TABLES, *CAMPAIGN_TABLES):
             await archive.add_table(table)
         return
     email = _email_of(subject)

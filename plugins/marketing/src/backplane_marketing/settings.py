@@ -43,3 +43,33 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Nesting depth of a segment filter."""
     max_segment_nodes: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     """Conditions in one segment filter."""
+    max_template_chars: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = 200_000
+    """Longest subject, HTML or text part of a campaign template."""
+    max_rendered_chars: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 1_000_000
+    """Longest output of one rendered part: a template looping past it is refused."""
+    send_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """Messages one send task run queues (one transaction) before handing on to the next."""
+    recipients_batch: Annotated[int, msgspec.Meta(ge=1, le=50_000)] = 5000
+    """Recipient rows (one per contact of the segment) one send task run makes."""
+    send_rate_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 6000
+    """Campaign messages a tenant queues per minute, over all its campaigns (the kernel's
+    ``mail.max_per_minute`` paces the delivery again)."""
+    bot_click_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 1.0
+    """Clicks and opens this soon after the message was queued are a link scanner's: the
+    redirect works but nothing is counted."""
+    bot_user_agents: tuple[str, ...] = (
+        "bot",
+        "spider",
+        "crawler",
+        "scanner",
+        "barracuda",
+        "mimecast",
+        "proofpoint",
+        "safelinks",
+        "urldefense",
+        "python-requests",
+        "curl/",
+    )
+    """Substrings (case-insensitive) of User-Agents whose clicks are not counted."""
+    max_report_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * MIB)] = 1 * MIB
+    """Largest bounce or complaint message ``bounces/dsn`` takes."""

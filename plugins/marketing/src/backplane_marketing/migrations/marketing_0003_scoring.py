@@ -15,7 +15,7 @@ from alembic import op
 from backplane import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
 
 revision: str = "marketing_0003"
-down_revision: str | Sequence[str] | None = "marketing_0001"
+down_revision: str | Sequence[str] | None = "marketing_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
