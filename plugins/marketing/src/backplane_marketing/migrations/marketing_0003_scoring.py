@@ -1,7 +1,7 @@
 """marketing: lead scoring rules and contact scores
 
 Revision ID: marketing_0003
-Revises: marketing_0001
+Revises: marketing_0002
 Create Date: 2026-12-05
 """
 
