@@ -242,6 +242,8 @@ async def erase_certificates(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_education.certificates import erase
 
     return await erase(kernel, subject)
+
+
 # --- recommendations (recommendations/): trainers and their routes; no tables of their own
 
 
