@@ -107,6 +107,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/imports"): "A's imports",
     ("GET", "/api/marketing/segments"): "A's segments",
     ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
+    ("GET", "/api/marketplace/publisher"): "A's own publisher profile (null until A applies)",
+    ("POST", "/api/marketplace/publisher"): "A applies to publish for itself",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -175,6 +177,9 @@ class TenantB:
     segment_ids: list[str] = field(default_factory=list)
     import_ids: list[str] = field(default_factory=list)
     attribute_keys: list[str] = field(default_factory=list)
+    publisher_ids: list[str] = field(default_factory=list)
+    signing_key_ids: list[str] = field(default_factory=list)
+    publisher_names: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -218,6 +223,9 @@ class TenantB:
             *self.segment_ids,
             *self.import_ids,
             *self.attribute_keys,
+            *self.publisher_ids,
+            *self.signing_key_ids,
+            *self.publisher_names,
         ]
         return [v.lower() for v in values]
 
@@ -252,6 +260,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("xapi_credentials", "/api/education/xapi/credentials"),
         ("contacts", "/api/marketing/contacts"),
         ("marketing lists", "/api/marketing/lists"),
+        ("marketplace publisher", "/api/marketplace/publisher"),
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
@@ -415,6 +424,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     )
     assert lrs_key.status_code == 201, lrs_key.text
     marketing = _marketing_of_b(client, as_b)
+    marketplace = _marketplace_of_b(client, as_b)
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -454,6 +464,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         **quiz,
         xapi_keys=[lrs_key.json()["key"]],
         **marketing,
+        **marketplace,
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -564,6 +575,49 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
         "import_ids": [started.json()["id"]],
         "attribute_keys": [key],
         "file_ids_extra": [csv_file.json()["id"]],
+    }
+
+
+def _marketplace_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
+    """B's publisher, approved (written directly: no platform operator takes part in the walk)
+    with an Ed25519 signing key registered through the API."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import update
+
+    from backplane_marketplace.models import Publisher
+    from backplane_marketplace.signing import key_proof_message
+
+    name = f"Globex Models {uuid.uuid4().hex[:8]}"
+    applied = client.post("/api/marketplace/publisher", json={"display_name": name}, headers=as_b)
+    assert applied.status_code == 201, applied.text
+    publisher_id = applied.json()["id"]
+    runtime = rails(client.app).tasks
+
+    async def approve() -> None:
+        async with runtime.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Publisher)
+                .where(Publisher.id == uuid.UUID(publisher_id))
+                .values(state="approved")
+            )
+
+    runtime.run(approve())
+    private = Ed25519PrivateKey.generate()
+    public = base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    proof = private.sign(key_proof_message(uuid.UUID(publisher_id), public.decode()))
+    key = client.post(
+        "/api/marketplace/publisher/keys",
+        json={"public_key": public.decode(), "proof": base64.b64encode(proof).decode()},
+        headers=as_b,
+    )
+    assert key.status_code == 201, key.text
+    return {
+        "publisher_ids": [publisher_id],
+        "signing_key_ids": [key.json()["id"]],
+        "publisher_names": [name],
     }
 
 
@@ -745,6 +799,10 @@ class RequestBuilder:
             return list(b.segment_ids)
         if key == "import_id":
             return list(b.import_ids)
+        if key == "publisher_id":
+            return list(b.publisher_ids)
+        if key == "signing_key_id":
+            return list(b.signing_key_ids)
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -1,0 +1,72 @@
+"""The marketplace's tables.
+
+Publishers and their keys are catalog data of the whole deployment, not a tenant's private
+rows: platform operators review every tenant's application, and every consumer tenant will
+verify artifacts against a publisher's public keys. So they are global tables (no
+``tenant_id`` column, no row-level security) that name their owner in
+``publisher_tenant_id``; every route that changes them checks that the caller's tenant is that
+owner (or that the caller is a platform operator), and none exposes another tenant's private
+detail (who applied is a user id shown to the publisher's own tenant and operators only).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Uuid, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backplane import Base
+
+PUBLISHER_STATES = ("pending", "approved", "rejected")
+
+
+class Publisher(Base):
+    """A tenant that applied to publish models; one per tenant."""
+
+    __tablename__ = "marketplace_publishers"
+    __table_args__ = (CheckConstraint(f"state IN {PUBLISHER_STATES!r}", name="state"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    publisher_tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("backplane_tenants.id", ondelete="CASCADE"), unique=True
+    )
+    display_name: Mapped[str] = mapped_column(String(200))
+    website: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(String(4000), default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    applied_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="SET NULL")
+    )
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class SigningKey(Base):
+    """A publisher's Ed25519 public key (raw 32 bytes, base64). ``retired_at``: replaced by a
+    rotation, so no longer accepted for new signatures, while what it signed still verifies;
+    ``revoked_at``: nothing it signed verifies any more."""
+
+    __tablename__ = "marketplace_signing_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    publisher_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_publishers.id", ondelete="CASCADE"), index=True
+    )
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the raw public key, hex: how signatures name their key."""
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+TABLES = (Publisher, SigningKey)
