@@ -61,3 +61,59 @@ def apply(client: TestClient[Litestar], headers: dict[str, str], name: str) -> d
     body: dict[str, Any] = made.json()
     assert body["state"] == "pending"
     return body
+
+
+def iris_artifact() -> bytes:
+    """The kernel's example iris classifier (built by scripts/build_example_models.py)."""
+    from importlib.resources import files
+
+    return (files("backplane.models") / "iris_classifier.onnx").read_bytes()
+
+
+def iris_examples(rows: int = 2) -> list[dict[str, Any]]:
+    """Example requests with the outputs the model gives (recorded when it was built)."""
+    from importlib.resources import files
+
+    import numpy as np
+
+    with np.load(str(files("backplane.models") / "expected.npz")) as expected:
+        inputs = expected["iris_classifier__input"][:rows]
+        labels = expected["iris_classifier__label"][:rows]
+        probabilities = expected["iris_classifier__probabilities"][:rows]
+    return [
+        {
+            "inputs": {"float_input": [inputs[i].tolist()]},
+            "outputs": {"label": [int(labels[i])], "probabilities": [probabilities[i].tolist()]},
+            "tolerance": 1e-4,
+        }
+        for i in range(rows)
+    ]
+
+
+def version_body(
+    key: Ed25519PrivateKey, artifact: bytes, version: str = "1.0.0", **extra: Any
+) -> dict[str, Any]:
+    import hashlib
+
+    from backplane_marketplace.signing import artifact_message
+
+    signature = key.sign(artifact_message(hashlib.sha256(artifact).hexdigest()))
+    return {
+        "version": version,
+        "artifact": b64(artifact),
+        "signature": b64(signature),
+        "examples": iris_examples(),
+        **extra,
+    }
+
+
+LISTING = {
+    "slug": "iris-species",
+    "title": "Iris species",
+    "task": "classification",
+    "license": "Apache-2.0",
+    "description": "Logistic regression on the iris measurements",
+    "intended_use": "teaching",
+    "limitations": "three species only",
+    "tags": ["tabular", "demo"],
+}

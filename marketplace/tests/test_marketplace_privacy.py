@@ -67,6 +67,7 @@ def test_a_person_is_exported_and_forgotten(
     assert erased.json()["plugins"]["marketplace"] == {
         "marketplace_publishers": 1,
         "marketplace_signing_keys": 1,
+        "marketplace_versions": 0,
     }
     # The publisher and its key stay the tenant's, as the remaining owner sees.
     second.slug = backplane_tenant.slug

@@ -109,6 +109,10 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/exports/contacts.csv"): "A's contacts as CSV",
     ("GET", "/api/marketplace/publisher"): "A's own publisher profile (null until A applies)",
     ("POST", "/api/marketplace/publisher"): "A applies to publish for itself",
+    (
+        "GET",
+        "/api/marketplace/listings/mine",
+    ): "A's own listings (none: A is no approved publisher)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -180,6 +184,8 @@ class TenantB:
     publisher_ids: list[str] = field(default_factory=list)
     signing_key_ids: list[str] = field(default_factory=list)
     publisher_names: list[str] = field(default_factory=list)
+    listing_ids: list[str] = field(default_factory=list)
+    version_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -226,6 +232,8 @@ class TenantB:
             *self.publisher_ids,
             *self.signing_key_ids,
             *self.publisher_names,
+            *self.listing_ids,
+            *self.version_ids,
         ]
         return [v.lower() for v in values]
 
@@ -261,6 +269,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("contacts", "/api/marketing/contacts"),
         ("marketing lists", "/api/marketing/lists"),
         ("marketplace publisher", "/api/marketplace/publisher"),
+        ("marketplace listings", "/api/marketplace/listings/mine"),
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
@@ -614,10 +623,48 @@ def _marketplace_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dic
         headers=as_b,
     )
     assert key.status_code == 201, key.text
+    listing = client.post(
+        "/api/marketplace/listings",
+        json={"slug": f"globex-{uuid.uuid4().hex[:8]}", "title": name, "task": "t", "license": "x"},
+        headers=as_b,
+    )
+    assert listing.status_code == 201, listing.text
+    version = client.post(
+        f"/api/marketplace/listings/{listing.json()['id']}/versions",
+        json=_iris_version_of(private),
+        headers=as_b,
+    )
+    assert version.status_code == 201, version.text
     return {
         "publisher_ids": [publisher_id],
         "signing_key_ids": [key.json()["id"]],
         "publisher_names": [name],
+        "listing_ids": [listing.json()["id"]],
+        "version_ids": [version.json()["id"]],
+    }
+
+
+def _iris_version_of(private: Any) -> dict[str, Any]:
+    """A version body: the kernel's example iris model, signed by ``private``, with one example
+    and the outputs recorded when the model was built."""
+    import base64
+    import hashlib
+    from importlib.resources import files
+
+    import numpy as np
+
+    from backplane_marketplace.signing import artifact_message
+
+    artifact = (files("backplane.models") / "iris_classifier.onnx").read_bytes()
+    with np.load(str(files("backplane.models") / "expected.npz")) as expected:
+        row = expected["iris_classifier__input"][0].tolist()
+        label = int(expected["iris_classifier__label"][0])
+    signature = private.sign(artifact_message(hashlib.sha256(artifact).hexdigest()))
+    return {
+        "version": "1",
+        "artifact": base64.b64encode(artifact).decode(),
+        "signature": base64.b64encode(signature).decode(),
+        "examples": [{"inputs": {"float_input": [row]}, "outputs": {"label": [label]}}],
     }
 
 
@@ -803,6 +850,12 @@ class RequestBuilder:
             return list(b.publisher_ids)
         if key == "signing_key_id":
             return list(b.signing_key_ids)
+        if key == "listing_id":
+            return list(b.listing_ids)
+        if key == "version_id":
+            return list(b.version_ids)
+        if in_path and key == "decision":  # a review decision on B's version (A is no operator)
+            return ["approve", "reject", "request-changes"]
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -13,8 +13,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Uuid, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backplane import Base
@@ -69,4 +81,71 @@ class SigningKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-TABLES = (Publisher, SigningKey)
+VERSION_STATES = ("in_review", "changes_requested", "approved", "rejected")
+
+
+class Listing(Base):
+    """A publisher's model in the catalog: its model card; versions hold the artifacts."""
+
+    __tablename__ = "marketplace_listings"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    publisher_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_publishers.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(8000), default="")
+    intended_use: Mapped[str] = mapped_column(String(4000), default="")
+    limitations: Mapped[str] = mapped_column(String(4000), default="")
+    license: Mapped[str] = mapped_column(String(200))
+    downloadable: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the license lets consumers download the artifact (no route does yet)."""
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ListingVersion(Base):
+    """An immutable version: a signed, validated artifact whose examples ran as declared, with
+    the measured latency; then the operators' review (``state``)."""
+
+    __tablename__ = "marketplace_versions"
+    __table_args__ = (
+        UniqueConstraint("listing_id", "version"),
+        CheckConstraint(f"state IN {VERSION_STATES!r}", name="state"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    listing_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_listings.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(50))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(100))
+    signing_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_signing_keys.id", ondelete="RESTRICT")
+    )
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    examples: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    claimed_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The automatic checks' report: examples run, p50/p99 latency in ms, runs measured."""
+    changelog: Mapped[str] = mapped_column(String(4000), default="")
+    state: Mapped[str] = mapped_column(String(20), default="in_review")
+    review_reason: Mapped[str] = mapped_column(String(2000), default="")
+    submitted_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="SET NULL")
+    )
+    submitted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+TABLES = (Publisher, SigningKey, Listing, ListingVersion)

@@ -26,10 +26,11 @@ plugin = PluginInfo(
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
     from backplane_marketplace.routes_review import ReviewController
 
-    register(PublisherController, ReviewController)
+    register(PublisherController, ListingsController, ReviewController)
 
 
 @hookimpl

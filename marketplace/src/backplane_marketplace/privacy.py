@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from backplane_marketplace.models import Publisher, SigningKey
+from backplane_marketplace.models import Listing, ListingVersion, Publisher, SigningKey
 
 
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
@@ -19,6 +19,9 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     if subject is None:
         await archive.add_table(Publisher, mine)
         await archive.add_table(SigningKey, SigningKey.publisher_id.in_(ids))
+        listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
+        await archive.add_table(Listing, Listing.publisher_id.in_(ids))
+        await archive.add_table(ListingVersion, ListingVersion.listing_id.in_(listings))
         return
     if subject.user_id is None:
         return
@@ -28,6 +31,12 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     )
     await archive.add_table(
         SigningKey, SigningKey.publisher_id.in_(ids), SigningKey.created_by == who
+    )
+    listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
+    await archive.add_table(
+        ListingVersion,
+        ListingVersion.listing_id.in_(listings),
+        or_(ListingVersion.submitted_by == who, ListingVersion.decided_by == who),
     )
 
 
@@ -49,4 +58,17 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
         .where(SigningKey.publisher_id.in_(ids), SigningKey.created_by == who)
         .values(created_by=None)
     )
-    return {"marketplace_publishers": changed, "marketplace_signing_keys": keys.rowcount}
+    listings = select(Listing.id).where(Listing.publisher_id.in_(ids)).scalar_subquery()
+    versions = 0
+    for column in (ListingVersion.submitted_by, ListingVersion.decided_by):
+        result = await db.execute(
+            update(ListingVersion)
+            .where(ListingVersion.listing_id.in_(listings), column == who)
+            .values({column.key: None})
+        )
+        versions += result.rowcount
+    return {
+        "marketplace_publishers": changed,
+        "marketplace_signing_keys": keys.rowcount,
+        "marketplace_versions": versions,
+    }

@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from backplane import Kernel, Principal, requires
 from backplane_marketplace.errors import ERROR_HANDLERS, TAGS
-from backplane_marketplace.models import Publisher
+from backplane_marketplace.listings import DECISIONS, decide_version, versions_out
+from backplane_marketplace.models import ListingVersion, Publisher
 from backplane_marketplace.plugin import REVIEW
 from backplane_marketplace.publishers import decide, publisher_out
-from backplane_marketplace.schemas import DecisionIn, PublisherOut
+from backplane_marketplace.schemas import DecisionIn, PublisherOut, VersionOut
 
 Req = Request[Principal, Any, Any]
 
@@ -75,3 +76,40 @@ class ReviewController(Controller):
             details={"tenant": str(publisher.publisher_tenant_id), "reason": reason[:200]},
         )
         return await publisher_out(kernel.db, publisher)
+
+    @get("/versions")
+    async def versions(
+        self,
+        kernel: NamedDependency[Kernel],
+        status: FromQuery[
+            Literal["in_review", "changes_requested", "approved", "rejected"]
+        ] = "in_review",
+    ) -> list[VersionOut]:
+        """Submitted versions in ``status`` with their automatic checks' report, oldest first."""
+        rows = await kernel.db.scalars(
+            select(ListingVersion)
+            .where(ListingVersion.state == status)
+            .order_by(ListingVersion.submitted_at, ListingVersion.id)
+            .limit(500)
+        )
+        return await versions_out(kernel.db, list(rows))
+
+    @post("/versions/{version_id:uuid}/{decision:str}", status_code=200)
+    async def decide_version(
+        self,
+        request: Req,
+        version_id: FromPath[uuid.UUID],
+        decision: FromPath[Literal["approve", "reject", "request-changes"]],
+        data: JSONBody[DecisionIn],
+        kernel: NamedDependency[Kernel],
+    ) -> VersionOut:
+        """Approve, reject or request changes (the last two with a reason the publisher sees)."""
+        row = await decide_version(
+            kernel.db, version_id, decision, data.reason, request.user.user_id
+        )
+        await kernel.audit.record(
+            f"marketplace.version_{DECISIONS[decision]}",
+            target=("version", row.id),
+            details={"version": row.version, "reason": data.reason[:200]},
+        )
+        return (await versions_out(kernel.db, [row]))[0]

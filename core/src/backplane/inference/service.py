@@ -16,6 +16,7 @@ import numpy as np
 from litestar import Request, Response
 
 from backplane._contract import ModelRef
+from backplane.inference.artifacts import ArtifactReport, ArtifactRun, check_artifact, try_artifact
 from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_items
 from backplane.inference.v2 import V2Error, numpy_dtype
 
@@ -71,6 +72,20 @@ class TenantModels:
         await self._kernel.usage.record_many(usage_items(name, feed))
         timeout = self._kernel.settings.server.inference_timeout_s
         return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
+
+    async def check_artifact(self, data: bytes) -> ArtifactReport:
+        """Validate ONNX ``data`` by the upload rules and store it by its SHA-256, without
+        registering a model: :class:`backplane.ModelRejected` naming the broken rule (its
+        ``status_code`` is 413 or 422). For plugins that review models before anyone calls
+        them; see :mod:`backplane.inference.artifacts`."""
+        return await check_artifact(self._catalog, data)
+
+    async def try_artifact(self, sha256: str, inputs: Mapping[str, Any]) -> ArtifactRun:
+        """Run the stored artifact ``sha256`` once on ``inputs``, outside metering, statistics
+        and batching: its outputs and the run's wall time (``ValueError`` for inputs that do not
+        fit its signature, :class:`backplane.ArtifactMissingError` for an unknown digest). The
+        caller decides who may run what: any stored artifact can be named."""
+        return await try_artifact(self._catalog, sha256, inputs)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id
