@@ -23,6 +23,8 @@ from marketplace_helpers import (
 from backplane.testing import audit_trail, invoke_cli, seed_tenant
 
 LISTINGS = "/api/marketplace/listings"
+CATALOG = "/api/marketplace/catalog"
+INSTALLS = "/api/marketplace/installs"
 
 
 @pytest.fixture
@@ -194,3 +196,90 @@ def test_listings_need_an_approved_publisher_and_a_free_slug(
         headers=other.headers,
     )
     assert theirs.status_code == 404
+
+
+def test_a_consumer_finds_installs_calls_and_uninstalls(
+    backplane_app: Any, backplane_client: Any, publishing: dict[str, Any]
+) -> None:
+    client = backplane_client
+    versions = f"{LISTINGS}/{publishing['listing']['id']}/versions"
+    submitted = client.post(versions, json=version_body(publishing["key"], iris_artifact()))
+    assert submitted.status_code == 201, submitted.text
+    consumer = seed_tenant(backplane_app, "consumer")
+    as_consumer = consumer.headers
+    # Not in the catalog until an operator approves the version.
+    assert client.get(CATALOG, headers=as_consumer).json() == []
+    listing_id = publishing["listing"]["id"]
+    early = client.post(
+        INSTALLS, json={"listing_id": listing_id, "name": "species"}, headers=as_consumer
+    )
+    assert early.status_code == 404
+    approve = f"{REVIEW}/versions/{submitted.json()['id']}/approve"
+    assert client.post(approve, json={}, headers=publishing["ops_session"]).status_code == 200
+
+    found = client.get(CATALOG, params={"q": "IRIS", "tag": "demo"}, headers=as_consumer).json()
+    assert [(f["slug"], [v["version"] for v in f["versions"]]) for f in found] == [
+        ("iris-species", ["1.0.0"])
+    ]
+    assert client.get(CATALOG, params={"tag": "nlp"}, headers=as_consumer).json() == []
+    assert client.get(CATALOG, params={"task": "regression"}, headers=as_consumer).json() == []
+
+    made = client.post(
+        INSTALLS, json={"listing_id": listing_id, "name": "species"}, headers=as_consumer
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["version"] == "1.0.0"
+    again = client.post(
+        INSTALLS, json={"listing_id": listing_id, "name": "other"}, headers=as_consumer
+    )
+    assert again.status_code == 409
+    assert client.get(CATALOG, headers=as_consumer).json()[0]["installs"] == 1
+
+    rows = iris_examples(1)[0]
+    body = {
+        "inputs": [
+            {
+                "name": "float_input",
+                "datatype": "FP32",
+                "shape": [1, 4],
+                "data": rows["inputs"]["float_input"][0],
+            }
+        ]
+    }
+    called = client.post("/v2/models/species/infer", json=body, headers=as_consumer)
+    assert called.status_code == 200, called.text
+    label = next(o for o in called.json()["outputs"] if o["name"] == "label")
+    assert label["data"] == rows["outputs"]["label"]
+    # The publisher tenant has no model of that name: the install is the consumer's only.
+    assert client.post("/v2/models/species/infer", json=body).status_code == 404
+    listed = client.get("/api/models", headers=as_consumer).json()
+    assert any(m["name"] == "species" and m["source"] == "marketplace" for m in listed)
+
+    # Another tenant neither sees nor removes the consumer's install.
+    assert client.get(INSTALLS).json() == []
+    assert client.delete(f"{INSTALLS}/{made.json()['id']}").status_code == 404
+    removed = client.delete(f"{INSTALLS}/{made.json()['id']}", headers=as_consumer)
+    assert removed.status_code == 204, removed.text
+    gone = client.post("/v2/models/species/infer", json=body, headers=as_consumer)
+    assert gone.status_code == 404
+    assert client.get(INSTALLS, headers=as_consumer).json() == []
+    assert client.get(CATALOG, headers=as_consumer).json()[0]["installs"] == 0
+
+
+def test_a_revoked_keys_version_is_not_installed(
+    backplane_app: Any, backplane_client: Any, publishing: dict[str, Any]
+) -> None:
+    client = backplane_client
+    versions = f"{LISTINGS}/{publishing['listing']['id']}/versions"
+    submitted = client.post(versions, json=version_body(publishing["key"], iris_artifact()))
+    approve = f"{REVIEW}/versions/{submitted.json()['id']}/approve"
+    assert client.post(approve, json={}, headers=publishing["ops_session"]).status_code == 200
+    assert client.post(f"{PUBLISHER}/keys/{publishing['key_id']}/revoke").status_code == 201
+    consumer = seed_tenant(backplane_app, "consumer")
+    refused = client.post(
+        INSTALLS,
+        json={"listing_id": publishing["listing"]["id"], "name": "species"},
+        headers=consumer.headers,
+    )
+    assert refused.status_code == 409
+    assert "revoked" in refused.json()["detail"]

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from backplane.identity.members import Member
     from backplane.inference.artifacts import ArtifactReport, ArtifactRun
     from backplane.inference.limits import ModelRejected
+    from backplane.inference.registry import RegistryError
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.mail.compose import MailError
@@ -108,6 +109,7 @@ _LAZY: dict[str, str] = {
     "ArtifactReport": "backplane.inference.artifacts",
     "ArtifactRun": "backplane.inference.artifacts",
     "ModelRejected": "backplane.inference.limits",
+    "RegistryError": "backplane.inference.registry",
 }
 
 __all__ = [
@@ -149,6 +151,7 @@ __all__ = [
     "PluginInfo",
     "Principal",
     "QuotaExceeded",
+    "RegistryError",
     "Settings",
     "StaticFiles",
     "StorageBackend",

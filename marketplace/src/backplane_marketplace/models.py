@@ -22,6 +22,8 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
     String,
     UniqueConstraint,
     Uuid,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backplane import Base
+from backplane import Base, TenantScoped
 
 PUBLISHER_STATES = ("pending", "approved", "rejected")
 
@@ -103,6 +105,8 @@ class Listing(Base):
     downloadable: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether the license lets consumers download the artifact (no route does yet)."""
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    installs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many tenants have it installed now (a count: who installed is theirs to know)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -148,4 +152,29 @@ class ListingVersion(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-TABLES = (Publisher, SigningKey, Listing, ListingVersion)
+class Install(TenantScoped, Base):
+    """A consumer tenant's install of a listing, pinned to a version and callable under
+    ``model_name`` (a model of the tenant's registry, source ``marketplace``)."""
+
+    __tablename__ = "marketplace_installs"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "listing_id", name="uq_marketplace_installs_listing"),
+        UniqueConstraint("tenant_id", "model_name", name="uq_marketplace_installs_model_name"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    listing_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_listings.id", ondelete="CASCADE")
+    )
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_versions.id", ondelete="CASCADE")
+    )
+    model_name: Mapped[str] = mapped_column(String(100))
+    installed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    installed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+TABLES = (Publisher, SigningKey, Listing, ListingVersion, Install)

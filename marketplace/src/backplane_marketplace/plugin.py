@@ -13,6 +13,8 @@ PUBLISH = "marketplace.publish"
 """Apply to publish for the tenant and manage its signing keys."""
 READ = "marketplace.read"
 """See the tenant's own publisher profile and keys."""
+INSTALL = "marketplace.install"
+"""Install and uninstall listings for the tenant."""
 REVIEW = "platform.marketplace.review"
 """Platform operators only: decide publishers' applications (and, later, submissions)."""
 
@@ -26,11 +28,18 @@ plugin = PluginInfo(
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
     from backplane_marketplace.routes_review import ReviewController
 
-    register(PublisherController, ListingsController, ReviewController)
+    register(
+        PublisherController,
+        ListingsController,
+        ReviewController,
+        CatalogController,
+        InstallsController,
+    )
 
 
 @hookimpl
@@ -45,6 +54,7 @@ def register_permissions(register: Any) -> None:
     register(
         Permission(code=READ, roles=("owner", "admin", "member", "viewer")),
         Permission(code=PUBLISH, roles=("owner", "admin")),
+        Permission(code=INSTALL, roles=("owner", "admin")),
         Permission(
             code=REVIEW,
             roles=(),

@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from backplane_marketplace.models import Listing, ListingVersion, Publisher, SigningKey
+from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
 
 
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     mine = Publisher.publisher_tenant_id == kernel.tenant_id
     ids = select(Publisher.id).where(mine)
     if subject is None:
+        await archive.add_table(Install)
         await archive.add_table(Publisher, mine)
         await archive.add_table(SigningKey, SigningKey.publisher_id.in_(ids))
         listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
@@ -26,6 +27,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     if subject.user_id is None:
         return
     who = subject.user_id
+    await archive.add_table(Install, Install.installed_by == who)
     await archive.add_table(
         Publisher, mine, or_(Publisher.applied_by == who, Publisher.decided_by == who)
     )
@@ -67,7 +69,11 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
             .values({column.key: None})
         )
         versions += result.rowcount
+    installs = await db.execute(
+        update(Install).where(Install.installed_by == who).values(installed_by=None)
+    )
     return {
+        "marketplace_installs": installs.rowcount,
         "marketplace_publishers": changed,
         "marketplace_signing_keys": keys.rowcount,
         "marketplace_versions": versions,

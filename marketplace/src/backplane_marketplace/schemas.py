@@ -121,5 +121,27 @@ class ListingOut(msgspec.Struct, kw_only=True):
     limitations: str
     downloadable: bool
     tags: list[str]
+    installs: int
+    """Tenants that have it installed now."""
     created_at: datetime
     versions: list[VersionOut]
+
+
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+
+
+class InstallIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    listing_id: uuid.UUID
+    name: ModelName
+    """What the tenant calls it: ``POST /v2/models/{name}/infer``."""
+    version: Version | None = None
+    """A version of the listing (approved); the latest approved one when left out."""
+
+
+class InstallOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    listing_id: uuid.UUID
+    listing_slug: str
+    version: str
+    model_name: str
+    installed_at: datetime

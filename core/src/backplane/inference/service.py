@@ -17,6 +17,7 @@ from litestar import Request, Response
 
 from backplane._contract import ModelRef
 from backplane.inference.artifacts import ArtifactReport, ArtifactRun, check_artifact, try_artifact
+from backplane.inference.exposure import expose_artifact, withdraw
 from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_items
 from backplane.inference.v2 import V2Error, numpy_dtype
 
@@ -86,6 +87,37 @@ class TenantModels:
         fit its signature, :class:`backplane.ArtifactMissingError` for an unknown digest). The
         caller decides who may run what: any stored artifact can be named."""
         return await try_artifact(self._catalog, sha256, inputs)
+
+    async def expose_artifact(
+        self,
+        name: str,
+        report: ArtifactReport,
+        *,
+        source: str,
+        version: str | None = None,
+        description: str = "",
+    ) -> str:
+        """Make the stored, checked artifact ``report`` the tenant's model ``name`` (version
+        ``version``, else the next number), callable through V2 and :meth:`infer` like an
+        upload and never downloadable; ``source`` (``marketplace``, say) is shown in the
+        tenant's model list. The registered version; :class:`backplane.RegistryError` (with
+        ``status_code``) for a bad or taken name, :class:`backplane.ArtifactMissingError`
+        for an artifact not stored intact. Audited as ``model.uploaded`` with the source."""
+        return await expose_artifact(
+            self._kernel.db,
+            self._catalog,
+            tenant_id=self._tenant(),
+            name=name,
+            report=report,
+            source=source,
+            version=version,
+            description=description,
+        )
+
+    async def withdraw(self, name: str) -> int:
+        """Remove every version of the tenant's model ``name`` (what :meth:`expose_artifact`
+        added, say); the number removed, :class:`backplane.RegistryError` 404 if none."""
+        return await withdraw(self._kernel.db, self._catalog, self._tenant(), name)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id
