@@ -117,3 +117,11 @@ LISTING = {
     "limitations": "three species only",
     "tags": ["tabular", "demo"],
 }
+
+
+def environ_for(request: Any, tmp_path: Path) -> dict[str, str]:
+    """For a fixture parametrised ``["sqlite", "postgres"]``."""
+    environ = base_environ(tmp_path)
+    if request.param == "postgres":
+        environ |= request.getfixturevalue("backplane_postgres_database")
+    return environ

@@ -4,6 +4,7 @@ review; tampering, revoked keys and disagreeing examples are refused with the re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from marketplace_helpers import (
     REVIEW,
     apply,
     bearer,
+    environ_for,
     iris_artifact,
     iris_examples,
     key_body,
@@ -25,6 +27,13 @@ from backplane.testing import audit_trail, invoke_cli, seed_tenant
 LISTINGS = "/api/marketplace/listings"
 CATALOG = "/api/marketplace/catalog"
 INSTALLS = "/api/marketplace/installs"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Every test here on SQLite and on PostgreSQL (row-level security on installs, the app's
+    role limited as in production)."""
+    return environ_for(request, tmp_path)
 
 
 @pytest.fixture
