@@ -59,7 +59,11 @@ def report_of(row: ListingVersion) -> ArtifactReport:
 
 async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) -> InstallOut:
     db = kernel.db
-    listing = await db.get(Listing, data.listing_id)
+    # Installs of one listing take turns (its row locked to the end of the transaction; its
+    # install count changes anyway): a second install by the same tenant then sees the first.
+    listing = await db.scalar(
+        select(Listing).where(Listing.id == data.listing_id).with_for_update()
+    )
     if listing is None:
         raise MarketplaceError(f"no listing {data.listing_id}", 404)
     if await db.scalar(select(Install.id).where(Install.listing_id == listing.id)):
@@ -78,9 +82,11 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
     made = Install(
         listing_id=listing.id, version_id=row.id, model_name=data.name, installed_by=user_id
     )
-    db.add(made)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
+        # and a unique violation there would end the whole transaction, not the savepoint.
         async with db.begin_nested():
+            db.add(made)
             await db.flush()
     except IntegrityError:
         raise MarketplaceError(f"listing {listing.slug!r} is installed already", 409) from None

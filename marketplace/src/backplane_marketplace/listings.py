@@ -31,9 +31,11 @@ async def create_listing(db: AsyncSession, publisher: Publisher, data: ListingIn
     approved_only(publisher)
     listing = Listing(publisher_id=publisher.id, **msgspec.structs.asdict(data))
     listing.created_at = datetime.now(UTC)
-    db.add(listing)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
+        # and a unique violation there would end the whole transaction, not the savepoint.
         async with db.begin_nested():
+            db.add(listing)
             await db.flush()
     except IntegrityError:
         raise MarketplaceError(f"the listing slug {data.slug!r} is taken", 409) from None
@@ -96,9 +98,11 @@ async def submit_version(
         submitted_by=user_id,
         submitted_at=datetime.now(UTC),
     )
-    db.add(row)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
+        # and a unique violation there would end the whole transaction, not the savepoint.
         async with db.begin_nested():
+            db.add(row)
             await db.flush()
     except IntegrityError:  # the same version submitted twice at once
         raise MarketplaceError(

@@ -50,7 +50,6 @@ class PublisherController(Controller):
             publisher = await publisher_of(db, tenant_id)
         except MarketplaceError:
             publisher = Publisher(publisher_tenant_id=tenant_id)
-            db.add(publisher)
         else:
             if publisher.state == "approved":
                 raise MarketplaceError("this tenant is an approved publisher already", 409)
@@ -63,7 +62,8 @@ class PublisherController(Controller):
         publisher.decided_at = publisher.decided_by = None
         publisher.decision_reason = ""
         try:
-            async with db.begin_nested():
+            async with db.begin_nested():  # added inside: begin_nested() flushes first
+                db.add(publisher)
                 await db.flush()
         except IntegrityError:  # a concurrent application of the same tenant won
             raise MarketplaceError("this tenant's application is pending", 409) from None
