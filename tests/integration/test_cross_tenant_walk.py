@@ -115,6 +115,15 @@ OWN_SCOPE: dict[Op, str] = {
     ("POST", "/api/marketing/templates"): "a campaign template for A",
     ("GET", "/api/marketing/campaigns"): "A's campaigns",
     ("POST", "/api/marketing/webhook-secret"): "a new bounce-webhook secret for A",
+    ("GET", "/api/marketplace/publisher"): "A's own publisher profile (null until A applies)",
+    ("POST", "/api/marketplace/publisher"): "A applies to publish for itself",
+    ("GET", "/api/marketplace/catalog"): "the deployment's catalog of approved listings (B's is "
+    "in review: not in it)",
+    ("GET", "/api/marketplace/installs"): "A's own installs",
+    (
+        "GET",
+        "/api/marketplace/listings/mine",
+    ): "A's own listings (none: A is no approved publisher)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -132,6 +141,10 @@ RANDOM_PATH_PARAMS: set[str] = {
     "/api/marketing/t/{tenant_id}/c/{token}/{link} {token}",
     "/api/marketing/t/{tenant_id}/c/{token}/{link} {link}",
     "/api/marketing/t/{tenant_id}/u/{token} {token}",
+    # B's marketplace version stays in review during the walk (an approved one would be in the
+    # catalog for A to install too), so B has no install; isolation of installs is proven in
+    # marketplace/tests/test_marketplace_versions.py.
+    "/api/marketplace/installs/{install_id} {install_id}",
 }
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""
@@ -195,6 +208,11 @@ class TenantB:
     score_rule_ids: list[str] = field(default_factory=list)
     marketing_template_ids: list[str] = field(default_factory=list)
     campaign_ids: list[str] = field(default_factory=list)
+    publisher_ids: list[str] = field(default_factory=list)
+    signing_key_ids: list[str] = field(default_factory=list)
+    publisher_names: list[str] = field(default_factory=list)
+    listing_ids: list[str] = field(default_factory=list)
+    version_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -242,6 +260,11 @@ class TenantB:
             *self.score_rule_ids,
             *self.marketing_template_ids,
             *self.campaign_ids,
+            *self.publisher_ids,
+            *self.signing_key_ids,
+            *self.publisher_names,
+            *self.listing_ids,
+            *self.version_ids,
         ]
         return [v.lower() for v in values]
 
@@ -276,6 +299,9 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("xapi_credentials", "/api/education/xapi/credentials"),
         ("contacts", "/api/marketing/contacts"),
         ("marketing lists", "/api/marketing/lists"),
+        ("marketplace publisher", "/api/marketplace/publisher"),
+        ("marketplace listings", "/api/marketplace/listings/mine"),
+        ("marketplace installs", "/api/marketplace/installs"),
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
@@ -443,6 +469,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
     )
     assert lrs_key.status_code == 201, lrs_key.text
     marketing = _marketing_of_b(client, as_b)
+    marketplace = _marketplace_of_b(client, as_b)
     b = TenantB(
         seeded=tenant_b,
         member_ids=[str(tenant_b.user_id), member.json()["user_id"]],
@@ -483,6 +510,7 @@ def tenant_b_data(client: TestClient[Litestar], tenant_b: Seeded) -> TenantB:
         **certificates,
         xapi_keys=[lrs_key.json()["key"]],
         **marketing,
+        **marketplace,
     )
     b.snapshot = _b_state(client, as_b)
     return b
@@ -658,6 +686,87 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
         "import_ids": [started.json()["id"]],
         "attribute_keys": [key],
         "file_ids_extra": [csv_file.json()["id"]],
+    }
+
+
+def _marketplace_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[str, list[str]]:
+    """B's publisher, approved (written directly: no platform operator takes part in the walk)
+    with an Ed25519 signing key registered through the API."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import update
+
+    from backplane_marketplace.models import Publisher
+    from backplane_marketplace.signing import key_proof_message
+
+    name = f"Globex Models {uuid.uuid4().hex[:8]}"
+    applied = client.post("/api/marketplace/publisher", json={"display_name": name}, headers=as_b)
+    assert applied.status_code == 201, applied.text
+    publisher_id = applied.json()["id"]
+    runtime = rails(client.app).tasks
+
+    async def approve() -> None:
+        async with runtime.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Publisher)
+                .where(Publisher.id == uuid.UUID(publisher_id))
+                .values(state="approved")
+            )
+
+    runtime.run(approve())
+    private = Ed25519PrivateKey.generate()
+    public = base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    proof = private.sign(key_proof_message(uuid.UUID(publisher_id), public.decode()))
+    key = client.post(
+        "/api/marketplace/publisher/keys",
+        json={"public_key": public.decode(), "proof": base64.b64encode(proof).decode()},
+        headers=as_b,
+    )
+    assert key.status_code == 201, key.text
+    listing = client.post(
+        "/api/marketplace/listings",
+        json={"slug": f"globex-{uuid.uuid4().hex[:8]}", "title": name, "task": "t", "license": "x"},
+        headers=as_b,
+    )
+    assert listing.status_code == 201, listing.text
+    version = client.post(
+        f"/api/marketplace/listings/{listing.json()['id']}/versions",
+        json=_iris_version_of(private),
+        headers=as_b,
+    )
+    assert version.status_code == 201, version.text
+    return {
+        "publisher_ids": [publisher_id],
+        "signing_key_ids": [key.json()["id"]],
+        "publisher_names": [name],
+        "listing_ids": [listing.json()["id"]],
+        "version_ids": [version.json()["id"]],
+    }
+
+
+def _iris_version_of(private: Any) -> dict[str, Any]:
+    """A version body: the kernel's example iris model, signed by ``private``, with one example
+    and the outputs recorded when the model was built."""
+    import base64
+    import hashlib
+    from importlib.resources import files
+
+    import numpy as np
+
+    from backplane_marketplace.signing import artifact_message
+
+    artifact = (files("backplane.models") / "iris_classifier.onnx").read_bytes()
+    with np.load(str(files("backplane.models") / "expected.npz")) as expected:
+        row = expected["iris_classifier__input"][0].tolist()
+        label = int(expected["iris_classifier__label"][0])
+    signature = private.sign(artifact_message(hashlib.sha256(artifact).hexdigest()))
+    return {
+        "version": "1",
+        "artifact": base64.b64encode(artifact).decode(),
+        "signature": base64.b64encode(signature).decode(),
+        "examples": [{"inputs": {"float_input": [row]}, "outputs": {"label": [label]}}],
     }
 
 
@@ -845,6 +954,16 @@ class RequestBuilder:
             return list(b.import_ids)
         if key == "rule_id":
             return list(b.score_rule_ids)
+        if key == "publisher_id":
+            return list(b.publisher_ids)
+        if key == "signing_key_id":
+            return list(b.signing_key_ids)
+        if key == "listing_id":
+            return list(b.listing_ids)
+        if key == "version_id":
+            return list(b.version_ids)
+        if in_path and key == "decision":  # a review decision on B's version (A is no operator)
+            return ["approve", "reject", "request-changes"]
         if in_path and key == "number":  # a template version (B's template has version 1)
             return ["1"]
         if in_path and key == "name":  # model names (the only `name` path parameter)

@@ -42,7 +42,7 @@ HOST = "127.0.0.1"
 # Folders whose sub-directories with a pyproject.toml are distributions (or that are one).
 DISTRIBUTION_FOLDERS = ("plugins", "marketplace", "contrib")
 SAMPLE_PLUGINS = ("tests/sample_plugins/kitchen_sink",)
-EXPECTED_LOADED = ("core", "documents", "education", "marketing", "kitchen_sink")
+EXPECTED_LOADED = ("core", "documents", "education", "marketing", "kitchen_sink", "marketplace")
 READY_TIMEOUT_S = 30.0
 BUILD_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 900

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from backplane.files.storage import FileStore, ObjectInfo, ObjectMissingError
     from backplane.identity.auth import Principal, requires
     from backplane.identity.members import Member
+    from backplane.inference.artifacts import ArtifactReport, ArtifactRun
+    from backplane.inference.limits import ModelRejected
+    from backplane.inference.registry import RegistryError
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
     from backplane.mail.compose import MailError
@@ -104,10 +107,16 @@ _LAZY: dict[str, str] = {
     "MailError": "backplane.mail.compose",
     "MailDeliveryError": "backplane.mail.transports",
     "MailEnvelope": "backplane.mail.transports",
+    "ArtifactReport": "backplane.inference.artifacts",
+    "ArtifactRun": "backplane.inference.artifacts",
+    "ModelRejected": "backplane.inference.limits",
+    "RegistryError": "backplane.inference.registry",
 }
 
 __all__ = [
     "ArtifactMissingError",
+    "ArtifactReport",
+    "ArtifactRun",
     "ArtifactStore",
     "AuditActionError",
     "AuditEntry",
@@ -135,6 +144,7 @@ __all__ = [
     "Meter",
     "Migrations",
     "ModelRef",
+    "ModelRejected",
     "NoSessionError",
     "ObjectInfo",
     "ObjectMissingError",
@@ -142,6 +152,7 @@ __all__ = [
     "PluginInfo",
     "Principal",
     "QuotaExceeded",
+    "RegistryError",
     "Service",
     "Settings",
     "StaticFiles",

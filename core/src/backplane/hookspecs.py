@@ -67,7 +67,8 @@ def register_meters(register: Any, settings: Any, plugin_settings: Any) -> Any:
 
 @hookspec
 def register_permissions(register: Any, settings: Any, plugin_settings: Any) -> Any:
-    """Register permission codes and the roles holding them: ``register(*permissions)``."""
+    """Register permission codes and the roles holding them: ``register(*permissions)``
+    (``platform.*`` codes with ``roles=()``: platform operators hold those)."""
 
 
 @hookspec

@@ -117,7 +117,7 @@ class Rails:
         from backplane.events import Events, collect_event_types
         from backplane.identity.backends import auth_backends
         from backplane.identity.holder import IdentityHolder
-        from backplane.identity.permissions import role_permissions
+        from backplane.identity.permissions import platform_permissions, role_permissions
         from backplane.inference.runtime import ModelCatalog
         from backplane.live import LiveHub
         from backplane.mail.service import MailRails
@@ -137,7 +137,9 @@ class Rails:
             tasks=TaskRuntime(plugins, broker=broker),
             meters=meters,
             models=ModelCatalog(plugins, database.sessions, events=events),
-            identity=IdentityHolder(settings, database, role_permissions(plugins)),
+            identity=IdentityHolder(
+                settings, database, role_permissions(plugins), platform_permissions(plugins)
+            ),
             usage_writer=UsageWriter(
                 database.sessions,
                 meters,

@@ -32,6 +32,7 @@ _KERNEL_COMMANDS = {
     "models": "backplane.cli.models:models",
     "audit": "backplane.cli.audit:audit",
     "mail": "backplane.cli.mail:mail",
+    "operators": "backplane.cli.operators:operators",
 }
 
 

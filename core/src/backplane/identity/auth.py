@@ -42,6 +42,7 @@ from backplane.db.tenancy import bind_tenant
 from backplane.identity.models import (
     ApiKey,
     Membership,
+    PlatformOperator,
     RevokedAccessToken,
     Tenant,
     TenantPlugin,
@@ -107,6 +108,8 @@ class MemberState(msgspec.Struct, frozen=True):
     role: str
     session_epoch: int
     """The user's, not the membership's: tokens issued in an older epoch are refused."""
+    operator: bool = False
+    """The user is a platform operator (``backplane operators grant``)."""
 
 
 class _CachedKey(msgspec.Struct, frozen=True):
@@ -133,12 +136,15 @@ class Authenticator:
         tokens: TokenService,
         database: Database,
         role_permissions: dict[str, frozenset[str]],
+        platform_permissions: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.tokens = tokens
         self.database = database
         self.sessionmaker = database.sessions
         self.role_permissions = role_permissions
+        self.platform_permissions = platform_permissions
+        """What a platform operator holds besides their role's permissions (``platform.*``)."""
         self.secret = secret_key(settings)
         self._keys = RefreshAheadCache(
             self._load_key, REVALIDATE_S, remember=_is_known, name="API keys"
@@ -182,11 +188,16 @@ class Authenticator:
         epoch = claims.extra.get(SESSION_EPOCH_CLAIM, 0)
         if type(epoch) is not int or epoch < member.session_epoch:
             raise NotAuthorizedException("the session ended (the password was changed)")
+        permissions = self.role_permissions[member.role]
+        if member.operator:
+            # Only a user's own session carries operator powers: API keys and plugin backends
+            # act for a tenant, never for the deployment.
+            permissions = permissions | self.platform_permissions
         return Principal(
             user_id=user_id,
             tenant_id=tenant_id,
             role=member.role,
-            permissions=self.role_permissions[member.role],
+            permissions=permissions,
             via="token",
             token_id=claims.jti,
             token_expires_at=claims.exp,
@@ -200,14 +211,16 @@ class Authenticator:
         user_id, tenant_id = member
         async with self.sessionmaker() as session:
             bind_tenant(session, tenant_id)
-            # backplane_users is global (no row-level security): one join, one round trip.
+            # backplane_users and backplane_platform_operators are global (no row-level
+            # security): one query, one round trip.
             rows = await session.execute(
-                select(Membership.role, User.session_epoch)
+                select(Membership.role, User.session_epoch, PlatformOperator.user_id)
                 .join(User, User.id == Membership.user_id)
+                .outerjoin(PlatformOperator, PlatformOperator.user_id == User.id)
                 .where(Membership.user_id == user_id)
             )
             row = rows.first()
-        return None if row is None else MemberState(*row)
+        return None if row is None else MemberState(row[0], row[1], row[2] is not None)
 
     def forget_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
         self._members.forget((user_id, tenant_id))

@@ -19,11 +19,16 @@ log = logging.getLogger(__name__)
 
 class IdentityHolder:
     def __init__(
-        self, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
+        self,
+        settings: Settings,
+        database: Database,
+        role_permissions: dict[str, frozenset[str]],
+        platform_permissions: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.database = database
         self.role_permissions = role_permissions
+        self.platform_permissions = platform_permissions
         self.identity: Identity | None = None
         self._lock = asyncio.Lock()
 
@@ -40,7 +45,10 @@ class IdentityHolder:
             if self.identity is None:
                 try:
                     self.identity = await Identity.start(
-                        self.settings, self.database, self.role_permissions
+                        self.settings,
+                        self.database,
+                        self.role_permissions,
+                        self.platform_permissions,
                     )
                 except DatabaseRoleError as exc:
                     log.error("identity services cannot start: %s", exc)

@@ -155,3 +155,19 @@ class RevokedAccessToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PlatformOperator(Base):
+    """A user who runs the deployment, not a tenant: they hold every ``platform.*`` permission
+    code (declared through ``register_permissions``) whichever tenant they act in. Granted and
+    revoked only by the ``backplane operators`` command, never over HTTP: the database is the
+    trust root, as for every other deployment-level setting."""
+
+    __tablename__ = "backplane_platform_operators"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("backplane_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    granted_by: Mapped[str] = mapped_column(String(200))
+    """The login name of whoever ran the grant command (from the audit actor)."""
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

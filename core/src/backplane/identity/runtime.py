@@ -26,6 +26,7 @@ class Identity:
         database: Database,
         tokens: TokenService,
         role_permissions: dict[str, frozenset[str]],
+        platform_permissions: frozenset[str] = frozenset(),
     ) -> None:
         auth = settings.auth
         self.settings = settings
@@ -40,13 +41,19 @@ class Identity:
 
         self.account_throttle = throttle(auth.login_max_attempts)
         self.address_throttle = throttle(auth.login_max_attempts * IP_ATTEMPTS_FACTOR)
-        self.authenticator = Authenticator(settings, tokens, database, role_permissions)
+        self.authenticator = Authenticator(
+            settings, tokens, database, role_permissions, platform_permissions
+        )
         self.authenticator.reload_keyring = lambda: self.refresh_keyring(force=True)
         self._keyring_read = time.monotonic()
 
     @classmethod
     async def start(
-        cls, settings: Settings, database: Database, role_permissions: dict[str, frozenset[str]]
+        cls,
+        settings: Settings,
+        database: Database,
+        role_permissions: dict[str, frozenset[str]],
+        platform_permissions: frozenset[str] = frozenset(),
     ) -> Identity:
         await database.check_roles()
         keyring = await load_or_create_keyring(database.sessions, secret_key(settings))
@@ -58,7 +65,7 @@ class Identity:
             access_ttl_s=auth.access_ttl_s,
             leeway_s=auth.leeway_s,
         )
-        identity = cls(settings, database, tokens, role_permissions)
+        identity = cls(settings, database, tokens, role_permissions, platform_permissions)
         await identity.hasher.warm_up()  # else the first unknown login takes visibly longer
         return identity
 

@@ -16,6 +16,8 @@ import numpy as np
 from litestar import Request, Response
 
 from backplane._contract import ModelRef
+from backplane.inference.artifacts import ArtifactReport, ArtifactRun, check_artifact, try_artifact
+from backplane.inference.exposure import expose_artifact, withdraw
 from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_items
 from backplane.inference.v2 import V2Error, numpy_dtype
 
@@ -95,6 +97,51 @@ class TenantModels:
         if run is None or run.card is None:
             return None
         return model_card(str(run.id), run.card, run.finished_at)
+
+    async def check_artifact(self, data: bytes) -> ArtifactReport:
+        """Validate ONNX ``data`` by the upload rules and store it by its SHA-256, without
+        registering a model: :class:`backplane.ModelRejected` naming the broken rule (its
+        ``status_code`` is 413 or 422). For plugins that review models before anyone calls
+        them; see :mod:`backplane.inference.artifacts`."""
+        return await check_artifact(self._catalog, data)
+
+    async def try_artifact(self, sha256: str, inputs: Mapping[str, Any]) -> ArtifactRun:
+        """Run the stored artifact ``sha256`` once on ``inputs``, outside metering, statistics
+        and batching: its outputs and the run's wall time (``ValueError`` for inputs that do not
+        fit its signature, :class:`backplane.ArtifactMissingError` for an unknown digest). The
+        caller decides who may run what: any stored artifact can be named."""
+        return await try_artifact(self._catalog, sha256, inputs)
+
+    async def expose_artifact(
+        self,
+        name: str,
+        report: ArtifactReport,
+        *,
+        source: str,
+        version: str | None = None,
+        description: str = "",
+    ) -> str:
+        """Make the stored, checked artifact ``report`` the tenant's model ``name`` (version
+        ``version``, else the next number), callable through V2 and :meth:`infer` like an
+        upload and never downloadable; ``source`` (``marketplace``, say) is shown in the
+        tenant's model list. The registered version; :class:`backplane.RegistryError` (with
+        ``status_code``) for a bad or taken name, :class:`backplane.ArtifactMissingError`
+        for an artifact not stored intact. Audited as ``model.uploaded`` with the source."""
+        return await expose_artifact(
+            self._kernel.db,
+            self._catalog,
+            tenant_id=self._tenant(),
+            name=name,
+            report=report,
+            source=source,
+            version=version,
+            description=description,
+        )
+
+    async def withdraw(self, name: str) -> int:
+        """Remove every version of the tenant's model ``name`` (what :meth:`expose_artifact`
+        added, say); the number removed, :class:`backplane.RegistryError` 404 if none."""
+        return await withdraw(self._kernel.db, self._catalog, self._tenant(), name)
 
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id

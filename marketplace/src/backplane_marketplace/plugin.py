@@ -1,0 +1,77 @@
+"""The marketplace plugin's hooks: everything the kernel needs to know, nothing heavy imported
+eagerly (routes load when the app is built)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from backplane import Permission, PluginInfo, hookimpl
+from backplane_marketplace.settings import MarketplaceSettings
+
+PUBLISH = "marketplace.publish"
+"""Apply to publish for the tenant and manage its signing keys."""
+READ = "marketplace.read"
+"""See the tenant's own publisher profile and keys."""
+INSTALL = "marketplace.install"
+"""Install and uninstall listings for the tenant."""
+REVIEW = "platform.marketplace.review"
+"""Platform operators only: decide publishers' applications (and, later, submissions)."""
+
+plugin = PluginInfo(
+    name="marketplace",
+    requires_core=">=0.1,<0.2",
+    settings=MarketplaceSettings,
+    description="Model marketplace: publishers reviewed by platform operators, signing keys",
+)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    from backplane_marketplace.routes_installs import CatalogController, InstallsController
+    from backplane_marketplace.routes_listings import ListingsController
+    from backplane_marketplace.routes_publishers import PublisherController
+    from backplane_marketplace.routes_review import ReviewController
+
+    register(
+        PublisherController,
+        ListingsController,
+        ReviewController,
+        CatalogController,
+        InstallsController,
+    )
+
+
+@hookimpl
+def register_migrations(register: Any) -> None:
+    from backplane_marketplace.models import Publisher
+
+    register(files(__package__) / "migrations", branch="marketplace", metadata=Publisher.metadata)
+
+
+@hookimpl
+def register_permissions(register: Any) -> None:
+    register(
+        Permission(code=READ, roles=("owner", "admin", "member", "viewer")),
+        Permission(code=PUBLISH, roles=("owner", "admin")),
+        Permission(code=INSTALL, roles=("owner", "admin")),
+        Permission(
+            code=REVIEW,
+            roles=(),
+            description="Review marketplace publishers (platform operators)",
+        ),
+    )
+
+
+@hookimpl
+async def export_tenant_data(kernel: Any, archive: Any, subject: Any) -> None:
+    from backplane_marketplace.privacy import export
+
+    await export(kernel, archive, subject)
+
+
+@hookimpl
+async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
+    from backplane_marketplace.privacy import erase
+
+    return await erase(kernel, subject)

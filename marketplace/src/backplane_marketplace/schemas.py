@@ -1,0 +1,147 @@
+"""Request and response bodies of the publisher and review routes (msgspec, unknown fields
+refused)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ApplyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    display_name: Text200
+    website: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    public_key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    """Base64 of the raw 32-byte Ed25519 public key."""
+    proof: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    """Base64 signature, by the new key, over the key-proof statement (see the README)."""
+
+
+class DecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class KeyOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    public_key: str
+    fingerprint: str
+    created_at: datetime
+    retired_at: datetime | None
+    revoked_at: datetime | None
+
+
+class PublisherOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    publisher_tenant_id: uuid.UUID
+    display_name: str
+    website: str
+    description: str
+    state: str
+    applied_at: datetime
+    decided_at: datetime | None
+    decision_reason: str
+    keys: list[KeyOut]
+
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,99}$")]
+Version = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")]
+
+
+class ListingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A model card: what the model is for and what it is not."""
+
+    slug: Slug
+    title: Text200
+    task: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    license: Text200
+    description: Annotated[str, msgspec.Meta(max_length=8000)] = ""
+    intended_use: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    limitations: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    downloadable: bool = False
+    tags: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=50)]], msgspec.Meta(max_length=20)
+    ] = []
+
+
+class ExampleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A request (input name -> nested lists) and the outputs it must give (output name ->
+    nested lists; outputs left out are not compared), numbers within ``tolerance``."""
+
+    inputs: dict[str, Any]
+    outputs: Annotated[dict[str, Any], msgspec.Meta(min_length=1)]
+    tolerance: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1e-5
+
+
+class VersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    version: Version
+    artifact: Annotated[str, msgspec.Meta(min_length=1)]
+    """The ONNX file, base64."""
+    signature: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    """Base64 Ed25519 signature over the artifact statement (see the README), by an active key."""
+    examples: Annotated[list[ExampleIn], msgspec.Meta(min_length=1)]
+    claimed_metrics: dict[str, float] = {}
+    changelog: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+class VersionOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    listing_id: uuid.UUID
+    version: str
+    sha256: str
+    size_bytes: int
+    signing_key_fingerprint: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    claimed_metrics: dict[str, float]
+    checks: dict[str, Any]
+    changelog: str
+    state: str
+    review_reason: str
+    submitted_at: datetime
+    decided_at: datetime | None
+
+
+class ListingOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    publisher_id: uuid.UUID
+    slug: str
+    title: str
+    task: str
+    license: str
+    description: str
+    intended_use: str
+    limitations: str
+    downloadable: bool
+    tags: list[str]
+    installs: int
+    """Tenants that have it installed now."""
+    created_at: datetime
+    versions: list[VersionOut]
+
+
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+
+
+class InstallIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    listing_id: uuid.UUID
+    name: ModelName
+    """What the tenant calls it: ``POST /v2/models/{name}/infer``."""
+    version: Version | None = None
+    """A version of the listing (approved); the latest approved one when left out."""
+
+
+class InstallOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    listing_id: uuid.UUID
+    listing_slug: str
+    version: str
+    model_name: str
+    installed_at: datetime

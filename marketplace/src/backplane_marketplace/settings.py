@@ -1,0 +1,20 @@
+"""The plugin's settings: ``[plugins.marketplace]`` in the TOML file or
+``BACKPLANE_PLUGIN__MARKETPLACE__<FIELD>`` variables, validated when the kernel starts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+
+class MarketplaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits of publishers and their keys; a breach is a clear 4xx naming the setting."""
+
+    max_active_keys: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    """Signing keys a publisher may have active at once (rotation keeps the old one active
+    until it is revoked, so that versions signed with it still verify)."""
+    max_examples: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    """Example requests a version may declare (each is run and compared on upload)."""
+    latency_runs: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    """Runs of the examples (round robin) that the measured p50/p99 latency is taken over."""

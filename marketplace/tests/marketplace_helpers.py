@@ -1,0 +1,127 @@
+"""Helpers shared by the marketplace plugin's tests: the environment, signing keys, logins."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backplane.testing import CHEAP_PASSWORD_HASHING, TEST_PASSWORD, SeededTenant
+from backplane_marketplace.signing import key_proof_message
+
+BASE = "/api/marketplace"
+PUBLISHER = f"{BASE}/publisher"
+REVIEW = f"{BASE}/review"
+
+
+def base_environ(tmp_path: Path) -> dict[str, str]:
+    return {
+        "BACKPLANE_DATA_DIR": str(tmp_path / "data"),
+        "BACKPLANE_PLUGINS": "marketplace",
+        "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.05",
+        **CHEAP_PASSWORD_HASHING,
+    }
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def public_text(key: Ed25519PrivateKey) -> str:
+    return b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def key_body(key: Ed25519PrivateKey, publisher_id: str) -> dict[str, str]:
+    """A registration body for ``key`` with a valid proof of possession."""
+    text = public_text(key)
+    proof = key.sign(key_proof_message(uuid.UUID(publisher_id), text))
+    return {"public_key": text, "proof": b64(proof)}
+
+
+def bearer(client: TestClient[Litestar], tenant: SeededTenant) -> dict[str, str]:
+    """Headers with an access token of ``tenant``'s owner (a user's session, not an API key)."""
+    login = client.post(
+        "/api/auth/login",
+        json={"email": tenant.email, "password": TEST_PASSWORD, "tenant": tenant.slug},
+        headers={"Authorization": ""},
+    )
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def apply(client: TestClient[Litestar], headers: dict[str, str], name: str) -> dict[str, Any]:
+    made = client.post(PUBLISHER, json={"display_name": name}, headers=headers)
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    assert body["state"] == "pending"
+    return body
+
+
+def iris_artifact() -> bytes:
+    """The kernel's example iris classifier (built by scripts/build_example_models.py)."""
+    from importlib.resources import files
+
+    return (files("backplane.models") / "iris_classifier.onnx").read_bytes()
+
+
+def iris_examples(rows: int = 2) -> list[dict[str, Any]]:
+    """Example requests with the outputs the model gives (recorded when it was built)."""
+    from importlib.resources import files
+
+    import numpy as np
+
+    with np.load(str(files("backplane.models") / "expected.npz")) as expected:
+        inputs = expected["iris_classifier__input"][:rows]
+        labels = expected["iris_classifier__label"][:rows]
+        probabilities = expected["iris_classifier__probabilities"][:rows]
+    return [
+        {
+            "inputs": {"float_input": [inputs[i].tolist()]},
+            "outputs": {"label": [int(labels[i])], "probabilities": [probabilities[i].tolist()]},
+            "tolerance": 1e-4,
+        }
+        for i in range(rows)
+    ]
+
+
+def version_body(
+    key: Ed25519PrivateKey, artifact: bytes, version: str = "1.0.0", **extra: Any
+) -> dict[str, Any]:
+    import hashlib
+
+    from backplane_marketplace.signing import artifact_message
+
+    signature = key.sign(artifact_message(hashlib.sha256(artifact).hexdigest()))
+    return {
+        "version": version,
+        "artifact": b64(artifact),
+        "signature": b64(signature),
+        "examples": iris_examples(),
+        **extra,
+    }
+
+
+LISTING = {
+    "slug": "iris-species",
+    "title": "Iris species",
+    "task": "classification",
+    "license": "Apache-2.0",
+    "description": "Logistic regression on the iris measurements",
+    "intended_use": "teaching",
+    "limitations": "three species only",
+    "tags": ["tabular", "demo"],
+}
+
+
+def environ_for(request: Any, tmp_path: Path) -> dict[str, str]:
+    """For a fixture parametrised ``["sqlite", "postgres"]``."""
+    environ = base_environ(tmp_path)
+    if request.param == "postgres":
+        environ |= request.getfixturevalue("backplane_postgres_database")
+    return environ
