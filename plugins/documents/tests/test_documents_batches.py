@@ -68,3 +68,36 @@ def test_a_worker_is_retired_once_its_memory_grew_past_the_threshold() -> None:
     finally:
         kept.close()
         grown.close()
+
+
+def test_what_was_rendered_ahead_is_taken_once_in_its_own_loop_and_bounded() -> None:
+    import asyncio
+    import uuid
+
+    from backplane_documents import jobs_ahead
+
+    job, version = uuid.uuid4(), uuid.uuid4()
+
+    async def made(value: int) -> int:
+        return value
+
+    async def first_loop() -> None:
+        jobs_ahead.start((job, 1, version), made(1))
+        jobs_ahead.start((job, 1, version), made(99))  # already under way: not started twice
+        task = jobs_ahead.take((job, 1, version))
+        assert task is not None
+        assert await task == 1
+        assert jobs_ahead.take((job, 1, version)) is None  # taken once
+        for chunk in range(2, 3 + jobs_ahead.MAX_AHEAD):
+            jobs_ahead.start((job, chunk, version), made(chunk))
+        assert jobs_ahead.take((job, 2, version)) is None  # the oldest were dropped
+        jobs_ahead.forget(job)
+        assert jobs_ahead.take((job, 2 + jobs_ahead.MAX_AHEAD, version)) is None
+        jobs_ahead.start((job, 7, version), made(7))
+
+    asyncio.run(first_loop())
+
+    async def second_loop() -> None:  # another loop (a test, a fork) never gets another's
+        assert jobs_ahead.take((job, 7, version)) is None
+
+    asyncio.run(second_loop())
