@@ -12,10 +12,12 @@ untouched: a worker killed loses the rendered documents with the rest, and the r
 task renders again. Rows whose fields a model computes are never rendered ahead (the model
 call is metered and belongs to the chunk's own transaction).
 
-Only where nothing else can run that next chunk at the same time: the CLI (its chunks run one
-after another in its one process) and SQLite. On PostgreSQL chunks of a job run in parallel
-(``documents.jobs.parallel_chunks``), which overlaps one chunk's writes with another's renders
-already, and a chunk rendered ahead here could be running in another worker process.
+Only where the next chunk is known to run next, here: the CLI (its chunks run one after
+another in its one process) and SQLite, where a job's chunks are queued one at a time (see
+:func:`chunks_run_one_at_a_time`), so that chunk ``n + 1`` is the one that runs after ``n``.
+On PostgreSQL chunks of a job run in parallel (``documents.jobs.parallel_chunks``), which
+overlaps one chunk's writes with another's renders already, and a chunk rendered ahead here
+could be running in another worker process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
+
+from backplane import Kernel
 
 AheadKey = tuple[uuid.UUID, int, uuid.UUID]
 """The job, the chunk and the template version."""
@@ -66,6 +70,13 @@ def forget(job_id: uuid.UUID) -> None:
     """Drop what was rendered ahead for a job that will not use it (it ended)."""
     for key in [k for k in _ahead if k[0] == job_id]:
         _ahead.pop(key).cancel()
+
+
+def chunks_run_one_at_a_time(kernel: Kernel) -> bool:
+    """On SQLite a task holds the database's write lock from its claim to its commit: chunks
+    queued in parallel would only wait for each other, in no set order. A job there queues its
+    chunks one at a time (``parallel_chunks`` is for PostgreSQL) and renders each ahead."""
+    return bool(kernel.db.get_bind().dialect.name == "sqlite")
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -82,7 +82,11 @@ async def run_chunk(
     else:
         outcomes = ready
     ahead = chunk + 1
-    if ahead < job.chunks_total and not declared.computed and (inline or _serialised(kernel)):
+    if (
+        ahead < job.chunks_total
+        and not declared.computed
+        and (inline or jobs_ahead.chunks_run_one_at_a_time(kernel))
+    ):
         span = chunk_span(job.offsets, job.data_size, ahead)
         work = render_ahead(opened, span, snapshot, declared, limits)
         jobs_ahead.start((job.id, ahead, version.id), work)
@@ -93,12 +97,6 @@ async def run_chunk(
     failed = len(outcomes) - done
     status = await after_chunk_applied(kernel, job.id, done, failed, quota, inline=inline)
     return ChunkResult(done=done, failed=failed, status=status)
-
-
-def _serialised(kernel: Kernel) -> bool:
-    """Whether this job's chunks run one after another: on SQLite a task holds the write lock
-    from its claim to its commit (see :mod:`backplane_documents.jobs_ahead`)."""
-    return bool(kernel.db.get_bind().dialect.name == "sqlite")
 
 
 async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Declared) -> str | None:
