@@ -30,7 +30,7 @@ def test_each_row_of_a_batch_fails_alone_and_in_its_place() -> None:
         {"name": "d"},  # rendered by a fresh worker
         {"name": "e"},
     ]
-    results = render_many(html(SLOW_WHEN_ASKED), rows, RenderLimits(timeout_s=1.0, workers=1))
+    results = render_many(html(SLOW_WHEN_ASKED), rows, RenderLimits(timeout_s=2.0, workers=1))
     assert len(results) == len(rows)
     done = [r.content for r in results if isinstance(r, Rendered)]
     assert done == [b"<p>a</p>", b"<p>d</p>", b"<p>e</p>"]
