@@ -212,7 +212,7 @@ def test_a_warmed_pool_renders_at_once_and_stays_within_its_size() -> None:
         started = time.monotonic()
         from backplane_documents.sandbox import Job
 
-        reply = pool.run(Job("html", b"<p>{{ 1 + 1 }}</p>", "{}", 1000, 1), timeout_s=10)
+        (reply,) = pool.run(Job("html", b"<p>{{ 1 + 1 }}</p>", ["{}"], 1000, 1), timeout_s=10)
         assert (reply.ok, reply.content) == (True, b"<p>2</p>")
         assert time.monotonic() - started < 0.3  # no worker start in the way
         assert len(pool._idle) == 2
@@ -220,7 +220,7 @@ def test_a_warmed_pool_renders_at_once_and_stays_within_its_size() -> None:
         pool.close()
     assert pool._idle == []
     with pytest.raises(RenderError, match="shutting down"):
-        pool.run(Job("html", b"x", "{}", 1000, 1), timeout_s=10)
+        pool.run(Job("html", b"x", ["{}"], 1000, 1), timeout_s=10)
 
 
 def test_a_forked_process_starts_its_own_workers() -> None:

@@ -88,3 +88,38 @@ def test_generate_names_what_is_wrong(
     )
     assert result.exit_code == 1
     assert "no-such-tenant" in result.stderr
+
+
+def test_chunks_after_the_first_are_rendered_ahead_and_come_out_the_same(
+    backplane_client: TestClient[Litestar],
+    backplane_tenant: SeededTenant,
+    backplane_environ: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: Any,
+) -> None:
+    """Each chunk renders the next one's rows while it stores and commits its own; the next
+    chunk takes them (here: the CLI, whose chunks run one after another)."""
+    from backplane_documents import jobs_run
+
+    taken: list[bool] = []
+    real = jobs_run.rendered_ahead
+
+    async def spied(key: Any, outcomes: Any) -> Any:
+        ready = await real(key, outcomes)
+        taken.append(ready is not None)
+        return ready
+
+    monkeypatch.setattr(jobs_run, "rendered_ahead", spied)
+    make_template(backplane_client, name="card")
+    data = tmp_path / "people.csv"
+    data.write_bytes(csv_rows(25, bad_every=7))
+    out = tmp_path / "out"
+    environ = {**backplane_environ, "BACKPLANE_PLUGIN__DOCUMENTS__JOBS__CHUNK_ROWS": "10"}
+    args = ("generate", "card", str(data), "--out", str(out), "--tenant", backplane_tenant.slug)
+    result = documents_cli(environ, *args, "--name-field", "name")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert taken == [False, True, True]  # chunk 0 renders itself; 1 and 2 were rendered ahead
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [line["row"] for line in lines if line["status"] == "failed"] == [7, 14, 21]
+    assert len([line for line in lines if line["status"] == "done"]) == 22
+    assert (out / "Person 24.html").read_bytes() == b"<h1>Person 24</h1><p>24.5 n24</p>"

@@ -23,6 +23,7 @@ import msgspec
 from sqlalchemy import select
 
 from backplane import FileNotFound, Kernel
+from backplane_documents import jobs_ahead
 from backplane_documents.jobs_models import DocumentJob, JobRow
 from backplane_documents.jobs_progress import locked_job, publish
 from backplane_documents.jobs_zip import UniqueNames, ZipEntry, split_documents, zip_stream
@@ -50,6 +51,7 @@ async def assemble(kernel: Kernel, job_id: uuid.UUID) -> DocumentJob | None:
     job = await locked_job(kernel, job_id)
     if job.zip_file_id is not None or job.status in ("queued", "running"):
         return None
+    jobs_ahead.forget(job.id)  # a job that stopped early leaves a chunk rendered for nothing
     # Plain rows, not ORM objects: a job may have 100,000 of them.
     columns = [getattr(JobRow, name) for name in OUTCOME_COLUMNS]
     query = select(*columns).where(JobRow.job_id == job.id).order_by(JobRow.number)

@@ -18,6 +18,7 @@ from typing import IO, Annotated, Any
 import msgspec
 
 from backplane import Kernel
+from backplane_documents.jobs_ahead import chunks_run_one_at_a_time
 from backplane_documents.jobs_input import DataFormat, InputError, ReadOptions, read_rows
 from backplane_documents.jobs_models import DocumentJob
 from backplane_documents.jobs_progress import schedule_next
@@ -130,7 +131,8 @@ async def create_job(
     kernel.db.add(job)
     await kernel.db.flush()
     if source == "api":
-        for _ in range(min(settings.parallel_chunks, job.chunks_total)):
+        parallel = 1 if chunks_run_one_at_a_time(kernel) else settings.parallel_chunks
+        for _ in range(min(parallel, job.chunks_total)):
             await schedule_next(kernel, job, inline=False)
     details: dict[str, Any] = {"template_id": str(template.id), "rows": job.total, "source": source}
     await kernel.audit.record("documents.job_created", target=("job", str(job.id)), details=details)

@@ -10,7 +10,6 @@ its sandboxed worker processes), as many at once as the render pool has workers.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -19,32 +18,27 @@ import msgspec
 from sqlalchemy import func, insert, select
 
 from backplane import FilesQuotaExceeded, FileTooLarge, Kernel, QuotaExceeded, UsageItem
+from backplane_documents import jobs_ahead
 from backplane_documents.computed import fill_computed
 from backplane_documents.generation import VersionSnapshot
-from backplane_documents.jobs_input import DataRow
 from backplane_documents.jobs_models import DocumentJob, JobRow
 from backplane_documents.jobs_progress import after_chunk_applied, count_skipped_chunk
-from backplane_documents.jobs_rows import Declared, declared_fields, document_stem, template_fields
-from backplane_documents.jobs_spool import chunk_span, read_chunk
+from backplane_documents.jobs_render import (
+    Outcome,
+    open_values,
+    read_rows,
+    render_ahead,
+    render_all,
+    rendered_ahead,
+)
+from backplane_documents.jobs_rows import Declared, declared_fields, document_stem
+from backplane_documents.jobs_spool import chunk_span
 from backplane_documents.models import TemplateVersion
 from backplane_documents.plugin import GENERATED_METER, PAGES_METER
 from backplane_documents.quality import report
-from backplane_documents.rendering import Rendered, RenderError, RenderLimits, render
+from backplane_documents.rendering import RenderLimits
 
 RUNNABLE = ("queued", "running")
-
-
-class Outcome(msgspec.Struct, kw_only=True):
-    """One row's result while its chunk runs."""
-
-    row: DataRow
-    values: dict[str, Any] | None = None
-    """The row with its computed fields (None when it could not be used)."""
-    error: str | None = None
-    rendered: Rendered | None = None
-    file_id: uuid.UUID | None = None
-    """The chunk file holding the document, and where in it."""
-    offset: int | None = None
 
 
 class ChunkResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,18 +66,30 @@ async def run_chunk(
     if already:
         return None
     if job.status not in RUNNABLE or job.data_file_id is None:
+        jobs_ahead.forget(job.id)
         await count_skipped_chunk(kernel, job.id, inline=inline)
         return None
     version = await db.scalar(select(TemplateVersion).where(TemplateVersion.id == job.version_id))
     assert version is not None  # the job's foreign key keeps it
     snapshot = VersionSnapshot.of(version)
     declared = declared_fields(snapshot.field_schema)
-    start, end = chunk_span(job.offsets, job.data_size, chunk)
     opened = await kernel.files.open(job.data_file_id)
-    data = b"".join([part async for part in opened.read(start, end)])
-    outcomes = [Outcome(row=row, error=row.error) for row in read_chunk(data)]
+    outcomes = await read_rows(opened, chunk_span(job.offsets, job.data_size, chunk))
     quota = await _fill_computed(kernel, outcomes, declared)
-    await _render_all(outcomes, snapshot, declared, limits)
+    ready = await rendered_ahead((job.id, chunk, version.id), outcomes)
+    if ready is None:
+        await render_all(outcomes, snapshot, declared, limits)
+    else:
+        outcomes = ready
+    ahead = chunk + 1
+    if (
+        ahead < job.chunks_total
+        and not declared.computed
+        and (inline or jobs_ahead.chunks_run_one_at_a_time(kernel))
+    ):
+        span = chunk_span(job.offsets, job.data_size, ahead)
+        work = render_ahead(opened, span, snapshot, declared, limits)
+        jobs_ahead.start((job.id, ahead, version.id), work)
     quota = await _store(kernel, job, chunk, outcomes) or quota
     quota = await _meter(kernel, job, outcomes) or quota
     await _write_outcomes(kernel, job, chunk, outcomes, declared, limits)
@@ -96,9 +102,7 @@ async def run_chunk(
 async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Declared) -> str | None:
     """The rows' computed fields, one model call per field for the chunk; a spent inference
     quota fails the rows still open and stops the job (its message)."""
-    for outcome in outcomes:
-        if outcome.error is None and outcome.row.fields is not None:
-            outcome.values = dict(outcome.row.fields)
+    open_values(outcomes)
     if not declared.computed:
         return None
 
@@ -120,24 +124,6 @@ async def _fill_computed(kernel: Kernel, outcomes: list[Outcome], declared: Decl
         if error is not None:
             outcome.error = f"{outcome.row.describe()}: {error}"
     return None
-
-
-async def _render_all(
-    outcomes: list[Outcome], snapshot: VersionSnapshot, declared: Declared, limits: RenderLimits
-) -> None:
-    slots = asyncio.Semaphore(limits.workers)
-
-    async def one(outcome: Outcome) -> None:
-        if outcome.error is not None or outcome.values is None:
-            return
-        fields = template_fields(outcome.values, declared)
-        async with slots:
-            try:
-                outcome.rendered = await asyncio.to_thread(render, snapshot, fields, limits)
-            except RenderError as exc:
-                outcome.error = f"{outcome.row.describe()}: {exc}"
-
-    await asyncio.gather(*(one(o) for o in outcomes))
 
 
 async def _store(

@@ -24,6 +24,8 @@ class JobSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Rows per chunk: a chunk is one task and one transaction (its outcomes, its usage and
     its stored documents commit together), so a worker killed mid-job redoes one chunk."""
     parallel_chunks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
-    """Chunks of one job queued at once: other tenants' tasks are not starved by a big job."""
+    """Chunks of one job queued at once (PostgreSQL): other tenants' tasks are not starved by a
+    big job. On SQLite one at a time, each rendered ahead while the one before it commits
+    (a task holds SQLite's write lock until it commits: parallel chunks would only wait)."""
     error_rate_min_rows: Annotated[int, msgspec.Meta(ge=1)] = 100
     """A job's ``max_error_rate`` is judged once this many rows (or all) were processed."""

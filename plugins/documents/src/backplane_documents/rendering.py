@@ -20,7 +20,7 @@ from backplane_documents.errors import RenderError
 from backplane_documents.fields import validate_fields
 from backplane_documents.sandbox import Job, pool_for
 
-__all__ = ["RenderError", "RenderLimits", "Rendered", "VersionLike", "render"]
+__all__ = ["RenderError", "RenderLimits", "Rendered", "VersionLike", "render", "render_many"]
 
 
 class VersionLike(Protocol):
@@ -70,23 +70,65 @@ def render(
 
     ``preview``: typst gives the first page as a PNG (no page limit); other engines their
     usual output. :class:`RenderError` on bad fields, a failing template, or a limit hit."""
+    (outcome,) = render_many(version, [fields], limits, preview=preview)
+    if isinstance(outcome, RenderError):
+        raise outcome
+    return outcome
+
+
+def render_many(
+    version: VersionLike,
+    rows: Sequence[Mapping[str, Any]],
+    limits: RenderLimits,
+    *,
+    preview: bool = False,
+) -> list[Rendered | RenderError]:
+    """Render ``version`` once per row, as :func:`render` does, in one job for one worker (a
+    bulk job's batch: one round trip instead of one per document): each row's
+    :class:`Rendered`, or the :class:`RenderError` it failed with, in order (each row is held
+    to the limits on its own). Raises only when no worker could be had for the rows."""
     spec = ENGINES.get(version.engine)
     if spec is None:
-        raise RenderError(f"unknown engine {version.engine!r}; known: {sorted(ENGINES)}")
-    data = validate_fields(version.field_schema, fields)
+        error = RenderError(f"unknown engine {version.engine!r}; known: {sorted(ENGINES)}")
+        return [error for _ in rows]
+    outcomes: list[Rendered | RenderError | None] = []
+    valid: list[str] = []
+    for fields in rows:
+        try:
+            data = validate_fields(version.field_schema, fields)
+        except RenderError as error:
+            outcomes.append(error)
+            continue
+        outcomes.append(None)
+        valid.append(json.dumps(data, ensure_ascii=False))
+    if not valid:
+        return [o for o in outcomes if o is not None]
     job = Job(
         engine=version.engine,
         source=bytes(version.body),
-        data_json=json.dumps(data, ensure_ascii=False),
+        rows=valid,
         max_output_bytes=limits.max_output_bytes,
         max_pages=limits.max_pages,
         preview=preview,
     )
-    reply = pool_for(limits.workers, limits.memory_bytes).run(job, limits.timeout_s)
-    if not reply.ok:
-        raise RenderError(reply.error, kind=reply.kind)
+    replies = iter(pool_for(limits.workers, limits.memory_bytes).run(job, limits.timeout_s))
     media_type = spec.preview_media_type if preview else spec.media_type
     ext = "png" if preview and version.engine == "typst" else spec.filename_ext
-    return Rendered(
-        content=reply.content, media_type=media_type, filename_ext=ext, pages=reply.pages
-    )
+    done: list[Rendered | RenderError] = []
+    for outcome in outcomes:
+        if outcome is not None:
+            done.append(outcome)
+            continue
+        reply = next(replies)
+        if reply.ok:
+            done.append(
+                Rendered(
+                    content=reply.content,
+                    media_type=media_type,
+                    filename_ext=ext,
+                    pages=reply.pages,
+                )
+            )
+        else:
+            done.append(RenderError(reply.error, kind=reply.kind))
+    return done

@@ -2,12 +2,16 @@
 template that loops, or runs away with memory, would otherwise hold a server thread for good.
 
 A :class:`RenderPool` keeps up to ``size`` workers (:mod:`backplane_documents.sandbox_worker`),
-each serving one job at a time over its stdin/stdout (length-prefixed msgpack frames). A worker
-starts with an address-space limit (``RLIMIT_AS``), no core dumps, a throwaway working
-directory and every proxy variable pointing at a closed local port (the typst compiler honours
-them: a package import cannot download). The caller waits at most the render time limit, then
-kills the worker and raises :class:`RenderError`; a new worker replaces it on the next job.
-Workers are recycled after ``max_jobs`` jobs, so caches cannot grow without bound.
+each serving one job (a batch of rows of one template) at a time over its stdin/stdout
+(length-prefixed msgpack frames, a reply per row). A worker starts with an address-space limit
+(``RLIMIT_AS``), no core dumps, a throwaway working directory and every proxy variable pointing
+at a closed local port (the typst compiler honours them: a package import cannot download).
+The caller waits at most the render time limit for each row's reply, then kills the worker:
+that row fails (a limit), and the rows after it go to a fresh worker. Workers are retired once
+their peak memory passes ``recycle_memory_bytes`` (or after ``max_jobs`` rows), so that what a
+large document made a worker hold is given back; typst's own caches stay flat (measured: a
+worker's resident memory stays at about 110 MiB over 5,000 invoices), and a worker's start
+costs about 0.1 s of CPU, which retiring every 500 rows made a noticeable share of bulk jobs.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ KEPT_VARIABLES = frozenset(
 )
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to import the engines (a loaded machine, a cold disk)."""
+RECYCLE_MEMORY_BYTES = 512 * 1024 * 1024
+"""A worker whose peak resident memory passed this is retired after its job (at most half
+the address-space limit, when there is one)."""
+_DECODER = msgspec.msgpack.Decoder(Reply)
 
 
 class _Worker:
@@ -59,6 +67,8 @@ class _Worker:
             close_fds=True,
         )
         self.jobs = 0
+        """Rows rendered."""
+        self.peak_memory_bytes = 0
         self.ready = False
 
     def wait_ready(self) -> None:
@@ -79,16 +89,21 @@ class _Worker:
             ) from None
         self.ready = True
 
-    def run(self, job: Job, timeout_s: float) -> Reply:
+    def run(self, job: Job, timeout_s: float, replies: list[Reply]) -> None:
+        """Send ``job``, append each row's reply to ``replies`` as it comes; raise (with the
+        replies so far kept) when a row takes longer than ``timeout_s`` or the worker dies."""
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         self.wait_ready()
-        self.jobs += 1
         write_frame(self.process.stdin.fileno(), msgspec.msgpack.encode(job))
-        deadline = time.monotonic() + timeout_s
         out = self.process.stdout.fileno()
-        (size,) = HEADER.unpack(read_exactly(out, HEADER.size, deadline))
-        return msgspec.msgpack.decode(read_exactly(out, size, deadline), type=Reply)
+        for _ in job.rows:
+            deadline = time.monotonic() + timeout_s
+            (size,) = HEADER.unpack(read_exactly(out, HEADER.size, deadline))
+            reply = _DECODER.decode(read_exactly(out, size, deadline))
+            self.jobs += 1
+            self.peak_memory_bytes = reply.peak_memory_kib * 1024
+            replies.append(reply)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -110,16 +125,37 @@ def _stopped(returncode: int | None) -> str:
 class RenderPool:
     """Up to ``size`` sandboxed workers shared by every thread of the process."""
 
-    def __init__(self, size: int, memory_bytes: int, max_jobs: int = 500) -> None:
+    def __init__(
+        self,
+        size: int,
+        memory_bytes: int,
+        max_jobs: int = 10_000,
+        recycle_memory_bytes: int | None = None,
+    ) -> None:
         self.size, self.memory_bytes, self.max_jobs = size, memory_bytes, max_jobs
+        if recycle_memory_bytes is None:
+            recycle_memory_bytes = RECYCLE_MEMORY_BYTES
+            if memory_bytes:
+                recycle_memory_bytes = min(recycle_memory_bytes, memory_bytes // 2)
+        self.recycle_memory_bytes = recycle_memory_bytes
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._closed = False
 
-    def run(self, job: Job, timeout_s: float) -> Reply:
-        """Run ``job`` in a worker; RenderError when it takes longer than ``timeout_s`` or the
-        worker dies (killed by its memory limit, or crashed)."""
+    def run(self, job: Job, timeout_s: float) -> list[Reply]:
+        """Render each row of ``job`` in a worker: a reply per row, in order. A row that takes
+        longer than ``timeout_s``, or whose worker dies (its memory limit, a crash), gets a
+        failed reply (kind ``limit``) and the rows after it go to a new worker. RenderError
+        only when no worker can be had (shutting down, or one that does not start)."""
+        replies: list[Reply] = []
+        while len(replies) < len(job.rows):
+            rest = job.rows[len(replies) :]
+            self._run_once(msgspec.structs.replace(job, rows=rest), timeout_s, replies)
+        return replies
+
+    def _run_once(self, job: Job, timeout_s: float, replies: list[Reply]) -> None:
+        """One worker's go at ``job``: its replies appended, up to the first failed row."""
         with self._slots:
             with self._lock:
                 if self._closed:
@@ -128,25 +164,30 @@ class RenderPool:
             if worker is None:
                 worker = _Worker(self.memory_bytes)
             try:
-                reply = worker.run(job, timeout_s)
+                worker.run(job, timeout_s, replies)
             except TimeoutError:
                 worker.kill()
-                raise RenderError(
-                    f"rendering took longer than {timeout_s:g} s (documents.render_timeout_s)",
-                    kind="limit",
-                ) from None
+                message = f"rendering took longer than {timeout_s:g} s (documents.render_timeout_s)"
+                replies.append(Reply(ok=False, error=message, kind="limit"))
+                return
             except (EOFError, OSError):
                 worker.kill()
-                raise RenderError(_stopped(worker.process.returncode), kind="limit") from None
+                replies.append(
+                    Reply(ok=False, error=_stopped(worker.process.returncode), kind="limit")
+                )
+                return
             except BaseException:
                 worker.kill()
                 raise
             with self._lock:
-                if self._closed or worker.jobs >= self.max_jobs or len(self._idle) >= self.size:
+                retire = (
+                    worker.jobs >= self.max_jobs
+                    or worker.peak_memory_bytes > self.recycle_memory_bytes
+                )
+                if self._closed or retire or len(self._idle) >= self.size:
                     worker.kill()
                 else:
                     self._idle.append(worker)
-            return reply
 
     def warm(self) -> None:
         """Start the pool's workers now (each imports the engines, about half a second), so

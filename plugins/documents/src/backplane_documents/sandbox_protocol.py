@@ -1,6 +1,11 @@
 """The sandbox's wire protocol between a server process and its render workers: one
-length-prefixed msgpack frame per job and per reply, over the worker's stdin and stdout (an
-empty frame from a new worker says it is ready)."""
+length-prefixed msgpack frame per job and one per row of the job's reply, over the worker's
+stdin and stdout (an empty frame from a new worker says it is ready).
+
+A job carries a batch of rows for one template: one round trip per batch rather than per
+document (the worker renders the next row while the server reads the last reply), and a reply
+frame per row as soon as it is rendered, so the server can hold every row to its own time
+limit and knows which row a dead worker was on."""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ HEADER = struct.Struct("!I")
 class Job(msgspec.Struct, array_like=True):
     engine: str
     source: bytes
-    data_json: str
+    rows: list[str]
+    """Each row's data as a JSON string; the worker replies once per row, in order."""
     max_output_bytes: int
     max_pages: int
     preview: bool = False
@@ -29,6 +35,8 @@ class Reply(msgspec.Struct, array_like=True):
     pages: int = 0
     error: str = ""
     kind: str = "template"
+    peak_memory_kib: int = 0
+    """The worker's peak resident memory so far (the pool retires a worker that grew)."""
 
 
 def read_exactly(fd: int, size: int, deadline: float | None) -> bytes:

@@ -1,10 +1,12 @@
 """A render worker process (``python -m backplane_documents.sandbox_worker MEMORY_BYTES``):
-it limits itself, loads the engines once, says it is ready, then renders one job at a time
-until its stdin closes. Started and killed by :mod:`backplane_documents.sandbox`."""
+it limits itself, loads the engines once, says it is ready, then renders one job (a batch of
+rows, a reply each) at a time until its stdin closes. Started and killed by
+:mod:`backplane_documents.sandbox`."""
 
 from __future__ import annotations
 
 import os
+import resource
 import sys
 
 import msgspec
@@ -14,7 +16,6 @@ from backplane_documents.sandbox_protocol import HEADER, Job, Reply, read_exactl
 
 
 def _limit_self(memory_bytes: int) -> None:
-    import resource
     import tempfile
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -23,8 +24,8 @@ def _limit_self(memory_bytes: int) -> None:
     os.chdir(tempfile.mkdtemp(prefix="documents-render-"))
 
 
-def execute(job: Job) -> Reply:
-    """Render one job (in the worker): the output, checked against its limits."""
+def execute(job: Job, data_json: str) -> Reply:
+    """Render one row of a job (in the worker): the output, checked against its limits."""
     import json
 
     from backplane_documents.engines.docx import render_docx
@@ -33,15 +34,11 @@ def execute(job: Job) -> Reply:
 
     try:
         if job.engine == "typst":
-            content, pages = render_typst(job.source, job.data_json, preview=job.preview)
+            content, pages = render_typst(job.source, data_json, preview=job.preview)
         elif job.engine == "html":
-            content, pages = render_html(
-                job.source, json.loads(job.data_json), job.max_output_bytes
-            )
+            content, pages = render_html(job.source, json.loads(data_json), job.max_output_bytes)
         elif job.engine == "docx":
-            content, pages = render_docx(
-                job.source, json.loads(job.data_json), job.max_output_bytes
-            )
+            content, pages = render_docx(job.source, json.loads(data_json), job.max_output_bytes)
         else:
             raise RenderError(f"unknown engine {job.engine!r}")
         if len(content) > job.max_output_bytes:
@@ -66,7 +63,7 @@ def execute(job: Job) -> Reply:
 
 
 def serve(memory_bytes: int) -> None:
-    """The worker's loop: one job in, one reply out, until stdin closes."""
+    """The worker's loop: one job in, a reply per row out, until stdin closes."""
     protocol_in, protocol_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -74,6 +71,7 @@ def serve(memory_bytes: int) -> None:
     _limit_self(memory_bytes)
     # The engines, imported (and typst's compiler made) once, before any job.
     import docxtpl  # noqa: F401 - loaded now rather than by the first DOCX job
+    import pypdfium2  # noqa: F401 - page counts of PDFs
 
     from backplane_documents.engines import docx, html, typst_pdf
 
@@ -81,13 +79,17 @@ def serve(memory_bytes: int) -> None:
     typst_pdf._worker_compiler()
     write_frame(protocol_out, b"")  # ready
 
+    encoder = msgspec.msgpack.Encoder()
     while True:
         try:
             (size,) = HEADER.unpack(read_exactly(protocol_in, HEADER.size, None))
             job = msgspec.msgpack.decode(read_exactly(protocol_in, size, None), type=Job)
         except EOFError:
             return
-        write_frame(protocol_out, msgspec.msgpack.encode(execute(job)))
+        for data_json in job.rows:
+            reply = execute(job, data_json)
+            reply.peak_memory_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            write_frame(protocol_out, encoder.encode(reply))
 
 
 if __name__ == "__main__":
