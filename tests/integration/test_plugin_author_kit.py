@@ -143,6 +143,15 @@ def test_openapi_security_on_every_guarded_operation_and_no_public_one(
         # the education plugin's xAPI record store: About is public by the specification
         ("GET", "/xapi/about"),
         ("HEAD", "/xapi/about"),
+        # the marketing plugin's tracking: opaque random tokens are the credential (open pixel,
+        # click redirect, unsubscribe page and RFC 8058 one-click POST); bounce intake checks the
+        # tenant's webhook secret itself
+        ("GET", "/api/marketing/t/{tenant_id}/o/{token}"),
+        ("GET", "/api/marketing/t/{tenant_id}/c/{token}/{link}"),
+        ("GET", "/api/marketing/t/{tenant_id}/u/{token}"),
+        ("POST", "/api/marketing/t/{tenant_id}/u/{token}"),
+        ("POST", "/api/marketing/t/{tenant_id}/bounces"),
+        ("POST", "/api/marketing/t/{tenant_id}/bounces/dsn"),
     }
     for path, operations in paths.items():
         for method, operation in operations.items():

@@ -101,3 +101,32 @@ def test_what_was_rendered_ahead_is_taken_once_in_its_own_loop_and_bounded() -> 
         assert jobs_ahead.take((job, 7, version)) is None
 
     asyncio.run(second_loop())
+
+
+PARENT_PAST_THE_THRESHOLD = """
+from backplane_documents.sandbox import Job, RenderPool
+ballast = bytearray(300 * 1024 * 1024)
+for i in range(0, len(ballast), 4096):
+    ballast[i] = 1
+pool = RenderPool(size=1, memory_bytes=0, recycle_memory_bytes=200 * 1024 * 1024)
+pool.run(Job("html", b"<p>x</p>", ["{}"], 1000, 1), timeout_s=20)
+print(len(pool._idle))
+pool.close()
+"""
+
+
+def test_a_worker_started_by_a_large_process_is_not_taken_for_a_grown_one() -> None:
+    """A worker's peak is its own, not the peak of the server that started it (``ru_maxrss``
+    survives exec: a server past the threshold had every worker retired after one job, which
+    only the full suite's large test processes showed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT_PAST_THE_THRESHOLD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "1", done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -92,9 +93,12 @@ def _scalar(spec: FieldSpec) -> Any:
         pattern = {"email": EMAIL_PATTERN, "url": URL_PATTERN, None: None}[spec.format]
         meta = msgspec.Meta(min_length=spec.min_length, max_length=spec.max_length, pattern=pattern)
         return Annotated[str, meta]
-    if spec.type in ("integer", "number"):
-        base = int if spec.type == "integer" else float
-        return Annotated[base, msgspec.Meta(ge=spec.minimum, le=spec.maximum)]
+    if spec.type == "integer":  # integer bounds for an integer (msgspec refuses float ones)
+        low = None if spec.minimum is None else math.ceil(spec.minimum)
+        high = None if spec.maximum is None else math.floor(spec.maximum)
+        return Annotated[int, msgspec.Meta(ge=low, le=high)]
+    if spec.type == "number":
+        return Annotated[float, msgspec.Meta(ge=spec.minimum, le=spec.maximum)]
     return {"boolean": bool, "date": datetime.date}[spec.type]
 
 

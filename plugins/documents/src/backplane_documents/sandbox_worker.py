@@ -62,6 +62,20 @@ def execute(job: Job, data_json: str) -> Reply:
         return Reply(ok=False, error=f"{type(error).__name__}: {error}")
 
 
+def peak_memory_kib() -> int:
+    """This process's peak resident memory since it started (KiB): ``VmHWM`` on Linux, which a
+    new program starts afresh, unlike ``ru_maxrss``, which keeps the peak of the process that
+    forked the worker (a large server would have every worker retired after its first job)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def serve(memory_bytes: int) -> None:
     """The worker's loop: one job in, a reply per row out, until stdin closes."""
     protocol_in, protocol_out = os.dup(0), os.dup(1)
@@ -88,7 +102,7 @@ def serve(memory_bytes: int) -> None:
             return
         for data_json in job.rows:
             reply = execute(job, data_json)
-            reply.peak_memory_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            reply.peak_memory_kib = peak_memory_kib()
             write_frame(protocol_out, encoder.encode(reply))
 
 
