@@ -5,7 +5,8 @@ A real ``backplane serve`` (the relay) and ``backplane worker`` on RabbitMQ, whi
 the killed worker's unacknowledged chunk tasks to its successor. Each chunk commits its
 outcomes, usage and stored documents with its task's done-mark, so the chunks the killed worker
 was running are done again from scratch, and those it finished are not. The HTML engine keeps
-the 10,000 renders within the time a test may take.
+the 10,000 renders within the time a test may take. On PostgreSQL only (the app connecting as
+its row-level-security-bound role), as every big-N crash test: one run of each kind.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from tests.cli import BACKPLANE, kill_9, process, serving
 from tests.integration.test_tasks_crash import _prepare, _purge, _query
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.postgres]
 
 ROWS = 10_000
 TEMPLATE = "<h1>{{ name }}</h1><p>{{ '%.2f'|format(amount) }}</p>"
 
 
 @pytest.fixture
-def env(data_dir: Path, rabbitmq_url: str) -> dict[str, str]:
+def env(data_dir: Path, rabbitmq_url: str, postgres_app_env: dict[str, str]) -> dict[str, str]:
+    """PostgreSQL only, like every big-N crash test (CI time: one run of each kind)."""
     return {
+        **postgres_app_env,
         "BACKPLANE_DATA_DIR": str(data_dir),
         "BACKPLANE_PLUGINS": "documents",
         "BACKPLANE_BROKER_URL": rabbitmq_url,

@@ -43,7 +43,13 @@ if TYPE_CHECKING:
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.commands import pass_kernel
     from backplane.db.base import Base
-    from backplane.db.rls import disable_tenant_rls, enable_tenant_rls, tenant_foreign_key
+    from backplane.db.rls import (
+        create_tenant_table,
+        disable_tenant_rls,
+        drop_tenant_table,
+        enable_tenant_rls,
+        tenant_foreign_key,
+    )
     from backplane.db.tenancy import TenantScoped
     from backplane.events import Event, UnknownEventTypeError
     from backplane.files.quota import FilesQuotaExceeded
@@ -72,6 +78,8 @@ _LAZY: dict[str, str] = {
     "enable_tenant_rls": "backplane.db.rls",
     "tenant_foreign_key": "backplane.db.rls",
     "disable_tenant_rls": "backplane.db.rls",
+    "create_tenant_table": "backplane.db.rls",
+    "drop_tenant_table": "backplane.db.rls",
     "Settings": "backplane.settings",
     "create_app": "backplane.app",
     "Principal": "backplane.identity.auth",
@@ -171,7 +179,9 @@ __all__ = [
     "UsageResult",
     "__version__",
     "create_app",
+    "create_tenant_table",
     "disable_tenant_rls",
+    "drop_tenant_table",
     "enable_tenant_rls",
     "hookimpl",
     "pass_kernel",

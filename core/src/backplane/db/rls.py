@@ -4,6 +4,8 @@
 ``FORCE ROW LEVEL SECURITY`` with a policy matching ``tenant_id`` against ``app.tenant_id``
 (which :class:`backplane.db.tenancy.TenantSession` sets per transaction). No tenant set means
 no rows. It does nothing on SQLite, where the ORM layer is the enforcement.
+``create_tenant_table(op, "my_table", *columns)`` creates a tenant table with all of it (the
+``id`` primary key, ``tenant_id`` with its foreign key and index, row-level security).
 """
 
 from __future__ import annotations
@@ -43,6 +45,44 @@ def tenant_foreign_key(op: Any, table: str) -> Any:
         name=op.f(f"fk_{table}_tenant_id_backplane_tenants"),
         ondelete="CASCADE",
     )
+
+
+def create_tenant_table(
+    op: Any, name: str, *columns: Any, id_type: Any = None, rls: bool = True, **kw: Any
+) -> Any:
+    """Create a tenant table in a migration, with what every tenant table needs, then
+    ``columns`` (columns and constraints, as for ``op.create_table``; ``kw`` goes to it too):
+
+    - ``id``, the primary key (``sa.Uuid`` unless ``id_type`` says otherwise, e.g.
+      ``sa.Integer()``), constraint ``pk_<name>``;
+    - ``tenant_id`` (``sa.Uuid``, not null) with :func:`tenant_foreign_key` and the index
+      ``ix_<name>_tenant_id`` that :class:`~backplane.db.tenancy.TenantScoped` declares;
+    - row-level security (:func:`enable_tenant_rls`, PostgreSQL only) unless ``rls`` is False.
+
+    Undo it with :func:`drop_tenant_table`. Returns the table ``op.create_table`` returns.
+    """
+    import sqlalchemy as sa
+
+    table = op.create_table(
+        name,
+        sa.Column("id", id_type if id_type is not None else sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        *columns,
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{name}")),
+        tenant_foreign_key(op, name),
+        **kw,
+    )
+    op.create_index(op.f(f"ix_{name}_tenant_id"), name, ["tenant_id"])
+    if rls:
+        enable_tenant_rls(op, name)
+    return table
+
+
+def drop_tenant_table(op: Any, name: str) -> None:
+    """Undo :func:`create_tenant_table` (for ``downgrade``): its policy, index and table."""
+    disable_tenant_rls(op, name)
+    op.drop_index(op.f(f"ix_{name}_tenant_id"), table_name=name)
+    op.drop_table(name)
 
 
 def disable_tenant_rls(op: Any, table: str) -> None:
