@@ -15,6 +15,7 @@ from backplane import ArtifactReport, Kernel, RegistryError
 from backplane_marketplace import signing
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Install, Listing, ListingVersion, SigningKey
+from backplane_marketplace.pricing import pricing_out
 from backplane_marketplace.schemas import InstallIn, InstallOut
 
 
@@ -80,7 +81,13 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
     except RegistryError as exc:
         raise MarketplaceError(str(exc), exc.status_code) from None
     made = Install(
-        listing_id=listing.id, version_id=row.id, model_name=data.name, installed_by=user_id
+        listing_id=listing.id,
+        version_id=row.id,
+        model_name=data.name,
+        installed_by=user_id,
+        price_model=row.price_model,
+        unit_price=row.unit_price,
+        currency=row.currency,
     )
     try:
         # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
@@ -100,6 +107,7 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         listing_slug=listing.slug,
         version=row.version,
         model_name=made.model_name,
+        pricing=pricing_out(made),
         installed_at=made.installed_at,
     )
 
@@ -118,6 +126,7 @@ async def installs_out(kernel: Kernel) -> list[InstallOut]:
             listing_slug=slug,
             version=version,
             model_name=i.model_name,
+            pricing=pricing_out(i),
             installed_at=i.installed_at,
         )
         for i, slug, version in rows.tuples()
