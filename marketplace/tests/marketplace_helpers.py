@@ -125,3 +125,39 @@ def environ_for(request: Any, tmp_path: Path) -> dict[str, str]:
     if request.param == "postgres":
         environ |= request.getfixturevalue("backplane_postgres_database")
     return environ
+
+
+def priced_market(
+    app: Any, client: TestClient[Litestar], environ: dict[str, str]
+) -> dict[str, Any]:
+    """The client's tenant an approved publisher with two approved listings of the iris model:
+    ``per_request`` (7 minor units a request, version 1.0.0) and ``per_row`` (3 a row, version
+    2.0.0); their ids, the key, and an operator's session."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from backplane.testing import invoke_cli, seed_tenant
+
+    applied = apply(client, {}, "Acme Models")
+    ops = seed_tenant(app, "ops", "ops@deployment.example.org")
+    assert invoke_cli("operators", "grant", ops.email, environ=environ).exit_code == 0
+    ops_session = bearer(client, ops)
+    approve = f"{REVIEW}/publishers/{applied['id']}/approve"
+    assert client.post(approve, json={}, headers=ops_session).status_code == 200
+    key = Ed25519PrivateKey.generate()
+    assert client.post(f"{PUBLISHER}/keys", json=key_body(key, applied["id"])).status_code == 201
+    made: dict[str, Any] = {"key": key, "ops_session": ops_session}
+    tariffs = (("per_request", 7, "1.0.0"), ("per_row", 3, "2.0.0"))
+    for model, price, version in tariffs:
+        slug = f"iris-{model.replace('_', '-')}"
+        listing = client.post(f"{BASE}/listings", json=LISTING | {"slug": slug})
+        assert listing.status_code == 201, listing.text
+        pricing = {"model": model, "unit_price": price}
+        body = version_body(key, iris_artifact(), version, pricing=pricing)
+        submitted = client.post(f"{BASE}/listings/{listing.json()['id']}/versions", json=body)
+        assert submitted.status_code == 201, submitted.text
+        decided = client.post(
+            f"{REVIEW}/versions/{submitted.json()['id']}/approve", json={}, headers=ops_session
+        )
+        assert decided.status_code == 200, decided.text
+        made[model] = listing.json()["id"]
+    return made

@@ -76,6 +76,9 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
             data.name,
             report_of(row),
             source="marketplace",
+            # The listing's version names the model's: with the artifact's SHA-256 it names
+            # the tariff on the marketplace meters (see backplane_marketplace.charging).
+            version=row.version,
             description=f"marketplace: {listing.slug} {row.version}",
         )
     except RegistryError as exc:

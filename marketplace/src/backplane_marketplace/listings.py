@@ -79,6 +79,15 @@ async def submit_version(
     artifact = checks.decode_artifact(data.artifact)
     key = await checks.signing_key_for(db, publisher.id, artifact, data.signature)
     report = await checks.validate(kernel, artifact)
+    twin = await db.scalar(
+        select(ListingVersion.id).where(
+            ListingVersion.sha256 == report.sha256, ListingVersion.version == data.version
+        )
+    )
+    if twin is not None:  # (artifact, version) names the tariff its calls are billed at
+        raise MarketplaceError(
+            f"this artifact is published as version {data.version!r} of another listing", 409
+        )
     measured = await checks.run_examples(
         kernel, report.sha256, data.examples, settings.latency_runs
     )

@@ -188,4 +188,15 @@ class Install(TenantScoped, Base):
     )
 
 
-TABLES = (Publisher, SigningKey, Listing, ListingVersion, Install)
+from backplane_marketplace.money_models import Charge, PayoutEntry, Statement  # noqa: E402
+
+TABLES = (
+    Publisher,
+    SigningKey,
+    Listing,
+    ListingVersion,
+    Install,
+    Charge,
+    Statement,
+    PayoutEntry,
+)

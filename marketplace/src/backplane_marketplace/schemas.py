@@ -166,3 +166,32 @@ class InstallOut(msgspec.Struct, kw_only=True):
     pricing: PricingOut
     """The tariff the install accepted (the version's, fixed)."""
     installed_at: datetime
+
+
+class StatementListingOut(msgspec.Struct, kw_only=True):
+    """One listing's aggregate use in the period: never which consumers."""
+
+    listing_id: uuid.UUID
+    slug: str
+    requests: int
+    rows: int
+    consumers: int
+    """How many tenants used it (a count)."""
+    gross: int
+
+
+class StatementOut(msgspec.Struct, kw_only=True):
+    """Amounts in minor units of ``currency``: ``net = gross - platform_share``."""
+
+    id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    gross: int
+    platform_share_percent: int
+    platform_share: int
+    net: int
+    listings: list[StatementListingOut]
+    payout_provider: str
+    payout_reference: str | None
+    created_at: datetime

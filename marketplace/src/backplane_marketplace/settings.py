@@ -23,3 +23,6 @@ class MarketplaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     deployment's currency (``billing.currency``): a higher one is refused with 422."""
     platform_share_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20
     """The platform's share of what consumers pay for a publisher's listings (statements)."""
+    payout_provider: str = "ledger"
+    """Who is handed each closed statement (``register_payout_provider``); ``ledger`` books a
+    payout ledger row of the net owed and pays nothing itself."""
