@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar import Litestar
@@ -161,3 +169,28 @@ def priced_market(
         assert decided.status_code == 200, decided.text
         made[model] = listing.json()["id"]
     return made
+
+
+@contextlib.contextmanager
+def served(environ: dict[str, str], log: Path) -> Iterator[str]:
+    """``backplane serve`` on the test's database, yielded once ready: ``host:port``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [str(Path(sys.executable).parent / "backplane"), "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env={**os.environ, **environ}, stdout=out, stderr=out)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://{address}/health/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise AssertionError(f"backplane serve never got ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
