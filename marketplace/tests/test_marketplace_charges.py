@@ -118,3 +118,34 @@ def test_calls_are_charged_on_the_invoice_and_summed_into_the_statement(
     assert str(second.tenant_id) not in text
     # Consumers publish nothing: no statements; the statement is the publisher's only.
     assert client.get(STATEMENTS, headers=first.headers).json() == []
+
+
+def test_two_closes_of_one_invoice_at_once_bill_the_calls_once(
+    backplane_app: Any, backplane_client: Any, backplane_environ: dict[str, str]
+) -> None:
+    """Only the closer that claims the invoice asks the plugins for their items (and the
+    marketplace writes its charge rows); the other finds the invoice and adds nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = backplane_client
+    market = priced_market(backplane_app, client, backplane_environ)
+    consumer = seed_tenant(backplane_app, "consumer")
+    install(client, consumer.headers, market["per_request"], "species")
+    for _ in range(3):
+        answer = client.post("/v2/models/species/infer", json=v2_body(1), headers=consumer.headers)
+        assert answer.status_code == 200, answer.text
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: close_invoice(backplane_app, consumer), range(2)))
+    assert both[0].id == both[1].id
+    for invoice in both:
+        assert [li.amount for li in invoice.lines if li.kind == "item"] == [21]
+    closed = invoke_cli(
+        "marketplace",
+        "close-period",
+        "--period",
+        f"{both[0].period_start:%Y-%m}",
+        "--include-running",
+        environ=backplane_environ,
+    )
+    assert closed.exit_code == 0, closed.output
+    assert "gross 21, platform share 4, net 17" in closed.output

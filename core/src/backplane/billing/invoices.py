@@ -43,8 +43,9 @@ async def draft_lines(
     context: BillingContext,
     start: datetime,
     end: datetime,
-) -> tuple[str | None, list[InvoiceLine]]:
-    """The lines of ``[start, end)`` and their currency (None: no subscription then)."""
+) -> tuple[str | None, list[InvoiceLine], str]:
+    """The plan lines of ``[start, end)``, their currency (None: no subscription then) and the
+    code of the period's last plan."""
     found = await segments(session, tenant_id, start, end)
     whole = (end - start).total_seconds()
     lines: list[InvoiceLine] = []
@@ -88,11 +89,10 @@ async def draft_lines(
             )
             for kind, code, text, quantity, priced in parts
         ]
-    currency = found[-1][2].currency if found else None
-    if currency is not None and context.notify is not None:
-        last_plan = found[-1][2].code
-        lines += await plugin_lines(session, tenant_id, context, start, end, currency, last_plan)
-    return currency, lines
+    if not found:
+        return None, lines, ""
+    last = found[-1][2]
+    return last.currency, lines, last.code
 
 
 async def plugin_lines(
@@ -150,7 +150,7 @@ async def close_tenant_period(
     existing = await _invoice_for(session, tenant_id, start)
     if existing is not None and existing.status == FINALIZED:
         return existing
-    currency, lines = await draft_lines(session, tenant_id, context, start, end)
+    currency, lines, plan = await draft_lines(session, tenant_id, context, start, end)
     if currency is None:
         return None
     if existing is None:
@@ -173,6 +173,9 @@ async def close_tenant_period(
             return await _invoice_for(session, tenant_id, start)
         existing = await _invoice_for(session, tenant_id, start)
         assert existing is not None
+    if context.notify is not None:
+        # Only the closer that holds the invoice asks the plugins (they may write rows).
+        lines += await plugin_lines(session, tenant_id, context, start, end, currency, plan)
     await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == existing.id))
     for position, line in enumerate(lines, start=1):
         line.invoice_id, line.position = existing.id, position
