@@ -19,7 +19,9 @@ STATEMENTS = "/api/marketplace/statements"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return environ_for(request, tmp_path)
+    """Every answer after its usage is committed (by default a tenant without limits may be
+    answered up to ``metering_flush_ms`` before): these tests close invoices right after."""
+    return environ_for(request, tmp_path) | {"BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0"}
 
 
 def v2_body(rows: int) -> dict[str, Any]:
