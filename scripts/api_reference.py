@@ -26,6 +26,13 @@ RECEIVED_ONLY = {"Kernel", "Principal", "TaskQueue", "UsageRecorder"}
 """Classes plugin code receives from the kernel and never constructs: no constructor shown."""
 
 HOOK_EXAMPLES: dict[str, str] = {
+    "invoice_closing": """
+@hookimpl
+async def invoice_closing(kernel, period_start, period_end, currency):
+    used = await kernel.usage.window("helpdesk.escalations", period_start, period_end)
+    count = sum(group.count for group in used)
+    return [InvoiceItem(description=f"{count} escalations", amount=50 * count, quantity=str(count))]
+""",
     "register_routes": """
 @hookimpl
 def register_routes(register):

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar import Litestar
@@ -125,3 +133,64 @@ def environ_for(request: Any, tmp_path: Path) -> dict[str, str]:
     if request.param == "postgres":
         environ |= request.getfixturevalue("backplane_postgres_database")
     return environ
+
+
+def priced_market(
+    app: Any, client: TestClient[Litestar], environ: dict[str, str]
+) -> dict[str, Any]:
+    """The client's tenant an approved publisher with two approved listings of the iris model:
+    ``per_request`` (7 minor units a request, version 1.0.0) and ``per_row`` (3 a row, version
+    2.0.0); their ids, the key, and an operator's session."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from backplane.testing import invoke_cli, seed_tenant
+
+    applied = apply(client, {}, "Acme Models")
+    ops = seed_tenant(app, "ops", "ops@deployment.example.org")
+    assert invoke_cli("operators", "grant", ops.email, environ=environ).exit_code == 0
+    ops_session = bearer(client, ops)
+    approve = f"{REVIEW}/publishers/{applied['id']}/approve"
+    assert client.post(approve, json={}, headers=ops_session).status_code == 200
+    key = Ed25519PrivateKey.generate()
+    assert client.post(f"{PUBLISHER}/keys", json=key_body(key, applied["id"])).status_code == 201
+    made: dict[str, Any] = {"key": key, "ops_session": ops_session}
+    tariffs = (("per_request", 7, "1.0.0"), ("per_row", 3, "2.0.0"))
+    for model, price, version in tariffs:
+        slug = f"iris-{model.replace('_', '-')}"
+        listing = client.post(f"{BASE}/listings", json=LISTING | {"slug": slug})
+        assert listing.status_code == 201, listing.text
+        pricing = {"model": model, "unit_price": price}
+        body = version_body(key, iris_artifact(), version, pricing=pricing)
+        submitted = client.post(f"{BASE}/listings/{listing.json()['id']}/versions", json=body)
+        assert submitted.status_code == 201, submitted.text
+        decided = client.post(
+            f"{REVIEW}/versions/{submitted.json()['id']}/approve", json={}, headers=ops_session
+        )
+        assert decided.status_code == 200, decided.text
+        made[model] = listing.json()["id"]
+    return made
+
+
+@contextlib.contextmanager
+def served(environ: dict[str, str], log: Path) -> Iterator[str]:
+    """``backplane serve`` on the test's database, yielded once ready: ``host:port``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [str(Path(sys.executable).parent / "backplane"), "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env={**os.environ, **environ}, stdout=out, stderr=out)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://{address}/health/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise AssertionError(f"backplane serve never got ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -292,3 +292,47 @@ def test_a_revoked_keys_version_is_not_installed(
     )
     assert refused.status_code == 409
     assert "revoked" in refused.json()["detail"]
+
+
+def test_a_versions_tariff_is_checked_fixed_and_accepted_by_the_install(
+    backplane_app: Any, backplane_client: Any, publishing: dict[str, Any]
+) -> None:
+    client = backplane_client
+    versions = f"{LISTINGS}/{publishing['listing']['id']}/versions"
+    artifact = iris_artifact()
+    too_dear = {"model": "per_request", "unit_price": 100_001}
+    refused = client.post(
+        versions, json=version_body(publishing["key"], artifact, pricing=too_dear)
+    )
+    assert refused.status_code == 422
+    assert "max_unit_price" in refused.json()["detail"]
+    free_but_priced = {"model": "free", "unit_price": 5}
+    refused = client.post(
+        versions, json=version_body(publishing["key"], artifact, pricing=free_but_priced)
+    )
+    assert refused.status_code == 422
+    assert "free" in refused.json()["detail"]
+    nothing = {"model": "per_row", "unit_price": 0}
+    refused = client.post(versions, json=version_body(publishing["key"], artifact, pricing=nothing))
+    assert refused.status_code == 422
+    assert client.get(f"{LISTINGS}/mine").json()[0]["versions"] == []
+
+    tariff = {"model": "per_row", "unit_price": 3}
+    submitted = client.post(
+        versions, json=version_body(publishing["key"], artifact, pricing=tariff)
+    )
+    assert submitted.status_code == 201, submitted.text
+    assert submitted.json()["pricing"] == {"model": "per_row", "unit_price": 3, "currency": "USD"}
+    approve = f"{REVIEW}/versions/{submitted.json()['id']}/approve"
+    assert client.post(approve, json={}, headers=publishing["ops_session"]).status_code == 200
+    consumer = seed_tenant(backplane_app, "consumer")
+    shown = client.get(CATALOG, headers=consumer.headers).json()[0]["versions"][0]["pricing"]
+    assert shown == {"model": "per_row", "unit_price": 3, "currency": "USD"}
+    made = client.post(
+        INSTALLS,
+        json={"listing_id": publishing["listing"]["id"], "name": "species"},
+        headers=consumer.headers,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["pricing"] == shown
+    assert client.get(INSTALLS, headers=consumer.headers).json()[0]["pricing"] == shown

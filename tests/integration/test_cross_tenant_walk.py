@@ -120,6 +120,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketplace/catalog"): "the deployment's catalog of approved listings (B's is "
     "in review: not in it)",
     ("GET", "/api/marketplace/installs"): "A's own installs",
+    ("GET", "/api/marketplace/statements"): "A's own publisher statements (none: A publishes "
+    "nothing)",
     (
         "GET",
         "/api/marketplace/listings/mine",
@@ -213,6 +215,7 @@ class TenantB:
     publisher_names: list[str] = field(default_factory=list)
     listing_ids: list[str] = field(default_factory=list)
     version_ids: list[str] = field(default_factory=list)
+    statement_ids: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
@@ -265,6 +268,7 @@ class TenantB:
             *self.publisher_names,
             *self.listing_ids,
             *self.version_ids,
+            *self.statement_ids,
         ]
         return [v.lower() for v in values]
 
@@ -302,6 +306,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("marketplace publisher", "/api/marketplace/publisher"),
         ("marketplace listings", "/api/marketplace/listings/mine"),
         ("marketplace installs", "/api/marketplace/installs"),
+        ("marketplace statements", "/api/marketplace/statements"),
         ("attributes", "/api/marketing/attributes"),
         ("segments", "/api/marketing/segments"),
         ("imports", "/api/marketing/imports"),
@@ -737,13 +742,46 @@ def _marketplace_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dic
         headers=as_b,
     )
     assert version.status_code == 201, version.text
+    statement_id = _statement_of_b(client, publisher_id, listing.json()["id"])
     return {
+        "statement_ids": [statement_id],
         "publisher_ids": [publisher_id],
         "signing_key_ids": [key.json()["id"]],
         "publisher_names": [name],
         "listing_ids": [listing.json()["id"]],
         "version_ids": [version.json()["id"]],
     }
+
+
+def _statement_of_b(client: TestClient[Litestar], publisher_id: str, listing_id: str) -> str:
+    """A closed statement of B's publisher, written directly (closing one takes consumers'
+    closed invoices and an operator's command): A must never see it."""
+    from backplane_marketplace.money_models import Statement
+
+    runtime = rails(client.app).tasks
+    statement_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    listing = {"listing_id": listing_id, "slug": "globex", "requests": 3, "rows": 3}
+    row = Statement(
+        id=statement_id,
+        publisher_id=uuid.UUID(publisher_id),
+        period_start=now,
+        period_end=now,
+        currency="USD",
+        gross=100,
+        platform_share_percent=20,
+        platform_share=20,
+        net=80,
+        listings=[listing | {"consumers": 1, "gross": 100}],
+        payout_provider="ledger",
+    )
+
+    async def seed() -> None:
+        async with runtime.sessionmaker() as session, session.begin():
+            session.add(row)
+
+    runtime.run(seed())
+    return str(statement_id)
 
 
 def _iris_version_of(private: Any) -> dict[str, Any]:

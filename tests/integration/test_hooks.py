@@ -93,6 +93,9 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
             body = {"email": "someone@example.org"}
             answer = client.post(f"/api/privacy/{right}", json=body, headers=tenant.headers)
             assert answer.status_code == 200, answer.text
+        from backplane.testing import close_invoice
+
+        close_invoice(plugins, tenant.slug)  # invoice_closing
     run_cli("--help", env={"BACKPLANE_DATA_DIR": str(data_dir)})
     deleted = run_cli(
         "tenants", "delete", "acme", "--yes", env={"BACKPLANE_DATA_DIR": str(data_dir)}
@@ -322,3 +325,22 @@ def test_hook_register_services(authed: TestClient[Litestar], tenant_a: Seeded) 
     )
     authed.put("/api/tenant/plugins/kitchen_sink", json={"enabled": False})
     assert run_in_tenant(authed, tenant_a.tenant_id, call, plugin="core") == (None, None)
+
+
+def test_hook_invoice_closing(authed: TestClient[Litestar], tenant_a: Seeded) -> None:
+    """The plugin's own item becomes a line of the tenant's invoice (kind ``item``), priced on
+    the tenant's usage in the period (``kernel.usage.window``), and counts in the total."""
+    from backplane.testing import close_invoice
+
+    for body in ("one", "two", "three"):
+        assert authed.post("/api/kitchen_sink/notes", json={"body": body}).status_code == 201
+    invoice = close_invoice(authed, tenant_a.slug)
+    items = [
+        (li.kind, li.meter, li.quantity, li.amount) for li in invoice.lines if li.kind == "item"
+    ]
+    assert items == [("item", "kitchen_sink.notes", "3", 6)]
+    assert invoice.total == sum(li.amount for li in invoice.lines)
+    shown = authed.get(f"/api/billing/invoices/{invoice.id}").json()
+    assert [li["description"] for li in shown["lines"] if li["kind"] == "item"] == [
+        "kitchen sink notes (USD)"
+    ]

@@ -38,8 +38,14 @@ if TYPE_CHECKING:
     from backplane.audit.chain import AuditEntry
     from backplane.audit.record import AuditActionError
     from backplane.billing.entitlements import requires_entitlement
-    from backplane.billing.schemas import InvoiceOut
-    from backplane.billing.usage import QuotaExceeded, UsageItem, UsageRecorder, UsageResult
+    from backplane.billing.schemas import InvoiceItem, InvoiceOut
+    from backplane.billing.usage import (
+        GroupUsage,
+        QuotaExceeded,
+        UsageItem,
+        UsageRecorder,
+        UsageResult,
+    )
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.commands import pass_kernel
     from backplane.db.base import Base
@@ -100,6 +106,8 @@ _LAZY: dict[str, str] = {
     "QuotaExceeded": "backplane.billing.usage",
     "requires_entitlement": "backplane.billing.entitlements",
     "InvoiceOut": "backplane.billing.schemas",
+    "InvoiceItem": "backplane.billing.schemas",
+    "GroupUsage": "backplane.billing.usage",
     "verify_signature": "backplane.billing.webhooks.signing",
     "InvalidSignatureError": "backplane.billing.webhooks.signing",
     "ExportArchive": "backplane.privacy.archive",
@@ -139,9 +147,11 @@ __all__ = [
     "FileStore",
     "FileTooLarge",
     "FilesQuotaExceeded",
+    "GroupUsage",
     "InferenceModel",
     "InferenceRuntime",
     "InvalidSignatureError",
+    "InvoiceItem",
     "InvoiceOut",
     "Kernel",
     "MailDeliveryError",

@@ -197,3 +197,14 @@ def register_services(register: Any, settings: Any, plugin_settings: Any) -> Any
     """Offer functions to other plugins: ``register(Service(name=..., call=...))``, a name
     starting with the plugin's name; callers get them with ``await kernel.service(name)``
     (None when no loaded plugin offers it, or its plugin is switched off for the tenant)."""
+
+
+@hookspec
+def invoice_closing(kernel: Any, period_start: Any, period_end: Any, currency: str) -> Any:
+    """Bill the plugin's own items on the invoice of ``kernel.tenant_id`` for ``[period_start,
+    period_end)`` being closed in ``currency``: return a list of :class:`backplane.InvoiceItem`
+    (whole minor units; may be async), each becoming a line of kind ``item``. Read the period's
+    usage with ``kernel.usage.window``. ``kernel.db`` is the closing transaction: what you write
+    there commits with the invoice and is rolled back with it (a retried close calls you
+    again). Called only for tenants with a subscription in the period, never for an invoice
+    already finalized."""

@@ -151,7 +151,13 @@ class Rails:
             rate_limits=RateLimits(settings),
             features=features_cache(database, settings),
             events=events,
-            billing=BillingContext(settings, meters, collect_providers(plugins), events),
+            billing=BillingContext(
+                settings,
+                meters,
+                collect_providers(plugins),
+                events,
+                lambda *a, **k: rails.kernel().notify(*a, **k),
+            ),
             mail=MailRails(settings, plugins),
             live=LiveHub(settings),
         )

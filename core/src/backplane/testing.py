@@ -248,6 +248,29 @@ def put_on_plan(
         rails.features.forget(tenant_id)
 
 
+def close_invoice(app: Any, tenant: SeededTenant | str) -> Any:
+    """Close ``tenant``'s invoice for the **current** billing period now, as ``backplane
+    billing close-period`` closes an ended one (plan lines and the plugins' ``invoice_closing``
+    items): the finalized :class:`backplane.InvoiceOut` with its lines, or None without a
+    subscription. For tests, which cannot wait for the month to end."""
+    from datetime import UTC, datetime
+
+    from backplane.billing.invoices import close_tenant_period, invoice_lines, invoice_out
+    from backplane.db.tenancy import rebind_tenant
+    from backplane.kernel import internals
+
+    async def work(session: Any, kernel: Any) -> Any:
+        tenant_id = await _tenant_id(session, tenant)
+        await rebind_tenant(session, tenant_id)
+        context = internals(kernel).billing
+        invoice = await close_tenant_period(session, tenant_id, datetime.now(UTC), context)
+        if invoice is None:
+            return None
+        return invoice_out(invoice, await invoice_lines(session, invoice))
+
+    return _as_operator(app, "test: billing close-period (current period)", work)
+
+
 def usage_of(app: Any, tenant: SeededTenant | str, meter: str) -> float:
     """``meter``'s value for ``tenant`` in the current billing period (what ``GET
     /api/billing/usage`` reports for it; 0 before any use)."""

@@ -15,6 +15,7 @@ from backplane import ArtifactReport, Kernel, RegistryError
 from backplane_marketplace import signing
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Install, Listing, ListingVersion, SigningKey
+from backplane_marketplace.pricing import pricing_out
 from backplane_marketplace.schemas import InstallIn, InstallOut
 
 
@@ -75,12 +76,21 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
             data.name,
             report_of(row),
             source="marketplace",
+            # The listing's version names the model's: with the artifact's SHA-256 it names
+            # the tariff on the marketplace meters (see backplane_marketplace.charging).
+            version=row.version,
             description=f"marketplace: {listing.slug} {row.version}",
         )
     except RegistryError as exc:
         raise MarketplaceError(str(exc), exc.status_code) from None
     made = Install(
-        listing_id=listing.id, version_id=row.id, model_name=data.name, installed_by=user_id
+        listing_id=listing.id,
+        version_id=row.id,
+        model_name=data.name,
+        installed_by=user_id,
+        price_model=row.price_model,
+        unit_price=row.unit_price,
+        currency=row.currency,
     )
     try:
         # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
@@ -100,6 +110,7 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         listing_slug=listing.slug,
         version=row.version,
         model_name=made.model_name,
+        pricing=pricing_out(made),
         installed_at=made.installed_at,
     )
 
@@ -118,6 +129,7 @@ async def installs_out(kernel: Kernel) -> list[InstallOut]:
             listing_slug=slug,
             version=version,
             model_name=i.model_name,
+            pricing=pricing_out(i),
             installed_at=i.installed_at,
         )
         for i, slug, version in rows.tuples()

@@ -16,6 +16,7 @@ from backplane import Kernel
 from backplane_marketplace import checks
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Listing, ListingVersion, Publisher, SigningKey
+from backplane_marketplace.pricing import checked_tariff, pricing_out
 from backplane_marketplace.schemas import ListingIn, ListingOut, VersionIn, VersionOut
 from backplane_marketplace.settings import MarketplaceSettings
 
@@ -74,9 +75,19 @@ async def submit_version(
     )
     if taken is not None:
         raise MarketplaceError(f"version {data.version!r} exists; versions are immutable", 409)
+    tariff = checked_tariff(data.pricing, settings)
     artifact = checks.decode_artifact(data.artifact)
     key = await checks.signing_key_for(db, publisher.id, artifact, data.signature)
     report = await checks.validate(kernel, artifact)
+    twin = await db.scalar(
+        select(ListingVersion.id).where(
+            ListingVersion.sha256 == report.sha256, ListingVersion.version == data.version
+        )
+    )
+    if twin is not None:  # (artifact, version) names the tariff its calls are billed at
+        raise MarketplaceError(
+            f"this artifact is published as version {data.version!r} of another listing", 409
+        )
     measured = await checks.run_examples(
         kernel, report.sha256, data.examples, settings.latency_runs
     )
@@ -93,6 +104,9 @@ async def submit_version(
         claimed_metrics=data.claimed_metrics,
         checks=measured | {"signature": "verified", "validation": "passed"},
         changelog=data.changelog,
+        price_model=tariff.model,
+        unit_price=tariff.unit_price,
+        currency=kernel.settings.billing.currency,
         state="in_review",
         review_reason="",
         submitted_by=user_id,
@@ -139,6 +153,7 @@ async def versions_out(db: AsyncSession, rows: list[ListingVersion]) -> list[Ver
             claimed_metrics=r.claimed_metrics,
             checks=r.checks,
             changelog=r.changelog,
+            pricing=pricing_out(r),
             state=r.state,
             review_reason=r.review_reason,
             submitted_at=r.submitted_at,

@@ -138,6 +138,11 @@ class ListingVersion(Base):
     checks: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The automatic checks' report: examples run, p50/p99 latency in ms, runs measured."""
     changelog: Mapped[str] = mapped_column(String(4000), default="")
+    price_model: Mapped[str] = mapped_column(String(20), default="free", server_default="free")
+    """``free``, ``per_request`` or ``per_row``: fixed with the version (see ``pricing``)."""
+    unit_price: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Minor units of ``currency`` per request or row."""
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     state: Mapped[str] = mapped_column(String(20), default="in_review")
     review_reason: Mapped[str] = mapped_column(String(2000), default="")
     submitted_by: Mapped[uuid.UUID | None] = mapped_column(
@@ -171,10 +176,27 @@ class Install(TenantScoped, Base):
         ForeignKey("marketplace_versions.id", ondelete="CASCADE")
     )
     model_name: Mapped[str] = mapped_column(String(100))
+    price_model: Mapped[str] = mapped_column(String(20), default="free", server_default="free")
+    """The tariff the tenant accepted when installing (the version's): the model,"""
+    unit_price: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """the price per request or row in minor units,"""
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    """and their currency."""
     installed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     installed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 
 
-TABLES = (Publisher, SigningKey, Listing, ListingVersion, Install)
+from backplane_marketplace.money_models import Charge, PayoutEntry, Statement  # noqa: E402
+
+TABLES = (
+    Publisher,
+    SigningKey,
+    Listing,
+    ListingVersion,
+    Install,
+    Charge,
+    Statement,
+    PayoutEntry,
+)

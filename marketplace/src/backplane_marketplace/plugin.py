@@ -32,6 +32,7 @@ def register_routes(register: Any) -> None:
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
     from backplane_marketplace.routes_review import ReviewController
+    from backplane_marketplace.routes_statements import StatementsController
 
     register(
         PublisherController,
@@ -39,6 +40,7 @@ def register_routes(register: Any) -> None:
         ReviewController,
         CatalogController,
         InstallsController,
+        StatementsController,
     )
 
 
@@ -75,3 +77,26 @@ async def erase_subject(kernel: Any, subject: Any) -> dict[str, int]:
     from backplane_marketplace.privacy import erase
 
     return await erase(kernel, subject)
+
+
+@hookimpl
+def register_meters(register: Any) -> None:
+    from backplane_marketplace.charging import METERS
+
+    register(*METERS)
+
+
+@hookimpl
+async def invoice_closing(
+    kernel: Any, period_start: Any, period_end: Any, currency: str
+) -> list[Any]:
+    from backplane_marketplace.charging import invoice_items
+
+    return await invoice_items(kernel, period_start, period_end, currency)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from backplane_marketplace.cli import marketplace_group
+
+    cli.add_command(marketplace_group)

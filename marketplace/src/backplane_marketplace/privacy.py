@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
+from backplane_marketplace.money_models import Charge, PayoutEntry, Statement
 
 
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
@@ -23,6 +24,9 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
         await archive.add_table(Listing, Listing.publisher_id.in_(ids))
         await archive.add_table(ListingVersion, ListingVersion.listing_id.in_(listings))
+        await archive.add_table(Charge)
+        await archive.add_table(Statement, Statement.publisher_id.in_(ids))
+        await archive.add_table(PayoutEntry, PayoutEntry.publisher_id.in_(ids))
         return
     if subject.user_id is None:
         return

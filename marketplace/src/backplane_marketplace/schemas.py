@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -80,6 +80,23 @@ class ExampleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tolerance: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1e-5
 
 
+PriceModel = Literal["free", "per_request", "per_row"]
+
+
+class PricingIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A version's tariff: free, or ``unit_price`` minor units of the deployment's currency per
+    successful V2 request or per row (batch entry) of it. Fixed once the version exists."""
+
+    model: PriceModel = "free"
+    unit_price: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class PricingOut(msgspec.Struct, kw_only=True):
+    model: str
+    unit_price: int
+    currency: str
+
+
 class VersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     version: Version
     artifact: Annotated[str, msgspec.Meta(min_length=1)]
@@ -89,6 +106,7 @@ class VersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     examples: Annotated[list[ExampleIn], msgspec.Meta(min_length=1)]
     claimed_metrics: dict[str, float] = {}
     changelog: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    pricing: PricingIn = PricingIn()
 
 
 class VersionOut(msgspec.Struct, kw_only=True):
@@ -103,6 +121,7 @@ class VersionOut(msgspec.Struct, kw_only=True):
     claimed_metrics: dict[str, float]
     checks: dict[str, Any]
     changelog: str
+    pricing: PricingOut
     state: str
     review_reason: str
     submitted_at: datetime
@@ -144,4 +163,35 @@ class InstallOut(msgspec.Struct, kw_only=True):
     listing_slug: str
     version: str
     model_name: str
+    pricing: PricingOut
+    """The tariff the install accepted (the version's, fixed)."""
     installed_at: datetime
+
+
+class StatementListingOut(msgspec.Struct, kw_only=True):
+    """One listing's aggregate use in the period: never which consumers."""
+
+    listing_id: uuid.UUID
+    slug: str
+    requests: int
+    rows: int
+    consumers: int
+    """How many tenants used it (a count)."""
+    gross: int
+
+
+class StatementOut(msgspec.Struct, kw_only=True):
+    """Amounts in minor units of ``currency``: ``net = gross - platform_share``."""
+
+    id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    gross: int
+    platform_share_percent: int
+    platform_share: int
+    net: int
+    listings: list[StatementListingOut]
+    payout_provider: str
+    payout_reference: str | None
+    created_at: datetime

@@ -18,3 +18,11 @@ class MarketplaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     """Example requests a version may declare (each is run and compared on upload)."""
     latency_runs: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
     """Runs of the examples (round robin) that the measured p50/p99 latency is taken over."""
+    max_unit_price: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 100_000
+    """Highest price a publisher may ask per request or per row, in minor units of the
+    deployment's currency (``billing.currency``): a higher one is refused with 422."""
+    platform_share_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20
+    """The platform's share of what consumers pay for a publisher's listings (statements)."""
+    payout_provider: str = "ledger"
+    """Who is handed each closed statement (``register_payout_provider``); ``ledger`` books a
+    payout ledger row of the net owed and pays nothing itself."""

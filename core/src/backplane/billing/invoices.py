@@ -4,7 +4,9 @@ Lines, for every subscription segment of the period (a plan change makes two seg
 
 - the plan's fixed fee, **prorated by time**: ``fee x segment seconds / period seconds``;
 - one line per charge of the segment's plan, priced on the usage **within the segment** alone
-  (tiers start again in each segment), with the meter's own aggregation over that window.
+  (tiers start again in each segment), with the meter's own aggregation over that window;
+- then the plugins' own items over the whole period (hook ``invoice_closing``, kind ``item``),
+  priced by the plugin in whole minor units (the marketplace's model calls, say).
 
 Each line is rounded half-up to a minor unit (see :mod:`backplane.billing.pricing`); the total
 is the sum of the lines. ``(tenant, period_start)`` is unique, so closing twice — concurrently or
@@ -28,7 +30,7 @@ from backplane.billing.plans import plan_charges
 from backplane.billing.pricing import Priced, price, prorate, quantity_decimal
 from backplane.billing.providers import BillingContext, active_provider
 from backplane.billing.recording import insert_for
-from backplane.billing.schemas import InvoiceLineOut, InvoiceOut
+from backplane.billing.schemas import InvoiceItem, InvoiceLineOut, InvoiceOut
 from backplane.billing.subscriptions import segments
 from backplane.billing.usage import period_bounds
 
@@ -41,8 +43,9 @@ async def draft_lines(
     context: BillingContext,
     start: datetime,
     end: datetime,
-) -> tuple[str | None, list[InvoiceLine]]:
-    """The lines of ``[start, end)`` and their currency (None: no subscription then)."""
+) -> tuple[str | None, list[InvoiceLine], str]:
+    """The plan lines of ``[start, end)``, their currency (None: no subscription then) and the
+    code of the period's last plan."""
     found = await segments(session, tenant_id, start, end)
     whole = (end - start).total_seconds()
     lines: list[InvoiceLine] = []
@@ -86,8 +89,54 @@ async def draft_lines(
             )
             for kind, code, text, quantity, priced in parts
         ]
-    currency = found[-1][2].currency if found else None
-    return currency, lines
+    if not found:
+        return None, lines, ""
+    last = found[-1][2]
+    return last.currency, lines, last.code
+
+
+async def plugin_lines(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    context: BillingContext,
+    start: datetime,
+    end: datetime,
+    currency: str,
+    plan: str,
+) -> list[InvoiceLine]:
+    """The plugins' own items (hook ``invoice_closing``), one line each over the period."""
+    assert context.notify is not None
+    answers = await context.notify(
+        "invoice_closing",
+        session=session,
+        tenant_id=tenant_id,
+        period_start=start,
+        period_end=end,
+        currency=currency,
+    )
+    lines = []
+    for plugin, items in answers:
+        for item in items or []:
+            if not isinstance(item, InvoiceItem) or item.amount < 0:
+                raise TypeError(
+                    f"plugin {plugin!r}: invoice_closing returns InvoiceItem values with a "
+                    f"non-negative amount, got {item!r}"
+                )
+            lines.append(
+                InvoiceLine(
+                    tenant_id=tenant_id,
+                    plan_code=plan,
+                    segment_start=start,
+                    segment_end=end,
+                    kind="item",
+                    meter=item.meter,
+                    description=item.description[:300],
+                    quantity=item.quantity,
+                    amount=item.amount,
+                    details=item.details,
+                )
+            )
+    return lines
 
 
 async def close_tenant_period(
@@ -101,7 +150,7 @@ async def close_tenant_period(
     existing = await _invoice_for(session, tenant_id, start)
     if existing is not None and existing.status == FINALIZED:
         return existing
-    currency, lines = await draft_lines(session, tenant_id, context, start, end)
+    currency, lines, plan = await draft_lines(session, tenant_id, context, start, end)
     if currency is None:
         return None
     if existing is None:
@@ -124,6 +173,9 @@ async def close_tenant_period(
             return await _invoice_for(session, tenant_id, start)
         existing = await _invoice_for(session, tenant_id, start)
         assert existing is not None
+    if context.notify is not None:
+        # Only the closer that holds the invoice asks the plugins (they may write rows).
+        lines += await plugin_lines(session, tenant_id, context, start, end, currency, plan)
     await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == existing.id))
     for position, line in enumerate(lines, start=1):
         line.invoice_id, line.position = existing.id, position

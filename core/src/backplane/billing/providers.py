@@ -9,6 +9,7 @@ transaction, so raising there leaves the invoice a draft and the close is retrie
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,6 +68,8 @@ class BillingContext:
     meters: dict[str, Meter]
     providers: dict[str, Any]
     events: Events
+    notify: Callable[..., Awaitable[list[tuple[str, Any]]]] | None = None
+    """Calls a lifecycle hook of every plugin (``Kernel.notify``): ``invoice_closing``."""
 
     def __post_init__(self) -> None:
         active_provider(self.providers, self.settings.billing.provider)  # a typo fails at start

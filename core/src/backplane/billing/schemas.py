@@ -49,6 +49,20 @@ class UsageOut(msgspec.Struct):
     meters: list[MeterUsage]
 
 
+class InvoiceItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A line a plugin bills on a tenant's invoice (hook ``invoice_closing``): its own priced
+    item, such as a marketplace model's calls, beside the plan's fee and usage charges."""
+
+    description: str
+    amount: int
+    """Minor units of the invoice's currency, not negative (a plugin prices it exactly)."""
+    quantity: str = "1"
+    meter: str | None = None
+    """The meter the quantity was read from, if any."""
+    details: list[dict[str, str]] = []
+    """How the amount was reached (shown on the line; say nothing about other tenants)."""
+
+
 class InvoiceLineOut(msgspec.Struct):
     position: int
     kind: str

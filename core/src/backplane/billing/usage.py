@@ -93,6 +93,18 @@ def period_bounds(moment: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+class GroupUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """A meter's usage in one group over a window (:meth:`UsageRecorder.window`)."""
+
+    group: dict[str, Any]
+    """The meter's ``group_by`` values (empty for a meter without ``group_by``)."""
+    count: int
+    """Events recorded."""
+    value: float
+    """The meter's aggregation over the window (the event count for ``count``, the total of
+    the values for ``sum``, ...)."""
+
+
 class UsageRecorder:
     """Injected into handlers as ``usage``; bound to the request's tenant-scoped session."""
 
@@ -106,6 +118,27 @@ class UsageRecorder:
         self.session, self.meters, self.events = session, meters, events
         self.results: list[UsageResult] = [] if results is None else results
         """What this request recorded (the app turns limits into response headers)."""
+
+    async def window(self, code: str, start: datetime, end: datetime) -> list[GroupUsage]:
+        """This tenant's usage of meter ``code`` over ``[start, end)`` per group, exact at any
+        boundary (what invoices price): for plugins that bill their own items on the tenant's
+        invoice (``invoice_closing``). ``KeyError`` for an unregistered meter."""
+        from backplane.billing.aggregate import window_usage
+
+        tenant_id = session_tenant(self.session)
+        if tenant_id is None:
+            raise PermissionError("usage is read for a tenant")
+        meter = self.meters[code]
+        usage = await window_usage(self.session, tenant_id, meter, start, end)
+        return [
+            GroupUsage(
+                group=msgspec.json.decode(key) if key else {},
+                count=fold.count,
+                value=fold.value(meter.aggregation),
+            )
+            for key, fold in sorted(usage.groups.items())
+            if fold.count or fold.values
+        ]
 
     async def record(
         self,

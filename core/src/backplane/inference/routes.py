@@ -185,7 +185,7 @@ class V2Controller(Controller):
         )
         try:
             metered, outputs = await rails.usage_writer.record_around(
-                tenant, usage_items(name, feed), run
+                tenant, usage_items(name, feed, ref, catalog.source_meters), run
             )
         except _RunTimeoutError:
             return _error(

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane._contract import InferenceModel, InferenceRuntime, ModelRef
+from backplane.billing.meters import collect_meters
 from backplane.billing.usage import UsageItem
 from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
@@ -127,13 +128,36 @@ def batch_rows(feed: Mapping[str, Any]) -> int:
     return max((a.shape[0] for a in feed.values() if getattr(a, "ndim", 0)), default=1)
 
 
-def usage_items(name: str, feed: Mapping[str, Any]) -> list[UsageItem]:
-    """What one request to model ``name`` is metered, on the V2 API and ``kernel.models``."""
+UNMETERED_SOURCES = frozenset({"kernel", "plugin", "upload"})
+"""Model sources without source meters: shipped models and the tenant's own uploads."""
+
+
+def usage_items(
+    name: str,
+    feed: Mapping[str, Any],
+    ref: ModelRef | None = None,
+    source_meters: frozenset[str] = frozenset(),
+) -> list[UsageItem]:
+    """What one request to model ``name`` is metered, on the V2 API and ``kernel.models``.
+
+    Every request counts on ``inference.requests`` and ``inference.rows`` (grouped by model).
+    A model a plugin exposed (``kernel.models.expose_artifact``, source ``S``) also counts on
+    the plugin's **source meters** ``S.requests`` (1) and ``S.rows`` (the batch rows), each
+    only when a plugin registered it (``source_meters``), with the properties ``model``,
+    ``version`` and ``artifact`` (the SHA-256): in the same batch as the kernel's meters, so
+    the plugin can price its models per version (the marketplace does) exactly."""
+    rows = batch_rows(feed)
     properties = {"model": name}
-    return [
+    items = [
         UsageItem("inference.requests", 1, properties),
-        UsageItem("inference.rows", batch_rows(feed), properties),
+        UsageItem("inference.rows", rows, properties),
     ]
+    if ref is not None and ref.source not in UNMETERED_SOURCES:
+        exposed = {"model": name, "version": ref.version, "artifact": ref.key}
+        for metric, value in (("requests", 1), ("rows", rows)):
+            if f"{ref.source}.{metric}" in source_meters:
+                items.append(UsageItem(f"{ref.source}.{metric}", value, exposed))
+    return items
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -190,6 +214,10 @@ class ModelCatalog:
         opens none: shipped and recently resolved models need no database)."""
         config = self.settings.inference
         self._runtimes = collect_runtimes(plugins)
+        self.source_meters = frozenset(
+            code for code in collect_meters(plugins) if code.endswith((".requests", ".rows"))
+        )
+        """Registered meters that may be source meters (see :func:`usage_items`)."""
         uploads = self._runtimes.get(config.runtime)
         if uploads is None:
             where = self.settings.sources.get("inference.runtime", "BACKPLANE_INFERENCE__RUNTIME")

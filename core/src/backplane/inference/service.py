@@ -71,7 +71,9 @@ class TenantModels:
                 for key, value in inputs.items()
             }
         )
-        await self._kernel.usage.record_many(usage_items(name, feed))
+        await self._kernel.usage.record_many(
+            usage_items(name, feed, ref, self._catalog.source_meters)
+        )
         timeout = self._kernel.settings.server.inference_timeout_s
         return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
 

@@ -16,6 +16,7 @@ from backplane import (
     EventType,
     InferenceModel,
     InferenceRuntime,
+    InvoiceItem,
     MailTransport,
     Meter,
     Permission,
@@ -365,3 +366,24 @@ def register_services(register: Any) -> None:
             description="count_notes(containing='') -> {'plugin', 'notes'}: the tenant's notes",
         )
     )
+
+
+@hookimpl
+async def invoice_closing(
+    kernel: Any, period_start: Any, period_end: Any, currency: str
+) -> list[InvoiceItem]:
+    """Bills 2 minor units a note written in the period, on a line of its own."""
+    notes = sum(
+        g.count for g in await kernel.usage.window("kitchen_sink.notes", period_start, period_end)
+    )
+    if not notes:
+        return []
+    return [
+        InvoiceItem(
+            description=f"kitchen sink notes ({currency})",
+            amount=2 * notes,
+            quantity=str(notes),
+            meter="kitchen_sink.notes",
+            details=[{"unit_price": "2"}],
+        )
+    ]
