@@ -149,9 +149,10 @@ class _Outcomes:
 
 
 async def deliver_mail(kernel: Kernel, message_id: str) -> None:
-    """Task: claim a batch of the tenant's due messages (``message_id``'s, queued with it, is
-    among them unless another task took it first), hand them over through one transport
-    connection and record each attempt. Retries are the messages' own (``mail`` settings)."""
+    """Task: claim a batch of the tenant's due messages, oldest first (``message_id`` names the
+    message it was queued with, the first of up to ``mail.delivery_batch`` queued in one
+    transaction), hand them over through one transport connection and record each attempt.
+    Retries are the messages' own (``mail`` settings)."""
     rails = internals(kernel)
     config = rails.settings.mail
     async with _committed(kernel, rails) as session:
