@@ -104,6 +104,8 @@ def _needs_task(session: AsyncSession, tenant_id: uuid.UUID, batch: int) -> bool
     transaction = sync.get_transaction()
     if transaction is None or batch <= 1:
         return True
+    owner: object
+    counts: dict[uuid.UUID, int]
     owner, counts = sync.info.get(_TASKS_OF_TRANSACTION, (None, {}))
     if owner is not transaction:
         counts = {}
