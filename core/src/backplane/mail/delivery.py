@@ -237,8 +237,9 @@ async def dispatch_mail(kernel: Kernel) -> None:
 
 
 async def dispatch_due(session: AsyncSession, tasks: TaskQueue, config: MailSettings) -> int:
-    """Add a delivery task for each due message, oldest first; how many. ``session`` sees
-    every tenant (a maintenance session)."""
+    """Add delivery tasks for the due messages, oldest first: one per ``delivery_batch`` of a
+    tenant's (each task claims that many); how many messages are due. ``session`` sees every
+    tenant (a maintenance session)."""
     now = datetime.now(UTC)
     due = and_(MailMessage.status == QUEUED, MailMessage.next_attempt_at <= now)
     lapsed = and_(MailMessage.status == SENDING, MailMessage.claimed_until < now)
@@ -250,7 +251,10 @@ async def dispatch_due(session: AsyncSession, tasks: TaskQueue, config: MailSett
             .limit(config.dispatch_batch)
         )
     ).all()
+    counts: dict[Any, int] = {}
     for message_id, tenant_id in rows:
-        tasks.enqueue_for(tenant_id, DELIVER_TASK, str(message_id))
+        seen = counts[tenant_id] = counts.get(tenant_id, 0) + 1
+        if (seen - 1) % config.delivery_batch == 0:
+            tasks.enqueue_for(tenant_id, DELIVER_TASK, str(message_id))
     await session.flush()
     return len(rows)
