@@ -422,6 +422,9 @@ class MailSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A composed message larger than this is refused by ``kernel.mail.send``."""
     dispatch_batch: Annotated[int, msgspec.Meta(ge=1)] = 500
     """Due messages the periodic dispatcher queues per run."""
+    delivery_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    """Due messages of a tenant one delivery task claims together (one transaction) and hands
+    over through one transport connection (SMTP: one connection, a transaction per message)."""
     keep_history_s: Annotated[float, msgspec.Meta(ge=3600)] = 30 * 86400.0
     """Finished messages (sent, failed, unconfirmed), used or expired account links and old
     invitations are deleted after this long (an hourly kernel task)."""

@@ -69,8 +69,23 @@ def compose(
     html: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
+    """The message, or :class:`MailError` (see :func:`compose_with_bytes`)."""
+    return compose_with_bytes(config, sender, reply_to, to, subject, text, html, headers)[0]
+
+
+def compose_with_bytes(
+    config: MailSettings,
+    sender: tuple[str, str],
+    reply_to: str | None,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[EmailMessage, bytes]:
     """The message, or :class:`MailError`. ``sender`` is ``(display name, address)``;
-    ``headers`` are extra headers, each named in :data:`EXTRA_HEADERS`."""
+    ``headers`` are extra headers, each named in :data:`EXTRA_HEADERS`. With its bytes:
+    serialising is most of composing's cost, and the size check has done it already."""
     if not to:
         raise MailError("a message needs at least one recipient")
     if len(to) > config.max_recipients:
@@ -103,7 +118,7 @@ def compose(
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
-    size = len(message.as_bytes())
-    if size > config.max_message_bytes:
-        raise MailError(f"the message is {size} bytes; at most {config.max_message_bytes}")
-    return message
+    data = message.as_bytes()
+    if len(data) > config.max_message_bytes:
+        raise MailError(f"the message is {len(data)} bytes; at most {config.max_message_bytes}")
+    return message, data

@@ -1,6 +1,15 @@
-"""The delivery tasks: ``core.deliver_mail`` (one attempt at one message) and
-``core.dispatch_mail`` (every minute: queue the messages whose next attempt is due, and those a
-dead worker left ``sending``).
+"""The delivery tasks: ``core.deliver_mail`` (one attempt at each of a batch of a tenant's due
+messages) and ``core.dispatch_mail`` (every minute: queue the messages whose next attempt is
+due, and those a dead worker left ``sending``).
+
+**Batches.** Each queued message has its delivery task, but a task claims up to
+``mail.delivery_batch`` due messages of its tenant at once (:mod:`backplane.mail.claim`, one
+transaction) and hands them over one after another through one transport connection (SMTP: one
+connection, one SMTP transaction per message); a message's outcome is written in the same
+commit as the next message's hand-over (or at the batch's end). The tasks of messages another
+batch took find nothing due and end. The batch shares one time limit,
+``mail.attempt_timeout_s`` (its claims outlast it); messages it has no time left for are put
+back, their attempt uncounted. Everything below holds per message.
 
 **At most once across a worker's death.** A message is claimed (``sending``, phase
 ``connecting``, ``claimed_until`` past the attempt's time limit, ``attempts`` + 1) in a
@@ -19,7 +28,8 @@ therefore knows how far the dead attempt got:
   **not** sent again: it becomes ``unconfirmed``, with a reason, for an operator to look at.
 
 The trade-off, stated plainly: a worker killed in the ``handing_over`` window (the ``DATA``
-transfer and the server's answer, plus the commit of ``sent``: milliseconds per message) loses
+transfer and the server's answer, plus, in a batch, the next message's ``MAIL``/``RCPT`` and
+the commit that records ``sent``: milliseconds per message) loses
 the confirmation, and a message the server did *not* accept in that window is not retried
 either. That is chosen over the alternative (resending, so a crash may deliver twice): a
 duplicate invitation or password reset cannot be taken back; an ``unconfirmed`` one is visible
@@ -40,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,30 +59,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.tenancy import bind_tenant
 from backplane.kernel import Kernel, Rails, internals, maintenance_session
-from backplane.mail.compose import domain_of
-from backplane.mail.dkim import sign
+from backplane.mail.claim import NOT_RESENT, Claimed, claim_batch
 from backplane.mail.models import (
-    CONNECTING,
     FAILED,
     HANDING_OVER,
     QUEUED,
     SENDING,
     SENT,
     UNCONFIRMED,
-    DkimKey,
     MailMessage,
 )
 from backplane.mail.service import DELIVER_TASK
-from backplane.mail.transports import MailDeliveryError, MailEnvelope
+from backplane.mail.transports import MailDeliveryError, Transport, opened
 from backplane.secret_key import secret_key
 from backplane.settings import MailSettings
 from backplane.tasks.context import TaskQueue
 
 log = logging.getLogger(__name__)
-CLAIM_MARGIN_S = 10.0
-"""A claim outlasts the attempt's time limit by this much (room to record its outcome)."""
-NOT_RESENT = "the server may have accepted it, so it is not sent again automatically"
-DIED_HANDING_OVER = f"the worker died while handing the message over; {NOT_RESENT}"
 
 
 def backoff(config: MailSettings, attempts: int) -> timedelta:
@@ -97,127 +99,133 @@ async def _committed(kernel: Kernel, rails: Rails) -> AsyncIterator[AsyncSession
             yield own
 
 
-async def _claim(session: AsyncSession, key: uuid.UUID, config: MailSettings) -> int | None:
-    """Claim the message for an attempt; the attempt's number, or None (not due, taken, or a
-    dead attempt's that is now ``unconfirmed``)."""
-    now = datetime.now(UTC)
-    lapsed = and_(MailMessage.status == SENDING, MailMessage.claimed_until < now)
-    found: Any = await session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == key, lapsed, MailMessage.phase == HANDING_OVER)
-        .values(status=UNCONFIRMED, phase=None, claimed_until=None, last_error=DIED_HANDING_OVER)
-        .execution_options(synchronize_session=False)
-    )
-    if found.rowcount:
-        log.warning("mail %s: a dead attempt was handing it over; now unconfirmed", key)
-        return None
-    due = and_(MailMessage.status == QUEUED, MailMessage.next_attempt_at <= now)
-    claimed: Any = await session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == key, or_(due, and_(lapsed, MailMessage.phase == CONNECTING)))
-        .values(
-            status=SENDING,
-            phase=CONNECTING,
-            attempts=MailMessage.attempts + 1,
-            claimed_until=now + timedelta(seconds=config.attempt_timeout_s + CLAIM_MARGIN_S),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        return None
-    attempt: int | None = await session.scalar(
-        select(MailMessage.attempts).where(MailMessage.id == key)
-    )
-    return attempt
-
-
-async def _envelope(session: AsyncSession, key: uuid.UUID, app_secret: str) -> MailEnvelope:
-    message = await session.get(MailMessage, key)
-    assert message is not None  # claimed just now
-    data = message.data.encode("ascii")
-    dkim_key = await session.get(DkimKey, domain_of(message.sender))
-    if dkim_key is not None:
-        data = await asyncio.to_thread(sign, data, dkim_key, app_secret)
-    return MailEnvelope(
-        sender=message.sender,
-        recipients=tuple(message.recipients),
-        data=data,
-        message_id=message.message_id,
+def _mine(message: Claimed) -> Any:
+    """This attempt's row, still ``sending``: every write of an attempt is fenced on it."""
+    return and_(
+        MailMessage.id == message.key,
+        MailMessage.status == SENDING,
+        MailMessage.attempts == message.attempt,
     )
 
 
-async def deliver_mail(kernel: Kernel, message_id: str) -> None:
-    """Task: claim, hand over and record one attempt at one message (for its tenant); nothing
-    if it is not due (or not ours). Its retries are the message's own (``mail`` settings)."""
-    rails, key = internals(kernel), uuid.UUID(message_id)
-    config = rails.settings.mail
-    async with _committed(kernel, rails) as session:
-        attempt = await _claim(session, key, config)
-        if attempt is None:
-            return
-        envelope = await _envelope(session, key, secret_key(rails.settings))
-    mine = and_(
-        MailMessage.id == key, MailMessage.status == SENDING, MailMessage.attempts == attempt
-    )
+class _Outcomes:
+    """A batch's attempts' outcomes, written with the batch's next committed transaction (the
+    next message's hand-over, or the batch's end): one commit per message, not two."""
 
-    async def record(**values: Any) -> None:
-        async with _committed(kernel, rails) as session:
+    def __init__(self, kernel: Kernel, rails: Rails) -> None:
+        self.kernel, self.rails = kernel, rails
+        self._pending: list[tuple[Claimed, dict[str, Any]]] = []
+
+    def add(self, message: Claimed, **values: Any) -> None:
+        self._pending.append((message, values))
+
+    async def write(self, session: AsyncSession) -> None:
+        pending, self._pending = self._pending, []
+        for message, values in pending:
             await session.execute(
                 update(MailMessage)
-                .where(mine)
+                .where(_mine(message))
                 .values(claimed_until=None, phase=None, **values)
                 .execution_options(synchronize_session=False)
             )
 
-    assert kernel.tenant_id is not None  # a message's task runs for its tenant
-    wait = await rails.mail.wait_before_sending(kernel.tenant_id)
-    if wait:
-        later = datetime.now(UTC) + timedelta(seconds=wait)
-        await record(status=QUEUED, attempts=attempt - 1, next_attempt_at=later)
-        return
-    handing_over = False
+    async def commit(self) -> None:
+        if self._pending:
+            async with _committed(self.kernel, self.rails) as session:
+                await self.write(session)
 
-    async def committing() -> None:
-        nonlocal handing_over
-        async with _committed(kernel, rails) as session:
+    async def handing_over(self, message: Claimed) -> None:
+        """Write the earlier outcomes and move ``message`` to ``handing_over``, committed."""
+        async with _committed(self.kernel, self.rails) as session:
+            await self.write(session)
             moved: Any = await session.execute(
                 update(MailMessage)
-                .where(mine)
+                .where(_mine(message))
                 .values(phase=HANDING_OVER)
                 .execution_options(synchronize_session=False)
             )
         if moved.rowcount != 1:
             raise MailDeliveryError("the claim on the message lapsed; another attempt has it")
+
+
+async def deliver_mail(kernel: Kernel, message_id: str) -> None:
+    """Task: claim a batch of the tenant's due messages, oldest first (``message_id`` names the
+    message it was queued with, the first of up to ``mail.delivery_batch`` queued in one
+    transaction), hand them over through one transport connection and record each attempt.
+    Retries are the messages' own (``mail`` settings)."""
+    rails = internals(kernel)
+    config = rails.settings.mail
+    async with _committed(kernel, rails) as session:
+        batch = await claim_batch(session, config, secret_key(rails.settings))
+    if not batch:
+        return
+    assert kernel.tenant_id is not None  # a message's task runs for its tenant
+    outcomes = _Outcomes(kernel, rails)
+    deadline = asyncio.get_running_loop().time() + config.attempt_timeout_s
+    try:
+        async with opened(rails.mail.transport) as transport:
+            for done, message in enumerate(batch):
+                wait = await rails.mail.wait_before_sending(kernel.tenant_id)
+                if wait or asyncio.get_running_loop().time() >= deadline:
+                    _put_back(outcomes, batch[done:], wait)
+                    break
+                await _attempt(transport, message, outcomes, config, deadline)
+    finally:
+        await outcomes.commit()
+
+
+def _put_back(outcomes: _Outcomes, messages: list[Claimed], wait: int) -> None:
+    """Messages the batch did not try (over the tenant's rate, or out of time): queued again,
+    the attempt not counted."""
+    later = datetime.now(UTC) + timedelta(seconds=wait)
+    for message in messages:
+        outcomes.add(message, status=QUEUED, attempts=message.attempt - 1, next_attempt_at=later)
+
+
+async def _attempt(
+    transport: Transport,
+    message: Claimed,
+    outcomes: _Outcomes,
+    config: MailSettings,
+    deadline: float,
+) -> None:
+    handing_over = False
+
+    async def committing() -> None:
+        nonlocal handing_over
+        await outcomes.handing_over(message)
         handing_over = True
 
     try:
-        async with asyncio.timeout(config.attempt_timeout_s):
-            await rails.mail.transport.deliver(envelope, committing)
+        async with asyncio.timeout_at(deadline):
+            await transport.deliver(message.envelope, committing)
     except MailDeliveryError as exc:  # a refusal, before or after the hand-over: definite
-        await _failed(record, config, attempt, exc.reason, permanent=exc.permanent)
+        _failed(outcomes, message, config, exc.reason, permanent=exc.permanent)
     except Exception as exc:  # noqa: BLE001 - whatever a transport raises is the outcome
         reason = f"{type(exc).__name__}: {exc}"[:1000] or type(exc).__name__
         if isinstance(exc, TimeoutError):
             reason = f"the attempt took longer than {config.attempt_timeout_s} s"
         if handing_over:
-            log.warning("mail %s: the hand-over failed without an answer (%s)", key, reason)
-            await record(
-                status=UNCONFIRMED, last_error=f"{reason} while handing it over; {NOT_RESENT}"
+            log.warning("mail %s: the hand-over failed without an answer (%s)", message.key, reason)
+            outcomes.add(
+                message,
+                status=UNCONFIRMED,
+                last_error=f"{reason} while handing it over; {NOT_RESENT}",
             )
         else:
-            await _failed(record, config, attempt, reason, permanent=False)
+            _failed(outcomes, message, config, reason, permanent=False)
     else:
-        await record(status=SENT, sent_at=datetime.now(UTC), last_error=None)
+        outcomes.add(message, status=SENT, sent_at=datetime.now(UTC), last_error=None)
 
 
-async def _failed(
-    record: Any, config: MailSettings, attempt: int, reason: str, *, permanent: bool
+def _failed(
+    outcomes: _Outcomes, message: Claimed, config: MailSettings, reason: str, *, permanent: bool
 ) -> None:
-    if permanent or attempt >= config.max_attempts:
-        await record(status=FAILED, last_error=reason, next_attempt_at=None)
+    if permanent or message.attempt >= config.max_attempts:
+        outcomes.add(message, status=FAILED, last_error=reason, next_attempt_at=None)
     else:
-        later = datetime.now(UTC) + backoff(config, attempt)
-        await record(status=QUEUED, last_error=reason, next_attempt_at=later)
+        later = datetime.now(UTC) + backoff(config, message.attempt)
+        outcomes.add(message, status=QUEUED, last_error=reason, next_attempt_at=later)
 
 
 async def dispatch_mail(kernel: Kernel) -> None:
@@ -229,8 +237,9 @@ async def dispatch_mail(kernel: Kernel) -> None:
 
 
 async def dispatch_due(session: AsyncSession, tasks: TaskQueue, config: MailSettings) -> int:
-    """Add a delivery task for each due message, oldest first; how many. ``session`` sees
-    every tenant (a maintenance session)."""
+    """Add delivery tasks for the due messages, oldest first: one per ``delivery_batch`` of a
+    tenant's (each task claims that many); how many messages are due. ``session`` sees every
+    tenant (a maintenance session)."""
     now = datetime.now(UTC)
     due = and_(MailMessage.status == QUEUED, MailMessage.next_attempt_at <= now)
     lapsed = and_(MailMessage.status == SENDING, MailMessage.claimed_until < now)
@@ -242,7 +251,10 @@ async def dispatch_due(session: AsyncSession, tasks: TaskQueue, config: MailSett
             .limit(config.dispatch_batch)
         )
     ).all()
+    counts: dict[Any, int] = {}
     for message_id, tenant_id in rows:
-        tasks.enqueue_for(tenant_id, DELIVER_TASK, str(message_id))
+        seen = counts[tenant_id] = counts.get(tenant_id, 0) + 1
+        if (seen - 1) % config.delivery_batch == 0:
+            tasks.enqueue_for(tenant_id, DELIVER_TASK, str(message_id))
     await session.flush()
     return len(rows)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
-from backplane.mail.compose import compose, parse_from
+from backplane.mail.compose import compose_with_bytes, parse_from
 from backplane.mail.models import QUEUED, MailMessage, MailSender
 from backplane.mail.transports import (
     Transport,
@@ -91,14 +91,43 @@ async def sender_of(
     return (row.from_name, row.from_address), row.reply_to
 
 
+_TASKS_OF_TRANSACTION = "backplane.mail.delivery_tasks"
+
+
+def _needs_task(session: AsyncSession, tenant_id: uuid.UUID, batch: int) -> bool:
+    """Whether a message queued now needs a delivery task of its own: the first of every
+    ``batch`` messages a transaction queues for a tenant does (a delivery task claims up to
+    ``batch`` due messages of its tenant, oldest first), so a campaign's run of 500 messages
+    adds 10 tasks, not 500. Should a savepoint roll back the task but keep later messages, the
+    per-minute dispatcher queues them."""
+    sync = session.sync_session
+    transaction = sync.get_transaction()
+    if transaction is None or batch <= 1:
+        return True
+    owner: object
+    counts: dict[uuid.UUID, int]
+    owner, counts = sync.info.get(_TASKS_OF_TRANSACTION, (None, {}))
+    if owner is not transaction:
+        counts = {}
+        sync.info[_TASKS_OF_TRANSACTION] = (transaction, counts)
+    queued = counts.get(tenant_id, 0)
+    counts[tenant_id] = queued + 1
+    return queued % batch == 0
+
+
 async def queue_message(
     session: AsyncSession,
     tasks: TaskQueue,
     tenant_id: uuid.UUID,
     message: EmailMessage,
+    *,
+    batch: int = 1,
+    data: bytes | None = None,
 ) -> uuid.UUID:
     """Store a composed message of ``tenant_id`` and queue its delivery (no flush: the
-    caller's commit writes both); the row's id."""
+    caller's commit writes both); the row's id. ``batch`` (``mail.delivery_batch``): one
+    delivery task per that many messages of the transaction; ``data``: the message's bytes
+    when the caller has them (:func:`~backplane.mail.compose.compose_with_bytes`)."""
     sender = message["From"].addresses[0].addr_spec
     recipients = [a.addr_spec for a in message["To"].addresses]
     row = MailMessage(
@@ -108,14 +137,15 @@ async def queue_message(
         sender=sender,
         recipients=recipients,
         subject=str(message["Subject"] or "")[:998],
-        data=message.as_bytes().decode("ascii"),
+        data=(data if data is not None else message.as_bytes()).decode("ascii"),
         status=QUEUED,
         attempts=0,
         next_attempt_at=datetime.now(UTC),
         created_at=datetime.now(UTC),
     )
     session.add(row)
-    tasks.enqueue_for(tenant_id, DELIVER_TASK, str(row.id))
+    if _needs_task(session, tenant_id, batch):
+        tasks.enqueue_for(tenant_id, DELIVER_TASK, str(row.id))
     return row.id
 
 
@@ -129,6 +159,7 @@ class TenantMail:
         self._session = session
         self._tasks = tasks
         self._tenant_id = tenant_id
+        self._sender: tuple[tuple[str, str], str | None] | None = None
 
     async def send(
         self,
@@ -145,9 +176,11 @@ class TenantMail:
         bulk-mail headers (``List-Unsubscribe``, ``List-Unsubscribe-Post``, ``List-Id``, ...:
         only those of ``backplane.mail.compose.EXTRA_HEADERS``, which DKIM signs too). Raises
         :class:`backplane.MailError` for a message that cannot be composed as asked."""
-        sender, default_reply_to = await sender_of(self._session, self._tenant_id, self._config)
+        if self._sender is None:  # read once per kernel.mail: a campaign sends many at once
+            self._sender = await sender_of(self._session, self._tenant_id, self._config)
+        sender, default_reply_to = self._sender
         recipients = [to] if isinstance(to, str) else list(to)
-        message = compose(
+        message, data = compose_with_bytes(
             self._config,
             sender,
             reply_to or default_reply_to,
@@ -157,4 +190,11 @@ class TenantMail:
             html,
             headers,
         )
-        return await queue_message(self._session, self._tasks, self._tenant_id, message)
+        return await queue_message(
+            self._session,
+            self._tasks,
+            self._tenant_id,
+            message,
+            batch=self._config.delivery_batch,
+            data=data,
+        )

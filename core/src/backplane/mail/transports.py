@@ -4,9 +4,10 @@ development transport, which writes ``.eml`` files under ``<data dir>/mail``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,3 +113,16 @@ class FileTransport:
 def open_files(settings: Any, password: str | None) -> FileTransport:
     """The ``files`` transport of the kernel's settings (``password`` is not used)."""
     return FileTransport(Path(settings.data_dir) / "mail")
+
+
+@contextlib.asynccontextmanager
+async def opened(transport: Transport) -> AsyncIterator[Transport]:
+    """The transport for a batch of messages: one connection when it offers ``connection()``
+    (an async context manager yielding something with the same ``deliver``, as
+    :class:`backplane.mail.smtp.SmtpTransport` does), else the transport itself."""
+    connection = getattr(transport, "connection", None)
+    if connection is None:
+        yield transport
+        return
+    async with connection() as connected:
+        yield connected

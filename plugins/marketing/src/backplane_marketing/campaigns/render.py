@@ -10,13 +10,14 @@ URLs; an open pixel goes before ``</body>``.
 
 from __future__ import annotations
 
+import functools
 import html as html_escape
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -43,9 +44,16 @@ def check_template(source: str, limit: int, part: str) -> None:
         raise MarketingError(f"the {part} does not parse: {error}", 422) from None
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(env: ImmutableSandboxedEnvironment, source: str) -> Template:
+    """The compiled template (compiling costs more than rendering, and a campaign renders the
+    same three sources once per message)."""
+    return env.from_string(source)
+
+
 def _render(env: ImmutableSandboxedEnvironment, source: str, context: Any, limit: int) -> str:
     try:
-        pieces = env.from_string(source).generate(context)
+        pieces = _compiled(env, source).generate(context)
         out: list[str] = []
         size = 0
         for piece in pieces:

@@ -143,6 +143,7 @@ async def _send_rows(
         )
     )
     base = tracking_base(kernel)
+    mail = kernel.mail  # one for the run: it reads the tenant's sender identity once
     for recipient, contact in rows:
         if contact.id in suppressed or contact.consent == "withdrawn":
             recipient.state = SUPPRESSED
@@ -169,7 +170,7 @@ async def _send_rows(
                     url: f"{base}/c/{recipient.token}/{token}" for url, token in links.items()
                 }
                 html = track(html, clicks, f"{base}/o/{recipient.token}")
-            recipient.mail_id = await kernel.mail.send(
+            recipient.mail_id = await mail.send(
                 contact.email,
                 message.subject,
                 message.text,
