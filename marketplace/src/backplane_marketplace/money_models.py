@@ -33,7 +33,12 @@ class Charge(TenantScoped, Base):
     __tablename__ = "marketplace_charges"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE"),
-        UniqueConstraint("tenant_id", "period_start", "version_id"),
+        UniqueConstraint(
+            "tenant_id",
+            "period_start",
+            "version_id",
+            name="uq_marketplace_charges_tenant_id_period_start_version_id",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -62,7 +67,14 @@ class Statement(Base):
     platform's share, net; per listing only aggregates (never who the consumers were)."""
 
     __tablename__ = "marketplace_statements"
-    __table_args__ = (UniqueConstraint("publisher_id", "period_start", "currency"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "publisher_id",
+            "period_start",
+            "currency",
+            name="uq_marketplace_statements_publisher_id_period_start_currency",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     publisher_id: Mapped[uuid.UUID] = mapped_column(
