@@ -1,11 +1,10 @@
-"""SQLite transactions begin with ``BEGIN IMMEDIATE``: concurrent writers wait.
+"""SQLite write transactions begin with ``BEGIN IMMEDIATE``: concurrent writers wait.
 
 A deferred SQLite transaction that reads and then writes must upgrade its read lock to the
 write lock; when another writer committed since the read, SQLite refuses the upgrade at once
 ("database is locked") instead of waiting on ``busy_timeout``, and the request answered 500.
-The kernel begins SQLite transactions itself: one begun with ``session.begin()`` (sign-in reads
-the membership, then writes its audit row and session) takes the write lock when it begins, an
-autobegun one before its first write or savepoint; either way writers queue on the busy timeout.
+Write transactions (requests other than GET/HEAD/OPTIONS, and explicit ``session.begin()``)
+now take the write lock when they begin, so they queue on the busy timeout instead.
 """
 
 from __future__ import annotations
@@ -26,9 +25,10 @@ from tests.conftest import make_settings
 from tests.db_helpers import admin_session
 
 CONCURRENT = 12
-"""Enough logins at once that, were ``session.begin()`` a deferred ``BEGIN``, several would meet a
-concurrent commit between their read and their write: with ``BEGIN`` in place of ``BEGIN
-IMMEDIATE`` there this test fails with "database is locked"."""
+"""Enough logins at once that, with every transaction deferred, several meet a concurrent commit
+between their read and their write (sign-in reads the membership, then writes its audit row and
+session): with the ``BEGIN IMMEDIATE`` choice switched off this test fails with "database is
+locked"."""
 
 
 async def test_concurrent_logins_with_the_same_credentials_all_succeed(data_dir: Path) -> None:

@@ -26,8 +26,9 @@ def create_engine(
     settings: Settings, *, purpose: Purpose = "app", pre_ping: bool = True
 ) -> AsyncEngine:
     """Build an engine; SQLite gets WAL, foreign keys, aware datetimes (see
-    :mod:`backplane.db.types`) and transactions begun by the kernel with ``BEGIN IMMEDIATE``
-    (see :mod:`backplane.db.sqlite_transactions`); every engine a bounded pool.
+    :mod:`backplane.db.types`) and transactions begun by SQLAlchemy, write transactions with
+    ``BEGIN IMMEDIATE`` (see :mod:`backplane.db.sqlite_transactions`); every engine a bounded
+    pool.
 
     ``purpose`` picks the connection: ``app`` (the application role, bound by row-level
     security), ``maintenance`` (``db.maintenance_url``: kernel work across tenants) or

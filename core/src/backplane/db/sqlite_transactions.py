@@ -1,22 +1,20 @@
-"""SQLite transactions begun by the kernel: ``BEGIN IMMEDIATE`` before anything is written.
+"""SQLite transactions begun by SQLAlchemy, write transactions with ``BEGIN IMMEDIATE``.
 
 The sqlite3 driver (under aiosqlite) handles transactions itself: it emits no ``BEGIN`` before
-a ``SAVEPOINT``, only before an ``INSERT``/``UPDATE``/``DELETE``, so a ``begin_nested()`` that
-opened the transaction committed when released. SQLAlchemy's documented remedy ("Serializable
-isolation / Savepoints / Transactional DDL" in its SQLite dialect notes) is used here: the
-driver's handling is switched off on connect and the kernel emits the ``BEGIN`` itself.
+a ``SELECT`` or a ``SAVEPOINT``, only before the first ``INSERT``/``UPDATE``/``DELETE``. So a
+``begin_nested()`` that opened the transaction committed when released, and reads were never
+isolated from concurrent commits. SQLAlchemy's documented remedy ("Serializable isolation /
+Savepoints / Transactional DDL" in its SQLite dialect notes) is used here: the driver's handling
+is switched off on connect and SQLAlchemy's ``begin`` event emits the ``BEGIN`` itself.
 
-Every ``BEGIN`` is ``BEGIN IMMEDIATE``: it takes the write lock up front and waits on
-``busy_timeout`` for it. A deferred transaction that read first and then writes must upgrade
-its read lock, and when another writer committed since its read SQLite refuses at once
-("database is locked") instead of waiting. When the ``BEGIN`` is emitted depends on how the
-session's transaction started:
-
-- begun explicitly (``async with session.begin():``, as sign-in, tasks and the kernel's own
-  writes do): at once, so that what it reads and what it writes are one atomic unit;
-- autobegun (a request's ``db`` session, a lookup): before its first statement that is not a
-  read (a write, a ``SAVEPOINT``, DDL), as the driver did, so that reads before it never wait
-  on writers and a request that reads slowly never holds the write lock.
+A deferred transaction that reads and then writes must upgrade its read lock; when another
+writer committed since its read, SQLite refuses at once ("database is locked") instead of
+waiting on ``busy_timeout``. Transactions that will write therefore begin with
+``BEGIN IMMEDIATE``, which takes the write lock up front and queues on the busy timeout. A
+transaction is a write transaction when its session is marked with :func:`mark_writes` (the
+request session of every method but GET, HEAD and OPTIONS) or was begun explicitly with
+``session.begin()`` (tasks, sign-in, the kernel's own writes). Everything else (GET requests,
+lookups on autobegun sessions) begins deferred, so that readers never wait on writers (WAL).
 """
 
 from __future__ import annotations
@@ -26,27 +24,21 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, SessionTransactionOrigin
 
-IMMEDIATE_OPTION = "backplane_sqlite_begin_at_once"
-"""Execution option on a connection: its transactions begin at once (``session.begin()``)."""
+IMMEDIATE_OPTION = "backplane_sqlite_immediate"
+"""Execution option on a connection: its transactions begin with ``BEGIN IMMEDIATE``."""
 
-_PENDING = "backplane.sqlite_begin_pending"
-"""Connection-record ``info`` key: a transaction whose ``BEGIN`` waits for its first write."""
+WRITES_KEY = "backplane.writes"
+"""``Session.info`` key: every transaction of this session is a write transaction."""
 
-_READS = frozenset({"SELECT", "PRAGMA", "EXPLAIN", "RELEASE", "ROLLBACK", "COMMIT", "END"})
-"""First words of statements that do not need the transaction begun."""
-
-_BINDS = "backplane.sqlite_begin_binds"
-"""``Session.info`` key: the session's begin-at-once variant of each engine (one object per
+_IMMEDIATE_BINDS = "backplane.immediate_binds"
+"""``Session.info`` key: the session's ``BEGIN IMMEDIATE`` variant of each engine (one object per
 engine, as a session keys its connections by bind)."""
 
 
 def sqlite_transactions(engine: Engine) -> None:
-    """Let the kernel begin ``engine``'s transactions (a SQLite engine's sync engine)."""
+    """Let SQLAlchemy begin ``engine``'s transactions (a SQLite engine's sync engine)."""
     event.listen(engine, "connect", _driver_leaves_transactions_alone)
     event.listen(engine, "begin", _begin)
-    event.listen(engine, "before_cursor_execute", _begin_before_writing)
-    event.listen(engine, "commit", _ended)
-    event.listen(engine, "rollback", _ended)
 
 
 def _driver_leaves_transactions_alone(dbapi_connection: Any, _record: Any) -> None:
@@ -55,39 +47,28 @@ def _driver_leaves_transactions_alone(dbapi_connection: Any, _record: Any) -> No
 
 
 def _begin(connection: Any) -> None:
-    if connection.get_execution_options().get(IMMEDIATE_OPTION, False):
-        connection.info[_PENDING] = False
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        connection.info[_PENDING] = True
+    immediate = connection.get_execution_options().get(IMMEDIATE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _begin_before_writing(
-    connection: Any, cursor: Any, statement: str, *_args: Any, **_kw: Any
-) -> None:
-    if not connection.info.get(_PENDING):
-        return
-    words = statement.lstrip().split(None, 1)
-    if words and words[0].upper() in _READS:
-        return
-    connection.info[_PENDING] = False
-    cursor.execute("BEGIN IMMEDIATE")
-
-
-def _ended(connection: Any) -> None:
-    connection.info[_PENDING] = False
+def mark_writes(session: Any, writes: bool = True) -> None:
+    """Declare that ``session`` (sync or async) writes: on SQLite its transactions begin with
+    ``BEGIN IMMEDIATE`` (no effect on PostgreSQL). Set before its first statement."""
+    sync = getattr(session, "sync_session", session)
+    sync.info[WRITES_KEY] = writes
 
 
 def write_bind(session: Session, bind: Any) -> Any:
-    """``bind``, or its begin-at-once variant when the session's transaction was begun with
-    ``session.begin()`` (fixed for the transaction's life: all its statements use one
-    connection)."""
+    """``bind``, or its ``BEGIN IMMEDIATE`` variant when the session's transaction writes:
+    the session is marked, or its (root) transaction was begun with ``session.begin()``. Both
+    are fixed for the life of a transaction, so all its statements use one connection."""
     if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
         return bind
     root = session.get_transaction()
-    if root is None or root.origin is not SessionTransactionOrigin.BEGIN:
+    explicit = root is not None and root.origin is SessionTransactionOrigin.BEGIN
+    if not (explicit or session.info.get(WRITES_KEY)):
         return bind
-    variants: dict[Engine, Engine] = session.info.setdefault(_BINDS, {})
+    variants: dict[Engine, Engine] = session.info.setdefault(_IMMEDIATE_BINDS, {})
     if bind not in variants:
         variants[bind] = bind.execution_options(**{IMMEDIATE_OPTION: True})
     return variants[bind]

@@ -59,7 +59,7 @@ class TenantSession(Session):
     """The sync session behind every kernel ``AsyncSession``; carries its tenant in ``info``."""
 
     def get_bind(self, *args: Any, **kw: Any) -> Any:
-        """On SQLite, the engine variant whose transactions begin at once (``session.begin()``)."""
+        """On SQLite, the engine variant that begins write transactions ``IMMEDIATE``."""
         return write_bind(self, super().get_bind(*args, **kw))
 
 
