@@ -17,15 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backplane.billing.http import header_results
 from backplane.billing.usage import UsageRecorder
 from backplane.db.engine import session_scope
-from backplane.db.sqlite_transactions import mark_writes
 from backplane.db.tenancy import bind_tenant
 from backplane.identity.auth import PLUGIN_OPT, Principal
 from backplane.kernel import Kernel, Rails
 from backplane.plugins import KERNEL_PLUGIN
 from backplane.tasks.context import TaskQueue
-
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Methods whose request session reads only (on SQLite it begins deferred: never waits)."""
 
 
 def constant(value: Any) -> Callable[[], Any]:
@@ -42,11 +38,9 @@ def request_dependencies(rails: Rails) -> dict[str, Provide | Callable[..., Any]
 
     async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
         """A session scoped to the caller's tenant (public routes: no tenant, no tenant rows),
-        committed when the handler returns, rolled back if it raises. On SQLite, the session
-        of a request that may write (any method but GET, HEAD, OPTIONS) begins ``IMMEDIATE``."""
+        committed when the handler returns, rolled back if it raises."""
         principal = request.scope.get("user")
         async for session in session_scope(rails.database.sessions):
-            mark_writes(session, request.method not in READ_METHODS)
             if isinstance(principal, Principal):
                 bind_tenant(session, principal.tenant_id)
             yield session

@@ -12,7 +12,6 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from backplane.db.sqlite_transactions import sqlite_transactions
 from backplane.db.types import aware_datetimes
 from backplane.settings import Settings
 
@@ -25,10 +24,8 @@ Purpose = Literal["app", "maintenance", "migrations"]
 def create_engine(
     settings: Settings, *, purpose: Purpose = "app", pre_ping: bool = True
 ) -> AsyncEngine:
-    """Build an engine; SQLite gets WAL, foreign keys, aware datetimes (see
-    :mod:`backplane.db.types`) and transactions begun by SQLAlchemy, write transactions with
-    ``BEGIN IMMEDIATE`` (see :mod:`backplane.db.sqlite_transactions`); every engine a bounded
-    pool.
+    """Build an engine; SQLite gets WAL, foreign keys and aware datetimes (see
+    :mod:`backplane.db.types`), every engine a bounded pool.
 
     ``purpose`` picks the connection: ``app`` (the application role, bound by row-level
     security), ``maintenance`` (``db.maintenance_url``: kernel work across tenants) or
@@ -76,8 +73,6 @@ def create_engine(
         _sqlite_pragmas(dbapi_connection, synchronous)
 
     event.listen(engine.sync_engine, "connect", pragmas)
-    if purpose != "migrations":  # alembic runs its own transactions
-        sqlite_transactions(engine.sync_engine)
     return engine
 
 

@@ -30,8 +30,6 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
-from backplane.db.sqlite_transactions import write_bind
-
 log = logging.getLogger("backplane.audit")
 
 TENANT_KEY = "backplane.tenant_id"
@@ -57,10 +55,6 @@ class TenantScoped:
 
 class TenantSession(Session):
     """The sync session behind every kernel ``AsyncSession``; carries its tenant in ``info``."""
-
-    def get_bind(self, *args: Any, **kw: Any) -> Any:
-        """On SQLite, the engine variant that begins write transactions ``IMMEDIATE``."""
-        return write_bind(self, super().get_bind(*args, **kw))
 
 
 def bind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
