@@ -6,10 +6,19 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from backplane.settings import Settings
+from tests.conftest import make_settings
 from tests.identity_helpers import Seeded
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """A one-second busy timeout, so the lock below is held past it without a long test."""
+    return make_settings(data_dir, {"BACKPLANE_DB__SQLITE_BUSY_TIMEOUT_S": "1"})
 
 
 def test_a_locked_database_does_not_fail_an_api_key_request(
@@ -18,10 +27,35 @@ def test_a_locked_database_does_not_fail_an_api_key_request(
     database = data_dir / "backplane.sqlite3"
     holder = sqlite3.connect(database, isolation_level=None, timeout=1)
     try:
-        holder.execute("BEGIN IMMEDIATE")  # the write lock, held past the 5 s busy timeout
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held past the busy timeout
         answer = client.get("/api/me", headers=tenant_a.headers)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert answer.status_code == 200, answer.text
     assert answer.json()["tenant_id"] == str(tenant_a.tenant_id)
+
+
+def test_a_write_that_outwaits_the_busy_timeout_is_a_503_and_loses_nothing(
+    client: TestClient[Litestar], tenant_a: Seeded, data_dir: Path
+) -> None:
+    """SQLite's single write lock held past ``db.sqlite_busy_timeout_s``: the request's write
+    cannot happen, so it is answered 503 with ``Retry-After`` (retry later), not 500, and the
+    same request succeeds once the lock is free."""
+    body = {"name": "late", "role": "member"}
+    holder = sqlite3.connect(data_dir / "backplane.sqlite3", isolation_level=None, timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        refused = client.post("/api/apikeys", json=body, headers=tenant_a.headers)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert "busy" in refused.json()["detail"]
+    listed = client.get("/api/apikeys", headers=tenant_a.headers).json()
+    assert "late" not in [key["name"] for key in listed]
+    again = client.post("/api/apikeys", json=body, headers=tenant_a.headers)
+    assert again.status_code == 201, again.text
+    listed = client.get("/api/apikeys", headers=tenant_a.headers).json()
+    assert [key["name"] for key in listed].count("late") == 1

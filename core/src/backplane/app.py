@@ -22,7 +22,12 @@ from backplane._providers import request_dependencies
 from backplane.audit.actor import AuditContextMiddleware
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.usage import QuotaExceeded
-from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
+from backplane.db.busy import (
+    OperationalError,
+    PoolTimeoutError,
+    operational_error_handler,
+    pool_timeout_handler,
+)
 from backplane.files.routes import FILE_ERROR_HANDLERS
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.inference.service import MODEL_ERROR_HANDLERS
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None, plugins: PluginSet | None = Non
         exception_handlers={
             QuotaExceeded: quota_exceeded_handler,
             PoolTimeoutError: pool_timeout_handler,
+            OperationalError: operational_error_handler,
             **MODEL_ERROR_HANDLERS,
             **FILE_ERROR_HANDLERS,
         },

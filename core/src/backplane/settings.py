@@ -85,6 +85,11 @@ class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     maintenance_max_overflow: int = 8
     app_role: str | None = None
     """The non-owner role the application connects as; granted DML after every upgrade."""
+    sqlite_busy_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    """SQLite only: how long a write waits for the write lock another connection holds (SQLite
+    has one writer at a time, and the embedded worker's task runs hold it while they run) before
+    failing with "database is locked", which a request answers 503 with ``Retry-After``. Five
+    seconds (the usual default) was reached on a loaded two-CPU machine."""
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     """SQLite only (WAL mode). ``NORMAL`` does not fsync each commit: a crash of the process
     loses nothing, a power cut may lose the last commits but never corrupts the database.

@@ -1,23 +1,34 @@
-"""How a database without a free pooled connection shows in HTTP: 503, retry shortly.
+"""How a busy database shows in HTTP: 503, retry shortly.
 
 A request waits at most ``db.pool_timeout_s`` for a connection; then SQLAlchemy raises its
 ``TimeoutError`` and the client gets a 503 with ``Retry-After`` instead of a 500 (or, with no
-limit, a stall of every request behind the slow ones).
+limit, a stall of every request behind the slow ones). Likewise on SQLite, a write that waited
+``db.sqlite_busy_timeout_s`` for another writer's lock ("database is locked"): nothing was
+written (the request's transaction rolls back), so the client may simply try again.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from litestar import Request, Response
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from backplane.web._diagnostics import internal_error_response
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
 
-__all__ = ["PoolTimeoutError", "pool_timeout_handler"]
+__all__ = [
+    "OperationalError",
+    "PoolTimeoutError",
+    "operational_error_handler",
+    "pool_timeout_handler",
+]
 
 
 def pool_timeout_handler(request: Request[Any, Any, Any], exc: PoolTimeoutError) -> Response[Any]:
@@ -26,6 +37,32 @@ def pool_timeout_handler(request: Request[Any, Any, Any], exc: PoolTimeoutError)
         request.method,
         request.url.path,
     )
+    return _busy()
+
+
+def sqlite_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": its single write lock stayed held past the busy timeout."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(
+        ("database is locked", "database table is locked")
+    )
+
+
+def operational_error_handler(
+    request: Request[Any, Any, Any], exc: OperationalError
+) -> Response[Any]:
+    """503 for SQLite's lock timeout; any other operational error is unhandled (a 500)."""
+    if not sqlite_locked(exc):
+        return internal_error_response(request, exc)
+    log.warning(
+        "SQLite write lock held by another writer past db.sqlite_busy_timeout_s: %s %r",
+        request.method,
+        request.url.path,
+    )
+    return _busy()
+
+
+def _busy() -> Response[Any]:
     return Response(
         {"status_code": 503, "detail": "the database is busy; retry shortly"},
         status_code=503,

@@ -68,9 +68,10 @@ def create_engine(
     engine = create_async_engine(url, **options)
     aware_datetimes(engine.dialect)
     synchronous = db.sqlite_synchronous
+    busy_timeout_ms = round(db.sqlite_busy_timeout_s * 1000)
 
     def pragmas(dbapi_connection: Any, _record: Any) -> None:
-        _sqlite_pragmas(dbapi_connection, synchronous)
+        _sqlite_pragmas(dbapi_connection, synchronous, busy_timeout_ms)
 
     event.listen(engine.sync_engine, "connect", pragmas)
     return engine
@@ -83,13 +84,13 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
         raise DisconnectionError("the database server closed this connection")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: str, busy_timeout_ms: int) -> None:
     if synchronous not in ("FULL", "NORMAL"):  # settings validate it; never interpolate others
         raise ValueError(f"db.sqlite_synchronous must be FULL or NORMAL, got {synchronous!r}")
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
