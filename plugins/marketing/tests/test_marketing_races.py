@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from marketing_helpers import CONTACTS, all_contacts, base_environ
+from marketing_helpers import ATTRIBUTES, CONTACTS, all_contacts, base_environ
 
 
 @pytest.fixture
@@ -51,3 +51,18 @@ def test_concurrent_events_of_one_contact_are_all_scored(
     score = client.get(f"{CONTACTS}/{contact['id']}/score").json()
     assert score["rules_points"] == 45
     assert score["reasons"][0]["reason"] == "9 x visited_pricing"
+
+
+@pytest.mark.postgres
+def test_concurrent_definitions_of_one_attribute_make_one(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    """Eight admins define the same attribute key at once: one 201, seven 409, never a 500."""
+    client = backplane_client
+    body = {"key": "plan", "type": "string"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: client.post(ATTRIBUTES, json=body), range(8)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] + [409] * 7, [a.text for a in answers]
+    keys = [row["key"] for row in client.get(ATTRIBUTES).json()]
+    assert keys.count("plan") == 1

@@ -70,9 +70,9 @@ class AttributesController(Controller):
         row = AttributeDefinition(
             key=data.key, type=data.type, label=data.label, choices=data.choices
         )
-        db.add(row)
         try:
-            async with db.begin_nested():
+            async with db.begin_nested():  # added inside: begin_nested flushes what is pending
+                db.add(row)
                 await db.flush()
         except IntegrityError:
             raise MarketingError(f"attribute {data.key!r} exists", 409) from None
@@ -132,9 +132,9 @@ class ListsController(Controller):
         self, data: JSONBody[ListIn], db: NamedDependency[AsyncSession]
     ) -> ListOut:
         row = MailingList(name=data.name, description=data.description)
-        db.add(row)
         try:
-            async with db.begin_nested():
+            async with db.begin_nested():  # added inside: begin_nested flushes what is pending
+                db.add(row)
                 await db.flush()
         except IntegrityError:
             raise MarketingError(f"a list named {data.name!r} exists", 409) from None
