@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backplane import ArtifactReport, Kernel, RegistryError
 from backplane_marketplace import signing
+from backplane_marketplace.deprecation import aware, deprecated_now, notice_for
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Install, Listing, ListingVersion, SigningKey
 from backplane_marketplace.pricing import pricing_out
@@ -22,18 +23,30 @@ from backplane_marketplace.schemas import InstallIn, InstallOut
 async def approved_version(
     kernel: Kernel, listing_id: uuid.UUID, version: str | None
 ) -> ListingVersion:
+    """The approved ``version`` (the latest approved one not deprecated when None); a version
+    deprecated by now takes no new installs (409)."""
     query = select(ListingVersion).where(
         ListingVersion.listing_id == listing_id, ListingVersion.state == "approved"
     )
     if version is not None:
         query = query.where(ListingVersion.version == version)
-    row = await kernel.db.scalar(
-        query.order_by(ListingVersion.submitted_at.desc(), ListingVersion.id.desc()).limit(1)
+    rows = list(
+        await kernel.db.scalars(
+            query.order_by(ListingVersion.submitted_at.desc(), ListingVersion.id.desc())
+        )
     )
-    if row is None:
+    if not rows:
         what = f"version {version!r}" if version else "version"
         raise MarketplaceError(f"listing {listing_id} has no approved {what}", 404)
-    return row
+    current = [r for r in rows if not deprecated_now(r)]
+    if not current:
+        if version is not None:
+            since = aware(rows[0].deprecated_at).isoformat()  # type: ignore[arg-type]
+            message = f"version {version!r} is deprecated since {since}: no new installs"
+        else:
+            message = f"listing {listing_id}: every approved version is deprecated"
+        raise MarketplaceError(message, 409)
+    return current[0]
 
 
 async def verify_version(kernel: Kernel, row: ListingVersion) -> None:
@@ -112,12 +125,14 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         model_name=made.model_name,
         pricing=pricing_out(made),
         installed_at=made.installed_at,
+        deprecated_at=row.deprecated_at and aware(row.deprecated_at),
+        notice=notice_for(row),
     )
 
 
 async def installs_out(kernel: Kernel) -> list[InstallOut]:
     rows = await kernel.db.execute(
-        select(Install, Listing.slug, ListingVersion.version)
+        select(Install, Listing.slug, ListingVersion)
         .join(Listing, Listing.id == Install.listing_id)
         .join(ListingVersion, ListingVersion.id == Install.version_id)
         .order_by(Install.installed_at, Install.id)
@@ -127,12 +142,14 @@ async def installs_out(kernel: Kernel) -> list[InstallOut]:
             id=i.id,
             listing_id=i.listing_id,
             listing_slug=slug,
-            version=version,
+            version=v.version,
             model_name=i.model_name,
             pricing=pricing_out(i),
             installed_at=i.installed_at,
+            deprecated_at=v.deprecated_at and aware(v.deprecated_at),
+            notice=notice_for(v),
         )
-        for i, slug, version in rows.tuples()
+        for i, slug, v in rows.tuples()
     ]
 
 

@@ -28,10 +28,12 @@ plugin = PluginInfo(
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketplace.routes_deprecation import DeprecationController
     from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
     from backplane_marketplace.routes_review import ReviewController
+    from backplane_marketplace.routes_reviews import ReviewsController
     from backplane_marketplace.routes_statements import StatementsController
 
     register(
@@ -41,6 +43,8 @@ def register_routes(register: Any) -> None:
         CatalogController,
         InstallsController,
         StatementsController,
+        ReviewsController,
+        DeprecationController,
     )
 
 
