@@ -43,7 +43,9 @@ class TrialAllowance:
                 await db.execute(
                     select(Listing.id, Listing.trial_units).where(Listing.id.in_(listing_ids))
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         used = dict(
             (
@@ -52,7 +54,9 @@ class TrialAllowance:
                     .where(Charge.listing_id.in_(listing_ids), Charge.period_start < start)
                     .group_by(Charge.listing_id)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         return cls({i: max(0, int(sizes.get(i, 0)) - int(used.get(i, 0))) for i in listing_ids})
 
