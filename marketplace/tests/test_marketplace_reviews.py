@@ -5,11 +5,14 @@ model, and the publisher (only the listing's) replies."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from marketplace_helpers import environ_for, priced_market
+from marketplace_helpers import bearer, environ_for, priced_market
 
 from backplane.testing import audit_trail, seed_tenant
 
@@ -72,6 +75,22 @@ def test_installers_rate_and_review_readers_see_no_authors_publisher_replies(
         ).status_code
         == 404
     )
+
+    # The writer's own export holds the review (written in a user's session: a person).
+    session = bearer(client, first)
+    assert (
+        client.put(review_of, json={"rating": 2, "body": "Slower now"}, headers=session).status_code
+        == 200
+    )
+    person = {"user_id": str(first.user_id)}
+    exported = client.post("/api/privacy/export", json=person, headers=first.headers)
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        rows = [
+            json.loads(line)
+            for line in archive.read("marketplace/marketplace_reviews.jsonl").splitlines()
+        ]
+    assert [r["id"] for r in rows] == [made.json()["id"]]
 
     install(client, second.headers, per_request, "species")
     assert client.put(review_of, json={"rating": 5}, headers=second.headers).status_code == 201
@@ -158,7 +177,7 @@ def test_installers_rate_and_review_readers_see_no_authors_publisher_replies(
     assert listings[per_request]["rating"]["count"] == 1
 
     actions = [entry.action for entry in audit_trail(backplane_app, first)]
-    assert actions.count("marketplace.review_written") == 3
+    assert actions.count("marketplace.review_written") == 4
     assert "marketplace.review_deleted" in actions
     assert "marketplace.review_replied" in [
         entry.action for entry in audit_trail(backplane_app, backplane_tenant)
