@@ -31,7 +31,11 @@ class Review(Base):
 
     __tablename__ = "marketplace_reviews"
     __table_args__ = (
-        UniqueConstraint("listing_id", "rater_tenant_id"),
+        UniqueConstraint(
+            "listing_id",
+            "rater_tenant_id",
+            name="uq_marketplace_reviews_listing_id_rater_tenant_id",
+        ),
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
     )
 
