@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     String,
     UniqueConstraint,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backplane import Base
+from backplane import Base, TenantScoped
 
 
 class Review(Base):
@@ -57,3 +58,36 @@ class Review(Base):
     reply: Mapped[str] = mapped_column(String(4000), default="")
     """The publisher's answer ("" for none)."""
     replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Notice(TenantScoped, Base):
+    """What the marketplace tells a consumer tenant about one of its installs: a following
+    install's next version announced (``upgrade_pending``) and the move made (``upgraded``).
+    The tenant's own rows (row-level security), read at ``GET /api/marketplace/notices``."""
+
+    __tablename__ = "marketplace_notices"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["backplane_tenants.id"], ondelete="CASCADE"),
+        UniqueConstraint(
+            "tenant_id",
+            "install_id",
+            "kind",
+            "to_version_id",
+            name="uq_marketplace_notices_tenant_id_install_id_kind_to_version_id",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    install_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("marketplace_installs.id", ondelete="SET NULL")
+    )
+    listing_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_listings.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(30))
+    to_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("marketplace_versions.id", ondelete="CASCADE")
+    )
+    message: Mapped[str] = mapped_column(String(2000))
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

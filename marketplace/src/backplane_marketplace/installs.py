@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from backplane import ArtifactReport, Kernel, RegistryError
 from backplane_marketplace import signing
@@ -80,6 +81,8 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
     )
     if listing is None:
         raise MarketplaceError(f"no listing {data.listing_id}", 404)
+    if data.mode == "follow" and data.version is not None:
+        raise MarketplaceError("a following install names no version: it takes the latest", 422)
     if await db.scalar(select(Install.id).where(Install.listing_id == listing.id)):
         raise MarketplaceError(f"listing {listing.slug!r} is installed already", 409)
     row = await approved_version(kernel, listing.id, data.version)
@@ -104,6 +107,7 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         price_model=row.price_model,
         unit_price=row.unit_price,
         currency=row.currency,
+        mode=data.mode,
     )
     try:
         # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
@@ -127,16 +131,22 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         installed_at=made.installed_at,
         deprecated_at=row.deprecated_at and aware(row.deprecated_at),
         notice=notice_for(row),
+        mode=made.mode,
     )
 
 
-async def installs_out(kernel: Kernel) -> list[InstallOut]:
-    rows = await kernel.db.execute(
-        select(Install, Listing.slug, ListingVersion)
+async def installs_out(kernel: Kernel, install_id: uuid.UUID | None = None) -> list[InstallOut]:
+    pending = aliased(ListingVersion)
+    query = (
+        select(Install, Listing.slug, ListingVersion, pending.version)
         .join(Listing, Listing.id == Install.listing_id)
         .join(ListingVersion, ListingVersion.id == Install.version_id)
+        .outerjoin(pending, pending.id == Install.pending_version_id)
         .order_by(Install.installed_at, Install.id)
     )
+    if install_id is not None:
+        query = query.where(Install.id == install_id)
+    rows = await kernel.db.execute(query)
     return [
         InstallOut(
             id=i.id,
@@ -148,8 +158,11 @@ async def installs_out(kernel: Kernel) -> list[InstallOut]:
             installed_at=i.installed_at,
             deprecated_at=v.deprecated_at and aware(v.deprecated_at),
             notice=notice_for(v),
+            mode=i.mode,
+            pending_version=next_version,
+            upgrade_at=i.upgrade_at and aware(i.upgrade_at),
         )
-        for i, slug, v in rows.tuples()
+        for i, slug, v, next_version in rows.tuples()
     ]
 
 

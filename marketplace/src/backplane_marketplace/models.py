@@ -193,9 +193,18 @@ class Install(TenantScoped, Base):
     installed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    mode: Mapped[str] = mapped_column(String(10), default="pinned", server_default="pinned")
+    """``pinned`` to its version, or ``follow``: moved to each newly approved version after a
+    notice (``backplane_marketplace.follow``)."""
+    pending_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("marketplace_versions.id", ondelete="SET NULL")
+    )
+    """A following install's announced next version,"""
+    upgrade_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """and when it moves there (sooner if the tenant accepts)."""
 
 
-from backplane_marketplace.community_models import Review  # noqa: E402
+from backplane_marketplace.community_models import Notice, Review  # noqa: E402
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement  # noqa: E402
 
 TABLES = (
@@ -208,4 +217,5 @@ TABLES = (
     Statement,
     PayoutEntry,
     Review,
+    Notice,
 )

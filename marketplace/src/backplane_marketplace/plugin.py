@@ -29,6 +29,7 @@ plugin = PluginInfo(
 @hookimpl
 def register_routes(register: Any) -> None:
     from backplane_marketplace.routes_deprecation import DeprecationController
+    from backplane_marketplace.routes_follow import FollowController
     from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
@@ -45,6 +46,7 @@ def register_routes(register: Any) -> None:
         StatementsController,
         ReviewsController,
         DeprecationController,
+        FollowController,
     )
 
 
@@ -97,6 +99,15 @@ async def invoice_closing(
     from backplane_marketplace.charging import invoice_items
 
     return await invoice_items(kernel, period_start, period_end, currency)
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from backplane import Task
+    from backplane_marketplace.follow import follow_latest
+
+    # Following installs: announce new versions, move those whose delay has passed.
+    register(Task(actor=follow_latest, queue="marketplace", schedule="* * * * *", per_tenant=True))
 
 
 @hookimpl

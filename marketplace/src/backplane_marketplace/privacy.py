@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from backplane_marketplace.community_models import Review
+from backplane_marketplace.community_models import Notice, Review
 from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement
 
@@ -30,6 +30,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         await archive.add_table(Statement, Statement.publisher_id.in_(ids))
         await archive.add_table(PayoutEntry, PayoutEntry.publisher_id.in_(ids))
         await archive.add_table(Review, Review.rater_tenant_id == kernel.tenant_id)
+        await archive.add_table(Notice)
         return
     if subject.user_id is None:
         return

@@ -170,6 +170,8 @@ class InstallIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """What the tenant calls it: ``POST /v2/models/{name}/infer``."""
     version: Version | None = None
     """A version of the listing (approved); the latest approved one when left out."""
+    mode: Literal["pinned", "follow"] = "pinned"
+    """``follow``: moved to each newly approved version after a notice (names no version)."""
 
 
 class InstallOut(msgspec.Struct, kw_only=True):
@@ -185,6 +187,23 @@ class InstallOut(msgspec.Struct, kw_only=True):
     """When the installed version is (or will be) deprecated; calls keep working after it."""
     notice: str | None = None
     """What the tenant should know about the install (a deprecation), or None."""
+    mode: str = "pinned"
+    pending_version: str | None = None
+    """A following install's announced next version,"""
+    upgrade_at: datetime | None = None
+    """and when it moves there (``POST .../upgrade`` moves it at once)."""
+
+
+class NoticeOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    install_id: uuid.UUID | None
+    listing_id: uuid.UUID
+    kind: str
+    """``upgrade_pending`` or ``upgraded``."""
+    version: str
+    message: str
+    effective_at: datetime
+    created_at: datetime
 
 
 class StatementListingOut(msgspec.Struct, kw_only=True):
