@@ -162,7 +162,10 @@ async def accept(kernel: Kernel, install_id: object) -> Install:
         raise MarketplaceError(f"no install {install_id}", 404)
     if install.mode != "follow":
         raise MarketplaceError("the install is pinned: install again to follow", 409)
+    was = install.version_id
     await sync(kernel)
+    if install.version_id != was:  # its time had come: moved by the check itself
+        return install
     if install.pending_version_id is None:
         raise MarketplaceError("no newer version is announced for this install", 409)
     version = await kernel.db.get(ListingVersion, install.pending_version_id)
