@@ -136,11 +136,12 @@ def environ_for(request: Any, tmp_path: Path) -> dict[str, str]:
 
 
 def priced_market(
-    app: Any, client: TestClient[Litestar], environ: dict[str, str]
+    app: Any, client: TestClient[Litestar], environ: dict[str, str], **listing_fields: Any
 ) -> dict[str, Any]:
     """The client's tenant an approved publisher with two approved listings of the iris model:
     ``per_request`` (7 minor units a request, version 1.0.0) and ``per_row`` (3 a row, version
-    2.0.0); their ids, the key, and an operator's session."""
+    2.0.0), with ``listing_fields`` on both cards; their ids, the key, and an operator's
+    session."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from backplane.testing import invoke_cli, seed_tenant
@@ -157,7 +158,7 @@ def priced_market(
     tariffs = (("per_request", 7, "1.0.0"), ("per_row", 3, "2.0.0"))
     for model, price, version in tariffs:
         slug = f"iris-{model.replace('_', '-')}"
-        listing = client.post(f"{BASE}/listings", json=LISTING | {"slug": slug})
+        listing = client.post(f"{BASE}/listings", json=LISTING | {"slug": slug} | listing_fields)
         assert listing.status_code == 201, listing.text
         pricing = {"model": model, "unit_price": price}
         body = version_body(key, iris_artifact(), version, pricing=pricing)

@@ -66,6 +66,7 @@ def test_a_person_is_exported_and_forgotten(
     assert erased.status_code == 200, erased.text
     assert erased.json()["plugins"]["marketplace"] == {
         "marketplace_installs": 0,
+        "marketplace_reviews": 0,
         "marketplace_publishers": 1,
         "marketplace_signing_keys": 1,
         "marketplace_versions": 0,

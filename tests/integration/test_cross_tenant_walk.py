@@ -126,6 +126,7 @@ OWN_SCOPE: dict[Op, str] = {
         "GET",
         "/api/marketplace/listings/mine",
     ): "A's own listings (none: A is no approved publisher)",
+    ("GET", "/api/marketplace/notices"): "A's own marketplace notices (none: A follows nothing)",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -147,6 +148,11 @@ RANDOM_PATH_PARAMS: set[str] = {
     # catalog for A to install too), so B has no install; isolation of installs is proven in
     # marketplace/tests/test_marketplace_versions.py.
     "/api/marketplace/installs/{install_id} {install_id}",
+    "/api/marketplace/installs/{install_id}/upgrade {install_id}",
+    # B's listing has no approved version, so nobody reviewed it; reviews' isolation (only the
+    # listing's publisher replies, each tenant reaches only its own review) is proven in
+    # marketplace/tests/test_marketplace_reviews.py.
+    "/api/marketplace/listings/{listing_id}/reviews/{review_id}/reply {review_id}",
 }
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""

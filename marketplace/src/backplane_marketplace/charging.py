@@ -22,6 +22,7 @@ from backplane import InvoiceItem, Kernel, Meter
 from backplane_marketplace.models import Listing, ListingVersion
 from backplane_marketplace.money_models import Charge
 from backplane_marketplace.pricing import charge_for
+from backplane_marketplace.trials import TrialAllowance
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ async def invoice_items(
         .where(ListingVersion.sha256.in_(sorted({sha for sha, _ in used})))
     )
     versions = {(v.sha256, v.version): (v, slug, pub) for v, slug, pub in found.tuples()}
+    trial = await TrialAllowance.before(db, {v.listing_id for v, _, _ in versions.values()}, start)
     items = []
     for key in sorted(used):
         requests, rows = used[key]
@@ -79,7 +81,8 @@ async def invoice_items(
             log.warning("marketplace usage of an unknown version %s %s: not billed", *key)
             continue
         version, slug, publisher_id = versions[key]
-        amount = charge_for(version, requests, rows)
+        covered = trial.spend(version, requests, rows)
+        amount = charge_for(version, requests, rows) - covered * version.unit_price
         if version.currency != currency:
             log.warning(
                 "listing %s %s is priced in %s, the invoice is in %s: not billed",
@@ -102,21 +105,29 @@ async def invoice_items(
                 unit_price=version.unit_price,
                 amount=amount,
                 currency=version.currency,
+                trial_units=covered,
             )
         )
-        if amount:
-            items.append(_item(slug, version, requests, rows, amount))
+        if version.currency == currency and (amount or covered):
+            items.append(_item(slug, version, requests, rows, amount, covered))
     await db.flush()
     return items
 
 
-def _item(slug: str, version: ListingVersion, requests: int, rows: int, amount: int) -> Any:
+def _item(
+    slug: str, version: ListingVersion, requests: int, rows: int, amount: int, covered: int
+) -> Any:
+    """The invoice line: ``quantity`` is what is billed (``quantity x unit_price ==
+    amount``); units the trial covered are named in the description and details."""
     per_row = version.price_model == "per_row"
-    quantity, unit = (rows, "rows") if per_row else (requests, "requests")
+    used, unit = (rows, "rows") if per_row else (requests, "requests")
+    description = f"marketplace: {slug} {version.version}, {used} {unit}"
+    if covered:
+        description += f" ({covered} free in the trial)"
     return InvoiceItem(
-        description=f"marketplace: {slug} {version.version}, {quantity} {unit}",
+        description=description,
         amount=amount,
-        quantity=str(quantity),
+        quantity=str(used - covered),
         meter=ROWS if per_row else REQUESTS,
         details=[
             {
@@ -125,6 +136,7 @@ def _item(slug: str, version: ListingVersion, requests: int, rows: int, amount: 
                 "unit_price": str(version.unit_price),
                 "requests": str(requests),
                 "rows": str(rows),
+                "trial_units": str(covered),
             }
         ],
     )

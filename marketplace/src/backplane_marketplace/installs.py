@@ -10,9 +10,11 @@ import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from backplane import ArtifactReport, Kernel, RegistryError
 from backplane_marketplace import signing
+from backplane_marketplace.deprecation import aware, deprecated_now, notice_for
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Install, Listing, ListingVersion, SigningKey
 from backplane_marketplace.pricing import pricing_out
@@ -22,18 +24,30 @@ from backplane_marketplace.schemas import InstallIn, InstallOut
 async def approved_version(
     kernel: Kernel, listing_id: uuid.UUID, version: str | None
 ) -> ListingVersion:
+    """The approved ``version`` (the latest approved one not deprecated when None); a version
+    deprecated by now takes no new installs (409)."""
     query = select(ListingVersion).where(
         ListingVersion.listing_id == listing_id, ListingVersion.state == "approved"
     )
     if version is not None:
         query = query.where(ListingVersion.version == version)
-    row = await kernel.db.scalar(
-        query.order_by(ListingVersion.submitted_at.desc(), ListingVersion.id.desc()).limit(1)
+    rows = list(
+        await kernel.db.scalars(
+            query.order_by(ListingVersion.submitted_at.desc(), ListingVersion.id.desc())
+        )
     )
-    if row is None:
+    if not rows:
         what = f"version {version!r}" if version else "version"
         raise MarketplaceError(f"listing {listing_id} has no approved {what}", 404)
-    return row
+    current = [r for r in rows if not deprecated_now(r)]
+    if not current:
+        if version is not None:
+            since = aware(rows[0].deprecated_at).isoformat()  # type: ignore[arg-type]
+            message = f"version {version!r} is deprecated since {since}: no new installs"
+        else:
+            message = f"listing {listing_id}: every approved version is deprecated"
+        raise MarketplaceError(message, 409)
+    return current[0]
 
 
 async def verify_version(kernel: Kernel, row: ListingVersion) -> None:
@@ -67,6 +81,8 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
     )
     if listing is None:
         raise MarketplaceError(f"no listing {data.listing_id}", 404)
+    if data.mode == "follow" and data.version is not None:
+        raise MarketplaceError("a following install names no version: it takes the latest", 422)
     if await db.scalar(select(Install.id).where(Install.listing_id == listing.id)):
         raise MarketplaceError(f"listing {listing.slug!r} is installed already", 409)
     row = await approved_version(kernel, listing.id, data.version)
@@ -91,6 +107,7 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         price_model=row.price_model,
         unit_price=row.unit_price,
         currency=row.currency,
+        mode=data.mode,
     )
     try:
         # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
@@ -112,27 +129,40 @@ async def install(kernel: Kernel, data: InstallIn, user_id: uuid.UUID | None) ->
         model_name=made.model_name,
         pricing=pricing_out(made),
         installed_at=made.installed_at,
+        deprecated_at=row.deprecated_at and aware(row.deprecated_at),
+        notice=notice_for(row),
+        mode=made.mode,
     )
 
 
-async def installs_out(kernel: Kernel) -> list[InstallOut]:
-    rows = await kernel.db.execute(
-        select(Install, Listing.slug, ListingVersion.version)
+async def installs_out(kernel: Kernel, install_id: uuid.UUID | None = None) -> list[InstallOut]:
+    pending = aliased(ListingVersion)
+    query = (
+        select(Install, Listing.slug, ListingVersion, pending.version)
         .join(Listing, Listing.id == Install.listing_id)
         .join(ListingVersion, ListingVersion.id == Install.version_id)
+        .outerjoin(pending, pending.id == Install.pending_version_id)
         .order_by(Install.installed_at, Install.id)
     )
+    if install_id is not None:
+        query = query.where(Install.id == install_id)
+    rows = await kernel.db.execute(query)
     return [
         InstallOut(
             id=i.id,
             listing_id=i.listing_id,
             listing_slug=slug,
-            version=version,
+            version=v.version,
             model_name=i.model_name,
             pricing=pricing_out(i),
             installed_at=i.installed_at,
+            deprecated_at=v.deprecated_at and aware(v.deprecated_at),
+            notice=notice_for(v),
+            mode=i.mode,
+            pending_version=next_version,
+            upgrade_at=i.upgrade_at and aware(i.upgrade_at),
         )
-        for i, slug, version in rows.tuples()
+        for i, slug, v, next_version in rows.tuples()
     ]
 
 

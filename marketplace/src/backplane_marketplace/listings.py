@@ -158,6 +158,8 @@ async def versions_out(db: AsyncSession, rows: list[ListingVersion]) -> list[Ver
             review_reason=r.review_reason,
             submitted_at=r.submitted_at,
             decided_at=r.decided_at,
+            deprecated_at=r.deprecated_at,
+            deprecation_note=r.deprecation_note,
         )
         for r in rows
     ]
@@ -170,10 +172,15 @@ async def listing_out(
     if states is not None:
         query = query.where(ListingVersion.state.in_(states))
     rows = list(await db.scalars(query.order_by(ListingVersion.submitted_at, ListingVersion.id)))
+    from backplane_marketplace.reviews import rating_summaries
+
     fields: dict[str, Any] = {
-        name: getattr(listing, name) for name in ListingOut.__struct_fields__ if name != "versions"
+        name: getattr(listing, name)
+        for name in ListingOut.__struct_fields__
+        if name not in ("versions", "rating")
     }
-    return ListingOut(**fields, versions=await versions_out(db, rows))
+    rating = (await rating_summaries(db, [listing.id]))[listing.id]
+    return ListingOut(**fields, rating=rating, versions=await versions_out(db, rows))
 
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "request-changes": "changes_requested"}

@@ -107,6 +107,9 @@ class Listing(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     installs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many tenants have it installed now (a count: who installed is theirs to know)."""
+    trial_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Free requests or rows (each version's billing unit) per consumer tenant before its
+    charges start (``backplane_marketplace.trials``); fixed when the listing is created."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -155,6 +158,10 @@ class ListingVersion(Base):
         ForeignKey("backplane_users.id", ondelete="SET NULL")
     )
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """From this instant the version is deprecated: no new installs; existing ones keep
+    calling it and see the notice (``backplane_marketplace.deprecation``)."""
+    deprecation_note: Mapped[str] = mapped_column(String(2000), default="", server_default="")
 
 
 class Install(TenantScoped, Base):
@@ -186,8 +193,18 @@ class Install(TenantScoped, Base):
     installed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    mode: Mapped[str] = mapped_column(String(10), default="pinned", server_default="pinned")
+    """``pinned`` to its version, or ``follow``: moved to each newly approved version after a
+    notice (``backplane_marketplace.follow``)."""
+    pending_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("marketplace_versions.id", ondelete="SET NULL")
+    )
+    """A following install's announced next version,"""
+    upgrade_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """and when it moves there (sooner if the tenant accepts)."""
 
 
+from backplane_marketplace.community_models import Notice, Review  # noqa: E402
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement  # noqa: E402
 
 TABLES = (
@@ -199,4 +216,6 @@ TABLES = (
     Charge,
     Statement,
     PayoutEntry,
+    Review,
+    Notice,
 )

@@ -60,6 +60,9 @@ class Charge(TenantScoped, Base):
     """Minor units billed on the consumer's invoice (0 for free versions, and when the
     invoice's currency is not the version's: nothing is billed then)."""
     currency: Mapped[str] = mapped_column(String(3))
+    trial_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Requests or rows (the tariff's unit) of this use that the listing's trial allowance
+    covered: not billed (``backplane_marketplace.trials``)."""
 
 
 class Statement(Base):

@@ -28,10 +28,13 @@ plugin = PluginInfo(
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketplace.routes_deprecation import DeprecationController
+    from backplane_marketplace.routes_follow import FollowController
     from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
     from backplane_marketplace.routes_review import ReviewController
+    from backplane_marketplace.routes_reviews import ReviewsController
     from backplane_marketplace.routes_statements import StatementsController
 
     register(
@@ -41,6 +44,9 @@ def register_routes(register: Any) -> None:
         CatalogController,
         InstallsController,
         StatementsController,
+        ReviewsController,
+        DeprecationController,
+        FollowController,
     )
 
 
@@ -93,6 +99,15 @@ async def invoice_closing(
     from backplane_marketplace.charging import invoice_items
 
     return await invoice_items(kernel, period_start, period_end, currency)
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from backplane import Task
+    from backplane_marketplace.follow import follow_latest
+
+    # Following installs: announce new versions, move those whose delay has passed.
+    register(Task(actor=follow_latest, queue="marketplace", schedule="* * * * *", per_tenant=True))
 
 
 @hookimpl

@@ -2,7 +2,8 @@
 profile and signing keys (public halves only: the private ones never reach the deployment); a
 person's export, the rows they applied or registered. Erasing a person forgets them as the
 applicant, decider or key registrant (the columns are set to null): the publisher and its keys
-belong to the tenant and stay."""
+belong to the tenant and stay. Reviews the tenant wrote are in its export (a person's: those
+they wrote); erasing the person forgets them as the writer, the tenant's review stays."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from backplane_marketplace.community_models import Notice, Review
 from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement
 
@@ -27,6 +29,8 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         await archive.add_table(Charge)
         await archive.add_table(Statement, Statement.publisher_id.in_(ids))
         await archive.add_table(PayoutEntry, PayoutEntry.publisher_id.in_(ids))
+        await archive.add_table(Review, Review.rater_tenant_id == kernel.tenant_id)
+        await archive.add_table(Notice)
         return
     if subject.user_id is None:
         return
@@ -43,6 +47,9 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         ListingVersion,
         ListingVersion.listing_id.in_(listings),
         or_(ListingVersion.submitted_by == who, ListingVersion.decided_by == who),
+    )
+    await archive.add_table(
+        Review, Review.rater_tenant_id == kernel.tenant_id, Review.written_by == who
     )
 
 
@@ -76,8 +83,14 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
     installs = await db.execute(
         update(Install).where(Install.installed_by == who).values(installed_by=None)
     )
+    reviews = await db.execute(
+        update(Review)
+        .where(Review.rater_tenant_id == kernel.tenant_id, Review.written_by == who)
+        .values(written_by=None)
+    )
     return {
         "marketplace_installs": installs.rowcount,
+        "marketplace_reviews": reviews.rowcount,
         "marketplace_publishers": changed,
         "marketplace_signing_keys": keys.rowcount,
         "marketplace_versions": versions,

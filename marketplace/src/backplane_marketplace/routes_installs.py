@@ -17,7 +17,8 @@ from backplane_marketplace.installs import install, installs_out, uninstall
 from backplane_marketplace.listings import listing_out
 from backplane_marketplace.models import Listing, ListingVersion
 from backplane_marketplace.plugin import INSTALL, READ
-from backplane_marketplace.schemas import InstallIn, InstallOut, ListingOut
+from backplane_marketplace.reviews import rating_table
+from backplane_marketplace.schemas import InstallIn, InstallOut, ListingOut, PriceModel
 
 Req = Request[Principal, Any, Any]
 SORTS: dict[str, tuple[Any, ...]] = {
@@ -40,14 +41,34 @@ class CatalogController(Controller):
         task: FromQuery[str | None] = None,
         tag: FromQuery[str | None] = None,
         publisher_id: FromQuery[uuid.UUID | None] = None,
-        sort: FromQuery[Literal["recent", "installs", "title"]] = "recent",
+        price_model: FromQuery[PriceModel | None] = None,
+        sort: FromQuery[Literal["recent", "installs", "title", "rating"]] = "recent",
     ) -> list[ListingOut]:
         """Listings with an approved version (only approved versions shown): ``q`` in the
-        title or description, ``task``, ``tag``, ``publisher_id``; sorted by ``sort``."""
+        title or description, ``task``, ``tag``, ``publisher_id``, ``price_model`` (an
+        approved version priced so); sorted by ``sort`` (``rating``: the average, then the
+        number of ratings, unrated last)."""
         approved = exists().where(
             ListingVersion.listing_id == Listing.id, ListingVersion.state == "approved"
         )
         query = select(Listing).where(approved)
+        if price_model:
+            query = query.where(
+                exists().where(
+                    ListingVersion.listing_id == Listing.id,
+                    ListingVersion.state == "approved",
+                    ListingVersion.price_model == price_model,
+                )
+            )
+        order = SORTS.get(sort)
+        if order is None:  # by rating
+            ratings = rating_table()
+            query = query.outerjoin(ratings, ratings.c.listing_id == Listing.id)
+            order = (
+                func.coalesce(ratings.c.average, 0).desc(),
+                func.coalesce(ratings.c.count, 0).desc(),
+                Listing.id,
+            )
         if q:
             pattern = f"%{q.lower()}%"
             query = query.where(
@@ -60,7 +81,7 @@ class CatalogController(Controller):
             query = query.where(Listing.task == task)
         if publisher_id:
             query = query.where(Listing.publisher_id == publisher_id)
-        rows = list(await kernel.db.scalars(query.order_by(*SORTS[sort]).limit(500)))
+        rows = list(await kernel.db.scalars(query.order_by(*order).limit(500)))
         if tag:
             rows = [r for r in rows if tag in (r.tags or [])]
         return [await listing_out(kernel.db, r, states=("approved",)) for r in rows]

@@ -69,6 +69,9 @@ class ListingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=50)]], msgspec.Meta(max_length=20)
     ] = []
+    trial_units: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0
+    """Free requests or rows (each version's billing unit) per consumer tenant before charges
+    start; fixed with the listing."""
 
 
 class ExampleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -126,6 +129,15 @@ class VersionOut(msgspec.Struct, kw_only=True):
     review_reason: str
     submitted_at: datetime
     decided_at: datetime | None
+    deprecated_at: datetime | None = None
+    """Deprecated from this instant (no new installs after it); None if not deprecated."""
+    deprecation_note: str = ""
+
+
+class RatingOut(msgspec.Struct, kw_only=True):
+    average: float | None
+    """Mean of the tenants' ratings (1..5), two decimals; None before the first."""
+    count: int
 
 
 class ListingOut(msgspec.Struct, kw_only=True):
@@ -143,6 +155,9 @@ class ListingOut(msgspec.Struct, kw_only=True):
     installs: int
     """Tenants that have it installed now."""
     created_at: datetime
+    trial_units: int = 0
+    """Free requests or rows per consumer tenant before charges start."""
+    rating: RatingOut = msgspec.field(default_factory=lambda: RatingOut(average=None, count=0))
     versions: list[VersionOut]
 
 
@@ -155,6 +170,8 @@ class InstallIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """What the tenant calls it: ``POST /v2/models/{name}/infer``."""
     version: Version | None = None
     """A version of the listing (approved); the latest approved one when left out."""
+    mode: Literal["pinned", "follow"] = "pinned"
+    """``follow``: moved to each newly approved version after a notice (names no version)."""
 
 
 class InstallOut(msgspec.Struct, kw_only=True):
@@ -166,6 +183,27 @@ class InstallOut(msgspec.Struct, kw_only=True):
     pricing: PricingOut
     """The tariff the install accepted (the version's, fixed)."""
     installed_at: datetime
+    deprecated_at: datetime | None = None
+    """When the installed version is (or will be) deprecated; calls keep working after it."""
+    notice: str | None = None
+    """What the tenant should know about the install (a deprecation), or None."""
+    mode: str = "pinned"
+    pending_version: str | None = None
+    """A following install's announced next version,"""
+    upgrade_at: datetime | None = None
+    """and when it moves there (``POST .../upgrade`` moves it at once)."""
+
+
+class NoticeOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    install_id: uuid.UUID | None
+    listing_id: uuid.UUID
+    kind: str
+    """``upgrade_pending`` or ``upgraded``."""
+    version: str
+    message: str
+    effective_at: datetime
+    created_at: datetime
 
 
 class StatementListingOut(msgspec.Struct, kw_only=True):
@@ -195,3 +233,37 @@ class StatementOut(msgspec.Struct, kw_only=True):
     payout_provider: str
     payout_reference: str | None
     created_at: datetime
+
+
+class ReviewIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    title: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    body: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+class ReplyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reply: Annotated[str, msgspec.Meta(max_length=4000)]
+    """The publisher's answer; "" takes it back."""
+
+
+class ReviewOut(msgspec.Struct, kw_only=True):
+    """A review as every reader sees it: no tenant or user names its author."""
+
+    id: uuid.UUID
+    listing_id: uuid.UUID
+    rating: int
+    title: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    reply: str
+    replied_at: datetime | None
+    mine: bool
+    """Whether the caller's tenant wrote it."""
+
+
+class DeprecateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    as_of: datetime
+    """From when (timezone-aware; the past means at once)."""
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    """What consumers should do instead (shown on their installs)."""

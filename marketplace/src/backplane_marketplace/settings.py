@@ -23,6 +23,9 @@ class MarketplaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     deployment's currency (``billing.currency``): a higher one is refused with 422."""
     platform_share_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20
     """The platform's share of what consumers pay for a publisher's listings (statements)."""
+    follow_upgrade_delay_s: Annotated[int, msgspec.Meta(ge=0, le=365 * 86_400)] = 7 * 86_400
+    """How long after a following install is told of a newly approved version it is moved
+    there (unless its tenant accepts sooner); 0 moves it at the next check."""
     payout_provider: str = "ledger"
     """Who is handed each closed statement (``register_payout_provider``); ``ledger`` books a
     payout ledger row of the net owed and pays nothing itself."""
