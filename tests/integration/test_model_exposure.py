@@ -68,3 +68,33 @@ def test_an_exposed_artifact_is_the_tenants_model_until_withdrawn(
         message="the withdrawn model to be gone",
         timeout=10,
     )
+
+
+def test_a_session_shared_by_the_same_bytes_answers_under_each_callers_name(
+    client: TestClient[Litestar], tenant_a: Seeded, tenant_b: Seeded
+) -> None:
+    """Models of the same bytes share one loaded session, whichever tenant or name loaded it:
+    each caller's answers, metadata and statistics still name the caller's own model (never
+    the name another tenant gave the same file)."""
+
+    async def expose(kernel: Any) -> str:
+        report = await kernel.models.check_artifact(IRIS)
+        name = f"iris_of_{kernel.tenant_id.hex[:6]}"
+        await kernel.models.expose_artifact(name, report, source="marketplace")
+        return name
+
+    first = run_in_tenant(client, tenant_a.slug, expose, plugin="kitchen_sink")
+    second = run_in_tenant(client, tenant_b.slug, expose, plugin="kitchen_sink")
+    assert first != second
+    for tenant, name, calls in ((tenant_a, first, 1), (tenant_b, second, 2)):
+        for _ in range(calls):  # tenant A's call loads the session; B's use A's session
+            called = client.post(
+                f"/v2/models/{name}/infer", json={"inputs": [ROW]}, headers=tenant.headers
+            )
+            assert called.status_code == 200, called.text
+            assert called.json()["model_name"] == name
+        metadata = client.get(f"/v2/models/{name}", headers=tenant.headers).json()
+        assert metadata["name"] == name
+        stats = client.get(f"/v2/models/{name}/stats", headers=tenant.headers).json()
+        assert stats["model_stats"][0]["inference_count"] == calls, stats
+        assert first not in client.get(f"/v2/models/{second}/stats", headers=tenant_b.headers).text

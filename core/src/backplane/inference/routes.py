@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
+from backplane._contract import ModelRef
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import explain, v2
@@ -87,10 +88,10 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await catalog.aload(
-            await catalog.resolve(db, request.user.tenant_id, name, version)
-        )
-        return Response(model.metadata([r.version for r in refs]))
+        ref = await catalog.resolve(db, request.user.tenant_id, name, version)
+        model = await catalog.aload(ref)
+        # The caller's name: a session is shared by every model of the same bytes.
+        return Response(model.metadata([r.version for r in refs], ref.name))
 
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
@@ -181,7 +182,7 @@ class V2Controller(Controller):
             feed,
             v2.requested_output_names(infer_request),
             settings.server.inference_timeout_s,
-            ref.version,
+            ref,
         )
         try:
             metered, outputs = await rails.usage_writer.record_around(
@@ -194,12 +195,12 @@ class V2Controller(Controller):
         header_results(request.scope).extend(r for r in metered if r.used is not None)
         if explanation is None:
             content, length = v2.encode_infer_response(
-                infer_request, model.ref.name, ref.version, outputs
+                infer_request, ref.name, ref.version, outputs
             )
         else:
             outputs = explanation.split(outputs)
             content, length = v2.encode_response(
-                model.ref.name,
+                ref.name,
                 ref.version,
                 outputs,
                 explanation.requested(infer_request.outputs, outputs),
@@ -248,10 +249,10 @@ async def _run(
     feed: dict[str, Any],
     outputs: list[str] | None,
     timeout_s: float,
-    version: str,
+    ref: ModelRef,
 ) -> dict[str, v2.Tensor]:
     try:
-        return await catalog.infer(tenant, model, feed, outputs, timeout_s, version=version)
+        return await catalog.infer(tenant, model, feed, outputs, timeout_s, ref=ref)
     except TimeoutError:
         raise _RunTimeoutError from None
 

@@ -66,9 +66,11 @@ class LoadedModel:
         """Every input has a dynamic first dimension and the model asks for batches of 2+."""
         return self.ref.max_batch_size > 1 and all(t.shape[:1] == [-1] for t in self.inputs)
 
-    def metadata(self, versions: list[str]) -> v2.ModelMetadata:
+    def metadata(self, versions: list[str], name: str | None = None) -> v2.ModelMetadata:
+        """V2 metadata under ``name`` (the caller's model: the session may be shared by a model
+        of the same bytes under another name, even another tenant's), default the loader's."""
         return v2.ModelMetadata(
-            name=self.ref.name,
+            name=name or self.ref.name,
             versions=versions,
             platform=self.platform,
             inputs=self.inputs,
@@ -378,11 +380,14 @@ class ModelCatalog:
         timeout_s: float,
         *,
         version: str | None = None,
+        ref: ModelRef | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run ``feed`` (batched with other requests when the model allows it); record stats
-        under ``version`` (the resolved one: versions with the same bytes share a session, whose
-        ``ref`` is the version that loaded it), by default the session's."""
-        name, version = model.ref.name, version or model.ref.version
+        under ``ref`` (the resolved model and version) and ``version`` (default ``ref``'s).
+        Models with the same bytes share a session, whose own ``ref`` is the model that loaded
+        it: maybe another name, another source, another tenant's; it is only the default."""
+        served = ref or model.ref
+        name, version = served.name, version or served.version
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout_s):
@@ -394,7 +399,7 @@ class ModelCatalog:
             raise
         elapsed = time.perf_counter_ns() - started
         self.stats.success(tenant_id, name, version, batch_rows(feed), timing, elapsed)
-        self.monitoring.success(tenant_id, name, version, elapsed, model.ref, feed)
+        self.monitoring.success(tenant_id, name, version, elapsed, served, feed)
         if outputs:
             return {name: results[name] for name in outputs}
         return results

@@ -75,7 +75,7 @@ class TenantModels:
             usage_items(name, feed, ref, self._catalog.source_meters)
         )
         timeout = self._kernel.settings.server.inference_timeout_s
-        return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
+        return await self._catalog.infer(tenant, model, feed, outputs, timeout, ref=ref)
 
     async def card(self, name: str, version: str | None = None) -> ModelCard | None:
         """The model card of the version ``version`` names (a number or an alias; None: the one
