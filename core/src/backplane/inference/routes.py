@@ -15,6 +15,7 @@ from backplane._contract import ModelRef
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import explain, v2
+from backplane.inference.load_checks import ModelRefused
 from backplane.inference.rollout import routing_key
 from backplane.inference.runtime import (
     LoadedModel,
@@ -40,7 +41,8 @@ def _error(message: str, status: int) -> Response[Any]:
 
 
 def _refused(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return _error(str(exc), exc.status_code if isinstance(exc, v2.V2Error) else 404)
+    status = exc.status_code if isinstance(exc, v2.V2Error | ModelRefused) else 404
+    return _error(str(exc), status)
 
 
 STATS_SCOPE = (
@@ -58,7 +60,11 @@ class V2Controller(Controller):
 
     path = "/v2"
     tags = ["inference"]
-    exception_handlers = {ModelNotFoundError: _refused, v2.V2Error: _refused}
+    exception_handlers = {
+        ModelNotFoundError: _refused,
+        v2.V2Error: _refused,
+        ModelRefused: _refused,
+    }
 
     @get("/health/live", opt={PUBLIC_OPT: True}, summary="Server liveness (V2)")
     async def live(self) -> Response[bytes]:
@@ -89,7 +95,7 @@ class V2Controller(Controller):
         catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
         ref = await catalog.resolve(db, request.user.tenant_id, name, version)
-        model = await catalog.aload(ref)
+        model = await catalog.aload(ref, request.user.tenant_id)
         # The caller's name: a session is shared by every model of the same bytes.
         return Response(model.metadata([r.version for r in refs], ref.name))
 
@@ -156,7 +162,8 @@ class V2Controller(Controller):
         ref = await catalog.resolve(
             None, request.user.tenant_id, name, version, routing_key=key, split=True
         )
-        model = await catalog.aload(ref)  # shared by versions with the same bytes: use ``ref``
+        # shared by versions with the same bytes: use ``ref``
+        model = await catalog.aload(ref, request.user.tenant_id)
         feed = model.check_inputs(tensors)
         explanation = None
         if explain.wants_explanation(infer_request):  # the occlusion batch runs, and is metered
@@ -262,4 +269,5 @@ async def _load(
 ) -> LoadedModel:
     """Resolved for the caller's tenant: another tenant's model is as unknown as a missing one."""
     catalog = rails_of(request).models
-    return await catalog.aload(await catalog.resolve(db, request.user.tenant_id, name, version))
+    tenant = request.user.tenant_id
+    return await catalog.aload(await catalog.resolve(db, tenant, name, version), tenant)

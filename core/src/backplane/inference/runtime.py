@@ -27,6 +27,7 @@ from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
+from backplane.inference.load_checks import LoadChecks
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.monitoring import Monitoring
 from backplane.inference.resolution import RegistryView, read_aliases, version_for
@@ -249,6 +250,9 @@ class ModelCatalog:
         self.stats = StatsBook()
         self.monitoring = Monitoring(config, sessionmaker, events)
         """Per-version latency, error rate and input drift (``events``: where drift alerts go)."""
+        self.load_checks: LoadChecks | None = None
+        """What plugins say before a model they exposed serves a tenant (hook
+        ``model_loading``): set by the process's rails (not the CLI's catalog)."""
         self.threads = config.threads or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backplane-inference")
         self._sessions: SessionCache[LoadedModel] = SessionCache(
@@ -355,8 +359,13 @@ class ModelCatalog:
 
         return self._sessions.get_or_load(ref.key, build)
 
-    async def aload(self, ref: ModelRef) -> LoadedModel:
-        """:meth:`load` for the event loop: a loaded model at once, a new one in a thread."""
+    async def aload(self, ref: ModelRef, tenant_id: uuid.UUID | None = None) -> LoadedModel:
+        """:meth:`load` for the event loop: a loaded model at once, a new one in a thread.
+        With ``tenant_id``, first what the plugin that exposed ``ref`` says about serving it
+        to that tenant (:class:`~backplane.inference.load_checks.ModelRefused` if it refuses;
+        cached, see :mod:`backplane.inference.load_checks`)."""
+        if tenant_id is not None and self.load_checks is not None:
+            await self.load_checks.admit(tenant_id, ref)
         loaded = self._sessions.get(ref.key)
         return loaded if loaded is not None else await asyncio.to_thread(self.load, ref)
 
