@@ -80,6 +80,9 @@ def test_a_version_is_checked_then_reviewed(
     assert report["examples_passed"] == 2
     assert report["latency_runs"] == 50
     assert 0 < report["p50_ms"] <= report["p99_ms"]
+    # The memory figure: what the loaded session adds (the kernel's upload trial); the
+    # iris model's weights are tiny, the session's own cost is some MiB.
+    assert 0 < report["memory_bytes"] < 200 * 1024 * 1024
 
     # Versions are immutable.
     again = client.post(versions, json=version_body(publishing["key"], iris_artifact()))
@@ -230,6 +233,10 @@ def test_a_consumer_finds_installs_calls_and_uninstalls(
     assert [(f["slug"], [v["version"] for v in f["versions"]]) for f in found] == [
         ("iris-species", ["1.0.0"])
     ]
+    # The listing shows the automatic checks' latency and memory figures to consumers.
+    shown = found[0]["versions"][0]["checks"]
+    assert shown["p50_ms"] > 0
+    assert shown["memory_bytes"] > 0
     assert client.get(CATALOG, params={"tag": "nlp"}, headers=as_consumer).json() == []
     assert client.get(CATALOG, params={"task": "regression"}, headers=as_consumer).json() == []
 
