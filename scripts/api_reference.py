@@ -33,6 +33,15 @@ async def invoice_closing(kernel, period_start, period_end, currency):
     count = sum(group.count for group in used)
     return [InvoiceItem(description=f"{count} escalations", amount=50 * count, quantity=str(count))]
 """,
+    "model_loading": """
+@hookimpl
+async def model_loading(kernel, model):
+    if model.source != "resale":
+        return  # another plugin's model, an upload or a shipped one
+    licence = await kernel.db.scalar(select(Licence).where(Licence.model_name == model.name))
+    if licence is None or licence.expired:
+        raise ModelRefused("the licence for this model has expired")
+""",
     "register_routes": """
 @hookimpl
 def register_routes(register):

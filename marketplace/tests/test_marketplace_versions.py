@@ -80,6 +80,9 @@ def test_a_version_is_checked_then_reviewed(
     assert report["examples_passed"] == 2
     assert report["latency_runs"] == 50
     assert 0 < report["p50_ms"] <= report["p99_ms"]
+    # The memory figure: what the loaded session adds (the kernel's upload trial); the
+    # iris model's weights are tiny, the session's own cost is some MiB.
+    assert 0 < report["memory_bytes"] < 200 * 1024 * 1024
 
     # Versions are immutable.
     again = client.post(versions, json=version_body(publishing["key"], iris_artifact()))
@@ -230,6 +233,10 @@ def test_a_consumer_finds_installs_calls_and_uninstalls(
     assert [(f["slug"], [v["version"] for v in f["versions"]]) for f in found] == [
         ("iris-species", ["1.0.0"])
     ]
+    # The listing shows the automatic checks' latency and memory figures to consumers.
+    shown = found[0]["versions"][0]["checks"]
+    assert shown["p50_ms"] > 0
+    assert shown["memory_bytes"] > 0
     assert client.get(CATALOG, params={"tag": "nlp"}, headers=as_consumer).json() == []
     assert client.get(CATALOG, params={"task": "regression"}, headers=as_consumer).json() == []
 
@@ -336,3 +343,47 @@ def test_a_versions_tariff_is_checked_fixed_and_accepted_by_the_install(
     assert made.status_code == 201, made.text
     assert made.json()["pricing"] == shown
     assert client.get(INSTALLS, headers=consumer.headers).json()[0]["pricing"] == shown
+
+
+def test_an_installed_model_is_verified_again_when_loaded(
+    backplane_app: Any, backplane_client: Any, publishing: dict[str, Any]
+) -> None:
+    """Hook ``model_loading``: a key revoked after the install refuses the next call (and the
+    metadata and readiness routes) with the reason; the consumer's own upload of the very same
+    bytes, which shares the loaded session, is not the marketplace's to refuse."""
+    client = backplane_client
+    versions = f"{LISTINGS}/{publishing['listing']['id']}/versions"
+    submitted = client.post(versions, json=version_body(publishing["key"], iris_artifact()))
+    approve = f"{REVIEW}/versions/{submitted.json()['id']}/approve"
+    assert client.post(approve, json={}, headers=publishing["ops_session"]).status_code == 200
+    consumer = seed_tenant(backplane_app, "consumer")
+    made = client.post(
+        INSTALLS,
+        json={"listing_id": publishing["listing"]["id"], "name": "species"},
+        headers=consumer.headers,
+    )
+    assert made.status_code == 201, made.text
+    own = client.post(
+        "/api/models",
+        files={"file": ("iris.onnx", iris_artifact(), "application/octet-stream")},
+        data={"name": "own_iris"},
+        headers=consumer.headers,
+    )
+    assert own.status_code == 201, own.text
+    row = iris_examples(1)[0]["inputs"]["float_input"][0]
+    body = {"inputs": [{"name": "float_input", "datatype": "FP32", "shape": [1, 4], "data": row}]}
+    for name in ("species", "own_iris"):
+        called = client.post(f"/v2/models/{name}/infer", json=body, headers=consumer.headers)
+        assert called.status_code == 200, called.text
+
+    revoked = client.post(f"{PUBLISHER}/keys/{publishing['key_id']}/revoke")
+    assert revoked.status_code == 201, revoked.text
+    refused = client.post("/v2/models/species/infer", json=body, headers=consumer.headers)
+    assert refused.status_code == 409, refused.text
+    reason = refused.json()["error"]
+    assert "'species'" in reason, reason
+    assert "revoked" in reason, reason
+    for path in ("/v2/models/species", "/v2/models/species/ready"):
+        assert client.get(path, headers=consumer.headers).status_code == 409
+    kept = client.post("/v2/models/own_iris/infer", json=body, headers=consumer.headers)
+    assert kept.status_code == 200, kept.text

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from backplane.identity.members import Member
     from backplane.inference.artifacts import ArtifactReport, ArtifactRun
     from backplane.inference.limits import ModelRejected
+    from backplane.inference.load_checks import ModelRefused
     from backplane.inference.registry import RegistryError
     from backplane.inference.storage import ArtifactMissingError, ArtifactStore
     from backplane.kernel import Kernel, NoSessionError, UnknownTenantError
@@ -126,6 +127,7 @@ _LAZY: dict[str, str] = {
     "ArtifactReport": "backplane.inference.artifacts",
     "ArtifactRun": "backplane.inference.artifacts",
     "ModelRejected": "backplane.inference.limits",
+    "ModelRefused": "backplane.inference.load_checks",
     "RegistryError": "backplane.inference.registry",
 }
 
@@ -162,6 +164,7 @@ __all__ = [
     "Meter",
     "Migrations",
     "ModelRef",
+    "ModelRefused",
     "ModelRejected",
     "NoSessionError",
     "ObjectInfo",

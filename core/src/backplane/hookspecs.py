@@ -208,3 +208,14 @@ def invoice_closing(kernel: Any, period_start: Any, period_end: Any, currency: s
     there commits with the invoice and is rolled back with it (a retried close calls you
     again). Called only for tenants with a subscription in the period, never for an invoice
     already finalized."""
+
+
+@hookspec
+def model_loading(kernel: Any, model: Any) -> Any:
+    """A model the plugin exposed (``kernel.models.expose_artifact``; ``model`` is its
+    :class:`backplane.ModelRef`: ``source``, ``name``, ``version``, ``key`` = the artifact's
+    SHA-256) is about to serve ``kernel.tenant_id`` (V2 inference, metadata, readiness,
+    ``kernel.models.infer``): raise :class:`backplane.ModelRefused` with the reason to refuse
+    (the caller gets 409 with it); ``kernel.db`` is a read session of that tenant. Called for
+    every source but shipped models and uploads, so check ``model.source`` first. Each process
+    keeps the answer for ``inference.load_check_s`` (``kernel.models.recheck()`` drops it)."""

@@ -29,7 +29,7 @@ from backplane.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from backplane._contract import Meter, Service, Trainer
+    from backplane._contract import Meter, ModelRef, Service, Trainer
     from backplane.audit.service import TenantAudit
     from backplane.billing.group import UsageWriter
     from backplane.billing.providers import BillingContext
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from backplane.identity.backends import Authenticate
     from backplane.identity.holder import IdentityHolder
     from backplane.identity.members import Member
+    from backplane.inference.load_checks import LoadChecks
     from backplane.inference.runtime import ModelCatalog
     from backplane.inference.service import TenantModels
     from backplane.live import LiveHub, TenantLive
@@ -164,6 +165,7 @@ class Rails:
         rails.files  # noqa: B018 - opens the file store: a misnamed files.backend fails now
         rails.trainers  # noqa: B018 - collects the trainers: an invalid one fails now
         rails.services  # noqa: B018 - collects the services: an invalid one fails now
+        rails.models.load_checks = _load_checks(rails)
         kernel = rails.kernel()
         rails.auth_backends = auth_backends(plugins, kernel.for_plugin, settings.auth.backends)
         rails.tasks.attach(functools.partial(_TaskViews, rails))
@@ -215,6 +217,21 @@ class Rails:
         return found
 
 
+def _load_checks(rails: Rails) -> LoadChecks | None:
+    """Hook ``model_loading`` of every plugin, asked in a read session of the tenant, its
+    answers kept ``inference.load_check_s``; None when no plugin implements it."""
+    from backplane.inference.load_checks import LoadChecks
+
+    if not any(True for _ in rails.plugins.implementations("model_loading")):
+        return None
+
+    async def check(tenant_id: uuid.UUID, ref: ModelRef) -> None:
+        async with rails.kernel().tenant(tenant_id) as kernel:
+            await kernel.notify("model_loading", model=ref)
+
+    return LoadChecks(check, rails.settings.inference.load_check_s)
+
+
 class _TaskViews:
     """The kernel views actors receive: of the process's rails, on the task runtime's own
     database and a model catalog of its own (the runtime runs on another event loop)."""
@@ -225,6 +242,7 @@ class _TaskViews:
         self._rails = dataclasses.replace(
             rails, database=database, models=ModelCatalog(rails.plugins)
         )
+        self._rails.models.load_checks = _load_checks(self._rails)
 
     def __call__(self, plugin: str, **binding: Any) -> Kernel:
         return Kernel(self._rails, plugin, **binding)

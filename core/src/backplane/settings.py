@@ -240,6 +240,9 @@ class InferenceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     registry_cache_s: float = 2.0
     """How long a process trusts its cached view of a tenant's models (other processes' deletes
     and alias changes, rollbacks included, reach it within this; its own at once)."""
+    load_check_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
+    """How long a process trusts a plugin's answer (hook ``model_loading``) that a model it
+    exposed may serve a tenant: a revocation in another process refuses calls within this."""
     max_aliases_per_model: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
     """Most aliases (``production``, ``candidate``, ...) one tenant model may have."""
     max_routing_key_chars: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256

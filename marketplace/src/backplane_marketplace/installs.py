@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from backplane import ArtifactReport, Kernel, RegistryError
+from backplane import ArtifactReport, Kernel, ModelRef, ModelRefused, RegistryError
 from backplane_marketplace import signing
 from backplane_marketplace.deprecation import aware, deprecated_now, notice_for
 from backplane_marketplace.errors import MarketplaceError
@@ -59,6 +59,23 @@ async def verify_version(kernel: Kernel, row: ListingVersion) -> None:
         signing.verify(key.public_key, row.signature, signing.artifact_message(row.sha256))
     except signing.SignatureError as exc:
         raise MarketplaceError(f"the version's signature does not verify: {exc}", 409) from None
+
+
+async def check_loading(kernel: Kernel, model: ModelRef) -> None:
+    """Hook ``model_loading``: the tenant's install behind ``model`` exists, names this
+    artifact, and its version's signature still verifies with a key that is not revoked
+    (:class:`backplane.ModelRefused` with the reason otherwise)."""
+    row = await kernel.db.scalar(
+        select(ListingVersion)
+        .join(Install, Install.version_id == ListingVersion.id)
+        .where(Install.model_name == model.name)
+    )
+    if row is None or row.sha256 != model.key:
+        raise ModelRefused("no install of a marketplace listing serves it any more")
+    try:
+        await verify_version(kernel, row)
+    except MarketplaceError as exc:
+        raise ModelRefused(str(exc)) from None
 
 
 def report_of(row: ListingVersion) -> ArtifactReport:

@@ -102,7 +102,13 @@ async def submit_version(
         outputs=report.outputs,
         examples=msgspec.to_builtins(data.examples),
         claimed_metrics=data.claimed_metrics,
-        checks=measured | {"signature": "verified", "validation": "passed"},
+        checks=measured
+        | {
+            "signature": "verified",
+            "validation": "passed",
+            # The kernel's upload trial: what the loaded session adds to a server's memory.
+            "memory_bytes": report.resident_bytes,
+        },
         changelog=data.changelog,
         price_model=tariff.model,
         unit_price=tariff.unit_price,

@@ -115,3 +115,14 @@ def register_commands(cli: Any) -> None:
     from backplane_marketplace.cli import marketplace_group
 
     cli.add_command(marketplace_group)
+
+
+@hookimpl
+async def model_loading(kernel: Any, model: Any) -> None:
+    """An installed model serves only while its version's signature verifies with a key its
+    publisher has not revoked (checked again, not only at install)."""
+    if model.source != "marketplace":
+        return
+    from backplane_marketplace.installs import check_loading
+
+    await check_loading(kernel, model)

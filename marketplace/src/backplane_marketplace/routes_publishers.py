@@ -140,4 +140,7 @@ class PublisherController(Controller):
             target=("signing_key", key.id),
             details={"fingerprint": key.fingerprint},
         )
+        # Installed models it signed stop serving: at once in this process, within
+        # inference.load_check_s in others (hook model_loading verifies again).
+        kernel.models.recheck()
         return key_out(key)

@@ -7,7 +7,9 @@ anything but the datatype table below. The protocol, on purpose tiny:
 * stdin: the model bytes, then EOF;
 * stdout: ``ready`` once onnxruntime is imported and the bytes are read (the parent starts the
   trial clock then), followed by one JSON line: ``{"ok": true, "inputs": [...], "outputs":
-  [...]}`` with each tensor as ``{"name", "type", "shape"}`` in onnxruntime's own terms, or
+  [...], "resident_bytes": N}`` with each tensor as ``{"name", "type", "shape"}`` in
+  onnxruntime's own terms and ``resident_bytes`` the resident memory (``VmRSS``) the session
+  added by the time it was loaded and run (null where ``/proc`` does not tell), or
   ``{"ok": false, "kind": "memory" | "failed" | "unsupported-io", "error": "..."}``.
 
 The address-space limit is set before onnxruntime (or numpy) is imported, so every allocation
@@ -71,6 +73,8 @@ def _load_and_run(data: bytes, run: bool) -> dict[str, Any]:
 
     from backplane.inference.sessions import single_threaded
 
+    before = _resident_bytes()
+
     options = single_threaded(ort)
     options.log_severity_level = 3  # errors only: warnings would just fill the stderr pipe
     options.add_session_config_entry("session.load_model_format", "ONNX")
@@ -92,7 +96,22 @@ def _load_and_run(data: bytes, run: bool) -> dict[str, Any]:
             fill: Any = "" if dtype == "object" else 0
             feeds[tensor["name"]] = np.full(shape, fill, dtype=dtype)
         session.run(None, feeds)
-    return {"ok": True, "inputs": inputs, "outputs": outputs}
+    # Measured while the session is alive: what loading (and running) it added.
+    after = _resident_bytes()
+    added = None if after is None or before is None else max(0, after - before)
+    return {"ok": True, "inputs": inputs, "outputs": outputs, "resident_bytes": added}
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory (``VmRSS``), None where ``/proc`` does not tell."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def main(argv: list[str]) -> int:

@@ -35,6 +35,10 @@ class ArtifactReport(msgspec.Struct, frozen=True, kw_only=True):
     """``{"name", "datatype", "shape"}`` per input (V2 datatypes, -1 for a dynamic dimension)."""
     outputs: list[dict[str, Any]]
     dynamic_batch: bool
+    resident_bytes: int | None = None
+    """Resident memory the model's onnxruntime session added in the upload trial, once loaded
+    and run on a one-row input (a separate process, so nothing else moves the figure); None
+    where the platform does not tell."""
 
 
 class ArtifactRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +66,7 @@ async def check_artifact(catalog: ModelCatalog, data: bytes) -> ArtifactReport:
         inputs=list(signature["inputs"]),
         outputs=list(signature["outputs"]),
         dynamic_batch=validated.dynamic_batch,
+        resident_bytes=validated.resident_bytes,
     )
 
 

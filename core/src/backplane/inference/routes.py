@@ -11,9 +11,11 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import __version__
+from backplane._contract import ModelRef
 from backplane.billing.http import header_results
 from backplane.identity.auth import PUBLIC_OPT, Principal, requires
 from backplane.inference import explain, v2
+from backplane.inference.load_checks import ModelRefused
 from backplane.inference.rollout import routing_key
 from backplane.inference.runtime import (
     LoadedModel,
@@ -39,7 +41,8 @@ def _error(message: str, status: int) -> Response[Any]:
 
 
 def _refused(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return _error(str(exc), exc.status_code if isinstance(exc, v2.V2Error) else 404)
+    status = exc.status_code if isinstance(exc, v2.V2Error | ModelRefused) else 404
+    return _error(str(exc), status)
 
 
 STATS_SCOPE = (
@@ -57,7 +60,11 @@ class V2Controller(Controller):
 
     path = "/v2"
     tags = ["inference"]
-    exception_handlers = {ModelNotFoundError: _refused, v2.V2Error: _refused}
+    exception_handlers = {
+        ModelNotFoundError: _refused,
+        v2.V2Error: _refused,
+        ModelRefused: _refused,
+    }
 
     @get("/health/live", opt={PUBLIC_OPT: True}, summary="Server liveness (V2)")
     async def live(self) -> Response[bytes]:
@@ -87,10 +94,10 @@ class V2Controller(Controller):
     ) -> Response[Any]:
         catalog = rails_of(request).models
         refs = await catalog.versions(db, request.user.tenant_id, name)
-        model = await catalog.aload(
-            await catalog.resolve(db, request.user.tenant_id, name, version)
-        )
-        return Response(model.metadata([r.version for r in refs]))
+        ref = await catalog.resolve(db, request.user.tenant_id, name, version)
+        model = await catalog.aload(ref, request.user.tenant_id)
+        # The caller's name: a session is shared by every model of the same bytes.
+        return Response(model.metadata([r.version for r in refs], ref.name))
 
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
@@ -155,7 +162,8 @@ class V2Controller(Controller):
         ref = await catalog.resolve(
             None, request.user.tenant_id, name, version, routing_key=key, split=True
         )
-        model = await catalog.aload(ref)  # shared by versions with the same bytes: use ``ref``
+        # shared by versions with the same bytes: use ``ref``
+        model = await catalog.aload(ref, request.user.tenant_id)
         feed = model.check_inputs(tensors)
         explanation = None
         if explain.wants_explanation(infer_request):  # the occlusion batch runs, and is metered
@@ -181,7 +189,7 @@ class V2Controller(Controller):
             feed,
             v2.requested_output_names(infer_request),
             settings.server.inference_timeout_s,
-            ref.version,
+            ref,
         )
         try:
             metered, outputs = await rails.usage_writer.record_around(
@@ -194,12 +202,12 @@ class V2Controller(Controller):
         header_results(request.scope).extend(r for r in metered if r.used is not None)
         if explanation is None:
             content, length = v2.encode_infer_response(
-                infer_request, model.ref.name, ref.version, outputs
+                infer_request, ref.name, ref.version, outputs
             )
         else:
             outputs = explanation.split(outputs)
             content, length = v2.encode_response(
-                model.ref.name,
+                ref.name,
                 ref.version,
                 outputs,
                 explanation.requested(infer_request.outputs, outputs),
@@ -248,10 +256,10 @@ async def _run(
     feed: dict[str, Any],
     outputs: list[str] | None,
     timeout_s: float,
-    version: str,
+    ref: ModelRef,
 ) -> dict[str, v2.Tensor]:
     try:
-        return await catalog.infer(tenant, model, feed, outputs, timeout_s, version=version)
+        return await catalog.infer(tenant, model, feed, outputs, timeout_s, ref=ref)
     except TimeoutError:
         raise _RunTimeoutError from None
 
@@ -261,4 +269,5 @@ async def _load(
 ) -> LoadedModel:
     """Resolved for the caller's tenant: another tenant's model is as unknown as a missing one."""
     catalog = rails_of(request).models
-    return await catalog.aload(await catalog.resolve(db, request.user.tenant_id, name, version))
+    tenant = request.user.tenant_id
+    return await catalog.aload(await catalog.resolve(db, tenant, name, version), tenant)

@@ -27,6 +27,7 @@ from backplane.caching import RefreshAheadCache
 from backplane.db.tenancy import bind_tenant
 from backplane.inference import v2
 from backplane.inference.batching import DynamicBatcher, Timing
+from backplane.inference.load_checks import LoadChecks
 from backplane.inference.models import ModelVersion, model_rows
 from backplane.inference.monitoring import Monitoring
 from backplane.inference.resolution import RegistryView, read_aliases, version_for
@@ -66,9 +67,11 @@ class LoadedModel:
         """Every input has a dynamic first dimension and the model asks for batches of 2+."""
         return self.ref.max_batch_size > 1 and all(t.shape[:1] == [-1] for t in self.inputs)
 
-    def metadata(self, versions: list[str]) -> v2.ModelMetadata:
+    def metadata(self, versions: list[str], name: str | None = None) -> v2.ModelMetadata:
+        """V2 metadata under ``name`` (the caller's model: the session may be shared by a model
+        of the same bytes under another name, even another tenant's), default the loader's."""
         return v2.ModelMetadata(
-            name=self.ref.name,
+            name=name or self.ref.name,
             versions=versions,
             platform=self.platform,
             inputs=self.inputs,
@@ -247,6 +250,9 @@ class ModelCatalog:
         self.stats = StatsBook()
         self.monitoring = Monitoring(config, sessionmaker, events)
         """Per-version latency, error rate and input drift (``events``: where drift alerts go)."""
+        self.load_checks: LoadChecks | None = None
+        """What plugins say before a model they exposed serves a tenant (hook
+        ``model_loading``): set by the process's rails (not the CLI's catalog)."""
         self.threads = config.threads or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backplane-inference")
         self._sessions: SessionCache[LoadedModel] = SessionCache(
@@ -353,8 +359,13 @@ class ModelCatalog:
 
         return self._sessions.get_or_load(ref.key, build)
 
-    async def aload(self, ref: ModelRef) -> LoadedModel:
-        """:meth:`load` for the event loop: a loaded model at once, a new one in a thread."""
+    async def aload(self, ref: ModelRef, tenant_id: uuid.UUID | None = None) -> LoadedModel:
+        """:meth:`load` for the event loop: a loaded model at once, a new one in a thread.
+        With ``tenant_id``, first what the plugin that exposed ``ref`` says about serving it
+        to that tenant (:class:`~backplane.inference.load_checks.ModelRefused` if it refuses;
+        cached, see :mod:`backplane.inference.load_checks`)."""
+        if tenant_id is not None and self.load_checks is not None:
+            await self.load_checks.admit(tenant_id, ref)
         loaded = self._sessions.get(ref.key)
         return loaded if loaded is not None else await asyncio.to_thread(self.load, ref)
 
@@ -378,11 +389,14 @@ class ModelCatalog:
         timeout_s: float,
         *,
         version: str | None = None,
+        ref: ModelRef | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run ``feed`` (batched with other requests when the model allows it); record stats
-        under ``version`` (the resolved one: versions with the same bytes share a session, whose
-        ``ref`` is the version that loaded it), by default the session's."""
-        name, version = model.ref.name, version or model.ref.version
+        under ``ref`` (the resolved model and version) and ``version`` (default ``ref``'s).
+        Models with the same bytes share a session, whose own ``ref`` is the model that loaded
+        it: maybe another name, another source, another tenant's; it is only the default."""
+        served = ref or model.ref
+        name, version = served.name, version or served.version
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout_s):
@@ -394,7 +408,7 @@ class ModelCatalog:
             raise
         elapsed = time.perf_counter_ns() - started
         self.stats.success(tenant_id, name, version, batch_rows(feed), timing, elapsed)
-        self.monitoring.success(tenant_id, name, version, elapsed, model.ref, feed)
+        self.monitoring.success(tenant_id, name, version, elapsed, served, feed)
         if outputs:
             return {name: results[name] for name in outputs}
         return results

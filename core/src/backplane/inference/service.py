@@ -18,6 +18,7 @@ from litestar import Request, Response
 from backplane._contract import ModelRef
 from backplane.inference.artifacts import ArtifactReport, ArtifactRun, check_artifact, try_artifact
 from backplane.inference.exposure import expose_artifact, withdraw
+from backplane.inference.load_checks import ModelRefused
 from backplane.inference.runtime import ModelCatalog, ModelNotFoundError, usage_items
 from backplane.inference.v2 import V2Error, numpy_dtype
 
@@ -61,7 +62,7 @@ class TenantModels:
         ref = await self._catalog.resolve(
             self._kernel.db, tenant, name, version, routing_key=routing_key, split=True
         )
-        model = await self._catalog.aload(ref)
+        model = await self._catalog.aload(ref, tenant)
         # Python numbers become the signature's datatype (a list of floats is FP64 otherwise);
         # a value that does not fit it is refused by the check below, named.
         dtypes = {t.name: numpy_dtype(t.datatype) for t in model.inputs if t.datatype != "BYTES"}
@@ -75,7 +76,7 @@ class TenantModels:
             usage_items(name, feed, ref, self._catalog.source_meters)
         )
         timeout = self._kernel.settings.server.inference_timeout_s
-        return await self._catalog.infer(tenant, model, feed, outputs, timeout, version=ref.version)
+        return await self._catalog.infer(tenant, model, feed, outputs, timeout, ref=ref)
 
     async def card(self, name: str, version: str | None = None) -> ModelCard | None:
         """The model card of the version ``version`` names (a number or an alias; None: the one
@@ -145,6 +146,15 @@ class TenantModels:
         added, say); the number removed, :class:`backplane.RegistryError` 404 if none."""
         return await withdraw(self._kernel.db, self._catalog, self._tenant(), name)
 
+    def recheck(self, artifact: str | None = None) -> None:
+        """Make this process ask hook ``model_loading`` again before the models exposed from
+        ``artifact`` (a SHA-256; None: every exposed model) next serve any tenant, instead of
+        trusting its answer for up to ``inference.load_check_s``: after something that may
+        change the answer (the marketplace calls it when a signing key is revoked). Other
+        processes ask again within ``inference.load_check_s``."""
+        if self._catalog.load_checks is not None:
+            self._catalog.load_checks.forget(artifact)
+
     def _tenant(self) -> Any:
         tenant = self._kernel.tenant_id
         if tenant is None:
@@ -160,6 +170,7 @@ def _client_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 MODEL_ERROR_HANDLERS: dict[int | type[Exception], Any] = {
     V2Error: _client_error,
     ModelNotFoundError: _client_error,
+    ModelRefused: _client_error,
 }
 """App-wide: a plugin route that lets ``kernel.models`` refuse its inputs answers the client
 (4xx with the reason), not 500. The V2 routes keep their own ``{"error": ...}`` documents."""

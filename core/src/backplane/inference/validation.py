@@ -37,6 +37,7 @@ __all__ = [
     "ValidationLimits",
     "check_static",
     "run_trial",
+    "run_trial_measured",
     "validate_onnx",
 ]
 
@@ -80,13 +81,25 @@ class ValidatedModel(msgspec.Struct, frozen=True, kw_only=True):
     node_count: int
     signature: ModelSignature
     dynamic_batch: bool
+    resident_bytes: int | None = None
+    """Resident memory the trial's onnxruntime session added once loaded (and run once on a
+    one-row input when the trial runs it): what the model costs a server to keep loaded, as
+    measured in the trial process; None where the platform does not tell."""
+
+
+class TrialResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What the trial process found: the signature and the resident memory the session added."""
+
+    signature: ModelSignature
+    resident_bytes: int | None = None
 
 
 def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> ValidatedModel:
     """Check `data` against every rule; blocking (it waits for the trial process)."""
     limits = limits or ValidationLimits()
     report = check_static(data, limits)
-    signature = run_trial(data, limits)
+    trial = run_trial_measured(data, limits)
+    signature = trial.signature
     return ValidatedModel(
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
@@ -95,6 +108,7 @@ def validate_onnx(data: bytes, limits: ValidationLimits | None = None) -> Valida
         node_count=report.node_count,
         signature=signature,
         dynamic_batch=signature.dynamic_batch,
+        resident_bytes=trial.resident_bytes,
     )
 
 
@@ -110,6 +124,7 @@ class _TrialVerdict(msgspec.Struct):
     error: str = ""
     inputs: list[_TrialTensor] = []
     outputs: list[_TrialTensor] = []
+    resident_bytes: int | None = None
 
 
 _OUTPUT_CAP: Final = 16 << 20
@@ -174,6 +189,11 @@ def _spec(tensor: _TrialTensor) -> TensorSpec:
 def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
     """Load (and run once) the model in a resource-limited subprocess, started in an empty
     temporary directory and killed when a deadline passes; return its signature."""
+    return run_trial_measured(data, limits).signature
+
+
+def run_trial_measured(data: bytes, limits: ValidationLimits) -> TrialResult:
+    """:func:`run_trial`, with the resident memory the trial's session added."""
     args = [str(limits.trial_memory_bytes), "1" if limits.trial_run else "0"]
     command = [sys.executable, "-m", "backplane.inference._trial", *args]
     with tempfile.TemporaryDirectory(prefix="backplane-trial-") as workdir:
@@ -210,7 +230,7 @@ def run_trial(data: bytes, limits: ValidationLimits) -> ModelSignature:
     return _verdict(out, err, process.returncode, limits)
 
 
-def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) -> ModelSignature:
+def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) -> TrialResult:
     lines = [line for line in out.splitlines() if line.startswith(b"{")]
     if not lines:
         tail = " ".join(err.decode("utf-8", "replace").split())[-500:]
@@ -222,10 +242,11 @@ def _verdict(out: bytes, err: bytes, returncode: int, limits: ValidationLimits) 
     except msgspec.DecodeError as exc:
         raise reject("trial-failed", f"unreadable trial verdict ({exc})") from None
     if verdict.ok:
-        return ModelSignature(
+        signature = ModelSignature(
             inputs=tuple(_spec(t) for t in verdict.inputs),
             outputs=tuple(_spec(t) for t in verdict.outputs),
         )
+        return TrialResult(signature=signature, resident_bytes=verdict.resident_bytes)
     if verdict.kind == "memory":
         raise reject(
             "trial-memory",

@@ -387,3 +387,13 @@ async def invoice_closing(
             details=[{"unit_price": "2"}],
         )
     ]
+
+
+@hookimpl
+def model_loading(kernel: Any, model: Any) -> None:
+    """Models this plugin exposes (source ``kitchen_sink``) named ``refused_*`` never serve."""
+    EVENTS.append(("model_loading", (kernel.tenant_id, model.name)))
+    if model.source == "kitchen_sink" and model.name.startswith("refused_"):
+        from backplane import ModelRefused
+
+        raise ModelRefused("the kitchen sink withdrew its licence")
