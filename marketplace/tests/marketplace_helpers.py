@@ -194,3 +194,42 @@ def served(environ: dict[str, str], log: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+FEDERATION = f"{BASE}/federation"
+
+
+def federated_market(
+    app: Any, client: TestClient[Litestar], environ: dict[str, str]
+) -> dict[str, Any]:
+    """The client's tenant an approved publisher with a free listing of the iris model opted
+    in to federation (version 1.0.0 approved) and one that is not (0.9.0); their ids and the
+    key."""
+    from backplane.testing import invoke_cli, seed_tenant
+
+    applied = apply(client, {}, "Acme Models")
+    ops = seed_tenant(app, "ops", "ops@deployment.example.org")
+    assert invoke_cli("operators", "grant", ops.email, environ=environ).exit_code == 0
+    ops_session = bearer(client, ops)
+    approve = f"{REVIEW}/publishers/{applied['id']}/approve"
+    assert client.post(approve, json={}, headers=ops_session).status_code == 200
+    key = Ed25519PrivateKey.generate()
+    assert client.post(f"{PUBLISHER}/keys", json=key_body(key, applied["id"])).status_code == 201
+    made: dict[str, Any] = {"key": key, "ops_session": ops_session, "publisher": applied["id"]}
+    for slug, federated, version in (
+        ("iris-federated", True, "1.0.0"),
+        ("iris-local", False, "0.9.0"),
+    ):
+        listing = client.post(
+            f"{BASE}/listings", json=LISTING | {"slug": slug, "federated": federated}
+        )
+        assert listing.status_code == 201, listing.text
+        body = version_body(key, iris_artifact(), version, changelog="first")
+        submitted = client.post(f"{BASE}/listings/{listing.json()['id']}/versions", json=body)
+        assert submitted.status_code == 201, submitted.text
+        decided = client.post(
+            f"{REVIEW}/versions/{submitted.json()['id']}/approve", json={}, headers=ops_session
+        )
+        assert decided.status_code == 200, decided.text
+        made[slug] = listing.json()["id"]
+    return made

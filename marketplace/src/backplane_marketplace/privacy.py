@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from backplane_marketplace.federation_models import FederatedInstall
 from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement
 
@@ -19,6 +20,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     ids = select(Publisher.id).where(mine)
     if subject is None:
         await archive.add_table(Install)
+        await archive.add_table(FederatedInstall)
         await archive.add_table(Publisher, mine)
         await archive.add_table(SigningKey, SigningKey.publisher_id.in_(ids))
         listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
@@ -32,6 +34,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         return
     who = subject.user_id
     await archive.add_table(Install, Install.installed_by == who)
+    await archive.add_table(FederatedInstall, FederatedInstall.installed_by == who)
     await archive.add_table(
         Publisher, mine, or_(Publisher.applied_by == who, Publisher.decided_by == who)
     )
@@ -76,7 +79,13 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
     installs = await db.execute(
         update(Install).where(Install.installed_by == who).values(installed_by=None)
     )
+    federated = await db.execute(
+        update(FederatedInstall)
+        .where(FederatedInstall.installed_by == who)
+        .values(installed_by=None)
+    )
     return {
+        "marketplace_federated_installs": federated.rowcount,
         "marketplace_installs": installs.rowcount,
         "marketplace_publishers": changed,
         "marketplace_signing_keys": keys.rowcount,
