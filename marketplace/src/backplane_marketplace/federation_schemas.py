@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from backplane_marketplace.schemas import ModelName, Version
 
-CATALOG_FORMAT = "backplane.marketplace.catalog.v1"
+CATALOG_FORMAT: Final = "backplane.marketplace.catalog.v1"
 
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Key = Annotated[str, msgspec.Meta(min_length=44, max_length=44)]
