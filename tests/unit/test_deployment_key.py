@@ -11,7 +11,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from backplane.kernel import Kernel, Rails
-from backplane.plugins import PluginSet
 from backplane.secret_key import DeploymentKey
 from backplane.settings import Settings
 
