@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from marketplace_helpers import (
     BASE,
     FEDERATION,
+    base_environ,
     bearer,
+    environ_for,
     federated_market,
     iris_artifact,
     iris_examples,
@@ -25,6 +27,14 @@ from marketplace_helpers import (
 from backplane.testing import audit_trail, invoke_cli, seed_tenant
 from backplane_marketplace import signing
 from backplane_marketplace.federation import CATALOG_DOMAIN, SIGNATURE_HEADER
+
+
+@pytest.fixture
+def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """SQLite, or PostgreSQL where a test is parametrised with it (``indirect``)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return base_environ(tmp_path)
+    return environ_for(request, tmp_path)
 
 
 def verified_catalog(client: Any) -> dict[str, Any]:
@@ -135,6 +145,11 @@ def test_subscriptions_are_for_platform_operators_and_refuse_bad_input(
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize(
+    "backplane_environ",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 def test_a_subscription_to_itself_works_in_process(
     backplane_app: Any,
     backplane_client: Any,
