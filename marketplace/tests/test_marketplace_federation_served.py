@@ -129,7 +129,18 @@ def test_a_second_deployment_subscribes_installs_verifies_and_serves(
             Tamper(first).running() as proxy,
             httpx.Client(base_url=f"http://{second}", timeout=60) as http,
         ):
-            check_federation(http, proxy, ops, team, pinned, second, infer)
+            subscription = check_federation(http, proxy, ops, team, pinned, second, infer)
+            # The operator's CLI on the second deployment: a tampered catalog is refused on
+            # refresh too, an intact one accepted.
+            proxy.mode = "catalog"
+            refresh = ("marketplace", "federation", "refresh", subscription)
+            refused = invoke_cli(*refresh, environ=second_environ)
+            assert refused.exit_code != 0
+            assert "does not verify with the pinned catalog key" in refused.output
+            proxy.mode = "none"
+            assert invoke_cli(*refresh, environ=second_environ).exit_code == 0
+            listed = invoke_cli("marketplace", "federation", "list", environ=second_environ)
+            assert f"{subscription} http://{proxy.address}" in listed.output
             # The model runs on the second deployment: the first one stopped, it still answers.
             servers[0].stop()
             again = http.post("/v2/models/iris/infer", json=infer, headers=team.headers)
@@ -147,7 +158,8 @@ def check_federation(
     pinned: str,
     second: str,
     infer: dict[str, Any],
-) -> None:
+) -> str:
+    """The subscription's id."""
     example = iris_examples(1)[0]
     login = http.post(
         "/api/auth/login",
@@ -199,3 +211,4 @@ def check_federation(
     assert called.status_code == 200, called.text
     outputs = {o["name"]: o["data"] for o in called.json()["outputs"]}
     assert outputs["label"] == example["outputs"]["label"]
+    return str(made.json()["id"])
