@@ -198,7 +198,7 @@ async def fetch(
                     raise _TooLargeError
                 chunks: list[bytes] = []
                 total = 0
-                async for chunk in answer.aiter_raw():
+                async for chunk in answer.aiter_bytes():  # decoded: the cap holds for gzip too
                     total += len(chunk)
                     if total > cap:
                         raise _TooLargeError
