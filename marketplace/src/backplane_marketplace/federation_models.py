@@ -47,7 +47,13 @@ class FederatedListing(Base):
     holds each approved version's SHA-256, size, signature, publisher key and signature."""
 
     __tablename__ = "marketplace_federated_listings"
-    __table_args__ = (UniqueConstraint("subscription_id", "remote_id"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "subscription_id",
+            "remote_id",
+            name="uq_marketplace_federated_listings_subscription_id_remote_id",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     subscription_id: Mapped[uuid.UUID] = mapped_column(
