@@ -24,7 +24,7 @@ from marketplace_helpers import (
     version_body,
 )
 
-from backplane.testing import audit_trail, invoke_cli, seed_tenant
+from backplane.testing import audit_trail, invoke_cli, run_in_tenant, seed_tenant
 from backplane_marketplace import signing
 from backplane_marketplace.federation import CATALOG_DOMAIN, SIGNATURE_HEADER
 
@@ -225,6 +225,23 @@ def test_a_subscription_to_itself_works_in_process(
     sub_id = made.json()["id"]
     refreshed = client.post(f"{FEDERATION}/subscriptions/{sub_id}/refresh", headers=session)
     assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["issued_at"] > made.json()["issued_at"]
+
+    # A catalog issued before the one accepted last (a replay) is refused on refresh.
+    async def accepted_tomorrow(kernel: Any) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from sqlalchemy import update
+
+        from backplane_marketplace.federation_models import Subscription
+
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        await kernel.db.execute(update(Subscription).values(issued_at=tomorrow))
+
+    run_in_tenant(backplane_app, "ops", accepted_tomorrow, plugin="marketplace")
+    replayed = client.post(f"{FEDERATION}/subscriptions/{sub_id}/refresh", headers=session)
+    assert replayed.status_code == 502
+    assert "replayed catalog is refused" in replayed.json()["detail"]
     gone = client.delete(f"{FEDERATION}/subscriptions/{sub_id}", headers=session)
     assert gone.status_code == 204
     assert client.get(f"{FEDERATION}/listings", headers=consumer.headers).json() == []
