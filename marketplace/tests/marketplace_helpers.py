@@ -186,7 +186,7 @@ class Server:
             )
         self.address = f"127.0.0.1:{port}"
 
-    def wait_ready(self, timeout: float = 60) -> str:
+    def wait_ready(self, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(httpx.TransportError):
