@@ -172,26 +172,83 @@ def priced_market(
     return made
 
 
+class Server:
+    """A ``backplane serve`` process on the test's database and a free loopback port."""
+
+    def __init__(self, environ: dict[str, str], log: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        command = [str(Path(sys.executable).parent / "backplane"), "serve", "--port", str(port)]
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **environ}, stdout=out, stderr=out
+            )
+        self.address = f"127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://{self.address}/health/ready", timeout=2).status_code == 200:
+                    return self.address
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(
+                    f"backplane serve never got ready:\n{self.log.read_text()[-3000:]}"
+                )
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def served(environ: dict[str, str], log: Path) -> Iterator[str]:
     """``backplane serve`` on the test's database, yielded once ready: ``host:port``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [str(Path(sys.executable).parent / "backplane"), "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env={**os.environ, **environ}, stdout=out, stderr=out)
-    address = f"127.0.0.1:{port}"
+    server = Server(environ, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://{address}/health/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise AssertionError(f"backplane serve never got ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield address
+        yield server.wait_ready()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
+
+
+FEDERATION = f"{BASE}/federation"
+
+
+def federated_market(
+    app: Any, client: TestClient[Litestar], environ: dict[str, str], *, local: bool = True
+) -> dict[str, Any]:
+    """The client's tenant an approved publisher with a free listing of the iris model opted
+    in to federation (version 1.0.0 approved) and, if ``local``, one that is not (0.9.0);
+    their ids and the key."""
+    from backplane.testing import invoke_cli, seed_tenant
+
+    applied = apply(client, {}, "Acme Models")
+    ops = seed_tenant(app, "ops", "ops@deployment.example.org")
+    assert invoke_cli("operators", "grant", ops.email, environ=environ).exit_code == 0
+    ops_session = bearer(client, ops)
+    approve = f"{REVIEW}/publishers/{applied['id']}/approve"
+    assert client.post(approve, json={}, headers=ops_session).status_code == 200
+    key = Ed25519PrivateKey.generate()
+    assert client.post(f"{PUBLISHER}/keys", json=key_body(key, applied["id"])).status_code == 201
+    made: dict[str, Any] = {"key": key, "ops_session": ops_session, "publisher": applied["id"]}
+    for slug, federated, version in (
+        ("iris-federated", True, "1.0.0"),
+        ("iris-local", False, "0.9.0"),
+    ):
+        listing = client.post(
+            f"{BASE}/listings", json=LISTING | {"slug": slug, "federated": federated}
+        )
+        assert listing.status_code == 201, listing.text
+        body = version_body(key, iris_artifact(), version, changelog="first")
+        submitted = client.post(f"{BASE}/listings/{listing.json()['id']}/versions", json=body)
+        assert submitted.status_code == 201, submitted.text
+        decided = client.post(
+            f"{REVIEW}/versions/{submitted.json()['id']}/approve", json={}, headers=ops_session
+        )
+        assert decided.status_code == 200, decided.text
+        made[slug] = listing.json()["id"]
+    return made

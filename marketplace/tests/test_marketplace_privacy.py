@@ -65,6 +65,7 @@ def test_a_person_is_exported_and_forgotten(
     erased = client.post("/api/privacy/erase", json=person)
     assert erased.status_code == 200, erased.text
     assert erased.json()["plugins"]["marketplace"] == {
+        "marketplace_federated_installs": 0,
         "marketplace_installs": 0,
         "marketplace_reviews": 0,
         "marketplace_publishers": 1,

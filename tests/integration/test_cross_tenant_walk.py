@@ -127,6 +127,12 @@ OWN_SCOPE: dict[Op, str] = {
         "/api/marketplace/listings/mine",
     ): "A's own listings (none: A is no approved publisher)",
     ("GET", "/api/marketplace/notices"): "A's own marketplace notices (none: A follows nothing)",
+    ("GET", "/api/marketplace/federation/key"): "public: the deployment's catalog public key",
+    ("GET", "/api/marketplace/federation/catalog"): "public: the signed catalog of federated "
+    "listings (B's version is in review and not federated: not in it)",
+    ("GET", "/api/marketplace/federation/listings"): "the deployment's subscribed catalogs' "
+    "listings (none subscribed)",
+    ("GET", "/api/marketplace/federation/installs"): "A's own federated installs",
 }
 """Operations that may answer 2xx to tenant A (and must, with the credential kinds below)."""
 
@@ -153,6 +159,14 @@ RANDOM_PATH_PARAMS: set[str] = {
     # listing's publisher replies, each tenant reaches only its own review) is proven in
     # marketplace/tests/test_marketplace_reviews.py.
     "/api/marketplace/listings/{listing_id}/reviews/{review_id}/reply {review_id}",
+    # Federation: B has no federated install and the deployment no subscription (deployment
+    # rows that only platform operators manage: A is none, so 403 whatever the id); the public
+    # artifact route serves only digests of the catalog, which holds nothing of B's. Isolation
+    # of federated installs: marketplace/tests/test_marketplace_federation.py.
+    "/api/marketplace/federation/installs/{install_id} {install_id}",
+    "/api/marketplace/federation/artifacts/{sha256} {sha256}",
+    "/api/marketplace/federation/subscriptions/{subscription_id} {subscription_id}",
+    "/api/marketplace/federation/subscriptions/{subscription_id}/refresh {subscription_id}",
 }
 """Path parameters (``"<path> {<name>}"``) of a kind tenant B has nothing of, walked with a
 random value. Anything else must be mapped to B's ids in :meth:`RequestBuilder.candidates`."""

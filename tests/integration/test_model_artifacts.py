@@ -43,3 +43,14 @@ def test_an_artifact_is_checked_stored_and_tried(app: Litestar, tenant_a: Seeded
     assert run.elapsed_ns > 0
     # Neither registered nor metered.
     assert usage_of(app, tenant_a.slug, "inference.requests") == 0
+
+
+def test_a_stored_artifact_s_bytes_are_read_back_verified(app: Litestar, tenant_a: Seeded) -> None:
+    async def work(kernel: Any) -> Any:
+        report = await kernel.models.check_artifact(IRIS)
+        data = await kernel.models.artifact_bytes(report.sha256)
+        with pytest.raises(ArtifactMissingError):
+            await kernel.models.artifact_bytes("0" * 64)
+        return data
+
+    assert run_in_tenant(app, tenant_a.slug, work, plugin="kitchen_sink") == IRIS

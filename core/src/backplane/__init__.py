@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from backplane.mail.transports import MailDeliveryError, MailEnvelope
     from backplane.privacy.archive import ExportArchive
     from backplane.privacy.subjects import Subject
+    from backplane.secret_key import DeploymentKey
     from backplane.settings import Settings
     from backplane.tasks.context import TaskQueue
 
@@ -93,6 +94,7 @@ _LAZY: dict[str, str] = {
     "Member": "backplane.identity.members",
     "requires": "backplane.identity.auth",
     "Kernel": "backplane.kernel",
+    "DeploymentKey": "backplane.secret_key",
     "UnknownTenantError": "backplane.kernel",
     "pass_kernel": "backplane.commands",
     "ArtifactStore": "backplane.inference.storage",
@@ -141,6 +143,7 @@ __all__ = [
     "AuthBackend",
     "Base",
     "BillingProvider",
+    "DeploymentKey",
     "Event",
     "EventType",
     "ExportArchive",

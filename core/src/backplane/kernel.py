@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from backplane.live import LiveHub, TenantLive
     from backplane.mail.service import MailRails, TenantMail
     from backplane.ratelimit import RateLimits
+    from backplane.secret_key import DeploymentKey
     from backplane.tasks.context import TaskQueue
     from backplane.tasks.runtime import TaskRuntime
 
@@ -464,6 +465,21 @@ class Kernel:
         from backplane.inference.service import TenantModels
 
         return TenantModels(self._rails.models, self)
+
+    def deployment_key(self, purpose: str) -> DeploymentKey:
+        """This deployment's Ed25519 key for this plugin and ``purpose`` (1-50 of a-z, 0-9,
+        ``.``, ``_``, ``-``): ``key.sign(message)`` (base64) and ``key.public_key`` (base64 of
+        the raw 32 bytes), for documents other deployments verify, such as a signed catalog.
+        Derived from the installation's secret key, so every process holds the same one, it is
+        stored nowhere else and never handed out; each plugin and purpose gets its own, and
+        changing ``secret_key`` rotates them (see :class:`backplane.DeploymentKey`)."""
+        import re
+
+        from backplane.secret_key import deployment_key, secret_key
+
+        if not re.fullmatch(r"[a-z0-9._-]{1,50}", purpose):
+            raise ValueError(f"purpose {purpose!r}: 1-50 of a-z, 0-9, '.', '_', '-'")
+        return deployment_key(secret_key(self._rails.settings), self.plugin, purpose)
 
     async def service(self, name: str) -> Callable[..., Any] | None:
         """The function another plugin offers as ``name`` (``register_services``), bound to

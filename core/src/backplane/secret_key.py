@@ -58,3 +58,46 @@ def sealing_key(app_secret: str, purpose: str) -> Fernet:
         algorithm=hashes.SHA256(), length=32, salt=purpose.encode(), info=b"fernet v1"
     ).derive(app_secret.encode())
     return Fernet(base64.urlsafe_b64encode(key))
+
+
+class DeploymentKey:
+    """An Ed25519 key pair of this deployment for one plugin and purpose
+    (:meth:`backplane.Kernel.deployment_key`): it signs, and shows its public half; the
+    private half never leaves it.
+
+    Derived with HKDF-SHA256 from the installation's ``secret_key`` (generated once in the data
+    directory, or configured), with the plugin and purpose as the salt: every process of the
+    deployment holds the same key without storing it anywhere else, each plugin's and
+    purpose's key is independent of the others, and changing ``secret_key`` rotates them all.
+    """
+
+    __slots__ = ("_private", "public_key")
+
+    def __init__(self, app_secret: str, plugin: str, purpose: str) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        seed = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=f"deployment-key:{plugin}:{purpose}".encode(),
+            info=b"ed25519 v1",
+        ).derive(app_secret.encode())
+        self._private = Ed25519PrivateKey.from_private_bytes(seed)
+        raw = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.public_key: str = base64.b64encode(raw).decode()
+        """The public key: standard base64 of its 32 raw bytes (what others pin)."""
+
+    def sign(self, message: bytes) -> str:
+        """The Ed25519 signature of ``message``: standard base64 of its 64 raw bytes."""
+        return base64.b64encode(self._private.sign(message)).decode()
+
+    def __repr__(self) -> str:
+        return f"DeploymentKey(public_key={self.public_key!r})"
+
+
+@functools.lru_cache(maxsize=32)
+def deployment_key(app_secret: str, plugin: str, purpose: str) -> DeploymentKey:
+    """The :class:`DeploymentKey` of ``plugin`` for ``purpose`` (cached: derivation is cheap,
+    but signing often is the point)."""
+    return DeploymentKey(app_secret, plugin, purpose)

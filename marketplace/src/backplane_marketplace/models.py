@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -104,6 +105,10 @@ class Listing(Base):
     license: Mapped[str] = mapped_column(String(200))
     downloadable: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether the license lets consumers download the artifact (no route does yet)."""
+    federated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The publisher opted in to federation: the listing's approved versions are in this
+    deployment's signed catalog and their artifacts fetchable by subscribing deployments
+    (free there, or licensed out of band)."""
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     installs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many tenants have it installed now (a count: who installed is theirs to know)."""
@@ -205,6 +210,11 @@ class Install(TenantScoped, Base):
 
 
 from backplane_marketplace.community_models import Notice, Review  # noqa: E402
+from backplane_marketplace.federation_models import (  # noqa: E402
+    FederatedInstall,
+    FederatedListing,
+    Subscription,
+)
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement  # noqa: E402
 
 TABLES = (
@@ -218,4 +228,7 @@ TABLES = (
     PayoutEntry,
     Review,
     Notice,
+    Subscription,
+    FederatedListing,
+    FederatedInstall,
 )

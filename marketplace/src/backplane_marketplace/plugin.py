@@ -17,6 +17,8 @@ INSTALL = "marketplace.install"
 """Install and uninstall listings for the tenant."""
 REVIEW = "platform.marketplace.review"
 """Platform operators only: decide publishers' applications (and, later, submissions)."""
+FEDERATE = "platform.marketplace.federation"
+"""Platform operators only: subscribe this deployment to other deployments' catalogs."""
 
 plugin = PluginInfo(
     name="marketplace",
@@ -30,6 +32,11 @@ plugin = PluginInfo(
 def register_routes(register: Any) -> None:
     from backplane_marketplace.routes_deprecation import DeprecationController
     from backplane_marketplace.routes_follow import FollowController
+    from backplane_marketplace.routes_federation import (
+        FederatedController,
+        PublicCatalogController,
+        SubscriptionsController,
+    )
     from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
@@ -47,7 +54,10 @@ def register_routes(register: Any) -> None:
         ReviewsController,
         DeprecationController,
         FollowController,
+        SubscriptionsController,
+        FederatedController,
     )
+    register(PublicCatalogController, public=True)
 
 
 @hookimpl
@@ -67,6 +77,11 @@ def register_permissions(register: Any) -> None:
             code=REVIEW,
             roles=(),
             description="Review marketplace publishers (platform operators)",
+        ),
+        Permission(
+            code=FEDERATE,
+            roles=(),
+            description="Subscribe to other deployments' marketplace catalogs (operators)",
         ),
     )
 

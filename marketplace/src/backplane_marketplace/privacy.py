@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from backplane_marketplace.community_models import Notice, Review
+from backplane_marketplace.federation_models import FederatedInstall
 from backplane_marketplace.models import Install, Listing, ListingVersion, Publisher, SigningKey
 from backplane_marketplace.money_models import Charge, PayoutEntry, Statement
 
@@ -21,6 +22,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     ids = select(Publisher.id).where(mine)
     if subject is None:
         await archive.add_table(Install)
+        await archive.add_table(FederatedInstall)
         await archive.add_table(Publisher, mine)
         await archive.add_table(SigningKey, SigningKey.publisher_id.in_(ids))
         listings = select(Listing.id).where(Listing.publisher_id.in_(ids))
@@ -36,6 +38,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         return
     who = subject.user_id
     await archive.add_table(Install, Install.installed_by == who)
+    await archive.add_table(FederatedInstall, FederatedInstall.installed_by == who)
     await archive.add_table(
         Publisher, mine, or_(Publisher.applied_by == who, Publisher.decided_by == who)
     )
@@ -88,7 +91,13 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
         .where(Review.rater_tenant_id == kernel.tenant_id, Review.written_by == who)
         .values(written_by=None)
     )
+    federated = await db.execute(
+        update(FederatedInstall)
+        .where(FederatedInstall.installed_by == who)
+        .values(installed_by=None)
+    )
     return {
+        "marketplace_federated_installs": federated.rowcount,
         "marketplace_installs": installs.rowcount,
         "marketplace_reviews": reviews.rowcount,
         "marketplace_publishers": changed,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from backplane import Kernel, Principal, requires
 from backplane_marketplace.errors import ERROR_HANDLERS, TAGS, MarketplaceError
+from backplane_marketplace.federation_schemas import FederationIn
 from backplane_marketplace.listings import (
     create_listing,
     listing_out,
@@ -83,3 +84,25 @@ class ListingsController(Controller):
             details={"listing": listing.slug, "version": row.version, "sha256": row.sha256},
         )
         return (await versions_out(kernel.db, [row]))[0]
+
+    @post("/{listing_id:uuid}/federation", status_code=200, guards=[requires(PUBLISH)])
+    async def federate(
+        self,
+        request: Req,
+        listing_id: FromPath[uuid.UUID],
+        data: JSONBody[FederationIn],
+        kernel: NamedDependency[Kernel],
+    ) -> ListingOut:
+        """Opt the listing in to federation (``{"federated": true}``) or out: its approved
+        versions are then in this deployment's signed catalog and their artifacts fetchable by
+        subscribing deployments, which pay nothing here (free, or licensed out of band)."""
+        publisher = await publisher_of(kernel.db, request.user.tenant_id)
+        listing = await own_listing(kernel.db, publisher, listing_id)
+        listing.federated = data.federated
+        await kernel.db.flush()
+        await kernel.audit.record(
+            "marketplace.listing_federation",
+            target=("listing", listing.id),
+            details={"slug": listing.slug, "federated": data.federated},
+        )
+        return await listing_out(kernel.db, listing)

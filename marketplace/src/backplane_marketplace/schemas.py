@@ -66,6 +66,9 @@ class ListingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     intended_use: Annotated[str, msgspec.Meta(max_length=4000)] = ""
     limitations: Annotated[str, msgspec.Meta(max_length=4000)] = ""
     downloadable: bool = False
+    federated: bool = False
+    """Serve the listing's approved versions in this deployment's signed catalog, for other
+    deployments to install (free there, or licensed out of band)."""
     tags: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=50)]], msgspec.Meta(max_length=20)
     ] = []
@@ -151,6 +154,7 @@ class ListingOut(msgspec.Struct, kw_only=True):
     intended_use: str
     limitations: str
     downloadable: bool
+    federated: bool
     tags: list[str]
     installs: int
     """Tenants that have it installed now."""

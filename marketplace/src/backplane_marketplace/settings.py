@@ -29,3 +29,15 @@ class MarketplaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     payout_provider: str = "ledger"
     """Who is handed each closed statement (``register_payout_provider``); ``ledger`` books a
     payout ledger row of the net owed and pays nothing itself."""
+    federation_name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    """The name this deployment gives itself in its signed catalog (shown to subscribers)."""
+    federation_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    """Longest a fetch from a subscribed deployment (its catalog, or one artifact) may take,
+    all of it: connecting, waiting and reading (a slow trickle is cut off too)."""
+    federation_max_catalog_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 8 << 20
+    """Largest catalog document accepted from a subscribed deployment (refused past it)."""
+    federation_max_artifact_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 40)] = 512 << 20
+    """Largest artifact fetched from a subscribed deployment (the kernel's upload limit
+    ``inference.max_upload_bytes`` applies too)."""
+    federation_max_listings: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    """Most listings this deployment's catalog serves, and accepts from a subscribed one."""

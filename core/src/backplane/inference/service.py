@@ -115,6 +115,17 @@ class TenantModels:
         caller decides who may run what: any stored artifact can be named."""
         return await try_artifact(self._catalog, sha256, inputs)
 
+    async def artifact_bytes(self, sha256: str) -> bytes:
+        """The stored artifact ``sha256``'s bytes, verified against it
+        (:class:`backplane.ArtifactMissingError` if not stored intact). No route of the kernel
+        hands an artifact out: a plugin that distributes ones it vouches for (the marketplace's
+        federation serves approved, signed artifacts to subscribing deployments) decides who
+        may have which. Needs no tenant."""
+        import asyncio
+
+        data: bytes = await asyncio.to_thread(self._catalog.store.get, sha256)
+        return data
+
     async def expose_artifact(
         self,
         name: str,

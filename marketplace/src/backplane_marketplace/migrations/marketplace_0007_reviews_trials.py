@@ -1,8 +1,8 @@
 """marketplace ratings and reviews, version deprecation, trial allowances, following installs
 and their notices
 
-Revision ID: marketplace_0008
-Revises: marketplace_0005
+Revision ID: marketplace_0007
+Revises: marketplace_0006
 Create Date: 2026-12-05
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from backplane import create_tenant_table, drop_tenant_table
 
-revision: str = "marketplace_0008"
-down_revision: str | Sequence[str] | None = "marketplace_0005"
+revision: str = "marketplace_0007"
+down_revision: str | Sequence[str] | None = "marketplace_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
