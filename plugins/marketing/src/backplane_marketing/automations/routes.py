@@ -137,7 +137,7 @@ async def _check(db: AsyncSession, data: AutomationIn, settings: MarketingSettin
             if isinstance(step, SetAttribute):
                 await checked_attributes(db, {step.key: step.value}, settings)
         except MarketingError as error:
-            raise MarketingError(f"step {step.id!r}: {error}", 422) from None
+            raise MarketingError(f"step {step.id!r}: {error}", error.status) from None
 
 
 def _store(automation: Automation, data: AutomationIn) -> None:
