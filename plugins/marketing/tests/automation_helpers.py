@@ -12,6 +12,8 @@ from marketing_helpers import BASE, CONTACTS
 from backplane.testing import run_in_tenant, run_tasks
 
 AUTOMATIONS = f"{BASE}/automations"
+QUIET_SCHEDULER = {"BACKPLANE_TASKS__SCHEDULER_INTERVAL_S": "3600"}
+"""The per-minute tick runs when a test says (``tick``), not at a minute boundary mid-test."""
 
 
 def make_automation(client: TestClient[Litestar], **body: Any) -> dict[str, Any]:

@@ -15,13 +15,13 @@ from typing import Any
 
 import dkim
 import pytest
-from automation_helpers import funnel, make_automation, progress, tags_of, tick
+from automation_helpers import QUIET_SCHEDULER, funnel, make_automation, progress, tags_of, tick
 from campaign_helpers import Sink, dkim_record, make_template, path_of, smtp_environ, smtp_sink
 from litestar import Litestar
 from litestar.testing import TestClient
 from marketing_helpers import CONTACTS, define, environ_for, make_contact
 
-from backplane.testing import run_tasks
+from backplane.testing import run_in_tenant, run_tasks
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path, sink: Sink) -> dict[str, str]:
-    return environ_for(request, tmp_path) | smtp_environ(sink)
+    return environ_for(request, tmp_path) | smtp_environ(sink) | QUIET_SCHEDULER
 
 
 def _welcome(client: TestClient[Litestar], template: str, wait: int = 1) -> dict[str, Any]:
@@ -170,3 +170,48 @@ def test_trigger_wait_condition_email_tag(
     events = client.get(f"{CONTACTS}/{ada}/events").json()
     assert [e["type"] for e in events].count("unsubscribed") == 1
     assert client.post(url[:-4] + "nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "backplane_environ", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_advances_at_once_never_take_the_same_run(
+    backplane_client: TestClient[Litestar], backplane_tenant: Any
+) -> None:
+    """PostgreSQL: a run locked by one advance (another worker's transaction) is skipped by a
+    second advance running meanwhile (``SKIP LOCKED``), which takes the others; each run's
+    step is done once."""
+    from sqlalchemy import select
+
+    from backplane_marketing.automations.engine import advance
+    from backplane_marketing.automations.models import AutomationRun
+
+    client = backplane_client
+    make_automation(
+        client,
+        name="locks",
+        trigger={"type": "tag_added", "tag": "go"},
+        steps=[
+            {"id": "w", "type": "wait", "seconds": 1},
+            {"id": "t", "type": "add_tag", "tag": "reached"},
+        ],
+    )
+    contacts = [make_contact(client, f"l{i}@example.org", tags=["go"])["id"] for i in range(3)]
+    run_tasks(client, timeout=30)
+    time.sleep(1.1)
+
+    async def work(first: Any) -> tuple[int, int]:
+        locked = await first.db.scalar(
+            select(AutomationRun).order_by(AutomationRun.id).limit(1).with_for_update()
+        )
+        assert locked is not None
+        async with first.tenant(first.tenant_id) as second:  # another session, meanwhile
+            taken = await advance(second, 10)
+        return taken, await advance(first, 10)
+
+    assert run_in_tenant(client, backplane_tenant, work, plugin="marketing") == (2, 1)
+    for contact in contacts:
+        [run] = progress(client, contact)
+        assert run["status"] == "finished"
+        assert [h["step"] for h in run["history"]] == ["w", "t"]
+        assert "reached" in tags_of(client, contact)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from automation_helpers import AUTOMATIONS, funnel, make_automation, progress, tags_of, tick
+from automation_helpers import (
+    AUTOMATIONS,
+    QUIET_SCHEDULER,
+    funnel,
+    make_automation,
+    progress,
+    tags_of,
+    tick,
+)
 from campaign_helpers import Sink, make_template, smtp_environ, smtp_sink
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -32,7 +40,7 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def backplane_environ(tmp_path: Path, sink: Sink) -> dict[str, str]:
-    return base_environ(tmp_path) | smtp_environ(sink)
+    return base_environ(tmp_path) | smtp_environ(sink) | QUIET_SCHEDULER
 
 
 def _reached(client: TestClient[Litestar], contact: str) -> bool:
