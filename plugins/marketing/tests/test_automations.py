@@ -19,7 +19,15 @@ from automation_helpers import QUIET_SCHEDULER, funnel, make_automation, progres
 from campaign_helpers import Sink, dkim_record, make_template, path_of, smtp_environ, smtp_sink
 from litestar import Litestar
 from litestar.testing import TestClient
-from marketing_helpers import CONTACTS, define, environ_for, make_contact
+from marketing_helpers import (
+    CONTACTS,
+    IMPORTS,
+    define,
+    environ_for,
+    make_contact,
+    make_list,
+    upload,
+)
 
 from backplane.testing import run_in_tenant, run_tasks
 
@@ -215,3 +223,46 @@ def test_two_advances_at_once_never_take_the_same_run(
         assert run["status"] == "finished"
         assert [h["step"] for h in run["history"]] == ["w", "t"]
         assert "reached" in tags_of(client, contact)
+
+
+def test_an_import_starts_the_automations_of_the_tags_and_list_it_adds(
+    backplane_client: TestClient[Litestar],
+) -> None:
+    client = backplane_client
+    news = make_list(client, "news")
+    by_tag = make_automation(
+        client,
+        name="tagged",
+        trigger={"type": "tag_added", "tag": "vip"},
+        steps=[{"id": "t", "type": "add_tag", "tag": "seen"}],
+    )
+    by_list = make_automation(
+        client,
+        name="listed",
+        trigger={"type": "list_joined", "list_id": news},
+        steps=[{"id": "t", "type": "add_tag", "tag": "welcomed"}],
+    )
+    old = make_contact(client, "old@example.org", tags=["vip"])["id"]  # vip before the import
+    gone = make_contact(client, "gone@example.org", lists=[{"list_id": news}])["id"]
+    left = client.patch(
+        f"{CONTACTS}/{gone}", json={"lists": [{"list_id": news, "status": "unsubscribed"}]}
+    )
+    assert left.status_code == 200, left.text
+    run_tasks(client, timeout=30)
+    rows = "email,tags\nold@example.org,vip\nnew@example.org,vip\nplain@example.org,\n"
+    rows += "gone@example.org,\n"
+    started = client.post(
+        IMPORTS, json={"file_id": upload(client, rows.encode()), "options": {"list_id": news}}
+    )
+    assert started.status_code == 202, started.text
+    run_tasks(client, timeout=60)
+    assert client.get(f"{IMPORTS}/{started.json()['id']}").json()["status"] == "succeeded"
+    # "vip" is new for new@ only (old@ had it: no second pass); everyone but gone@ (who
+    # unsubscribed and stays so) joined the list now; gone@ had its one pass before.
+    assert funnel(client, by_tag["id"])["entered"] == 2
+    assert funnel(client, by_list["id"])["entered"] == 4
+    assert funnel(client, by_list["id"])["by_status"] == {"finished": 4}
+    emails = {c["email"]: c for c in client.get(CONTACTS, params={"limit": 10}).json()["items"]}
+    assert {"seen", "welcomed", "vip"} <= set(emails["new@example.org"]["tags"])
+    assert "welcomed" in emails["plain@example.org"]["tags"]
+    assert len(progress(client, old)) == 2  # the tag's pass (at creation) and the list's

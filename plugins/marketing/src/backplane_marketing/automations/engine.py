@@ -19,7 +19,8 @@ the step. A message row is unique per run and step, so a step is never handed ov
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,61 @@ async def enrol(db: Any, contact_id: uuid.UUID, trigger_type: str, key: str | No
     for automation in list(await db.scalars(query)):
         entered += await _enter(db, automation, contact_id)
     return entered
+
+
+async def active_trigger_types(db: Any) -> set[str]:
+    """The trigger types of the tenant's active automations (a bulk write asks first, and
+    pays for finding what it changed only when something listens)."""
+    query = select(Automation.trigger_type).where(Automation.status == ACTIVE).distinct()
+    return set(await db.scalars(query))
+
+
+async def enrol_many(
+    db: Any, trigger_type: str, fired: Iterable[tuple[uuid.UUID, str | None]]
+) -> int:
+    """:func:`enrol` for many ``(contact_id, key)`` at once (an import's new tags or list
+    subscriptions): one multi-row insert per automation; how many contacts were offered."""
+    by_key: dict[str | None, list[uuid.UUID]] = defaultdict(list)
+    for contact_id, key in fired:
+        by_key[key].append(contact_id)
+    if not by_key:
+        return 0
+    query = select(Automation).where(
+        Automation.status == ACTIVE, Automation.trigger_type == trigger_type
+    )
+    offered = 0
+    for automation in list(await db.scalars(query)):
+        if automation.trigger_key is None:
+            ids = list(dict.fromkeys(c for group in by_key.values() for c in group))
+        else:
+            ids = list(dict.fromkeys(by_key.get(automation.trigger_key, [])))
+        if not ids:
+            continue
+        offered += len(ids)
+        if automation.allow_reentry:
+            for contact_id in ids:
+                await _enter(db, automation, contact_id)
+            continue
+        now = datetime.now(UTC)
+        first = automation.definition["steps"][0]["id"]
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": automation.tenant_id,
+                "automation_id": automation.id,
+                "contact_id": contact_id,
+                "entry": 1,
+                "status": RUNNING,
+                "step": first,
+                "next_run_at": now,
+                "entered_at": now,
+                "updated_at": now,
+            }
+            for contact_id in ids
+        ]
+        await db.execute(insert_for(db, AutomationRun.__table__).on_conflict_do_nothing(), rows)
+        db.info[KICK] = True
+    return offered
 
 
 async def scores_changed(db: Any, changes: Mapping[uuid.UUID, tuple[float | None, float]]) -> int:
