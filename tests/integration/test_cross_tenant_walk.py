@@ -114,6 +114,7 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/templates"): "A's campaign templates",
     ("POST", "/api/marketing/templates"): "a campaign template for A",
     ("GET", "/api/marketing/campaigns"): "A's campaigns",
+    ("GET", "/api/marketing/automations"): "A's automations",
     ("POST", "/api/marketing/webhook-secret"): "a new bounce-webhook secret for A",
     ("GET", "/api/marketplace/publisher"): "A's own publisher profile (null until A applies)",
     ("POST", "/api/marketplace/publisher"): "A applies to publish for itself",
@@ -150,6 +151,7 @@ RANDOM_PATH_PARAMS: set[str] = {
     "/api/marketing/t/{tenant_id}/c/{token}/{link} {token}",
     "/api/marketing/t/{tenant_id}/c/{token}/{link} {link}",
     "/api/marketing/t/{tenant_id}/u/{token} {token}",
+    "/api/marketing/t/{tenant_id}/au/{token} {token}",
     # B's marketplace version stays in review during the walk (an approved one would be in the
     # catalog for A to install too), so B has no install; isolation of installs is proven in
     # marketplace/tests/test_marketplace_versions.py.
@@ -230,6 +232,7 @@ class TenantB:
     score_rule_ids: list[str] = field(default_factory=list)
     marketing_template_ids: list[str] = field(default_factory=list)
     campaign_ids: list[str] = field(default_factory=list)
+    automation_ids: list[str] = field(default_factory=list)
     publisher_ids: list[str] = field(default_factory=list)
     signing_key_ids: list[str] = field(default_factory=list)
     publisher_names: list[str] = field(default_factory=list)
@@ -283,6 +286,7 @@ class TenantB:
             *self.score_rule_ids,
             *self.marketing_template_ids,
             *self.campaign_ids,
+            *self.automation_ids,
             *self.publisher_ids,
             *self.signing_key_ids,
             *self.publisher_names,
@@ -333,6 +337,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("scoring rules", "/api/marketing/scoring/rules"),
         ("marketing templates", "/api/marketing/templates"),
         ("campaigns", "/api/marketing/campaigns"),
+        ("automations", "/api/marketing/automations"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -701,7 +706,19 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
         headers=as_b,
     )
     assert campaign.status_code == 201, campaign.text
+    automation = client.post(
+        "/api/marketing/automations",
+        json={
+            "name": f"globex automation {key}",
+            "status": "active",
+            "trigger": {"type": "list_joined", "list_id": listed.json()["id"]},
+            "steps": [{"id": "tag", "type": "add_tag", "tag": "globex"}],
+        },
+        headers=as_b,
+    )
+    assert automation.status_code == 201, automation.text
     return {
+        "automation_ids": [automation.json()["id"]],
         "score_rule_ids": [rule.json()["id"]],
         "marketing_template_ids": [template.json()["id"]],
         "campaign_ids": [campaign.json()["id"]],
@@ -970,6 +987,10 @@ class RequestBuilder:
             return [*b.template_ids, *b.marketing_template_ids]
         if key == "campaign_id":
             return list(b.campaign_ids)
+        if key == "automation_id":
+            return list(b.automation_ids)
+        if in_path and key == "action":  # the moves of B's automation
+            return ["activate", "pause", "archive"]
         if key == "document_id":
             return list(b.document_ids)
         if key == "extraction_id":

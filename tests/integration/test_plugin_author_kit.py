@@ -152,6 +152,10 @@ def test_openapi_security_on_every_guarded_operation_and_no_public_one(
         ("POST", "/api/marketing/t/{tenant_id}/u/{token}"),
         ("POST", "/api/marketing/t/{tenant_id}/bounces"),
         ("POST", "/api/marketing/t/{tenant_id}/bounces/dsn"),
+        # its automation messages' unsubscribe page and one-click POST (the token is the
+        # credential)
+        ("GET", "/api/marketing/t/{tenant_id}/au/{token}"),
+        ("POST", "/api/marketing/t/{tenant_id}/au/{token}"),
     }
     for path, operations in paths.items():
         for method, operation in operations.items():

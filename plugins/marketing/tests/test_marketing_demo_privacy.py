@@ -19,6 +19,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from marketing_helpers import CONTACTS, SEGMENTS, all_contacts, define, make_contact, make_list
 
+from backplane.testing import run_tasks
+
 
 def backplane(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The ``backplane`` command, as an operator runs it, on the test's database."""
@@ -63,6 +65,16 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
     client = backplane_client
     define(client, "score", "number")
     news = make_list(client, "news")
+    sequence = {  # the subject joins the list: a pass of this automation, waiting
+        "name": "welcome",
+        "status": "active",
+        "trigger": {"type": "list_joined", "list_id": news},
+        "steps": [
+            {"id": "w", "type": "wait", "days": 1},
+            {"id": "t", "type": "add_tag", "tag": "x"},
+        ],
+    }
+    assert client.post("/api/marketing/automations", json=sequence).status_code == 201
     person = make_contact(
         client,
         "Subject@Example.org",
@@ -73,6 +85,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
     other = make_contact(client, "other@example.org", tags=["t"])
     client.post(f"{CONTACTS}/{person['id']}/events", json={"type": "clicked", "data": {"l": 1}})
     assert client.get(f"{CONTACTS}/{person['id']}/score").status_code == 200  # a stored score
+    run_tasks(client, timeout=30)  # the automation's first step
     segment = client.post(
         SEGMENTS, json={"name": "s", "kind": "static", "filter": {"type": "tag", "tag": "t"}}
     )
@@ -95,6 +108,9 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
     kinds = sorted(e["type"] for e in entries["marketing/marketing_events.jsonl"])
     assert kinds == ["clicked", "subscribed"]
     assert [s["contact_id"] for s in entries["marketing/marketing_scores.jsonl"]] == [person["id"]]
+    [run] = entries["marketing/marketing_automation_runs.jsonl"]
+    assert (run["contact_id"], run["step"]) == (person["id"], "t")
+    assert [s["step"] for s in entries["marketing/marketing_automation_steps.jsonl"]] == ["w"]
 
     erased = client.post("/api/privacy/erase", json={"email": "SUBJECT@example.org"})
     assert erased.status_code == 200, erased.text
@@ -107,6 +123,9 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
         "marketing_link_clicks": 0,  # no campaign reached this contact
         "marketing_recipients": 0,
         "marketing_suppressions": 0,
+        "marketing_automation_steps": 1,
+        "marketing_automation_messages": 0,
+        "marketing_automation_runs": 1,
         "marketing_contacts": 1,
     }
     assert [c["id"] for c in all_contacts(client)] == [other["id"]]

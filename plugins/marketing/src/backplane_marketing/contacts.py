@@ -113,19 +113,30 @@ def _check_tag_count(tags: list[str], settings: MarketingSettings) -> None:
 
 
 async def set_tags(db: AsyncSession, contact_id: uuid.UUID, tags: list[str]) -> None:
-    """Replace the contact's tags."""
+    """Replace the contact's tags; each new one fires the automations' ``tag_added``."""
+    from backplane_marketing.automations.engine import enrol
+
+    before = set(
+        await db.scalars(select(ContactTag.tag).where(ContactTag.contact_id == contact_id))
+    )
     await db.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id))
     for tag in sorted(set(tags)):
         db.add(ContactTag(contact_id=contact_id, tag=tag))
     await db.flush()
+    for tag in sorted(set(tags) - before):
+        await enrol(db, contact_id, "tag_added", tag)
 
 
 async def set_subscriptions(
     db: AsyncSession, contact_id: uuid.UUID, wanted: list[SubscriptionIn]
 ) -> None:
-    """Set the status on each list named (404 for a list the tenant does not have)."""
+    """Set the status on each list named (404 for a list the tenant does not have); joining
+    one (``subscribed``) fires the automations' ``list_joined``."""
+    from backplane_marketing.automations.engine import enrol
+
     if not wanted:
         return
+    joined: list[uuid.UUID] = []
     ids = {w.list_id for w in wanted}
     found = set(await db.scalars(select(MailingList.id).where(MailingList.id.in_(ids))))
     if missing := ids - found:
@@ -140,7 +151,11 @@ async def set_subscriptions(
         else:
             continue
         add_event(db, contact_id, item.status, {"list_id": str(item.list_id)})
+        if item.status == "subscribed":
+            joined.append(item.list_id)
     await db.flush()
+    for list_id in joined:
+        await enrol(db, contact_id, "list_joined", str(list_id))
 
 
 def add_event(

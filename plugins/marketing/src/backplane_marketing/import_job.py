@@ -58,6 +58,9 @@ async def import_chunk(kernel: Any, import_id: str) -> None:
         await kernel.events.emit("marketing.import_finished", progress_of(job))
     else:
         await kernel.tasks.enqueue("marketing.import_chunk", import_id)
+    from backplane_marketing.automations.engine import kick
+
+    await kick(kernel)  # the automations this chunk's new tags or subscriptions started
     await db.flush()
     with contextlib.suppress(Exception):  # a live stream being down never fails an import
         await kernel.live.publish(LIVE_IMPORT_PROGRESS, progress_of(job))

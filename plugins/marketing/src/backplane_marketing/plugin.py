@@ -24,12 +24,18 @@ plugin = PluginInfo(
     name="marketing",
     requires_core=">=0.1,<0.2",
     settings=MarketingSettings,
-    description="Contacts, imports, segments compiled to SQL, campaigns and their tracking",
+    description=(
+        "Contacts, imports, segments compiled to SQL, campaigns and their tracking, automations"
+    ),
 )
 
 
 @hookimpl
 def register_routes(register: Any) -> None:
+    from backplane_marketing.automations.routes import (
+        AutomationsController,
+        AutomationUnsubscribeController,
+    )
     from backplane_marketing.campaigns.routes_campaigns import CampaignsController
     from backplane_marketing.campaigns.routes_templates import TemplatesController
     from backplane_marketing.routes_contacts import ContactsController
@@ -50,8 +56,9 @@ def register_routes(register: Any) -> None:
         TemplatesController,
         CampaignsController,
         WebhookSecretController,
+        AutomationsController,
     )
-    register(TrackingController, public=True)
+    register(TrackingController, AutomationUnsubscribeController, public=True)
 
 
 @hookimpl
@@ -65,6 +72,10 @@ def register_tasks(register: Any) -> None:
     from backplane_marketing.scoring.service import rescore
 
     register(rescore, queue="marketing", max_retries=3)
+    from backplane_marketing.automations.engine import automation_advance, automation_tick
+
+    register(automation_advance, queue="marketing", max_retries=20, time_limit_ms=600_000)
+    register(Task(actor=automation_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
 
 
 @hookimpl(specname="register_trainers")
@@ -76,11 +87,13 @@ def register_marketing_trainers(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    from backplane_marketing.automations import models as automation_models
     from backplane_marketing.campaigns import models as campaign_models
     from backplane_marketing.models import Contact
     from backplane_marketing.scoring import models  # noqa: F401  (its tables in the metadata)
 
     assert campaign_models.Campaign.metadata is Contact.metadata  # its tables are registered
+    assert automation_models.Automation.metadata is Contact.metadata
 
     register(files(__package__) / "migrations", branch="marketing", metadata=Contact.metadata)
 

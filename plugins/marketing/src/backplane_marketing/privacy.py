@@ -10,6 +10,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from backplane_marketing.automations.models import (
+    AUTOMATION_TABLES,
+    AutomationMessage,
+    AutomationRun,
+    AutomationStepLog,
+)
 from backplane_marketing.campaigns.models import (
     CAMPAIGN_TABLES,
     LinkClick,
@@ -37,8 +43,11 @@ PER_CONTACT: tuple[Any, ...] = (
     LinkClick,
     Recipient,
     Suppression,
+    AutomationMessage,
+    AutomationRun,
 )
-"""Rows naming a contact (clicks before the recipients they belong to)."""
+"""Rows naming a contact (clicks before the recipients they belong to, automation messages
+before their runs; a run's step log goes with it)."""
 
 
 def _email_of(subject: Any) -> str | None:
@@ -53,7 +62,7 @@ def _email_of(subject: Any) -> str | None:
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     """Every row of the tenant; for a person, the rows about their contact (by email)."""
     if subject is None:
-        for table in (*TABLES, *SCORING_TABLES, *CAMPAIGN_TABLES):
+        for table in (*TABLES, *SCORING_TABLES, *CAMPAIGN_TABLES, *AUTOMATION_TABLES):
             await archive.add_table(table)
         return
     email = _email_of(subject)
@@ -63,6 +72,8 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
     await archive.add_table(Contact, Contact.email == email)
     for table in PER_CONTACT:
         await archive.add_table(table, table.contact_id.in_(ids))
+    runs = select(AutomationRun.id).where(AutomationRun.contact_id.in_(ids))
+    await archive.add_table(AutomationStepLog, AutomationStepLog.run_id.in_(runs))
 
 
 async def erase(kernel: Any, subject: Any) -> dict[str, int]:
@@ -76,6 +87,13 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
     if not ids:
         return {}
     changed: dict[str, int] = {}
+    runs = select(AutomationRun.id).where(AutomationRun.contact_id.in_(ids))
+    steps: Any = await db.execute(
+        delete(AutomationStepLog)
+        .where(AutomationStepLog.run_id.in_(runs))
+        .execution_options(synchronize_session=False)
+    )
+    changed[AutomationStepLog.__tablename__] = int(steps.rowcount or 0)
     for table in PER_CONTACT:
         result: Any = await db.execute(
             delete(table)

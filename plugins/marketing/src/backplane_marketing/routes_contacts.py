@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Kernel, requires
+from backplane_marketing.automations.engine import enrol, kick
 from backplane_marketing.contacts import (
     add_event,
     contacts_out,
@@ -71,6 +72,7 @@ class ContactsController(Controller):
         """A new contact; 409 if one with the same normalised email exists."""
         assert kernel.tenant_id is not None
         contact = await create_contact(kernel.db, kernel.tenant_id, data, plugin_settings)
+        await kick(kernel)
         return (await contacts_out(kernel.db, [contact]))[0]
 
     @get("/{contact_id:uuid}", guards=[requires(READ)])
@@ -84,11 +86,14 @@ class ContactsController(Controller):
         self,
         contact_id: FromPath[uuid.UUID],
         data: JSONBody[ContactPatch],
-        db: NamedDependency[AsyncSession],
+        kernel: NamedDependency[Kernel],
         plugin_settings: NamedDependency[MarketingSettings],
     ) -> ContactOut:
-        contact = await update_contact(db, contact_id, data, plugin_settings)
-        return (await contacts_out(db, [contact]))[0]
+        """Change the contact; new tags and joined lists start the automations they
+        trigger."""
+        contact = await update_contact(kernel.db, contact_id, data, plugin_settings)
+        await kick(kernel)
+        return (await contacts_out(kernel.db, [contact]))[0]
 
     @delete("/{contact_id:uuid}", guards=[requires(WRITE)])
     async def delete_contact(
@@ -128,8 +133,8 @@ class ContactsController(Controller):
         data: JSONBody[EventIn],
         kernel: NamedDependency[Kernel],
     ) -> EventOut:
-        """Record an activity (a custom event: segments can filter on it); the contact's lead
-        score is recomputed with it."""
+        """Record an activity (a custom event: segments can filter on it, automations
+        triggered by its type start); the contact's lead score is recomputed with it."""
         from backplane_marketing.scoring.service import rescore_contacts
 
         db = kernel.db
@@ -139,7 +144,9 @@ class ContactsController(Controller):
             raise MarketingError("occurred_at needs a time zone (e.g. 2026-12-05T10:00:00Z)")
         event = add_event(db, contact_id, data.type, data.data, at.astimezone(UTC))
         await db.flush()
+        await enrol(db, contact_id, "event", data.type)
         await rescore_contacts(kernel, [contact_id])
+        await kick(kernel)
         return EventOut(
             id=event.id, type=event.type, data=event.data, occurred_at=event.occurred_at
         )

@@ -73,3 +73,7 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Substrings (case-insensitive) of User-Agents whose clicks are not counted."""
     max_report_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * MIB)] = 1 * MIB
     """Largest bounce or complaint message ``bounces/dsn`` takes."""
+    automation_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    """Automation runs one advance task takes (one transaction) before handing on."""
+    max_automation_steps: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    """Steps one automation may have."""

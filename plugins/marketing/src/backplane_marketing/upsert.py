@@ -65,7 +65,18 @@ async def upsert_rows(
         if row.email in written
         for tag in sorted({*row.tags, *(extra_tags or ())})
     ]
-    if tags:
+    from backplane_marketing.automations.engine import active_trigger_types, enrol_many
+
+    watched = await active_trigger_types(db) if tags or list_id is not None else set()
+    if tags and "tag_added" in watched:
+        # Automations listen: the tags this import added (RETURNING gives the inserted rows
+        # only) start them.
+        added = await db.execute(
+            insert_for(db, TAGS).on_conflict_do_nothing().returning(TAGS.c.contact_id, TAGS.c.tag),
+            tags,
+        )
+        await enrol_many(db, "tag_added", [(c, t) for c, t in added.tuples().all()])
+    elif tags:
         await db.execute(insert_for(db, TAGS).on_conflict_do_nothing(), tags)
     if list_id is not None and written:
         subscriptions = [
@@ -79,7 +90,14 @@ async def upsert_rows(
             for contact_id in written.values()
         ]
         # DO NOTHING: an import never re-subscribes someone who unsubscribed
-        await db.execute(insert_for(db, SUBSCRIPTIONS).on_conflict_do_nothing(), subscriptions)
+        statement = insert_for(db, SUBSCRIPTIONS).on_conflict_do_nothing()
+        if "list_joined" in watched:  # those who joined now start the list's automations
+            joined = await db.execute(
+                statement.returning(SUBSCRIPTIONS.c.contact_id), subscriptions
+            )
+            await enrol_many(db, "list_joined", [(c, str(list_id)) for c in joined.scalars()])
+        else:
+            await db.execute(statement, subscriptions)
     errors.sort()
     return len(written), errors
 

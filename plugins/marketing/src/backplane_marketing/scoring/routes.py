@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import Kernel, requires
+from backplane_marketing.automations.engine import enrol, kick
 from backplane_marketing.contacts import add_event, email_or_400, find_contact
 from backplane_marketing.errors import ERROR_HANDLERS, TAGS, MarketingError
 from backplane_marketing.models import Contact
@@ -121,8 +122,9 @@ class ScoringController(Controller):
     async def intake(
         self, data: JSONBody[ContactEventIn], kernel: NamedDependency[Kernel]
     ) -> EventOut:
-        """Record an activity of the contact with ``email`` (404 when there is none) and
-        rescore that contact."""
+        """Record an activity of the contact with ``email`` (404 when there is none), rescore
+        that contact and start the automations triggered by this event ``type`` (a custom
+        event)."""
         email = email_or_400(data.email)
         contact_id = await kernel.db.scalar(select(Contact.id).where(Contact.email == email))
         if contact_id is None:
@@ -132,7 +134,9 @@ class ScoringController(Controller):
             raise MarketingError("occurred_at needs a time zone (e.g. 2026-12-05T10:00:00Z)")
         event = add_event(kernel.db, contact_id, data.type, data.data, at.astimezone(UTC))
         await kernel.db.flush()
+        await enrol(kernel.db, contact_id, "event", data.type)
         await rescore_contacts(kernel, [contact_id])
+        await kick(kernel)
         return EventOut(
             id=event.id, type=event.type, data=event.data, occurred_at=event.occurred_at
         )

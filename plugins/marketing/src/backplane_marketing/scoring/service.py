@@ -92,6 +92,17 @@ async def rescore_contacts(
                 "updated_at": now,
             }
         )
+    before = dict(
+        (
+            await db.execute(
+                select(ContactScore.contact_id, ContactScore.score).where(
+                    ContactScore.contact_id.in_([c for c, _ in contacts])
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
     statement = insert_for(db, ContactScore)
     excluded = statement.excluded
     await db.execute(
@@ -116,7 +127,13 @@ async def rescore_contacts(
         .where(ContactScore.contact_id.in_([c for c, _ in contacts]))
         .execution_options(populate_existing=True)
     )
-    return {row.contact_id: row for row in rows}
+    scores = {row.contact_id: row for row in rows}
+    from backplane_marketing.automations.engine import kick, scores_changed
+
+    # A score that crossed an automation's threshold starts it (in this transaction).
+    await scores_changed(db, {c: (before.get(c), row.score) for c, row in scores.items()})
+    await kick(kernel)
+    return scores
 
 
 async def rescore(kernel: Any) -> int:
