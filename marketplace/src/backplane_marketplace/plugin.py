@@ -31,12 +31,12 @@ plugin = PluginInfo(
 @hookimpl
 def register_routes(register: Any) -> None:
     from backplane_marketplace.routes_deprecation import DeprecationController
-    from backplane_marketplace.routes_follow import FollowController
     from backplane_marketplace.routes_federation import (
         FederatedController,
         PublicCatalogController,
         SubscriptionsController,
     )
+    from backplane_marketplace.routes_follow import FollowController
     from backplane_marketplace.routes_installs import CatalogController, InstallsController
     from backplane_marketplace.routes_listings import ListingsController
     from backplane_marketplace.routes_publishers import PublisherController
