@@ -24,7 +24,7 @@ from marketplace_helpers import (
     iris_examples,
 )
 
-from backplane.testing import TEST_PASSWORD, invoke_cli, seed_tenant
+from backplane.testing import TEST_PASSWORD, invoke_cli, migrated_deployment, seed_tenant
 
 pytestmark = pytest.mark.slow  # two real `backplane serve` processes
 
@@ -87,10 +87,6 @@ class Tamper:
 def second_deployment(tmp_path: Path) -> tuple[dict[str, str], Any, Any]:
     """Another data directory (its own SQLite database and secret key), migrated, with an
     operator and a consumer tenant."""
-    from backplane.db import migrations
-    from backplane.loading import load_plugins
-    from backplane.settings import load_settings
-
     environ = {
         "BACKPLANE_DATA_DIR": str(tmp_path / "second"),
         "BACKPLANE_PLUGINS": "marketplace",
@@ -98,8 +94,7 @@ def second_deployment(tmp_path: Path) -> tuple[dict[str, str], Any, Any]:
         **CHEAP_PASSWORD_HASHING,
         **FAST,
     }
-    plugins = load_plugins(load_settings(environ=environ))
-    migrations.upgrade(plugins)
+    plugins = migrated_deployment(environ)
     ops = seed_tenant(plugins, "enterprise-ops", "ops@enterprise.example.org")
     assert invoke_cli("operators", "grant", ops.email, environ=environ).exit_code == 0
     return environ, ops, seed_tenant(plugins, "enterprise-team")

@@ -410,6 +410,29 @@ def _described(row: Any) -> str:
     return f"{actor} {status} after {attempts} attempt(s)" + (f": {error}" if error else "")
 
 
+def migrated_deployment(environ: Mapping[str, str]) -> Any:
+    """The plugin set of a deployment configured by exactly ``environ``, its database migrated
+    (what the ``backplane_plugins`` fixture gives for the test's own environment): a second
+    deployment with a data directory of its own, say."""
+    from backplane.db import migrations
+    from backplane.loading import load_plugins
+    from backplane.settings import load_settings
+
+    plugins = load_plugins(load_settings(environ=dict(environ)))
+    migrations.upgrade(plugins)
+    return plugins
+
+
+def restarted_app(plugins: Any) -> Any:
+    """A new app on the settings of ``plugins`` (a plugin set or an app), with its plugins
+    loaded again: what a restarted process would serve, over the same database."""
+    from backplane.app import create_app
+    from backplane.loading import load_plugins
+
+    fresh = load_plugins(_plugins(plugins).settings)
+    return create_app(fresh.settings, plugins=fresh)
+
+
 @pytest.fixture
 def backplane_environ(tmp_path: Path) -> dict[str, str]:
     """The ``BACKPLANE_*`` variables the test's settings are read from."""

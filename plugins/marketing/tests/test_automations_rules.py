@@ -27,7 +27,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from marketing_helpers import CONTACTS, base_environ, define, make_contact, make_list
 
-from backplane.testing import run_in_tenant, run_tasks, seed_tenant
+from backplane.testing import restarted_app, run_in_tenant, run_tasks, seed_tenant
 
 TAG_STEP = [{"id": "tag", "type": "add_tag", "tag": "reached"}]
 
@@ -232,11 +232,9 @@ def _welcome(client: TestClient[Litestar]) -> str:
 def test_state_survives_a_new_app_instance_and_a_failed_step_leaves_nothing(
     backplane_plugins: Any, backplane_tenant: Any, sink: Sink
 ) -> None:
-    from backplane.app import create_app
-    from backplane.loading import load_plugins
     from backplane_marketing.automations.engine import advance
 
-    with TestClient(create_app(backplane_plugins.settings, plugins=backplane_plugins)) as first:
+    with TestClient(restarted_app(backplane_plugins)) as first:
         first.headers.update(backplane_tenant.headers)
         _welcome(first)
         contact = make_contact(first, "ada@example.org", tags=["trial"])["id"]
@@ -245,8 +243,7 @@ def test_state_survives_a_new_app_instance_and_a_failed_step_leaves_nothing(
         assert (run["status"], run["step"]) == ("active", "mail")
     before = len(sink.received)
 
-    plugins = load_plugins(backplane_plugins.settings)  # as a restarted process would
-    with TestClient(create_app(plugins.settings, plugins=plugins)) as second:
+    with TestClient(restarted_app(backplane_plugins)) as second:  # as a restarted process
         second.headers.update(backplane_tenant.headers)
         [again] = progress(second, contact)
         assert again == run
