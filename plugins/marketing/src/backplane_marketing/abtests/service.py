@@ -117,20 +117,22 @@ async def _room(db: Any, settings: MarketingSettings, now: datetime) -> int:
     return min(settings.send_batch, settings.send_rate_per_minute - int(recent or 0))
 
 
-def _add(
-    db: Any, campaign: Campaign, contact_id: uuid.UUID, variant_id: uuid.UUID, phase: str
+async def _add(
+    db: Any, campaign: Campaign, pairs: list[tuple[uuid.UUID, uuid.UUID]], phase: str
 ) -> None:
-    recipient_id = uuid.uuid4()
-    db.add(
-        Recipient(
-            id=recipient_id, campaign_id=campaign.id, contact_id=contact_id, token=new_token()
-        )
+    """Recipient rows for ``(contact id, variant id)`` pairs, then their assignments (the
+    recipients flushed first: the assignments' foreign key names them)."""
+    recipients = [
+        Recipient(id=uuid.uuid4(), campaign_id=campaign.id, contact_id=c, token=new_token())
+        for c, _ in pairs
+    ]
+    db.add_all(recipients)
+    await db.flush()
+    db.add_all(
+        AbAssignment(recipient_id=r.id, variant_id=v, contact_id=r.contact_id, phase=phase)
+        for r, (_, v) in zip(recipients, pairs, strict=True)
     )
-    db.add(
-        AbAssignment(
-            recipient_id=recipient_id, variant_id=variant_id, contact_id=contact_id, phase=phase
-        )
-    )
+    await db.flush()
 
 
 async def _make_sample(
@@ -149,10 +151,9 @@ async def _make_sample(
         await db.scalars(select(Contact.id).where(where).order_by(func.random()).limit(size))
     )
     random.SystemRandom().shuffle(ids)
-    for index, contact_id in enumerate(ids):
-        _add(db, campaign, contact_id, variants[index % len(variants)].id, SAMPLE)
+    pairs = [(c, variants[i % len(variants)].id) for i, c in enumerate(ids)]
+    await _add(db, campaign, pairs, SAMPLE)
     test.sampled = True
-    await db.flush()
 
 
 async def _make_rest(
@@ -174,9 +175,7 @@ async def _make_rest(
         test.materialised = True
     if ids:
         test.cursor = ids[-1]
-    for contact_id in ids:
-        _add(db, campaign, contact_id, test.winner_id, REST)
-    await db.flush()
+    await _add(db, campaign, [(c, test.winner_id) for c in ids], REST)
 
 
 async def _send_pending(
