@@ -6,9 +6,9 @@ delete (``marketing.forms``: owners and admins); a form's submission counts.
 ``/api/marketing/f/{tenant_id}/`` (public, no login), the tenant named in the path and every
 lookup made in its session (a form id or token of another tenant is a 404):
 
-- ``GET {form_id}``: the hosted page; ``POST {form_id}``: its submission (form-encoded), the
-  page again with a message or the error;
-- ``POST {form_id}/submissions``: the JSON API for embedding (``{"email": ..., "<field>":
+- ``GET {public_form_id}``: the hosted page; ``POST {public_form_id}``: its submission
+  (form-encoded), the page again with a message or the error;
+- ``POST {public_form_id}/submissions``: the JSON API for embedding (``{"email": ..., "<field>":
   ...}``): 202 ``{"status": "pending"}``;
 - ``GET confirm/{token}``: a page with one button (changes nothing: mail scanners follow
   links); ``POST confirm/{token}``: the confirmation.
@@ -366,29 +366,29 @@ class PublicFormsController(Controller):
     tags = TAGS
     exception_handlers = ERROR_HANDLERS
 
-    @get("/{form_id:uuid}", media_type="text/html")
+    @get("/{public_form_id:uuid}", media_type="text/html")
     async def page(
         self,
         tenant_id: FromPath[uuid.UUID],
-        form_id: FromPath[uuid.UUID],
+        public_form_id: FromPath[uuid.UUID],
         kernel: NamedDependency[Kernel],
         plugin_settings: NamedDependency[MarketingSettings],
     ) -> Response[str]:
         """The hosted signup page (public)."""
 
         async def work(k: Kernel) -> str:
-            form = await _public_form(k.db, form_id)
+            form = await _public_form(k.db, public_form_id)
             fields = await page_fields(k.db, form)
             return render_page(form, fields, "", plugin_settings.max_rendered_chars)
 
         return _page(await _in_tenant(kernel, tenant_id, work))
 
-    @post("/{form_id:uuid}", media_type="text/html", status_code=200)
+    @post("/{public_form_id:uuid}", media_type="text/html", status_code=200)
     async def submit_page(
         self,
         request: Request[Any, Any, Any],
         tenant_id: FromPath[uuid.UUID],
-        form_id: FromPath[uuid.UUID],
+        public_form_id: FromPath[uuid.UUID],
         kernel: NamedDependency[Kernel],
         plugin_settings: NamedDependency[MarketingSettings],
     ) -> Response[str]:
@@ -407,7 +407,7 @@ class PublicFormsController(Controller):
         values = {k: v for k, v in values.items() if isinstance(v, str)}
 
         async def work(k: Kernel) -> Response[str]:
-            form = await _public_form(k.db, form_id)
+            form = await _public_form(k.db, public_form_id)
             try:
                 await submit(k, form, values, plugin_settings)
             except MarketingError as error:
@@ -428,12 +428,12 @@ class PublicFormsController(Controller):
         result: Response[str] = await _in_tenant(kernel, tenant_id, work)
         return result
 
-    @post("/{form_id:uuid}/submissions", status_code=202)
+    @post("/{public_form_id:uuid}/submissions", status_code=202)
     async def submit_json(
         self,
         request: Request[Any, Any, Any],
         tenant_id: FromPath[uuid.UUID],
-        form_id: FromPath[uuid.UUID],
+        public_form_id: FromPath[uuid.UUID],
         data: JSONBody[dict[str, Any]],
         kernel: NamedDependency[Kernel],
         plugin_settings: NamedDependency[MarketingSettings],
@@ -444,7 +444,7 @@ class PublicFormsController(Controller):
         values = _flat(data)
 
         async def work(k: Kernel) -> None:
-            form = await _public_form(k.db, form_id)
+            form = await _public_form(k.db, public_form_id)
             await submit(k, form, values, plugin_settings)
 
         await _in_tenant(kernel, tenant_id, work)
