@@ -6,7 +6,10 @@ isolation of forms and tokens. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -313,3 +316,27 @@ def test_an_expired_link_confirms_nothing(
     assert client.get(link).status_code == 410
     assert client.post(link).status_code == 410
     assert contact_by_email(client, "old@example.org") is None
+
+
+def test_erasure_removes_a_pending_sign_up(
+    backplane_client: TestClient[Litestar], sink: Sink
+) -> None:
+    """A sign-up not yet confirmed holds the address (no contact yet): a person's export shows
+    it and their erasure deletes it, so the link confirms nothing afterwards."""
+    client = backplane_client
+    form = make_form(client)
+    before = len(sink.received)
+    sent = client.post(path_of(form["submit_url"]), json={"email": "Zoe@example.org", "first": "Z"})
+    assert sent.status_code == 202
+    run_tasks(client)
+    link = path_of(confirmation(sink, before, "zoe@example.org"))
+    exported = client.post("/api/privacy/export", json={"email": "zoe@example.org"})
+    assert exported.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        rows = archive.read("marketing/marketing_form_submissions.jsonl").decode().splitlines()
+    assert [json.loads(r)["email"] for r in rows] == ["zoe@example.org"]
+    erased = client.post("/api/privacy/erase", json={"email": "zoe@example.org"})
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["plugins"]["marketing"] == {"marketing_form_submissions": 1}
+    assert client.post(link).status_code == 404
+    assert contact_by_email(client, "zoe@example.org") is None

@@ -105,6 +105,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
         "marketing_segment_members": 1,
         "marketing_scores": 1,
         "marketing_link_clicks": 0,  # no campaign reached this contact
+        "marketing_ab_assignments": 0,
         "marketing_recipients": 0,
         "marketing_suppressions": 0,
         "marketing_contacts": 1,
