@@ -42,6 +42,9 @@ def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path, sink: Sink
         | {
             "BACKPLANE_PLUGIN__MARKETING__FORM_SUBMISSIONS_PER_IP_PER_HOUR": "8",
             "BACKPLANE_PLUGIN__MARKETING__FORM_CONFIRMATIONS_PER_ADDRESS_PER_DAY": "2",
+            # a webhook endpoint subscribed to marketing.form_submitted (never reached)
+            "BACKPLANE_WEBHOOKS__ALLOW_HTTP": "true",
+            "BACKPLANE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true",
         }
     )
 
@@ -117,6 +120,11 @@ def test_double_opt_in_journey(
     assert '<form method="post">' in shown.text
     assert contact_by_email(client, "ann@example.org") is None
 
+    hook = client.post(
+        "/api/billing/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["marketing.form_submitted"]},
+    )
+    assert hook.status_code == 201, hook.text
     started = datetime.now(UTC)
     confirmed = client.post(path_of(link))
     assert confirmed.status_code == 200, confirmed.text
@@ -138,6 +146,8 @@ def test_double_opt_in_journey(
     assert [e["type"] for e in items].count("form_submitted") == 1
     stats = client.get(f"{FORMS}/{form['id']}/stats").json()
     assert stats == {"pending": 0, "confirmed": 1}
+    emitted = client.get(f"/api/billing/webhooks/{hook.json()['id']}/deliveries").json()
+    assert [d["event_type"] for d in emitted] == ["marketing.form_submitted"]
 
 
 def test_hosted_page_posts_errors_and_honeypot(
