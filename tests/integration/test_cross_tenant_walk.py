@@ -116,6 +116,8 @@ OWN_SCOPE: dict[Op, str] = {
     ("GET", "/api/marketing/campaigns"): "A's campaigns",
     ("GET", "/api/marketing/automations"): "A's automations",
     ("POST", "/api/marketing/webhook-secret"): "a new bounce-webhook secret for A",
+    ("GET", "/api/marketing/forms"): "A's signup forms",
+    ("POST", "/api/marketing/forms"): "a signup form for A",
     ("GET", "/api/marketplace/publisher"): "A's own publisher profile (null until A applies)",
     ("POST", "/api/marketplace/publisher"): "A applies to publish for itself",
     ("GET", "/api/marketplace/catalog"): "the deployment's catalog of approved listings (B's is "
@@ -152,6 +154,13 @@ RANDOM_PATH_PARAMS: set[str] = {
     "/api/marketing/t/{tenant_id}/c/{token}/{link} {link}",
     "/api/marketing/t/{tenant_id}/u/{token} {token}",
     "/api/marketing/t/{tenant_id}/au/{token} {token}",
+    # B's hosted signup page is public by design (anyone may see and submit it, A included),
+    # so its id is walked at random under B's tenant id (404); B's form ids are walked on the
+    # admin routes (/forms/{form_id}: 404 for A). Confirmation tokens are bearer secrets mailed
+    # only to the person who signed up: random too.
+    "/api/marketing/f/{tenant_id}/{public_form_id} {public_form_id}",
+    "/api/marketing/f/{tenant_id}/{public_form_id}/submissions {public_form_id}",
+    "/api/marketing/f/{tenant_id}/confirm/{token} {token}",
     # B's marketplace version stays in review during the walk (an approved one would be in the
     # catalog for A to install too), so B has no install; isolation of installs is proven in
     # marketplace/tests/test_marketplace_versions.py.
@@ -233,6 +242,7 @@ class TenantB:
     marketing_template_ids: list[str] = field(default_factory=list)
     campaign_ids: list[str] = field(default_factory=list)
     automation_ids: list[str] = field(default_factory=list)
+    form_ids: list[str] = field(default_factory=list)
     publisher_ids: list[str] = field(default_factory=list)
     signing_key_ids: list[str] = field(default_factory=list)
     publisher_names: list[str] = field(default_factory=list)
@@ -287,6 +297,7 @@ class TenantB:
             *self.marketing_template_ids,
             *self.campaign_ids,
             *self.automation_ids,
+            *self.form_ids,
             *self.publisher_ids,
             *self.signing_key_ids,
             *self.publisher_names,
@@ -338,6 +349,7 @@ def _b_state(client: TestClient[Litestar], headers: dict[str, str]) -> dict[str,
         ("marketing templates", "/api/marketing/templates"),
         ("campaigns", "/api/marketing/campaigns"),
         ("automations", "/api/marketing/automations"),
+        ("forms", "/api/marketing/forms"),
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code, response.text)
@@ -717,8 +729,15 @@ def _marketing_of_b(client: TestClient[Litestar], as_b: dict[str, str]) -> dict[
         headers=as_b,
     )
     assert automation.status_code == 201, automation.text
+    form = client.post(
+        "/api/marketing/forms",
+        json={"name": f"globex form {key}", "title": "Globex news", "tags": ["globex"]},
+        headers=as_b,
+    )
+    assert form.status_code == 201, form.text
     return {
         "automation_ids": [automation.json()["id"]],
+        "form_ids": [form.json()["id"]],
         "score_rule_ids": [rule.json()["id"]],
         "marketing_template_ids": [template.json()["id"]],
         "campaign_ids": [campaign.json()["id"]],
@@ -991,6 +1010,8 @@ class RequestBuilder:
             return list(b.automation_ids)
         if in_path and key == "action":  # the moves of B's automation
             return ["activate", "pause", "archive"]
+        if key == "form_id":
+            return list(b.form_ids)
         if key == "document_id":
             return list(b.document_ids)
         if key == "extraction_id":

@@ -433,6 +433,26 @@ class Kernel:
             )
         return TenantLive(self._rails.live, self.plugin, self.tenant_id)
 
+    async def rate_limit(
+        self, action: str, key: str = "", *, limit: int, window_s: int, calls: str = ""
+    ) -> None:
+        """Count one call of this plugin's ``action`` by ``key`` (a client address, an e-mail
+        address; within this view's tenant when it has one) and raise 429 with ``Retry-After``
+        past ``limit`` calls in ``window_s`` seconds (at most a day): for public routes, where
+        no caller's tenant is there to count against (``await kernel.rate_limit("form_submit",
+        client_ip, limit=10, window_s=3600)``). Counted like :mod:`backplane.ratelimit`'s
+        guards: in this process, or shared through Redis when ``redis_url`` is set (503 if
+        Redis does not answer); keys are stored hashed. Every call counts. ``calls`` names
+        them in the 429 message ("too many <calls>: at most 3 per hour"; ``action`` when empty).
+        """
+        tenant = str(self.tenant_id) if self.tenant_id is not None else "-"
+        await self._rails.rate_limits.hit(
+            f"ratelimit:{self.plugin}:{action}:{tenant}:{key}",
+            limit=limit,
+            window_s=window_s,
+            calls=calls or f"{action.replace('_', ' ')} calls",
+        )
+
     async def member(
         self, *, user_id: uuid.UUID | None = None, email: str | None = None
     ) -> Member | None:

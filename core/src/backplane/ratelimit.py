@@ -92,6 +92,9 @@ class RateLimits:
 
     def __init__(self, settings: Settings) -> None:
         self.limits = settings.limits
+        self._redis_url = settings.redis_url
+        self._keyed: dict[tuple[int, int], Throttle] = {}
+        """Throttles of :meth:`hit`, by (limit, window)."""
         self._throttles: dict[str, Throttle] = {
             code: make_throttle(
                 settings.redis_url,
@@ -126,10 +129,50 @@ class RateLimits:
             headers={"Retry-After": str(wait)},
         )
 
+    async def hit(self, key: str, *, limit: int, window_s: int, calls: str) -> None:
+        """Count one call under ``key`` against ``limit`` calls per ``window_s`` seconds; raise
+        429 (``Retry-After``) past it, 503 if the shared counter store does not answer. The
+        throttle of each (limit, window) pair is made on first use and kept (plugins take
+        their limits from settings, so there are few). :meth:`backplane.Kernel.rate_limit`
+        is how plugins reach it."""
+        if limit < 1 or not 1 <= window_s <= 86_400:
+            raise ValueError("a rate limit needs limit >= 1 and 1 <= window_s <= 86400")
+        throttle = self._keyed.get((limit, window_s))
+        if throttle is None:
+            throttle = make_throttle(
+                self._redis_url, ThrottleSettings(max_attempts=limit, window_s=window_s)
+            )
+            self._keyed[(limit, window_s)] = throttle
+        try:
+            decision = await throttle.hit(key)
+        except ThrottleUnavailableError:
+            raise HTTPException(
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                detail="the rate limit store is unavailable; try again later",
+            ) from None
+        if decision.allowed:
+            return
+        wait = max(1, decision.retry_after_s)
+        raise TooManyRequestsError(
+            detail=f"too many {calls}: at most {limit} per {_period(window_s)}; "
+            f"try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
     async def aclose(self) -> None:
         """Release the throttles' connections (application shutdown)."""
-        for throttle in self._throttles.values():
+        for throttle in (*self._throttles.values(), *self._keyed.values()):
             await throttle.aclose()
+
+
+def _period(window_s: int) -> str:
+    if window_s == MINUTE:
+        return "minute"
+    if window_s == HOUR:
+        return "hour"
+    if window_s == 86_400:
+        return "day"
+    return f"{window_s} s"
 
 
 def rate_limits_of(connection: ASGIConnection[Any, Any, Any, Any]) -> RateLimits:

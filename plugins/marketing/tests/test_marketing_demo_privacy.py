@@ -14,6 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -48,6 +49,10 @@ def test_demo_seed_shows_a_segment_at_work(
     segments = client.get(SEGMENTS).json()
     assert [(s["name"], s["count"]) for s in segments] == [("Engaged leads", 4)]
     assert len(all_contacts(client)) == 10
+    [form] = client.get("/api/marketing/forms").json()
+    page = client.get(urlsplit(form["url"]).path)  # public: the demo's page works at once
+    assert page.status_code == 200, page.text
+    assert "Monthly product news" in page.text
 
 
 def test_openapi_tag_meters_and_permissions(backplane_client: TestClient[Litestar]) -> None:
@@ -121,6 +126,7 @@ def test_a_contact_is_exported_and_erased_everywhere_by_email(
         "marketing_segment_members": 1,
         "marketing_scores": 1,
         "marketing_link_clicks": 0,  # no campaign reached this contact
+        "marketing_ab_assignments": 0,
         "marketing_recipients": 0,
         "marketing_suppressions": 0,
         "marketing_automation_steps": 1,

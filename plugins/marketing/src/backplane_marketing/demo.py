@@ -1,6 +1,7 @@
 """Demo data for ``backplane demo seed``: attribute definitions, a newsletter list, a dozen
 contacts with tags, consent and activity, and a dynamic segment of engaged leads, so that
-``make run`` shows the segment counting its members at once."""
+``make run`` shows the segment counting its members at once; a signup form for the
+newsletter (double opt-in) whose public page works at once."""
 
 from __future__ import annotations
 
@@ -69,5 +70,24 @@ async def seed(kernel: Any) -> dict[str, str]:
                 )
             )
     db.add(Segment(name="Engaged leads", kind="dynamic", filter=ENGAGED))
+    from backplane_marketing.forms.models import Form
+    from backplane_marketing.forms.routes import FormIn
+
+    defaults = FormIn(name="newsletter", title="Monthly product news")
+    db.add(
+        Form(
+            name=defaults.name,
+            title=defaults.title,
+            intro="One email a month about what we shipped. Confirm by the link we send you.",
+            fields=[{"name": "full_name", "label": "Your name", "maps_to": "name"}],
+            list_ids=[str(newsletter.id)],
+            tags=["signup"],
+            confirm_subject=defaults.confirm_subject,
+            confirm_text=defaults.confirm_text,
+        )
+    )
     await db.flush()
-    return {"hint": "GET /api/marketing/segments (the 'Engaged leads' segment counts its members)"}
+    return {
+        "hint": "GET /api/marketing/segments (the 'Engaged leads' segment counts its members); "
+        "GET /api/marketing/forms (the newsletter's signup page is its 'url')"
+    }

@@ -15,6 +15,8 @@ EXPORT = "marketing.export"
 """Exports hand out every contact's address: owners and admins only, each one audited."""
 ADMIN = "marketing.admin"
 """Attribute definitions and merges of contacts."""
+FORMS = "marketing.forms"
+"""Creating, changing and deleting signup forms (they collect consent): owners and admins."""
 ROWS_IMPORTED_METER = "marketing.rows_imported"
 """Rows an import upserted; a hard quota on it stops an import with the reason."""
 LIVE_IMPORT_PROGRESS = "marketing.import.progress"
@@ -59,6 +61,11 @@ def register_routes(register: Any) -> None:
         AutomationsController,
     )
     register(TrackingController, AutomationUnsubscribeController, public=True)
+    from backplane_marketing.abtests.routes import AbTestController
+    from backplane_marketing.forms.routes import FormsController, PublicFormsController
+
+    register(FormsController, AbTestController)
+    register(PublicFormsController, public=True)
 
 
 @hookimpl
@@ -76,6 +83,10 @@ def register_tasks(register: Any) -> None:
 
     register(automation_advance, queue="marketing", max_retries=20, time_limit_ms=600_000)
     register(Task(actor=automation_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
+    from backplane_marketing.abtests.service import ab_send, ab_tick
+
+    register(ab_send, queue="marketing", max_retries=20, time_limit_ms=600_000)
+    register(Task(actor=ab_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
 
 
 @hookimpl(specname="register_trainers")
@@ -87,8 +98,10 @@ def register_marketing_trainers(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
+    from backplane_marketing.abtests import models as ab_models  # noqa: F401  (its tables)
     from backplane_marketing.automations import models as automation_models
     from backplane_marketing.campaigns import models as campaign_models
+    from backplane_marketing.forms import models as form_models  # noqa: F401  (its tables)
     from backplane_marketing.models import Contact
     from backplane_marketing.scoring import models  # noqa: F401  (its tables in the metadata)
 
@@ -105,6 +118,7 @@ def register_permissions(register: Any) -> None:
         Permission(code=WRITE, roles=("owner", "admin", "member")),
         Permission(code=EXPORT, roles=("owner", "admin")),
         Permission(code=ADMIN, roles=("owner", "admin")),
+        Permission(code=FORMS, roles=("owner", "admin")),
     )
 
 
@@ -125,6 +139,14 @@ def register_event_types(register: Any) -> None:
     register(
         EventType(name="marketing.import_finished", description="A contact import finished"),
         EventType(name="marketing.contacts_merged", description="Duplicate contacts were merged"),
+        EventType(
+            name="marketing.form_submitted",
+            description="A signup form's submission was confirmed (double opt-in): the contact",
+        ),
+        EventType(
+            name="marketing.ab_test_decided",
+            description="An A/B test picked its winner, which now goes to the rest",
+        ),
     )
 
 

@@ -1,8 +1,9 @@
 """The plugin's tables under the data-rights hooks (``backplane tenants export``, a person's
 export and erasure). A contact is a data subject found by email: their export holds their
 contact row, tags, subscriptions, timeline, static segment memberships, lead score, campaign
-recipients, link clicks and suppression; erasure deletes the contact, and the database cascades
-to everything that names it."""
+recipients, A/B assignments, link clicks, suppression and form submissions (found by
+email: a pending sign-up has no contact yet); erasure deletes the submissions and the contact,
+and the database cascades to everything that names it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from backplane_marketing.abtests.models import AB_TABLES, AbAssignment
 from backplane_marketing.automations.models import (
     AUTOMATION_TABLES,
     AutomationMessage,
@@ -23,6 +25,7 @@ from backplane_marketing.campaigns.models import (
     Suppression,
 )
 from backplane_marketing.emails import InvalidEmailError, normalise_email
+from backplane_marketing.forms.models import FORM_TABLES, FormSubmission
 from backplane_marketing.models import (
     TABLES,
     Contact,
@@ -41,6 +44,7 @@ PER_CONTACT: tuple[Any, ...] = (
     SegmentMember,
     ContactScore,
     LinkClick,
+    AbAssignment,
     Recipient,
     Suppression,
     AutomationMessage,
@@ -62,7 +66,14 @@ def _email_of(subject: Any) -> str | None:
 async def export(kernel: Any, archive: Any, subject: Any) -> None:
     """Every row of the tenant; for a person, the rows about their contact (by email)."""
     if subject is None:
-        for table in (*TABLES, *SCORING_TABLES, *CAMPAIGN_TABLES, *AUTOMATION_TABLES):
+        for table in (
+            *TABLES,
+            *SCORING_TABLES,
+            *CAMPAIGN_TABLES,
+            *AUTOMATION_TABLES,
+            *FORM_TABLES,
+            *AB_TABLES,
+        ):
             await archive.add_table(table)
         return
     email = _email_of(subject)
@@ -74,6 +85,7 @@ async def export(kernel: Any, archive: Any, subject: Any) -> None:
         await archive.add_table(table, table.contact_id.in_(ids))
     runs = select(AutomationRun.id).where(AutomationRun.contact_id.in_(ids))
     await archive.add_table(AutomationStepLog, AutomationStepLog.run_id.in_(runs))
+    await archive.add_table(FormSubmission, FormSubmission.email == email)
 
 
 async def erase(kernel: Any, subject: Any) -> dict[str, int]:
@@ -83,10 +95,17 @@ async def erase(kernel: Any, subject: Any) -> dict[str, int]:
     if email is None:
         return {}
     db = kernel.db
+    changed: dict[str, int] = {}
+    forms: Any = await db.execute(  # pending sign-ups hold the address before any contact does
+        delete(FormSubmission)
+        .where(FormSubmission.email == email)
+        .execution_options(synchronize_session=False)
+    )
+    if forms.rowcount:
+        changed[FormSubmission.__tablename__] = int(forms.rowcount)
     ids = list(await db.scalars(select(Contact.id).where(Contact.email == email)))
     if not ids:
-        return {}
-    changed: dict[str, int] = {}
+        return changed
     runs = select(AutomationRun.id).where(AutomationRun.contact_id.in_(ids))
     steps: Any = await db.execute(
         delete(AutomationStepLog)

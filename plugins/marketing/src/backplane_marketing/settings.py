@@ -77,3 +77,12 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Automation runs one advance task takes (one transaction) before handing on."""
     max_automation_steps: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     """Steps one automation may have."""
+    form_confirm_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 72
+    """How long a form's confirmation link works."""
+    form_submissions_per_ip_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 20
+    """Submissions of a tenant's forms one client address may make per hour (beyond: 429)."""
+    form_confirmations_per_address_per_day: Annotated[int, msgspec.Meta(ge=1)] = 3
+    """Confirmation mails one e-mail address may be sent per day, over the tenant's forms (so a
+    form cannot be used to flood someone's inbox)."""
+    form_submissions_per_tenant_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 120
+    """Submissions of all a tenant's forms per minute, from every address together."""

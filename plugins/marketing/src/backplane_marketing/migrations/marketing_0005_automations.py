@@ -1,7 +1,7 @@
 """marketing: automations (sequences), their runs per contact, step log and messages
 
 Revision ID: marketing_0005_automations
-Revises: marketing_0003
+Revises: marketing_0004_forms_ab
 Create Date: 2026-12-05
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from backplane import create_tenant_table, drop_tenant_table
 
 revision: str = "marketing_0005_automations"
-down_revision: str | Sequence[str] | None = "marketing_0003"
+down_revision: str | Sequence[str] | None = "marketing_0004_forms_ab"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Hosted signup forms with double opt-in (migration ``marketing_0004_forms_ab``)."""
