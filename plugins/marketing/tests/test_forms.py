@@ -350,3 +350,37 @@ def test_erasure_removes_a_pending_sign_up(
     assert erased.json()["plugins"]["marketing"] == {"marketing_form_submissions": 1}
     assert client.post(link).status_code == 404
     assert contact_by_email(client, "zoe@example.org") is None
+
+
+def test_a_confirmed_sign_up_fires_the_automations_listening(
+    backplane_client: TestClient[Litestar], sink: Sink
+) -> None:
+    """Confirming is the form's submission for automations (``form_submitted``), and the tags
+    it adds fire ``tag_added``; a pending sign-up fires nothing."""
+    client = backplane_client
+    form = make_form(client)
+    for trigger, tag in (
+        ({"type": "form_submitted", "form_id": form["id"]}, "via-form"),
+        ({"type": "tag_added", "tag": "newsletter"}, "via-tag"),
+    ):
+        made = client.post(
+            "/api/marketing/automations",
+            json={
+                "name": tag,
+                "status": "active",
+                "trigger": trigger,
+                "steps": [{"id": "tag", "type": "add_tag", "tag": tag}],
+            },
+        )
+        assert made.status_code == 201, made.text
+    before = len(sink.received)
+    sent = client.post(path_of(form["submit_url"]), json={"email": "bo@example.org", "first": "Bo"})
+    assert sent.status_code == 202, sent.text
+    run_tasks(client)
+    assert contact_by_email(client, "bo@example.org") is None
+    link = confirmation(sink, before, "bo@example.org")
+    assert client.post(path_of(link)).status_code == 200
+    run_tasks(client)
+    contact = contact_by_email(client, "bo@example.org")
+    assert contact is not None
+    assert sorted(contact["tags"]) == ["newsletter", "via-form", "via-tag"]
