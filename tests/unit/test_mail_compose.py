@@ -167,3 +167,22 @@ def test_limits_are_kept() -> None:
             None,
             {"List-Id": "a", "list-id": "b"},
         )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["ada@example.org", "a.b+tag@mail.example.co.uk", "o'hara@x.test", "a@[127.0.0.1]"],
+)
+def test_plain_addresses_are_accepted(address: str) -> None:
+    composed = compose_bytes(MailSettings(), SENDER, None, [address], "s", "t")
+    assert composed.recipients == [address]
+    assert [a.addr_spec for a in _parsed(composed.data)["To"].addresses] == [address]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a..b@x.test", ".a@x.test", "a@x", "a@@x.test", "a b@x.test", "a@x..test", "ü@x.test"],
+)
+def test_malformed_addresses_are_refused(address: str) -> None:
+    with pytest.raises(MailError, match="not a plain e-mail address"):
+        compose_bytes(MailSettings(), SENDER, None, [address], "s", "t")
