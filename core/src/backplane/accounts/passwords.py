@@ -37,7 +37,7 @@ from backplane.identity import sessions, tenants
 from backplane.identity.auth import PUBLIC_OPT
 from backplane.identity.models import User
 from backplane.kernel import Kernel, internals, maintenance_session
-from backplane.mail.compose import compose
+from backplane.mail.compose import compose_bytes
 from backplane.mail.service import queue_message, sender_of
 from backplane.plugins import KERNEL_PLUGIN
 from backplane.state import rails_of
@@ -79,7 +79,7 @@ async def mail_password_reset(kernel: Kernel, email: str) -> None:
             link(config.link_base_url, COMPLETE_PATH, token), config.reset_ttl_s
         )
         sender, reply_to = await sender_of(session, tenant_id, config)
-        message = compose(config, sender, reply_to, [user.email], subject, text)
+        message = compose_bytes(config, sender, reply_to, [user.email], subject, text)
         await queue_message(session, internals(kernel).tasks.queue_for(session), tenant_id, message)
         await session.flush()
 

@@ -18,7 +18,8 @@ transaction committed *before* the transport is touched, and the phase becomes
 receiver may have accepted it (SMTP: before ``DATA``). Those commits are durable whatever
 happens to the task's own transaction: on SQLite they commit the task's run (the task's outbox
 row is done from then on, and the dispatcher is what retries), on PostgreSQL they go through a
-session of their own, so a killed worker's rolled-back run cannot undo them. A later look at a
+session (the claim) or a connection (the batch's hand-overs and outcomes) of their own, so a
+killed worker's rolled-back run cannot undo them. A later look at a
 message still ``sending`` once its claim has lapsed (the dispatcher queues such messages)
 therefore knows how far the dead attempt got:
 
@@ -49,13 +50,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backplane.db.tenancy import bind_tenant
 from backplane.kernel import Kernel, Rails, internals, maintenance_session
@@ -99,53 +102,92 @@ async def _committed(kernel: Kernel, rails: Rails) -> AsyncIterator[AsyncSession
             yield own
 
 
-def _mine(message: Claimed) -> Any:
-    """This attempt's row, still ``sending``: every write of an attempt is fenced on it."""
-    return and_(
-        MailMessage.id == message.key,
-        MailMessage.status == SENDING,
-        MailMessage.attempts == message.attempt,
-    )
+_TABLE: Any = MailMessage.__table__
+_MINE = and_(
+    _TABLE.c.id == bindparam("key"),
+    _TABLE.c.status == SENDING,
+    _TABLE.c.attempts == bindparam("attempt"),
+)
+"""This attempt's row, still ``sending``: every write of an attempt is fenced on it."""
+_TO_HANDING_OVER = update(_TABLE).where(_MINE).values(phase=HANDING_OVER)
+
+
+@functools.cache
+def _outcome(names: tuple[str, ...]) -> Any:
+    """The fenced UPDATE writing an outcome with these columns (built once per set of columns:
+    a batch writes one per message, and building a statement costs more than running it)."""
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
+    return update(_TABLE).where(_MINE).values(claimed_until=None, phase=None, **values)
 
 
 class _Outcomes:
     """A batch's attempts' outcomes, written with the batch's next committed transaction (the
-    next message's hand-over, or the batch's end): one commit per message, not two."""
+    next message's hand-over, or the batch's end): one commit per message, not two.
+
+    On PostgreSQL those transactions run on one connection of the batch's own (not the task's:
+    see the module docstring), each binding the tenant for row-level security as a tenant
+    session's transaction does; on SQLite they commit the task's session."""
 
     def __init__(self, kernel: Kernel, rails: Rails) -> None:
         self.kernel, self.rails = kernel, rails
         self._pending: list[tuple[Claimed, dict[str, Any]]] = []
+        self._sqlite = rails.settings.resolved_database_url().startswith("sqlite")
+        self._connection: AsyncConnection | None = None
 
     def add(self, message: Claimed, **values: Any) -> None:
         self._pending.append((message, values))
 
-    async def write(self, session: AsyncSession) -> None:
+    @contextlib.asynccontextmanager
+    async def _committed(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
+        if self._sqlite:
+            session = self.kernel.db
+            yield session
+            await session.commit()
+            return
+        if self._connection is None:
+            self._connection = await self.rails.database.engine.connect()
+        connection = self._connection
+        tenant = str(uuid.UUID(str(self.kernel.tenant_id)))  # canonical: nothing to escape
+        try:
+            async with connection.begin():
+                await connection.exec_driver_sql(
+                    f"SELECT set_config('app.tenant_id', '{tenant}', true)"
+                )
+                yield connection
+        except BaseException:
+            self._connection = None  # the next transaction takes a fresh connection
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
+
+    async def _write(self, target: AsyncSession | AsyncConnection) -> None:
         pending, self._pending = self._pending, []
         for message, values in pending:
-            await session.execute(
-                update(MailMessage)
-                .where(_mine(message))
-                .values(claimed_until=None, phase=None, **values)
-                .execution_options(synchronize_session=False)
+            params = {f"v_{name}": value for name, value in values.items()}
+            await target.execute(
+                _outcome(tuple(values)),
+                {"key": message.key, "attempt": message.attempt, **params},
             )
 
     async def commit(self) -> None:
         if self._pending:
-            async with _committed(self.kernel, self.rails) as session:
-                await self.write(session)
+            async with self._committed() as target:
+                await self._write(target)
 
     async def handing_over(self, message: Claimed) -> None:
         """Write the earlier outcomes and move ``message`` to ``handing_over``, committed."""
-        async with _committed(self.kernel, self.rails) as session:
-            await self.write(session)
-            moved: Any = await session.execute(
-                update(MailMessage)
-                .where(_mine(message))
-                .values(phase=HANDING_OVER)
-                .execution_options(synchronize_session=False)
+        async with self._committed() as target:
+            await self._write(target)
+            moved: Any = await target.execute(
+                _TO_HANDING_OVER, {"key": message.key, "attempt": message.attempt}
             )
         if moved.rowcount != 1:
             raise MailDeliveryError("the claim on the message lapsed; another attempt has it")
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
 
 async def deliver_mail(kernel: Kernel, message_id: str) -> None:
@@ -171,7 +213,10 @@ async def deliver_mail(kernel: Kernel, message_id: str) -> None:
                     break
                 await _attempt(transport, message, outcomes, config, deadline)
     finally:
-        await outcomes.commit()
+        try:
+            await outcomes.commit()
+        finally:
+            await outcomes.aclose()
 
 
 def _put_back(outcomes: _Outcomes, messages: list[Claimed], wait: int) -> None:

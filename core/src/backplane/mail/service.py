@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.identity.throttle import Throttle, ThrottleSettings, make_throttle
-from backplane.mail.compose import compose_with_bytes, parse_from
+from backplane.mail.compose import Composed, compose_bytes, parse_from
 from backplane.mail.models import QUEUED, MailMessage, MailSender
 from backplane.mail.transports import (
     Transport,
@@ -119,29 +118,26 @@ async def queue_message(
     session: AsyncSession,
     tasks: TaskQueue,
     tenant_id: uuid.UUID,
-    message: EmailMessage,
+    message: Composed,
     *,
     batch: int = 1,
-    data: bytes | None = None,
 ) -> uuid.UUID:
     """Store a composed message of ``tenant_id`` and queue its delivery (no flush: the
     caller's commit writes both); the row's id. ``batch`` (``mail.delivery_batch``): one
-    delivery task per that many messages of the transaction; ``data``: the message's bytes
-    when the caller has them (:func:`~backplane.mail.compose.compose_with_bytes`)."""
-    sender = message["From"].addresses[0].addr_spec
-    recipients = [a.addr_spec for a in message["To"].addresses]
+    delivery task per that many messages of the transaction."""
+    now = datetime.now(UTC)
     row = MailMessage(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
-        message_id=str(message["Message-ID"]),
-        sender=sender,
-        recipients=recipients,
-        subject=str(message["Subject"] or "")[:998],
-        data=(data if data is not None else message.as_bytes()).decode("ascii"),
+        message_id=message.message_id,
+        sender=message.sender,
+        recipients=message.recipients,
+        subject=message.subject,
+        data=message.data.decode("ascii"),
         status=QUEUED,
         attempts=0,
-        next_attempt_at=datetime.now(UTC),
-        created_at=datetime.now(UTC),
+        next_attempt_at=now,
+        created_at=now,
     )
     session.add(row)
     if _needs_task(session, tenant_id, batch):
@@ -180,7 +176,7 @@ class TenantMail:
             self._sender = await sender_of(self._session, self._tenant_id, self._config)
         sender, default_reply_to = self._sender
         recipients = [to] if isinstance(to, str) else list(to)
-        message, data = compose_with_bytes(
+        message = compose_bytes(
             self._config,
             sender,
             reply_to or default_reply_to,
@@ -196,5 +192,4 @@ class TenantMail:
             self._tenant_id,
             message,
             batch=self._config.delivery_batch,
-            data=data,
         )
