@@ -111,3 +111,23 @@ def test_docx_data_cannot_inject_wordprocessingml() -> None:
     assert 'Dear Ada</w:t></w:r><w:r><w:t>injected & "quoted",' in text
     assert HOSTILE in text
     assert rendered.pages == 1
+
+
+def test_page_counts_read_from_typst_s_page_tree_and_other_pdfs_through_pdfium() -> None:
+    from pypdf import PdfWriter
+
+    from backplane_documents.engines.typst_pdf import _PAGE_TREE, count_pdf_pages
+
+    version = snapshot(demo("Invoice"))
+    lines = [{"description": f"Item {n}", "quantity": 1, "unit_price": 1.0} for n in range(120)]
+    fields = {"number": "INV-3", "issued_on": "2026-12-05", "customer": "Ada", "lines": lines}
+    content = render(version, fields, LIMITS).content
+    assert _PAGE_TREE.match(content) is not None  # typst's own page tree, first in the file
+    assert count_pdf_pages(content) == pdf_text(content)[0] > 1
+    writer = PdfWriter()  # another producer's layout: counted by pdfium
+    for _ in range(3):
+        writer.add_blank_page(width=200, height=200)
+    other = io.BytesIO()
+    writer.write(other)
+    assert _PAGE_TREE.match(other.getvalue()) is None
+    assert count_pdf_pages(other.getvalue()) == 3

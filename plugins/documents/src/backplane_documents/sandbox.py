@@ -102,7 +102,8 @@ class _Worker:
             (size,) = HEADER.unpack(read_exactly(out, HEADER.size, deadline))
             reply = _DECODER.decode(read_exactly(out, size, deadline))
             self.jobs += 1
-            self.peak_memory_bytes = reply.peak_memory_kib * 1024
+            if reply.peak_memory_kib:  # given with a job's last reply
+                self.peak_memory_bytes = reply.peak_memory_kib * 1024
             replies.append(reply)
 
     def kill(self) -> None:

@@ -36,7 +36,8 @@ class Reply(msgspec.Struct, array_like=True):
     error: str = ""
     kind: str = "template"
     peak_memory_kib: int = 0
-    """The worker's peak resident memory so far (the pool retires a worker that grew)."""
+    """The worker's peak resident memory so far, with the job's last reply only (0 before it;
+    the pool retires a worker that grew)."""
 
 
 def read_exactly(fd: int, size: int, deadline: float | None) -> bytes:

@@ -100,9 +100,11 @@ def serve(memory_bytes: int) -> None:
             job = msgspec.msgpack.decode(read_exactly(protocol_in, size, None), type=Job)
         except EOFError:
             return
-        for data_json in job.rows:
+        last = len(job.rows) - 1
+        for index, data_json in enumerate(job.rows):
             reply = execute(job, data_json)
-            reply.peak_memory_kib = peak_memory_kib()
+            if index == last:  # the pool decides on retiring a worker once its job is done
+                reply.peak_memory_kib = peak_memory_kib()
             write_frame(protocol_out, encoder.encode(reply))
 
 

@@ -11,6 +11,7 @@ typst's own embedded ones, so documents look the same on every machine.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -64,13 +65,27 @@ def render_typst(source: bytes, data_json: str, *, preview: bool = False) -> tup
     if preview:
         pages = output if isinstance(output, list) else [output]
         return bytes(pages[0]), len(pages)
-    return bytes(output), count_pdf_pages(bytes(output))
+    content = bytes(output)
+    return content, count_pdf_pages(content)
+
+
+_PAGE_TREE = re.compile(rb"\A%PDF-[^\n]*\n[^\n]*\n\n1 0 obj\n<</Type/Pages/Count (\d+)/Kids\[")
+"""How typst (0.12 to 0.15) starts every PDF: its page tree is object 1, first in the file,
+with the page count in it."""
 
 
 def count_pdf_pages(content: bytes) -> int:
-    """How many pages a PDF has, read back with pdfium (its page tree, parsed in C: about a
-    tenth of pypdf's time, which was a tenth of a document's compile; the tests check the
-    count against pypdf's)."""
+    """How many pages a PDF has: from the page tree typst writes first in the file (a match of
+    the file's first bytes, about a microsecond), else read back with pdfium (its page tree,
+    parsed in C: 60 microseconds per invoice). The tests check both against pypdf's count."""
+    tree = _PAGE_TREE.match(content)
+    if tree is not None:
+        return int(tree.group(1))
+    return count_pdf_pages_pdfium(content)
+
+
+def count_pdf_pages_pdfium(content: bytes) -> int:
+    """How many pages any PDF has, read back with pdfium."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(content)
