@@ -187,8 +187,14 @@ class Core:
             )
             seqs = [seq for (seq,) in result.all()]
             refs = [
-                {"tenant_id": self.tenant_id, "seq": seq, "kind": kind, "value": value}
-                for seq, (_, keys) in zip(seqs, prepared, strict=True)
+                {
+                    "tenant_id": self.tenant_id,
+                    "seq": seq,
+                    "kind": kind,
+                    "value": value,
+                    "stored": row["stored"],
+                }
+                for seq, (row, keys) in zip(seqs, prepared, strict=True)
                 for kind, value in keys
             ]
             await connection.execute(self.refs.insert(), refs)
@@ -207,12 +213,15 @@ class Core:
                 )
 
     async def query(self, filters: dict[str, Any]) -> int:
+        """The plugin's page SELECT written by hand: newest first by ``(stored, seq)``, a
+        related filter driven by the related keys' index (which carries ``stored``)."""
         from sqlalchemy import or_, select
 
         s, r = self.statements, self.refs
-        query = select(s.c.seq, s.c.payload).where(
+        query = select(s.c.stored, s.c.seq, s.c.payload).where(
             s.c.tenant_id == self.tenant_id, s.c.voided.is_(False)
         )
+        stored, seq = s.c.stored, s.c.seq
         if "agent" in filters:
             query = query.where(
                 or_(s.c.actor == filters["agent"], s.c.object_agent == filters["agent"])
@@ -222,19 +231,19 @@ class Core:
         if "activity" in filters:
             query = query.where(s.c.object_activity == filters["activity"])
         if "related_activity" in filters:
-            related = select(r.c.seq).where(
+            query = query.join(r, r.c.seq == s.c.seq).where(
                 r.c.tenant_id == self.tenant_id,
                 r.c.kind == "a",
                 r.c.value == filters["related_activity"],
             )
-            query = query.where(s.c.seq.in_(related))
+            stored, seq = r.c.stored, r.c.seq
         if "registration" in filters:
             query = query.where(s.c.registration == filters["registration"])
         if "since" in filters:
-            query = query.where(s.c.stored > filters["since"])
+            query = query.where(stored > filters["since"])
         if "until" in filters:
-            query = query.where(s.c.stored <= filters["until"])
-        query = query.order_by(s.c.seq.desc()).limit(101)
+            query = query.where(stored <= filters["until"])
+        query = query.order_by(stored.desc(), seq.desc()).limit(101)
         async with self.engine.connect() as connection:
             return len((await connection.execute(query)).all())
 
@@ -273,10 +282,10 @@ FROM (
 ) AS generated
 """
 LOAD_REFS_SQL = """
-INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value)
-SELECT tenant_id, seq, 'g', actor FROM xapi_statements WHERE tenant_id = :tenant
+INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value, stored)
+SELECT tenant_id, seq, 'g', actor, stored FROM xapi_statements WHERE tenant_id = :tenant
 UNION ALL
-SELECT tenant_id, seq, 'a', object_activity FROM xapi_statements WHERE tenant_id = :tenant
+SELECT tenant_id, seq, 'a', object_activity, stored FROM xapi_statements WHERE tenant_id = :tenant
 """
 
 

@@ -126,7 +126,7 @@ async def _insert_rows(
         ref
         for row, key in zip(rows, keys, strict=True)
         if str(row["statement_id"]) in inserted
-        for ref in _refs(tenant_id, inserted[str(row["statement_id"])], key)
+        for ref in _refs(tenant_id, inserted[str(row["statement_id"])], row["stored"], key)
     ]
     if refs:
         await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
@@ -150,10 +150,16 @@ def _row(tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys) -> dict[st
     }
 
 
-def _refs(tenant_id: uuid.UUID, seq: int, keys: Keys) -> Iterable[dict[str, Any]]:
+def _refs(tenant_id: uuid.UUID, seq: int, stored: datetime, keys: Keys) -> Iterable[dict[str, Any]]:
     for kind, values in ((AGENT_REF, keys.agents), (ACTIVITY_REF, keys.activities)):
         for value in values:
-            yield {"tenant_id": tenant_id, "seq": seq, "kind": kind, "value": value}
+            yield {
+                "tenant_id": tenant_id,
+                "seq": seq,
+                "kind": kind,
+                "value": value,
+                "stored": stored,
+            }
 
 
 async def _check_duplicates(
