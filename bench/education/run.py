@@ -461,21 +461,35 @@ def queries(
 
 def plans(
     core: Core, loop: asyncio.AbstractEventLoop, rng: random.Random
-) -> dict[str, tuple[list[str], float]]:
+) -> dict[str, tuple[list[str], float, list[str], float]]:
     """Per filter: the indexes PostgreSQL's plan for the plugin's own page SELECT
-    (``reader.build``, ``limit=100``) uses, and its execution time (EXPLAIN ANALYZE)."""
+    (``reader.build``, ``limit=100``) uses and its execution time (EXPLAIN ANALYZE), for the
+    first page and for the next one (positioned after the first page's last ``(stored, seq)``,
+    as a ``more`` token does)."""
     import re
 
     from backplane_education.xapi import reader
     from backplane_education.xapi.query import parse_statement_query
 
-    async def explain(params: dict[str, str]) -> tuple[list[str], float]:
+    async def explain(params: dict[str, str]) -> tuple[list[str], float, list[str], float]:
         query = parse_statement_query({**params, "limit": "100"}, 500)
-        compiled = reader.build(core.tenant_id, query, None).compile(dialect=core.engine.dialect)
-        values = tuple(compiled.params[name] for name in compiled.positiontup or [])
+        first = reader.build(core.tenant_id, query, None)
         async with core.engine.connect() as connection:
-            found = await connection.exec_driver_sql("EXPLAIN ANALYZE " + compiled.string, values)
-            lines = [line for (line,) in found.all()]
+            rows = (await connection.execute(first)).all()
+            used, took = await analyse(connection, first)
+            if len(rows) <= query.limit:  # no next page
+                return used, took, ["(no next page)"], 0.0
+            after = (rows[query.limit - 1][0], rows[query.limit - 1][1])
+            next_used, next_took = await analyse(
+                connection, reader.build(core.tenant_id, query, after)
+            )
+        return used, took, next_used, next_took
+
+    async def analyse(connection: Any, statement: Any) -> tuple[list[str], float]:
+        compiled = statement.compile(dialect=core.engine.dialect)
+        values = tuple(compiled.params[name] for name in compiled.positiontup or [])
+        found = await connection.exec_driver_sql("EXPLAIN ANALYZE " + compiled.string, values)
+        lines = [line for (line,) in found.all()]
         scans = r"(?:Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)"
         used = sorted({m for line in lines for m in re.findall(scans, line)})
         took = next(float(m) for line in lines if (m := _execution_ms(line)) is not None)
@@ -570,7 +584,7 @@ def report(
     batched: dict[str, float],
     load_s: float,
     found: dict[str, dict[str, float]],
-    explained: dict[str, tuple[list[str], float]],
+    explained: dict[str, tuple[list[str], float, list[str], float]],
 ) -> None:
     ratio_single = single["plugin"] / single["core"]
     ratio_batched = batched["plugin"] / batched["core"]
@@ -614,11 +628,13 @@ def report(
             for name, r in found.items()
         ),
         "",
-        "| filter | indexes in the plan of the plugin's SELECT (EXPLAIN ANALYZE) | execution ms |",
-        "|---|---|---|",
+        "| filter | indexes in the plan of the plugin's SELECT (EXPLAIN ANALYZE) | execution ms "
+        "| next page (after a `more` position): indexes | execution ms |",
+        "|---|---|---|---|---|",
         *(
-            f"| {name} | {', '.join(used) or 'none (sequential)'} | {took:.1f} |"
-            for name, (used, took) in explained.items()
+            f"| {name} | {', '.join(used) or 'none (sequential)'} | {took:.1f} | "
+            f"{', '.join(next_used) or 'none (sequential)'} | {next_took:.1f} |"
+            for name, (used, took, next_used, next_took) in explained.items()
         ),
         "",
         "Goals: " + ", ".join(f"{k} {'pass' if v else 'MISS'}" for k, v in ok.items()),
