@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from sqlalchemy import select, update
 from xapi_helpers import ATTEMPTED, COMPLETED, STATEMENTS, credential, new_id, statement
 
-from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, run_in_tenant
+from backplane.testing import CHEAP_PASSWORD_HASHING, SeededTenant, invoke_cli, run_in_tenant
 from backplane_education.xapi.models import XapiStatement, XapiStatementRef
 from backplane_education.xapi.reader import decode_more
 
@@ -138,3 +138,20 @@ def test_order_and_until_follow_stored_not_the_order_rows_were_written(
         early,
         late,
     ]
+
+
+def test_the_migration_gives_stored_statements_related_keys_their_stored(
+    backplane_client: Client, lrs: dict[str, str], backplane_environ: dict[str, str]
+) -> None:
+    """Statements stored before ``education_0005`` page by their related keys after it: the
+    migration copies each statement's ``stored`` onto its related keys."""
+    client = backplane_client
+    first = client.post(STATEMENTS, json=batch(2, COMPLETED), headers=lrs).json()
+    second = client.post(STATEMENTS, json=batch(2, ATTEMPTED), headers=lrs).json()
+    down = invoke_cli("db", "downgrade", "education_0004", environ=backplane_environ)
+    assert down.exit_code == 0, down.output
+    up = invoke_cli("db", "upgrade", environ=backplane_environ)
+    assert up.exit_code == 0, up.output
+    related = {"activity": PARENT, "related_activities": "true"}
+    assert flat(pages(client, lrs, limit="3", **related)) == (first + second)[::-1]
+    assert flat(pages(client, lrs, limit="1", ascending="true", **related)) == first + second
