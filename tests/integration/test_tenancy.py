@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.migration import MigrationContext
@@ -228,3 +229,46 @@ async def test_raw_sql_is_filtered_by_row_level_security(world: World) -> None:
             )
     async with await _as(world, None) as session:
         assert (await session.execute(text("SELECT count(*) FROM tenancy_projects"))).scalar() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("world", ["postgres"], indirect=True)
+async def test_the_tenant_setting_rides_on_begin_and_never_outlives_its_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tenant's ``set_config`` goes in the same query as ``BEGIN`` (one round trip), and a
+    transaction that ended before its ``BEGIN`` leaves nothing for the connection's next use."""
+    import asyncpg
+
+    setting = text("SELECT current_setting('app.tenant_id', true)")
+    async with await _as(world, TENANT_B) as session:  # the engine's first connection is set up
+        assert (await session.execute(setting)).scalar() == str(TENANT_B)
+    sent: list[str] = []
+    plain = asyncpg.Connection.execute
+
+    async def spy(self: Any, query: str, *args: Any, timeout: float | None = None) -> Any:
+        sent.append(query)
+        return await plain(self, query, *args, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", spy)
+    async with await _as(world, TENANT_A) as session:
+        assert (await session.execute(setting)).scalar() == str(TENANT_A)
+        names = (await session.execute(text("SELECT name FROM tenancy_projects"))).all()
+        assert names == [("a-project",)]
+        await session.commit()
+    begins = [q for q in sent if q.startswith("BEGIN")]
+    assert len(begins) == 1
+    assert f"set_config('app.tenant_id', '{TENANT_A}', true)" in begins[0]
+    assert not [q for q in sent if "set_config" in q and not q.startswith("BEGIN")]
+    # a tenant transaction that never sends BEGIN, then a plain transaction on the connection
+    engine = world.sessions.kw["bind"]
+    async with await _as(world, TENANT_A) as session:
+        await session.connection()
+        await session.commit()
+    async with engine.connect() as connection:
+        assert (await connection.execute(setting)).scalar() in (None, "")
+        assert (
+            await connection.execute(text("SELECT count(*) FROM tenancy_projects"))
+        ).scalar() == 0
+    async with await _as(world, TENANT_B) as session:
+        assert (await session.execute(setting)).scalar() == str(TENANT_B)

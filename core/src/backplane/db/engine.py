@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import sqlalchemy.ext.asyncio
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -60,9 +61,18 @@ def create_engine(
         "connect_args": {"timeout": db.connect_timeout_s},
     }
     if not url.startswith("sqlite"):
+        asyncpg = make_url(url).get_driver_name() == "asyncpg"
+        if asyncpg:  # a tenant transaction's BEGIN carries its set_config (see db._begin)
+            from backplane.db._begin import TenantBeginConnection
+
+            options["connect_args"]["connection_class"] = TenantBeginConnection
         engine = create_async_engine(url, **options)
         if pre_ping:
             event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed)
+        if asyncpg:
+            event.listen(engine.sync_engine.pool, "checkin", _forget_on_checkin)
+            event.listen(engine.sync_engine, "commit", _forget_at_end)
+            event.listen(engine.sync_engine, "rollback", _forget_at_end)
         return engine
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **options)
@@ -81,6 +91,25 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     discards it and checks out another)."""
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the database server closed this connection")
+
+
+def _forget_on_checkin(dbapi_connection: Any, _record: Any) -> None:
+    """``checkin``: a statement left for a ``BEGIN`` that never came stays with its
+    transaction, never with the next user of the connection."""
+    from backplane.db._begin import forget
+
+    if dbapi_connection is not None:
+        forget(dbapi_connection.driver_connection)
+
+
+def _forget_at_end(connection: Any) -> None:
+    """``commit``/``rollback`` of a connection's transaction: as :func:`_forget_on_checkin`,
+    for a connection that stays checked out (a session joined to an outer connection)."""
+    from backplane.db._begin import forget
+
+    fairy = getattr(connection, "_dbapi_connection", None)  # never reconnect from here
+    if fairy is not None:
+        forget(fairy.driver_connection)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:

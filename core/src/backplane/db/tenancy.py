@@ -5,9 +5,10 @@ load and ORM-enabled bulk ``UPDATE``/``DELETE`` of a :class:`TenantScoped` entit
 tenant with ``with_loader_criteria`` and stamps/checks ``tenant_id`` before every flush;
 (2) on PostgreSQL, row-level security (see :mod:`backplane.db.rls`) filters raw SQL too, keyed on
 ``app.tenant_id``, which :class:`TenantSession` sets with ``set_config(..., true)`` at the start
-of every transaction. A session with no tenant fails closed: no rows, and flushes of tenant rows
-are refused. Kernel administration that must cross tenants uses :func:`bypass_tenancy`, which
-is explicit, named and logged.
+of every transaction (with asyncpg in the same round trip as its ``BEGIN``, see
+:mod:`backplane.db._begin`). A session with no tenant fails closed: no rows, and flushes of
+tenant rows are refused. Kernel administration that must cross tenants uses
+:func:`bypass_tenancy`, which is explicit, named and logged.
 """
 
 from __future__ import annotations
@@ -183,7 +184,12 @@ def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -
     # Inlined, not bound: the value is a UUID's canonical text (or empty), so there is nothing
     # to escape, and the statement skips parameter processing on every transaction.
     value = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
-    connection.exec_driver_sql(f"SELECT set_config('app.tenant_id', '{value}', true)")
+    statement = f"SELECT set_config('app.tenant_id', '{value}', true)"
+    # With asyncpg the BEGIN is not sent yet: it carries the setting, one round trip for both.
+    from backplane.db._begin import send_with_begin
+
+    if not send_with_begin(connection, statement):
+        connection.exec_driver_sql(statement)
 
 
 async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
