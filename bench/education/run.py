@@ -187,8 +187,14 @@ class Core:
             )
             seqs = [seq for (seq,) in result.all()]
             refs = [
-                {"tenant_id": self.tenant_id, "seq": seq, "kind": kind, "value": value}
-                for seq, (_, keys) in zip(seqs, prepared, strict=True)
+                {
+                    "tenant_id": self.tenant_id,
+                    "seq": seq,
+                    "kind": kind,
+                    "value": value,
+                    "stored": row["stored"],
+                }
+                for seq, (row, keys) in zip(seqs, prepared, strict=True)
                 for kind, value in keys
             ]
             await connection.execute(self.refs.insert(), refs)
@@ -207,12 +213,15 @@ class Core:
                 )
 
     async def query(self, filters: dict[str, Any]) -> int:
+        """The plugin's page SELECT written by hand: newest first by ``(stored, seq)``, a
+        related filter driven by the related keys' index (which carries ``stored``)."""
         from sqlalchemy import or_, select
 
         s, r = self.statements, self.refs
-        query = select(s.c.seq, s.c.payload).where(
+        query = select(s.c.stored, s.c.seq, s.c.payload).where(
             s.c.tenant_id == self.tenant_id, s.c.voided.is_(False)
         )
+        stored, seq = s.c.stored, s.c.seq
         if "agent" in filters:
             query = query.where(
                 or_(s.c.actor == filters["agent"], s.c.object_agent == filters["agent"])
@@ -222,19 +231,19 @@ class Core:
         if "activity" in filters:
             query = query.where(s.c.object_activity == filters["activity"])
         if "related_activity" in filters:
-            related = select(r.c.seq).where(
+            query = query.join(r, r.c.seq == s.c.seq).where(
                 r.c.tenant_id == self.tenant_id,
                 r.c.kind == "a",
                 r.c.value == filters["related_activity"],
             )
-            query = query.where(s.c.seq.in_(related))
+            stored, seq = r.c.stored, r.c.seq
         if "registration" in filters:
             query = query.where(s.c.registration == filters["registration"])
         if "since" in filters:
-            query = query.where(s.c.stored > filters["since"])
+            query = query.where(stored > filters["since"])
         if "until" in filters:
-            query = query.where(s.c.stored <= filters["until"])
-        query = query.order_by(s.c.seq.desc()).limit(101)
+            query = query.where(stored <= filters["until"])
+        query = query.order_by(stored.desc(), seq.desc()).limit(101)
         async with self.engine.connect() as connection:
             return len((await connection.execute(query)).all())
 
@@ -273,10 +282,10 @@ FROM (
 ) AS generated
 """
 LOAD_REFS_SQL = """
-INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value)
-SELECT tenant_id, seq, 'g', actor FROM xapi_statements WHERE tenant_id = :tenant
+INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value, stored)
+SELECT tenant_id, seq, 'g', actor, stored FROM xapi_statements WHERE tenant_id = :tenant
 UNION ALL
-SELECT tenant_id, seq, 'a', object_activity FROM xapi_statements WHERE tenant_id = :tenant
+SELECT tenant_id, seq, 'a', object_activity, stored FROM xapi_statements WHERE tenant_id = :tenant
 """
 
 
@@ -452,21 +461,35 @@ def queries(
 
 def plans(
     core: Core, loop: asyncio.AbstractEventLoop, rng: random.Random
-) -> dict[str, tuple[list[str], float]]:
+) -> dict[str, tuple[list[str], float, list[str], float]]:
     """Per filter: the indexes PostgreSQL's plan for the plugin's own page SELECT
-    (``reader.build``, ``limit=100``) uses, and its execution time (EXPLAIN ANALYZE)."""
+    (``reader.build``, ``limit=100``) uses and its execution time (EXPLAIN ANALYZE), for the
+    first page and for the next one (positioned after the first page's last ``(stored, seq)``,
+    as a ``more`` token does)."""
     import re
 
     from backplane_education.xapi import reader
     from backplane_education.xapi.query import parse_statement_query
 
-    async def explain(params: dict[str, str]) -> tuple[list[str], float]:
+    async def explain(params: dict[str, str]) -> tuple[list[str], float, list[str], float]:
         query = parse_statement_query({**params, "limit": "100"}, 500)
-        compiled = reader.build(core.tenant_id, query, None).compile(dialect=core.engine.dialect)
-        values = tuple(compiled.params[name] for name in compiled.positiontup or [])
+        first = reader.build(core.tenant_id, query, None)
         async with core.engine.connect() as connection:
-            found = await connection.exec_driver_sql("EXPLAIN ANALYZE " + compiled.string, values)
-            lines = [line for (line,) in found.all()]
+            rows = (await connection.execute(first)).all()
+            used, took = await analyse(connection, first)
+            if len(rows) <= query.limit:  # no next page
+                return used, took, ["(no next page)"], 0.0
+            after = (rows[query.limit - 1][0], rows[query.limit - 1][1])
+            next_used, next_took = await analyse(
+                connection, reader.build(core.tenant_id, query, after)
+            )
+        return used, took, next_used, next_took
+
+    async def analyse(connection: Any, statement: Any) -> tuple[list[str], float]:
+        compiled = statement.compile(dialect=core.engine.dialect)
+        values = tuple(compiled.params[name] for name in compiled.positiontup or [])
+        found = await connection.exec_driver_sql("EXPLAIN ANALYZE " + compiled.string, values)
+        lines = [line for (line,) in found.all()]
         scans = r"(?:Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)"
         used = sorted({m for line in lines for m in re.findall(scans, line)})
         took = next(float(m) for line in lines if (m := _execution_ms(line)) is not None)
@@ -561,7 +584,7 @@ def report(
     batched: dict[str, float],
     load_s: float,
     found: dict[str, dict[str, float]],
-    explained: dict[str, tuple[list[str], float]],
+    explained: dict[str, tuple[list[str], float, list[str], float]],
 ) -> None:
     ratio_single = single["plugin"] / single["core"]
     ratio_batched = batched["plugin"] / batched["core"]
@@ -605,11 +628,13 @@ def report(
             for name, r in found.items()
         ),
         "",
-        "| filter | indexes in the plan of the plugin's SELECT (EXPLAIN ANALYZE) | execution ms |",
-        "|---|---|---|",
+        "| filter | indexes in the plan of the plugin's SELECT (EXPLAIN ANALYZE) | execution ms "
+        "| next page (after a `more` position): indexes | execution ms |",
+        "|---|---|---|---|---|",
         *(
-            f"| {name} | {', '.join(used) or 'none (sequential)'} | {took:.1f} |"
-            for name, (used, took) in explained.items()
+            f"| {name} | {', '.join(used) or 'none (sequential)'} | {took:.1f} | "
+            f"{', '.join(next_used) or 'none (sequential)'} | {next_took:.1f} |"
+            for name, (used, took, next_used, next_took) in explained.items()
         ),
         "",
         "Goals: " + ", ".join(f"{k} {'pass' if v else 'MISS'}" for k, v in ok.items()),

@@ -3,8 +3,9 @@
 Statements keep the JSON as stored (``payload``, returned as is for ``format=exact``) beside the
 columns every query filter uses, so ``GET /xapi/statements`` is one indexed SQL query: actor,
 object, verb, registration and stored on the statement row; related agents and activities
-(``related_agents``/``related_activities``) in ``xapi_statement_refs``. ``seq`` orders
-statements (the order they were stored) and pages them (``more``).
+(``related_agents``/``related_activities``) in ``xapi_statement_refs``. Pages follow
+``(stored, seq)`` (the specification's stored order; ``seq`` breaks ties within a batch), and
+every filter's index ends with those two columns, so a page is a short index range scan.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ class XapiStatement(TenantScoped, Base):
     __table_args__ = (
         _tenant_fk(),
         UniqueConstraint("tenant_id", "statement_id", name="uq_xapi_statements_id"),
-        Index("ix_xapi_statements_verb", "tenant_id", "verb", "seq"),
-        Index("ix_xapi_statements_actor", "tenant_id", "actor", "seq"),
-        Index("ix_xapi_statements_object_agent", "tenant_id", "object_agent", "seq"),
-        Index("ix_xapi_statements_activity", "tenant_id", "object_activity", "seq"),
-        Index("ix_xapi_statements_registration", "tenant_id", "registration", "seq"),
-        Index("ix_xapi_statements_stored", "tenant_id", "stored"),
+        Index("ix_xapi_statements_verb", "tenant_id", "verb", "stored", "seq"),
+        Index("ix_xapi_statements_actor", "tenant_id", "actor", "stored", "seq"),
+        Index("ix_xapi_statements_object_agent", "tenant_id", "object_agent", "stored", "seq"),
+        Index("ix_xapi_statements_activity", "tenant_id", "object_activity", "stored", "seq"),
+        Index("ix_xapi_statements_registration", "tenant_id", "registration", "stored", "seq"),
+        Index("ix_xapi_statements_stored", "tenant_id", "stored", "seq"),
         Index("ix_xapi_statements_voids", "tenant_id", "voids"),
     )
 
@@ -83,12 +84,15 @@ class XapiStatementRef(TenantScoped, Base):
     __table_args__ = (
         _tenant_fk(),
         ForeignKeyConstraint(["seq"], ["xapi_statements.seq"], ondelete="CASCADE"),
-        Index("ix_xapi_statement_refs_value", "tenant_id", "kind", "value", "seq"),
+        Index("ix_xapi_statement_refs_value", "tenant_id", "kind", "value", "stored", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True)
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)
     value: Mapped[str] = mapped_column(String(IRI), primary_key=True)
+    stored: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The statement's ``stored`` (copied: the related filters page in stored order from this
+    table's index alone)."""
 
 
 class XapiAttachment(TenantScoped, Base):

@@ -7,7 +7,7 @@ filters is a 400 naming it. The result is a plain struct :mod:`.store` turns int
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -61,7 +61,7 @@ def parse_time(value: str, name: str) -> datetime:
         raise bad(f"{name} must be an ISO 8601 timestamp, got {value!r}") from None
     if moment.tzinfo is None:
         raise bad(f"{name} needs a time zone")
-    return moment
+    return moment.astimezone(UTC)
 
 
 def parse_agent(value: str, name: str = "agent") -> str:

@@ -1,9 +1,10 @@
 """Reading statements (xAPI 1.0.3 Part Three 2.1.3): one indexed SQL query per page.
 
-Filters become predicates on the statement row's indexed columns, or ``seq IN`` the related
-keys' index for ``related_agents``/``related_activities``. Pages follow ``seq`` (stored order):
-``more`` is an opaque token carrying the filters and the last ``seq`` returned, so every page is
-as cheap as the first, however deep.
+Filters become predicates on the statement row's indexed columns, or a join from the related
+keys' index for ``related_agents``/``related_activities``. Pages follow ``(stored, seq)`` (the
+specification orders by ``stored``; ``seq`` orders the statements of one batch, which share it):
+``more`` is an opaque token carrying the filters and the last ``(stored, seq)`` returned, so
+every page is as cheap as the first, however deep.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backplane_education.xapi.models import (
     ACTIVITY_REF,
@@ -40,53 +43,81 @@ class Page(msgspec.Struct):
     more: str
 
 
-def _related(tenant_id: uuid.UUID, kind: str, value: str) -> Any:
-    return select(XapiStatementRef.seq).where(
-        XapiStatementRef.tenant_id == tenant_id,
-        XapiStatementRef.kind == kind,
-        XapiStatementRef.value == value,
-    )
-
-
-def build(tenant_id: uuid.UUID, query: StatementQuery, after: int | None) -> Select[Any]:
-    """The page's SELECT (``after``: the last ``seq`` of the previous page)."""
-    statement = select(_S.seq, _S.payload).where(_S.tenant_id == tenant_id, _S.voided.is_(False))
+def _agent_and_activity(
+    statement: Select[Any], query: StatementQuery
+) -> tuple[Select[Any], list[tuple[str, str]]]:
+    """``statement`` with the ``agent``/``activity`` filters on the statement row, and the
+    related keys (kind, value) to join instead when ``related_*`` widens them."""
+    related = []
     if query.agent is not None:
         if query.related_agents:
-            statement = statement.where(_S.seq.in_(_related(tenant_id, AGENT_REF, query.agent)))
+            related.append((AGENT_REF, query.agent))
         else:
             statement = statement.where(
                 or_(_S.actor == query.agent, _S.object_agent == query.agent)
             )
     if query.activity is not None:
         if query.related_activities:
-            found = _related(tenant_id, ACTIVITY_REF, query.activity)
-            statement = statement.where(_S.seq.in_(found))
+            related.append((ACTIVITY_REF, query.activity))
         else:
             statement = statement.where(_S.object_activity == query.activity)
+    return statement, related
+
+
+def build(
+    tenant_id: uuid.UUID, query: StatementQuery, after: tuple[datetime, int] | None
+) -> Select[Any]:
+    """The page's SELECT of ``(stored, seq, payload)`` (``after``: the ``(stored, seq)`` of the
+    previous page's last statement).
+
+    Pages follow ``(stored, seq)``, newest first unless ``ascending``. A related filter
+    (``related_agents``/``related_activities``) reads the related keys' index, which carries
+    ``stored``, and joins the statements by ``seq``; any other filter is an index on the
+    statement row ending with ``(stored, seq)``. Either way ``since``/``until`` and the position
+    are a range on that index and the page its first ``limit + 1`` entries.
+    """
+    statement = select(_S.stored, _S.seq, _S.payload).where(
+        _S.tenant_id == tenant_id, _S.voided.is_(False)
+    )
+    statement, related = _agent_and_activity(statement, query)
+    stored: Any = _S.stored
+    seq: Any = _S.seq
+    for index, (kind, value) in enumerate(related):
+        ref = aliased(XapiStatementRef)
+        statement = statement.join(ref, ref.seq == _S.seq).where(
+            ref.tenant_id == tenant_id, ref.kind == kind, ref.value == value
+        )
+        if index == 0:  # the first related key's index drives the page
+            stored, seq = ref.stored, ref.seq
     if query.verb is not None:
         statement = statement.where(_S.verb == query.verb)
     if query.registration is not None:
         statement = statement.where(_S.registration == uuid.UUID(query.registration))
     if query.since is not None:
-        statement = statement.where(_S.stored > query.since)
+        statement = statement.where(stored > query.since)
     if query.until is not None:
-        statement = statement.where(_S.stored <= query.until)
+        statement = statement.where(stored <= query.until)
     if after is not None:
-        statement = statement.where(_S.seq > after if query.ascending else _S.seq < after)
-    order = _S.seq.asc() if query.ascending else _S.seq.desc()
-    return statement.order_by(order).limit(query.limit + 1)
+        position = tuple_(stored, seq)
+        mark = tuple_(literal(after[0], _S.stored.type), literal(after[1], _S.seq.type))
+        statement = statement.where(position > mark if query.ascending else position < mark)
+    order = (stored.asc(), seq.asc()) if query.ascending else (stored.desc(), seq.desc())
+    return statement.order_by(*order).limit(query.limit + 1)
 
 
 async def page(
-    db: AsyncSession, tenant_id: uuid.UUID, query: StatementQuery, after: int | None
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    query: StatementQuery,
+    after: tuple[datetime, int] | None,
 ) -> Page:
     rows = (await db.execute(build(tenant_id, query, after))).all()
     more = ""
     if len(rows) > query.limit:
         rows = rows[: query.limit]
-        more = MORE_PATH + encode_more(query, rows[-1][0])
-    return Page([payload for _, payload in rows], more)
+        last_stored, last_seq, _ = rows[-1]
+        more = MORE_PATH + encode_more(query, (last_stored, last_seq))
+    return Page([payload for _, _, payload in rows], more)
 
 
 async def single(
@@ -104,17 +135,18 @@ async def single(
     return found
 
 
-def encode_more(query: StatementQuery, last_seq: int) -> str:
-    token = msgspec.json.encode([msgspec.to_builtins(query), last_seq])
+def encode_more(query: StatementQuery, last: tuple[datetime, int]) -> str:
+    """The ``more`` token: the query and the ``(stored, seq)`` of the page's last statement."""
+    token = msgspec.json.encode([msgspec.to_builtins(query), last[0], last[1]])
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def decode_more(token: str) -> tuple[StatementQuery, int]:
+def decode_more(token: str) -> tuple[StatementQuery, tuple[datetime, int]]:
     """The query and position a ``more`` token carries (400 if it is not one of ours)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        fields, last_seq = msgspec.json.decode(raw, type=tuple[dict[str, Any], int])
-        return msgspec.convert(fields, StatementQuery), last_seq
+        fields, stored, seq = msgspec.json.decode(raw, type=tuple[dict[str, Any], datetime, int])
+        return msgspec.convert(fields, StatementQuery), (stored, seq)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
         raise bad("the more token is not one this LRS issued") from None
 

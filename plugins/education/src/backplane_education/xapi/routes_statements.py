@@ -64,10 +64,10 @@ async def _statements_in(
 async def _store(
     request: Request[Any, Any, Any],
     db: AsyncSession,
+    principal: Principal,
     statements: list[Any],
     parts: dict[str, Part],
 ) -> list[str]:
-    principal = check_scope(request, "write")
     prepared = store.prepare(statements, authority_of(request, principal), store.now())
     for statement, _ in prepared:
         check_signed(statement, parts)
@@ -83,7 +83,7 @@ async def put_statement(
 ) -> Response[Any]:
     """Store one statement under the id in ``statementId`` (204; 409 if that id holds another)."""
     check_version(request)
-    check_scope(request, "write")
+    principal = check_scope(request, "write")
     params = dict(request.query_params)
     unknown = sorted(set(params) - {"statementId"})
     if unknown:
@@ -97,7 +97,7 @@ async def put_statement(
     if "id" in document and str(document["id"]).lower() != statement_id.lower():
         raise bad("the statement's id differs from statementId")
     document["id"] = statement_id.lower()
-    await _store(request, db, [document], parts)
+    await _store(request, db, principal, [document], parts)
     return answer(status=204)
 
 
@@ -113,7 +113,7 @@ async def post_statements(
     if alternate.is_alternate(request.scope):
         return await alternate.dispatch(request, limits.max_body_bytes)
     check_version(request)
-    check_scope(request, "write")
+    principal = check_scope(request, "write")
     if request.query_params:
         raise bad(f"unknown parameters: {', '.join(sorted(request.query_params))}")
     document, parts = await _statements_in(request, limits)
@@ -122,7 +122,7 @@ async def post_statements(
         raise bad("no statements to store")
     if len(statements) > limits.max_statements_per_post:
         raise XapiError(413, f"at most {limits.max_statements_per_post} statements per request")
-    return answer(await _store(request, db, statements, parts))
+    return answer(await _store(request, db, principal, statements, parts))
 
 
 @get("/statements")

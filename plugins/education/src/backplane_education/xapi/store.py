@@ -89,7 +89,9 @@ async def save_statements(
 ) -> None:
     """Store ``prepared`` statements (and the attachment ``parts`` they carry)."""
     await voiding.check_targets(db, tenant_id, prepared)
-    rows = [_row(tenant_id, statement, keys) for statement, keys in prepared]
+    # one stored time per batch (prepare gives every statement the same), parsed once
+    stored = datetime.fromisoformat(prepared[0][0]["stored"].replace("Z", "+00:00"))
+    rows = [_row(tenant_id, statement, keys, stored) for statement, keys in prepared]
     keys = [keys for _, keys in prepared]
     postgresql_batch = db.get_bind().dialect.name == "postgresql"
     if postgresql_batch:
@@ -126,18 +128,20 @@ async def _insert_rows(
         ref
         for row, key in zip(rows, keys, strict=True)
         if str(row["statement_id"]) in inserted
-        for ref in _refs(tenant_id, inserted[str(row["statement_id"])], key)
+        for ref in _refs(tenant_id, inserted[str(row["statement_id"])], row["stored"], key)
     ]
     if refs:
         await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
     return inserted
 
 
-def _row(tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys) -> dict[str, Any]:
+def _row(
+    tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys, stored: datetime
+) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
         "statement_id": uuid.UUID(statement["id"]),
-        "stored": datetime.fromisoformat(statement["stored"].replace("Z", "+00:00")),
+        "stored": stored,
         "verb": keys.verb,
         "actor": keys.actor,
         "object_agent": keys.object_agent,
@@ -150,10 +154,16 @@ def _row(tenant_id: uuid.UUID, statement: dict[str, Any], keys: Keys) -> dict[st
     }
 
 
-def _refs(tenant_id: uuid.UUID, seq: int, keys: Keys) -> Iterable[dict[str, Any]]:
+def _refs(tenant_id: uuid.UUID, seq: int, stored: datetime, keys: Keys) -> Iterable[dict[str, Any]]:
     for kind, values in ((AGENT_REF, keys.agents), (ACTIVITY_REF, keys.activities)):
         for value in values:
-            yield {"tenant_id": tenant_id, "seq": seq, "kind": kind, "value": value}
+            yield {
+                "tenant_id": tenant_id,
+                "seq": seq,
+                "kind": kind,
+                "value": value,
+                "stored": stored,
+            }
 
 
 async def _check_duplicates(

@@ -50,8 +50,8 @@ new AS (
     RETURNING seq, statement_id
 ),
 refs AS (
-    INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value)
-    SELECT CAST(:tenant_id AS uuid), new.seq, r.kind, r.value
+    INSERT INTO xapi_statement_refs (tenant_id, seq, kind, value, stored)
+    SELECT CAST(:tenant_id AS uuid), new.seq, r.kind, r.value, CAST(:stored AS timestamptz)
     FROM new JOIN unnest(
         CAST(:ref_ids AS uuid[]), CAST(:ref_kinds AS text[]), CAST(:ref_values AS text[])
     ) AS r(statement_id, kind, value) ON r.statement_id = new.statement_id
