@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -368,8 +369,9 @@ def test_more_tokens_carry_the_query_and_position() -> None:
     asked = query.parse_statement_query(
         {"since": "2024-01-01T00:00:00Z", "verb": "http://a.b/v", "ascending": "true"}, 100
     )
-    token = reader.encode_more(asked, 42)
-    assert reader.decode_more(token) == (asked, 42)
+    position = (datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC), 42)  # (stored, seq)
+    token = reader.encode_more(asked, position)
+    assert reader.decode_more(token) == (asked, position)
     for forged in ("not base64!", "e30", token[:-4]):
         with pytest.raises(XapiError, match="more token"):
             reader.decode_more(forged)
