@@ -22,12 +22,7 @@ from backplane._providers import request_dependencies
 from backplane.audit.actor import AuditContextMiddleware
 from backplane.billing.http import add_quota_headers, quota_exceeded_handler
 from backplane.billing.usage import QuotaExceeded
-from backplane.db.busy import (
-    OperationalError,
-    PoolTimeoutError,
-    operational_error_handler,
-    pool_timeout_handler,
-)
+from backplane.db.busy import PoolTimeoutError, pool_timeout_handler
 from backplane.files.routes import FILE_ERROR_HANDLERS
 from backplane.identity.auth import PUBLIC_OPT, AuthenticationMiddleware
 from backplane.inference.service import MODEL_ERROR_HANDLERS
@@ -42,6 +37,7 @@ from backplane.tasks.broker import EMBEDDED
 from backplane.tasks.runtime import TaskRuntime
 from backplane.telemetry import configure_from_environment, tracing_enabled
 from backplane.web import harden, tag_request_span
+from backplane.web.database_busy import OperationalError, operational_error_handler
 
 
 def create_app(settings: Settings | None = None, plugins: PluginSet | None = None) -> Litestar:

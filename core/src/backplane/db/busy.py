@@ -14,21 +14,13 @@ import sqlite3
 from typing import Any
 
 from litestar import Request, Response
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-from backplane.web._diagnostics import internal_error_response
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
 
-__all__ = [
-    "OperationalError",
-    "PoolTimeoutError",
-    "operational_error_handler",
-    "pool_timeout_handler",
-]
+__all__ = ["PoolTimeoutError", "busy_response", "pool_timeout_handler", "sqlite_locked"]
 
 
 def pool_timeout_handler(request: Request[Any, Any, Any], exc: PoolTimeoutError) -> Response[Any]:
@@ -37,7 +29,7 @@ def pool_timeout_handler(request: Request[Any, Any, Any], exc: PoolTimeoutError)
         request.method,
         request.url.path,
     )
-    return _busy()
+    return busy_response()
 
 
 def sqlite_locked(exc: BaseException) -> bool:
@@ -48,21 +40,8 @@ def sqlite_locked(exc: BaseException) -> bool:
     )
 
 
-def operational_error_handler(
-    request: Request[Any, Any, Any], exc: OperationalError
-) -> Response[Any]:
-    """503 for SQLite's lock timeout; any other operational error is unhandled (a 500)."""
-    if not sqlite_locked(exc):
-        return internal_error_response(request, exc)
-    log.warning(
-        "SQLite write lock held by another writer past db.sqlite_busy_timeout_s: %s %r",
-        request.method,
-        request.url.path,
-    )
-    return _busy()
-
-
-def _busy() -> Response[Any]:
+def busy_response() -> Response[Any]:
+    """503 with ``Retry-After``: the database is busy, nothing was done, try again shortly."""
     return Response(
         {"status_code": 503, "detail": "the database is busy; retry shortly"},
         status_code=503,
