@@ -2,7 +2,7 @@
 commits its own, when that next chunk is known to run after it in this process.
 
 A chunk's task renders, then writes (its chunk file, usage, outcomes, the job's counters) and
-commits; on SQLite the task holds the database's write lock from its first write to its commit, so
+commits; on SQLite the task holds the database's write lock from its claim to its commit, so
 the next chunk cannot even start meanwhile, and the render workers would sit idle through
 every chunk's writes and commit (measured in ``bench/documents``). Rendering is pure (the
 template version and the spooled rows, both immutable), so the next chunk's documents can be
@@ -73,7 +73,7 @@ def forget(job_id: uuid.UUID) -> None:
 
 
 def chunks_run_one_at_a_time(kernel: Kernel) -> bool:
-    """On SQLite a task holds the database's write lock from its first write to its commit: chunks
+    """On SQLite a task holds the database's write lock from its claim to its commit: chunks
     queued in parallel would only wait for each other, in no set order. A job there queues its
     chunks one at a time (``parallel_chunks`` is for PostgreSQL) and renders each ahead."""
     return bool(kernel.db.get_bind().dialect.name == "sqlite")

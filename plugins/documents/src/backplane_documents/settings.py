@@ -44,8 +44,8 @@ class DocumentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     processing_parallel_chunks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """Chunks of one bulk extraction job that may run at once (each finished chunk enqueues
     the next of its chain). Raise it on PostgreSQL with several workers; on SQLite a task
-    holds the database's write lock from its first write to its commit, so parallel chunks
-    only queue (and a queue longer than SQLite's busy timeout fails)."""
+    holds the database's write lock while it runs, so parallel chunks only queue (and a
+    queue longer than SQLite's busy timeout fails)."""
 
     jobs: JobSettings = msgspec.field(default_factory=JobSettings)
     """Bulk jobs: ``BACKPLANE_PLUGIN__DOCUMENTS__JOBS__<FIELD>`` (see :class:`JobSettings`)."""
