@@ -123,10 +123,10 @@ class OutboxRelay:
                 .values(status=SENT, sent_at=datetime.now(UTC))
             )
         if embedded:
-            # The in-process worker runs a message the moment it gets it, and on SQLite its run
-            # holds the write lock from its first write to its commit: mark the rows sent (and
-            # commit) first, or this update could wait behind that task. Nothing is lost: sent
-            # rows an embedded process did not finish are handed over again when it starts.
+            # The in-process worker claims a message the moment it gets it, and on SQLite its
+            # claim holds the write lock for the whole task: mark the rows sent (and commit)
+            # first, or this update would wait behind that task. Nothing is lost: sent rows an
+            # embedded process did not finish are handed over again when it starts.
             await self._send_all(messages)
         return len(rows)
 

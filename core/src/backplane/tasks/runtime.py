@@ -5,16 +5,12 @@ trace context live in the row. Actor code runs as a coroutine on the runtime's o
 (one thread, one database engine), called from dramatiq's worker threads, so dramatiq's
 retries, backoff, dead-lettering and graceful shutdown apply unchanged.
 
-A run's done-mark and its actor's writes commit together (:meth:`TaskRuntime._run`), so a run's
-effects on the database happen exactly once. On PostgreSQL the run's first statement claims the
-row (marks it done if it is not yet, and reads it) and the actor runs in that transaction; a
+A run is one transaction on SQLite and on PostgreSQL alike (:meth:`TaskRuntime._run`): its
+first statement claims the row (marks it done if it is not yet, and reads it), the actor runs in
+that session, and the commit makes the done-mark and the actor's writes durable together; a
 duplicate delivery finds nothing to claim, or waits on the row lock until the run holding it
-ends. On SQLite, whose one write lock a claim would hold for the whole run (every request's
-write waiting behind a model's training, say), the run first only reads the row, the actor's
-transaction begins at its first write, and the done-mark is the last statement before the run's
-first commit: a duplicate that got that far finds the row done and is rolled back. An actor that
-never touches its session still costs a transaction (the claim or the done-mark, ``COMMIT``):
-the price of running it exactly once.
+ends. An actor that never touches its session still costs that transaction (``BEGIN``, the
+claim, ``COMMIT``): the price of running it exactly once.
 """
 
 from __future__ import annotations
@@ -36,7 +32,7 @@ from croniter import croniter
 from dramatiq.middleware import CurrentMessage
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -72,7 +68,7 @@ _tracer = trace.get_tracer("backplane.tasks")
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _CLAIMED = ("args", "kwargs", "context_tenant_id", "trace_context", "created_at")
 
-_DONE_MARK = (
+_CLAIM = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("claim_id"), _OUTBOX.c.status != DONE)
     .values(
@@ -81,49 +77,19 @@ _DONE_MARK = (
         error=None,
         finished_at=bindparam("claim_now"),
     )
+    .returning(*(_OUTBOX.c[name] for name in _CLAIMED))
 )
-"""SQLite: the done-mark, last statement before a run's first commit (see :class:`_DoneMark`).
-Built once: no per-call construction or cache-key generation."""
-_PEEK = select(*(_OUTBOX.c[name] for name in _CLAIMED)).where(
-    _OUTBOX.c.id == bindparam("claim_id"), _OUTBOX.c.status != DONE
-)
-"""SQLite: what a run reads of its row before running (no lock taken)."""
+"""The claim, first statement of the actor's transaction: marks the task done (only if it is not
+yet) and reads it, so the mark commits exactly when the actor's writes do, and a concurrent or
+later duplicate finds nothing to claim. Built once: no per-call construction or cache-key
+generation."""
 _PG_CLAIM = """
 UPDATE backplane_task_outbox
 SET status = 'done', attempts = $2, error = NULL, finished_at = $3
 WHERE id = $1 AND status <> 'done'
 RETURNING args, kwargs, context_tenant_id, trace_context, created_at
 """
-"""The claim on PostgreSQL, first statement of the run's transaction, on the asyncpg connection:
-marks the task done (only if it is not yet) and reads it, so the mark commits exactly when the
-actor's writes do, and a concurrent or later duplicate finds nothing to claim."""
-
-
-class _AlreadyDoneError(Exception):
-    """SQLite: another run of the same task committed first; this one's writes roll back."""
-
-
-class _DoneMark:
-    """SQLite: a run's done-mark, written once, just before the run's first commit (the
-    session's ``before_commit``, or the run's own commit when the actor never opened a session),
-    so it is durable exactly when the actor's writes are, without taking the write lock for the
-    run. An actor that commits its session mid-run (mail delivery) has the task marked done by
-    that first commit, as the PostgreSQL claim would have it."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-        self.pending = True
-
-    def write(self, connection: Any) -> None:
-        """On the run's (sync) connection; raises :class:`_AlreadyDoneError` for a duplicate."""
-        if not self.pending:
-            return
-        self.pending = False
-        if connection.execute(_DONE_MARK, self._values).rowcount != 1:
-            raise _AlreadyDoneError
-
-    def before_commit(self, session: Any) -> None:
-        self.write(session.connection())
+"""The claim on PostgreSQL, on the asyncpg connection (the same statement as :data:`_CLAIM`)."""
 
 
 class TaskViews(Protocol):
@@ -293,9 +259,6 @@ class TaskRuntime:
         now = datetime.now(UTC)
         connection, transaction, claimed = await self._claim(outbox_id, attempt, now)
         session: AsyncSession | None = None
-        mark: _DoneMark | None = None
-        if connection.dialect.name == "sqlite":
-            mark = _DoneMark({"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now})
         try:
             if claimed is None:
                 log.info(
@@ -316,8 +279,6 @@ class TaskRuntime:
                     session = self.sessionmaker(
                         bind=connection, join_transaction_mode="control_fully"
                     )
-                    if mark is not None:
-                        event.listen(session.sync_session, "before_commit", mark.before_commit)
                     bind_tenant(session, tenant_id)  # and PostgreSQL's RLS, as it begins
                 return session
 
@@ -335,14 +296,7 @@ class TaskRuntime:
             if session is not None:
                 await session.commit()
                 await session.close()
-            if mark is not None and mark.pending:
-                await connection.run_sync(mark.write)
             await transaction.commit()
-        except _AlreadyDoneError:
-            log.info(
-                "task %s: %s was done by another run meanwhile; rolled back", task.name, outbox_id
-            )
-            await self._abandon(connection, transaction, session)
         except BaseException as exc:
             await self._abandon(connection, transaction, session)
             if claimed is not None:
@@ -375,7 +329,7 @@ class TaskRuntime:
         self, outbox_id: uuid.UUID, attempt: int, now: datetime
     ) -> tuple[AsyncConnection, _Transaction, tuple[Any, ...] | None]:
         """A connection, the run's transaction begun on it, and the claimed row (None: nothing
-        to claim). SQLite: the row only read (see :class:`_DoneMark`).
+        to claim).
 
         PostgreSQL: the transaction and the claim go straight to the asyncpg connection (with
         the connection kept between runs, see :meth:`_give_back`, a no-op run costs about 60 %
@@ -393,7 +347,8 @@ class TaskRuntime:
             driver: Any = None
             try:
                 if connection.dialect.name != "postgresql":
-                    row = (await connection.execute(_PEEK, {"claim_id": outbox_id})).first()
+                    values = {"claim_id": outbox_id, "claim_attempt": attempt, "claim_now": now}
+                    row = (await connection.execute(_CLAIM, values)).first()
                     return connection, transaction, None if row is None else tuple(row)
                 driver = _driver(connection)
                 transaction = begun = driver.transaction()
@@ -469,8 +424,7 @@ class TaskRuntime:
     ) -> Callable[[str], contextlib.AbstractAsyncContextManager[AsyncSession]] | None:
         """What ``ctx.maintenance`` opens, for the kernel's own tasks only: on PostgreSQL a
         transaction on the maintenance connection; on SQLite the task's own session (a second
-        connection would wait for the write lock this one holds once it has written), its
-        tenancy bypassed."""
+        connection would wait for the write lock this one holds), its tenancy bypassed."""
         if task.plugin != KERNEL_PLUGIN:
             return None
         if connection.dialect.name != "sqlite":
