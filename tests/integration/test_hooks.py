@@ -24,6 +24,7 @@ from backplane import hookspecs
 from backplane.app import create_app
 from backplane.db import migrations
 from backplane.loading import load_plugins
+from backplane.testing import run_in_tenant
 from tests.cli import run_cli
 from tests.conftest import make_settings
 from tests.identity_helpers import Seeded, seed_tenant
@@ -89,6 +90,17 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
         assert switched.status_code == 200
         noted = client.post("/api/kitchen_sink/notes", json={"body": "x"}, headers=tenant.headers)
         assert noted.status_code == 201  # emits kitchen_sink.note_created
+        from tests.integration.test_model_exposure import IRIS, ROW
+
+        async def expose(kernel: Any) -> None:
+            report = await kernel.models.check_artifact(IRIS)
+            await kernel.models.expose_artifact("served_iris", report, source="kitchen_sink")
+
+        run_in_tenant(client, tenant.slug, expose, plugin="kitchen_sink")
+        served = client.post(  # model_loading
+            "/v2/models/served_iris/infer", json={"inputs": [ROW]}, headers=tenant.headers
+        )
+        assert served.status_code == 200, served.text
         for right in ("export", "erase"):  # export_tenant_data, erase_subject
             body = {"email": "someone@example.org"}
             answer = client.post(f"/api/privacy/{right}", json=body, headers=tenant.headers)
@@ -344,3 +356,19 @@ def test_hook_invoice_closing(authed: TestClient[Litestar], tenant_a: Seeded) ->
     assert [li["description"] for li in shown["lines"] if li["kind"] == "item"] == [
         "kitchen sink notes (USD)"
     ]
+
+
+def test_hook_model_loading(client: TestClient[Litestar], tenant_a: Seeded) -> None:
+    """The plugin that exposed a model is asked before it serves, and may refuse (409)."""
+    from tests.integration.test_model_exposure import IRIS, ROW
+
+    async def expose(kernel: Any) -> None:
+        report = await kernel.models.check_artifact(IRIS)
+        await kernel.models.expose_artifact("refused_iris", report, source="kitchen_sink")
+
+    run_in_tenant(client, tenant_a.slug, expose, plugin="kitchen_sink")
+    refused = client.post(
+        "/v2/models/refused_iris/infer", json={"inputs": [ROW]}, headers=tenant_a.headers
+    )
+    assert refused.status_code == 409
+    assert "the kitchen sink withdrew its licence" in refused.json()["error"]

@@ -156,6 +156,18 @@ def test_openapi_security_on_every_guarded_operation_and_no_public_one(
         # credential)
         ("GET", "/api/marketing/t/{tenant_id}/au/{token}"),
         ("POST", "/api/marketing/t/{tenant_id}/au/{token}"),
+        # its hosted signup forms (anyone may see and submit them; rate-limited, honeypot) and
+        # the double opt-in confirmation (the mailed token is the credential)
+        ("GET", "/api/marketing/f/{tenant_id}/{public_form_id}"),
+        ("POST", "/api/marketing/f/{tenant_id}/{public_form_id}"),
+        ("POST", "/api/marketing/f/{tenant_id}/{public_form_id}/submissions"),
+        ("GET", "/api/marketing/f/{tenant_id}/confirm/{token}"),
+        ("POST", "/api/marketing/f/{tenant_id}/confirm/{token}"),
+        # the marketplace's federation: the signed catalog of opted-in listings, its key and
+        # their artifacts (trust comes from the signatures; see the marketplace README)
+        ("GET", "/api/marketplace/federation/key"),
+        ("GET", "/api/marketplace/federation/catalog"),
+        ("GET", "/api/marketplace/federation/artifacts/{sha256}"),
     }
     for path, operations in paths.items():
         for method, operation in operations.items():

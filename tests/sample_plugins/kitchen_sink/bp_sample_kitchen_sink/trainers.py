@@ -3,18 +3,17 @@ break the kernel's limits (one too slow, one too hungry) for the limit tests.
 
 A note whose body looks like ``"0.5 -1.2 0.3 2.0 | 1"`` is a labelled row: four features and
 a 0/1 label. Notes that do not look like that are not training data and are skipped.
+
+scikit-learn is imported when a trainer runs, not with this module: the plugin registers its
+trainers at every start, and importing scikit-learn (and scipy) there cost every
+``backplane serve`` of the test suite seconds of start-up.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sqlalchemy import select
 
 from bp_sample_kitchen_sink.models import Note
@@ -37,6 +36,10 @@ def _parse(body: str) -> tuple[list[float], int] | None:
 
 async def notes_training_data(kernel: Any) -> tuple[Any, Any, Any]:
     """The tenant's labelled notes (read through ``kernel.db``: only this tenant's rows)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     rows = [
         r
         for body in await kernel.db.scalars(select(Note.body).order_by(Note.id))
@@ -55,32 +58,13 @@ def synthetic(rows: int = 200, seed: int = 7) -> tuple[Any, Any]:
     return features, (score > 0).astype(np.int64)
 
 
-class SlowClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Sleeps in ``fit`` far longer than any test's time limit."""
-
-    def __init__(self, seconds: float = 600.0) -> None:
-        self.seconds = seconds
-
-    def fit(self, features: Any, labels: Any) -> SlowClassifier:
-        time.sleep(self.seconds)
-        return self
-
-
-class HungryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Allocates (and touches) ``megabytes`` of memory in ``fit``: fine on the machine, too
-    much under a tight ``training.memory_bytes``."""
-
-    def __init__(self, megabytes: int = 3072) -> None:
-        self.megabytes = megabytes
-
-    def fit(self, features: Any, labels: Any) -> HungryClassifier:
-        self.ballast_ = np.ones(self.megabytes * 1024 * 1024, dtype=np.uint8)
-        return self
-
-
 def slow_training_data(kernel: Any) -> tuple[Any, Any, Any]:
+    from bp_sample_kitchen_sink.estimators import SlowClassifier
+
     return (*synthetic(), SlowClassifier())
 
 
 def hungry_training_data(kernel: Any) -> tuple[Any, Any, Any]:
+    from bp_sample_kitchen_sink.estimators import HungryClassifier
+
     return (*synthetic(), HungryClassifier())
