@@ -29,7 +29,6 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
-from backplane import MailError
 from backplane_marketing.abtests.models import (
     CANCELLED,
     FINISHED,
@@ -45,7 +44,6 @@ from backplane_marketing.abtests.models import (
 from backplane_marketing.campaigns import models as campaign_models
 from backplane_marketing.campaigns.models import (
     PENDING,
-    SENT,
     SUPPRESSED,
     Campaign,
     CampaignLink,
@@ -53,8 +51,7 @@ from backplane_marketing.campaigns.models import (
     Recipient,
     Suppression,
 )
-from backplane_marketing.campaigns.render import contact_context, render, track
-from backplane_marketing.campaigns.send import FAILED, new_token, tracking_base
+from backplane_marketing.campaigns.send import new_token, send_to, tracking_base
 from backplane_marketing.errors import MarketingError
 from backplane_marketing.models import Contact
 from backplane_marketing.segment_store import segment_filter
@@ -229,40 +226,10 @@ async def _send_pending(
         template = templates.get(variant.template_id)
         if template is None:  # pragma: no cover - the foreign key cascades
             raise MarketingError("a variant's template is gone", 409)
-        unsubscribe = f"{base}/u/{recipient.token}"
-        context = contact_context(
-            contact.email,
-            contact.name,
-            contact.attributes or {},
-            unsubscribe_url=unsubscribe,
-            campaign={"name": campaign.name},
+        subject = variant.subject or template.subject
+        await send_to(
+            mail, base, recipient, contact, campaign.name, subject, template, links, settings, now
         )
-        try:
-            message = render(
-                variant.subject or template.subject,
-                template.html,
-                template.text,
-                context,
-                settings.max_rendered_chars,
-            )
-            html = message.html
-            if html is not None:
-                clicks = {url: f"{base}/c/{recipient.token}/{t}" for url, t in links.items()}
-                html = track(html, clicks, f"{base}/o/{recipient.token}")
-            recipient.mail_id = await mail.send(
-                contact.email,
-                message.subject,
-                message.text,
-                html=html,
-                headers={
-                    "List-Unsubscribe": f"<{unsubscribe}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
-            )
-        except (MarketingError, MailError):
-            recipient.state = FAILED
-            continue
-        recipient.state, recipient.sent_at = SENT, now
     await db.flush()
     return len(rows)
 

@@ -148,43 +148,59 @@ async def _send_rows(
         if contact.id in suppressed or contact.consent == "withdrawn":
             recipient.state = SUPPRESSED
             continue
-        unsubscribe = f"{base}/u/{recipient.token}"
-        context = contact_context(
-            contact.email,
-            contact.name,
-            contact.attributes or {},
-            unsubscribe_url=unsubscribe,
-            campaign={"name": campaign.name},
-        )
-        try:
-            message = render(
-                template.subject,
-                template.html,
-                template.text,
-                context,
-                settings.max_rendered_chars,
-            )
-            html = message.html
-            if html is not None:
-                clicks = {
-                    url: f"{base}/c/{recipient.token}/{token}" for url, token in links.items()
-                }
-                html = track(html, clicks, f"{base}/o/{recipient.token}")
-            recipient.mail_id = await mail.send(
-                contact.email,
-                message.subject,
-                message.text,
-                html=html,
-                headers={
-                    "List-Unsubscribe": f"<{unsubscribe}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
-            )
-        except (MarketingError, MailError):
-            recipient.state = FAILED
-            continue
-        recipient.state, recipient.sent_at = SENT, now
+        await send_to(
+            mail, base, recipient, contact, campaign.name, template.subject, template, links,
+            settings, now,
+        )  # fmt: skip
     await db.flush()
+
+
+async def send_to(
+    mail: Any,
+    base: str,
+    recipient: Any,
+    contact: Any,
+    campaign_name: str,
+    subject: str,
+    template: CampaignTemplate,
+    links: dict[str, str],
+    settings: MarketingSettings,
+    now: datetime,
+) -> None:
+    """One recipient's message: ``template`` rendered for ``contact`` (with ``subject``), its
+    links and opens tracked through the recipient's token, handed to the mail service with
+    both RFC 8058 headers; the recipient's state records the outcome (campaigns and A/B tests
+    alike)."""
+    unsubscribe = f"{base}/u/{recipient.token}"
+    context = contact_context(
+        contact.email,
+        contact.name,
+        contact.attributes or {},
+        unsubscribe_url=unsubscribe,
+        campaign={"name": campaign_name},
+    )
+    try:
+        message = render(
+            subject, template.html, template.text, context, settings.max_rendered_chars
+        )
+        html = message.html
+        if html is not None:
+            clicks = {url: f"{base}/c/{recipient.token}/{token}" for url, token in links.items()}
+            html = track(html, clicks, f"{base}/o/{recipient.token}")
+        recipient.mail_id = await mail.send(
+            contact.email,
+            message.subject,
+            message.text,
+            html=html,
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
+    except (MarketingError, MailError):
+        recipient.state = FAILED
+        return
+    recipient.state, recipient.sent_at = SENT, now
 
 
 async def campaign_tick(kernel: Any) -> None:
