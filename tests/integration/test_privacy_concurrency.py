@@ -34,6 +34,13 @@ def stack(data_dir: Path, db_env: dict[str, str]) -> Iterator[Stack]:
         yield made
 
 
+def rows_left(stack: Stack) -> dict[str, int]:
+    """The tables still holding rows of tenant A, by name (empty once it is all gone)."""
+    return {
+        name: rows for name, rows in tenant_counts(stack.plugins, stack.a.tenant_id).items() if rows
+    }
+
+
 def delete_now(stack: Stack, tenant: str) -> dict[str, Any]:
     """``backplane tenants delete`` as its own process would: rails of its own."""
 
@@ -68,7 +75,7 @@ def test_a_request_that_wrote_first_is_waited_for_and_deleted_with_its_tenant(
     assert answer.status_code == 200, answer.text  # it committed before the deletion went on
     assert waited > 0.5  # the deletion waited for it
     assert deleted["rows"]["kitchen_sink_notes"] == 2  # its note went with the first one
-    assert set(tenant_counts(stack.plugins, stack.a.tenant_id).values()) == {0}
+    assert rows_left(stack) == {}
     assert tenant_counts(stack.plugins, stack.b.tenant_id)["kitchen_sink_notes"] == 1
 
 
@@ -91,5 +98,5 @@ def test_a_request_that_writes_after_the_deletion_is_refused(stack: Stack) -> No
 
     with pytest.raises(DBAPIError):
         run(late_writer())
-    assert set(tenant_counts(stack.plugins, stack.a.tenant_id).values()) == {0}
+    assert rows_left(stack) == {}
     assert tenant_counts(stack.plugins, stack.b.tenant_id)["kitchen_sink_notes"] == 1

@@ -239,3 +239,45 @@ def test_a_bad_plugin_setting_names_what_the_user_set(
     record = load_plugins(make_settings(data_dir, env)).records["kitchen_sink"]
     assert record.reason_code is SkipReason.INVALID_SETTINGS
     assert (record.reason or "").startswith(f"{named}: {problem}")
+
+
+def test_a_period_started_while_a_tenant_is_deleted_leaves_it_out(
+    plugins: PluginSet, runtime: TaskRuntime
+) -> None:
+    """A per-tenant period that begins while a tenant's deletion holds its row: the other
+    tenants get their task, the deleted one none (no task left naming a tenant that is gone,
+    and no period lost to a refused insert). PostgreSQL: the scheduler's share lock waits for
+    the deletion; SQLite: its stale read cannot write, and the next tick starts the period."""
+    import threading
+
+    from backplane.db.locks import lock_row
+    from backplane.identity.models import Tenant
+    from tests.db_helpers import admin_session
+
+    acme, globex = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
+    locked, deleting_done = threading.Event(), threading.Event()
+
+    async def delete_acme_slowly() -> None:
+        async with admin_session(plugins.settings) as session, session.begin():
+            await lock_row(session, Tenant, acme.tenant_id)
+            locked.set()
+            await asyncio.sleep(1.5)  # the scheduler's tick starts meanwhile
+            await session.execute(Tenant.__table__.delete().where(Tenant.id == acme.tenant_id))
+
+    def deleter() -> None:
+        try:
+            asyncio.run(delete_acme_slowly())
+        finally:
+            deleting_done.set()
+
+    thread = threading.Thread(target=deleter)
+    thread.start()
+    assert locked.wait(10)
+    now = datetime(2026, 11, 25, 12, 1, tzinfo=UTC)
+    started = runtime.run(runtime.schedule_once(now))
+    thread.join()
+    assert deleting_done.is_set()
+    if COUNT_NOTES not in started:  # SQLite: the tick that overlapped could not write
+        started = runtime.run(runtime.schedule_once(now))
+    assert COUNT_NOTES in started
+    assert set(runtime.run(count_runs(runtime))) == {globex.tenant_id}

@@ -87,9 +87,14 @@ async def export_tenant(
         # One snapshot for every plugin's rows and the counts they are checked against (the
         # transaction begins here; nothing is written, so it is rolled back at the end).
         pg = session.bind.dialect.name == "postgresql"
-        await session.connection(
+        connection = await session.connection(
             execution_options={"isolation_level": "REPEATABLE READ"} if pg else {}
         )
+        if not pg:
+            # pysqlite begins a transaction only before a write: without this BEGIN each SELECT
+            # would read the latest commit, and a task enqueued meanwhile would make the counts
+            # and the rows disagree. A deferred transaction's first read fixes its snapshot.
+            await connection.exec_driver_sql("BEGIN")
         tables = await existing(session, tables)
         before = await count_rows(session, tables, found.id)
         if on_start is not None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, Uuid, func
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backplane.db.base import Base
@@ -19,6 +19,9 @@ class OutboxMessage(Base):
 
     ``context_tenant_id`` is the tenant the actor runs for (a context, not row ownership: the
     relay reads across tenants, so the table carries no ``tenant_id`` and no row-level security).
+    It references the tenant with ``ON DELETE CASCADE`` all the same, as every tenant table does:
+    a task enqueued by a transaction still in flight when its tenant is deleted is either
+    waited for and deleted with the tenant, or refused (the tenant is gone), never left behind.
     """
 
     __tablename__ = "backplane_task_outbox"
@@ -28,7 +31,9 @@ class OutboxMessage(Base):
     queue: Mapped[str] = mapped_column(String(100))
     args: Mapped[list[Any]] = mapped_column(JSON, default=list)
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    context_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    context_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("backplane_tenants.id", ondelete="CASCADE"), index=True
+    )
     trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

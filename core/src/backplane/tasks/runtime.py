@@ -155,13 +155,20 @@ def _task_items(plugin: str, actor: Any = None, **options: Any) -> list[Task]:
 
 async def tenants_running(session: AsyncSession, plugin: str) -> list[uuid.UUID]:
     """The tenants that have ``plugin`` enabled (every tenant, unless switched off), oldest
-    first; ``session`` must see every tenant (a maintenance session)."""
+    first; ``session`` must see every tenant (a maintenance session).
+
+    On PostgreSQL their rows are share-locked (``FOR KEY SHARE``) until the transaction ends:
+    a tenant being deleted meanwhile (its row locked ``FOR UPDATE``) is waited for and then left
+    out, instead of getting a task enqueued after its deletion, which its foreign key would
+    refuse, failing the others' too. SQLite has no row locks; its one writer gives the same.
+    """
     from backplane.identity.models import Tenant, TenantPlugin
 
     switched_off = select(TenantPlugin.tenant_id).where(
         TenantPlugin.plugin == plugin, TenantPlugin.enabled.is_(False)
     )
     query = select(Tenant.id).where(Tenant.id.not_in(switched_off))
+    query = query.with_for_update(read=True, key_share=True, of=Tenant)
     return list(await session.scalars(query.order_by(Tenant.created_at, Tenant.id)))
 
 
