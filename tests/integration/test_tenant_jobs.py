@@ -281,3 +281,25 @@ def test_a_period_started_while_a_tenant_is_deleted_leaves_it_out(
         started = runtime.run(runtime.schedule_once(now))
     assert COUNT_NOTES in started
     assert set(runtime.run(count_runs(runtime))) == {globex.tenant_id}
+
+
+def test_a_period_whose_task_rows_are_refused_is_tried_again_not_lost(
+    plugins: PluginSet, runtime: TaskRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integrity error that is not another scheduler's lease (here a task for a tenant that
+    does not exist, refused by the outbox's foreign key) leaves the period open: the next tick
+    starts it."""
+    from backplane.tasks import runtime as runtime_module
+
+    globex = seed_tenant(plugins, "globex")
+    real = runtime_module.tenants_running
+
+    async def with_a_ghost(session: Any, plugin: str) -> list[uuid.UUID]:
+        return [*await real(session, plugin), uuid.uuid4()]
+
+    now = datetime(2026, 11, 25, 12, 1, tzinfo=UTC)
+    monkeypatch.setattr(runtime_module, "tenants_running", with_a_ghost)
+    assert COUNT_NOTES not in runtime.run(runtime.schedule_once(now))
+    monkeypatch.setattr(runtime_module, "tenants_running", real)
+    assert COUNT_NOTES in runtime.run(runtime.schedule_once(now))
+    assert set(runtime.run(count_runs(runtime))) == {globex.tenant_id}

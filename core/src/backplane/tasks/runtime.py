@@ -614,8 +614,13 @@ class TaskRuntime:
             try:
                 await self._start_period(task, period)
                 started.append(task.name)
-            except IntegrityError:
-                pass  # another scheduler took this period
+            except IntegrityError as exc:
+                if not await self._period_taken(task, period):
+                    # Not the lease's key: a task row was refused (a constraint of the outbox).
+                    # The period stays open for the next tick rather than being lost.
+                    log.warning("task scheduler could not start %s: %s", task.name, exc.orig)
+                    continue
+                # else another scheduler took this period
             except OperationalError as exc:
                 # Typically SQLite's write lock still held by another writer after its busy
                 # timeout. The period stays open: the next tick tries it again, and another
@@ -624,6 +629,16 @@ class TaskRuntime:
                 continue
             self._last_period[task.name] = period
         return started
+
+    async def _period_taken(self, task: RegisteredTask, period: datetime) -> bool:
+        """Whether some scheduler holds the lease of ``period`` of ``task``."""
+        assert self._database is not None
+        async with self._database.sessions() as session:
+            lease = ScheduleRun.__table__.c
+            found = await session.scalar(
+                select(lease.job).where(lease.job == task.name, lease.period_start == period)
+            )
+        return found is not None
 
     async def _start_period(self, task: RegisteredTask, period: datetime) -> None:
         """Take ``period`` of ``task`` and enqueue its run(s), in one transaction. A per-tenant
