@@ -384,3 +384,50 @@ def test_a_confirmed_sign_up_fires_the_automations_listening(
     contact = contact_by_email(client, "bo@example.org")
     assert contact is not None
     assert sorted(contact["tags"]) == ["newsletter", "via-form", "via-tag"]
+
+
+def test_sign_ups_never_confirmed_are_deleted_days_after_their_link_expired(
+    backplane_client: TestClient[Litestar], backplane_tenant: Any, sink: Sink
+) -> None:
+    """The daily purge deletes a pending sign-up whose link expired more than
+    ``form_keep_expired_days`` (7) ago, and keeps one expired yesterday (its link still
+    answers 410) and a confirmed one (the consent's record)."""
+    from sqlalchemy import select
+
+    from backplane_marketing.forms.models import FormSubmission
+    from backplane_marketing.forms.service import purge_expired_sign_ups
+
+    client = backplane_client
+    form = make_form(client)
+    links = {}
+    for email in ("old@example.org", "recent@example.org", "kept@example.org"):
+        before = len(sink.received)
+        sent = client.post(path_of(form["submit_url"]), json={"email": email, "first": "A"})
+        assert sent.status_code == 202, sent.text
+        run_tasks(client)
+        links[email] = path_of(confirmation(sink, before, email))
+    assert client.post(links["kept@example.org"]).status_code == 200
+    now = datetime.now(UTC)
+
+    async def age(kernel: Any) -> None:
+        for email, ago in (("old@example.org", 8), ("recent@example.org", 1)):
+            await kernel.db.execute(
+                update(FormSubmission)
+                .where(FormSubmission.email == email)
+                .values(expires_at=now - timedelta(days=ago))
+            )
+        await kernel.db.execute(
+            update(FormSubmission)
+            .where(FormSubmission.email == "kept@example.org")
+            .values(expires_at=now - timedelta(days=30))
+        )
+
+    async def emails(kernel: Any) -> set[str]:
+        return set(await kernel.db.scalars(select(FormSubmission.email)))
+
+    run_in_tenant(client, backplane_tenant, age, plugin="marketing")
+    run_in_tenant(client, backplane_tenant, purge_expired_sign_ups, plugin="marketing")
+    left = run_in_tenant(client, backplane_tenant, emails, plugin="marketing")
+    assert left == {"recent@example.org", "kept@example.org"}
+    assert client.post(links["old@example.org"]).status_code == 404
+    assert client.post(links["recent@example.org"]).status_code == 410

@@ -87,6 +87,12 @@ def register_tasks(register: Any) -> None:
 
     register(ab_send, queue="marketing", max_retries=20, time_limit_ms=600_000)
     register(Task(actor=ab_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
+    from backplane_marketing.forms.service import purge_expired_sign_ups
+
+    purge = Task(
+        actor=purge_expired_sign_ups, queue="marketing", schedule="41 3 * * *", per_tenant=True
+    )
+    register(purge)
 
 
 @hookimpl(specname="register_trainers")

@@ -79,6 +79,10 @@ class MarketingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Steps one automation may have."""
     form_confirm_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 72
     """How long a form's confirmation link works."""
+    form_keep_expired_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 7
+    """A sign-up never confirmed (an address someone typed, with what they entered) is deleted
+    by a daily task this many days after its link expired: kept that long only so that a late
+    click is told the link expired (410) rather than that it never existed (404)."""
     form_submissions_per_ip_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 20
     """Submissions of a tenant's forms one client address may make per hour (beyond: 429)."""
     form_confirmations_per_address_per_day: Annotated[int, msgspec.Meta(ge=1)] = 3

@@ -327,3 +327,16 @@ async def _contact_for(kernel: Any, row: FormSubmission, now: datetime) -> uuid.
     found = await db.scalar(select(Contact.id).where(Contact.email == row.email))
     assert found is not None
     return uuid.UUID(str(found))
+
+
+async def purge_expired_sign_ups(kernel: Any) -> None:
+    """Daily, per tenant: delete the sign-ups never confirmed whose link expired more than
+    ``form_keep_expired_days`` ago. Nobody consented to keeping them: the address and what was
+    entered must not outlive the link that could have confirmed them."""
+    settings: MarketingSettings = kernel.plugin_settings
+    cutoff = datetime.now(UTC) - timedelta(days=settings.form_keep_expired_days)
+    await kernel.db.execute(
+        delete(FormSubmission).where(
+            FormSubmission.state == PENDING, FormSubmission.expires_at < cutoff
+        )
+    )
