@@ -104,7 +104,9 @@ class RefreshToken(Base):
     """One refresh token of a login session; rotated on use, all of a family revoked on reuse.
 
     Only the SHA-256 of the token is stored. ``active_tenant_id`` is the tenant the session acts
-    in (a session attribute, not ownership: the table belongs to the user, not to a tenant).
+    in (a session attribute, not ownership: the table belongs to the user, not to a tenant). It
+    references the tenant with ``ON DELETE CASCADE``: a tenant's deletion ends the sessions
+    acting in it, those a rotation in flight meanwhile inserts included.
     """
 
     __tablename__ = "backplane_refresh_tokens"
@@ -115,7 +117,9 @@ class RefreshToken(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("backplane_users.id", ondelete="CASCADE"), index=True
     )
-    active_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    active_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("backplane_tenants.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -185,11 +185,10 @@ async def erase_kernel_data(kernel: Kernel, subject: Subject) -> dict[str, int]:
 
 
 async def delete_kernel_data(kernel: Kernel, after_commit: Any) -> None:
-    """What names the tenant outside a ``tenant_id`` column or a foreign key to it: login
-    sessions acting in it; and, once its model versions are gone, the files no other version
-    uses. (Its queued tasks reference it: the generic pass deletes them.)"""
+    """What the generic pass cannot delete: once its model versions are gone, the files no
+    other version uses, and its stored objects. (Its login sessions and queued tasks reference
+    it: the generic pass deletes them with its rows.)"""
     db, tenant_id = kernel.db, kernel.tenant_id
-    await db.execute(delete(RefreshToken).where(RefreshToken.active_tenant_id == tenant_id))
     hashes = set(
         await db.scalars(
             select(ModelVersion.sha256).where(ModelVersion.tenant_id == tenant_id).distinct()
