@@ -65,7 +65,8 @@ FRACTION = re.compile(r"[.eE]")
 
 
 def _number(definition: Definition, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    # a tuple, not ``int | float | str``: no union object built at every call (one per row)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise AttributeValueError(f"attribute {definition.key!r}: {value!r} is not a number")
     number: float | int
     if isinstance(value, str):

@@ -206,7 +206,11 @@ async def _reports(reader: RecordReader, converter: RowConverter) -> AsyncIterat
             yield RowReport(line=record.line, error=str(error))
             continue
         yield RowReport(
-            line=row.line, email=row.email, name=row.name, attributes=row.attributes, tags=row.tags
+            line=row.line,
+            email=row.email,
+            name=row.name,
+            attributes=row.attributes,
+            tags=list(row.tags),
         )
 
 

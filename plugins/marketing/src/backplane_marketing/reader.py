@@ -31,9 +31,10 @@ class ImportFileError(ValueError):
     why. Bad rows are not this: they are reported one by one."""
 
 
-class Record(msgspec.Struct):
+class Record(msgspec.Struct, gc=False):
     """One record: its first line (1-based), the byte offset after it, and either its cells
-    (a list for CSV, a dict for JSON lines) or why it is bad."""
+    (a list for CSV, a dict for JSON lines) or why it is bad. Not tracked by the garbage
+    collector (one per row; it holds no reference back to itself)."""
 
     line: int
     start: int

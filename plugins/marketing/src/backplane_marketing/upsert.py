@@ -53,12 +53,19 @@ async def upsert_rows(
         return 0, errors
     now = datetime.now(UTC)
     if dialect_name(db) == "postgresql":
-        written = await copy_upsert_contacts(db, tenant_id, import_id, unique, now)
+        ids = list_id is not None or bool(extra_tags) or any(row.tags for row in unique)
+        written, skipped = await copy_upsert_contacts(
+            db, tenant_id, import_id, unique, now, ids=ids
+        )
     else:
         written = await _values_upsert_contacts(db, tenant_id, import_id, unique, now)
-    for row in unique:
-        if row.email not in written:
-            errors.append((row.line, f"duplicate email {row.email} (an earlier line of this file)"))
+        skipped = {row.email for row in unique if row.email not in written}
+    if skipped:
+        errors.extend(
+            (row.line, f"duplicate email {row.email} (an earlier line of this file)")
+            for row in unique
+            if row.email in skipped
+        )
     tags = [
         {"tenant_id": tenant_id, "contact_id": written[row.email], "tag": tag}
         for row in unique
@@ -99,7 +106,7 @@ async def upsert_rows(
         else:
             await db.execute(statement, subscriptions)
     errors.sort()
-    return len(written), errors
+    return len(unique) - len(skipped), errors
 
 
 async def _values_upsert_contacts(

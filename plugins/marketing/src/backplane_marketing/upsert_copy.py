@@ -1,6 +1,7 @@
 """The PostgreSQL path of an import's contact upsert: the batch's rows go by ``COPY`` (asyncpg's
 binary protocol) into a temporary staging table of the transaction, then one ``INSERT ...
-SELECT ... ON CONFLICT DO UPDATE ... RETURNING`` moves them into ``marketing_contacts``.
+SELECT ... ON CONFLICT DO UPDATE`` moves them into ``marketing_contacts``, returning the written
+rows' ids only when tags or a list need them (otherwise just the addresses it left alone).
 
 Both run on the session's own connection, in its transaction: a failed chunk rolls the rows
 back with everything else, and row-level security applies to the insert as to any other. Per
@@ -28,8 +29,7 @@ _CREATE = text(
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} "
     "(email text NOT NULL, name text NOT NULL, attributes text NOT NULL) ON COMMIT DROP"
 )
-_UPSERT = text(
-    """
+_INSERT = """
     INSERT INTO marketing_contacts AS c (id, tenant_id, email, name, attributes, consent,
         consent_source, consent_at, import_id, created_at, updated_at)
     SELECT gen_random_uuid(), :tenant_id, s.email, s.name, s.attributes::jsonb, 'unknown', '',
@@ -42,8 +42,16 @@ _UPSERT = text(
         updated_at = excluded.updated_at
     WHERE c.import_id IS NULL OR c.import_id <> excluded.import_id
     RETURNING c.id, c.email
-    """
+"""
+_UPSERT_IDS = text(_INSERT)
+"""The id and address of every contact written."""
+_UPSERT_SKIPPED = text(
+    f"WITH written AS ({_INSERT}) "  # noqa: S608 - constant text, nothing from input
+    "SELECT s.email FROM marketing_import_stage AS s "
+    "WHERE NOT EXISTS (SELECT FROM written AS w WHERE w.email = s.email)"
 )
+"""Only the addresses left alone (usually none): when nothing needs the contacts' ids, the
+server compares them, rather than every written row coming back to be decoded and looked up."""
 
 
 async def copy_upsert_contacts(
@@ -52,14 +60,20 @@ async def copy_upsert_contacts(
     import_id: uuid.UUID,
     rows: Sequence[ContactRow],
     now: datetime,
-) -> dict[str, uuid.UUID]:
-    """Upsert ``rows`` (distinct addresses); the id of each address written (an address this
-    import already wrote is left alone and absent)."""
+    *,
+    ids: bool,
+) -> tuple[dict[str, uuid.UUID], set[str]]:
+    """Upsert ``rows`` (distinct addresses): the id of each address written (only if ``ids``)
+    and the addresses left alone (this import already wrote them)."""
     await db.execute(_CREATE)
     await db.execute(text(f"TRUNCATE {STAGE}"))
     connection = await db.connection()
     raw: Any = (await connection.get_raw_connection()).driver_connection
     records = [(row.email, row.name, _ENCODE(row.attributes).decode()) for row in rows]
     await raw.copy_records_to_table(STAGE, records=records, columns=["email", "name", "attributes"])
-    result = await db.execute(_UPSERT, {"tenant_id": tenant_id, "import_id": import_id, "now": now})
-    return {email: contact_id for contact_id, email in result.tuples()}
+    values = {"tenant_id": tenant_id, "import_id": import_id, "now": now}
+    if not ids:
+        return {}, set((await db.execute(_UPSERT_SKIPPED, values)).scalars())
+    result = await db.execute(_UPSERT_IDS, values)
+    written = {email: contact_id for contact_id, email in result.tuples()}
+    return written, {row.email for row in rows if row.email not in written}
