@@ -142,8 +142,7 @@ class Core:
     def definitions(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The canonical activity definition rows the batch carries (the latest per activity),
         computed before the clock starts."""
-        from backplane_education.xapi.shape import activity_definitions
-        from backplane_education.xapi.store import activity_key
+        from backplane_education.xapi.shape import activity_definitions, activity_key
 
         latest = {aid: d for s in batch for aid, d in activity_definitions(s)}
         return [
