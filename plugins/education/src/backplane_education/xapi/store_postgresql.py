@@ -5,8 +5,9 @@ SQL statement of data-modifying CTEs fed by arrays (``unnest``): its text is the
 the batch size, so the driver prepares it once per connection, and a single statement costs
 what the plain inserts cost (the ``bench/education`` baseline). A statement that an earlier
 voiding statement already targets is stored voided in the same pass (``EXISTS`` on the
-``voids`` index); the RETURNING rows are the statements actually inserted (an id already stored
-is left to the caller's conflict check).
+``voids`` index, which holds voiding statements only: the lookup says ``voids IS NOT NULL`` so
+that PostgreSQL may use it); the RETURNING rows are the statements actually inserted (an id
+already stored is left to the caller's conflict check).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ new AS (
         i.verb <> :voided_verb AND EXISTS (
             SELECT 1 FROM xapi_statements earlier
             WHERE earlier.tenant_id = CAST(:tenant_id AS uuid)
-              AND earlier.voids = i.statement_id
+              AND earlier.voids IS NOT NULL AND earlier.voids = i.statement_id
         ),
         i.has_attachments, i.payload
     FROM incoming AS i
