@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,7 +59,14 @@ class XapiStatement(TenantScoped, Base):
         Index("ix_xapi_statements_activity", "tenant_id", "object_activity", "stored", "seq"),
         Index("ix_xapi_statements_registration", "tenant_id", "registration", "stored", "seq"),
         Index("ix_xapi_statements_stored", "tenant_id", "stored", "seq"),
-        Index("ix_xapi_statements_voids", "tenant_id", "voids"),
+        # voiding statements only: see migration education_0006
+        Index(
+            "ix_xapi_statements_voids",
+            "tenant_id",
+            "voids",
+            postgresql_where=text("voids IS NOT NULL"),
+            sqlite_where=text("voids IS NOT NULL"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)

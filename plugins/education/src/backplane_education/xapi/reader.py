@@ -30,8 +30,12 @@ from backplane_education.xapi.models import (
 )
 from backplane_education.xapi.multipart import Part
 from backplane_education.xapi.query import StatementQuery
-from backplane_education.xapi.shape import canonical_format, context_activities, ids_format
-from backplane_education.xapi.store import activity_key
+from backplane_education.xapi.shape import (
+    activity_key,
+    canonical_format,
+    context_activities,
+    ids_format,
+)
 from backplane_education.xapi.validation import bad
 
 MORE_PATH = "/xapi/statements?more="

@@ -21,6 +21,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane import Kernel
 from backplane_education.xapi import alternate, documents
 from backplane_education.xapi.http import (
     answer,
@@ -122,7 +123,7 @@ async def _current(db: AsyncSession, tenant_id: Any, kind: str, target: Target) 
 async def write(
     request: Request[Any, Any, Any],
     db: AsyncSession,
-    plugin_settings: NamedDependency[Any],
+    plugin_settings: Any,
     resource: Resource,
     *,
     merge: bool,
@@ -250,22 +251,18 @@ def _handlers(path: str, resource: Resource) -> list[Any]:
 
     @put(path, status_code=200, name=f"xapi_{name}_put")
     async def put_document(
-        request: Request[Any, Any, Any],
-        db: NamedDependency[AsyncSession],
-        plugin_settings: NamedDependency[Any],
+        request: Request[Any, Any, Any], kernel: NamedDependency[Kernel]
     ) -> Response[Any]:
-        return await write(request, db, plugin_settings, resource, merge=False)
+        return await write(request, kernel.db, kernel.plugin_settings, resource, merge=False)
 
     @post(path, status_code=200, name=f"xapi_{name}_post")
     async def post_document(
-        request: Request[Any, Any, Any],
-        db: NamedDependency[AsyncSession],
-        plugin_settings: NamedDependency[Any],
+        request: Request[Any, Any, Any], kernel: NamedDependency[Kernel]
     ) -> Response[Any]:
         if alternate.is_alternate(request.scope):
-            limit = xapi_settings(plugin_settings).max_body_bytes
+            limit = xapi_settings(kernel.plugin_settings).max_body_bytes
             return await alternate.dispatch(request, limit)
-        return await write(request, db, plugin_settings, resource, merge=True)
+        return await write(request, kernel.db, kernel.plugin_settings, resource, merge=True)
 
     @get(path, name=f"xapi_{name}_get")
     async def get_document(

@@ -10,6 +10,7 @@ from litestar import Request, Response, head
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backplane import Kernel
 from backplane_education.xapi import routes_documents, routes_misc, routes_statements
 
 
@@ -25,10 +26,9 @@ def _bodiless(answer: Response[Any]) -> Response[None]:
 @head("/statements", name="xapi_statements_head")
 async def head_statements(
     request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    plugin_settings: NamedDependency[Any],
+    kernel: NamedDependency[Kernel],
 ) -> Response[None]:
-    return _bodiless(await routes_statements.get_statements.fn(request, db, plugin_settings))
+    return _bodiless(await routes_statements.get_statements.fn(request, kernel))
 
 
 def _document_head(path: str, resource: Any) -> Any:

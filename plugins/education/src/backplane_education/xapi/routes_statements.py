@@ -1,5 +1,11 @@
 """``/xapi/statements`` (xAPI 1.0.3 Part Three 2.1): PUT one, POST one or many, GET by id or
-by query with ``more`` paging, ``format`` and ``attachments``."""
+by query with ``more`` paging, ``format`` and ``attachments``.
+
+The handlers take ``kernel`` (its ``db`` and ``plugin_settings``), not ``db`` and
+``plugin_settings`` side by side: Litestar resolves independent dependencies of one handler
+concurrently, in an anyio task group per request, which cost about 7 % of a single statement's
+server CPU; ``kernel`` depends on ``db``, so the two resolve one after the other.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from litestar import Request, Response, get, post, put
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backplane import Principal
+from backplane import Kernel, Principal
 from backplane_education.xapi import alternate, reader, store
 from backplane_education.xapi.http import (
     answer,
@@ -77,9 +83,7 @@ async def _store(
 
 @put("/statements", status_code=200)
 async def put_statement(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    plugin_settings: NamedDependency[Any],
+    request: Request[Any, Any, Any], kernel: NamedDependency[Kernel]
 ) -> Response[Any]:
     """Store one statement under the id in ``statementId`` (204; 409 if that id holds another)."""
     check_version(request)
@@ -91,25 +95,23 @@ async def put_statement(
     statement_id = params.get("statementId")
     if statement_id is None or not is_uuid(statement_id):
         raise bad("PUT needs statementId, a UUID")
-    document, parts = await _statements_in(request, xapi_settings(plugin_settings))
+    document, parts = await _statements_in(request, xapi_settings(kernel.plugin_settings))
     if not isinstance(document, dict):
         raise bad("PUT takes one statement (a JSON object)")
     if "id" in document and str(document["id"]).lower() != statement_id.lower():
         raise bad("the statement's id differs from statementId")
     document["id"] = statement_id.lower()
-    await _store(request, db, principal, [document], parts)
+    await _store(request, kernel.db, principal, [document], parts)
     return answer(status=204)
 
 
 @post("/statements", status_code=200)
 async def post_statements(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    plugin_settings: NamedDependency[Any],
+    request: Request[Any, Any, Any], kernel: NamedDependency[Kernel]
 ) -> Response[Any]:
     """Store one statement or a batch; the ids, in order (all or none are stored). With
     ``method=`` in the URL: the alternate request syntax (:mod:`.alternate`)."""
-    limits = xapi_settings(plugin_settings)
+    limits = xapi_settings(kernel.plugin_settings)
     if alternate.is_alternate(request.scope):
         return await alternate.dispatch(request, limits.max_body_bytes)
     check_version(request)
@@ -122,19 +124,17 @@ async def post_statements(
         raise bad("no statements to store")
     if len(statements) > limits.max_statements_per_post:
         raise XapiError(413, f"at most {limits.max_statements_per_post} statements per request")
-    return answer(await _store(request, db, principal, statements, parts))
+    return answer(await _store(request, kernel.db, principal, statements, parts))
 
 
 @get("/statements")
 async def get_statements(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    plugin_settings: NamedDependency[Any],
+    request: Request[Any, Any, Any], kernel: NamedDependency[Kernel]
 ) -> Response[Any]:
     """One statement (``statementId``/``voidedStatementId``) or a page of a query."""
     check_version(request)
     principal = check_scope(request, "read")
-    limits = xapi_settings(plugin_settings)
+    db, limits = kernel.db, xapi_settings(kernel.plugin_settings)
     consistent = store.stored_time(store.now())
     params = dict(request.query_params)
     after = None

@@ -8,6 +8,7 @@ and activities, including those inside a SubStatement).
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -90,6 +91,11 @@ def activity_definitions(statement: Mapping[str, Any]) -> Iterator[tuple[str, di
     for activity in found:
         if activity.get("objectType", "Activity") == "Activity" and "definition" in activity:
             yield activity["id"], activity["definition"]
+
+
+def activity_key(activity_id: str) -> str:
+    """The indexed key of an activity id (IRIs can be longer than an index entry may be)."""
+    return hashlib.sha256(activity_id.encode("utf-8")).hexdigest()
 
 
 # -- formats -------------------------------------------------------------------------------------

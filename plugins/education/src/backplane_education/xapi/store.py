@@ -8,7 +8,6 @@ when the stored statement is the same one and refused with 409 otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from backplane_education.xapi.models import (
     XapiStatementRef,
 )
 from backplane_education.xapi.multipart import Part
-from backplane_education.xapi.shape import Keys, activity_definitions, keys_of
+from backplane_education.xapi.shape import Keys, activity_definitions, activity_key, keys_of
 from backplane_education.xapi.validation import XapiError, bad, check_statement
 
 _SET_BY_LRS = ("authority", "stored", "version")
@@ -49,7 +48,7 @@ def prepare(
     stored = stored_time(now)
     for index, statement in enumerate(raw):
         check_statement(statement, where=f"statement[{index}]" if len(raw) > 1 else "statement")
-        statement["id"] = statement.get("id", str(uuid.uuid4())).lower()
+        statement["id"] = statement["id"].lower() if "id" in statement else str(uuid.uuid4())
         if statement["id"] in seen:
             raise bad(f"statement id {statement['id']} appears twice in the batch")
         seen.add(statement["id"])
@@ -95,7 +94,7 @@ async def save_statements(
     keys = [keys for _, keys in prepared]
     postgresql_batch = db.get_bind().dialect.name == "postgresql"
     if postgresql_batch:
-        definitions = _definition_rows(tenant_id, [s for s, _ in prepared])
+        definitions = latest_definitions([s for s, _ in prepared])
         inserted = await store_postgresql.insert_batch(
             db, tenant_id, rows, keys, rows[0]["stored"], definitions
         )
@@ -130,8 +129,8 @@ async def _insert_rows(
         if str(row["statement_id"]) in inserted
         for ref in _refs(tenant_id, inserted[str(row["statement_id"])], row["stored"], key)
     ]
-    if refs:
-        await db.execute(_insert(db, XapiStatementRef).on_conflict_do_nothing(), refs)
+    if refs:  # only for statements just inserted, each key once: nothing can conflict
+        await db.execute(_insert(db, XapiStatementRef), refs)
     return inserted
 
 
@@ -182,15 +181,15 @@ async def _check_duplicates(
             raise XapiError(409, f"statement {statement['id']} exists and differs")
 
 
-def activity_key(activity_id: str) -> str:
-    return hashlib.sha256(activity_id.encode("utf-8")).hexdigest()
+def latest_definitions(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest definition of each activity in the batch (it becomes the canonical one),
+    by activity id."""
+    return {aid: d for s in statements for aid, d in activity_definitions(s)}
 
 
 def _definition_rows(
     tenant_id: uuid.UUID, statements: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The latest definition of each activity in the batch (it becomes the canonical one)."""
-    latest = {aid: d for s in statements for aid, d in activity_definitions(s)}
     return [
         {
             "id": uuid.uuid4(),
@@ -199,7 +198,7 @@ def _definition_rows(
             "activity_id": aid,
             "definition": definition,
         }
-        for aid, definition in latest.items()
+        for aid, definition in latest_definitions(statements).items()
     ]
 
 

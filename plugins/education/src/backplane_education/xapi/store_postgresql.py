@@ -5,8 +5,9 @@ SQL statement of data-modifying CTEs fed by arrays (``unnest``): its text is the
 the batch size, so the driver prepares it once per connection, and a single statement costs
 what the plain inserts cost (the ``bench/education`` baseline). A statement that an earlier
 voiding statement already targets is stored voided in the same pass (``EXISTS`` on the
-``voids`` index); the RETURNING rows are the statements actually inserted (an id already stored
-is left to the caller's conflict check).
+``voids`` index, which holds voiding statements only: the lookup says ``voids IS NOT NULL`` so
+that PostgreSQL may use it); the RETURNING rows are the statements actually inserted (an id
+already stored is left to the caller's conflict check).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane_education.xapi.models import ACTIVITY_REF, AGENT_REF
-from backplane_education.xapi.shape import Keys
+from backplane_education.xapi.shape import Keys, activity_key
 from backplane_education.xapi.validation import VOIDED
 
 _STORE = text(
@@ -42,7 +43,7 @@ new AS (
         i.verb <> :voided_verb AND EXISTS (
             SELECT 1 FROM xapi_statements earlier
             WHERE earlier.tenant_id = CAST(:tenant_id AS uuid)
-              AND earlier.voids = i.statement_id
+              AND earlier.voids IS NOT NULL AND earlier.voids = i.statement_id
         ),
         i.has_attachments, i.payload
     FROM incoming AS i
@@ -55,15 +56,15 @@ refs AS (
     FROM new JOIN unnest(
         CAST(:ref_ids AS uuid[]), CAST(:ref_kinds AS text[]), CAST(:ref_values AS text[])
     ) AS r(statement_id, kind, value) ON r.statement_id = new.statement_id
-    ON CONFLICT DO NOTHING
 ),
 definitions AS (
     INSERT INTO xapi_activities AS a (id, tenant_id, key, activity_id, definition)
-    SELECT d.id, CAST(:tenant_id AS uuid), d.key, d.activity_id, CAST(d.definition AS json)
+    SELECT gen_random_uuid(), CAST(:tenant_id AS uuid), d.key, d.activity_id,
+        CAST(d.definition AS json)
     FROM unnest(
-        CAST(:definition_ids AS uuid[]), CAST(:definition_keys AS text[]),
-        CAST(:definition_activities AS text[]), CAST(:definitions AS text[])
-    ) AS d(id, key, activity_id, definition)
+        CAST(:definition_keys AS text[]), CAST(:definition_activities AS text[]),
+        CAST(:definitions AS text[])
+    ) AS d(key, activity_id, definition)
     ON CONFLICT (tenant_id, key) DO UPDATE SET definition = excluded.definition
     -- an unchanged definition (the usual case) writes no new row version
     WHERE CAST(a.definition AS text) <> CAST(excluded.definition AS text)
@@ -79,10 +80,11 @@ async def insert_batch(
     rows: list[dict[str, Any]],
     keys: list[Keys],
     stored: datetime,
-    definitions: list[dict[str, Any]],
+    definitions: dict[str, dict[str, Any]],
 ) -> dict[str, int]:
     """Insert ``rows`` (built by the store, in batch order, with their ``keys``) and the
-    activity ``definitions``; the seq of each statement id actually inserted."""
+    activity ``definitions`` (by activity id); the seq of each statement id actually
+    inserted."""
     ref_ids: list[uuid.UUID] = []
     ref_kinds: list[str] = []
     ref_values: list[str] = []
@@ -110,10 +112,9 @@ async def insert_batch(
             "ref_ids": ref_ids,
             "ref_kinds": ref_kinds,
             "ref_values": ref_values,
-            "definition_ids": [d["id"] for d in definitions],
-            "definition_keys": [d["key"] for d in definitions],
-            "definition_activities": [d["activity_id"] for d in definitions],
-            "definitions": [msgspec.json.encode(d["definition"]).decode() for d in definitions],
+            "definition_keys": [activity_key(activity) for activity in definitions],
+            "definition_activities": list(definitions),
+            "definitions": [msgspec.json.encode(d).decode() for d in definitions.values()],
         },
     )
     return {str(statement_id): seq for seq, statement_id in result.all()}
