@@ -35,6 +35,8 @@ def test_a_spent_quota_stops_the_job_and_the_next_one_is_refused(
     assert stopped["progress"]["done"] == 130
     assert stopped["progress"]["failed"] == 70  # the rest of the chunk that hit the limit
     assert usage_of(backplane_app, backplane_tenant, "documents.generated") == 130
+    # the pages of the refused rows are not counted (their chunk metered in two steps)
+    assert usage_of(backplane_app, backplane_tenant, "documents.pages") == 130
     archive = job_zip(backplane_client, job["id"])  # what was produced (and paid) is delivered
     lines = manifest(archive)
     assert len(lines) == 200
