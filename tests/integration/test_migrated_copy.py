@@ -5,6 +5,8 @@ and anything else (an existing database, other migrations) must still take the r
 from __future__ import annotations
 
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,14 @@ import pytest
 from backplane import testing
 from backplane.db import migrations
 from backplane.loading import load_plugins
-from tests.conftest import make_settings
+from tests.conftest import make_settings, pg_admin
 
 
 @pytest.fixture
-def upgrades(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+def upgrades(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
     """The data directories ``migrations.upgrade`` really ran on, with no template kept yet."""
     monkeypatch.setattr(testing, "_MIGRATED_TEMPLATES", {})
+    monkeypatch.setattr(testing, "_POSTGRES_TEMPLATES", {})
     ran: list[Path] = []
     real = migrations.upgrade
 
@@ -29,7 +32,8 @@ def upgrades(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         real(plugins, *args, **kwargs)
 
     monkeypatch.setattr(migrations, "upgrade", counted)
-    return ran
+    yield ran
+    testing._drop_migrated_templates()
 
 
 def schema(data_dir: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -63,3 +67,36 @@ def test_an_existing_database_and_other_migrations_take_the_real_upgrade(
 
     assert upgrades == [every.settings.data_dir, every.settings.data_dir, tmp_path / "kernel"]
     assert len(schema(tmp_path / "kernel")[1]) < len(schema(tmp_path / "every")[1])
+
+
+@pytest.mark.postgres
+def test_a_second_fresh_postgres_database_is_a_copy_its_app_role_can_use(
+    tmp_path: Path, upgrades: list[Path], postgres_app_env: dict[str, str], postgres_server: str
+) -> None:
+    base = postgres_server.rsplit("/", 1)[0]
+    name, role = f"bp_test_{uuid.uuid4().hex[:12]}", f"bp_app_{uuid.uuid4().hex[:10]}"
+    pg_admin(postgres_server, f'CREATE DATABASE "{name}"')
+    try:
+        pg_admin(f"{base}/{name}", f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
+        second_env = {
+            "BACKPLANE_DATABASE_URL": f"{base.replace('://postgres@', f'://{role}@')}/{name}",
+            "BACKPLANE_DB__MIGRATION_URL": f"{base}/{name}",
+            "BACKPLANE_DB__APP_ROLE": role,
+        }
+        first = load_plugins(make_settings(tmp_path / "first", postgres_app_env))
+        testing._migrate(first)
+        testing._migrate(load_plugins(make_settings(tmp_path / "second", second_env)))
+
+        assert upgrades == [tmp_path / "first"]
+        tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables"
+        heads = "SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version"
+        for query in (tables, heads):
+            assert testing._postgres_value(f"{base}/{name}", query) == testing._postgres_value(
+                postgres_app_env["BACKPLANE_DB__MIGRATION_URL"], query
+            )
+        # the grants of upgrade's grant_app_role, to this database's own role
+        as_role = second_env["BACKPLANE_DATABASE_URL"]
+        assert testing._postgres_value(as_role, "SELECT count(*) FROM backplane_tenants") == 0
+    finally:
+        pg_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(postgres_server, f'DROP ROLE IF EXISTS "{role}"')
