@@ -673,7 +673,7 @@ def _postgres_unavailable(reason: str) -> None:
 
 
 def _postgres_admin(url: str, *statements: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     async def run() -> None:
         dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
