@@ -742,11 +742,9 @@ def backplane_postgres_app(
 ) -> Any:
     """``backplane_app`` on a fresh PostgreSQL database (``backplane_postgres_database``)."""
     from backplane.app import create_app
-    from backplane.db import migrations
     from backplane.loading import load_plugins
     from backplane.settings import load_settings
 
     settings = load_settings(environ={**backplane_environ, **backplane_postgres_database})
-    plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    plugins = _migrate(load_plugins(settings))
     return create_app(settings, plugins=plugins)
