@@ -30,6 +30,10 @@ set) and doing what an operator's command would:
 - :func:`run_tasks`: wait until every enqueued task has run (the app's embedded worker runs
   them while a client has it started).
 
+A fresh database is migrated once per test process and set of migrations; later fresh ones are
+copies of it (the SQLite file; ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), which is what
+keeps a suite of many small tests quick.
+
 Heavy imports happen inside the fixtures so that merely having the kernel installed does not
 slow down unrelated pytest runs.
 """
