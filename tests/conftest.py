@@ -22,10 +22,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from backplane.settings import Settings, load_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 
 POSTGRES_URL = os.environ.get(
@@ -65,8 +65,7 @@ def plugins(settings: Settings) -> PluginSet:
 
 @pytest.fixture
 def migrated(plugins: PluginSet) -> PluginSet:
-    migrations.upgrade(plugins)
-    return plugins
+    return migrate(plugins)
 
 
 @pytest.fixture
@@ -193,9 +192,7 @@ def db_env(request: pytest.FixtureRequest) -> dict[str, str]:
 @pytest.fixture
 def dual_plugins(data_dir: Path, db_env: dict[str, str]) -> PluginSet:
     """Every installed plugin, migrated, on SQLite and on PostgreSQL (``db_env``)."""
-    plugins = load_plugins(make_settings(data_dir, db_env))
-    migrations.upgrade(plugins)
-    return plugins
+    return migrate(load_plugins(make_settings(data_dir, db_env)))
 
 
 @pytest.fixture

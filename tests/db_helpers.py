@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.engine import Database
 from backplane.settings import Settings
+from backplane.testing import _migrate as migrate
+
+__all__ = ["admin_session", "migrate"]
 
 
 @asynccontextmanager

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.cli import Server, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import TEST_PASSWORD_ENV, Seeded, seed_tenant
 
 
@@ -52,7 +52,7 @@ def live_files(root: Path, environ: dict[str, str] | None = None) -> Iterator[Li
     data_dir = root / "var"
     env = {"BACKPLANE_DATA_DIR": str(data_dir), **TEST_PASSWORD_ENV, **(environ or {})}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     with serving(env, root / "serve.log") as server:
         yield LiveFiles(server, a, b, data_dir)

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.cli import Server, free_port, run_cli, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, TEST_PASSWORD_ENV, Seeded, seed_tenant
 from tests.mail_helpers import link_in, mails_to
 from tests.waiting import wait_for
@@ -67,7 +67,7 @@ def site(data_dir: Path, tmp_path: Path) -> Iterator[Site]:
         **TEST_PASSWORD_ENV,
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme = seed_tenant(plugins, "acme")
     seed_tenant(plugins, "globex")
     with serving(env, tmp_path / "serve.log", port=port) as server:

@@ -10,11 +10,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.secret_key import secret_key
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 from tests.unit.test_plugins import EXPECTED_SKIPS
 
@@ -96,7 +96,7 @@ def tenant_client(data_dir: Path, env: dict[str, str]) -> Iterator[TestClient[Li
     """A client of the migrated app with ``env``, authenticated as tenant ``acme``'s owner."""
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seeded = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         client.headers.update(seeded.headers)

@@ -211,14 +211,14 @@ def test_only_the_maintenance_role_erases_a_living_tenants_trail(
     postgres_app_env: dict[str, str], data_dir: Path
 ) -> None:
     """The application's role cannot claim the erasure setting; the kernel's function can."""
-    from backplane.db import migrations
     from backplane.loading import load_plugins
     from backplane.testing import seed_tenant
     from tests.conftest import make_settings
+    from tests.db_helpers import migrate
 
     settings = make_settings(data_dir, postgres_app_env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     other = seed_tenant(plugins, "globex")
 

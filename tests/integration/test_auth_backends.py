@@ -18,13 +18,13 @@ from litestar.testing import TestClient
 
 from backplane import AuthBackend, Principal
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.identity.backends import UnknownAuthBackendError, auth_backends
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
 from backplane.plugins import KERNEL_PLUGIN, PluginSet
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 TOKEN = "kitchen-sink-test-token"
@@ -41,7 +41,7 @@ def serving(
 ) -> Iterator[tuple[TestClient[Litestar], list[Seeded]]]:
     """A migrated app with ``env`` (kitchen_sink's settings), and tenants ``slugs`` seeded."""
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenants = [seed_tenant(plugins, slug) for slug in slugs]
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         yield client, tenants

@@ -32,6 +32,7 @@ from tests.billing_helpers import (
     session_for,
 )
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 
 LIMITED = {
     "code": "limited",
@@ -427,7 +428,7 @@ def test_the_default_plan_is_a_setting(data_dir: Path, default: str, expected: l
         data_dir, {"BACKPLANE_PLUGINS": "", "BACKPLANE_BILLING__DEFAULT_PLAN": default}
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     team = {"code": "team", "name": "Team", "limits": [{"meter": "test.calls", "limit": 7}]}
     asyncio.run(put_plans(settings, team))
     tenant = seed_tenant(plugins, "acme")

@@ -32,6 +32,7 @@ from tests.billing_helpers import (
     session_for,
 )
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 
 BASIC = {
     "code": "basic",
@@ -144,7 +145,7 @@ def billed(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Settings, Se
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return settings, seed_tenant(plugins, "acme")
 
 

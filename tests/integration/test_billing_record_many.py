@@ -39,12 +39,12 @@ from backplane.billing.usage import (
     period_bounds,
 )
 from backplane.billing.webhooks.models import WebhookEvent
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.settings import Settings
 from backplane.testing import SeededTenant, seed_tenant
 from tests.billing_helpers import METERS, billing_events, session_for
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 
 AT = datetime(2026, 9, 14, 10, 15, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -79,7 +79,7 @@ def two_tenants(
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return settings, seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
 
 

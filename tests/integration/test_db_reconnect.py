@@ -10,11 +10,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from backplane.testing import SeededTenant, seed_tenant
 from tests.conftest import make_settings, pg_admin
+from tests.db_helpers import migrate
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def world(data_dir: Path, postgres_app_env: dict[str, str]) -> tuple[PluginSet, SeededTenant]:
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "", **postgres_app_env}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return plugins, seed_tenant(plugins, "acme")
 
 

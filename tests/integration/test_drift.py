@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from bp_sample_kitchen_sink.trainers import note_row, synthetic
 
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.cli import serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
 from tests.live_helpers import open_stream
 from tests.waiting import wait_for
@@ -48,7 +48,7 @@ def served(
         **db_env,
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme, beta = seed_tenant(plugins, "acme"), seed_tenant(plugins, "beta")
     with serving(env, data_dir.parent / "serve.log") as server:
         clients = [

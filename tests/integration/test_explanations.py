@@ -15,10 +15,10 @@ from skl2onnx import to_onnx
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.testing import SeededTenant
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 
 WEIGHTS = np.array([3.0, -2.0, 0.5, 0.0])
@@ -69,7 +69,7 @@ def stack(data_dir: Path) -> Iterator[tuple[TestClient[Any], SeededTenant]]:
         "BACKPLANE_INFERENCE__EXPLAIN_MAX_ROWS": "50",
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         for name, data in (("linear", regression_onnx()), ("classes", classifier_onnx())):

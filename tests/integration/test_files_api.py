@@ -18,7 +18,6 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.files.quota import FilesQuotaExceeded
 from backplane.files.signing import sign
 from backplane.loading import load_plugins
@@ -27,6 +26,7 @@ from backplane.retention import prune
 from backplane.testing import set_quota
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.files_helpers import stored_objects
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
@@ -83,7 +83,7 @@ def test_an_upload_streams_in_chunks_without_a_content_length(
 def small_limit_client(data_dir: Path) -> Iterator[tuple[TestClient[Litestar], Seeded]]:
     """An app whose uploads may be at most 1,000 bytes (``files.max_upload_bytes``)."""
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_FILES__MAX_UPLOAD_BYTES": "1000"}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         yield client, tenant
@@ -346,7 +346,7 @@ def test_an_operator_caps_the_stored_bytes_with_the_quotas_command(data_dir: Pat
 
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "", **TEST_PASSWORD_ENV}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     capped = run_cli("quotas", "set", "acme", "files.bytes", "1000", env=env)
     assert capped.returncode == 0, capped.stderr

@@ -16,9 +16,9 @@ from obstore.store import LocalStore, MemoryStore
 
 from backplane import ObjectMissingError
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.files_helpers import stored_objects
 from tests.identity_helpers import seed_tenant
 
@@ -70,7 +70,7 @@ def test_the_files_api_stores_in_the_object_store(data_dir: Path, tmp_path: Path
     }
     plugins = load_plugins(make_settings(data_dir, env))
     assert "objectstore" in plugins.loaded
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     data = os.urandom(200_000)
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:

@@ -22,11 +22,11 @@ from litestar.testing import TestClient
 
 from backplane import hookspecs
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.testing import run_in_tenant
 from tests.cli import run_cli
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def test_the_kernel_calls_every_hookspec(data_dir: Path, spied: set[str]) -> Non
     from backplane.kernel import Rails
 
     plugins = load_plugins(make_settings(data_dir))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     Rails.build(plugins.settings, plugins)  # what a worker or a command builds
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         import asyncio

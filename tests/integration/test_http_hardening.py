@@ -23,9 +23,9 @@ from litestar.testing import TestClient
 from opentelemetry.trace import SpanKind
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 from tests.integration.test_telemetry import install_memory_exporter
 
@@ -285,7 +285,7 @@ def test_deep_v2_inference_json_is_refused_with_the_protocol_error(
 def test_the_depth_limit_is_a_setting(data_dir: Path, db_env: dict[str, str]) -> None:
     settings = make_settings(data_dir, {**db_env, "BACKPLANE_SERVER__MAX_JSON_DEPTH": "8"})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         body = {"events": [{"transaction_id": "t", "code": "c", "properties": {"p": nested(5)}}]}
@@ -448,7 +448,7 @@ def test_the_request_id_is_on_the_request_span(data_dir: Path, db_env: dict[str,
     spans = install_memory_exporter()
     settings = make_settings(data_dir, db_env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         spans.clear()

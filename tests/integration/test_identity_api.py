@@ -15,7 +15,6 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.identity.apikeys import create_api_key
 from backplane.identity.keystore import rotate_keyring
 from backplane.identity.tokens import TokenService
@@ -25,6 +24,7 @@ from backplane.secret_key import secret_key
 from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 
 
 def login(
@@ -213,7 +213,7 @@ def test_keys_rotate_keeps_old_tokens_valid_and_signs_with_the_new_kid(data_dir:
         data_dir, {"BACKPLANE_AUTH__KEYRING_RELOAD_S": "0", "BACKPLANE_PLUGINS": ""}
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seeded = seed_tenant(plugins, "acme")
     app = create_app(settings, plugins=plugins)
     with TestClient(app) as client:
@@ -266,7 +266,7 @@ def test_unknown_and_known_emails_take_comparable_time(data_dir: Path) -> None:
         },
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seeded = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
 

@@ -35,10 +35,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 MAX_EXAMPLES = 25
@@ -126,7 +126,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[PluginSet, Seeded]
     # A write that meets SQLite's lock waits at most 5 s (default 30), under the fuzzing
     # client's 10 s read timeout, so the set-up's login retry below sees the 503.
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_DB__SQLITE_BUSY_TIMEOUT_S": "5"}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     seed_tenant(plugins, "globex")
     return plugins, tenant

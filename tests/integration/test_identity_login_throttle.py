@@ -18,10 +18,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.identity.runtime import IP_ATTEMPTS_FACTOR
 from backplane.loading import load_plugins
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 MAX_ATTEMPTS = 1
@@ -35,7 +35,7 @@ def strict(data_dir: Path, db_env: dict[str, str]) -> Iterator[tuple[TestClient[
     seeded tenant ``acme``; every request comes from one client address."""
     env = {**db_env, "BACKPLANE_AUTH__LOGIN_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seeded = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         yield client, seeded

@@ -21,7 +21,6 @@ from litestar.testing import TestClient
 from sqlalchemy import delete, select
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.identity.auth import REVALIDATE_S
 from backplane.identity.models import ApiKey, Membership
 from backplane.identity.tenants import SLUG_PATTERN
@@ -31,7 +30,7 @@ from backplane.testing import TEST_PASSWORD, SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.cli import run_cli
 from tests.conftest import make_settings
-from tests.db_helpers import admin_session
+from tests.db_helpers import admin_session, migrate
 from tests.identity_helpers import TEST_PASSWORD_ENV
 from tests.waiting import wait_for
 
@@ -521,7 +520,7 @@ def capped_app(data_dir: Path, db_env: dict[str, str]) -> Litestar:
         },
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return create_app(settings, plugins=plugins)
 
 

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane import InferenceModel, InferenceRuntime, ModelRef, hookimpl
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.db.engine import Database
 from backplane.inference.runtime import UnknownInferenceRuntimeError
 from backplane.inference.storage import UnknownStorageBackendError
@@ -33,6 +32,7 @@ from backplane.plugins import PluginLoadError, PluginSet
 from backplane.retention import prune_history
 from tests.app_helpers import kernel_on
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 
 IRIS = resource("iris_classifier.onnx").read_bytes()
@@ -167,7 +167,7 @@ def test_uploads_run_on_the_runtime_inference_runtime_names(data_dir: Path) -> N
     plugins = load_plugins(settings)
     spy = SpyRuntime()
     plugins.manager.register(spy, name="kitchen_sink.spy")
-    migrations.upgrade(plugins)
+    migrate(plugins)
     owner = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         created = upload(client, owner, "flowers", IRIS)
@@ -224,7 +224,7 @@ def test_a_plugin_shipping_a_model_for_an_unknown_runtime_is_skipped_with_the_re
 ) -> None:
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "kitchen_sink"}))
     plugins.manager.register(GhostModel(), name="kitchen_sink.ghost")
-    migrations.upgrade(plugins)
+    migrate(plugins)
     owner = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         ready = {p["name"]: p for p in client.get("/health/ready").json()["plugins"]}
@@ -258,7 +258,7 @@ def memory_stored(data_dir: Path, db_env: dict[str, str]) -> Iterator[PluginSet]
     plugins = load_plugins(
         make_settings(data_dir, {**env, "BACKPLANE_STORAGE__BACKEND": "kitchen_sink_memory"})
     )
-    migrations.upgrade(plugins)
+    migrate(plugins)
     yield plugins
     OBJECTS.clear()
 

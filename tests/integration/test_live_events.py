@@ -23,12 +23,12 @@ import pytest
 from litestar import Litestar
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
 from tests.app_helpers import rails
 from tests.cli import run_cli, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 from tests.live_helpers import EventStream, open_stream, publish, serving_in_thread
 from tests.waiting import wait_for
@@ -76,7 +76,7 @@ def started(data_dir: Path, **env: str) -> Iterator[Live]:
     """The app with kitchen_sink, tenants acme and globex, served on a real port."""
     settings = make_settings(data_dir, {**FAST, **env})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     app = create_app(settings, plugins=plugins)
     with serving_in_thread(app) as base:

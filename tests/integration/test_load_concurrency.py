@@ -51,12 +51,12 @@ from typing import Any
 import httpx
 import pytest
 
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.models import example_model
 from backplane.plugins import PluginSet
 from tests.cli import log_tail, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, TEST_PASSWORD_ENV, Seeded, seed_tenant
 
 pytestmark = pytest.mark.slow  # real `backplane serve` processes
@@ -112,7 +112,7 @@ def deployment(data_dir: Path, db_env: dict[str, str], tmp_path: Path) -> Deploy
         "BACKPLANE_AUTH__LOGIN_MAX_ATTEMPTS": "1000",
     }
     plugins: PluginSet = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return Deployment(
         env=env,
         a=seed_tenant(plugins, "acme"),

@@ -17,10 +17,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.app_helpers import pool_connection_taken
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 FORGED = "INFO:backplane.audit:forged line"
@@ -74,7 +74,7 @@ def one_connection_client(data_dir: Path, db_env: dict[str, str]) -> Iterator[Te
         "BACKPLANE_DB__POOL_TIMEOUT_S": "2",
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         client.app.state.seeded = seed_tenant(plugins, "acme")
         yield client

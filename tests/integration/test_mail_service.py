@@ -14,13 +14,12 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from tests.app_helpers import rails
 from tests.conftest import make_settings
-from tests.db_helpers import admin_session
+from tests.db_helpers import admin_session, migrate
 from tests.identity_helpers import Seeded, seed_tenant
 from tests.mail_helpers import eml_files, read_eml
 from tests.waiting import wait_for
@@ -84,7 +83,7 @@ def memory_transport(data_dir: Path, **env: str) -> PluginSet:
     """Migrated SQLite whose mail goes through the kitchen_sink plugin's memory transport."""
     settings = make_settings(data_dir, {"BACKPLANE_MAIL__TRANSPORT": "kitchen_sink_memory", **env})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return plugins
 
 

@@ -19,13 +19,12 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.mail.delivery import dispatch_due
 from tests.app_helpers import rails
 from tests.cli import free_port, run_cli
 from tests.conftest import make_settings
-from tests.db_helpers import admin_session
+from tests.db_helpers import admin_session, migrate
 from tests.identity_helpers import Seeded, seed_tenant
 from tests.mail_helpers import PASSWORD, USERNAME, Mailbox, server_tls, smtp_env, smtp_server
 from tests.waiting import wait_for
@@ -95,7 +94,7 @@ def running(db_env: dict[str, str], data_dir: Path) -> Callable[..., Any]:
         full = {**db_env, **(smtp_env(box) if box else {}), **env}
         settings = make_settings(data_dir, full)
         plugins = load_plugins(settings)
-        migrations.upgrade(plugins)
+        migrate(plugins)
         tenant = seed_tenant(plugins, "acme")
         with TestClient(create_app(settings, plugins=plugins)) as client:
             yield Running(client, tenant, full)

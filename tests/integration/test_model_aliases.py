@@ -23,7 +23,6 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.inference.aliases import get_alias
 from backplane.inference.promotion import promote_if_better
@@ -34,6 +33,7 @@ from backplane.testing import SeededTenant
 from tests.app_helpers import rails
 from tests.cli import run_cli, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
 
 BOUND_S = 1.0
@@ -115,7 +115,7 @@ def _stack(request: pytest.FixtureRequest, data_dir: Path, database: str) -> Ite
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     with contextlib.ExitStack() as apps:
         one = apps.enter_context(TestClient(create_app(settings, plugins=plugins)))

@@ -13,13 +13,13 @@ import pytest
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.inference.training_runs import TrainingRun
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 
 IRIS = resource("iris_classifier.onnx").read_bytes()
@@ -47,7 +47,7 @@ def stack(
 ) -> Iterator[tuple[TestClient[Any], SeededTenant, SeededTenant, Rails]]:
     env = {"BACKPLANE_PLUGINS": "kitchen_sink", **db_env}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme, beta = seed_tenant(plugins, "acme"), seed_tenant(plugins, "beta")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         yield client, acme, beta, Rails.build(plugins.settings, plugins)

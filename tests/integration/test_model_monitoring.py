@@ -20,7 +20,6 @@ from sqlalchemy import update
 
 from backplane._contract import ModelRef
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.inference.drift import feature_profile
 from backplane.inference.models import ModelVersion
 from backplane.inference.monitoring import Monitoring
@@ -30,7 +29,7 @@ from backplane.settings import InferenceSettings, Settings
 from backplane.testing import SeededTenant
 from tests.audit_helpers import trail
 from tests.conftest import make_settings
-from tests.db_helpers import admin_session
+from tests.db_helpers import admin_session, migrate
 from tests.identity_helpers import seed_tenant
 from tests.waiting import wait_for
 
@@ -88,7 +87,7 @@ class Setup:
 def setup(data_dir: Path) -> Iterator[Setup]:
     settings = make_settings(data_dir, {"BACKPLANE_INFERENCE__DRIFT_SAMPLE_RATE": "1"})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         files = {"file": ("m.onnx", IRIS, "application/octet-stream")}

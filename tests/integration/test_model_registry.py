@@ -18,12 +18,12 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
 from tests.app_helpers import rails
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.fixtures.hostile_onnx import make_corpus as corpus
 from tests.identity_helpers import seed_tenant
 
@@ -55,7 +55,7 @@ def stack(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Stack]:
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         yield Stack(client, a, b)
@@ -205,7 +205,7 @@ def test_hostile_uploads_are_refused_and_the_server_stays_healthy(
 ) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGINS": "kitchen_sink"})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     owner = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         answer = client.post(
@@ -233,7 +233,7 @@ def test_an_upload_over_the_size_limit_is_413(data_dir: Path) -> None:
         {"BACKPLANE_PLUGINS": "kitchen_sink", "BACKPLANE_INFERENCE__MAX_UPLOAD_BYTES": "4096"},
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     owner = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         too_big = client.post(

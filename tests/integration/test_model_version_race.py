@@ -14,13 +14,13 @@ import pytest
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.inference.registry import RegistryError, add_model
 from backplane.kernel import Rails
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.testing import SeededTenant
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 
 IRIS = resource("iris_classifier.onnx").read_bytes()
@@ -33,7 +33,7 @@ def stack(data_dir: Path, db_env: dict[str, str]) -> Iterator[tuple[list[Any], S
     tell: separate engines and event loops) and a tenant."""
     env = {"BACKPLANE_PLUGINS": "kitchen_sink", **db_env}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with contextlib.ExitStack() as apps:
         clients = []
@@ -106,7 +106,7 @@ def test_registrations_in_concurrent_transactions_take_the_next_free_number(
     """What a training run does (:func:`add_model` in its own transaction, no version given),
     several at once, next to an upload naming version 2: each gets a number of its own."""
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "", **db_env}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
 
     async def register(rails: Rails, version: str | None) -> str:
@@ -166,7 +166,7 @@ def test_two_training_runs_at_once_register_two_versions(
         **db_env,
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     features, labels = synthetic(200, seed=3)
 

@@ -16,10 +16,10 @@ from litestar.testing import TestClient
 
 from backplane import hookimpl
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.plugins import PluginLoadError, PluginRecord, PluginSet, SkipReason, Status
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 
 # -- kitchen_sink's mounts ---------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_two_plugins_claiming_one_prefix_the_later_is_skipped_naming_both(
         ("alpha", plugin_module("alpha", claiming("/lrs"))),
         ("beta", plugin_module("beta", claiming("/lrs/v2"))),
     )
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     app = create_app(plugins.settings, plugins=plugins)
     record = plugins.records["beta"]
@@ -154,7 +154,7 @@ def test_one_plugin_may_register_several_times_under_its_prefix(data_dir: Path) 
     """Also a well-known URI of its own (RFC 8615): the kernel owns only its own there."""
     paths = ("/lrs", "/lrs", "/.well-known/lrs-configuration")
     plugins = with_plugins(data_dir, ("alpha", plugin_module("alpha", claiming(*paths))))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         assert plugins.loaded == ["core", "alpha"]

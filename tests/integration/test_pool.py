@@ -19,10 +19,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.app_helpers import pool_connection_taken
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import PASSWORD, Seeded, seed_tenant
 
 ONE_CONNECTION = {
@@ -66,7 +66,7 @@ def one_connection_client(data_dir: Path, db_env: dict[str, str]) -> Iterator[Te
     """An app whose pools hold one connection each: a path that holds two of one pool waits
     for itself and answers 503 after ``db.pool_timeout_s``."""
     plugins = load_plugins(make_settings(data_dir, {**db_env, **ONE_CONNECTION}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         client.app.state.seeded = seed_tenant(plugins, "acme")
         yield client

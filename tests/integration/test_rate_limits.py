@@ -21,12 +21,12 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.ratelimit import rate_limit
 from backplane.settings import SettingsError
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 from tests.integration.test_webhooks import (
     BASE,
@@ -69,7 +69,7 @@ def stack(data_dir: Path, **limits: int) -> Iterator[Stack]:
     env.update({f"BACKPLANE_LIMITS__{name.upper()}": str(value) for name, value in limits.items()})
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     app = create_app(settings, plugins=plugins)
     with running_receiver() as receiver, TestClient(app) as client:
@@ -150,7 +150,7 @@ def test_an_unreachable_counter_store_refuses_rather_than_lets_through(data_dir:
     env = {**DEV_WEBHOOKS, "BACKPLANE_REDIS_URL": "redis://127.0.0.1:9/0"}
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant = seed_tenant(plugins, "acme")
     with TestClient(create_app(settings, plugins=plugins)) as client:
         answer = client.post(BASE, json={"url": "http://127.0.0.1:9/hook"}, headers=tenant.headers)

@@ -18,7 +18,6 @@ from backplane.billing.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from backplane.db import migrations
 from backplane.inference.storage import LocalArtifactStore, local_store
 from backplane.loading import load_plugins
 from backplane.retention import prune
@@ -28,6 +27,7 @@ from backplane.tasks.models import FAILED as TASK_FAILED
 from tests.app_helpers import task_runtime
 from tests.billing_helpers import session_for
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Settings, lis
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return settings, [seed_tenant(plugins, s).tenant_id for s in ("acme", "globex")]
 
 

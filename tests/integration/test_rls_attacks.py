@@ -66,12 +66,12 @@ import pytest
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from backplane.models import resource
 from backplane.plugins import PluginSet
 from backplane.settings import Settings
 from tests.conftest import make_settings, pg_admin
+from tests.db_helpers import migrate
 from tests.identity_helpers import Seeded, seed_tenant
 from tests.waiting import wait_for
 
@@ -161,7 +161,7 @@ def world(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.1",
         }
         plugins = load_plugins(make_settings(tmp_path_factory.mktemp("rls") / "var", env))
-        migrations.upgrade(plugins)
+        migrate(plugins)
         a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
         seed_every_table(plugins, owner_url, a, b)
         tables = run_async(tenant_tables(owner_url))

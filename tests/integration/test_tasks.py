@@ -19,7 +19,6 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
@@ -28,6 +27,7 @@ from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails, task_runtime
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.waiting import wait_for
 
 FAST_TASKS = {
@@ -86,7 +86,7 @@ def one_tenant_world(data_dir: Path, env: dict[str, str]) -> Iterator[World]:
     """The app on SQLite with ``env``, its task runtime started, tenant ``acme`` as both a and b."""
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a = seed_tenant(plugins, "acme")
     app = create_app(settings, plugins=plugins)
     with TestClient(app) as client:
@@ -105,7 +105,7 @@ def migrated_plugins(
     if database == "postgres":
         env.update(request.getfixturevalue("postgres_app_env"))
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return plugins
 
 
@@ -197,7 +197,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[World]:
         env.update(request.getfixturevalue("postgres_app_env"))
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a, b = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     app = create_app(settings, plugins=plugins)
     runtime: TaskRuntime = rails(app).tasks
@@ -310,7 +310,7 @@ def test_two_schedulers_run_each_period_exactly_once(
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     settings = make_settings(data_dir, env)
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seed_tenant(plugins, "acme")  # count_notes runs per tenant: one run a period in each
     seed_tenant(plugins, "globex")
     first = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
@@ -513,7 +513,7 @@ def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
     the pass that also looks for those, which the relay loop makes every tenth of that bound."""
     settings = make_settings(data_dir, {**FAST_TASKS, "BACKPLANE_TASKS__RESEND_AFTER_S": "60"})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     a = seed_tenant(plugins, "acme")
     runtime = task_runtime(plugins, dramatiq.brokers.stub.StubBroker())
     runtime.start(relay=False, scheduler=False)

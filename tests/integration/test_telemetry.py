@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -53,7 +53,7 @@ def test_request_span_has_hook_and_database_children(
 ) -> None:
     settings = make_settings(data_dir, {"BACKPLANE_PLUGINS": "kitchen_sink"})
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     with TestClient(create_app(settings, plugins=plugins)) as client:
         spans.clear()
         assert client.get("/health/ready").status_code == 200

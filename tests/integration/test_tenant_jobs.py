@@ -64,10 +64,10 @@ async def count_runs(runtime: TaskRuntime) -> dict[uuid.UUID | None, tuple[str, 
 def plugins(data_dir: Path, db_env: dict[str, str]) -> PluginSet:
     """Every plugin, migrated, with fast retries, on SQLite and on PostgreSQL (the application
     role, under row-level security)."""
-    from backplane.db import migrations
+    from tests.db_helpers import migrate
 
     found = load_plugins(make_settings(data_dir, {**FAST_TASKS, **db_env}))
-    migrations.upgrade(found)
+    migrate(found)
     return found
 
 

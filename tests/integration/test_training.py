@@ -21,10 +21,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tritonclient.utils import InferenceServerException
 
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.cli import run_cli, serving
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import TEST_PASSWORD_ENV, seed_tenant
 from tests.live_helpers import open_stream
 
@@ -68,7 +68,7 @@ def served(
         **db_env,
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme, beta = seed_tenant(plugins, "acme"), seed_tenant(plugins, "beta")
     with serving(env, data_dir.parent / "serve.log") as server:
         clients = [
@@ -297,7 +297,7 @@ def test_a_run_whose_worker_died_fails_when_its_task_comes_again(
     from backplane.kernel import Rails
 
     plugins = load_plugins(make_settings(data_dir, db_env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme = seed_tenant(plugins, "acme")
 
     async def scenario() -> TrainingRun:

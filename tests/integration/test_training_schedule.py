@@ -16,7 +16,6 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.inference.schedules import start_due
 from backplane.inference.training_runs import TrainingRun
 from backplane.kernel import Rails
@@ -24,6 +23,7 @@ from backplane.loading import load_plugins
 from backplane.testing import SeededTenant
 from tests.cli import run_cli
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 from tests.integration.test_retention import task_runtime
 
@@ -57,7 +57,7 @@ def stack(data_dir: Path, db_env: dict[str, str]) -> Iterator[Stack]:
         **db_env,
     }
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     acme, beta = seed_tenant(plugins, "acme"), seed_tenant(plugins, "beta")
     with TestClient(create_app(plugins.settings, plugins=plugins)) as client:
         stack = Stack(client, acme, beta, plugins, {"BACKPLANE_DATA_DIR": str(data_dir), **env})
@@ -175,7 +175,7 @@ def test_a_refused_time_is_recorded_and_waits_for_the_next(stack: Stack) -> None
 def test_the_cli_sets_shows_and_removes_a_schedule(data_dir: Path) -> None:
     env = {"BACKPLANE_DATA_DIR": str(data_dir), "BACKPLANE_PLUGINS": "kitchen_sink"}
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     seed_tenant(plugins, "acme")
     made = run_cli("models", "schedule", "note_score", "0 3 * * *", "--tenant", "acme", env=env)
     assert made.returncode == 0, made.stderr

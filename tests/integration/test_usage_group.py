@@ -16,7 +16,6 @@ from backplane.billing.group import UsageWriter
 from backplane.billing.meters import collect_meters
 from backplane.billing.models import Entitlement, UsageCounter, UsageEvent
 from backplane.billing.usage import QuotaExceeded, UsageItem
-from backplane.db import migrations
 from backplane.db.engine import create_engine, create_sessionmaker
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
@@ -26,7 +25,7 @@ from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails
 from tests.billing_helpers import billing_events
 from tests.conftest import make_settings
-from tests.db_helpers import admin_session
+from tests.db_helpers import admin_session, migrate
 
 METER = "inference.requests"
 
@@ -37,7 +36,7 @@ def world(request: pytest.FixtureRequest, data_dir: Path) -> tuple[PluginSet, Se
     if request.param == "postgres":
         env["BACKPLANE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     plugins = load_plugins(make_settings(data_dir, env))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return plugins, seed_tenant(plugins, "acme")
 
 
@@ -190,7 +189,7 @@ def kernel_only(data_dir: Path, **inference: str) -> tuple[PluginSet, SeededTena
     """A migrated SQLite kernel with ``BACKPLANE_INFERENCE__<NAME>`` settings, and a tenant."""
     env = {f"BACKPLANE_INFERENCE__{k.upper()}": v for k, v in inference.items()}
     plugins = load_plugins(make_settings(data_dir, {"BACKPLANE_PLUGINS": "", **env}))
-    migrations.upgrade(plugins)
+    migrate(plugins)
     return plugins, seed_tenant(plugins, "acme")
 
 

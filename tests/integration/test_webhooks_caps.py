@@ -11,9 +11,9 @@ from pathlib import Path
 from litestar.testing import TestClient
 
 from backplane.app import create_app
-from backplane.db import migrations
 from backplane.loading import load_plugins
 from tests.conftest import make_settings
+from tests.db_helpers import migrate
 from tests.identity_helpers import seed_tenant
 from tests.integration.test_webhooks import BASE
 
@@ -34,7 +34,7 @@ def test_concurrent_creations_stop_exactly_at_the_cap(
         },
     )
     plugins = load_plugins(settings)
-    migrations.upgrade(plugins)
+    migrate(plugins)
     tenant, other = seed_tenant(plugins, "acme"), seed_tenant(plugins, "globex")
     with TestClient(create_app(settings, plugins=plugins), timeout=60) as client:
         # One thread per request: the test client runs each on the app's event loop, where
