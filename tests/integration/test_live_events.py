@@ -23,7 +23,9 @@ import pytest
 from litestar import Litestar
 
 from backplane.app import create_app
+from backplane.db.locks import lock_row
 from backplane.db.tenancy import bind_tenant
+from backplane.identity.models import Tenant
 from backplane.loading import load_plugins
 from tests.app_helpers import rails
 from tests.cli import run_cli, serving
@@ -264,8 +266,10 @@ def test_a_stream_ends_after_its_lifetime(data_dir: Path) -> None:
 
 
 def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) -> None:
-    """``quota.reached`` is marked ``live``: emitted in a rolled-back transaction it is never
-    sent; committed, it reaches the tenant's stream."""
+    """``quota.reached`` is marked ``live``: emitted in a rolled-back transaction, or in a
+    savepoint rolled back while its transaction commits, it is never sent; committed (in a
+    savepoint released or not, before a savepoint rolled back or not), it reaches the tenant's
+    stream."""
     app_rails = rails(live.app)
     data = {"meter": "kitchen_sink.notes", "limit": 1}
 
@@ -277,8 +281,27 @@ def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) 
                 if not commit:
                     await session.rollback()
 
+    async def emit_in_savepoint(keep: bool) -> None:
+        async with app_rails.database.sessions() as session:
+            bind_tenant(session, live.a.tenant_id)
+            async with session.begin():
+                # The write lock first: on SQLite a transaction that reads (the emit does)
+                # before its first write fails at once if the server's worker wrote meanwhile.
+                await lock_row(session, Tenant, live.a.tenant_id)
+                await app_rails.events.emit(session, "quota.reached", {**data, "before": keep})
+                savepoint = await session.begin_nested()
+                await app_rails.events.emit(session, "quota.reached", {**data, "kept": keep})
+                await (savepoint.commit() if keep else savepoint.rollback())
+
     with open_stream(live.base, live.a.headers) as stream:
         asyncio.run(emit(commit=False))
+        asyncio.run(emit_in_savepoint(keep=False))
+        # the savepoint's event is dropped; the one emitted before it, in the transaction that
+        # committed, is not (it was lost when any rollback dropped every pending event)
+        assert stream.next_event().json["data"] == {**data, "before": False}
+        asyncio.run(emit_in_savepoint(keep=True))
+        assert stream.next_event().json["data"] == {**data, "before": True}
+        assert stream.next_event().json["data"] == {**data, "kept": True}
         asyncio.run(emit(commit=True))
         event = stream.next_event()
         assert event.event == "quota.reached"
