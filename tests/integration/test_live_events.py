@@ -267,9 +267,9 @@ def test_a_stream_ends_after_its_lifetime(data_dir: Path) -> None:
 
 def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) -> None:
     """``quota.reached`` is marked ``live``: emitted in a rolled-back transaction, or in a
-    savepoint rolled back while its transaction commits, it is never sent; committed (in a
-    savepoint released or not, before a savepoint rolled back or not), it reaches the tenant's
-    stream."""
+    savepoint rolled back while its transaction commits, or in a savepoint released in a
+    transaction that then rolls back, it is never sent; committed (in a savepoint released or
+    not, before a savepoint rolled back or not), it reaches the tenant's stream."""
     app_rails = rails(live.app)
     data = {"meter": "kitchen_sink.notes", "limit": 1}
 
@@ -281,7 +281,7 @@ def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) 
                 if not commit:
                     await session.rollback()
 
-    async def emit_in_savepoint(keep: bool) -> None:
+    async def emit_in_savepoint(keep: bool, commit: bool = True) -> None:
         async with app_rails.database.sessions() as session:
             bind_tenant(session, live.a.tenant_id)
             async with session.begin():
@@ -292,6 +292,8 @@ def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) 
                 savepoint = await session.begin_nested()
                 await app_rails.events.emit(session, "quota.reached", {**data, "kept": keep})
                 await (savepoint.commit() if keep else savepoint.rollback())
+                if not commit:
+                    await session.rollback()
 
     with open_stream(live.base, live.a.headers) as stream:
         asyncio.run(emit(commit=False))
@@ -302,6 +304,8 @@ def test_a_live_platform_event_is_sent_when_its_transaction_commits(live: Live) 
         asyncio.run(emit_in_savepoint(keep=True))
         assert stream.next_event().json["data"] == {**data, "before": True}
         assert stream.next_event().json["data"] == {**data, "kept": True}
+        # released, then rolled back with its transaction: the release published them before
+        asyncio.run(emit_in_savepoint(keep=True, commit=False))
         asyncio.run(emit(commit=True))
         event = stream.next_event()
         assert event.event == "quota.reached"

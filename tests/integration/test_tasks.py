@@ -507,6 +507,31 @@ def test_commit_wakes_the_relay(data_dir: Path) -> None:
         assert time.monotonic() - started < 5
 
 
+def test_the_relay_is_woken_by_the_commit_not_by_a_savepoint_release(data_dir: Path) -> None:
+    """A task enqueued in a savepoint (a bulk job's chunk runs in one) wakes the relay when the
+    transaction commits. SQLAlchemy fires ``after_commit`` at the savepoint's release too; woken
+    then, the relay found no committed row and the task waited for its next tick."""
+    from backplane.tasks.context import TaskQueue
+
+    with one_tenant_world(data_dir, FAST_TASKS) as world:
+        runtime = world.runtime
+        woken: list[str] = []
+
+        async def go() -> None:
+            async with runtime.sessionmaker() as session:
+                bind_tenant(session, world.a.tenant_id)
+                queue = TaskQueue(
+                    session, runtime.names, runtime.queues, on_commit=lambda: woken.append("x")
+                )
+                async with session.begin_nested():
+                    await queue.enqueue("kitchen_sink.log_label", "in a savepoint")
+                assert woken == []  # released, not committed
+                await session.commit()
+                assert woken == ["x"]
+
+        runtime.run(go())
+
+
 def test_relay_looks_for_lost_rows_only_when_asked(data_dir: Path) -> None:
     """The relay's frequent pass hands over pending rows only; rows handed over and not
     finished for longer than ``resend_after_s`` (the broker lost them) are handed over again by

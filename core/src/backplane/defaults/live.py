@@ -60,6 +60,8 @@ def _publish_after_commit(session: Any, hub: Any) -> None:
 
     @event.listens_for(session, "after_commit")
     def committed(done: Any) -> None:
+        if done.in_nested_transaction():  # a savepoint released: nothing is committed yet
+            return
         for _, tenant_id, payload in done.info.pop(_PENDING, ()):
             hub.publish_soon(tenant_id, payload)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -89,25 +90,33 @@ def open_values(outcomes: list[Outcome]) -> None:
 async def render_all(
     outcomes: list[Outcome], snapshot: VersionSnapshot, declared: Declared, limits: RenderLimits
 ) -> None:
-    """The open rows rendered in batches, one worker job each (see :func:`batches`), as many
-    at once as the render pool has workers."""
-    slots = asyncio.Semaphore(limits.workers)
+    """The open rows rendered in batches, one worker job each (see :func:`batches`), by as many
+    threads as the render pool has workers, each taking the next batch as soon as its last one
+    is answered. (A thread per batch, handed out by the event loop, left the workers idle
+    between batches whenever the loop was busy with the chunk's writes: measured in
+    ``bench/documents``.)"""
     open_rows = [o for o in outcomes if o.error is None and o.values is not None]
+    waiting = deque(batches(open_rows, limits.workers))
 
-    async def one(batch: list[Outcome]) -> None:
-        rows = [template_fields(o.values or {}, declared) for o in batch]
-        async with slots:
+    def render_batches() -> None:
+        while waiting:
             try:
-                results = await asyncio.to_thread(render_many, snapshot, rows, limits)
+                batch = waiting.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            rows = [template_fields(o.values or {}, declared) for o in batch]
+            try:
+                results = render_many(snapshot, rows, limits)
             except RenderError as exc:  # no worker could be had: the batch fails
                 results = [exc] * len(batch)
-        for outcome, result in zip(batch, results, strict=True):
-            if isinstance(result, RenderError):
-                outcome.error = f"{outcome.row.describe()}: {result}"
-            else:
-                outcome.rendered = result
+            for outcome, result in zip(batch, results, strict=True):
+                if isinstance(result, RenderError):
+                    outcome.error = f"{outcome.row.describe()}: {result}"
+                else:
+                    outcome.rendered = result
 
-    await asyncio.gather(*(one(b) for b in batches(open_rows, limits.workers)))
+    threads = min(limits.workers, len(waiting))
+    await asyncio.gather(*(asyncio.to_thread(render_batches) for _ in range(threads)))
 
 
 def batches(rows: list[Outcome], workers: int) -> list[list[Outcome]]:
