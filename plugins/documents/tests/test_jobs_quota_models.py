@@ -18,6 +18,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from backplane.testing import SeededTenant, run_tasks, seed_tenant, set_quota, usage_of
+from backplane_documents.jobs_settings import JobSettings
 
 Client = TestClient[Litestar]
 
@@ -25,6 +26,8 @@ Client = TestClient[Litestar]
 def test_a_spent_quota_stops_the_job_and_the_next_one_is_refused(
     backplane_client: Client, backplane_app: Any, backplane_tenant: SeededTenant
 ) -> None:
+    chunk = JobSettings().chunk_rows  # the default: the quota runs out inside the first chunk
+    assert 130 < chunk < 300
     set_quota(backplane_app, backplane_tenant, "documents.generated", 130, hard=True)
     template_id = make_template(backplane_client)
     job = start_job(backplane_client, template_id, csv_rows(300))
@@ -33,13 +36,13 @@ def test_a_spent_quota_stops_the_job_and_the_next_one_is_refused(
     assert stopped["status"] == "quota_exceeded", stopped
     assert stopped["error"].startswith("quota for documents.generated spent: 130 of 130")
     assert stopped["progress"]["done"] == 130
-    assert stopped["progress"]["failed"] == 70  # the rest of the chunk that hit the limit
+    assert stopped["progress"]["failed"] == chunk - 130  # the rest of the chunk at the limit
     assert usage_of(backplane_app, backplane_tenant, "documents.generated") == 130
     # the pages of the refused rows are not counted (their chunk metered in two steps)
     assert usage_of(backplane_app, backplane_tenant, "documents.pages") == 130
     archive = job_zip(backplane_client, job["id"])  # what was produced (and paid) is delivered
     lines = manifest(archive)
-    assert len(lines) == 200
+    assert len(lines) == chunk
     assert sum(line["status"] == "done" for line in lines) == 130
     assert len(archive.namelist()) == 131
     refused = backplane_client.post(
