@@ -123,15 +123,18 @@ class LocalFileStore:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         temporary = path.parent / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
         handle = await asyncio.to_thread(open, temporary, "xb")
-        size, pending = 0, bytearray()
+        size, pending = 0, 0
+        parts: builtins.list[bytes] = []  # written with writelines: no copy into one buffer
         try:
             async for chunk in chunks:
-                size += len(chunk)
-                pending += chunk
-                if len(pending) >= READ_CHUNK_BYTES:  # one thread hop a MiB, not a packet
-                    await asyncio.to_thread(handle.write, bytes(pending))
-                    pending.clear()
-            await asyncio.to_thread(handle.write, bytes(pending))
+                part = bytes(chunk)  # the same object for bytes; a copy of a reusable buffer
+                size += len(part)
+                pending += len(part)
+                parts.append(part)
+                if pending >= READ_CHUNK_BYTES:  # one thread hop a MiB, not a packet
+                    await asyncio.to_thread(handle.writelines, parts)
+                    pending, parts = 0, []
+            await asyncio.to_thread(handle.writelines, parts)
             await asyncio.to_thread(_flush_and_close, handle)
             await asyncio.to_thread(os.replace, temporary, path)
         except BaseException:

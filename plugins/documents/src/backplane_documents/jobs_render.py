@@ -120,8 +120,14 @@ async def render_all(
 
 
 def batches(rows: list[Outcome], workers: int) -> list[list[Outcome]]:
-    """The rows cut into worker jobs: about four per worker, so that every worker stays busy
-    to the end of the chunk, of at most ``BATCH_ROWS`` rows (a batch is one round trip to a
-    worker instead of one per row: measured in ``bench/documents``)."""
-    size = max(1, min(BATCH_ROWS, -(-len(rows) // (workers * 4))))
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+    """The rows cut into worker jobs of at most ``BATCH_ROWS`` rows (a batch is one round trip
+    to a worker instead of one per row), shrinking towards the end of the chunk (each a share
+    of what is left) so that the workers finish together: with equal batches one worker sat
+    idle for up to a batch's time at the end of every chunk (measured in ``bench/documents``)."""
+    cut: list[list[Outcome]] = []
+    start = 0
+    while start < len(rows):
+        size = max(1, min(BATCH_ROWS, -(-(len(rows) - start) // (workers * 2))))
+        cut.append(rows[start : start + size])
+        start += size
+    return cut
