@@ -47,11 +47,12 @@ class _Sink:
     def close(self) -> None:
         """Nothing to release."""
 
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
+    def take(self) -> list[bytes]:
+        """The bytes written since the last take, as written (not joined: the files service
+        writes them as they are, so joining would only copy every document once more)."""
+        parts, self.parts = self.parts, []
         self.pending = 0
-        return data
+        return parts
 
 
 async def zip_stream(
@@ -70,9 +71,10 @@ async def zip_stream(
             else:
                 archive.writestr(info, entry.data, zipfile.ZIP_STORED)
             if sink.pending >= FLUSH_BYTES:
-                yield sink.take()
-    if sink.pending:
-        yield sink.take()
+                for part in sink.take():
+                    yield part
+    for part in sink.take():
+        yield part
 
 
 async def split_documents(
@@ -96,7 +98,9 @@ async def split_documents(
                 ) from None
             buffer += more
         start = offset - position
-        yield bytes(buffer[start : start + size])
+        with memoryview(buffer) as view:  # one copy of the document, not two
+            document = bytes(view[start : start + size])
+        yield document
         del buffer[: start + size]
         position = end
 
