@@ -228,3 +228,25 @@ async def test_raw_sql_is_filtered_by_row_level_security(world: World) -> None:
             )
     async with await _as(world, None) as session:
         assert (await session.execute(text("SELECT count(*) FROM tenancy_projects"))).scalar() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("world", ["postgres"], indirect=True)
+async def test_binding_tenants_prepares_one_statement_per_connection(world: World) -> None:
+    """The tenant is bound as a parameter: a statement text per tenant made asyncpg prepare it
+    anew (a round trip) for each tenant a connection served, and crowded the connection's cache
+    of prepared statements (100) out of the application's own."""
+    tenants = [TENANT_A, TENANT_B, None, *(uuid.uuid4() for _ in range(5))]
+    for tenant in tenants:
+        async with await _as(world, tenant) as session:
+            seen = (await session.execute(text("SELECT current_setting('app.tenant_id')"))).scalar()
+            assert seen == (str(tenant) if tenant else "")
+            await session.commit()
+    async with await _as(world, TENANT_A) as session:
+        prepared = await session.execute(
+            text(
+                "SELECT statement FROM pg_prepared_statements "
+                "WHERE statement LIKE 'SELECT set_config%'"
+            )
+        )
+        assert len(prepared.all()) == 1  # the pool's one connection served every tenant

@@ -174,16 +174,21 @@ def _stamp_and_check(session: Session, _context: UOWTransaction, _instances: Any
             raise TenantIsolationError(f"{type(obj).__name__} belongs to another tenant")
 
 
+SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+"""Expose a tenant (``tenant_id``: its UUID as text, or empty for none) to row-level security
+until the transaction ends. Bound, not inlined: asyncpg prepares each distinct statement text
+on each connection, keeping 100 per connection, so a text per tenant cost a prepare round trip
+whenever a connection served a tenant it had not served lately, and with more tenants than
+that pushed the application's own statements out of the cache."""
+
+
 @event.listens_for(TenantSession, "after_begin")
 def _set_database_tenant(session: Session, _transaction: Any, connection: Any) -> None:
     """On PostgreSQL, expose the tenant to row-level security for this transaction only."""
     if connection.dialect.name != "postgresql":
         return
     tenant_id = session.info.get(TENANT_KEY)
-    # Inlined, not bound: the value is a UUID's canonical text (or empty), so there is nothing
-    # to escape, and the statement skips parameter processing on every transaction.
-    value = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
-    connection.exec_driver_sql(f"SELECT set_config('app.tenant_id', '{value}', true)")
+    connection.execute(SET_TENANT, {"tenant_id": str(tenant_id) if tenant_id else ""})
 
 
 async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
@@ -192,7 +197,4 @@ async def rebind_tenant(session: Any, tenant_id: uuid.UUID | None) -> None:
     bind_tenant(session, tenant_id)
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
-        await connection.execute(
-            text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
-            {"tenant_id": str(tenant_id) if tenant_id else ""},
-        )
+        await connection.execute(SET_TENANT, {"tenant_id": str(tenant_id) if tenant_id else ""})

@@ -52,7 +52,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,7 +59,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backplane.db.tenancy import bind_tenant
+from backplane.db.tenancy import SET_TENANT, bind_tenant
 from backplane.kernel import Kernel, Rails, internals, maintenance_session
 from backplane.mail.claim import NOT_RESENT, Claimed, claim_batch
 from backplane.mail.models import (
@@ -147,12 +146,9 @@ class _Outcomes:
         if self._connection is None:
             self._connection = await self.rails.database.engine.connect()
         connection = self._connection
-        tenant = str(uuid.UUID(str(self.kernel.tenant_id)))  # canonical: nothing to escape
         try:
             async with connection.begin():
-                await connection.exec_driver_sql(
-                    f"SELECT set_config('app.tenant_id', '{tenant}', true)"
-                )
+                await connection.execute(SET_TENANT, {"tenant_id": str(self.kernel.tenant_id)})
                 yield connection
         except BaseException:
             self._connection = None  # the next transaction takes a fresh connection
