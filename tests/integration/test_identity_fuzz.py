@@ -93,9 +93,11 @@ class Fuzz:
         # Set-up, not the fuzzed behaviour: on SQLite, the login's first write (its audit row)
         # can meet "database is locked" while the previous test's app is still winding down on
         # the same file (a known limit of deferred SQLite transactions, BEGIN IMMEDIATE being
-        # the kernel-wide fix); a few tries with a pause get past it.
+        # the kernel-wide fix); a few tries with a pause get past it. The first request also
+        # starts the app (its task runtime and worker) and hashes a password: on a loaded CI
+        # machine that passed the client's default 10 s once, hence a longer wait here.
         for _ in range(5):
-            response = login.call()
+            response = login.call(timeout=60)
             if response.status_code not in (500, 503):
                 break
             time.sleep(0.5)
