@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from backplane.billing.webhooks.signing import InvalidSignatureError, verify_signature
     from backplane.commands import pass_kernel
     from backplane.db.base import Base
+    from backplane.db.commits import after_commit
     from backplane.db.rls import (
         create_tenant_table,
         disable_tenant_rls,
@@ -82,6 +83,7 @@ _LAZY: dict[str, str] = {
     "AuditEntry": "backplane.audit.chain",
     "AuditActionError": "backplane.audit.record",
     "Base": "backplane.db.base",
+    "after_commit": "backplane.db.commits",
     "TenantScoped": "backplane.db.tenancy",
     "enable_tenant_rls": "backplane.db.rls",
     "tenant_foreign_key": "backplane.db.rls",
@@ -194,6 +196,7 @@ __all__ = [
     "UsageRecorder",
     "UsageResult",
     "__version__",
+    "after_commit",
     "create_app",
     "create_tenant_table",
     "disable_tenant_rls",

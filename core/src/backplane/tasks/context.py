@@ -13,11 +13,10 @@ from typing import Any
 
 import msgspec
 from opentelemetry import propagate
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from backplane.db.tenancy import TenantSession, session_tenant
+from backplane.db.commits import after_commit
+from backplane.db.tenancy import session_tenant
 from backplane.tasks.models import OutboxMessage
 
 
@@ -83,24 +82,6 @@ class TaskQueue:
             trace_context=carrier,
         )
         self.session.add(row)
-        if self._on_commit is not None:
-            self.session.sync_session.info[_ON_COMMIT] = self._on_commit
+        if self._on_commit is not None:  # the relay sends the row once it is committed
+            after_commit(self.session, self._on_commit)
         return row.id
-
-
-_ON_COMMIT = "backplane.tasks.on_commit"
-
-
-@event.listens_for(TenantSession, "after_commit")
-def _wake_relay(session: Session) -> None:
-    """After a transaction that enqueued tasks commits, wake this process's relay.
-
-    SQLAlchemy fires ``after_commit`` for a savepoint's release too; the rows are not
-    committed then, so a relay woken at that moment found nothing, and the task waited for the
-    relay's next tick (``tasks.relay_interval_s``): seen as 0.2 s stalls between a bulk job's
-    chunks, each of which runs in a savepoint."""
-    if session.in_nested_transaction():
-        return
-    callback = session.info.pop(_ON_COMMIT, None)
-    if callback is not None:
-        callback()
