@@ -8,7 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from backplane.app import create_app
 from backplane.db.tenancy import bind_tenant
 from backplane.loading import load_plugins
 from backplane.plugins import PluginSet
-from backplane.tasks.models import DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
+from backplane.tasks.models import DELAYED, DONE, FAILED, PENDING, OutboxMessage, ScheduleRun
 from backplane.tasks.runtime import RegisteredTask, TaskRuntime
 from backplane.testing import SeededTenant, seed_tenant
 from tests.app_helpers import rails, task_runtime
@@ -223,6 +223,46 @@ def test_success_runs_in_the_enqueuing_tenant(world: World) -> None:
     wait_for(lambda: world.outbox(message_id).status == DONE, message="the tasks to settle")
     assert world.log(world.a) == [("hello", 1)]
     assert world.log(world.b) == []
+
+
+def test_a_delayed_task_waits_for_its_time_and_a_past_time_runs_at_once(world: World) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=1.5)
+
+    async def go() -> tuple[uuid.UUID, uuid.UUID]:
+        async with world.runtime.sessionmaker() as session:
+            bind_tenant(session, world.a.tenant_id)
+            queue = world.runtime.queue_for(session)
+            with pytest.raises(ValueError, match="aware datetime"):
+                await queue.enqueue_at(when.replace(tzinfo=None), "kitchen_sink.log_label", "x")
+            # another timezone's clock: stored as the same instant
+            later = await queue.enqueue_at(
+                when.astimezone(timezone(timedelta(hours=-5))), "kitchen_sink.log_label", "later"
+            )
+            past = await queue.enqueue_at(
+                when - timedelta(hours=1), "kitchen_sink.log_label", "past"
+            )
+            await session.commit()
+            return later, past
+
+    later, past = world.runtime.run(go())
+    wait_for(lambda: world.outbox(past).status == DONE, message="the past-due task to run")
+    row = world.outbox(later)
+    assert row.status == DELAYED
+    assert world.log(world.a) == [("past", 1)]
+    row = wait_for(
+        lambda: (r := world.outbox(later)).status == DONE and r, message="the delayed task to run"
+    )
+    assert row.not_before is not None
+    assert row.finished_at is not None
+    assert as_utc(row.not_before) == when
+    assert as_utc(row.finished_at) >= when
+    assert world.log(world.a) == [("past", 1), ("later", 1)]
+    assert world.log(world.b) == []
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite gives the stored UTC wall time back without its zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def test_retry_then_success_rolls_back_failed_attempts(world: World) -> None:

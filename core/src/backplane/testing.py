@@ -51,6 +51,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -366,13 +367,15 @@ def run_in_tenant(
 def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) -> None:
     """Wait until every task in the outbox has run: sent to the broker and finished, retries
     included. ``app`` (or a client of it) must be started, e.g. by ``backplane_client``: with
-    the embedded broker (no ``BACKPLANE_BROKER_URL``) its own worker runs the tasks.
+    the embedded broker (no ``BACKPLANE_BROKER_URL``) its own worker runs the tasks. Delayed
+    tasks (``kernel.tasks.enqueue_at``) whose time has not come when a check runs are not
+    waited for: they are not due yet.
 
     Raises AssertionError naming the tasks left after ``timeout`` seconds, and, unless
     ``allow_failures``, the tasks that failed for good while it waited."""
     from sqlalchemy import select
 
-    from backplane.tasks.models import DONE, FAILED, OutboxMessage
+    from backplane.tasks.models import DELAYED, DONE, FAILED, OutboxMessage
 
     rails = _rails(app)
     if rails is None:
@@ -382,7 +385,10 @@ def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) 
 
     async def unfinished() -> list[Any]:
         async with runtime.sessionmaker() as session:
-            query = select(o.id, o.actor, o.status, o.attempts, o.error).where(o.status != DONE)
+            not_due = (o.status == DELAYED) & (o.not_before > datetime.now(UTC))
+            query = select(o.id, o.actor, o.status, o.attempts, o.error).where(
+                o.status != DONE, ~not_due
+            )
             return list((await session.execute(query.order_by(o.created_at))).tuples())
 
     try:
@@ -409,6 +415,37 @@ def run_tasks(app: Any, *, timeout: float = 10.0, allow_failures: bool = False) 
     failed = [row for row in rows if row[0] not in failed_before]
     if failed and not allow_failures:
         raise AssertionError("tasks failed: " + "; ".join(_described(row) for row in failed))
+
+
+def delayed_tasks(app: Any, actor: str | None = None) -> list[tuple[str, datetime]]:
+    """``(actor, not_before)`` of the delayed tasks not handed over yet (``enqueue_at``), soonest
+    first, optionally of one ``actor``: to check that code queued work for the right time
+    without waiting for it. ``not_before`` is timezone-aware (UTC)."""
+    from sqlalchemy import select
+
+    from backplane.tasks.models import DELAYED, OutboxMessage
+
+    rails = _rails(app)
+    if rails is None:
+        raise TypeError(f"delayed_tasks needs the app or a TestClient of it, not {app!r}")
+    runtime = rails.tasks
+    o = OutboxMessage
+
+    async def found() -> list[tuple[str, datetime]]:
+        query = select(o.actor, o.not_before).where(o.status == DELAYED).order_by(o.not_before)
+        if actor is not None:
+            query = query.where(o.actor == actor)
+        async with runtime.sessionmaker() as session:
+            rows = (await session.execute(query)).tuples()
+            return [(name, _utc(when)) for name, when in rows if when is not None]
+
+    rows: list[tuple[str, datetime]] = runtime.run(found())
+    return rows
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives the stored UTC wall time back without its zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _described(row: Any) -> str:

@@ -1,5 +1,5 @@
-"""Helpers of the automation tests: defining a sequence, advancing due runs as the per-minute
-tick would (in the tenant, through the plugin's kernel view), a contact's progress."""
+"""Helpers of the automation tests: defining a sequence, advancing due runs as the tick would
+(in the tenant, through the plugin's kernel view), a contact's progress."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from backplane.testing import run_in_tenant, run_tasks
 
 AUTOMATIONS = f"{BASE}/automations"
 QUIET_SCHEDULER = {"BACKPLANE_TASKS__SCHEDULER_INTERVAL_S": "3600"}
-"""The per-minute tick runs when a test says (``tick``), not at a minute boundary mid-test."""
+"""The periodic tick runs when a test says (``tick``), not at a boundary mid-test (a wait's own
+wake-up still runs at its end)."""
 
 
 def make_automation(client: TestClient[Litestar], **body: Any) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def make_automation(client: TestClient[Litestar], **body: Any) -> dict[str, Any]
 
 
 def tick(client: TestClient[Litestar], tenant: Any) -> None:
-    """Run the per-minute ``marketing.automation_tick`` now, then every task it queued."""
+    """Run ``marketing.automation_tick`` now, then every due task it queued."""
     from backplane_marketing.automations.engine import automation_tick
 
     run_in_tenant(client, tenant, automation_tick, plugin="marketing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,9 @@ def upload(client: TestClient[Litestar], data: bytes, name: str = "contacts.csv"
     stored = client.post("/api/files", params={"name": name}, content=data)
     assert stored.status_code == 201, stored.text
     return str(stored.json()["id"])
+
+
+def as_utc(text: str) -> datetime:
+    """A time from a response; SQLite gives a stored UTC time back without its zone."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

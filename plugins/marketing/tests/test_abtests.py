@@ -9,6 +9,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from campaign_helpers import (
 )
 from litestar import Litestar
 from litestar.testing import TestClient
-from marketing_helpers import environ_for
+from marketing_helpers import as_utc, environ_for
 
-from backplane.testing import run_in_tenant, run_tasks, seed_tenant
+from backplane.testing import delayed_tasks, run_in_tenant, run_tasks, seed_tenant
 from backplane_marketing.abtests.service import ab_tick
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
@@ -112,6 +113,10 @@ def test_subject_test_by_opens_then_the_winner_to_the_rest(
     state = ab(client, campaign)
     assert state["state"] == "waiting"
     assert [(v["label"], v["sample_sent"]) for v in state["variants"]] == [("A", 4), ("B", 4)]
+    # the decision is queued for the end of the wait (the tick below only comes first here)
+    [(_, wake)] = delayed_tasks(client, "marketing.ab_tick")
+    due = as_utc(state["due_at"])
+    assert due + timedelta(seconds=1) <= wake <= due + timedelta(seconds=2)
     # three of B's recipients open it, one of A's (twice: counted once)
     opens = {"A": 1, "B": 3}
     for message in sample:
@@ -240,7 +245,7 @@ def test_a_cancelled_test_sends_no_more(
     body = {
         "metric": "opens",
         "sample_percent": 50,
-        "wait_seconds": 0,
+        "wait_seconds": 2,
         "variants": [{"label": "A", "subject": "one"}, {"label": "B", "subject": "two"}],
     }
     assert client.put(url, json=body).status_code == 200
@@ -255,7 +260,8 @@ def test_a_cancelled_test_sends_no_more(
     cancelled = client.post(f"{url}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["campaign_status"] == "cancelled"
-    tick(client, backplane_tenant)  # the wait (0 s) is over, but the test is cancelled
+    time.sleep(4.5)  # the wait (2 s) is over and its queued decision (1-2 s after) has run
+    tick(client, backplane_tenant)  # and a tick finds nothing either: the test is cancelled
     time.sleep(0.5)
     assert len(sink.received) == before + 3
     assert ab(client, campaign)["state"] == "cancelled"

@@ -5,6 +5,7 @@ not allow), and the tenant's rate bounds how many messages it queues per minute.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from marketing_helpers import base_environ
 
-from backplane.testing import run_tasks
+from backplane.testing import delayed_tasks, run_tasks
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,34 @@ def test_schedule_pause_resume_cancel_and_the_rate(
     assert len(sink.received) == before + 2
     assert stats(client, campaign)["states"] == {"sent": 2, "pending": 3}
     assert client.get(f"{CAMPAIGNS}/{campaign}/nothing").status_code == 404
+
+
+def test_a_scheduled_campaign_starts_at_its_time_and_the_rate_wakes_the_rest(
+    backplane_client: TestClient[Litestar], sink: Sink
+) -> None:
+    """No periodic tick here: the send request queues the start for its time, and a chain the
+    rate stopped queues its resumption for when the rate has room again."""
+    client = backplane_client
+    contacts_for(client, *(f"s{i}@example.org" for i in range(3)), tags=["news"])
+    campaign = _draft(client)
+    url = f"{CAMPAIGNS}/{campaign}"
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    before = len(sink.received)
+    assert client.post(f"{url}/send", json={"at": at.isoformat()}).json()["status"] == "scheduled"
+    [(_, wake)] = delayed_tasks(client, "marketing.campaign_tick")
+    assert at + timedelta(seconds=1) <= wake <= at + timedelta(seconds=2)
+    run_tasks(client)  # nothing is due yet
+    assert client.get(url).json()["status"] == "scheduled"
+    assert len(sink.received) == before
+    started = datetime.now(UTC)
+    deadline = time.monotonic() + 60
+    while stats(client, campaign)["states"].get("sent") != 2:
+        assert time.monotonic() < deadline, stats(client, campaign)
+        time.sleep(0.1)
+    sink.wait_for(before + 2)
+    assert client.get(url).json()["status"] == "sending"
+    # The rate (2 a minute) stopped the chain with one contact left: its resumption is queued
+    # for a minute after the first of the two messages, not polled for every minute.
+    [(_, resume)] = delayed_tasks(client, "marketing.campaign_tick")
+    assert started + timedelta(seconds=60) <= resume <= datetime.now(UTC) + timedelta(seconds=62)
+    assert stats(client, campaign)["states"] == {"sent": 2, "pending": 1}

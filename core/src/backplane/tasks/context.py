@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backplane.db.commits import after_commit
 from backplane.db.tenancy import session_tenant
-from backplane.tasks.models import OutboxMessage
+from backplane.tasks.models import DELAYED, PENDING, OutboxMessage
 
 
 class UnknownTaskError(LookupError):
@@ -54,6 +55,23 @@ class TaskQueue:
         """Add a task to the caller's transaction; return its message id."""
         return self.enqueue_for(session_tenant(self.session), actor, *args, **kwargs)
 
+    async def enqueue_at(
+        self, when: datetime, actor: Callable[..., Any] | str, *args: Any, **kwargs: Any
+    ) -> uuid.UUID:
+        """:meth:`enqueue` a task that must not start before ``when`` (an aware datetime).
+
+        For work due at a known time (a scheduled send, the end of a wait): the row waits in
+        the outbox as ``delayed`` and the relay hands it over once ``when`` has come (within
+        ``tasks.relay_interval_s``), instead of a periodic job asking every tenant every minute
+        whether something is due. A time already past enqueues at once. The task should still
+        check, when it runs, that its work is due: the row it was for may have been changed or
+        cancelled meanwhile (a rolled-back enqueue is never sent, as with :meth:`enqueue`)."""
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError(f"enqueue_at needs an aware datetime (with a timezone), got {when}")
+        when = when.astimezone(UTC)  # SQLite keeps the wall time only: store all in UTC
+        delayed = when if when > datetime.now(UTC) else None
+        return self._add(session_tenant(self.session), actor, args, kwargs, delayed)
+
     def enqueue_for(
         self,
         tenant_id: uuid.UUID | None,
@@ -63,6 +81,16 @@ class TaskQueue:
     ) -> uuid.UUID:
         """:meth:`enqueue` for a task that runs for ``tenant_id`` rather than the session's
         tenant: for the kernel's own code whose session crosses tenants (a dispatcher)."""
+        return self._add(tenant_id, actor, args, kwargs, None)
+
+    def _add(
+        self,
+        tenant_id: uuid.UUID | None,
+        actor: Callable[..., Any] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        not_before: datetime | None,
+    ) -> uuid.UUID:
         name = self.name_of(actor)
         try:
             msgspec.json.encode([args, kwargs])
@@ -80,8 +108,10 @@ class TaskQueue:
             kwargs=dict(kwargs),
             context_tenant_id=tenant_id,
             trace_context=carrier,
+            status=PENDING if not_before is None else DELAYED,
+            not_before=not_before,
         )
         self.session.add(row)
-        if self._on_commit is not None:  # the relay sends the row once it is committed
-            after_commit(self.session, self._on_commit)
+        if self._on_commit is not None and not_before is None:
+            after_commit(self.session, self._on_commit)  # the relay sends it once committed
         return row.id

@@ -6,12 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, Uuid, func
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backplane.db.base import Base
 
 PENDING, SENT, DONE, FAILED = "pending", "sent", "done", "failed"
+DELAYED = "delayed"
+"""Enqueued for later (``not_before``): the relay hands it over once that time has come."""
 
 
 class OutboxMessage(Base):
@@ -25,6 +27,7 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "backplane_task_outbox"
+    __table_args__ = (Index("ix_backplane_task_outbox_due", "status", "not_before"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     actor: Mapped[str] = mapped_column(String(200))
@@ -41,6 +44,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A delayed task's (``kernel.tasks.enqueue_at``) earliest start; None: at once."""
 
 
 class ScheduleRun(Base):

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backplane.settings import TaskSettings
 from backplane.tasks.broker import EMBEDDED
-from backplane.tasks.models import PENDING, SENT, OutboxMessage
+from backplane.tasks.models import DELAYED, PENDING, SENT, OutboxMessage
 
 log = logging.getLogger(__name__)
 RELAY_SENDERS = 4
@@ -70,12 +70,14 @@ class OutboxRelay:
         """Hand committed pending rows (and, with ``stale_too``, long-unfinished ones) to the
         broker; return how many.
 
-        Pending rows are few and found through the status index; finding stale ones means
+        Pending rows are few and found through the status index, delayed ones whose time has
+        come through the (status, not_before) one; finding stale ones means
         looking at every row handed over and not finished yet (a whole backlog), so the relay
         loop does that only every tenth of ``tasks.resend_after_s``, and warns then about
         pending rows no actor here can run (see :meth:`_warn_about_orphans`)."""
         settings = self._settings
-        waiting = OutboxMessage.status == PENDING
+        due = and_(OutboxMessage.status == DELAYED, OutboxMessage.not_before <= datetime.now(UTC))
+        waiting = or_(OutboxMessage.status == PENDING, due)
         if stale_too:
             stale = datetime.now(UTC) - timedelta(seconds=settings.resend_after_s)
             lost = and_(OutboxMessage.status == SENT, OutboxMessage.sent_at < stale)
@@ -118,7 +120,7 @@ class OutboxRelay:
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id.in_([r[0] for r in rows]),
-                    OutboxMessage.status.in_([PENDING, SENT]),
+                    OutboxMessage.status.in_([PENDING, DELAYED, SENT]),
                 )
                 .values(status=SENT, sent_at=datetime.now(UTC))
             )

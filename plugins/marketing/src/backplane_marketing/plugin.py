@@ -8,6 +8,7 @@ from typing import Any
 
 from backplane import EventType, Meter, Permission, PluginInfo, Task, hookimpl
 from backplane_marketing.settings import MarketingSettings
+from backplane_marketing.wakeups import SAFETY_TICK
 
 READ = "marketing.read"
 WRITE = "marketing.write"
@@ -75,18 +76,18 @@ def register_tasks(register: Any) -> None:
 
     register(import_chunk, queue="marketing", max_retries=10, time_limit_ms=600_000)
     register(campaign_send, queue="marketing", max_retries=20, time_limit_ms=600_000)
-    register(Task(actor=campaign_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
+    register(Task(actor=campaign_tick, queue="marketing", schedule=SAFETY_TICK, per_tenant=True))
     from backplane_marketing.scoring.service import rescore
 
     register(rescore, queue="marketing", max_retries=3)
     from backplane_marketing.automations.engine import automation_advance, automation_tick
 
     register(automation_advance, queue="marketing", max_retries=20, time_limit_ms=600_000)
-    register(Task(actor=automation_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
+    register(Task(actor=automation_tick, queue="marketing", schedule=SAFETY_TICK, per_tenant=True))
     from backplane_marketing.abtests.service import ab_send, ab_tick
 
     register(ab_send, queue="marketing", max_retries=20, time_limit_ms=600_000)
-    register(Task(actor=ab_tick, queue="marketing", schedule="* * * * *", per_tenant=True))
+    register(Task(actor=ab_tick, queue="marketing", schedule=SAFETY_TICK, per_tenant=True))
     from backplane_marketing.forms.service import purge_expired_sign_ups
 
     purge = Task(

@@ -1,5 +1,5 @@
-"""Running an A/B test: the outbox task ``marketing.ab_send`` and the per-minute tick
-``marketing.ab_tick``.
+"""Running an A/B test: the outbox task ``marketing.ab_send`` and the tick
+``marketing.ab_tick``, queued for each due time (:mod:`backplane_marketing.wakeups`).
 
 1. ``testing``: ``sample_percent`` of the segment's contacts, drawn at random, get recipient
    rows (the campaign's own, unique per contact) split evenly among the variants (an
@@ -15,8 +15,8 @@
 4. ``finished`` (the campaign too).
 
 The tenant's ``send_rate_per_minute`` bounds each run as for campaigns; when it is spent the
-chain stops with ``due_at`` set and the tick resumes it. A cancelled test or campaign stops at
-its next run.
+chain stops with ``due_at`` set to when the rate has room again and the tick resumes it then.
+A cancelled test or campaign stops at its next run.
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ from backplane_marketing.errors import MarketingError
 from backplane_marketing.models import Contact
 from backplane_marketing.segment_store import segment_filter
 from backplane_marketing.settings import MarketingSettings
+from backplane_marketing.wakeups import rate_frees_at, wake_at
 
 AB_TASK = "marketing.ab_send"
+TICK_TASK = "marketing.ab_tick"
 AB_READY, AB_RUNNING = "ab_ready", "ab_testing"
 """The campaign's status while its test is configured, and while it runs (the campaign's own
 send, pause and resume do not apply to it then)."""
@@ -93,7 +95,8 @@ async def ab_send(kernel: Any, test_id: str) -> None:
         return
     room = await _room(db, settings, now)
     if room <= 0:
-        test.due_at = now + timedelta(seconds=1)
+        test.due_at = await rate_frees_at(db, now)
+        await wake_at(kernel, TICK_TASK, test.due_at)
         return
     sent = await _send_pending(kernel, campaign, {v.id: v for v in variants}, settings, room, now)
     if sent:
@@ -101,6 +104,7 @@ async def ab_send(kernel: Any, test_id: str) -> None:
         await kernel.tasks.enqueue(AB_TASK, test_id)
     elif test.state == TESTING:
         test.state, test.due_at = WAITING, now + timedelta(seconds=test.wait_seconds)
+        await wake_at(kernel, TICK_TASK, test.due_at)
     else:
         test.state = FINISHED
         campaign.status, campaign.finished_at = campaign_models.FINISHED, now
@@ -289,7 +293,8 @@ async def decide(kernel: Any, test: AbTest) -> AbVariant:
 
 
 async def ab_tick(kernel: Any) -> None:
-    """Every minute, per tenant: decide tests whose wait is over, resume rate-stopped sends."""
+    """Per tenant, when woken (and every ten minutes as a safety net): decide tests whose
+    wait is over, resume rate-stopped sends."""
     now = datetime.now(UTC)
     db = kernel.db
     due = select(AbTest).where(

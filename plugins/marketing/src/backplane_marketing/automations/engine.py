@@ -4,16 +4,17 @@ Enrolment (``enrol``, ``scores_changed``) inserts one run per matching active au
 with ``INSERT ... ON CONFLICT DO NOTHING`` on ``(automation, contact, entry)``: a contact
 enters a sequence at most once (``entry`` 1), or, with ``allow_reentry``, once more each time
 the trigger fires after its previous pass ended. It marks the session so that ``kick`` queues
-an advance task in the same transaction; without one, the per-minute per-tenant tick picks
-the run up.
+an advance task in the same transaction; without one, the per-tenant tick (every ten minutes)
+picks the run up.
 
 Advancing (``advance``): due runs (``status = active``, ``next_run_at <= now``, their
 automation active) are taken ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two workers never take
-the same run) and each one runs its steps until a ``wait`` (which sets ``next_run_at``) or the
-end. A step's effects (tags, attributes, the message handed to the kernel's mail service,
-whose row and delivery task join the transaction), its log row and the run's new state
-commit together: a worker killed mid-way commits none of them and the redelivered task redoes
-the step. A message row is unique per run and step, so a step is never handed over twice.
+the same run) and each one runs its steps until a ``wait`` (which sets ``next_run_at`` and
+queues an advance for then) or the end. A step's effects (tags, attributes, the message
+handed to the kernel's mail service, whose row and delivery task join the transaction), its
+log row and the run's new state commit together: a worker killed mid-way commits none of them
+and the redelivered task redoes the step. A message row is unique per run and step, so a step
+is never handed over twice.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from backplane_marketing.dialect import dialect_name, insert_for
 from backplane_marketing.errors import MarketingError
 from backplane_marketing.models import Contact, ContactTag
 from backplane_marketing.settings import MarketingSettings
+from backplane_marketing.wakeups import wake_at
 
 KICK = "marketing.automations.kick"
 """Session flag: a run was enrolled in this transaction (``kick`` queues an advance)."""
@@ -202,6 +204,14 @@ class _Runner:
         self.settings: MarketingSettings = kernel.plugin_settings
         self.definitions: dict[uuid.UUID, tuple[Automation, Definition]] = {}
         self.filters: dict[str, ColumnElement[bool]] = {}
+        self.wakes: set[datetime] = set()
+        """Due times an advance is queued for already (runs of one pass share their waits)."""
+
+    async def wake(self, due: datetime) -> None:
+        """Queue an advance for when a run's wait ends (once per due second in this pass)."""
+        if due.replace(microsecond=0) not in self.wakes:
+            self.wakes.add(due.replace(microsecond=0))
+            await wake_at(self.kernel, ADVANCE_TASK, due)
 
     async def definition(self, automation_id: uuid.UUID) -> tuple[Automation, Definition]:
         if automation_id not in self.definitions:
@@ -262,6 +272,7 @@ class _Runner:
             current = resolve(steps, index, target)
             if pause is not None:
                 run.step, run.next_run_at = current, self.now + pause
+                await self.wake(run.next_run_at)
                 return
 
     async def execute(  # noqa: PLR0911 - one return per kind of step
@@ -374,10 +385,11 @@ class _Runner:
         return {"mail_id": str(mail_id)}
 
 
-async def advance(kernel: Any, limit: int) -> int:
-    """Advance up to ``limit`` due runs of the tenant in this transaction; how many."""
+async def advance(kernel: Any, limit: int, now: datetime | None = None) -> int:
+    """Advance up to ``limit`` runs of the tenant due at ``now`` (default: the current time) in
+    this transaction; how many."""
     db = kernel.db
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     query = (
         select(AutomationRun)
         .join(Automation, Automation.id == AutomationRun.automation_id)
@@ -413,7 +425,8 @@ async def automation_advance(kernel: Any) -> None:
 
 
 async def automation_tick(kernel: Any) -> None:
-    """Every minute, per tenant: advance runs whose wait is over."""
+    """Every ten minutes, per tenant: advance runs whose wait is over and whose wake-up did not
+    (a safety net: a wait queues an advance for its end)."""
     await _advance_and_chain(kernel)
 
 

@@ -27,10 +27,11 @@ from backplane_marketing.campaigns.models import (
     Recipient,
 )
 from backplane_marketing.campaigns.routes_templates import find_template
-from backplane_marketing.campaigns.send import SEND_TASK, start_links
+from backplane_marketing.campaigns.send import SEND_TASK, TICK_TASK, start_links
 from backplane_marketing.errors import ERROR_HANDLERS, TAGS, MarketingError
 from backplane_marketing.plugin import READ, WRITE
 from backplane_marketing.segment_store import find_segment
+from backplane_marketing.wakeups import wake_at
 
 
 class CampaignIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -148,6 +149,7 @@ class CampaignsController(Controller):
             raise MarketingError("at needs a timezone (2026-12-24T09:00:00Z)", 422)
         if data.at is not None and data.at > now:
             campaign.status, campaign.scheduled_at = SCHEDULED, data.at
+            await wake_at(kernel, TICK_TASK, data.at)
         else:
             campaign.status, campaign.started_at = SENDING, now
             await kernel.tasks.enqueue(SEND_TASK, str(campaign.id))

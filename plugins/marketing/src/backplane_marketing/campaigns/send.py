@@ -12,9 +12,10 @@ itself is the kernel's (at most once across a crash of the delivering worker; se
 ``backplane.mail.delivery``).
 
 The tenant's rate (``send_rate_per_minute``, over all its campaigns) bounds each run; when it
-is spent the chain stops with ``next_run_at`` set and ``marketing.campaign_tick`` (every
-minute, per tenant) resumes it; the tick also starts scheduled campaigns. Pausing or
-cancelling makes the next run stop; messages already queued go out.
+is spent the chain stops with ``next_run_at`` set to when the rate has room again, and
+``marketing.campaign_tick``, queued for that moment (:mod:`backplane_marketing.wakeups`),
+resumes it; the tick also starts scheduled campaigns, queued for their time by the send
+request. Pausing or cancelling makes the next run stop; messages already queued go out.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ from backplane_marketing.errors import MarketingError
 from backplane_marketing.models import Contact
 from backplane_marketing.segment_store import segment_filter
 from backplane_marketing.settings import MarketingSettings
+from backplane_marketing.wakeups import rate_frees_at, wake_at
 
 SEND_TASK = "marketing.campaign_send"
+TICK_TASK = "marketing.campaign_tick"
 FAILED = "failed"
 """A recipient whose message could not be made (a template error for their data, an address
 the mail service refuses): not retried."""
@@ -82,7 +85,8 @@ async def campaign_send(kernel: Any, campaign_id: str) -> None:
     )
     room = min(settings.send_batch, settings.send_rate_per_minute - int(recent or 0))
     if room <= 0:
-        campaign.next_run_at = now + timedelta(seconds=1)
+        campaign.next_run_at = await rate_frees_at(db, now)
+        await wake_at(kernel, TICK_TASK, campaign.next_run_at)
         return
     query = (
         select(Recipient, Contact)
@@ -204,7 +208,8 @@ async def send_to(
 
 
 async def campaign_tick(kernel: Any) -> None:
-    """Every minute, per tenant: start due scheduled campaigns and resume rate-limited ones."""
+    """Per tenant, when woken (and every ten minutes as a safety net): start due scheduled
+    campaigns and resume rate-limited ones."""
     now = datetime.now(UTC)
     db = kernel.db
     due = select(Campaign).where(
