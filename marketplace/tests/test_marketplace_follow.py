@@ -18,7 +18,7 @@ from marketplace_helpers import (
     version_body,
 )
 
-from backplane.testing import close_invoice, run_in_tenant, seed_tenant
+from backplane.testing import close_invoice, delayed_tasks, run_in_tenant, seed_tenant
 
 INSTALLS = "/api/marketplace/installs"
 NOTICES = "/api/marketplace/notices"
@@ -30,6 +30,11 @@ def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[st
     return environ_for(request, tmp_path) | {"BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0"}
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite gives a stored UTC time back without its zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def v2_body() -> dict[str, Any]:
     features = iris_examples(1)[0]["inputs"]["float_input"][0]
     return {
@@ -38,7 +43,8 @@ def v2_body() -> dict[str, Any]:
 
 
 def check(app: Any, tenant: Any, now: datetime | None = None) -> int:
-    """What the per-tenant task ``follow_latest`` runs every minute."""
+    """What the per-tenant task ``follow_latest`` runs (every ten minutes, and when a move is
+    due)."""
     from backplane_marketplace.follow import sync
 
     return run_in_tenant(app, tenant, lambda kernel: sync(kernel, now), plugin="marketplace")
@@ -107,6 +113,9 @@ def test_following_installs_get_a_notice_then_move(
     assert (shown["version"], shown["pending_version"]) == ("1.0.0", "1.1.0")
     upgrade_at = datetime.fromisoformat(shown["upgrade_at"])
     assert before + timedelta(days=6) < upgrade_at < before + timedelta(days=8)  # default 7 days
+    # the move is queued for its time (besides the ten-minute checks)
+    wakes = [when for _, when in delayed_tasks(client, "marketplace.follow_latest")]
+    assert as_utc(upgrade_at) + timedelta(seconds=1) in wakes
     (notice,) = client.get(NOTICES, headers=follower.headers).json()
     assert (notice["kind"], notice["version"]) == ("upgrade_pending", "1.1.0")
     assert "9 USD" in notice["message"]

@@ -1,10 +1,11 @@
 """Following installs: installed with ``mode: "follow"``, an install moves to each newly
 approved version of its listing (the latest approved one that is not deprecated), with notice.
 
-Each tenant's check (:func:`sync`: the per-tenant task ``follow_latest`` every minute, and
-before the tenant's own upgrade request) finds, for each following install, the listing's
-latest version. A version newer than the install's and not yet announced is announced: a
-``upgrade_pending`` notice (``GET /api/marketplace/notices``, and on the install:
+Each tenant's check (:func:`sync`: the per-tenant task ``follow_latest`` every ten minutes, at
+the time an announced move is due (queued with ``kernel.tasks.enqueue_at`` when it is
+announced), and before the tenant's own upgrade request) finds, for each following install,
+the listing's latest version. A version newer than the install's and not yet announced is
+announced: a ``upgrade_pending`` notice (``GET /api/marketplace/notices``, and on the install:
 ``pending_version``, ``upgrade_at``) naming the version, its tariff and when the install moves,
 ``follow_upgrade_delay_s`` later (setting, default 7 days). When that time has come — or at once
 when the tenant accepts (``POST /api/marketplace/installs/{id}/upgrade``) — the install moves:
@@ -26,6 +27,13 @@ from backplane_marketplace.community_models import Notice
 from backplane_marketplace.deprecation import aware, deprecated_now
 from backplane_marketplace.errors import MarketplaceError
 from backplane_marketplace.models import Install, Listing, ListingVersion
+
+CHECK_SCHEDULE = "*/10 * * * *"
+"""How often each tenant looks for new versions of the listings it follows (a task per tenant
+each time: new versions are announced ``follow_upgrade_delay_s`` before they move, so minutes
+matter little; the moves themselves are queued for their time)."""
+WAKE_SLACK = timedelta(seconds=1)
+"""Added to a move's time: a worker whose clock runs a little behind still finds it due."""
 
 
 async def latest_version(
@@ -146,6 +154,8 @@ async def sync(kernel: Kernel, now: datetime | None = None) -> int:
                 f"{install.upgrade_at.isoformat()}, or when you accept it",
                 install.upgrade_at,
             )
+            if install.upgrade_at > now:  # the move runs then, not at the next periodic check
+                await kernel.tasks.enqueue_at(install.upgrade_at + WAKE_SLACK, follow_latest)
         if aware(install.upgrade_at) <= now:
             await move(kernel, install, latest)
             moved += 1
@@ -175,5 +185,5 @@ async def accept(kernel: Kernel, install_id: object) -> Install:
 
 
 async def follow_latest(kernel: Kernel) -> None:
-    """Every minute, per tenant: :func:`sync`."""
+    """Per tenant, every ten minutes and at each announced move's time: :func:`sync`."""
     await sync(kernel)

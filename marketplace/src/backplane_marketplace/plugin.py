@@ -119,10 +119,12 @@ async def invoice_closing(
 @hookimpl
 def register_tasks(register: Any) -> None:
     from backplane import Task
-    from backplane_marketplace.follow import follow_latest
+    from backplane_marketplace.follow import CHECK_SCHEDULE, follow_latest
 
     # Following installs: announce new versions, move those whose delay has passed.
-    register(Task(actor=follow_latest, queue="marketplace", schedule="* * * * *", per_tenant=True))
+    register(
+        Task(actor=follow_latest, queue="marketplace", schedule=CHECK_SCHEDULE, per_tenant=True)
+    )
 
 
 @hookimpl
