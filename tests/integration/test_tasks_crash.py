@@ -38,6 +38,10 @@ def setup(data_dir: Path) -> dict[str, Any]:
         "BACKPLANE_PLUGINS": "kitchen_sink",
         "BACKPLANE_TASKS__RELAY_INTERVAL_S": "0.1",
         "BACKPLANE_TASKS__POLL_INTERVAL_MS": "100",
+        # Each check is a fresh `backplane` process; on a loaded machine (CI runs two test
+        # processes beside these servers) PostgreSQL once took longer than the default 5 s to
+        # answer one's connection.
+        "BACKPLANE_DB__CONNECT_TIMEOUT_S": "30",
     }
     return env
 
