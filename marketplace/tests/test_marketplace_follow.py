@@ -27,7 +27,12 @@ LISTINGS = "/api/marketplace/listings"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backplane_environ(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return environ_for(request, tmp_path) | {"BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0"}
+    return environ_for(request, tmp_path) | {
+        "BACKPLANE_INFERENCE__METERING_OVERLAP_S": "0",
+        # a webhook endpoint on this machine records which events the follower is sent
+        "BACKPLANE_WEBHOOKS__ALLOW_HTTP": "true",
+        "BACKPLANE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true",
+    }
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -85,6 +90,21 @@ def test_following_installs_get_a_notice_then_move(
     )
     assert made.status_code == 201, made.text
     install = made.json()
+    hook = client.post(
+        "/api/billing/webhooks",
+        json={
+            "url": "http://127.0.0.1:9/hook",
+            "event_types": ["marketplace.upgrade_pending", "marketplace.upgraded"],
+        },
+        headers=follower.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    deliveries = f"/api/billing/webhooks/{hook.json()['id']}/deliveries"
+
+    def events_sent() -> list[str]:
+        found = client.get(deliveries, headers=follower.headers).json()
+        return sorted(d["event_type"] for d in found)
+
     assert (install["mode"], install["version"], install["pending_version"]) == (
         "follow",
         "1.0.0",
@@ -121,6 +141,7 @@ def test_following_installs_get_a_notice_then_move(
     assert "9 USD" in notice["message"]
     assert client.get(NOTICES, headers=pinned.headers).json() == []
     assert client.get(INSTALLS, headers=pinned.headers).json()[0]["pending_version"] is None
+    assert events_sent() == ["marketplace.upgrade_pending"]  # the notice, once
 
     # Only the tenant itself accepts, and only for a following install with a notice.
     upgrade = f"{INSTALLS}/{install['id']}/upgrade"
@@ -132,6 +153,7 @@ def test_following_installs_get_a_notice_then_move(
     assert (accepted.json()["version"], accepted.json()["pending_version"]) == ("1.1.0", None)
     assert accepted.json()["pricing"]["unit_price"] == 9
     assert client.post(upgrade, headers=follower.headers).status_code == 409  # nothing pending
+    assert events_sent() == ["marketplace.upgrade_pending", "marketplace.upgraded"]
     # Same name, new version: calls keep working, billed at the new tariff.
     assert (
         client.post(

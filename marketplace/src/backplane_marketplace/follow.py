@@ -65,6 +65,18 @@ async def _notice(
                 )
             )
             await db.flush()
+            # the same notice as a platform event: the tenant's live stream and webhooks
+            await kernel.events.emit(
+                f"marketplace.{kind}",
+                {
+                    "install_id": str(install.id),
+                    "model": install.model_name,
+                    "listing_id": str(install.listing_id),
+                    "version": version.version,
+                    "effective_at": at.isoformat(),
+                    "message": message,
+                },
+            )
     except IntegrityError:
         pass  # told already
 

@@ -117,6 +117,27 @@ async def invoice_closing(
 
 
 @hookimpl
+def register_event_types(register: Any) -> None:
+    from backplane import EventType
+
+    # Every member may read the notices (``marketplace.read``): live to the tenant's stream,
+    # and to its webhook endpoints subscribed by name.
+    register(
+        EventType(
+            name="marketplace.upgrade_pending",
+            description="A following install will move to a newly approved version: when, and "
+            "at what tariff (the notice of GET /api/marketplace/notices)",
+            live=True,
+        ),
+        EventType(
+            name="marketplace.upgraded",
+            description="A following install moved to a new version (its notice)",
+            live=True,
+        ),
+    )
+
+
+@hookimpl
 def register_tasks(register: Any) -> None:
     from backplane import Task
     from backplane_marketplace.follow import CHECK_SCHEDULE, follow_latest
