@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,10 +52,17 @@ def stack(data_dir: Path, db_env: dict[str, str]) -> Iterator[tuple[list[Any], S
 
 
 def upload(client: Any, tenant: SeededTenant, data: bytes, **fields: str) -> Any:
+    """Upload as a client does: a 503 (on SQLite, the database's one writer was busy, and
+    nothing was written) is tried again after its ``Retry-After``, up to five times."""
     files = {"file": ("m.onnx", data, "application/octet-stream")}
-    return client.post(
-        "/api/models", files=files, data={"name": "scorer", **fields}, headers=tenant.headers
-    )
+    for _ in range(5):
+        answer = client.post(
+            "/api/models", files=files, data={"name": "scorer", **fields}, headers=tenant.headers
+        )
+        if answer.status_code != 503:
+            break
+        time.sleep(min(2.0, float(answer.headers.get("Retry-After", "1"))))
+    return answer
 
 
 def test_concurrent_uploads_get_distinct_versions(stack: tuple[list[Any], SeededTenant]) -> None:
